@@ -1,0 +1,621 @@
+//! The catalog: products, their variants, the identifiers a variant is found by, and how each
+//! variant is taxed and sold.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::barcode::{BarcodeError, EmbeddedValue, Gtin, RcnLayout};
+use crate::quantity::UnitOfSale;
+
+/// Errors from building catalog entries or looking items up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// A SKU with characters or a length Kassa does not accept.
+    #[error("sku `{value}` must be 1 to 64 characters of letters, digits, `-`, `_`, `.` or `/`")]
+    BadSku {
+        /// The text as given.
+        value: String,
+    },
+    /// A PLU that is not 1 to 6 digits.
+    #[error("plu `{value}` must be 1 to 6 digits")]
+    BadPlu {
+        /// The text as given.
+        value: String,
+    },
+    /// A tax category code Kassa does not accept.
+    #[error("tax category `{value}` must be 1 to 32 characters of a-z, 0-9, `-` or `_`")]
+    BadTaxCategory {
+        /// The text as given.
+        value: String,
+    },
+    /// A variant that is sold in no channel.
+    #[error("variant `{sku}` is sold in no channel")]
+    NoChannel {
+        /// The variant's SKU.
+        sku: Sku,
+    },
+    /// An empty name.
+    #[error("{what} name must not be empty")]
+    EmptyName {
+        /// Which name.
+        what: &'static str,
+    },
+    /// A product without variants.
+    #[error("product `{product}` has no variants")]
+    NoVariants {
+        /// The product id.
+        product: String,
+    },
+    /// The same SKU on two variants.
+    #[error("sku `{sku}` is used by more than one variant")]
+    DuplicateSku {
+        /// The SKU.
+        sku: Sku,
+    },
+    /// One identifier pointing at two variants.
+    #[error("identifier `{identifier}` belongs to both `{first}` and `{second}`")]
+    DuplicateIdentifier {
+        /// The identifier.
+        identifier: String,
+        /// The variant that had it first.
+        first: Sku,
+        /// The variant that claimed it too.
+        second: Sku,
+    },
+    /// Nothing in the catalog has this code.
+    #[error("no item with {kind} `{code}`")]
+    NotFound {
+        /// What kind of code was looked up.
+        kind: &'static str,
+        /// The code as given.
+        code: String,
+    },
+    /// The scanned code is not a valid barcode.
+    #[error(transparent)]
+    Barcode(#[from] BarcodeError),
+}
+
+/// A stock-keeping unit: the canonical identity of one variant, chain-wide.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sku(String);
+
+impl Sku {
+    /// Parses a SKU; surrounding whitespace is trimmed.
+    pub fn parse(value: &str) -> Result<Self, CatalogError> {
+        let trimmed = value.trim();
+        let ok = !trimmed.is_empty()
+            && trimmed.len() <= 64
+            && trimmed
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+        if ok {
+            Ok(Sku(trimmed.to_owned()))
+        } else {
+            Err(CatalogError::BadSku {
+                value: value.to_owned(),
+            })
+        }
+    }
+
+    /// The SKU as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Sku {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for Sku {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A price look-up code typed at the till or embedded in a scale label (1 to 6 digits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Plu(String);
+
+impl Plu {
+    /// Parses a PLU; leading zeros are not significant (`04011` is `4011`).
+    pub fn parse(value: &str) -> Result<Self, CatalogError> {
+        let trimmed = value.trim();
+        if trimmed.is_empty() || trimmed.len() > 6 || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CatalogError::BadPlu {
+                value: value.to_owned(),
+            });
+        }
+        let canonical = trimmed.trim_start_matches('0');
+        Ok(Plu(if canonical.is_empty() {
+            "0".to_owned()
+        } else {
+            canonical.to_owned()
+        }))
+    }
+
+    /// The PLU as text, without leading zeros.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A tax category such as `standard`, `reduced`, `food`, `zero` or `exempt`; jurisdictions
+/// give each category its rates.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaxCategory(String);
+
+impl TaxCategory {
+    /// Parses a category code.
+    pub fn parse(value: &str) -> Result<Self, CatalogError> {
+        let ok = !value.is_empty()
+            && value.len() <= 32
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_'));
+        if ok {
+            Ok(TaxCategory(value.to_owned()))
+        } else {
+            Err(CatalogError::BadTaxCategory {
+                value: value.to_owned(),
+            })
+        }
+    }
+
+    /// The category code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TaxCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for TaxCategory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Another code a variant is found by, besides its SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Identifier {
+    /// A GS1 barcode.
+    Gtin(Gtin),
+    /// A price look-up code.
+    Plu(Plu),
+    /// An id from a system the chain used before (kept for returns and reconciliation).
+    Legacy {
+        /// The legacy system, such as `shopify` or `lightspeed-r`.
+        system: String,
+        /// The id in that system.
+        id: String,
+    },
+}
+
+impl Identifier {
+    /// A normalised key that is equal for equal identifiers (GTINs as GTIN-14).
+    pub fn key(&self) -> String {
+        match self {
+            Identifier::Gtin(g) => format!("gtin:{}", g.to_gtin14()),
+            Identifier::Plu(p) => format!("plu:{}", p.as_str()),
+            Identifier::Legacy { system, id } => format!("legacy:{system}:{id}"),
+        }
+    }
+}
+
+/// Where a variant may be sold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Channels {
+    /// Sold at the till.
+    pub store: bool,
+    /// Sold in the web shop.
+    pub online: bool,
+}
+
+impl Channels {
+    /// Sold everywhere.
+    pub const ALL: Channels = Channels {
+        store: true,
+        online: true,
+    };
+    /// Sold only in stores.
+    pub const STORE_ONLY: Channels = Channels {
+        store: true,
+        online: false,
+    };
+    /// Sold only online.
+    pub const ONLINE_ONLY: Channels = Channels {
+        store: false,
+        online: true,
+    };
+}
+
+/// One sellable variant of a product (a size, a colour, a pack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    sku: Sku,
+    name: String,
+    identifiers: Vec<Identifier>,
+    tax_category: TaxCategory,
+    unit: UnitOfSale,
+    channels: Channels,
+}
+
+impl Variant {
+    /// A variant; the name must not be empty and at least one channel must be set.
+    pub fn new(
+        sku: Sku,
+        name: &str,
+        identifiers: Vec<Identifier>,
+        tax_category: TaxCategory,
+        unit: UnitOfSale,
+        channels: Channels,
+    ) -> Result<Self, CatalogError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(CatalogError::EmptyName { what: "variant" });
+        }
+        if !channels.store && !channels.online {
+            return Err(CatalogError::NoChannel { sku });
+        }
+        Ok(Variant {
+            sku,
+            name: name.to_owned(),
+            identifiers,
+            tax_category,
+            unit,
+            channels,
+        })
+    }
+
+    /// The canonical SKU.
+    pub fn sku(&self) -> &Sku {
+        &self.sku
+    }
+    /// The name shown on the till and the receipt.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Barcodes, PLUs and legacy ids.
+    pub fn identifiers(&self) -> &[Identifier] {
+        &self.identifiers
+    }
+    /// The tax category.
+    pub fn tax_category(&self) -> &TaxCategory {
+        &self.tax_category
+    }
+    /// How it is sold.
+    pub fn unit(&self) -> UnitOfSale {
+        self.unit
+    }
+    /// Where it is sold.
+    pub fn channels(&self) -> Channels {
+        self.channels
+    }
+}
+
+/// A product and its variants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    id: String,
+    name: String,
+    variants: Vec<Variant>,
+}
+
+impl Product {
+    /// A product with at least one variant.
+    pub fn new(id: &str, name: &str, variants: Vec<Variant>) -> Result<Self, CatalogError> {
+        crate::ids::check_code("product id", id, 64).map_err(|_| CatalogError::BadSku {
+            value: id.to_owned(),
+        })?;
+        if name.trim().is_empty() {
+            return Err(CatalogError::EmptyName { what: "product" });
+        }
+        if variants.is_empty() {
+            return Err(CatalogError::NoVariants {
+                product: id.to_owned(),
+            });
+        }
+        Ok(Product {
+            id: id.to_owned(),
+            name: name.trim().to_owned(),
+            variants,
+        })
+    }
+
+    /// The product id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The product name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The variants.
+    pub fn variants(&self) -> &[Variant] {
+        &self.variants
+    }
+}
+
+/// A consistent catalog: every SKU and every identifier names exactly one variant.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    products: Vec<Product>,
+    by_sku: BTreeMap<Sku, (usize, usize)>,
+    by_identifier: BTreeMap<String, Sku>,
+}
+
+/// What a scanned or typed code resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanMatch<'a> {
+    /// The variant.
+    pub variant: &'a Variant,
+    /// A price or weight embedded in a scale label, if the code was one.
+    pub embedded: Option<EmbeddedValue>,
+}
+
+impl Catalog {
+    /// Builds the catalog, rejecting duplicate SKUs and identifiers shared by two variants.
+    pub fn build(products: Vec<Product>) -> Result<Self, CatalogError> {
+        let mut by_sku = BTreeMap::new();
+        let mut by_identifier: BTreeMap<String, Sku> = BTreeMap::new();
+        for (p, product) in products.iter().enumerate() {
+            for (v, variant) in product.variants.iter().enumerate() {
+                if by_sku.insert(variant.sku.clone(), (p, v)).is_some() {
+                    return Err(CatalogError::DuplicateSku {
+                        sku: variant.sku.clone(),
+                    });
+                }
+                for identifier in &variant.identifiers {
+                    let key = identifier.key();
+                    if let Some(first) = by_identifier.get(&key) {
+                        if first != &variant.sku {
+                            return Err(CatalogError::DuplicateIdentifier {
+                                identifier: key,
+                                first: first.clone(),
+                                second: variant.sku.clone(),
+                            });
+                        }
+                    }
+                    by_identifier.insert(key, variant.sku.clone());
+                }
+            }
+        }
+        Ok(Catalog {
+            products,
+            by_sku,
+            by_identifier,
+        })
+    }
+
+    /// The products.
+    pub fn products(&self) -> &[Product] {
+        &self.products
+    }
+
+    /// All variants, in catalog order.
+    pub fn variants(&self) -> impl Iterator<Item = &Variant> {
+        self.products.iter().flat_map(|p| p.variants.iter())
+    }
+
+    /// The variant with this SKU.
+    pub fn by_sku(&self, sku: &Sku) -> Option<&Variant> {
+        let (p, v) = self.by_sku.get(sku)?;
+        self.products.get(*p)?.variants.get(*v)
+    }
+
+    /// The variant with this identifier.
+    pub fn by_identifier(&self, identifier: &Identifier) -> Option<&Variant> {
+        let sku = self.by_identifier.get(&identifier.key())?;
+        self.by_sku(sku)
+    }
+
+    /// Resolves what a cashier scanned or typed: a barcode (a scale label when a layout
+    /// matches its prefix; its item reference is looked up as a PLU), then a PLU, then a SKU.
+    pub fn resolve(
+        &self,
+        code: &str,
+        layouts: &[RcnLayout],
+    ) -> Result<ScanMatch<'_>, CatalogError> {
+        let code = code.trim();
+        let all_digits = !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit());
+        if all_digits && matches!(code.len(), 8 | 12 | 13 | 14) {
+            let gtin = Gtin::parse(code)?;
+            for layout in layouts {
+                if let Some(label) = layout.decode(&gtin)? {
+                    let plu = Plu::parse(&label.item_ref)?;
+                    let variant = self.by_identifier(&Identifier::Plu(plu)).ok_or_else(|| {
+                        CatalogError::NotFound {
+                            kind: "scale label item",
+                            code: label.item_ref.clone(),
+                        }
+                    })?;
+                    return Ok(ScanMatch {
+                        variant,
+                        embedded: Some(label.value),
+                    });
+                }
+            }
+            if let Some(variant) = self.by_identifier(&Identifier::Gtin(gtin)) {
+                return Ok(ScanMatch {
+                    variant,
+                    embedded: None,
+                });
+            }
+        }
+        if all_digits && code.len() <= 6 {
+            if let Some(variant) = Plu::parse(code)
+                .ok()
+                .and_then(|plu| self.by_identifier(&Identifier::Plu(plu)))
+            {
+                return Ok(ScanMatch {
+                    variant,
+                    embedded: None,
+                });
+            }
+        }
+        if let Some(variant) = Sku::parse(code).ok().and_then(|sku| self.by_sku(&sku)) {
+            return Ok(ScanMatch {
+                variant,
+                embedded: None,
+            });
+        }
+        Err(CatalogError::NotFound {
+            kind: "code",
+            code: code.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::barcode::EmbeddedKind;
+
+    fn variant(sku: &str, ids: Vec<Identifier>, unit: UnitOfSale) -> Variant {
+        Variant::new(
+            Sku::parse(sku).unwrap(),
+            sku,
+            ids,
+            TaxCategory::parse("standard").unwrap(),
+            unit,
+            Channels::ALL,
+        )
+        .unwrap()
+    }
+
+    fn catalog() -> Catalog {
+        Catalog::build(vec![
+            Product::new(
+                "tee",
+                "T-shirt",
+                vec![
+                    variant(
+                        "TEE-S",
+                        vec![Identifier::Gtin(Gtin::parse("4006381333931").unwrap())],
+                        UnitOfSale::Each,
+                    ),
+                    variant("TEE-M", vec![], UnitOfSale::Each),
+                ],
+            )
+            .unwrap(),
+            Product::new(
+                "apples",
+                "Apples",
+                vec![variant(
+                    "APPLE-KG",
+                    vec![Identifier::Plu(Plu::parse("4131").unwrap())],
+                    UnitOfSale::Weight,
+                )],
+            )
+            .unwrap(),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn resolves_barcodes_plus_skus_and_plus() {
+        let c = catalog();
+        assert_eq!(
+            c.resolve("4006381333931", &[])
+                .unwrap()
+                .variant
+                .sku()
+                .as_str(),
+            "TEE-S"
+        );
+        // The same GTIN with its leading zero, as some scanners send it.
+        assert_eq!(
+            c.resolve("04006381333931", &[])
+                .unwrap()
+                .variant
+                .sku()
+                .as_str(),
+            "TEE-S"
+        );
+        assert_eq!(
+            c.resolve("TEE-M", &[]).unwrap().variant.sku().as_str(),
+            "TEE-M"
+        );
+        assert_eq!(
+            c.resolve("04131", &[]).unwrap().variant.sku().as_str(),
+            "APPLE-KG"
+        );
+        assert_eq!(
+            c.resolve("NOPE", &[]).unwrap_err().to_string(),
+            "no item with code `NOPE`"
+        );
+        assert!(matches!(
+            c.resolve("4006381333932", &[]),
+            Err(CatalogError::Barcode(BarcodeError::CheckDigit { .. }))
+        ));
+    }
+
+    #[test]
+    fn resolves_scale_labels_through_their_plu() {
+        let c = catalog();
+        let layout = RcnLayout::ean13_item5_value5(&["21"], EmbeddedKind::Weight);
+        // 21 04131 01250 + check digit: 1.250 kg of apples.
+        let payload = "210413101250";
+        let check = crate::barcode::gtin_check_digit(payload).unwrap();
+        let code = format!("{payload}{check}");
+        let found = c.resolve(&code, std::slice::from_ref(&layout)).unwrap();
+        assert_eq!(found.variant.sku().as_str(), "APPLE-KG");
+        assert_eq!(found.embedded, Some(EmbeddedValue::Weight { grams: 1250 }));
+    }
+
+    #[test]
+    fn rejects_duplicates() {
+        let dup = Catalog::build(vec![
+            Product::new("a", "A", vec![variant("X", vec![], UnitOfSale::Each)]).unwrap(),
+            Product::new("b", "B", vec![variant("X", vec![], UnitOfSale::Each)]).unwrap(),
+        ]);
+        assert_eq!(
+            dup.unwrap_err().to_string(),
+            "sku `X` is used by more than one variant"
+        );
+        let plu = || vec![Identifier::Plu(Plu::parse("1").unwrap())];
+        let dup = Catalog::build(vec![
+            Product::new(
+                "a",
+                "A",
+                vec![
+                    variant("X", plu(), UnitOfSale::Each),
+                    variant("Y", plu(), UnitOfSale::Each),
+                ],
+            )
+            .unwrap(),
+        ]);
+        assert_eq!(
+            dup.unwrap_err().to_string(),
+            "identifier `plu:1` belongs to both `X` and `Y`"
+        );
+    }
+
+    #[test]
+    fn codes_are_validated() {
+        assert!(Sku::parse("A B").is_err());
+        assert!(Plu::parse("1234567").is_err());
+        assert!(TaxCategory::parse("Standard").is_err());
+        assert!(
+            Variant::new(
+                Sku::parse("X").unwrap(),
+                "x",
+                vec![],
+                TaxCategory::parse("standard").unwrap(),
+                UnitOfSale::Each,
+                Channels {
+                    store: false,
+                    online: false
+                }
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,298 @@
+//! Ledger events: the past-tense facts a terminal appends, each with its identity, and the
+//! fold that turns them into stock movements.
+
+use crate::catalog::Sku;
+use crate::ids::{EventId, StaffId, StoreId, TerminalId};
+use crate::money::Money;
+use crate::quantity::Quantity;
+use crate::sale::{PricedCart, PricedReturn, Settlement, Tender};
+use crate::time::Hlc;
+
+/// Who and when: the identity every event is born with at the till.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    /// UUIDv7, unique chain-wide.
+    pub id: EventId,
+    /// The store the terminal belongs to.
+    pub store: StoreId,
+    /// The terminal that appended it.
+    pub terminal: TerminalId,
+    /// The terminal's gap-free sequence number, from 1.
+    pub seq: u64,
+    /// The hybrid-logical-clock reading when it was appended.
+    pub hlc: Hlc,
+}
+
+/// A ledger event: identity plus fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Identity.
+    pub meta: EventMeta,
+    /// The fact.
+    pub body: EventBody,
+}
+
+/// Why stock was adjusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdjustmentReason {
+    /// Goods received from a supplier.
+    Received,
+    /// Damaged and written off.
+    Damaged,
+    /// Lost or stolen (shrink).
+    Shrink,
+    /// Any other correction.
+    Correction,
+}
+
+impl AdjustmentReason {
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdjustmentReason::Received => "received",
+            AdjustmentReason::Damaged => "damaged",
+            AdjustmentReason::Shrink => "shrink",
+            AdjustmentReason::Correction => "correction",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "received" => Some(AdjustmentReason::Received),
+            "damaged" => Some(AdjustmentReason::Damaged),
+            "shrink" => Some(AdjustmentReason::Shrink),
+            "correction" => Some(AdjustmentReason::Correction),
+            _ => None,
+        }
+    }
+}
+
+/// Which leg of a transfer between stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransferLeg {
+    /// Left the sending store.
+    Shipped,
+    /// Arrived at the receiving store.
+    Received,
+}
+
+/// Paid into or out of the drawer outside a sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CashMovementKind {
+    /// Cash put into the drawer (change top-up).
+    PaidIn,
+    /// Cash taken out (a delivery paid, a bank drop).
+    PaidOut,
+}
+
+/// A completed sale, with everything a receipt reprint or an audit needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleCompleted {
+    /// Receipt number, unique per terminal.
+    pub receipt: String,
+    /// The cashier, when signed in.
+    pub cashier: Option<StaffId>,
+    /// The priced lines and taxes.
+    pub cart: PricedCart,
+    /// Tenders as given.
+    pub tenders: Vec<Tender>,
+    /// Totals, rounding, change.
+    pub settlement: Settlement,
+}
+
+/// A sale voided right after it completed (the last sale of the terminal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleVoided {
+    /// The voided sale's event.
+    pub sale: EventId,
+    /// Its receipt number.
+    pub receipt: String,
+    /// Why.
+    pub reason: String,
+    /// The lines whose stock goes back.
+    pub lines: Vec<(Sku, Quantity)>,
+    /// What goes back to the customer.
+    pub refund: Money,
+}
+
+/// Goods returned by a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnCompleted {
+    /// Return receipt number, unique per terminal.
+    pub receipt: String,
+    /// The original sale's receipt number, when returned with a receipt.
+    pub original_receipt: Option<String>,
+    /// The reason (required without a receipt).
+    pub reason: Option<String>,
+    /// What was returned and refunded.
+    pub refund: PricedReturn,
+    /// How the refund was paid out.
+    pub tenders: Vec<Tender>,
+}
+
+/// The facts a terminal records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventBody {
+    /// A sale was completed and paid.
+    SaleCompleted(SaleCompleted),
+    /// The last sale was voided.
+    SaleVoided(SaleVoided),
+    /// Goods were returned.
+    ReturnCompleted(ReturnCompleted),
+    /// Stock was adjusted by a signed quantity in thousandths.
+    StockAdjusted {
+        /// The variant.
+        sku: Sku,
+        /// Signed change in thousandths of a unit.
+        delta_milli: i64,
+        /// Why.
+        reason: AdjustmentReason,
+        /// A free-text note.
+        note: Option<String>,
+    },
+    /// A physical count set on-hand as of this event's clock reading.
+    StockCounted {
+        /// The variant.
+        sku: Sku,
+        /// What was counted, in thousandths (may be zero).
+        counted_milli: i64,
+    },
+    /// One leg of a transfer between stores.
+    StockTransferred {
+        /// The transfer's id, shared by both legs.
+        transfer: String,
+        /// The variant.
+        sku: Sku,
+        /// How much.
+        quantity: Quantity,
+        /// Sending store.
+        from: StoreId,
+        /// Receiving store.
+        to: StoreId,
+        /// Which leg this event records.
+        leg: TransferLeg,
+    },
+    /// A cashier opened a shift with a counted float.
+    ShiftOpened {
+        /// The shift's id.
+        shift: String,
+        /// Who.
+        staff: StaffId,
+        /// The counted float.
+        float: Money,
+    },
+    /// A shift was closed with a blind count; everything up to `up_to_seq` belongs to it.
+    ShiftClosed {
+        /// The shift's id.
+        shift: String,
+        /// Who closed it.
+        staff: StaffId,
+        /// The last sequence number of the terminal that belongs to the shift.
+        up_to_seq: u64,
+        /// Cash the ledger expects in the drawer.
+        expected: Money,
+        /// Cash counted.
+        counted: Money,
+    },
+    /// Cash paid in or out of the drawer.
+    CashMovement {
+        /// The shift's id.
+        shift: String,
+        /// In or out.
+        kind: CashMovementKind,
+        /// How much.
+        amount: Money,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl EventBody {
+    /// The event's type name, as on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::SaleCompleted(_) => "SaleCompleted",
+            EventBody::SaleVoided(_) => "SaleVoided",
+            EventBody::ReturnCompleted(_) => "ReturnCompleted",
+            EventBody::StockAdjusted { .. } => "StockAdjusted",
+            EventBody::StockCounted { .. } => "StockCounted",
+            EventBody::StockTransferred { .. } => "StockTransferred",
+            EventBody::ShiftOpened { .. } => "ShiftOpened",
+            EventBody::ShiftClosed { .. } => "ShiftClosed",
+            EventBody::CashMovement { .. } => "CashMovement",
+        }
+    }
+}
+
+/// What an event does to one location's stock of one SKU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StockEffect {
+    /// Add a signed quantity (thousandths).
+    Move(i64),
+    /// Set on-hand to this quantity as of the event's clock reading.
+    Count(i64),
+}
+
+/// One stock consequence of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockMovement {
+    /// Where.
+    pub location: StoreId,
+    /// What.
+    pub sku: Sku,
+    /// How.
+    pub effect: StockEffect,
+}
+
+/// The stock movements an event implies. Sales take stock out, returns and voids put it back,
+/// a transfer leaves the sender when shipped and reaches the receiver when received.
+pub fn stock_movements(event: &Event) -> Vec<StockMovement> {
+    let here = &event.meta.store;
+    let moved = |location: &StoreId, sku: &Sku, delta: i64| StockMovement {
+        location: location.clone(),
+        sku: sku.clone(),
+        effect: StockEffect::Move(delta),
+    };
+    match &event.body {
+        EventBody::SaleCompleted(sale) => sale
+            .cart
+            .lines
+            .iter()
+            .map(|l| moved(here, &l.sku, -l.quantity.milli()))
+            .collect(),
+        EventBody::SaleVoided(void) => void
+            .lines
+            .iter()
+            .map(|(sku, q)| moved(here, sku, q.milli()))
+            .collect(),
+        EventBody::ReturnCompleted(ret) => ret
+            .refund
+            .lines
+            .iter()
+            .map(|l| moved(here, &l.sku, l.quantity.milli()))
+            .collect(),
+        EventBody::StockAdjusted {
+            sku, delta_milli, ..
+        } => vec![moved(here, sku, *delta_milli)],
+        EventBody::StockCounted { sku, counted_milli } => vec![StockMovement {
+            location: here.clone(),
+            sku: sku.clone(),
+            effect: StockEffect::Count(*counted_milli),
+        }],
+        EventBody::StockTransferred {
+            sku,
+            quantity,
+            from,
+            to,
+            leg,
+            ..
+        } => match leg {
+            TransferLeg::Shipped => vec![moved(from, sku, -quantity.milli())],
+            TransferLeg::Received => vec![moved(to, sku, quantity.milli())],
+        },
+        EventBody::ShiftOpened { .. }
+        | EventBody::ShiftClosed { .. }
+        | EventBody::CashMovement { .. } => Vec::new(),
+    }
+}

@@ -1,0 +1,716 @@
+//! Pricing a cart, settling it with tenders, and pricing returns: the one calculation that the
+//! till and head office both run.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use crate::catalog::{Sku, TaxCategory};
+use crate::money::{Currency, Money, MoneyError, RoundingMode, allocate_integer};
+use crate::quantity::{Quantity, QuantityError, UnitOfSale};
+use crate::tax::{
+    CashRounding, Jurisdiction, PricingMode, RoundingLevel, TaxError, TaxRate, exact_taxes,
+};
+use crate::time::Timestamp;
+
+/// Errors from pricing, settling or returning.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaleError {
+    /// A line's price is in another currency than the store's.
+    #[error("line {line}: price is in {found}, but the store trades in {expected}")]
+    LineCurrency {
+        /// Line index (0-based).
+        line: usize,
+        /// The store's currency.
+        expected: Currency,
+        /// The line's currency.
+        found: Currency,
+    },
+    /// A line's quantity does not fit its unit of sale.
+    #[error("line {line}: {source}")]
+    LineQuantity {
+        /// Line index (0-based).
+        line: usize,
+        /// What was wrong.
+        source: QuantityError,
+    },
+    /// A discount larger than what it applies to, or not positive.
+    #[error("{target}: discount {discount} is not between zero and {limit}")]
+    Discount {
+        /// `line N` or `cart`.
+        target: String,
+        /// The discount.
+        discount: String,
+        /// The amount it applies to.
+        limit: String,
+    },
+    /// A percentage outside 0–100.
+    #[error("discount percent `{value}` must be greater than 0 and at most 100")]
+    BadPercent {
+        /// The text or value as given.
+        value: String,
+    },
+    /// A sale without lines.
+    #[error("a sale needs at least one line")]
+    NoLines,
+    /// A tender that is zero or negative.
+    #[error("tender {index}: amount must be greater than zero")]
+    TenderNotPositive {
+        /// Tender index (0-based).
+        index: usize,
+    },
+    /// A tender in another currency.
+    #[error("tender {index}: amount is in {found}, but the sale is in {expected}")]
+    TenderCurrency {
+        /// Tender index (0-based).
+        index: usize,
+        /// The sale's currency.
+        expected: Currency,
+        /// The tender's currency.
+        found: Currency,
+    },
+    /// Tenders do not cover the amount due.
+    #[error("tenders {tendered} do not cover the amount due {due}")]
+    TendersShort {
+        /// The amount due.
+        due: Money,
+        /// The sum of tenders.
+        tendered: Money,
+    },
+    /// Card, gift card and store credit together exceed the amount due; only cash gives change.
+    #[error("non-cash tenders {non_cash} exceed the amount due {due}; only cash gives change")]
+    NonCashOverTender {
+        /// The amount due.
+        due: Money,
+        /// The sum of non-cash tenders.
+        non_cash: Money,
+    },
+    /// A return names a line the sale does not have.
+    #[error("return line {index}: the sale has no line {line}")]
+    NoSuchLine {
+        /// Index in the return request.
+        index: usize,
+        /// The line asked for.
+        line: usize,
+    },
+    /// A return of more than is left to return on a line.
+    #[error(
+        "return of line {line}: {requested} asked, but only {left} of {sold} sold is left to return"
+    )]
+    ReturnExceedsSold {
+        /// Line of the sale.
+        line: usize,
+        /// Quantity asked for.
+        requested: Quantity,
+        /// Quantity sold on that line.
+        sold: Quantity,
+        /// What is left after earlier returns (may be zero).
+        left: String,
+    },
+    /// A tax rule was missing or wrong.
+    #[error(transparent)]
+    Tax(#[from] TaxError),
+    /// An amount overflowed or mixed currencies.
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+/// A percentage discount, greater than 0 and at most 100, exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Percent(Decimal);
+
+impl Percent {
+    /// Parses `10`, `12.5` …
+    pub fn parse(value: &str) -> Result<Self, SaleError> {
+        let bad = || SaleError::BadPercent {
+            value: value.to_owned(),
+        };
+        let trimmed = value.trim();
+        if trimmed.is_empty() || !trimmed.chars().all(|c| c.is_ascii_digit() || c == '.') {
+            return Err(bad());
+        }
+        let d = Decimal::from_str_exact(trimmed).map_err(|_| bad())?;
+        Percent::new(d).ok_or_else(bad)
+    }
+
+    /// An exact percentage, `None` outside 0 < p ≤ 100.
+    pub fn new(value: Decimal) -> Option<Self> {
+        (value > Decimal::ZERO && value <= Decimal::ONE_HUNDRED).then(|| Percent(value.normalize()))
+    }
+
+    /// The percentage (`12.5` for 12.5 %).
+    pub fn value(&self) -> Decimal {
+        self.0
+    }
+}
+
+/// A discount on a line or on the whole cart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Discount {
+    /// A percentage of the amount.
+    Percent(Percent),
+    /// A fixed amount off.
+    Amount(Money),
+}
+
+/// A line as the till asks for it: what, how much, at which price and tax category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineInput {
+    /// The variant.
+    pub sku: Sku,
+    /// The name printed on the receipt.
+    pub name: String,
+    /// Unit price (per piece, kg or litre), from the pricebook or a scale label.
+    pub unit_price: Money,
+    /// Quantity.
+    pub quantity: Quantity,
+    /// How it is sold.
+    pub unit: UnitOfSale,
+    /// Its tax category.
+    pub tax_category: TaxCategory,
+    /// A line discount.
+    pub discount: Option<Discount>,
+}
+
+/// Tax on one line for one component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineTax {
+    /// Component code (`VAT`, `GST`).
+    pub code: String,
+    /// The rate.
+    pub rate: TaxRate,
+    /// The tax, in minor units of the sale's currency.
+    pub amount: Money,
+}
+
+/// A priced line: every amount the receipt and the books need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedLine {
+    /// The variant.
+    pub sku: Sku,
+    /// The receipt name.
+    pub name: String,
+    /// Quantity.
+    pub quantity: Quantity,
+    /// How it is sold.
+    pub unit: UnitOfSale,
+    /// Its tax category.
+    pub tax_category: TaxCategory,
+    /// Unit price.
+    pub unit_price: Money,
+    /// Unit price × quantity, before discounts.
+    pub extended: Money,
+    /// The line's own discount.
+    pub line_discount: Money,
+    /// This line's share of the cart discount.
+    pub cart_discount: Money,
+    /// Net of tax, after discounts.
+    pub net: Money,
+    /// Taxes by component.
+    pub taxes: Vec<LineTax>,
+    /// Net plus taxes: what the customer pays for this line.
+    pub gross: Money,
+}
+
+/// One row of the tax breakdown: a component at a rate, with its taxable base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaxSummary {
+    /// Component code.
+    pub code: String,
+    /// Rate.
+    pub rate: TaxRate,
+    /// The net the tax was levied on.
+    pub base: Money,
+    /// The tax.
+    pub amount: Money,
+}
+
+/// A priced cart: lines, tax breakdown and totals; nothing here came from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedCart {
+    /// The currency.
+    pub currency: Currency,
+    /// Whether prices included tax when this was priced.
+    pub pricing: PricingMode,
+    /// Priced lines, in the order given.
+    pub lines: Vec<PricedLine>,
+    /// Tax per component and rate.
+    pub taxes: Vec<TaxSummary>,
+    /// Sum of extended amounts before discounts.
+    pub subtotal: Money,
+    /// Line and cart discounts together.
+    pub discount_total: Money,
+    /// Sum of nets.
+    pub net_total: Money,
+    /// Sum of taxes.
+    pub tax_total: Money,
+    /// What the goods cost, taxes included (before any cash rounding).
+    pub total: Money,
+}
+
+/// Prices `lines` with an optional cart discount under `jurisdiction`'s rules at `at`.
+pub fn price_cart(
+    jurisdiction: &Jurisdiction,
+    lines: &[LineInput],
+    cart_discount: Option<Discount>,
+    at: Timestamp,
+) -> Result<PricedCart, SaleError> {
+    let currency = jurisdiction.currency();
+    let mode = jurisdiction.rounding().mode;
+    let mut after_line_discount = Vec::with_capacity(lines.len());
+    let mut extended = Vec::with_capacity(lines.len());
+    let mut line_discounts = Vec::with_capacity(lines.len());
+    for (index, line) in lines.iter().enumerate() {
+        if line.unit_price.currency() != currency {
+            return Err(SaleError::LineCurrency {
+                line: index,
+                expected: currency,
+                found: line.unit_price.currency(),
+            });
+        }
+        line.quantity
+            .check_unit(line.unit)
+            .map_err(|source| SaleError::LineQuantity {
+                line: index,
+                source,
+            })?;
+        let amount = Decimal::from(line.unit_price.minor()) * line.quantity.to_decimal();
+        let ext = Money::from_minor(mode.round_to_integer(amount)?, currency);
+        let discount = discount_amount(line.discount, ext, mode, || format!("line {index}"))?;
+        extended.push(ext);
+        line_discounts.push(discount);
+        after_line_discount.push(ext.checked_sub(discount)?);
+    }
+    let before_cart = Money::sum(currency, &after_line_discount)?;
+    let cart_total_discount = discount_amount(cart_discount, before_cart, mode, || "cart".into())?;
+    let weights: Vec<u128> = after_line_discount
+        .iter()
+        .map(|m| u128::try_from(m.minor()).unwrap_or(0))
+        .collect();
+    let cart_shares = if lines.is_empty() {
+        Vec::new()
+    } else {
+        cart_total_discount.allocate(&weights)?
+    };
+    let amounts: Vec<Money> = after_line_discount
+        .iter()
+        .zip(&cart_shares)
+        .map(|(a, s)| a.checked_sub(*s))
+        .collect::<Result<_, _>>()?;
+
+    // Tax per line and component, exact first.
+    let pricing = jurisdiction.pricing();
+    let mut exact: Vec<Vec<(String, TaxRate, Decimal)>> = Vec::with_capacity(lines.len());
+    for (line, amount) in lines.iter().zip(&amounts) {
+        let components = jurisdiction.components(&line.tax_category, at)?;
+        let taxes = exact_taxes(Decimal::from(amount.minor()), components, pricing);
+        exact.push(
+            components
+                .iter()
+                .zip(taxes)
+                .map(|(c, t)| (c.code().to_owned(), c.rate(), t))
+                .collect(),
+        );
+    }
+    let rounded = round_taxes(&exact, jurisdiction.rounding().level, mode)?;
+
+    let mut priced = Vec::with_capacity(lines.len());
+    for (index, line) in lines.iter().enumerate() {
+        let taxes: Vec<LineTax> = exact[index]
+            .iter()
+            .zip(&rounded[index])
+            .map(|((code, rate, _), minor)| LineTax {
+                code: code.clone(),
+                rate: *rate,
+                amount: Money::from_minor(*minor, currency),
+            })
+            .collect();
+        let tax = Money::sum(currency, taxes.iter().map(|t| &t.amount))?;
+        let (net, gross) = match pricing {
+            PricingMode::Inclusive => (amounts[index].checked_sub(tax)?, amounts[index]),
+            PricingMode::Exclusive => (amounts[index], amounts[index].checked_add(tax)?),
+        };
+        priced.push(PricedLine {
+            sku: line.sku.clone(),
+            name: line.name.clone(),
+            quantity: line.quantity,
+            unit: line.unit,
+            tax_category: line.tax_category.clone(),
+            unit_price: line.unit_price,
+            extended: extended[index],
+            line_discount: line_discounts[index],
+            cart_discount: cart_shares[index],
+            net,
+            taxes,
+            gross,
+        });
+    }
+    summarise(currency, pricing, priced)
+}
+
+/// Builds the tax breakdown and totals of priced lines.
+fn summarise(
+    currency: Currency,
+    pricing: PricingMode,
+    lines: Vec<PricedLine>,
+) -> Result<PricedCart, SaleError> {
+    let mut breakdown: BTreeMap<(String, TaxRate), (Money, Money)> = BTreeMap::new();
+    for line in &lines {
+        for tax in &line.taxes {
+            let entry = breakdown
+                .entry((tax.code.clone(), tax.rate))
+                .or_insert((Money::zero(currency), Money::zero(currency)));
+            entry.0 = entry.0.checked_add(line.net)?;
+            entry.1 = entry.1.checked_add(tax.amount)?;
+        }
+    }
+    let taxes = breakdown
+        .into_iter()
+        .map(|((code, rate), (base, amount))| TaxSummary {
+            code,
+            rate,
+            base,
+            amount,
+        })
+        .collect();
+    let sum = |f: fn(&PricedLine) -> Money| -> Result<Money, MoneyError> {
+        lines
+            .iter()
+            .try_fold(Money::zero(currency), |acc, l| acc.checked_add(f(l)))
+    };
+    let subtotal = sum(|l| l.extended)?;
+    let line_disc = sum(|l| l.line_discount)?;
+    let cart_disc = sum(|l| l.cart_discount)?;
+    let net_total = sum(|l| l.net)?;
+    let total = sum(|l| l.gross)?;
+    Ok(PricedCart {
+        currency,
+        pricing,
+        subtotal,
+        discount_total: line_disc.checked_add(cart_disc)?,
+        net_total,
+        tax_total: total.checked_sub(net_total)?,
+        total,
+        lines,
+        taxes,
+    })
+}
+
+fn discount_amount(
+    discount: Option<Discount>,
+    of: Money,
+    mode: RoundingMode,
+    target: impl Fn() -> String,
+) -> Result<Money, SaleError> {
+    let amount = match discount {
+        None => return Ok(Money::zero(of.currency())),
+        Some(Discount::Percent(p)) => Money::from_minor(
+            mode.round_to_integer(Decimal::from(of.minor()) * p.value() / Decimal::ONE_HUNDRED)?,
+            of.currency(),
+        ),
+        Some(Discount::Amount(a)) => a,
+    };
+    if amount.currency() != of.currency() || amount.is_negative() || amount.minor() > of.minor() {
+        return Err(SaleError::Discount {
+            target: target(),
+            discount: amount.to_string(),
+            limit: of.to_string(),
+        });
+    }
+    Ok(amount)
+}
+
+/// Rounds exact taxes per line (line level) or per component and rate over the document,
+/// allocated back to the lines in proportion to their exact tax (document level).
+fn round_taxes(
+    exact: &[Vec<(String, TaxRate, Decimal)>],
+    level: RoundingLevel,
+    mode: RoundingMode,
+) -> Result<Vec<Vec<i64>>, SaleError> {
+    let mut rounded: Vec<Vec<i64>> = exact
+        .iter()
+        .map(|line| {
+            line.iter()
+                .map(|(_, _, t)| mode.round_to_integer(*t))
+                .collect::<Result<_, _>>()
+        })
+        .collect::<Result<_, _>>()?;
+    if level == RoundingLevel::Line {
+        return Ok(rounded);
+    }
+    // Members of each (component, rate) group: (line, component index, exact tax).
+    type Member = (usize, usize, Decimal);
+    let mut groups: BTreeMap<(&str, TaxRate), Vec<Member>> = BTreeMap::new();
+    for (l, line) in exact.iter().enumerate() {
+        for (c, (code, rate, tax)) in line.iter().enumerate() {
+            groups
+                .entry((code.as_str(), *rate))
+                .or_default()
+                .push((l, c, *tax));
+        }
+    }
+    let scale = Decimal::from(1_000_000_000_u64);
+    for members in groups.values() {
+        let total: Decimal = members.iter().map(|m| m.2).sum();
+        let total = mode.round_to_integer(total)?;
+        let weights: Vec<u128> = members
+            .iter()
+            .map(|m| {
+                let scaled = (m.2 * scale).round();
+                u128::try_from(scaled).unwrap_or(0)
+            })
+            .collect();
+        let parts = allocate_integer(i128::from(total), &weights)?;
+        for (member, part) in members.iter().zip(parts) {
+            rounded[member.0][member.1] =
+                i64::try_from(part).map_err(|_| MoneyError::Overflow {
+                    operation: "tax allocation",
+                })?;
+        }
+    }
+    Ok(rounded)
+}
+
+/// How a customer pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TenderKind {
+    /// Notes and coins; the only tender that gives change.
+    Cash,
+    /// A payment card through the terminal.
+    Card,
+    /// A gift card.
+    GiftCard,
+    /// Store credit.
+    StoreCredit,
+}
+
+impl TenderKind {
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenderKind::Cash => "cash",
+            TenderKind::Card => "card",
+            TenderKind::GiftCard => "gift-card",
+            TenderKind::StoreCredit => "store-credit",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "cash" => Some(TenderKind::Cash),
+            "card" => Some(TenderKind::Card),
+            "gift-card" => Some(TenderKind::GiftCard),
+            "store-credit" => Some(TenderKind::StoreCredit),
+            _ => None,
+        }
+    }
+}
+
+/// One payment towards a sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tender {
+    /// How.
+    pub kind: TenderKind,
+    /// How much was handed over or authorised.
+    pub amount: Money,
+    /// A reference (card payment reference, gift card number), never card data.
+    pub reference: Option<String>,
+}
+
+/// The money side of a completed sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The goods' total.
+    pub total: Money,
+    /// Cash rounding (due minus total); zero unless paid in cash only where it applies.
+    pub cash_rounding: Money,
+    /// What the customer owes: total plus cash rounding.
+    pub due: Money,
+    /// What was handed over.
+    pub tendered: Money,
+    /// Change given back, in cash.
+    pub change: Money,
+}
+
+/// Settles a priced cart with tenders: applies cash rounding when every tender is cash,
+/// refuses card over-tender (only cash gives change) and tenders short of what is due.
+pub fn settle(
+    cart: &PricedCart,
+    tenders: &[Tender],
+    cash_rounding: Option<CashRounding>,
+) -> Result<Settlement, SaleError> {
+    let currency = cart.currency;
+    for (index, tender) in tenders.iter().enumerate() {
+        if tender.amount.currency() != currency {
+            return Err(SaleError::TenderCurrency {
+                index,
+                expected: currency,
+                found: tender.amount.currency(),
+            });
+        }
+        if !tender.amount.is_positive() {
+            return Err(SaleError::TenderNotPositive { index });
+        }
+    }
+    let all_cash = !tenders.is_empty() && tenders.iter().all(|t| t.kind == TenderKind::Cash);
+    let due = match cash_rounding {
+        Some(rounding) if all_cash => rounding.round(cart.total)?,
+        _ => cart.total,
+    };
+    let tendered = Money::sum(currency, tenders.iter().map(|t| &t.amount))?;
+    let non_cash = Money::sum(
+        currency,
+        tenders
+            .iter()
+            .filter(|t| t.kind != TenderKind::Cash)
+            .map(|t| &t.amount),
+    )?;
+    if non_cash.minor() > due.minor() {
+        return Err(SaleError::NonCashOverTender { due, non_cash });
+    }
+    if tendered.minor() < due.minor() {
+        return Err(SaleError::TendersShort { due, tendered });
+    }
+    Ok(Settlement {
+        total: cart.total,
+        cash_rounding: due.checked_sub(cart.total)?,
+        due,
+        tendered,
+        change: tendered.checked_sub(due)?,
+    })
+}
+
+/// A line of a return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnedLine {
+    /// The line of the original sale.
+    pub sale_line: usize,
+    /// The variant.
+    pub sku: Sku,
+    /// Quantity returned.
+    pub quantity: Quantity,
+    /// Net refunded.
+    pub net: Money,
+    /// Tax refunded, by component.
+    pub taxes: Vec<LineTax>,
+    /// Gross refunded.
+    pub gross: Money,
+}
+
+/// A priced return against an earlier sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedReturn {
+    /// The returned lines.
+    pub lines: Vec<ReturnedLine>,
+    /// Gross of the returned lines.
+    pub total: Money,
+    /// This return's share of the sale's cash rounding.
+    pub cash_rounding: Money,
+    /// What goes back to the customer: total plus the cash rounding share.
+    pub refund: Money,
+}
+
+/// `value × part / whole`, rounded half away from zero.
+fn prorate(value: i64, part: i64, whole: i64) -> Result<i64, MoneyError> {
+    if whole == 0 {
+        return Ok(0);
+    }
+    let exact = Decimal::from(value) * Decimal::from(part) / Decimal::from(whole);
+    RoundingMode::HalfUp.round_to_integer(exact)
+}
+
+/// Prices the return of `request` (sale line, quantity) against a sale whose lines were
+/// `cart` and money side `settlement`, after earlier returns of `returned_milli` per line.
+///
+/// Each amount is refunded as the difference of its cumulative pro-rata share before and after
+/// this return, so a sale returned in any number of steps refunds exactly what was charged —
+/// line by line, tax by tax, and the cash rounding too.
+pub fn price_return(
+    cart: &PricedCart,
+    settlement: &Settlement,
+    returned_milli: &[i64],
+    request: &[(usize, Quantity)],
+) -> Result<PricedReturn, SaleError> {
+    let currency = cart.currency;
+    let already = |line: usize| returned_milli.get(line).copied().unwrap_or(0);
+    let mut asked: BTreeMap<usize, i64> = BTreeMap::new();
+    for (index, (line, quantity)) in request.iter().enumerate() {
+        let sold = cart
+            .lines
+            .get(*line)
+            .ok_or(SaleError::NoSuchLine { index, line: *line })?;
+        let total_asked = asked.entry(*line).or_insert(0);
+        *total_asked += quantity.milli();
+        let left = sold.quantity.milli() - already(*line);
+        if *total_asked > left {
+            return Err(SaleError::ReturnExceedsSold {
+                line: *line,
+                requested: *quantity,
+                sold: sold.quantity,
+                left: Quantity::from_milli(left).map_or_else(|_| "0".into(), |q| q.to_string()),
+            });
+        }
+    }
+    let share = |value: Money, line: &PricedLine, milli: i64| -> Result<i64, MoneyError> {
+        prorate(value.minor(), milli, line.quantity.milli())
+    };
+    let mut lines = Vec::new();
+    let mut gross_before = 0_i64;
+    let mut gross_after = 0_i64;
+    for (index, line) in cart.lines.iter().enumerate() {
+        let before = already(index);
+        let now = asked.get(&index).copied().unwrap_or(0);
+        gross_before += share(line.gross, line, before)?;
+        gross_after += share(line.gross, line, before + now)?;
+        if now == 0 {
+            continue;
+        }
+        let delta = |value: Money| -> Result<Money, MoneyError> {
+            Ok(Money::from_minor(
+                share(value, line, before + now)? - share(value, line, before)?,
+                currency,
+            ))
+        };
+        let gross = delta(line.gross)?;
+        let taxes = line
+            .taxes
+            .iter()
+            .map(|t| {
+                Ok(LineTax {
+                    code: t.code.clone(),
+                    rate: t.rate,
+                    amount: delta(t.amount)?,
+                })
+            })
+            .collect::<Result<Vec<_>, MoneyError>>()?;
+        let tax = Money::sum(currency, taxes.iter().map(|t| &t.amount))?;
+        lines.push(ReturnedLine {
+            sale_line: index,
+            sku: line.sku.clone(),
+            quantity: Quantity::from_milli(now).map_err(|source| SaleError::LineQuantity {
+                line: index,
+                source,
+            })?,
+            net: gross.checked_sub(tax)?,
+            taxes,
+            gross,
+        });
+    }
+    let total = Money::sum(currency, lines.iter().map(|l| &l.gross))?;
+    let rounding = settlement.cash_rounding.minor();
+    let whole = settlement.total.minor();
+    let cash_rounding = Money::from_minor(
+        prorate(rounding, gross_after, whole)? - prorate(rounding, gross_before, whole)?,
+        currency,
+    );
+    Ok(PricedReturn {
+        refund: total.checked_add(cash_rounding)?,
+        lines,
+        total,
+        cash_rounding,
+    })
+}
+
+#[cfg(test)]
+mod tests;
