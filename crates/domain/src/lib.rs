@@ -19,6 +19,7 @@ pub mod money;
 pub mod presets;
 pub mod pricebook;
 pub mod quantity;
+pub mod receipt;
 pub mod sale;
 pub mod stock;
 pub mod tax;

@@ -1,0 +1,329 @@
+//! JSON shapes shared by the store node's HTTP API and the basket file: lines, discounts and
+//! tenders in; priced carts and receipts out. Amounts are decimal strings in major units
+//! (`"11.99"`), never JSON numbers, so no float ever touches money.
+
+use domain::catalog::{Sku, TaxCategory};
+use domain::sale::{Discount, LineInput, Percent, PricedCart, Settlement, Tender, TenderKind};
+use domain::{Currency, Money, Quantity, UnitOfSale};
+use serde::{Deserialize, Serialize};
+
+use crate::FieldError;
+use crate::error::AtField;
+
+/// A discount as sent: `{"percent": "10"}` or `{"amount": "1.50"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum DiscountDto {
+    /// A percentage, greater than 0 and at most 100.
+    Percent(String),
+    /// A fixed amount in major units.
+    Amount(String),
+}
+
+impl DiscountDto {
+    /// The domain discount, in `currency`.
+    pub fn parse(&self, currency: Currency, field: &str) -> Result<Discount, FieldError> {
+        match self {
+            DiscountDto::Percent(p) => Percent::parse(p)
+                .map(Discount::Percent)
+                .at(|| format!("{field}.percent")),
+            DiscountDto::Amount(a) => Money::parse_major(a, currency)
+                .map(Discount::Amount)
+                .at(|| format!("{field}.amount")),
+        }
+    }
+}
+
+/// A tender as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenderDto {
+    /// `cash`, `card`, `gift-card` or `store-credit`.
+    pub kind: String,
+    /// Amount in major units.
+    pub amount: String,
+    /// Payment reference (never card data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// Parses tenders, naming `tenders[i].field` on error.
+pub fn parse_tenders(tenders: &[TenderDto], currency: Currency) -> Result<Vec<Tender>, FieldError> {
+    tenders
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let kind = TenderKind::parse(&t.kind).ok_or_else(|| {
+                FieldError::new(
+                    format!("tenders[{i}].kind"),
+                    format!("`{}` is not one of cash, card, gift-card, store-credit", t.kind),
+                )
+            })?;
+            let amount =
+                Money::parse_major(&t.amount, currency).at(|| format!("tenders[{i}].amount"))?;
+            Ok(Tender {
+                kind,
+                amount,
+                reference: t.reference.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A fully described line, as in a basket file (no catalog needed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasketLineDto {
+    /// SKU.
+    pub sku: String,
+    /// Receipt name.
+    pub name: String,
+    /// Unit price in major units.
+    pub price: String,
+    /// Quantity (default 1).
+    #[serde(default = "one")]
+    pub quantity: String,
+    /// `each`, `kg` or `l` (default each).
+    #[serde(default = "each")]
+    pub unit: String,
+    /// Tax category.
+    pub tax: String,
+    /// Line discount.
+    #[serde(default)]
+    pub discount: Option<DiscountDto>,
+}
+
+fn one() -> String {
+    "1".into()
+}
+
+fn each() -> String {
+    "each".into()
+}
+
+/// A basket file: a jurisdiction, an instant, lines, an optional cart discount and tenders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasketFile {
+    /// Jurisdiction code (`AT`, `CA-QC`, …).
+    pub jurisdiction: String,
+    /// When the sale happens (RFC 3339); defaults to now.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// Store name for the receipt header.
+    #[serde(default)]
+    pub store_name: Option<String>,
+    /// Lines.
+    pub lines: Vec<BasketLineDto>,
+    /// Cart discount.
+    #[serde(default)]
+    pub discount: Option<DiscountDto>,
+    /// Tenders.
+    #[serde(default)]
+    pub tenders: Vec<TenderDto>,
+}
+
+impl BasketFile {
+    /// The lines as domain inputs, in `currency`.
+    pub fn lines(&self, currency: Currency) -> Result<Vec<LineInput>, FieldError> {
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let f = |name: &str| format!("lines[{i}].{name}");
+                let unit = UnitOfSale::parse(&l.unit).ok_or_else(|| {
+                    FieldError::new(f("unit"), format!("`{}` is not one of each, kg, l", l.unit))
+                })?;
+                Ok(LineInput {
+                    sku: Sku::parse(&l.sku).at(|| f("sku"))?,
+                    name: l.name.clone(),
+                    unit_price: Money::parse_major(&l.price, currency).at(|| f("price"))?,
+                    quantity: Quantity::parse(&l.quantity).at(|| f("quantity"))?,
+                    unit,
+                    tax_category: TaxCategory::parse(&l.tax).at(|| f("tax"))?,
+                    discount: l
+                        .discount
+                        .as_ref()
+                        .map(|d| d.parse(currency, &f("discount")))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The instant, if given.
+    pub fn at(&self) -> Result<Option<domain::Timestamp>, FieldError> {
+        self.at.as_deref().map(parse_instant).transpose().at(|| "at".into())
+    }
+}
+
+/// Parses an RFC 3339 instant into a domain timestamp.
+pub fn parse_instant(value: &str) -> Result<domain::Timestamp, FieldError> {
+    let ts: jiff::Timestamp = value
+        .parse()
+        .map_err(|e| FieldError::new("instant", format!("`{value}` is not an RFC 3339 instant: {e}")))?;
+    Ok(domain::Timestamp::from_millis(ts.as_millisecond()))
+}
+
+/// An amount as shown to clients.
+fn show(m: Money) -> String {
+    m.amount_string()
+}
+
+/// Tax on a line or in the breakdown, as shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxView {
+    /// Component code.
+    pub code: String,
+    /// Rate in percent.
+    pub rate: String,
+    /// Taxable base (breakdown only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Tax amount.
+    pub amount: String,
+}
+
+/// A priced line as shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineView {
+    /// SKU.
+    pub sku: String,
+    /// Name.
+    pub name: String,
+    /// Quantity.
+    pub quantity: String,
+    /// Unit of sale.
+    pub unit: String,
+    /// Unit price.
+    pub unit_price: String,
+    /// Price × quantity.
+    pub extended: String,
+    /// Line discount plus its share of the cart discount.
+    pub discount: String,
+    /// Net of tax.
+    pub net: String,
+    /// Taxes.
+    pub taxes: Vec<TaxView>,
+    /// What the customer pays for the line.
+    pub gross: String,
+}
+
+/// A priced cart (and, once paid, its settlement) as shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartView {
+    /// Currency code.
+    pub currency: String,
+    /// Lines.
+    pub lines: Vec<LineView>,
+    /// Tax breakdown.
+    pub taxes: Vec<TaxView>,
+    /// Before discounts.
+    pub subtotal: String,
+    /// All discounts.
+    pub discount_total: String,
+    /// Net total.
+    pub net_total: String,
+    /// Tax total.
+    pub tax_total: String,
+    /// Goods total.
+    pub total: String,
+    /// Cash rounding, once settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_rounding: Option<String>,
+    /// Amount due, once settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<String>,
+    /// Tendered, once settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tendered: Option<String>,
+    /// Change, once settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+}
+
+impl CartView {
+    /// The view of a priced cart, with its settlement if paid.
+    pub fn new(cart: &PricedCart, settlement: Option<&Settlement>) -> Self {
+        CartView {
+            currency: cart.currency.code().to_owned(),
+            lines: cart
+                .lines
+                .iter()
+                .map(|l| LineView {
+                    sku: l.sku.to_string(),
+                    name: l.name.clone(),
+                    quantity: l.quantity.to_string(),
+                    unit: l.unit.as_str().to_owned(),
+                    unit_price: show(l.unit_price),
+                    extended: show(l.extended),
+                    discount: show(Money::from_minor(
+                        l.line_discount.minor() + l.cart_discount.minor(),
+                        cart.currency,
+                    )),
+                    net: show(l.net),
+                    taxes: l
+                        .taxes
+                        .iter()
+                        .map(|t| TaxView {
+                            code: t.code.clone(),
+                            rate: t.rate.percent().to_string(),
+                            base: None,
+                            amount: show(t.amount),
+                        })
+                        .collect(),
+                    gross: show(l.gross),
+                })
+                .collect(),
+            taxes: cart
+                .taxes
+                .iter()
+                .map(|t| TaxView {
+                    code: t.code.clone(),
+                    rate: t.rate.percent().to_string(),
+                    base: Some(show(t.base)),
+                    amount: show(t.amount),
+                })
+                .collect(),
+            subtotal: show(cart.subtotal),
+            discount_total: show(cart.discount_total),
+            net_total: show(cart.net_total),
+            tax_total: show(cart.tax_total),
+            total: show(cart.total),
+            cash_rounding: settlement.map(|s| show(s.cash_rounding)),
+            due: settlement.map(|s| show(s.due)),
+            tendered: settlement.map(|s| show(s.tendered)),
+            change: settlement.map(|s| show(s.change)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basket_errors_name_the_field() {
+        let basket: BasketFile = serde_json::from_str(
+            r#"{"jurisdiction":"AT","lines":[{"sku":"A","name":"a","price":"1.00","tax":"standard"},
+                {"sku":"B","name":"b","price":"1.005","tax":"standard"}]}"#,
+        )
+        .unwrap();
+        let err = basket.lines(Currency::EUR).unwrap_err();
+        assert_eq!(err.field, "lines[1].price");
+        assert_eq!(
+            err.to_string(),
+            "lines[1].price: amount `1.005` has more than 2 decimals, the minor unit of EUR"
+        );
+        let tenders = [TenderDto {
+            kind: "cheque".into(),
+            amount: "1".into(),
+            reference: None,
+        }];
+        assert_eq!(
+            parse_tenders(&tenders, Currency::EUR).unwrap_err().field,
+            "tenders[0].kind"
+        );
+        assert!(serde_json::from_str::<BasketFile>(r#"{"jurisdiction":"AT","lines":[],"x":1}"#).is_err());
+    }
+}

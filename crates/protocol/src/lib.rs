@@ -1,0 +1,9 @@
+//! Kassa's wire and storage formats: the JSON the store node's API speaks, the basket file,
+//! and (with the ledger) the canonical encoding of events. Every outside value becomes a domain
+//! type here, once; a rejection names the field and the reason.
+#![deny(missing_docs)]
+
+pub mod api;
+mod error;
+
+pub use error::FieldError;
