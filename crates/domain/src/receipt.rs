@@ -77,14 +77,21 @@ pub fn render(
             ));
         }
         if !line.line_discount.is_zero() {
-            out.push(row("  Discount", &format!("-{}", amount(line.line_discount)), width));
+            out.push(row(
+                "  Discount",
+                &format!("-{}", amount(line.line_discount)),
+                width,
+            ));
         }
     }
     let cart_discount: i64 = cart.lines.iter().map(|l| l.cart_discount.minor()).sum();
     if cart_discount != 0 {
         out.push(row(
             "Cart discount",
-            &format!("-{}", amount(Money::from_minor(cart_discount, cart.currency))),
+            &format!(
+                "-{}",
+                amount(Money::from_minor(cart_discount, cart.currency))
+            ),
             width,
         ));
     }
@@ -92,12 +99,24 @@ pub fn render(
     if cart.pricing == crate::tax::PricingMode::Exclusive {
         out.push(row("Subtotal", &amount(cart.net_total), width));
         for tax in &cart.taxes {
-            out.push(row(&format!("{} {}", tax.code, tax.rate), &amount(tax.amount), width));
+            out.push(row(
+                &format!("{} {}", tax.code, tax.rate),
+                &amount(tax.amount),
+                width,
+            ));
         }
     }
-    out.push(row(&format!("TOTAL {}", cart.currency), &amount(cart.total), width));
+    out.push(row(
+        &format!("TOTAL {}", cart.currency),
+        &amount(cart.total),
+        width,
+    ));
     if !settlement.cash_rounding.is_zero() {
-        out.push(row("Cash rounding", &amount(settlement.cash_rounding), width));
+        out.push(row(
+            "Cash rounding",
+            &amount(settlement.cash_rounding),
+            width,
+        ));
         out.push(row("Due", &amount(settlement.due), width));
     }
     for tender in tenders {
@@ -111,7 +130,12 @@ pub fn render(
         out.push(row("Tax      Net", "Tax", width));
         for tax in &cart.taxes {
             out.push(row(
-                &format!("{} {:<6} {}", tax.code, tax.rate.to_string(), amount(tax.base)),
+                &format!(
+                    "{} {:<6} {}",
+                    tax.code,
+                    tax.rate.to_string(),
+                    amount(tax.base)
+                ),
                 &amount(tax.amount),
                 width,
             ));
@@ -146,7 +170,14 @@ mod tests {
             &ch,
             &[
                 line("BREAD", "Bauernbrot", 420, "1", UnitOfSale::Each, "reduced"),
-                line("CHEESE", "Gruyère AOP", 3290, "0.315", UnitOfSale::Weight, "reduced"),
+                line(
+                    "CHEESE",
+                    "Gruyère AOP",
+                    3290,
+                    "0.315",
+                    UnitOfSale::Weight,
+                    "reduced",
+                ),
                 line("SOAP", "Seife", 395, "2", UnitOfSale::Each, "standard"),
             ],
             None,

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use crate::catalog::{Sku, TaxCategory};
-use crate::money::{Currency, Money, MoneyError, RoundingMode, allocate_integer};
+use crate::money::{Currency, Money, MoneyError, RoundingMode};
 use crate::quantity::{Quantity, QuantityError, UnitOfSale};
 use crate::tax::{
-    CashRounding, Jurisdiction, PricingMode, RoundingLevel, TaxError, TaxRate, exact_taxes,
+    CashRounding, ExactTax, Jurisdiction, PricingMode, RoundingLevel, TaxError, TaxRate,
+    exact_taxes,
 };
 use crate::time::Timestamp;
 
@@ -300,7 +301,7 @@ pub fn price_cart(
 
     // Tax per line and component, exact first.
     let pricing = jurisdiction.pricing();
-    let mut exact: Vec<Vec<(String, TaxRate, Decimal)>> = Vec::with_capacity(lines.len());
+    let mut exact: Vec<Vec<(String, TaxRate, ExactTax)>> = Vec::with_capacity(lines.len());
     for (line, amount) in lines.iter().zip(&amounts) {
         let components = jurisdiction.components(&line.tax_category, at)?;
         let taxes = exact_taxes(Decimal::from(amount.minor()), components, pricing);
@@ -420,10 +421,13 @@ fn discount_amount(
     Ok(amount)
 }
 
-/// Rounds exact taxes per line (line level) or per component and rate over the document,
-/// allocated back to the lines in proportion to their exact tax (document level).
+/// Rounds exact taxes per line (line level), or per component and rate over the document
+/// (document level). At document level each group's exact sum is rounded once and given back to
+/// the lines by largest remainder: every line gets its exact tax rounded down, and the units
+/// left over go to the lines with the largest fractions (ties to the earlier line), so each line
+/// stays within one minor unit of its exact tax and the lines add up to the rounded total.
 fn round_taxes(
-    exact: &[Vec<(String, TaxRate, Decimal)>],
+    exact: &[Vec<(String, TaxRate, ExactTax)>],
     level: RoundingLevel,
     mode: RoundingMode,
 ) -> Result<Vec<Vec<i64>>, SaleError> {
@@ -431,7 +435,7 @@ fn round_taxes(
         .iter()
         .map(|line| {
             line.iter()
-                .map(|(_, _, t)| mode.round_to_integer(*t))
+                .map(|(_, _, t)| mode.round_to_integer(t.value()))
                 .collect::<Result<_, _>>()
         })
         .collect::<Result<_, _>>()?;
@@ -439,7 +443,7 @@ fn round_taxes(
         return Ok(rounded);
     }
     // Members of each (component, rate) group: (line, component index, exact tax).
-    type Member = (usize, usize, Decimal);
+    type Member = (usize, usize, ExactTax);
     let mut groups: BTreeMap<(&str, TaxRate), Vec<Member>> = BTreeMap::new();
     for (l, line) in exact.iter().enumerate() {
         for (c, (code, rate, tax)) in line.iter().enumerate() {
@@ -449,23 +453,36 @@ fn round_taxes(
                 .push((l, c, *tax));
         }
     }
-    let scale = Decimal::from(1_000_000_000_u64);
+    let overflow = || MoneyError::Overflow {
+        operation: "tax rounding",
+    };
     for members in groups.values() {
-        let total: Decimal = members.iter().map(|m| m.2).sum();
-        let total = mode.round_to_integer(total)?;
-        let weights: Vec<u128> = members
-            .iter()
-            .map(|m| {
-                let scaled = (m.2 * scale).round();
-                u128::try_from(scaled).unwrap_or(0)
-            })
-            .collect();
-        let parts = allocate_integer(i128::from(total), &weights)?;
+        // Sum numerators over a shared denominator before dividing, so the sum stays exact.
+        let mut by_denominator: BTreeMap<Decimal, Decimal> = BTreeMap::new();
+        for m in members {
+            *by_denominator.entry(m.2.denominator).or_default() += m.2.numerator;
+        }
+        let sum: Decimal = by_denominator.iter().map(|(d, n)| *n / *d).sum();
+        let total = mode.round_to_integer(sum)?;
+        let mut floors = Vec::with_capacity(members.len());
+        for m in members {
+            let value = m.2.value();
+            let floor = i64::try_from(value.floor()).map_err(|_| overflow())?;
+            floors.push((floor, value - value.floor()));
+        }
+        let mut left = total - floors.iter().map(|f| f.0).sum::<i64>();
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by(|a, b| floors[*b].1.cmp(&floors[*a].1).then(a.cmp(b)));
+        let mut parts: Vec<i64> = floors.iter().map(|f| f.0).collect();
+        for index in order.iter().cycle().take(order.len() * 2) {
+            if left <= 0 {
+                break;
+            }
+            parts[*index] += 1;
+            left -= 1;
+        }
         for (member, part) in members.iter().zip(parts) {
-            rounded[member.0][member.1] =
-                i64::try_from(part).map_err(|_| MoneyError::Overflow {
-                    operation: "tax allocation",
-                })?;
+            rounded[member.0][member.1] = part;
         }
     }
     Ok(rounded)

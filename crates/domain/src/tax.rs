@@ -313,14 +313,31 @@ impl Jurisdiction {
     }
 }
 
-/// Exact tax per component (in minor units, unrounded) on a line `amount` (minor units).
-/// With inclusive pricing `amount` is the gross and the taxes are extracted from it; with
-/// exclusive pricing `amount` is the net and the taxes come on top.
+/// A tax amount kept exact as a fraction (minor units): dividing only once, when it is rounded,
+/// keeps a tax that is exactly half a minor unit from drifting below the half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExactTax {
+    /// Numerator: amount × rate factor, exact.
+    pub numerator: Decimal,
+    /// Denominator: 1 for exclusive pricing, 1 + the sum of factors for inclusive pricing.
+    pub denominator: Decimal,
+}
+
+impl ExactTax {
+    /// The value as a decimal (one division).
+    pub fn value(&self) -> Decimal {
+        self.numerator / self.denominator
+    }
+}
+
+/// Exact tax per component on a line `amount` (minor units). With inclusive pricing `amount` is
+/// the gross and the taxes are extracted from it; with exclusive pricing `amount` is the net and
+/// the taxes come on top.
 pub(crate) fn exact_taxes(
     amount: Decimal,
     components: &[TaxComponent],
     pricing: PricingMode,
-) -> Vec<Decimal> {
+) -> Vec<ExactTax> {
     // Each component's tax per unit of net, compounding where asked.
     let mut factors: Vec<Decimal> = Vec::with_capacity(components.len());
     for component in components {
@@ -331,13 +348,17 @@ pub(crate) fn exact_taxes(
         };
         factors.push(component.rate.fraction() * base);
     }
-    let net = match pricing {
-        PricingMode::Exclusive => amount,
-        PricingMode::Inclusive => {
-            amount / (Decimal::ONE + factors.iter().copied().sum::<Decimal>())
-        }
+    let denominator = match pricing {
+        PricingMode::Exclusive => Decimal::ONE,
+        PricingMode::Inclusive => Decimal::ONE + factors.iter().copied().sum::<Decimal>(),
     };
-    factors.into_iter().map(|f| net * f).collect()
+    factors
+        .into_iter()
+        .map(|f| ExactTax {
+            numerator: amount * f,
+            denominator,
+        })
+        .collect()
 }
 
 #[cfg(test)]

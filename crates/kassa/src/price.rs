@@ -53,7 +53,10 @@ pub fn run(args: &PriceArgs) -> anyhow::Result<()> {
         Some(settle(&cart, &tenders, jurisdiction.cash_rounding())?)
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&CartView::new(&cart, settlement.as_ref()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&CartView::new(&cart, settlement.as_ref()))?
+        );
         return Ok(());
     }
     let when = jiff::Timestamp::from_millisecond(at.millis())?

@@ -56,7 +56,10 @@ pub fn parse_tenders(tenders: &[TenderDto], currency: Currency) -> Result<Vec<Te
             let kind = TenderKind::parse(&t.kind).ok_or_else(|| {
                 FieldError::new(
                     format!("tenders[{i}].kind"),
-                    format!("`{}` is not one of cash, card, gift-card, store-credit", t.kind),
+                    format!(
+                        "`{}` is not one of cash, card, gift-card, store-credit",
+                        t.kind
+                    ),
                 )
             })?;
             let amount =
@@ -153,15 +156,22 @@ impl BasketFile {
 
     /// The instant, if given.
     pub fn at(&self) -> Result<Option<domain::Timestamp>, FieldError> {
-        self.at.as_deref().map(parse_instant).transpose().at(|| "at".into())
+        self.at
+            .as_deref()
+            .map(parse_instant)
+            .transpose()
+            .at(|| "at".into())
     }
 }
 
 /// Parses an RFC 3339 instant into a domain timestamp.
 pub fn parse_instant(value: &str) -> Result<domain::Timestamp, FieldError> {
-    let ts: jiff::Timestamp = value
-        .parse()
-        .map_err(|e| FieldError::new("instant", format!("`{value}` is not an RFC 3339 instant: {e}")))?;
+    let ts: jiff::Timestamp = value.parse().map_err(|e| {
+        FieldError::new(
+            "instant",
+            format!("`{value}` is not an RFC 3339 instant: {e}"),
+        )
+    })?;
     Ok(domain::Timestamp::from_millis(ts.as_millisecond()))
 }
 
@@ -324,6 +334,9 @@ mod tests {
             parse_tenders(&tenders, Currency::EUR).unwrap_err().field,
             "tenders[0].kind"
         );
-        assert!(serde_json::from_str::<BasketFile>(r#"{"jurisdiction":"AT","lines":[],"x":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<BasketFile>(r#"{"jurisdiction":"AT","lines":[],"x":1}"#)
+                .is_err()
+        );
     }
 }

@@ -5,5 +5,7 @@
 
 pub mod api;
 mod error;
+pub mod event;
+pub mod seed;
 
 pub use error::FieldError;

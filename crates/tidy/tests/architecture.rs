@@ -57,15 +57,45 @@ fn allowed(name: &str) -> Option<&'static [&'static str]> {
 /// Crates that must never appear in a crate's dependencies.
 fn forbidden(name: &str) -> &'static [&'static str] {
     const IO: &[&str] = &[
-        "tokio", "async-std", "futures", "serde", "serde_json", "sqlx", "rusqlite", "axum",
-        "hyper", "reqwest", "tower", "tracing", "jiff", "chrono", "time",
+        "tokio",
+        "async-std",
+        "futures",
+        "serde",
+        "serde_json",
+        "sqlx",
+        "rusqlite",
+        "axum",
+        "hyper",
+        "reqwest",
+        "tower",
+        "tracing",
+        "jiff",
+        "chrono",
+        "time",
     ];
     match name {
         "domain" => IO,
-        "protocol" => &["store", "hq", "import", "kassa", "test-support", "sqlx", "axum", "tokio"],
+        "protocol" => &[
+            "store",
+            "hq",
+            "import",
+            "kassa",
+            "test-support",
+            "sqlx",
+            "axum",
+            "tokio",
+        ],
         "store" => &["hq", "import", "kassa", "test-support"],
         "hq" => &["store", "kassa", "test-support"],
-        "import" => &["store", "hq", "kassa", "test-support", "sqlx", "axum", "tokio"],
+        "import" => &[
+            "store",
+            "hq",
+            "kassa",
+            "test-support",
+            "sqlx",
+            "axum",
+            "tokio",
+        ],
         "test-support" => &[],
         _ => &[],
     }
@@ -96,7 +126,10 @@ fn no_crate_reaches_across_a_forbidden_line() {
         if let Some(allow) = allowed(&m.name) {
             for dep in &m.deps {
                 if !allow.contains(&dep.as_str()) {
-                    problems.push(format!("{} may not depend on {dep} (allowed: {allow:?})", m.name));
+                    problems.push(format!(
+                        "{} may not depend on {dep} (allowed: {allow:?})",
+                        m.name
+                    ));
                 }
             }
         }
@@ -107,11 +140,18 @@ fn no_crate_reaches_across_a_forbidden_line() {
         }
         // The test harness is a dev-dependency only.
         if m.name != "kassa" && m.deps.contains("test-support") {
-            problems.push(format!("{} uses test-support outside dev-dependencies", m.name));
+            problems.push(format!(
+                "{} uses test-support outside dev-dependencies",
+                m.name
+            ));
         }
         let _ = &m.dev_deps;
     }
-    assert!(problems.is_empty(), "layering violations:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "layering violations:\n{}",
+        problems.join("\n")
+    );
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -130,8 +170,20 @@ fn domain_does_no_io_reads_no_clock_and_uses_no_floats() {
     let mut files = Vec::new();
     rust_files(&root().join("crates/domain/src"), &mut files);
     let banned = [
-        "f32", "f64", "std::fs", "std::net", "std::env", "std::thread", "std::process",
-        "SystemTime", "Instant::now", "println!", "eprintln!", "now_v7", "new_v4", "unsafe",
+        "f32",
+        "f64",
+        "std::fs",
+        "std::net",
+        "std::env",
+        "std::thread",
+        "std::process",
+        "SystemTime",
+        "Instant::now",
+        "println!",
+        "eprintln!",
+        "now_v7",
+        "new_v4",
+        "unsafe",
     ];
     let mut problems = Vec::new();
     for file in files {
@@ -142,7 +194,8 @@ fn domain_does_no_io_reads_no_clock_and_uses_no_floats() {
                 let hit = code.match_indices(word).any(|(at, _)| {
                     let before = code[..at].chars().next_back();
                     let after = code[at + word.len()..].chars().next();
-                    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                    let ident =
+                        |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
                     !ident(before) && !ident(after)
                 });
                 if hit {
@@ -151,7 +204,11 @@ fn domain_does_no_io_reads_no_clock_and_uses_no_floats() {
             }
         }
     }
-    assert!(problems.is_empty(), "the domain crate must stay pure:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "the domain crate must stay pure:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -166,5 +223,9 @@ fn every_source_file_says_what_it_is_for() {
         })
         .map(|f| f.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a `//!` first line:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` first line:\n{}",
+        missing.join("\n")
+    );
 }

@@ -1,0 +1,751 @@
+//! The canonical encoding of ledger events: the exact bytes the hash chain covers and the sync
+//! wire carries. Defined once, here; JSON with fields in a fixed order, amounts as integer minor
+//! units, quantities as integer thousandths. Changing a byte of it breaks every stored chain, so
+//! golden tests pin it and any change needs a new format version.
+
+use domain::catalog::{Sku, TaxCategory};
+use domain::ids::{EventId, StaffId};
+use domain::ledger::{
+    AdjustmentReason, CashMovementKind, Event, EventBody, EventMeta, ReturnCompleted,
+    SaleCompleted, SaleVoided, TransferLeg,
+};
+use domain::sale::{
+    LineTax, PricedCart, PricedLine, PricedReturn, ReturnedLine, Settlement, TaxSummary, Tender,
+    TenderKind,
+};
+use domain::tax::{PricingMode, TaxRate};
+use domain::{Currency, Hlc, Money, Quantity, StoreId, TerminalId, UnitOfSale};
+use serde::{Deserialize, Serialize};
+
+use crate::FieldError;
+use crate::error::AtField;
+
+/// The format version written into every event.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// An event as encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventDto {
+    /// Format version.
+    pub v: u8,
+    /// Event id (UUID).
+    pub id: String,
+    /// Store id.
+    pub store: String,
+    /// Terminal id.
+    pub terminal: String,
+    /// Sequence number.
+    pub seq: u64,
+    /// Clock reading: wall milliseconds and counter.
+    pub hlc: (i64, u32),
+    /// The fact.
+    pub body: BodyDto,
+}
+
+/// The fact, tagged by event type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum BodyDto {
+    SaleCompleted(SaleDto),
+    SaleVoided(VoidDto),
+    ReturnCompleted(ReturnDto),
+    StockAdjusted {
+        sku: String,
+        delta: i64,
+        reason: String,
+        note: Option<String>,
+    },
+    StockCounted {
+        sku: String,
+        counted: i64,
+    },
+    StockTransferred {
+        transfer: String,
+        sku: String,
+        qty: i64,
+        from: String,
+        to: String,
+        leg: String,
+    },
+    ShiftOpened {
+        shift: String,
+        staff: String,
+        cur: String,
+        float: i64,
+    },
+    ShiftClosed {
+        shift: String,
+        staff: String,
+        up_to_seq: u64,
+        cur: String,
+        expected: i64,
+        counted: i64,
+    },
+    CashMovement {
+        shift: String,
+        kind: String,
+        cur: String,
+        amount: i64,
+        reason: String,
+    },
+}
+
+/// Tax on a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct LineTaxDto {
+    pub code: String,
+    pub rate: String,
+    pub amt: i64,
+}
+
+/// A priced sale line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct SaleLineDto {
+    pub sku: String,
+    pub name: String,
+    pub qty: i64,
+    pub unit: String,
+    pub tax_cat: String,
+    pub price: i64,
+    pub ext: i64,
+    pub ldisc: i64,
+    pub cdisc: i64,
+    pub net: i64,
+    pub taxes: Vec<LineTaxDto>,
+    pub gross: i64,
+}
+
+/// A tax breakdown row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TaxSummaryDto {
+    pub code: String,
+    pub rate: String,
+    pub base: i64,
+    pub amt: i64,
+}
+
+/// A tender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TenderEventDto {
+    pub kind: String,
+    pub amt: i64,
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
+}
+
+/// A completed sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct SaleDto {
+    pub receipt: String,
+    pub cashier: Option<String>,
+    pub cur: String,
+    pub pricing: String,
+    pub lines: Vec<SaleLineDto>,
+    pub taxes: Vec<TaxSummaryDto>,
+    pub subtotal: i64,
+    pub disc: i64,
+    pub net: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub tenders: Vec<TenderEventDto>,
+    pub rounding: i64,
+    pub due: i64,
+    pub tendered: i64,
+    pub change: i64,
+}
+
+/// A voided sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct VoidDto {
+    pub sale: String,
+    pub receipt: String,
+    pub reason: String,
+    pub lines: Vec<(String, i64)>,
+    pub cur: String,
+    pub refund: i64,
+}
+
+/// A returned line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ReturnLineDto {
+    pub line: usize,
+    pub sku: String,
+    pub qty: i64,
+    pub net: i64,
+    pub taxes: Vec<LineTaxDto>,
+    pub gross: i64,
+}
+
+/// A completed return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ReturnDto {
+    pub receipt: String,
+    pub original: Option<String>,
+    pub reason: Option<String>,
+    pub cur: String,
+    pub lines: Vec<ReturnLineDto>,
+    pub total: i64,
+    pub rounding: i64,
+    pub refund: i64,
+    pub tenders: Vec<TenderEventDto>,
+}
+
+fn pricing_str(p: PricingMode) -> &'static str {
+    match p {
+        PricingMode::Inclusive => "inclusive",
+        PricingMode::Exclusive => "exclusive",
+    }
+}
+
+fn line_taxes(taxes: &[LineTax]) -> Vec<LineTaxDto> {
+    taxes
+        .iter()
+        .map(|t| LineTaxDto {
+            code: t.code.clone(),
+            rate: t.rate.percent().to_string(),
+            amt: t.amount.minor(),
+        })
+        .collect()
+}
+
+fn tenders(tenders: &[Tender]) -> Vec<TenderEventDto> {
+    tenders
+        .iter()
+        .map(|t| TenderEventDto {
+            kind: t.kind.as_str().to_owned(),
+            amt: t.amount.minor(),
+            reference: t.reference.clone(),
+        })
+        .collect()
+}
+
+impl From<&Event> for EventDto {
+    fn from(event: &Event) -> Self {
+        let m = &event.meta;
+        EventDto {
+            v: FORMAT_VERSION,
+            id: m.id.to_string(),
+            store: m.store.to_string(),
+            terminal: m.terminal.to_string(),
+            seq: m.seq,
+            hlc: (m.hlc.wall_ms(), m.hlc.counter()),
+            body: BodyDto::from(&event.body),
+        }
+    }
+}
+
+impl From<&EventBody> for BodyDto {
+    fn from(body: &EventBody) -> Self {
+        match body {
+            EventBody::SaleCompleted(s) => BodyDto::SaleCompleted(SaleDto {
+                receipt: s.receipt.clone(),
+                cashier: s.cashier.as_ref().map(ToString::to_string),
+                cur: s.cart.currency.code().to_owned(),
+                pricing: pricing_str(s.cart.pricing).to_owned(),
+                lines: s
+                    .cart
+                    .lines
+                    .iter()
+                    .map(|l| SaleLineDto {
+                        sku: l.sku.to_string(),
+                        name: l.name.clone(),
+                        qty: l.quantity.milli(),
+                        unit: l.unit.as_str().to_owned(),
+                        tax_cat: l.tax_category.to_string(),
+                        price: l.unit_price.minor(),
+                        ext: l.extended.minor(),
+                        ldisc: l.line_discount.minor(),
+                        cdisc: l.cart_discount.minor(),
+                        net: l.net.minor(),
+                        taxes: line_taxes(&l.taxes),
+                        gross: l.gross.minor(),
+                    })
+                    .collect(),
+                taxes: s
+                    .cart
+                    .taxes
+                    .iter()
+                    .map(|t| TaxSummaryDto {
+                        code: t.code.clone(),
+                        rate: t.rate.percent().to_string(),
+                        base: t.base.minor(),
+                        amt: t.amount.minor(),
+                    })
+                    .collect(),
+                subtotal: s.cart.subtotal.minor(),
+                disc: s.cart.discount_total.minor(),
+                net: s.cart.net_total.minor(),
+                tax: s.cart.tax_total.minor(),
+                total: s.cart.total.minor(),
+                tenders: tenders(&s.tenders),
+                rounding: s.settlement.cash_rounding.minor(),
+                due: s.settlement.due.minor(),
+                tendered: s.settlement.tendered.minor(),
+                change: s.settlement.change.minor(),
+            }),
+            EventBody::SaleVoided(v) => BodyDto::SaleVoided(VoidDto {
+                sale: v.sale.to_string(),
+                receipt: v.receipt.clone(),
+                reason: v.reason.clone(),
+                lines: v
+                    .lines
+                    .iter()
+                    .map(|(s, q)| (s.to_string(), q.milli()))
+                    .collect(),
+                cur: v.refund.currency().code().to_owned(),
+                refund: v.refund.minor(),
+            }),
+            EventBody::ReturnCompleted(r) => BodyDto::ReturnCompleted(ReturnDto {
+                receipt: r.receipt.clone(),
+                original: r.original_receipt.clone(),
+                reason: r.reason.clone(),
+                cur: r.refund.total.currency().code().to_owned(),
+                lines: r
+                    .refund
+                    .lines
+                    .iter()
+                    .map(|l| ReturnLineDto {
+                        line: l.sale_line,
+                        sku: l.sku.to_string(),
+                        qty: l.quantity.milli(),
+                        net: l.net.minor(),
+                        taxes: line_taxes(&l.taxes),
+                        gross: l.gross.minor(),
+                    })
+                    .collect(),
+                total: r.refund.total.minor(),
+                rounding: r.refund.cash_rounding.minor(),
+                refund: r.refund.refund.minor(),
+                tenders: tenders(&r.tenders),
+            }),
+            EventBody::StockAdjusted {
+                sku,
+                delta_milli,
+                reason,
+                note,
+            } => BodyDto::StockAdjusted {
+                sku: sku.to_string(),
+                delta: *delta_milli,
+                reason: reason.as_str().to_owned(),
+                note: note.clone(),
+            },
+            EventBody::StockCounted { sku, counted_milli } => BodyDto::StockCounted {
+                sku: sku.to_string(),
+                counted: *counted_milli,
+            },
+            EventBody::StockTransferred {
+                transfer,
+                sku,
+                quantity,
+                from,
+                to,
+                leg,
+            } => BodyDto::StockTransferred {
+                transfer: transfer.clone(),
+                sku: sku.to_string(),
+                qty: quantity.milli(),
+                from: from.to_string(),
+                to: to.to_string(),
+                leg: match leg {
+                    TransferLeg::Shipped => "shipped",
+                    TransferLeg::Received => "received",
+                }
+                .to_owned(),
+            },
+            EventBody::ShiftOpened {
+                shift,
+                staff,
+                float,
+            } => BodyDto::ShiftOpened {
+                shift: shift.clone(),
+                staff: staff.to_string(),
+                cur: float.currency().code().to_owned(),
+                float: float.minor(),
+            },
+            EventBody::ShiftClosed {
+                shift,
+                staff,
+                up_to_seq,
+                expected,
+                counted,
+            } => BodyDto::ShiftClosed {
+                shift: shift.clone(),
+                staff: staff.to_string(),
+                up_to_seq: *up_to_seq,
+                cur: expected.currency().code().to_owned(),
+                expected: expected.minor(),
+                counted: counted.minor(),
+            },
+            EventBody::CashMovement {
+                shift,
+                kind,
+                amount,
+                reason,
+            } => BodyDto::CashMovement {
+                shift: shift.clone(),
+                kind: match kind {
+                    CashMovementKind::PaidIn => "paid-in",
+                    CashMovementKind::PaidOut => "paid-out",
+                }
+                .to_owned(),
+                cur: amount.currency().code().to_owned(),
+                amount: amount.minor(),
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+/// Reads domain values out of DTO fields, naming the field on failure.
+struct Reader<'a> {
+    path: &'a str,
+}
+
+impl Reader<'_> {
+    fn field(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}.{name}", self.path)
+        }
+    }
+    fn currency(&self, name: &str, code: &str) -> Result<Currency, FieldError> {
+        Currency::parse(code).at(|| self.field(name))
+    }
+    fn sku(&self, name: &str, value: &str) -> Result<Sku, FieldError> {
+        Sku::parse(value).at(|| self.field(name))
+    }
+    fn qty(&self, name: &str, milli: i64) -> Result<Quantity, FieldError> {
+        Quantity::from_milli(milli).at(|| self.field(name))
+    }
+    fn rate(&self, name: &str, value: &str) -> Result<TaxRate, FieldError> {
+        TaxRate::parse_percent(value).at(|| self.field(name))
+    }
+    fn store(&self, name: &str, value: &str) -> Result<StoreId, FieldError> {
+        StoreId::parse(value).at(|| self.field(name))
+    }
+    fn staff(&self, name: &str, value: &str) -> Result<StaffId, FieldError> {
+        StaffId::parse(value).at(|| self.field(name))
+    }
+    fn line_taxes(&self, taxes: &[LineTaxDto], cur: Currency) -> Result<Vec<LineTax>, FieldError> {
+        taxes
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                Ok(LineTax {
+                    code: t.code.clone(),
+                    rate: self.rate(&format!("taxes[{i}].rate"), &t.rate)?,
+                    amount: Money::from_minor(t.amt, cur),
+                })
+            })
+            .collect()
+    }
+    fn tenders(
+        &self,
+        tenders: &[TenderEventDto],
+        cur: Currency,
+    ) -> Result<Vec<Tender>, FieldError> {
+        tenders
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let kind = TenderKind::parse(&t.kind).ok_or_else(|| {
+                    FieldError::new(
+                        self.field(&format!("tenders[{i}].kind")),
+                        "unknown tender kind",
+                    )
+                })?;
+                Ok(Tender {
+                    kind,
+                    amount: Money::from_minor(t.amt, cur),
+                    reference: t.reference.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl TryFrom<&EventDto> for Event {
+    type Error = FieldError;
+
+    fn try_from(dto: &EventDto) -> Result<Self, FieldError> {
+        if dto.v != FORMAT_VERSION {
+            return Err(FieldError::new(
+                "v",
+                format!(
+                    "event format {} is not supported (this build reads {FORMAT_VERSION})",
+                    dto.v
+                ),
+            ));
+        }
+        let r = Reader { path: "" };
+        let meta = EventMeta {
+            id: EventId::parse(&dto.id).at(|| "id".into())?,
+            store: r.store("store", &dto.store)?,
+            terminal: TerminalId::parse(&dto.terminal).at(|| "terminal".into())?,
+            seq: dto.seq,
+            hlc: Hlc::new(dto.hlc.0, dto.hlc.1),
+        };
+        if meta.seq == 0 {
+            return Err(FieldError::new("seq", "sequence numbers start at 1"));
+        }
+        let body = body_from(&dto.body)?;
+        Ok(Event { meta, body })
+    }
+}
+
+fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
+    Ok(match dto {
+        BodyDto::SaleCompleted(s) => {
+            let r = Reader { path: "body" };
+            let cur = r.currency("cur", &s.cur)?;
+            let money = |minor| Money::from_minor(minor, cur);
+            let pricing = match s.pricing.as_str() {
+                "inclusive" => PricingMode::Inclusive,
+                "exclusive" => PricingMode::Exclusive,
+                _ => {
+                    return Err(FieldError::new(
+                        "body.pricing",
+                        "must be inclusive or exclusive",
+                    ));
+                }
+            };
+            let lines = s
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let path = format!("body.lines[{i}]");
+                    let r = Reader { path: &path };
+                    Ok(PricedLine {
+                        sku: r.sku("sku", &l.sku)?,
+                        name: l.name.clone(),
+                        quantity: r.qty("qty", l.qty)?,
+                        unit: UnitOfSale::parse(&l.unit)
+                            .ok_or_else(|| FieldError::new(r.field("unit"), "unknown unit"))?,
+                        tax_category: TaxCategory::parse(&l.tax_cat).at(|| r.field("tax_cat"))?,
+                        unit_price: money(l.price),
+                        extended: money(l.ext),
+                        line_discount: money(l.ldisc),
+                        cart_discount: money(l.cdisc),
+                        net: money(l.net),
+                        taxes: r.line_taxes(&l.taxes, cur)?,
+                        gross: money(l.gross),
+                    })
+                })
+                .collect::<Result<Vec<_>, FieldError>>()?;
+            let taxes = s
+                .taxes
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    Ok(TaxSummary {
+                        code: t.code.clone(),
+                        rate: r.rate(&format!("taxes[{i}].rate"), &t.rate)?,
+                        base: money(t.base),
+                        amount: money(t.amt),
+                    })
+                })
+                .collect::<Result<Vec<_>, FieldError>>()?;
+            EventBody::SaleCompleted(SaleCompleted {
+                receipt: s.receipt.clone(),
+                cashier: s
+                    .cashier
+                    .as_deref()
+                    .map(|c| r.staff("cashier", c))
+                    .transpose()?,
+                cart: PricedCart {
+                    currency: cur,
+                    pricing,
+                    lines,
+                    taxes,
+                    subtotal: money(s.subtotal),
+                    discount_total: money(s.disc),
+                    net_total: money(s.net),
+                    tax_total: money(s.tax),
+                    total: money(s.total),
+                },
+                tenders: r.tenders(&s.tenders, cur)?,
+                settlement: Settlement {
+                    total: money(s.total),
+                    cash_rounding: money(s.rounding),
+                    due: money(s.due),
+                    tendered: money(s.tendered),
+                    change: money(s.change),
+                },
+            })
+        }
+        BodyDto::SaleVoided(v) => {
+            let r = Reader { path: "body" };
+            let cur = r.currency("cur", &v.cur)?;
+            EventBody::SaleVoided(SaleVoided {
+                sale: EventId::parse(&v.sale).at(|| "body.sale".into())?,
+                receipt: v.receipt.clone(),
+                reason: v.reason.clone(),
+                lines: v
+                    .lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (sku, q))| {
+                        Ok((
+                            r.sku(&format!("lines[{i}].sku"), sku)?,
+                            r.qty(&format!("lines[{i}].qty"), *q)?,
+                        ))
+                    })
+                    .collect::<Result<_, FieldError>>()?,
+                refund: Money::from_minor(v.refund, cur),
+            })
+        }
+        BodyDto::ReturnCompleted(ret) => {
+            let r = Reader { path: "body" };
+            let cur = r.currency("cur", &ret.cur)?;
+            let lines = ret
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let path = format!("body.lines[{i}]");
+                    let r = Reader { path: &path };
+                    Ok(ReturnedLine {
+                        sale_line: l.line,
+                        sku: r.sku("sku", &l.sku)?,
+                        quantity: r.qty("qty", l.qty)?,
+                        net: Money::from_minor(l.net, cur),
+                        taxes: r.line_taxes(&l.taxes, cur)?,
+                        gross: Money::from_minor(l.gross, cur),
+                    })
+                })
+                .collect::<Result<Vec<_>, FieldError>>()?;
+            EventBody::ReturnCompleted(ReturnCompleted {
+                receipt: ret.receipt.clone(),
+                original_receipt: ret.original.clone(),
+                reason: ret.reason.clone(),
+                refund: PricedReturn {
+                    lines,
+                    total: Money::from_minor(ret.total, cur),
+                    cash_rounding: Money::from_minor(ret.rounding, cur),
+                    refund: Money::from_minor(ret.refund, cur),
+                },
+                tenders: r.tenders(&ret.tenders, cur)?,
+            })
+        }
+        BodyDto::StockAdjusted {
+            sku,
+            delta,
+            reason,
+            note,
+        } => EventBody::StockAdjusted {
+            sku: Reader { path: "body" }.sku("sku", sku)?,
+            delta_milli: *delta,
+            reason: AdjustmentReason::parse(reason)
+                .ok_or_else(|| FieldError::new("body.reason", "unknown adjustment reason"))?,
+            note: note.clone(),
+        },
+        BodyDto::StockCounted { sku, counted } => EventBody::StockCounted {
+            sku: Reader { path: "body" }.sku("sku", sku)?,
+            counted_milli: *counted,
+        },
+        BodyDto::StockTransferred {
+            transfer,
+            sku,
+            qty,
+            from,
+            to,
+            leg,
+        } => {
+            let r = Reader { path: "body" };
+            EventBody::StockTransferred {
+                transfer: transfer.clone(),
+                sku: r.sku("sku", sku)?,
+                quantity: r.qty("qty", *qty)?,
+                from: r.store("from", from)?,
+                to: r.store("to", to)?,
+                leg: match leg.as_str() {
+                    "shipped" => TransferLeg::Shipped,
+                    "received" => TransferLeg::Received,
+                    _ => return Err(FieldError::new("body.leg", "must be shipped or received")),
+                },
+            }
+        }
+        BodyDto::ShiftOpened {
+            shift,
+            staff,
+            cur,
+            float,
+        } => {
+            let r = Reader { path: "body" };
+            EventBody::ShiftOpened {
+                shift: shift.clone(),
+                staff: r.staff("staff", staff)?,
+                float: Money::from_minor(*float, r.currency("cur", cur)?),
+            }
+        }
+        BodyDto::ShiftClosed {
+            shift,
+            staff,
+            up_to_seq,
+            cur,
+            expected,
+            counted,
+        } => {
+            let r = Reader { path: "body" };
+            let cur = r.currency("cur", cur)?;
+            EventBody::ShiftClosed {
+                shift: shift.clone(),
+                staff: r.staff("staff", staff)?,
+                up_to_seq: *up_to_seq,
+                expected: Money::from_minor(*expected, cur),
+                counted: Money::from_minor(*counted, cur),
+            }
+        }
+        BodyDto::CashMovement {
+            shift,
+            kind,
+            cur,
+            amount,
+            reason,
+        } => {
+            let r = Reader { path: "body" };
+            EventBody::CashMovement {
+                shift: shift.clone(),
+                kind: match kind.as_str() {
+                    "paid-in" => CashMovementKind::PaidIn,
+                    "paid-out" => CashMovementKind::PaidOut,
+                    _ => return Err(FieldError::new("body.kind", "must be paid-in or paid-out")),
+                },
+                amount: Money::from_minor(*amount, r.currency("cur", cur)?),
+                reason: reason.clone(),
+            }
+        }
+    })
+}
+
+/// The canonical bytes of an event.
+pub fn encode(event: &Event) -> Vec<u8> {
+    // Serialising plain structs, strings and integers cannot fail.
+    serde_json::to_vec(&EventDto::from(event)).unwrap_or_default()
+}
+
+/// Reads canonical bytes back into an event; rejects anything that is not exactly canonical,
+/// so two encodings of one event can never both verify.
+pub fn decode(bytes: &[u8]) -> Result<Event, FieldError> {
+    let dto: EventDto = serde_json::from_slice(bytes)
+        .map_err(|e| FieldError::new("event", format!("not a valid event: {e}")))?;
+    let event = Event::try_from(&dto)?;
+    if encode(&event) != bytes {
+        return Err(FieldError::new("event", "bytes are not in canonical form"));
+    }
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! Golden and round-trip tests of the canonical event encoding.
+
+use super::*;
+use domain::presets;
+use domain::sale::{LineInput, price_cart, settle};
+use domain::{StoreId, Timestamp};
+
+fn meta(seq: u64) -> EventMeta {
+    EventMeta {
+        id: EventId::parse("01935f4e-8a2b-7c3d-9e4f-0123456789ab").unwrap(),
+        store: StoreId::parse("vienna-01").unwrap(),
+        terminal: TerminalId::parse("vienna-01-t1").unwrap(),
+        seq,
+        hlc: Hlc::new(1_790_000_000_000, 3),
+    }
+}
+
+fn sale() -> Event {
+    let at = presets::jurisdiction("AT").unwrap();
+    let cart = price_cart(
+        &at,
+        &[LineInput {
+            sku: Sku::parse("GRO-BRD-0012").unwrap(),
+            name: "Bauernbrot 750 g".into(),
+            unit_price: Money::from_minor(349, Currency::EUR),
+            quantity: Quantity::each(2).unwrap(),
+            unit: UnitOfSale::Each,
+            tax_category: TaxCategory::parse("reduced").unwrap(),
+            discount: None,
+        }],
+        None,
+        Timestamp::from_millis(1_790_000_000_000),
+    )
+    .unwrap();
+    let tenders = vec![Tender {
+        kind: TenderKind::Cash,
+        amount: Money::from_minor(1000, Currency::EUR),
+        reference: None,
+    }];
+    let settlement = settle(&cart, &tenders, None).unwrap();
+    Event {
+        meta: meta(7),
+        body: EventBody::SaleCompleted(SaleCompleted {
+            receipt: "vienna-01-t1-000007".into(),
+            cashier: Some(StaffId::parse("anna").unwrap()),
+            cart,
+            tenders,
+            settlement,
+        }),
+    }
+}
+
+#[test]
+fn sale_encoding_is_pinned() {
+    let bytes = encode(&sale());
+    insta::assert_snapshot!(String::from_utf8(bytes).unwrap());
+}
+
+#[test]
+fn stock_count_encoding_is_pinned() {
+    let event = Event {
+        meta: meta(1),
+        body: EventBody::StockCounted {
+            sku: Sku::parse("GRO-BRD-0012").unwrap(),
+            counted_milli: 12_000,
+        },
+    };
+    assert_eq!(
+        String::from_utf8(encode(&event)).unwrap(),
+        r#"{"v":1,"id":"01935f4e-8a2b-7c3d-9e4f-0123456789ab","store":"vienna-01","terminal":"vienna-01-t1","seq":1,"hlc":[1790000000000,3],"body":{"StockCounted":{"sku":"GRO-BRD-0012","counted":12000}}}"#
+    );
+}
+
+#[test]
+fn every_event_kind_round_trips() {
+    let eur = |m| Money::from_minor(m, Currency::EUR);
+    let sku = Sku::parse("X").unwrap();
+    let staff = StaffId::parse("anna").unwrap();
+    let bodies = vec![
+        sale().body,
+        EventBody::SaleVoided(SaleVoided {
+            sale: meta(1).id,
+            receipt: "r".into(),
+            reason: "customer changed mind".into(),
+            lines: vec![(sku.clone(), Quantity::each(2).unwrap())],
+            refund: eur(698),
+        }),
+        EventBody::StockAdjusted {
+            sku: sku.clone(),
+            delta_milli: -1500,
+            reason: AdjustmentReason::Damaged,
+            note: Some("dropped".into()),
+        },
+        EventBody::StockTransferred {
+            transfer: "tr-1".into(),
+            sku: sku.clone(),
+            quantity: Quantity::each(3).unwrap(),
+            from: StoreId::parse("a").unwrap(),
+            to: StoreId::parse("b").unwrap(),
+            leg: TransferLeg::Received,
+        },
+        EventBody::ShiftOpened {
+            shift: "s1".into(),
+            staff: staff.clone(),
+            float: eur(20000),
+        },
+        EventBody::ShiftClosed {
+            shift: "s1".into(),
+            staff: staff.clone(),
+            up_to_seq: 41,
+            expected: eur(35000),
+            counted: eur(34990),
+        },
+        EventBody::CashMovement {
+            shift: "s1".into(),
+            kind: CashMovementKind::PaidOut,
+            amount: eur(1250),
+            reason: "window cleaner".into(),
+        },
+    ];
+    for body in bodies {
+        let event = Event {
+            meta: meta(2),
+            body,
+        };
+        let bytes = encode(&event);
+        assert_eq!(decode(&bytes).unwrap(), event);
+    }
+}
+
+#[test]
+fn non_canonical_bytes_are_rejected() {
+    let bytes = encode(&sale());
+    let mut spaced = String::from_utf8(bytes.clone()).unwrap();
+    spaced.insert(1, ' ');
+    assert_eq!(
+        decode(spaced.as_bytes()).unwrap_err().to_string(),
+        "event: bytes are not in canonical form"
+    );
+    let text = String::from_utf8(bytes)
+        .unwrap()
+        .replace("\"seq\":7", "\"seq\":0");
+    assert_eq!(decode(text.as_bytes()).unwrap_err().field, "seq");
+    assert!(decode(b"not json").is_err());
+    let bad_sku = String::from_utf8(encode(&sale()))
+        .unwrap()
+        .replace("GRO-BRD-0012", "GRO BRD");
+    assert_eq!(
+        decode(bad_sku.as_bytes()).unwrap_err().field,
+        "body.lines[0].sku"
+    );
+}

@@ -1,0 +1,489 @@
+//! Reference data as HQ publishes it and `kassa store seed` loads it: jurisdictions, stores,
+//! products and pricebooks (format `kassa-seed/1`). Parsing builds and validates the domain
+//! types, so a file that loads is consistent.
+
+use domain::barcode::{EmbeddedKind, Gtin, RcnLayout};
+use domain::catalog::{Catalog, Channels, Identifier, Plu, Product, Sku, TaxCategory, Variant};
+use domain::money::RoundingMode;
+use domain::pricebook::{PriceEntry, Pricebook, Scope};
+use domain::tax::{
+    CashRounding, Jurisdiction, PricingMode, RoundingLevel, RoundingPolicy, TaxComponent, TaxRate,
+    TaxRule,
+};
+use domain::{Currency, Money, StoreId, Timestamp, UnitOfSale};
+use serde::{Deserialize, Serialize};
+
+use crate::FieldError;
+use crate::api::parse_instant;
+use crate::error::AtField;
+
+/// The format name this module reads and writes.
+pub const FORMAT: &str = "kassa-seed/1";
+
+/// A whole reference data set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct SeedDto {
+    pub format: String,
+    pub jurisdictions: Vec<JurisdictionDto>,
+    pub stores: Vec<StoreDto>,
+    pub products: Vec<ProductDto>,
+    pub pricebooks: Vec<PricebookDto>,
+}
+
+/// A tax jurisdiction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct JurisdictionDto {
+    pub code: String,
+    pub currency: String,
+    pub pricing: String,
+    pub rounding: RoundingDto,
+    pub cash_rounding: Option<String>,
+    pub rules: Vec<RuleDto>,
+}
+
+/// A rounding policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RoundingDto {
+    pub mode: String,
+    pub level: String,
+}
+
+/// A tax rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RuleDto {
+    pub category: String,
+    pub components: Vec<ComponentDto>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// A tax component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ComponentDto {
+    pub code: String,
+    pub rate: String,
+    pub compound: bool,
+}
+
+/// A store's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct StoreDto {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub jurisdiction: String,
+    pub currency: String,
+    pub locale: String,
+    pub timezone: String,
+    pub scale_layouts: Vec<LayoutDto>,
+}
+
+/// A restricted-circulation label layout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct LayoutDto {
+    pub prefixes: Vec<String>,
+    pub item_start: usize,
+    pub item_len: usize,
+    pub value_start: usize,
+    pub value_len: usize,
+    pub kind: String,
+    pub price_check_digit_at: Option<usize>,
+}
+
+/// A product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ProductDto {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub brand: Option<String>,
+    pub variants: Vec<VariantDto>,
+}
+
+/// A variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct VariantDto {
+    pub sku: String,
+    pub name: String,
+    pub identifiers: Vec<IdentifierDto>,
+    pub tax: String,
+    pub unit: String,
+    pub channels: String,
+}
+
+/// An identifier: `{"gtin": "…"}`, `{"plu": "…"}` or `{"legacy": {"system": …, "id": …}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[allow(missing_docs)]
+pub enum IdentifierDto {
+    Gtin(String),
+    Plu(String),
+    Legacy { system: String, id: String },
+}
+
+/// A pricebook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PricebookDto {
+    pub id: String,
+    pub version: u64,
+    pub scope: ScopeDto,
+    pub currency: String,
+    pub entries: Vec<PriceEntryDto>,
+}
+
+/// `"chain"` or `{"store": "id"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[allow(missing_docs)]
+pub enum ScopeDto {
+    Chain(String),
+    Store { store: String },
+}
+
+/// A price entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct PriceEntryDto {
+    pub sku: String,
+    pub price: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// A store's configuration as domain values.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The store.
+    pub id: StoreId,
+    /// Its name, for receipts.
+    pub name: String,
+    /// Its address, for receipts.
+    pub address: String,
+    /// Its currency.
+    pub currency: Currency,
+    /// BCP 47 locale for formatting.
+    pub locale: String,
+    /// IANA time zone of its business day.
+    pub timezone: String,
+    /// Its tax jurisdiction.
+    pub jurisdiction: Jurisdiction,
+    /// Its scale-label layouts.
+    pub layouts: Vec<RcnLayout>,
+}
+
+/// A validated reference data set.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    /// Store configurations.
+    pub stores: Vec<StoreConfig>,
+    /// The catalog.
+    pub catalog: Catalog,
+    /// Pricebooks.
+    pub pricebooks: Vec<Pricebook>,
+}
+
+fn instant(
+    value: Option<&str>,
+    field: impl Fn() -> String,
+) -> Result<Option<Timestamp>, FieldError> {
+    value
+        .map(parse_instant)
+        .transpose()
+        .map_err(|e| FieldError::new(field(), e.reason))
+}
+
+impl JurisdictionDto {
+    /// Builds the domain jurisdiction.
+    pub fn parse(&self, path: &str) -> Result<Jurisdiction, FieldError> {
+        let f = |name: &str| format!("{path}.{name}");
+        let currency = Currency::parse(&self.currency).at(|| f("currency"))?;
+        let pricing = match self.pricing.as_str() {
+            "inclusive" => PricingMode::Inclusive,
+            "exclusive" => PricingMode::Exclusive,
+            other => {
+                return Err(FieldError::new(
+                    f("pricing"),
+                    format!("`{other}` is not inclusive or exclusive"),
+                ));
+            }
+        };
+        let mode = RoundingMode::parse(&self.rounding.mode).ok_or_else(|| {
+            FieldError::new(
+                f("rounding.mode"),
+                format!("`{}` is not half-up, half-even or down", self.rounding.mode),
+            )
+        })?;
+        let level = match self.rounding.level.as_str() {
+            "line" => RoundingLevel::Line,
+            "document" => RoundingLevel::Document,
+            other => {
+                return Err(FieldError::new(
+                    f("rounding.level"),
+                    format!("`{other}` is not line or document"),
+                ));
+            }
+        };
+        let cash_rounding = self
+            .cash_rounding
+            .as_deref()
+            .map(|c| {
+                let increment = Money::parse_major(c, currency).at(|| f("cash_rounding"))?;
+                CashRounding::new(increment).at(|| f("cash_rounding"))
+            })
+            .transpose()?;
+        let rules = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let rf = |name: &str| format!("{path}.rules[{i}].{name}");
+                Ok(TaxRule {
+                    category: TaxCategory::parse(&r.category).at(|| rf("category"))?,
+                    components: r
+                        .components
+                        .iter()
+                        .enumerate()
+                        .map(|(c, comp)| {
+                            let rate = TaxRate::parse_percent(&comp.rate)
+                                .at(|| rf(&format!("components[{c}].rate")))?;
+                            TaxComponent::new(&comp.code, rate, comp.compound)
+                                .at(|| rf(&format!("components[{c}].code")))
+                        })
+                        .collect::<Result<_, FieldError>>()?,
+                    from: instant(r.from.as_deref(), || rf("from"))?
+                        .unwrap_or(Timestamp::from_millis(i64::MIN)),
+                    to: instant(r.to.as_deref(), || rf("to"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, FieldError>>()?;
+        Jurisdiction::new(
+            &self.code,
+            currency,
+            pricing,
+            RoundingPolicy { mode, level },
+            cash_rounding,
+            rules,
+        )
+        .at(|| f("rules"))
+    }
+}
+
+impl LayoutDto {
+    /// Builds the domain layout.
+    pub fn parse(&self, path: &str) -> Result<RcnLayout, FieldError> {
+        let kind = match self.kind.as_str() {
+            "price" => EmbeddedKind::Price,
+            "weight" => EmbeddedKind::Weight,
+            other => {
+                return Err(FieldError::new(
+                    format!("{path}.kind"),
+                    format!("`{other}` is not price or weight"),
+                ));
+            }
+        };
+        RcnLayout::new(
+            self.prefixes.clone(),
+            self.item_start,
+            self.item_len,
+            self.value_start,
+            self.value_len,
+            kind,
+            self.price_check_digit_at,
+        )
+        .at(|| path.to_owned())
+    }
+}
+
+impl VariantDto {
+    /// Builds the domain variant.
+    pub fn parse(&self, path: &str) -> Result<Variant, FieldError> {
+        let f = |name: &str| format!("{path}.{name}");
+        let identifiers = self
+            .identifiers
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                Ok(match id {
+                    IdentifierDto::Gtin(g) => Identifier::Gtin(
+                        Gtin::parse(g).at(|| f(&format!("identifiers[{i}].gtin")))?,
+                    ),
+                    IdentifierDto::Plu(p) => {
+                        Identifier::Plu(Plu::parse(p).at(|| f(&format!("identifiers[{i}].plu")))?)
+                    }
+                    IdentifierDto::Legacy { system, id } => Identifier::Legacy {
+                        system: system.clone(),
+                        id: id.clone(),
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, FieldError>>()?;
+        let unit = UnitOfSale::parse(&self.unit).ok_or_else(|| {
+            FieldError::new(f("unit"), format!("`{}` is not each, kg or l", self.unit))
+        })?;
+        let channels = match self.channels.as_str() {
+            "all" => Channels::ALL,
+            "store" => Channels::STORE_ONLY,
+            "online" => Channels::ONLINE_ONLY,
+            other => {
+                return Err(FieldError::new(
+                    f("channels"),
+                    format!("`{other}` is not all, store or online"),
+                ));
+            }
+        };
+        Variant::new(
+            Sku::parse(&self.sku).at(|| f("sku"))?,
+            &self.name,
+            identifiers,
+            TaxCategory::parse(&self.tax).at(|| f("tax"))?,
+            unit,
+            channels,
+        )
+        .at(|| path.to_owned())
+    }
+}
+
+impl PricebookDto {
+    /// Builds the domain pricebook.
+    pub fn parse(&self, path: &str) -> Result<Pricebook, FieldError> {
+        let f = |name: &str| format!("{path}.{name}");
+        let currency = Currency::parse(&self.currency).at(|| f("currency"))?;
+        let scope = match &self.scope {
+            ScopeDto::Chain(c) if c == "chain" => Scope::Chain,
+            ScopeDto::Chain(other) => {
+                return Err(FieldError::new(
+                    f("scope"),
+                    format!("`{other}` is not chain or {{\"store\": id}}"),
+                ));
+            }
+            ScopeDto::Store { store } => {
+                Scope::Store(StoreId::parse(store).at(|| f("scope.store"))?)
+            }
+        };
+        let entries = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let ef = |name: &str| format!("{path}.entries[{i}].{name}");
+                Ok(PriceEntry {
+                    sku: Sku::parse(&e.sku).at(|| ef("sku"))?,
+                    price: Money::parse_major(&e.price, currency).at(|| ef("price"))?,
+                    from: instant(e.from.as_deref(), || ef("from"))?
+                        .unwrap_or(Timestamp::from_millis(i64::MIN)),
+                    to: instant(e.to.as_deref(), || ef("to"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, FieldError>>()?;
+        Pricebook::build(&self.id, self.version, scope, currency, entries).at(|| f("entries"))
+    }
+}
+
+impl SeedDto {
+    /// Validates the whole set into domain values.
+    pub fn parse(&self) -> Result<Seed, FieldError> {
+        if self.format != FORMAT {
+            return Err(FieldError::new(
+                "format",
+                format!("`{}` is not {FORMAT}", self.format),
+            ));
+        }
+        let jurisdictions = self
+            .jurisdictions
+            .iter()
+            .enumerate()
+            .map(|(i, j)| j.parse(&format!("jurisdictions[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stores = self
+            .stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let f = |name: &str| format!("stores[{i}].{name}");
+                let jurisdiction = jurisdictions
+                    .iter()
+                    .find(|j| j.code() == s.jurisdiction)
+                    .cloned()
+                    .ok_or_else(|| {
+                        FieldError::new(
+                            f("jurisdiction"),
+                            format!("no jurisdiction `{}` in this file", s.jurisdiction),
+                        )
+                    })?;
+                let currency = Currency::parse(&s.currency).at(|| f("currency"))?;
+                if currency != jurisdiction.currency() {
+                    return Err(FieldError::new(
+                        f("currency"),
+                        format!(
+                            "{currency} differs from jurisdiction {}'s {}",
+                            jurisdiction.code(),
+                            jurisdiction.currency()
+                        ),
+                    ));
+                }
+                Ok(StoreConfig {
+                    id: StoreId::parse(&s.id).at(|| f("id"))?,
+                    name: s.name.clone(),
+                    address: s.address.clone(),
+                    currency,
+                    locale: s.locale.clone(),
+                    timezone: s.timezone.clone(),
+                    jurisdiction,
+                    layouts: s
+                        .scale_layouts
+                        .iter()
+                        .enumerate()
+                        .map(|(l, layout)| layout.parse(&f(&format!("scale_layouts[{l}]"))))
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .collect::<Result<Vec<_>, FieldError>>()?;
+        let products = self
+            .products
+            .iter()
+            .enumerate()
+            .map(|(p, product)| {
+                let variants = product
+                    .variants
+                    .iter()
+                    .enumerate()
+                    .map(|(v, variant)| variant.parse(&format!("products[{p}].variants[{v}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Product::new(&product.id, &product.name, variants).at(|| format!("products[{p}]"))
+            })
+            .collect::<Result<Vec<_>, FieldError>>()?;
+        let catalog = Catalog::build(products).at(|| "products".into())?;
+        let pricebooks = self
+            .pricebooks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.parse(&format!("pricebooks[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Seed {
+            stores,
+            catalog,
+            pricebooks,
+        })
+    }
+}
