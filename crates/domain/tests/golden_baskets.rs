@@ -14,6 +14,7 @@
 //! - cash rounding to the nearest increment, halves up, only when every tender is cash.
 //!
 //! Amounts are written in major units, as printed on the receipt.
+#![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
 use domain::catalog::{Sku, TaxCategory};
 use domain::money::{Currency, Money};
