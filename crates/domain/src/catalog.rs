@@ -416,61 +416,121 @@ impl Catalog {
         self.by_sku(sku)
     }
 
-    /// Resolves what a cashier scanned or typed: a barcode (a scale label when a layout
-    /// matches its prefix; its item reference is looked up as a PLU), then a PLU, then a SKU.
-    pub fn resolve(
-        &self,
-        code: &str,
-        layouts: &[RcnLayout],
-    ) -> Result<ScanMatch<'_>, CatalogError> {
-        let code = code.trim();
-        let all_digits = !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit());
-        if all_digits && matches!(code.len(), 8 | 12 | 13 | 14) {
-            let gtin = Gtin::parse(code)?;
-            for layout in layouts {
-                if let Some(label) = layout.decode(&gtin)? {
-                    let plu = Plu::parse(&label.item_ref)?;
-                    let variant = self.by_identifier(&Identifier::Plu(plu)).ok_or_else(|| {
-                        CatalogError::NotFound {
-                            kind: "scale label item",
-                            code: label.item_ref.clone(),
-                        }
-                    })?;
-                    return Ok(ScanMatch {
-                        variant,
-                        embedded: Some(label.value),
-                    });
+    /// Resolves what a cashier scanned or typed, trying the candidates of [`scan_plan`] in
+    /// order.
+    pub fn resolve(&self, code: &str, layouts: &[RcnLayout]) -> Result<ScanMatch<'_>, CatalogError> {
+        let plan = scan_plan(code, layouts)?;
+        for candidate in &plan.candidates {
+            let found = match &candidate.lookup {
+                Lookup::Identifier(identifier) => self.by_identifier(identifier),
+                Lookup::Sku(sku) => self.by_sku(sku),
+            };
+            if let Some(variant) = found {
+                return Ok(ScanMatch {
+                    variant,
+                    embedded: candidate.embedded,
+                });
+            }
+        }
+        Err(plan.not_found(code))
+    }
+}
+
+/// One way to read a scanned or typed code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Look the code up as a barcode or PLU.
+    Identifier(Identifier),
+    /// Look it up as a SKU.
+    Sku(Sku),
+}
+
+/// A reading of a code, with the price or weight a scale label embeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// What to look up.
+    pub lookup: Lookup,
+    /// The embedded value, for scale labels.
+    pub embedded: Option<EmbeddedValue>,
+}
+
+/// The readings of a code, in the order they are tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPlan {
+    /// Candidates, first match wins.
+    pub candidates: Vec<Candidate>,
+    /// Why the code is not a valid barcode, if it looked like one; reported when nothing matches.
+    pub barcode_error: Option<BarcodeError>,
+}
+
+impl ScanPlan {
+    /// The error to report when no candidate matched.
+    pub fn not_found(self, code: &str) -> CatalogError {
+        match self.barcode_error {
+            Some(e) => CatalogError::Barcode(e),
+            None => CatalogError::NotFound {
+                kind: "code",
+                code: code.trim().to_owned(),
+            },
+        }
+    }
+}
+
+/// How a code is read, in order: a scale label when a layout matches its prefix (its item
+/// reference is a PLU, and nothing else is tried); a GTIN; a PLU (up to six digits); a SKU. A
+/// code of GTIN length with a bad check digit may still be a SKU; if it is not, the barcode error
+/// is what the cashier sees.
+pub fn scan_plan(code: &str, layouts: &[RcnLayout]) -> Result<ScanPlan, CatalogError> {
+    let code = code.trim();
+    let mut candidates = Vec::new();
+    let mut barcode_error = None;
+    let all_digits = !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit());
+    if all_digits && matches!(code.len(), 8 | 12 | 13 | 14) {
+        match Gtin::parse(code) {
+            Ok(gtin) => {
+                for layout in layouts {
+                    if let Some(label) = layout.decode(&gtin)? {
+                        let plu = Plu::parse(&label.item_ref)?;
+                        return Ok(ScanPlan {
+                            candidates: vec![Candidate {
+                                lookup: Lookup::Identifier(Identifier::Plu(plu)),
+                                embedded: Some(label.value),
+                            }],
+                            barcode_error: None,
+                        });
+                    }
                 }
-            }
-            if let Some(variant) = self.by_identifier(&Identifier::Gtin(gtin)) {
-                return Ok(ScanMatch {
-                    variant,
+                candidates.push(Candidate {
+                    lookup: Lookup::Identifier(Identifier::Gtin(gtin)),
                     embedded: None,
                 });
             }
+            Err(e) => barcode_error = Some(e),
         }
-        if all_digits && code.len() <= 6 {
-            if let Some(variant) = Plu::parse(code)
-                .ok()
-                .and_then(|plu| self.by_identifier(&Identifier::Plu(plu)))
-            {
-                return Ok(ScanMatch {
-                    variant,
-                    embedded: None,
-                });
-            }
+    } else if code.contains(['E', 'e']) && code.contains(['.', ',']) {
+        // A spreadsheet mangled this barcode; say so rather than "not found".
+        if let Err(e) = Gtin::parse(code) {
+            barcode_error = Some(e);
         }
-        if let Some(variant) = Sku::parse(code).ok().and_then(|sku| self.by_sku(&sku)) {
-            return Ok(ScanMatch {
-                variant,
+    }
+    if all_digits && code.len() <= 6 {
+        if let Ok(plu) = Plu::parse(code) {
+            candidates.push(Candidate {
+                lookup: Lookup::Identifier(Identifier::Plu(plu)),
                 embedded: None,
             });
         }
-        Err(CatalogError::NotFound {
-            kind: "code",
-            code: code.to_owned(),
-        })
     }
+    if let Ok(sku) = Sku::parse(code) {
+        candidates.push(Candidate {
+            lookup: Lookup::Sku(sku),
+            embedded: None,
+        });
+    }
+    Ok(ScanPlan {
+        candidates,
+        barcode_error,
+    })
 }
 
 #[cfg(test)]

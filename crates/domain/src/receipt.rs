@@ -165,6 +165,7 @@ mod tests {
             unit,
             tax_category: TaxCategory::parse(cat).unwrap(),
             discount: None,
+            fixed_amount: None,
         };
         let cart = price_cart(
             &ch,

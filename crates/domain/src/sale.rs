@@ -171,6 +171,9 @@ pub struct LineInput {
     pub tax_category: TaxCategory,
     /// A line discount.
     pub discount: Option<Discount>,
+    /// The line amount printed on a price-embedded scale label; when set it replaces unit
+    /// price × quantity, because the customer pays what the label says.
+    pub fixed_amount: Option<Money>,
 }
 
 /// Tax on one line for one component.
@@ -275,8 +278,20 @@ pub fn price_cart(
                 line: index,
                 source,
             })?;
-        let amount = Decimal::from(line.unit_price.minor()) * line.quantity.to_decimal();
-        let ext = Money::from_minor(mode.round_to_integer(amount)?, currency);
+        let ext = match line.fixed_amount {
+            Some(fixed) if fixed.currency() != currency => {
+                return Err(SaleError::LineCurrency {
+                    line: index,
+                    expected: currency,
+                    found: fixed.currency(),
+                });
+            }
+            Some(fixed) => fixed,
+            None => {
+                let amount = Decimal::from(line.unit_price.minor()) * line.quantity.to_decimal();
+                Money::from_minor(mode.round_to_integer(amount)?, currency)
+            }
+        };
         let discount = discount_amount(line.discount, ext, mode, || format!("line {index}"))?;
         extended.push(ext);
         line_discounts.push(discount);

@@ -621,6 +621,7 @@ fn run(case: &Case) -> (PricedCart, Settlement) {
             unit: i.unit,
             tax_category: TaxCategory::parse(i.category).expect("a valid tax category"),
             discount: discount(i.discount, currency),
+            fixed_amount: None,
         })
         .collect();
     let cart = price_cart(
@@ -772,6 +773,7 @@ fn document_rounding_gives_each_line_the_floor_or_ceiling_of_its_exact_tax() {
                 unit: *unit,
                 tax_category: TaxCategory::parse(category).unwrap(),
                 discount: None,
+                fixed_amount: None,
             })
             .collect();
         let cart = price_cart(&jurisdiction, &lines, None, NOW).unwrap();
@@ -825,6 +827,7 @@ fn inclusive_tax_is_extracted_exactly_before_rounding() {
             unit: EACH,
             tax_category: TaxCategory::parse("standard").unwrap(),
             discount: None,
+            fixed_amount: None,
         })
         .collect();
     let cart = price_cart(&at, &lines, None, NOW).unwrap();

@@ -149,6 +149,7 @@ impl BasketFile {
                         .as_ref()
                         .map(|d| d.parse(currency, &f("discount")))
                         .transpose()?,
+                    fixed_amount: None,
                 })
             })
             .collect()

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod chain;
 mod error;
 pub mod event;
 pub mod seed;

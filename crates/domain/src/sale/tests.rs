@@ -17,6 +17,7 @@ fn line(j: &Jurisdiction, sku: &str, price: i64, qty: &str, cat: &str) -> LineIn
         },
         tax_category: TaxCategory::parse(cat).unwrap(),
         discount: None,
+        fixed_amount: None,
     }
 }
 
@@ -288,6 +289,7 @@ fn build_lines(j: &Jurisdiction, spec: &[LineSpec]) -> Vec<LineInput> {
                 },
                 tax_category: categories[cat % categories.len()].clone(),
                 discount: pct.map(|p| Discount::Percent(Percent::new(Decimal::from(p)).unwrap())),
+                fixed_amount: None,
             }
         })
         .collect()

@@ -27,6 +27,7 @@ fn sale() -> Event {
             unit: UnitOfSale::Each,
             tax_category: TaxCategory::parse("reduced").unwrap(),
             discount: None,
+            fixed_amount: None,
         }],
         None,
         Timestamp::from_millis(1_790_000_000_000),

@@ -1,0 +1,117 @@
+//! Opening the node's SQLite database: WAL, `synchronous=FULL`, forward migrations, and a
+//! clear refusal to open a database written by a newer Kassa.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// The node's embedded schema migrations.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Errors from opening the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database was written by a newer version of Kassa.
+    #[error(
+        "database {path} has schema version {found}, newer than this kassa understands ({known}); upgrade kassa before opening it"
+    )]
+    TooNew {
+        /// The file.
+        path: String,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// The database file inside a data directory.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("ledger.sqlite")
+}
+
+fn options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::from_str("sqlite://")
+        .unwrap_or_default()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Every acknowledged write must survive power loss, not only a process crash.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+}
+
+/// The two pools a node uses: one writer connection (the ledger has a single writer) and
+/// several readers, which WAL lets run beside it.
+#[derive(Debug, Clone)]
+pub struct Pools {
+    /// The single writer.
+    pub writer: SqlitePool,
+    /// Readers.
+    pub reader: SqlitePool,
+}
+
+/// Opens (creating if needed) and migrates the node database in `data_dir`.
+pub async fn open(data_dir: &Path) -> Result<Pools, DbError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| DbError::Dir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    let path = db_path(data_dir);
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(options(&path))
+        .await?;
+    check_not_newer(&writer, &path).await?;
+    MIGRATOR.run(&writer).await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options(&path).read_only(true))
+        .await?;
+    Ok(Pools { writer, reader })
+}
+
+async fn check_not_newer(pool: &SqlitePool, path: &Path) -> Result<(), DbError> {
+    let has_table: Option<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if has_table.is_none() {
+        return Ok(());
+    }
+    let (found,): (Option<i64>,) =
+        sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?;
+    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    match found {
+        Some(found) if found > known => Err(DbError::TooNew {
+            path: path.display().to_string(),
+            found,
+            known,
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,108 @@
+//! Terminal signing keys: one Ed25519 key pair per terminal, created at provisioning, kept as a
+//! file that only the node's user can read.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use domain::TerminalId;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+/// Errors from reading or writing key files.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The file could not be read or written.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file does not hold a key.
+    #[error("key file {path} does not hold a 32-byte Ed25519 key in hex")]
+    Malformed {
+        /// The file.
+        path: String,
+    },
+    /// The key file is readable by others.
+    #[error("key file {path} is readable by other users (mode {mode:o}); run chmod 600 on it")]
+    Exposed {
+        /// The file.
+        path: String,
+        /// Its mode.
+        mode: u32,
+    },
+    /// No randomness was available.
+    #[error("no randomness available to create a key: {0}")]
+    Random(String),
+}
+
+/// Where a terminal's key lives.
+pub fn key_path(data_dir: &Path, terminal: &TerminalId) -> PathBuf {
+    data_dir.join("keys").join(format!("{terminal}.ed25519"))
+}
+
+/// Creates a new key for `terminal`, or loads the existing one (provisioning is repeatable).
+pub fn create_or_load(data_dir: &Path, terminal: &TerminalId) -> Result<SigningKey, KeyError> {
+    let path = key_path(data_dir, terminal);
+    if path.exists() {
+        return load(data_dir, terminal);
+    }
+    let io = |source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = data_dir.join("keys");
+    fs::create_dir_all(&dir).map_err(io)?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
+    let mut seed = [0_u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
+    let key = SigningKey::from_bytes(&seed);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all(hex::encode(seed).as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(key)
+}
+
+/// Loads `terminal`'s key, refusing a file that other users can read.
+pub fn load(data_dir: &Path, terminal: &TerminalId) -> Result<SigningKey, KeyError> {
+    let path = key_path(data_dir, terminal);
+    let shown = path.display().to_string();
+    let meta = fs::metadata(&path).map_err(|source| KeyError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed { path: shown, mode });
+    }
+    let text = fs::read_to_string(&path).map_err(|source| KeyError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let bytes = hex::decode(text.trim()).map_err(|_| KeyError::Malformed {
+        path: shown.clone(),
+    })?;
+    let seed: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| KeyError::Malformed { path: shown })?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// A public key as stored in the database.
+pub fn public_bytes(key: &SigningKey) -> [u8; 32] {
+    key.verifying_key().to_bytes()
+}
+
+/// Reads a stored public key.
+pub fn verifying_key(bytes: &[u8]) -> Option<VerifyingKey> {
+    let array: [u8; 32] = bytes.try_into().ok()?;
+    VerifyingKey::from_bytes(&array).ok()
+}

@@ -1,0 +1,1 @@
+//! Kassa store node (being written).
