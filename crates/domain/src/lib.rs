@@ -26,7 +26,7 @@ pub mod tax;
 pub mod time;
 
 pub use barcode::{BarcodeError, Gtin};
-pub use ids::{IdError, StoreId, TerminalId};
+pub use ids::{IdError, StaffId, StoreId, TerminalId};
 pub use money::{Currency, Money, MoneyError, RoundingMode};
 pub use quantity::{Quantity, QuantityError, UnitOfSale};
 pub use time::{Hlc, Timestamp};

@@ -173,6 +173,35 @@ fn format_milli(milli: i64) -> String {
     Decimal::new(milli, 3).normalize().to_string()
 }
 
+/// Formats a signed quantity in thousandths (a stock movement or on-hand figure) as a decimal:
+/// `-1.5`, `12`, `0`.
+pub fn format_signed_milli(milli: i64) -> String {
+    format_milli(milli)
+}
+
+/// Parses a signed decimal quantity (`-1.5`, `12`, `0`) into thousandths, exactly.
+pub fn parse_signed_milli(value: &str) -> Result<i64, QuantityError> {
+    let trimmed = value.trim();
+    let (negative, digits) = match trimmed.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, trimmed),
+    };
+    let is_zero = digits.contains('0')
+        && digits.chars().all(|c| c == '0' || c == '.')
+        && digits.matches('.').count() <= 1;
+    if is_zero {
+        return Ok(0);
+    }
+    let q = Quantity::parse(digits).map_err(|e| match e {
+        QuantityError::NotPositive { .. } => QuantityError::NotANumber { value: value.to_owned() },
+        QuantityError::NotANumber { .. } => QuantityError::NotANumber { value: value.to_owned() },
+        QuantityError::TooPrecise { .. } => QuantityError::TooPrecise { value: value.to_owned() },
+        QuantityError::TooLarge { .. } => QuantityError::TooLarge { value: value.to_owned() },
+        other => other,
+    })?;
+    Ok(if negative { -q.milli() } else { q.milli() })
+}
+
 impl fmt::Debug for Quantity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&format_milli(self.milli))
@@ -235,6 +264,18 @@ mod tests {
                 .check_unit(UnitOfSale::Weight)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn signed_quantities_parse_exactly() {
+        assert_eq!(parse_signed_milli("-1.5").unwrap(), -1500);
+        assert_eq!(parse_signed_milli("12").unwrap(), 12000);
+        assert_eq!(parse_signed_milli("0").unwrap(), 0);
+        assert_eq!(parse_signed_milli("0.000").unwrap(), 0);
+        assert_eq!(format_signed_milli(-1500), "-1.5");
+        assert!(parse_signed_milli("--1").is_err());
+        assert!(parse_signed_milli("").is_err());
+        assert!(parse_signed_milli("1.0001").is_err());
     }
 
     proptest! {

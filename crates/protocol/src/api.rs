@@ -341,3 +341,119 @@ mod tests {
         );
     }
 }
+
+/// A line as the till sends it: a scanned or typed code and a quantity; the node finds the
+/// item, its price and its tax.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CartLineRequest {
+    /// Barcode, PLU or SKU.
+    pub code: String,
+    /// Quantity (default 1; ignored for scale labels, which carry their own).
+    #[serde(default)]
+    pub quantity: Option<String>,
+    /// Line discount.
+    #[serde(default)]
+    pub discount: Option<DiscountDto>,
+}
+
+/// `POST /v1/carts/price`: price a cart without writing anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceCartRequest {
+    /// Lines.
+    pub lines: Vec<CartLineRequest>,
+    /// Cart discount.
+    #[serde(default)]
+    pub discount: Option<DiscountDto>,
+}
+
+/// `POST /v1/sales`: complete a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleRequest {
+    /// The terminal ringing the sale.
+    pub terminal: String,
+    /// The cashier, when signed in.
+    #[serde(default)]
+    pub cashier: Option<String>,
+    /// Lines.
+    pub lines: Vec<CartLineRequest>,
+    /// Cart discount.
+    #[serde(default)]
+    pub discount: Option<DiscountDto>,
+    /// Tenders.
+    pub tenders: Vec<TenderDto>,
+}
+
+/// A line to return: a line of the original sale (with a receipt) or a code (without).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLineRequest {
+    /// Line number on the original receipt (0-based), for returns with a receipt.
+    #[serde(default)]
+    pub line: Option<usize>,
+    /// Barcode, PLU or SKU, for returns without a receipt.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Quantity to return.
+    pub quantity: String,
+}
+
+/// `POST /v1/returns`: return goods, with or without a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    /// The terminal taking the return.
+    pub terminal: String,
+    /// The original receipt number, if the customer has it.
+    #[serde(default)]
+    pub receipt: Option<String>,
+    /// Lines.
+    pub lines: Vec<ReturnLineRequest>,
+    /// Why (required without a receipt).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// How the refund is paid: `cash` (default), `store-credit`, `gift-card` or `card`.
+    #[serde(default)]
+    pub refund_tender: Option<String>,
+}
+
+/// `POST /v1/sales/void-last`: void the terminal's last sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoidRequest {
+    /// Terminal.
+    pub terminal: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// `POST /v1/stock/adjustments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentRequest {
+    /// Terminal recording it.
+    pub terminal: String,
+    /// SKU.
+    pub sku: String,
+    /// Signed change (`12`, `-1.5`): positive for received, negative for damaged and shrink.
+    pub delta: String,
+    /// `received`, `damaged`, `shrink` or `correction`.
+    pub reason: String,
+    /// Free-text note.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// `POST /v1/stock/counts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountRequest {
+    /// Terminal recording it.
+    pub terminal: String,
+    /// SKU.
+    pub sku: String,
+    /// What was counted (zero or more).
+    pub counted: String,
+}

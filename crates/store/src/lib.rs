@@ -1,1 +1,212 @@
-//! Kassa store node (being written).
+//! Kassa's store node: an append-only, hash-chained and signed SQLite ledger per terminal that
+//! never refuses a sale for want of a network, its HTTP API for the tills, and the store's local
+//! copy of reference data.
+//!
+//! `App::build` opens the database, starts the ledger writer and binds the listener; `App::run`
+//! serves until the shutdown future resolves.
+
+pub mod api;
+pub mod clock;
+pub mod db;
+pub mod keys;
+pub mod ledger;
+pub mod node;
+pub mod refdata;
+pub mod verify;
+pub mod views;
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use domain::{StoreId, TerminalId};
+use sqlx::Row;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::node::Node;
+
+/// Errors from setting up or running a node.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Opening the database failed.
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// A key file failed.
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    /// Reference data failed.
+    #[error(transparent)]
+    Ref(#[from] refdata::RefError),
+    /// The ledger writer failed to start.
+    #[error(transparent)]
+    Write(#[from] ledger::WriteError),
+    /// The node has not been provisioned.
+    #[error("data directory {0} has not been provisioned: run `kassa store provision` first")]
+    NotProvisioned(String),
+    /// Provisioning named another store.
+    #[error("data directory belongs to store `{existing}`, not `{requested}`")]
+    StoreMismatch {
+        /// The store it was provisioned for.
+        existing: String,
+        /// The store asked for.
+        requested: String,
+    },
+    /// A terminal's key file does not match the key registered for it.
+    #[error("key file of terminal {0} does not match its registered public key")]
+    KeyMismatch(String),
+    /// Binding the listener failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Where the node keeps its data and where it listens.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The data directory (database and keys).
+    pub data_dir: PathBuf,
+    /// The listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+}
+
+/// Registers the node's store and terminals, creating each terminal's key pair. Repeatable:
+/// existing terminals keep their keys. Returns each terminal's public key.
+pub async fn provision(
+    data_dir: &Path,
+    store: &StoreId,
+    terminals: &[TerminalId],
+) -> Result<Vec<(TerminalId, [u8; 32])>, StoreError> {
+    let pools = db::open(data_dir).await?;
+    let existing: Option<String> = sqlx::query_scalar("SELECT store_id FROM node")
+        .fetch_optional(&pools.writer)
+        .await?;
+    match existing {
+        Some(existing) if existing != store.as_str() => {
+            return Err(StoreError::StoreMismatch {
+                existing,
+                requested: store.to_string(),
+            });
+        }
+        Some(_) => {}
+        None => {
+            sqlx::query("INSERT INTO node (singleton, store_id) VALUES (1, $1)")
+                .bind(store.as_str())
+                .execute(&pools.writer)
+                .await?;
+        }
+    }
+    let mut out = Vec::new();
+    for terminal in terminals {
+        let key = keys::create_or_load(data_dir, terminal)?;
+        let public = keys::public_bytes(&key);
+        let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT public_key FROM terminals WHERE id = $1")
+            .bind(terminal.as_str())
+            .fetch_optional(&pools.writer)
+            .await?;
+        match stored {
+            Some(stored) if stored != public => return Err(StoreError::KeyMismatch(terminal.to_string())),
+            Some(_) => {}
+            None => {
+                sqlx::query("INSERT INTO terminals (id, public_key) VALUES ($1, $2)")
+                    .bind(terminal.as_str())
+                    .bind(&public[..])
+                    .execute(&pools.writer)
+                    .await?;
+            }
+        }
+        out.push((terminal.clone(), public));
+    }
+    pools.writer.close().await;
+    pools.reader.close().await;
+    Ok(out)
+}
+
+async fn provisioned_store(pools: &db::Pools, data_dir: &Path) -> Result<StoreId, StoreError> {
+    let store: Option<String> = sqlx::query_scalar("SELECT store_id FROM node")
+        .fetch_optional(&pools.writer)
+        .await?;
+    let store = store.ok_or_else(|| StoreError::NotProvisioned(data_dir.display().to_string()))?;
+    StoreId::parse(&store).map_err(|_| StoreError::NotProvisioned(data_dir.display().to_string()))
+}
+
+/// Loads a reference data file (format `kassa-seed/1`) into the node, whole or not at all.
+pub async fn seed(data_dir: &Path, seed: &protocol::seed::SeedDto) -> Result<i64, StoreError> {
+    let pools = db::open(data_dir).await?;
+    let store = provisioned_store(&pools, data_dir).await?;
+    let version = refdata::apply_seed(&pools.writer, seed, &store).await?;
+    pools.writer.close().await;
+    pools.reader.close().await;
+    Ok(version)
+}
+
+/// A built node, listening, not yet serving.
+#[derive(Debug)]
+pub struct App {
+    node: Arc<Node>,
+    listener: TcpListener,
+}
+
+impl App {
+    /// Opens the database, loads keys and reference data, starts the ledger writer and binds.
+    pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<App, StoreError> {
+        let pools = db::open(&settings.data_dir).await?;
+        let store = provisioned_store(&pools, &settings.data_dir).await?;
+        let rows = sqlx::query("SELECT id, public_key FROM terminals ORDER BY id")
+            .fetch_all(&pools.writer)
+            .await?;
+        let mut signing = HashMap::new();
+        let mut terminals = BTreeSet::new();
+        for row in rows {
+            let id: String = row.get("id");
+            let terminal = TerminalId::parse(&id).map_err(|_| StoreError::KeyMismatch(id.clone()))?;
+            let key = keys::load(&settings.data_dir, &terminal)?;
+            if keys::public_bytes(&key)[..] != row.get::<&[u8], _>("public_key")[..] {
+                return Err(StoreError::KeyMismatch(id));
+            }
+            terminals.insert(terminal.clone());
+            signing.insert(terminal, key);
+        }
+        let context = refdata::load_context(&pools.writer).await?;
+        let ledger = ledger::start(pools.writer.clone(), store.clone(), signing, clock.clone()).await?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| StoreError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+        let node = Arc::new(Node::new(store, pools, ledger, clock, terminals, context));
+        Ok(App { node, listener })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// The node's shared state.
+    pub fn node(&self) -> Arc<Node> {
+        self.node.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StoreError> {
+        let router = api::router(self.node.clone());
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StoreError::Serve)
+    }
+}

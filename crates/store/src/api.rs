@@ -1,0 +1,744 @@
+//! The store node's HTTP API: JSON in and out, one error type mapped to status codes in one
+//! place, idempotent writes through the ledger writer.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::barcode::EmbeddedValue;
+use domain::catalog::Sku;
+use domain::ledger::AdjustmentReason;
+use domain::quantity::{format_signed_milli, parse_signed_milli};
+use domain::sale::{
+    LineInput, PricedReturn, ReturnedLine, SaleError, TenderKind, price_cart, settle,
+};
+use domain::{Money, Quantity, StaffId, TerminalId, UnitOfSale};
+use protocol::FieldError;
+use protocol::api::{
+    AdjustmentRequest, CartLineRequest, CartView, CountRequest, DiscountDto, PriceCartRequest,
+    ReturnRequest, SaleRequest, VoidRequest, parse_tenders,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::ledger::{IdempotencyKey, Op, WriteError, recorded_response};
+use crate::node::Node;
+use crate::refdata::{Item, LookupError, StoreContext, lookup};
+use crate::views::event_view;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// Every error the API answers with: a status, a code, the field at fault, a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    field: Option<String>,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl ToString) -> Self {
+        ApiError {
+            status,
+            code,
+            field: None,
+            message: message.to_string(),
+        }
+    }
+
+    fn invalid(code: &'static str, field: impl Into<String>, message: impl ToString) -> Self {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            field: Some(field.into()),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::invalid("invalid_field", e.field.clone(), e)
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::KeyReused(_) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "idempotency_key_reused",
+                field: Some("Idempotency-Key".into()),
+                message: e.to_string(),
+            },
+            WriteError::Rejected {
+                code,
+                field,
+                message,
+            } => ApiError::invalid(code, field, message),
+            WriteError::NotFound { code, message } => ApiError::new(StatusCode::NOT_FOUND, code, message),
+            WriteError::Db(_) | WriteError::Stopped => {
+                tracing::error!(error = %e, "write failed");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e)
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database read failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "database_error", "database read failed")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let (Some(field), Some(map)) = (self.field, body.as_object_mut()) {
+            map.insert("field".into(), Value::String(field));
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON request body read as bytes (for the idempotency hash) and then parsed, with errors in
+/// the API's own shape.
+struct RawBody {
+    bytes: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("request body is larger than {MAX_BODY} bytes"),
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e)
+            }
+        })?;
+        Ok(RawBody { bytes })
+    }
+}
+
+impl RawBody {
+    fn parse<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        serde_json::from_slice(&self.bytes).map_err(|e| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_json",
+            field: None,
+            message: format!("request body is not valid: {e}"),
+        })
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap, method: &Method, uri: &Uri, body: &RawBody) -> ApiResult<IdempotencyKey> {
+    let missing = || ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "idempotency_key_required",
+        field: Some("Idempotency-Key".into()),
+        message: "every write needs an Idempotency-Key header of 1 to 128 visible ASCII characters".into(),
+    };
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(missing)?;
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(uri.path().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(&body.bytes);
+    Ok(IdempotencyKey {
+        key: key.to_owned(),
+        request_hash: hasher.finalize().into(),
+    })
+}
+
+fn recorded(r: crate::ledger::Recorded) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+    (status, Json(r.body)).into_response()
+}
+
+/// The router of the node's API.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/v1/status", get(status))
+        .route("/v1/items/{code}", get(item))
+        .route("/v1/carts/price", post(price))
+        .route("/v1/sales", post(sale))
+        .route("/v1/sales/void-last", post(void_last))
+        .route("/v1/returns", post(return_goods))
+        .route("/v1/stock/adjustments", post(adjust))
+        .route("/v1/stock/counts", post(count))
+        .route("/v1/stock/{sku}", get(stock))
+        .route("/v1/receipts/{number}", get(receipt))
+        .route("/v1/journal", get(journal))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(node)
+}
+
+/// The OpenAPI document, written by hand beside the routes and checked against them by tests.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    ([("content-type", "application/json")], OPENAPI).into_response()
+}
+
+fn context(node: &Node) -> ApiResult<Arc<StoreContext>> {
+    node.context().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_reference_data",
+            "this node has no reference data yet: run `kassa store seed` or connect it to HQ",
+        )
+    })
+}
+
+fn terminal(node: &Node, value: &str) -> ApiResult<TerminalId> {
+    let id = TerminalId::parse(value).map_err(|e| ApiError::invalid("invalid_field", "terminal", e))?;
+    if !node.hosts(&id) {
+        return Err(ApiError::invalid(
+            "unknown_terminal",
+            "terminal",
+            format!("terminal `{id}` is not hosted by this node"),
+        ));
+    }
+    Ok(id)
+}
+
+async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
+    let rows = sqlx::query("SELECT terminal, MAX(seq) AS last_seq FROM events GROUP BY terminal")
+        .fetch_all(&node.pools.reader)
+        .await?;
+    let heads: std::collections::HashMap<String, i64> = rows
+        .iter()
+        .map(|r| (r.get::<String, _>("terminal"), r.get::<i64, _>("last_seq")))
+        .collect();
+    let terminals: Vec<Value> = node
+        .terminals()
+        .iter()
+        .map(|t| json!({"id": t.to_string(), "last_seq": heads.get(t.as_str()).copied().unwrap_or(0)}))
+        .collect();
+    let ctx = node.context();
+    Ok(Json(json!({
+        "store": node.store.to_string(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "reference_version": ctx.as_ref().map(|c| c.version),
+        "currency": ctx.as_ref().map(|c| c.config.currency.code().to_owned()),
+        "terminals": terminals,
+    })))
+}
+
+fn lookup_error(e: LookupError, field: String) -> ApiError {
+    match e {
+        LookupError::Catalog(domain::catalog::CatalogError::NotFound { .. }) => ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "unknown_item",
+            field: Some(field),
+            message: e.to_string(),
+        },
+        LookupError::Catalog(c) => ApiError::invalid("invalid_code", field, c),
+        LookupError::Ref(r) => {
+            tracing::error!(error = %r, "reference data read failed");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reference_data_error", r)
+        }
+    }
+}
+
+fn embedded_view(embedded: Option<EmbeddedValue>, currency: domain::Currency) -> Value {
+    match embedded {
+        Some(EmbeddedValue::Price { minor }) => {
+            json!({"price": Money::from_minor(minor, currency).amount_string()})
+        }
+        Some(EmbeddedValue::Weight { grams }) => json!({"weight_kg": format_signed_milli(grams)}),
+        None => Value::Null,
+    }
+}
+
+async fn on_hand(node: &Node, sku: &str) -> ApiResult<i64> {
+    Ok(sqlx::query_scalar("SELECT on_hand_milli FROM stock WHERE sku = $1")
+        .bind(sku)
+        .fetch_optional(&node.pools.reader)
+        .await?
+        .unwrap_or(0))
+}
+
+async fn item(State(node): State<Arc<Node>>, Path(code): Path<String>) -> ApiResult<Json<Value>> {
+    let ctx = context(&node)?;
+    let found = lookup(&node.pools.reader, &ctx, &code, node.clock.now())
+        .await
+        .map_err(|e| lookup_error(e, "code".into()))?;
+    let stock = on_hand(&node, found.sku.as_str()).await?;
+    Ok(Json(json!({
+        "sku": found.sku.to_string(),
+        "name": found.name,
+        "unit": found.unit.as_str(),
+        "tax_category": found.tax_category.to_string(),
+        "price": found.price.map(|p| p.amount_string()),
+        "currency": ctx.config.currency.code(),
+        "embedded": embedded_view(found.embedded, ctx.config.currency),
+        "sold_in_store": found.sold_in_store,
+        "on_hand": format_signed_milli(stock),
+    })))
+}
+
+/// `a / b` rounded half up, for positive `a` and `b`.
+fn round_half_up_div(a: i64, b: i64) -> i64 {
+    let (a, b) = (i128::from(a), i128::from(b));
+    i64::try_from((2 * a + b) / (2 * b)).unwrap_or(i64::MAX)
+}
+
+/// Turns what the till sent into priced-ready lines: item, price, quantity (from the scale
+/// label when it carries one).
+async fn resolve_lines(
+    node: &Node,
+    ctx: &Arc<StoreContext>,
+    lines: &[CartLineRequest],
+) -> ApiResult<Vec<LineInput>> {
+    let currency = ctx.config.currency;
+    let now = node.clock.now();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let f = |name: &str| format!("lines[{i}].{name}");
+        let item: Item = lookup(&node.pools.reader, ctx, &line.code, now)
+            .await
+            .map_err(|e| {
+                let mut err = lookup_error(e, f("code"));
+                if err.status == StatusCode::NOT_FOUND {
+                    err.status = StatusCode::UNPROCESSABLE_ENTITY;
+                }
+                err
+            })?;
+        if !item.sold_in_store {
+            return Err(ApiError::invalid("not_sold_in_store", f("code"), format!("`{}` is sold online only", item.sku)));
+        }
+        let price = item.price.ok_or_else(|| {
+            ApiError::invalid("no_price", f("code"), format!("`{}` has no price in force at this store", item.sku))
+        })?;
+        let requested = line
+            .quantity
+            .as_deref()
+            .map(|q| Quantity::parse(q).map_err(|e| ApiError::invalid("invalid_field", f("quantity"), e)))
+            .transpose()?;
+        let (quantity, fixed_amount) = match item.embedded {
+            Some(EmbeddedValue::Weight { grams }) => (
+                Quantity::from_milli(grams).map_err(|e| ApiError::invalid("invalid_code", f("code"), e))?,
+                None,
+            ),
+            Some(EmbeddedValue::Price { minor }) => {
+                // The label's price is what the customer pays; the weight is derived from it.
+                let milli = if item.unit == UnitOfSale::Each || price.is_zero() {
+                    1000
+                } else {
+                    round_half_up_div(minor.saturating_mul(1000), price.minor()).max(1)
+                };
+                (
+                    Quantity::from_milli(milli).map_err(|e| ApiError::invalid("invalid_code", f("code"), e))?,
+                    Some(Money::from_minor(minor, currency)),
+                )
+            }
+            None => (requested.unwrap_or(Quantity::ONE), None),
+        };
+        let quantity = quantity
+            .check_unit(item.unit)
+            .map_err(|e| ApiError::invalid("invalid_field", f("quantity"), e))?;
+        out.push(LineInput {
+            sku: item.sku,
+            name: item.name,
+            unit_price: price,
+            quantity,
+            unit: item.unit,
+            tax_category: item.tax_category,
+            discount: line
+                .discount
+                .as_ref()
+                .map(|d| d.parse(currency, &f("discount")))
+                .transpose()?,
+            fixed_amount,
+        });
+    }
+    Ok(out)
+}
+
+fn sale_error(e: SaleError) -> ApiError {
+    let field = match &e {
+        SaleError::LineCurrency { line, .. } => format!("lines[{line}].code"),
+        SaleError::LineQuantity { line, .. } => format!("lines[{line}].quantity"),
+        SaleError::Discount { target, .. } if target.starts_with("line") => {
+            format!("lines[{}].discount", target.trim_start_matches("line "))
+        }
+        SaleError::Discount { .. } | SaleError::BadPercent { .. } => "discount".into(),
+        SaleError::NoLines => "lines".into(),
+        SaleError::TenderNotPositive { index } | SaleError::TenderCurrency { index, .. } => {
+            format!("tenders[{index}].amount")
+        }
+        SaleError::TendersShort { .. } | SaleError::NonCashOverTender { .. } => "tenders".into(),
+        SaleError::NoSuchLine { index, .. } | SaleError::ReturnExceedsSold { line: index, .. } => {
+            format!("lines[{index}]")
+        }
+        SaleError::Tax(_) => "lines".into(),
+        SaleError::Money(_) => "lines".into(),
+    };
+    let code = match &e {
+        SaleError::TendersShort { .. } => "tenders_short",
+        SaleError::NonCashOverTender { .. } => "non_cash_over_tender",
+        SaleError::Tax(_) => "no_tax_rule",
+        _ => "invalid_sale",
+    };
+    ApiError::invalid(code, field, e)
+}
+
+fn cart_discount(d: Option<&DiscountDto>, ctx: &StoreContext) -> ApiResult<Option<domain::sale::Discount>> {
+    Ok(d.map(|d| d.parse(ctx.config.currency, "discount")).transpose()?)
+}
+
+async fn price(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<Json<CartView>> {
+    let request: PriceCartRequest = body.parse()?;
+    let ctx = context(&node)?;
+    let lines = resolve_lines(&node, &ctx, &request.lines).await?;
+    let discount = cart_discount(request.discount.as_ref(), &ctx)?;
+    let cart = price_cart(&ctx.config.jurisdiction, &lines, discount, node.clock.now()).map_err(sale_error)?;
+    Ok(Json(CartView::new(&cart, None)))
+}
+
+/// Answers a retry from the recorded response before doing any work.
+async fn replay(node: &Node, key: &IdempotencyKey) -> ApiResult<Option<Response>> {
+    let mut conn = node.pools.reader.acquire().await?;
+    Ok(recorded_response(&mut conn, key).await?.map(recorded))
+}
+
+async fn sale(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers, &method, &uri, &body)?;
+    if let Some(response) = replay(&node, &key).await? {
+        return Ok(response);
+    }
+    let request: SaleRequest = body.parse()?;
+    let terminal = terminal(&node, &request.terminal)?;
+    let cashier = request
+        .cashier
+        .as_deref()
+        .map(|c| StaffId::parse(c).map_err(|e| ApiError::invalid("invalid_field", "cashier", e)))
+        .transpose()?;
+    let ctx = context(&node)?;
+    if request.lines.is_empty() {
+        return Err(ApiError::invalid("invalid_sale", "lines", "a sale needs at least one line"));
+    }
+    let lines = resolve_lines(&node, &ctx, &request.lines).await?;
+    let discount = cart_discount(request.discount.as_ref(), &ctx)?;
+    let cart = price_cart(&ctx.config.jurisdiction, &lines, discount, node.clock.now()).map_err(sale_error)?;
+    let tenders = parse_tenders(&request.tenders, ctx.config.currency)?;
+    if tenders.is_empty() && !cart.total.is_zero() {
+        return Err(ApiError::invalid("tenders_short", "tenders", "a sale needs at least one tender"));
+    }
+    let settlement = settle(&cart, &tenders, ctx.config.jurisdiction.cash_rounding()).map_err(sale_error)?;
+    let op = Op::Sale {
+        terminal,
+        cashier,
+        cart,
+        tenders,
+        settlement,
+    };
+    Ok(recorded(node.ledger.write(Some(key), op).await?))
+}
+
+fn tender_kind(value: Option<&str>) -> ApiResult<TenderKind> {
+    match value {
+        None => Ok(TenderKind::Cash),
+        Some(v) => TenderKind::parse(v).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_field",
+                "refund_tender",
+                format!("`{v}` is not one of cash, card, gift-card, store-credit"),
+            )
+        }),
+    }
+}
+
+async fn return_goods(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers, &method, &uri, &body)?;
+    if let Some(response) = replay(&node, &key).await? {
+        return Ok(response);
+    }
+    let request: ReturnRequest = body.parse()?;
+    let terminal = terminal(&node, &request.terminal)?;
+    let tender = tender_kind(request.refund_tender.as_deref())?;
+    if request.lines.is_empty() {
+        return Err(ApiError::invalid("invalid_return", "lines", "a return needs at least one line"));
+    }
+    let op = match &request.receipt {
+        Some(receipt) => {
+            let lines = request
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let line = l.line.ok_or_else(|| {
+                        ApiError::invalid("invalid_field", format!("lines[{i}].line"), "a return with a receipt names the receipt line")
+                    })?;
+                    let quantity = Quantity::parse(&l.quantity)
+                        .map_err(|e| ApiError::invalid("invalid_field", format!("lines[{i}].quantity"), e))?;
+                    Ok((line, quantity))
+                })
+                .collect::<ApiResult<Vec<_>>>()?;
+            Op::Return {
+                terminal,
+                receipt: receipt.clone(),
+                lines,
+                tender,
+                reason: request.reason.clone(),
+            }
+        }
+        None => {
+            let reason = request
+                .reason
+                .as_deref()
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| ApiError::invalid("reason_required", "reason", "a return without a receipt needs a reason"))?
+                .to_owned();
+            let ctx = context(&node)?;
+            let cart_lines = request
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let code = l.code.clone().ok_or_else(|| {
+                        ApiError::invalid("invalid_field", format!("lines[{i}].code"), "a return without a receipt names the item")
+                    })?;
+                    Ok(CartLineRequest {
+                        code,
+                        quantity: Some(l.quantity.clone()),
+                        discount: None,
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?;
+            let lines = resolve_lines(&node, &ctx, &cart_lines).await?;
+            let cart = price_cart(&ctx.config.jurisdiction, &lines, None, node.clock.now()).map_err(sale_error)?;
+            let cash_rounding = match (tender, ctx.config.jurisdiction.cash_rounding()) {
+                (TenderKind::Cash, Some(rounding)) => rounding
+                    .round(cart.total)
+                    .and_then(|r| r.checked_sub(cart.total))
+                    .map_err(|e| ApiError::invalid("invalid_return", "lines", e))?,
+                _ => Money::zero(cart.currency),
+            };
+            let refund = PricedReturn {
+                refund: cart
+                    .total
+                    .checked_add(cash_rounding)
+                    .map_err(|e| ApiError::invalid("invalid_return", "lines", e))?,
+                total: cart.total,
+                cash_rounding,
+                lines: cart
+                    .lines
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, l)| ReturnedLine {
+                        sale_line: i,
+                        sku: l.sku,
+                        quantity: l.quantity,
+                        net: l.net,
+                        taxes: l.taxes,
+                        gross: l.gross,
+                    })
+                    .collect(),
+            };
+            Op::ReturnWithoutReceipt {
+                terminal,
+                refund,
+                tender,
+                reason,
+            }
+        }
+    };
+    Ok(recorded(node.ledger.write(Some(key), op).await?))
+}
+
+async fn void_last(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers, &method, &uri, &body)?;
+    let request: VoidRequest = body.parse()?;
+    let terminal = terminal(&node, &request.terminal)?;
+    if request.reason.trim().is_empty() {
+        return Err(ApiError::invalid("reason_required", "reason", "a void needs a reason"));
+    }
+    let op = Op::VoidLast {
+        terminal,
+        reason: request.reason.trim().to_owned(),
+    };
+    Ok(recorded(node.ledger.write(Some(key), op).await?))
+}
+
+fn sku_field(value: &str) -> ApiResult<Sku> {
+    Sku::parse(value).map_err(|e| ApiError::invalid("invalid_field", "sku", e))
+}
+
+async fn known_sku(node: &Node, sku: &Sku) -> ApiResult<()> {
+    let found: Option<String> = sqlx::query_scalar("SELECT sku FROM variants WHERE sku = $1")
+        .bind(sku.as_str())
+        .fetch_optional(&node.pools.reader)
+        .await?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| ApiError::invalid("unknown_item", "sku", format!("no item with sku `{sku}`")))
+}
+
+async fn adjust(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers, &method, &uri, &body)?;
+    let request: AdjustmentRequest = body.parse()?;
+    let terminal = terminal(&node, &request.terminal)?;
+    let sku = sku_field(&request.sku)?;
+    known_sku(&node, &sku).await?;
+    let reason = AdjustmentReason::parse(&request.reason).ok_or_else(|| {
+        ApiError::invalid("invalid_field", "reason", format!("`{}` is not one of received, damaged, shrink, correction", request.reason))
+    })?;
+    let delta = parse_signed_milli(&request.delta).map_err(|e| ApiError::invalid("invalid_field", "delta", e))?;
+    let sign_ok = match reason {
+        AdjustmentReason::Received => delta > 0,
+        AdjustmentReason::Damaged | AdjustmentReason::Shrink => delta < 0,
+        AdjustmentReason::Correction => delta != 0,
+    };
+    if !sign_ok {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "delta",
+            format!("delta `{}` does not fit reason {}: received adds stock, damaged and shrink remove it", request.delta, reason.as_str()),
+        ));
+    }
+    let op = Op::Adjust {
+        terminal,
+        sku,
+        delta_milli: delta,
+        reason,
+        note: request.note.clone(),
+    };
+    Ok(recorded(node.ledger.write(Some(key), op).await?))
+}
+
+async fn count(
+    State(node): State<Arc<Node>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let key = idempotency_key(&headers, &method, &uri, &body)?;
+    let request: CountRequest = body.parse()?;
+    let terminal = terminal(&node, &request.terminal)?;
+    let sku = sku_field(&request.sku)?;
+    known_sku(&node, &sku).await?;
+    let counted = parse_signed_milli(&request.counted).map_err(|e| ApiError::invalid("invalid_field", "counted", e))?;
+    if counted < 0 {
+        return Err(ApiError::invalid("invalid_field", "counted", "a count cannot be negative"));
+    }
+    let op = Op::Count {
+        terminal,
+        sku,
+        counted_milli: counted,
+    };
+    Ok(recorded(node.ledger.write(Some(key), op).await?))
+}
+
+async fn stock(State(node): State<Arc<Node>>, Path(sku): Path<String>) -> ApiResult<Json<Value>> {
+    let sku = sku_field(&sku)?;
+    let milli = on_hand(&node, sku.as_str()).await?;
+    Ok(Json(json!({"sku": sku.to_string(), "on_hand": format_signed_milli(milli)})))
+}
+
+async fn receipt(State(node): State<Arc<Node>>, Path(number): Path<String>) -> ApiResult<Json<Value>> {
+    let row = sqlx::query(
+        "SELECT e.body FROM receipts r JOIN events e ON e.terminal = r.terminal AND e.seq = r.seq WHERE r.number = $1",
+    )
+    .bind(&number)
+    .fetch_optional(&node.pools.reader)
+    .await?
+    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_receipt", format!("no receipt `{number}`")))?;
+    let event = protocol::event::decode(row.get::<&[u8], _>("body")).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt_event", format!("stored event does not decode: {e}"))
+    })?;
+    Ok(Json(event_view(&event)))
+}
+
+#[derive(Debug, Deserialize)]
+struct JournalQuery {
+    terminal: String,
+    #[serde(default = "first")]
+    from: u64,
+    #[serde(default = "page")]
+    limit: u32,
+}
+
+fn first() -> u64 {
+    1
+}
+
+fn page() -> u32 {
+    100
+}
+
+async fn journal(
+    State(node): State<Arc<Node>>,
+    query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let terminal = terminal(&node, &query.terminal)?;
+    let limit = query.limit.clamp(1, 1000);
+    let rows = sqlx::query(
+        "SELECT seq, id, kind, body, hash, signature FROM events WHERE terminal = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(terminal.as_str())
+    .bind(i64::try_from(query.from).unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(&node.pools.reader)
+    .await?;
+    let events: Vec<Value> = rows
+        .iter()
+        .map(|r| crate::verify::journal_entry(r.get("seq"), r.get("id"), r.get("kind"), r.get("body"), r.get("hash"), r.get("signature")))
+        .collect();
+    Ok(Json(json!({"terminal": terminal.to_string(), "events": events})))
+}

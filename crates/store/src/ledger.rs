@@ -1,0 +1,714 @@
+//! The ledger writer: the one task that appends events. Requests queue on a channel; the writer
+//! takes whatever has queued, applies each request in its own savepoint inside one transaction,
+//! commits once (one fsync for the whole group) and only then answers. A request is answered 2xx
+//! only after its event is durable; a request that fails leaves nothing behind.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use domain::catalog::Sku;
+use domain::ids::{EventId, StaffId};
+use domain::ledger::{
+    AdjustmentReason, Event, EventBody, EventMeta, ReturnCompleted, SaleCompleted, SaleVoided,
+    StockEffect, stock_movements,
+};
+use domain::sale::{PricedCart, PricedReturn, Settlement, Tender, price_return};
+use domain::{Hlc, Quantity, StoreId, TerminalId};
+use ed25519_dalek::SigningKey;
+use protocol::chain::{self, GENESIS, Hash};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Acquire, Row, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::views;
+
+/// How many queued requests one commit takes at most.
+const MAX_GROUP: usize = 256;
+
+/// Why a write was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The idempotency key was used before with another request.
+    #[error("idempotency key `{0}` was already used for a different request")]
+    KeyReused(String),
+    /// The request cannot be carried out; nothing was written.
+    #[error("{message}")]
+    Rejected {
+        /// Machine-readable code.
+        code: &'static str,
+        /// The field at fault.
+        field: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The referenced thing does not exist.
+    #[error("{message}")]
+    NotFound {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What was missing.
+        message: String,
+    },
+    /// The database failed; nothing was acknowledged.
+    #[error("ledger write failed: {0}")]
+    Db(String),
+    /// The writer has stopped.
+    #[error("the ledger writer has stopped")]
+    Stopped,
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        WriteError::Db(e.to_string())
+    }
+}
+
+fn rejected(code: &'static str, field: &'static str, message: impl ToString) -> WriteError {
+    WriteError::Rejected {
+        code,
+        field,
+        message: message.to_string(),
+    }
+}
+
+/// A request's idempotency key and the hash of its body.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// The client's key.
+    pub key: String,
+    /// SHA-256 of method, path and body.
+    pub request_hash: [u8; 32],
+}
+
+/// A response as recorded for its idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body.
+    pub body: serde_json::Value,
+}
+
+/// A write the ledger can carry out.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Record a priced and settled sale.
+    Sale {
+        /// Terminal.
+        terminal: TerminalId,
+        /// Cashier.
+        cashier: Option<StaffId>,
+        /// Priced lines.
+        cart: PricedCart,
+        /// Tenders.
+        tenders: Vec<Tender>,
+        /// Settlement.
+        settlement: Settlement,
+    },
+    /// Return lines of an earlier sale, by its receipt number.
+    Return {
+        /// Terminal taking the return.
+        terminal: TerminalId,
+        /// The sale's receipt.
+        receipt: String,
+        /// (line, quantity) pairs.
+        lines: Vec<(usize, Quantity)>,
+        /// How the refund is paid.
+        tender: domain::sale::TenderKind,
+        /// Reason, if given.
+        reason: Option<String>,
+    },
+    /// Return goods without a receipt, priced now.
+    ReturnWithoutReceipt {
+        /// Terminal.
+        terminal: TerminalId,
+        /// The refund, already priced.
+        refund: PricedReturn,
+        /// How it is paid.
+        tender: domain::sale::TenderKind,
+        /// Why (required).
+        reason: String,
+    },
+    /// Void the terminal's last sale.
+    VoidLast {
+        /// Terminal.
+        terminal: TerminalId,
+        /// Why.
+        reason: String,
+    },
+    /// Adjust stock.
+    Adjust {
+        /// Terminal.
+        terminal: TerminalId,
+        /// SKU.
+        sku: Sku,
+        /// Signed change in thousandths.
+        delta_milli: i64,
+        /// Why.
+        reason: AdjustmentReason,
+        /// Note.
+        note: Option<String>,
+    },
+    /// Record a stock count.
+    Count {
+        /// Terminal.
+        terminal: TerminalId,
+        /// SKU.
+        sku: Sku,
+        /// Counted quantity in thousandths.
+        counted_milli: i64,
+    },
+}
+
+impl Op {
+    fn terminal(&self) -> &TerminalId {
+        match self {
+            Op::Sale { terminal, .. }
+            | Op::Return { terminal, .. }
+            | Op::ReturnWithoutReceipt { terminal, .. }
+            | Op::VoidLast { terminal, .. }
+            | Op::Adjust { terminal, .. }
+            | Op::Count { terminal, .. } => terminal,
+        }
+    }
+}
+
+struct Job {
+    key: Option<IdempotencyKey>,
+    op: Op,
+    reply: oneshot::Sender<Result<Recorded, WriteError>>,
+}
+
+/// A handle to the ledger writer.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("op", &self.op).finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Appends through the writer and waits until the result is durable.
+    pub async fn write(&self, key: Option<IdempotencyKey>, op: Op) -> Result<Recorded, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { key, op, reply })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+}
+
+#[derive(Clone)]
+struct TerminalState {
+    last_seq: u64,
+    last_hash: Hash,
+    next_receipt: u64,
+    key: SigningKey,
+}
+
+#[derive(Clone)]
+struct State {
+    store: StoreId,
+    terminals: HashMap<TerminalId, TerminalState>,
+    hlc: Hlc,
+}
+
+/// Loads the chain heads and starts the writer task.
+pub async fn start(
+    pool: SqlitePool,
+    store: StoreId,
+    keys: HashMap<TerminalId, SigningKey>,
+    clock: Arc<dyn Clock>,
+) -> Result<Ledger, WriteError> {
+    let mut terminals = HashMap::new();
+    let mut hlc = Hlc::default();
+    for (terminal, key) in keys {
+        let head = sqlx::query(
+            "SELECT seq, hash, hlc_wall, hlc_counter FROM events WHERE terminal = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(terminal.as_str())
+        .fetch_optional(&pool)
+        .await?;
+        let (last_seq, last_hash) = match &head {
+            Some(row) => {
+                let seq: i64 = row.get("seq");
+                let hash: Vec<u8> = row.get("hash");
+                let hash: Hash = hash
+                    .try_into()
+                    .map_err(|_| WriteError::Db(format!("stored hash of {terminal} is not 32 bytes")))?;
+                let event_hlc = Hlc::new(
+                    row.get("hlc_wall"),
+                    u32::try_from(row.get::<i64, _>("hlc_counter")).unwrap_or(u32::MAX),
+                );
+                hlc = hlc.max(event_hlc);
+                (u64::try_from(seq).unwrap_or(0), hash)
+            }
+            None => (0, GENESIS),
+        };
+        let (receipts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM receipts WHERE terminal = $1")
+            .bind(terminal.as_str())
+            .fetch_one(&pool)
+            .await?;
+        terminals.insert(
+            terminal,
+            TerminalState {
+                last_seq,
+                last_hash,
+                next_receipt: u64::try_from(receipts).unwrap_or(0) + 1,
+                key,
+            },
+        );
+    }
+    let (jobs, rx) = mpsc::channel(4096);
+    let state = State {
+        store,
+        terminals,
+        hlc,
+    };
+    tokio::spawn(run(rx, pool, state, clock));
+    Ok(Ledger { jobs })
+}
+
+async fn run(mut rx: mpsc::Receiver<Job>, pool: SqlitePool, mut state: State, clock: Arc<dyn Clock>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let before = state.clone();
+        match write_group(&pool, &mut state, clock.as_ref(), &jobs).await {
+            Ok(results) => {
+                for (job, result) in jobs.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                // The commit failed: nothing of this group is durable, so nothing is acknowledged
+                // and the chain heads go back to what is on disk.
+                tracing::error!(error = %e, "ledger commit failed");
+                state = before;
+                for job in jobs {
+                    let _ = job.reply.send(Err(WriteError::Db(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+async fn write_group(
+    pool: &SqlitePool,
+    state: &mut State,
+    clock: &dyn Clock,
+    jobs: &[Job],
+) -> Result<Vec<Result<Recorded, WriteError>>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let before = state.clone();
+        let mut savepoint = tx.begin().await?;
+        match apply(&mut savepoint, state, clock, job).await {
+            Ok(recorded) => {
+                savepoint.commit().await?;
+                results.push(Ok(recorded));
+            }
+            Err(WriteError::Db(message)) => {
+                // A database failure inside the group fails the whole group.
+                drop(savepoint);
+                *state = before;
+                return Err(sqlx::Error::Protocol(message));
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                *state = before;
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn apply(
+    conn: &mut SqliteConnection,
+    state: &mut State,
+    clock: &dyn Clock,
+    job: &Job,
+) -> Result<Recorded, WriteError> {
+    if let Some(key) = &job.key {
+        if let Some(recorded) = recorded_response(&mut *conn, key).await? {
+            return Ok(recorded);
+        }
+    }
+    let terminal = job.op.terminal().clone();
+    if !state.terminals.contains_key(&terminal) {
+        return Err(WriteError::NotFound {
+            code: "unknown_terminal",
+            message: format!("terminal `{terminal}` is not hosted by this node"),
+        });
+    }
+    let recorded = match &job.op {
+        Op::Sale {
+            cashier,
+            cart,
+            tenders,
+            settlement,
+            ..
+        } => {
+            let receipt = next_receipt(state, &terminal);
+            let body = EventBody::SaleCompleted(SaleCompleted {
+                receipt: receipt.clone(),
+                cashier: cashier.clone(),
+                cart: cart.clone(),
+                tenders: tenders.clone(),
+                settlement: settlement.clone(),
+            });
+            let event = append(conn, state, clock, &terminal, body).await?;
+            index_receipt(conn, &receipt, &event, "sale").await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::Return {
+            receipt: original,
+            lines,
+            tender,
+            reason,
+            ..
+        } => {
+            let sale = sale_by_receipt(conn, original).await?;
+            let voided: Option<String> =
+                sqlx::query_scalar("SELECT sale_receipt FROM voided_sales WHERE sale_receipt = $1")
+                    .bind(original)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if voided.is_some() {
+                return Err(rejected(
+                    "sale_voided",
+                    "receipt",
+                    format!("sale {original} was voided; nothing is left to return"),
+                ));
+            }
+            let returned = returned_milli(conn, original, sale.cart.lines.len()).await?;
+            let refund = price_return(&sale.cart, &sale.settlement, &returned, lines)
+                .map_err(|e| rejected("return_exceeds_sale", "lines", e))?;
+            let receipt = next_receipt(state, &terminal);
+            let body = EventBody::ReturnCompleted(ReturnCompleted {
+                receipt: receipt.clone(),
+                original_receipt: Some(original.clone()),
+                reason: reason.clone(),
+                tenders: vec![Tender {
+                    kind: *tender,
+                    amount: refund.refund,
+                    reference: None,
+                }],
+                refund,
+            });
+            let event = append(conn, state, clock, &terminal, body).await?;
+            for (line, quantity) in lines {
+                sqlx::query(
+                    "INSERT INTO returned_lines (sale_receipt, line, milli) VALUES ($1, $2, $3)
+                     ON CONFLICT (sale_receipt, line) DO UPDATE SET milli = milli + excluded.milli",
+                )
+                .bind(original)
+                .bind(i64::try_from(*line).unwrap_or(i64::MAX))
+                .bind(quantity.milli())
+                .execute(&mut *conn)
+                .await?;
+            }
+            index_receipt(conn, &receipt, &event, "return").await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::ReturnWithoutReceipt {
+            refund,
+            tender,
+            reason,
+            ..
+        } => {
+            let receipt = next_receipt(state, &terminal);
+            let body = EventBody::ReturnCompleted(ReturnCompleted {
+                receipt: receipt.clone(),
+                original_receipt: None,
+                reason: Some(reason.clone()),
+                tenders: vec![Tender {
+                    kind: *tender,
+                    amount: refund.refund,
+                    reference: None,
+                }],
+                refund: refund.clone(),
+            });
+            let event = append(conn, state, clock, &terminal, body).await?;
+            index_receipt(conn, &receipt, &event, "return").await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::VoidLast { reason, .. } => {
+            let last = sqlx::query(
+                "SELECT id, body, kind FROM events WHERE terminal = $1 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(terminal.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(last) = last.filter(|row| row.get::<&str, _>("kind") == "SaleCompleted") else {
+                return Err(rejected(
+                    "nothing_to_void",
+                    "terminal",
+                    format!("the last event of terminal {terminal} is not a sale; only the last sale can be voided"),
+                ));
+            };
+            let event = decode_stored(last.get("body"))?;
+            let EventBody::SaleCompleted(sale) = event.body else {
+                return Err(WriteError::Db("stored sale does not decode as a sale".into()));
+            };
+            let body = EventBody::SaleVoided(SaleVoided {
+                sale: event.meta.id,
+                receipt: sale.receipt.clone(),
+                reason: reason.clone(),
+                lines: sale
+                    .cart
+                    .lines
+                    .iter()
+                    .map(|l| (l.sku.clone(), l.quantity))
+                    .collect(),
+                refund: sale.settlement.due,
+            });
+            let voided = append(conn, state, clock, &terminal, body).await?;
+            sqlx::query("INSERT INTO voided_sales (sale_receipt) VALUES ($1)")
+                .bind(&sale.receipt)
+                .execute(&mut *conn)
+                .await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&voided),
+            }
+        }
+        Op::Adjust {
+            sku,
+            delta_milli,
+            reason,
+            note,
+            ..
+        } => {
+            let body = EventBody::StockAdjusted {
+                sku: sku.clone(),
+                delta_milli: *delta_milli,
+                reason: *reason,
+                note: note.clone(),
+            };
+            let event = append(conn, state, clock, &terminal, body).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::Count {
+            sku, counted_milli, ..
+        } => {
+            let body = EventBody::StockCounted {
+                sku: sku.clone(),
+                counted_milli: *counted_milli,
+            };
+            let event = append(conn, state, clock, &terminal, body).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+    };
+    if let Some(key) = &job.key {
+        sqlx::query("INSERT INTO idempotency (key, request_hash, status, response) VALUES ($1, $2, $3, $4)")
+            .bind(&key.key)
+            .bind(&key.request_hash[..])
+            .bind(i64::from(recorded.status))
+            .bind(recorded.body.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(recorded)
+}
+
+/// The response recorded for `key`, if the same request was made before; an error if the key
+/// was used for a different request.
+pub async fn recorded_response(
+    conn: &mut SqliteConnection,
+    key: &IdempotencyKey,
+) -> Result<Option<Recorded>, WriteError> {
+    let row = sqlx::query("SELECT request_hash, status, response FROM idempotency WHERE key = $1")
+        .bind(&key.key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let hash: Vec<u8> = row.get("request_hash");
+    if hash != key.request_hash {
+        return Err(WriteError::KeyReused(key.key.clone()));
+    }
+    let status: i64 = row.get("status");
+    let body: String = row.get("response");
+    Ok(Some(Recorded {
+        status: u16::try_from(status).unwrap_or(500),
+        body: serde_json::from_str(&body).map_err(|e| WriteError::Db(e.to_string()))?,
+    }))
+}
+
+fn next_receipt(state: &mut State, terminal: &TerminalId) -> String {
+    let Some(t) = state.terminals.get_mut(terminal) else {
+        return String::new();
+    };
+    let number = format!("{terminal}-{:06}", t.next_receipt);
+    t.next_receipt += 1;
+    number
+}
+
+/// Appends one event: next sequence number, next clock reading, chain link, signature; and
+/// applies its stock movements to the local projection.
+async fn append(
+    conn: &mut SqliteConnection,
+    state: &mut State,
+    clock: &dyn Clock,
+    terminal: &TerminalId,
+    body: EventBody,
+) -> Result<Event, WriteError> {
+    state.hlc = state.hlc.tick(clock.now());
+    let store = state.store.clone();
+    let hlc = state.hlc;
+    let head = state
+        .terminals
+        .get_mut(terminal)
+        .ok_or_else(|| WriteError::Db(format!("terminal {terminal} vanished")))?;
+    let event = Event {
+        meta: EventMeta {
+            id: EventId::from_uuid(uuid::Uuid::now_v7()),
+            store,
+            terminal: terminal.clone(),
+            seq: head.last_seq + 1,
+            hlc,
+        },
+        body,
+    };
+    let bytes = protocol::event::encode(&event);
+    let hash = chain::link(&head.last_hash, &bytes);
+    let signature = chain::sign(&head.key, &hash);
+    sqlx::query(
+        "INSERT INTO events (terminal, seq, id, hlc_wall, hlc_counter, kind, body, hash, signature)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(terminal.as_str())
+    .bind(i64::try_from(event.meta.seq).unwrap_or(i64::MAX))
+    .bind(event.meta.id.to_string())
+    .bind(hlc.wall_ms())
+    .bind(i64::from(hlc.counter()))
+    .bind(event.body.kind())
+    .bind(&bytes)
+    .bind(&hash[..])
+    .bind(&signature[..])
+    .execute(&mut *conn)
+    .await?;
+    head.last_seq += 1;
+    head.last_hash = hash;
+    for movement in stock_movements(&event) {
+        if movement.location != event.meta.store {
+            continue;
+        }
+        match movement.effect {
+            StockEffect::Move(delta) => {
+                sqlx::query(
+                    "INSERT INTO stock (sku, on_hand_milli) VALUES ($1, $2)
+                     ON CONFLICT (sku) DO UPDATE SET on_hand_milli = on_hand_milli + excluded.on_hand_milli",
+                )
+                .bind(movement.sku.as_str())
+                .bind(delta)
+                .execute(&mut *conn)
+                .await?;
+            }
+            // Local events are appended in clock order, so a count simply sets on-hand.
+            StockEffect::Count(counted) => {
+                sqlx::query(
+                    "INSERT INTO stock (sku, on_hand_milli) VALUES ($1, $2)
+                     ON CONFLICT (sku) DO UPDATE SET on_hand_milli = excluded.on_hand_milli",
+                )
+                .bind(movement.sku.as_str())
+                .bind(counted)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(event)
+}
+
+async fn index_receipt(
+    conn: &mut SqliteConnection,
+    receipt: &str,
+    event: &Event,
+    kind: &str,
+) -> Result<(), WriteError> {
+    sqlx::query("INSERT INTO receipts (number, terminal, seq, kind) VALUES ($1, $2, $3, $4)")
+        .bind(receipt)
+        .bind(event.meta.terminal.as_str())
+        .bind(i64::try_from(event.meta.seq).unwrap_or(i64::MAX))
+        .bind(kind)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+fn decode_stored(bytes: Vec<u8>) -> Result<Event, WriteError> {
+    protocol::event::decode(&bytes).map_err(|e| WriteError::Db(format!("stored event: {e}")))
+}
+
+async fn sale_by_receipt(
+    conn: &mut SqliteConnection,
+    receipt: &str,
+) -> Result<SaleCompleted, WriteError> {
+    let row = sqlx::query(
+        "SELECT e.body FROM receipts r JOIN events e ON e.terminal = r.terminal AND e.seq = r.seq
+         WHERE r.number = $1 AND r.kind = 'sale'",
+    )
+    .bind(receipt)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Err(WriteError::NotFound {
+            code: "unknown_receipt",
+            message: format!("no sale with receipt `{receipt}`"),
+        });
+    };
+    match decode_stored(row.get("body"))?.body {
+        EventBody::SaleCompleted(sale) => Ok(sale),
+        _ => Err(WriteError::Db(format!("receipt {receipt} does not point at a sale"))),
+    }
+}
+
+async fn returned_milli(
+    conn: &mut SqliteConnection,
+    receipt: &str,
+    lines: usize,
+) -> Result<Vec<i64>, WriteError> {
+    let mut returned = vec![0; lines];
+    let rows = sqlx::query("SELECT line, milli FROM returned_lines WHERE sale_receipt = $1")
+        .bind(receipt)
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in rows {
+        let line: i64 = row.get("line");
+        if let Some(slot) = usize::try_from(line).ok().and_then(|l| returned.get_mut(l)) {
+            *slot = row.get("milli");
+        }
+    }
+    Ok(returned)
+}

@@ -1,0 +1,167 @@
+//! Auditing the ledger: recompute every terminal's chain and signatures and report the first
+//! broken link; export a terminal's journal as JSON lines.
+
+use std::io::Write;
+
+use domain::TerminalId;
+use protocol::chain::{self, GENESIS, Hash};
+use serde_json::{Value, json};
+use sqlx::{Row, SqlitePool};
+
+use crate::keys::verifying_key;
+
+/// The first broken link of a terminal's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    /// Terminal.
+    pub terminal: String,
+    /// Sequence number of the first bad event.
+    pub seq: i64,
+    /// Its event id as stored.
+    pub event_id: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for BrokenLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "terminal {} sequence {} (event {}): {}",
+            self.terminal, self.seq, self.event_id, self.reason
+        )
+    }
+}
+
+/// What verification found per terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalReport {
+    /// Terminal.
+    pub terminal: String,
+    /// Events checked.
+    pub events: u64,
+    /// The first broken link, if any.
+    pub broken: Option<BrokenLink>,
+}
+
+/// Verifies every terminal's chain: contiguous sequence from 1, the canonical bytes decode and
+/// agree with the stored columns, each hash links to the one before, each signature verifies
+/// with the terminal's public key.
+pub async fn verify(pool: &SqlitePool) -> Result<Vec<TerminalReport>, sqlx::Error> {
+    let terminals = sqlx::query("SELECT id, public_key FROM terminals ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    let mut reports = Vec::new();
+    for t in terminals {
+        let terminal: String = t.get("id");
+        let key = verifying_key(t.get::<&[u8], _>("public_key"));
+        let rows = sqlx::query(
+            "SELECT seq, id, body, hash, signature FROM events WHERE terminal = $1 ORDER BY seq",
+        )
+        .bind(&terminal)
+        .fetch_all(pool)
+        .await?;
+        let mut previous: Hash = GENESIS;
+        let mut expected_seq = 1_i64;
+        let mut broken = None;
+        let mut events = 0;
+        for row in rows {
+            events += 1;
+            let seq: i64 = row.get("seq");
+            let event_id: String = row.get("id");
+            let body: Vec<u8> = row.get("body");
+            let hash: Vec<u8> = row.get("hash");
+            let signature: Vec<u8> = row.get("signature");
+            let fail = |reason: String| BrokenLink {
+                terminal: terminal.clone(),
+                seq,
+                event_id: event_id.clone(),
+                reason,
+            };
+            let problem = if seq != expected_seq {
+                Some(format!("sequence gap: expected {expected_seq}"))
+            } else {
+                let computed = chain::link(&previous, &body);
+                match protocol::event::decode(&body) {
+                    Err(e) => Some(format!("event bytes do not decode: {e}")),
+                    Ok(event)
+                        if event.meta.terminal.as_str() != terminal
+                            || i64::try_from(event.meta.seq).ok() != Some(seq)
+                            || event.meta.id.to_string() != event_id =>
+                    {
+                        Some("stored columns disagree with the signed event".into())
+                    }
+                    Ok(_) if computed[..] != hash[..] => {
+                        Some("hash does not match the event and the link before it".into())
+                    }
+                    Ok(_) => match &key {
+                        None => Some("terminal has no valid public key".into()),
+                        Some(key) if !chain::verify(key, &computed, &signature) => {
+                            Some("signature does not verify".into())
+                        }
+                        Some(_) => None,
+                    },
+                }
+            };
+            if let Some(reason) = problem {
+                broken = Some(fail(reason));
+                break;
+            }
+            previous = chain::link(&previous, &body);
+            expected_seq += 1;
+        }
+        reports.push(TerminalReport {
+            terminal,
+            events,
+            broken,
+        });
+    }
+    Ok(reports)
+}
+
+/// One journal entry as JSON: position, chain data and the signed event itself.
+pub fn journal_entry(seq: i64, id: String, kind: String, body: Vec<u8>, hash: Vec<u8>, signature: Vec<u8>) -> Value {
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    json!({
+        "seq": seq,
+        "id": id,
+        "kind": kind,
+        "hash": hex::encode(hash),
+        "signature": hex::encode(signature),
+        "event": event,
+    })
+}
+
+/// Writes `terminal`'s journal from sequence `from` as JSON lines; returns how many.
+pub async fn export(
+    pool: &SqlitePool,
+    terminal: &TerminalId,
+    from: u64,
+    out: &mut impl Write,
+) -> Result<u64, ExportError> {
+    let rows = sqlx::query(
+        "SELECT seq, id, kind, body, hash, signature FROM events WHERE terminal = $1 AND seq >= $2 ORDER BY seq",
+    )
+    .bind(terminal.as_str())
+    .bind(i64::try_from(from).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    let mut written = 0;
+    for r in rows {
+        let entry = journal_entry(r.get("seq"), r.get("id"), r.get("kind"), r.get("body"), r.get("hash"), r.get("signature"));
+        writeln!(out, "{entry}")?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Errors from exporting.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Reading failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Writing failed.
+    #[error("writing the export: {0}")]
+    Io(#[from] std::io::Error),
+}
