@@ -418,7 +418,11 @@ impl Catalog {
 
     /// Resolves what a cashier scanned or typed, trying the candidates of [`scan_plan`] in
     /// order.
-    pub fn resolve(&self, code: &str, layouts: &[RcnLayout]) -> Result<ScanMatch<'_>, CatalogError> {
+    pub fn resolve(
+        &self,
+        code: &str,
+        layouts: &[RcnLayout],
+    ) -> Result<ScanMatch<'_>, CatalogError> {
         let plan = scan_plan(code, layouts)?;
         for candidate in &plan.candidates {
             let found = match &candidate.lookup {

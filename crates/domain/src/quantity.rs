@@ -193,10 +193,18 @@ pub fn parse_signed_milli(value: &str) -> Result<i64, QuantityError> {
         return Ok(0);
     }
     let q = Quantity::parse(digits).map_err(|e| match e {
-        QuantityError::NotPositive { .. } => QuantityError::NotANumber { value: value.to_owned() },
-        QuantityError::NotANumber { .. } => QuantityError::NotANumber { value: value.to_owned() },
-        QuantityError::TooPrecise { .. } => QuantityError::TooPrecise { value: value.to_owned() },
-        QuantityError::TooLarge { .. } => QuantityError::TooLarge { value: value.to_owned() },
+        QuantityError::NotPositive { .. } => QuantityError::NotANumber {
+            value: value.to_owned(),
+        },
+        QuantityError::NotANumber { .. } => QuantityError::NotANumber {
+            value: value.to_owned(),
+        },
+        QuantityError::TooPrecise { .. } => QuantityError::TooPrecise {
+            value: value.to_owned(),
+        },
+        QuantityError::TooLarge { .. } => QuantityError::TooLarge {
+            value: value.to_owned(),
+        },
         other => other,
     })?;
     Ok(if negative { -q.milli() } else { q.milli() })

@@ -1,6 +1,7 @@
 //! The `kassa` binary: flags, configuration and wiring; the work happens in the library crates.
 
 mod price;
+mod store_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -16,11 +17,49 @@ struct Cli {
 enum Command {
     /// Price a basket file with the tax engine and print the receipt.
     Price(price::PriceArgs),
+    /// The store node: a till ledger that never refuses a sale.
+    Store(store_cmd::StoreArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    init_logging();
     match cli.command {
         Command::Price(args) => price::run(&args),
+        Command::Store(args) => store_cmd::run(args),
+    }
+}
+
+/// Installs the log subscriber: structured JSON on standard error, filtered by `RUST_LOG`
+/// (default `info`); `KASSA_LOG=text` switches to human-readable lines.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("KASSA_LOG").is_ok_and(|v| v == "text") {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
     }
 }

@@ -29,7 +29,8 @@ pub fn verify(key: &VerifyingKey, hash: &Hash, signature: &[u8]) -> bool {
     let Ok(bytes) = <[u8; 64]>::try_from(signature) else {
         return false;
     };
-    key.verify_strict(hash, &Signature::from_bytes(&bytes)).is_ok()
+    key.verify_strict(hash, &Signature::from_bytes(&bytes))
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -40,8 +41,14 @@ mod tests {
     fn links_are_pinned() {
         // SHA-256 of 32 zero bytes followed by "a", computed independently, so the definition
         // cannot drift without this test noticing.
-        let hex: String = link(&GENESIS, b"a").iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "41a0370c3d9f42773a59e8e01651911cf43b1e3f66944cbb690029debc4eb647");
+        let hex: String = link(&GENESIS, b"a")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "41a0370c3d9f42773a59e8e01651911cf43b1e3f66944cbb690029debc4eb647"
+        );
     }
 
     #[test]
@@ -52,7 +59,11 @@ mod tests {
         let signature = sign(&key, &hash);
         assert!(verify(&key.verifying_key(), &hash, &signature));
         assert!(!verify(&other.verifying_key(), &hash, &signature));
-        assert!(!verify(&key.verifying_key(), &link(&hash, b"x"), &signature));
+        assert!(!verify(
+            &key.verifying_key(),
+            &link(&hash, b"x"),
+            &signature
+        ));
         assert!(!verify(&key.verifying_key(), &hash, &signature[..63]));
     }
 }

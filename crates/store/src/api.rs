@@ -85,7 +85,9 @@ impl From<WriteError> for ApiError {
                 field,
                 message,
             } => ApiError::invalid(code, field, message),
-            WriteError::NotFound { code, message } => ApiError::new(StatusCode::NOT_FOUND, code, message),
+            WriteError::NotFound { code, message } => {
+                ApiError::new(StatusCode::NOT_FOUND, code, message)
+            }
             WriteError::Db(_) | WriteError::Stopped => {
                 tracing::error!(error = %e, "write failed");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e)
@@ -97,7 +99,11 @@ impl From<WriteError> for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         tracing::error!(error = %e, "database read failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "database_error", "database read failed")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "database_error",
+            "database read failed",
+        )
     }
 }
 
@@ -149,12 +155,18 @@ impl RawBody {
     }
 }
 
-fn idempotency_key(headers: &HeaderMap, method: &Method, uri: &Uri, body: &RawBody) -> ApiResult<IdempotencyKey> {
+fn idempotency_key(
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+    body: &RawBody,
+) -> ApiResult<IdempotencyKey> {
     let missing = || ApiError {
         status: StatusCode::BAD_REQUEST,
         code: "idempotency_key_required",
         field: Some("Idempotency-Key".into()),
-        message: "every write needs an Idempotency-Key header of 1 to 128 visible ASCII characters".into(),
+        message: "every write needs an Idempotency-Key header of 1 to 128 visible ASCII characters"
+            .into(),
     };
     let key = headers
         .get("idempotency-key")
@@ -218,7 +230,8 @@ fn context(node: &Node) -> ApiResult<Arc<StoreContext>> {
 }
 
 fn terminal(node: &Node, value: &str) -> ApiResult<TerminalId> {
-    let id = TerminalId::parse(value).map_err(|e| ApiError::invalid("invalid_field", "terminal", e))?;
+    let id =
+        TerminalId::parse(value).map_err(|e| ApiError::invalid("invalid_field", "terminal", e))?;
     if !node.hosts(&id) {
         return Err(ApiError::invalid(
             "unknown_terminal",
@@ -279,11 +292,13 @@ fn embedded_view(embedded: Option<EmbeddedValue>, currency: domain::Currency) ->
 }
 
 async fn on_hand(node: &Node, sku: &str) -> ApiResult<i64> {
-    Ok(sqlx::query_scalar("SELECT on_hand_milli FROM stock WHERE sku = $1")
-        .bind(sku)
-        .fetch_optional(&node.pools.reader)
-        .await?
-        .unwrap_or(0))
+    Ok(
+        sqlx::query_scalar("SELECT on_hand_milli FROM stock WHERE sku = $1")
+            .bind(sku)
+            .fetch_optional(&node.pools.reader)
+            .await?
+            .unwrap_or(0),
+    )
 }
 
 async fn item(State(node): State<Arc<Node>>, Path(code): Path<String>) -> ApiResult<Json<Value>> {
@@ -333,19 +348,30 @@ async fn resolve_lines(
                 err
             })?;
         if !item.sold_in_store {
-            return Err(ApiError::invalid("not_sold_in_store", f("code"), format!("`{}` is sold online only", item.sku)));
+            return Err(ApiError::invalid(
+                "not_sold_in_store",
+                f("code"),
+                format!("`{}` is sold online only", item.sku),
+            ));
         }
         let price = item.price.ok_or_else(|| {
-            ApiError::invalid("no_price", f("code"), format!("`{}` has no price in force at this store", item.sku))
+            ApiError::invalid(
+                "no_price",
+                f("code"),
+                format!("`{}` has no price in force at this store", item.sku),
+            )
         })?;
         let requested = line
             .quantity
             .as_deref()
-            .map(|q| Quantity::parse(q).map_err(|e| ApiError::invalid("invalid_field", f("quantity"), e)))
+            .map(|q| {
+                Quantity::parse(q).map_err(|e| ApiError::invalid("invalid_field", f("quantity"), e))
+            })
             .transpose()?;
         let (quantity, fixed_amount) = match item.embedded {
             Some(EmbeddedValue::Weight { grams }) => (
-                Quantity::from_milli(grams).map_err(|e| ApiError::invalid("invalid_code", f("code"), e))?,
+                Quantity::from_milli(grams)
+                    .map_err(|e| ApiError::invalid("invalid_code", f("code"), e))?,
                 None,
             ),
             Some(EmbeddedValue::Price { minor }) => {
@@ -356,7 +382,8 @@ async fn resolve_lines(
                     round_half_up_div(minor.saturating_mul(1000), price.minor()).max(1)
                 };
                 (
-                    Quantity::from_milli(milli).map_err(|e| ApiError::invalid("invalid_code", f("code"), e))?,
+                    Quantity::from_milli(milli)
+                        .map_err(|e| ApiError::invalid("invalid_code", f("code"), e))?,
                     Some(Money::from_minor(minor, currency)),
                 )
             }
@@ -411,8 +438,12 @@ fn sale_error(e: SaleError) -> ApiError {
     ApiError::invalid(code, field, e)
 }
 
-fn cart_discount(d: Option<&DiscountDto>, ctx: &StoreContext) -> ApiResult<Option<domain::sale::Discount>> {
-    Ok(d.map(|d| d.parse(ctx.config.currency, "discount")).transpose()?)
+fn cart_discount(
+    d: Option<&DiscountDto>,
+    ctx: &StoreContext,
+) -> ApiResult<Option<domain::sale::Discount>> {
+    Ok(d.map(|d| d.parse(ctx.config.currency, "discount"))
+        .transpose()?)
 }
 
 async fn price(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<Json<CartView>> {
@@ -420,7 +451,8 @@ async fn price(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<Json<C
     let ctx = context(&node)?;
     let lines = resolve_lines(&node, &ctx, &request.lines).await?;
     let discount = cart_discount(request.discount.as_ref(), &ctx)?;
-    let cart = price_cart(&ctx.config.jurisdiction, &lines, discount, node.clock.now()).map_err(sale_error)?;
+    let cart = price_cart(&ctx.config.jurisdiction, &lines, discount, node.clock.now())
+        .map_err(sale_error)?;
     Ok(Json(CartView::new(&cart, None)))
 }
 
@@ -450,16 +482,26 @@ async fn sale(
         .transpose()?;
     let ctx = context(&node)?;
     if request.lines.is_empty() {
-        return Err(ApiError::invalid("invalid_sale", "lines", "a sale needs at least one line"));
+        return Err(ApiError::invalid(
+            "invalid_sale",
+            "lines",
+            "a sale needs at least one line",
+        ));
     }
     let lines = resolve_lines(&node, &ctx, &request.lines).await?;
     let discount = cart_discount(request.discount.as_ref(), &ctx)?;
-    let cart = price_cart(&ctx.config.jurisdiction, &lines, discount, node.clock.now()).map_err(sale_error)?;
+    let cart = price_cart(&ctx.config.jurisdiction, &lines, discount, node.clock.now())
+        .map_err(sale_error)?;
     let tenders = parse_tenders(&request.tenders, ctx.config.currency)?;
     if tenders.is_empty() && !cart.total.is_zero() {
-        return Err(ApiError::invalid("tenders_short", "tenders", "a sale needs at least one tender"));
+        return Err(ApiError::invalid(
+            "tenders_short",
+            "tenders",
+            "a sale needs at least one tender",
+        ));
     }
-    let settlement = settle(&cart, &tenders, ctx.config.jurisdiction.cash_rounding()).map_err(sale_error)?;
+    let settlement =
+        settle(&cart, &tenders, ctx.config.jurisdiction.cash_rounding()).map_err(sale_error)?;
     let op = Op::Sale {
         terminal,
         cashier,
@@ -498,7 +540,11 @@ async fn return_goods(
     let terminal = terminal(&node, &request.terminal)?;
     let tender = tender_kind(request.refund_tender.as_deref())?;
     if request.lines.is_empty() {
-        return Err(ApiError::invalid("invalid_return", "lines", "a return needs at least one line"));
+        return Err(ApiError::invalid(
+            "invalid_return",
+            "lines",
+            "a return needs at least one line",
+        ));
     }
     let op = match &request.receipt {
         Some(receipt) => {
@@ -508,10 +554,15 @@ async fn return_goods(
                 .enumerate()
                 .map(|(i, l)| {
                     let line = l.line.ok_or_else(|| {
-                        ApiError::invalid("invalid_field", format!("lines[{i}].line"), "a return with a receipt names the receipt line")
+                        ApiError::invalid(
+                            "invalid_field",
+                            format!("lines[{i}].line"),
+                            "a return with a receipt names the receipt line",
+                        )
                     })?;
-                    let quantity = Quantity::parse(&l.quantity)
-                        .map_err(|e| ApiError::invalid("invalid_field", format!("lines[{i}].quantity"), e))?;
+                    let quantity = Quantity::parse(&l.quantity).map_err(|e| {
+                        ApiError::invalid("invalid_field", format!("lines[{i}].quantity"), e)
+                    })?;
                     Ok((line, quantity))
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
@@ -529,7 +580,13 @@ async fn return_goods(
                 .as_deref()
                 .map(str::trim)
                 .filter(|r| !r.is_empty())
-                .ok_or_else(|| ApiError::invalid("reason_required", "reason", "a return without a receipt needs a reason"))?
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "reason_required",
+                        "reason",
+                        "a return without a receipt needs a reason",
+                    )
+                })?
                 .to_owned();
             let ctx = context(&node)?;
             let cart_lines = request
@@ -538,7 +595,11 @@ async fn return_goods(
                 .enumerate()
                 .map(|(i, l)| {
                     let code = l.code.clone().ok_or_else(|| {
-                        ApiError::invalid("invalid_field", format!("lines[{i}].code"), "a return without a receipt names the item")
+                        ApiError::invalid(
+                            "invalid_field",
+                            format!("lines[{i}].code"),
+                            "a return without a receipt names the item",
+                        )
                     })?;
                     Ok(CartLineRequest {
                         code,
@@ -548,7 +609,8 @@ async fn return_goods(
                 })
                 .collect::<ApiResult<Vec<_>>>()?;
             let lines = resolve_lines(&node, &ctx, &cart_lines).await?;
-            let cart = price_cart(&ctx.config.jurisdiction, &lines, None, node.clock.now()).map_err(sale_error)?;
+            let cart = price_cart(&ctx.config.jurisdiction, &lines, None, node.clock.now())
+                .map_err(sale_error)?;
             let cash_rounding = match (tender, ctx.config.jurisdiction.cash_rounding()) {
                 (TenderKind::Cash, Some(rounding)) => rounding
                     .round(cart.total)
@@ -599,7 +661,11 @@ async fn void_last(
     let request: VoidRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
     if request.reason.trim().is_empty() {
-        return Err(ApiError::invalid("reason_required", "reason", "a void needs a reason"));
+        return Err(ApiError::invalid(
+            "reason_required",
+            "reason",
+            "a void needs a reason",
+        ));
     }
     let op = Op::VoidLast {
         terminal,
@@ -617,9 +683,9 @@ async fn known_sku(node: &Node, sku: &Sku) -> ApiResult<()> {
         .bind(sku.as_str())
         .fetch_optional(&node.pools.reader)
         .await?;
-    found
-        .map(|_| ())
-        .ok_or_else(|| ApiError::invalid("unknown_item", "sku", format!("no item with sku `{sku}`")))
+    found.map(|_| ()).ok_or_else(|| {
+        ApiError::invalid("unknown_item", "sku", format!("no item with sku `{sku}`"))
+    })
 }
 
 async fn adjust(
@@ -635,9 +701,17 @@ async fn adjust(
     let sku = sku_field(&request.sku)?;
     known_sku(&node, &sku).await?;
     let reason = AdjustmentReason::parse(&request.reason).ok_or_else(|| {
-        ApiError::invalid("invalid_field", "reason", format!("`{}` is not one of received, damaged, shrink, correction", request.reason))
+        ApiError::invalid(
+            "invalid_field",
+            "reason",
+            format!(
+                "`{}` is not one of received, damaged, shrink, correction",
+                request.reason
+            ),
+        )
     })?;
-    let delta = parse_signed_milli(&request.delta).map_err(|e| ApiError::invalid("invalid_field", "delta", e))?;
+    let delta = parse_signed_milli(&request.delta)
+        .map_err(|e| ApiError::invalid("invalid_field", "delta", e))?;
     let sign_ok = match reason {
         AdjustmentReason::Received => delta > 0,
         AdjustmentReason::Damaged | AdjustmentReason::Shrink => delta < 0,
@@ -647,7 +721,11 @@ async fn adjust(
         return Err(ApiError::invalid(
             "invalid_field",
             "delta",
-            format!("delta `{}` does not fit reason {}: received adds stock, damaged and shrink remove it", request.delta, reason.as_str()),
+            format!(
+                "delta `{}` does not fit reason {}: received adds stock, damaged and shrink remove it",
+                request.delta,
+                reason.as_str()
+            ),
         ));
     }
     let op = Op::Adjust {
@@ -672,9 +750,14 @@ async fn count(
     let terminal = terminal(&node, &request.terminal)?;
     let sku = sku_field(&request.sku)?;
     known_sku(&node, &sku).await?;
-    let counted = parse_signed_milli(&request.counted).map_err(|e| ApiError::invalid("invalid_field", "counted", e))?;
+    let counted = parse_signed_milli(&request.counted)
+        .map_err(|e| ApiError::invalid("invalid_field", "counted", e))?;
     if counted < 0 {
-        return Err(ApiError::invalid("invalid_field", "counted", "a count cannot be negative"));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "counted",
+            "a count cannot be negative",
+        ));
     }
     let op = Op::Count {
         terminal,
@@ -687,10 +770,15 @@ async fn count(
 async fn stock(State(node): State<Arc<Node>>, Path(sku): Path<String>) -> ApiResult<Json<Value>> {
     let sku = sku_field(&sku)?;
     let milli = on_hand(&node, sku.as_str()).await?;
-    Ok(Json(json!({"sku": sku.to_string(), "on_hand": format_signed_milli(milli)})))
+    Ok(Json(
+        json!({"sku": sku.to_string(), "on_hand": format_signed_milli(milli)}),
+    ))
 }
 
-async fn receipt(State(node): State<Arc<Node>>, Path(number): Path<String>) -> ApiResult<Json<Value>> {
+async fn receipt(
+    State(node): State<Arc<Node>>,
+    Path(number): Path<String>,
+) -> ApiResult<Json<Value>> {
     let row = sqlx::query(
         "SELECT e.body FROM receipts r JOIN events e ON e.terminal = r.terminal AND e.seq = r.seq WHERE r.number = $1",
     )
@@ -699,7 +787,11 @@ async fn receipt(State(node): State<Arc<Node>>, Path(number): Path<String>) -> A
     .await?
     .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_receipt", format!("no receipt `{number}`")))?;
     let event = protocol::event::decode(row.get::<&[u8], _>("body")).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt_event", format!("stored event does not decode: {e}"))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "corrupt_event",
+            format!("stored event does not decode: {e}"),
+        )
     })?;
     Ok(Json(event_view(&event)))
 }
@@ -725,7 +817,8 @@ async fn journal(
     State(node): State<Arc<Node>>,
     query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let terminal = terminal(&node, &query.terminal)?;
     let limit = query.limit.clamp(1, 1000);
     let rows = sqlx::query(
@@ -738,7 +831,18 @@ async fn journal(
     .await?;
     let events: Vec<Value> = rows
         .iter()
-        .map(|r| crate::verify::journal_entry(r.get("seq"), r.get("id"), r.get("kind"), r.get("body"), r.get("hash"), r.get("signature")))
+        .map(|r| {
+            crate::verify::journal_entry(
+                r.get("seq"),
+                r.get("id"),
+                r.get("kind"),
+                r.get("body"),
+                r.get("hash"),
+                r.get("signature"),
+            )
+        })
         .collect();
-    Ok(Json(json!({"terminal": terminal.to_string(), "events": events})))
+    Ok(Json(
+        json!({"terminal": terminal.to_string(), "events": events}),
+    ))
 }

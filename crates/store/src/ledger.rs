@@ -188,7 +188,9 @@ pub struct Ledger {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("op", &self.op).finish_non_exhaustive()
+        f.debug_struct("Job")
+            .field("op", &self.op)
+            .finish_non_exhaustive()
     }
 }
 
@@ -239,9 +241,9 @@ pub async fn start(
             Some(row) => {
                 let seq: i64 = row.get("seq");
                 let hash: Vec<u8> = row.get("hash");
-                let hash: Hash = hash
-                    .try_into()
-                    .map_err(|_| WriteError::Db(format!("stored hash of {terminal} is not 32 bytes")))?;
+                let hash: Hash = hash.try_into().map_err(|_| {
+                    WriteError::Db(format!("stored hash of {terminal} is not 32 bytes"))
+                })?;
                 let event_hlc = Hlc::new(
                     row.get("hlc_wall"),
                     u32::try_from(row.get::<i64, _>("hlc_counter")).unwrap_or(u32::MAX),
@@ -251,10 +253,11 @@ pub async fn start(
             }
             None => (0, GENESIS),
         };
-        let (receipts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM receipts WHERE terminal = $1")
-            .bind(terminal.as_str())
-            .fetch_one(&pool)
-            .await?;
+        let (receipts,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM receipts WHERE terminal = $1")
+                .bind(terminal.as_str())
+                .fetch_one(&pool)
+                .await?;
         terminals.insert(
             terminal,
             TerminalState {
@@ -275,7 +278,12 @@ pub async fn start(
     Ok(Ledger { jobs })
 }
 
-async fn run(mut rx: mpsc::Receiver<Job>, pool: SqlitePool, mut state: State, clock: Arc<dyn Clock>) {
+async fn run(
+    mut rx: mpsc::Receiver<Job>,
+    pool: SqlitePool,
+    mut state: State,
+    clock: Arc<dyn Clock>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -464,16 +472,21 @@ async fn apply(
             .bind(terminal.as_str())
             .fetch_optional(&mut *conn)
             .await?;
-            let Some(last) = last.filter(|row| row.get::<&str, _>("kind") == "SaleCompleted") else {
+            let Some(last) = last.filter(|row| row.get::<&str, _>("kind") == "SaleCompleted")
+            else {
                 return Err(rejected(
                     "nothing_to_void",
                     "terminal",
-                    format!("the last event of terminal {terminal} is not a sale; only the last sale can be voided"),
+                    format!(
+                        "the last event of terminal {terminal} is not a sale; only the last sale can be voided"
+                    ),
                 ));
             };
             let event = decode_stored(last.get("body"))?;
             let EventBody::SaleCompleted(sale) = event.body else {
-                return Err(WriteError::Db("stored sale does not decode as a sale".into()));
+                return Err(WriteError::Db(
+                    "stored sale does not decode as a sale".into(),
+                ));
             };
             let body = EventBody::SaleVoided(SaleVoided {
                 sale: event.meta.id,
@@ -531,13 +544,15 @@ async fn apply(
         }
     };
     if let Some(key) = &job.key {
-        sqlx::query("INSERT INTO idempotency (key, request_hash, status, response) VALUES ($1, $2, $3, $4)")
-            .bind(&key.key)
-            .bind(&key.request_hash[..])
-            .bind(i64::from(recorded.status))
-            .bind(recorded.body.to_string())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO idempotency (key, request_hash, status, response) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key.key)
+        .bind(&key.request_hash[..])
+        .bind(i64::from(recorded.status))
+        .bind(recorded.body.to_string())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(recorded)
 }
@@ -690,7 +705,9 @@ async fn sale_by_receipt(
     };
     match decode_stored(row.get("body"))?.body {
         EventBody::SaleCompleted(sale) => Ok(sale),
-        _ => Err(WriteError::Db(format!("receipt {receipt} does not point at a sale"))),
+        _ => Err(WriteError::Db(format!(
+            "receipt {receipt} does not point at a sale"
+        ))),
     }
 }
 

@@ -112,12 +112,15 @@ pub async fn provision(
     for terminal in terminals {
         let key = keys::create_or_load(data_dir, terminal)?;
         let public = keys::public_bytes(&key);
-        let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT public_key FROM terminals WHERE id = $1")
-            .bind(terminal.as_str())
-            .fetch_optional(&pools.writer)
-            .await?;
+        let stored: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT public_key FROM terminals WHERE id = $1")
+                .bind(terminal.as_str())
+                .fetch_optional(&pools.writer)
+                .await?;
         match stored {
-            Some(stored) if stored != public => return Err(StoreError::KeyMismatch(terminal.to_string())),
+            Some(stored) if stored != public => {
+                return Err(StoreError::KeyMismatch(terminal.to_string()));
+            }
             Some(_) => {}
             None => {
                 sqlx::query("INSERT INTO terminals (id, public_key) VALUES ($1, $2)")
@@ -171,7 +174,8 @@ impl App {
         let mut terminals = BTreeSet::new();
         for row in rows {
             let id: String = row.get("id");
-            let terminal = TerminalId::parse(&id).map_err(|_| StoreError::KeyMismatch(id.clone()))?;
+            let terminal =
+                TerminalId::parse(&id).map_err(|_| StoreError::KeyMismatch(id.clone()))?;
             let key = keys::load(&settings.data_dir, &terminal)?;
             if keys::public_bytes(&key)[..] != row.get::<&[u8], _>("public_key")[..] {
                 return Err(StoreError::KeyMismatch(id));
@@ -180,13 +184,15 @@ impl App {
             signing.insert(terminal, key);
         }
         let context = refdata::load_context(&pools.writer).await?;
-        let ledger = ledger::start(pools.writer.clone(), store.clone(), signing, clock.clone()).await?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| StoreError::Listen {
-                addr: settings.listen,
-                source,
-            })?;
+        let ledger =
+            ledger::start(pools.writer.clone(), store.clone(), signing, clock.clone()).await?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StoreError::Listen {
+                    addr: settings.listen,
+                    source,
+                })?;
         let node = Arc::new(Node::new(store, pools, ledger, clock, terminals, context));
         Ok(App { node, listener })
     }
@@ -202,7 +208,10 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StoreError> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StoreError> {
         let router = api::router(self.node.clone());
         axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)

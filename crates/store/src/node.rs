@@ -48,7 +48,10 @@ impl Node {
 
     /// The current store context, if reference data has been loaded.
     pub fn context(&self) -> Option<Arc<StoreContext>> {
-        self.context.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.context
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Switches to a new store context (after reference data changed), whole.

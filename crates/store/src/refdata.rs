@@ -41,7 +41,11 @@ pub struct StoreContext {
 
 /// Replaces the node's reference data with the parts of `seed` that concern `store`, in one
 /// transaction: either all of it is applied or none.
-pub async fn apply_seed(pool: &SqlitePool, seed: &SeedDto, store: &StoreId) -> Result<i64, RefError> {
+pub async fn apply_seed(
+    pool: &SqlitePool,
+    seed: &SeedDto,
+    store: &StoreId,
+) -> Result<i64, RefError> {
     let parsed = seed.parse()?;
     let config = parsed
         .stores
@@ -138,7 +142,8 @@ pub async fn load_context(pool: &SqlitePool) -> Result<Option<StoreContext>, Ref
         return Ok(None);
     };
     let stored = |e: serde_json::Error| RefError::Stored(e.to_string());
-    let store: StoreDto = serde_json::from_str(row.get::<&str, _>("store_config")).map_err(stored)?;
+    let store: StoreDto =
+        serde_json::from_str(row.get::<&str, _>("store_config")).map_err(stored)?;
     let jurisdiction: JurisdictionDto =
         serde_json::from_str(row.get::<&str, _>("jurisdiction")).map_err(stored)?;
     let seed = SeedDto {
@@ -287,8 +292,14 @@ async fn price_of(
         } else {
             Scope::Store(ctx.config.id.clone())
         };
-        let book = Pricebook::build(&id, u64::try_from(version).unwrap_or(0), scope, currency, entries)
-            .map_err(|e| RefError::Stored(e.to_string()))?;
+        let book = Pricebook::build(
+            &id,
+            u64::try_from(version).unwrap_or(0),
+            scope,
+            currency,
+            entries,
+        )
+        .map_err(|e| RefError::Stored(e.to_string()))?;
         books.push(book);
     }
     Ok(price_at(&books, &ctx.config.id, currency, sku, at))

@@ -62,10 +62,9 @@ pub async fn verify(pool: &SqlitePool) -> Result<Vec<TerminalReport>, sqlx::Erro
         .fetch_all(pool)
         .await?;
         let mut previous: Hash = GENESIS;
-        let mut expected_seq = 1_i64;
         let mut broken = None;
         let mut events = 0;
-        for row in rows {
+        for (expected_seq, row) in (1_i64..).zip(rows) {
             events += 1;
             let seq: i64 = row.get("seq");
             let event_id: String = row.get("id");
@@ -108,7 +107,6 @@ pub async fn verify(pool: &SqlitePool) -> Result<Vec<TerminalReport>, sqlx::Erro
                 break;
             }
             previous = chain::link(&previous, &body);
-            expected_seq += 1;
         }
         reports.push(TerminalReport {
             terminal,
@@ -120,7 +118,14 @@ pub async fn verify(pool: &SqlitePool) -> Result<Vec<TerminalReport>, sqlx::Erro
 }
 
 /// One journal entry as JSON: position, chain data and the signed event itself.
-pub fn journal_entry(seq: i64, id: String, kind: String, body: Vec<u8>, hash: Vec<u8>, signature: Vec<u8>) -> Value {
+pub fn journal_entry(
+    seq: i64,
+    id: String,
+    kind: String,
+    body: Vec<u8>,
+    hash: Vec<u8>,
+    signature: Vec<u8>,
+) -> Value {
     let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     json!({
         "seq": seq,
@@ -148,7 +153,14 @@ pub async fn export(
     .await?;
     let mut written = 0;
     for r in rows {
-        let entry = journal_entry(r.get("seq"), r.get("id"), r.get("kind"), r.get("body"), r.get("hash"), r.get("signature"));
+        let entry = journal_entry(
+            r.get("seq"),
+            r.get("id"),
+            r.get("kind"),
+            r.get("body"),
+            r.get("hash"),
+            r.get("signature"),
+        );
         writeln!(out, "{entry}")?;
         written += 1;
     }

@@ -57,7 +57,12 @@ pub fn event_view(event: &Event) -> Value {
             "reason": void.reason,
             "refund": void.refund.amount_string(),
         }),
-        EventBody::StockAdjusted { sku, delta_milli, reason, note } => json!({
+        EventBody::StockAdjusted {
+            sku,
+            delta_milli,
+            reason,
+            note,
+        } => json!({
             "sku": sku.to_string(),
             "delta": domain::quantity::format_signed_milli(*delta_milli),
             "reason": reason.as_str(),

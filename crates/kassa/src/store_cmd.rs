@@ -1,0 +1,179 @@
+//! `kassa store …`: run, provision, seed, verify and export a store node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use domain::{StoreId, TerminalId};
+use serde::Deserialize;
+use store::clock::SystemClock;
+
+/// Arguments of `kassa store`.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// A TOML file with defaults for the options below (flags and environment win).
+    #[arg(long, env = "KASSA_STORE_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// The node's data directory (database and terminal keys).
+    #[arg(long, env = "KASSA_STORE_DATA", global = true)]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: StoreCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum StoreCommand {
+    /// Serve the node's API to the tills.
+    Run {
+        /// Listen address.
+        #[arg(long, env = "KASSA_STORE_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// HQ's base URL, for sync.
+        #[arg(long, env = "KASSA_HQ_URL")]
+        hq_url: Option<String>,
+    },
+    /// Register the store and its terminals, creating each terminal's signing key.
+    Provision {
+        /// The store this node serves.
+        #[arg(long, env = "KASSA_STORE_ID")]
+        store: Option<String>,
+        /// A terminal the node hosts (repeat for several).
+        #[arg(long = "terminal")]
+        terminals: Vec<String>,
+    },
+    /// Load reference data (catalog, prices, tax, store configuration) from a file.
+    Seed {
+        /// A `kassa-seed/1` JSON file, such as data/demo/seed.json.
+        file: PathBuf,
+    },
+    /// Recompute every terminal's hash chain and signatures; report the first broken link.
+    Verify,
+    /// Write a terminal's journal as JSON lines to standard output.
+    Export {
+        /// The terminal.
+        #[arg(long)]
+        terminal: String,
+        /// First sequence number.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+    },
+}
+
+/// The optional TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    store: Option<String>,
+    terminals: Option<Vec<String>>,
+    hq_url: Option<String>,
+}
+
+fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid store configuration", path.display()))
+}
+
+/// Runs `kassa store …`.
+pub fn run(args: StoreArgs) -> anyhow::Result<()> {
+    let file = file_config(args.config.as_ref())?;
+    let data = args
+        .data
+        .clone()
+        .or(file.data.clone())
+        .context("--data (or KASSA_STORE_DATA, or `data` in the config file) is required")?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match args.command {
+            StoreCommand::Run { listen, hq_url } => {
+                let listen = listen
+                    .or(file.listen)
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
+                let _hq = hq_url.or(file.hq_url);
+                let settings = store::Settings {
+                    data_dir: data,
+                    listen,
+                };
+                let app = store::App::build(&settings, Arc::new(SystemClock)).await?;
+                let addr = app.local_addr().context("listener has no address")?;
+                println!("kassa store listening on http://{addr}");
+                tracing::info!(%addr, "store node listening");
+                app.run(crate::shutdown_signal()).await?;
+                Ok(())
+            }
+            StoreCommand::Provision { store, terminals } => {
+                let store = store.or(file.store).context(
+                    "--store (or KASSA_STORE_ID, or `store` in the config file) is required",
+                )?;
+                let store = StoreId::parse(&store).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
+                let terminals = if terminals.is_empty() {
+                    file.terminals.unwrap_or_default()
+                } else {
+                    terminals
+                };
+                if terminals.is_empty() {
+                    bail!("--terminal: name at least one terminal");
+                }
+                let terminals = terminals
+                    .iter()
+                    .map(|t| TerminalId::parse(t).map_err(|e| anyhow::anyhow!("--terminal: {e}")))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                for (terminal, public) in store::provision(&data, &store, &terminals).await? {
+                    println!("{terminal} {}", hex::encode(public));
+                }
+                Ok(())
+            }
+            StoreCommand::Seed { file: seed_file } => {
+                let text = std::fs::read_to_string(&seed_file)
+                    .with_context(|| format!("cannot read {}", seed_file.display()))?;
+                let seed: protocol::seed::SeedDto =
+                    serde_json::from_str(&text).with_context(|| {
+                        format!("{} is not a kassa-seed/1 file", seed_file.display())
+                    })?;
+                let version = store::seed(&data, &seed).await?;
+                println!(
+                    "reference data version {version} loaded from {}",
+                    seed_file.display()
+                );
+                Ok(())
+            }
+            StoreCommand::Verify => {
+                let pools = store::db::open(&data).await?;
+                let reports = store::verify::verify(&pools.reader).await?;
+                let mut broken = false;
+                for report in &reports {
+                    match &report.broken {
+                        None => println!(
+                            "{}: {} events, chain and signatures verify",
+                            report.terminal, report.events
+                        ),
+                        Some(link) => {
+                            broken = true;
+                            println!("BROKEN {link}");
+                        }
+                    }
+                }
+                if broken {
+                    bail!("ledger verification failed");
+                }
+                Ok(())
+            }
+            StoreCommand::Export { terminal, from } => {
+                let terminal =
+                    TerminalId::parse(&terminal).map_err(|e| anyhow::anyhow!("--terminal: {e}"))?;
+                let pools = store::db::open(&data).await?;
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                store::verify::export(&pools.reader, &terminal, from, &mut out).await?;
+                Ok(())
+            }
+        }
+    })
+}
