@@ -1,0 +1,124 @@
+//! Harnesses for Kassa's integration tests: provision and seed a store node on disk, run a real
+//! `kassa` process on 127.0.0.1 port 0, kill it with SIGKILL, and talk to it over HTTP.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use domain::{StoreId, TerminalId};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The demo reference data shipped in the repository.
+pub fn demo_seed_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/demo/seed.json")
+}
+
+/// Reads the demo reference data.
+pub fn demo_seed() -> anyhow::Result<protocol::seed::SeedDto> {
+    let text = std::fs::read_to_string(demo_seed_path())?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Provisions `store` with `terminals` in `data_dir` and loads the demo reference data.
+pub async fn provision_demo_store(
+    data_dir: &Path,
+    store: &str,
+    terminals: &[&str],
+) -> anyhow::Result<()> {
+    let store = StoreId::parse(store)?;
+    let terminals = terminals
+        .iter()
+        .map(|t| TerminalId::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    store::provision(data_dir, &store, &terminals).await?;
+    store::seed(data_dir, &demo_seed()?).await?;
+    Ok(())
+}
+
+/// A running `kassa` process and the base URL it announced.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Process {
+    /// Starts `kassa ARGS…` and waits until it prints `listening on http://…`.
+    pub async fn spawn(binary: &Path, args: &[&str]) -> anyhow::Result<Process> {
+        let mut child = Command::new(binary)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(at) = line.find("listening on ") {
+                    return Ok::<_, anyhow::Error>(
+                        line[at + "listening on ".len()..].trim().to_owned(),
+                    );
+                }
+            }
+            bail!("process exited before it listened")
+        })
+        .await
+        .context("process did not start listening within 30 s")??;
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Process { child, url })
+    }
+
+    /// Kills the process with SIGKILL, as a power cut or the OOM killer would, and reaps it.
+    pub async fn kill9(mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+}
+
+/// An HTTP client with short timeouts, for tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(16)
+        .build()
+        .unwrap_or_default()
+}
+
+/// A small deterministic random generator (xorshift), so failures can be replayed by seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (zero is replaced by a constant).
+    pub fn new(seed: u64) -> Self {
+        Rng(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// A value in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
