@@ -1,5 +1,6 @@
 //! The `kassa` binary: flags, configuration and wiring; the work happens in the library crates.
 
+mod bench;
 mod price;
 mod store_cmd;
 
@@ -19,6 +20,8 @@ enum Command {
     Price(price::PriceArgs),
     /// The store node: a till ledger that never refuses a sale.
     Store(store_cmd::StoreArgs),
+    /// Benchmarks, each beside the raw limit measured in the same run.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Price(args) => price::run(&args),
         Command::Store(args) => store_cmd::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -30,7 +30,7 @@ use sqlx::Row;
 
 use crate::ledger::{IdempotencyKey, Op, WriteError, recorded_response};
 use crate::node::Node;
-use crate::refdata::{Item, LookupError, StoreContext, lookup};
+use crate::refdata::{Item, StoreContext};
 use crate::views::event_view;
 
 /// The largest request body accepted.
@@ -265,19 +265,15 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
     })))
 }
 
-fn lookup_error(e: LookupError, field: String) -> ApiError {
+fn lookup_error(e: domain::catalog::CatalogError, field: String) -> ApiError {
     match e {
-        LookupError::Catalog(domain::catalog::CatalogError::NotFound { .. }) => ApiError {
+        domain::catalog::CatalogError::NotFound { .. } => ApiError {
             status: StatusCode::NOT_FOUND,
             code: "unknown_item",
             field: Some(field),
             message: e.to_string(),
         },
-        LookupError::Catalog(c) => ApiError::invalid("invalid_code", field, c),
-        LookupError::Ref(r) => {
-            tracing::error!(error = %r, "reference data read failed");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reference_data_error", r)
-        }
+        other => ApiError::invalid("invalid_code", field, other),
     }
 }
 
@@ -303,8 +299,8 @@ async fn on_hand(node: &Node, sku: &str) -> ApiResult<i64> {
 
 async fn item(State(node): State<Arc<Node>>, Path(code): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = context(&node)?;
-    let found = lookup(&node.pools.reader, &ctx, &code, node.clock.now())
-        .await
+    let found = ctx
+        .lookup(&code, node.clock.now())
         .map_err(|e| lookup_error(e, "code".into()))?;
     let stock = on_hand(&node, found.sku.as_str()).await?;
     Ok(Json(json!({
@@ -338,15 +334,13 @@ async fn resolve_lines(
     let mut out = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         let f = |name: &str| format!("lines[{i}].{name}");
-        let item: Item = lookup(&node.pools.reader, ctx, &line.code, now)
-            .await
-            .map_err(|e| {
-                let mut err = lookup_error(e, f("code"));
-                if err.status == StatusCode::NOT_FOUND {
-                    err.status = StatusCode::UNPROCESSABLE_ENTITY;
-                }
-                err
-            })?;
+        let item: Item = ctx.lookup(&line.code, now).map_err(|e| {
+            let mut err = lookup_error(e, f("code"));
+            if err.status == StatusCode::NOT_FOUND {
+                err.status = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+            err
+        })?;
         if !item.sold_in_store {
             return Err(ApiError::invalid(
                 "not_sold_in_store",
@@ -678,14 +672,16 @@ fn sku_field(value: &str) -> ApiResult<Sku> {
     Sku::parse(value).map_err(|e| ApiError::invalid("invalid_field", "sku", e))
 }
 
-async fn known_sku(node: &Node, sku: &Sku) -> ApiResult<()> {
-    let found: Option<String> = sqlx::query_scalar("SELECT sku FROM variants WHERE sku = $1")
-        .bind(sku.as_str())
-        .fetch_optional(&node.pools.reader)
-        .await?;
-    found.map(|_| ()).ok_or_else(|| {
-        ApiError::invalid("unknown_item", "sku", format!("no item with sku `{sku}`"))
-    })
+fn known_sku(node: &Node, sku: &Sku) -> ApiResult<()> {
+    if context(node)?.has_sku(sku) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "unknown_item",
+            "sku",
+            format!("no item with sku `{sku}`"),
+        ))
+    }
 }
 
 async fn adjust(
@@ -699,7 +695,7 @@ async fn adjust(
     let request: AdjustmentRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
     let sku = sku_field(&request.sku)?;
-    known_sku(&node, &sku).await?;
+    known_sku(&node, &sku)?;
     let reason = AdjustmentReason::parse(&request.reason).ok_or_else(|| {
         ApiError::invalid(
             "invalid_field",
@@ -749,7 +745,7 @@ async fn count(
     let request: CountRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
     let sku = sku_field(&request.sku)?;
-    known_sku(&node, &sku).await?;
+    known_sku(&node, &sku)?;
     let counted = parse_signed_milli(&request.counted)
         .map_err(|e| ApiError::invalid("invalid_field", "counted", e))?;
     if counted < 0 {

@@ -38,7 +38,7 @@ pub enum WriteError {
         /// Machine-readable code.
         code: &'static str,
         /// The field at fault.
-        field: &'static str,
+        field: String,
         /// What was wrong.
         message: String,
     },
@@ -64,10 +64,10 @@ impl From<sqlx::Error> for WriteError {
     }
 }
 
-fn rejected(code: &'static str, field: &'static str, message: impl ToString) -> WriteError {
+fn rejected(code: &'static str, field: impl Into<String>, message: impl ToString) -> WriteError {
     WriteError::Rejected {
         code,
-        field,
+        field: field.into(),
         message: message.to_string(),
     }
 }
@@ -408,8 +408,20 @@ async fn apply(
                 ));
             }
             let returned = returned_milli(conn, original, sale.cart.lines.len()).await?;
-            let refund = price_return(&sale.cart, &sale.settlement, &returned, lines)
-                .map_err(|e| rejected("return_exceeds_sale", "lines", e))?;
+            let refund =
+                price_return(&sale.cart, &sale.settlement, &returned, lines).map_err(|e| {
+                    let field = match &e {
+                        domain::sale::SaleError::NoSuchLine { index, .. } => {
+                            format!("lines[{index}].line")
+                        }
+                        domain::sale::SaleError::ReturnExceedsSold { line, .. } => lines
+                            .iter()
+                            .position(|(l, _)| l == line)
+                            .map_or_else(|| "lines".to_owned(), |i| format!("lines[{i}].quantity")),
+                        _ => "lines".to_owned(),
+                    };
+                    rejected("return_exceeds_sale", field, e)
+                })?;
             let receipt = next_receipt(state, &terminal);
             let body = EventBody::ReturnCompleted(ReturnCompleted {
                 receipt: receipt.clone(),
@@ -488,6 +500,23 @@ async fn apply(
                     "stored sale does not decode as a sale".into(),
                 ));
             };
+            // Goods already returned (perhaps at another till) were refunded once; voiding the
+            // sale would refund them again.
+            let returned: Option<i64> =
+                sqlx::query_scalar("SELECT SUM(milli) FROM returned_lines WHERE sale_receipt = $1")
+                    .bind(&sale.receipt)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if returned.unwrap_or(0) > 0 {
+                return Err(rejected(
+                    "sale_partly_returned",
+                    "terminal",
+                    format!(
+                        "sale {} has returns; it can no longer be voided",
+                        sale.receipt
+                    ),
+                ));
+            }
             let body = EventBody::SaleVoided(SaleVoided {
                 sale: event.meta.id,
                 receipt: sale.receipt.clone(),
@@ -635,21 +664,19 @@ async fn append(
     .await?;
     head.last_seq += 1;
     head.last_hash = hash;
-    for movement in stock_movements(&event) {
+    apply_stock(conn, &event).await?;
+    Ok(event)
+}
+
+/// Applies an event's stock movements to the local projection in one statement per kind.
+async fn apply_stock(conn: &mut SqliteConnection, event: &Event) -> Result<(), WriteError> {
+    let mut moves: std::collections::BTreeMap<Sku, i64> = std::collections::BTreeMap::new();
+    for movement in stock_movements(event) {
         if movement.location != event.meta.store {
             continue;
         }
         match movement.effect {
-            StockEffect::Move(delta) => {
-                sqlx::query(
-                    "INSERT INTO stock (sku, on_hand_milli) VALUES ($1, $2)
-                     ON CONFLICT (sku) DO UPDATE SET on_hand_milli = on_hand_milli + excluded.on_hand_milli",
-                )
-                .bind(movement.sku.as_str())
-                .bind(delta)
-                .execute(&mut *conn)
-                .await?;
-            }
+            StockEffect::Move(delta) => *moves.entry(movement.sku).or_default() += delta,
             // Local events are appended in clock order, so a count simply sets on-hand.
             StockEffect::Count(counted) => {
                 sqlx::query(
@@ -663,7 +690,23 @@ async fn append(
             }
         }
     }
-    Ok(event)
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (0..moves.len())
+        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let sql = format!(
+        "INSERT INTO stock (sku, on_hand_milli) VALUES {}
+         ON CONFLICT (sku) DO UPDATE SET on_hand_milli = on_hand_milli + excluded.on_hand_milli",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (sku, delta) in &moves {
+        query = query.bind(sku.as_str()).bind(*delta);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
 }
 
 async fn index_receipt(

@@ -1,10 +1,10 @@
 //! Reference data at the node: the store's configuration, tax rules, catalog and prices, kept
 //! in SQLite and replaced whole in one transaction, and the look-ups the till makes against them.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
 
 use domain::barcode::EmbeddedValue;
-use domain::catalog::{Identifier, Lookup, Sku, TaxCategory, scan_plan};
+use domain::catalog::{CatalogError, Lookup, Sku, TaxCategory, scan_plan};
 use domain::pricebook::{PriceEntry, Pricebook, Scope, price_at};
 use domain::{Money, StoreId, Timestamp, UnitOfSale};
 use protocol::seed::{JurisdictionDto, SeedDto, StoreConfig, StoreDto};
@@ -30,13 +30,39 @@ pub enum RefError {
     Stored(String),
 }
 
-/// What the node knows about its store: configuration and tax rules, ready for pricing.
+/// What the node knows about its store: configuration, tax rules and an in-memory index of the
+/// catalog and prices, so a scan is answered without touching the disk. A new version of the
+/// reference data replaces the whole context at once.
 #[derive(Debug, Clone)]
 pub struct StoreContext {
     /// Configuration, tax jurisdiction and label layouts.
     pub config: StoreConfig,
     /// The reference data version.
     pub version: i64,
+    catalog: CatalogIndex,
+}
+
+#[derive(Debug, Clone, Default)]
+struct CatalogIndex {
+    identifiers: HashMap<String, Sku>,
+    variants: HashMap<Sku, VariantRow>,
+    prices: HashMap<Sku, Vec<PriceRow>>,
+}
+
+#[derive(Debug, Clone)]
+struct VariantRow {
+    name: String,
+    tax_category: TaxCategory,
+    unit: UnitOfSale,
+    sold_in_store: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PriceRow {
+    book: String,
+    version: u64,
+    chain: bool,
+    entry: PriceEntry,
 }
 
 /// Replaces the node's reference data with the parts of `seed` that concern `store`, in one
@@ -133,7 +159,7 @@ pub async fn apply_seed(
     Ok(version)
 }
 
-/// Loads the store context (configuration and tax rules) from the database.
+/// Loads the store context (configuration, tax rules, catalog and prices) from the database.
 pub async fn load_context(pool: &SqlitePool) -> Result<Option<StoreContext>, RefError> {
     let row = sqlx::query("SELECT version, store_config, jurisdiction FROM reference_meta")
         .fetch_optional(pool)
@@ -155,10 +181,65 @@ pub async fn load_context(pool: &SqlitePool) -> Result<Option<StoreContext>, Ref
     };
     let mut parsed = seed.parse()?;
     let config = parsed.stores.pop().ok_or(RefError::NotLoaded)?;
+    let catalog = load_catalog(pool, &config).await?;
     Ok(Some(StoreContext {
         config,
         version: row.get("version"),
+        catalog,
     }))
+}
+
+async fn load_catalog(pool: &SqlitePool, config: &StoreConfig) -> Result<CatalogIndex, RefError> {
+    let bad = |what: String| RefError::Stored(what);
+    let mut index = CatalogIndex::default();
+    for row in sqlx::query("SELECT sku, name, tax_category, unit, store_channel FROM variants")
+        .fetch_all(pool)
+        .await?
+    {
+        let sku_text: &str = row.get("sku");
+        let sku = Sku::parse(sku_text).map_err(|e| bad(e.to_string()))?;
+        let unit = UnitOfSale::parse(row.get("unit"))
+            .ok_or_else(|| bad(format!("variant {sku}: unit")))?;
+        let tax_category =
+            TaxCategory::parse(row.get("tax_category")).map_err(|e| bad(e.to_string()))?;
+        index.variants.insert(
+            sku,
+            VariantRow {
+                name: row.get("name"),
+                tax_category,
+                unit,
+                sold_in_store: row.get("store_channel"),
+            },
+        );
+    }
+    for row in sqlx::query("SELECT key, sku FROM identifiers")
+        .fetch_all(pool)
+        .await?
+    {
+        let sku = Sku::parse(row.get("sku")).map_err(|e| bad(e.to_string()))?;
+        index.identifiers.insert(row.get("key"), sku);
+    }
+    for row in
+        sqlx::query("SELECT book, version, scope, sku, price_minor, from_ms, to_ms FROM prices")
+            .fetch_all(pool)
+            .await?
+    {
+        let sku = Sku::parse(row.get("sku")).map_err(|e| bad(e.to_string()))?;
+        let to: Option<i64> = row.get("to_ms");
+        let version: i64 = row.get("version");
+        index.prices.entry(sku.clone()).or_default().push(PriceRow {
+            book: row.get("book"),
+            version: u64::try_from(version).unwrap_or(0),
+            chain: row.get::<&str, _>("scope") == "chain",
+            entry: PriceEntry {
+                sku,
+                price: Money::from_minor(row.get("price_minor"), config.currency),
+                from: Timestamp::from_millis(row.get("from_ms")),
+                to: to.map(Timestamp::from_millis),
+            },
+        });
+    }
+    Ok(index)
 }
 
 /// A variant as the till sees it.
@@ -180,127 +261,65 @@ pub struct Item {
     pub sold_in_store: bool,
 }
 
-/// Errors from looking an item up.
-#[derive(Debug, thiserror::Error)]
-pub enum LookupError {
-    /// The code matches nothing, or is a broken barcode.
-    #[error(transparent)]
-    Catalog(#[from] domain::catalog::CatalogError),
-    /// Reading failed.
-    #[error(transparent)]
-    Ref(#[from] RefError),
-}
-
-impl From<sqlx::Error> for LookupError {
-    fn from(e: sqlx::Error) -> Self {
-        LookupError::Ref(RefError::Sqlx(e))
-    }
-}
-
-/// Looks up what a cashier scanned or typed, with its price at `at`.
-pub async fn lookup(
-    pool: &SqlitePool,
-    ctx: &Arc<StoreContext>,
-    code: &str,
-    at: Timestamp,
-) -> Result<Item, LookupError> {
-    let plan = scan_plan(code, &ctx.config.layouts)?;
-    for candidate in &plan.candidates {
-        let sku: Option<String> = match &candidate.lookup {
-            Lookup::Identifier(identifier) => {
-                sqlx::query_scalar("SELECT sku FROM identifiers WHERE key = $1")
-                    .bind(identifier_key(identifier))
-                    .fetch_optional(pool)
-                    .await?
+impl StoreContext {
+    /// Looks up what a cashier scanned or typed, with its price at `at`.
+    pub fn lookup(&self, code: &str, at: Timestamp) -> Result<Item, CatalogError> {
+        let plan = scan_plan(code, &self.config.layouts)?;
+        for candidate in &plan.candidates {
+            let sku = match &candidate.lookup {
+                Lookup::Identifier(identifier) => self.catalog.identifiers.get(&identifier.key()),
+                Lookup::Sku(sku) => Some(sku),
+            };
+            if let Some(mut item) = sku.and_then(|sku| self.variant(sku, at)) {
+                item.embedded = candidate.embedded;
+                return Ok(item);
             }
-            Lookup::Sku(sku) => Some(sku.to_string()),
-        };
-        let Some(sku) = sku else { continue };
-        if let Some(mut item) = variant(pool, ctx, &sku, at).await? {
-            item.embedded = candidate.embedded;
-            return Ok(item);
         }
+        Err(plan.not_found(code))
     }
-    Err(LookupError::Catalog(plan.not_found(code)))
-}
 
-fn identifier_key(identifier: &Identifier) -> String {
-    identifier.key()
-}
-
-/// The variant with this SKU, priced at `at`.
-pub async fn variant(
-    pool: &SqlitePool,
-    ctx: &Arc<StoreContext>,
-    sku: &str,
-    at: Timestamp,
-) -> Result<Option<Item>, LookupError> {
-    let row = sqlx::query(
-        "SELECT sku, name, tax_category, unit, store_channel FROM variants WHERE sku = $1",
-    )
-    .bind(sku)
-    .fetch_optional(pool)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let stored = |what: &str| LookupError::Ref(RefError::Stored(format!("variant {sku}: {what}")));
-    let sku = Sku::parse(row.get("sku")).map_err(|_| stored("sku"))?;
-    let price = price_of(pool, ctx, &sku, at).await?;
-    Ok(Some(Item {
-        name: row.get("name"),
-        unit: UnitOfSale::parse(row.get("unit")).ok_or_else(|| stored("unit"))?,
-        tax_category: TaxCategory::parse(row.get("tax_category"))
-            .map_err(|_| stored("tax category"))?,
-        price,
-        embedded: None,
-        sold_in_store: row.get("store_channel"),
-        sku,
-    }))
-}
-
-/// The price of `sku` at `at` by the domain's rule (store book over chain book).
-async fn price_of(
-    pool: &SqlitePool,
-    ctx: &Arc<StoreContext>,
-    sku: &Sku,
-    at: Timestamp,
-) -> Result<Option<Money>, LookupError> {
-    let rows = sqlx::query(
-        "SELECT book, version, scope, price_minor, from_ms, to_ms FROM prices WHERE sku = $1",
-    )
-    .bind(sku.as_str())
-    .fetch_all(pool)
-    .await?;
-    let currency = ctx.config.currency;
-    let mut books: Vec<Pricebook> = Vec::new();
-    let mut by_book: std::collections::BTreeMap<(String, i64, String), Vec<PriceEntry>> =
-        std::collections::BTreeMap::new();
-    for row in rows {
-        let to: Option<i64> = row.get("to_ms");
-        by_book
-            .entry((row.get("book"), row.get("version"), row.get("scope")))
-            .or_default()
-            .push(PriceEntry {
-                sku: sku.clone(),
-                price: Money::from_minor(row.get("price_minor"), currency),
-                from: Timestamp::from_millis(row.get("from_ms")),
-                to: to.map(Timestamp::from_millis),
-            });
+    /// The variant with this SKU, priced at `at`.
+    pub fn variant(&self, sku: &Sku, at: Timestamp) -> Option<Item> {
+        let row = self.catalog.variants.get(sku)?;
+        Some(Item {
+            sku: sku.clone(),
+            name: row.name.clone(),
+            unit: row.unit,
+            tax_category: row.tax_category.clone(),
+            price: self.price_of(sku, at),
+            embedded: None,
+            sold_in_store: row.sold_in_store,
+        })
     }
-    for ((id, version, scope), entries) in by_book {
-        let scope = if scope == "chain" {
-            Scope::Chain
-        } else {
-            Scope::Store(ctx.config.id.clone())
-        };
-        let book = Pricebook::build(
-            &id,
-            u64::try_from(version).unwrap_or(0),
-            scope,
-            currency,
-            entries,
-        )
-        .map_err(|e| RefError::Stored(e.to_string()))?;
-        books.push(book);
+
+    /// The price of `sku` at `at` by the domain's rule (store book over chain book).
+    fn price_of(&self, sku: &Sku, at: Timestamp) -> Option<Money> {
+        let rows = self.catalog.prices.get(sku)?;
+        let currency = self.config.currency;
+        let mut books: Vec<Pricebook> = Vec::new();
+        let mut grouped: BTreeMap<(&str, u64, bool), Vec<PriceEntry>> = BTreeMap::new();
+        for row in rows {
+            grouped
+                .entry((row.book.as_str(), row.version, row.chain))
+                .or_default()
+                .push(row.entry.clone());
+        }
+        for ((id, version, chain), entries) in grouped {
+            let scope = if chain {
+                Scope::Chain
+            } else {
+                Scope::Store(self.config.id.clone())
+            };
+            // The rows were validated as a whole book when they were loaded.
+            if let Ok(book) = Pricebook::build(id, version, scope, currency, entries) {
+                books.push(book);
+            }
+        }
+        price_at(&books, &self.config.id, currency, sku, at)
     }
-    Ok(price_at(&books, &ctx.config.id, currency, sku, at))
+
+    /// Whether the catalog has this SKU.
+    pub fn has_sku(&self, sku: &Sku) -> bool {
+        self.catalog.variants.contains_key(sku)
+    }
 }

@@ -44,7 +44,10 @@ pub fn event_view(event: &Event) -> Value {
                 "sku": l.sku.to_string(),
                 "quantity": l.quantity.to_string(),
                 "net": l.net.amount_string(),
-                "tax": l.taxes.iter().map(|t| t.amount.minor()).sum::<i64>().to_string(),
+                "tax": domain::Money::from_minor(
+                    l.taxes.iter().map(|t| t.amount.minor()).sum::<i64>(),
+                    l.gross.currency(),
+                ).amount_string(),
                 "gross": l.gross.amount_string(),
             })).collect::<Vec<_>>(),
             "total": ret.refund.total.amount_string(),

@@ -1,0 +1,190 @@
+//! `kassa bench store`: durable sales per second and latency of completing a sale over HTTP on
+//! 127.0.0.1, beside the raw limit measured in the same run on the same disk: single-row SQLite
+//! inserts with the same durability (WAL, synchronous=FULL, one transaction each).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use domain::{StoreId, TerminalId};
+use serde_json::{Value, json};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use store::clock::SystemClock;
+
+/// The demo reference data, built into the binary.
+pub const DEMO_SEED: &str = include_str!("../../../data/demo/seed.json");
+
+/// Arguments of `kassa bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchWhat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchWhat {
+    /// Completing sales over HTTP against the raw SQLite insert rate.
+    Store {
+        /// Sales per basket size.
+        #[arg(long, default_value_t = 4000)]
+        sales: usize,
+        /// Concurrent clients (tills).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Where to put the databases (default: a temporary directory on the current disk).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Runs `kassa bench …`.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match args.what {
+        BenchWhat::Store {
+            sales,
+            clients,
+            dir,
+        } => runtime.block_on(bench_store(sales, clients, dir)),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = (sorted.len() * p)
+        .div_ceil(100)
+        .saturating_sub(1)
+        .min(sorted.len() - 1);
+    sorted[index]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+async fn raw_inserts(dir: &Path, count: usize) -> anyhow::Result<f64> {
+    let options = SqliteConnectOptions::new()
+        .filename(dir.join("raw.sqlite"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    sqlx::query("CREATE TABLE raw (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        .execute(&pool)
+        .await?;
+    let body = vec![7_u8; 600];
+    let started = Instant::now();
+    for _ in 0..count {
+        sqlx::query("INSERT INTO raw (body) VALUES ($1)")
+            .bind(&body)
+            .execute(&pool)
+            .await?;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+fn basket(lines: usize, k: usize) -> Value {
+    const CODES: [&str; 8] = [
+        "9003909062415",
+        "CLO-TEE-0001-XS-WEI",
+        "2104011012507",
+        "9113446044673",
+        "GRO-DEL-0003",
+        "GRO-FRU-0001",
+        "GRO-FRU-0016",
+        "2311101008993",
+    ];
+    let lines: Vec<Value> = (0..lines)
+        .map(|i| {
+            let code = CODES[(k + i) % CODES.len()];
+            if code.starts_with("GRO-") {
+                json!({"code": code, "quantity": "0.75"})
+            } else {
+                json!({"code": code})
+            }
+        })
+        .collect();
+    json!({"terminal": "bench-t1", "lines": lines, "tenders": [{"kind": "cash", "amount": "1000.00"}]})
+}
+
+async fn bench_store(sales: usize, clients: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let temp = tempfile::Builder::new()
+        .prefix("kassa-bench-")
+        .tempdir_in(dir.unwrap_or_else(|| PathBuf::from(".")))?;
+    let data = temp.path().join("node");
+    let store_id = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
+    let terminal = TerminalId::parse("bench-t1").map_err(anyhow::Error::msg)?;
+    store::provision(&data, &store_id, &[terminal]).await?;
+    let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
+    store::seed(&data, &seed).await?;
+    let settings = store::Settings {
+        data_dir: data,
+        listen: "127.0.0.1:0".parse()?,
+    };
+    let app = store::App::build(&settings, Arc::new(SystemClock)).await?;
+    let url = format!("http://{}", app.local_addr().context("no address")?);
+    tokio::spawn(app.run(std::future::pending()));
+
+    println!("Kassa store benchmark: {sales} sales per basket size, {clients} concurrent clients");
+    println!("| basket | sales/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .build()?;
+    let mut best = 0.0_f64;
+    for lines in [1, 4, 16] {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (http, url) = (http.clone(), url.clone());
+            let per = sales / clients;
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per);
+                for i in 0..per {
+                    let k = c * per + i;
+                    let t = Instant::now();
+                    let response = http
+                        .post(format!("{url}/v1/sales"))
+                        .header("Idempotency-Key", format!("bench-{lines}-{k}"))
+                        .json(&basket(lines, k))
+                        .send()
+                        .await?;
+                    let status = response.status();
+                    let _ = response.bytes().await?;
+                    anyhow::ensure!(status.as_u16() == 201, "sale refused: {status}");
+                    latencies.push(t.elapsed());
+                }
+                Ok::<_, anyhow::Error>(latencies)
+            }));
+        }
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await??);
+        }
+        let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+        best = best.max(rate);
+        latencies.sort();
+        println!(
+            "| {lines} line{} | {rate:.0} | {} | {} |",
+            if lines == 1 { "" } else { "s" },
+            ms(percentile(&latencies, 50)),
+            ms(percentile(&latencies, 99))
+        );
+    }
+    let raw = raw_inserts(temp.path(), sales.min(2000)).await?;
+    println!();
+    println!(
+        "raw limit: {raw:.0} single-row inserts/s (WAL, synchronous=FULL, one transaction each, same disk)"
+    );
+    println!(
+        "best sales/s over raw inserts/s: {:.0} %",
+        best / raw * 100.0
+    );
+    Ok(())
+}

@@ -1,0 +1,1599 @@
+//! The store node's HTTP API in process: a real SQLite ledger in a temporary directory seeded
+//! with the demo reference data, driven through the router with `tower::ServiceExt::oneshot`.
+#![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use domain::{StoreId, TerminalId};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/demo/seed.json");
+const T1: &str = "vienna-01-t1";
+const T2: &str = "vienna-01-t2";
+const BREAD_GTIN: &str = "9003909062415";
+const BREAD: &str = "GRO-BRD-0012";
+const BANANA_LABEL: &str = "2104011012507";
+const CHEESE_PRICE_LABEL: &str = "2311101008993";
+const TEE: &str = "CLO-TEE-0001-XS-WEI";
+/// `HOU-GEN-0005`, sold online only.
+const ONLINE_ONLY_GTIN: &str = "9053652083649";
+
+/// Keys unique across the whole test binary.
+fn fresh_key() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("key-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One node: its data directory, the built app (kept alive) and its router.
+struct TestNode {
+    dir: TempDir,
+    router: Router,
+    terminals: Vec<String>,
+    _app: store::App,
+}
+
+impl TestNode {
+    async fn vienna() -> TestNode {
+        TestNode::start("vienna-01").await
+    }
+
+    async fn start(store_id: &str) -> TestNode {
+        let dir = tempfile::tempdir().unwrap();
+        let terminals = vec![format!("{store_id}-t1"), format!("{store_id}-t2")];
+        let ids: Vec<TerminalId> = terminals
+            .iter()
+            .map(|t| TerminalId::parse(t).unwrap())
+            .collect();
+        store::provision(dir.path(), &StoreId::parse(store_id).unwrap(), &ids)
+            .await
+            .unwrap();
+        let seed: protocol::seed::SeedDto =
+            serde_json::from_str(&std::fs::read_to_string(SEED).unwrap()).unwrap();
+        store::seed(dir.path(), &seed).await.unwrap();
+        let app = store::App::build(
+            &store::Settings {
+                data_dir: dir.path().to_path_buf(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+            },
+            Arc::new(store::clock::SystemClock),
+        )
+        .await
+        .unwrap();
+        let router = store::api::router(app.node());
+        TestNode {
+            dir,
+            router,
+            terminals,
+            _app: app,
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+        send(self.router.clone(), request).await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    /// POSTs raw bytes with an optional idempotency key.
+    async fn post_raw(&self, path: &str, key: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+        self.send(post_request(path, key, body)).await
+    }
+
+    /// POSTs JSON with an optional idempotency key.
+    async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        self.post_raw(path, key, serde_json::to_vec(body).unwrap())
+            .await
+    }
+
+    /// POSTs JSON with a fresh idempotency key.
+    async fn write(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.post(path, Some(&fresh_key()), body).await
+    }
+
+    async fn sale(&self, body: &Value) -> (StatusCode, Value) {
+        self.write("/v1/sales", body).await
+    }
+
+    /// `last_seq` of every terminal, from `/v1/status`.
+    async fn heads(&self) -> Vec<(String, u64)> {
+        let (status, body) = self.get("/v1/status").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["terminals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["id"].as_str().unwrap().to_owned(),
+                    t["last_seq"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    async fn last_seq(&self, terminal: &str) -> u64 {
+        self.heads()
+            .await
+            .into_iter()
+            .find(|(t, _)| t == terminal)
+            .unwrap()
+            .1
+    }
+
+    async fn total_events(&self) -> u64 {
+        self.heads().await.iter().map(|(_, s)| s).sum()
+    }
+
+    async fn journal(&self, terminal: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(&format!("/v1/journal?terminal={terminal}&from=1"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["events"].as_array().unwrap().clone()
+    }
+
+    async fn on_hand(&self, sku: &str) -> String {
+        let (status, body) = self.get(&format!("/v1/stock/{sku}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["sku"], sku);
+        body["on_hand"].as_str().unwrap().to_owned()
+    }
+
+    /// Every terminal's chain verifies from genesis; returns the number of events checked.
+    async fn assert_chain_intact(&self) -> u64 {
+        let pools = store::db::open(self.dir.path()).await.unwrap();
+        let reports = store::verify::verify(&pools.reader).await.unwrap();
+        assert_eq!(reports.len(), self.terminals.len());
+        let mut events = 0;
+        for report in &reports {
+            assert!(
+                report.broken.is_none(),
+                "broken link: {}",
+                report.broken.as_ref().unwrap()
+            );
+            events += report.events;
+        }
+        assert_eq!(events, self.total_events().await);
+        pools.reader.close().await;
+        pools.writer.close().await;
+        events
+    }
+}
+
+fn post_request(path: &str, key: Option<&str>, body: Vec<u8>) -> Request<Body> {
+    let mut builder = Request::post(path).header("content-type", "application/json");
+    if let Some(key) = key {
+        builder = builder.header("idempotency-key", key);
+    }
+    builder.body(Body::from(body)).unwrap()
+}
+
+async fn send(router: Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {bytes:?}"))
+    };
+    (status, body)
+}
+
+/// Asserts the API's error shape: status, code, a message and the field at fault (or none).
+#[track_caller]
+fn assert_error(
+    response: &(StatusCode, Value),
+    status: StatusCode,
+    code: &str,
+    field: Option<&str>,
+) {
+    let (got, body) = response;
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    match field {
+        Some(field) => assert_eq!(body["field"], field, "{body}"),
+        None => assert!(body.get("field").is_none(), "{body}"),
+    }
+}
+
+fn cash(amount: &str) -> Value {
+    json!([{"kind": "cash", "amount": amount}])
+}
+
+fn card(amount: &str) -> Value {
+    json!([{"kind": "card", "amount": amount}])
+}
+
+/// Two loaves of bread and one T-shirt, 16.97 EUR, paid by card.
+fn bread_and_tee(terminal: &str) -> Value {
+    json!({
+        "terminal": terminal,
+        "lines": [
+            {"code": BREAD_GTIN, "quantity": "2"},
+            {"code": TEE},
+        ],
+        "tenders": card("16.97"),
+    })
+}
+
+/// A sale with a single line, paid 100 EUR cash.
+fn one_line_sale(line: Value) -> Value {
+    json!({"terminal": T1, "lines": [line], "tenders": cash("100.00")})
+}
+
+/// The lines of the mixed cart: barcode ×2, weight label, price label, SKU with 10 % off.
+fn mixed_lines() -> Value {
+    json!([
+        {"code": BREAD_GTIN, "quantity": "2"},
+        {"code": BANANA_LABEL},
+        {"code": CHEESE_PRICE_LABEL},
+        {"code": TEE, "discount": {"percent": "10"}},
+    ])
+}
+
+/// Asserts a priced line: sku, quantity, unit price, extended, discount, net, taxes, gross.
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+fn assert_line(
+    line: &Value,
+    sku: &str,
+    quantity: &str,
+    unit_price: &str,
+    extended: &str,
+    discount: &str,
+    net: &str,
+    tax: (&str, &str),
+    gross: &str,
+) {
+    assert_eq!(line["sku"], sku, "{line}");
+    assert_eq!(line["quantity"], quantity, "{line}");
+    assert_eq!(line["unit_price"], unit_price, "{line}");
+    assert_eq!(line["extended"], extended, "{line}");
+    assert_eq!(line["discount"], discount, "{line}");
+    assert_eq!(line["net"], net, "{line}");
+    assert_eq!(
+        line["taxes"],
+        json!([{"code": "VAT", "rate": tax.0, "amount": tax.1}]),
+        "{line}"
+    );
+    assert_eq!(line["gross"], gross, "{line}");
+}
+
+/// Asserts the totals of the mixed cart, worked out by hand.
+///
+/// AT prices include VAT; tax is taken per rate on the document total, rounded half up, and
+/// given back to the lines by largest remainder.
+///
+/// - bread 2 × 3.49 = 6.98 (10 %)
+/// - bananas 1.250 kg × 1.99 = 2.4875 → 2.49 (10 %)
+/// - cheese price label 8.99 (10 %); 8.99 / 24.90 per kg = 0.36104 → 0.361 kg
+/// - T-shirt 9.99 − 10 % (0.999 → 1.00) = 8.99 (20 %)
+///
+/// 10 %: 18.46 × 10/110 = 1.678… → 1.68; per line 0.634 / 0.226 / 0.817 (exact), floors
+/// 63 + 22 + 81 = 166, the two cents left go to the largest fractions (cheese .727, bananas
+/// .636): 0.63 / 0.23 / 0.82. 20 %: 8.99 × 20/120 = 1.498… → 1.50.
+#[track_caller]
+fn assert_mixed_cart(cart: &Value) {
+    assert_eq!(cart["currency"], "EUR");
+    let lines = cart["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 4, "{cart}");
+    assert_line(
+        &lines[0],
+        BREAD,
+        "2",
+        "3.49",
+        "6.98",
+        "0.00",
+        "6.35",
+        ("10", "0.63"),
+        "6.98",
+    );
+    assert_eq!(lines[0]["name"], "Bauernbrot 750 g");
+    assert_eq!(lines[0]["unit"], "each");
+    assert_line(
+        &lines[1],
+        "GRO-FRU-0001",
+        "1.25",
+        "1.99",
+        "2.49",
+        "0.00",
+        "2.26",
+        ("10", "0.23"),
+        "2.49",
+    );
+    assert_eq!(lines[1]["unit"], "kg");
+    assert_line(
+        &lines[2],
+        "GRO-DEL-0001",
+        "0.361",
+        "24.90",
+        "8.99",
+        "0.00",
+        "8.17",
+        ("10", "0.82"),
+        "8.99",
+    );
+    assert_line(
+        &lines[3],
+        TEE,
+        "1",
+        "9.99",
+        "9.99",
+        "1.00",
+        "7.49",
+        ("20", "1.50"),
+        "8.99",
+    );
+    assert_eq!(
+        cart["taxes"],
+        json!([
+            {"code": "VAT", "rate": "10", "base": "16.78", "amount": "1.68"},
+            {"code": "VAT", "rate": "20", "base": "7.49", "amount": "1.50"},
+        ])
+    );
+    assert_eq!(cart["subtotal"], "28.45");
+    assert_eq!(cart["discount_total"], "1.00");
+    assert_eq!(cart["net_total"], "24.27");
+    assert_eq!(cart["tax_total"], "3.18");
+    assert_eq!(cart["total"], "27.45");
+}
+
+// --- Sales -------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sale_with_barcode_scale_labels_sku_and_line_discount_is_priced_by_the_server() {
+    let node = TestNode::vienna().await;
+    let (status, body) = node
+        .sale(&json!({
+            "terminal": T1,
+            "cashier": "anna",
+            "lines": mixed_lines(),
+            "tenders": cash("30.00"),
+        }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["kind"], "SaleCompleted");
+    assert_eq!(body["terminal"], T1);
+    assert_eq!(body["seq"], 1);
+    assert_eq!(body["receipt"], "vienna-01-t1-000001");
+    assert_eq!(body["cashier"], "anna");
+    let cart = &body["cart"];
+    assert_mixed_cart(cart);
+    assert_eq!(cart["cash_rounding"], "0.00");
+    assert_eq!(cart["due"], "27.45");
+    assert_eq!(cart["tendered"], "30.00");
+    assert_eq!(cart["change"], "2.55");
+    assert_eq!(
+        body["tenders"],
+        json!([{"kind": "cash", "amount": "30.00", "reference": null}])
+    );
+    assert_eq!(node.last_seq(T1).await, 1);
+    assert_eq!(node.last_seq(T2).await, 0);
+
+    // Receipt numbers run per terminal.
+    let (status, second) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["receipt"], "vienna-01-t1-000002");
+    assert_eq!(second["cart"]["total"], "16.97");
+    assert_eq!(second["cart"]["change"], "0.00");
+    let (status, other) = node.sale(&bread_and_tee(T2)).await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    assert_eq!(other["receipt"], "vienna-01-t2-000001");
+    assert_eq!(other["seq"], 1);
+    assert_eq!(node.assert_chain_intact().await, 3);
+}
+
+#[tokio::test]
+async fn sale_request_carrying_its_own_totals_is_refused() {
+    // The server computes every amount; a till cannot smuggle in a total.
+    let node = TestNode::vienna().await;
+    let mut body = bread_and_tee(T1);
+    body["total"] = json!("0.01");
+    let response = node.sale(&body).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "malformed_json", None);
+    assert!(response.1["message"].as_str().unwrap().contains("total"));
+    assert_eq!(node.total_events().await, 0);
+}
+
+#[tokio::test]
+async fn receipt_numbers_continue_after_a_restart() {
+    let node = TestNode::vienna().await;
+    let (status, _) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let app = store::App::build(
+        &store::Settings {
+            data_dir: node.dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+        },
+        Arc::new(store::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let router = store::api::router(app.node());
+    let body = serde_json::to_vec(&bread_and_tee(T1)).unwrap();
+    let (status, second) = send(router, post_request("/v1/sales", Some("after"), body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["receipt"], "vienna-01-t1-000002");
+    assert_eq!(second["seq"], 2);
+    assert_eq!(node.assert_chain_intact().await, 2);
+}
+
+// --- Stock -------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn stock_goes_negative_after_a_sale_then_follows_adjustments_and_counts() {
+    let node = TestNode::vienna().await;
+    assert_eq!(node.on_hand(BREAD).await, "0");
+    let (status, body) = node
+        .sale(&one_line_sale(json!({"code": BREAD_GTIN, "quantity": "3"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(node.on_hand(BREAD).await, "-3");
+
+    let (status, body) = node
+        .write(
+            "/v1/stock/adjustments",
+            &json!({"terminal": T1, "sku": BREAD, "delta": "12", "reason": "received", "note": "delivery"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["kind"], "StockAdjusted");
+    assert_eq!(body["delta"], "12");
+    assert_eq!(body["reason"], "received");
+    assert_eq!(node.on_hand(BREAD).await, "9");
+
+    let (status, body) = node
+        .write(
+            "/v1/stock/counts",
+            &json!({"terminal": T1, "sku": BREAD, "counted": "5"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["kind"], "StockCounted");
+    assert_eq!(body["counted"], "5");
+    assert_eq!(node.on_hand(BREAD).await, "5");
+
+    // The item view shows the same figure.
+    let (status, item) = node.get(&format!("/v1/items/{BREAD_GTIN}")).await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    assert_eq!(item["on_hand"], "5");
+    assert_eq!(node.last_seq(T1).await, 3);
+
+    // Weighed goods move by their weight.
+    let (status, body) = node
+        .sale(&one_line_sale(json!({"code": BANANA_LABEL})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(node.on_hand("GRO-FRU-0001").await, "-1.25");
+    assert_eq!(node.assert_chain_intact().await, 4);
+}
+
+#[tokio::test]
+async fn adjustment_with_the_wrong_sign_for_its_reason_is_refused() {
+    let node = TestNode::vienna().await;
+    for (delta, reason) in [
+        ("-12", "received"),
+        ("0", "received"),
+        ("2", "damaged"),
+        ("1", "shrink"),
+        ("0", "correction"),
+    ] {
+        let response = node
+            .write(
+                "/v1/stock/adjustments",
+                &json!({"terminal": T1, "sku": BREAD, "delta": delta, "reason": reason}),
+            )
+            .await;
+        assert_error(
+            &response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            Some("delta"),
+        );
+    }
+    let response = node
+        .write(
+            "/v1/stock/adjustments",
+            &json!({"terminal": T1, "sku": BREAD, "delta": "1", "reason": "gift"}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("reason"),
+    );
+    let response = node
+        .write(
+            "/v1/stock/adjustments",
+            &json!({"terminal": T1, "sku": "NO-SUCH-SKU", "delta": "1", "reason": "received"}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_item",
+        Some("sku"),
+    );
+    let response = node
+        .write(
+            "/v1/stock/counts",
+            &json!({"terminal": T1, "sku": BREAD, "counted": "-1"}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("counted"),
+    );
+    assert_eq!(node.total_events().await, 0);
+    assert_eq!(node.on_hand(BREAD).await, "0");
+}
+
+// --- Idempotency -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn same_key_and_body_twice_answers_identically_and_writes_once() {
+    let node = TestNode::vienna().await;
+    let body = bread_and_tee(T1);
+    let first = node.post("/v1/sales", Some("till-1-sale-1"), &body).await;
+    let second = node.post("/v1/sales", Some("till-1-sale-1"), &body).await;
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    assert_eq!(first, second);
+    assert_eq!(node.last_seq(T1).await, 1);
+    assert_eq!(node.journal(T1).await.len(), 1);
+    assert_eq!(node.on_hand(BREAD).await, "-2");
+
+    // Other writes replay the same way.
+    let adjust = json!({"terminal": T1, "sku": BREAD, "delta": "12", "reason": "received"});
+    let a = node
+        .post("/v1/stock/adjustments", Some("adj-1"), &adjust)
+        .await;
+    let b = node
+        .post("/v1/stock/adjustments", Some("adj-1"), &adjust)
+        .await;
+    assert_eq!(a.0, StatusCode::CREATED, "{}", a.1);
+    assert_eq!(a, b);
+    assert_eq!(node.on_hand(BREAD).await, "10");
+    let void = json!({"terminal": T2, "reason": "wrong item"});
+    let (status, _) = node.sale(&bread_and_tee(T2)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let a = node
+        .post("/v1/sales/void-last", Some("void-1"), &void)
+        .await;
+    let b = node
+        .post("/v1/sales/void-last", Some("void-1"), &void)
+        .await;
+    assert_eq!(a.0, StatusCode::CREATED, "{}", a.1);
+    assert_eq!(a, b);
+    assert_eq!(node.last_seq(T1).await, 2);
+    assert_eq!(node.last_seq(T2).await, 2);
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test]
+async fn same_key_with_another_body_is_a_conflict() {
+    let node = TestNode::vienna().await;
+    let (status, _) = node
+        .post("/v1/sales", Some("reused"), &bread_and_tee(T1))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut other = bread_and_tee(T1);
+    other["lines"][0]["quantity"] = json!("1");
+    other["tenders"] = cash("20.00");
+    let response = node.post("/v1/sales", Some("reused"), &other).await;
+    assert_error(
+        &response,
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+        Some("Idempotency-Key"),
+    );
+    // The same key on another endpoint is another request too.
+    let response = node
+        .post(
+            "/v1/stock/counts",
+            Some("reused"),
+            &json!({"terminal": T1, "sku": BREAD, "counted": "5"}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+        Some("Idempotency-Key"),
+    );
+    assert_eq!(node.last_seq(T1).await, 1);
+    assert_eq!(node.on_hand(BREAD).await, "-2");
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_requests_with_one_key_write_one_event() {
+    let node = TestNode::vienna().await;
+    let body = serde_json::to_vec(&bread_and_tee(T1)).unwrap();
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let router = node.router.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                send(router, post_request("/v1/sales", Some("burst"), body)).await
+            })
+        })
+        .collect();
+    let mut responses = Vec::new();
+    for handle in handles {
+        responses.push(handle.await.unwrap());
+    }
+    assert_eq!(responses.len(), 20);
+    assert_eq!(responses[0].0, StatusCode::CREATED, "{}", responses[0].1);
+    assert_eq!(responses[0].1["receipt"], "vienna-01-t1-000001");
+    for response in &responses {
+        assert_eq!(response, &responses[0]);
+    }
+    assert_eq!(node.last_seq(T1).await, 1);
+    assert_eq!(node.journal(T1).await.len(), 1);
+    assert_eq!(node.on_hand(BREAD).await, "-2");
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test]
+async fn write_without_idempotency_key_is_refused() {
+    let node = TestNode::vienna().await;
+    let writes = [
+        ("/v1/sales", bread_and_tee(T1)),
+        (
+            "/v1/returns",
+            json!({"terminal": T1, "lines": [{"code": BREAD, "quantity": "1"}], "reason": "x"}),
+        ),
+        (
+            "/v1/sales/void-last",
+            json!({"terminal": T1, "reason": "x"}),
+        ),
+        (
+            "/v1/stock/adjustments",
+            json!({"terminal": T1, "sku": BREAD, "delta": "1", "reason": "received"}),
+        ),
+        (
+            "/v1/stock/counts",
+            json!({"terminal": T1, "sku": BREAD, "counted": "1"}),
+        ),
+    ];
+    for (path, body) in &writes {
+        let response = node.post(path, None, body).await;
+        assert_error(
+            &response,
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_required",
+            Some("Idempotency-Key"),
+        );
+    }
+    // An empty key or one with spaces or over 128 characters is no key either.
+    for key in ["", "has space", &"k".repeat(129)] {
+        let response = node.post("/v1/sales", Some(key), &bread_and_tee(T1)).await;
+        assert_error(
+            &response,
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_required",
+            Some("Idempotency-Key"),
+        );
+    }
+    assert_eq!(node.total_events().await, 0);
+    assert_eq!(node.on_hand(BREAD).await, "0");
+}
+
+// --- Returns -----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn returns_with_receipt_never_exceed_what_was_sold_and_refund_what_was_paid() {
+    let node = TestNode::vienna().await;
+    let (status, sale) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let receipt = sale["receipt"].as_str().unwrap().to_owned();
+    let paid = sale["cart"]["due"].as_str().unwrap().to_owned();
+    assert_eq!(paid, "16.97");
+    assert_eq!(node.on_hand(BREAD).await, "-2");
+
+    // One of the two loaves.
+    let (status, first) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "receipt": receipt, "lines": [{"line": 0, "quantity": "1"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["kind"], "ReturnCompleted");
+    assert_eq!(first["receipt"], "vienna-01-t1-000002");
+    assert_eq!(first["original_receipt"], receipt);
+    assert_eq!(first["refund"], "3.49");
+    assert_eq!(first["total"], "3.49");
+    assert_eq!(first["lines"][0]["sale_line"], 0);
+    assert_eq!(first["lines"][0]["quantity"], "1");
+    assert_eq!(
+        first["tenders"],
+        json!([{"kind": "cash", "amount": "3.49", "reference": null}])
+    );
+    assert_eq!(node.on_hand(BREAD).await, "-1");
+
+    // The rest: the other loaf and the T-shirt, refunded to the card.
+    let (status, second) = node
+        .write(
+            "/v1/returns",
+            &json!({
+                "terminal": T2,
+                "receipt": receipt,
+                "lines": [{"line": 0, "quantity": "1"}, {"line": 1, "quantity": "1"}],
+                "refund_tender": "card",
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["receipt"], "vienna-01-t2-000001");
+    assert_eq!(second["refund"], "13.48");
+    assert_eq!(second["tenders"][0]["kind"], "card");
+    assert_eq!(node.on_hand(BREAD).await, "0");
+    assert_eq!(node.on_hand(TEE).await, "0");
+
+    let refunded: i64 = [&first, &second]
+        .iter()
+        .map(|r| minor(r["refund"].as_str().unwrap()))
+        .sum();
+    assert_eq!(refunded, minor(&paid));
+
+    // Nothing is left, not even one more loaf.
+    let before = node.total_events().await;
+    let response = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "receipt": receipt, "lines": [{"line": 0, "quantity": "1"}]}),
+        )
+        .await;
+    assert_eq!(
+        response.0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.1
+    );
+    assert_eq!(response.1["code"], "return_exceeds_sale");
+    assert!(
+        response.1["field"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("lines"))
+    );
+    // A line the sale does not have.
+    let response = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "receipt": receipt, "lines": [{"line": 2, "quantity": "1"}]}),
+        )
+        .await;
+    assert_eq!(
+        response.0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.1
+    );
+    assert_eq!(node.total_events().await, before);
+    assert_eq!(node.on_hand(BREAD).await, "0");
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test]
+async fn one_return_of_more_than_sold_is_refused_even_when_split_over_lines() {
+    let node = TestNode::vienna().await;
+    let (_, sale) = node.sale(&bread_and_tee(T1)).await;
+    let receipt = sale["receipt"].as_str().unwrap();
+    let response = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "receipt": receipt,
+                    "lines": [{"line": 0, "quantity": "2"}, {"line": 0, "quantity": "1"}]}),
+        )
+        .await;
+    assert_eq!(
+        response.0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.1
+    );
+    assert_eq!(response.1["code"], "return_exceeds_sale");
+    assert_eq!(node.last_seq(T1).await, 1);
+    assert_eq!(node.on_hand(BREAD).await, "-2");
+}
+
+/// Minor units of a decimal string with two decimals.
+fn minor(amount: &str) -> i64 {
+    let (units, cents) = amount.split_once('.').unwrap();
+    units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap()
+}
+
+#[tokio::test]
+async fn returns_in_steps_refund_exactly_what_was_paid_including_cash_rounding() {
+    // Zürich rounds cash to 0.05: 3 × 3.65 + 1.250 kg × 2.10 (2.625 → 2.63) = 13.58, due 13.60.
+    let node = TestNode::start("zurich-01").await;
+    let t1 = "zurich-01-t1";
+    let (status, sale) = node
+        .sale(&json!({
+            "terminal": t1,
+            "lines": [{"code": BREAD_GTIN, "quantity": "3"}, {"code": BANANA_LABEL}],
+            "tenders": cash("20.00"),
+        }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    assert_eq!(sale["cart"]["currency"], "CHF");
+    assert_eq!(sale["cart"]["total"], "13.58");
+    assert_eq!(sale["cart"]["cash_rounding"], "0.02");
+    assert_eq!(sale["cart"]["due"], "13.60");
+    assert_eq!(sale["cart"]["change"], "6.40");
+    let receipt = sale["receipt"].as_str().unwrap();
+
+    // 3.65 plus its share of the rounding: 0.02 × 3.65 / 13.58 = 0.0054 → 0.01.
+    let (status, first) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": t1, "receipt": receipt, "lines": [{"line": 0, "quantity": "1"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["total"], "3.65");
+    assert_eq!(first["cash_rounding"], "0.01");
+    assert_eq!(first["refund"], "3.66");
+    let (status, second) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": t1, "receipt": receipt,
+                    "lines": [{"line": 0, "quantity": "2"}, {"line": 1, "quantity": "1.25"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["total"], "9.93");
+    assert_eq!(second["cash_rounding"], "0.01");
+    assert_eq!(second["refund"], "9.94");
+    assert_eq!(
+        minor(first["refund"].as_str().unwrap()) + minor(second["refund"].as_str().unwrap()),
+        minor("13.60")
+    );
+    assert_eq!(node.on_hand("GRO-FRU-0001").await, "0");
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test]
+async fn return_without_receipt_needs_a_reason() {
+    let node = TestNode::vienna().await;
+    for reason in [None, Some(""), Some("   ")] {
+        let mut body = json!({"terminal": T1, "lines": [{"code": BREAD_GTIN, "quantity": "1"}]});
+        if let Some(reason) = reason {
+            body["reason"] = json!(reason);
+        }
+        let response = node.write("/v1/returns", &body).await;
+        assert_error(
+            &response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason_required",
+            Some("reason"),
+        );
+    }
+    assert_eq!(node.total_events().await, 0);
+    assert_eq!(node.on_hand(BREAD).await, "0");
+
+    let (status, body) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "lines": [{"code": BREAD_GTIN, "quantity": "1"}],
+                    "reason": "gift, no receipt", "refund_tender": "store-credit"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["kind"], "ReturnCompleted");
+    assert_eq!(body["receipt"], "vienna-01-t1-000001");
+    assert_eq!(body["original_receipt"], Value::Null);
+    assert_eq!(body["reason"], "gift, no receipt");
+    assert_eq!(body["refund"], "3.49");
+    assert_eq!(body["tenders"][0]["kind"], "store-credit");
+    assert_eq!(node.on_hand(BREAD).await, "1");
+    assert_eq!(node.last_seq(T1).await, 1);
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test]
+async fn return_of_an_unknown_receipt_is_not_found() {
+    let node = TestNode::vienna().await;
+    let response = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "receipt": "vienna-01-t1-000042",
+                    "lines": [{"line": 0, "quantity": "1"}]}),
+        )
+        .await;
+    assert_error(&response, StatusCode::NOT_FOUND, "unknown_receipt", None);
+    assert_eq!(node.total_events().await, 0);
+}
+
+// --- Void --------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn void_last_voids_the_last_sale_once() {
+    let node = TestNode::vienna().await;
+    let (status, sale) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let receipt = sale["receipt"].as_str().unwrap();
+    assert_eq!(node.on_hand(BREAD).await, "-2");
+
+    let response = node
+        .write(
+            "/v1/sales/void-last",
+            &json!({"terminal": T1, "reason": "  "}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "reason_required",
+        Some("reason"),
+    );
+    assert_eq!(node.last_seq(T1).await, 1);
+
+    let (status, void) = node
+        .write(
+            "/v1/sales/void-last",
+            &json!({"terminal": T1, "reason": "customer changed mind"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{void}");
+    assert_eq!(void["kind"], "SaleVoided");
+    assert_eq!(void["voided_receipt"], receipt);
+    assert_eq!(void["refund"], "16.97");
+    assert_eq!(void["seq"], 2);
+    assert_eq!(node.on_hand(BREAD).await, "0");
+    assert_eq!(node.on_hand(TEE).await, "0");
+
+    let response = node
+        .write(
+            "/v1/sales/void-last",
+            &json!({"terminal": T1, "reason": "again"}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "nothing_to_void",
+        Some("terminal"),
+    );
+    let response = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "receipt": receipt, "lines": [{"line": 0, "quantity": "1"}]}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "sale_voided",
+        Some("receipt"),
+    );
+    // A terminal without sales has nothing to void.
+    let response = node
+        .write(
+            "/v1/sales/void-last",
+            &json!({"terminal": T2, "reason": "oops"}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "nothing_to_void",
+        Some("terminal"),
+    );
+    assert_eq!(node.last_seq(T1).await, 2);
+    assert_eq!(node.last_seq(T2).await, 0);
+    assert_eq!(node.on_hand(BREAD).await, "0");
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test]
+async fn void_last_refuses_a_sale_that_was_partly_returned_at_another_terminal() {
+    // Sale on t1, one loaf returned at t2: t1's last event is still the sale. Voiding it now
+    // would refund the whole 16.97 and put both loaves back although one was already refunded
+    // and restocked.
+    let node = TestNode::vienna().await;
+    let (_, sale) = node.sale(&bread_and_tee(T1)).await;
+    let receipt = sale["receipt"].as_str().unwrap();
+    let (status, ret) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T2, "receipt": receipt, "lines": [{"line": 0, "quantity": "1"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ret}");
+    assert_eq!(node.on_hand(BREAD).await, "-1");
+
+    let response = node
+        .write(
+            "/v1/sales/void-last",
+            &json!({"terminal": T1, "reason": "wrong customer"}),
+        )
+        .await;
+    assert_eq!(
+        response.0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "voiding a partly returned sale must be refused, got {}",
+        response.1
+    );
+    assert!(response.1["field"].is_string(), "{}", response.1);
+    assert_eq!(node.last_seq(T1).await, 1);
+    assert_eq!(node.on_hand(BREAD).await, "-1");
+}
+
+// --- Bad input: 4xx naming the field, nothing written ------------------------------------------
+
+/// Posts a sale that must be refused and checks that nothing was written.
+async fn refused_sale(body: &Value) -> (StatusCode, Value) {
+    let node = TestNode::vienna().await;
+    let response = node.sale(body).await;
+    assert!(
+        response.0.is_client_error(),
+        "{} {}",
+        response.0,
+        response.1
+    );
+    assert_eq!(node.total_events().await, 0, "{}", response.1);
+    assert!(node.journal(T1).await.is_empty());
+    assert_eq!(node.on_hand(BREAD).await, "0");
+    node.assert_chain_intact().await;
+    response
+}
+
+#[tokio::test]
+async fn unknown_sku_is_refused_naming_the_line() {
+    let response = refused_sale(&one_line_sale(json!({"code": "GRO-XXX-9999"}))).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_item",
+        Some("lines[0].code"),
+    );
+    assert!(
+        response.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("GRO-XXX-9999")
+    );
+    let response = refused_sale(&json!({
+        "terminal": T1,
+        "lines": [{"code": BREAD_GTIN}, {"code": "GRO-XXX-9999"}],
+        "tenders": cash("100.00"),
+    }))
+    .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_item",
+        Some("lines[1].code"),
+    );
+}
+
+#[tokio::test]
+async fn gtin_with_a_bad_check_digit_is_refused() {
+    let response = refused_sale(&one_line_sale(json!({"code": "9003909062416"}))).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_code",
+        Some("lines[0].code"),
+    );
+    assert!(
+        response.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("check digit"),
+        "{}",
+        response.1
+    );
+}
+
+#[tokio::test]
+async fn spreadsheet_scientific_notation_barcode_is_refused() {
+    let response = refused_sale(&one_line_sale(json!({"code": "9.00391E+12"}))).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_code",
+        Some("lines[0].code"),
+    );
+    assert!(
+        response.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("scientific notation"),
+        "{}",
+        response.1
+    );
+}
+
+async fn refused_quantity(quantity: &str) {
+    let response = refused_sale(&one_line_sale(
+        json!({"code": BREAD_GTIN, "quantity": quantity}),
+    ))
+    .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("lines[0].quantity"),
+    );
+}
+
+#[tokio::test]
+async fn quantity_zero_is_refused() {
+    refused_quantity("0").await;
+}
+
+#[tokio::test]
+async fn quantity_negative_is_refused() {
+    refused_quantity("-1").await;
+}
+
+#[tokio::test]
+async fn fractional_quantity_of_an_item_sold_each_is_refused() {
+    refused_quantity("1.5").await;
+}
+
+#[tokio::test]
+async fn tenders_short_of_the_total_are_refused() {
+    let mut body = bread_and_tee(T1);
+    body["tenders"] = json!([
+        {"kind": "cash", "amount": "10.00"},
+        {"kind": "card", "amount": "6.96"},
+    ]);
+    let response = refused_sale(&body).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "tenders_short",
+        Some("tenders"),
+    );
+    body["tenders"] = json!([]);
+    let response = refused_sale(&body).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "tenders_short",
+        Some("tenders"),
+    );
+}
+
+#[tokio::test]
+async fn card_over_tender_is_refused() {
+    let mut body = bread_and_tee(T1);
+    body["tenders"] = card("20.00");
+    let response = refused_sale(&body).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "non_cash_over_tender",
+        Some("tenders"),
+    );
+}
+
+#[tokio::test]
+async fn tender_amount_with_three_decimals_is_refused() {
+    let mut body = bread_and_tee(T1);
+    // A tenth of a cent cannot be handed over. (`16.970` is accepted: it is exactly 16.97.)
+    body["tenders"] = cash("16.975");
+    let response = refused_sale(&body).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("tenders[0].amount"),
+    );
+}
+
+#[tokio::test]
+async fn tender_amount_zero_is_refused() {
+    let mut body = bread_and_tee(T1);
+    body["tenders"] = json!([
+        {"kind": "cash", "amount": "20.00"},
+        {"kind": "card", "amount": "0.00"},
+    ]);
+    let response = refused_sale(&body).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_sale",
+        Some("tenders[1].amount"),
+    );
+}
+
+#[tokio::test]
+async fn unknown_tender_kind_is_refused() {
+    let mut body = bread_and_tee(T1);
+    body["tenders"] = json!([{"kind": "cheque", "amount": "16.97"}]);
+    let response = refused_sale(&body).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("tenders[0].kind"),
+    );
+}
+
+#[tokio::test]
+async fn online_only_item_is_not_sold_in_store() {
+    let response = refused_sale(&one_line_sale(json!({"code": ONLINE_ONLY_GTIN}))).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_sold_in_store",
+        Some("lines[0].code"),
+    );
+    assert!(
+        response.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("HOU-GEN-0005")
+    );
+}
+
+#[tokio::test]
+async fn line_discount_larger_than_the_line_is_refused() {
+    let response = refused_sale(&one_line_sale(
+        json!({"code": TEE, "discount": {"amount": "10.00"}}),
+    ))
+    .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_sale",
+        Some("lines[0].discount"),
+    );
+}
+
+#[tokio::test]
+async fn sale_without_lines_is_refused() {
+    let response =
+        refused_sale(&json!({"terminal": T1, "lines": [], "tenders": cash("1.00")})).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_sale",
+        Some("lines"),
+    );
+}
+
+#[tokio::test]
+async fn unknown_terminal_is_refused() {
+    let response = refused_sale(&bread_and_tee("vienna-01-t9")).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_terminal",
+        Some("terminal"),
+    );
+    // Another store's terminal is not hosted here either.
+    let response = refused_sale(&bread_and_tee("graz-01-t1")).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_terminal",
+        Some("terminal"),
+    );
+}
+
+#[tokio::test]
+async fn malformed_json_is_refused() {
+    let node = TestNode::vienna().await;
+    let response = node
+        .post_raw(
+            "/v1/sales",
+            Some("bad-json"),
+            br#"{"terminal": "vienna-01-t1", "lines": ["#.to_vec(),
+        )
+        .await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "malformed_json", None);
+    // Amounts are strings, never JSON numbers.
+    let mut body = bread_and_tee(T1);
+    body["tenders"] = json!([{"kind": "cash", "amount": 16.97}]);
+    let response = node.write("/v1/sales", &body).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "malformed_json", None);
+    // The same key can be used again once the body is fixed: nothing was recorded for it.
+    let (status, sale) = node
+        .post("/v1/sales", Some("bad-json"), &bread_and_tee(T1))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    assert_eq!(node.last_seq(T1).await, 1);
+}
+
+#[tokio::test]
+async fn unknown_json_field_is_refused() {
+    let mut body = bread_and_tee(T1);
+    body["lines"][0]["colour"] = json!("blue");
+    let response = refused_sale(&body).await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "malformed_json", None);
+    assert!(
+        response.1["message"].as_str().unwrap().contains("colour"),
+        "{}",
+        response.1
+    );
+}
+
+#[tokio::test]
+async fn body_over_256_kib_is_refused() {
+    let node = TestNode::vienna().await;
+    let mut body = bread_and_tee(T1);
+    body["cashier"] = json!("x".repeat(256 * 1024));
+    let response = node.write("/v1/sales", &body).await;
+    assert_error(
+        &response,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        None,
+    );
+    let response = node
+        .post_raw("/v1/carts/price", None, vec![b' '; 256 * 1024 + 1])
+        .await;
+    assert_error(
+        &response,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        None,
+    );
+    assert_eq!(node.total_events().await, 0);
+    node.assert_chain_intact().await;
+}
+
+// --- Reads -------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn pricing_a_cart_writes_nothing_and_matches_the_sale() {
+    let node = TestNode::vienna().await;
+    let (status, priced) = node
+        .post("/v1/carts/price", None, &json!({"lines": mixed_lines()}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{priced}");
+    assert_mixed_cart(&priced);
+    for settled in ["cash_rounding", "due", "tendered", "change"] {
+        assert!(priced.get(settled).is_none(), "{priced}");
+    }
+    assert_eq!(node.total_events().await, 0);
+    assert_eq!(node.on_hand(BREAD).await, "0");
+
+    let (status, sale) = node
+        .sale(&json!({"terminal": T1, "lines": mixed_lines(), "tenders": cash("27.45")}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let mut cart = sale["cart"].clone();
+    for settled in ["cash_rounding", "due", "tendered", "change"] {
+        cart.as_object_mut().unwrap().remove(settled);
+    }
+    assert_eq!(cart, priced);
+
+    // Pricing refuses what a sale would refuse, with the same field.
+    let response = node
+        .post(
+            "/v1/carts/price",
+            None,
+            &json!({"lines": [{"code": BREAD_GTIN, "quantity": "1.5"}]}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("lines[0].quantity"),
+    );
+    assert_eq!(node.total_events().await, 1);
+}
+
+#[tokio::test]
+async fn receipt_lookup_returns_the_sale() {
+    let node = TestNode::vienna().await;
+    let (status, sale) = node
+        .sale(&json!({"terminal": T1, "lines": mixed_lines(), "tenders": cash("30.00")}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let (status, found) = node.get("/v1/receipts/vienna-01-t1-000001").await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found, sale);
+    assert_mixed_cart(&found["cart"]);
+    let response = node.get("/v1/receipts/vienna-01-t1-000002").await;
+    assert_error(&response, StatusCode::NOT_FOUND, "unknown_receipt", None);
+}
+
+#[tokio::test]
+async fn journal_lists_events_with_seq_hash_and_signature() {
+    let node = TestNode::vienna().await;
+    let (_, sale) = node.sale(&bread_and_tee(T1)).await;
+    node.write(
+        "/v1/stock/adjustments",
+        &json!({"terminal": T1, "sku": BREAD, "delta": "12", "reason": "received"}),
+    )
+    .await;
+    node.write(
+        "/v1/stock/counts",
+        &json!({"terminal": T1, "sku": BREAD, "counted": "5"}),
+    )
+    .await;
+    let events = node.journal(T1).await;
+    assert_eq!(events.len(), 3);
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["SaleCompleted", "StockAdjusted", "StockCounted"]);
+    let mut hashes = std::collections::BTreeSet::new();
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event["seq"], i + 1);
+        let hash = event["hash"].as_str().unwrap();
+        assert_eq!(hash.len(), 64, "{event}");
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        let signature = event["signature"].as_str().unwrap();
+        assert_eq!(signature.len(), 128, "{event}");
+        assert!(signature.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(event["id"].is_string());
+        assert!(event["event"].is_object(), "{event}");
+        hashes.insert(hash.to_owned());
+    }
+    assert_eq!(hashes.len(), 3);
+    assert_eq!(events[0]["id"], sale["event_id"]);
+
+    let (status, page) = node.get(&format!("/v1/journal?terminal={T1}&from=2")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+    assert_eq!(page["events"][0]["seq"], 2);
+    let (status, page) = node
+        .get(&format!("/v1/journal?terminal={T1}&from=1&limit=1"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    assert!(node.journal(T2).await.is_empty());
+
+    let response = node.get("/v1/journal?terminal=vienna-01-t9").await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_terminal",
+        Some("terminal"),
+    );
+    let response = node.get("/v1/journal").await;
+    assert_error(&response, StatusCode::BAD_REQUEST, "invalid_query", None);
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test]
+async fn item_lookup_shows_the_embedded_weight_and_the_price_per_kg() {
+    let node = TestNode::vienna().await;
+    let (status, item) = node.get(&format!("/v1/items/{BANANA_LABEL}")).await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    assert_eq!(item["sku"], "GRO-FRU-0001");
+    assert_eq!(item["name"], "Bananen lose");
+    assert_eq!(item["unit"], "kg");
+    assert_eq!(item["price"], "1.99");
+    assert_eq!(item["currency"], "EUR");
+    assert_eq!(item["tax_category"], "reduced");
+    assert_eq!(item["embedded"], json!({"weight_kg": "1.25"}));
+    assert_eq!(item["sold_in_store"], true);
+
+    let (status, item) = node.get(&format!("/v1/items/{CHEESE_PRICE_LABEL}")).await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    assert_eq!(item["sku"], "GRO-DEL-0001");
+    assert_eq!(item["price"], "24.90");
+    assert_eq!(item["embedded"], json!({"price": "8.99"}));
+
+    // The same item by PLU, by GTIN and by SKU.
+    let (status, item) = node.get("/v1/items/4011").await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    assert_eq!(item["sku"], "GRO-FRU-0001");
+    assert_eq!(item["embedded"], Value::Null);
+    let (_, by_gtin) = node.get(&format!("/v1/items/{BREAD_GTIN}")).await;
+    let (_, by_sku) = node.get(&format!("/v1/items/{BREAD}")).await;
+    assert_eq!(by_gtin, by_sku);
+    assert_eq!(by_gtin["price"], "3.49");
+
+    let (status, item) = node.get(&format!("/v1/items/{ONLINE_ONLY_GTIN}")).await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    assert_eq!(item["sold_in_store"], false);
+
+    let response = node.get("/v1/items/GRO-XXX-9999").await;
+    assert_error(
+        &response,
+        StatusCode::NOT_FOUND,
+        "unknown_item",
+        Some("code"),
+    );
+    let response = node.get("/v1/items/9003909062416").await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_code",
+        Some("code"),
+    );
+}
+
+#[tokio::test]
+async fn status_names_the_store_and_its_terminals() {
+    let node = TestNode::vienna().await;
+    let (status, body) = node.get("/v1/status").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["store"], "vienna-01");
+    assert_eq!(body["currency"], "EUR");
+    assert_eq!(body["reference_version"], 1);
+    assert_eq!(
+        body["terminals"],
+        json!([{"id": T1, "last_seq": 0}, {"id": T2, "last_seq": 0}])
+    );
+    let response = node.get("/v1/nowhere").await;
+    assert_error(&response, StatusCode::NOT_FOUND, "not_found", None);
+}
+
+// --- The whole day verifies --------------------------------------------------------------------
+
+#[tokio::test]
+async fn ledger_verifies_after_a_busy_day() {
+    let node = TestNode::vienna().await;
+    let mut expected = 0;
+    for terminal in [T1, T2] {
+        let (status, sale) = node
+            .sale(&json!({"terminal": terminal, "lines": mixed_lines(), "tenders": cash("50.00")}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{sale}");
+        let receipt = sale["receipt"].as_str().unwrap().to_owned();
+        let (status, ret) = node
+            .write(
+                "/v1/returns",
+                &json!({"terminal": terminal, "receipt": receipt,
+                        "lines": [{"line": 1, "quantity": "1.25"}, {"line": 0, "quantity": "1"}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{ret}");
+        let (status, _) = node.sale(&bread_and_tee(terminal)).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = node
+            .write(
+                "/v1/sales/void-last",
+                &json!({"terminal": terminal, "reason": "test"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = node
+            .write(
+                "/v1/stock/adjustments",
+                &json!({"terminal": terminal, "sku": TEE, "delta": "-1", "reason": "damaged"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = node
+            .write(
+                "/v1/stock/counts",
+                &json!({"terminal": terminal, "sku": TEE, "counted": "7"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        // Refused requests in between leave no trace in the chain.
+        let response = node
+            .sale(&one_line_sale(json!({"code": "9003909062416"})))
+            .await;
+        assert_eq!(response.0, StatusCode::UNPROCESSABLE_ENTITY);
+        expected += 6;
+    }
+    assert_eq!(node.on_hand(TEE).await, "7");
+    // Each terminal: sold 2 loaves, returned 1; sold 2 more and voided them.
+    assert_eq!(node.on_hand(BREAD).await, "-2");
+    assert_eq!(node.assert_chain_intact().await, expected);
+    assert_eq!(node.last_seq(T1).await, 6);
+    assert_eq!(node.last_seq(T2).await, 6);
+}
