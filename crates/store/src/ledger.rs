@@ -1,5 +1,5 @@
 //! The ledger writer: the one task that appends events. Requests queue on a channel; the writer
-//! takes whatever has queued, applies each request in its own savepoint inside one transaction,
+//! takes whatever has queued, applies each request in turn inside one transaction,
 //! commits once (one fsync for the whole group) and only then answers. A request is answered 2xx
 //! only after its event is durable; a request that fails leaves nothing behind.
 
@@ -323,20 +323,17 @@ async fn write_group(
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let before = state.clone();
-        let mut savepoint = tx.begin().await?;
-        match apply(&mut savepoint, state, clock, job).await {
-            Ok(recorded) => {
-                savepoint.commit().await?;
-                results.push(Ok(recorded));
-            }
+        match apply(&mut tx, state, clock, job).await {
+            Ok(recorded) => results.push(Ok(recorded)),
             Err(WriteError::Db(message)) => {
-                // A database failure inside the group fails the whole group.
-                drop(savepoint);
+                // A database failure inside the group fails the whole group: the transaction
+                // is dropped (rolled back) and nothing of it is acknowledged.
                 *state = before;
                 return Err(sqlx::Error::Protocol(message));
             }
             Err(e) => {
-                savepoint.rollback().await?;
+                // `apply` refuses a request before its first write, so there is nothing of it
+                // to undo in the transaction; only the in-memory heads go back.
                 *state = before;
                 results.push(Err(e));
             }
@@ -346,6 +343,9 @@ async fn write_group(
     Ok(results)
 }
 
+/// Carries out one request. Every check that can refuse it runs before its first write, so a
+/// refusal leaves the transaction untouched; after the first write only a database error can
+/// fail it, and that fails the whole group.
 async fn apply(
     conn: &mut SqliteConnection,
     state: &mut State,
