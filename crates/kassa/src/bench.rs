@@ -144,9 +144,8 @@ async fn bench_store(
         .pool_max_idle_per_host(64)
         .build()?;
     let mut best = 0.0_f64;
-    let mut round = 0;
-    for (clients, lines) in clients.iter().flat_map(|c| [1, 4, 16].map(|l| (*c, l))) {
-        round += 1;
+    let rows = clients.iter().flat_map(|c| [1, 4, 16].map(|l| (*c, l)));
+    for (round, (clients, lines)) in rows.enumerate() {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for c in 0..clients {
