@@ -8,5 +8,6 @@ pub mod chain;
 mod error;
 pub mod event;
 pub mod seed;
+pub mod sync;
 
 pub use error::FieldError;

@@ -1,0 +1,604 @@
+//! HQ's HTTP API: the sync endpoints stores call (push, reference, stock) with their store
+//! credential, the read API for the back office and other systems, and Prometheus metrics.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use protocol::sync::{
+    REFERENCE_MEDIA_TYPE, StockSnapshot, decode_batch, encode_reference, verify_batch,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::db::Db;
+use crate::ingest::{IngestError, gap_ranges, ingest};
+use crate::{now_ms, token_hash};
+
+/// HQ's shared state.
+#[derive(Debug)]
+pub struct Hq {
+    /// The database.
+    pub db: Db,
+    api_token: Option<String>,
+    metrics: Metrics,
+}
+
+#[derive(Debug, Default)]
+struct Metrics {
+    pushes: AtomicU64,
+    events_accepted: AtomicU64,
+    events_duplicate: AtomicU64,
+    batches_parked: AtomicU64,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
+    push_micros: AtomicU64,
+}
+
+impl Hq {
+    /// State over an open database.
+    pub fn new(db: Db, api_token: Option<String>) -> Self {
+        Hq {
+            db,
+            api_token,
+            metrics: Metrics::default(),
+        }
+    }
+}
+
+/// An error answer: status, code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl ToString) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.to_string(),
+            field: None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "database unavailable",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let (Some(field), Some(map)) = (self.field, body.as_object_mut()) {
+            map.insert("field".into(), Value::String(field));
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The router.
+pub fn router(hq: Arc<Hq>) -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/v1/sync/push", post(push))
+        .route("/v1/sync/reference", get(reference))
+        .route("/v1/sync/stock", get(stock_for_store))
+        .route("/v1/terminals", get(terminals))
+        .route("/v1/parked", get(parked))
+        .route("/v1/reports/sales", get(sales_report))
+        .route("/v1/stock", get(stock))
+        .route("/v1/exceptions/negative-stock", get(negative_stock))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        .with_state(hq)
+}
+
+/// The OpenAPI document.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    ([("content-type", "application/json")], OPENAPI).into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// The store a sync request's credential belongs to.
+async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResult<String> {
+    let unauthorized = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid store credential is required (Authorization: Bearer …)",
+        )
+    };
+    let token = bearer(headers).ok_or_else(unauthorized)?;
+    let store: Option<String> = sqlx::query_scalar("SELECT id FROM stores WHERE token_hash = $1")
+        .bind(&token_hash(token)[..])
+        .fetch_optional(&hq.db.pool)
+        .await?;
+    store.ok_or_else(unauthorized)
+}
+
+fn authorize_reader(hq: &Hq, headers: &HeaderMap) -> ApiResult<()> {
+    match &hq.api_token {
+        None => Ok(()),
+        Some(expected) if bearer(headers) == Some(expected.as_str()) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the read API needs its bearer token",
+        )),
+    }
+}
+
+async fn park(
+    hq: &Hq,
+    store: &str,
+    terminal: &str,
+    from_seq: u64,
+    count: usize,
+    code: &str,
+    reason: &str,
+) -> ApiResult<i64> {
+    hq.metrics.batches_parked.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(store, terminal, from_seq, code, reason, "batch parked");
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO parked (store, terminal, from_seq, count, code, reason, received_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(store)
+    .bind(terminal)
+    .bind(i64::try_from(from_seq).unwrap_or(i64::MAX))
+    .bind(i64::try_from(count).unwrap_or(i64::MAX))
+    .bind(code)
+    .bind(reason)
+    .bind(now_ms())
+    .fetch_one(&hq.db.pool)
+    .await?;
+    Ok(id)
+}
+
+async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let started = std::time::Instant::now();
+    let store = authenticate_store(&hq, &headers).await?;
+    hq.metrics.pushes.fetch_add(1, Ordering::Relaxed);
+    hq.metrics
+        .bytes_received
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    let batch = match decode_batch(&body) {
+        Ok(batch) => batch,
+        Err(e) => {
+            let id = park(&hq, &store, "?", 0, 0, "batch_unreadable", &e.to_string()).await?;
+            return Ok(rejected(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "batch_rejected",
+                &e.to_string(),
+                id,
+            ));
+        }
+    };
+    let terminal = batch.header.terminal.clone();
+    let from_seq = batch.header.from_seq;
+    let count = batch.events.len();
+    let key: Option<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT store, public_key FROM terminals WHERE id = $1")
+            .bind(&terminal)
+            .fetch_optional(&hq.db.pool)
+            .await?;
+    let key = match key {
+        Some((owner, key)) if owner == store => key,
+        _ => {
+            let reason = format!("terminal `{terminal}` is not registered to store `{store}`");
+            let id = park(
+                &hq,
+                &store,
+                &terminal,
+                from_seq,
+                count,
+                "terminal_not_registered",
+                &reason,
+            )
+            .await?;
+            return Ok(rejected(
+                StatusCode::FORBIDDEN,
+                "terminal_not_registered",
+                &reason,
+                id,
+            ));
+        }
+    };
+    let Some(key) = <[u8; 32]>::try_from(key)
+        .ok()
+        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+    else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bad_key",
+            "registered key is unusable",
+        ));
+    };
+    let verified = match verify_batch(&batch, &store, &key) {
+        Ok(v) => v,
+        Err(e) => {
+            let id = park(
+                &hq,
+                &store,
+                &terminal,
+                from_seq,
+                count,
+                "batch_rejected",
+                &e.to_string(),
+            )
+            .await?;
+            return Ok(rejected(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "batch_rejected",
+                &e.to_string(),
+                id,
+            ));
+        }
+    };
+    match ingest(&hq.db, &terminal, &verified, now_ms()).await {
+        Ok(ack) => {
+            hq.metrics
+                .events_accepted
+                .fetch_add(u64::from(ack.accepted), Ordering::Relaxed);
+            hq.metrics
+                .events_duplicate
+                .fetch_add(u64::from(ack.duplicates), Ordering::Relaxed);
+            hq.metrics.push_micros.fetch_add(
+                u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            Ok(Json(ack).into_response())
+        }
+        Err(IngestError::Conflict(reason)) => {
+            let id = park(
+                &hq,
+                &store,
+                &terminal,
+                from_seq,
+                count,
+                "batch_conflict",
+                &reason,
+            )
+            .await?;
+            Ok(rejected(
+                StatusCode::CONFLICT,
+                "batch_conflict",
+                &reason,
+                id,
+            ))
+        }
+        Err(IngestError::Db(e)) => Err(e.into()),
+    }
+}
+
+fn rejected(status: StatusCode, code: &str, message: &str, parked: i64) -> Response {
+    (
+        status,
+        Json(json!({"code": code, "message": message, "parked": parked})),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: i64,
+}
+
+async fn reference(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Query(q): Query<Since>,
+) -> ApiResult<Response> {
+    let store = authenticate_store(&hq, &headers).await?;
+    let update = crate::refdata::changes_since(&hq.db, &store, q.since.max(0)).await?;
+    let body = encode_reference(&update);
+    hq.metrics
+        .bytes_sent
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    Ok(([("content-type", REFERENCE_MEDIA_TYPE)], body).into_response())
+}
+
+/// Stock at a location and the per-terminal sequences it includes, read in one transaction so
+/// the two agree.
+pub async fn stock_snapshot(db: &Db, location: &str) -> Result<StockSnapshot, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let marks = sqlx::query("SELECT id, acked_seq FROM terminals WHERE store = $1")
+        .bind(location)
+        .fetch_all(&mut *tx)
+        .await?;
+    let levels = sqlx::query("SELECT sku, on_hand FROM stock_levels WHERE location = $1")
+        .bind(location)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StockSnapshot {
+        location: location.to_owned(),
+        watermarks: marks
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>("id"),
+                    u64::try_from(r.get::<i64, _>("acked_seq")).unwrap_or(0),
+                )
+            })
+            .collect(),
+        levels: levels
+            .iter()
+            .map(|r| (r.get::<String, _>("sku"), r.get::<i64, _>("on_hand")))
+            .collect(),
+    })
+}
+
+async fn stock_for_store(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<StockSnapshot>> {
+    let store = authenticate_store(&hq, &headers).await?;
+    Ok(Json(stock_snapshot(&hq.db, &store).await?))
+}
+
+fn milli(value: i64) -> String {
+    domain::quantity::format_signed_milli(value)
+}
+
+async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    authorize_reader(&hq, &headers)?;
+    let rows =
+        sqlx::query("SELECT id, store, acked_seq, last_contact_ms FROM terminals ORDER BY id")
+            .fetch_all(&hq.db.pool)
+            .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let id: String = row.get("id");
+        let acked: i64 = row.get("acked_seq");
+        let held: Vec<i64> = sqlx::query_scalar(
+            "SELECT seq FROM inbox WHERE terminal = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(&id)
+        .bind(acked)
+        .fetch_all(&hq.db.pool)
+        .await?;
+        let last_contact: Option<i64> = row.get("last_contact_ms");
+        out.push(json!({
+            "id": id,
+            "store": row.get::<String, _>("store"),
+            "acked_seq": acked,
+            "held_beyond_gaps": held.len(),
+            "gaps": gap_ranges(acked, &held),
+            "last_contact_ms": last_contact,
+            "lag_ms": last_contact.map(|t| now_ms() - t),
+        }));
+    }
+    Ok(Json(json!({"terminals": out})))
+}
+
+async fn parked(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    authorize_reader(&hq, &headers)?;
+    let rows = sqlx::query("SELECT id, store, terminal, from_seq, count, code, reason, received_ms FROM parked ORDER BY id")
+        .fetch_all(&hq.db.pool)
+        .await?;
+    let parked: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.get::<i64, _>("id"),
+                "store": r.get::<String, _>("store"),
+                "terminal": r.get::<String, _>("terminal"),
+                "from_seq": r.get::<i64, _>("from_seq"),
+                "count": r.get::<i64, _>("count"),
+                "code": r.get::<String, _>("code"),
+                "reason": r.get::<String, _>("reason"),
+                "received_ms": r.get::<i64, _>("received_ms"),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"parked": parked})))
+}
+
+#[derive(Debug, Deserialize)]
+struct SalesQuery {
+    store: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn sales_report(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Query(q): Query<SalesQuery>,
+) -> ApiResult<Json<Value>> {
+    authorize_reader(&hq, &headers)?;
+    let rows = sqlx::query(
+        "SELECT store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor FROM sales_daily
+         WHERE ($1 = '' OR store = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3) ORDER BY store, day",
+    )
+    .bind(q.store.unwrap_or_default())
+    .bind(q.from.unwrap_or_default())
+    .bind(q.to.unwrap_or_default())
+    .fetch_all(&hq.db.pool)
+    .await?;
+    let money = |minor: i64, currency: &str| {
+        domain::Currency::parse(currency).map_or_else(
+            |_| minor.to_string(),
+            |c| domain::Money::from_minor(minor, c).amount_string(),
+        )
+    };
+    let days: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let currency: String = r.get("currency");
+            json!({
+                "store": r.get::<String, _>("store"),
+                "day": r.get::<String, _>("day"),
+                "currency": currency,
+                "sales": r.get::<i64, _>("sales"),
+                "voids": r.get::<i64, _>("voids"),
+                "returns": r.get::<i64, _>("returns"),
+                "gross": money(r.get("gross_minor"), &currency),
+                "tax": money(r.get("tax_minor"), &currency),
+                "refunds": money(r.get("refunds_minor"), &currency),
+                "cash": money(r.get("cash_minor"), &currency),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"days": days})))
+}
+
+#[derive(Debug, Deserialize)]
+struct StockQuery {
+    location: Option<String>,
+    sku: Option<String>,
+}
+
+async fn stock(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Query(q): Query<StockQuery>,
+) -> ApiResult<Json<Value>> {
+    authorize_reader(&hq, &headers)?;
+    let rows = sqlx::query(
+        "SELECT location, sku, on_hand FROM stock_levels WHERE ($1 = '' OR location = $1) AND ($2 = '' OR sku = $2) ORDER BY location, sku",
+    )
+    .bind(q.location.unwrap_or_default())
+    .bind(q.sku.unwrap_or_default())
+    .fetch_all(&hq.db.pool)
+    .await?;
+    let levels: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"location": r.get::<String, _>("location"), "sku": r.get::<String, _>("sku"), "on_hand": milli(r.get("on_hand"))}))
+        .collect();
+    Ok(Json(json!({"stock": levels})))
+}
+
+async fn negative_stock(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    authorize_reader(&hq, &headers)?;
+    let rows = sqlx::query(
+        "SELECT location, sku, on_hand FROM stock_levels WHERE on_hand < 0 ORDER BY location, sku",
+    )
+    .fetch_all(&hq.db.pool)
+    .await?;
+    let exceptions: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({"location": r.get::<String, _>("location"), "sku": r.get::<String, _>("sku"), "on_hand": milli(r.get("on_hand"))}))
+        .collect();
+    Ok(Json(json!({"negative_stock": exceptions})))
+}
+
+async fn metrics(State(hq): State<Arc<Hq>>) -> ApiResult<Response> {
+    let m = &hq.metrics;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, value: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    };
+    counter(
+        "kassa_hq_pushes_total",
+        "Push requests received.",
+        m.pushes.load(Ordering::Relaxed),
+    );
+    counter(
+        "kassa_hq_events_accepted_total",
+        "Events new to HQ.",
+        m.events_accepted.load(Ordering::Relaxed),
+    );
+    counter(
+        "kassa_hq_events_duplicate_total",
+        "Events HQ already held.",
+        m.events_duplicate.load(Ordering::Relaxed),
+    );
+    counter(
+        "kassa_hq_batches_parked_total",
+        "Batches parked since start.",
+        m.batches_parked.load(Ordering::Relaxed),
+    );
+    counter(
+        "kassa_hq_bytes_received_total",
+        "Push bytes received.",
+        m.bytes_received.load(Ordering::Relaxed),
+    );
+    counter(
+        "kassa_hq_bytes_sent_total",
+        "Reference bytes sent.",
+        m.bytes_sent.load(Ordering::Relaxed),
+    );
+    counter(
+        "kassa_hq_push_seconds_micros_total",
+        "Microseconds spent handling successful pushes.",
+        m.push_micros.load(Ordering::Relaxed),
+    );
+    let rows = sqlx::query("SELECT id, acked_seq, last_contact_ms FROM terminals ORDER BY id")
+        .fetch_all(&hq.db.pool)
+        .await?;
+    let mut held: BTreeMap<String, i64> = BTreeMap::new();
+    for r in
+        sqlx::query("SELECT terminal, COUNT(*) AS n FROM inbox WHERE applied = 0 GROUP BY terminal")
+            .fetch_all(&hq.db.pool)
+            .await?
+    {
+        held.insert(r.get("terminal"), r.get("n"));
+    }
+    out.push_str("# HELP kassa_hq_terminal_acked_seq Highest contiguous sequence held per terminal.\n# TYPE kassa_hq_terminal_acked_seq gauge\n");
+    for r in &rows {
+        out.push_str(&format!(
+            "kassa_hq_terminal_acked_seq{{terminal=\"{}\"}} {}\n",
+            r.get::<String, _>("id"),
+            r.get::<i64, _>("acked_seq")
+        ));
+    }
+    out.push_str("# HELP kassa_hq_terminal_held_beyond_gap Events held but not applied because earlier ones are missing.\n# TYPE kassa_hq_terminal_held_beyond_gap gauge\n");
+    for r in &rows {
+        let id: String = r.get("id");
+        out.push_str(&format!(
+            "kassa_hq_terminal_held_beyond_gap{{terminal=\"{id}\"}} {}\n",
+            held.get(&id).copied().unwrap_or(0)
+        ));
+    }
+    out.push_str("# HELP kassa_hq_terminal_lag_seconds Seconds since the terminal last pushed.\n# TYPE kassa_hq_terminal_lag_seconds gauge\n");
+    for r in &rows {
+        if let Some(t) = r.get::<Option<i64>, _>("last_contact_ms") {
+            out.push_str(&format!(
+                "kassa_hq_terminal_lag_seconds{{terminal=\"{}\"}} {:.3}\n",
+                r.get::<String, _>("id"),
+                (now_ms() - t) as f64 / 1000.0
+            ));
+        }
+    }
+    let parked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM parked")
+        .fetch_one(&hq.db.pool)
+        .await?;
+    out.push_str(&format!("# HELP kassa_hq_parked_batches Parked batches on record.\n# TYPE kassa_hq_parked_batches gauge\nkassa_hq_parked_batches {parked}\n"));
+    Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+}

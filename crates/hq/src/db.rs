@@ -1,0 +1,103 @@
+//! HQ's storage connection: one code path over sqlx's `Any` driver for both backends, with
+//! per-backend migrations and the few dialect differences named in [`Backend`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database HQ runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, the embedded default.
+    Sqlite,
+    /// PostgreSQL, the production store; several HQ processes may share it.
+    Postgres,
+}
+
+impl Backend {
+    /// `FOR UPDATE` where the backend has row locks (PostgreSQL); SQLite serialises writers.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// Errors from opening HQ's database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names a database HQ does not support.
+    #[error("database url `{0}` is neither sqlite: nor postgres:")]
+    Unsupported(String),
+    /// The data directory could not be created.
+    #[error("data directory {0}: {1}")]
+    Dir(String, std::io::Error),
+}
+
+/// An open HQ database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    /// The pool.
+    pub pool: AnyPool,
+    /// The backend.
+    pub backend: Backend,
+}
+
+/// The SQLite URL for a data directory.
+pub fn sqlite_url(data_dir: &Path) -> Result<String, DbError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| DbError::Dir(data_dir.display().to_string(), e))?;
+    Ok(format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("hq.sqlite").display()
+    ))
+}
+
+/// Opens and migrates the database at `url` (`sqlite://…` or `postgres://…`).
+pub async fn open(url: &str) -> Result<Db, DbError> {
+    install_default_drivers();
+    let backend = if url.starts_with("sqlite:") {
+        Backend::Sqlite
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Backend::Postgres
+    } else {
+        return Err(DbError::Unsupported(url.to_owned()));
+    };
+    let options = AnyPoolOptions::new()
+        .max_connections(match backend {
+            // SQLite has one writer; a small pool avoids lock contention among writers.
+            Backend::Sqlite => 4,
+            Backend::Postgres => 16,
+        })
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        });
+    let pool = options.connect(url).await?;
+    match backend {
+        Backend::Sqlite => SQLITE.run(&pool).await?,
+        Backend::Postgres => POSTGRES.run(&pool).await?,
+    }
+    Ok(Db { pool, backend })
+}

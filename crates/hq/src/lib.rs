@@ -1,0 +1,180 @@
+//! Kassa's head office: registers stores and terminals, ingests every terminal's ledger exactly
+//! once (verifying chain and signature first), keeps projections (sales per store and day, stock
+//! per location), publishes reference data as a versioned change log, and serves read APIs and
+//! metrics. Runs on SQLite (embedded default) or PostgreSQL, where several HQ processes may share
+//! one database.
+
+pub mod api;
+pub mod db;
+pub mod ingest;
+pub mod refdata;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use domain::{StoreId, TerminalId};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use crate::db::Db;
+
+/// Errors from administering or running HQ.
+#[derive(Debug, thiserror::Error)]
+pub enum HqError {
+    /// Opening the database failed.
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// A name or key was refused.
+    #[error("{0}")]
+    Invalid(String),
+    /// Binding the listener failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The hash HQ keeps of a store credential.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Registers a store and issues its sync credential (shown once; HQ keeps only its hash).
+/// Adding a store that exists issues it a new credential.
+pub async fn add_store(db: &Db, store: &StoreId, name: &str) -> Result<String, HqError> {
+    let mut secret = [0_u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| HqError::Invalid(format!("no randomness: {e}")))?;
+    let token = format!("kassa_{}_{}", store, hex::encode(secret));
+    sqlx::query(
+        "INSERT INTO stores (id, name, token_hash, created_ms) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash",
+    )
+    .bind(store.as_str())
+    .bind(name)
+    .bind(&token_hash(&token)[..])
+    .bind(now_ms())
+    .execute(&db.pool)
+    .await?;
+    Ok(token)
+}
+
+/// Registers a terminal of a store with its public key (hex, as `kassa store provision` prints).
+pub async fn add_terminal(
+    db: &Db,
+    store: &StoreId,
+    terminal: &TerminalId,
+    public_key_hex: &str,
+) -> Result<(), HqError> {
+    let key = hex::decode(public_key_hex.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+        .ok_or_else(|| {
+            HqError::Invalid(format!(
+                "public key `{public_key_hex}` is not a 32-byte Ed25519 key in hex"
+            ))
+        })?;
+    let known: Option<String> = sqlx::query_scalar("SELECT id FROM stores WHERE id = $1")
+        .bind(store.as_str())
+        .fetch_optional(&db.pool)
+        .await?;
+    if known.is_none() {
+        return Err(HqError::Invalid(format!(
+            "store `{store}` is not registered: run `kassa hq store add` first"
+        )));
+    }
+    let existing: Option<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT store, public_key FROM terminals WHERE id = $1")
+            .bind(terminal.as_str())
+            .fetch_optional(&db.pool)
+            .await?;
+    match existing {
+        Some((s, k)) if s == store.as_str() && k == key.to_bytes() => Ok(()),
+        Some(_) => Err(HqError::Invalid(format!(
+            "terminal `{terminal}` is already registered with another store or key"
+        ))),
+        None => {
+            sqlx::query(
+                "INSERT INTO terminals (id, store, public_key, acked_seq, acked_hash) VALUES ($1, $2, $3, 0, $4)",
+            )
+            .bind(terminal.as_str())
+            .bind(store.as_str())
+            .bind(&key.to_bytes()[..])
+            .bind(&ingest::genesis()[..])
+            .execute(&db.pool)
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+/// How HQ listens and whom its read API answers.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Listen address (port 0 picks one).
+    pub listen: SocketAddr,
+    /// A bearer token the read API requires, if set.
+    pub api_token: Option<String>,
+}
+
+/// A built HQ, listening, not yet serving.
+#[derive(Debug)]
+pub struct App {
+    state: Arc<api::Hq>,
+    listener: TcpListener,
+}
+
+impl App {
+    /// Opens and migrates the database and binds the listener.
+    pub async fn build(settings: &Settings) -> Result<App, HqError> {
+        let db = db::open(&settings.database_url).await?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| HqError::Listen {
+                    addr: settings.listen,
+                    source,
+                })?;
+        Ok(App {
+            state: Arc::new(api::Hq::new(db, settings.api_token.clone())),
+            listener,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> Arc<api::Hq> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), HqError> {
+        axum::serve(self.listener, api::router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(HqError::Serve)
+    }
+}

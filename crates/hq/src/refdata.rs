@@ -1,0 +1,206 @@
+//! Reference data at HQ: a versioned change log of entities (stores, jurisdictions, variants,
+//! prices per book and SKU). Publishing a data set writes a new version for every entity that
+//! changed and a removal for every entity that disappeared; a store pulls what changed since
+//! its version, filtered to what concerns it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use protocol::seed::{ScopeDto, SeedDto};
+use protocol::sync::{
+    EntityChange, PricesEntity, REFERENCE_FORMAT, ReferenceUpdate, VariantEntity,
+};
+use sqlx::Row;
+
+use crate::db::Db;
+
+/// Errors from publishing reference data.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The data set does not validate.
+    #[error("reference data: {0}")]
+    Invalid(#[from] protocol::FieldError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn entities(seed: &SeedDto) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for store in &seed.stores {
+        out.insert(("store".into(), store.id.clone()), json(store));
+    }
+    for j in &seed.jurisdictions {
+        out.insert(("jurisdiction".into(), j.code.clone()), json(j));
+    }
+    for product in &seed.products {
+        for variant in &product.variants {
+            let entity = VariantEntity {
+                product_id: product.id.clone(),
+                product_name: product.name.clone(),
+                variant: variant.clone(),
+            };
+            out.insert(("variant".into(), variant.sku.clone()), json(&entity));
+        }
+    }
+    for book in &seed.pricebooks {
+        let mut by_sku: BTreeMap<&str, Vec<protocol::seed::PriceEntryDto>> = BTreeMap::new();
+        for entry in &book.entries {
+            by_sku
+                .entry(entry.sku.as_str())
+                .or_default()
+                .push(entry.clone());
+        }
+        for (sku, entries) in by_sku {
+            let entity = PricesEntity {
+                book: book.id.clone(),
+                version: book.version,
+                scope: book.scope.clone(),
+                currency: book.currency.clone(),
+                sku: sku.to_owned(),
+                entries,
+            };
+            out.insert(
+                ("prices".into(), format!("{}|{sku}", book.id)),
+                json(&entity),
+            );
+        }
+    }
+    out
+}
+
+/// Publishes a whole reference data set as the new state: returns the new version (or the
+/// current one when nothing changed).
+pub async fn publish(db: &Db, seed: &SeedDto) -> Result<i64, PublishError> {
+    // Validate everything first: a set that does not build is never published.
+    seed.parse()?;
+    let wanted = entities(seed);
+    let mut tx = db.pool.begin().await?;
+    let current: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM ref_meta WHERE singleton = 1{}",
+        db.backend.for_update()
+    )))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let version = current.unwrap_or(0) + 1;
+    let rows = sqlx::query("SELECT kind, key, payload FROM ref_entities")
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut held: BTreeMap<(String, String), Option<String>> = BTreeMap::new();
+    for row in rows {
+        held.insert((row.get("kind"), row.get("key")), row.get("payload"));
+    }
+    let mut changed = 0;
+    for ((kind, key), payload) in &wanted {
+        if held.get(&(kind.clone(), key.clone())) == Some(&Some(payload.clone())) {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO ref_entities (kind, key, version, payload) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
+        )
+        .bind(kind)
+        .bind(key)
+        .bind(version)
+        .bind(payload)
+        .execute(&mut *tx)
+        .await?;
+        changed += 1;
+    }
+    let gone: BTreeSet<&(String, String)> = held
+        .iter()
+        .filter(|(k, v)| v.is_some() && !wanted.contains_key(*k))
+        .map(|(k, _)| k)
+        .collect();
+    for (kind, key) in gone {
+        sqlx::query(
+            "UPDATE ref_entities SET version = $1, payload = NULL WHERE kind = $2 AND key = $3",
+        )
+        .bind(version)
+        .bind(kind)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        changed += 1;
+    }
+    if changed == 0 {
+        tx.rollback().await?;
+        return Ok(current.unwrap_or(0));
+    }
+    sqlx::query("INSERT INTO ref_meta (singleton, version) VALUES (1, $1) ON CONFLICT (singleton) DO UPDATE SET version = excluded.version")
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(version)
+}
+
+/// What changed since `since` that concerns `store`: its own configuration, every jurisdiction,
+/// every variant, and prices from chain books in its currency and from its own books.
+pub async fn changes_since(
+    db: &Db,
+    store: &str,
+    since: i64,
+) -> Result<ReferenceUpdate, sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    let to_version: i64 = sqlx::query_scalar("SELECT version FROM ref_meta WHERE singleton = 1")
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or(0);
+    let currency: Option<String> = sqlx::query_scalar::<_, Option<String>>(
+        "SELECT payload FROM ref_entities WHERE kind = 'store' AND key = $1",
+    )
+    .bind(store)
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten()
+    .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+    .and_then(|v| v["currency"].as_str().map(str::to_owned));
+    let rows = sqlx::query("SELECT kind, key, payload FROM ref_entities WHERE version > $1 ORDER BY version, kind, key")
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let mut entities = Vec::new();
+    for row in rows {
+        let kind: String = row.get("kind");
+        let key: String = row.get("key");
+        let payload: Option<String> = row.get("payload");
+        // A snapshot carries no removals: the store has nothing to remove.
+        if since == 0 && payload.is_none() {
+            continue;
+        }
+        let value: Option<serde_json::Value> = payload.and_then(|p| serde_json::from_str(&p).ok());
+        let concerns = match kind.as_str() {
+            "store" => key == store,
+            "prices" => match value
+                .as_ref()
+                .and_then(|v| serde_json::from_value::<PricesEntity>(v.clone()).ok())
+            {
+                Some(p) => match p.scope {
+                    ScopeDto::Store { store: s } => s == store,
+                    ScopeDto::Chain(_) => Some(&p.currency) == currency.as_ref(),
+                },
+                // A removed price row: the store drops it if it has it.
+                None => true,
+            },
+            _ => true,
+        };
+        if concerns {
+            entities.push(EntityChange {
+                kind,
+                key,
+                payload: value,
+            });
+        }
+    }
+    Ok(ReferenceUpdate {
+        format: REFERENCE_FORMAT.into(),
+        from_version: since,
+        to_version,
+        entities,
+    })
+}

@@ -1,0 +1,369 @@
+//! The sync wire format, versioned here and nowhere else.
+//!
+//! Upstream, a terminal pushes a **batch**: a zstd-compressed text whose first line is a JSON
+//! header and whose following lines are the canonical bytes of consecutive events (canonical
+//! JSON never contains a raw newline). Only the last event's signature travels: the receiver
+//! recomputes the chain from `prev_hash` over every event, and the one signature over the head
+//! covers them all.
+
+use std::io::Read;
+
+use domain::ledger::Event;
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+use crate::FieldError;
+use crate::chain::{self, Hash};
+
+/// The batch format this build writes and reads.
+pub const BATCH_FORMAT: &str = "kassa-batch/1";
+
+/// The media type of a batch body.
+pub const BATCH_MEDIA_TYPE: &str = "application/vnd.kassa.batch+zstd";
+
+/// The most a batch may decompress to; a bigger one is refused before it is read whole.
+pub const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The first line of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchHeader {
+    /// Always [`BATCH_FORMAT`].
+    pub format: String,
+    /// The store.
+    pub store: String,
+    /// The terminal whose events these are.
+    pub terminal: String,
+    /// Sequence number of the first event.
+    pub from_seq: u64,
+    /// Number of events.
+    pub count: u32,
+    /// Hex of the chain link before the first event.
+    pub prev_hash: String,
+    /// Hex of the terminal's signature over the last event's link.
+    pub head_signature: String,
+}
+
+/// A batch: header plus the canonical bytes of each event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The header.
+    pub header: BatchHeader,
+    /// Canonical event bytes, in sequence order.
+    pub events: Vec<Vec<u8>>,
+}
+
+/// Compresses a batch for the wire.
+pub fn encode_batch(batch: &Batch, level: i32) -> Vec<u8> {
+    let mut text = serde_json::to_vec(&batch.header).unwrap_or_default();
+    for event in &batch.events {
+        text.push(b'\n');
+        text.extend_from_slice(event);
+    }
+    zstd::encode_all(text.as_slice(), level).unwrap_or_default()
+}
+
+/// Reads a batch from the wire; refuses one that decompresses beyond [`MAX_BATCH_BYTES`].
+pub fn decode_batch(bytes: &[u8]) -> Result<Batch, FieldError> {
+    let decoder = zstd::Decoder::new(bytes)
+        .map_err(|e| FieldError::new("batch", format!("not zstd: {e}")))?;
+    let mut text = Vec::new();
+    decoder
+        .take(MAX_BATCH_BYTES + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| FieldError::new("batch", format!("corrupt compressed data: {e}")))?;
+    if text.len() as u64 > MAX_BATCH_BYTES {
+        return Err(FieldError::new(
+            "batch",
+            format!("decompresses to more than {MAX_BATCH_BYTES} bytes"),
+        ));
+    }
+    let mut lines = text.split(|b| *b == b'\n');
+    let header: BatchHeader = serde_json::from_slice(lines.next().unwrap_or_default())
+        .map_err(|e| FieldError::new("batch.header", format!("not a batch header: {e}")))?;
+    if header.format != BATCH_FORMAT {
+        return Err(FieldError::new(
+            "batch.header.format",
+            format!("`{}` is not {BATCH_FORMAT}", header.format),
+        ));
+    }
+    let events: Vec<Vec<u8>> = lines.map(<[u8]>::to_vec).collect();
+    if events.len() != header.count as usize || events.is_empty() {
+        return Err(FieldError::new(
+            "batch.header.count",
+            format!(
+                "header says {} events, batch has {}",
+                header.count,
+                events.len()
+            ),
+        ));
+    }
+    Ok(Batch { header, events })
+}
+
+/// An event of a verified batch, with its link hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedEvent {
+    /// The event.
+    pub event: Event,
+    /// Its canonical bytes.
+    pub bytes: Vec<u8>,
+    /// The link before it.
+    pub prev_hash: Hash,
+    /// Its link.
+    pub hash: Hash,
+}
+
+/// Verifies a batch against the store it came from and the terminal's public key: every event
+/// decodes, belongs to that store and terminal, the sequence is contiguous from `from_seq`, the
+/// chain recomputed from `prev_hash` ends in a link the head signature verifies.
+pub fn verify_batch(
+    batch: &Batch,
+    store: &str,
+    key: &VerifyingKey,
+) -> Result<Vec<VerifiedEvent>, FieldError> {
+    let h = &batch.header;
+    if h.store != store {
+        return Err(FieldError::new(
+            "batch.header.store",
+            format!(
+                "batch names store `{}`, credential is for `{store}`",
+                h.store
+            ),
+        ));
+    }
+    let mut previous: Hash = hex::decode(&h.prev_hash)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| FieldError::new("batch.header.prev_hash", "not 32 bytes of hex"))?;
+    let signature = hex::decode(&h.head_signature)
+        .map_err(|_| FieldError::new("batch.header.head_signature", "not hex"))?;
+    let mut out = Vec::with_capacity(batch.events.len());
+    for (i, bytes) in batch.events.iter().enumerate() {
+        let event =
+            crate::event::decode(bytes).map_err(|e| FieldError::new(format!("events[{i}]"), e))?;
+        let expected_seq = h.from_seq + i as u64;
+        if event.meta.terminal.as_str() != h.terminal || event.meta.store.as_str() != store {
+            return Err(FieldError::new(
+                format!("events[{i}]"),
+                "event belongs to another terminal or store",
+            ));
+        }
+        if event.meta.seq != expected_seq {
+            return Err(FieldError::new(
+                format!("events[{i}].seq"),
+                format!("expected sequence {expected_seq}, found {}", event.meta.seq),
+            ));
+        }
+        let hash = chain::link(&previous, bytes);
+        out.push(VerifiedEvent {
+            event,
+            bytes: bytes.clone(),
+            prev_hash: previous,
+            hash,
+        });
+        previous = hash;
+    }
+    if !chain::verify(key, &previous, &signature) {
+        return Err(FieldError::new(
+            "batch.header.head_signature",
+            "signature does not verify: the events were altered or not signed by this terminal",
+        ));
+    }
+    Ok(out)
+}
+
+/// HQ's answer to a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushAck {
+    /// The highest sequence up to which HQ holds every event of the terminal.
+    pub acked_seq: u64,
+    /// Events new to HQ in this batch.
+    pub accepted: u32,
+    /// Events HQ already had, identical.
+    pub duplicates: u32,
+    /// Missing ranges (inclusive) between the acknowledged sequence and what HQ holds beyond it.
+    pub gaps: Vec<(u64, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn events(n: u64) -> (Batch, SigningKey) {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let mut bytes = Vec::new();
+        let mut prev = chain::GENESIS;
+        for seq in 1..=n {
+            let text = format!(
+                r#"{{"v":1,"id":"01935f4e-8a2b-7c3d-9e4f-{seq:012}","store":"s1","terminal":"t1","seq":{seq},"hlc":[1790000000000,{seq}],"body":{{"StockCounted":{{"sku":"A","counted":{seq}000}}}}}}"#
+            );
+            prev = chain::link(&prev, text.as_bytes());
+            bytes.push(text.into_bytes());
+        }
+        let header = BatchHeader {
+            format: BATCH_FORMAT.into(),
+            store: "s1".into(),
+            terminal: "t1".into(),
+            from_seq: 1,
+            count: u32::try_from(n).unwrap(),
+            prev_hash: hex::encode(chain::GENESIS),
+            head_signature: hex::encode(chain::sign(&key, &prev)),
+        };
+        (
+            Batch {
+                header,
+                events: bytes,
+            },
+            key,
+        )
+    }
+
+    #[test]
+    fn batches_round_trip_and_verify() {
+        let (batch, key) = events(5);
+        let wire = encode_batch(&batch, 3);
+        let back = decode_batch(&wire).unwrap();
+        assert_eq!(back, batch);
+        let verified = verify_batch(&back, "s1", &key.verifying_key()).unwrap();
+        assert_eq!(verified.len(), 5);
+        assert_eq!(verified[4].event.meta.seq, 5);
+    }
+
+    #[test]
+    fn tampered_batches_are_refused_naming_why() {
+        let (mut batch, key) = events(3);
+        batch.events[1] = String::from_utf8(batch.events[1].clone())
+            .unwrap()
+            .replace("2000", "9000")
+            .into_bytes();
+        let err = verify_batch(&batch, "s1", &key.verifying_key()).unwrap_err();
+        assert_eq!(err.field, "batch.header.head_signature");
+        let (batch, key) = events(3);
+        assert_eq!(
+            verify_batch(&batch, "s2", &key.verifying_key())
+                .unwrap_err()
+                .field,
+            "batch.header.store"
+        );
+        let other = SigningKey::from_bytes(&[4; 32]);
+        assert!(verify_batch(&batch, "s1", &other.verifying_key()).is_err());
+        assert!(decode_batch(b"not zstd").is_err());
+        let mut short = batch.clone();
+        short.header.count = 7;
+        assert_eq!(
+            decode_batch(&encode_batch(&short, 3)).unwrap_err().field,
+            "batch.header.count"
+        );
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused() {
+        let zeros = vec![b'0'; usize::try_from(MAX_BATCH_BYTES).unwrap() + 10];
+        let bomb = zstd::encode_all(zeros.as_slice(), 1).unwrap();
+        assert!(bomb.len() < 100_000);
+        assert!(
+            decode_batch(&bomb)
+                .unwrap_err()
+                .reason
+                .contains("decompresses to more than")
+        );
+    }
+}
+
+/// The reference data format this build writes and reads.
+pub const REFERENCE_FORMAT: &str = "kassa-ref/1";
+
+/// The media type of a reference update body (zstd-compressed JSON).
+pub const REFERENCE_MEDIA_TYPE: &str = "application/vnd.kassa.ref+zstd";
+
+/// Reference data changes from one version to another, applied by a store whole or not at all.
+/// `from_version` 0 means a snapshot: everything the store needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceUpdate {
+    /// Always [`REFERENCE_FORMAT`].
+    pub format: String,
+    /// The version the store had.
+    pub from_version: i64,
+    /// The version the store has after applying this.
+    pub to_version: i64,
+    /// Changed entities; a `null` payload removes the entity.
+    pub entities: Vec<EntityChange>,
+}
+
+/// One changed entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntityChange {
+    /// `store`, `jurisdiction`, `variant` or `prices`.
+    pub kind: String,
+    /// Store id, jurisdiction code, SKU, or `book|sku`.
+    pub key: String,
+    /// The entity, or `null` when it was removed.
+    pub payload: Option<serde_json::Value>,
+}
+
+/// A variant entity: the variant and the product it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantEntity {
+    /// The product id.
+    pub product_id: String,
+    /// The product name.
+    pub product_name: String,
+    /// The variant.
+    pub variant: crate::seed::VariantDto,
+}
+
+/// The prices of one SKU in one pricebook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricesEntity {
+    /// The book's id.
+    pub book: String,
+    /// The book's version.
+    pub version: u64,
+    /// The book's scope.
+    pub scope: crate::seed::ScopeDto,
+    /// The book's currency.
+    pub currency: String,
+    /// The SKU.
+    pub sku: String,
+    /// Its entries in the book.
+    pub entries: Vec<crate::seed::PriceEntryDto>,
+}
+
+/// Compresses a reference update.
+pub fn encode_reference(update: &ReferenceUpdate) -> Vec<u8> {
+    let json = serde_json::to_vec(update).unwrap_or_default();
+    zstd::encode_all(json.as_slice(), 3).unwrap_or_default()
+}
+
+/// Reads a reference update.
+pub fn decode_reference(bytes: &[u8]) -> Result<ReferenceUpdate, FieldError> {
+    let json = zstd::decode_all(bytes)
+        .map_err(|e| FieldError::new("reference", format!("not zstd: {e}")))?;
+    let update: ReferenceUpdate = serde_json::from_slice(&json)
+        .map_err(|e| FieldError::new("reference", format!("not a reference update: {e}")))?;
+    if update.format != REFERENCE_FORMAT {
+        return Err(FieldError::new(
+            "reference.format",
+            format!("`{}` is not {REFERENCE_FORMAT}", update.format),
+        ));
+    }
+    Ok(update)
+}
+
+/// Stock at a location as HQ knows it, with, per terminal, the sequence up to which the figures
+/// include that terminal's events: a store adds only its own events after those sequences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockSnapshot {
+    /// The location.
+    pub location: String,
+    /// Terminal id → sequence included.
+    pub watermarks: std::collections::BTreeMap<String, u64>,
+    /// SKU → on hand in thousandths.
+    pub levels: std::collections::BTreeMap<String, i64>,
+}
