@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::seed::{ScopeDto, SeedDto};
 use protocol::sync::{
-    EntityChange, PricesEntity, REFERENCE_FORMAT, ReferenceUpdate, VariantEntity,
+    EntityChange, PricesEntity, REFERENCE_FORMAT, ReferenceUpdate,
 };
 use sqlx::Row;
 
@@ -24,60 +24,15 @@ pub enum PublishError {
     Db(#[from] sqlx::Error),
 }
 
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
-}
-
-fn entities(seed: &SeedDto) -> BTreeMap<(String, String), String> {
-    let mut out = BTreeMap::new();
-    for store in &seed.stores {
-        out.insert(("store".into(), store.id.clone()), json(store));
-    }
-    for j in &seed.jurisdictions {
-        out.insert(("jurisdiction".into(), j.code.clone()), json(j));
-    }
-    for product in &seed.products {
-        for variant in &product.variants {
-            let entity = VariantEntity {
-                product_id: product.id.clone(),
-                product_name: product.name.clone(),
-                variant: variant.clone(),
-            };
-            out.insert(("variant".into(), variant.sku.clone()), json(&entity));
-        }
-    }
-    for book in &seed.pricebooks {
-        let mut by_sku: BTreeMap<&str, Vec<protocol::seed::PriceEntryDto>> = BTreeMap::new();
-        for entry in &book.entries {
-            by_sku
-                .entry(entry.sku.as_str())
-                .or_default()
-                .push(entry.clone());
-        }
-        for (sku, entries) in by_sku {
-            let entity = PricesEntity {
-                book: book.id.clone(),
-                version: book.version,
-                scope: book.scope.clone(),
-                currency: book.currency.clone(),
-                sku: sku.to_owned(),
-                entries,
-            };
-            out.insert(
-                ("prices".into(), format!("{}|{sku}", book.id)),
-                json(&entity),
-            );
-        }
-    }
-    out
-}
-
 /// Publishes a whole reference data set as the new state: returns the new version (or the
 /// current one when nothing changed).
 pub async fn publish(db: &Db, seed: &SeedDto) -> Result<i64, PublishError> {
     // Validate everything first: a set that does not build is never published.
     seed.parse()?;
-    let wanted = entities(seed);
+    let wanted: BTreeMap<(String, String), String> = protocol::sync::entities_of(seed)
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
     let mut tx = db.pool.begin().await?;
     let current: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT version FROM ref_meta WHERE singleton = 1{}",

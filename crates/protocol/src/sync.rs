@@ -335,6 +335,50 @@ pub struct PricesEntity {
     pub entries: Vec<crate::seed::PriceEntryDto>,
 }
 
+/// Every entity of a reference data set, keyed by (kind, key), as JSON values: what HQ publishes
+/// and what a store loads from a seed file.
+pub fn entities_of(seed: &crate::seed::SeedDto) -> std::collections::BTreeMap<(String, String), serde_json::Value> {
+    use std::collections::BTreeMap;
+    fn value<T: Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+    }
+    let mut out = BTreeMap::new();
+    for store in &seed.stores {
+        out.insert(("store".to_owned(), store.id.clone()), value(store));
+    }
+    for j in &seed.jurisdictions {
+        out.insert(("jurisdiction".to_owned(), j.code.clone()), value(j));
+    }
+    for product in &seed.products {
+        for variant in &product.variants {
+            let entity = VariantEntity {
+                product_id: product.id.clone(),
+                product_name: product.name.clone(),
+                variant: variant.clone(),
+            };
+            out.insert(("variant".to_owned(), variant.sku.clone()), value(&entity));
+        }
+    }
+    for book in &seed.pricebooks {
+        let mut by_sku: BTreeMap<&str, Vec<crate::seed::PriceEntryDto>> = BTreeMap::new();
+        for entry in &book.entries {
+            by_sku.entry(entry.sku.as_str()).or_default().push(entry.clone());
+        }
+        for (sku, entries) in by_sku {
+            let entity = PricesEntity {
+                book: book.id.clone(),
+                version: book.version,
+                scope: book.scope.clone(),
+                currency: book.currency.clone(),
+                sku: sku.to_owned(),
+                entries,
+            };
+            out.insert(("prices".to_owned(), format!("{}|{sku}", book.id)), value(&entity));
+        }
+    }
+    out
+}
+
 /// Compresses a reference update.
 pub fn encode_reference(update: &ReferenceUpdate) -> Vec<u8> {
     let json = serde_json::to_vec(update).unwrap_or_default();

@@ -7,7 +7,8 @@ use domain::barcode::EmbeddedValue;
 use domain::catalog::{CatalogError, Lookup, Sku, TaxCategory, scan_plan};
 use domain::pricebook::{PriceEntry, Pricebook, Scope, price_at};
 use domain::{Money, StoreId, Timestamp, UnitOfSale};
-use protocol::seed::{JurisdictionDto, SeedDto, StoreConfig, StoreDto};
+use protocol::seed::{JurisdictionDto, PricebookDto, ScopeDto, SeedDto, StoreConfig, StoreDto};
+use protocol::sync::{EntityChange, PricesEntity, ReferenceUpdate, VariantEntity};
 use sqlx::{Row, SqlitePool};
 
 /// Errors from loading or reading reference data.
@@ -65,98 +66,226 @@ struct PriceRow {
     entry: PriceEntry,
 }
 
-/// Replaces the node's reference data with the parts of `seed` that concern `store`, in one
-/// transaction: either all of it is applied or none.
-pub async fn apply_seed(
-    pool: &SqlitePool,
-    seed: &SeedDto,
-    store: &StoreId,
-) -> Result<i64, RefError> {
-    let parsed = seed.parse()?;
-    let config = parsed
-        .stores
-        .iter()
-        .find(|s| &s.id == store)
-        .ok_or_else(|| RefError::NoStore(store.clone()))?;
-    let store_dto: &StoreDto = seed
-        .stores
-        .iter()
-        .find(|s| s.id == store.as_str())
-        .ok_or_else(|| RefError::NoStore(store.clone()))?;
-    let jurisdiction_dto: &JurisdictionDto = seed
-        .jurisdictions
-        .iter()
-        .find(|j| j.code == store_dto.jurisdiction)
-        .ok_or_else(|| RefError::NoStore(store.clone()))?;
-    let mut tx = pool.begin().await?;
-    let (version,): (i64,) =
-        sqlx::query_as("SELECT COALESCE(MAX(version), 0) + 1 FROM reference_meta")
-            .fetch_one(&mut *tx)
-            .await?;
-    for table in ["reference_meta", "variants", "identifiers", "prices"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "INSERT INTO reference_meta (singleton, version, store_config, jurisdiction) VALUES (1, $1, $2, $3)",
-    )
-    .bind(version)
-    .bind(serde_json::to_string(store_dto).map_err(|e| RefError::Stored(e.to_string()))?)
-    .bind(serde_json::to_string(jurisdiction_dto).map_err(|e| RefError::Stored(e.to_string()))?)
-    .execute(&mut *tx)
-    .await?;
-    for product in parsed.catalog.products() {
-        for variant in product.variants() {
-            sqlx::query(
-                "INSERT INTO variants (sku, product_id, name, tax_category, unit, store_channel, online_channel)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(variant.sku().as_str())
-            .bind(product.id())
-            .bind(variant.name())
-            .bind(variant.tax_category().as_str())
-            .bind(variant.unit().as_str())
-            .bind(variant.channels().store)
-            .bind(variant.channels().online)
-            .execute(&mut *tx)
-            .await?;
-            for identifier in variant.identifiers() {
-                sqlx::query("INSERT INTO identifiers (key, sku) VALUES ($1, $2)")
-                    .bind(identifier.key())
-                    .bind(variant.sku().as_str())
-                    .execute(&mut *tx)
-                    .await?;
+/// A value bound into a batched insert.
+enum Arg {
+    Text(String),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+/// Inserts rows in statements of up to 200 rows: one round trip per statement instead of one
+/// per row keeps a 300,000-variant snapshot within seconds.
+async fn insert_rows(
+    conn: &mut sqlx::SqliteConnection,
+    table: &str,
+    columns: &[&str],
+    rows: Vec<Vec<Arg>>,
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(200) {
+        let mut n = 0;
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|row| {
+                let marks: Vec<String> = row
+                    .iter()
+                    .map(|_| {
+                        n += 1;
+                        format!("${n}")
+                    })
+                    .collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let sql = format!("INSERT INTO {table} ({}) VALUES {}", columns.join(", "), values.join(", "));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            for arg in row {
+                query = match arg {
+                    Arg::Text(t) => query.bind(t.clone()),
+                    Arg::Int(i) => query.bind(*i),
+                    Arg::OptInt(i) => query.bind(*i),
+                };
             }
         }
+        query.execute(&mut *conn).await?;
     }
-    for book in &parsed.pricebooks {
-        let scope = match book.scope() {
-            Scope::Chain => "chain".to_owned(),
-            Scope::Store(s) if s == store => s.to_string(),
-            Scope::Store(_) => continue,
-        };
-        if book.currency() != config.currency {
-            continue;
+    Ok(())
+}
+
+/// Replaces the node's reference data with `seed` (a snapshot), whole or not at all.
+pub async fn apply_seed(pool: &SqlitePool, seed: &SeedDto, store: &StoreId) -> Result<i64, RefError> {
+    // Validate the whole set first, as HQ does before it publishes.
+    seed.parse()?;
+    let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM reference_meta")
+        .fetch_one(pool)
+        .await?;
+    let update = ReferenceUpdate {
+        format: protocol::sync::REFERENCE_FORMAT.into(),
+        from_version: 0,
+        to_version: current + 1,
+        entities: protocol::sync::entities_of(seed)
+            .into_iter()
+            .map(|((kind, key), payload)| EntityChange {
+                kind,
+                key,
+                payload: Some(payload),
+            })
+            .collect(),
+    };
+    apply_update(pool, store, &update).await
+}
+
+fn entity<T: serde::de::DeserializeOwned>(change: &EntityChange, payload: &serde_json::Value) -> Result<T, RefError> {
+    serde_json::from_value(payload.clone()).map_err(|e| {
+        RefError::Invalid(protocol::FieldError::new(format!("{} {}", change.kind, change.key), e))
+    })
+}
+
+/// Applies a reference update from HQ (or a seed file) in one transaction: all of it or none.
+/// An update from version 0 is a snapshot and replaces everything.
+pub async fn apply_update(pool: &SqlitePool, store: &StoreId, update: &ReferenceUpdate) -> Result<i64, RefError> {
+    let mut tx = pool.begin().await?;
+    let meta = sqlx::query("SELECT store_config, jurisdiction FROM reference_meta")
+        .fetch_optional(&mut *tx)
+        .await?;
+    let mut store_json: Option<serde_json::Value> = None;
+    let mut jurisdiction_json: Option<serde_json::Value> = None;
+    if update.from_version != 0 {
+        if let Some(row) = &meta {
+            store_json = serde_json::from_str(row.get::<&str, _>("store_config")).ok();
+            jurisdiction_json = serde_json::from_str(row.get::<&str, _>("jurisdiction")).ok();
         }
-        for entry in book.entries() {
-            sqlx::query(
-                "INSERT INTO prices (book, version, scope, sku, price_minor, from_ms, to_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(book.id())
-            .bind(i64::try_from(book.version()).unwrap_or(i64::MAX))
-            .bind(&scope)
-            .bind(entry.sku.as_str())
-            .bind(entry.price.minor())
-            .bind(entry.from.millis())
-            .bind(entry.to.map(|t| t.millis()))
-            .execute(&mut *tx)
-            .await?;
+    } else {
+        for table in ["reference_meta", "variants", "identifiers", "prices"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut *tx)
+                .await?;
         }
     }
+    if let Some(change) = update.entities.iter().find(|c| c.kind == "store" && c.key == store.as_str()) {
+        store_json = change.payload.clone();
+    }
+    let store_dto: StoreDto = match &store_json {
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| RefError::Stored(e.to_string()))?,
+        None => return Err(RefError::NoStore(store.clone())),
+    };
+    if let Some(change) = update
+        .entities
+        .iter()
+        .find(|c| c.kind == "jurisdiction" && c.key == store_dto.jurisdiction)
+    {
+        jurisdiction_json = change.payload.clone();
+    }
+    let jurisdiction_dto: JurisdictionDto = match &jurisdiction_json {
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| RefError::Stored(e.to_string()))?,
+        None => return Err(RefError::NoStore(store.clone())),
+    };
+    // Both must build, or the store would be left unable to price.
+    let check = SeedDto {
+        format: protocol::seed::FORMAT.to_owned(),
+        jurisdictions: vec![jurisdiction_dto.clone()],
+        stores: vec![store_dto.clone()],
+        products: vec![],
+        pricebooks: vec![],
+    };
+    let config = check.parse()?.stores.pop().ok_or(RefError::NotLoaded)?;
+    let mut variant_rows = Vec::new();
+    let mut identifier_rows = Vec::new();
+    let mut price_rows = Vec::new();
+    for change in &update.entities {
+        match change.kind.as_str() {
+            "variant" => {
+                if update.from_version != 0 {
+                    for table in ["variants", "identifiers"] {
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE sku = $1")))
+                            .bind(&change.key)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                let Some(payload) = &change.payload else { continue };
+                let v: VariantEntity = entity(change, payload)?;
+                let variant = v.variant.parse(&format!("variant {}", change.key))?;
+                variant_rows.push(vec![
+                    Arg::Text(variant.sku().to_string()),
+                    Arg::Text(v.product_id.clone()),
+                    Arg::Text(variant.name().to_owned()),
+                    Arg::Text(variant.tax_category().to_string()),
+                    Arg::Text(variant.unit().as_str().to_owned()),
+                    Arg::Int(i64::from(variant.channels().store)),
+                    Arg::Int(i64::from(variant.channels().online)),
+                ]);
+                for identifier in variant.identifiers() {
+                    identifier_rows.push(vec![Arg::Text(identifier.key()), Arg::Text(variant.sku().to_string())]);
+                }
+            }
+            "prices" => {
+                if update.from_version != 0 {
+                    if let Some((book, sku)) = change.key.split_once('|') {
+                        sqlx::query("DELETE FROM prices WHERE book = $1 AND sku = $2")
+                            .bind(book)
+                            .bind(sku)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                let Some(payload) = &change.payload else { continue };
+                let p: PricesEntity = entity(change, payload)?;
+                let scope = match &p.scope {
+                    ScopeDto::Store { store: s } if s == store.as_str() => s.clone(),
+                    ScopeDto::Chain(c) if c == "chain" => "chain".to_owned(),
+                    _ => continue,
+                };
+                if p.currency != config.currency.code() {
+                    continue;
+                }
+                let book = PricebookDto {
+                    id: p.book.clone(),
+                    version: p.version,
+                    scope: p.scope.clone(),
+                    currency: p.currency.clone(),
+                    entries: p.entries.clone(),
+                }
+                .parse(&format!("prices {}", change.key))?;
+                for e in book.entries() {
+                    price_rows.push(vec![
+                        Arg::Text(p.book.clone()),
+                        Arg::Int(i64::try_from(p.version).unwrap_or(i64::MAX)),
+                        Arg::Text(scope.clone()),
+                        Arg::Text(e.sku.to_string()),
+                        Arg::Int(e.price.minor()),
+                        Arg::Int(e.from.millis()),
+                        Arg::OptInt(e.to.map(|t| t.millis())),
+                    ]);
+                }
+            }
+            _ => {}
+        }
+    }
+    insert_rows(
+        &mut tx,
+        "variants",
+        &["sku", "product_id", "name", "tax_category", "unit", "store_channel", "online_channel"],
+        variant_rows,
+    )
+    .await?;
+    insert_rows(&mut tx, "identifiers", &["key", "sku"], identifier_rows).await?;
+    insert_rows(
+        &mut tx,
+        "prices",
+        &["book", "version", "scope", "sku", "price_minor", "from_ms", "to_ms"],
+        price_rows,
+    )
+    .await?;
+    sqlx::query("DELETE FROM reference_meta").execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO reference_meta (singleton, version, store_config, jurisdiction) VALUES (1, $1, $2, $3)")
+        .bind(update.to_version)
+        .bind(serde_json::to_string(&store_dto).map_err(|e| RefError::Stored(e.to_string()))?)
+        .bind(serde_json::to_string(&jurisdiction_dto).map_err(|e| RefError::Stored(e.to_string()))?)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(version)
+    Ok(update.to_version)
 }
 
 /// Loads the store context (configuration, tax rules, catalog and prices) from the database.
