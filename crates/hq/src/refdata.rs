@@ -6,9 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::seed::{ScopeDto, SeedDto};
-use protocol::sync::{
-    EntityChange, PricesEntity, REFERENCE_FORMAT, ReferenceUpdate,
-};
+use protocol::sync::{EntityChange, PricesEntity, REFERENCE_FORMAT, ReferenceUpdate};
 use sqlx::Row;
 
 use crate::db::Db;

@@ -130,6 +130,7 @@ async fn bench_store(
     let settings = store::Settings {
         data_dir: data,
         listen: "127.0.0.1:0".parse()?,
+        sync: None,
     };
     let app = store::App::build(&settings, Arc::new(SystemClock)).await?;
     let url = format!("http://{}", app.local_addr().context("no address")?);

@@ -1,6 +1,7 @@
 //! The `kassa` binary: flags, configuration and wiring; the work happens in the library crates.
 
 mod bench;
+mod hq_cmd;
 mod price;
 mod store_cmd;
 
@@ -20,6 +21,8 @@ enum Command {
     Price(price::PriceArgs),
     /// The store node: a till ledger that never refuses a sale.
     Store(store_cmd::StoreArgs),
+    /// Head office: exactly-once ingest, reference data, reports.
+    Hq(hq_cmd::HqArgs),
     /// Benchmarks, each beside the raw limit measured in the same run.
     Bench(bench::BenchArgs),
 }
@@ -30,6 +33,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Price(args) => price::run(&args),
         Command::Store(args) => store_cmd::run(args),
+        Command::Hq(args) => hq_cmd::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -32,6 +32,12 @@ enum StoreCommand {
         /// HQ's base URL, for sync.
         #[arg(long, env = "KASSA_HQ_URL")]
         hq_url: Option<String>,
+        /// The store credential HQ issued (`kassa hq store add`).
+        #[arg(long, env = "KASSA_HQ_TOKEN", hide_env_values = true)]
+        hq_token: Option<String>,
+        /// Seconds between pulls of reference data and stock from HQ.
+        #[arg(long, default_value_t = 5)]
+        pull_every: u64,
     },
     /// Register the store and its terminals, creating each terminal's signing key.
     Provision {
@@ -69,6 +75,7 @@ struct FileConfig {
     store: Option<String>,
     terminals: Option<Vec<String>>,
     hq_url: Option<String>,
+    hq_token: Option<String>,
 }
 
 fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
@@ -92,14 +99,28 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         match args.command {
-            StoreCommand::Run { listen, hq_url } => {
+            StoreCommand::Run {
+                listen,
+                hq_url,
+                hq_token,
+                pull_every,
+            } => {
                 let listen = listen
                     .or(file.listen)
                     .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
-                let _hq = hq_url.or(file.hq_url);
+                let sync = match (hq_url.or(file.hq_url), hq_token.or(file.hq_token)) {
+                    (Some(url), Some(token)) => Some(store::sync::SyncSettings {
+                        hq_url: url.trim_end_matches('/').to_owned(),
+                        token,
+                        pull_every: std::time::Duration::from_secs(pull_every.max(1)),
+                    }),
+                    (None, None) => None,
+                    _ => bail!("--hq-url and --hq-token go together"),
+                };
                 let settings = store::Settings {
                     data_dir: data,
                     listen,
+                    sync,
                 };
                 let app = store::App::build(&settings, Arc::new(SystemClock)).await?;
                 let addr = app.local_addr().context("listener has no address")?;

@@ -337,7 +337,9 @@ pub struct PricesEntity {
 
 /// Every entity of a reference data set, keyed by (kind, key), as JSON values: what HQ publishes
 /// and what a store loads from a seed file.
-pub fn entities_of(seed: &crate::seed::SeedDto) -> std::collections::BTreeMap<(String, String), serde_json::Value> {
+pub fn entities_of(
+    seed: &crate::seed::SeedDto,
+) -> std::collections::BTreeMap<(String, String), serde_json::Value> {
     use std::collections::BTreeMap;
     fn value<T: Serialize>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
@@ -362,7 +364,10 @@ pub fn entities_of(seed: &crate::seed::SeedDto) -> std::collections::BTreeMap<(S
     for book in &seed.pricebooks {
         let mut by_sku: BTreeMap<&str, Vec<crate::seed::PriceEntryDto>> = BTreeMap::new();
         for entry in &book.entries {
-            by_sku.entry(entry.sku.as_str()).or_default().push(entry.clone());
+            by_sku
+                .entry(entry.sku.as_str())
+                .or_default()
+                .push(entry.clone());
         }
         for (sku, entries) in by_sku {
             let entity = PricesEntity {
@@ -373,7 +378,10 @@ pub fn entities_of(seed: &crate::seed::SeedDto) -> std::collections::BTreeMap<(S
                 sku: sku.to_owned(),
                 entries,
             };
-            out.insert(("prices".to_owned(), format!("{}|{sku}", book.id)), value(&entity));
+            out.insert(
+                ("prices".to_owned(), format!("{}|{sku}", book.id)),
+                value(&entity),
+            );
         }
     }
     out

@@ -256,12 +256,46 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
         .map(|t| json!({"id": t.to_string(), "last_seq": heads.get(t.as_str()).copied().unwrap_or(0)}))
         .collect();
     let ctx = node.context();
+    let sync = node.sync_status();
+    let mut unsynced = Vec::new();
+    for t in node.terminals() {
+        let acked: i64 = sqlx::query_scalar("SELECT acked_seq FROM outbox WHERE terminal = $1")
+            .bind(t.as_str())
+            .fetch_optional(&node.pools.reader)
+            .await?
+            .unwrap_or(0);
+        let head = heads.get(t.as_str()).copied().unwrap_or(0);
+        let oldest: Option<i64> =
+            sqlx::query_scalar("SELECT hlc_wall FROM events WHERE terminal = $1 AND seq = $2")
+                .bind(t.as_str())
+                .bind(acked + 1)
+                .fetch_optional(&node.pools.reader)
+                .await?;
+        let state = sync.terminals.get(t.as_str());
+        unsynced.push(json!({
+            "terminal": t.to_string(),
+            "acked_seq": acked,
+            "unsynced": head - acked,
+            "oldest_unsynced_age_ms": oldest.map(|w| node.clock.now().millis() - w),
+            "state": state.map_or("idle", |s| s.state.as_str()),
+            "reason": state.and_then(|s| s.reason.clone()),
+        }));
+    }
     Ok(Json(json!({
         "store": node.store.to_string(),
         "version": env!("CARGO_PKG_VERSION"),
         "reference_version": ctx.as_ref().map(|c| c.version),
         "currency": ctx.as_ref().map(|c| c.config.currency.code().to_owned()),
         "terminals": terminals,
+        "sync": {
+            "online": sync.online,
+            "outbox": unsynced,
+            "last_push_ms": sync.last_push_ms,
+            "last_pull_ms": sync.last_pull_ms,
+            "bytes_sent": sync.bytes_sent,
+            "bytes_received": sync.bytes_received,
+            "reference_error": sync.reference_error,
+        },
     })))
 }
 

@@ -227,6 +227,7 @@ pub async fn start(
     store: StoreId,
     keys: HashMap<TerminalId, SigningKey>,
     clock: Arc<dyn Clock>,
+    appended: Arc<tokio::sync::Notify>,
 ) -> Result<Ledger, WriteError> {
     let mut terminals = HashMap::new();
     let mut hlc = Hlc::default();
@@ -274,7 +275,7 @@ pub async fn start(
         terminals,
         hlc,
     };
-    tokio::spawn(run(rx, pool, state, clock));
+    tokio::spawn(run(rx, pool, state, clock, appended));
     Ok(Ledger { jobs })
 }
 
@@ -283,6 +284,7 @@ async fn run(
     pool: SqlitePool,
     mut state: State,
     clock: Arc<dyn Clock>,
+    appended: Arc<tokio::sync::Notify>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -298,6 +300,8 @@ async fn run(
                 for (job, result) in jobs.into_iter().zip(results) {
                     let _ = job.reply.send(result);
                 }
+                // Wake the outbox: there is something new to push.
+                appended.notify_one();
             }
             Err(e) => {
                 // The commit failed: nothing of this group is durable, so nothing is acknowledged
@@ -668,13 +672,32 @@ async fn append(
     Ok(event)
 }
 
-/// Applies an event's stock movements to the local projection in one statement per kind.
+/// Applies an event's stock movements to the local projection in one statement per kind, and
+/// records them per terminal and sequence (see `local_moves`).
 async fn apply_stock(conn: &mut SqliteConnection, event: &Event) -> Result<(), WriteError> {
     let mut moves: std::collections::BTreeMap<Sku, i64> = std::collections::BTreeMap::new();
     for movement in stock_movements(event) {
         if movement.location != event.meta.store {
             continue;
         }
+        let (delta, counted) = match movement.effect {
+            StockEffect::Move(d) => (Some(d), None),
+            StockEffect::Count(c) => (None, Some(c)),
+        };
+        sqlx::query(
+            "INSERT INTO local_moves (terminal, seq, sku, hlc_wall, hlc_counter, delta, counted)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (sku, terminal, seq) DO UPDATE SET delta = COALESCE(delta, 0) + COALESCE(excluded.delta, 0)",
+        )
+        .bind(event.meta.terminal.as_str())
+        .bind(i64::try_from(event.meta.seq).unwrap_or(i64::MAX))
+        .bind(movement.sku.as_str())
+        .bind(event.meta.hlc.wall_ms())
+        .bind(i64::from(event.meta.hlc.counter()))
+        .bind(delta)
+        .bind(counted)
+        .execute(&mut *conn)
+        .await?;
         match movement.effect {
             StockEffect::Move(delta) => *moves.entry(movement.sku).or_default() += delta,
             // Local events are appended in clock order, so a count simply sets on-hand.

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod ledger;
 pub mod node;
 pub mod refdata;
+pub mod sync;
 pub mod verify;
 pub mod views;
 
@@ -80,6 +81,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The listen address (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// HQ, if this node syncs.
+    pub sync: Option<sync::SyncSettings>,
 }
 
 /// Registers the node's store and terminals, creating each terminal's key pair. Repeatable:
@@ -184,8 +187,15 @@ impl App {
             signing.insert(terminal, key);
         }
         let context = refdata::load_context(&pools.writer).await?;
-        let ledger =
-            ledger::start(pools.writer.clone(), store.clone(), signing, clock.clone()).await?;
+        let appended = Arc::new(tokio::sync::Notify::new());
+        let ledger = ledger::start(
+            pools.writer.clone(),
+            store.clone(),
+            signing,
+            clock.clone(),
+            appended.clone(),
+        )
+        .await?;
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -193,7 +203,12 @@ impl App {
                     addr: settings.listen,
                     source,
                 })?;
-        let node = Arc::new(Node::new(store, pools, ledger, clock, terminals, context));
+        let node = Arc::new(Node::new(
+            store, pools, ledger, clock, terminals, context, appended,
+        ));
+        if let Some(settings) = &settings.sync {
+            sync::start(node.clone(), settings.clone());
+        }
         Ok(App { node, listener })
     }
 

@@ -2,7 +2,7 @@
 //! the clock, handed to every request.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use domain::{StoreId, TerminalId};
 
@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::db::Pools;
 use crate::ledger::Ledger;
 use crate::refdata::StoreContext;
+use crate::sync::SyncStatus;
 
 /// Everything a request handler needs.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub struct Node {
     pub clock: Arc<dyn Clock>,
     terminals: BTreeSet<TerminalId>,
     context: RwLock<Option<Arc<StoreContext>>>,
+    appended: Arc<tokio::sync::Notify>,
+    sync: Mutex<SyncStatus>,
 }
 
 impl Node {
@@ -35,6 +38,7 @@ impl Node {
         clock: Arc<dyn Clock>,
         terminals: BTreeSet<TerminalId>,
         context: Option<StoreContext>,
+        appended: Arc<tokio::sync::Notify>,
     ) -> Self {
         Node {
             store,
@@ -43,7 +47,28 @@ impl Node {
             clock,
             terminals,
             context: RwLock::new(context.map(Arc::new)),
+            appended,
+            sync: Mutex::new(SyncStatus::default()),
         }
+    }
+
+    /// Notified after every ledger commit.
+    pub fn appended(&self) -> Arc<tokio::sync::Notify> {
+        self.appended.clone()
+    }
+
+    /// A copy of the sync status.
+    pub fn sync_status(&self) -> SyncStatus {
+        self.sync
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Changes the sync status.
+    pub fn update_sync(&self, change: impl FnOnce(&mut SyncStatus)) {
+        let mut guard = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut guard);
     }
 
     /// The current store context, if reference data has been loaded.

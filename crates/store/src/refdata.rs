@@ -96,7 +96,11 @@ async fn insert_rows(
                 format!("({})", marks.join(", "))
             })
             .collect();
-        let sql = format!("INSERT INTO {table} ({}) VALUES {}", columns.join(", "), values.join(", "));
+        let sql = format!(
+            "INSERT INTO {table} ({}) VALUES {}",
+            columns.join(", "),
+            values.join(", ")
+        );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             for arg in row {
@@ -113,7 +117,11 @@ async fn insert_rows(
 }
 
 /// Replaces the node's reference data with `seed` (a snapshot), whole or not at all.
-pub async fn apply_seed(pool: &SqlitePool, seed: &SeedDto, store: &StoreId) -> Result<i64, RefError> {
+pub async fn apply_seed(
+    pool: &SqlitePool,
+    seed: &SeedDto,
+    store: &StoreId,
+) -> Result<i64, RefError> {
     // Validate the whole set first, as HQ does before it publishes.
     seed.parse()?;
     let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM reference_meta")
@@ -135,15 +143,25 @@ pub async fn apply_seed(pool: &SqlitePool, seed: &SeedDto, store: &StoreId) -> R
     apply_update(pool, store, &update).await
 }
 
-fn entity<T: serde::de::DeserializeOwned>(change: &EntityChange, payload: &serde_json::Value) -> Result<T, RefError> {
+fn entity<T: serde::de::DeserializeOwned>(
+    change: &EntityChange,
+    payload: &serde_json::Value,
+) -> Result<T, RefError> {
     serde_json::from_value(payload.clone()).map_err(|e| {
-        RefError::Invalid(protocol::FieldError::new(format!("{} {}", change.kind, change.key), e))
+        RefError::Invalid(protocol::FieldError::new(
+            format!("{} {}", change.kind, change.key),
+            e,
+        ))
     })
 }
 
 /// Applies a reference update from HQ (or a seed file) in one transaction: all of it or none.
 /// An update from version 0 is a snapshot and replaces everything.
-pub async fn apply_update(pool: &SqlitePool, store: &StoreId, update: &ReferenceUpdate) -> Result<i64, RefError> {
+pub async fn apply_update(
+    pool: &SqlitePool,
+    store: &StoreId,
+    update: &ReferenceUpdate,
+) -> Result<i64, RefError> {
     let mut tx = pool.begin().await?;
     let meta = sqlx::query("SELECT store_config, jurisdiction FROM reference_meta")
         .fetch_optional(&mut *tx)
@@ -162,11 +180,17 @@ pub async fn apply_update(pool: &SqlitePool, store: &StoreId, update: &Reference
                 .await?;
         }
     }
-    if let Some(change) = update.entities.iter().find(|c| c.kind == "store" && c.key == store.as_str()) {
+    if let Some(change) = update
+        .entities
+        .iter()
+        .find(|c| c.kind == "store" && c.key == store.as_str())
+    {
         store_json = change.payload.clone();
     }
     let store_dto: StoreDto = match &store_json {
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| RefError::Stored(e.to_string()))?,
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|e| RefError::Stored(e.to_string()))?
+        }
         None => return Err(RefError::NoStore(store.clone())),
     };
     if let Some(change) = update
@@ -177,7 +201,9 @@ pub async fn apply_update(pool: &SqlitePool, store: &StoreId, update: &Reference
         jurisdiction_json = change.payload.clone();
     }
     let jurisdiction_dto: JurisdictionDto = match &jurisdiction_json {
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| RefError::Stored(e.to_string()))?,
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|e| RefError::Stored(e.to_string()))?
+        }
         None => return Err(RefError::NoStore(store.clone())),
     };
     // Both must build, or the store would be left unable to price.
@@ -197,13 +223,17 @@ pub async fn apply_update(pool: &SqlitePool, store: &StoreId, update: &Reference
             "variant" => {
                 if update.from_version != 0 {
                     for table in ["variants", "identifiers"] {
-                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE sku = $1")))
-                            .bind(&change.key)
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DELETE FROM {table} WHERE sku = $1"
+                        )))
+                        .bind(&change.key)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                 }
-                let Some(payload) = &change.payload else { continue };
+                let Some(payload) = &change.payload else {
+                    continue;
+                };
                 let v: VariantEntity = entity(change, payload)?;
                 let variant = v.variant.parse(&format!("variant {}", change.key))?;
                 variant_rows.push(vec![
@@ -216,7 +246,10 @@ pub async fn apply_update(pool: &SqlitePool, store: &StoreId, update: &Reference
                     Arg::Int(i64::from(variant.channels().online)),
                 ]);
                 for identifier in variant.identifiers() {
-                    identifier_rows.push(vec![Arg::Text(identifier.key()), Arg::Text(variant.sku().to_string())]);
+                    identifier_rows.push(vec![
+                        Arg::Text(identifier.key()),
+                        Arg::Text(variant.sku().to_string()),
+                    ]);
                 }
             }
             "prices" => {
@@ -229,7 +262,9 @@ pub async fn apply_update(pool: &SqlitePool, store: &StoreId, update: &Reference
                             .await?;
                     }
                 }
-                let Some(payload) = &change.payload else { continue };
+                let Some(payload) = &change.payload else {
+                    continue;
+                };
                 let p: PricesEntity = entity(change, payload)?;
                 let scope = match &p.scope {
                     ScopeDto::Store { store: s } if s == store.as_str() => s.clone(),
@@ -265,7 +300,15 @@ pub async fn apply_update(pool: &SqlitePool, store: &StoreId, update: &Reference
     insert_rows(
         &mut tx,
         "variants",
-        &["sku", "product_id", "name", "tax_category", "unit", "store_channel", "online_channel"],
+        &[
+            "sku",
+            "product_id",
+            "name",
+            "tax_category",
+            "unit",
+            "store_channel",
+            "online_channel",
+        ],
         variant_rows,
     )
     .await?;
@@ -273,11 +316,21 @@ pub async fn apply_update(pool: &SqlitePool, store: &StoreId, update: &Reference
     insert_rows(
         &mut tx,
         "prices",
-        &["book", "version", "scope", "sku", "price_minor", "from_ms", "to_ms"],
+        &[
+            "book",
+            "version",
+            "scope",
+            "sku",
+            "price_minor",
+            "from_ms",
+            "to_ms",
+        ],
         price_rows,
     )
     .await?;
-    sqlx::query("DELETE FROM reference_meta").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM reference_meta")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("INSERT INTO reference_meta (singleton, version, store_config, jurisdiction) VALUES (1, $1, $2, $3)")
         .bind(update.to_version)
         .bind(serde_json::to_string(&store_dto).map_err(|e| RefError::Stored(e.to_string()))?)

@@ -60,6 +60,7 @@ impl TestNode {
             &store::Settings {
                 data_dir: dir.path().to_path_buf(),
                 listen: "127.0.0.1:0".parse().unwrap(),
+                sync: None,
             },
             Arc::new(store::clock::SystemClock),
         )
@@ -421,6 +422,7 @@ async fn receipt_numbers_continue_after_a_restart() {
         &store::Settings {
             data_dir: node.dir.path().to_path_buf(),
             listen: "127.0.0.1:0".parse().unwrap(),
+            sync: None,
         },
         Arc::new(store::clock::SystemClock),
     )

@@ -39,6 +39,7 @@ async fn clock_readings_increase_while_the_wall_clock_falls() {
     let settings = store::Settings {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
+        sync: None,
     };
     let clock = Arc::new(FallingClock(AtomicI64::new(1_790_000_000_000)));
     let app = store::App::build(&settings, clock).await.unwrap();

@@ -1,0 +1,145 @@
+//! `kassa hq …`: run head office, register stores and terminals, publish reference data.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use domain::{StoreId, TerminalId};
+
+/// Arguments of `kassa hq`.
+#[derive(Debug, clap::Args)]
+pub struct HqArgs {
+    /// Data directory for the embedded SQLite database (the default store).
+    #[arg(long, env = "KASSA_HQ_DATA", global = true)]
+    data: Option<PathBuf>,
+    /// A PostgreSQL URL (`postgres://user@host/db`) instead of the embedded database.
+    #[arg(
+        long,
+        env = "KASSA_HQ_DATABASE_URL",
+        global = true,
+        conflicts_with = "data"
+    )]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: HqCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum HqCommand {
+    /// Serve sync, the read API and metrics.
+    Run {
+        /// Listen address.
+        #[arg(long, env = "KASSA_HQ_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// A bearer token the read API requires.
+        #[arg(long, env = "KASSA_HQ_API_TOKEN", hide_env_values = true)]
+        api_token: Option<String>,
+    },
+    /// Stores.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+    /// Terminals.
+    Terminal {
+        #[command(subcommand)]
+        command: TerminalCommand,
+    },
+    /// Publish a reference data set (`kassa-seed/1`) as the new state; stores pull the changes.
+    Publish {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum StoreCommand {
+    /// Register a store and print its sync credential (shown once).
+    Add {
+        /// Store id.
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TerminalCommand {
+    /// Register a terminal with the public key `kassa store provision` printed.
+    Add {
+        /// The store.
+        #[arg(long)]
+        store: String,
+        /// Terminal id.
+        #[arg(long)]
+        id: String,
+        /// Public key (hex).
+        #[arg(long)]
+        public_key: String,
+    },
+}
+
+fn database_url(args: &HqArgs) -> anyhow::Result<String> {
+    match (&args.database_url, &args.data) {
+        (Some(url), _) => Ok(url.clone()),
+        (None, Some(dir)) => Ok(hq::db::sqlite_url(dir)?),
+        (None, None) => {
+            anyhow::bail!("--data DIR (embedded SQLite) or --database-url postgres://… is required")
+        }
+    }
+}
+
+/// Runs `kassa hq …`.
+pub fn run(args: HqArgs) -> anyhow::Result<()> {
+    let url = database_url(&args)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match args.command {
+            HqCommand::Run { listen, api_token } => {
+                let app = hq::App::build(&hq::Settings {
+                    database_url: url,
+                    listen,
+                    api_token,
+                })
+                .await?;
+                let addr = app.local_addr().context("listener has no address")?;
+                println!("kassa hq listening on http://{addr}");
+                app.run(crate::shutdown_signal()).await?;
+            }
+            HqCommand::Store {
+                command: StoreCommand::Add { id, name },
+            } => {
+                let db = hq::db::open(&url).await?;
+                let store = StoreId::parse(&id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+                let token = hq::add_store(&db, &store, &name).await?;
+                println!("{token}");
+            }
+            HqCommand::Terminal {
+                command:
+                    TerminalCommand::Add {
+                        store,
+                        id,
+                        public_key,
+                    },
+            } => {
+                let db = hq::db::open(&url).await?;
+                let store = StoreId::parse(&store).map_err(|e| anyhow::anyhow!("--store: {e}"))?;
+                let terminal = TerminalId::parse(&id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+                hq::add_terminal(&db, &store, &terminal, &public_key).await?;
+                println!("terminal {terminal} registered to store {store}");
+            }
+            HqCommand::Publish { file } => {
+                let db = hq::db::open(&url).await?;
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let seed: protocol::seed::SeedDto = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a kassa-seed/1 file", file.display()))?;
+                let version = hq::refdata::publish(&db, &seed).await?;
+                println!("reference data version {version}");
+            }
+        }
+        Ok(())
+    })
+}
