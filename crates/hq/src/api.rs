@@ -171,6 +171,7 @@ async fn park(
 ) -> ApiResult<i64> {
     hq.metrics.batches_parked.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(store, terminal, from_seq, code, reason, "batch parked");
+    let _guard = hq.db.write_guard().await;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO parked (store, terminal, from_seq, count, code, reason, received_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )

@@ -54,6 +54,19 @@ pub struct Db {
     pub pool: AnyPool,
     /// The backend.
     pub backend: Backend,
+    writes: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Db {
+    /// Serialises write transactions on SQLite, which has one writer and would otherwise answer
+    /// "database is locked" when two deferred transactions both try to write; PostgreSQL's row
+    /// locks need no such guard.
+    pub async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writes.lock().await),
+            Backend::Postgres => None,
+        }
+    }
 }
 
 /// The SQLite URL for a data directory.
@@ -99,5 +112,9 @@ pub async fn open(url: &str) -> Result<Db, DbError> {
         Backend::Sqlite => SQLITE.run(&pool).await?,
         Backend::Postgres => POSTGRES.run(&pool).await?,
     }
-    Ok(Db { pool, backend })
+    Ok(Db {
+        pool,
+        backend,
+        writes: std::sync::Arc::default(),
+    })
 }

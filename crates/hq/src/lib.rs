@@ -59,6 +59,7 @@ pub async fn add_store(db: &Db, store: &StoreId, name: &str) -> Result<String, H
     let mut secret = [0_u8; 32];
     getrandom::fill(&mut secret).map_err(|e| HqError::Invalid(format!("no randomness: {e}")))?;
     let token = format!("kassa_{}_{}", store, hex::encode(secret));
+    let _guard = db.write_guard().await;
     sqlx::query(
         "INSERT INTO stores (id, name, token_hash, created_ms) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash",
@@ -108,6 +109,7 @@ pub async fn add_terminal(
             "terminal `{terminal}` is already registered with another store or key"
         ))),
         None => {
+            let _guard = db.write_guard().await;
             sqlx::query(
                 "INSERT INTO terminals (id, store, public_key, acked_seq, acked_hash) VALUES ($1, $2, $3, 0, $4)",
             )

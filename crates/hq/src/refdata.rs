@@ -31,6 +31,7 @@ pub async fn publish(db: &Db, seed: &SeedDto) -> Result<i64, PublishError> {
         .into_iter()
         .map(|(k, v)| (k, v.to_string()))
         .collect();
+    let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     let current: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT version FROM ref_meta WHERE singleton = 1{}",

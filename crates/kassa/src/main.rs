@@ -1,6 +1,7 @@
 //! The `kassa` binary: flags, configuration and wiring; the work happens in the library crates.
 
 mod bench;
+mod demo;
 mod hq_cmd;
 mod price;
 mod store_cmd;
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start a whole demo chain on this machine: HQ and three stores with two tills each.
+    Demo(demo::DemoArgs),
     /// Price a basket file with the tax engine and print the receipt.
     Price(price::PriceArgs),
     /// The store node: a till ledger that never refuses a sale.
@@ -31,6 +34,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Price(args) => price::run(&args),
         Command::Store(args) => store_cmd::run(args),
         Command::Hq(args) => hq_cmd::run(args),

@@ -1,0 +1,216 @@
+//! `kassa demo`: a whole chain on this machine — HQ on the embedded database and three stores
+//! (two in Austria, one in Switzerland) with two tills each, provisioned, syncing over
+//! 127.0.0.1; with `--simulate`, tills ring random sales so HQ's figures move.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use domain::{StoreId, TerminalId};
+use serde_json::{Value, json};
+use store::clock::SystemClock;
+use tokio::sync::watch;
+
+use crate::bench::DEMO_SEED;
+
+/// Arguments of `kassa demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Keep the chain's data here (default: a temporary directory removed on exit).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Ring random sales on every till.
+    #[arg(long)]
+    simulate: bool,
+    /// Sales per second per till when simulating.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    seconds: Option<u64>,
+}
+
+const STORES: [(&str, &str); 3] = [
+    ("vienna-01", "Kassa Wien Mariahilf"),
+    ("graz-01", "Kassa Graz Herrengasse"),
+    ("zurich-01", "Kassa Zürich HB"),
+];
+
+/// Runs `kassa demo`.
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(demo(args))
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let temp;
+    let root = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::Builder::new().prefix("kassa-demo-").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let hq_url = hq::db::sqlite_url(&root.join("hq"))?;
+    let db = hq::db::open(&hq_url).await?;
+    let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
+    hq::refdata::publish(&db, &seed).await?;
+    let hq_app = hq::App::build(&hq::Settings {
+        database_url: hq_url,
+        listen: "127.0.0.1:0".parse()?,
+        api_token: None,
+    })
+    .await?;
+    let hq_addr = format!("http://{}", hq_app.local_addr().context("no HQ address")?);
+    tokio::spawn(hq_app.run(stopped(stop_rx.clone())));
+    println!("Kassa demo chain (data in {})", root.display());
+    println!("  HQ        {hq_addr}   (try /v1/reports/sales, /v1/stock, /v1/terminals, /metrics)");
+
+    let mut tills = Vec::new();
+    for (id, name) in STORES {
+        let store = StoreId::parse(id).map_err(anyhow::Error::msg)?;
+        let terminals: Vec<TerminalId> = (1..=2)
+            .map(|n| TerminalId::parse(&format!("{id}-t{n}")))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?;
+        let data = root.join(id);
+        let token = hq::add_store(&db, &store, name).await?;
+        for (terminal, public) in store::provision(&data, &store, &terminals).await? {
+            hq::add_terminal(&db, &store, &terminal, &hex::encode(public)).await?;
+        }
+        let app = store::App::build(
+            &store::Settings {
+                data_dir: data,
+                listen: "127.0.0.1:0".parse()?,
+                sync: Some(store::sync::SyncSettings {
+                    hq_url: hq_addr.clone(),
+                    token,
+                    pull_every: Duration::from_secs(2),
+                }),
+            },
+            Arc::new(SystemClock),
+        )
+        .await?;
+        let url = format!("http://{}", app.local_addr().context("no store address")?);
+        println!(
+            "  {id:<9} {url}   (tills {})",
+            terminals
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        tokio::spawn(app.run(stopped(stop_rx.clone())));
+        for t in terminals {
+            tills.push((url.clone(), t.to_string()));
+        }
+    }
+    println!(
+        "Stores pull their catalog, prices and tax rules from HQ; sales reach HQ within seconds."
+    );
+    if args.simulate {
+        let codes = sellable_codes(&seed);
+        for (n, (url, terminal)) in tills.into_iter().enumerate() {
+            tokio::spawn(simulate(
+                url,
+                terminal,
+                codes.clone(),
+                args.rate,
+                n as u64,
+                stop_rx.clone(),
+            ));
+        }
+        println!("Simulating sales at {} per second per till.", args.rate);
+    }
+    println!("Ctrl-C stops the chain.");
+    match args.seconds {
+        Some(s) => {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(s)) => {},
+                () = crate::shutdown_signal() => {},
+            }
+        }
+        None => crate::shutdown_signal().await,
+    }
+    if let Ok(report) = reqwest::get(format!("{hq_addr}/v1/reports/sales")).await {
+        let report: Value = report.json().await.unwrap_or(Value::Null);
+        println!("HQ sales by store and day at shutdown:");
+        for day in report["days"].as_array().into_iter().flatten() {
+            println!(
+                "  {} {}  {} sales  {} {}",
+                day["store"].as_str().unwrap_or("?"),
+                day["day"].as_str().unwrap_or("?"),
+                day["sales"],
+                day["gross"].as_str().unwrap_or("?"),
+                day["currency"].as_str().unwrap_or("?"),
+            );
+        }
+    }
+    let _ = stop_tx.send(true);
+    // Give the servers a moment to finish in-flight requests.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(())
+}
+
+/// Codes a till can sell in every store: store-sold variants priced in both chain books.
+fn sellable_codes(seed: &protocol::seed::SeedDto) -> Vec<String> {
+    let priced = |currency: &str, sku: &str| {
+        seed.pricebooks
+            .iter()
+            .any(|b| b.currency == currency && b.entries.iter().any(|e| e.sku == sku))
+    };
+    seed.products
+        .iter()
+        .flat_map(|p| p.variants.iter())
+        .filter(|v| {
+            v.channels != "online"
+                && v.unit == "each"
+                && priced("EUR", &v.sku)
+                && priced("CHF", &v.sku)
+        })
+        .map(|v| v.sku.clone())
+        .collect()
+}
+
+async fn simulate(
+    url: String,
+    terminal: String,
+    codes: Vec<String>,
+    rate: f64,
+    salt: u64,
+    stop: watch::Receiver<bool>,
+) {
+    let http = reqwest::Client::new();
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ (salt + 1);
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let pause = Duration::from_secs_f64(1.0 / rate.max(0.01));
+    let mut k = 0_u64;
+    while !*stop.borrow() {
+        tokio::time::sleep(pause).await;
+        if codes.is_empty() {
+            continue;
+        }
+        let lines: Vec<Value> = (0..(next() % 4 + 1))
+            .map(|_| json!({"code": codes[(next() % codes.len() as u64) as usize], "quantity": (next() % 3 + 1).to_string()}))
+            .collect();
+        let body = json!({"terminal": terminal, "lines": lines, "tenders": [{"kind": "cash", "amount": "1000.00"}]});
+        k += 1;
+        let _ = http
+            .post(format!("{url}/v1/sales"))
+            .header("Idempotency-Key", format!("demo-{terminal}-{salt}-{k}"))
+            .json(&body)
+            .send()
+            .await;
+    }
+}
