@@ -36,6 +36,15 @@ enum BenchWhat {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Bytes per sale on the wire, HQ ingest rate, sale-to-HQ latency.
+    Sync {
+        /// Sales to ring and sync.
+        #[arg(long, default_value_t = 20000)]
+        sales: usize,
+        /// Also measure HQ ingest on this PostgreSQL server (a scratch database is created).
+        #[arg(long, env = "KASSA_BENCH_POSTGRES")]
+        postgres: Option<String>,
+    },
 }
 
 /// Runs `kassa bench …`.
@@ -47,6 +56,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             clients,
             dir,
         } => runtime.block_on(bench_store(sales, clients, dir)),
+        BenchWhat::Sync { sales, postgres } => {
+            runtime.block_on(crate::bench_sync::bench_sync(sales, postgres))
+        }
     }
 }
 

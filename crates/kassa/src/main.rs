@@ -1,6 +1,7 @@
 //! The `kassa` binary: flags, configuration and wiring; the work happens in the library crates.
 
 mod bench;
+mod bench_sync;
 mod demo;
 mod hq_cmd;
 mod price;

@@ -97,46 +97,58 @@ async fn acked(node: &Node, terminal: &TerminalId) -> Result<i64, sqlx::Error> {
     )
 }
 
-async fn push_terminal(
-    node: &Node,
-    settings: &SyncSettings,
-    http: &reqwest::Client,
-    terminal: &TerminalId,
-) -> Result<PushOutcome, sqlx::Error> {
-    let acked_seq = acked(node, terminal).await?;
+/// The batch of `terminal`'s events after `acked_seq` (at most `limit`), as the outbox sends it:
+/// the link before the first event and the signature of the last.
+pub async fn build_batch(
+    pool: &sqlx::SqlitePool,
+    store: &str,
+    terminal: &str,
+    acked_seq: i64,
+    limit: i64,
+) -> Result<Option<Batch>, sqlx::Error> {
     let rows = sqlx::query("SELECT seq, body, signature FROM events WHERE terminal = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-        .bind(terminal.as_str())
+        .bind(terminal)
         .bind(acked_seq)
-        .bind(BATCH_LIMIT)
-        .fetch_all(&node.pools.reader)
+        .bind(limit)
+        .fetch_all(pool)
         .await?;
     let Some(last) = rows.last() else {
-        return Ok(PushOutcome::Nothing);
+        return Ok(None);
     };
     let prev: Hash = if acked_seq == 0 {
         GENESIS
     } else {
-        let hash: Vec<u8> =
-            sqlx::query_scalar("SELECT hash FROM events WHERE terminal = $1 AND seq = $2")
-                .bind(terminal.as_str())
-                .bind(acked_seq)
-                .fetch_one(&node.pools.reader)
-                .await?;
+        let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM events WHERE terminal = $1 AND seq = $2")
+            .bind(terminal)
+            .bind(acked_seq)
+            .fetch_one(pool)
+            .await?;
         hash.try_into().unwrap_or(GENESIS)
     };
-    let batch = Batch {
+    Ok(Some(Batch {
         header: BatchHeader {
             format: BATCH_FORMAT.into(),
-            store: node.store.to_string(),
-            terminal: terminal.to_string(),
+            store: store.to_owned(),
+            terminal: terminal.to_owned(),
             from_seq: u64::try_from(acked_seq + 1).unwrap_or(1),
             count: u32::try_from(rows.len()).unwrap_or(u32::MAX),
             prev_hash: hex::encode(prev),
             head_signature: hex::encode(last.get::<Vec<u8>, _>("signature")),
         },
         events: rows.iter().map(|r| r.get::<Vec<u8>, _>("body")).collect(),
+    }))
+}
+
+/// The compression level of pushed batches: high, because till PCs have CPU to spare and WAN
+/// links are thin.
+pub const BATCH_LEVEL: i32 = 9;
+
+async fn push_terminal(node: &Node, settings: &SyncSettings, http: &reqwest::Client, terminal: &TerminalId) -> Result<PushOutcome, sqlx::Error> {
+    let acked_seq = acked(node, terminal).await?;
+    let Some(batch) = build_batch(&node.pools.reader, node.store.as_str(), terminal.as_str(), acked_seq, BATCH_LIMIT).await? else {
+        return Ok(PushOutcome::Nothing);
     };
-    let body = encode_batch(&batch, 9);
+    let body = encode_batch(&batch, BATCH_LEVEL);
     let sent = body.len() as u64;
     let response = http
         .post(format!("{}/v1/sync/push", settings.hq_url))

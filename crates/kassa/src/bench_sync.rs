@@ -1,0 +1,248 @@
+//! `kassa bench sync`: bytes on the wire per sale against one JSON document per sale, HQ ingest
+//! rate on SQLite and PostgreSQL against the raw insert rate of the same database, and
+//! sale-to-HQ latency when online.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use domain::{StoreId, TerminalId};
+use serde_json::{Value, json};
+use store::clock::SystemClock;
+
+use crate::bench::DEMO_SEED;
+
+/// What a browser POS sends per sale: a request line and headers, then the order as JSON.
+fn http_request_bytes(path: &str, content_type: &str, body_len: usize) -> usize {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: hq.example.com\r\nContent-Type: {content_type}\r\nContent-Length: {body_len}\r\nAuthorization: Bearer {}\r\n\r\n",
+        "x".repeat(64)
+    )
+    .len()
+        + body_len
+}
+
+struct Node {
+    url: String,
+    data: std::path::PathBuf,
+    public_key: String,
+    _app: tokio::task::JoinHandle<()>,
+}
+
+async fn start_node(dir: &Path, sync: Option<store::sync::SyncSettings>) -> anyhow::Result<Node> {
+    let data = dir.join("node");
+    let store_id = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
+    let terminal = TerminalId::parse("vienna-01-t1").map_err(anyhow::Error::msg)?;
+    let keys = store::provision(&data, &store_id, &[terminal]).await?;
+    let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
+    store::seed(&data, &seed).await?;
+    let app = store::App::build(
+        &store::Settings {
+            data_dir: data.clone(),
+            listen: "127.0.0.1:0".parse()?,
+            sync,
+        },
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let url = format!("http://{}", app.local_addr().context("no address")?);
+    let handle = tokio::spawn(async move {
+        let _ = app.run(std::future::pending()).await;
+    });
+    Ok(Node {
+        url,
+        data,
+        public_key: hex::encode(keys.first().map(|k| k.1).unwrap_or_default()),
+        _app: handle,
+    })
+}
+
+fn basket(rng: &mut u64, codes: &[&str]) -> Value {
+    let mut next = || {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng
+    };
+    let lines: Vec<Value> = (0..(next() % 5 + 1))
+        .map(|_| json!({"code": codes[(next() % codes.len() as u64) as usize], "quantity": (next() % 2 + 1).to_string()}))
+        .collect();
+    json!({"terminal": "vienna-01-t1", "lines": lines, "tenders": [{"kind": "cash", "amount": "500.00"}]})
+}
+
+const CODES: [&str; 10] = [
+    "9003909062415",
+    "CLO-TEE-0001-XS-WEI",
+    "9113446044673",
+    "GRO-BRD-0012",
+    "CLO-TEE-0001-XS-SWZ",
+    "9131397069101",
+    "GRO-DRK-0001-6ER",
+    "10012",
+    "CLO-TEE-0001-L-NAV",
+    "GRO-BRD-0003",
+];
+
+async fn ring(http: &reqwest::Client, url: &str, k: usize, rng: &mut u64) -> anyhow::Result<Value> {
+    let response = http
+        .post(format!("{url}/v1/sales"))
+        .header("Idempotency-Key", format!("bench-sync-{k}"))
+        .json(&basket(rng, &CODES))
+        .send()
+        .await?;
+    anyhow::ensure!(response.status().as_u16() == 201, "sale refused: {}", response.text().await?);
+    Ok(response.json().await?)
+}
+
+/// Runs the sync benchmarks.
+pub async fn bench_sync(sales: usize, postgres: Option<String>) -> anyhow::Result<()> {
+    let temp = tempfile::Builder::new().prefix("kassa-bench-sync-").tempdir_in(".")?;
+    let node = start_node(temp.path(), None).await?;
+    let http = reqwest::Client::new();
+    let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+    let mut baseline = 0_usize;
+    for k in 0..sales {
+        let receipt = ring(&http, &node.url, k, &mut rng).await?;
+        baseline += http_request_bytes("/api/pos/orders", "application/json", receipt.to_string().len());
+    }
+    let pools = store::db::open(&node.data).await?;
+    let mut batches = Vec::new();
+    let mut acked = 0_i64;
+    let mut wire = 0_usize;
+    while let Some(batch) = store::sync::build_batch(&pools.reader, "vienna-01", "vienna-01-t1", acked, 2000).await? {
+        acked += i64::from(batch.header.count);
+        let body = protocol::sync::encode_batch(&batch, store::sync::BATCH_LEVEL);
+        wire += http_request_bytes("/v1/sync/push", protocol::sync::BATCH_MEDIA_TYPE, body.len());
+        batches.push(body);
+    }
+    let per_sale = wire as f64 / sales as f64;
+    let baseline_per_sale = baseline as f64 / sales as f64;
+    println!("## Bytes on the wire per sale ({sales} sales of 1-5 lines, batches of up to 2,000 events)");
+    println!("| format | bytes per sale |");
+    println!("|---|---|");
+    println!("| Kassa batches (canonical events, zstd level {}) | {per_sale:.1} |", store::sync::BATCH_LEVEL);
+    println!("| baseline: one JSON document per sale, one HTTP POST each | {baseline_per_sale:.0} |");
+    println!("ratio: {:.0}x fewer bytes", baseline_per_sale / per_sale);
+    println!();
+
+    println!("## HQ ingest ({sales} events in {} batches, verified and applied)", batches.len());
+    println!("| database | events/s | raw inserts/s (same rows, same batch size) | ratio |");
+    println!("|---|---|---|---|");
+    let sqlite_dir = temp.path().join("hq");
+    let mut targets = vec![("SQLite", hq::db::sqlite_url(&sqlite_dir)?)];
+    if let Some(url) = postgres {
+        targets.push(("PostgreSQL", fresh_postgres(&url).await?));
+    }
+    for (name, url) in targets {
+        let (events, raw) = ingest_rate(&url, &node.public_key, &batches).await?;
+        println!("| {name} | {events:.0} | {raw:.0} | {:.0} % |", events / raw * 100.0);
+    }
+    println!();
+    latency(temp.path()).await?;
+    Ok(())
+}
+
+async fn fresh_postgres(url: &str) -> anyhow::Result<String> {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await?;
+    let name = format!("kassa_bench_{}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&pool).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await?;
+    let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+async fn ingest_rate(url: &str, public_key: &str, batches: &[Vec<u8>]) -> anyhow::Result<(f64, f64)> {
+    let db = hq::db::open(url).await?;
+    let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
+    hq::refdata::publish(&db, &seed).await?;
+    let store = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
+    let terminal = TerminalId::parse("vienna-01-t1").map_err(anyhow::Error::msg)?;
+    hq::add_store(&db, &store, "bench").await?;
+    hq::add_terminal(&db, &store, &terminal, public_key).await?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(
+        &<[u8; 32]>::try_from(hex::decode(public_key)?).map_err(|_| anyhow::anyhow!("key"))?,
+    )?;
+    let started = Instant::now();
+    let mut events = 0_usize;
+    for body in batches {
+        let batch = protocol::sync::decode_batch(body)?;
+        let verified = protocol::sync::verify_batch(&batch, "vienna-01", &key)?;
+        events += verified.len();
+        hq::ingest::ingest(&db, "vienna-01-t1", &verified, 0).await?;
+    }
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    // The raw limit: the same number of rows of the same size, inserted in transactions of the
+    // same size, into a plain table of the same database.
+    sqlx::query("CREATE TABLE raw_bench (id BIGINT PRIMARY KEY, body TEXT NOT NULL)").execute(&db.pool).await?;
+    let body = "x".repeat(700);
+    let started = Instant::now();
+    let mut id = 0_i64;
+    for batch in batches {
+        let n = protocol::sync::decode_batch(batch)?.events.len();
+        let mut tx = db.pool.begin().await?;
+        for _ in 0..n {
+            id += 1;
+            sqlx::query("INSERT INTO raw_bench (id, body) VALUES ($1, $2)").bind(id).bind(&body).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    }
+    let raw = id as f64 / started.elapsed().as_secs_f64();
+    db.pool.close().await;
+    Ok((rate, raw))
+}
+
+async fn latency(dir: &Path) -> anyhow::Result<()> {
+    let hq_dir = dir.join("hq-latency");
+    let url = hq::db::sqlite_url(&hq_dir)?;
+    let db = hq::db::open(&url).await?;
+    let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
+    hq::refdata::publish(&db, &seed).await?;
+    let store = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
+    let token = hq::add_store(&db, &store, "bench").await?;
+    let app = hq::App::build(&hq::Settings {
+        database_url: url,
+        listen: "127.0.0.1:0".parse()?,
+        api_token: None,
+    })
+    .await?;
+    let hq_url = format!("http://{}", app.local_addr().context("no address")?);
+    tokio::spawn(app.run(std::future::pending()));
+    let node = start_node(
+        &dir.join("latency"),
+        Some(store::sync::SyncSettings {
+            hq_url,
+            token,
+            pull_every: Duration::from_secs(60),
+        }),
+    )
+    .await?;
+    let terminal = TerminalId::parse("vienna-01-t1").map_err(anyhow::Error::msg)?;
+    hq::add_terminal(&db, &store, &terminal, &node.public_key).await?;
+    let http = reqwest::Client::new();
+    let mut rng = 7_u64;
+    let mut samples = Vec::new();
+    for k in 0..200 {
+        let receipt = ring(&http, &node.url, k, &mut rng).await?;
+        let seq = receipt["seq"].as_i64().unwrap_or(0);
+        let rang = Instant::now();
+        loop {
+            let acked: i64 = sqlx::query_scalar("SELECT acked_seq FROM terminals WHERE id = 'vienna-01-t1'")
+                .fetch_one(&db.pool)
+                .await?;
+            if acked >= seq {
+                break;
+            }
+            anyhow::ensure!(rang.elapsed() < Duration::from_secs(30), "sale {seq} did not reach HQ in 30 s");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        samples.push(rang.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    samples.sort();
+    let at = |p: usize| samples[(samples.len() * p).div_ceil(100).saturating_sub(1)];
+    println!("## Sale-to-HQ latency when online (200 sales, one at a time, HQ on SQLite)");
+    println!("p50 {:.1} ms, p95 {:.1} ms (from the node's 201 to HQ's acknowledgement)", at(50).as_secs_f64() * 1000.0, at(95).as_secs_f64() * 1000.0);
+    Ok(())
+}
