@@ -3,6 +3,8 @@
 //! transaction. Idempotent on (terminal, sequence) and on the event id; the same position or id
 //! with other bytes is a conflict that parks the batch, never a merge.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use domain::ledger::{Event, EventBody, StockEffect, stock_movements};
 use protocol::chain::{GENESIS, Hash};
 use protocol::sync::{PushAck, VerifiedEvent};
@@ -25,13 +27,51 @@ fn i64_of(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// A value bound into a multi-row statement.
+enum Arg {
+    Text(String),
+    Int(i64),
+    Bytes(Vec<u8>),
+}
+
+/// Runs `head VALUES (…), (…) tail` for `rows` in statements of up to 200 rows; returns the
+/// number of rows affected. One round trip per 200 rows instead of one per row is what lets
+/// ingest keep up with the raw insert rate of the database.
+async fn insert_many(tx: &mut Transaction<'_, Any>, head: &str, tail: &str, rows: Vec<Vec<Arg>>) -> Result<u64, sqlx::Error> {
+    let mut affected = 0;
+    for chunk in rows.chunks(200) {
+        let mut n = 0;
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|row| {
+                let marks: Vec<String> = row
+                    .iter()
+                    .map(|_| {
+                        n += 1;
+                        format!("${n}")
+                    })
+                    .collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let sql = format!("{head} {} {tail}", values.join(", "));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            for arg in row {
+                query = match arg {
+                    Arg::Text(t) => query.bind(t.clone()),
+                    Arg::Int(i) => query.bind(*i),
+                    Arg::Bytes(b) => query.bind(b.clone()),
+                };
+            }
+        }
+        affected += query.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(affected)
+}
+
 /// Takes a verified batch of `terminal`'s events and answers with what HQ now holds.
-pub async fn ingest(
-    db: &Db,
-    terminal: &str,
-    events: &[VerifiedEvent],
-    now_ms: i64,
-) -> Result<PushAck, IngestError> {
+pub async fn ingest(db: &Db, terminal: &str, events: &[VerifiedEvent], now_ms: i64) -> Result<PushAck, IngestError> {
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     let head = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -43,33 +83,25 @@ pub async fn ingest(
     .await?;
     let mut acked_seq: i64 = head.get("acked_seq");
     let mut acked_hash: Vec<u8> = head.get("acked_hash");
-    let mut accepted = 0_u32;
     let mut duplicates = 0_u32;
+    let mut fresh: Vec<&VerifiedEvent> = Vec::new();
     if let (Some(first), Some(last)) = (events.first(), events.last()) {
         let first_seq = i64_of(first.event.meta.seq);
         let last_seq = i64_of(last.event.meta.seq);
         if first_seq == 1 && first.prev_hash != GENESIS {
-            return Err(IngestError::Conflict(
-                "the first event of a terminal must follow the genesis link".into(),
-            ));
+            return Err(IngestError::Conflict("the first event of a terminal must follow the genesis link".into()));
         }
-        // The events around the batch, to check that the chain links on both sides.
-        let neighbours = sqlx::query(
-            "SELECT seq, id, hash, prev_hash FROM inbox WHERE terminal = $1 AND seq BETWEEN $2 AND $3",
-        )
-        .bind(terminal)
-        .bind(first_seq - 1)
-        .bind(last_seq + 1)
-        .fetch_all(&mut *tx)
-        .await?;
+        // What HQ already holds in and around the batch, to check that the chain links on both
+        // sides and to tell duplicates from conflicts.
+        let neighbours = sqlx::query("SELECT seq, id, hash, prev_hash FROM inbox WHERE terminal = $1 AND seq BETWEEN $2 AND $3")
+            .bind(terminal)
+            .bind(first_seq - 1)
+            .bind(last_seq + 1)
+            .fetch_all(&mut *tx)
+            .await?;
         let held: std::collections::HashMap<i64, (String, Vec<u8>, Vec<u8>)> = neighbours
             .iter()
-            .map(|r| {
-                (
-                    r.get("seq"),
-                    (r.get("id"), r.get("hash"), r.get("prev_hash")),
-                )
-            })
+            .map(|r| (r.get("seq"), (r.get("id"), r.get("hash"), r.get("prev_hash"))))
             .collect();
         if let Some((_, hash, _)) = held.get(&(first_seq - 1)) {
             if hash[..] != first.prev_hash[..] {
@@ -81,56 +113,76 @@ pub async fn ingest(
         }
         if let Some((_, _, prev)) = held.get(&(last_seq + 1)) {
             if prev[..] != last.hash[..] {
-                return Err(IngestError::Conflict(format!(
-                    "event {} HQ holds does not link to event {last_seq}",
-                    last_seq + 1
-                )));
+                return Err(IngestError::Conflict(format!("event {} HQ holds does not link to event {last_seq}", last_seq + 1)));
             }
         }
         for e in events {
             let seq = i64_of(e.event.meta.seq);
-            let id = e.event.meta.id.to_string();
-            if let Some((held_id, held_hash, _)) = held.get(&seq) {
-                if *held_id == id && held_hash[..] == e.hash[..] {
+            match held.get(&seq) {
+                Some((held_id, held_hash, _)) if *held_id == e.event.meta.id.to_string() && held_hash[..] == e.hash[..] => {
                     duplicates += 1;
-                    continue;
                 }
-                return Err(IngestError::Conflict(format!(
-                    "sequence {seq} of terminal {terminal} is already held as event {held_id} with other contents"
-                )));
+                Some((held_id, _, _)) => {
+                    return Err(IngestError::Conflict(format!(
+                        "sequence {seq} of terminal {terminal} is already held as event {held_id} with other contents"
+                    )));
+                }
+                None => fresh.push(e),
             }
-            let inserted = sqlx::query(
-                "INSERT INTO inbox (terminal, seq, id, kind, body, prev_hash, hash, hlc_wall, hlc_counter, received_ms, applied)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0) ON CONFLICT DO NOTHING",
-            )
-            .bind(terminal)
-            .bind(seq)
-            .bind(&id)
-            .bind(e.event.body.kind())
-            .bind(e.bytes.as_slice())
-            .bind(&e.prev_hash[..])
-            .bind(&e.hash[..])
-            .bind(e.event.meta.hlc.wall_ms())
-            .bind(i64::from(e.event.meta.hlc.counter()))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                return Err(IngestError::Conflict(format!(
-                    "event id {id} is already held under another terminal or sequence"
-                )));
-            }
-            accepted += 1;
         }
     }
-    // Apply, in sequence order, every held event that is now contiguous with the acknowledged head.
+    // Fresh events that extend the acknowledged head are applied straight from memory.
+    let mut apply_now: Vec<Event> = Vec::new();
+    for e in &fresh {
+        let seq = i64_of(e.event.meta.seq);
+        if seq != acked_seq + 1 {
+            break;
+        }
+        if e.prev_hash[..] != acked_hash[..] {
+            return Err(IngestError::Conflict(format!("event {seq} does not link to event {acked_seq}")));
+        }
+        apply_now.push(e.event.clone());
+        acked_seq = seq;
+        acked_hash = e.hash.to_vec();
+    }
+    let rows: Vec<Vec<Arg>> = fresh
+        .iter()
+        .map(|e| {
+            let seq = i64_of(e.event.meta.seq);
+            vec![
+                Arg::Text(terminal.to_owned()),
+                Arg::Int(seq),
+                Arg::Text(e.event.meta.id.to_string()),
+                Arg::Text(e.event.body.kind().to_owned()),
+                Arg::Bytes(e.bytes.clone()),
+                Arg::Bytes(e.prev_hash.to_vec()),
+                Arg::Bytes(e.hash.to_vec()),
+                Arg::Int(e.event.meta.hlc.wall_ms()),
+                Arg::Int(i64::from(e.event.meta.hlc.counter())),
+                Arg::Int(now_ms),
+                Arg::Int(i64::from(seq <= acked_seq)),
+            ]
+        })
+        .collect();
+    let inserted = insert_many(
+        &mut tx,
+        "INSERT INTO inbox (terminal, seq, id, kind, body, prev_hash, hash, hlc_wall, hlc_counter, received_ms, applied) VALUES",
+        "ON CONFLICT DO NOTHING",
+        rows,
+    )
+    .await?;
+    if inserted != fresh.len() as u64 {
+        return Err(IngestError::Conflict("an event id of this batch is already held under another terminal or sequence".into()));
+    }
+    let accepted = u32::try_from(fresh.len()).unwrap_or(u32::MAX);
+    // Events held beyond a gap that the batch filled are applied now, in sequence order.
     loop {
-        let next = sqlx::query("SELECT seq, body, prev_hash, hash FROM inbox WHERE terminal = $1 AND seq > $2 ORDER BY seq LIMIT 500")
+        let next = sqlx::query("SELECT seq, body, prev_hash, hash FROM inbox WHERE terminal = $1 AND seq > $2 AND applied = 0 ORDER BY seq LIMIT 1000")
             .bind(terminal)
             .bind(acked_seq)
             .fetch_all(&mut *tx)
             .await?;
-        let mut advanced = false;
+        let before = acked_seq;
         for row in next {
             let seq: i64 = row.get("seq");
             if seq != acked_seq + 1 {
@@ -138,37 +190,33 @@ pub async fn ingest(
             }
             let prev: Vec<u8> = row.get("prev_hash");
             if prev != acked_hash {
-                return Err(IngestError::Conflict(format!(
-                    "event {seq} does not link to event {acked_seq}"
-                )));
+                return Err(IngestError::Conflict(format!("event {seq} does not link to event {acked_seq}")));
             }
             let body: Vec<u8> = row.get("body");
-            let event = protocol::event::decode(&body).map_err(|e| {
-                IngestError::Conflict(format!("held event {seq} does not decode: {e}"))
-            })?;
-            apply(&mut tx, db.backend, &event).await?;
+            let event = protocol::event::decode(&body)
+                .map_err(|e| IngestError::Conflict(format!("held event {seq} does not decode: {e}")))?;
+            apply_now.push(event);
             acked_seq = seq;
             acked_hash = row.get("hash");
-            advanced = true;
         }
-        if !advanced {
+        if acked_seq == before {
             break;
         }
+        sqlx::query("UPDATE inbox SET applied = 1 WHERE terminal = $1 AND seq > $2 AND seq <= $3")
+            .bind(terminal)
+            .bind(before)
+            .bind(acked_seq)
+            .execute(&mut *tx)
+            .await?;
     }
-    sqlx::query("UPDATE inbox SET applied = 1 WHERE terminal = $1 AND seq <= $2 AND applied = 0")
-        .bind(terminal)
+    apply_all(&mut tx, db.backend, &apply_now).await?;
+    sqlx::query("UPDATE terminals SET acked_seq = $1, acked_hash = $2, last_contact_ms = $3 WHERE id = $4")
         .bind(acked_seq)
+        .bind(acked_hash.as_slice())
+        .bind(now_ms)
+        .bind(terminal)
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "UPDATE terminals SET acked_seq = $1, acked_hash = $2, last_contact_ms = $3 WHERE id = $4",
-    )
-    .bind(acked_seq)
-    .bind(acked_hash.as_slice())
-    .bind(now_ms)
-    .bind(terminal)
-    .execute(&mut *tx)
-    .await?;
     let gaps = gaps_in(&mut tx, terminal, acked_seq).await?;
     tx.commit().await?;
     Ok(PushAck {
@@ -232,67 +280,74 @@ async fn store_timezone(tx: &mut Transaction<'_, Any>, store: &str) -> Result<St
         .unwrap_or_else(|| "UTC".into()))
 }
 
-/// Applies one event to the projections.
-async fn apply(
-    tx: &mut Transaction<'_, Any>,
-    backend: Backend,
-    event: &Event,
-) -> Result<(), sqlx::Error> {
-    let _ = backend;
-    let store = event.meta.store.as_str();
-    let (sales, voids, returns, gross, tax, refunds, cash, currency) = match &event.body {
-        EventBody::SaleCompleted(s) => {
-            let cash: i64 = s
-                .tenders
-                .iter()
-                .filter(|t| t.kind == domain::sale::TenderKind::Cash)
-                .map(|t| t.amount.minor())
-                .sum::<i64>()
-                - s.settlement.change.minor();
-            (
-                1,
-                0,
-                0,
-                s.settlement.due.minor(),
-                s.cart.tax_total.minor(),
-                0,
-                cash,
-                Some(s.cart.currency),
-            )
+/// A stock key.
+type StockKey = (String, String);
+/// A point in stock time: clock reading, then event id.
+type StockClock = (i64, i64, String);
+
+/// Applies events (in sequence order per terminal) to the projections with a handful of
+/// statements per call: sales per store and day aggregated in memory, stock movements inserted
+/// in bulk, and each touched stock level updated once.
+async fn apply_all(tx: &mut Transaction<'_, Any>, backend: Backend, events: &[Event]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut zones: BTreeMap<String, String> = BTreeMap::new();
+    let mut days: BTreeMap<(String, String, String), [i64; 7]> = BTreeMap::new();
+    let mut moves: Vec<(StockKey, StockClock, i64)> = Vec::new();
+    let mut counts: BTreeMap<StockKey, (StockClock, i64)> = BTreeMap::new();
+    for event in events {
+        let store = event.meta.store.as_str();
+        let figures = match &event.body {
+            EventBody::SaleCompleted(s) => {
+                let cash: i64 = s
+                    .tenders
+                    .iter()
+                    .filter(|t| t.kind == domain::sale::TenderKind::Cash)
+                    .map(|t| t.amount.minor())
+                    .sum::<i64>()
+                    - s.settlement.change.minor();
+                Some((s.cart.currency, [1, 0, 0, s.settlement.due.minor(), s.cart.tax_total.minor(), 0, cash]))
+            }
+            EventBody::SaleVoided(v) => Some((v.refund.currency(), [0, 1, 0, -v.refund.minor(), 0, 0, 0])),
+            EventBody::ReturnCompleted(r) => {
+                let cash: i64 = r
+                    .tenders
+                    .iter()
+                    .filter(|t| t.kind == domain::sale::TenderKind::Cash)
+                    .map(|t| t.amount.minor())
+                    .sum();
+                Some((r.refund.refund.currency(), [0, 0, 1, 0, 0, r.refund.refund.minor(), -cash]))
+            }
+            _ => None,
+        };
+        if let Some((currency, figures)) = figures {
+            if !zones.contains_key(store) {
+                let zone = store_timezone(tx, store).await?;
+                zones.insert(store.to_owned(), zone);
+            }
+            let zone = zones.get(store).map_or("UTC", String::as_str);
+            let day = business_day(event.meta.hlc.wall_ms(), zone);
+            let entry = days.entry((store.to_owned(), day, currency.code().to_owned())).or_insert([0; 7]);
+            for (sum, value) in entry.iter_mut().zip(figures) {
+                *sum += value;
+            }
         }
-        EventBody::SaleVoided(v) => (
-            0,
-            1,
-            0,
-            -v.refund.minor(),
-            0,
-            0,
-            0,
-            Some(v.refund.currency()),
-        ),
-        EventBody::ReturnCompleted(r) => {
-            let cash: i64 = r
-                .tenders
-                .iter()
-                .filter(|t| t.kind == domain::sale::TenderKind::Cash)
-                .map(|t| t.amount.minor())
-                .sum();
-            (
-                0,
-                0,
-                1,
-                0,
-                0,
-                r.refund.refund.minor(),
-                -cash,
-                Some(r.refund.refund.currency()),
-            )
+        let clock: StockClock = (event.meta.hlc.wall_ms(), i64::from(event.meta.hlc.counter()), event.meta.id.to_string());
+        for movement in stock_movements(event) {
+            let key = (movement.location.to_string(), movement.sku.to_string());
+            match movement.effect {
+                StockEffect::Move(delta) => moves.push((key, clock.clone(), delta)),
+                StockEffect::Count(counted) => {
+                    let newer = counts.get(&key).is_none_or(|(c, _)| clock > *c);
+                    if newer {
+                        counts.insert(key, (clock.clone(), counted));
+                    }
+                }
+            }
         }
-        _ => (0, 0, 0, 0, 0, 0, 0, None),
-    };
-    if let Some(currency) = currency {
-        let zone = store_timezone(tx, store).await?;
-        let day = business_day(event.meta.hlc.wall_ms(), &zone);
+    }
+    for ((store, day, currency), f) in days {
         sqlx::query(
             "INSERT INTO sales_daily (store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -303,74 +358,103 @@ async fn apply(
         )
         .bind(store)
         .bind(day)
-        .bind(currency.code())
-        .bind(sales)
-        .bind(voids)
-        .bind(returns)
-        .bind(gross)
-        .bind(tax)
-        .bind(refunds)
-        .bind(cash)
+        .bind(currency)
+        .bind(f[0])
+        .bind(f[1])
+        .bind(f[2])
+        .bind(f[3])
+        .bind(f[4])
+        .bind(f[5])
+        .bind(f[6])
         .execute(&mut **tx)
         .await?;
     }
-    let id = event.meta.id.to_string();
-    let wall = event.meta.hlc.wall_ms();
-    let counter = i64::from(event.meta.hlc.counter());
-    for movement in stock_movements(event) {
-        sqlx::query("INSERT INTO stock_levels (location, sku, on_hand) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
-            .bind(movement.location.as_str())
-            .bind(movement.sku.as_str())
-            .execute(&mut **tx)
-            .await?;
-        match movement.effect {
-            StockEffect::Move(delta) => {
-                sqlx::query(
-                    "INSERT INTO stock_moves (location, sku, hlc_wall, hlc_counter, event_id, delta) VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(movement.location.as_str())
-                .bind(movement.sku.as_str())
-                .bind(wall)
-                .bind(counter)
-                .bind(&id)
-                .bind(delta)
-                .execute(&mut **tx)
-                .await?;
-                // A movement at or before the latest count is already in that count.
-                sqlx::query(
-                    "UPDATE stock_levels SET on_hand = on_hand + $1 WHERE location = $2 AND sku = $3
-                     AND (count_event IS NULL OR (count_wall, count_counter, count_event) < ($4, $5, $6))",
-                )
-                .bind(delta)
-                .bind(movement.location.as_str())
-                .bind(movement.sku.as_str())
-                .bind(wall)
-                .bind(counter)
-                .bind(&id)
-                .execute(&mut **tx)
-                .await?;
-            }
-            StockEffect::Count(counted) => {
-                // A count sets on-hand as of its clock reading: the counted quantity plus every
-                // movement recorded after it, whatever order they arrived in.
-                sqlx::query(
-                    "UPDATE stock_levels SET on_hand = $1 + COALESCE((SELECT SUM(m.delta) FROM stock_moves m
-                         WHERE m.location = $2 AND m.sku = $3 AND (m.hlc_wall, m.hlc_counter, m.event_id) > ($4, $5, $6)), 0),
-                       count_wall = $4, count_counter = $5, count_event = $6
-                     WHERE location = $2 AND sku = $3
-                     AND (count_event IS NULL OR (count_wall, count_counter, count_event) < ($4, $5, $6))",
-                )
-                .bind(counted)
-                .bind(movement.location.as_str())
-                .bind(movement.sku.as_str())
-                .bind(wall)
-                .bind(counter)
-                .bind(&id)
-                .execute(&mut **tx)
-                .await?;
-            }
+    let keys: BTreeSet<StockKey> = moves.iter().map(|m| m.0.clone()).chain(counts.keys().cloned()).collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let key_rows = || keys.iter().map(|(l, s)| vec![Arg::Text(l.clone()), Arg::Text(s.clone())]).collect::<Vec<_>>();
+    let mut ensure = key_rows();
+    for row in &mut ensure {
+        row.push(Arg::Int(0));
+    }
+    insert_many(tx, "INSERT INTO stock_levels (location, sku, on_hand) VALUES", "ON CONFLICT DO NOTHING", ensure).await?;
+    let move_rows: Vec<Vec<Arg>> = moves
+        .iter()
+        .map(|((l, s), (w, c, id), d)| vec![Arg::Text(l.clone()), Arg::Text(s.clone()), Arg::Int(*w), Arg::Int(*c), Arg::Text(id.clone()), Arg::Int(*d)])
+        .collect();
+    insert_many(
+        tx,
+        "INSERT INTO stock_moves (location, sku, hlc_wall, hlc_counter, event_id, delta) VALUES",
+        "ON CONFLICT DO NOTHING",
+        move_rows,
+    )
+    .await?;
+    // The latest count of every touched level, locked so concurrent HQ processes apply counts
+    // and movements to one level one at a time.
+    let mut latest: BTreeMap<StockKey, Option<StockClock>> = BTreeMap::new();
+    let all_keys: Vec<&StockKey> = keys.iter().collect();
+    for chunk in all_keys.chunks(200) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+        let sql = format!(
+            "SELECT location, sku, count_wall, count_counter, count_event FROM stock_levels WHERE (location, sku) IN (VALUES {}) ORDER BY location, sku{}",
+            marks.join(", "),
+            backend.for_update()
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (l, s) in chunk {
+            query = query.bind(l.clone()).bind(s.clone());
         }
+        for row in query.fetch_all(&mut **tx).await? {
+            let event: Option<String> = row.get("count_event");
+            let clock = event.map(|e| (row.get::<Option<i64>, _>("count_wall").unwrap_or(0), row.get::<Option<i64>, _>("count_counter").unwrap_or(0), e));
+            latest.insert((row.get("location"), row.get("sku")), clock);
+        }
+    }
+    let mut deltas: BTreeMap<&StockKey, i64> = BTreeMap::new();
+    for (key, clock, delta) in &moves {
+        if counts.get(key).is_some_and(|(c, _)| latest.get(key).cloned().flatten().is_none_or(|held| *c > held)) {
+            // A newer count in this batch: the level is recomputed from it below.
+            continue;
+        }
+        // A movement at or before the latest count is already in that count.
+        if latest.get(key).cloned().flatten().is_none_or(|held| *clock > held) {
+            *deltas.entry(key).or_default() += delta;
+        }
+    }
+    let delta_rows: Vec<(&StockKey, i64)> = deltas.into_iter().filter(|(_, d)| *d != 0).collect();
+    for chunk in delta_rows.chunks(200) {
+        let selects: Vec<String> = (0..chunk.len())
+            .map(|i| format!("SELECT ${} AS loc, ${} AS sku, ${} AS d", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            .collect();
+        let sql = format!(
+            "UPDATE stock_levels SET on_hand = stock_levels.on_hand + v.d FROM ({}) AS v WHERE stock_levels.location = v.loc AND stock_levels.sku = v.sku",
+            selects.join(" UNION ALL ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((l, s), d) in chunk {
+            query = query.bind(l.clone()).bind(s.clone()).bind(*d);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    // A count sets on-hand as of its clock reading: the counted quantity plus every movement
+    // recorded after it, whatever order they arrived in.
+    for (key, ((wall, counter, id), counted)) in &counts {
+        sqlx::query(
+            "UPDATE stock_levels SET on_hand = $1 + COALESCE((SELECT SUM(m.delta) FROM stock_moves m
+                 WHERE m.location = $2 AND m.sku = $3 AND (m.hlc_wall, m.hlc_counter, m.event_id) > ($4, $5, $6)), 0),
+               count_wall = $4, count_counter = $5, count_event = $6
+             WHERE location = $2 AND sku = $3
+             AND (count_event IS NULL OR (count_wall, count_counter, count_event) < ($4, $5, $6))",
+        )
+        .bind(*counted)
+        .bind(key.0.as_str())
+        .bind(key.1.as_str())
+        .bind(*wall)
+        .bind(*counter)
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
