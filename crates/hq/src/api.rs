@@ -172,6 +172,20 @@ async fn park(
     hq.metrics.batches_parked.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(store, terminal, from_seq, code, reason, "batch parked");
     let _guard = hq.db.write_guard().await;
+    // A store retries a rejected batch now and then; the same rejection is recorded once.
+    let existing: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM parked WHERE store = $1 AND terminal = $2 AND from_seq = $3 AND code = $4 AND reason = $5",
+    )
+    .bind(store)
+    .bind(terminal)
+    .bind(i64::try_from(from_seq).unwrap_or(i64::MAX))
+    .bind(code)
+    .bind(reason)
+    .fetch_optional(&hq.db.pool)
+    .await?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO parked (store, terminal, from_seq, count, code, reason, received_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )

@@ -118,3 +118,57 @@ pub async fn open(url: &str) -> Result<Db, DbError> {
         writes: std::sync::Arc::default(),
     })
 }
+
+/// A value bound into a multi-row statement.
+pub(crate) enum Arg {
+    /// Text.
+    Text(String),
+    /// An integer.
+    Int(i64),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// Text or NULL.
+    OptText(Option<String>),
+}
+
+/// Runs `head VALUES (…), (…) tail` for `rows` in statements of up to 200 rows; returns the
+/// number of rows affected. One round trip per 200 rows instead of one per row is what lets
+/// ingest keep up with the raw insert rate of the database.
+pub(crate) async fn insert_many(
+    conn: &mut sqlx::AnyConnection,
+    head: &str,
+    tail: &str,
+    rows: Vec<Vec<Arg>>,
+) -> Result<u64, sqlx::Error> {
+    let mut affected = 0;
+    for chunk in rows.chunks(200) {
+        let mut n = 0;
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|row| {
+                let marks: Vec<String> = row
+                    .iter()
+                    .map(|_| {
+                        n += 1;
+                        format!("${n}")
+                    })
+                    .collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let sql = format!("{head} {} {tail}", values.join(", "));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            for arg in row {
+                query = match arg {
+                    Arg::Text(t) => query.bind(t.clone()),
+                    Arg::Int(i) => query.bind(*i),
+                    Arg::Bytes(b) => query.bind(b.clone()),
+                    Arg::OptText(t) => query.bind(t.clone()),
+                };
+            }
+        }
+        affected += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(affected)
+}

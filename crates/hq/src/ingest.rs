@@ -10,7 +10,7 @@ use protocol::chain::{GENESIS, Hash};
 use protocol::sync::{PushAck, VerifiedEvent};
 use sqlx::{Any, Row, Transaction};
 
-use crate::db::{Backend, Db};
+use crate::db::{Arg, Backend, Db, insert_many};
 
 /// Why a batch was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -27,51 +27,13 @@ fn i64_of(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// A value bound into a multi-row statement.
-enum Arg {
-    Text(String),
-    Int(i64),
-    Bytes(Vec<u8>),
-}
-
-/// Runs `head VALUES (…), (…) tail` for `rows` in statements of up to 200 rows; returns the
-/// number of rows affected. One round trip per 200 rows instead of one per row is what lets
-/// ingest keep up with the raw insert rate of the database.
-async fn insert_many(tx: &mut Transaction<'_, Any>, head: &str, tail: &str, rows: Vec<Vec<Arg>>) -> Result<u64, sqlx::Error> {
-    let mut affected = 0;
-    for chunk in rows.chunks(200) {
-        let mut n = 0;
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|row| {
-                let marks: Vec<String> = row
-                    .iter()
-                    .map(|_| {
-                        n += 1;
-                        format!("${n}")
-                    })
-                    .collect();
-                format!("({})", marks.join(", "))
-            })
-            .collect();
-        let sql = format!("{head} {} {tail}", values.join(", "));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for row in chunk {
-            for arg in row {
-                query = match arg {
-                    Arg::Text(t) => query.bind(t.clone()),
-                    Arg::Int(i) => query.bind(*i),
-                    Arg::Bytes(b) => query.bind(b.clone()),
-                };
-            }
-        }
-        affected += query.execute(&mut **tx).await?.rows_affected();
-    }
-    Ok(affected)
-}
-
 /// Takes a verified batch of `terminal`'s events and answers with what HQ now holds.
-pub async fn ingest(db: &Db, terminal: &str, events: &[VerifiedEvent], now_ms: i64) -> Result<PushAck, IngestError> {
+pub async fn ingest(
+    db: &Db,
+    terminal: &str,
+    events: &[VerifiedEvent],
+    now_ms: i64,
+) -> Result<PushAck, IngestError> {
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     let head = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -89,7 +51,9 @@ pub async fn ingest(db: &Db, terminal: &str, events: &[VerifiedEvent], now_ms: i
         let first_seq = i64_of(first.event.meta.seq);
         let last_seq = i64_of(last.event.meta.seq);
         if first_seq == 1 && first.prev_hash != GENESIS {
-            return Err(IngestError::Conflict("the first event of a terminal must follow the genesis link".into()));
+            return Err(IngestError::Conflict(
+                "the first event of a terminal must follow the genesis link".into(),
+            ));
         }
         // What HQ already holds in and around the batch, to check that the chain links on both
         // sides and to tell duplicates from conflicts.
@@ -101,7 +65,12 @@ pub async fn ingest(db: &Db, terminal: &str, events: &[VerifiedEvent], now_ms: i
             .await?;
         let held: std::collections::HashMap<i64, (String, Vec<u8>, Vec<u8>)> = neighbours
             .iter()
-            .map(|r| (r.get("seq"), (r.get("id"), r.get("hash"), r.get("prev_hash"))))
+            .map(|r| {
+                (
+                    r.get("seq"),
+                    (r.get("id"), r.get("hash"), r.get("prev_hash")),
+                )
+            })
             .collect();
         if let Some((_, hash, _)) = held.get(&(first_seq - 1)) {
             if hash[..] != first.prev_hash[..] {
@@ -113,13 +82,18 @@ pub async fn ingest(db: &Db, terminal: &str, events: &[VerifiedEvent], now_ms: i
         }
         if let Some((_, _, prev)) = held.get(&(last_seq + 1)) {
             if prev[..] != last.hash[..] {
-                return Err(IngestError::Conflict(format!("event {} HQ holds does not link to event {last_seq}", last_seq + 1)));
+                return Err(IngestError::Conflict(format!(
+                    "event {} HQ holds does not link to event {last_seq}",
+                    last_seq + 1
+                )));
             }
         }
         for e in events {
             let seq = i64_of(e.event.meta.seq);
             match held.get(&seq) {
-                Some((held_id, held_hash, _)) if *held_id == e.event.meta.id.to_string() && held_hash[..] == e.hash[..] => {
+                Some((held_id, held_hash, _))
+                    if *held_id == e.event.meta.id.to_string() && held_hash[..] == e.hash[..] =>
+                {
                     duplicates += 1;
                 }
                 Some((held_id, _, _)) => {
@@ -139,7 +113,9 @@ pub async fn ingest(db: &Db, terminal: &str, events: &[VerifiedEvent], now_ms: i
             break;
         }
         if e.prev_hash[..] != acked_hash[..] {
-            return Err(IngestError::Conflict(format!("event {seq} does not link to event {acked_seq}")));
+            return Err(IngestError::Conflict(format!(
+                "event {seq} does not link to event {acked_seq}"
+            )));
         }
         apply_now.push(e.event.clone());
         acked_seq = seq;
@@ -172,7 +148,9 @@ pub async fn ingest(db: &Db, terminal: &str, events: &[VerifiedEvent], now_ms: i
     )
     .await?;
     if inserted != fresh.len() as u64 {
-        return Err(IngestError::Conflict("an event id of this batch is already held under another terminal or sequence".into()));
+        return Err(IngestError::Conflict(
+            "an event id of this batch is already held under another terminal or sequence".into(),
+        ));
     }
     let accepted = u32::try_from(fresh.len()).unwrap_or(u32::MAX);
     // Events held beyond a gap that the batch filled are applied now, in sequence order.
@@ -190,11 +168,14 @@ pub async fn ingest(db: &Db, terminal: &str, events: &[VerifiedEvent], now_ms: i
             }
             let prev: Vec<u8> = row.get("prev_hash");
             if prev != acked_hash {
-                return Err(IngestError::Conflict(format!("event {seq} does not link to event {acked_seq}")));
+                return Err(IngestError::Conflict(format!(
+                    "event {seq} does not link to event {acked_seq}"
+                )));
             }
             let body: Vec<u8> = row.get("body");
-            let event = protocol::event::decode(&body)
-                .map_err(|e| IngestError::Conflict(format!("held event {seq} does not decode: {e}")))?;
+            let event = protocol::event::decode(&body).map_err(|e| {
+                IngestError::Conflict(format!("held event {seq} does not decode: {e}"))
+            })?;
             apply_now.push(event);
             acked_seq = seq;
             acked_hash = row.get("hash");
@@ -210,13 +191,15 @@ pub async fn ingest(db: &Db, terminal: &str, events: &[VerifiedEvent], now_ms: i
             .await?;
     }
     apply_all(&mut tx, db.backend, &apply_now).await?;
-    sqlx::query("UPDATE terminals SET acked_seq = $1, acked_hash = $2, last_contact_ms = $3 WHERE id = $4")
-        .bind(acked_seq)
-        .bind(acked_hash.as_slice())
-        .bind(now_ms)
-        .bind(terminal)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE terminals SET acked_seq = $1, acked_hash = $2, last_contact_ms = $3 WHERE id = $4",
+    )
+    .bind(acked_seq)
+    .bind(acked_hash.as_slice())
+    .bind(now_ms)
+    .bind(terminal)
+    .execute(&mut *tx)
+    .await?;
     let gaps = gaps_in(&mut tx, terminal, acked_seq).await?;
     tx.commit().await?;
     Ok(PushAck {
@@ -288,7 +271,11 @@ type StockClock = (i64, i64, String);
 /// Applies events (in sequence order per terminal) to the projections with a handful of
 /// statements per call: sales per store and day aggregated in memory, stock movements inserted
 /// in bulk, and each touched stock level updated once.
-async fn apply_all(tx: &mut Transaction<'_, Any>, backend: Backend, events: &[Event]) -> Result<(), sqlx::Error> {
+async fn apply_all(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    events: &[Event],
+) -> Result<(), sqlx::Error> {
     if events.is_empty() {
         return Ok(());
     }
@@ -307,9 +294,22 @@ async fn apply_all(tx: &mut Transaction<'_, Any>, backend: Backend, events: &[Ev
                     .map(|t| t.amount.minor())
                     .sum::<i64>()
                     - s.settlement.change.minor();
-                Some((s.cart.currency, [1, 0, 0, s.settlement.due.minor(), s.cart.tax_total.minor(), 0, cash]))
+                Some((
+                    s.cart.currency,
+                    [
+                        1,
+                        0,
+                        0,
+                        s.settlement.due.minor(),
+                        s.cart.tax_total.minor(),
+                        0,
+                        cash,
+                    ],
+                ))
             }
-            EventBody::SaleVoided(v) => Some((v.refund.currency(), [0, 1, 0, -v.refund.minor(), 0, 0, 0])),
+            EventBody::SaleVoided(v) => {
+                Some((v.refund.currency(), [0, 1, 0, -v.refund.minor(), 0, 0, 0]))
+            }
             EventBody::ReturnCompleted(r) => {
                 let cash: i64 = r
                     .tenders
@@ -317,7 +317,10 @@ async fn apply_all(tx: &mut Transaction<'_, Any>, backend: Backend, events: &[Ev
                     .filter(|t| t.kind == domain::sale::TenderKind::Cash)
                     .map(|t| t.amount.minor())
                     .sum();
-                Some((r.refund.refund.currency(), [0, 0, 1, 0, 0, r.refund.refund.minor(), -cash]))
+                Some((
+                    r.refund.refund.currency(),
+                    [0, 0, 1, 0, 0, r.refund.refund.minor(), -cash],
+                ))
             }
             _ => None,
         };
@@ -328,12 +331,18 @@ async fn apply_all(tx: &mut Transaction<'_, Any>, backend: Backend, events: &[Ev
             }
             let zone = zones.get(store).map_or("UTC", String::as_str);
             let day = business_day(event.meta.hlc.wall_ms(), zone);
-            let entry = days.entry((store.to_owned(), day, currency.code().to_owned())).or_insert([0; 7]);
+            let entry = days
+                .entry((store.to_owned(), day, currency.code().to_owned()))
+                .or_insert([0; 7]);
             for (sum, value) in entry.iter_mut().zip(figures) {
                 *sum += value;
             }
         }
-        let clock: StockClock = (event.meta.hlc.wall_ms(), i64::from(event.meta.hlc.counter()), event.meta.id.to_string());
+        let clock: StockClock = (
+            event.meta.hlc.wall_ms(),
+            i64::from(event.meta.hlc.counter()),
+            event.meta.id.to_string(),
+        );
         for movement in stock_movements(event) {
             let key = (movement.location.to_string(), movement.sku.to_string());
             match movement.effect {
@@ -369,19 +378,42 @@ async fn apply_all(tx: &mut Transaction<'_, Any>, backend: Backend, events: &[Ev
         .execute(&mut **tx)
         .await?;
     }
-    let keys: BTreeSet<StockKey> = moves.iter().map(|m| m.0.clone()).chain(counts.keys().cloned()).collect();
+    let keys: BTreeSet<StockKey> = moves
+        .iter()
+        .map(|m| m.0.clone())
+        .chain(counts.keys().cloned())
+        .collect();
     if keys.is_empty() {
         return Ok(());
     }
-    let key_rows = || keys.iter().map(|(l, s)| vec![Arg::Text(l.clone()), Arg::Text(s.clone())]).collect::<Vec<_>>();
+    let key_rows = || {
+        keys.iter()
+            .map(|(l, s)| vec![Arg::Text(l.clone()), Arg::Text(s.clone())])
+            .collect::<Vec<_>>()
+    };
     let mut ensure = key_rows();
     for row in &mut ensure {
         row.push(Arg::Int(0));
     }
-    insert_many(tx, "INSERT INTO stock_levels (location, sku, on_hand) VALUES", "ON CONFLICT DO NOTHING", ensure).await?;
+    insert_many(
+        tx,
+        "INSERT INTO stock_levels (location, sku, on_hand) VALUES",
+        "ON CONFLICT DO NOTHING",
+        ensure,
+    )
+    .await?;
     let move_rows: Vec<Vec<Arg>> = moves
         .iter()
-        .map(|((l, s), (w, c, id), d)| vec![Arg::Text(l.clone()), Arg::Text(s.clone()), Arg::Int(*w), Arg::Int(*c), Arg::Text(id.clone()), Arg::Int(*d)])
+        .map(|((l, s), (w, c, id), d)| {
+            vec![
+                Arg::Text(l.clone()),
+                Arg::Text(s.clone()),
+                Arg::Int(*w),
+                Arg::Int(*c),
+                Arg::Text(id.clone()),
+                Arg::Int(*d),
+            ]
+        })
         .collect();
     insert_many(
         tx,
@@ -395,7 +427,9 @@ async fn apply_all(tx: &mut Transaction<'_, Any>, backend: Backend, events: &[Ev
     let mut latest: BTreeMap<StockKey, Option<StockClock>> = BTreeMap::new();
     let all_keys: Vec<&StockKey> = keys.iter().collect();
     for chunk in all_keys.chunks(200) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+        let marks: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect();
         let sql = format!(
             "SELECT location, sku, count_wall, count_counter, count_event FROM stock_levels WHERE (location, sku) IN (VALUES {}) ORDER BY location, sku{}",
             marks.join(", "),
@@ -407,25 +441,49 @@ async fn apply_all(tx: &mut Transaction<'_, Any>, backend: Backend, events: &[Ev
         }
         for row in query.fetch_all(&mut **tx).await? {
             let event: Option<String> = row.get("count_event");
-            let clock = event.map(|e| (row.get::<Option<i64>, _>("count_wall").unwrap_or(0), row.get::<Option<i64>, _>("count_counter").unwrap_or(0), e));
+            let clock = event.map(|e| {
+                (
+                    row.get::<Option<i64>, _>("count_wall").unwrap_or(0),
+                    row.get::<Option<i64>, _>("count_counter").unwrap_or(0),
+                    e,
+                )
+            });
             latest.insert((row.get("location"), row.get("sku")), clock);
         }
     }
     let mut deltas: BTreeMap<&StockKey, i64> = BTreeMap::new();
     for (key, clock, delta) in &moves {
-        if counts.get(key).is_some_and(|(c, _)| latest.get(key).cloned().flatten().is_none_or(|held| *c > held)) {
+        if counts.get(key).is_some_and(|(c, _)| {
+            latest
+                .get(key)
+                .cloned()
+                .flatten()
+                .is_none_or(|held| *c > held)
+        }) {
             // A newer count in this batch: the level is recomputed from it below.
             continue;
         }
         // A movement at or before the latest count is already in that count.
-        if latest.get(key).cloned().flatten().is_none_or(|held| *clock > held) {
+        if latest
+            .get(key)
+            .cloned()
+            .flatten()
+            .is_none_or(|held| *clock > held)
+        {
             *deltas.entry(key).or_default() += delta;
         }
     }
     let delta_rows: Vec<(&StockKey, i64)> = deltas.into_iter().filter(|(_, d)| *d != 0).collect();
     for chunk in delta_rows.chunks(200) {
         let selects: Vec<String> = (0..chunk.len())
-            .map(|i| format!("SELECT ${} AS loc, ${} AS sku, ${} AS d", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            .map(|i| {
+                format!(
+                    "SELECT ${} AS loc, ${} AS sku, ${} AS d",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                )
+            })
             .collect();
         let sql = format!(
             "UPDATE stock_levels SET on_hand = stock_levels.on_hand + v.d FROM ({}) AS v WHERE stock_levels.location = v.loc AND stock_levels.sku = v.sku",

@@ -3,13 +3,13 @@
 //! changed and a removal for every entity that disappeared; a store pulls what changed since
 //! its version, filtered to what concerns it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use protocol::seed::{ScopeDto, SeedDto};
 use protocol::sync::{EntityChange, PricesEntity, REFERENCE_FORMAT, ReferenceUpdate};
 use sqlx::Row;
 
-use crate::db::Db;
+use crate::db::{Arg, Db, insert_many};
 
 /// Errors from publishing reference data.
 #[derive(Debug, thiserror::Error)]
@@ -48,38 +48,36 @@ pub async fn publish(db: &Db, seed: &SeedDto) -> Result<i64, PublishError> {
         held.insert((row.get("kind"), row.get("key")), row.get("payload"));
     }
     let mut changed = 0;
+    let mut upserts = Vec::new();
     for ((kind, key), payload) in &wanted {
         if held.get(&(kind.clone(), key.clone())) == Some(&Some(payload.clone())) {
             continue;
         }
-        sqlx::query(
-            "INSERT INTO ref_entities (kind, key, version, payload) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
-        )
-        .bind(kind)
-        .bind(key)
-        .bind(version)
-        .bind(payload)
-        .execute(&mut *tx)
-        .await?;
-        changed += 1;
+        upserts.push(vec![
+            Arg::Text(kind.clone()),
+            Arg::Text(key.clone()),
+            Arg::Int(version),
+            Arg::OptText(Some(payload.clone())),
+        ]);
     }
-    let gone: BTreeSet<&(String, String)> = held
-        .iter()
-        .filter(|(k, v)| v.is_some() && !wanted.contains_key(*k))
-        .map(|(k, _)| k)
-        .collect();
-    for (kind, key) in gone {
-        sqlx::query(
-            "UPDATE ref_entities SET version = $1, payload = NULL WHERE kind = $2 AND key = $3",
-        )
-        .bind(version)
-        .bind(kind)
-        .bind(key)
-        .execute(&mut *tx)
-        .await?;
-        changed += 1;
+    for ((kind, key), payload) in &held {
+        if payload.is_some() && !wanted.contains_key(&(kind.clone(), key.clone())) {
+            upserts.push(vec![
+                Arg::Text(kind.clone()),
+                Arg::Text(key.clone()),
+                Arg::Int(version),
+                Arg::OptText(None),
+            ]);
+        }
     }
+    changed += upserts.len();
+    insert_many(
+        &mut tx,
+        "INSERT INTO ref_entities (kind, key, version, payload) VALUES",
+        "ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
+        upserts,
+    )
+    .await?;
     if changed == 0 {
         tx.rollback().await?;
         return Ok(current.unwrap_or(0));

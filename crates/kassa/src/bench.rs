@@ -36,6 +36,12 @@ enum BenchWhat {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// How long a large catalog takes to reach a new store and be usable there.
+    Catalog {
+        /// Variants in the catalog.
+        #[arg(long, default_value_t = 300_000)]
+        variants: usize,
+    },
     /// Bytes per sale on the wire, HQ ingest rate, sale-to-HQ latency.
     Sync {
         /// Sales to ring and sync.
@@ -56,6 +62,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             clients,
             dir,
         } => runtime.block_on(bench_store(sales, clients, dir)),
+        BenchWhat::Catalog { variants } => {
+            runtime.block_on(crate::bench_sync::bench_catalog(variants))
+        }
         BenchWhat::Sync { sales, postgres } => {
             runtime.block_on(crate::bench_sync::bench_sync(sales, postgres))
         }

@@ -91,42 +91,68 @@ async fn ring(http: &reqwest::Client, url: &str, k: usize, rng: &mut u64) -> any
         .json(&basket(rng, &CODES))
         .send()
         .await?;
-    anyhow::ensure!(response.status().as_u16() == 201, "sale refused: {}", response.text().await?);
+    anyhow::ensure!(
+        response.status().as_u16() == 201,
+        "sale refused: {}",
+        response.text().await?
+    );
     Ok(response.json().await?)
 }
 
 /// Runs the sync benchmarks.
 pub async fn bench_sync(sales: usize, postgres: Option<String>) -> anyhow::Result<()> {
-    let temp = tempfile::Builder::new().prefix("kassa-bench-sync-").tempdir_in(".")?;
+    let temp = tempfile::Builder::new()
+        .prefix("kassa-bench-sync-")
+        .tempdir_in(".")?;
     let node = start_node(temp.path(), None).await?;
     let http = reqwest::Client::new();
     let mut rng = 0x2545_F491_4F6C_DD1D_u64;
     let mut baseline = 0_usize;
     for k in 0..sales {
         let receipt = ring(&http, &node.url, k, &mut rng).await?;
-        baseline += http_request_bytes("/api/pos/orders", "application/json", receipt.to_string().len());
+        baseline += http_request_bytes(
+            "/api/pos/orders",
+            "application/json",
+            receipt.to_string().len(),
+        );
     }
     let pools = store::db::open(&node.data).await?;
     let mut batches = Vec::new();
     let mut acked = 0_i64;
     let mut wire = 0_usize;
-    while let Some(batch) = store::sync::build_batch(&pools.reader, "vienna-01", "vienna-01-t1", acked, 2000).await? {
+    while let Some(batch) =
+        store::sync::build_batch(&pools.reader, "vienna-01", "vienna-01-t1", acked, 2000).await?
+    {
         acked += i64::from(batch.header.count);
         let body = protocol::sync::encode_batch(&batch, store::sync::BATCH_LEVEL);
-        wire += http_request_bytes("/v1/sync/push", protocol::sync::BATCH_MEDIA_TYPE, body.len());
+        wire += http_request_bytes(
+            "/v1/sync/push",
+            protocol::sync::BATCH_MEDIA_TYPE,
+            body.len(),
+        );
         batches.push(body);
     }
     let per_sale = wire as f64 / sales as f64;
     let baseline_per_sale = baseline as f64 / sales as f64;
-    println!("## Bytes on the wire per sale ({sales} sales of 1-5 lines, batches of up to 2,000 events)");
+    println!(
+        "## Bytes on the wire per sale ({sales} sales of 1-5 lines, batches of up to 2,000 events)"
+    );
     println!("| format | bytes per sale |");
     println!("|---|---|");
-    println!("| Kassa batches (canonical events, zstd level {}) | {per_sale:.1} |", store::sync::BATCH_LEVEL);
-    println!("| baseline: one JSON document per sale, one HTTP POST each | {baseline_per_sale:.0} |");
+    println!(
+        "| Kassa batches (canonical events, zstd level {}) | {per_sale:.1} |",
+        store::sync::BATCH_LEVEL
+    );
+    println!(
+        "| baseline: one JSON document per sale, one HTTP POST each | {baseline_per_sale:.0} |"
+    );
     println!("ratio: {:.0}x fewer bytes", baseline_per_sale / per_sale);
     println!();
 
-    println!("## HQ ingest ({sales} events in {} batches, verified and applied)", batches.len());
+    println!(
+        "## HQ ingest ({sales} events in {} batches, verified and applied)",
+        batches.len()
+    );
     println!("| database | events/s | raw inserts/s (same rows, same batch size) | ratio |");
     println!("|---|---|---|---|");
     let sqlite_dir = temp.path().join("hq");
@@ -136,7 +162,10 @@ pub async fn bench_sync(sales: usize, postgres: Option<String>) -> anyhow::Resul
     }
     for (name, url) in targets {
         let (events, raw) = ingest_rate(&url, &node.public_key, &batches).await?;
-        println!("| {name} | {events:.0} | {raw:.0} | {:.0} % |", events / raw * 100.0);
+        println!(
+            "| {name} | {events:.0} | {raw:.0} | {:.0} % |",
+            events / raw * 100.0
+        );
     }
     println!();
     latency(temp.path()).await?;
@@ -147,13 +176,23 @@ async fn fresh_postgres(url: &str) -> anyhow::Result<String> {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(url).await?;
     let name = format!("kassa_bench_{}", std::process::id());
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&pool).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&pool)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await?;
     let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
     Ok(format!("{base}/{name}"))
 }
 
-async fn ingest_rate(url: &str, public_key: &str, batches: &[Vec<u8>]) -> anyhow::Result<(f64, f64)> {
+async fn ingest_rate(
+    url: &str,
+    public_key: &str,
+    batches: &[Vec<u8>],
+) -> anyhow::Result<(f64, f64)> {
     let db = hq::db::open(url).await?;
     let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
     hq::refdata::publish(&db, &seed).await?;
@@ -175,7 +214,9 @@ async fn ingest_rate(url: &str, public_key: &str, batches: &[Vec<u8>]) -> anyhow
     let rate = events as f64 / started.elapsed().as_secs_f64();
     // The raw limit: the same number of rows of the same size, inserted in transactions of the
     // same size, into a plain table of the same database.
-    sqlx::query("CREATE TABLE raw_bench (id BIGINT PRIMARY KEY, body TEXT NOT NULL)").execute(&db.pool).await?;
+    sqlx::query("CREATE TABLE raw_bench (id BIGINT PRIMARY KEY, body TEXT NOT NULL)")
+        .execute(&db.pool)
+        .await?;
     let body = "x".repeat(700);
     let started = Instant::now();
     let mut id = 0_i64;
@@ -184,7 +225,11 @@ async fn ingest_rate(url: &str, public_key: &str, batches: &[Vec<u8>]) -> anyhow
         let mut tx = db.pool.begin().await?;
         for _ in 0..n {
             id += 1;
-            sqlx::query("INSERT INTO raw_bench (id, body) VALUES ($1, $2)").bind(id).bind(&body).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO raw_bench (id, body) VALUES ($1, $2)")
+                .bind(id)
+                .bind(&body)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
     }
@@ -228,13 +273,17 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
         let seq = receipt["seq"].as_i64().unwrap_or(0);
         let rang = Instant::now();
         loop {
-            let acked: i64 = sqlx::query_scalar("SELECT acked_seq FROM terminals WHERE id = 'vienna-01-t1'")
-                .fetch_one(&db.pool)
-                .await?;
+            let acked: i64 =
+                sqlx::query_scalar("SELECT acked_seq FROM terminals WHERE id = 'vienna-01-t1'")
+                    .fetch_one(&db.pool)
+                    .await?;
             if acked >= seq {
                 break;
             }
-            anyhow::ensure!(rang.elapsed() < Duration::from_secs(30), "sale {seq} did not reach HQ in 30 s");
+            anyhow::ensure!(
+                rang.elapsed() < Duration::from_secs(30),
+                "sale {seq} did not reach HQ in 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         samples.push(rang.elapsed());
@@ -243,6 +292,151 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
     samples.sort();
     let at = |p: usize| samples[(samples.len() * p).div_ceil(100).saturating_sub(1)];
     println!("## Sale-to-HQ latency when online (200 sales, one at a time, HQ on SQLite)");
-    println!("p50 {:.1} ms, p95 {:.1} ms (from the node's 201 to HQ's acknowledgement)", at(50).as_secs_f64() * 1000.0, at(95).as_secs_f64() * 1000.0);
+    println!(
+        "p50 {:.1} ms, p95 {:.1} ms (from the node's 201 to HQ's acknowledgement)",
+        at(50).as_secs_f64() * 1000.0,
+        at(95).as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// A synthetic chain catalog of `variants` variants, each with a GTIN, priced in both chain
+/// books, plus the demo chain's stores and tax rules.
+fn large_seed(variants: usize) -> anyhow::Result<protocol::seed::SeedDto> {
+    use protocol::seed::{
+        IdentifierDto, PriceEntryDto, PricebookDto, ProductDto, ScopeDto, VariantDto,
+    };
+    let mut seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
+    let mut eur = Vec::with_capacity(variants);
+    let mut chf = Vec::with_capacity(variants);
+    for i in 0..variants {
+        let payload = format!("20{:010}", i);
+        let check = domain::barcode::gtin_check_digit(&payload).context("check digit")?;
+        let sku = format!("BULK-{i:07}");
+        seed.products.push(ProductDto {
+            id: format!("bulk-{i:07}"),
+            name: format!("Artikel {i}"),
+            brand: None,
+            variants: vec![VariantDto {
+                sku: sku.clone(),
+                name: format!("Artikel {i} 500 g"),
+                identifiers: vec![IdentifierDto::Gtin(format!("{payload}{check}"))],
+                tax: if i % 3 == 0 {
+                    "standard".into()
+                } else {
+                    "reduced".into()
+                },
+                unit: "each".into(),
+                channels: "all".into(),
+            }],
+        });
+        let price = format!("{}.{:02}", 1 + i % 50, i % 100);
+        eur.push(PriceEntryDto {
+            sku: sku.clone(),
+            price: price.clone(),
+            from: None,
+            to: None,
+        });
+        chf.push(PriceEntryDto {
+            sku,
+            price,
+            from: None,
+            to: None,
+        });
+    }
+    seed.pricebooks.push(PricebookDto {
+        id: "bulk-eur".into(),
+        version: 1,
+        scope: ScopeDto::Chain("chain".into()),
+        currency: "EUR".into(),
+        entries: eur,
+    });
+    seed.pricebooks.push(PricebookDto {
+        id: "bulk-chf".into(),
+        version: 1,
+        scope: ScopeDto::Chain("chain".into()),
+        currency: "CHF".into(),
+        entries: chf,
+    });
+    Ok(seed)
+}
+
+/// How long a large catalog takes to reach a new store and be usable there.
+pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
+    let temp = tempfile::Builder::new()
+        .prefix("kassa-bench-catalog-")
+        .tempdir_in(".")?;
+    let url = hq::db::sqlite_url(&temp.path().join("hq"))?;
+    let db = hq::db::open(&url).await?;
+    let seed = large_seed(variants)?;
+    let started = Instant::now();
+    hq::refdata::publish(&db, &seed).await?;
+    let publish = started.elapsed();
+    let store = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
+    let terminal = TerminalId::parse("vienna-01-t1").map_err(anyhow::Error::msg)?;
+    let token = hq::add_store(&db, &store, "bench").await?;
+    let app = hq::App::build(&hq::Settings {
+        database_url: url,
+        listen: "127.0.0.1:0".parse()?,
+        api_token: None,
+    })
+    .await?;
+    let hq_url = format!("http://{}", app.local_addr().context("no address")?);
+    tokio::spawn(app.run(std::future::pending()));
+    let data = temp.path().join("node");
+    let keys = store::provision(&data, &store, &[terminal]).await?;
+    hq::add_terminal(&db, &store, &keys[0].0, &hex::encode(keys[0].1)).await?;
+    // The clock starts when the new node starts: it has nothing but its keys.
+    let started = Instant::now();
+    let app = store::App::build(
+        &store::Settings {
+            data_dir: data,
+            listen: "127.0.0.1:0".parse()?,
+            sync: Some(store::sync::SyncSettings {
+                hq_url,
+                token,
+                pull_every: Duration::from_millis(200),
+            }),
+        },
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let node_url = format!("http://{}", app.local_addr().context("no address")?);
+    tokio::spawn(app.run(std::future::pending()));
+    let last = format!("BULK-{:07}", variants - 1);
+    let http = reqwest::Client::new();
+    loop {
+        let response = http
+            .get(format!("{node_url}/v1/items/{last}"))
+            .send()
+            .await?;
+        if response.status().is_success() {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "catalog did not arrive within 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let usable = started.elapsed();
+    let response: Value = http
+        .get(format!("{node_url}/v1/items/{last}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "## A {variants}-variant catalog reaching a new store (HQ and store on SQLite, 127.0.0.1)"
+    );
+    println!(
+        "HQ publish: {:.1} s; new store from start to the last variant priced and scannable: {:.1} s",
+        publish.as_secs_f64(),
+        usable.as_secs_f64()
+    );
+    println!(
+        "last variant at the store: {} {} {}",
+        response["sku"], response["price"], response["currency"]
+    );
     Ok(())
 }

@@ -195,6 +195,7 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/v1/items/{code}", get(item))
         .route("/v1/carts/price", post(price))
         .route("/v1/sales", post(sale))
@@ -297,6 +298,94 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
             "reference_error": sync.reference_error,
         },
     })))
+}
+
+/// Prometheus metrics: per terminal the last sequence, the sequence HQ acknowledged, unsynced
+/// events and the age of the oldest; sync state and bytes on the wire.
+async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
+    let sync = node.sync_status();
+    let now = node.clock.now().millis();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, rows: Vec<(Option<String>, String)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (terminal, value) in rows {
+            match terminal {
+                Some(t) => out.push_str(&format!("{name}{{terminal=\"{t}\"}} {value}\n")),
+                None => out.push_str(&format!("{name} {value}\n")),
+            }
+        }
+    };
+    let mut last = Vec::new();
+    let mut unsynced = Vec::new();
+    let mut oldest = Vec::new();
+    for t in node.terminals() {
+        let head: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE terminal = $1")
+                .bind(t.as_str())
+                .fetch_one(&node.pools.reader)
+                .await?;
+        let acked: i64 = sqlx::query_scalar("SELECT acked_seq FROM outbox WHERE terminal = $1")
+            .bind(t.as_str())
+            .fetch_optional(&node.pools.reader)
+            .await?
+            .unwrap_or(0);
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT hlc_wall FROM events WHERE terminal = $1 AND seq = $2")
+                .bind(t.as_str())
+                .bind(acked + 1)
+                .fetch_optional(&node.pools.reader)
+                .await?;
+        last.push((Some(t.to_string()), head.to_string()));
+        unsynced.push((Some(t.to_string()), (head - acked).to_string()));
+        oldest.push((
+            Some(t.to_string()),
+            format!(
+                "{:.3}",
+                first.map_or(0, |w| (now - w).max(0)) as f64 / 1000.0
+            ),
+        ));
+    }
+    gauge(
+        "kassa_store_last_seq",
+        "Last sequence number per terminal.",
+        last,
+    );
+    gauge(
+        "kassa_store_unsynced_events",
+        "Events HQ has not acknowledged yet.",
+        unsynced,
+    );
+    gauge(
+        "kassa_store_oldest_unsynced_seconds",
+        "Age of the oldest unacknowledged event.",
+        oldest,
+    );
+    gauge(
+        "kassa_store_online",
+        "1 when HQ answered the last request.",
+        vec![(None, u8::from(sync.online).to_string())],
+    );
+    let rejected = sync
+        .terminals
+        .values()
+        .filter(|t| t.state == "rejected")
+        .count();
+    gauge(
+        "kassa_store_rejected_terminals",
+        "Terminals whose batches HQ rejected.",
+        vec![(None, rejected.to_string())],
+    );
+    gauge(
+        "kassa_store_bytes_sent",
+        "Bytes sent to HQ since start.",
+        vec![(None, sync.bytes_sent.to_string())],
+    );
+    gauge(
+        "kassa_store_bytes_received",
+        "Bytes received from HQ since start.",
+        vec![(None, sync.bytes_received.to_string())],
+    );
+    Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
 }
 
 fn lookup_error(e: domain::catalog::CatalogError, field: String) -> ApiError {

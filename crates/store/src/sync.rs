@@ -118,11 +118,12 @@ pub async fn build_batch(
     let prev: Hash = if acked_seq == 0 {
         GENESIS
     } else {
-        let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM events WHERE terminal = $1 AND seq = $2")
-            .bind(terminal)
-            .bind(acked_seq)
-            .fetch_one(pool)
-            .await?;
+        let hash: Vec<u8> =
+            sqlx::query_scalar("SELECT hash FROM events WHERE terminal = $1 AND seq = $2")
+                .bind(terminal)
+                .bind(acked_seq)
+                .fetch_one(pool)
+                .await?;
         hash.try_into().unwrap_or(GENESIS)
     };
     Ok(Some(Batch {
@@ -143,9 +144,22 @@ pub async fn build_batch(
 /// links are thin.
 pub const BATCH_LEVEL: i32 = 9;
 
-async fn push_terminal(node: &Node, settings: &SyncSettings, http: &reqwest::Client, terminal: &TerminalId) -> Result<PushOutcome, sqlx::Error> {
+async fn push_terminal(
+    node: &Node,
+    settings: &SyncSettings,
+    http: &reqwest::Client,
+    terminal: &TerminalId,
+) -> Result<PushOutcome, sqlx::Error> {
     let acked_seq = acked(node, terminal).await?;
-    let Some(batch) = build_batch(&node.pools.reader, node.store.as_str(), terminal.as_str(), acked_seq, BATCH_LIMIT).await? else {
+    let Some(batch) = build_batch(
+        &node.pools.reader,
+        node.store.as_str(),
+        terminal.as_str(),
+        acked_seq,
+        BATCH_LIMIT,
+    )
+    .await?
+    else {
         return Ok(PushOutcome::Nothing);
     };
     let body = encode_batch(&batch, BATCH_LEVEL);

@@ -1,6 +1,9 @@
 //! Harnesses for Kassa's integration tests: provision and seed a store node on disk, run a real
 //! `kassa` process on 127.0.0.1 port 0, kill it with SIGKILL, and talk to it over HTTP.
 
+pub mod chain;
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

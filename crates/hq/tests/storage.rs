@@ -1,0 +1,1125 @@
+//! HQ's shared storage suite: ingest, projections, reference data and snapshots, each scenario
+//! run against both backends (SQLite in a fresh directory, PostgreSQL in a fresh database named
+//! by `KASSA_TEST_POSTGRES`), so the one code path over sqlx's `Any` driver behaves the same.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use domain::catalog::{Sku, TaxCategory};
+use domain::ids::{EventId, StaffId};
+use domain::ledger::{AdjustmentReason, Event, EventBody, EventMeta, SaleCompleted};
+use domain::sale::{LineInput, Tender, TenderKind, price_cart, settle};
+use domain::stock::StockBook;
+use domain::{Currency, Hlc, Money, Quantity, StoreId, TerminalId, Timestamp, UnitOfSale};
+use ed25519_dalek::SigningKey;
+use hq::db::Db;
+use hq::ingest::{IngestError, ingest};
+use protocol::chain::{self, GENESIS, Hash};
+use protocol::seed::SeedDto;
+use protocol::sync::{
+    BATCH_FORMAT, Batch, BatchHeader, PushAck, VerifiedEvent, decode_batch, encode_batch,
+    verify_batch,
+};
+use sqlx::Row;
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+/// Runs a scenario on SQLite in a fresh data directory.
+async fn on_sqlite<F, Fut>(scenario: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let db = hq::db::open(&hq::db::sqlite_url(dir.path()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(db.backend, hq::db::Backend::Sqlite);
+    let pool = db.pool.clone();
+    let outcome = tokio::spawn(scenario(db)).await;
+    pool.close().await;
+    drop(dir);
+    finish(outcome);
+}
+
+/// Runs a scenario on PostgreSQL in a fresh database, dropped afterwards (best effort).
+async fn on_postgres<F, Fut>(scenario: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(url) = std::env::var("KASSA_TEST_POSTGRES") else {
+        if std::env::var_os("CI").is_some() {
+            panic!("PostgreSQL tests need KASSA_TEST_POSTGRES; .ci/run sets it");
+        }
+        eprintln!(
+            "skipped: PostgreSQL tests need KASSA_TEST_POSTGRES (e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to KASSA_TEST_POSTGRES ({url}): {e}"));
+    let mut random = [0_u8; 8];
+    getrandom::fill(&mut random).unwrap();
+    let name = format!("kassa_t_{}", hex::encode(random));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let db = hq::db::open(&database_url(&url, &name)).await.unwrap();
+    assert_eq!(db.backend, hq::db::Backend::Postgres);
+    let pool = db.pool.clone();
+    let outcome = tokio::spawn(scenario(db)).await;
+    pool.close().await;
+    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    {
+        eprintln!("could not drop test database {name}: {e}");
+    }
+    admin.close().await;
+    finish(outcome);
+}
+
+/// `url` with its database replaced by `name`.
+fn database_url(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let mut out = match base[authority..].find('/') {
+        Some(slash) => format!("{}/{name}", &base[..authority + slash]),
+        None => format!("{base}/{name}"),
+    };
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn finish(outcome: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("scenario did not finish: {e}"),
+        }
+    }
+}
+
+/// Generates `sqlite::<scenario>` and `postgres::<scenario>` tests, plus PostgreSQL-only ones.
+macro_rules! scenarios {
+    (both: [$($name:ident),* $(,)?], postgres_only: [$($pg:ident),* $(,)?] $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::on_sqlite(|db| async move { crate::$name(&db).await }).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    crate::on_postgres(|db| async move { crate::$name(&db).await }).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $pg() {
+                    crate::on_postgres(|db| async move { crate::$pg(&db).await }).await;
+                }
+            )*
+        }
+    };
+}
+
+scenarios! {
+    both: [
+        duplicate_batches_are_acknowledged_once,
+        out_of_order_batches_wait_for_the_gap,
+        conflicting_events_are_refused_and_change_nothing,
+        batches_must_link_to_the_held_chain,
+        counts_set_stock_as_of_their_clock_in_any_arrival_order,
+        sales_are_summed_per_store_and_business_day,
+        reference_data_is_published_as_versioned_changes,
+        stock_snapshots_carry_the_acknowledged_sequences,
+    ],
+    postgres_only: [concurrent_pushes_of_one_batch_apply_it_once],
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events, chains and batches
+
+/// 2026-11-23 23:30 UTC, already the 24th in Vienna.
+const WALL: i64 = 1_795_476_600_000;
+const NOW_MS: i64 = 1_800_000_000_000;
+
+/// A till: store, terminal id and signing key.
+#[derive(Debug)]
+struct Till {
+    store: StoreId,
+    id: TerminalId,
+    key: SigningKey,
+    index: u16,
+}
+
+/// An event with its canonical bytes and chain links.
+#[derive(Debug, Clone)]
+struct Linked {
+    event: Event,
+    bytes: Vec<u8>,
+    prev: Hash,
+    hash: Hash,
+}
+
+impl Till {
+    /// A till; `index` makes its key and event ids distinct from other tills'.
+    fn new(store: &str, terminal: &str, index: u16) -> Till {
+        let byte = u8::try_from(index)
+            .unwrap()
+            .wrapping_mul(13)
+            .wrapping_add(7);
+        Till {
+            store: StoreId::parse(store).unwrap(),
+            id: TerminalId::parse(terminal).unwrap(),
+            key: SigningKey::from_bytes(&[byte; 32]),
+            index,
+        }
+    }
+
+    async fn register(&self, db: &Db) {
+        hq::add_store(db, &self.store, "test store").await.unwrap();
+        hq::add_terminal(
+            db,
+            &self.store,
+            &self.id,
+            &hex::encode(self.key.verifying_key().to_bytes()),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// The event at `seq` of this till, at `wall` ms.
+    fn event(&self, seq: u64, wall: i64, body: EventBody) -> Event {
+        Event {
+            meta: EventMeta {
+                id: event_id(self.index, seq),
+                store: self.store.clone(),
+                terminal: self.id.clone(),
+                seq,
+                hlc: Hlc::new(wall, 0),
+            },
+            body,
+        }
+    }
+
+    /// A chain of events numbered from 1, linked from genesis.
+    fn chain(&self, bodies: Vec<(i64, EventBody)>) -> Vec<Linked> {
+        let events = bodies
+            .into_iter()
+            .zip(1..)
+            .map(|((wall, body), seq)| self.event(seq, wall, body))
+            .collect();
+        link_from(GENESIS, events)
+    }
+
+    /// Signs `events` (consecutive) as a batch, sends it through the wire format and verifies
+    /// it as HQ does.
+    fn batch(&self, events: &[Linked]) -> Vec<VerifiedEvent> {
+        let (first, last) = (events.first().unwrap(), events.last().unwrap());
+        let batch = Batch {
+            header: BatchHeader {
+                format: BATCH_FORMAT.into(),
+                store: self.store.to_string(),
+                terminal: self.id.to_string(),
+                from_seq: first.event.meta.seq,
+                count: u32::try_from(events.len()).unwrap(),
+                prev_hash: hex::encode(first.prev),
+                head_signature: hex::encode(chain::sign(&self.key, &last.hash)),
+            },
+            events: events.iter().map(|e| e.bytes.clone()).collect(),
+        };
+        let batch = decode_batch(&encode_batch(&batch, 3)).unwrap();
+        let verified =
+            verify_batch(&batch, self.store.as_str(), &self.key.verifying_key()).unwrap();
+        for (v, e) in verified.iter().zip(events) {
+            assert_eq!(v.event, e.event);
+            assert_eq!((v.prev_hash, v.hash), (e.prev, e.hash));
+        }
+        verified
+    }
+
+    /// Ingests `events` (a slice of a chain) as one batch.
+    async fn push(&self, db: &Db, events: &[Linked]) -> Result<PushAck, IngestError> {
+        ingest(db, self.id.as_str(), &self.batch(events), NOW_MS).await
+    }
+}
+
+fn event_id(till: u16, seq: u64) -> EventId {
+    EventId::parse(&format!("01935f4e-8a2b-7c3d-8{till:03x}-{seq:012x}")).unwrap()
+}
+
+/// Encodes and links `events` after `prev`.
+fn link_from(mut prev: Hash, events: Vec<Event>) -> Vec<Linked> {
+    events
+        .into_iter()
+        .map(|event| {
+            let bytes = protocol::event::encode(&event);
+            assert_eq!(protocol::event::decode(&bytes).unwrap(), event);
+            let hash = chain::link(&prev, &bytes);
+            let linked = Linked {
+                event,
+                bytes,
+                prev,
+                hash,
+            };
+            prev = hash;
+            linked
+        })
+        .collect()
+}
+
+fn sku(value: &str) -> Sku {
+    Sku::parse(value).unwrap()
+}
+
+fn adjusted(sku_code: &str, delta_milli: i64) -> EventBody {
+    EventBody::StockAdjusted {
+        sku: sku(sku_code),
+        delta_milli,
+        reason: if delta_milli >= 0 {
+            AdjustmentReason::Received
+        } else {
+            AdjustmentReason::Damaged
+        },
+        note: None,
+    }
+}
+
+fn counted(sku_code: &str, counted_milli: i64) -> EventBody {
+    EventBody::StockCounted {
+        sku: sku(sku_code),
+        counted_milli,
+    }
+}
+
+/// A one-line sale priced and settled under the Austrian preset.
+fn sale(
+    receipt: &str,
+    sku_code: &str,
+    unit_minor: i64,
+    quantity: i64,
+    category: &str,
+    tender: TenderKind,
+    tendered_minor: Option<i64>,
+) -> EventBody {
+    let at = domain::presets::jurisdiction("AT").unwrap();
+    let cart = price_cart(
+        &at,
+        &[LineInput {
+            sku: sku(sku_code),
+            name: format!("item {sku_code}"),
+            unit_price: Money::from_minor(unit_minor, Currency::EUR),
+            quantity: Quantity::each(quantity).unwrap(),
+            unit: UnitOfSale::Each,
+            tax_category: TaxCategory::parse(category).unwrap(),
+            discount: None,
+            fixed_amount: None,
+        }],
+        None,
+        Timestamp::from_millis(WALL),
+    )
+    .unwrap();
+    let tenders = vec![Tender {
+        kind: tender,
+        amount: Money::from_minor(tendered_minor.unwrap_or(cart.total.minor()), Currency::EUR),
+        reference: None,
+    }];
+    let settlement = settle(&cart, &tenders, at.cash_rounding()).unwrap();
+    EventBody::SaleCompleted(SaleCompleted {
+        receipt: receipt.into(),
+        cashier: Some(StaffId::parse("anna").unwrap()),
+        cart,
+        tenders,
+        settlement,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading what HQ holds
+
+async fn on_hand(db: &Db, location: &str, sku: &str) -> Option<i64> {
+    sqlx::query_scalar("SELECT on_hand FROM stock_levels WHERE location = $1 AND sku = $2")
+        .bind(location)
+        .bind(sku)
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn count(db: &Db, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn acked_seq(db: &Db, terminal: &TerminalId) -> i64 {
+    sqlx::query_scalar("SELECT acked_seq FROM terminals WHERE id = $1")
+        .bind(terminal.as_str())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// (store, day, currency, sales, voids, returns, gross, tax, refunds, cash) per row.
+type SalesRow = (String, String, String, i64, i64, i64, i64, i64, i64, i64);
+
+async fn sales_daily(db: &Db) -> Vec<SalesRow> {
+    sqlx::query("SELECT store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor FROM sales_daily ORDER BY store, day")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get("store"),
+                r.get("day"),
+                r.get("currency"),
+                r.get("sales"),
+                r.get("voids"),
+                r.get("returns"),
+                r.get("gross_minor"),
+                r.get("tax_minor"),
+                r.get("refunds_minor"),
+                r.get("cash_minor"),
+            )
+        })
+        .collect()
+}
+
+/// Everything ingest writes, as text, to show that a refused batch changed nothing.
+async fn state(db: &Db) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in sqlx::query("SELECT terminal, seq, id, hash, prev_hash, applied, received_ms FROM inbox ORDER BY terminal, seq")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+    {
+        out.push(format!(
+            "inbox {} {} {} {} {} {} {}",
+            r.get::<String, _>("terminal"),
+            r.get::<i64, _>("seq"),
+            r.get::<String, _>("id"),
+            hex::encode(r.get::<Vec<u8>, _>("hash")),
+            hex::encode(r.get::<Vec<u8>, _>("prev_hash")),
+            r.get::<i64, _>("applied"),
+            r.get::<i64, _>("received_ms"),
+        ));
+    }
+    for r in
+        sqlx::query("SELECT id, acked_seq, acked_hash, last_contact_ms FROM terminals ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+    {
+        out.push(format!(
+            "terminal {} {} {} {:?}",
+            r.get::<String, _>("id"),
+            r.get::<i64, _>("acked_seq"),
+            hex::encode(r.get::<Vec<u8>, _>("acked_hash")),
+            r.get::<Option<i64>, _>("last_contact_ms"),
+        ));
+    }
+    for r in sqlx::query(
+        "SELECT location, sku, on_hand, count_event FROM stock_levels ORDER BY location, sku",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    {
+        out.push(format!(
+            "level {} {} {} {:?}",
+            r.get::<String, _>("location"),
+            r.get::<String, _>("sku"),
+            r.get::<i64, _>("on_hand"),
+            r.get::<Option<String>, _>("count_event"),
+        ));
+    }
+    for r in sqlx::query(
+        "SELECT location, sku, event_id, delta FROM stock_moves ORDER BY location, sku, event_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    {
+        out.push(format!(
+            "move {} {} {} {}",
+            r.get::<String, _>("location"),
+            r.get::<String, _>("sku"),
+            r.get::<String, _>("event_id"),
+            r.get::<i64, _>("delta"),
+        ));
+    }
+    for row in sales_daily(db).await {
+        out.push(format!("sales {row:?}"));
+    }
+    out
+}
+
+fn ack(acked_seq: u64, accepted: u32, duplicates: u32, gaps: Vec<(u64, u64)>) -> PushAck {
+    PushAck {
+        acked_seq,
+        accepted,
+        duplicates,
+        gaps,
+    }
+}
+
+fn conflict(result: Result<PushAck, IngestError>, what: &str) -> String {
+    match result {
+        Err(IngestError::Conflict(reason)) => reason,
+        other => panic!("{what}: expected a conflict, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+/// 1. The same batch twice: acknowledged, counted as duplicates, applied once.
+async fn duplicate_batches_are_acknowledged_once(db: &Db) {
+    let till = Till::new("vienna-01", "vienna-01-t1", 1);
+    till.register(db).await;
+    let events = till.chain(vec![
+        (WALL + 1, adjusted("GRO-BRD-0012", 10_000)),
+        (
+            WALL + 2,
+            sale(
+                "r1",
+                "GRO-BRD-0012",
+                349,
+                2,
+                "reduced",
+                TenderKind::Cash,
+                Some(1000),
+            ),
+        ),
+        (WALL + 3, adjusted("GRO-DAI-0001", 5_000)),
+        (
+            WALL + 4,
+            sale(
+                "r2",
+                "GRO-DAI-0001",
+                599,
+                1,
+                "standard",
+                TenderKind::Card,
+                None,
+            ),
+        ),
+        (WALL + 5, adjusted("GRO-BRD-0012", -1_000)),
+    ]);
+    assert_eq!(till.push(db, &events).await.unwrap(), ack(5, 5, 0, vec![]));
+    let once = state(db).await;
+    assert_eq!(on_hand(db, "vienna-01", "GRO-BRD-0012").await, Some(7_000));
+    assert_eq!(on_hand(db, "vienna-01", "GRO-DAI-0001").await, Some(4_000));
+    // No reference data published: the business day is UTC's.
+    let expected_sales: Vec<SalesRow> = vec![(
+        "vienna-01".into(),
+        "2026-11-23".into(),
+        "EUR".into(),
+        2,
+        0,
+        0,
+        1297,
+        163,
+        0,
+        698,
+    )];
+    assert_eq!(sales_daily(db).await, expected_sales);
+
+    assert_eq!(till.push(db, &events).await.unwrap(), ack(5, 0, 5, vec![]));
+    assert_eq!(
+        till.push(db, &events[1..4]).await.unwrap(),
+        ack(5, 0, 3, vec![])
+    );
+    assert_eq!(on_hand(db, "vienna-01", "GRO-BRD-0012").await, Some(7_000));
+    assert_eq!(on_hand(db, "vienna-01", "GRO-DAI-0001").await, Some(4_000));
+    assert_eq!(sales_daily(db).await, expected_sales);
+    assert_eq!(count(db, "inbox").await, 5);
+    assert_eq!(count(db, "stock_moves").await, 5);
+    let twice = state(db).await;
+    assert_eq!(once, twice);
+}
+
+/// 2. Events beyond a gap are held, not applied, until the gap is filled.
+async fn out_of_order_batches_wait_for_the_gap(db: &Db) {
+    let till = Till::new("vienna-01", "vienna-01-t1", 1);
+    till.register(db).await;
+    let deltas = [1_000, 2_000, -500, 4_000, 8_000, -16_000];
+    let events = till.chain(
+        deltas
+            .iter()
+            .zip(1..)
+            .map(|(d, i)| (WALL + i, adjusted("A", *d)))
+            .collect(),
+    );
+    assert_eq!(
+        till.push(db, &events[3..6]).await.unwrap(),
+        ack(0, 3, 0, vec![(1, 3)])
+    );
+    assert_eq!(acked_seq(db, &till.id).await, 0);
+    assert_eq!(on_hand(db, "vienna-01", "A").await, None);
+    assert_eq!(count(db, "stock_moves").await, 0);
+    let held: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT seq, applied FROM inbox WHERE terminal = $1 ORDER BY seq")
+            .bind(till.id.as_str())
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(held, vec![(4, 0), (5, 0), (6, 0)]);
+
+    // The middle of the gap: still not contiguous with the head.
+    assert_eq!(
+        till.push(db, &events[1..2]).await.unwrap(),
+        ack(0, 1, 0, vec![(1, 1), (3, 3)])
+    );
+    assert_eq!(on_hand(db, "vienna-01", "A").await, None);
+
+    assert_eq!(
+        till.push(db, &events[0..3]).await.unwrap(),
+        ack(6, 2, 1, vec![])
+    );
+    assert_eq!(acked_seq(db, &till.id).await, 6);
+    assert_eq!(
+        on_hand(db, "vienna-01", "A").await,
+        Some(deltas.iter().sum::<i64>())
+    );
+    assert_eq!(on_hand(db, "vienna-01", "A").await, Some(-1_500));
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT applied FROM inbox WHERE terminal = $1 ORDER BY seq")
+            .bind(till.id.as_str())
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![1; 6]);
+}
+
+/// 3. Other contents under a held position, or a held id under another position: refused.
+async fn conflicting_events_are_refused_and_change_nothing(db: &Db) {
+    let till = Till::new("vienna-01", "vienna-01-t1", 1);
+    let other = Till::new("vienna-01", "vienna-01-t2", 2);
+    till.register(db).await;
+    other.register(db).await;
+    let bodies: Vec<(i64, EventBody)> = (1..=5).map(|i| (WALL + i, adjusted("A", 1_000))).collect();
+    let events = till.chain(bodies.clone());
+    assert_eq!(
+        till.push(db, &events[..3]).await.unwrap(),
+        ack(3, 3, 0, vec![])
+    );
+    let before = state(db).await;
+
+    // Event 3 with another body (same id): alone, it links to event 2 but 3 is held otherwise.
+    let mut forked = bodies.clone();
+    forked[2].1 = adjusted("A", 9_000);
+    let forked = till.chain(forked);
+    assert_eq!(forked[2].event.meta.id, events[2].event.meta.id);
+    let reason = conflict(till.push(db, &forked[2..3]).await, "other body at seq 3");
+    assert!(reason.contains("already held"), "{reason}");
+    assert_eq!(state(db).await, before);
+    // The same, within a batch whose first events are duplicates and whose last is new.
+    conflict(till.push(db, &forked[..4]).await, "forked batch 1..4");
+    assert_eq!(state(db).await, before);
+
+    // Another id and body at a held position.
+    let mut renamed: Vec<Event> = events.iter().map(|e| e.event.clone()).collect();
+    renamed[2].meta.id = event_id(9, 3);
+    renamed[2].body = adjusted("B", 1);
+    let renamed = link_from(GENESIS, renamed);
+    conflict(till.push(db, &renamed[2..3]).await, "other id at seq 3");
+    assert_eq!(state(db).await, before);
+
+    // An id HQ holds (event 2) reused at sequence 4 of the same terminal.
+    let mut reused: Vec<Event> = events.iter().map(|e| e.event.clone()).collect();
+    reused[3].meta.id = events[1].event.meta.id;
+    let reused = link_from(GENESIS, reused);
+    let reason = conflict(till.push(db, &reused[3..4]).await, "id reused at seq 4");
+    assert!(reason.contains("already held"), "{reason}");
+    assert_eq!(state(db).await, before);
+
+    // An id HQ holds reused by another terminal.
+    let mut stolen = vec![other.event(1, WALL + 1, adjusted("A", 1_000))];
+    stolen[0].meta.id = events[0].event.meta.id;
+    let stolen = link_from(GENESIS, stolen);
+    conflict(other.push(db, &stolen).await, "id of another terminal");
+    assert_eq!(state(db).await, before);
+
+    // The genuine continuation is still taken.
+    assert_eq!(
+        till.push(db, &events[2..5]).await.unwrap(),
+        ack(5, 2, 1, vec![])
+    );
+    assert_eq!(on_hand(db, "vienna-01", "A").await, Some(5_000));
+}
+
+/// 4. A batch must link to the events HQ holds on either side, and a first event to genesis.
+async fn batches_must_link_to_the_held_chain(db: &Db) {
+    let till = Till::new("vienna-01", "vienna-01-t1", 1);
+    till.register(db).await;
+    let bodies: Vec<(i64, EventBody)> = (1..=6).map(|i| (WALL + i, adjusted("A", 1_000))).collect();
+    let events = till.chain(bodies.clone());
+    // A fork at 3: its 4 and 5 are the same events, but link to another 3.
+    let mut forked = bodies.clone();
+    forked[2].1 = adjusted("A", 7_000);
+    let forked = till.chain(forked);
+    assert_eq!(forked[3].event, events[3].event);
+    assert_ne!(forked[3].prev, events[3].prev);
+
+    assert_eq!(
+        till.push(db, &events[..3]).await.unwrap(),
+        ack(3, 3, 0, vec![])
+    );
+    let before = state(db).await;
+    let reason = conflict(till.push(db, &forked[3..5]).await, "4..5 after a fork");
+    assert!(reason.contains("does not link"), "{reason}");
+    assert_eq!(state(db).await, before);
+
+    // A first event that does not follow genesis.
+    let other = Till::new("vienna-01", "vienna-01-t2", 2);
+    other.register(db).await;
+    let unrooted = link_from(
+        chain::link(&GENESIS, b"elsewhere"),
+        vec![other.event(1, WALL, adjusted("A", 1))],
+    );
+    let before = state(db).await;
+    let reason = conflict(other.push(db, &unrooted).await, "seq 1 off genesis");
+    assert!(reason.contains("genesis"), "{reason}");
+    assert_eq!(state(db).await, before);
+
+    // Held beyond a gap, a forked 5..6 takes the place of HQ's; the genuine 4 then does not
+    // link to the 5 HQ holds.
+    let mut forked_later = bodies;
+    forked_later[3].1 = adjusted("A", 3_000);
+    let forked_later = till.chain(forked_later);
+    assert_eq!(
+        till.push(db, &forked_later[4..6]).await.unwrap(),
+        ack(3, 2, 0, vec![(4, 4)])
+    );
+    let before = state(db).await;
+    conflict(
+        till.push(db, &events[3..4]).await,
+        "genuine 4 before forked 5",
+    );
+    assert_eq!(state(db).await, before);
+    assert_eq!(on_hand(db, "vienna-01", "A").await, Some(3_000));
+}
+
+/// 5. Counts set on-hand as of their clock reading; movements before the latest count are in it.
+async fn counts_set_stock_as_of_their_clock_in_any_arrival_order(db: &Db) {
+    // Per till: (wall, body). The count at 3500 is earlier than the movement at 4000.
+    let t1_bodies = |s: &str| {
+        vec![
+            (1_000, adjusted(s, 10_000)),
+            (1_500, adjusted(s, -500)),
+            (3_000, adjusted(s, -2_000)),
+            (3_500, counted(s, 7_000)),
+        ]
+    };
+    let t2_bodies = |s: &str| {
+        vec![
+            (2_000, counted(s, 5_000)),
+            (2_500, adjusted(s, -300)),
+            (4_000, adjusted(s, 1_000)),
+        ]
+    };
+    // Arrival orders: (till 1 or 2, first seq, last seq).
+    let orders: [&[(u8, usize, usize)]; 4] = [
+        &[(1, 1, 4), (2, 1, 3)],
+        &[(2, 1, 3), (1, 1, 4)],
+        &[(1, 1, 2), (2, 1, 3), (1, 3, 4)],
+        &[(2, 2, 3), (1, 1, 1), (1, 4, 4), (1, 2, 3), (2, 1, 1)],
+    ];
+    for (n, order) in orders.iter().enumerate() {
+        let store = format!("order-{n}");
+        let index = u16::try_from(n).unwrap() * 2 + 10;
+        let t1 = Till::new(&store, &format!("{store}-t1"), index);
+        let t2 = Till::new(&store, &format!("{store}-t2"), index + 1);
+        t1.register(db).await;
+        t2.register(db).await;
+        let c1 = t1.chain(
+            t1_bodies("S")
+                .into_iter()
+                .map(|(w, b)| (WALL + w, b))
+                .collect(),
+        );
+        let c2 = t2.chain(
+            t2_bodies("S")
+                .into_iter()
+                .map(|(w, b)| (WALL + w, b))
+                .collect(),
+        );
+        let mut book = StockBook::default();
+        for (till, from, to) in order.iter() {
+            let (t, c) = if *till == 1 { (&t1, &c1) } else { (&t2, &c2) };
+            let before = acked_seq(db, &t.id).await;
+            let a = t.push(db, &c[from - 1..*to]).await.unwrap();
+            for e in &c[usize::try_from(before).unwrap()..usize::try_from(a.acked_seq).unwrap()] {
+                book.apply(&e.event);
+            }
+            assert_eq!(
+                on_hand(db, &store, "S").await.unwrap_or(0),
+                book.on_hand(&t.store, &sku("S")),
+                "order {n} after till {till} {from}..{to}"
+            );
+        }
+        // The count at 3500 and the one movement after it.
+        assert_eq!(on_hand(db, &store, "S").await, Some(8_000), "order {n}");
+    }
+
+    // Only the count from one till, the movements from another, the count last: movements
+    // before the count are absorbed by it, the one after it is added.
+    let t1 = Till::new("absorb", "absorb-t1", 30);
+    let t2 = Till::new("absorb", "absorb-t2", 31);
+    t1.register(db).await;
+    t2.register(db).await;
+    let moves = t1.chain(vec![
+        (WALL + 100, adjusted("S", 4_000)),
+        (WALL + 300, adjusted("S", -1_000)),
+    ]);
+    let count = t2.chain(vec![(WALL + 200, counted("S", 2_500))]);
+    t1.push(db, &moves[..1]).await.unwrap();
+    assert_eq!(on_hand(db, "absorb", "S").await, Some(4_000));
+    t1.push(db, &moves[1..]).await.unwrap();
+    assert_eq!(on_hand(db, "absorb", "S").await, Some(3_000));
+    t2.push(db, &count).await.unwrap();
+    assert_eq!(on_hand(db, "absorb", "S").await, Some(1_500));
+    // A movement arriving after the count with an earlier clock reading is absorbed.
+    let late = t1.chain(vec![
+        (WALL + 100, adjusted("S", 4_000)),
+        (WALL + 300, adjusted("S", -1_000)),
+        (WALL + 400, adjusted("T", 1_000)),
+    ]);
+    t1.push(db, &late[2..]).await.unwrap();
+    let t3 = Till::new("absorb", "absorb-t3", 32);
+    t3.register(db).await;
+    let early = t3.chain(vec![(WALL + 150, adjusted("S", 9_000))]);
+    assert_eq!(t3.push(db, &early).await.unwrap(), ack(1, 1, 0, vec![]));
+    assert_eq!(on_hand(db, "absorb", "S").await, Some(1_500));
+    // Equal clock readings are ordered by event id: till 30's ids sort before till 31's.
+    let tie = t1.chain(vec![
+        (WALL + 100, adjusted("S", 4_000)),
+        (WALL + 300, adjusted("S", -1_000)),
+        (WALL + 400, adjusted("T", 1_000)),
+        (WALL + 200, adjusted("S", 50)),
+    ]);
+    t1.push(db, &tie[3..]).await.unwrap();
+    assert!(tie[3].event.meta.id < count[0].event.meta.id);
+    assert_eq!(on_hand(db, "absorb", "S").await, Some(1_500));
+    let after = t2.chain(vec![
+        (WALL + 200, counted("S", 2_500)),
+        (WALL + 200, adjusted("S", 70)),
+    ]);
+    // Same wall and counter as the count, a larger id: after it.
+    assert!(after[1].event.meta.id > count[0].event.meta.id);
+    t2.push(db, &after[1..]).await.unwrap();
+    assert_eq!(on_hand(db, "absorb", "S").await, Some(1_570));
+
+    // Negative stock is allowed and reported: a sale of something never received.
+    let seller = Till::new("negative", "negative-t1", 40);
+    seller.register(db).await;
+    let sold = seller.chain(vec![(
+        WALL,
+        sale(
+            "r1",
+            "NEVER-RECEIVED",
+            250,
+            3,
+            "standard",
+            TenderKind::Card,
+            None,
+        ),
+    )]);
+    assert_eq!(seller.push(db, &sold).await.unwrap(), ack(1, 1, 0, vec![]));
+    let negative: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT location, sku, on_hand FROM stock_levels WHERE on_hand < 0 ORDER BY location, sku",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        negative,
+        vec![("negative".into(), "NEVER-RECEIVED".into(), -3_000)]
+    );
+}
+
+/// 6. Sales per store and business day, in the store's time zone, in minor units.
+async fn sales_are_summed_per_store_and_business_day(db: &Db) {
+    // With the demo data published, vienna-01's business day is Vienna's.
+    assert_eq!(hq::refdata::publish(db, &demo_seed()).await.unwrap(), 1);
+    let till = Till::new("vienna-01", "vienna-01-t1", 1);
+    till.register(db).await;
+    let first = sale(
+        "r1",
+        "GRO-BRD-0012",
+        349,
+        2,
+        "reduced",
+        TenderKind::Cash,
+        Some(1000),
+    );
+    let second = sale(
+        "r2",
+        "GRO-DAI-0001",
+        599,
+        1,
+        "standard",
+        TenderKind::Card,
+        None,
+    );
+    // 6.98 at 10 % inclusive: 0.63 tax; 5.99 at 20 %: 1.00 (0.998… rounded half up).
+    let (EventBody::SaleCompleted(a), EventBody::SaleCompleted(b)) = (&first, &second) else {
+        unreachable!()
+    };
+    assert_eq!(
+        (a.settlement.due.minor(), a.cart.tax_total.minor()),
+        (698, 63)
+    );
+    assert_eq!(
+        (b.settlement.due.minor(), b.cart.tax_total.minor()),
+        (599, 100)
+    );
+    assert_eq!(a.settlement.change.minor(), 302);
+    let events = till.chain(vec![(WALL, first), (WALL + 60_000, second)]);
+    assert_eq!(till.push(db, &events).await.unwrap(), ack(2, 2, 0, vec![]));
+    assert_eq!(
+        sales_daily(db).await,
+        vec![(
+            "vienna-01".into(),
+            "2026-11-24".into(),
+            "EUR".into(),
+            2,
+            0,
+            0,
+            1297,
+            163,
+            0,
+            698
+        )]
+    );
+}
+
+fn demo_seed() -> SeedDto {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/demo/seed.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// 7. Reference data: versions only when something changed; deltas and snapshots per store.
+async fn reference_data_is_published_as_versioned_changes(db: &Db) {
+    let mut seed = demo_seed();
+    assert_eq!(hq::refdata::publish(db, &seed).await.unwrap(), 1);
+    assert_eq!(hq::refdata::publish(db, &seed).await.unwrap(), 1);
+    let unchanged = hq::refdata::changes_since(db, "vienna-01", 1)
+        .await
+        .unwrap();
+    assert_eq!((unchanged.from_version, unchanged.to_version), (1, 1));
+    assert!(unchanged.entities.is_empty());
+
+    // One chain-EUR price changes, one product (two variants) goes.
+    let book = seed
+        .pricebooks
+        .iter_mut()
+        .find(|b| b.id == "chain-eur")
+        .unwrap();
+    let entry = book
+        .entries
+        .iter_mut()
+        .find(|e| e.sku == "GRO-BRD-0001")
+        .unwrap();
+    assert_eq!(entry.price, "0.45");
+    entry.price = "0.55".into();
+    let removed = seed
+        .products
+        .iter()
+        .position(|p| p.id == "gro-drk-0001")
+        .unwrap();
+    let product = seed.products.remove(removed);
+    let gone: Vec<String> = product.variants.iter().map(|v| v.sku.clone()).collect();
+    assert_eq!(gone, ["GRO-DRK-0001", "GRO-DRK-0001-6ER"]);
+    assert_eq!(hq::refdata::publish(db, &seed).await.unwrap(), 2);
+    assert_eq!(hq::refdata::publish(db, &seed).await.unwrap(), 2);
+
+    let delta = hq::refdata::changes_since(db, "vienna-01", 1)
+        .await
+        .unwrap();
+    assert_eq!((delta.from_version, delta.to_version), (1, 2));
+    let listed: Vec<(&str, &str, bool)> = delta
+        .entities
+        .iter()
+        .map(|e| (e.kind.as_str(), e.key.as_str(), e.payload.is_some()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("prices", "chain-eur|GRO-BRD-0001", true),
+            ("variant", "GRO-DRK-0001", false),
+            ("variant", "GRO-DRK-0001-6ER", false),
+        ]
+    );
+    let price = delta.entities[0].payload.as_ref().unwrap();
+    assert_eq!(price["currency"], "EUR");
+    assert_eq!(price["entries"][0]["price"], "0.55");
+
+    // zurich-01 trades in CHF: its snapshot has no EUR prices, no removals, one store.
+    let snapshot = hq::refdata::changes_since(db, "zurich-01", 0)
+        .await
+        .unwrap();
+    assert_eq!((snapshot.from_version, snapshot.to_version), (0, 2));
+    assert!(snapshot.entities.iter().all(|e| e.payload.is_some()));
+    let mut kinds: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for e in &snapshot.entities {
+        kinds.entry(e.kind.as_str()).or_default().push(&e.key);
+    }
+    assert_eq!(kinds["store"], ["zurich-01"]);
+    assert_eq!(kinds["jurisdiction"], ["AT", "CH"]);
+    let chf_skus = seed
+        .pricebooks
+        .iter()
+        .find(|b| b.id == "chain-chf")
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.sku.as_str())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(kinds["prices"].len(), chf_skus.len());
+    for e in snapshot.entities.iter().filter(|e| e.kind == "prices") {
+        let payload = e.payload.as_ref().unwrap();
+        assert_eq!(payload["currency"], "CHF", "{}", e.key);
+        assert!(e.key.starts_with("chain-chf|"), "{}", e.key);
+    }
+    let variants = seed
+        .products
+        .iter()
+        .map(|p| p.variants.len())
+        .sum::<usize>();
+    assert_eq!(kinds["variant"].len(), variants);
+    assert!(!kinds["variant"].contains(&"GRO-DRK-0001"));
+}
+
+/// 8. A store's stock snapshot: levels and, per terminal of the store, the sequence included.
+async fn stock_snapshots_carry_the_acknowledged_sequences(db: &Db) {
+    let t1 = Till::new("vienna-01", "vienna-01-t1", 1);
+    let t2 = Till::new("vienna-01", "vienna-01-t2", 2);
+    let graz = Till::new("graz-01", "graz-01-t1", 3);
+    for t in [&t1, &t2, &graz] {
+        t.register(db).await;
+    }
+    let c1 = t1.chain(vec![
+        (WALL + 1, adjusted("A", 5_000)),
+        (WALL + 2, adjusted("B", 2_000)),
+        (WALL + 3, adjusted("A", -1_000)),
+    ]);
+    let c2 = t2.chain(vec![
+        (WALL + 4, adjusted("A", 100)),
+        (WALL + 5, counted("B", 10_000)),
+        (WALL + 6, adjusted("C", 30)),
+    ]);
+    let cg = graz.chain(vec![(WALL + 7, adjusted("A", 999_000))]);
+    let a1 = t1.push(db, &c1).await.unwrap();
+    let a2 = t2.push(db, &c2[1..]).await.unwrap();
+    let ag = graz.push(db, &cg).await.unwrap();
+    assert_eq!((a1.acked_seq, a2.acked_seq, ag.acked_seq), (3, 0, 1));
+
+    let snap = hq::api::stock_snapshot(db, "vienna-01").await.unwrap();
+    assert_eq!(snap.location, "vienna-01");
+    assert_eq!(
+        snap.watermarks,
+        BTreeMap::from([
+            ("vienna-01-t1".to_owned(), a1.acked_seq),
+            ("vienna-01-t2".to_owned(), a2.acked_seq),
+        ])
+    );
+    assert_eq!(
+        snap.levels,
+        BTreeMap::from([("A".to_owned(), 4_000), ("B".to_owned(), 2_000)])
+    );
+
+    let a2 = t2.push(db, &c2[..1]).await.unwrap();
+    assert_eq!(a2, ack(3, 1, 0, vec![]));
+    let snap = hq::api::stock_snapshot(db, "vienna-01").await.unwrap();
+    assert_eq!(
+        snap.watermarks,
+        BTreeMap::from([
+            ("vienna-01-t1".to_owned(), 3),
+            ("vienna-01-t2".to_owned(), 3),
+        ])
+    );
+    assert_eq!(
+        snap.levels,
+        BTreeMap::from([
+            ("A".to_owned(), 4_100),
+            ("B".to_owned(), 10_000),
+            ("C".to_owned(), 30),
+        ])
+    );
+    let graz_snap = hq::api::stock_snapshot(db, "graz-01").await.unwrap();
+    assert_eq!(
+        graz_snap.watermarks,
+        BTreeMap::from([("graz-01-t1".to_owned(), 1)])
+    );
+    assert_eq!(
+        graz_snap.levels,
+        BTreeMap::from([("A".to_owned(), 999_000)])
+    );
+}
+
+/// 9. Two HQ requests pushing the same batch at once: both answer, the events apply once.
+async fn concurrent_pushes_of_one_batch_apply_it_once(db: &Db) {
+    for round in 0..8_u16 {
+        let store = format!("race-{round}");
+        let till = Till::new(&store, &format!("{store}-t1"), 50 + round);
+        till.register(db).await;
+        let events = till.chain(
+            (1..=5)
+                .map(|i| (WALL + i, adjusted("A", 1_000 * i)))
+                .collect(),
+        );
+        let batch = till.batch(&events);
+        let (a, b) = tokio::join!(
+            ingest(db, till.id.as_str(), &batch, NOW_MS),
+            ingest(db, till.id.as_str(), &batch, NOW_MS),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!((a.acked_seq, b.acked_seq), (5, 5), "round {round}");
+        assert_eq!(a.accepted + b.accepted, 5, "round {round}: {a:?} {b:?}");
+        assert_eq!(a.duplicates + b.duplicates, 5, "round {round}: {a:?} {b:?}");
+        let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE terminal = $1")
+            .bind(till.id.as_str())
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(held, 5);
+        let moves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stock_moves WHERE location = $1")
+            .bind(&store)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(moves, 5);
+        assert_eq!(
+            on_hand(db, &store, "A").await,
+            Some(15_000),
+            "round {round}"
+        );
+        assert_eq!(acked_seq(db, &till.id).await, 5);
+    }
+}

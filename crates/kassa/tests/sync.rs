@@ -1,0 +1,1136 @@
+//! Store → HQ sync under faults, with real `kassa` processes on 127.0.0.1 and each store's link
+//! to HQ running through a fault proxy: HQ down while three stores sell, SIGKILL of store and HQ
+//! in the middle of pushes and ingest, a link that cuts, drops and crawls, a store whose clock
+//! is two hours behind, a batch HQ cannot verify, and a stock count made while earlier sales
+//! were still unsynced. Every scenario ends with "every acknowledged sale is at HQ exactly once".
+//!
+//! Scenarios marked so also run on PostgreSQL when `KASSA_TEST_POSTGRES` names a server
+//! (`postgres://postgres@127.0.0.1:5432/test`); each such run creates a fresh database. Without
+//! it they are skipped with a notice, unless `CI` is set, where that is a failure.
+#![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use domain::quantity::parse_signed_milli;
+use serde_json::{Value, json};
+use sqlx::{Connection, Row};
+use test_support::chain::{Chain, ChainSpec, HqDatabase, StoreSpec, kassa_cli, spawn_chain};
+use test_support::proxy::FaultProxy;
+use test_support::{Rng, client};
+use tokio::sync::Mutex;
+
+const BREAD: &str = "9003909062415";
+const BREAD_SKU: &str = "GRO-BRD-0012";
+const TEE: &str = "CLO-TEE-0001-XS-WEI";
+/// A scale label: 1.250 kg of bananas (PLU 4011).
+const BANANAS: &str = "2104011012507";
+const BANANAS_SKU: &str = "GRO-FRU-0001";
+
+const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn kassa() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kassa"))
+}
+
+fn test_seed() -> u64 {
+    std::env::var("KASSA_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| u64::from(std::process::id()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// HQ's database: SQLite in the test's directory, or a fresh PostgreSQL database.
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A PostgreSQL database made for one test, dropped by [`HqDb::cleanup`].
+struct HqDb {
+    database: HqDatabase,
+    postgres: Option<(String, String)>,
+}
+
+impl HqDb {
+    /// Drops the PostgreSQL database (best effort; every process using it must be gone).
+    async fn cleanup(self) {
+        if let Some((admin, name)) = self.postgres {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await;
+            }
+        }
+    }
+}
+
+/// HQ's database for `backend`, or `None` when PostgreSQL is not configured (outside CI).
+async fn hq_db(backend: Backend, root: &Path, test: &str) -> Option<HqDb> {
+    match backend {
+        Backend::Sqlite => Some(HqDb {
+            database: HqDatabase::Sqlite(root.join("hq")),
+            postgres: None,
+        }),
+        Backend::Postgres => {
+            let Ok(admin) = std::env::var("KASSA_TEST_POSTGRES") else {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "KASSA_TEST_POSTGRES is not set, and CI needs the PostgreSQL variant of {test}"
+                );
+                eprintln!(
+                    "skipping the PostgreSQL variant of {test}: set KASSA_TEST_POSTGRES=postgres://user@host:port/db"
+                );
+                return None;
+            };
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let name = format!(
+                "kassa_s_{:x}{:x}{:x}",
+                nanos & 0xffff_ffff_ffff,
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            );
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to KASSA_TEST_POSTGRES: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let (path, query) = admin.split_once('?').unwrap_or((admin.as_str(), ""));
+            let (server, _) = path.rsplit_once('/').unwrap();
+            let mut url = format!("{server}/{name}");
+            if !query.is_empty() {
+                url = format!("{url}?{query}");
+            }
+            Some(HqDb {
+                database: HqDatabase::Postgres(url),
+                postgres: Some((admin, name)),
+            })
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sales.
+
+/// The basket of sale `k`: request lines and the stock each takes (sku, thousandths).
+fn basket(k: u64) -> (Vec<Value>, Vec<(&'static str, i64)>) {
+    match k % 4 {
+        0 => (
+            vec![json!({"code": BREAD, "quantity": "1"})],
+            vec![(BREAD_SKU, 1000)],
+        ),
+        1 => (
+            vec![
+                json!({"code": BREAD, "quantity": "2"}),
+                json!({"code": TEE, "quantity": "1"}),
+            ],
+            vec![(BREAD_SKU, 2000), (TEE, 1000)],
+        ),
+        2 => (
+            vec![json!({"code": BANANAS}), json!({"code": BREAD})],
+            vec![(BANANAS_SKU, 1250), (BREAD_SKU, 1000)],
+        ),
+        _ => (
+            vec![json!({"code": TEE, "quantity": "1"})],
+            vec![(TEE, 1000)],
+        ),
+    }
+}
+
+/// The request of sale `k` on `terminal`; the same every time, so a retry sends the same body.
+fn sale_body(k: u64, terminal: &str) -> Value {
+    json!({
+        "terminal": terminal,
+        "lines": basket(k).0,
+        // Generous cash: enough in EUR and in CHF.
+        "tenders": [{"kind": "cash", "amount": "500.00"}],
+    })
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &Value,
+) -> Result<(u16, Value), String> {
+    let response = http
+        .post(url)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    Ok((status, body))
+}
+
+/// What the tills were told, by sale number.
+#[derive(Debug, Default)]
+struct Book {
+    /// Sale number → (terminal, event id) of every acknowledged sale.
+    acked: BTreeMap<u64, (String, String)>,
+    /// Sales whose outcome the till never heard (the node died under it).
+    in_doubt: BTreeSet<u64>,
+}
+
+impl Book {
+    fn record(&mut self, k: u64, terminal: &str, result: Result<(u16, Value), String>) {
+        match result {
+            Ok((200 | 201, body)) => {
+                let id = body["event_id"].as_str().unwrap().to_owned();
+                assert_eq!(body["terminal"], terminal, "{body}");
+                if let Some((_, previous)) = self.acked.insert(k, (terminal.to_owned(), id.clone()))
+                {
+                    assert_eq!(previous, id, "a retry of sale {k} made a second sale");
+                }
+                self.in_doubt.remove(&k);
+            }
+            Ok((status, body)) => panic!("sale {k} refused with {status}: {body}"),
+            Err(_) => {
+                if !self.acked.contains_key(&k) {
+                    self.in_doubt.insert(k);
+                }
+            }
+        }
+    }
+
+    /// Expected stock change per sku over every acknowledged sale.
+    fn moves(&self) -> BTreeMap<String, i64> {
+        let mut moves = BTreeMap::new();
+        for k in self.acked.keys() {
+            for (sku, milli) in basket(*k).1 {
+                *moves.entry(sku.to_owned()).or_default() -= milli;
+            }
+        }
+        moves
+    }
+
+    fn event_ids(&self) -> BTreeSet<String> {
+        self.acked.values().map(|(_, id)| id.clone()).collect()
+    }
+}
+
+fn terminal_of(k: u64, terminals: &[String]) -> String {
+    terminals[usize::try_from(k).unwrap() % terminals.len()].clone()
+}
+
+async fn sell_one(
+    http: &reqwest::Client,
+    url: &str,
+    prefix: &str,
+    k: u64,
+    terminals: &[String],
+) -> (String, Result<(u16, Value), String>) {
+    let terminal = terminal_of(k, terminals);
+    let result = post(
+        http,
+        &format!("{url}/v1/sales"),
+        &format!("{prefix}-{k}"),
+        &sale_body(k, &terminal),
+    )
+    .await;
+    (terminal, result)
+}
+
+/// `clients` tills ring sales `1..=count` on `url`, spread over `terminals`; every one must be
+/// acknowledged.
+async fn sell_batch(
+    url: &str,
+    prefix: &str,
+    terminals: &[String],
+    count: u64,
+    clients: usize,
+) -> Book {
+    let http = client();
+    let next = Arc::new(AtomicU64::new(1));
+    let book = Arc::new(Mutex::new(Book::default()));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, url, prefix, terminals, next, book) = (
+            http.clone(),
+            url.to_owned(),
+            prefix.to_owned(),
+            terminals.to_vec(),
+            next.clone(),
+            book.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k > count {
+                    break;
+                }
+                let (terminal, result) = sell_one(&http, &url, &prefix, k, &terminals).await;
+                assert!(result.is_ok(), "sale {k}: {result:?}");
+                book.lock().await.record(k, &terminal, result);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    Arc::try_unwrap(book).unwrap().into_inner()
+}
+
+/// Tills ringing sales on one store until stopped or until the node stops answering.
+struct Sellers {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Sellers {
+    fn start(
+        clients: usize,
+        url: &str,
+        prefix: &str,
+        terminals: &[String],
+        next: &Arc<AtomicU64>,
+        book: &Arc<Mutex<Book>>,
+    ) -> Sellers {
+        let http = client();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (http, url, prefix, terminals, next, book, stop) = (
+                http.clone(),
+                url.to_owned(),
+                prefix.to_owned(),
+                terminals.to_vec(),
+                next.clone(),
+                book.clone(),
+                stop.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    let (terminal, result) = sell_one(&http, &url, &prefix, k, &terminals).await;
+                    let failed = result.is_err();
+                    book.lock().await.record(k, &terminal, result);
+                    if failed {
+                        break;
+                    }
+                }
+            }));
+        }
+        Sellers { stop, tasks }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+    }
+}
+
+/// Sends every in-doubt sale again with its key and body; each must now be answered.
+async fn settle_in_doubt(url: &str, prefix: &str, terminals: &[String], book: &Mutex<Book>) {
+    let http = client();
+    let doubtful: Vec<u64> = book.lock().await.in_doubt.iter().copied().collect();
+    for k in doubtful {
+        let (terminal, result) = sell_one(&http, url, prefix, k, terminals).await;
+        assert!(result.is_ok(), "retry of sale {k} failed: {result:?}");
+        book.lock().await.record(k, &terminal, result);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HQ's view.
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    let response = http.get(url).send().await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "GET {url}: {status} {body}");
+    body
+}
+
+/// Sales HQ counts for `store`, over all business days.
+async fn hq_sales(http: &reqwest::Client, hq: &str, store: &str) -> i64 {
+    let report = get_json(http, &format!("{hq}/v1/reports/sales?store={store}")).await;
+    report["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sales"].as_i64().unwrap())
+        .sum()
+}
+
+/// HQ's stock at `location`: sku → thousandths.
+async fn hq_stock(http: &reqwest::Client, hq: &str, location: &str) -> BTreeMap<String, i64> {
+    let answer = get_json(http, &format!("{hq}/v1/stock?location={location}")).await;
+    answer["stock"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["sku"].as_str().unwrap().to_owned(),
+                parse_signed_milli(l["on_hand"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn hq_parked(http: &reqwest::Client, hq: &str) -> Vec<Value> {
+    get_json(http, &format!("{hq}/v1/parked")).await["parked"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Every sale event HQ holds: (terminal, seq, event id), read from its database.
+async fn hq_sale_events(database: &HqDatabase) -> Vec<(String, i64, String)> {
+    let db = hq::db::open(&database.url()).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT terminal, seq, id FROM inbox WHERE kind = 'SaleCompleted' ORDER BY terminal, seq",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let out = rows
+        .iter()
+        .map(|r| (r.get("terminal"), r.get("seq"), r.get("id")))
+        .collect();
+    db.pool.close().await;
+    out
+}
+
+/// HQ holds exactly the acknowledged sales: each once, under its own terminal, and nothing else;
+/// and HQ's sales report counts each once. HQ must run; `heads` are the nodes' last sequences.
+async fn assert_exactly_once(
+    chain: &mut Chain,
+    http: &reqwest::Client,
+    store: &str,
+    book: &Book,
+    heads: &BTreeMap<String, u64>,
+) {
+    let hq = chain.hq_url().unwrap().to_owned();
+    let acked = book.acked.len();
+    assert_eq!(
+        hq_sales(http, &hq, store).await,
+        i64::try_from(acked).unwrap(),
+        "HQ's sales report for {store} differs from the sales acknowledged"
+    );
+    let parked = hq_parked(http, &hq).await;
+    assert!(parked.is_empty(), "HQ parked batches: {parked:?}");
+    chain.kill_hq().await.unwrap();
+    let events = hq_sale_events(&chain.hq.database).await;
+    let ids: BTreeSet<String> = events.iter().map(|(_, _, id)| id.clone()).collect();
+    assert_eq!(ids.len(), events.len(), "an event id is held twice at HQ");
+    let expected = book.event_ids();
+    let missing: Vec<_> = expected.difference(&ids).take(5).collect();
+    let extra: Vec<_> = ids.difference(&expected).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "HQ's sales differ from the acknowledged ones: missing {missing:?}…, extra {extra:?}…"
+    );
+    for (id, terminal) in book
+        .acked
+        .values()
+        .map(|(t, id)| (id, t))
+        .collect::<BTreeMap<_, _>>()
+    {
+        let held = events.iter().find(|(_, _, e)| e == id).unwrap();
+        assert_eq!(
+            &held.0, terminal,
+            "event {id} is held under another terminal"
+        );
+    }
+    for (terminal, head) in heads {
+        let held = events.iter().filter(|(t, _, _)| t == terminal).count();
+        assert_eq!(
+            u64::try_from(held).unwrap(),
+            *head,
+            "HQ holds {held} sales of {terminal}, the node has {head}"
+        );
+    }
+}
+
+fn terminals_of(chain: &Chain, store: &str) -> Vec<String> {
+    chain.store(store).unwrap().terminals.clone()
+}
+
+fn store_url(chain: &Chain, store: &str) -> String {
+    chain.store(store).unwrap().url().unwrap().to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) HQ down while three stores sell.
+
+async fn offline_stores_catch_up(backend: Backend) {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = hq_db(backend, dir.path(), "offline_stores_catch_up").await else {
+        return;
+    };
+    let mut chain = spawn_chain(
+        &kassa(),
+        dir.path(),
+        db.database.clone(),
+        ChainSpec {
+            stores: vec![
+                StoreSpec::new(
+                    "vienna-01",
+                    "Kassa Wien Mariahilf",
+                    &["vienna-01-t1", "vienna-01-t2"],
+                ),
+                StoreSpec::new("graz-01", "Kassa Graz Herrengasse", &["graz-01-t1"]),
+                StoreSpec::new("zurich-01", "Kassa Zürich HB", &["zurich-01-t1"]),
+            ],
+            hq_up: false,
+            pull_every_secs: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let http = client();
+    const PER_STORE: u64 = 1000;
+    let mut sellers = Vec::new();
+    for store in &chain.stores {
+        let (url, id, terminals) = (
+            store.url().unwrap().to_owned(),
+            store.id.clone(),
+            store.terminals.clone(),
+        );
+        sellers.push(tokio::spawn(async move {
+            let book = sell_batch(&url, &format!("a-{id}"), &terminals, PER_STORE, 3).await;
+            (id, book)
+        }));
+    }
+    let mut books = BTreeMap::new();
+    for s in sellers {
+        let (id, book) = s.await.unwrap();
+        assert_eq!(book.acked.len(), 1000, "{id}");
+        books.insert(id, book);
+    }
+    let sold_in = started.elapsed();
+    // Nothing reached HQ: it is down, and the nodes say so.
+    for store in &chain.stores {
+        assert_eq!(store.proxy.bytes_up(), 0, "{} reached HQ", store.id);
+        let status = get_json(&http, &format!("{}/v1/status", store.url().unwrap())).await;
+        assert_eq!(status["sync"]["online"], false, "{status}");
+        let unsynced: i64 = status["sync"]["outbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["unsynced"].as_i64().unwrap())
+            .sum();
+        assert_eq!(unsynced, 1000, "{}: {status}", store.id);
+    }
+
+    chain.start_hq().await.unwrap();
+    let up = Instant::now();
+    let heads = chain.wait_synced(&http, SYNC_TIMEOUT, &[]).await.unwrap();
+    let caught_up = up.elapsed();
+    assert_eq!(heads.values().sum::<u64>(), 3000, "{heads:?}");
+    let hq = chain.hq_url().unwrap().to_owned();
+    let mut total = 0;
+    for (id, book) in &books {
+        let sales = hq_sales(&http, &hq, id).await;
+        assert_eq!(sales, 1000, "HQ counts {sales} sales for {id}");
+        total += sales;
+        let stock = hq_stock(&http, &hq, id).await;
+        let expected = book.moves();
+        assert_eq!(stock, expected, "HQ stock at {id}");
+    }
+    assert_eq!(total, 3000);
+    let parked = hq_parked(&http, &hq).await;
+    assert!(parked.is_empty(), "{parked:?}");
+    // And each sale exactly once, by event id.
+    chain.kill_hq().await.unwrap();
+    let events = hq_sale_events(&chain.hq.database).await;
+    let held: BTreeSet<String> = events.iter().map(|(_, _, id)| id.clone()).collect();
+    assert_eq!(held.len(), 3000);
+    let acked: BTreeSet<String> = books.values().flat_map(Book::event_ids).collect();
+    assert_eq!(held, acked);
+    eprintln!(
+        "[{}] 3000 offline sales rung in {sold_in:?}; HQ caught up {caught_up:?} after it came back; total {:?}",
+        db.database.backend(),
+        started.elapsed()
+    );
+    drop(chain);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offline_stores_catch_up_sqlite() {
+    offline_stores_catch_up(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offline_stores_catch_up_postgres() {
+    offline_stores_catch_up(Backend::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) SIGKILL of the store during pushes and of HQ during ingest.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_of_store_and_hq_loses_and_doubles_nothing() {
+    let started = Instant::now();
+    let seed = test_seed();
+    eprintln!("sigkill test seed {seed} (set KASSA_TEST_SEED to replay)");
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = spawn_chain(
+        &kassa(),
+        dir.path(),
+        HqDatabase::Sqlite(dir.path().join("hq")),
+        ChainSpec {
+            stores: vec![StoreSpec::new(
+                "vienna-01",
+                "Kassa Wien Mariahilf",
+                &["vienna-01-t1", "vienna-01-t2"],
+            )],
+            hq_up: true,
+            pull_every_secs: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let terminals = terminals_of(&chain, "vienna-01");
+    let book = Arc::new(Mutex::new(Book::default()));
+    let next = Arc::new(AtomicU64::new(1));
+    let (mut store_kills, mut hq_kills) = (0, 0);
+    let rounds = 8;
+    for round in 0..rounds {
+        chain.start_hq().await.unwrap();
+        chain.start_store(0).await.unwrap();
+        let url = store_url(&chain, "vienna-01");
+        settle_in_doubt(&url, "b", &terminals, &book).await;
+        let sellers = Sellers::start(3, &url, "b", &terminals, &next, &book);
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(451))).await;
+        // Alternate: the store mid-push, HQ mid-ingest, both at once.
+        match round % 3 {
+            0 => {
+                chain.kill_store(0).await.unwrap();
+                store_kills += 1;
+            }
+            1 => {
+                chain.kill_hq().await.unwrap();
+                hq_kills += 1;
+                // Sales go on while HQ is gone.
+                tokio::time::sleep(Duration::from_millis(50 + rng.below(451))).await;
+            }
+            _ => {
+                chain.kill_hq().await.unwrap();
+                chain.kill_store(0).await.unwrap();
+                store_kills += 1;
+                hq_kills += 1;
+            }
+        }
+        sellers.stop().await;
+    }
+    chain.start_hq().await.unwrap();
+    chain.start_store(0).await.unwrap();
+    let url = store_url(&chain, "vienna-01");
+    settle_in_doubt(&url, "b", &terminals, &book).await;
+    let heads = chain.wait_synced(&http, SYNC_TIMEOUT, &[]).await.unwrap();
+    let book = Arc::try_unwrap(book).unwrap().into_inner();
+    assert!(book.in_doubt.is_empty(), "{:?}", book.in_doubt);
+    assert_eq!(
+        heads.values().sum::<u64>(),
+        u64::try_from(book.acked.len()).unwrap(),
+        "the node holds other sales than those acknowledged: {heads:?}"
+    );
+    assert!(book.acked.len() > 50, "too few sales: {}", book.acked.len());
+    let proxy_bytes = chain.stores[0].proxy.bytes_up();
+    assert_exactly_once(&mut chain, &http, "vienna-01", &book, &heads).await;
+    eprintln!(
+        "sigkill: {} sales, {store_kills} store kills, {hq_kills} HQ kills, {proxy_bytes} bytes pushed, {:?}",
+        book.acked.len(),
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) A bad link: cut mid-batch, random drops, latency and a narrow pipe.
+
+/// Lets a fault phase run for `phase`, and on (up to 15 s in all) until `happened`.
+async fn faulty_phase(phase: Duration, happened: impl Fn() -> bool) {
+    let started = Instant::now();
+    tokio::time::sleep(phase).await;
+    while !happened() && started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn link_faults_keep_sync_exactly_once() {
+    let started = Instant::now();
+    let seed = test_seed();
+    eprintln!("link fault test seed {seed} (set KASSA_TEST_SEED to replay)");
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = spawn_chain(
+        &kassa(),
+        dir.path(),
+        HqDatabase::Sqlite(dir.path().join("hq")),
+        ChainSpec {
+            stores: vec![StoreSpec::new(
+                "graz-01",
+                "Kassa Graz Herrengasse",
+                &["graz-01-t1", "graz-01-t2"],
+            )],
+            hq_up: true,
+            pull_every_secs: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let terminals = terminals_of(&chain, "graz-01");
+    let url = store_url(&chain, "graz-01");
+    let book = Arc::new(Mutex::new(Book::default()));
+    let next = Arc::new(AtomicU64::new(1));
+    let phase = Duration::from_secs(3);
+
+    // 1. Connections are cut once they have carried N bytes upstream (N drawn per window from
+    //    300 B to 30 kB: in headers, mid-body of a batch, or after it), with clear windows
+    //    between so the backlog drains and the node's backoff starts over.
+    let mut rng = Rng::new(seed);
+    let sellers = Sellers::start(2, &url, "c", &terminals, &next, &book);
+    for _ in 0..4 {
+        chain.stores[0]
+            .proxy
+            .cut_after_bytes(Some(300 + rng.below(29_700)));
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        chain.stores[0].proxy.cut_after_bytes(None);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    chain.stores[0].proxy.cut_after_bytes(Some(3_000));
+    faulty_phase(Duration::ZERO, || chain.stores[0].proxy.cuts() > 0).await;
+    sellers.stop().await;
+    let cut_cuts = chain.stores[0].proxy.cuts();
+    chain.stores[0].proxy.cut_after_bytes(None);
+
+    // 2. Random drops: each chunk either way is lost with the connection, 1 in 10.
+    chain.stores[0].proxy.set_drop_probability(0.1, seed);
+    let sellers = Sellers::start(2, &url, "c", &terminals, &next, &book);
+    faulty_phase(phase, || chain.stores[0].proxy.cuts() > cut_cuts).await;
+    sellers.stop().await;
+    let drop_cuts = chain.stores[0].proxy.cuts() - cut_cuts;
+    chain.stores[0].proxy.set_drop_probability(0.0, 0);
+
+    // 3. A slow, narrow link: 40 ms per chunk and 16 kB/s each way.
+    chain.stores[0].proxy.set_delay(Duration::from_millis(40));
+    chain.stores[0].proxy.set_bandwidth(Some(16_000));
+    let sellers = Sellers::start(2, &url, "c", &terminals, &next, &book);
+    tokio::time::sleep(phase).await;
+    sellers.stop().await;
+
+    // 4. All three at once, lighter.
+    chain.stores[0].proxy.set_delay(Duration::from_millis(10));
+    chain.stores[0].proxy.cut_after_bytes(Some(20_000));
+    chain.stores[0]
+        .proxy
+        .set_drop_probability(0.02, seed ^ 0x5eed);
+    let sellers = Sellers::start(2, &url, "c", &terminals, &next, &book);
+    tokio::time::sleep(phase).await;
+    sellers.stop().await;
+
+    chain.stores[0].proxy.clear_faults();
+    let heads = chain.wait_synced(&http, SYNC_TIMEOUT, &[]).await.unwrap();
+    let book = Arc::try_unwrap(book).unwrap().into_inner();
+    assert!(book.in_doubt.is_empty(), "{:?}", book.in_doubt);
+    assert!(book.acked.len() > 50, "too few sales: {}", book.acked.len());
+    assert!(cut_cuts > 0, "cut_after_bytes never cut a push");
+    assert!(drop_cuts > 0, "random drops never dropped a connection");
+    let hq = chain.hq_url().unwrap().to_owned();
+    assert_eq!(hq_stock(&http, &hq, "graz-01").await, book.moves());
+    let (up, down, cuts) = (
+        chain.stores[0].proxy.bytes_up(),
+        chain.stores[0].proxy.bytes_down(),
+        chain.stores[0].proxy.cuts(),
+    );
+    assert_exactly_once(&mut chain, &http, "graz-01", &book, &heads).await;
+    eprintln!(
+        "link faults: {} sales; {cut_cuts} cuts mid-body, {drop_cuts} random drops, {cuts} cuts in all; {up} bytes up, {down} down; {:?}",
+        book.acked.len(),
+        started.elapsed()
+    );
+}
+
+// A store whose clock is two hours behind: built in-process (the CLI has no flag for the clock)
+// and syncing with a real HQ process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_two_hours_behind_still_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = spawn_chain(
+        &kassa(),
+        dir.path(),
+        HqDatabase::Sqlite(dir.path().join("hq")),
+        ChainSpec {
+            stores: vec![],
+            hq_up: true,
+            pull_every_secs: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let hq = chain.hq_url().unwrap().to_owned();
+    let mut hq_args = vec!["hq".to_owned()];
+    hq_args.extend(chain.hq.database.cli_args());
+    let cli = |args: &[&str]| {
+        let mut all = hq_args.clone();
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        all
+    };
+    let token = kassa_cli(
+        &kassa(),
+        &cli(&[
+            "store",
+            "add",
+            "--id",
+            "zurich-01",
+            "--name",
+            "Kassa Zürich HB",
+        ]),
+    )
+    .await
+    .unwrap()
+    .trim()
+    .to_owned();
+    let data = dir.path().join("zurich-01");
+    let store_id = domain::StoreId::parse("zurich-01").unwrap();
+    let terminal = domain::TerminalId::parse("zurich-01-t1").unwrap();
+    let keys = store::provision(&data, &store_id, std::slice::from_ref(&terminal))
+        .await
+        .unwrap();
+    store::seed(&data, &test_support::demo_seed().unwrap())
+        .await
+        .unwrap();
+    let key = hex::encode(keys[0].1);
+    kassa_cli(
+        &kassa(),
+        &cli(&[
+            "terminal",
+            "add",
+            "--store",
+            "zurich-01",
+            "--id",
+            "zurich-01-t1",
+            "--public-key",
+            &key,
+        ]),
+    )
+    .await
+    .unwrap();
+    let proxy = FaultProxy::start(hq.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap();
+    const OFFSET_MS: i64 = -2 * 3600 * 1000;
+    let app = store::App::build(
+        &store::Settings {
+            data_dir: data,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            sync: Some(store::sync::SyncSettings {
+                hq_url: proxy.url(),
+                token,
+                pull_every: Duration::from_secs(1),
+            }),
+        },
+        Arc::new(store::clock::OffsetClock(OFFSET_MS)),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}", app.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    let day = |ms: i64| hq::ingest::business_day(ms, "Europe/Zurich");
+    let before = day(jiff::Timestamp::now().as_millisecond() + OFFSET_MS);
+    let terminals = vec!["zurich-01-t1".to_owned()];
+    let book = sell_batch(&url, "clock", &terminals, 40, 2).await;
+    let after = day(jiff::Timestamp::now().as_millisecond() + OFFSET_MS);
+    let http = client();
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    loop {
+        let acked = chain.hq_acked(&http).await.unwrap();
+        if acked.get("zurich-01-t1") == Some(&40) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "HQ holds {acked:?}, not 40");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(hq_sales(&http, &hq, "zurich-01").await, 40);
+    // The sales count on the business day of the store's own (slow) clock.
+    let report = get_json(&http, &format!("{hq}/v1/reports/sales?store=zurich-01")).await;
+    for d in report["days"].as_array().unwrap() {
+        let d = d["day"].as_str().unwrap();
+        assert!(
+            d == before || d == after,
+            "sales booked on {d}, expected {before}"
+        );
+    }
+    assert_eq!(hq_stock(&http, &hq, "zurich-01").await, book.moves());
+    let status = get_json(&http, &format!("{url}/v1/status")).await;
+    assert_eq!(status["sync"]["outbox"][0]["state"], "ok", "{status}");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let heads = BTreeMap::from([("zurich-01-t1".to_owned(), 40)]);
+    assert_exactly_once(&mut chain, &http, "zurich-01", &book, &heads).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (d) A batch HQ cannot verify is parked; the other terminal keeps flowing.
+
+async fn unverifiable_batches_are_parked(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = hq_db(backend, dir.path(), "unverifiable_batches_are_parked").await else {
+        return;
+    };
+    // HQ knows t2 by t1's key: every batch of t2 fails signature verification.
+    let mut chain = spawn_chain(
+        &kassa(),
+        dir.path(),
+        db.database.clone(),
+        ChainSpec {
+            stores: vec![
+                StoreSpec::new(
+                    "vienna-01",
+                    "Kassa Wien Mariahilf",
+                    &["vienna-01-t1", "vienna-01-t2"],
+                )
+                .with_hq_key_of("vienna-01-t2", "vienna-01-t1"),
+            ],
+            hq_up: true,
+            pull_every_secs: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let url = store_url(&chain, "vienna-01");
+    let hq = chain.hq_url().unwrap().to_owned();
+    let both = terminals_of(&chain, "vienna-01");
+    let first = sell_batch(&url, "d1", &both, 30, 2).await;
+    // The refusal shows at HQ (parked, with the reason) and in the node's status.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (parked, outbox) = loop {
+        let parked = hq_parked(&http, &hq).await;
+        let status = get_json(&http, &format!("{url}/v1/status")).await;
+        let outbox = status["sync"]["outbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["terminal"] == "vienna-01-t2")
+            .unwrap()
+            .clone();
+        if !parked.is_empty() && outbox["state"] == "rejected" {
+            break (parked, outbox);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no refusal seen: parked {parked:?}, node {outbox}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for p in &parked {
+        assert_eq!(p["terminal"], "vienna-01-t2", "{p}");
+        assert_eq!(p["store"], "vienna-01", "{p}");
+        assert_eq!(p["code"], "batch_rejected", "{p}");
+        assert_eq!(p["from_seq"], 1, "{p}");
+        let reason = p["reason"].as_str().unwrap();
+        assert!(reason.contains("signature"), "parked reason: {reason}");
+    }
+    let reason = outbox["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("signature"),
+        "node's reason for t2: {outbox}"
+    );
+    assert_eq!(outbox["acked_seq"], 0, "{outbox}");
+
+    // t1 goes on: its earlier and later sales all reach HQ.
+    let t1 = vec!["vienna-01-t1".to_owned()];
+    let second = sell_batch(&url, "d2", &t1, 20, 2).await;
+    let heads = chain
+        .wait_synced(&http, SYNC_TIMEOUT, &["vienna-01-t2"])
+        .await
+        .unwrap();
+    let t1_sales = first
+        .acked
+        .values()
+        .filter(|(t, _)| t == "vienna-01-t1")
+        .count()
+        + second.acked.len();
+    assert_eq!(heads["vienna-01-t1"], u64::try_from(t1_sales).unwrap());
+    assert_eq!(heads["vienna-01-t2"], 15);
+    let acked = chain.hq_acked(&http).await.unwrap();
+    assert_eq!(acked["vienna-01-t2"], 0, "HQ took t2's events: {acked:?}");
+    assert_eq!(
+        hq_sales(&http, &hq, "vienna-01").await,
+        i64::try_from(t1_sales).unwrap()
+    );
+    let metrics = http
+        .get(format!("{hq}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("kassa_hq_parked_batches ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    chain.kill_hq().await.unwrap();
+    let events = hq_sale_events(&chain.hq.database).await;
+    assert!(events.iter().all(|(t, _, _)| t == "vienna-01-t1"));
+    let mut expected: BTreeSet<String> = first
+        .acked
+        .values()
+        .filter(|(t, _)| t == "vienna-01-t1")
+        .map(|(_, id)| id.clone())
+        .collect();
+    expected.extend(second.event_ids());
+    let held: BTreeSet<String> = events.into_iter().map(|(_, _, id)| id).collect();
+    assert_eq!(held, expected);
+    drop(chain);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unverifiable_batches_are_parked_sqlite() {
+    unverifiable_batches_are_parked(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unverifiable_batches_are_parked_postgres() {
+    unverifiable_batches_are_parked(Backend::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (e) A stock count made while earlier sales were still unsynced.
+
+async fn count_after_unsynced_sales(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = hq_db(backend, dir.path(), "count_after_unsynced_sales").await else {
+        return;
+    };
+    let mut chain = spawn_chain(
+        &kassa(),
+        dir.path(),
+        db.database.clone(),
+        ChainSpec {
+            stores: vec![StoreSpec::new(
+                "vienna-01",
+                "Kassa Wien Mariahilf",
+                &["vienna-01-t1", "vienna-01-t2"],
+            )],
+            hq_up: false,
+            pull_every_secs: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let url = store_url(&chain, "vienna-01");
+    // Bread: sold on t1, counted on t2, so at HQ the count (pushed after all of t1) arrives
+    // after the later sale. Tee: sold and counted on t1, in order.
+    let plan = [
+        (BREAD, BREAD_SKU, "vienna-01-t2"),
+        (TEE, TEE, "vienna-01-t1"),
+    ];
+    let sale = |code: &str, quantity: &str| {
+        json!({
+            "terminal": "vienna-01-t1",
+            "lines": [{"code": code, "quantity": quantity}],
+            "tenders": [{"kind": "cash", "amount": "50.00"}],
+        })
+    };
+    let mut step = 0;
+    let mut write = async |path: &str, body: Value| {
+        step += 1;
+        let (status, answer) = post(&http, &format!("{url}{path}"), &format!("e-{step}"), &body)
+            .await
+            .unwrap();
+        assert!(
+            status == 200 || status == 201,
+            "{path} {body}: {status} {answer}"
+        );
+    };
+    for (code, _, _) in plan {
+        write("/v1/sales", sale(code, "3")).await;
+    }
+    for (_, sku, counter) in plan {
+        write(
+            "/v1/stock/counts",
+            json!({"terminal": counter, "sku": sku, "counted": "10"}),
+        )
+        .await;
+    }
+    for (code, _, _) in plan {
+        write("/v1/sales", sale(code, "2")).await;
+    }
+    let on_hand_at_node = async |sku: &str| {
+        let local = get_json(&http, &format!("{url}/v1/stock/{sku}")).await;
+        parse_signed_milli(local["on_hand"].as_str().unwrap()).unwrap()
+    };
+    for (_, sku, _) in plan {
+        assert_eq!(on_hand_at_node(sku).await, 8000, "{sku} at the node");
+    }
+
+    chain.start_hq().await.unwrap();
+    let synced_at = jiff::Timestamp::now().as_millisecond();
+    let heads = chain.wait_synced(&http, SYNC_TIMEOUT, &[]).await.unwrap();
+    assert_eq!(heads["vienna-01-t1"], 5);
+    assert_eq!(heads["vienna-01-t2"], 1);
+    let hq = chain.hq_url().unwrap().to_owned();
+    let stock = hq_stock(&http, &hq, "vienna-01").await;
+    for (_, sku, _) in plan {
+        assert_eq!(
+            stock.get(sku).copied(),
+            Some(8000),
+            "HQ's stock of {sku} after the count: {stock:?}"
+        );
+    }
+    // The node's figures agree after its next pull.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = get_json(&http, &format!("{url}/v1/status")).await;
+        if status["sync"]["last_pull_ms"]
+            .as_i64()
+            .is_some_and(|t| t > synced_at)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no pull since sync: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (_, sku, _) in plan {
+        assert_eq!(on_hand_at_node(sku).await, 8000, "{sku} at the node");
+    }
+    drop(chain);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn count_after_unsynced_sales_sqlite() {
+    count_after_unsynced_sales(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn count_after_unsynced_sales_postgres() {
+    count_after_unsynced_sales(Backend::Postgres).await;
+}
