@@ -57,13 +57,26 @@ pub struct StockBook {
 }
 
 impl StockBook {
-    /// Applies an event's stock movements.
+    /// Applies an event's stock movements; several movements of one SKU in one event (two lines
+    /// of the same item) are summed first, so applying the event again changes nothing.
     pub fn apply(&mut self, event: &Event) {
+        let mut moves: BTreeMap<(StoreId, Sku), i64> = BTreeMap::new();
         for movement in stock_movements(event) {
+            let key = (movement.location, movement.sku);
+            match movement.effect {
+                StockEffect::Move(delta) => *moves.entry(key).or_default() += delta,
+                count @ StockEffect::Count(_) => self
+                    .positions
+                    .entry(key)
+                    .or_default()
+                    .apply((event.meta.hlc, event.meta.id), &count),
+            }
+        }
+        for (key, delta) in moves {
             self.positions
-                .entry((movement.location, movement.sku))
+                .entry(key)
                 .or_default()
-                .apply((event.meta.hlc, event.meta.id), &movement.effect);
+                .apply((event.meta.hlc, event.meta.id), &StockEffect::Move(delta));
         }
     }
 

@@ -281,7 +281,8 @@ async fn apply_all(
     }
     let mut zones: BTreeMap<String, String> = BTreeMap::new();
     let mut days: BTreeMap<(String, String, String), [i64; 7]> = BTreeMap::new();
-    let mut moves: Vec<(StockKey, StockClock, i64)> = Vec::new();
+    // Movements summed per level and event: one sale may have several lines of one SKU.
+    let mut moves: BTreeMap<(StockKey, StockClock), i64> = BTreeMap::new();
     let mut counts: BTreeMap<StockKey, (StockClock, i64)> = BTreeMap::new();
     for event in events {
         let store = event.meta.store.as_str();
@@ -346,7 +347,9 @@ async fn apply_all(
         for movement in stock_movements(event) {
             let key = (movement.location.to_string(), movement.sku.to_string());
             match movement.effect {
-                StockEffect::Move(delta) => moves.push((key, clock.clone(), delta)),
+                StockEffect::Move(delta) => {
+                    *moves.entry((key, clock.clone())).or_default() += delta
+                }
                 StockEffect::Count(counted) => {
                     let newer = counts.get(&key).is_none_or(|(c, _)| clock > *c);
                     if newer {
@@ -379,8 +382,8 @@ async fn apply_all(
         .await?;
     }
     let keys: BTreeSet<StockKey> = moves
-        .iter()
-        .map(|m| m.0.clone())
+        .keys()
+        .map(|(key, _)| key.clone())
         .chain(counts.keys().cloned())
         .collect();
     if keys.is_empty() {
@@ -404,7 +407,7 @@ async fn apply_all(
     .await?;
     let move_rows: Vec<Vec<Arg>> = moves
         .iter()
-        .map(|((l, s), (w, c, id), d)| {
+        .map(|(((l, s), (w, c, id)), d)| {
             vec![
                 Arg::Text(l.clone()),
                 Arg::Text(s.clone()),
@@ -452,7 +455,7 @@ async fn apply_all(
         }
     }
     let mut deltas: BTreeMap<&StockKey, i64> = BTreeMap::new();
-    for (key, clock, delta) in &moves {
+    for ((key, clock), delta) in &moves {
         if counts.get(key).is_some_and(|(c, _)| {
             latest
                 .get(key)

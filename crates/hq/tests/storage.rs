@@ -154,8 +154,12 @@ scenarios! {
         sales_are_summed_per_store_and_business_day,
         reference_data_is_published_as_versioned_changes,
         stock_snapshots_carry_the_acknowledged_sequences,
+        a_sale_of_one_sku_on_two_lines_moves_both_in_any_order,
     ],
-    postgres_only: [concurrent_pushes_of_one_batch_apply_it_once],
+    postgres_only: [
+        concurrent_pushes_of_one_batch_apply_it_once,
+        concurrent_counts_and_movements_agree_with_the_fold,
+    ],
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1121,5 +1125,95 @@ async fn concurrent_pushes_of_one_batch_apply_it_once(db: &Db) {
             "round {round}"
         );
         assert_eq!(acked_seq(db, &till.id).await, 5);
+    }
+}
+
+/// 5b. A sale with two lines of one SKU (two scale labels of one weighed item): both lines leave
+/// stock, whether the earlier count arrives before or after the sale.
+async fn a_sale_of_one_sku_on_two_lines_moves_both_in_any_order(db: &Db) {
+    let at = domain::presets::jurisdiction("AT").unwrap();
+    let line = LineInput {
+        sku: sku("APPLES"),
+        name: "Äpfel lose".into(),
+        unit_price: Money::from_minor(299, Currency::EUR),
+        quantity: Quantity::from_milli(1_000).unwrap(),
+        unit: UnitOfSale::Each,
+        tax_category: TaxCategory::parse("reduced").unwrap(),
+        discount: None,
+        fixed_amount: None,
+    };
+    let cart = price_cart(
+        &at,
+        &[line.clone(), line],
+        None,
+        Timestamp::from_millis(WALL),
+    )
+    .unwrap();
+    let tenders = vec![Tender {
+        kind: TenderKind::Card,
+        amount: cart.total,
+        reference: None,
+    }];
+    let settlement = settle(&cart, &tenders, None).unwrap();
+    let body = EventBody::SaleCompleted(SaleCompleted {
+        receipt: "r1".into(),
+        cashier: None,
+        cart,
+        tenders,
+        settlement,
+    });
+    for (n, count_first) in [(0_u16, true), (1, false)] {
+        let store = format!("lines-{n}");
+        let seller = Till::new(&store, &format!("{store}-t1"), 60 + 2 * n);
+        let counter = Till::new(&store, &format!("{store}-t2"), 61 + 2 * n);
+        seller.register(db).await;
+        counter.register(db).await;
+        let sold = seller.chain(vec![(WALL + 2_000, body.clone())]);
+        let count = counter.chain(vec![(WALL + 1_000, counted("APPLES", 10_000))]);
+        if count_first {
+            counter.push(db, &count).await.unwrap();
+            seller.push(db, &sold).await.unwrap();
+        } else {
+            seller.push(db, &sold).await.unwrap();
+            assert_eq!(
+                on_hand(db, &store, "APPLES").await,
+                Some(-2_000),
+                "sale alone"
+            );
+            counter.push(db, &count).await.unwrap();
+        }
+        // Counted 10, then two lines of 1 sold after the count.
+        assert_eq!(
+            on_hand(db, &store, "APPLES").await,
+            Some(8_000),
+            "count {} the sale",
+            if count_first { "before" } else { "after" }
+        );
+    }
+}
+
+/// 9b. Two terminals of one store pushing at once, one a count, the other movements around it:
+/// the level ends as the order-free fold says.
+async fn concurrent_counts_and_movements_agree_with_the_fold(db: &Db) {
+    for round in 0..8_u16 {
+        let store = format!("race-count-{round}");
+        let mover = Till::new(&store, &format!("{store}-t1"), 80 + 2 * round);
+        let counter = Till::new(&store, &format!("{store}-t2"), 81 + 2 * round);
+        mover.register(db).await;
+        counter.register(db).await;
+        let moves = mover.chain(
+            (1..=6)
+                .map(|i| (WALL + 100 * i, adjusted("S", 1_000 * i)))
+                .collect(),
+        );
+        let count = counter.chain(vec![(WALL + 350, counted("S", 500))]);
+        let (a, b) = tokio::join!(mover.push(db, &moves), counter.push(db, &count));
+        assert_eq!((a.unwrap().acked_seq, b.unwrap().acked_seq), (6, 1));
+        // Counted 0.5 at 350; the movements at 400, 500 and 600 come after it.
+        assert_eq!(
+            on_hand(db, &store, "S").await,
+            Some(500 + 4_000 + 5_000 + 6_000),
+            "round {round}"
+        );
     }
 }
