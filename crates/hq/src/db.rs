@@ -100,7 +100,7 @@ pub async fn open(url: &str) -> Result<Db, DbError> {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
                     conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;",
                     )
                     .await?;
                 }
