@@ -219,7 +219,11 @@ async fn ingest_rate(
         "  ({url_kind}: decompressing, decoding and verifying {:.0} events/s; storing and applying {:.0} events/s)",
         events as f64 / verifying.as_secs_f64(),
         events as f64 / (started.elapsed() - verifying).as_secs_f64(),
-        url_kind = if url.starts_with("sqlite") { "SQLite" } else { "PostgreSQL" },
+        url_kind = if url.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        },
     );
     // The raw limit: the same number of rows of the same size, inserted in transactions of the
     // same size, into a plain table of the same database.
