@@ -142,6 +142,7 @@ pub async fn ingest(
         .collect();
     let inserted = insert_many(
         &mut tx,
+        db.backend,
         "INSERT INTO inbox (terminal, seq, id, kind, body, prev_hash, hash, hlc_wall, hlc_counter, received_ms, applied) VALUES",
         "ON CONFLICT DO NOTHING",
         rows,
@@ -400,6 +401,7 @@ async fn apply_all(
     }
     insert_many(
         tx,
+        backend,
         "INSERT INTO stock_levels (location, sku, on_hand) VALUES",
         "ON CONFLICT DO NOTHING",
         ensure,
@@ -420,6 +422,7 @@ async fn apply_all(
         .collect();
     insert_many(
         tx,
+        backend,
         "INSERT INTO stock_moves (location, sku, hlc_wall, hlc_counter, event_id, delta) VALUES",
         "ON CONFLICT DO NOTHING",
         move_rows,

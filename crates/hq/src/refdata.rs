@@ -73,6 +73,7 @@ pub async fn publish(db: &Db, seed: &SeedDto) -> Result<i64, PublishError> {
     changed += upserts.len();
     insert_many(
         &mut tx,
+        db.backend,
         "INSERT INTO ref_entities (kind, key, version, payload) VALUES",
         "ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
         upserts,

@@ -1,12 +1,16 @@
 //! Store → HQ sync under faults, with real `kassa` processes on 127.0.0.1 and each store's link
 //! to HQ running through a fault proxy: HQ down while three stores sell, SIGKILL of store and HQ
 //! in the middle of pushes and ingest, a link that cuts, drops and crawls, a store whose clock
-//! is two hours behind, a batch HQ cannot verify, and a stock count made while earlier sales
-//! were still unsynced. Every scenario ends with "every acknowledged sale is at HQ exactly once".
+//! is two hours behind, a batch HQ cannot verify, a stock count made while earlier sales were
+//! still unsynced, and two HQ processes serving one PostgreSQL database while the stores move
+//! between them and one dies. Every scenario ends with "every acknowledged sale is at HQ
+//! exactly once".
 //!
-//! Scenarios marked so also run on PostgreSQL when `KASSA_TEST_POSTGRES` names a server
+//! Every scenario runs on SQLite (`_sqlite`) and on PostgreSQL (`_postgres`) — the one with two
+//! HQ processes on PostgreSQL only — when `KASSA_TEST_POSTGRES` names a server
 //! (`postgres://postgres@127.0.0.1:5432/test`); each such run creates a fresh database. Without
-//! it they are skipped with a notice, unless `CI` is set, where that is a failure.
+//! it the PostgreSQL variants are skipped with a notice, unless `CI` is set, where that is a
+//! failure.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +22,9 @@ use std::time::{Duration, Instant};
 use domain::quantity::parse_signed_milli;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
-use test_support::chain::{Chain, ChainSpec, HqDatabase, StoreSpec, kassa_cli, spawn_chain};
+use test_support::chain::{
+    Chain, ChainSpec, HqDatabase, StoreSpec, addr_of, kassa_cli, spawn_chain,
+};
 use test_support::proxy::FaultProxy;
 use test_support::{Rng, client};
 use tokio::sync::Mutex;
@@ -421,35 +427,47 @@ async fn assert_exactly_once(
     book: &Book,
     heads: &BTreeMap<String, u64>,
 ) {
+    assert_all_exactly_once(chain, http, &[(store, book)], heads).await;
+}
+
+/// [`assert_exactly_once`] over several stores, each with its own book.
+async fn assert_all_exactly_once(
+    chain: &mut Chain,
+    http: &reqwest::Client,
+    books: &[(&str, &Book)],
+    heads: &BTreeMap<String, u64>,
+) {
     let hq = chain.hq_url().unwrap().to_owned();
-    let acked = book.acked.len();
-    assert_eq!(
-        hq_sales(http, &hq, store).await,
-        i64::try_from(acked).unwrap(),
-        "HQ's sales report for {store} differs from the sales acknowledged"
-    );
+    for (store, book) in books {
+        let acked = book.acked.len();
+        assert_eq!(
+            hq_sales(http, &hq, store).await,
+            i64::try_from(acked).unwrap(),
+            "HQ's sales report for {store} differs from the sales acknowledged"
+        );
+    }
     let parked = hq_parked(http, &hq).await;
     assert!(parked.is_empty(), "HQ parked batches: {parked:?}");
     chain.kill_hq().await.unwrap();
     let events = hq_sale_events(&chain.hq.database).await;
     let ids: BTreeSet<String> = events.iter().map(|(_, _, id)| id.clone()).collect();
     assert_eq!(ids.len(), events.len(), "an event id is held twice at HQ");
-    let expected = book.event_ids();
+    let expected: BTreeSet<String> = books.iter().flat_map(|(_, b)| b.event_ids()).collect();
     let missing: Vec<_> = expected.difference(&ids).take(5).collect();
     let extra: Vec<_> = ids.difference(&expected).take(5).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
         "HQ's sales differ from the acknowledged ones: missing {missing:?}…, extra {extra:?}…"
     );
-    for (id, terminal) in book
-        .acked
-        .values()
+    let by_id: BTreeMap<&String, &String> = events.iter().map(|(t, _, id)| (id, t)).collect();
+    for (id, terminal) in books
+        .iter()
+        .flat_map(|(_, b)| b.acked.values())
         .map(|(t, id)| (id, t))
         .collect::<BTreeMap<_, _>>()
     {
-        let held = events.iter().find(|(_, _, e)| e == id).unwrap();
         assert_eq!(
-            &held.0, terminal,
+            by_id[id], terminal,
             "event {id} is held under another terminal"
         );
     }
@@ -582,17 +600,28 @@ async fn offline_stores_catch_up_postgres() {
 // ---------------------------------------------------------------------------------------------
 // (b) SIGKILL of the store during pushes and of HQ during ingest.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_of_store_and_hq_loses_and_doubles_nothing() {
+async fn sigkill_of_store_and_hq_loses_and_doubles_nothing(backend: Backend) {
     let started = Instant::now();
     let seed = test_seed();
-    eprintln!("sigkill test seed {seed} (set KASSA_TEST_SEED to replay)");
-    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
+    let Some(db) = hq_db(
+        backend,
+        dir.path(),
+        "sigkill_of_store_and_hq_loses_and_doubles_nothing",
+    )
+    .await
+    else {
+        return;
+    };
+    eprintln!(
+        "[{}] sigkill test seed {seed} (set KASSA_TEST_SEED to replay)",
+        db.database.backend()
+    );
+    let mut rng = Rng::new(seed);
     let mut chain = spawn_chain(
         &kassa(),
         dir.path(),
-        HqDatabase::Sqlite(dir.path().join("hq")),
+        db.database.clone(),
         ChainSpec {
             stores: vec![StoreSpec::new(
                 "vienna-01",
@@ -653,12 +682,26 @@ async fn sigkill_of_store_and_hq_loses_and_doubles_nothing() {
     );
     assert!(book.acked.len() > 50, "too few sales: {}", book.acked.len());
     let proxy_bytes = chain.stores[0].proxy.bytes_up();
+    assert!(store_kills >= 3 && hq_kills >= 3, "too few kills");
     assert_exactly_once(&mut chain, &http, "vienna-01", &book, &heads).await;
     eprintln!(
-        "sigkill: {} sales, {store_kills} store kills, {hq_kills} HQ kills, {proxy_bytes} bytes pushed, {:?}",
+        "[{}] sigkill: {} sales, {store_kills} store kills, {hq_kills} HQ kills, {proxy_bytes} bytes pushed, {:?}",
+        db.database.backend(),
         book.acked.len(),
         started.elapsed()
     );
+    drop(chain);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_of_store_and_hq_loses_and_doubles_nothing_sqlite() {
+    sigkill_of_store_and_hq_loses_and_doubles_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_of_store_and_hq_loses_and_doubles_nothing_postgres() {
+    sigkill_of_store_and_hq_loses_and_doubles_nothing(Backend::Postgres).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -673,16 +716,21 @@ async fn faulty_phase(phase: Duration, happened: impl Fn() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn link_faults_keep_sync_exactly_once() {
+async fn link_faults_keep_sync_exactly_once(backend: Backend) {
     let started = Instant::now();
     let seed = test_seed();
-    eprintln!("link fault test seed {seed} (set KASSA_TEST_SEED to replay)");
     let dir = tempfile::tempdir().unwrap();
+    let Some(db) = hq_db(backend, dir.path(), "link_faults_keep_sync_exactly_once").await else {
+        return;
+    };
+    eprintln!(
+        "[{}] link fault test seed {seed} (set KASSA_TEST_SEED to replay)",
+        db.database.backend()
+    );
     let mut chain = spawn_chain(
         &kassa(),
         dir.path(),
-        HqDatabase::Sqlite(dir.path().join("hq")),
+        db.database.clone(),
         ChainSpec {
             stores: vec![StoreSpec::new(
                 "graz-01",
@@ -762,21 +810,36 @@ async fn link_faults_keep_sync_exactly_once() {
     );
     assert_exactly_once(&mut chain, &http, "graz-01", &book, &heads).await;
     eprintln!(
-        "link faults: {} sales; {cut_cuts} cuts mid-body, {drop_cuts} random drops, {cuts} cuts in all; {up} bytes up, {down} down; {:?}",
+        "[{}] link faults: {} sales; {cut_cuts} cuts mid-body, {drop_cuts} random drops, {cuts} cuts in all; {up} bytes up, {down} down; {:?}",
+        db.database.backend(),
         book.acked.len(),
         started.elapsed()
     );
+    drop(chain);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn link_faults_keep_sync_exactly_once_sqlite() {
+    link_faults_keep_sync_exactly_once(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn link_faults_keep_sync_exactly_once_postgres() {
+    link_faults_keep_sync_exactly_once(Backend::Postgres).await;
 }
 
 // A store whose clock is two hours behind: built in-process (the CLI has no flag for the clock)
 // and syncing with a real HQ process.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_store_two_hours_behind_still_syncs() {
+async fn a_store_two_hours_behind_still_syncs(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
+    let Some(db) = hq_db(backend, dir.path(), "a_store_two_hours_behind_still_syncs").await else {
+        return;
+    };
     let mut chain = spawn_chain(
         &kassa(),
         dir.path(),
-        HqDatabase::Sqlite(dir.path().join("hq")),
+        db.database.clone(),
         ChainSpec {
             stores: vec![],
             hq_up: true,
@@ -888,6 +951,18 @@ async fn a_store_two_hours_behind_still_syncs() {
     server.await.unwrap().unwrap();
     let heads = BTreeMap::from([("zurich-01-t1".to_owned(), 40)]);
     assert_exactly_once(&mut chain, &http, "zurich-01", &book, &heads).await;
+    drop(chain);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_two_hours_behind_still_syncs_sqlite() {
+    a_store_two_hours_behind_still_syncs(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_two_hours_behind_still_syncs_postgres() {
+    a_store_two_hours_behind_still_syncs(Backend::Postgres).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1133,4 +1208,230 @@ async fn count_after_unsynced_sales_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn count_after_unsynced_sales_postgres() {
     count_after_unsynced_sales(Backend::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (f) Two `kassa hq` processes serving one PostgreSQL database: each store pushes to one of
+// them, the stores change HQ process mid-push, and one process dies with SIGKILL.
+
+/// Each terminal's `acked_seq` at the HQ process at `hq`.
+async fn hq_acked_at(http: &reqwest::Client, hq: &str) -> BTreeMap<String, u64> {
+    get_json(http, &format!("{hq}/v1/terminals")).await["terminals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_owned(),
+                t["acked_seq"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Polls until the HQ process at `hq` acknowledges every terminal's last sequence; returns the
+/// nodes' heads.
+async fn wait_synced_at(chain: &Chain, http: &reqwest::Client, hq: &str) -> BTreeMap<String, u64> {
+    let deadline = Instant::now() + SYNC_TIMEOUT;
+    loop {
+        let heads = chain.node_heads(http).await.unwrap();
+        let acked = hq_acked_at(http, hq).await;
+        if heads.iter().all(|(t, seq)| acked.get(t) == Some(seq)) {
+            return heads;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not in sync at {hq} after {SYNC_TIMEOUT:?}: nodes {heads:?}, HQ {acked:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Points `store`'s link at `upstream` and cuts its open connections, so the next push (or the
+/// retry of the one in flight) goes to that HQ process.
+fn switch_hq(chain: &Chain, store: usize, upstream: std::net::SocketAddr) {
+    chain.stores[store].proxy.set_upstream(upstream);
+    chain.stores[store].proxy.cut_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hq_processes_share_one_postgres_database() {
+    let started = Instant::now();
+    let seed = test_seed();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = hq_db(
+        Backend::Postgres,
+        dir.path(),
+        "two_hq_processes_share_one_postgres_database",
+    )
+    .await
+    else {
+        return;
+    };
+    eprintln!("two HQ processes test seed {seed} (set KASSA_TEST_SEED to replay)");
+    let mut rng = Rng::new(seed);
+    let mut chain = spawn_chain(
+        &kassa(),
+        dir.path(),
+        db.database.clone(),
+        ChainSpec {
+            stores: vec![
+                StoreSpec::new(
+                    "vienna-01",
+                    "Kassa Wien Mariahilf",
+                    &["vienna-01-t1", "vienna-01-t2"],
+                ),
+                StoreSpec::new(
+                    "graz-01",
+                    "Kassa Graz Herrengasse",
+                    &["graz-01-t1", "graz-01-t2"],
+                ),
+            ],
+            hq_up: true,
+            pull_every_secs: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let http = client();
+    // HQ 1 is the chain's own process; HQ 2 a second one on the same database.
+    let hq2 = chain.spawn_hq_process().await.unwrap();
+    let hq2_url = hq2.url.clone();
+    let hq1_addr = addr_of(chain.hq_url().unwrap()).unwrap();
+    let hq2_addr = addr_of(&hq2_url).unwrap();
+    let (a, b) = (0, 1);
+    let ids = ["vienna-01", "graz-01"];
+    switch_hq(&chain, b, hq2_addr);
+
+    let books: Vec<Arc<Mutex<Book>>> = (0..2)
+        .map(|_| Arc::new(Mutex::new(Book::default())))
+        .collect();
+    let nexts: Vec<Arc<AtomicU64>> = (0..2).map(|_| Arc::new(AtomicU64::new(1))).collect();
+    let sellers: Vec<Sellers> = (0..2)
+        .map(|i| {
+            Sellers::start(
+                2,
+                &store_url(&chain, ids[i]),
+                &format!("f-{}", ids[i]),
+                &terminals_of(&chain, ids[i]),
+                &nexts[i],
+                &books[i],
+            )
+        })
+        .collect();
+    let phase = Duration::from_millis(1500);
+
+    // 1. Store A pushes to HQ 1, store B to HQ 2.
+    tokio::time::sleep(phase).await;
+    // 2. They swap, mid-push.
+    switch_hq(&chain, a, hq2_addr);
+    switch_hq(&chain, b, hq1_addr);
+    tokio::time::sleep(phase).await;
+    // 3. Flapping: a store's link jumps to the other process every 50–250 ms, cutting what is in
+    //    flight, so one terminal's batch may still be committing at one process while its retry
+    //    arrives at the other.
+    let mut at_hq2 = [true, false];
+    let flapping = Instant::now();
+    let mut switches = 0;
+    while flapping.elapsed() < Duration::from_secs(2) {
+        let store = usize::try_from(rng.below(2)).unwrap();
+        at_hq2[store] = !at_hq2[store];
+        switch_hq(
+            &chain,
+            store,
+            if at_hq2[store] { hq2_addr } else { hq1_addr },
+        );
+        switches += 1;
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(201))).await;
+    }
+    // 4. Both stores on HQ 1, which dies with SIGKILL mid-ingest; a moment later both go on
+    //    through HQ 2 while sales go on.
+    switch_hq(&chain, a, hq1_addr);
+    switch_hq(&chain, b, hq1_addr);
+    tokio::time::sleep(Duration::from_millis(300 + rng.below(500))).await;
+    chain.kill_hq().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    switch_hq(&chain, a, hq2_addr);
+    switch_hq(&chain, b, hq2_addr);
+    tokio::time::sleep(phase).await;
+    for s in sellers {
+        s.stop().await;
+    }
+    for (i, id) in ids.iter().enumerate() {
+        settle_in_doubt(
+            &store_url(&chain, id),
+            &format!("f-{id}"),
+            &terminals_of(&chain, id),
+            &books[i],
+        )
+        .await;
+    }
+    // Everything reaches HQ through HQ 2 alone.
+    let heads = wait_synced_at(&chain, &http, &hq2_url).await;
+    let books: Vec<Book> = books
+        .into_iter()
+        .map(|b| Arc::try_unwrap(b).unwrap().into_inner())
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let book = &books[i];
+        assert!(book.in_doubt.is_empty(), "{id}: {:?}", book.in_doubt);
+        assert!(book.acked.len() > 50, "{id}: too few sales");
+        let held: u64 = heads
+            .iter()
+            .filter(|(t, _)| t.starts_with(id))
+            .map(|(_, seq)| seq)
+            .sum();
+        assert_eq!(
+            held,
+            u64::try_from(book.acked.len()).unwrap(),
+            "{id}: the node holds other sales than those acknowledged: {heads:?}"
+        );
+    }
+
+    // HQ 1 again, on a new port: both processes tell the same story.
+    chain.start_hq().await.unwrap();
+    let hq1_url = chain.hq_url().unwrap().to_owned();
+    assert_eq!(
+        hq_acked_at(&http, &hq1_url).await,
+        hq_acked_at(&http, &hq2_url).await
+    );
+    let report = |hq: String| {
+        let http = http.clone();
+        async move { get_json(&http, &format!("{hq}/v1/reports/sales")).await }
+    };
+    assert_eq!(
+        report(hq1_url.clone()).await,
+        report(hq2_url.clone()).await,
+        "the sales reports of the two HQ processes differ"
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let acked = i64::try_from(books[i].acked.len()).unwrap();
+        for hq in [&hq1_url, &hq2_url] {
+            assert_eq!(hq_sales(&http, hq, id).await, acked, "{id} at {hq}");
+            assert_eq!(
+                hq_stock(&http, hq, id).await,
+                books[i].moves(),
+                "{id} at {hq}"
+            );
+        }
+    }
+    let parked = hq_parked(&http, &hq2_url).await;
+    assert!(parked.is_empty(), "HQ 2 parked batches: {parked:?}");
+    hq2.kill9().await.unwrap();
+    let cuts: u64 = chain.stores.iter().map(|s| s.proxy.cuts()).sum();
+    assert_all_exactly_once(
+        &mut chain,
+        &http,
+        &[(ids[a], &books[a]), (ids[b], &books[b])],
+        &heads,
+    )
+    .await;
+    eprintln!(
+        "two HQ processes: {} + {} sales, {switches} switches while flapping, {cuts} connections cut, 1 HQ kill; {:?}",
+        books[a].acked.len(),
+        books[b].acked.len(),
+        started.elapsed()
+    );
+    drop(chain);
+    db.cleanup().await;
 }

@@ -171,7 +171,8 @@ pub async fn dead_addr() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-fn addr_of(url: &str) -> anyhow::Result<SocketAddr> {
+/// The socket address of a base URL `http://IP:PORT` (as [`Process::url`] has it).
+pub fn addr_of(url: &str) -> anyhow::Result<SocketAddr> {
     url.trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
@@ -300,16 +301,23 @@ pub async fn spawn_chain(
 }
 
 impl Chain {
+    /// Starts another `kassa hq … run` process on HQ's database (on a new port), apart from
+    /// the chain's own HQ and wired to no proxy: for tests of several HQ processes serving one
+    /// database. Dropping the [`Process`] kills it.
+    pub async fn spawn_hq_process(&self) -> anyhow::Result<Process> {
+        let mut args = vec!["hq".to_owned()];
+        args.extend(self.hq.database.cli_args());
+        args.extend(["run".into(), "--listen".into(), "127.0.0.1:0".into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Process::spawn(&self.kassa, &args).await
+    }
+
     /// Starts HQ (on a new port) and points every store's proxy at it.
     pub async fn start_hq(&mut self) -> anyhow::Result<()> {
         if self.hq.process.is_some() {
             return Ok(());
         }
-        let mut args = vec!["hq".to_owned()];
-        args.extend(self.hq.database.cli_args());
-        args.extend(["run".into(), "--listen".into(), "127.0.0.1:0".into()]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let process = Process::spawn(&self.kassa, &args).await?;
+        let process = self.spawn_hq_process().await?;
         let addr = addr_of(&process.url)?;
         for store in &self.stores {
             store.proxy.set_upstream(addr);
