@@ -144,12 +144,9 @@ pub(crate) enum Arg {
     OptText(Option<String>),
 }
 
-/// Runs `head VALUES (…), (…) tail` for `rows` in statements of [`Backend::rows_per_statement`] rows; returns the
-/// number of rows affected. One round trip per statement instead of one per row is what lets
-/// ingest keep up with the raw insert rate of the database.
-/// Rows per statement: well under both backends' parameter limits (SQLite 32,766, PostgreSQL
-/// 65,535) for the widest table.
-const ROWS_PER_STATEMENT: usize = 100;
+/// Runs `head VALUES (…), (…) tail` for `rows` in statements of
+/// [`Backend::rows_per_statement`] rows; returns the number of rows affected. One round trip per
+/// statement instead of one per row is what lets ingest keep up with the raw insert rate.
 
 pub(crate) async fn insert_many(
     conn: &mut sqlx::AnyConnection,
