@@ -147,7 +147,6 @@ pub(crate) enum Arg {
 /// Runs `head VALUES (…), (…) tail` for `rows` in statements of
 /// [`Backend::rows_per_statement`] rows; returns the number of rows affected. One round trip per
 /// statement instead of one per row is what lets ingest keep up with the raw insert rate.
-
 pub(crate) async fn insert_many(
     conn: &mut sqlx::AnyConnection,
     backend: Backend,
