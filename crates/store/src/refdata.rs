@@ -73,7 +73,8 @@ enum Arg {
     OptInt(Option<i64>),
 }
 
-/// Inserts rows in statements of up to 200 rows: one round trip per statement instead of one
+/// Inserts rows in statements of up to 25 rows (SQLite slows down sharply with many parameters
+/// per statement; see `hq::db::Backend::rows_per_statement`): one round trip per statement instead of one
 /// per row keeps a 300,000-variant snapshot within seconds.
 async fn insert_rows(
     conn: &mut sqlx::SqliteConnection,
@@ -81,7 +82,7 @@ async fn insert_rows(
     columns: &[&str],
     rows: Vec<Vec<Arg>>,
 ) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(200) {
+    for chunk in rows.chunks(25) {
         let mut n = 0;
         let values: Vec<String> = chunk
             .iter()
