@@ -185,6 +185,28 @@ fn idempotency_key(
     })
 }
 
+/// A write request: its body and its idempotency key (hashed with method, path and body).
+struct WriteRequest {
+    key: IdempotencyKey,
+    body: RawBody,
+}
+
+impl<S: Send + Sync> FromRequest<S> for WriteRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let (method, uri, headers) = (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.headers.clone(),
+        );
+        let body = RawBody::from_request(Request::from_parts(parts, body), state).await?;
+        let key = idempotency_key(&headers, &method, &uri, &body)?;
+        Ok(WriteRequest { key, body })
+    }
+}
+
 fn recorded(r: crate::ledger::Recorded) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
     (status, Json(r.body)).into_response()
@@ -581,12 +603,8 @@ async fn replay(node: &Node, key: &IdempotencyKey) -> ApiResult<Option<Response>
 
 async fn sale(
     State(node): State<Arc<Node>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: RawBody,
+    WriteRequest { key, body }: WriteRequest,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers, &method, &uri, &body)?;
     if let Some(response) = replay(&node, &key).await? {
         return Ok(response);
     }
@@ -644,12 +662,8 @@ fn tender_kind(value: Option<&str>) -> ApiResult<TenderKind> {
 
 async fn return_goods(
     State(node): State<Arc<Node>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: RawBody,
+    WriteRequest { key, body }: WriteRequest,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers, &method, &uri, &body)?;
     if let Some(response) = replay(&node, &key).await? {
         return Ok(response);
     }
@@ -769,12 +783,8 @@ async fn return_goods(
 
 async fn void_last(
     State(node): State<Arc<Node>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: RawBody,
+    WriteRequest { key, body }: WriteRequest,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers, &method, &uri, &body)?;
     let request: VoidRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
     if request.reason.trim().is_empty() {
@@ -809,12 +819,8 @@ fn known_sku(node: &Node, sku: &Sku) -> ApiResult<()> {
 
 async fn adjust(
     State(node): State<Arc<Node>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: RawBody,
+    WriteRequest { key, body }: WriteRequest,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers, &method, &uri, &body)?;
     let request: AdjustmentRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
     let sku = sku_field(&request.sku)?;
@@ -859,12 +865,8 @@ async fn adjust(
 
 async fn count(
     State(node): State<Arc<Node>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: RawBody,
+    WriteRequest { key, body }: WriteRequest,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers, &method, &uri, &body)?;
     let request: CountRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
     let sku = sku_field(&request.sku)?;
