@@ -407,6 +407,12 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
         "Bytes received from HQ since start.",
         vec![(None, sync.bytes_received.to_string())],
     );
+    out.push_str(&format!(
+        "# HELP kassa_store_pushes_total Pushes HQ acknowledged.\n# TYPE kassa_store_pushes_total counter\nkassa_store_pushes_total {}\n\
+         # HELP kassa_store_push_seconds_total Seconds spent in acknowledged pushes.\n# TYPE kassa_store_push_seconds_total counter\nkassa_store_push_seconds_total {:.6}\n\
+         # HELP kassa_store_last_push_seconds Latency of the last acknowledged push.\n# TYPE kassa_store_last_push_seconds gauge\nkassa_store_last_push_seconds {:.6}\n",
+        sync.pushes, sync.push_seconds, sync.last_push_seconds
+    ));
     Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
 }
 

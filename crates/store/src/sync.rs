@@ -56,6 +56,12 @@ pub struct SyncStatus {
     pub bytes_sent: u64,
     /// Bytes received from HQ.
     pub bytes_received: u64,
+    /// Pushes HQ acknowledged.
+    pub pushes: u64,
+    /// Seconds spent in acknowledged pushes, summed (with `pushes`, the mean push latency).
+    pub push_seconds: f64,
+    /// Seconds the last acknowledged push took.
+    pub last_push_seconds: f64,
     /// Why the last reference update was refused, if it was.
     pub reference_error: Option<String>,
     /// HQ's stock figures for this store, as last pulled.
@@ -164,6 +170,7 @@ async fn push_terminal(
     };
     let body = encode_batch(&batch, BATCH_LEVEL);
     let sent = body.len() as u64;
+    let started = std::time::Instant::now();
     let response = http
         .post(format!("{}/v1/sync/push", settings.hq_url))
         .bearer_auth(&settings.token)
@@ -194,8 +201,12 @@ async fn push_terminal(
             .bind(i64::try_from(ack.acked_seq).unwrap_or(i64::MAX))
             .execute(&node.pools.writer)
             .await?;
+        let took = started.elapsed().as_secs_f64();
         node.update_sync(|s| {
             s.online = true;
+            s.pushes += 1;
+            s.push_seconds += took;
+            s.last_push_seconds = took;
             s.last_push_ms = Some(now_ms());
             s.terminals.insert(
                 terminal.to_string(),
