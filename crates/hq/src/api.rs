@@ -497,6 +497,19 @@ struct StockQuery {
     sku: Option<String>,
 }
 
+/// Stock level rows (location, SKU, on hand) as the read API shows them.
+fn level_views(rows: &[sqlx::any::AnyRow]) -> Vec<Value> {
+    rows.iter()
+        .map(|r| {
+            json!({
+                "location": r.get::<String, _>("location"),
+                "sku": r.get::<String, _>("sku"),
+                "on_hand": milli(r.get("on_hand")),
+            })
+        })
+        .collect()
+}
+
 async fn stock(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
@@ -510,11 +523,7 @@ async fn stock(
     .bind(q.sku.unwrap_or_default())
     .fetch_all(&hq.db.pool)
     .await?;
-    let levels: Vec<Value> = rows
-        .iter()
-        .map(|r| json!({"location": r.get::<String, _>("location"), "sku": r.get::<String, _>("sku"), "on_hand": milli(r.get("on_hand"))}))
-        .collect();
-    Ok(Json(json!({"stock": levels})))
+    Ok(Json(json!({"stock": level_views(&rows)})))
 }
 
 async fn negative_stock(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
@@ -524,11 +533,7 @@ async fn negative_stock(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiRes
     )
     .fetch_all(&hq.db.pool)
     .await?;
-    let exceptions: Vec<Value> = rows
-        .iter()
-        .map(|r| json!({"location": r.get::<String, _>("location"), "sku": r.get::<String, _>("sku"), "on_hand": milli(r.get("on_hand"))}))
-        .collect();
-    Ok(Json(json!({"negative_stock": exceptions})))
+    Ok(Json(json!({"negative_stock": level_views(&rows)})))
 }
 
 async fn metrics(State(hq): State<Arc<Hq>>) -> ApiResult<Response> {

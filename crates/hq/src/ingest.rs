@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::ledger::{Event, EventBody, StockEffect, stock_movements};
-use protocol::chain::{GENESIS, Hash};
+use protocol::chain::GENESIS;
 use protocol::sync::{PushAck, VerifiedEvent};
 use sqlx::{Any, Row, Transaction};
 
@@ -521,11 +521,6 @@ async fn apply_all(
         .await?;
     }
     Ok(())
-}
-
-/// The link before a terminal's first event, as stored for a new terminal.
-pub fn genesis() -> Hash {
-    GENESIS
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ pub async fn add_terminal(
             .bind(terminal.as_str())
             .bind(store.as_str())
             .bind(&key.to_bytes()[..])
-            .bind(&ingest::genesis()[..])
+            .bind(&protocol::chain::GENESIS[..])
             .execute(&db.pool)
             .await?;
             Ok(())

@@ -265,45 +265,69 @@ fn terminal(node: &Node, value: &str) -> ApiResult<TerminalId> {
     Ok(id)
 }
 
-async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
-    let rows = sqlx::query("SELECT terminal, MAX(seq) AS last_seq FROM events GROUP BY terminal")
-        .fetch_all(&node.pools.reader)
-        .await?;
-    let heads: std::collections::HashMap<String, i64> = rows
-        .iter()
-        .map(|r| (r.get::<String, _>("terminal"), r.get::<i64, _>("last_seq")))
-        .collect();
-    let terminals: Vec<Value> = node
-        .terminals()
-        .iter()
-        .map(|t| json!({"id": t.to_string(), "last_seq": heads.get(t.as_str()).copied().unwrap_or(0)}))
-        .collect();
-    let ctx = node.context();
-    let sync = node.sync_status();
-    let mut unsynced = Vec::new();
+/// How far one terminal's ledger has reached HQ.
+struct OutboxHead {
+    terminal: TerminalId,
+    last_seq: i64,
+    acked_seq: i64,
+    /// Wall-clock part of the oldest event HQ has not acknowledged.
+    oldest_unsynced_ms: Option<i64>,
+}
+
+/// Every hosted terminal's last sequence, acknowledged sequence and oldest unsynced event: what
+/// both the status and the metrics report.
+async fn outbox_heads(node: &Node) -> ApiResult<Vec<OutboxHead>> {
+    let mut heads = Vec::new();
     for t in node.terminals() {
-        let acked: i64 = sqlx::query_scalar("SELECT acked_seq FROM outbox WHERE terminal = $1")
+        let last_seq: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE terminal = $1")
+                .bind(t.as_str())
+                .fetch_one(&node.pools.reader)
+                .await?;
+        let acked_seq: i64 = sqlx::query_scalar("SELECT acked_seq FROM outbox WHERE terminal = $1")
             .bind(t.as_str())
             .fetch_optional(&node.pools.reader)
             .await?
             .unwrap_or(0);
-        let head = heads.get(t.as_str()).copied().unwrap_or(0);
-        let oldest: Option<i64> =
+        let oldest_unsynced_ms: Option<i64> =
             sqlx::query_scalar("SELECT hlc_wall FROM events WHERE terminal = $1 AND seq = $2")
                 .bind(t.as_str())
-                .bind(acked + 1)
+                .bind(acked_seq + 1)
                 .fetch_optional(&node.pools.reader)
                 .await?;
-        let state = sync.terminals.get(t.as_str());
-        unsynced.push(json!({
-            "terminal": t.to_string(),
-            "acked_seq": acked,
-            "unsynced": head - acked,
-            "oldest_unsynced_age_ms": oldest.map(|w| node.clock.now().millis() - w),
-            "state": state.map_or("idle", |s| s.state.as_str()),
-            "reason": state.and_then(|s| s.reason.clone()),
-        }));
+        heads.push(OutboxHead {
+            terminal: t.clone(),
+            last_seq,
+            acked_seq,
+            oldest_unsynced_ms,
+        });
     }
+    Ok(heads)
+}
+
+async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
+    let heads = outbox_heads(&node).await?;
+    let terminals: Vec<Value> = heads
+        .iter()
+        .map(|h| json!({"id": h.terminal.to_string(), "last_seq": h.last_seq}))
+        .collect();
+    let ctx = node.context();
+    let sync = node.sync_status();
+    let now = node.clock.now().millis();
+    let unsynced: Vec<Value> = heads
+        .iter()
+        .map(|h| {
+            let state = sync.terminals.get(h.terminal.as_str());
+            json!({
+                "terminal": h.terminal.to_string(),
+                "acked_seq": h.acked_seq,
+                "unsynced": h.last_seq - h.acked_seq,
+                "oldest_unsynced_age_ms": h.oldest_unsynced_ms.map(|w| now - w),
+                "state": state.map_or("idle", |s| s.state.as_str()),
+                "reason": state.and_then(|s| s.reason.clone()),
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "store": node.store.to_string(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -340,32 +364,12 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
     let mut last = Vec::new();
     let mut unsynced = Vec::new();
     let mut oldest = Vec::new();
-    for t in node.terminals() {
-        let head: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE terminal = $1")
-                .bind(t.as_str())
-                .fetch_one(&node.pools.reader)
-                .await?;
-        let acked: i64 = sqlx::query_scalar("SELECT acked_seq FROM outbox WHERE terminal = $1")
-            .bind(t.as_str())
-            .fetch_optional(&node.pools.reader)
-            .await?
-            .unwrap_or(0);
-        let first: Option<i64> =
-            sqlx::query_scalar("SELECT hlc_wall FROM events WHERE terminal = $1 AND seq = $2")
-                .bind(t.as_str())
-                .bind(acked + 1)
-                .fetch_optional(&node.pools.reader)
-                .await?;
-        last.push((Some(t.to_string()), head.to_string()));
-        unsynced.push((Some(t.to_string()), (head - acked).to_string()));
-        oldest.push((
-            Some(t.to_string()),
-            format!(
-                "{:.3}",
-                first.map_or(0, |w| (now - w).max(0)) as f64 / 1000.0
-            ),
-        ));
+    for h in outbox_heads(&node).await? {
+        let t = Some(h.terminal.to_string());
+        let age_ms = h.oldest_unsynced_ms.map_or(0, |w| (now - w).max(0));
+        last.push((t.clone(), h.last_seq.to_string()));
+        unsynced.push((t.clone(), (h.last_seq - h.acked_seq).to_string()));
+        oldest.push((t, format!("{:.3}", age_ms as f64 / 1000.0)));
     }
     gauge(
         "kassa_store_last_seq",
