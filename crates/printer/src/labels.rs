@@ -108,7 +108,7 @@ pub static EN: Labels = Labels {
     denominations: "Count",
     over: "Over",
     short: "Short",
-    balanced: "Balanced",
+    balanced: "Difference",
     sales: "Sales",
     returns: "Returns",
     voids: "Voids",
