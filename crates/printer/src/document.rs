@@ -197,9 +197,13 @@ fn char_len(text: &str) -> usize {
 }
 
 /// Wraps `text` greedily at spaces into lines of at most `width` characters; words longer than
-/// a line are split. A leading indent is repeated on continuation lines when it leaves room.
+/// a line are split, and a text that fits is returned as it is. A leading indent is repeated on continuation lines when it leaves room.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
+    if char_len(text) <= width {
+        // A line that fits keeps its spacing (tables are laid out with spaces).
+        return vec![text.to_owned()];
+    }
     let trimmed = text.trim_start_matches(' ');
     let indent_len = char_len(text) - char_len(trimmed);
     let indent = if indent_len * 2 <= width {
