@@ -257,7 +257,10 @@ fn layout(doc: &Document) -> Vec<Line> {
             Block::Text { text, style } => {
                 for part in text.split('\n') {
                     for line in wrap(part, room(columns, style.size)) {
-                        out.push(Line::Text { text: line, style: *style });
+                        out.push(Line::Text {
+                            text: line,
+                            style: *style,
+                        });
                     }
                 }
             }
@@ -366,13 +369,14 @@ mod tests {
 
     #[test]
     fn wrapping_breaks_at_spaces_and_splits_long_words() {
-        assert_eq!(wrap("Bio Vollkornbrot mit Sonnenblumenkernen", 16), [
-            "Bio Vollkornbrot",
-            "mit",
-            "Sonnenblumenkern",
-            "en"
-        ]);
-        assert_eq!(wrap("  indented words here", 10), ["  indented", "  words", "  here"]);
+        assert_eq!(
+            wrap("Bio Vollkornbrot mit Sonnenblumenkernen", 16),
+            ["Bio Vollkornbrot", "mit", "Sonnenblumenkern", "en"]
+        );
+        assert_eq!(
+            wrap("  indented words here", 10),
+            ["  indented", "  words", "  here"]
+        );
         assert_eq!(wrap("", 10), [""]);
         assert_eq!(wrap("abcdefghij", 3), ["abc", "def", "ghi", "j"]);
     }
@@ -392,7 +396,9 @@ mod tests {
                 ..Style::PLAIN
             },
         );
-        doc.line("Grüße aus Österreich — mit Umlauten und einem sehr langen Wort: Donaudampfschifffahrt");
+        doc.line(
+            "Grüße aus Österreich — mit Umlauten und einem sehr langen Wort: Donaudampfschifffahrt",
+        );
         for line in doc.lines() {
             if let Line::Text { text, style } = line {
                 assert!(

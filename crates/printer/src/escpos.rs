@@ -149,9 +149,8 @@ pub fn encode(doc: &Document) -> Result<Vec<u8>, EncodeError> {
                     }
                     payload.push(b);
                 }
-                let n = u8::try_from(payload.len()).map_err(|_| EncodeError::BarcodeData {
-                    data: data.clone(),
-                })?;
+                let n = u8::try_from(payload.len())
+                    .map_err(|_| EncodeError::BarcodeData { data: data.clone() })?;
                 out.extend([GS, b'k', 73, n]);
                 out.extend(payload);
             }
@@ -434,7 +433,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Decoded>, DecodeError> {
                 match c {
                     Some(c) => text.push(c),
                     None => {
-                        return Err(bad(start, "byte has no character in the selected code page"));
+                        return Err(bad(
+                            start,
+                            "byte has no character in the selected code page",
+                        ));
                     }
                 }
             }
@@ -459,10 +461,13 @@ mod tests {
 
     #[test]
     fn euro_umlauts_and_sharp_s_have_their_wpc1252_bytes() {
-        assert_eq!(transcode("€ äöüÄÖÜß £ ¥ é"), [
-            0x80, b' ', 0xE4, 0xF6, 0xFC, 0xC4, 0xD6, 0xDC, 0xDF, b' ', 0xA3, b' ', 0xA5, b' ',
-            0xE9
-        ]);
+        assert_eq!(
+            transcode("€ äöüÄÖÜß £ ¥ é"),
+            [
+                0x80, b' ', 0xE4, 0xF6, 0xFC, 0xC4, 0xD6, 0xDC, 0xDF, b' ', 0xA3, b' ', 0xA5, b' ',
+                0xE9
+            ]
+        );
     }
 
     #[test]

@@ -126,8 +126,14 @@ mod tests {
         doc.push(Block::Qr("T1-000042".into()));
         let html = render_html(&doc);
         assert!(html.contains("<div class=\"qr\""), "{html}");
-        assert!(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{html}");
-        assert!(!html.contains("<?xml"), "an XML declaration is not valid inside HTML");
+        assert!(
+            html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+            "{html}"
+        );
+        assert!(
+            !html.contains("<?xml"),
+            "an XML declaration is not valid inside HTML"
+        );
         assert!(qr_svg(&"x".repeat(5000)).is_none());
     }
 }

@@ -6,9 +6,9 @@
 
 use std::fmt;
 
+use domain::tax::TaxRate;
 use domain::time::Timestamp;
 use domain::{Currency, Money, Quantity};
-use domain::tax::TaxRate;
 
 /// A language that receipt labels are translated into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -269,7 +269,10 @@ pub fn format_milli(milli: i64, locale: &Locale) -> String {
 
 /// A tax rate as a percentage: `8.1%` (en, de-CH), `8,1 %` (de-DE, de-AT).
 pub fn format_rate(rate: TaxRate, locale: &Locale) -> String {
-    let number = rate.percent().to_string().replace('.', &locale.decimal.to_string());
+    let number = rate
+        .percent()
+        .to_string()
+        .replace('.', &locale.decimal.to_string());
     if locale.percent_space {
         format!("{number} %")
     } else {
@@ -432,17 +435,49 @@ mod tests {
             ("de-DE", eur(123_450), "1.234,50 €"),
             ("de-AT", eur(123_450), "1.234,50 €"),
             ("de-AT", eur(-5), "-0,05 €"),
-            ("de-CH", Money::from_minor(123_450, Currency::CHF), "CHF 1'234.50"),
-            ("de-CH", Money::from_minor(-123_450, Currency::CHF), "CHF -1'234.50"),
-            ("en-GB", Money::from_minor(123_450, Currency::GBP), "£1,234.50"),
+            (
+                "de-CH",
+                Money::from_minor(123_450, Currency::CHF),
+                "CHF 1'234.50",
+            ),
+            (
+                "de-CH",
+                Money::from_minor(-123_450, Currency::CHF),
+                "CHF -1'234.50",
+            ),
+            (
+                "en-GB",
+                Money::from_minor(123_450, Currency::GBP),
+                "£1,234.50",
+            ),
             ("en-GB", Money::from_minor(-5, Currency::GBP), "-£0.05"),
-            ("en-US", Money::from_minor(123_450, Currency::USD), "$1,234.50"),
-            ("en-US", Money::from_minor(100_000_000, Currency::USD), "$1,000,000.00"),
-            ("en-US", Money::from_minor(123_456, Currency::JPY), "¥123,456"),
-            ("en", Money::from_minor(1_234_567, Currency::KWD), "KWD 1,234.567"),
+            (
+                "en-US",
+                Money::from_minor(123_450, Currency::USD),
+                "$1,234.50",
+            ),
+            (
+                "en-US",
+                Money::from_minor(100_000_000, Currency::USD),
+                "$1,000,000.00",
+            ),
+            (
+                "en-US",
+                Money::from_minor(123_456, Currency::JPY),
+                "¥123,456",
+            ),
+            (
+                "en",
+                Money::from_minor(1_234_567, Currency::KWD),
+                "KWD 1,234.567",
+            ),
             ("en", Money::from_minor(99, Currency::SEK), "SEK 0.99"),
             ("de-DE", Money::from_minor(99, Currency::SEK), "0,99 SEK"),
-            ("en", Money::from_minor(i64::MIN, Currency::EUR), "-€92,233,720,368,547,758.08"),
+            (
+                "en",
+                Money::from_minor(i64::MIN, Currency::EUR),
+                "-€92,233,720,368,547,758.08",
+            ),
         ];
         for (tag, money, expected) in cases {
             assert_eq!(format_money(money, &Locale::parse(tag)), expected, "{tag}");
@@ -482,7 +517,10 @@ mod tests {
         let rate = TaxRate::parse_percent("8.1").unwrap();
         assert_eq!(format_rate(rate, &de), "8,1 %");
         assert_eq!(format_rate(rate, &en), "8.1%");
-        assert_eq!(format_rate(TaxRate::parse_percent("20").unwrap(), &de), "20 %");
+        assert_eq!(
+            format_rate(TaxRate::parse_percent("20").unwrap(), &de),
+            "20 %"
+        );
     }
 
     #[test]
@@ -496,7 +534,11 @@ mod tests {
             ("en", "2026-11-23 14:05"),
         ];
         for (tag, expected) in cases {
-            assert_eq!(format_date_time(&when, &Locale::parse(tag)), expected, "{tag}");
+            assert_eq!(
+                format_date_time(&when, &Locale::parse(tag)),
+                expected,
+                "{tag}"
+            );
         }
         let midnight = LocalDateTime::new(2026, 1, 2, 0, 7).unwrap();
         assert_eq!(format_time(&midnight, &Locale::parse("en-US")), "12:07 AM");

@@ -229,7 +229,14 @@ pub(crate) fn push_tax_table(
     let amount = |m: Money| locale::format_amount(m, &layout.locale);
     let cells: Vec<[String; 4]> = rows
         .iter()
-        .map(|r| [r.label.clone(), amount(r.net), amount(r.tax), amount(r.gross)])
+        .map(|r| {
+            [
+                r.label.clone(),
+                amount(r.net),
+                amount(r.tax),
+                amount(r.gross),
+            ]
+        })
         .collect();
     let header = [labels.rate, labels.net, labels.tax, labels.gross];
     let c = width / 4;

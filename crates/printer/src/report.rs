@@ -238,7 +238,10 @@ fn shift_document(
     heading(&mut doc, labels.cash_drawer);
     doc.row(labels.float, amount(report.float));
     doc.row(labels.cash_sales, amount(report.cash_sales));
-    doc.row(labels.cash_refunds, amount(report.cash_refunds.checked_neg()?));
+    doc.row(
+        labels.cash_refunds,
+        amount(report.cash_refunds.checked_neg()?),
+    );
     doc.row(labels.paid_in, amount(report.paid_in));
     doc.row(labels.paid_out, amount(report.paid_out.checked_neg()?));
     doc.bold_row(labels.expected_cash, money(report.expected_cash));

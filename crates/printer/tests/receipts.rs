@@ -64,8 +64,24 @@ fn zurich_sale() -> SaleReceipt {
     let cart = price_cart(
         &ch,
         &[
-            line(c, "BREAD", "Bauernbrot", 420, "1", UnitOfSale::Each, "reduced"),
-            line(c, "CHEESE", "Gruyère AOP", 3290, "0.315", UnitOfSale::Weight, "reduced"),
+            line(
+                c,
+                "BREAD",
+                "Bauernbrot",
+                420,
+                "1",
+                UnitOfSale::Each,
+                "reduced",
+            ),
+            line(
+                c,
+                "CHEESE",
+                "Gruyère AOP",
+                3290,
+                "0.315",
+                UnitOfSale::Weight,
+                "reduced",
+            ),
             line(c, "SOAP", "Seife", 395, "2", UnitOfSale::Each, "standard"),
         ],
         None,
@@ -101,14 +117,38 @@ fn zurich(body: ReceiptBody) -> ReceiptData {
 fn vienna_cart() -> PricedCart {
     let at_ = presets::jurisdiction("AT").unwrap();
     let c = at_.currency();
-    let mut wine = line(c, "WINE", "Grüner Veltliner Federspiel Wachau 0,75 l", 1290, "3", UnitOfSale::Each, "standard");
+    let mut wine = line(
+        c,
+        "WINE",
+        "Grüner Veltliner Federspiel Wachau 0,75 l",
+        1290,
+        "3",
+        UnitOfSale::Each,
+        "standard",
+    );
     wine.discount = Some(Discount::Percent(Percent::parse("10").unwrap()));
     price_cart(
         &at_,
         &[
             wine,
-            line(c, "APPLES", "Äpfel Gala", 249, "1.25", UnitOfSale::Weight, "reduced"),
-            line(c, "BAG", "Tragetasche", 50, "1", UnitOfSale::Each, "standard"),
+            line(
+                c,
+                "APPLES",
+                "Äpfel Gala",
+                249,
+                "1.25",
+                UnitOfSale::Weight,
+                "reduced",
+            ),
+            line(
+                c,
+                "BAG",
+                "Tragetasche",
+                50,
+                "1",
+                UnitOfSale::Each,
+                "standard",
+            ),
         ],
         Some(Discount::Amount(Money::from_minor(200, c))),
         at(),
@@ -161,9 +201,11 @@ fn decoded_text(decoded: &[Decoded], columns: usize) -> Vec<String> {
     decoded
         .iter()
         .filter_map(|d| match d {
-            Decoded::Text { text, style } => {
-                Some(printer::document::positioned(text, *style, columns).trim_end().to_owned())
-            }
+            Decoded::Text { text, style } => Some(
+                printer::document::positioned(text, *style, columns)
+                    .trim_end()
+                    .to_owned(),
+            ),
             _ => None,
         })
         .collect()
@@ -171,25 +213,41 @@ fn decoded_text(decoded: &[Decoded], columns: usize) -> Vec<String> {
 
 #[test]
 fn a_zurich_sale_on_58_mm_in_swiss_german() {
-    let doc = document(&zurich(ReceiptBody::Sale(zurich_sale())), Paper::Mm58, "de-CH");
+    let doc = document(
+        &zurich(ReceiptBody::Sale(zurich_sale())),
+        Paper::Mm58,
+        "de-CH",
+    );
     insta::assert_snapshot!(render_text(&doc));
 }
 
 #[test]
 fn a_zurich_sale_on_80_mm_in_english() {
-    let doc = document(&zurich(ReceiptBody::Sale(zurich_sale())), Paper::Mm80, "en-GB");
+    let doc = document(
+        &zurich(ReceiptBody::Sale(zurich_sale())),
+        Paper::Mm80,
+        "en-GB",
+    );
     insta::assert_snapshot!(render_text(&doc));
 }
 
 #[test]
 fn a_vienna_sale_with_discounts_on_80_mm() {
-    let doc = document(&vienna(ReceiptBody::Sale(vienna_sale()), "T2-000007"), Paper::Mm80, "de-AT");
+    let doc = document(
+        &vienna(ReceiptBody::Sale(vienna_sale()), "T2-000007"),
+        Paper::Mm80,
+        "de-AT",
+    );
     insta::assert_snapshot!(render_text(&doc));
 }
 
 #[test]
 fn a_vienna_sale_with_discounts_on_58_mm() {
-    let doc = document(&vienna(ReceiptBody::Sale(vienna_sale()), "T2-000007"), Paper::Mm58, "de-AT");
+    let doc = document(
+        &vienna(ReceiptBody::Sale(vienna_sale()), "T2-000007"),
+        Paper::Mm58,
+        "de-AT",
+    );
     insta::assert_snapshot!(render_text(&doc));
 }
 
@@ -200,8 +258,24 @@ fn a_new_york_sale_shows_subtotal_and_sales_tax() {
     let cart = price_cart(
         &ny,
         &[
-            line(c, "MUG", "Coffee mug", 1299, "2", UnitOfSale::Each, "standard"),
-            line(c, "SOCKS", "Socks", 900, "1", UnitOfSale::Each, "clothing-exempt"),
+            line(
+                c,
+                "MUG",
+                "Coffee mug",
+                1299,
+                "2",
+                UnitOfSale::Each,
+                "standard",
+            ),
+            line(
+                c,
+                "SOCKS",
+                "Socks",
+                900,
+                "1",
+                UnitOfSale::Each,
+                "clothing-exempt",
+            ),
         ],
         None,
         at(),
@@ -223,7 +297,13 @@ fn a_new_york_sale_shows_subtotal_and_sales_tax() {
     let doc = document(&data, Paper::Mm80, "en-US");
     let text = render_text(&doc);
     let en = Locale::parse("en-US");
-    assert!(text.contains(&format!("Subtotal{}", " ".repeat(48 - 8 - format_amount(cart.net_total, &en).len()))), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Subtotal{}",
+            " ".repeat(48 - 8 - format_amount(cart.net_total, &en).len())
+        )),
+        "{text}"
+    );
     assert!(text.contains(&format_money(cart.total, &en)), "{text}");
     insta::assert_snapshot!(text);
 }
@@ -235,7 +315,10 @@ fn a_return_prints_negative_amounts_and_the_original_receipt() {
         &sale.cart,
         &sale.settlement,
         &[],
-        &[(0, Quantity::each(1).unwrap()), (2, Quantity::each(1).unwrap())],
+        &[
+            (0, Quantity::each(1).unwrap()),
+            (2, Quantity::each(1).unwrap()),
+        ],
     )
     .unwrap();
     let c = refund.total.currency();
@@ -243,7 +326,10 @@ fn a_return_prints_negative_amounts_and_the_original_receipt() {
         original_receipt: Some("T2-000007".into()),
         reason: Some("Korken defekt".into()),
         tenders: vec![cash(refund.refund.minor(), c)],
-        names: vec![sale.cart.lines[0].name.clone(), sale.cart.lines[2].name.clone()],
+        names: vec![
+            sale.cart.lines[0].name.clone(),
+            sale.cart.lines[2].name.clone(),
+        ],
         refund: refund.clone(),
     };
     let data = vienna(ReceiptBody::Return(ret), "T2-R-000001");
@@ -251,7 +337,10 @@ fn a_return_prints_negative_amounts_and_the_original_receipt() {
     let text = render_text(&doc);
     let de = Locale::parse("de-AT");
     let refund_text = format_money(refund.total.checked_neg().unwrap(), &de);
-    assert!(text.contains(&refund_text), "{refund_text} missing:\n{text}");
+    assert!(
+        text.contains(&refund_text),
+        "{refund_text} missing:\n{text}"
+    );
     assert!(text.contains("Originalbeleg"), "{text}");
     insta::assert_snapshot!(text);
 }
@@ -286,7 +375,10 @@ fn escpos_bytes_decode_to_the_same_lines_as_the_text_receipt() {
         assert_eq!(decoded.last(), Some(&Decoded::Cut));
         for d in &decoded {
             if let Decoded::Text { text, style } = d {
-                assert!(text.chars().count() <= room(columns, style.size), "{text:?}");
+                assert!(
+                    text.chars().count() <= room(columns, style.size),
+                    "{text:?}"
+                );
             }
         }
     }
@@ -295,7 +387,11 @@ fn escpos_bytes_decode_to_the_same_lines_as_the_text_receipt() {
 #[test]
 fn the_receipt_carries_the_figures_of_the_domain_receipt() {
     let sale = zurich_sale();
-    let doc = document(&zurich(ReceiptBody::Sale(sale.clone())), Paper::Mm58, "de-CH");
+    let doc = document(
+        &zurich(ReceiptBody::Sale(sale.clone())),
+        Paper::Mm58,
+        "de-CH",
+    );
     let decoded = escpos::decode(&escpos::encode(&doc).unwrap()).unwrap();
     let text = decoded_text(&decoded, 32).join("\n");
     let ch = Locale::parse("de-CH");
@@ -307,12 +403,26 @@ fn the_receipt_carries_the_figures_of_the_domain_receipt() {
     for t in &sale.cart.taxes {
         let row = text
             .lines()
-            .find(|r| r.starts_with(&format!("{} {}", t.code, printer::locale::format_rate(t.rate, &ch))))
+            .find(|r| {
+                r.starts_with(&format!(
+                    "{} {}",
+                    t.code,
+                    printer::locale::format_rate(t.rate, &ch)
+                ))
+            })
             .unwrap();
-        assert!(row.contains(&amount(t.base)) && row.contains(&amount(t.amount)), "{row}");
+        assert!(
+            row.contains(&amount(t.base)) && row.contains(&amount(t.amount)),
+            "{row}"
+        );
     }
     let s = &sale.settlement;
-    let find = |label: &str| text.lines().find(|r| r.starts_with(label)).unwrap().to_owned();
+    let find = |label: &str| {
+        text.lines()
+            .find(|r| r.starts_with(label))
+            .unwrap()
+            .to_owned()
+    };
     assert!(find("SUMME").ends_with(&format_money(s.total, &ch)));
     assert!(find("Rundung").ends_with(&amount(s.cash_rounding)));
     assert!(find("Zu zahlen").ends_with(&format_money(s.due, &ch)));
@@ -354,7 +464,11 @@ fn a_card_only_sale_leaves_the_drawer_shut_and_can_print_a_qr_code() {
 
 #[test]
 fn a_long_name_wraps_and_keeps_its_amount_on_the_first_line() {
-    let doc = document(&vienna(ReceiptBody::Sale(vienna_sale()), "T2-000007"), Paper::Mm58, "de-AT");
+    let doc = document(
+        &vienna(ReceiptBody::Sale(vienna_sale()), "T2-000007"),
+        Paper::Mm58,
+        "de-AT",
+    );
     let lines: Vec<String> = doc
         .lines()
         .into_iter()
@@ -363,11 +477,18 @@ fn a_long_name_wraps_and_keeps_its_amount_on_the_first_line() {
             _ => None,
         })
         .collect();
-    let at = lines.iter().position(|l| l.starts_with("Grüner Veltliner")).unwrap();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("Grüner Veltliner"))
+        .unwrap();
     assert!(lines[at].ends_with("38,70"), "{}", lines[at]);
     assert_eq!(lines[at].chars().count(), 32);
     assert_eq!(lines[at + 1], "Federspiel Wachau 0,75 l");
-    assert!(lines[at + 2].starts_with("  3 × 12,90"), "{}", lines[at + 2]);
+    assert!(
+        lines[at + 2].starts_with("  3 × 12,90"),
+        "{}",
+        lines[at + 2]
+    );
 }
 
 #[test]

@@ -87,12 +87,30 @@ fn closed() -> ShiftReport {
 fn count(short_by: i64) -> CashCount {
     // 1399.12 expected: 20 × 50, 15 × 20, 9 × 10, 4 × 2, 1 × 1, 12 × 0.01 = 1399.12
     let mut coins = vec![
-        DenominationCount { value: eur(5_000), count: 20 },
-        DenominationCount { value: eur(2_000), count: 15 },
-        DenominationCount { value: eur(1_000), count: 9 },
-        DenominationCount { value: eur(200), count: 4 },
-        DenominationCount { value: eur(100), count: 1 },
-        DenominationCount { value: eur(1), count: 12 },
+        DenominationCount {
+            value: eur(5_000),
+            count: 20,
+        },
+        DenominationCount {
+            value: eur(2_000),
+            count: 15,
+        },
+        DenominationCount {
+            value: eur(1_000),
+            count: 9,
+        },
+        DenominationCount {
+            value: eur(200),
+            count: 4,
+        },
+        DenominationCount {
+            value: eur(100),
+            count: 1,
+        },
+        DenominationCount {
+            value: eur(1),
+            count: 12,
+        },
     ];
     coins[5].count -= u32::try_from(short_by).unwrap();
     CashCount::by_denomination(domain::Currency::EUR, coins).unwrap()
@@ -104,25 +122,47 @@ fn layout(paper: Paper, tag: &str) -> Layout {
 
 #[test]
 fn an_x_report_on_80_mm_in_english() {
-    let doc = x_report_document(&report(), &layout(Paper::Mm80, "en-GB"), Labels::for_tag("en")).unwrap();
+    let doc = x_report_document(
+        &report(),
+        &layout(Paper::Mm80, "en-GB"),
+        Labels::for_tag("en"),
+    )
+    .unwrap();
     insta::assert_snapshot!(render_text(&doc));
 }
 
 #[test]
 fn an_x_report_on_58_mm_in_german() {
-    let doc = x_report_document(&report(), &layout(Paper::Mm58, "de-AT"), Labels::for_tag("de")).unwrap();
+    let doc = x_report_document(
+        &report(),
+        &layout(Paper::Mm58, "de-AT"),
+        Labels::for_tag("de"),
+    )
+    .unwrap();
     insta::assert_snapshot!(render_text(&doc));
 }
 
 #[test]
 fn a_z_report_on_58_mm_in_german() {
-    let doc = z_report_document(&closed(), &count(0), &layout(Paper::Mm58, "de-AT"), Labels::for_tag("de")).unwrap();
+    let doc = z_report_document(
+        &closed(),
+        &count(0),
+        &layout(Paper::Mm58, "de-AT"),
+        Labels::for_tag("de"),
+    )
+    .unwrap();
     insta::assert_snapshot!(render_text(&doc));
 }
 
 #[test]
 fn a_z_report_on_80_mm_in_english() {
-    let doc = z_report_document(&closed(), &count(0), &layout(Paper::Mm80, "en-GB"), Labels::for_tag("en")).unwrap();
+    let doc = z_report_document(
+        &closed(),
+        &count(0),
+        &layout(Paper::Mm80, "en-GB"),
+        Labels::for_tag("en"),
+    )
+    .unwrap();
     insta::assert_snapshot!(render_text(&doc));
 }
 
@@ -133,17 +173,24 @@ fn counted_denominations_add_up() {
     assert!(
         CashCount::by_denomination(
             domain::Currency::EUR,
-            vec![DenominationCount { value: Money::from_minor(100, domain::Currency::CHF), count: 1 }]
+            vec![DenominationCount {
+                value: Money::from_minor(100, domain::Currency::CHF),
+                count: 1
+            }]
         )
         .is_err()
     );
 }
 
 fn last_bold_rows(paper: Paper, tag: &str, count: &CashCount) -> Vec<String> {
-    let doc = z_report_document(&closed(), count, &layout(paper, tag), Labels::for_tag(tag)).unwrap();
+    let doc =
+        z_report_document(&closed(), count, &layout(paper, tag), Labels::for_tag(tag)).unwrap();
     let decoded = escpos::decode(&escpos::encode(&doc).unwrap()).unwrap();
     assert_eq!(decoded.last(), Some(&Decoded::Cut));
-    assert!(!decoded.contains(&Decoded::OpenDrawer), "a report does not open the drawer");
+    assert!(
+        !decoded.contains(&Decoded::OpenDrawer),
+        "a report does not open the drawer"
+    );
     decoded
         .iter()
         .filter_map(|d| match d {
@@ -156,15 +203,27 @@ fn last_bold_rows(paper: Paper, tag: &str, count: &CashCount) -> Vec<String> {
 #[test]
 fn the_z_report_says_short_over_or_balanced() {
     let rows = last_bold_rows(Paper::Mm58, "de-AT", &count(5));
-    assert_eq!(rows[rows.len() - 2], format!("Ist-Bestand{}1.399,07 €", " ".repeat(32 - 11 - 10)));
-    assert_eq!(rows[rows.len() - 1], format!("Fehlbetrag{}-0,05 €", " ".repeat(32 - 10 - 7)));
+    assert_eq!(
+        rows[rows.len() - 2],
+        format!("Ist-Bestand{}1.399,07 €", " ".repeat(32 - 11 - 10))
+    );
+    assert_eq!(
+        rows[rows.len() - 1],
+        format!("Fehlbetrag{}-0,05 €", " ".repeat(32 - 10 - 7))
+    );
 
     let over = CashCount::total_only(eur(140_000));
     let rows = last_bold_rows(Paper::Mm80, "en-GB", &over);
-    assert_eq!(rows[rows.len() - 1], format!("Over{}€0.88", " ".repeat(48 - 4 - 5)));
+    assert_eq!(
+        rows[rows.len() - 1],
+        format!("Over{}€0.88", " ".repeat(48 - 4 - 5))
+    );
 
     let rows = last_bold_rows(Paper::Mm80, "en-GB", &count(0));
-    assert_eq!(rows[rows.len() - 1], format!("Difference{}€0.00", " ".repeat(48 - 10 - 5)));
+    assert_eq!(
+        rows[rows.len() - 1],
+        format!("Difference{}€0.00", " ".repeat(48 - 10 - 5))
+    );
 }
 
 #[test]
@@ -180,7 +239,13 @@ fn a_count_known_only_by_its_total_prints_no_denominations() {
     assert!(!text.contains(" × "), "{text}");
     assert!(text.contains("Counted cash"), "{text}");
     let with = render_text(
-        &z_report_document(&closed(), &count(0), &layout(Paper::Mm80, "en-GB"), Labels::for_tag("en")).unwrap(),
+        &z_report_document(
+            &closed(),
+            &count(0),
+            &layout(Paper::Mm80, "en-GB"),
+            Labels::for_tag("en"),
+        )
+        .unwrap(),
     );
     assert!(with.contains("  €50.00 × 20"), "{with}");
 }

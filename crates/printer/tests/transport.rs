@@ -130,7 +130,10 @@ fn a_device_file_receives_the_bytes() {
     print(&Printer::device(&path), &bytes).unwrap();
     let written = std::fs::read(&path).unwrap();
     assert_eq!(written, bytes);
-    assert_eq!(escpos::decode(&written).unwrap().last(), Some(&Decoded::Cut));
+    assert_eq!(
+        escpos::decode(&written).unwrap().last(),
+        Some(&Decoded::Cut)
+    );
 }
 
 #[test]
