@@ -113,6 +113,23 @@ impl ReturnReceipt {
     }
 }
 
+impl ReturnReceipt {
+    /// The names of `refund`'s lines taken from the cart they were returned from (the
+    /// original sale's, or the one priced for a return without receipt); lines the cart does
+    /// not have print their SKU.
+    pub fn names_from_cart(refund: &PricedReturn, cart: &PricedCart) -> Vec<String> {
+        refund
+            .lines
+            .iter()
+            .map(|l| {
+                cart.lines
+                    .get(l.sale_line)
+                    .map_or_else(|| l.sku.to_string(), |sold| sold.name.clone())
+            })
+            .collect()
+    }
+}
+
 /// What kind of receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceiptBody {
@@ -416,13 +433,12 @@ fn push_return(
             .get(i)
             .cloned()
             .unwrap_or_else(|| line.sku.to_string());
-        doc.row(name, amount(neg(line.gross)?));
-        if line.quantity.milli() != 1000 {
-            doc.line(format!(
-                "  {} ×",
-                locale::format_quantity(line.quantity, loc)
-            ));
-        }
+        let label = if line.quantity.milli() == 1000 {
+            name
+        } else {
+            format!("{} × {name}", locale::format_quantity(line.quantity, loc))
+        };
+        doc.row(label, amount(neg(line.gross)?));
         for tax in &line.taxes {
             let entry = taxes
                 .entry((tax.code.clone(), tax.rate))
@@ -504,4 +520,86 @@ pub fn receipt_document(
     push_code(&mut doc, &data.number, layout);
     push_footer(&mut doc, &data.footer);
     Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::{DE, EN};
+
+    fn eur(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::EUR)
+    }
+
+    fn table(paper: Paper, tag: &str, rows: &[TaxRow], labels: &Labels) -> Vec<String> {
+        let mut doc = Document::new(paper);
+        let layout = Layout::new(paper, Locale::parse(tag));
+        push_tax_table(&mut doc, rows, &layout, labels);
+        crate::document::render_text(&doc)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn row(label: &str, net: i64, tax: i64) -> TaxRow {
+        TaxRow {
+            label: label.into(),
+            net: eur(net),
+            tax: eur(tax),
+            gross: eur(net + tax),
+        }
+    }
+
+    #[test]
+    fn the_tax_table_fits_one_line_per_rate_when_it_can() {
+        let lines = table(Paper::Mm58, "de-DE", &[row("VAT 7 %", 1_000, 70)], &DE);
+        assert_eq!(
+            lines,
+            [
+                "Satz       Netto    MwSt  Brutto",
+                "VAT 7 %    10,00    0,70   10,70"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_tax_table_puts_the_rate_on_its_own_line_when_amounts_are_wide() {
+        let lines = table(
+            Paper::Mm58,
+            "de-DE",
+            &[row("VAT 19 %", 1_234_567, 234_568)],
+            &DE,
+        );
+        assert_eq!(
+            lines,
+            [
+                "Satz",
+                "       Netto      MwSt    Brutto",
+                "VAT 19 %",
+                "   12.345,67  2.345,68 14.691,35"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_tax_table_falls_back_to_labelled_rows() {
+        let lines = table(
+            Paper::Mm58,
+            "en",
+            &[row("SALES 8.875%", 987_654_321_000, 87_654_321_000)],
+            &EN,
+        );
+        assert_eq!(
+            lines,
+            [
+                "SALES 8.875%",
+                "  Net           9,876,543,210.00",
+                "  Tax             876,543,210.00",
+                "  Gross        10,753,086,420.00"
+            ]
+        );
+        for line in lines {
+            assert!(line.chars().count() <= 32);
+        }
+    }
 }

@@ -8,6 +8,9 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::document::Document;
+use crate::escpos::{self, EncodeError};
+
 /// The raw printing port of network receipt printers.
 pub const DEFAULT_PORT: u16 = 9100;
 
@@ -49,6 +52,9 @@ impl Printer {
 /// Why printing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PrintError {
+    /// The document has content ESC/POS cannot carry (see [`EncodeError`]).
+    #[error("cannot encode the document: {0}")]
+    Encode(#[from] EncodeError),
     /// The address is not `host[:port]` or does not resolve.
     #[error("printer address `{addr}` does not resolve: {source}")]
     Resolve {
@@ -170,6 +176,12 @@ pub fn print(printer: &Printer, bytes: &[u8]) -> Result<(), PrintError> {
             Ok(())
         }
     }
+}
+
+/// Encodes `doc` as ESC/POS and sends it to `printer`.
+pub fn print_document(printer: &Printer, doc: &Document) -> Result<(), PrintError> {
+    let bytes = escpos::encode(doc)?;
+    print(printer, &bytes)
 }
 
 #[cfg(test)]

@@ -316,20 +316,24 @@ fn a_return_prints_negative_amounts_and_the_original_receipt() {
         &sale.settlement,
         &[],
         &[
-            (0, Quantity::each(1).unwrap()),
+            (0, Quantity::each(2).unwrap()),
             (2, Quantity::each(1).unwrap()),
         ],
     )
     .unwrap();
     let c = refund.total.currency();
+    assert_eq!(
+        ReturnReceipt::names_from_cart(&refund, &sale.cart),
+        [
+            sale.cart.lines[0].name.clone(),
+            sale.cart.lines[2].name.clone()
+        ]
+    );
     let ret = ReturnReceipt {
         original_receipt: Some("T2-000007".into()),
         reason: Some("Korken defekt".into()),
         tenders: vec![cash(refund.refund.minor(), c)],
-        names: vec![
-            sale.cart.lines[0].name.clone(),
-            sale.cart.lines[2].name.clone(),
-        ],
+        names: ReturnReceipt::names_from_cart(&refund, &sale.cart),
         refund: refund.clone(),
     };
     let data = vienna(ReceiptBody::Return(ret), "T2-R-000001");
@@ -342,6 +346,7 @@ fn a_return_prints_negative_amounts_and_the_original_receipt() {
         "{refund_text} missing:\n{text}"
     );
     assert!(text.contains("Originalbeleg"), "{text}");
+    assert!(text.contains("2 × Grüner Veltliner"), "{text}");
     insta::assert_snapshot!(text);
 }
 

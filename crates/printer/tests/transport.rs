@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use printer::escpos::{self, Decoded};
-use printer::transport::{PrintError, Printer, print};
+use printer::transport::{PrintError, Printer, print, print_document};
 use printer::{Align, Block, Document, Paper, Size, Style};
 
 fn receipt() -> Document {
@@ -144,4 +144,20 @@ fn a_missing_device_is_an_open_error_and_creates_nothing() {
     assert!(matches!(error, PrintError::Open { .. }), "{error:?}");
     assert!(error.to_string().contains("usb-lp9"), "{error}");
     assert!(!path.exists());
+}
+
+#[test]
+fn print_document_encodes_and_sends() {
+    let (addr, printer) = fake_printer();
+    print_document(&Printer::tcp(addr), &receipt()).unwrap();
+    assert_eq!(printer.join().unwrap(), escpos::encode(&receipt()).unwrap());
+}
+
+#[test]
+fn a_document_that_cannot_be_encoded_is_not_sent() {
+    let mut doc = Document::new(Paper::Mm58);
+    doc.push(Block::Barcode("Größe".into()));
+    // The address is never used: encoding fails first.
+    let error = print_document(&Printer::tcp("127.0.0.1:1"), &doc).unwrap_err();
+    assert!(matches!(error, PrintError::Encode(_)), "{error:?}");
 }
