@@ -11,6 +11,14 @@ pub enum Paper {
 }
 
 impl Paper {
+    /// Printable dots per line at 203 dpi (what a barcode may span).
+    pub fn dots(self) -> usize {
+        match self {
+            Paper::Mm58 => 384,
+            Paper::Mm80 => 576,
+        }
+    }
+
     /// Characters per line in font A at normal size.
     pub fn columns(self) -> usize {
         match self {
@@ -337,14 +345,8 @@ pub fn render_text(doc: &Document) -> String {
                 out.push_str(positioned(&text, style, columns).trim_end());
                 out.push('\n');
             }
-            Line::Barcode(data) => {
-                out.push_str(&positioned(&format!("|{data}|"), centred(), columns));
-                out.push('\n');
-            }
-            Line::Qr(data) => {
-                out.push_str(&positioned(&format!("[QR {data}]"), centred(), columns));
-                out.push('\n');
-            }
+            Line::Barcode(data) => push_wrapped(&mut out, &format!("|{data}|"), columns),
+            Line::Qr(data) => push_wrapped(&mut out, &format!("[QR {data}]"), columns),
             Line::Feed(n) => {
                 for _ in 0..n {
                     out.push('\n');
@@ -354,6 +356,13 @@ pub fn render_text(doc: &Document) -> String {
         }
     }
     out
+}
+
+fn push_wrapped(out: &mut String, text: &str, columns: usize) {
+    for line in wrap(text, columns) {
+        out.push_str(positioned(&line, centred(), columns).trim_end());
+        out.push('\n');
+    }
 }
 
 fn centred() -> Style {

@@ -86,6 +86,16 @@ pub enum EncodeError {
         /// The data.
         data: String,
     },
+    /// The barcode is wider than the paper even at the narrowest module.
+    #[error("barcode `{data}` is {modules} modules wide; the paper holds {dots} dots")]
+    BarcodeTooWide {
+        /// The data.
+        data: String,
+        /// Its width in modules.
+        modules: usize,
+        /// The paper's printable dots.
+        dots: usize,
+    },
     /// A QR code holds at most this much in one symbol at the chosen error correction.
     #[error("qr code data is {len} bytes; at most {max} fit")]
     QrTooLong {
@@ -138,9 +148,25 @@ pub fn encode(doc: &Document) -> Result<Vec<u8>, EncodeError> {
                 if !printable {
                     return Err(EncodeError::BarcodeData { data });
                 }
+                // Start, one symbol per character (and per `{` escape), check: 11 modules
+                // each; stop: 13. Two dots per module when that fits the paper, else one.
+                let symbols = data.len() + data.matches('{').count();
+                let modules = 11 * (symbols + 2) + 13;
+                let dots = doc.paper.dots();
+                let module = if modules * 2 <= dots {
+                    2
+                } else if modules <= dots {
+                    1
+                } else {
+                    return Err(EncodeError::BarcodeTooWide {
+                        data,
+                        modules,
+                        dots,
+                    });
+                };
                 set(&mut out, centre);
-                // Height 80 dots, module width 2, human-readable text below.
-                out.extend([GS, b'h', 80, GS, b'w', 2, GS, b'H', 2]);
+                // Height 80 dots, module width, human-readable text below.
+                out.extend([GS, b'h', 80, GS, b'w', module, GS, b'H', 2]);
                 let mut payload = vec![b'{', b'B'];
                 for b in data.bytes() {
                     // `{` starts a code set switch in Epson's CODE128 data; `{{` is a literal.
@@ -346,8 +372,13 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Decoded>, DecodeError> {
                             _ => return Err(bad(start, "only sizes 0x00 and 0x11 are used")),
                         }
                     }
-                    b'h' | b'w' | b'H' => {
+                    b'h' | b'H' => {
                         r.byte(start)?;
+                    }
+                    b'w' => {
+                        if !(1..=6).contains(&r.byte(start)?) {
+                            return Err(bad(start, "barcode module width must be 1 to 6"));
+                        }
                     }
                     b'k' => {
                         let m = r.byte(start)?;
@@ -557,6 +588,27 @@ mod tests {
                 "{data:?}"
             );
         }
+    }
+
+    #[test]
+    fn long_barcodes_narrow_their_modules_and_refuse_what_cannot_fit() {
+        let module_width = |paper, data: &str| {
+            let mut doc = Document::new(paper);
+            doc.push(Block::Barcode(data.into()));
+            encode(&doc).map(|bytes| {
+                let at = bytes.windows(2).position(|w| w == [GS, b'w']).unwrap();
+                bytes[at + 2]
+            })
+        };
+        // 11 × (n + 2) + 13 modules: 9 characters are 134, 20 are 255, 31 are 376.
+        assert_eq!(module_width(Paper::Mm58, "T1-000042"), Ok(2));
+        assert_eq!(module_width(Paper::Mm58, &"1".repeat(20)), Ok(1));
+        assert_eq!(module_width(Paper::Mm80, &"1".repeat(20)), Ok(2));
+        assert_eq!(module_width(Paper::Mm58, &"1".repeat(31)), Ok(1));
+        assert!(matches!(
+            module_width(Paper::Mm58, &"1".repeat(32)),
+            Err(EncodeError::BarcodeTooWide { .. })
+        ));
     }
 
     #[test]
