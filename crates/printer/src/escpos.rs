@@ -96,22 +96,27 @@ pub enum EncodeError {
         /// The paper's printable dots.
         dots: usize,
     },
-    /// A QR code holds at most this much in one symbol at the chosen error correction.
-    #[error("qr code data is {len} bytes; at most {max} fit")]
-    QrTooLong {
+    /// The data does not fit a QR symbol at error correction M, or the symbol not the paper.
+    #[error("qr code data of {len} bytes does not fit a qr code on this paper")]
+    QrTooLarge {
         /// Its length in bytes.
         len: usize,
-        /// The limit.
-        max: usize,
     },
 }
 
-/// The QR code's module size (`GS ( k` function 167), in dots.
-const QR_MODULE: u8 = 6;
+/// The largest QR module (`GS ( k` function 167), in dots.
+const QR_MODULE_MAX: usize = 6;
 /// Error correction level M (`GS ( k` function 169: 48 L, 49 M, 50 Q, 51 H).
 const QR_ECC_M: u8 = 49;
-/// Byte capacity of a version 40 symbol at level M.
-const QR_MAX: usize = 2331;
+
+/// The module size that fits the QR symbol for `data`, quiet zone included, on `dots`.
+fn qr_module(data: &str, dots: usize) -> Option<u8> {
+    let code =
+        qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M).ok()?;
+    // Four modules of quiet zone on each side.
+    let module = (dots / (code.width() + 8)).min(QR_MODULE_MAX);
+    u8::try_from(module).ok().filter(|m| *m >= 1)
+}
 
 /// Encodes `doc` as ESC/POS: initialise, select WPC1252, then each line with alignment,
 /// emphasis and size set only when they change.
@@ -182,13 +187,12 @@ pub fn encode(doc: &Document) -> Result<Vec<u8>, EncodeError> {
             }
             Line::Qr(data) => {
                 let len = data.len();
-                if len > QR_MAX {
-                    return Err(EncodeError::QrTooLong { len, max: QR_MAX });
-                }
+                let module =
+                    qr_module(&data, doc.paper.dots()).ok_or(EncodeError::QrTooLarge { len })?;
                 set(&mut out, centre);
                 // Model 2, module size, error correction M, store, print.
                 out.extend([GS, b'(', b'k', 4, 0, 49, 65, 50, 0]);
-                out.extend([GS, b'(', b'k', 3, 0, 49, 67, QR_MODULE]);
+                out.extend([GS, b'(', b'k', 3, 0, 49, 67, module]);
                 out.extend([GS, b'(', b'k', 3, 0, 49, 69, QR_ECC_M]);
                 let stored = len + 3;
                 out.extend([
@@ -609,6 +613,28 @@ mod tests {
             module_width(Paper::Mm58, &"1".repeat(32)),
             Err(EncodeError::BarcodeTooWide { .. })
         ));
+    }
+
+    #[test]
+    fn qr_modules_shrink_to_fit_the_paper() {
+        let module = |paper, len| qr_module(&"x".repeat(len), Paper::dots(paper));
+        // Version 1 (21 modules + 8 quiet) takes the largest module.
+        assert_eq!(module(Paper::Mm58, 5), Some(6));
+        let width = |len| {
+            qrcode::QrCode::with_error_correction_level("x".repeat(len), qrcode::EcLevel::M)
+                .unwrap()
+                .width()
+        };
+        // 300 bytes at M need version 13 (69 modules): 384 / 77 = 4, 576 / 77 = 7 → 6.
+        assert_eq!(width(300), 69);
+        assert_eq!(module(Paper::Mm58, 300), Some(4));
+        assert_eq!(module(Paper::Mm80, 300), Some(6));
+        // 2331 bytes, the most at M, need version 40 (177 modules): 384 / 185 = 2.
+        assert_eq!(width(2331), 177);
+        assert_eq!(module(Paper::Mm58, 2331), Some(2));
+        let mut doc = Document::new(Paper::Mm58);
+        doc.push(Block::Qr("x".repeat(2400)));
+        assert_eq!(encode(&doc), Err(EncodeError::QrTooLarge { len: 2400 }));
     }
 
     #[test]

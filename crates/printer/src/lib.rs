@@ -30,5 +30,15 @@ pub mod report;
 pub mod transport;
 
 pub use document::{Align, Block, Document, Line, Paper, Size, Style, render_text};
+pub use html::render_html;
 pub use labels::Labels;
 pub use locale::{Language, LocalDateTime, Locale};
+pub use receipt::{
+    Layout, ReceiptBody, ReceiptCode, ReceiptData, ReturnReceipt, SaleReceipt, StoreHeader,
+    receipt_document,
+};
+pub use report::{
+    CashCount, DenominationCount, ShiftReport, TaxTotal, TenderTotal, x_report_document,
+    z_report_document,
+};
+pub use transport::{PrintError, Printer, print, print_document};
