@@ -8,7 +8,7 @@
 //! - The document lays itself out into lines no wider than the paper ([`Paper::Mm58`], 32
 //!   characters; [`Paper::Mm80`], 48), and every renderer prints those lines:
 //!   [`escpos::encode`], [`render_text`], [`html::render_html`].
-//! - [`transport::print`] sends the bytes to a network printer (raw TCP, port 9100) or a
+//! - [`transport::print()`] sends the bytes to a network printer (raw TCP, port 9100) or a
 //!   device file.
 //! - [`locale`] formats money (integer minor units only), quantities, rates and dates; the till
 //!   screen uses the same functions. [`Labels`] holds the printed words in English and German.

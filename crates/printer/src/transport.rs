@@ -1,6 +1,6 @@
 //! Sending bytes to a receipt printer: raw TCP (port 9100, "JetDirect") with timeouts, or a
 //! device file (`/dev/usb/lp0`, a serial port already set up). Blocking std IO only: the store
-//! node calls [`print`] from a blocking task.
+//! node calls [`print()`] from a blocking task.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
