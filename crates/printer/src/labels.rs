@@ -14,6 +14,7 @@ use crate::locale::Language;
 pub struct Labels {
     pub language: Language,
     pub receipt: &'static str,
+    pub copy: &'static str,
     pub return_receipt: &'static str,
     pub original_receipt: &'static str,
     pub reason: &'static str,
@@ -69,6 +70,7 @@ pub struct Labels {
 pub static EN: Labels = Labels {
     language: Language::En,
     receipt: "Receipt",
+    copy: "COPY",
     return_receipt: "Return",
     original_receipt: "Original receipt",
     reason: "Reason",
@@ -124,6 +126,7 @@ pub static EN: Labels = Labels {
 pub static DE: Labels = Labels {
     language: Language::De,
     receipt: "Beleg",
+    copy: "KOPIE",
     return_receipt: "Rückgabe",
     original_receipt: "Originalbeleg",
     reason: "Grund",

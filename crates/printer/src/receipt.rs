@@ -156,6 +156,8 @@ pub struct ReceiptData {
     pub body: ReceiptBody,
     /// Lines printed centred at the bottom (thanks, return policy, opening hours).
     pub footer: Vec<String>,
+    /// A reprint: marked as a copy at the top, and the drawer stays shut.
+    pub copy: bool,
 }
 
 fn centred(bold: bool, size: Size) -> Style {
@@ -491,11 +493,14 @@ pub fn receipt_document(
     labels: &Labels,
 ) -> Result<Document, MoneyError> {
     let mut doc = Document::new(layout.paper);
-    if layout.open_drawer && cash_changes_hands(&data.body) {
+    if layout.open_drawer && !data.copy && cash_changes_hands(&data.body) {
         doc.push(Block::OpenDrawer);
     }
     push_header(&mut doc, &data.store, labels);
     doc.separator();
+    if data.copy {
+        doc.text(labels.copy, centred(true, Size::Double));
+    }
     if let ReceiptBody::Return(_) = data.body {
         doc.text(
             labels.return_receipt.to_uppercase(),

@@ -110,6 +110,7 @@ fn zurich(body: ReceiptBody) -> ReceiptData {
         when: when(),
         body,
         footer: vec!["Danke für Ihren Einkauf!".into()],
+        copy: false,
     }
 }
 
@@ -188,6 +189,7 @@ fn vienna(body: ReceiptBody, number: &str) -> ReceiptData {
         when: when(),
         body,
         footer: vec!["Umtausch binnen 14 Tagen mit Beleg.".into()],
+        copy: false,
     }
 }
 
@@ -505,4 +507,33 @@ fn the_html_preview_escapes_names() {
     assert!(!html.contains("<script>"));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("Kassa Zürich HB"));
+}
+
+#[test]
+fn a_reprint_is_marked_as_a_copy_and_keeps_the_drawer_shut() {
+    let mut data = zurich(ReceiptBody::Sale(zurich_sale()));
+    data.copy = true;
+    let doc = document(&data, Paper::Mm58, "de-CH");
+    let decoded = escpos::decode(&escpos::encode(&doc).unwrap()).unwrap();
+    assert!(!decoded.contains(&Decoded::OpenDrawer));
+    assert!(decoded.iter().any(|d| matches!(
+        d,
+        Decoded::Text { text, style } if text == "KOPIE" && style.bold && style.size == printer::Size::Double
+    )));
+    let original = document(
+        &zurich(ReceiptBody::Sale(zurich_sale())),
+        Paper::Mm58,
+        "de-CH",
+    );
+    assert!(!render_text(&original).contains("KOPIE"));
+}
+
+#[test]
+fn the_html_preview_of_a_receipt() {
+    let doc = document(
+        &zurich(ReceiptBody::Sale(zurich_sale())),
+        Paper::Mm58,
+        "de-CH",
+    );
+    insta::assert_snapshot!(render_html(&doc));
 }
