@@ -67,12 +67,55 @@ impl TestNode {
         .await
         .unwrap();
         let router = store::api::router(app.node());
-        TestNode {
+        let node = TestNode {
             dir,
             router,
             terminals,
             _app: app,
+        };
+        // A manager's shift: the tests of pricing and the ledger need no approvals; the
+        // permission tests open their own shifts as a cashier.
+        for terminal in node.terminals.clone() {
+            node.open_shift(&terminal, "maria", "3333").await;
         }
+        node
+    }
+
+    /// Signs `staff` in at `terminal`; answers the session token.
+    async fn sign_in(&self, terminal: &str, staff: &str, pin: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/sign-in",
+                None,
+                &json!({"terminal": terminal, "staff": staff, "pin": pin}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["session"].as_str().unwrap().to_owned()
+    }
+
+    /// Signs `staff` in and opens a shift with a float of 100.00.
+    async fn open_shift(&self, terminal: &str, staff: &str, pin: &str) -> String {
+        let session = self.sign_in(terminal, staff, pin).await;
+        let (status, body) = self
+            .as_staff(
+                &session,
+                "/v1/shifts/open",
+                &json!({"terminal": terminal, "float": "100.00"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        session
+    }
+
+    /// POSTs JSON with a fresh idempotency key as the signed-in member of `session`.
+    async fn as_staff(&self, session: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+        let mut request = post_request(path, Some(&fresh_key()), serde_json::to_vec(body).unwrap());
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {session}").parse().unwrap(),
+        );
+        self.send(request).await
     }
 
     async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
@@ -121,6 +164,7 @@ impl TestNode {
             .collect()
     }
 
+    /// Events of `terminal` after its shift opened (its `ShiftOpened` is sequence 1).
     async fn last_seq(&self, terminal: &str) -> u64 {
         self.heads()
             .await
@@ -128,15 +172,22 @@ impl TestNode {
             .find(|(t, _)| t == terminal)
             .unwrap()
             .1
+            - 1
     }
 
+    /// Events written since the shifts were opened.
     async fn total_events(&self) -> u64 {
+        self.all_events().await - self.terminals.len() as u64
+    }
+
+    async fn all_events(&self) -> u64 {
         self.heads().await.iter().map(|(_, s)| s).sum()
     }
 
+    /// The terminal's events after its shift opened.
     async fn journal(&self, terminal: &str) -> Vec<Value> {
         let (status, body) = self
-            .get(&format!("/v1/journal?terminal={terminal}&from=1"))
+            .get(&format!("/v1/journal?terminal={terminal}&from=2"))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["events"].as_array().unwrap().clone()
@@ -163,7 +214,7 @@ impl TestNode {
             );
             events += report.events;
         }
-        assert_eq!(events, self.total_events().await);
+        assert_eq!(events, self.all_events().await);
         pools.reader.close().await;
         pools.writer.close().await;
         events
@@ -364,7 +415,7 @@ async fn sale_with_barcode_scale_labels_sku_and_line_discount_is_priced_by_the_s
     let (status, body) = node
         .sale(&json!({
             "terminal": T1,
-            "cashier": "anna",
+            "cashier": "maria",
             "lines": mixed_lines(),
             "tenders": cash("30.00"),
         }))
@@ -372,9 +423,9 @@ async fn sale_with_barcode_scale_labels_sku_and_line_discount_is_priced_by_the_s
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["kind"], "SaleCompleted");
     assert_eq!(body["terminal"], T1);
-    assert_eq!(body["seq"], 1);
+    assert_eq!(body["seq"], 2);
     assert_eq!(body["receipt"], "vienna-01-t1-000001");
-    assert_eq!(body["cashier"], "anna");
+    assert_eq!(body["cashier"], "maria");
     let cart = &body["cart"];
     assert_mixed_cart(cart);
     assert_eq!(cart["cash_rounding"], "0.00");
@@ -397,8 +448,8 @@ async fn sale_with_barcode_scale_labels_sku_and_line_discount_is_priced_by_the_s
     let (status, other) = node.sale(&bread_and_tee(T2)).await;
     assert_eq!(status, StatusCode::CREATED, "{other}");
     assert_eq!(other["receipt"], "vienna-01-t2-000001");
-    assert_eq!(other["seq"], 1);
-    assert_eq!(node.assert_chain_intact().await, 3);
+    assert_eq!(other["seq"], 2);
+    assert_eq!(node.assert_chain_intact().await, 5);
 }
 
 #[tokio::test]
@@ -433,8 +484,8 @@ async fn receipt_numbers_continue_after_a_restart() {
     let (status, second) = send(router, post_request("/v1/sales", Some("after"), body)).await;
     assert_eq!(status, StatusCode::CREATED, "{second}");
     assert_eq!(second["receipt"], "vienna-01-t1-000002");
-    assert_eq!(second["seq"], 2);
-    assert_eq!(node.assert_chain_intact().await, 2);
+    assert_eq!(second["seq"], 3);
+    assert_eq!(node.assert_chain_intact().await, 4);
 }
 
 // --- Stock -------------------------------------------------------------------------------------
@@ -484,7 +535,8 @@ async fn stock_goes_negative_after_a_sale_then_follows_adjustments_and_counts() 
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(node.on_hand("GRO-FRU-0001").await, "-1.25");
-    assert_eq!(node.assert_chain_intact().await, 4);
+    // Four events and each terminal's ShiftOpened.
+    assert_eq!(node.assert_chain_intact().await, 6);
 }
 
 #[tokio::test]
@@ -962,7 +1014,7 @@ async fn void_last_voids_the_last_sale_once() {
     assert_eq!(void["kind"], "SaleVoided");
     assert_eq!(void["voided_receipt"], receipt);
     assert_eq!(void["refund"], "16.97");
-    assert_eq!(void["seq"], 2);
+    assert_eq!(void["seq"], 3);
     assert_eq!(node.on_hand(BREAD).await, "0");
     assert_eq!(node.on_hand(TEE).await, "0");
 
@@ -1439,7 +1491,7 @@ async fn journal_lists_events_with_seq_hash_and_signature() {
     assert_eq!(kinds, ["SaleCompleted", "StockAdjusted", "StockCounted"]);
     let mut hashes = std::collections::BTreeSet::new();
     for (i, event) in events.iter().enumerate() {
-        assert_eq!(event["seq"], i + 1);
+        assert_eq!(event["seq"], i + 2);
         let hash = event["hash"].as_str().unwrap();
         assert_eq!(hash.len(), 64, "{event}");
         assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -1453,10 +1505,10 @@ async fn journal_lists_events_with_seq_hash_and_signature() {
     assert_eq!(hashes.len(), 3);
     assert_eq!(events[0]["id"], sale["event_id"]);
 
-    let (status, page) = node.get(&format!("/v1/journal?terminal={T1}&from=2")).await;
+    let (status, page) = node.get(&format!("/v1/journal?terminal={T1}&from=3")).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
-    assert_eq!(page["events"][0]["seq"], 2);
+    assert_eq!(page["events"][0]["seq"], 3);
     let (status, page) = node
         .get(&format!("/v1/journal?terminal={T1}&from=1&limit=1"))
         .await;
@@ -1536,7 +1588,7 @@ async fn status_names_the_store_and_its_terminals() {
     assert_eq!(body["reference_version"], 1);
     assert_eq!(
         body["terminals"],
-        json!([{"id": T1, "last_seq": 0}, {"id": T2, "last_seq": 0}])
+        json!([{"id": T1, "last_seq": 1}, {"id": T2, "last_seq": 1}])
     );
     let response = node.get("/v1/nowhere").await;
     assert_error(&response, StatusCode::NOT_FOUND, "not_found", None);
@@ -1592,6 +1644,8 @@ async fn ledger_verifies_after_a_busy_day() {
         assert_eq!(response.0, StatusCode::UNPROCESSABLE_ENTITY);
         expected += 6;
     }
+    // And each terminal's ShiftOpened.
+    expected += 2;
     assert_eq!(node.on_hand(TEE).await, "7");
     // Each terminal: sold 2 loaves, returned 1; sold 2 more and voided them.
     assert_eq!(node.on_hand(BREAD).await, "-2");
