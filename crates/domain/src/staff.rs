@@ -157,7 +157,9 @@ impl PermissionTable {
             .collect()
     }
 
-    /// Whether a discount of `discount` off `amount` (both in minor units) is a large one.
+    /// Whether a discount of `discount` off `amount` (both in minor units) is a large one: more
+    /// than the free percentage by more than the rounding to a minor unit (10 % off 9.99 is
+    /// 1.00, and still 10 %).
     pub fn is_large_discount(&self, discount: i64, amount: i64) -> bool {
         if discount <= 0 {
             return false;
@@ -165,8 +167,9 @@ impl PermissionTable {
         if amount <= 0 {
             return true;
         }
-        // discount / amount > p / 100, in integers.
-        i128::from(discount) * 100 > i128::from(amount) * i128::from(self.free_discount_percent)
+        // discount - 1/2 > amount × p / 100, in integers.
+        i128::from(discount) * 100
+            > i128::from(amount) * i128::from(self.free_discount_percent) + 50
     }
 }
 
@@ -267,6 +270,9 @@ mod tests {
         let table = PermissionTable::default();
         assert!(!table.is_large_discount(100, 1000));
         assert!(table.is_large_discount(101, 1000));
+        // 10 % of 9.99 rounds to 1.00.
+        assert!(!table.is_large_discount(100, 999));
+        assert!(table.is_large_discount(101, 999));
         assert!(!table.is_large_discount(0, 0));
         assert!(table.is_large_discount(1, 0));
     }
