@@ -95,6 +95,7 @@ fn forbidden(name: &str) -> &'static [&'static str] {
             "axum",
             "tokio",
         ],
+        "payments" => &["store", "hq", "import", "kassa", "test-support", "sqlx"],
         "test-support" => &[],
         _ => &[],
     }
