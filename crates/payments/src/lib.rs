@@ -3,3 +3,4 @@
 //! and Kassa keeps references, a masked PAN and a token.
 
 pub mod crypto;
+pub mod pan;
