@@ -185,8 +185,36 @@ impl SecurityKey {
             .cloned()
             .ok_or(CryptoError::Malformed("no MessageHeader"))?;
         let plaintext = serde_json::to_vec(message)?;
-        let blob = self.derived.encrypt(nonce, &plaintext);
-        let tag = self.derived.hmac(&plaintext);
+        Ok(self.seal_plaintext(root, header, &plaintext, nonce))
+    }
+
+    /// Protects an already serialised message (exact decimal amounts survive only this way) under
+    /// `root` (`SaleToPOIRequest` or `SaleToPOIResponse`) with a fresh nonce.
+    pub fn seal_bytes(
+        &self,
+        root: &str,
+        header: Value,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|_| CryptoError::Malformed("no randomness"))?;
+        Ok(serde_json::to_vec(&self.seal_plaintext(
+            root, header, plaintext, &nonce,
+        ))?)
+    }
+
+    /// Opens an envelope given as bytes, returning the plaintext bytes for a typed parse.
+    pub fn open_bytes(&self, envelope: &[u8]) -> Result<(Value, Vec<u8>), CryptoError> {
+        let v: Value = serde_json::from_slice(envelope)?;
+        let (_, body) = single_root(&v)?;
+        let header = body.get("MessageHeader").cloned().unwrap_or(Value::Null);
+        let plaintext = self.decrypt_body(body)?;
+        Ok((header, plaintext))
+    }
+
+    fn seal_plaintext(&self, root: &str, header: Value, plaintext: &[u8], nonce: &[u8; 16]) -> Value {
+        let blob = self.derived.encrypt(nonce, plaintext);
+        let tag = self.derived.hmac(plaintext);
         let trailer = serde_json::json!({
             "AdyenCryptoVersion": ADYEN_CRYPTO_VERSION,
             "KeyIdentifier": self.identifier,
@@ -200,13 +228,23 @@ impl SecurityKey {
         inner.insert("SecurityTrailer".into(), trailer);
         let mut outer = Map::new();
         outer.insert(root.to_owned(), Value::Object(inner));
-        Ok(Value::Object(outer))
+        Value::Object(outer)
     }
 
     /// Checks the trailer names this key, decrypts the blob and verifies the HMAC over the
     /// plaintext before anything reads it.
     pub fn open(&self, envelope: &Value) -> Result<Opened, CryptoError> {
         let (root, body) = single_root(envelope)?;
+        let plaintext = self.decrypt_body(body)?;
+        let message: Value = serde_json::from_slice(&plaintext)?;
+        Ok(Opened {
+            root: root.to_owned(),
+            header: body.get("MessageHeader").cloned().unwrap_or(Value::Null),
+            message,
+        })
+    }
+
+    fn decrypt_body(&self, body: &Map<String, Value>) -> Result<Vec<u8>, CryptoError> {
         let trailer = body
             .get("SecurityTrailer")
             .ok_or(CryptoError::Malformed("no SecurityTrailer"))?;
@@ -232,12 +270,7 @@ impl SecurityKey {
         let blob = decode_field(body, "NexoBlob")?;
         let plaintext = self.derived.decrypt(&nonce, &blob)?;
         self.derived.verify_hmac(&plaintext, &tag)?;
-        let message: Value = serde_json::from_slice(&plaintext)?;
-        Ok(Opened {
-            root: root.to_owned(),
-            header: body.get("MessageHeader").cloned().unwrap_or(Value::Null),
-            message,
-        })
+        Ok(plaintext)
     }
 }
 

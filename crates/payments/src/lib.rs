@@ -3,4 +3,5 @@
 //! and Kassa keeps references, a masked PAN and a token.
 
 pub mod crypto;
+pub mod nexo;
 pub mod pan;
