@@ -198,9 +198,9 @@ impl SecurityKey {
     ) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|_| CryptoError::Malformed("no randomness"))?;
-        Ok(serde_json::to_vec(&self.seal_plaintext(
-            root, header, plaintext, &nonce,
-        ))?)
+        Ok(serde_json::to_vec(
+            &self.seal_plaintext(root, header, plaintext, &nonce),
+        )?)
     }
 
     /// Opens an envelope given as bytes, returning the plaintext bytes for a typed parse.
@@ -212,7 +212,13 @@ impl SecurityKey {
         Ok((header, plaintext))
     }
 
-    fn seal_plaintext(&self, root: &str, header: Value, plaintext: &[u8], nonce: &[u8; 16]) -> Value {
+    fn seal_plaintext(
+        &self,
+        root: &str,
+        header: Value,
+        plaintext: &[u8],
+        nonce: &[u8; 16],
+    ) -> Value {
         let blob = self.derived.encrypt(nonce, plaintext);
         let tag = self.derived.hmac(plaintext);
         let trailer = serde_json::json!({

@@ -3,5 +3,8 @@
 //! and Kassa keeps references, a masked PAN and a token.
 
 pub mod crypto;
+pub mod link;
 pub mod nexo;
 pub mod pan;
+pub mod sim;
+pub mod tls;

@@ -30,7 +30,8 @@ impl Amount {
     /// decimals than that or overflows.
     pub fn to_minor(self, exponent: u32) -> Option<i64> {
         if self.scale <= exponent {
-            self.units.checked_mul(10i64.checked_pow(exponent - self.scale)?)
+            self.units
+                .checked_mul(10i64.checked_pow(exponent - self.scale)?)
         } else {
             let div = 10i64.checked_pow(self.scale - exponent)?;
             (self.units % div == 0).then_some(self.units / div)
