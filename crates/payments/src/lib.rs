@@ -6,5 +6,6 @@ pub mod crypto;
 pub mod link;
 pub mod nexo;
 pub mod pan;
+pub mod service;
 pub mod sim;
 pub mod tls;

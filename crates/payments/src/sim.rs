@@ -339,7 +339,11 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Reply {
     };
     let body = body.to_bytes();
     match (method.as_str(), path.as_str()) {
-        ("POST", "/nexo") => nexo(inner, &body).await,
+        // A terminal finishes a transaction whether or not the sale system still listens, so
+        // the work runs in its own task that a dropped connection does not cancel.
+        ("POST", "/nexo") => tokio::spawn(async move { nexo(inner, &body).await })
+            .await
+            .unwrap_or(Err(Dropped)),
         ("POST", "/sim/faults") => match serde_json::from_slice::<Faults>(&body) {
             Ok(f) => {
                 set_faults(&inner, f);
