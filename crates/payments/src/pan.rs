@@ -91,6 +91,28 @@ pub fn contains_pan(text: &str) -> bool {
     !find_pans(text.as_bytes()).is_empty()
 }
 
+/// Replaces every card number in `text` by its masked form; for identifiers a terminal sends
+/// that Kassa must keep (a transaction id) even when a misbehaving terminal put a card number
+/// in one.
+pub fn redact(text: &str) -> String {
+    let hits = find_pans(text.as_bytes());
+    if hits.is_empty() {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for h in hits {
+        out.push_str(&text[at..h.start]);
+        let masked = MaskedPan::mask(&h.digits)
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        out.push_str(&masked);
+        at = h.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
 /// A masked card number: at most the first six digits (the BIN) and the last four.
 ///
 /// The only constructor is [`MaskedPan::mask`], which keeps no more than that whatever it is
@@ -265,6 +287,12 @@ mod tests {
             "**** 0010"
         );
         assert!(MaskedPan::mask("***").is_none());
+    }
+
+    #[test]
+    fn redact_masks_card_numbers_inside_identifiers() {
+        assert_eq!(redact("tx.4111111111111111.9"), "tx.411111 **** 1111.9");
+        assert_eq!(redact("SIMPSP0001"), "SIMPSP0001");
     }
 
     #[test]

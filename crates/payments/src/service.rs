@@ -16,7 +16,7 @@ use crate::nexo::{
     SaleData, SaleToPoiRequest, SaleToPoiResponse, TransactionIdentification,
     TransactionStatusRequest,
 };
-use crate::pan::{MaskedPan, clean_text, filter_additional_response};
+use crate::pan::{MaskedPan, clean_text, filter_additional_response, redact};
 
 /// What an in-flight request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1010,7 +1010,7 @@ fn payment_outcome(op: &InFlight, p: &PaymentResponse) -> Outcome {
         .min(op.amount_minor);
     let offline = result.online_flag == Some(false) || extra("offline").as_deref() == Some("true");
     let payment = CardPayment {
-        poi_transaction_id: p.poi_data.poi_transaction_id.transaction_id.clone(),
+        poi_transaction_id: redact(&p.poi_data.poi_transaction_id.transaction_id),
         psp_reference: extra("pspReference"),
         auth_code: result
             .payment_acquirer_data
@@ -1061,7 +1061,7 @@ fn reversal_outcome(op: &InFlight, r: &ReversalResponse) -> Outcome {
         poi_transaction_id: r
             .poi_data
             .as_ref()
-            .map(|d| d.poi_transaction_id.transaction_id.clone())
+            .map(|d| redact(&d.poi_transaction_id.transaction_id))
             .unwrap_or_default(),
         amount_minor: r
             .reversed_amount
