@@ -79,3 +79,13 @@ proptest! {
         prop_assert_eq!(&hits[0].digits, &pan);
     }
 }
+
+proptest! {
+    #[test]
+    fn amounts_round_trip_exactly_through_the_wire(minor in -1_000_000_000i64..1_000_000_000, exp in 0u32..=3) {
+        let a = payments::nexo::Amount::from_minor(minor, exp);
+        let json = serde_json::to_string(&a).unwrap();
+        let back: payments::nexo::Amount = serde_json::from_str(&json).unwrap();
+        prop_assert_eq!(back.to_minor(exp), Some(minor));
+    }
+}

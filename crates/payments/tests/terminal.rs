@@ -389,3 +389,28 @@ async fn the_cashier_aborts_a_payment_in_progress() {
     assert_eq!(declined(&o.unwrap()).0, "Aborted");
     assert_eq!(sim.transactions()[0].state, "Aborted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_whose_certificate_names_another_poiid_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim(&dir.path().join("terminal")).await;
+    let impostor = payments::link::TerminalLink::new(payments::link::LinkConfig {
+        addr: sim.addr(),
+        poi_id: "P400Plus-000000001".into(),
+        sale_id: "till-1".into(),
+        key: common::key(),
+        ca_pem: sim.ca_pem().as_bytes().to_vec(),
+        timeout: QUICK,
+    })
+    .unwrap();
+    let pay = payments::service::CardPayments::new(
+        impostor,
+        payments::service::FileJournal::open(dir.path().join("journal.json")).unwrap(),
+        common::LIMITS,
+    );
+    let err = pay.pay("sale-1", 2_000, "EUR", 2, None).await.unwrap_err();
+    assert!(matches!(err, PaymentError::Unreachable(_)), "{err}");
+    assert!(sim.transactions().is_empty());
+    // Closed as not processed: nothing is left to recover.
+    assert!(pay.recover_in_flight().await.unwrap().is_empty());
+}
