@@ -67,3 +67,50 @@ impl Journal for SqliteJournal {
             .collect()
     }
 }
+
+/// Card tenders in the ledger, per currency: `(currency, count, minor units)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerCardTotals {
+    /// Card tenders of completed sales.
+    pub debits: Vec<(String, u64, i64)>,
+    /// Card refunds of completed returns.
+    pub credits: Vec<(String, u64, i64)>,
+}
+
+/// Sums the card tenders of every sale and return in the ledger, for end-of-day comparison with
+/// the terminal's totals.
+pub async fn ledger_card_totals(pool: &SqlitePool) -> Result<LedgerCardTotals, JournalError> {
+    use domain::ledger::EventBody;
+    use domain::sale::TenderKind;
+
+    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT body FROM events WHERE kind IN ('SaleCompleted', 'ReturnCompleted') ORDER BY terminal, seq",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    let mut debits: std::collections::BTreeMap<String, (u64, i64)> = Default::default();
+    let mut credits: std::collections::BTreeMap<String, (u64, i64)> = Default::default();
+    for (body,) in rows {
+        let event = protocol::event::decode(&body).map_err(err)?;
+        let (tenders, into) = match &event.body {
+            EventBody::SaleCompleted(s) => (&s.tenders, &mut debits),
+            EventBody::ReturnCompleted(r) => (&r.tenders, &mut credits),
+            _ => continue,
+        };
+        for t in tenders.iter().filter(|t| t.kind == TenderKind::Card) {
+            let slot = into
+                .entry(t.amount.currency().code().to_owned())
+                .or_default();
+            slot.0 += 1;
+            slot.1 += t.amount.minor();
+        }
+    }
+    let flat = |m: std::collections::BTreeMap<String, (u64, i64)>| {
+        m.into_iter().map(|(c, (n, s))| (c, n, s)).collect()
+    };
+    Ok(LedgerCardTotals {
+        debits: flat(debits),
+        credits: flat(credits),
+    })
+}

@@ -186,3 +186,128 @@ async fn no_card_number_reaches_sqlite_or_logs_even_from_a_misbehaving_terminal(
         "the masked PAN is what SQLite keeps"
     );
 }
+
+async fn post(
+    router: &axum::Router,
+    path: &str,
+    key: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    use tower::ServiceExt as _;
+    let request = axum::http::Request::post(path)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(axum::body::Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, axum::http::StatusCode::CREATED, "{value}");
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_of_day_compares_terminal_totals_with_the_ledgers_card_tenders() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("node");
+    let store_id = domain::StoreId::parse("vienna-01").unwrap();
+    let till = domain::TerminalId::parse("vienna-01-t1").unwrap();
+    store::provision(&node, &store_id, std::slice::from_ref(&till))
+        .await
+        .unwrap();
+    let seed: protocol::seed::SeedDto = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/demo/seed.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    store::seed(&node, &seed).await.unwrap();
+    let app = store::App::build(
+        &store::Settings {
+            data_dir: node.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            sync: None,
+        },
+        std::sync::Arc::new(store::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let router = store::api::router(app.node());
+
+    let sim = sim(&dir.path().join("terminal")).await;
+    let pay = card_payments(&sim, &node).await;
+    // The terminal takes 16.97; the sale is recorded with the card payment's reference.
+    let o = pay.pay("sale-1", 1_697, "EUR", 2, None).await.unwrap();
+    let poi = approved(&o).poi_transaction_id.clone();
+    let sale = post(
+        &router,
+        "/v1/sales",
+        "sale-1",
+        &serde_json::json!({
+            "terminal": "vienna-01-t1",
+            "lines": [{"code": "9003909062415", "quantity": "2"}, {"code": "CLO-TEE-0001-XS-WEI"}],
+            "tenders": [{"kind": "card", "amount": "16.97", "reference": poi}],
+        }),
+    )
+    .await;
+    // A return of the T-shirt goes back to the same card by reference.
+    let ret = post(
+        &router,
+        "/v1/returns",
+        "return-1",
+        &serde_json::json!({
+            "terminal": "vienna-01-t1",
+            "receipt": sale["receipt"],
+            "lines": [{"line": 1, "quantity": "1"}],
+            "refund_tender": "card",
+        }),
+    )
+    .await;
+    let refund_minor = i64::try_from(
+        (ret["refund"].as_str().unwrap().replace('.', ""))
+            .parse::<u64>()
+            .unwrap(),
+    )
+    .unwrap();
+    pay.refund(&poi, "return-1", refund_minor).await.unwrap();
+
+    let pools = store::db::open(&node).await.unwrap();
+    let ledger = store::payments::ledger_card_totals(&pools.reader)
+        .await
+        .unwrap();
+    assert_eq!(ledger.debits, vec![("EUR".to_owned(), 1, 1_697)]);
+    assert_eq!(ledger.credits, vec![("EUR".to_owned(), 1, refund_minor)]);
+    let totals = pay
+        .reconcile(false, &ledger.debits, &ledger.credits)
+        .await
+        .unwrap();
+    assert!(totals.differences.is_empty(), "{:?}", totals.differences);
+
+    // A card sale rung without the terminal shows up as a difference at the end of the day.
+    post(
+        &router,
+        "/v1/sales",
+        "sale-2",
+        &serde_json::json!({
+            "terminal": "vienna-01-t1",
+            "lines": [{"code": "9003909062415"}],
+            "tenders": [{"kind": "card", "amount": "3.49"}],
+        }),
+    )
+    .await;
+    let ledger = store::payments::ledger_card_totals(&pools.reader)
+        .await
+        .unwrap();
+    let closing = pay
+        .reconcile(true, &ledger.debits, &ledger.credits)
+        .await
+        .unwrap();
+    assert_eq!(closing.differences.len(), 1, "{:?}", closing.differences);
+    assert!(closing.differences[0].starts_with("payments in EUR"));
+    drop(app);
+}
