@@ -208,7 +208,13 @@ async fn a_crash_mid_payment_is_recovered_after_restart_with_exactly_one_capture
         )
         .await;
         assert!(crashed.is_err());
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        // The terminal finishes the payment on its own; wait until it has recorded it.
+        for _ in 0..100 {
+            if !sim.transactions().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert_eq!(sim.transactions().len(), 1);
     }
     // Both restart: the terminal from its file, the till from its journal.

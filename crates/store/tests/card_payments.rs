@@ -84,6 +84,49 @@ fn scan(dir: &Path) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
+/// Provisions and seeds a node for `vienna-01` with one till, and builds its app and router.
+async fn start_node(node: &Path) -> (store::App, axum::Router) {
+    let store_id = domain::StoreId::parse("vienna-01").unwrap();
+    let till = domain::TerminalId::parse("vienna-01-t1").unwrap();
+    store::provision(node, &store_id, std::slice::from_ref(&till))
+        .await
+        .unwrap();
+    let seed: protocol::seed::SeedDto = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/demo/seed.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    store::seed(node, &seed).await.unwrap();
+    let app = store::App::build(
+        &store::Settings {
+            data_dir: node.to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            sync: None,
+        },
+        std::sync::Arc::new(store::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let router = store::api::router(app.node());
+    (app, router)
+}
+
+async fn get(router: &axum::Router, path: &str) -> Vec<u8> {
+    use tower::ServiceExt as _;
+    let request = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), axum::http::StatusCode::OK);
+    axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_payment_is_recovered_from_sqlite_with_exactly_one_capture() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,6 +175,7 @@ async fn no_card_number_reaches_sqlite_or_logs_even_from_a_misbehaving_terminal(
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
+    let (app, router) = start_node(&node).await;
     let sim = sim(&terminal).await;
     sim.set_faults(Faults {
         leak_pan: true,
@@ -165,6 +209,35 @@ async fn no_card_number_reaches_sqlite_or_logs_even_from_a_misbehaving_terminal(
     assert_eq!(pay.reconcile_offline().await.unwrap().len(), 1);
     pay.reconcile(true, &[], &[]).await.unwrap();
     drop(pay);
+
+    // The card payment's reference travels into the ledger, the receipt and the sync batch.
+    let sale = post(
+        &router,
+        "/v1/sales",
+        "sale-1",
+        &serde_json::json!({
+            "terminal": "vienna-01-t1",
+            "lines": [{"code": "9003909062415"}],
+            "tenders": [{"kind": "card", "amount": "3.49", "reference": p.poi_transaction_id}],
+        }),
+    )
+    .await;
+    let receipt = get(
+        &router,
+        &format!("/v1/receipts/{}", sale["receipt"].as_str().unwrap()),
+    )
+    .await;
+    std::fs::write(node.join("receipt.out"), receipt).unwrap();
+    let pools = store::db::open(&node).await.unwrap();
+    let batch = store::sync::build_batch(&pools.reader, "vienna-01", "vienna-01-t1", 0, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!batch.events.is_empty());
+    // The batch as it crosses the wire is zstd; what it carries is scanned decompressed.
+    let decoded = protocol::sync::decode_batch(&protocol::sync::encode_batch(&batch, 3)).unwrap();
+    std::fs::write(node.join("batch.out"), decoded.events.concat()).unwrap();
+    drop(app);
 
     // The terminal did send full card numbers: the scan can find them where they are.
     let at_terminal = scan(&terminal);
@@ -213,31 +286,7 @@ async fn post(
 async fn end_of_day_compares_terminal_totals_with_the_ledgers_card_tenders() {
     let dir = tempfile::tempdir().unwrap();
     let node = dir.path().join("node");
-    let store_id = domain::StoreId::parse("vienna-01").unwrap();
-    let till = domain::TerminalId::parse("vienna-01-t1").unwrap();
-    store::provision(&node, &store_id, std::slice::from_ref(&till))
-        .await
-        .unwrap();
-    let seed: protocol::seed::SeedDto = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../data/demo/seed.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    store::seed(&node, &seed).await.unwrap();
-    let app = store::App::build(
-        &store::Settings {
-            data_dir: node.clone(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            sync: None,
-        },
-        std::sync::Arc::new(store::clock::SystemClock),
-    )
-    .await
-    .unwrap();
-    let router = store::api::router(app.node());
+    let (app, router) = start_node(&node).await;
 
     let sim = sim(&dir.path().join("terminal")).await;
     let pay = card_payments(&sim, &node).await;
