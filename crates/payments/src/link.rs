@@ -65,13 +65,25 @@ impl LinkError {
 }
 
 /// A client for one terminal.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TerminalLink {
-    http: reqwest::Client,
-    url: String,
+    tls: tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+    host: String,
+    timeout: Duration,
     key: SecurityKey,
     sale_id: String,
     poi_id: String,
+}
+
+impl std::fmt::Debug for TerminalLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerminalLink")
+            .field("addr", &self.addr)
+            .field("host", &self.host)
+            .field("sale_id", &self.sale_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A fresh `ServiceID`: ten random alphanumeric characters (nexo allows ten).
@@ -89,24 +101,20 @@ pub fn new_service_id() -> String {
         .collect()
 }
 
+/// How long connecting (TCP and TLS) may take before the terminal counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl TerminalLink {
-    /// Builds the HTTPS client: it trusts only the given CA and connects to the name on the
-    /// terminal's certificate, resolved to its LAN address.
+    /// Sets up TLS: the link trusts only the given CA and checks that the terminal's
+    /// certificate carries the name for its POIID, whatever LAN address it answers on.
     pub fn new(cfg: LinkConfig) -> Result<Self, LinkError> {
         let tls =
             crate::tls::client_config(&cfg.ca_pem).map_err(|e| LinkError::Tls(e.to_string()))?;
-        let host = terminal_host(&cfg.poi_id);
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .resolve(&host, cfg.addr)
-            .timeout(cfg.timeout)
-            .connect_timeout(Duration::from_secs(3))
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(|e| LinkError::Tls(e.to_string()))?;
         Ok(Self {
-            http,
-            url: format!("https://{host}:{}/nexo", cfg.addr.port()),
+            tls: tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls)),
+            addr: cfg.addr,
+            host: terminal_host(&cfg.poi_id),
+            timeout: cfg.timeout,
             key: cfg.key,
             sale_id: cfg.sale_id,
             poi_id: cfg.poi_id,
@@ -137,18 +145,9 @@ impl TerminalLink {
         let sealed = self
             .key
             .seal_bytes("SaleToPOIRequest", header, &plaintext)?;
-        let res = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .body(sealed)
-            .send()
-            .await
-            .map_err(classify)?;
-        let status = res.status();
-        let body = res.bytes().await.map_err(classify)?;
-        if !status.is_success() {
-            return Err(LinkError::Status(status.as_u16()));
+        let (status, body) = self.post(sealed).await?;
+        if !(200..300).contains(&status) {
+            return Err(LinkError::Status(status));
         }
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
@@ -165,25 +164,60 @@ impl TerminalLink {
         }
         Ok(Some(env.response))
     }
-}
 
-fn classify(e: reqwest::Error) -> LinkError {
-    if e.is_timeout() {
-        LinkError::Timeout
-    } else if e.is_connect() {
-        LinkError::Unreachable(short(&e))
-    } else {
-        LinkError::Lost(short(&e))
-    }
-}
+    /// One HTTPS POST on a fresh connection. Failing to connect or to complete the TLS handshake
+    /// means nothing was sent; anything after that leaves the outcome unknown.
+    async fn post(&self, body: Vec<u8>) -> Result<(u16, Vec<u8>), LinkError> {
+        use http_body_util::{BodyExt as _, Full};
+        use hyper::body::Bytes;
 
-fn short(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+            let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+                .map_err(|e| LinkError::Tls(e.to_string()))?;
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| LinkError::Unreachable(format!("TLS: {e}")))?;
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok::<_, LinkError>(sender)
+        };
+        let mut sender = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| LinkError::Unreachable("connect timed out".into()))??;
+        let request = hyper::Request::post("/nexo")
+            .header(
+                hyper::header::HOST,
+                format!("{}:{}", self.host, self.addr.port()),
+            )
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| LinkError::Malformed(e.to_string()))?;
+        let exchange = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| LinkError::Lost(e.to_string()))?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| LinkError::Lost(e.to_string()))?
+                .to_bytes();
+            Ok::<_, LinkError>((status, bytes.to_vec()))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| LinkError::Timeout)?
     }
-    s
 }
