@@ -11,6 +11,7 @@ pub mod db;
 pub mod keys;
 pub mod ledger;
 pub mod node;
+pub mod payments;
 pub mod refdata;
 pub mod shifts;
 pub mod staff;
