@@ -6,10 +6,14 @@
 //! Pure: `impl Read` in, items and per-row diagnostics out. No database, no network, no clock;
 //! `kassa catalog` commits the result to HQ.
 
+pub mod canonical;
 pub mod diag;
+pub mod matching;
 pub mod model;
 pub mod normalize;
+pub mod profile;
 pub mod readers;
+pub mod review;
 mod table;
 
 pub use diag::{Diagnostic, Severity};
