@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_sync;
+mod catalog_cmd;
 mod demo;
 mod hq_cmd;
 mod price;
@@ -29,6 +30,8 @@ enum Command {
     Hq(hq_cmd::HqArgs),
     /// Benchmarks, each beside the raw limit measured in the same run.
     Bench(bench::BenchArgs),
+    /// Catalog migration: profile legacy exports, merge them into HQ's catalog, roll back.
+    Catalog(catalog_cmd::CatalogArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         Command::Store(args) => store_cmd::run(args),
         Command::Hq(args) => hq_cmd::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Catalog(args) => catalog_cmd::run(args),
     }
 }
 
