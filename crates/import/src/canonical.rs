@@ -85,6 +85,40 @@ pub struct Provenance {
     pub legacy_id: Option<String>,
 }
 
+impl Provenance {
+    /// The provenance of `field` taken from item `item`.
+    pub fn of(field: &str, item: ItemRef, reads: &[SourceRead]) -> Provenance {
+        let src = reads.get(item.source as usize);
+        let row = item.get(reads);
+        Provenance {
+            field: field.to_owned(),
+            source: src.map(|s| s.options.name.clone()).unwrap_or_default(),
+            system: src.map_or("", |s| s.options.format.as_str()),
+            file: src.map(|s| s.options.file.clone()).unwrap_or_default(),
+            line: row.map_or(0, |i| i.line),
+            legacy_id: row.and_then(|i| i.legacy_id.clone()),
+        }
+    }
+}
+
+/// Which item a field of a canonical variant was taken from; kept as a reference so that a
+/// catalog of millions of variants does not copy file names and ids for every field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldFrom {
+    /// The global SKU.
+    Sku(ItemRef),
+    /// Title and product.
+    Title(ItemRef),
+    /// The price.
+    Price(ItemRef),
+    /// The cost.
+    Cost(ItemRef),
+    /// The tax category.
+    Tax(ItemRef),
+    /// The identifier at this index of `identifiers`.
+    Identifier(usize, ItemRef),
+}
+
 /// One variant of the master catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CanonicalVariant {
@@ -111,7 +145,31 @@ pub struct CanonicalVariant {
     /// Whether HQ already had it (found by an identifier).
     pub existing: bool,
     /// Where each field came from.
-    pub provenance: Vec<Provenance>,
+    pub sources: Vec<FieldFrom>,
+}
+
+impl CanonicalVariant {
+    /// Where each field came from, spelled out: source, system, file, line, legacy id.
+    pub fn provenance(&self, reads: &[SourceRead]) -> Vec<Provenance> {
+        self.sources
+            .iter()
+            .map(|f| match *f {
+                FieldFrom::Sku(r) => Provenance::of("sku", r, reads),
+                FieldFrom::Title(r) => Provenance::of("title", r, reads),
+                FieldFrom::Price(r) => Provenance::of("price", r, reads),
+                FieldFrom::Cost(r) => Provenance::of("cost", r, reads),
+                FieldFrom::Tax(r) => Provenance::of("tax", r, reads),
+                FieldFrom::Identifier(i, r) => {
+                    let key = self
+                        .identifiers
+                        .get(i)
+                        .map(Identifier::key)
+                        .unwrap_or_default();
+                    Provenance::of(&key, r, reads)
+                }
+            })
+            .collect()
+    }
 }
 
 /// An opening stock count for a Kassa location.
@@ -123,8 +181,15 @@ pub struct OpeningCount {
     pub sku: Sku,
     /// The quantity.
     pub quantity: Decimal,
-    /// Where it came from.
-    pub provenance: Provenance,
+    /// The item it came from.
+    pub item: ItemRef,
+}
+
+impl OpeningCount {
+    /// Where it came from, spelled out.
+    pub fn provenance(&self, reads: &[SourceRead]) -> Provenance {
+        Provenance::of(&format!("stock:{}", self.location), self.item, reads)
+    }
 }
 
 /// The master catalog built from all sources.
@@ -183,6 +248,18 @@ fn sanitize(raw: &str, max: usize) -> String {
     s
 }
 
+/// A 128-bit hash of an identifier key: two SipHash passes with different prefixes.
+fn key_hash(key: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        key.hash(&mut h);
+        h.finish()
+    };
+    u128::from(half(1)) << 64 | u128::from(half(2))
+}
+
 /// The legacy identifier of an item: its id, else its SKU, else its line, in its source.
 fn legacy_identifier(source: &str, item: &SourceItem) -> Identifier {
     match (&item.legacy_id, &item.sku) {
@@ -229,8 +306,10 @@ pub fn build(
     let mut out = CanonicalCatalog::default();
     let mut taken: HashSet<String> = options.existing.skus.clone();
     let mut reused: HashSet<String> = HashSet::new();
-    let mut claimed: HashMap<String, String> = HashMap::new();
-    let mut unmapped_locations: HashSet<(u32, String)> = HashSet::new();
+    // Identifier key (as a 128-bit hash, to keep millions of keys small) → index of the variant
+    // that holds it.
+    let mut claimed: HashMap<u128, usize> = HashMap::new();
+    let mut unmapped_locations: HashSet<(u32, std::sync::Arc<str>)> = HashSet::new();
     let mut unmapped_taxes: HashSet<(u32, String)> = HashSet::new();
     for cluster in &matching.clusters {
         let mut by_title = cluster.clone();
@@ -244,18 +323,6 @@ pub fn build(
             continue;
         };
         let source_of = |r: ItemRef| reads.get(r.source as usize);
-        let prov = |field: &str, r: ItemRef| -> Provenance {
-            let src = source_of(r);
-            let item = r.get(reads);
-            Provenance {
-                field: field.to_owned(),
-                source: src.map(|s| s.options.name.clone()).unwrap_or_default(),
-                system: src.map_or("", |s| s.options.format.as_str()),
-                file: src.map(|s| s.options.file.clone()).unwrap_or_default(),
-                line: item.map_or(0, |i| i.line),
-                legacy_id: item.and_then(|i| i.legacy_id.clone()),
-            }
-        };
         let diag =
             |r: ItemRef, severity: Severity, code: &'static str, reason: String| Diagnostic {
                 file: source_of(r)
@@ -314,6 +381,7 @@ pub fn build(
         // winning source's SKU, else another member's, else one made from a GTIN or legacy id.
         let found = identifiers
             .iter()
+            .filter(|_| !options.existing.by_identifier.is_empty())
             .find_map(|(id, _)| options.existing.by_identifier.get(&id.key()).cloned());
         let (sku, existing) = match found {
             Some(s) if reused.insert(s.clone()) => (s, true),
@@ -364,13 +432,15 @@ pub fn build(
         };
         let Ok(sku) = Sku::parse(&sku) else { continue };
         taken.insert(sku.as_str().to_owned());
-        provenance.push(prov("sku", winner_ref));
+        provenance.push(FieldFrom::Sku(winner_ref));
 
         let mut kept = Vec::new();
         for (id, r) in identifiers {
             let key = id.key();
-            match claimed.get(&key) {
-                Some(other) if other != sku.as_str() => {
+            let variant_index = out.variants.len();
+            match claimed.get(&key_hash(&key)).copied() {
+                Some(other) if other != variant_index => {
+                    let other = out.variants.get(other).map_or("", |v| v.sku.as_str());
                     out.diagnostics.push(diag(
                         r,
                         Severity::Warning,
@@ -381,8 +451,8 @@ pub fn build(
                     ));
                 }
                 _ => {
-                    claimed.insert(key.clone(), sku.as_str().to_owned());
-                    provenance.push(prov(&key, r));
+                    claimed.insert(key_hash(&key), variant_index);
+                    provenance.push(FieldFrom::Identifier(kept.len(), r));
                     kept.push(id);
                 }
             }
@@ -419,7 +489,7 @@ pub fn build(
                         }
                     }
                 }
-                provenance.push(prov("tax", r));
+                provenance.push(FieldFrom::Tax(r));
             }
         }
 
@@ -473,7 +543,7 @@ pub fn build(
             };
             if let Some(c) = converted {
                 price = Some(c);
-                provenance.push(prov("price", *r));
+                provenance.push(FieldFrom::Price(*r));
                 break;
             }
         }
@@ -485,11 +555,11 @@ pub fn build(
                 .filter(|c| c.currency() == options.currency)
             {
                 cost = Some(c);
-                provenance.push(prov("cost", *r));
+                provenance.push(FieldFrom::Cost(*r));
                 break;
             }
         }
-        provenance.push(prov("title", winner_ref));
+        provenance.push(FieldFrom::Title(winner_ref));
         let unit = if cluster
             .iter()
             .any(|r| r.get(reads).is_some_and(|i| i.sold_by_weight))
@@ -512,7 +582,7 @@ pub fn build(
                 let Some(location) = options
                     .locations
                     .get(&keyed)
-                    .or_else(|| options.locations.get(&s.location))
+                    .or_else(|| options.locations.get(&*s.location))
                 else {
                     if unmapped_locations.insert((r.source, s.location.clone())) {
                         out.diagnostics.push(diag(*r, Severity::Warning, "location-unmapped", format!("stock location `{keyed}` is not mapped to a Kassa location; its counts are not imported")));
@@ -524,7 +594,7 @@ pub fn build(
                         location: location.clone(),
                         sku: sku.clone(),
                         quantity: s.quantity,
-                        provenance: prov(&format!("stock:{location}"), *r),
+                        item: *r,
                     });
                 }
             }
@@ -541,7 +611,7 @@ pub fn build(
             cost,
             members: cluster.clone(),
             existing,
-            provenance,
+            sources: provenance,
         });
     }
     Ok(out)

@@ -2,6 +2,8 @@
 //! options that say how to read a source (its format, currency, decimal style, whether its
 //! prices include tax).
 
+use std::sync::Arc;
+
 use domain::{Currency, Money};
 use rust_decimal::Decimal;
 
@@ -120,8 +122,8 @@ pub struct LocationPrice {
 /// A stock figure for one legacy location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocationStock {
-    /// The legacy location as named in the file.
-    pub location: String,
+    /// The legacy location as named in the file (shared by every row of the column).
+    pub location: Arc<str>,
     /// The quantity on hand (may be negative in a legacy system).
     pub quantity: Decimal,
 }
@@ -142,7 +144,7 @@ pub struct SourceItem {
     /// The source's SKU, trimmed.
     pub sku: Option<String>,
     /// Barcodes as classified, with the column each came from.
-    pub barcodes: Vec<(String, BarcodeCheck)>,
+    pub barcodes: Vec<(Arc<str>, BarcodeCheck)>,
     /// The source's own id for the row (Shopify has none; Square's token, Lightspeed's system id).
     pub legacy_id: Option<String>,
     /// The selling price as given (tax included or not, as the source declares).

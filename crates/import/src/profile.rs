@@ -101,14 +101,20 @@ pub const FIELDS: [&str; 12] = [
 /// Profiles sources that have been read.
 pub fn profile(reads: &[SourceRead]) -> Profile {
     let mut sources = Vec::with_capacity(reads.len());
-    let mut sku_sources: HashMap<String, HashSet<usize>> = HashMap::new();
-    let mut gtin_sources: HashMap<String, HashSet<usize>> = HashMap::new();
+    // Per key: the sources it was seen in, and the sources it was seen in twice (bit masks).
+    let mut sku_sources: HashMap<String, (u128, u128)> = HashMap::new();
+    let mut gtin_sources: HashMap<u64, (u128, u128)> = HashMap::new();
+    let mark = |entry: &mut (u128, u128), s: usize| {
+        let bit = 1_u128 << (s % 128);
+        if entry.0 & bit != 0 {
+            entry.1 |= bit;
+        }
+        entry.0 |= bit;
+    };
     for (s, read) in reads.iter().enumerate() {
         let mut fill = [0_usize; FIELDS.len()];
         let mut barcodes = BarcodeCounts::default();
         let mut prices = PriceCounts::default();
-        let mut skus: HashMap<String, usize> = HashMap::new();
-        let mut gtins: HashMap<String, usize> = HashMap::new();
         let mut products = HashSet::new();
         for item in &read.items {
             products.insert(item.product_key.as_str());
@@ -142,15 +148,16 @@ pub fn profile(reads: &[SourceRead]) -> Profile {
                     BarcodeCheck::Ambiguous(_) => barcodes.ambiguous += 1,
                 }
                 if let Some(g) = b.gtin() {
-                    let key = g.to_gtin14();
-                    gtin_sources.entry(key.clone()).or_default().insert(s);
-                    *gtins.entry(key).or_default() += 1;
+                    mark(
+                        gtin_sources
+                            .entry(crate::matching::gtin_u64(g))
+                            .or_default(),
+                        s,
+                    );
                 }
             }
             if let Some(sku) = &item.sku {
-                let key = sku_key(sku);
-                sku_sources.entry(key.clone()).or_default().insert(s);
-                *skus.entry(key).or_default() += 1;
+                mark(sku_sources.entry(sku_key(sku)).or_default(), s);
             }
             match item.price {
                 None => prices.missing += 1,
@@ -178,16 +185,27 @@ pub fn profile(reads: &[SourceRead]) -> Profile {
             variants: read.items.len(),
             fill: FIELDS.iter().copied().zip(fill).collect(),
             barcodes,
-            duplicate_skus: skus.values().filter(|n| **n > 1).count(),
-            duplicate_barcodes: gtins.values().filter(|n| **n > 1).count(),
+            duplicate_skus: 0,
+            duplicate_barcodes: 0,
             prices,
             errors,
             warnings: read.diagnostics.len() - errors,
         });
     }
+    for (s, source) in sources.iter_mut().enumerate() {
+        let bit = 1_u128 << (s % 128);
+        source.duplicate_skus = sku_sources.values().filter(|e| e.1 & bit != 0).count();
+        source.duplicate_barcodes = gtin_sources.values().filter(|e| e.1 & bit != 0).count();
+    }
     Profile {
         sources,
-        skus_across_sources: sku_sources.values().filter(|s| s.len() > 1).count(),
-        barcodes_across_sources: gtin_sources.values().filter(|s| s.len() > 1).count(),
+        skus_across_sources: sku_sources
+            .values()
+            .filter(|e| e.0.count_ones() > 1)
+            .count(),
+        barcodes_across_sources: gtin_sources
+            .values()
+            .filter(|e| e.0.count_ones() > 1)
+            .count(),
     }
 }

@@ -4,6 +4,7 @@
 //! diagnostic for every bad cell.
 
 use std::io::{BufRead, BufReader, Cursor, Read};
+use std::sync::Arc;
 
 use domain::Money;
 use rust_decimal::Decimal;
@@ -153,6 +154,14 @@ impl Table {
         })
     }
 
+    /// Like [`Table::find_pattern`], with the names shared.
+    pub fn find_shared(&self, prefix: &str, suffix: &str) -> Vec<(usize, Arc<str>)> {
+        self.find_pattern(prefix, suffix)
+            .into_iter()
+            .map(|(c, n)| (c, Arc::from(n)))
+            .collect()
+    }
+
     /// Columns whose header starts with `prefix` and ends with `suffix` (case ignored), with
     /// the text between, trimmed: `Current Quantity <Loc>`, `Price [<Store>]`.
     pub fn find_pattern(&self, prefix: &str, suffix: &str) -> Vec<(usize, String)> {
@@ -291,6 +300,10 @@ pub(crate) struct Ctx<'a> {
     pub opts: &'a SourceOptions,
     /// The headers, for naming columns in diagnostics.
     pub headers: Vec<String>,
+    /// The headers again, shared by every item that names its column.
+    pub columns: Vec<Arc<str>>,
+    /// The location of a source that has only one.
+    pub default_location: Arc<str>,
     /// Problems so far.
     pub diags: Vec<Diagnostic>,
 }
@@ -410,8 +423,8 @@ impl Ctx<'_> {
             }
         }
         let column = col
-            .and_then(|c| self.headers.get(c).cloned())
-            .unwrap_or_default();
+            .and_then(|c| self.columns.get(c).cloned())
+            .unwrap_or_else(|| Arc::from(""));
         item.barcodes.push((column, check));
     }
 
@@ -428,7 +441,7 @@ impl Ctx<'_> {
     }
 
     /// Stock cells per location.
-    pub fn stock(&mut self, row: &Row, cols: &[(usize, String)], item: &mut SourceItem) {
+    pub fn stock(&mut self, row: &Row, cols: &[(usize, Arc<str>)], item: &mut SourceItem) {
         for (col, location) in cols {
             if let Some(quantity) = self.decimal(row, Some(*col), "stock quantity") {
                 item.stock.push(crate::model::LocationStock {

@@ -114,7 +114,8 @@ fn one_product_in_three_sources_under_different_skus_becomes_one_variant() {
     assert_eq!(v.name, "Espresso Machine");
     // OSPOS wins the price: 4250.00 net, converted to the chain's gross pricing at 20 %.
     assert_eq!(v.price.unwrap().minor(), 510_000);
-    let price_from = v.provenance.iter().find(|p| p.field == "price").unwrap();
+    let provenance = v.provenance(&reads);
+    let price_from = provenance.iter().find(|p| p.field == "price").unwrap();
     assert_eq!((price_from.source.as_str(), price_from.line), ("ospos", 2));
     let keys: Vec<String> = v.identifiers.iter().map(|i| i.key()).collect();
     assert_eq!(
@@ -128,8 +129,7 @@ fn one_product_in_three_sources_under_different_skus_becomes_one_variant() {
             "legacy:ospos-sku:4006381333931",
         ]
     );
-    let gtin_from = v
-        .provenance
+    let gtin_from = provenance
         .iter()
         .find(|p| p.field == "gtin:04006381333931")
         .unwrap();
@@ -144,7 +144,7 @@ fn one_product_in_three_sources_under_different_skus_becomes_one_variant() {
         .collect();
     assert_eq!(london.len(), 1);
     assert_eq!(london[0].quantity.to_string(), "3");
-    assert_eq!(london[0].provenance.source, "square");
+    assert_eq!(london[0].provenance(&reads).source, "square");
     assert!(
         catalog
             .diagnostics

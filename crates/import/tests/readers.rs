@@ -234,7 +234,7 @@ fn square_reads_currency_symbols_locations_taxes_and_multiline_html() {
     let stock: Vec<(String, String)> = machine
         .stock
         .iter()
-        .map(|s| (s.location.clone(), s.quantity.to_string()))
+        .map(|s| (s.location.to_string(), s.quantity.to_string()))
         .collect();
     // Leeds has a `New Quantity`, which wins over the current one.
     assert_eq!(
@@ -303,7 +303,7 @@ fn lightspeed_x_groups_by_handle_and_reads_barcodes_from_sku() {
     );
     assert_eq!(small.price.unwrap().minor(), 1990);
     assert_eq!(small.stock.len(), 2);
-    assert_eq!(small.stock[0].location, "Main_Street");
+    assert_eq!(&*small.stock[0].location, "Main_Street");
     assert_eq!(r.items[2].active, Some(false));
     assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
 }
@@ -358,7 +358,7 @@ fn a_mapped_iso_8859_1_file_with_decimal_commas() {
     assert_eq!(r.items[0].price.unwrap().minor(), 1290);
     assert_eq!(r.items[0].cost.unwrap().minor(), 750);
     assert_eq!(r.items[0].tax_classes, ["ermäßigt"]);
-    assert_eq!(r.items[0].stock[0].location, "filiale-1");
+    assert_eq!(&*r.items[0].stock[0].location, "filiale-1");
     assert_eq!(r.items[1].product_title, "Müsli Crème");
     let codes = codes(&r);
     assert!(codes.contains(&("barcode-not-gtin", 4)), "{codes:?}");

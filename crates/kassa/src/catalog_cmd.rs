@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::Context;
 use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
@@ -207,13 +206,13 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 None => (BTreeMap::new(), BTreeMap::new()),
             };
             let outcome = pipeline(&reads, &plan, review_path.as_deref(), &held.0)?;
-            let writes = entities(&outcome.catalog, &plan, &held)?;
+            let writes = entities(&reads, &outcome.catalog, &plan, &held)?;
             print_outcome(&reads, &outcome);
             if let Some(path) = &opening_counts {
-                write_opening_counts(path, &outcome.catalog)?;
+                write_opening_counts(path, &reads, &outcome.catalog)?;
             }
             if let Some(path) = &provenance {
-                write_provenance(path, &outcome.catalog)?;
+                write_provenance(path, &reads, &outcome.catalog)?;
             }
             let label = reads
                 .iter()
@@ -346,6 +345,15 @@ fn parse_arg(arg: &str) -> anyhow::Result<(Option<String>, Option<Format>, PathB
     Ok((name, format, PathBuf::from(path)))
 }
 
+/// A source as named: name, format, path, mapping file, and its plan entry if it has one.
+type RawSource<'a> = (
+    Option<String>,
+    Option<Format>,
+    PathBuf,
+    Option<PathBuf>,
+    Option<&'a SourceFile>,
+);
+
 fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<SourceSpec>> {
     let currency = plan
         .currency
@@ -355,13 +363,7 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
         .map_err(|e| anyhow::anyhow!("currency: {e}"))?
         .unwrap_or(domain::Currency::EUR);
     let chain_gross = plan.prices_include_tax.unwrap_or(true);
-    let mut raw: Vec<(
-        Option<String>,
-        Option<Format>,
-        PathBuf,
-        Option<PathBuf>,
-        Option<&SourceFile>,
-    )> = Vec::new();
+    let mut raw: Vec<RawSource<'_>> = Vec::new();
     for s in &plan.source {
         let format = match &s.format {
             Some(f) => {
@@ -468,11 +470,9 @@ pub(crate) fn read_one(spec: &SourceSpec, progress: bool) -> anyhow::Result<Sour
 }
 
 fn pct(n: usize, of: usize) -> String {
-    if of == 0 {
-        "-".to_owned()
-    } else {
-        format!("{}%", n * 100 / of)
-    }
+    (n * 100)
+        .checked_div(of)
+        .map_or_else(|| "-".to_owned(), |p| format!("{p}%"))
 }
 
 fn print_profile(reads: &[SourceRead]) {
@@ -508,7 +508,8 @@ fn print_profile(reads: &[SourceRead]) {
     let mut header = vec!["barcodes / prices"];
     header.extend(p.sources.iter().map(|s| s.name.as_str()));
     let mut t = table(&header);
-    let lines: [(&str, fn(&import::profile::SourceProfile) -> usize); 13] = [
+    type Count = fn(&import::profile::SourceProfile) -> usize;
+    let lines: [(&str, Count); 13] = [
         ("valid GTIN", |s| s.barcodes.valid),
         ("valid after repair", |s| s.barcodes.repaired),
         ("bad check digit", |s| s.barcodes.bad_check_digit),
@@ -727,6 +728,7 @@ fn merge_entries(
 /// HQ already had for it) and one `prices` entity per priced SKU, in the chain book that
 /// already prices it or else in the import's book, effective from the declared instant.
 pub(crate) fn entities(
+    reads: &[SourceRead],
     catalog: &CanonicalCatalog,
     plan: &PlanFile,
     held: &(BTreeMap<String, Value>, BTreeMap<String, Value>),
@@ -800,7 +802,7 @@ pub(crate) fn entities(
             .parse(&format!("variant {sku}"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let provenance: Vec<Value> = v
-            .provenance
+            .provenance(reads)
             .iter()
             .map(|p| {
                 serde_json::json!({
@@ -850,25 +852,34 @@ fn id_key(id: &IdentifierDto) -> String {
     }
 }
 
-fn write_opening_counts(path: &Path, catalog: &CanonicalCatalog) -> anyhow::Result<()> {
+fn write_opening_counts(
+    path: &Path,
+    reads: &[SourceRead],
+    catalog: &CanonicalCatalog,
+) -> anyhow::Result<()> {
     let mut w =
         csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
     w.write_record(["location", "sku", "quantity", "source", "file", "line"])?;
     for c in &catalog.opening_counts {
+        let p = c.provenance(reads);
         w.write_record([
             c.location.as_str(),
             c.sku.as_str(),
             &c.quantity.to_string(),
-            &c.provenance.source,
-            &c.provenance.file,
-            &c.provenance.line.to_string(),
+            &p.source,
+            &p.file,
+            &p.line.to_string(),
         ])?;
     }
     w.flush()?;
     Ok(())
 }
 
-fn write_provenance(path: &Path, catalog: &CanonicalCatalog) -> anyhow::Result<()> {
+fn write_provenance(
+    path: &Path,
+    reads: &[SourceRead],
+    catalog: &CanonicalCatalog,
+) -> anyhow::Result<()> {
     let mut w =
         csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
     w.write_record([
@@ -881,7 +892,7 @@ fn write_provenance(path: &Path, catalog: &CanonicalCatalog) -> anyhow::Result<(
         "legacy_id",
     ])?;
     for v in &catalog.variants {
-        for p in &v.provenance {
+        for p in &v.provenance(reads) {
             w.write_record([
                 v.sku.as_str(),
                 &p.field,
@@ -952,11 +963,4 @@ fn report_diagnostics(
         all.len() - errors
     );
     Ok(())
-}
-
-/// Times `f`.
-pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> (T, std::time::Duration) {
-    let start = Instant::now();
-    let out = f();
-    (out, start.elapsed())
 }

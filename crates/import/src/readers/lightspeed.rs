@@ -20,7 +20,7 @@ pub(crate) fn read_r(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
     let manufacturer_sku = t.find(&["Manufact. SKU", "Manufacturer SKU"]);
     let name = t.find(&["Item", "Description"]);
     let qty = t.find(&["Qty.", "Qty", "Quantity on Hand"]);
-    let shop_qty = t.find_pattern("Qty. ", "");
+    let shop_qty = t.find_shared("Qty. ", "");
     let price = t.find(&["Price", "Default Price"]);
     let cost = t.find(&["Default Cost", "Avg. Cost"]);
     let tax = t.find(&["Tax"]);
@@ -92,7 +92,7 @@ pub(crate) fn read_r(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
         item.tax_classes.extend(ctx.text(&row, tax_class));
         if let Some(q) = ctx.decimal(&row, qty, "quantity") {
             item.stock.push(LocationStock {
-                location: "default".to_owned(),
+                location: ctx.default_location.clone(),
                 quantity: q,
             });
         }
@@ -123,7 +123,7 @@ pub(crate) fn read_x(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
     let supplier = t.find(&["supplier_name"]);
     let category = t.find(&["product_category", "type"]);
     let active = t.find(&["active"]);
-    let inventory = t.find_pattern("inventory_", "");
+    let inventory = t.find_shared("inventory_", "");
     let mut first: HashMap<String, (u64, String)> = HashMap::new();
     let mut items = Vec::new();
     while let Some(row) = t.next_row(ctx) {
@@ -165,8 +165,10 @@ pub(crate) fn read_x(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
             item.sku.as_deref().and_then(normalize::barcode)
         {
             if note.is_none() {
-                item.barcodes
-                    .push(("sku".to_owned(), BarcodeCheck::Valid { gtin, note }));
+                item.barcodes.push((
+                    std::sync::Arc::from("sku"),
+                    BarcodeCheck::Valid { gtin, note },
+                ));
             }
         }
         for (name_col, value_col) in &options {

@@ -27,7 +27,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
     let default_price = t.find(&["Default price", "Price"]);
     let available = t.find_pattern("Available for sale [", "]");
     let prices = t.find_pattern("Price [", "]");
-    let in_stock = t.find_pattern("In stock [", "]");
+    let in_stock = t.find_shared("In stock [", "]");
     let taxes: Vec<(usize, String, Option<rust_decimal::Decimal>)> = t
         .find_pattern("Tax - ", "")
         .into_iter()

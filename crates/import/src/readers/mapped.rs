@@ -164,7 +164,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>, m: &Mapping) -> Vec<SourceI
             continue;
         };
         if let Some(location) = field.strip_prefix("stock:") {
-            stock.push((c, location.to_owned()));
+            stock.push((c, std::sync::Arc::from(location)));
         } else if let Some(name) = field.strip_prefix("option:") {
             options.push((c, name.to_owned()));
         } else {

@@ -65,6 +65,8 @@ pub fn read(
     let mut ctx = Ctx {
         opts: options,
         headers: Vec::new(),
+        columns: Vec::new(),
+        default_location: std::sync::Arc::from("default"),
         diags: Vec::new(),
     };
     let mut table = match Table::open(input, delimiter, encoding) {
@@ -86,6 +88,11 @@ pub fn read(
         }
     };
     ctx.headers = table.headers().to_vec();
+    ctx.columns = ctx
+        .headers
+        .iter()
+        .map(|h| std::sync::Arc::from(h.as_str()))
+        .collect();
     let items = match (options.format, mapping) {
         (Format::Shopify, _) => shopify::read(&mut table, &mut ctx),
         (Format::WooCommerce, _) => woocommerce::read(&mut table, &mut ctx),
@@ -107,6 +114,8 @@ pub fn read(
             Vec::new()
         }
     };
+    let mut items = items;
+    items.shrink_to_fit();
     SourceRead {
         options: options.clone(),
         rows: table.rows,

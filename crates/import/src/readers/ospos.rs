@@ -20,7 +20,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
         )
     });
     let item_id = t.find(&["Item ID", "Id"]);
-    let locations = t.find_pattern("location_", "");
+    let locations = t.find_shared("location_", "");
     let attributes = t.find_pattern("attribute_", "");
     let mut items = Vec::new();
     while let Some(row) = t.next_row(ctx) {

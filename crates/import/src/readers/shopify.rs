@@ -153,7 +153,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
         }
         if let Some(q) = ctx.decimal(&row, qty, "inventory quantity") {
             item.stock.push(LocationStock {
-                location: "default".to_owned(),
+                location: ctx.default_location.clone(),
                 quantity: q,
             });
         }

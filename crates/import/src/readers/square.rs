@@ -47,9 +47,9 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
             )
         })
         .collect();
-    let current = t.find_pattern("Current Quantity ", "");
-    let new_qty: HashMap<String, usize> = t
-        .find_pattern("New Quantity ", "")
+    let current = t.find_shared("Current Quantity ", "");
+    let new_qty: HashMap<std::sync::Arc<str>, usize> = t
+        .find_shared("New Quantity ", "")
         .into_iter()
         .map(|(c, l)| (l, c))
         .collect();

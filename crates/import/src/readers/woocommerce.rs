@@ -151,7 +151,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
         }
         if let Some(q) = ctx.decimal(&row, c.stock, "stock") {
             item.stock.push(LocationStock {
-                location: "default".to_owned(),
+                location: ctx.default_location.clone(),
                 quantity: q,
             });
         }
