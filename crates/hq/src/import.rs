@@ -49,7 +49,7 @@ pub struct EntityWrite {
     pub kind: String,
     /// SKU, or `book|sku`.
     pub key: String,
-    /// The entity.
+    /// The entity; `null` removes it (a variant merged into another).
     pub payload: Value,
     /// Where its fields came from (kept with the batch, not published).
     pub provenance: Option<String>,
@@ -62,6 +62,8 @@ pub struct Plan {
     pub created: Vec<(String, String)>,
     /// `(kind, key)` of entities HQ holds with another payload.
     pub updated: Vec<(String, String)>,
+    /// `(kind, key)` of entities HQ holds that the import removes.
+    pub removed: Vec<(String, String)>,
     /// Entities HQ holds exactly so.
     pub unchanged: usize,
 }
@@ -131,9 +133,10 @@ async fn held(
 }
 
 fn same(held: Option<&Option<String>>, wanted: &Value) -> bool {
-    held.and_then(|p| p.as_deref())
-        .and_then(|p| serde_json::from_str::<Value>(p).ok())
-        .is_some_and(|v| &v == wanted)
+    match held.and_then(|p| p.as_deref()) {
+        None => wanted.is_null(),
+        Some(p) => serde_json::from_str::<Value>(p).is_ok_and(|v| &v == wanted),
+    }
 }
 
 fn plan_of(held: &BTreeMap<(String, String), Option<String>>, writes: &[EntityWrite]) -> Plan {
@@ -142,6 +145,7 @@ fn plan_of(held: &BTreeMap<(String, String), Option<String>>, writes: &[EntityWr
         let id = (w.kind.clone(), w.key.clone());
         match held.get(&id) {
             h if same(h, &w.payload) => plan.unchanged += 1,
+            Some(Some(_)) if w.payload.is_null() => plan.removed.push(id),
             Some(Some(_)) => plan.updated.push(id),
             _ => plan.created.push(id),
         }
@@ -195,7 +199,7 @@ pub async fn commit(
     let (current, version) = next_version(&mut tx, db).await?;
     let held = held(&mut tx, &kinds_of(writes)).await?;
     let plan = plan_of(&held, writes);
-    if plan.created.is_empty() && plan.updated.is_empty() {
+    if plan.created.is_empty() && plan.updated.is_empty() && plan.removed.is_empty() {
         tx.rollback().await?;
         return Ok(Committed {
             batch: None,
@@ -221,19 +225,19 @@ pub async fn commit(
         if same(before, &w.payload) {
             continue;
         }
-        let after = w.payload.to_string();
+        let after = (!w.payload.is_null()).then(|| w.payload.to_string());
         upserts.push(vec![
             Arg::Text(w.kind.clone()),
             Arg::Text(w.key.clone()),
             Arg::Int(version),
-            Arg::OptText(Some(after.clone())),
+            Arg::OptText(after.clone()),
         ]);
         records.push(vec![
             Arg::Text(batch.clone()),
             Arg::Text(w.kind.clone()),
             Arg::Text(w.key.clone()),
             Arg::OptText(before.cloned().flatten()),
-            Arg::OptText(Some(after)),
+            Arg::OptText(after),
             Arg::OptText(w.provenance.clone()),
         ]);
     }

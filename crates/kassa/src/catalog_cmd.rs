@@ -236,8 +236,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                             .iter()
                             .map(|w| (w.kind.clone(), w.key.clone()))
                             .collect(),
-                        updated: Vec::new(),
-                        unchanged: 0,
+                        ..hq::import::Plan::default()
                     };
                     print_plan("would", &p, merged);
                 }
@@ -675,6 +674,16 @@ fn print_plan(verb: &str, p: &hq::import::Plan, merged: usize) {
         count(&p.updated, "variant").to_string(),
         count(&p.updated, "prices").to_string(),
     ]);
+    let removed = if verb == "would" {
+        "would remove (merged into another)"
+    } else {
+        "removed (merged into another)"
+    };
+    t.add_row(vec![
+        removed.to_owned(),
+        count(&p.removed, "variant").to_string(),
+        count(&p.removed, "prices").to_string(),
+    ]);
     t.add_row(vec![
         "unchanged".to_owned(),
         p.unchanged.to_string(),
@@ -751,7 +760,53 @@ pub(crate) fn entities(
             }
         }
     }
+    // Variants HQ holds that this catalog no longer has because a person merged them into
+    // another (their identifiers now belong to it): they are removed, and the variant they
+    // were merged into keeps their identifiers.
+    let mut new_by_key: HashMap<String, &str> = HashMap::new();
+    for v in &catalog.variants {
+        for id in &v.identifiers {
+            new_by_key.insert(id.key(), v.sku.as_str());
+        }
+    }
+    let in_catalog: std::collections::HashSet<&str> =
+        catalog.variants.iter().map(|v| v.sku.as_str()).collect();
+    let mut absorbed: HashMap<String, Vec<IdentifierDto>> = HashMap::new();
     let mut writes = Vec::with_capacity(catalog.variants.len() * 2);
+    for (sku, payload) in &held.0 {
+        if in_catalog.contains(sku.as_str()) {
+            continue;
+        }
+        let Ok(old) = serde_json::from_value::<VariantEntity>(payload.clone()) else {
+            continue;
+        };
+        let into = old
+            .variant
+            .identifiers
+            .iter()
+            .find_map(|id| new_by_key.get(&id_key(id)).copied());
+        let Some(into) = into else { continue };
+        absorbed
+            .entry(into.to_owned())
+            .or_default()
+            .extend(old.variant.identifiers.clone());
+        writes.push(hq::import::EntityWrite {
+            kind: "variant".to_owned(),
+            key: sku.clone(),
+            payload: Value::Null,
+            provenance: Some(format!("merged into {into}")),
+        });
+        for (key, prices) in &held.1 {
+            if prices.get("sku").and_then(Value::as_str) == Some(sku.as_str()) {
+                writes.push(hq::import::EntityWrite {
+                    kind: "prices".to_owned(),
+                    key: key.clone(),
+                    payload: Value::Null,
+                    provenance: Some(format!("merged into {into}")),
+                });
+            }
+        }
+    }
     for v in &catalog.variants {
         let sku = v.sku.to_string();
         let mut identifiers: Vec<IdentifierDto> = Vec::new();
@@ -781,6 +836,11 @@ pub(crate) fn entities(
                     id: id.clone(),
                 },
             };
+            if keys.insert(id_key(&dto)) {
+                identifiers.push(dto);
+            }
+        }
+        for dto in absorbed.remove(&sku).unwrap_or_default() {
             if keys.insert(id_key(&dto)) {
                 identifiers.push(dto);
             }
