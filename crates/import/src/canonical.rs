@@ -316,7 +316,12 @@ pub fn build(
         by_title.sort_by_key(|r| rank(&options.title_precedence, reads, *r));
         let mut by_price = cluster.clone();
         by_price.sort_by_key(|r| rank(&options.price_precedence, reads, *r));
-        let Some(&winner_ref) = by_title.first() else {
+        // The title comes from the first source by precedence that has one.
+        let titled = by_title.iter().copied().find(|r| {
+            r.get(reads)
+                .is_some_and(|i| !i.product_title.trim().is_empty())
+        });
+        let Some(winner_ref) = titled.or_else(|| by_title.first().copied()) else {
             continue;
         };
         let Some(winner) = winner_ref.get(reads) else {
@@ -334,6 +339,15 @@ pub fn build(
                 code,
                 reason,
             };
+        if winner.variant_title().trim().is_empty() {
+            out.diagnostics.push(diag(
+                winner_ref,
+                Severity::Error,
+                "title-missing",
+                "the variant has no title in any source; not imported".to_owned(),
+            ));
+            continue;
+        }
         let all_inactive = cluster
             .iter()
             .all(|r| r.get(reads).is_some_and(|i| i.active == Some(false)));

@@ -207,6 +207,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
             };
             let outcome = pipeline(&reads, &plan, review_path.as_deref(), &held.0)?;
             let writes = entities(&reads, &outcome.catalog, &plan, &held)?;
+            check_catalog(&held.0, &writes)?;
             print_outcome(&reads, &outcome);
             if let Some(path) = &opening_counts {
                 write_opening_counts(path, &reads, &outcome.catalog)?;
@@ -900,6 +901,49 @@ pub(crate) fn entities(
         });
     }
     Ok(writes)
+}
+
+/// Checks that HQ's catalog after the writes still builds: no SKU twice, no identifier on two
+/// variants. Stores refuse a catalog that does not, so such an import is refused before
+/// anything is written.
+fn check_catalog(
+    held: &BTreeMap<String, Value>,
+    writes: &[hq::import::EntityWrite],
+) -> anyhow::Result<()> {
+    let mut after: BTreeMap<&str, &Value> = held.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    for w in writes.iter().filter(|w| w.kind == "variant") {
+        if w.payload.is_null() {
+            after.remove(w.key.as_str());
+        } else {
+            after.insert(w.key.as_str(), &w.payload);
+        }
+    }
+    let mut products: BTreeMap<String, (String, Vec<domain::catalog::Variant>)> = BTreeMap::new();
+    for (sku, payload) in after {
+        let entity: VariantEntity = serde_json::from_value(payload.clone())
+            .with_context(|| format!("variant {sku} at HQ is not a variant entity"))?;
+        let variant = entity
+            .variant
+            .parse(&format!("variant {sku}"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        products
+            .entry(entity.product_id)
+            .or_insert_with(|| (entity.product_name, Vec::new()))
+            .1
+            .push(variant);
+    }
+    let products = products
+        .into_iter()
+        .map(|(id, (name, variants))| domain::catalog::Product::new(&id, &name, variants))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("the catalog after this import would not build: {e}"))?;
+    domain::catalog::Catalog::build(products).map_err(|e| {
+        anyhow::anyhow!(
+            "the catalog after this import would not build: {e}; nothing was written (merge or \
+             separate the variants in the review file, or fix the source files)"
+        )
+    })?;
+    Ok(())
 }
 
 fn id_key(id: &IdentifierDto) -> String {
