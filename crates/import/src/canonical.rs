@@ -537,6 +537,22 @@ pub fn build(
                 ));
                 continue;
             }
+            // A weighed item priced per pound (or any other unit) is priced per kilogram here.
+            let p = match (item.sold_by_weight, src.options.weight_unit_grams) {
+                (true, Some(grams)) if !grams.is_zero() && grams != Decimal::from(1000) => {
+                    match p
+                        .to_decimal()
+                        .checked_mul(Decimal::from(1000))
+                        .and_then(|v| v.checked_div(grams))
+                        .and_then(|v| {
+                            Money::from_decimal_rounded(v, p.currency(), RoundingMode::HalfUp).ok()
+                        }) {
+                        Some(per_kg) => per_kg,
+                        None => continue,
+                    }
+                }
+                _ => p,
+            };
             let converted = if src.options.prices_include_tax == options.prices_include_tax {
                 Some(p)
             } else {
@@ -545,12 +561,16 @@ pub fn build(
                     .get(tax.as_str())
                     .copied()
                     .unwrap_or_default();
-                let factor = Decimal::ONE + rate / Decimal::from(100);
-                let value = if options.prices_include_tax {
-                    p.to_decimal().checked_mul(factor)
-                } else {
-                    p.to_decimal().checked_div(factor)
-                };
+                let factor = rate
+                    .checked_div(Decimal::from(100))
+                    .and_then(|r| r.checked_add(Decimal::ONE));
+                let value = factor.and_then(|f| {
+                    if options.prices_include_tax {
+                        p.to_decimal().checked_mul(f)
+                    } else {
+                        p.to_decimal().checked_div(f)
+                    }
+                });
                 value.and_then(|v| {
                     Money::from_decimal_rounded(v, options.currency, RoundingMode::HalfUp).ok()
                 })
@@ -607,7 +627,14 @@ pub fn build(
                     out.opening_counts.push(OpeningCount {
                         location: location.clone(),
                         sku: sku.clone(),
-                        quantity: s.quantity,
+                        quantity: match (item.sold_by_weight, src.options.weight_unit_grams) {
+                            (true, Some(grams)) => s
+                                .quantity
+                                .checked_mul(grams)
+                                .and_then(|q| q.checked_div(Decimal::from(1000)))
+                                .map_or(s.quantity, |q| q.normalize()),
+                            _ => s.quantity,
+                        },
                         item: *r,
                     });
                 }

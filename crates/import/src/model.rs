@@ -94,6 +94,9 @@ pub struct SourceOptions {
     pub decimal: DecimalStyle,
     /// Whether its prices include tax.
     pub prices_include_tax: bool,
+    /// Grams in the unit this source prices and counts weighed items by (453.59237 for a
+    /// source that sells by the pound); Kassa prices by the kilogram. `None` means kilograms.
+    pub weight_unit_grams: Option<Decimal>,
 }
 
 impl SourceOptions {
@@ -106,6 +109,7 @@ impl SourceOptions {
             currency: Currency::EUR,
             decimal: DecimalStyle::Auto,
             prices_include_tax: false,
+            weight_unit_grams: None,
         }
     }
 }

@@ -245,6 +245,51 @@ fn a_review_file_with_an_unknown_decision_is_refused_with_its_line() {
 }
 
 #[test]
+fn weighed_items_priced_per_pound_are_priced_per_kilogram() {
+    let path = local("loyverse.csv");
+    let mut options = SourceOptions::new("market", &path.display().to_string(), Format::Loyverse);
+    options.currency = domain::Currency::GBP;
+    options.prices_include_tax = true;
+    options.weight_unit_grams = import::normalize::grams_per("lb");
+    let reads = vec![import::read(
+        std::fs::File::open(path).unwrap(),
+        &options,
+        None,
+    )];
+    let m = matching::match_items(&reads, &Review::default(), MatchOptions::default());
+    let mut canonical_options = CanonicalOptions {
+        currency: domain::Currency::GBP,
+        ..CanonicalOptions::default()
+    };
+    canonical_options
+        .locations
+        .insert("market/Main Store".into(), "london-01".into());
+    let catalog = canonical::build(&reads, &m, &canonical_options).unwrap();
+    let bananas = catalog
+        .variants
+        .iter()
+        .find(|v| v.name == "Bananas")
+        .unwrap();
+    assert_eq!(bananas.unit, domain::UnitOfSale::Weight);
+    // £2.99 per lb is £6.59 per kg (2.99 / 0.45359237 = 6.5918…).
+    assert_eq!(bananas.price.unwrap().minor(), 659);
+    let count = catalog
+        .opening_counts
+        .iter()
+        .find(|c| c.sku == bananas.sku)
+        .unwrap();
+    // 12.5 lb on hand is 5.669904625 kg.
+    assert_eq!(count.quantity.to_string(), "5.669904625");
+    let latte = catalog
+        .variants
+        .iter()
+        .find(|v| v.name == "Latte Small")
+        .unwrap();
+    assert_eq!(latte.unit, domain::UnitOfSale::Each);
+    assert_eq!(latte.price.unwrap().minor(), 350);
+}
+
+#[test]
 fn a_reimport_finds_its_earlier_variants_and_keeps_their_skus() {
     let reads = sources();
     let m = matching::match_items(&reads, &Review::default(), MatchOptions::default());

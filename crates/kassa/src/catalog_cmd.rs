@@ -161,6 +161,9 @@ struct SourceFile {
     mapping: Option<PathBuf>,
     #[serde(default)]
     decimal: Option<DecimalStyle>,
+    /// The unit weighed items are priced and counted by (`lb`, `kg`, `g`, `oz`).
+    #[serde(default)]
+    weight_unit: Option<String>,
 }
 
 /// Runs `kassa catalog …`.
@@ -428,6 +431,12 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
             }
             options.prices_include_tax = d.prices_include_tax.unwrap_or(options.prices_include_tax);
             options.decimal = d.decimal.unwrap_or(options.decimal);
+            if let Some(unit) = &d.weight_unit {
+                options.weight_unit_grams =
+                    Some(import::normalize::grams_per(unit).with_context(|| {
+                        format!("source {name}: weight unit `{unit}` is not g, kg, lb or oz")
+                    })?);
+            }
         }
         out.push(SourceSpec {
             options,
