@@ -138,6 +138,8 @@ pub struct CanonicalVariant {
     pub unit: UnitOfSale,
     /// Its price in the chain's pricing, if any source gave one.
     pub price: Option<Money>,
+    /// Prices of mapped stores that differ from `price`.
+    pub store_prices: Vec<StorePrice>,
     /// Its unit cost.
     pub cost: Option<Money>,
     /// The items merged into it.
@@ -170,6 +172,17 @@ impl CanonicalVariant {
             })
             .collect()
     }
+}
+
+/// A store's own price for a variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorePrice {
+    /// The Kassa store.
+    pub store: String,
+    /// Its price, in the chain's pricing.
+    pub price: Money,
+    /// The item it came from.
+    pub item: ItemRef,
 }
 
 /// An opening stock count for a Kassa location.
@@ -276,6 +289,44 @@ fn legacy_identifier(source: &str, item: &SourceItem) -> Identifier {
             id: item.line.to_string(),
         },
     }
+}
+
+/// A source's price in the chain's pricing: per kilogram for weighed items priced per another
+/// unit, tax included or not as the chain prices, rounded half-up to the minor unit.
+fn chain_price(
+    p: Money,
+    item: &SourceItem,
+    source: &crate::model::SourceOptions,
+    options: &CanonicalOptions,
+    tax: &TaxCategory,
+) -> Option<Money> {
+    let p = match (item.sold_by_weight, source.weight_unit_grams) {
+        (true, Some(grams)) if !grams.is_zero() && grams != Decimal::from(1000) => p
+            .to_decimal()
+            .checked_mul(Decimal::from(1000))
+            .and_then(|v| v.checked_div(grams))
+            .and_then(|v| {
+                Money::from_decimal_rounded(v, p.currency(), RoundingMode::HalfUp).ok()
+            })?,
+        _ => p,
+    };
+    if source.prices_include_tax == options.prices_include_tax {
+        return Some(p);
+    }
+    let rate = options
+        .tax_rates
+        .get(tax.as_str())
+        .copied()
+        .unwrap_or_default();
+    let factor = rate
+        .checked_div(Decimal::from(100))
+        .and_then(|r| r.checked_add(Decimal::ONE))?;
+    let value = if options.prices_include_tax {
+        p.to_decimal().checked_mul(factor)
+    } else {
+        p.to_decimal().checked_div(factor)
+    }?;
+    Money::from_decimal_rounded(value, options.currency, RoundingMode::HalfUp).ok()
 }
 
 /// Builds the canonical catalog from matched sources.
@@ -537,48 +588,46 @@ pub fn build(
                 ));
                 continue;
             }
-            // A weighed item priced per pound (or any other unit) is priced per kilogram here.
-            let p = match (item.sold_by_weight, src.options.weight_unit_grams) {
-                (true, Some(grams)) if !grams.is_zero() && grams != Decimal::from(1000) => {
-                    match p
-                        .to_decimal()
-                        .checked_mul(Decimal::from(1000))
-                        .and_then(|v| v.checked_div(grams))
-                        .and_then(|v| {
-                            Money::from_decimal_rounded(v, p.currency(), RoundingMode::HalfUp).ok()
-                        }) {
-                        Some(per_kg) => per_kg,
-                        None => continue,
-                    }
-                }
-                _ => p,
-            };
-            let converted = if src.options.prices_include_tax == options.prices_include_tax {
-                Some(p)
-            } else {
-                let rate = options
-                    .tax_rates
-                    .get(tax.as_str())
-                    .copied()
-                    .unwrap_or_default();
-                let factor = rate
-                    .checked_div(Decimal::from(100))
-                    .and_then(|r| r.checked_add(Decimal::ONE));
-                let value = factor.and_then(|f| {
-                    if options.prices_include_tax {
-                        p.to_decimal().checked_mul(f)
-                    } else {
-                        p.to_decimal().checked_div(f)
-                    }
-                });
-                value.and_then(|v| {
-                    Money::from_decimal_rounded(v, options.currency, RoundingMode::HalfUp).ok()
-                })
-            };
+            let converted = chain_price(p, item, &src.options, options, &tax);
             if let Some(c) = converted {
                 price = Some(c);
                 provenance.push(FieldFrom::Price(*r));
                 break;
+            }
+        }
+        // Prices per legacy location that maps to a Kassa store, where they differ from the
+        // chain price: the first source by price precedence that has one for that store.
+        let mut store_prices: Vec<StorePrice> = Vec::new();
+        for r in &by_price {
+            let (Some(item), Some(src)) = (r.get(reads), source_of(*r)) else {
+                continue;
+            };
+            for lp in &item.location_prices {
+                let keyed = format!("{}/{}", src.options.name, lp.location);
+                let Some(store) = options
+                    .locations
+                    .get(&keyed)
+                    .or_else(|| options.locations.get(&lp.location))
+                else {
+                    continue;
+                };
+                if lp.price.currency() != options.currency
+                    || lp.price.is_negative()
+                    || store_prices.iter().any(|s| &s.store == store)
+                {
+                    continue;
+                }
+                let Some(converted) = chain_price(lp.price, item, &src.options, options, &tax)
+                else {
+                    continue;
+                };
+                if Some(converted) != price {
+                    store_prices.push(StorePrice {
+                        store: store.clone(),
+                        price: converted,
+                        item: *r,
+                    });
+                }
             }
         }
         let mut cost = None;
@@ -649,6 +698,7 @@ pub fn build(
             tax,
             unit,
             price,
+            store_prices,
             cost,
             members: cluster.clone(),
             existing,

@@ -103,6 +103,9 @@ fn one_product_in_three_sources_under_different_skus_becomes_one_variant() {
     options
         .locations
         .insert("ospos/Shop".into(), "london-01".into());
+    options
+        .locations
+        .insert("square/Leeds".into(), "leeds-01".into());
     let catalog = canonical::build(&reads, &m, &options).unwrap();
     let v = catalog
         .variants
@@ -117,6 +120,14 @@ fn one_product_in_three_sources_under_different_skus_becomes_one_variant() {
     let provenance = v.provenance(&reads);
     let price_from = provenance.iter().find(|p| p.field == "price").unwrap();
     assert_eq!((price_from.source.as_str(), price_from.line), ("ospos", 2));
+    // Square's Soho (London) and Leeds prices differ from the chain price OSPOS gave: store
+    // prices.
+    let stores: Vec<(&str, i64)> = v
+        .store_prices
+        .iter()
+        .map(|s| (s.store.as_str(), s.price.minor()))
+        .collect();
+    assert_eq!(stores, [("london-01", 425_000), ("leeds-01", 419_900)]);
     let keys: Vec<String> = v.identifiers.iter().map(|i| i.key()).collect();
     assert_eq!(
         keys,
@@ -142,7 +153,12 @@ fn one_product_in_three_sources_under_different_skus_becomes_one_variant() {
         .iter()
         .filter(|c| c.sku.as_str() == "MFR-ESP")
         .collect();
-    assert_eq!(london.len(), 1);
+    assert_eq!(london.len(), 2);
+    // Leeds: Square's `New Quantity` 2.
+    assert_eq!(
+        (london[1].location.as_str(), london[1].quantity.to_string()),
+        ("leeds-01", "2".to_owned())
+    );
     assert_eq!(london[0].quantity.to_string(), "3");
     assert_eq!(london[0].provenance(&reads).source, "square");
     assert!(

@@ -887,6 +887,32 @@ pub(crate) fn entities(
             payload: serde_json::to_value(&entity)?,
             provenance: Some(Value::Array(provenance).to_string()),
         });
+        for sp in &v.store_prices {
+            let key = format!("{book}-{}|{sku}", sp.store);
+            let target = held
+                .1
+                .get(&key)
+                .and_then(|p| serde_json::from_value::<PricesEntity>(p.clone()).ok())
+                .unwrap_or_else(|| PricesEntity {
+                    book: format!("{book}-{}", sp.store),
+                    version: 1,
+                    scope: ScopeDto::Store {
+                        store: sp.store.clone(),
+                    },
+                    currency: currency.clone(),
+                    sku: sku.clone(),
+                    entries: Vec::new(),
+                });
+            let entries = merge_entries(&target.entries, &sku, &sp.price.amount_string(), &from)?
+                .unwrap_or_else(|| target.entries.clone());
+            let entity = PricesEntity { entries, ..target };
+            writes.push(hq::import::EntityWrite {
+                kind: "prices".to_owned(),
+                key,
+                payload: serde_json::to_value(&entity)?,
+                provenance: None,
+            });
+        }
         let Some(price) = v.price else { continue };
         let amount = price.amount_string();
         let target = books.get(&sku).cloned().unwrap_or_else(|| PricesEntity {
