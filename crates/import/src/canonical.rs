@@ -300,6 +300,13 @@ fn chain_price(
     options: &CanonicalOptions,
     tax: &TaxCategory,
 ) -> Option<Money> {
+    // A pack's price is shared out over its units.
+    let p = match item.pack_size {
+        Some(pack) if pack > Decimal::ONE => p.to_decimal().checked_div(pack).and_then(|v| {
+            Money::from_decimal_rounded(v, p.currency(), RoundingMode::HalfUp).ok()
+        })?,
+        _ => p,
+    };
     let p = match (item.sold_by_weight, source.weight_unit_grams) {
         (true, Some(grams)) if !grams.is_zero() && grams != Decimal::from(1000) => p
             .to_decimal()
@@ -676,8 +683,10 @@ pub fn build(
                     out.opening_counts.push(OpeningCount {
                         location: location.clone(),
                         sku: sku.clone(),
-                        quantity: match (item.sold_by_weight, src.options.weight_unit_grams) {
-                            (true, Some(grams)) => s
+                        quantity: match (item.pack_size, src.options.weight_unit_grams) {
+                            (Some(pack), _) => s.quantity.checked_mul(pack).unwrap_or(s.quantity),
+                            (None, _) if !item.sold_by_weight => s.quantity,
+                            (None, Some(grams)) => s
                                 .quantity
                                 .checked_mul(grams)
                                 .and_then(|q| q.checked_div(Decimal::from(1000)))

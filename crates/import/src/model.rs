@@ -175,6 +175,9 @@ pub struct SourceItem {
     pub sold_by_weight: bool,
     /// Shipping weight in grams.
     pub weight_grams: Option<Decimal>,
+    /// Units in one of the source's selling units when it sells packs (a case of 6): its price
+    /// and stock are per pack and become per unit in the canonical catalog.
+    pub pack_size: Option<Decimal>,
     /// Stock per legacy location.
     pub stock: Vec<LocationStock>,
     /// Prices per legacy location, when the source has them.

@@ -306,6 +306,47 @@ fn weighed_items_priced_per_pound_are_priced_per_kilogram() {
 }
 
 #[test]
+fn packs_become_units_by_the_mapped_pack_size() {
+    let mapping =
+        import::Mapping::parse(&std::fs::read_to_string(local("kasse-mapping.toml")).unwrap())
+            .unwrap();
+    let path = local("kasse-latin1.csv");
+    let mut options = SourceOptions::new("kasse", &path.display().to_string(), Format::Mapped);
+    options.decimal = mapping.decimal.unwrap();
+    options.prices_include_tax = true;
+    let reads = vec![import::read(
+        std::fs::File::open(path).unwrap(),
+        &options,
+        Some(&mapping),
+    )];
+    let m = matching::match_items(&reads, &Review::default(), MatchOptions::default());
+    let mut canonical_options = CanonicalOptions::default();
+    canonical_options
+        .locations
+        .insert("kasse/filiale-1".into(), "vienna-01".into());
+    let catalog = canonical::build(&reads, &m, &canonical_options).unwrap();
+    let muesli = catalog
+        .variants
+        .iter()
+        .find(|v| v.sku.as_str() == "A-2")
+        .unwrap();
+    // A pack of 6 for 3.49: 0.58 each (0.5816… rounded half-up); 10 packs are 60 units.
+    assert_eq!(muesli.price.unwrap().minor(), 58);
+    let count = catalog
+        .opening_counts
+        .iter()
+        .find(|c| c.sku.as_str() == "A-2")
+        .unwrap();
+    assert_eq!(count.quantity.to_string(), "60");
+    let cheese = catalog
+        .variants
+        .iter()
+        .find(|v| v.sku.as_str() == "A-1")
+        .unwrap();
+    assert_eq!(cheese.price.unwrap().minor(), 1290);
+}
+
+#[test]
 fn a_reimport_finds_its_earlier_variants_and_keeps_their_skus() {
     let reads = sources();
     let m = matching::match_items(&reads, &Review::default(), MatchOptions::default());

@@ -27,7 +27,7 @@ use crate::normalize::{self, DecimalStyle};
 use crate::table::{Ctx, Encoding, Table};
 
 /// The fields a column may be mapped to; `stock:<location>` and `option:<name>` take a name.
-pub const FIELDS: [&str; 18] = [
+pub const FIELDS: [&str; 19] = [
     "product",
     "title",
     "variant",
@@ -46,6 +46,7 @@ pub const FIELDS: [&str; 18] = [
     "weight_g",
     "weight_kg",
     "weight_lb",
+    "pack_size",
 ];
 
 /// Errors in a mapping file.
@@ -224,6 +225,9 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>, m: &Mapping) -> Vec<SourceI
         item.tax_classes.extend(ctx.text(&row, get("tax")));
         item.taxable = ctx.boolean(&row, get("taxable"));
         item.active = ctx.boolean(&row, get("active"));
+        item.pack_size = ctx
+            .decimal(&row, get("pack_size"), "pack size")
+            .filter(|p| *p > Decimal::ONE);
         if let Some((c, g)) = weight {
             item.weight_grams = ctx.weight(&row, Some(c), g);
         }
