@@ -59,6 +59,18 @@ enum StoreCommand {
     },
     /// Recompute every terminal's hash chain and signatures; report the first broken link.
     Verify,
+    /// Set a till's receipt printer: ESC/POS over raw TCP or to a device file.
+    Printer {
+        /// The till.
+        #[arg(long)]
+        terminal: String,
+        /// `tcp:HOST[:PORT]` (port 9100 by default) or a device such as `/dev/usb/lp0`.
+        #[arg(long)]
+        target: String,
+        /// Paper width in mm: 58 or 80.
+        #[arg(long, default_value_t = 80)]
+        paper: u32,
+    },
     /// Write a terminal's journal as JSON lines to standard output.
     Export {
         /// The terminal.
@@ -178,6 +190,20 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                     "reference data version {version} loaded from {}",
                     seed_file.display()
                 );
+                Ok(())
+            }
+            StoreCommand::Printer {
+                terminal,
+                target,
+                paper,
+            } => {
+                let terminal =
+                    TerminalId::parse(&terminal).map_err(|e| anyhow::anyhow!("--terminal: {e}"))?;
+                let pools = store::db::open(&data).await?;
+                store::printing::set_printer(&pools.writer, &terminal, &target, paper)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--target/--paper: {e}"))?;
+                println!("terminal {terminal} prints to {target} on {paper} mm paper");
                 Ok(())
             }
             StoreCommand::Verify => {

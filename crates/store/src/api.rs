@@ -258,6 +258,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/receipts/{number}", get(receipt))
         .route("/v1/journal", get(journal))
         .merge(crate::staff_api::routes())
+        .merge(crate::printing::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod ledger;
 pub mod node;
 pub mod payments;
+pub mod printing;
 pub mod refdata;
 pub mod shifts;
 pub mod staff;

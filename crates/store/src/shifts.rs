@@ -249,29 +249,48 @@ pub async fn ensure_open(
         .map(|_| ())
 }
 
-/// Store-local time of `ms` as the printer lays it out.
-fn local_time(ms: i64, timezone: &str) -> printer::LocalDateTime {
-    let offset_minutes = jiff::tz::TimeZone::get(timezone)
+/// The store's UTC offset at `ms`, in minutes (daylight saving included).
+pub(crate) fn utc_offset_minutes(ms: i64, timezone: &str) -> i32 {
+    jiff::tz::TimeZone::get(timezone)
         .ok()
         .and_then(|tz| {
             jiff::Timestamp::from_millisecond(ms)
                 .ok()
                 .map(|t| tz.to_offset(t).seconds() / 60)
         })
-        .unwrap_or(0);
-    printer::LocalDateTime::from_timestamp(domain::Timestamp::from_millis(ms), offset_minutes)
+        .unwrap_or(0)
+}
+
+/// Store-local time of `ms` as the printer lays it out.
+fn local_time(ms: i64, timezone: &str) -> printer::LocalDateTime {
+    printer::LocalDateTime::from_timestamp(
+        domain::Timestamp::from_millis(ms),
+        utc_offset_minutes(ms, timezone),
+    )
+}
+
+/// The store's header on paper: name and address lines.
+pub(crate) fn store_header(config: &protocol::seed::StoreConfig) -> printer::StoreHeader {
+    printer::StoreHeader {
+        name: config.name.clone(),
+        address: config.address.split(", ").map(str::to_owned).collect(),
+        tax_id: None,
+    }
 }
 
 /// The printed X report (`counted` is `None`) or Z report of a shift, as text for the screen
 /// and the same document for the receipt printer.
 pub fn report_document(
-    config: &protocol::seed::StoreConfig,
-    terminal: &TerminalId,
-    shift: &OpenShift,
-    opened_by: &str,
+    (config, terminal, shift, opened_by): (
+        &protocol::seed::StoreConfig,
+        &TerminalId,
+        &OpenShift,
+        &str,
+    ),
     tally: &ShiftTally,
     counted: Option<Money>,
     now_ms: i64,
+    paper: printer::Paper,
 ) -> Result<printer::Document, domain::MoneyError> {
     let zero = Money::zero(tally.currency);
     let cash = tally
@@ -280,11 +299,7 @@ pub fn report_document(
         .copied()
         .unwrap_or((zero, zero));
     let report = printer::ShiftReport {
-        store: printer::StoreHeader {
-            name: config.name.clone(),
-            address: config.address.split(", ").map(str::to_owned).collect(),
-            tax_id: None,
-        },
+        store: store_header(config),
         terminal: terminal.to_string(),
         shift: shift.id.clone(),
         opened_by: opened_by.to_owned(),
@@ -323,7 +338,7 @@ pub fn report_document(
             .collect(),
     };
     let locale = printer::Locale::parse(&config.locale);
-    let layout = printer::Layout::new(printer::Paper::Mm80, locale);
+    let layout = printer::Layout::new(paper, locale);
     let labels = printer::Labels::for_tag(&config.locale);
     match counted {
         Some(total) => printer::z_report_document(

@@ -412,7 +412,9 @@ async fn x_report(
     }
     // The printed X report shows the expected cash too: for supervisors only.
     if supervisor {
-        let text = report_text(&node, &terminal, &shift, &tally, None).await?;
+        let document =
+            report_document(&node, &terminal, &shift, &tally, None, printer::Paper::Mm80).await?;
+        let text = printer::render_text(&document);
         if let Some(map) = view.as_object_mut() {
             map.insert("text".into(), json!(text));
         }
@@ -420,30 +422,34 @@ async fn x_report(
     Ok(Json(view))
 }
 
-/// The printed report as text, in the store's language and paper width.
-async fn report_text(
+/// The printed report, in the store's language, on `paper`.
+async fn report_document(
     node: &Node,
     terminal: &TerminalId,
     shift: &shifts::OpenShift,
     tally: &domain::shift::ShiftTally,
     counted: Option<Money>,
-) -> ApiResult<String> {
+    paper: printer::Paper,
+) -> ApiResult<printer::Document> {
     let ctx = context(node)?;
     let name: Option<String> = sqlx::query_scalar("SELECT name FROM staff WHERE id = $1")
         .bind(shift.staff.as_str())
         .fetch_optional(&node.pools.reader)
         .await?;
     let document = shifts::report_document(
-        &ctx.config,
-        terminal,
-        shift,
-        name.as_deref().unwrap_or(shift.staff.as_str()),
+        (
+            &ctx.config,
+            terminal,
+            shift,
+            name.as_deref().unwrap_or(shift.staff.as_str()),
+        ),
         tally,
         counted,
         node.clock.now().millis(),
+        paper,
     )
     .map_err(|e| ApiError::invalid("invalid_count", "counted", e))?;
-    Ok(printer::render_text(&document))
+    Ok(document)
 }
 
 async fn close_shift(
@@ -482,9 +488,25 @@ async fn close_shift(
         if z.body["shift"] == json!(shift.id) {
             let mut conn = node.pools.reader.acquire().await?;
             let tally = shifts::tally(&mut conn, &terminal, &shift, up_to).await?;
-            let text = report_text(&node, &terminal, &shift, &tally, Some(counted)).await?;
+            let paper = crate::printing::printer_of(&node.pools.reader, &terminal)
+                .await?
+                .map_or(printer::Paper::Mm80, |p| p.paper);
+            let document =
+                report_document(&node, &terminal, &shift, &tally, Some(counted), paper).await?;
+            let text = printer::render_text(&document);
+            // The till's printer prints the Z report; a printer that is down does not undo the
+            // close, the report stays on screen.
+            let printed =
+                match crate::printing::print_on(&node, &terminal, |_| Some(document)).await {
+                    Ok(printed) => printed,
+                    Err(e) => {
+                        tracing::warn!(terminal = %terminal, error = ?e, "Z report not printed");
+                        false
+                    }
+                };
             if let Some(map) = z.body.as_object_mut() {
                 map.insert("text".into(), json!(text));
+                map.insert("printed".into(), json!(printed));
             }
         }
     }

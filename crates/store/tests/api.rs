@@ -2001,3 +2001,119 @@ async fn a_shift_closes_on_a_blind_count_by_sequence_and_a_closed_till_sells_not
     assert_eq!(status, StatusCode::CREATED);
     node.assert_chain_intact().await;
 }
+
+/// A receipt printer on 127.0.0.1: accepts print jobs and hands over the bytes of each.
+fn fake_printer() -> (String, std::sync::mpsc::Receiver<Vec<u8>>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut bytes = Vec::new();
+            if stream.unwrap().read_to_end(&mut bytes).is_ok() && tx.send(bytes).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+fn printed_lines(bytes: &[u8]) -> Vec<printer::escpos::Decoded> {
+    printer::escpos::decode(bytes).unwrap()
+}
+
+fn printed_text(decoded: &[printer::escpos::Decoded]) -> String {
+    decoded
+        .iter()
+        .filter_map(|d| match d {
+            printer::escpos::Decoded::Text { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn receipts_and_the_z_report_print_on_the_tills_printer() {
+    let node = TestNode::vienna().await;
+    let (addr, jobs) = fake_printer();
+    let pools = store::db::open(node.dir.path()).await.unwrap();
+    let t1 = TerminalId::parse(T1).unwrap();
+    assert!(
+        store::printing::set_printer(&pools.writer, &t1, "printer.local", 80)
+            .await
+            .is_err()
+    );
+    store::printing::set_printer(&pools.writer, &t1, &format!("tcp:{addr}"), 58)
+        .await
+        .unwrap();
+    let (status, sale) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let number = sale["receipt"].as_str().unwrap();
+
+    // The on-screen preview is the printed document.
+    let (status, preview) = node.get(&format!("/v1/receipts/{number}/preview")).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    let text = preview["text"].as_str().unwrap();
+    assert!(text.contains(number) && text.contains("16,97"), "{text}");
+    assert!(
+        text.lines().all(|l| l.chars().count() <= 32),
+        "wider than 58 mm:\n{text}"
+    );
+    assert!(
+        preview["html"].as_str().unwrap().contains("<svg"),
+        "no QR code in the preview"
+    );
+
+    let print = async |n: &str| {
+        node.post(&format!("/v1/receipts/{n}/print"), None, &json!({}))
+            .await
+    };
+    let (status, body) = print(number).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["copy"], false);
+    let job = printed_lines(
+        &jobs
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap(),
+    );
+    let paper = printed_text(&job);
+    assert!(paper.contains(number) && paper.contains("16,97"), "{paper}");
+    assert!(
+        job.iter()
+            .any(|d| matches!(d, printer::escpos::Decoded::Qr { data } if data == number))
+    );
+    assert!(
+        matches!(job.last(), Some(printer::escpos::Decoded::Cut)),
+        "{job:?}"
+    );
+    // A reprint says it is a copy.
+    let (_, body) = print(number).await;
+    assert_eq!(body["copy"], true);
+    let copy = printed_text(&printed_lines(
+        &jobs
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap(),
+    ));
+    assert!(copy.contains("KOPIE"), "{copy}");
+    // A till without a printer says so.
+    let mut other = bread_and_tee(T2);
+    other["tenders"] = cash("20.00");
+    let (_, sale2) = node.sale(&other).await;
+    let response = print(sale2["receipt"].as_str().unwrap()).await;
+    assert_error(&response, StatusCode::CONFLICT, "no_printer", None);
+
+    // The Z report prints when the shift closes.
+    let maria = node.sign_in(T1, "maria", "3333").await;
+    let count = json!({"terminal": T1, "counted": [{"denomination": "100.00", "count": 1}]});
+    let (status, z) = node.as_staff(&maria, "/v1/shifts/close", &count).await;
+    assert_eq!(status, StatusCode::CREATED, "{z}");
+    assert_eq!(z["printed"], true);
+    let paper = printed_text(&printed_lines(
+        &jobs
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap(),
+    ));
+    assert!(paper.contains("100,00"), "{paper}");
+}

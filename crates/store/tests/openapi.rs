@@ -8,9 +8,10 @@ use serde_json::Value;
 
 /// The sources of the routers, scanned for their `.route("PATH", method(handler))` calls: the
 /// source and the function that builds the router.
-const ROUTER_SOURCES: [(&str, &str); 2] = [
+const ROUTER_SOURCES: [(&str, &str); 3] = [
     (include_str!("../src/api.rs"), "pub fn router("),
     (include_str!("../src/staff_api.rs"), "pub fn routes("),
+    (include_str!("../src/printing.rs"), "pub fn routes("),
 ];
 
 /// HTTP methods an OpenAPI path item can hold (and axum's routing functions of the same names).
@@ -19,7 +20,12 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The POSTs that append nothing to the ledger and need no idempotency key.
-const READ_ONLY_POSTS: [&str; 3] = ["/v1/carts/price", "/v1/sign-in", "/v1/sign-out"];
+const READ_ONLY_POSTS: [&str; 4] = [
+    "/v1/carts/price",
+    "/v1/sign-in",
+    "/v1/sign-out",
+    "/v1/receipts/{number}/print",
+];
 
 fn document() -> Value {
     serde_json::from_str(store::api::OPENAPI).unwrap()
