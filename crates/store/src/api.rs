@@ -46,7 +46,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl ToString) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl ToString) -> Self {
         ApiError {
             status,
             code,
@@ -55,7 +55,7 @@ impl ApiError {
         }
     }
 
-    fn invalid(code: &'static str, field: impl Into<String>, message: impl ToString) -> Self {
+    pub(crate) fn invalid(code: &'static str, field: impl Into<String>, message: impl ToString) -> Self {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code,
@@ -117,7 +117,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// A JSON request body read as bytes (for the idempotency hash) and then parsed, with errors in
 /// the API's own shape.
@@ -228,6 +228,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/stock/{sku}", get(stock))
         .route("/v1/receipts/{number}", get(receipt))
         .route("/v1/journal", get(journal))
+        .merge(crate::till::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -242,7 +243,7 @@ async fn openapi() -> Response {
     ([("content-type", "application/json")], OPENAPI).into_response()
 }
 
-fn context(node: &Node) -> ApiResult<Arc<StoreContext>> {
+pub(crate) fn context(node: &Node) -> ApiResult<Arc<StoreContext>> {
     node.context().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -479,7 +480,7 @@ fn round_half_up_div(a: i64, b: i64) -> i64 {
 
 /// Turns what the till sent into priced-ready lines: item, price, quantity (from the scale
 /// label when it carries one).
-async fn resolve_lines(
+pub(crate) async fn resolve_lines(
     node: &Node,
     ctx: &Arc<StoreContext>,
     lines: &[CartLineRequest],
@@ -559,7 +560,7 @@ async fn resolve_lines(
     Ok(out)
 }
 
-fn sale_error(e: SaleError) -> ApiError {
+pub(crate) fn sale_error(e: SaleError) -> ApiError {
     let field = match &e {
         SaleError::LineCurrency { line, .. } => format!("lines[{line}].code"),
         SaleError::LineQuantity { line, .. } => format!("lines[{line}].quantity"),
@@ -587,7 +588,7 @@ fn sale_error(e: SaleError) -> ApiError {
     ApiError::invalid(code, field, e)
 }
 
-fn cart_discount(
+pub(crate) fn cart_discount(
     d: Option<&DiscountDto>,
     ctx: &StoreContext,
 ) -> ApiResult<Option<domain::sale::Discount>> {

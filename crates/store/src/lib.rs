@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod node;
 pub mod refdata;
 pub mod sync;
+pub mod till;
 pub mod verify;
 pub mod views;
 
