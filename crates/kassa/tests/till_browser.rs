@@ -69,9 +69,13 @@ async fn open_till(browser: &Browser, url: &str, terminal: &str) -> TestPage {
     if page.eval("document.body.dataset.screen").await.unwrap() == "signin" {
         sign_in(&page, "anna", "1111").await;
     }
-    page.wait_for("selling screen", "document.body.dataset.screen === 'sell'", WAIT)
-        .await
-        .unwrap();
+    page.wait_for(
+        "selling screen",
+        "document.body.dataset.screen === 'sell'",
+        WAIT,
+    )
+    .await
+    .unwrap();
     page
 }
 
@@ -130,7 +134,11 @@ async fn price(url: &str, lines: Value) -> Value {
 
 async fn get(url: &str) -> Value {
     let response = client().get(url).send().await.unwrap();
-    assert!(response.status().is_success(), "{url}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
     response.json().await.unwrap()
 }
 
@@ -233,7 +241,11 @@ async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line
     .await
     .unwrap();
     page.fill(
-        &format!("{}[data-index=\"0\"] {}", dt("return-line"), dt("return-line-qty")),
+        &format!(
+            "{}[data-index=\"0\"] {}",
+            dt("return-line"),
+            dt("return-line-qty")
+        ),
         "1",
     )
     .await
@@ -254,7 +266,10 @@ async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(refund, receipt["cart"]["lines"][0]["gross"].as_str().unwrap());
+    assert_eq!(
+        refund,
+        receipt["cart"]["lines"][0]["gross"].as_str().unwrap()
+    );
     let kinds = journal_kinds(&url, T1).await;
     assert!(kinds.contains(&"SaleCompleted".to_owned()), "{kinds:?}");
     assert!(kinds.contains(&"ReturnCompleted".to_owned()), "{kinds:?}");
@@ -263,10 +278,9 @@ async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line
 
 /// GTINs of `n` different items sold in the store by the piece, from the demo catalog.
 fn piece_gtins(n: usize) -> Vec<String> {
-    let seed: Value = serde_json::from_str(
-        &std::fs::read_to_string(test_support::demo_seed_path()).unwrap(),
-    )
-    .unwrap();
+    let seed: Value =
+        serde_json::from_str(&std::fs::read_to_string(test_support::demo_seed_path()).unwrap())
+            .unwrap();
     let mut out = Vec::new();
     for product in seed["products"].as_array().unwrap() {
         for variant in product["variants"].as_array().unwrap() {
@@ -322,7 +336,11 @@ async fn keyboard_wedge_bursts_lose_no_keystroke_and_double_no_line() {
     page.click(&dt("btn-clear")).await.unwrap();
     wait_lines(&page, 0).await;
     // Each `scan` sends a code and Enter; all of them are on their way before any is answered.
-    let scans: Vec<_> = gtins.iter().chain(&gtins).map(|code| page.scan(code)).collect();
+    let scans: Vec<_> = gtins
+        .iter()
+        .chain(&gtins)
+        .map(|code| page.scan(code))
+        .collect();
     for result in futures_util::future::join_all(scans).await {
         result.unwrap();
     }
@@ -334,7 +352,10 @@ async fn keyboard_wedge_bursts_lose_no_keystroke_and_double_no_line() {
     .await
     .unwrap();
     assert_eq!(lines(&page).await.len(), 10);
-    assert_eq!(page.text(&dt("scan-entry")).await.unwrap(), "Scan or type a code");
+    assert_eq!(
+        page.text(&dt("scan-entry")).await.unwrap(),
+        "Scan or type a code"
+    );
 
     // A scan while the search field has the focus still adds the item and leaves the field empty.
     page.click(&dt("search-input")).await.unwrap();
@@ -346,7 +367,12 @@ async fn keyboard_wedge_bursts_lose_no_keystroke_and_double_no_line() {
     )
     .await
     .unwrap();
-    assert_eq!(page.eval("document.querySelector('[data-test=search-input]').value").await.unwrap(), "");
+    assert_eq!(
+        page.eval("document.querySelector('[data-test=search-input]').value")
+            .await
+            .unwrap(),
+        ""
+    );
     // Nothing arrives late: after a pause the cart is unchanged.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(lines(&page).await.len(), 10);
@@ -360,18 +386,25 @@ async fn customer_display_follows_the_cart_live() {
     let Some(browser) = Browser::launch_or_skip().await else {
         return;
     };
+    // The display is another device: its own browser.
+    let Some(screen) = Browser::launch_or_skip().await else {
+        return;
+    };
     let node = start_node(&[]).await;
     let url = node.process.url.clone();
     let till = open_till(&browser, &url, T1).await;
-    let display = browser
+    let display = screen
         .open(&format!("{url}/display?terminal={T1}&lang=en"))
         .await
         .unwrap();
     display
-        .wait_for("display connected", "document.body.dataset.connected === '1'", WAIT)
+        .wait_for(
+            "display connected",
+            "document.body.dataset.connected === '1'",
+            WAIT,
+        )
         .await
         .unwrap();
-    till.page().bring_to_front().await.unwrap();
 
     till.scan(BREAD_GTIN).await.unwrap();
     wait_lines(&till, 1).await;
@@ -408,7 +441,11 @@ async fn customer_display_follows_the_cart_live() {
     till.click(&dt("tender-card")).await.unwrap();
     till.wait_visible(&dt("receipt-dialog")).await.unwrap();
     display
-        .wait_for("thank-you on the display", "document.body.dataset.state === 'paid'", WAIT)
+        .wait_for(
+            "thank-you on the display",
+            "document.body.dataset.state === 'paid'",
+            WAIT,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -420,6 +457,7 @@ async fn customer_display_follows_the_cart_live() {
         total
     );
     display.screenshot("display-paid").await.unwrap();
+    screen.close().await;
     browser.close().await;
 }
 

@@ -55,7 +55,11 @@ impl ApiError {
         }
     }
 
-    pub(crate) fn invalid(code: &'static str, field: impl Into<String>, message: impl ToString) -> Self {
+    pub(crate) fn invalid(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl ToString,
+    ) -> Self {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             code,

@@ -341,9 +341,8 @@ async fn display_events(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let terminal = display_terminal(&node, &terminal)?;
     let (last, receiver) = hub.subscribe(&terminal);
-    let stream = futures_util::stream::unfold(
-        (last, receiver),
-        |(pending, mut receiver)| async move {
+    let stream =
+        futures_util::stream::unfold((last, receiver), |(pending, mut receiver)| async move {
             if let Some(message) = pending {
                 return Some((Ok(Event::default().data(&*message)), (None, receiver)));
             }
@@ -356,7 +355,6 @@ async fn display_events(
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
             }
-        },
-    );
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

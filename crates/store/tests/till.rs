@@ -94,11 +94,23 @@ impl TestNode {
 async fn till_and_display_pages_and_their_assets_are_served_from_the_binary() {
     let node = node("vienna-01").await;
     for (path, mime, needle) in [
-        ("/till?terminal=vienna-01-t1", "text/html", "data-test=\"screen-sell\""),
-        ("/display?terminal=vienna-01-t1", "text/html", "data-test=\"display-total\""),
+        (
+            "/till?terminal=vienna-01-t1",
+            "text/html",
+            "data-test=\"screen-sell\"",
+        ),
+        (
+            "/display?terminal=vienna-01-t1",
+            "text/html",
+            "data-test=\"display-total\"",
+        ),
         ("/till/assets/till.js", "text/javascript", "/v1/carts/price"),
         ("/till/assets/display.js", "text/javascript", "EventSource"),
-        ("/till/assets/common.js", "text/javascript", "Intl.NumberFormat"),
+        (
+            "/till/assets/common.js",
+            "text/javascript",
+            "Intl.NumberFormat",
+        ),
         ("/till/assets/i18n.js", "text/javascript", "Schicht öffnen"),
         ("/till/assets/till.css", "text/css", ".keypad"),
     ] {
@@ -129,7 +141,10 @@ async fn every_string_key_exists_in_english_and_german() {
     };
     let (en, de) = (section("en"), section("de"));
     assert!(en.len() > 100, "{}", en.len());
-    assert_eq!(en, de, "the dictionaries list the same keys in the same order");
+    assert_eq!(
+        en, de,
+        "the dictionaries list the same keys in the same order"
+    );
     // Every key the scripts and pages ask for is in the dictionary.
     let sources = [
         include_str!("../till/till.js"),
@@ -139,8 +154,12 @@ async fn every_string_key_exists_in_english_and_german() {
     ];
     for source in sources {
         for quote in ["t(\"", "data-i18n=\"", "data-i18n-placeholder=\""] {
-            for part in source.split(quote).skip(1) {
-                let key = part.split('"').next().unwrap();
+            for (at, _) in source.match_indices(quote) {
+                // `t(` on its own, not the end of a longer name such as `Event(`.
+                if at > 0 && source.as_bytes()[at - 1].is_ascii_alphanumeric() {
+                    continue;
+                }
+                let key = source[at + quote.len()..].split('"').next().unwrap();
                 if key.ends_with('.') {
                     continue; // a prefix completed at run time, such as "tender." + kind
                 }
@@ -173,8 +192,14 @@ async fn store_settings_search_and_quick_keys_come_from_the_reference_data() {
         .iter()
         .map(|i| i["sku"].as_str().unwrap())
         .collect();
-    assert!(skus.len() >= 3 && skus.windows(2).all(|w| w[0] < w[1]), "{skus:?}");
-    assert!(skus.iter().all(|s| s.starts_with("GRO-BRD-001")), "{skus:?}");
+    assert!(
+        skus.len() >= 3 && skus.windows(2).all(|w| w[0] < w[1]),
+        "{skus:?}"
+    );
+    assert!(
+        skus.iter().all(|s| s.starts_with("GRO-BRD-001")),
+        "{skus:?}"
+    );
     let (_, found) = node.get("/v1/till/search?q=").await;
     assert_eq!(found["items"], json!([]));
     // Online-only items are not offered at the till.
@@ -189,7 +214,9 @@ async fn store_settings_search_and_quick_keys_come_from_the_reference_data() {
     assert_eq!(keys[0]["code"], "10001");
     assert_eq!(keys[0]["price"], "0.45");
     // A quick key's code scans as its item.
-    let (status, item) = node.get(&format!("/v1/items/{}", keys[0]["code"].as_str().unwrap())).await;
+    let (status, item) = node
+        .get(&format!("/v1/items/{}", keys[0]["code"].as_str().unwrap()))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(item["sku"], keys[0]["sku"]);
 }
@@ -239,7 +266,10 @@ async fn settling_shows_due_remaining_and_change_and_writes_nothing() {
     assert!(over["error"].as_str().is_some(), "{over}");
 
     let (_, status) = node.get("/v1/status").await;
-    assert_eq!(status["terminals"][0]["last_seq"], 0, "settling wrote nothing");
+    assert_eq!(
+        status["terminals"][0]["last_seq"], 0,
+        "settling wrote nothing"
+    );
 }
 
 #[tokio::test]
@@ -260,13 +290,14 @@ async fn cash_only_settlement_applies_the_swiss_cash_rounding() {
         .cloned()
         .expect("an item priced off the 0.05 grid");
     let lines = json!([{"code": item["sku"]}]);
-    let (_, open) = node
-        .post("/v1/till/settle", &json!({"lines": lines}))
-        .await;
+    let (_, open) = node.post("/v1/till/settle", &json!({"lines": lines})).await;
     let total = open["cart"]["total"].as_str().unwrap();
     let cash_due = open["cash_due"].as_str().unwrap();
     assert_ne!(total, cash_due, "{open}");
-    assert!(cash_due.ends_with('0') || cash_due.ends_with('5'), "{cash_due}");
+    assert!(
+        cash_due.ends_with('0') || cash_due.ends_with('5'),
+        "{cash_due}"
+    );
     let (_, card) = node
         .post(
             "/v1/till/settle",
@@ -312,10 +343,7 @@ async fn a_cart_posted_for_a_terminal_reaches_its_display_as_an_event() {
             .unwrap();
         seen.push_str(std::str::from_utf8(&chunk).unwrap());
     }
-    let data = seen
-        .lines()
-        .find_map(|l| l.strip_prefix("data: "))
-        .unwrap();
+    let data = seen.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
     assert_eq!(serde_json::from_str::<Value>(data).unwrap(), message);
 
     // A display that connects later gets the last cart at once.
@@ -329,11 +357,14 @@ async fn a_cart_posted_for_a_terminal_reaches_its_display_as_an_event() {
         )
         .await
         .unwrap();
-    let chunk = tokio::time::timeout(Duration::from_secs(5), late.into_body().into_data_stream().next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let chunk = tokio::time::timeout(
+        Duration::from_secs(5),
+        late.into_body().into_data_stream().next(),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
     assert!(std::str::from_utf8(&chunk).unwrap().contains("3.98"));
 
     // Other terminals' displays and unknown terminals are kept apart.

@@ -183,7 +183,10 @@ impl TestPage {
                 return Ok(());
             }
             if started.elapsed() > timeout {
-                let name = format!("failed-{}", what.replace(|c: char| !c.is_alphanumeric(), "-"));
+                let name = format!(
+                    "failed-{}",
+                    what.replace(|c: char| !c.is_alphanumeric(), "-")
+                );
                 let _ = self.screenshot(&name).await;
                 let message = self
                     .eval("(document.querySelector('[data-test=message]')||{}).textContent")
@@ -203,7 +206,7 @@ impl TestPage {
         self.wait_for(
             selector,
             &format!(
-                "(() => {{ const e = document.querySelector({s}); return e && e.offsetParent !== null && !e.closest('[hidden]'); }})()"
+                "(() => {{ const e = document.querySelector({s}); return !!e && e.checkVisibility(); }})()"
             ),
             Duration::from_secs(15),
         )
@@ -393,9 +396,7 @@ fn key_events(key: &str) -> anyhow::Result<Vec<DispatchKeyEventParams>> {
         .build()
         .map_err(anyhow::Error::msg)?;
     Ok(vec![
-        down.r#type(down_kind)
-            .build()
-            .map_err(anyhow::Error::msg)?,
+        down.r#type(down_kind).build().map_err(anyhow::Error::msg)?,
         up,
     ])
 }
