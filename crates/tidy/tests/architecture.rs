@@ -49,6 +49,8 @@ fn manifests() -> Vec<Manifest> {
 fn allowed(name: &str) -> Option<&'static [&'static str]> {
     match name {
         "domain" => Some(&["thiserror", "rust_decimal", "iso_currency", "uuid"]),
+        // Receipt printing: the domain plus printing libraries; its transport is std::net.
+        "printer" => Some(&["domain", "thiserror", "qrcode"]),
         _ => None,
     }
 }
