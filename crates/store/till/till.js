@@ -305,9 +305,11 @@
   }
 
   function renderEntry() {
+    // Only what was typed on the entry line itself shows there, never a field's keys.
+    const typed = scan.owner ? "" : scan.buf;
     const entry = $("scan-entry");
-    entry.textContent = scan.buf || (S.screen === "sell" ? t("scan.placeholder") : "");
-    entry.classList.toggle("placeholder", !scan.buf);
+    entry.textContent = typed || (S.screen === "sell" ? t("scan.placeholder") : "");
+    entry.classList.toggle("placeholder", !typed);
     $("pending-qty").textContent = S.pendingQty ? t("qty.pending", { qty: S.pendingQty }) : "";
   }
 
