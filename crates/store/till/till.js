@@ -118,8 +118,11 @@
   // within a few milliseconds; every key is handled synchronously here, so none is lost, and
   // each Enter ends exactly one code.
 
-  const BURST_GAP_MS = 45;
-  const scan = { buf: "", last: 0, owner: null, fieldStart: null };
+  // A scanner types faster than any person: on average under 50 ms a key, Enter included.
+  // One slow key (a busy machine) does not break a scan; a pause of 300 ms starts a new one.
+  const BURST_KEY_MS = 50;
+  const PAUSE_MS = 300;
+  const scan = { buf: "", last: 0, start: 0, owner: null, fieldStart: null };
 
   function isField(node) {
     return (
@@ -158,8 +161,11 @@
       }
       // Outside the entry line the buffer holds only the current burst: anything slower is a
       // person typing into a field, which the field keeps.
-      if (!manual && gap > BURST_GAP_MS) scan.buf = "";
-      if (!scan.buf) scan.fieldStart = inField ? active.value : null;
+      if (!manual && gap > PAUSE_MS) scan.buf = "";
+      if (!scan.buf) {
+        scan.start = now;
+        scan.fieldStart = inField ? active.value : null;
+      }
       if (manual) {
         e.preventDefault();
         e.stopPropagation();
@@ -181,7 +187,7 @@
     }
     if (e.key === "Enter") {
       const code = scan.buf;
-      const burst = gap <= BURST_GAP_MS && code.length >= 4;
+      const burst = code.length >= 4 && gap <= PAUSE_MS && now - scan.start <= BURST_KEY_MS * code.length;
       const field = inField && scan.owner === active ? active : null;
       const fieldStart = scan.fieldStart;
       resetScan();
