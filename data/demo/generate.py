@@ -692,6 +692,14 @@ seed = {
         {"id": "graz-01", "version": 1, "scope": {"store": "graz-01"}, "currency": "EUR",
          "entries": graz_entries},
     ],
+    # Demo staff. PINs in clear are for this demo file only: `kassa store seed` and
+    # `kassa hq publish` hash them (argon2id, salted and peppered) and keep nothing else.
+    "staff": [
+        {"id": "anna", "name": "Anna Berger", "role": "cashier", "pin": "1111"},
+        {"id": "sven", "name": "Sven Huber", "role": "supervisor", "pin": "2222"},
+        {"id": "maria", "name": "Maria Gruber", "role": "manager", "pin": "3333"},
+        {"id": "admin", "name": "Till Admin", "role": "admin", "pin": "9999"},
+    ],
 }
 
 # --------------------------------------------------------------------------------------------

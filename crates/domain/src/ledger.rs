@@ -6,6 +6,7 @@ use crate::ids::{EventId, StaffId, StoreId, TerminalId};
 use crate::money::Money;
 use crate::quantity::Quantity;
 use crate::sale::{PricedCart, PricedReturn, Settlement, Tender};
+use crate::staff::Permission;
 use crate::time::Hlc;
 
 /// Who and when: the identity every event is born with at the till.
@@ -86,6 +87,16 @@ pub enum CashMovementKind {
     PaidOut,
 }
 
+/// A supervisor's approval of something the acting cashier may not do alone, given on the spot
+/// with the supervisor's PIN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// What was approved.
+    pub permission: Permission,
+    /// Who approved it.
+    pub by: StaffId,
+}
+
 /// A completed sale, with everything a receipt reprint or an audit needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleCompleted {
@@ -99,6 +110,8 @@ pub struct SaleCompleted {
     pub tenders: Vec<Tender>,
     /// Totals, rounding, change.
     pub settlement: Settlement,
+    /// Approvals given for this sale (large discounts, price overrides).
+    pub approvals: Vec<Approval>,
 }
 
 /// A sale voided right after it completed (the last sale of the terminal).
@@ -114,6 +127,8 @@ pub struct SaleVoided {
     pub lines: Vec<(Sku, Quantity)>,
     /// What goes back to the customer.
     pub refund: Money,
+    /// The approval of the void, when the cashier needed one.
+    pub approvals: Vec<Approval>,
 }
 
 /// Goods returned by a customer.
@@ -129,6 +144,8 @@ pub struct ReturnCompleted {
     pub refund: PricedReturn,
     /// How the refund was paid out.
     pub tenders: Vec<Tender>,
+    /// Approvals given for this return.
+    pub approvals: Vec<Approval>,
 }
 
 /// The facts a terminal records.
@@ -205,6 +222,24 @@ pub enum EventBody {
         amount: Money,
         /// Why.
         reason: String,
+        /// The approval, when the cashier needed one.
+        approvals: Vec<Approval>,
+    },
+    /// The cash drawer was opened without a sale.
+    NoSale {
+        /// The shift's id.
+        shift: String,
+        /// Who opened it.
+        staff: StaffId,
+        /// The approval, when the cashier needed one.
+        approvals: Vec<Approval>,
+    },
+    /// Too many wrong PINs: a member of staff is locked out of this terminal for a while.
+    StaffLockedOut {
+        /// Who.
+        staff: StaffId,
+        /// Until when, epoch milliseconds.
+        until_ms: i64,
     },
 }
 
@@ -221,6 +256,8 @@ impl EventBody {
             EventBody::ShiftOpened { .. } => "ShiftOpened",
             EventBody::ShiftClosed { .. } => "ShiftClosed",
             EventBody::CashMovement { .. } => "CashMovement",
+            EventBody::NoSale { .. } => "NoSale",
+            EventBody::StaffLockedOut { .. } => "StaffLockedOut",
         }
     }
 }
@@ -293,6 +330,8 @@ pub fn stock_movements(event: &Event) -> Vec<StockMovement> {
         },
         EventBody::ShiftOpened { .. }
         | EventBody::ShiftClosed { .. }
-        | EventBody::CashMovement { .. } => Vec::new(),
+        | EventBody::CashMovement { .. }
+        | EventBody::NoSale { .. }
+        | EventBody::StaffLockedOut { .. } => Vec::new(),
     }
 }

@@ -21,6 +21,8 @@ pub mod pricebook;
 pub mod quantity;
 pub mod receipt;
 pub mod sale;
+pub mod shift;
+pub mod staff;
 pub mod stock;
 pub mod tax;
 pub mod time;

@@ -20,19 +20,47 @@ pub enum PublishError {
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// A PIN could not be hashed.
+    #[error("{0}")]
+    Pin(String),
 }
 
 /// Publishes a whole reference data set as the new state: returns the new version (or the
-/// current one when nothing changed).
-pub async fn publish(db: &Db, seed: &SeedDto) -> Result<i64, PublishError> {
+/// current one when nothing changed). Staff PINs given in clear are hashed under the chain's
+/// `pepper` and only the hash is kept and published; a PIN that matches the hash already held
+/// keeps that hash, so publishing the same set twice changes nothing.
+pub async fn publish(db: &Db, seed: &SeedDto, pepper: &[u8]) -> Result<i64, PublishError> {
     // Validate everything first: a set that does not build is never published.
     seed.parse()?;
-    let wanted: BTreeMap<(String, String), String> = protocol::sync::entities_of(seed)
+    let _guard = db.write_guard().await;
+    let mut tx = db.pool.begin().await?;
+    let mut seed = seed.clone();
+    for member in &mut seed.staff {
+        let Some(pin) = member.pin.take() else {
+            continue;
+        };
+        let held: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT payload FROM ref_entities WHERE kind = 'staff' AND key = $1",
+        )
+        .bind(&member.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let held_hash = held
+            .flatten()
+            .and_then(|p| serde_json::from_str::<protocol::seed::StaffDto>(&p).ok())
+            .and_then(|m| m.pin_hash)
+            .filter(|h| protocol::pin::verify(pepper, &pin, h));
+        member.pin_hash = Some(match held_hash {
+            Some(hash) => hash,
+            None => {
+                protocol::pin::hash(pepper, &pin).map_err(|e| PublishError::Pin(e.to_string()))?
+            }
+        });
+    }
+    let wanted: BTreeMap<(String, String), String> = protocol::sync::entities_of(&seed)
         .into_iter()
         .map(|(k, v)| (k, v.to_string()))
         .collect();
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
     let current: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT version FROM ref_meta WHERE singleton = 1{}",
         db.backend.for_update()

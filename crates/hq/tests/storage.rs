@@ -23,6 +23,9 @@ use protocol::sync::{
 };
 use sqlx::Row;
 
+/// The PIN pepper of the test chain.
+const PEPPER: &[u8] = b"kassa test pepper";
+
 // ---------------------------------------------------------------------------------------------
 // Backends
 
@@ -357,6 +360,7 @@ fn sale(
         cart,
         tenders,
         settlement,
+        approvals: Vec::new(),
     })
 }
 
@@ -870,7 +874,12 @@ async fn counts_set_stock_as_of_their_clock_in_any_arrival_order(db: &Db) {
 /// 6. Sales per store and business day, in the store's time zone, in minor units.
 async fn sales_are_summed_per_store_and_business_day(db: &Db) {
     // With the demo data published, vienna-01's business day is Vienna's.
-    assert_eq!(hq::refdata::publish(db, &demo_seed()).await.unwrap(), 1);
+    assert_eq!(
+        hq::refdata::publish(db, &demo_seed(), PEPPER)
+            .await
+            .unwrap(),
+        1
+    );
     let till = Till::new("vienna-01", "vienna-01-t1", 1);
     till.register(db).await;
     let first = sale(
@@ -931,8 +940,8 @@ fn demo_seed() -> SeedDto {
 /// 7. Reference data: versions only when something changed; deltas and snapshots per store.
 async fn reference_data_is_published_as_versioned_changes(db: &Db) {
     let mut seed = demo_seed();
-    assert_eq!(hq::refdata::publish(db, &seed).await.unwrap(), 1);
-    assert_eq!(hq::refdata::publish(db, &seed).await.unwrap(), 1);
+    assert_eq!(hq::refdata::publish(db, &seed, PEPPER).await.unwrap(), 1);
+    assert_eq!(hq::refdata::publish(db, &seed, PEPPER).await.unwrap(), 1);
     let unchanged = hq::refdata::changes_since(db, "vienna-01", 1)
         .await
         .unwrap();
@@ -960,8 +969,8 @@ async fn reference_data_is_published_as_versioned_changes(db: &Db) {
     let product = seed.products.remove(removed);
     let gone: Vec<String> = product.variants.iter().map(|v| v.sku.clone()).collect();
     assert_eq!(gone, ["GRO-DRK-0001", "GRO-DRK-0001-6ER"]);
-    assert_eq!(hq::refdata::publish(db, &seed).await.unwrap(), 2);
-    assert_eq!(hq::refdata::publish(db, &seed).await.unwrap(), 2);
+    assert_eq!(hq::refdata::publish(db, &seed, PEPPER).await.unwrap(), 2);
+    assert_eq!(hq::refdata::publish(db, &seed, PEPPER).await.unwrap(), 2);
 
     let delta = hq::refdata::changes_since(db, "vienna-01", 1)
         .await
@@ -1161,6 +1170,7 @@ async fn a_sale_of_one_sku_on_two_lines_moves_both_in_any_order(db: &Db) {
         cart,
         tenders,
         settlement,
+        approvals: Vec::new(),
     });
     for (n, count_first) in [(0_u16, true), (1, false)] {
         let store = format!("lines-{n}");

@@ -71,6 +71,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Opens a shift on `terminal` of the benchmark node (a sale needs one).
+pub(crate) async fn open_shift(app: &store::App, terminal: &str) -> anyhow::Result<()> {
+    let eur = domain::Currency::parse("EUR")?;
+    store::shifts::ensure_open(
+        &app.node(),
+        &TerminalId::parse(terminal).map_err(anyhow::Error::msg)?,
+        &domain::StaffId::parse("anna").map_err(anyhow::Error::msg)?,
+        domain::Money::from_minor(15_000, eur),
+    )
+    .await?;
+    Ok(())
+}
+
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -154,6 +167,7 @@ async fn bench_store(
         sync: None,
     };
     let app = store::App::build(&settings, Arc::new(SystemClock)).await?;
+    crate::bench::open_shift(&app, "bench-t1").await?;
     let url = format!("http://{}", app.local_addr().context("no address")?);
     tokio::spawn(app.run(std::future::pending()));
 

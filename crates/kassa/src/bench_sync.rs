@@ -13,6 +13,9 @@ use store::clock::SystemClock;
 
 use crate::bench::DEMO_SEED;
 
+/// The PIN pepper of the benchmark chain (nobody signs in).
+const BENCH_PEPPER: &[u8] = b"kassa benchmark pepper";
+
 /// What a browser POS sends per sale: a request line and headers, then the order as JSON.
 fn http_request_bytes(path: &str, content_type: &str, body_len: usize) -> usize {
     format!(
@@ -26,15 +29,26 @@ fn http_request_bytes(path: &str, content_type: &str, body_len: usize) -> usize 
 struct Node {
     url: String,
     data: std::path::PathBuf,
-    public_key: String,
+    /// Terminal ids with their public keys (hex), in provisioning order.
+    terminals: Vec<(TerminalId, String)>,
     _app: tokio::task::JoinHandle<()>,
 }
 
-async fn start_node(dir: &Path, sync: Option<store::sync::SyncSettings>) -> anyhow::Result<Node> {
+/// Tills of the benchmark store whose ledgers HQ ingests side by side, as it does for a chain's
+/// terminals pushing at the same time.
+const TERMINALS: usize = 4;
+
+async fn start_node(
+    dir: &Path,
+    sync: Option<store::sync::SyncSettings>,
+    terminals: usize,
+) -> anyhow::Result<Node> {
     let data = dir.join("node");
     let store_id = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
-    let terminal = TerminalId::parse("vienna-01-t1").map_err(anyhow::Error::msg)?;
-    let keys = store::provision(&data, &store_id, &[terminal]).await?;
+    let ids = (1..=terminals)
+        .map(|t| TerminalId::parse(&format!("vienna-01-t{t}")).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = store::provision(&data, &store_id, &ids).await?;
     let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
     store::seed(&data, &seed).await?;
     let app = store::App::build(
@@ -46,6 +60,9 @@ async fn start_node(dir: &Path, sync: Option<store::sync::SyncSettings>) -> anyh
         Arc::new(SystemClock),
     )
     .await?;
+    for t in &ids {
+        crate::bench::open_shift(&app, t.as_str()).await?;
+    }
     let url = format!("http://{}", app.local_addr().context("no address")?);
     let handle = tokio::spawn(async move {
         let _ = app.run(std::future::pending()).await;
@@ -53,12 +70,12 @@ async fn start_node(dir: &Path, sync: Option<store::sync::SyncSettings>) -> anyh
     Ok(Node {
         url,
         data,
-        public_key: hex::encode(keys.first().map(|k| k.1).unwrap_or_default()),
+        terminals: keys.into_iter().map(|(t, k)| (t, hex::encode(k))).collect(),
         _app: handle,
     })
 }
 
-fn basket(rng: &mut u64, codes: &[&str]) -> Value {
+fn basket(rng: &mut u64, codes: &[&str], terminal: &str) -> Value {
     let mut next = || {
         *rng ^= *rng << 13;
         *rng ^= *rng >> 7;
@@ -68,7 +85,7 @@ fn basket(rng: &mut u64, codes: &[&str]) -> Value {
     let lines: Vec<Value> = (0..(next() % 5 + 1))
         .map(|_| json!({"code": codes[(next() % codes.len() as u64) as usize], "quantity": (next() % 2 + 1).to_string()}))
         .collect();
-    json!({"terminal": "vienna-01-t1", "lines": lines, "tenders": [{"kind": "cash", "amount": "500.00"}]})
+    json!({"terminal": terminal, "lines": lines, "tenders": [{"kind": "cash", "amount": "500.00"}]})
 }
 
 const CODES: [&str; 10] = [
@@ -84,11 +101,17 @@ const CODES: [&str; 10] = [
     "GRO-BRD-0003",
 ];
 
-async fn ring(http: &reqwest::Client, url: &str, k: usize, rng: &mut u64) -> anyhow::Result<Value> {
+async fn ring(
+    http: &reqwest::Client,
+    url: &str,
+    terminal: &TerminalId,
+    k: usize,
+    rng: &mut u64,
+) -> anyhow::Result<Value> {
     let response = http
         .post(format!("{url}/v1/sales"))
         .header("Idempotency-Key", format!("bench-sync-{k}"))
-        .json(&basket(rng, &CODES))
+        .json(&basket(rng, &CODES, terminal.as_str()))
         .send()
         .await?;
     anyhow::ensure!(
@@ -104,12 +127,13 @@ pub async fn bench_sync(sales: usize, postgres: Option<String>) -> anyhow::Resul
     let temp = tempfile::Builder::new()
         .prefix("kassa-bench-sync-")
         .tempdir_in(".")?;
-    let node = start_node(temp.path(), None).await?;
+    let node = start_node(temp.path(), None, TERMINALS).await?;
     let http = reqwest::Client::new();
     let mut rng = 0x2545_F491_4F6C_DD1D_u64;
     let mut baseline = 0_usize;
     for k in 0..sales {
-        let receipt = ring(&http, &node.url, k, &mut rng).await?;
+        let terminal = &node.terminals[k % node.terminals.len()].0;
+        let receipt = ring(&http, &node.url, terminal, k, &mut rng).await?;
         baseline += http_request_bytes(
             "/api/pos/orders",
             "application/json",
@@ -117,21 +141,28 @@ pub async fn bench_sync(sales: usize, postgres: Option<String>) -> anyhow::Resul
         );
     }
     let pools = store::db::open(&node.data).await?;
-    let mut batches = Vec::new();
-    let mut acked = 0_i64;
+    // Each terminal's outbox as it would push it: batches of up to 2,000 events, in order.
+    let mut pushes: Vec<(TerminalId, String, Vec<Vec<u8>>)> = Vec::new();
     let mut wire = 0_usize;
-    while let Some(batch) =
-        store::sync::build_batch(&pools.reader, "vienna-01", "vienna-01-t1", acked, 2000).await?
-    {
-        acked += i64::from(batch.header.count);
-        let body = protocol::sync::encode_batch(&batch, store::sync::BATCH_LEVEL);
-        wire += http_request_bytes(
-            "/v1/sync/push",
-            protocol::sync::BATCH_MEDIA_TYPE,
-            body.len(),
-        );
-        batches.push(body);
+    for (terminal, key) in &node.terminals {
+        let mut batches = Vec::new();
+        let mut acked = 0_i64;
+        while let Some(batch) =
+            store::sync::build_batch(&pools.reader, "vienna-01", terminal.as_str(), acked, 2000)
+                .await?
+        {
+            acked += i64::from(batch.header.count);
+            let body = protocol::sync::encode_batch(&batch, store::sync::BATCH_LEVEL);
+            wire += http_request_bytes(
+                "/v1/sync/push",
+                protocol::sync::BATCH_MEDIA_TYPE,
+                body.len(),
+            );
+            batches.push(body);
+        }
+        pushes.push((terminal.clone(), key.clone(), batches));
     }
+    let batch_count: usize = pushes.iter().map(|(_, _, b)| b.len()).sum();
     let per_sale = wire as f64 / sales as f64;
     let baseline_per_sale = baseline as f64 / sales as f64;
     println!(
@@ -150,8 +181,7 @@ pub async fn bench_sync(sales: usize, postgres: Option<String>) -> anyhow::Resul
     println!();
 
     println!(
-        "## HQ ingest ({sales} events in {} batches, verified and applied)",
-        batches.len()
+        "## HQ ingest ({sales} events of {TERMINALS} terminals in {batch_count} batches, verified and applied)"
     );
     println!("| database | events/s | raw inserts/s (same rows, same batch size) | ratio |");
     println!("|---|---|---|---|");
@@ -161,7 +191,7 @@ pub async fn bench_sync(sales: usize, postgres: Option<String>) -> anyhow::Resul
         targets.push(("PostgreSQL", fresh_postgres(&url).await?));
     }
     for (name, url) in targets {
-        let (events, raw) = ingest_rate(&url, &node.public_key, &batches).await?;
+        let (events, raw) = ingest_rate(&url, &pushes).await?;
         println!(
             "| {name} | {events:.0} | {raw:.0} | {:.0} % |",
             events / raw * 100.0
@@ -190,35 +220,53 @@ async fn fresh_postgres(url: &str) -> anyhow::Result<String> {
 
 async fn ingest_rate(
     url: &str,
-    public_key: &str,
-    batches: &[Vec<u8>],
+    pushes: &[(TerminalId, String, Vec<Vec<u8>>)],
 ) -> anyhow::Result<(f64, f64)> {
     let db = hq::db::open(url).await?;
     let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
-    hq::refdata::publish(&db, &seed).await?;
+    hq::refdata::publish(&db, &seed, BENCH_PEPPER).await?;
     let store = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
-    let terminal = TerminalId::parse("vienna-01-t1").map_err(anyhow::Error::msg)?;
     hq::add_store(&db, &store, "bench").await?;
-    hq::add_terminal(&db, &store, &terminal, public_key).await?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(
-        &<[u8; 32]>::try_from(hex::decode(public_key)?).map_err(|_| anyhow::anyhow!("key"))?,
-    )?;
+    let mut work = Vec::new();
+    for (terminal, public_key, batches) in pushes {
+        hq::add_terminal(&db, &store, terminal, public_key).await?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(
+            &<[u8; 32]>::try_from(hex::decode(public_key)?).map_err(|_| anyhow::anyhow!("key"))?,
+        )?;
+        work.push((terminal.clone(), key, batches.clone()));
+    }
+    // Each terminal pushes its batches one after the other, as its outbox does; the terminals
+    // push at the same time, as a chain's do. Verification runs in the request, before ingest.
     let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (terminal, key, batches) in work {
+        let db = db.clone();
+        tasks.spawn(async move {
+            let mut events = 0_usize;
+            let mut verifying = Duration::ZERO;
+            for body in &batches {
+                let t = Instant::now();
+                let batch = protocol::sync::decode_batch(body)?;
+                let verified = protocol::sync::verify_batch(&batch, "vienna-01", &key)?;
+                verifying += t.elapsed();
+                events += verified.len();
+                hq::ingest::ingest(&db, terminal.as_str(), &verified, 0).await?;
+            }
+            anyhow::Ok((events, verifying))
+        });
+    }
     let mut events = 0_usize;
     let mut verifying = Duration::ZERO;
-    for body in batches {
-        let t = Instant::now();
-        let batch = protocol::sync::decode_batch(body)?;
-        let verified = protocol::sync::verify_batch(&batch, "vienna-01", &key)?;
-        verifying += t.elapsed();
-        events += verified.len();
-        hq::ingest::ingest(&db, "vienna-01-t1", &verified, 0).await?;
+    while let Some(done) = tasks.join_next().await {
+        let (e, v) = done??;
+        events += e;
+        verifying += v;
     }
-    let rate = events as f64 / started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
+    let rate = events as f64 / elapsed.as_secs_f64();
     eprintln!(
-        "  ({url_kind}: decompressing, decoding and verifying {:.0} events/s; storing and applying {:.0} events/s)",
+        "  ({url_kind}: decompressing, decoding and verifying {:.0} events/s per core)",
         events as f64 / verifying.as_secs_f64(),
-        events as f64 / (started.elapsed() - verifying).as_secs_f64(),
         url_kind = if url.starts_with("sqlite") {
             "SQLite"
         } else {
@@ -233,7 +281,7 @@ async fn ingest_rate(
     let body = "x".repeat(700);
     let started = Instant::now();
     let mut id = 0_i64;
-    for batch in batches {
+    for batch in pushes.iter().flat_map(|(_, _, b)| b) {
         let n = protocol::sync::decode_batch(batch)?.events.len();
         let mut tx = db.pool.begin().await?;
         for _ in 0..n {
@@ -256,7 +304,7 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
     let url = hq::db::sqlite_url(&hq_dir)?;
     let db = hq::db::open(&url).await?;
     let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
-    hq::refdata::publish(&db, &seed).await?;
+    hq::refdata::publish(&db, &seed, BENCH_PEPPER).await?;
     let store = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
     let token = hq::add_store(&db, &store, "bench").await?;
     let app = hq::App::build(&hq::Settings {
@@ -274,15 +322,16 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
             token,
             pull_every: Duration::from_secs(60),
         }),
+        1,
     )
     .await?;
-    let terminal = TerminalId::parse("vienna-01-t1").map_err(anyhow::Error::msg)?;
-    hq::add_terminal(&db, &store, &terminal, &node.public_key).await?;
+    let (terminal, public_key) = node.terminals.first().context("no terminal")?;
+    hq::add_terminal(&db, &store, terminal, public_key).await?;
     let http = reqwest::Client::new();
     let mut rng = 7_u64;
     let mut samples = Vec::new();
     for k in 0..200 {
-        let receipt = ring(&http, &node.url, k, &mut rng).await?;
+        let receipt = ring(&http, &node.url, terminal, k, &mut rng).await?;
         let seq = receipt["seq"].as_i64().unwrap_or(0);
         let rang = Instant::now();
         loop {
@@ -383,7 +432,7 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
     let db = hq::db::open(&url).await?;
     let seed = large_seed(variants)?;
     let started = Instant::now();
-    hq::refdata::publish(&db, &seed).await?;
+    hq::refdata::publish(&db, &seed, BENCH_PEPPER).await?;
     let publish = started.elapsed();
     let store = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
     let terminal = TerminalId::parse("vienna-01-t1").map_err(anyhow::Error::msg)?;

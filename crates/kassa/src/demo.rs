@@ -60,7 +60,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let hq_url = hq::db::sqlite_url(&root.join("hq"))?;
     let db = hq::db::open(&hq_url).await?;
     let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
-    hq::refdata::publish(&db, &seed).await?;
+    // One PIN pepper for the chain: HQ hashes the staff PINs with it, every store checks them.
+    let pepper = store::keys::pepper(&root.join("hq"), None)?;
+    let pepper_hex = hex::encode(pepper);
+    hq::refdata::publish(&db, &seed, &pepper).await?;
     let hq_app = hq::App::build(&hq::Settings {
         database_url: hq_url,
         listen: "127.0.0.1:0".parse()?,
@@ -84,6 +87,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         for (terminal, public) in store::provision(&data, &store, &terminals).await? {
             hq::add_terminal(&db, &store, &terminal, &hex::encode(public)).await?;
         }
+        store::keys::pepper(&data, Some(&pepper_hex))?;
         let app = store::App::build(
             &store::Settings {
                 data_dir: data,
@@ -106,6 +110,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        // Each till starts the day with a shift opened by the demo cashier.
+        let currency = seed
+            .stores
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.currency.as_str())
+            .context("store missing from the demo seed")?;
+        let float = domain::Money::parse_major("150.00", domain::Currency::parse(currency)?)?;
+        let anna = domain::StaffId::parse("anna").map_err(anyhow::Error::msg)?;
+        for t in &terminals {
+            store::shifts::ensure_open(&app.node(), t, &anna, float).await?;
+        }
         tokio::spawn(app.run(stopped(stop_rx.clone())));
         for t in terminals {
             tills.push((url.clone(), t.to_string()));

@@ -20,6 +20,11 @@ pub struct HqArgs {
         conflicts_with = "data"
     )]
     database_url: Option<String>,
+    /// The chain's PIN pepper (a file holding 64 hex digits), shared with every store
+    /// (`kassa store provision --pin-pepper-file`). With `--data` and no file, HQ keeps its own
+    /// in `DIR/keys/pin.pepper`; copy that one to the stores.
+    #[arg(long, env = "KASSA_PIN_PEPPER_FILE", global = true)]
+    pin_pepper_file: Option<PathBuf>,
     #[command(subcommand)]
     command: HqCommand,
 }
@@ -91,6 +96,24 @@ fn database_url(args: &HqArgs) -> anyhow::Result<String> {
     }
 }
 
+/// The chain's PIN pepper: from `--pin-pepper-file`, else the one kept in the data directory.
+fn pin_pepper(
+    data: Option<&std::path::Path>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<[u8; 32]> {
+    let given = file
+        .map(|f| std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display())))
+        .transpose()?;
+    match (data, given) {
+        (Some(dir), given) => Ok(store::keys::pepper(dir, given.as_deref())?),
+        (None, Some(hex_text)) => <[u8; 32]>::try_from(hex::decode(hex_text.trim())?)
+            .map_err(|_| anyhow::anyhow!("--pin-pepper-file must hold 64 hex digits")),
+        (None, None) => anyhow::bail!(
+            "publishing staff needs the chain's PIN pepper: give --pin-pepper-file FILE"
+        ),
+    }
+}
+
 /// Runs `kassa hq …`.
 pub fn run(args: HqArgs) -> anyhow::Result<()> {
     let url = database_url(&args)?;
@@ -131,12 +154,13 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 println!("terminal {terminal} registered to store {store}");
             }
             HqCommand::Publish { file } => {
+                let pepper = pin_pepper(args.data.as_deref(), args.pin_pepper_file.as_deref())?;
                 let db = hq::db::open(&url).await?;
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?;
                 let seed: protocol::seed::SeedDto = serde_json::from_str(&text)
                     .with_context(|| format!("{} is not a kassa-seed/1 file", file.display()))?;
-                let version = hq::refdata::publish(&db, &seed).await?;
+                let version = hq::refdata::publish(&db, &seed, &pepper).await?;
                 println!("reference data version {version}");
             }
         }

@@ -6,6 +6,7 @@ mod demo;
 mod hq_cmd;
 mod price;
 mod store_cmd;
+mod terminal_sim_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,8 @@ enum Command {
     Hq(hq_cmd::HqArgs),
     /// Benchmarks, each beside the raw limit measured in the same run.
     Bench(bench::BenchArgs),
+    /// A simulated card terminal (Adyen Terminal API, local, encrypted) for development and tests.
+    TerminalSim(terminal_sim_cmd::TerminalSimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         Command::Store(args) => store_cmd::run(args),
         Command::Hq(args) => hq_cmd::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::TerminalSim(args) => terminal_sim_cmd::run(args),
     }
 }
 

@@ -47,6 +47,10 @@ enum StoreCommand {
         /// A terminal the node hosts (repeat for several).
         #[arg(long = "terminal")]
         terminals: Vec<String>,
+        /// The chain's PIN pepper (the file HQ keeps in `keys/pin.pepper`), so that PINs
+        /// published by HQ verify here. Without it a node keeps a pepper of its own.
+        #[arg(long, env = "KASSA_PIN_PEPPER_FILE")]
+        pin_pepper_file: Option<PathBuf>,
     },
     /// Load reference data (catalog, prices, tax, store configuration) from a file.
     Seed {
@@ -129,7 +133,11 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 app.run(crate::shutdown_signal()).await?;
                 Ok(())
             }
-            StoreCommand::Provision { store, terminals } => {
+            StoreCommand::Provision {
+                store,
+                terminals,
+                pin_pepper_file,
+            } => {
                 let store = store.or(file.store).context(
                     "--store (or KASSA_STORE_ID, or `store` in the config file) is required",
                 )?;
@@ -146,9 +154,16 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                     .iter()
                     .map(|t| TerminalId::parse(t).map_err(|e| anyhow::anyhow!("--terminal: {e}")))
                     .collect::<anyhow::Result<Vec<_>>>()?;
+                let given = pin_pepper_file
+                    .map(|f| {
+                        std::fs::read_to_string(&f)
+                            .with_context(|| format!("cannot read {}", f.display()))
+                    })
+                    .transpose()?;
                 for (terminal, public) in store::provision(&data, &store, &terminals).await? {
                     println!("{terminal} {}", hex::encode(public));
                 }
+                store::keys::pepper(&data, given.as_deref())?;
                 Ok(())
             }
             StoreCommand::Seed { file: seed_file } => {

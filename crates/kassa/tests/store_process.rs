@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::Row;
-use test_support::{Process, Rng, client, provision_demo_store};
+use test_support::{Process, Rng, client, open_shifts, provision_demo_store};
 use tokio::sync::Mutex;
 
 const T1: &str = "vienna-01-t1";
@@ -73,10 +73,15 @@ fn store_args(data: &Path) -> Vec<String> {
     ]
 }
 
-async fn spawn_store(data: &Path) -> Process {
+/// Starts the node and opens a shift on each terminal that has none.
+async fn spawn_store(data: &Path, terminals: &[&str]) -> Process {
     let args = store_args(data);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Process::spawn(&kassa(), &args).await.unwrap()
+    let process = Process::spawn(&kassa(), &args).await.unwrap();
+    open_shifts(&client(), &process.url, terminals)
+        .await
+        .unwrap();
+    process
 }
 
 fn verify(data: &Path) -> std::process::Output {
@@ -132,7 +137,7 @@ async fn acknowledged_sales_survive_sigkill_exactly_once() {
     let http = client();
     let kills = 24;
     for round in 0..=kills {
-        let process = spawn_store(&data).await;
+        let process = spawn_store(&data, &[T1, T2]).await;
         let url = process.url.clone();
         // First settle what the last crash left in doubt: the same key and body again.
         let doubtful: Vec<u64> = outcomes.lock().await.in_doubt.iter().copied().collect();
@@ -231,7 +236,7 @@ async fn eight_clients_get_a_gap_free_sequence() {
     provision_demo_store(&data, "vienna-01", &[T1])
         .await
         .unwrap();
-    let process = spawn_store(&data).await;
+    let process = spawn_store(&data, &[T1]).await;
     let http = client();
     let mut clients = Vec::new();
     for c in 0..8_u64 {
@@ -259,9 +264,10 @@ async fn eight_clients_get_a_gap_free_sequence() {
         }
     }
     process.kill9().await.unwrap();
+    // Sequence 1 is the shift's opening.
     assert_eq!(seqs.len(), 8000);
-    assert_eq!(seqs.first(), Some(&1));
-    assert_eq!(seqs.last(), Some(&8000));
+    assert_eq!(seqs.first(), Some(&2));
+    assert_eq!(seqs.last(), Some(&8001));
     assert!(verify(&data).status.success());
 }
 
@@ -272,7 +278,7 @@ async fn verify_finds_a_tampered_event_at_exactly_that_event() {
     provision_demo_store(&data, "vienna-01", &[T1])
         .await
         .unwrap();
-    let process = spawn_store(&data).await;
+    let process = spawn_store(&data, &[T1]).await;
     let http = client();
     for k in 0..12 {
         let (status, _) = post_sale(&http, &process.url, k, T1).await.unwrap();

@@ -472,11 +472,12 @@ async fn assert_all_exactly_once(
         );
     }
     for (terminal, head) in heads {
+        // The node's head counts the shift's opening too.
         let held = events.iter().filter(|(t, _, _)| t == terminal).count();
         assert_eq!(
-            u64::try_from(held).unwrap(),
+            u64::try_from(held).unwrap() + 1,
             *head,
-            "HQ holds {held} sales of {terminal}, the node has {head}"
+            "HQ holds {held} sales of {terminal}, the node has {head} events"
         );
     }
 }
@@ -550,14 +551,16 @@ async fn offline_stores_catch_up(backend: Backend) {
             .iter()
             .map(|o| o["unsynced"].as_i64().unwrap())
             .sum();
-        assert_eq!(unsynced, 1000, "{}: {status}", store.id);
+        let shifts = i64::try_from(store.terminals.len()).unwrap();
+        assert_eq!(unsynced, 1000 + shifts, "{}: {status}", store.id);
     }
 
     chain.start_hq().await.unwrap();
     let up = Instant::now();
     let heads = chain.wait_synced(&http, SYNC_TIMEOUT, &[]).await.unwrap();
     let caught_up = up.elapsed();
-    assert_eq!(heads.values().sum::<u64>(), 3000, "{heads:?}");
+    // 3,000 sales and the shift openings of four tills.
+    assert_eq!(heads.values().sum::<u64>(), 3004, "{heads:?}");
     let hq = chain.hq_url().unwrap().to_owned();
     let mut total = 0;
     for (id, book) in &books {
@@ -677,7 +680,7 @@ async fn sigkill_of_store_and_hq_loses_and_doubles_nothing(backend: Backend) {
     assert!(book.in_doubt.is_empty(), "{:?}", book.in_doubt);
     assert_eq!(
         heads.values().sum::<u64>(),
-        u64::try_from(book.acked.len()).unwrap(),
+        u64::try_from(book.acked.len() + terminals.len()).unwrap(),
         "the node holds other sales than those acknowledged: {heads:?}"
     );
     assert!(book.acked.len() > 50, "too few sales: {}", book.acked.len());
@@ -919,6 +922,9 @@ async fn a_store_two_hours_behind_still_syncs(backend: Backend) {
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
+    test_support::open_shifts(&client(), &url, &["zurich-01-t1"])
+        .await
+        .unwrap();
     let day = |ms: i64| hq::ingest::business_day(ms, "Europe/Zurich");
     let before = day(jiff::Timestamp::now().as_millisecond() + OFFSET_MS);
     let terminals = vec!["zurich-01-t1".to_owned()];
@@ -928,10 +934,11 @@ async fn a_store_two_hours_behind_still_syncs(backend: Backend) {
     let deadline = Instant::now() + SYNC_TIMEOUT;
     loop {
         let acked = chain.hq_acked(&http).await.unwrap();
-        if acked.get("zurich-01-t1") == Some(&40) {
+        // 40 sales after the shift's opening.
+        if acked.get("zurich-01-t1") == Some(&41) {
             break;
         }
-        assert!(Instant::now() < deadline, "HQ holds {acked:?}, not 40");
+        assert!(Instant::now() < deadline, "HQ holds {acked:?}, not 41");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(hq_sales(&http, &hq, "zurich-01").await, 40);
@@ -949,7 +956,7 @@ async fn a_store_two_hours_behind_still_syncs(backend: Backend) {
     assert_eq!(status["sync"]["outbox"][0]["state"], "ok", "{status}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
-    let heads = BTreeMap::from([("zurich-01-t1".to_owned(), 40)]);
+    let heads = BTreeMap::from([("zurich-01-t1".to_owned(), 41)]);
     assert_exactly_once(&mut chain, &http, "zurich-01", &book, &heads).await;
     drop(chain);
     db.cleanup().await;
@@ -1047,8 +1054,8 @@ async fn unverifiable_batches_are_parked(backend: Backend) {
         .filter(|(t, _)| t == "vienna-01-t1")
         .count()
         + second.acked.len();
-    assert_eq!(heads["vienna-01-t1"], u64::try_from(t1_sales).unwrap());
-    assert_eq!(heads["vienna-01-t2"], 15);
+    assert_eq!(heads["vienna-01-t1"], u64::try_from(t1_sales + 1).unwrap());
+    assert_eq!(heads["vienna-01-t2"], 16);
     let acked = chain.hq_acked(&http).await.unwrap();
     assert_eq!(acked["vienna-01-t2"], 0, "HQ took t2's events: {acked:?}");
     assert_eq!(
@@ -1169,8 +1176,9 @@ async fn count_after_unsynced_sales(backend: Backend) {
     chain.start_hq().await.unwrap();
     let synced_at = jiff::Timestamp::now().as_millisecond();
     let heads = chain.wait_synced(&http, SYNC_TIMEOUT, &[]).await.unwrap();
-    assert_eq!(heads["vienna-01-t1"], 5);
-    assert_eq!(heads["vienna-01-t2"], 1);
+    // Each till's shift opening, then the sales and counts.
+    assert_eq!(heads["vienna-01-t1"], 6);
+    assert_eq!(heads["vienna-01-t2"], 2);
     let hq = chain.hq_url().unwrap().to_owned();
     let stock = hq_stock(&http, &hq, "vienna-01").await;
     for (_, sku, _) in plan {
@@ -1381,9 +1389,11 @@ async fn two_hq_processes_share_one_postgres_database() {
             .filter(|(t, _)| t.starts_with(id))
             .map(|(_, seq)| seq)
             .sum();
+        // Each till's head counts its shift opening too.
+        let tills = heads.keys().filter(|t| t.starts_with(id)).count();
         assert_eq!(
             held,
-            u64::try_from(book.acked.len()).unwrap(),
+            u64::try_from(book.acked.len() + tills).unwrap(),
             "{id}: the node holds other sales than those acknowledged: {heads:?}"
         );
     }

@@ -384,6 +384,9 @@ pub struct SaleRequest {
     pub discount: Option<DiscountDto>,
     /// Tenders.
     pub tenders: Vec<TenderDto>,
+    /// A supervisor's approval, given on the spot, for what the cashier may not do alone.
+    #[serde(default)]
+    pub approval: Option<ApprovalRequest>,
 }
 
 /// A line to return: a line of the original sale (with a receipt) or a code (without).
@@ -417,6 +420,9 @@ pub struct ReturnRequest {
     /// How the refund is paid: `cash` (default), `store-credit`, `gift-card` or `card`.
     #[serde(default)]
     pub refund_tender: Option<String>,
+    /// A supervisor's approval, given on the spot, for what the cashier may not do alone.
+    #[serde(default)]
+    pub approval: Option<ApprovalRequest>,
 }
 
 /// `POST /v1/sales/void-last`: void the terminal's last sale.
@@ -427,6 +433,9 @@ pub struct VoidRequest {
     pub terminal: String,
     /// Why.
     pub reason: String,
+    /// A supervisor's approval, given on the spot, for what the cashier may not do alone.
+    #[serde(default)]
+    pub approval: Option<ApprovalRequest>,
 }
 
 /// `POST /v1/stock/adjustments`.
@@ -456,4 +465,84 @@ pub struct CountRequest {
     pub sku: String,
     /// What was counted (zero or more).
     pub counted: String,
+}
+
+/// A supervisor's approval: who approves, and their PIN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRequest {
+    /// The approving member of staff.
+    pub staff: String,
+    /// Their PIN.
+    pub pin: String,
+}
+
+/// `POST /v1/sign-in`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    /// The till.
+    pub terminal: String,
+    /// Staff id.
+    pub staff: String,
+    /// PIN.
+    pub pin: String,
+}
+
+/// `POST /v1/shifts/open`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenShiftRequest {
+    /// The till.
+    pub terminal: String,
+    /// The counted float (`"150.00"`).
+    pub float: String,
+}
+
+/// `POST /v1/shifts/cash`: a paid-in or paid-out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CashRequest {
+    /// The till.
+    pub terminal: String,
+    /// `paid-in` or `paid-out`.
+    pub kind: String,
+    /// Amount (`"20.00"`).
+    pub amount: String,
+    /// Why.
+    pub reason: String,
+    /// A supervisor's approval, given on the spot, for what the cashier may not do alone.
+    #[serde(default)]
+    pub approval: Option<ApprovalRequest>,
+}
+
+/// `POST /v1/shifts/no-sale`: open the drawer without a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSaleRequest {
+    /// The till.
+    pub terminal: String,
+    /// A supervisor's approval, given on the spot, for what the cashier may not do alone.
+    #[serde(default)]
+    pub approval: Option<ApprovalRequest>,
+}
+
+/// Notes or coins of one value counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenominationCount {
+    /// The note's or coin's value (`"50.00"`).
+    pub denomination: String,
+    /// How many.
+    pub count: u32,
+}
+
+/// `POST /v1/shifts/close`: a blind count of the drawer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseShiftRequest {
+    /// The till.
+    pub terminal: String,
+    /// The count by denomination.
+    pub counted: Vec<DenominationCount>,
 }

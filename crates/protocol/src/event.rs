@@ -6,13 +6,14 @@
 use domain::catalog::{Sku, TaxCategory};
 use domain::ids::{EventId, StaffId};
 use domain::ledger::{
-    AdjustmentReason, CashMovementKind, Event, EventBody, EventMeta, ReturnCompleted,
+    AdjustmentReason, Approval, CashMovementKind, Event, EventBody, EventMeta, ReturnCompleted,
     SaleCompleted, SaleVoided, TransferLeg,
 };
 use domain::sale::{
     LineTax, PricedCart, PricedLine, PricedReturn, ReturnedLine, Settlement, TaxSummary, Tender,
     TenderKind,
 };
+use domain::staff::Permission;
 use domain::tax::{PricingMode, TaxRate};
 use domain::{Currency, Hlc, Money, Quantity, StoreId, TerminalId, UnitOfSale};
 use serde::{Deserialize, Serialize};
@@ -88,7 +89,27 @@ pub enum BodyDto {
         cur: String,
         amount: i64,
         reason: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvals: Vec<ApprovalDto>,
     },
+    NoSale {
+        shift: String,
+        staff: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvals: Vec<ApprovalDto>,
+    },
+    StaffLockedOut {
+        staff: String,
+        until: i64,
+    },
+}
+
+/// An approval: which permission, given by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ApprovalDto {
+    pub perm: String,
+    pub by: String,
 }
 
 /// Tax on a line.
@@ -158,6 +179,8 @@ pub struct SaleDto {
     pub due: i64,
     pub tendered: i64,
     pub change: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalDto>,
 }
 
 /// A voided sale.
@@ -170,6 +193,8 @@ pub struct VoidDto {
     pub lines: Vec<(String, i64)>,
     pub cur: String,
     pub refund: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalDto>,
 }
 
 /// A returned line.
@@ -197,6 +222,8 @@ pub struct ReturnDto {
     pub rounding: i64,
     pub refund: i64,
     pub tenders: Vec<TenderEventDto>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalDto>,
 }
 
 fn pricing_str(p: PricingMode) -> &'static str {
@@ -291,6 +318,7 @@ impl From<&EventBody> for BodyDto {
                 due: s.settlement.due.minor(),
                 tendered: s.settlement.tendered.minor(),
                 change: s.settlement.change.minor(),
+                approvals: approval_dtos(&s.approvals),
             }),
             EventBody::SaleVoided(v) => BodyDto::SaleVoided(VoidDto {
                 sale: v.sale.to_string(),
@@ -303,6 +331,7 @@ impl From<&EventBody> for BodyDto {
                     .collect(),
                 cur: v.refund.currency().code().to_owned(),
                 refund: v.refund.minor(),
+                approvals: approval_dtos(&v.approvals),
             }),
             EventBody::ReturnCompleted(r) => BodyDto::ReturnCompleted(ReturnDto {
                 receipt: r.receipt.clone(),
@@ -326,6 +355,7 @@ impl From<&EventBody> for BodyDto {
                 rounding: r.refund.cash_rounding.minor(),
                 refund: r.refund.refund.minor(),
                 tenders: tenders(&r.tenders),
+                approvals: approval_dtos(&r.approvals),
             }),
             EventBody::StockAdjusted {
                 sku,
@@ -390,6 +420,7 @@ impl From<&EventBody> for BodyDto {
                 kind,
                 amount,
                 reason,
+                approvals,
             } => BodyDto::CashMovement {
                 shift: shift.clone(),
                 kind: match kind {
@@ -400,9 +431,33 @@ impl From<&EventBody> for BodyDto {
                 cur: amount.currency().code().to_owned(),
                 amount: amount.minor(),
                 reason: reason.clone(),
+                approvals: approval_dtos(approvals),
+            },
+            EventBody::NoSale {
+                shift,
+                staff,
+                approvals,
+            } => BodyDto::NoSale {
+                shift: shift.clone(),
+                staff: staff.to_string(),
+                approvals: approval_dtos(approvals),
+            },
+            EventBody::StaffLockedOut { staff, until_ms } => BodyDto::StaffLockedOut {
+                staff: staff.to_string(),
+                until: *until_ms,
             },
         }
     }
+}
+
+fn approval_dtos(approvals: &[Approval]) -> Vec<ApprovalDto> {
+    approvals
+        .iter()
+        .map(|a| ApprovalDto {
+            perm: a.permission.as_str().to_owned(),
+            by: a.by.to_string(),
+        })
+        .collect()
 }
 
 /// Reads domain values out of DTO fields, naming the field on failure.
@@ -435,6 +490,23 @@ impl Reader<'_> {
     }
     fn staff(&self, name: &str, value: &str) -> Result<StaffId, FieldError> {
         StaffId::parse(value).at(|| self.field(name))
+    }
+    fn approvals(&self, approvals: &[ApprovalDto]) -> Result<Vec<Approval>, FieldError> {
+        approvals
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                Ok(Approval {
+                    permission: Permission::parse(&a.perm).ok_or_else(|| {
+                        FieldError::new(
+                            self.field(&format!("approvals[{i}].perm")),
+                            format!("`{}` is not a permission", a.perm),
+                        )
+                    })?,
+                    by: self.staff(&format!("approvals[{i}].by"), &a.by)?,
+                })
+            })
+            .collect()
     }
     fn line_taxes(&self, taxes: &[LineTaxDto], cur: Currency) -> Result<Vec<LineTax>, FieldError> {
         taxes
@@ -582,6 +654,7 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
                     tendered: money(s.tendered),
                     change: money(s.change),
                 },
+                approvals: r.approvals(&s.approvals)?,
             })
         }
         BodyDto::SaleVoided(v) => {
@@ -603,6 +676,7 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
                     })
                     .collect::<Result<_, FieldError>>()?,
                 refund: Money::from_minor(v.refund, cur),
+                approvals: r.approvals(&v.approvals)?,
             })
         }
         BodyDto::ReturnCompleted(ret) => {
@@ -636,6 +710,7 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
                     refund: Money::from_minor(ret.refund, cur),
                 },
                 tenders: r.tenders(&ret.tenders, cur)?,
+                approvals: r.approvals(&ret.approvals)?,
             })
         }
         BodyDto::StockAdjusted {
@@ -713,6 +788,7 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
             cur,
             amount,
             reason,
+            approvals,
         } => {
             let r = Reader { path: "body" };
             EventBody::CashMovement {
@@ -724,6 +800,26 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
                 },
                 amount: Money::from_minor(*amount, r.currency("cur", cur)?),
                 reason: reason.clone(),
+                approvals: r.approvals(approvals)?,
+            }
+        }
+        BodyDto::NoSale {
+            shift,
+            staff,
+            approvals,
+        } => {
+            let r = Reader { path: "body" };
+            EventBody::NoSale {
+                shift: shift.clone(),
+                staff: r.staff("staff", staff)?,
+                approvals: r.approvals(approvals)?,
+            }
+        }
+        BodyDto::StaffLockedOut { staff, until } => {
+            let r = Reader { path: "body" };
+            EventBody::StaffLockedOut {
+                staff: r.staff("staff", staff)?,
+                until_ms: *until,
             }
         }
     })

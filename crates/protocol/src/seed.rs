@@ -30,6 +30,71 @@ pub struct SeedDto {
     pub stores: Vec<StoreDto>,
     pub products: Vec<ProductDto>,
     pub pricebooks: Vec<PricebookDto>,
+    /// Members of staff; PINs as argon2 hashes, or in clear for the one who hashes them on
+    /// import (`kassa store seed`, `kassa hq publish`), never further.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staff: Vec<StaffDto>,
+}
+
+/// A member of staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffDto {
+    /// Staff id (letters, digits, `-`, `_`, `.`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `cashier`, `supervisor`, `manager` or `admin`.
+    pub role: String,
+    /// The PIN in clear: only in a file an administrator imports; hashed on import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    /// The PIN's argon2id hash (PHC string), salted and peppered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_hash: Option<String>,
+}
+
+impl StaffDto {
+    /// Checks id, role and PIN; `path` names the entry in errors.
+    pub fn check(&self, path: &str) -> Result<(), FieldError> {
+        let f = |name: &str| format!("{path}.{name}");
+        domain::StaffId::parse(&self.id).at(|| f("id"))?;
+        if self.name.trim().is_empty() {
+            return Err(FieldError::new(f("name"), "must not be empty"));
+        }
+        if domain::staff::Role::parse(&self.role).is_none() {
+            return Err(FieldError::new(
+                f("role"),
+                format!(
+                    "`{}` is not one of cashier, supervisor, manager, admin",
+                    self.role
+                ),
+            ));
+        }
+        match (&self.pin, &self.pin_hash) {
+            (Some(pin), None) => {
+                domain::staff::check_pin(pin).map_err(|e| FieldError::new(f("pin"), e))
+            }
+            (None, Some(hash)) if hash.starts_with("$argon2id$") => Ok(()),
+            (None, Some(_)) => Err(FieldError::new(
+                f("pin_hash"),
+                "is not an argon2id hash in PHC form",
+            )),
+            _ => Err(FieldError::new(
+                f("pin"),
+                "give exactly one of pin and pin_hash",
+            )),
+        }
+    }
+
+    /// The same entry with its PIN hashed under `pepper`.
+    pub fn hashed(&self, pepper: &[u8]) -> Result<StaffDto, crate::pin::PinError> {
+        let mut out = self.clone();
+        if let Some(pin) = out.pin.take() {
+            out.pin_hash = Some(crate::pin::hash(pepper, &pin)?);
+        }
+        Ok(out)
+    }
 }
 
 /// A tax jurisdiction.
@@ -415,6 +480,16 @@ impl SeedDto {
             .enumerate()
             .map(|(i, j)| j.parse(&format!("jurisdictions[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut staff_ids = std::collections::BTreeSet::new();
+        for (i, member) in self.staff.iter().enumerate() {
+            member.check(&format!("staff[{i}]"))?;
+            if !staff_ids.insert(member.id.as_str()) {
+                return Err(FieldError::new(
+                    format!("staff[{i}].id"),
+                    format!("`{}` appears twice", member.id),
+                ));
+            }
+        }
         let stores = self
             .stores
             .iter()

@@ -351,6 +351,9 @@ pub fn entities_of(
     for j in &seed.jurisdictions {
         out.insert(("jurisdiction".to_owned(), j.code.clone()), value(j));
     }
+    for member in &seed.staff {
+        out.insert(("staff".to_owned(), member.id.clone()), value(member));
+    }
     for product in &seed.products {
         for variant in &product.variants {
             let entity = VariantEntity {

@@ -16,6 +16,7 @@ use domain::quantity::{format_signed_milli, parse_signed_milli};
 use domain::sale::{
     LineInput, PricedReturn, ReturnedLine, SaleError, TenderKind, price_cart, settle,
 };
+use domain::staff::Permission;
 use domain::{Money, Quantity, StaffId, TerminalId, UnitOfSale};
 use protocol::FieldError;
 use protocol::api::{
@@ -31,6 +32,7 @@ use sqlx::Row;
 use crate::ledger::{IdempotencyKey, Op, WriteError, recorded_response};
 use crate::node::Node;
 use crate::refdata::{Item, StoreContext};
+use crate::staff_api::{actor, approve, sale_permissions};
 use crate::views::event_view;
 
 /// The largest request body accepted.
@@ -43,6 +45,8 @@ pub struct ApiError {
     code: &'static str,
     field: Option<String>,
     message: String,
+    /// For `approval_required`: the permission that needs an approval.
+    permission: Option<&'static str>,
 }
 
 impl ApiError {
@@ -52,6 +56,7 @@ impl ApiError {
             code,
             field: None,
             message: message.to_string(),
+            permission: None,
         }
     }
 
@@ -60,12 +65,21 @@ impl ApiError {
         field: impl Into<String>,
         message: impl ToString,
     ) -> Self {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code,
-            field: Some(field.into()),
-            message: message.to_string(),
-        }
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).at(field)
+    }
+
+    /// The same error, naming the field at fault.
+    pub(crate) fn at(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// An approval by someone with more authority is needed for `permission`.
+    pub(crate) fn approval_required(permission: &'static str, message: impl ToString) -> Self {
+        let mut e =
+            ApiError::new(StatusCode::FORBIDDEN, "approval_required", message).at("approval");
+        e.permission = Some(permission);
+        e
     }
 }
 
@@ -78,12 +92,13 @@ impl From<FieldError> for ApiError {
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
-            WriteError::KeyReused(_) => ApiError {
-                status: StatusCode::CONFLICT,
-                code: "idempotency_key_reused",
-                field: Some("Idempotency-Key".into()),
-                message: e.to_string(),
-            },
+            WriteError::KeyReused(_) => {
+                ApiError::new(StatusCode::CONFLICT, "idempotency_key_reused", &e)
+                    .at("Idempotency-Key")
+            }
+            WriteError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
             WriteError::Rejected {
                 code,
                 field,
@@ -114,8 +129,13 @@ impl From<sqlx::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({"code": self.code, "message": self.message});
-        if let (Some(field), Some(map)) = (self.field, body.as_object_mut()) {
-            map.insert("field".into(), Value::String(field));
+        if let Some(map) = body.as_object_mut() {
+            if let Some(field) = self.field {
+                map.insert("field".into(), Value::String(field));
+            }
+            if let Some(permission) = self.permission {
+                map.insert("permission".into(), Value::String(permission.into()));
+            }
         }
         (self.status, Json(body)).into_response()
     }
@@ -125,7 +145,7 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// A JSON request body read as bytes (for the idempotency hash) and then parsed, with errors in
 /// the API's own shape.
-struct RawBody {
+pub(crate) struct RawBody {
     bytes: Bytes,
 }
 
@@ -149,12 +169,13 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 }
 
 impl RawBody {
-    fn parse<T: DeserializeOwned>(&self) -> ApiResult<T> {
-        serde_json::from_slice(&self.bytes).map_err(|e| ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "malformed_json",
-            field: None,
-            message: format!("request body is not valid: {e}"),
+    pub(crate) fn parse<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        serde_json::from_slice(&self.bytes).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("request body is not valid: {e}"),
+            )
         })
     }
 }
@@ -165,12 +186,13 @@ fn idempotency_key(
     uri: &Uri,
     body: &RawBody,
 ) -> ApiResult<IdempotencyKey> {
-    let missing = || ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "idempotency_key_required",
-        field: Some("Idempotency-Key".into()),
-        message: "every write needs an Idempotency-Key header of 1 to 128 visible ASCII characters"
-            .into(),
+    let missing = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_required",
+            "every write needs an Idempotency-Key header of 1 to 128 visible ASCII characters",
+        )
+        .at("Idempotency-Key")
     };
     let key = headers
         .get("idempotency-key")
@@ -189,10 +211,12 @@ fn idempotency_key(
     })
 }
 
-/// A write request: its body and its idempotency key (hashed with method, path and body).
-struct WriteRequest {
-    key: IdempotencyKey,
-    body: RawBody,
+/// A write request: its body, its idempotency key (hashed with method, path and body) and the
+/// session token of the member of staff making it, if signed in.
+pub(crate) struct WriteRequest {
+    pub(crate) key: IdempotencyKey,
+    pub(crate) body: RawBody,
+    pub(crate) session: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequest<S> for WriteRequest {
@@ -207,11 +231,12 @@ impl<S: Send + Sync> FromRequest<S> for WriteRequest {
         );
         let body = RawBody::from_request(Request::from_parts(parts, body), state).await?;
         let key = idempotency_key(&headers, &method, &uri, &body)?;
-        Ok(WriteRequest { key, body })
+        let session = crate::staff_api::bearer(&headers);
+        Ok(WriteRequest { key, body, session })
     }
 }
 
-fn recorded(r: crate::ledger::Recorded) -> Response {
+pub(crate) fn recorded(r: crate::ledger::Recorded) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
     (status, Json(r.body)).into_response()
 }
@@ -233,6 +258,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/receipts/{number}", get(receipt))
         .route("/v1/journal", get(journal))
         .merge(crate::till::routes())
+        .merge(crate::staff_api::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -257,7 +283,7 @@ pub(crate) fn context(node: &Node) -> ApiResult<Arc<StoreContext>> {
     })
 }
 
-fn terminal(node: &Node, value: &str) -> ApiResult<TerminalId> {
+pub(crate) fn terminal(node: &Node, value: &str) -> ApiResult<TerminalId> {
     let id =
         TerminalId::parse(value).map_err(|e| ApiError::invalid("invalid_field", "terminal", e))?;
     if !node.hosts(&id) {
@@ -427,12 +453,9 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
 
 fn lookup_error(e: domain::catalog::CatalogError, field: String) -> ApiError {
     match e {
-        domain::catalog::CatalogError::NotFound { .. } => ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "unknown_item",
-            field: Some(field),
-            message: e.to_string(),
-        },
+        domain::catalog::CatalogError::NotFound { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_item", e).at(field)
+        }
         other => ApiError::invalid("invalid_code", field, other),
     }
 }
@@ -611,25 +634,27 @@ async fn price(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<Json<C
 }
 
 /// Answers a retry from the recorded response before doing any work.
-async fn replay(node: &Node, key: &IdempotencyKey) -> ApiResult<Option<Response>> {
+pub(crate) async fn replay(node: &Node, key: &IdempotencyKey) -> ApiResult<Option<Response>> {
     let mut conn = node.pools.reader.acquire().await?;
     Ok(recorded_response(&mut conn, key).await?.map(recorded))
 }
 
 async fn sale(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body }: WriteRequest,
+    WriteRequest { key, body, session }: WriteRequest,
 ) -> ApiResult<Response> {
     if let Some(response) = replay(&node, &key).await? {
         return Ok(response);
     }
     let request: SaleRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
-    let cashier = request
+    let named = request
         .cashier
         .as_deref()
         .map(|c| StaffId::parse(c).map_err(|e| ApiError::invalid("invalid_field", "cashier", e)))
         .transpose()?;
+    let actor = actor(&node, session.as_deref(), &terminal, named).await?;
+    let cashier = actor.staff.clone();
     let ctx = context(&node)?;
     if request.lines.is_empty() {
         return Err(ApiError::invalid(
@@ -652,12 +677,21 @@ async fn sale(
     }
     let settlement =
         settle(&cart, &tenders, ctx.config.jurisdiction.cash_rounding()).map_err(sale_error)?;
+    let approvals = approve(
+        &node,
+        &terminal,
+        &actor,
+        &sale_permissions(&cart),
+        request.approval.as_ref(),
+    )
+    .await?;
     let op = Op::Sale {
         terminal,
         cashier,
         cart,
         tenders,
         settlement,
+        approvals,
     };
     Ok(recorded(node.ledger.write(Some(key), op).await?))
 }
@@ -677,13 +711,14 @@ fn tender_kind(value: Option<&str>) -> ApiResult<TenderKind> {
 
 async fn return_goods(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body }: WriteRequest,
+    WriteRequest { key, body, session }: WriteRequest,
 ) -> ApiResult<Response> {
     if let Some(response) = replay(&node, &key).await? {
         return Ok(response);
     }
     let request: ReturnRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
+    let actor = actor(&node, session.as_deref(), &terminal, None).await?;
     let tender = tender_kind(request.refund_tender.as_deref())?;
     if request.lines.is_empty() {
         return Err(ApiError::invalid(
@@ -718,6 +753,7 @@ async fn return_goods(
                 lines,
                 tender,
                 reason: request.reason.clone(),
+                approvals: Vec::new(),
             }
         }
         None => {
@@ -785,11 +821,20 @@ async fn return_goods(
                     })
                     .collect(),
             };
+            let approvals = approve(
+                &node,
+                &terminal,
+                &actor,
+                &[Permission::ReturnWithoutReceipt],
+                request.approval.as_ref(),
+            )
+            .await?;
             Op::ReturnWithoutReceipt {
                 terminal,
                 refund,
                 tender,
                 reason,
+                approvals,
             }
         }
     };
@@ -798,10 +843,14 @@ async fn return_goods(
 
 async fn void_last(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body }: WriteRequest,
+    WriteRequest { key, body, session }: WriteRequest,
 ) -> ApiResult<Response> {
+    if let Some(response) = replay(&node, &key).await? {
+        return Ok(response);
+    }
     let request: VoidRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
+    let actor = actor(&node, session.as_deref(), &terminal, None).await?;
     if request.reason.trim().is_empty() {
         return Err(ApiError::invalid(
             "reason_required",
@@ -809,9 +858,18 @@ async fn void_last(
             "a void needs a reason",
         ));
     }
+    let approvals = approve(
+        &node,
+        &terminal,
+        &actor,
+        &[Permission::Void],
+        request.approval.as_ref(),
+    )
+    .await?;
     let op = Op::VoidLast {
         terminal,
         reason: request.reason.trim().to_owned(),
+        approvals,
     };
     Ok(recorded(node.ledger.write(Some(key), op).await?))
 }
@@ -834,7 +892,7 @@ fn known_sku(node: &Node, sku: &Sku) -> ApiResult<()> {
 
 async fn adjust(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body }: WriteRequest,
+    WriteRequest { key, body, .. }: WriteRequest,
 ) -> ApiResult<Response> {
     let request: AdjustmentRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
@@ -880,7 +938,7 @@ async fn adjust(
 
 async fn count(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body }: WriteRequest,
+    WriteRequest { key, body, .. }: WriteRequest,
 ) -> ApiResult<Response> {
     let request: CountRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;

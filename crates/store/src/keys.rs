@@ -1,5 +1,5 @@
-//! Terminal signing keys: one Ed25519 key pair per terminal, created at provisioning, kept as a
-//! file that only the node's user can read.
+//! Terminal signing keys (one Ed25519 key pair per terminal, created at provisioning) and the
+//! chain's PIN pepper, each kept as a file that only the node's user can read.
 
 use std::fs;
 use std::io::Write;
@@ -46,9 +46,54 @@ pub fn key_path(data_dir: &Path, terminal: &TerminalId) -> PathBuf {
 
 /// Creates a new key for `terminal`, or loads the existing one (provisioning is repeatable).
 pub fn create_or_load(data_dir: &Path, terminal: &TerminalId) -> Result<SigningKey, KeyError> {
-    let path = key_path(data_dir, terminal);
+    create_or_load_secret(data_dir, &key_path(data_dir, terminal), None)
+        .map(|seed| SigningKey::from_bytes(&seed))
+}
+
+/// Loads `terminal`'s key, refusing a file that other users can read.
+pub fn load(data_dir: &Path, terminal: &TerminalId) -> Result<SigningKey, KeyError> {
+    load_secret(&key_path(data_dir, terminal)).map(|seed| SigningKey::from_bytes(&seed))
+}
+
+/// Where the chain's PIN pepper lives: the secret every PIN hash is keyed with. HQ and all
+/// stores of a chain share it.
+pub fn pepper_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys").join("pin.pepper")
+}
+
+/// The PIN pepper: `given` (hex, the chain's) written on first use, else the one on file, else
+/// a new random one for a node that stands alone.
+pub fn pepper(data_dir: &Path, given: Option<&str>) -> Result<[u8; 32], KeyError> {
+    let path = pepper_path(data_dir);
+    let given = given
+        .map(|hex_text| {
+            hex::decode(hex_text.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| KeyError::Malformed {
+                    path: "the given PIN pepper".into(),
+                })
+        })
+        .transpose()?;
+    let pepper = create_or_load_secret(data_dir, &path, given)?;
+    if given.is_some_and(|g| g != pepper) {
+        return Err(KeyError::Malformed {
+            path: format!(
+                "{} (it holds another pepper than the one given)",
+                path.display()
+            ),
+        });
+    }
+    Ok(pepper)
+}
+
+fn create_or_load_secret(
+    data_dir: &Path,
+    path: &Path,
+    given: Option<[u8; 32]>,
+) -> Result<[u8; 32], KeyError> {
     if path.exists() {
-        return load(data_dir, terminal);
+        return load_secret(path);
     }
     let io = |source| KeyError::Io {
         path: path.display().to_string(),
@@ -57,25 +102,28 @@ pub fn create_or_load(data_dir: &Path, terminal: &TerminalId) -> Result<SigningK
     let dir = data_dir.join("keys");
     fs::create_dir_all(&dir).map_err(io)?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
-    let mut seed = [0_u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
-    let key = SigningKey::from_bytes(&seed);
+    let seed = match given {
+        Some(seed) => seed,
+        None => {
+            let mut seed = [0_u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
+            seed
+        }
+    };
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .map_err(io)?;
     file.write_all(hex::encode(seed).as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
-    Ok(key)
+    Ok(seed)
 }
 
-/// Loads `terminal`'s key, refusing a file that other users can read.
-pub fn load(data_dir: &Path, terminal: &TerminalId) -> Result<SigningKey, KeyError> {
-    let path = key_path(data_dir, terminal);
+fn load_secret(path: &Path) -> Result<[u8; 32], KeyError> {
     let shown = path.display().to_string();
-    let meta = fs::metadata(&path).map_err(|source| KeyError::Io {
+    let meta = fs::metadata(path).map_err(|source| KeyError::Io {
         path: shown.clone(),
         source,
     })?;
@@ -83,17 +131,16 @@ pub fn load(data_dir: &Path, terminal: &TerminalId) -> Result<SigningKey, KeyErr
     if mode & 0o077 != 0 {
         return Err(KeyError::Exposed { path: shown, mode });
     }
-    let text = fs::read_to_string(&path).map_err(|source| KeyError::Io {
+    let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
         path: shown.clone(),
         source,
     })?;
     let bytes = hex::decode(text.trim()).map_err(|_| KeyError::Malformed {
         path: shown.clone(),
     })?;
-    let seed: [u8; 32] = bytes
+    bytes
         .try_into()
-        .map_err(|_| KeyError::Malformed { path: shown })?;
-    Ok(SigningKey::from_bytes(&seed))
+        .map_err(|_| KeyError::Malformed { path: shown })
 }
 
 /// A public key as stored in the database.

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use domain::catalog::Sku;
 use domain::ids::{EventId, StaffId};
 use domain::ledger::{
-    AdjustmentReason, Event, EventBody, EventMeta, ReturnCompleted, SaleCompleted, SaleVoided,
-    StockEffect, stock_movements,
+    AdjustmentReason, Approval, CashMovementKind, Event, EventBody, EventMeta, ReturnCompleted,
+    SaleCompleted, SaleVoided, StockEffect, stock_movements,
 };
 use domain::sale::{PricedCart, PricedReturn, Settlement, Tender, price_return};
-use domain::{Hlc, Quantity, StoreId, TerminalId};
+use domain::{Hlc, Money, Quantity, StoreId, TerminalId};
 use ed25519_dalek::SigningKey;
 use protocol::chain::{self, GENESIS, Hash};
 use sqlx::sqlite::SqliteConnection;
@@ -21,6 +21,7 @@ use sqlx::{Acquire, Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
+use crate::shifts::{self, OpenShift};
 use crate::views;
 
 /// How many queued requests one commit takes at most.
@@ -39,6 +40,14 @@ pub enum WriteError {
         code: &'static str,
         /// The field at fault.
         field: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The request does not fit the terminal's state (no open shift, one already open).
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code.
+        code: &'static str,
         /// What was wrong.
         message: String,
     },
@@ -105,6 +114,8 @@ pub enum Op {
         tenders: Vec<Tender>,
         /// Settlement.
         settlement: Settlement,
+        /// Approvals given for it.
+        approvals: Vec<Approval>,
     },
     /// Return lines of an earlier sale, by its receipt number.
     Return {
@@ -118,6 +129,8 @@ pub enum Op {
         tender: domain::sale::TenderKind,
         /// Reason, if given.
         reason: Option<String>,
+        /// Approvals given for it.
+        approvals: Vec<Approval>,
     },
     /// Return goods without a receipt, priced now.
     ReturnWithoutReceipt {
@@ -129,6 +142,8 @@ pub enum Op {
         tender: domain::sale::TenderKind,
         /// Why (required).
         reason: String,
+        /// Approvals given for it.
+        approvals: Vec<Approval>,
     },
     /// Void the terminal's last sale.
     VoidLast {
@@ -136,6 +151,8 @@ pub enum Op {
         terminal: TerminalId,
         /// Why.
         reason: String,
+        /// Approvals given for it.
+        approvals: Vec<Approval>,
     },
     /// Adjust stock.
     Adjust {
@@ -159,6 +176,55 @@ pub enum Op {
         /// Counted quantity in thousandths.
         counted_milli: i64,
     },
+    /// Open a shift with a counted float.
+    OpenShift {
+        /// Terminal.
+        terminal: TerminalId,
+        /// Who opens it.
+        staff: StaffId,
+        /// The counted float.
+        float: Money,
+    },
+    /// Cash paid into or out of the drawer.
+    Cash {
+        /// Terminal.
+        terminal: TerminalId,
+        /// In or out.
+        kind: CashMovementKind,
+        /// How much.
+        amount: Money,
+        /// Why.
+        reason: String,
+        /// Approvals given for it.
+        approvals: Vec<Approval>,
+    },
+    /// Open the drawer without a sale.
+    NoSale {
+        /// Terminal.
+        terminal: TerminalId,
+        /// Who.
+        staff: StaffId,
+        /// Approvals given for it.
+        approvals: Vec<Approval>,
+    },
+    /// Close the open shift with a blind count.
+    CloseShift {
+        /// Terminal.
+        terminal: TerminalId,
+        /// Who counts.
+        staff: StaffId,
+        /// What was counted.
+        counted: Money,
+    },
+    /// Record a PIN lockout.
+    LockOut {
+        /// Terminal.
+        terminal: TerminalId,
+        /// Who is locked out.
+        staff: StaffId,
+        /// Until when, epoch milliseconds.
+        until_ms: i64,
+    },
 }
 
 impl Op {
@@ -169,8 +235,22 @@ impl Op {
             | Op::ReturnWithoutReceipt { terminal, .. }
             | Op::VoidLast { terminal, .. }
             | Op::Adjust { terminal, .. }
-            | Op::Count { terminal, .. } => terminal,
+            | Op::Count { terminal, .. }
+            | Op::OpenShift { terminal, .. }
+            | Op::Cash { terminal, .. }
+            | Op::NoSale { terminal, .. }
+            | Op::CloseShift { terminal, .. }
+            | Op::LockOut { terminal, .. } => terminal,
         }
+    }
+
+    /// Whether the op needs an open shift on its terminal: everything that moves money or
+    /// goods across the counter does; stock-room work and sign-in records do not.
+    fn needs_shift(&self) -> bool {
+        !matches!(
+            self,
+            Op::Adjust { .. } | Op::Count { .. } | Op::OpenShift { .. } | Op::LockOut { .. }
+        )
     }
 }
 
@@ -212,6 +292,7 @@ struct TerminalState {
     last_hash: Hash,
     next_receipt: u64,
     key: SigningKey,
+    shift: Option<OpenShift>,
 }
 
 #[derive(Clone)]
@@ -259,6 +340,7 @@ pub async fn start(
                 .bind(terminal.as_str())
                 .fetch_one(&pool)
                 .await?;
+        let shift = shifts::open_shift(&pool, &terminal).await?;
         terminals.insert(
             terminal,
             TerminalState {
@@ -266,6 +348,7 @@ pub async fn start(
                 last_hash,
                 next_receipt: u64::try_from(receipts).unwrap_or(0) + 1,
                 key,
+                shift,
             },
         );
     }
@@ -362,10 +445,18 @@ async fn apply(
         }
     }
     let terminal = job.op.terminal().clone();
-    if !state.terminals.contains_key(&terminal) {
+    let Some(open) = state.terminals.get(&terminal).map(|t| t.shift.clone()) else {
         return Err(WriteError::NotFound {
             code: "unknown_terminal",
             message: format!("terminal `{terminal}` is not hosted by this node"),
+        });
+    };
+    if job.op.needs_shift() && open.is_none() {
+        return Err(WriteError::Conflict {
+            code: "no_open_shift",
+            message: format!(
+                "terminal {terminal} has no open shift: open one with a counted float first"
+            ),
         });
     }
     let recorded = match &job.op {
@@ -374,6 +465,7 @@ async fn apply(
             cart,
             tenders,
             settlement,
+            approvals,
             ..
         } => {
             let receipt = next_receipt(state, &terminal);
@@ -383,6 +475,7 @@ async fn apply(
                 cart: cart.clone(),
                 tenders: tenders.clone(),
                 settlement: settlement.clone(),
+                approvals: approvals.clone(),
             });
             let event = append(conn, state, clock, &terminal, body).await?;
             index_receipt(conn, &receipt, &event, "sale").await?;
@@ -396,6 +489,7 @@ async fn apply(
             lines,
             tender,
             reason,
+            approvals,
             ..
         } => {
             let sale = sale_by_receipt(conn, original).await?;
@@ -437,6 +531,7 @@ async fn apply(
                     reference: None,
                 }],
                 refund,
+                approvals: approvals.clone(),
             });
             let event = append(conn, state, clock, &terminal, body).await?;
             for (line, quantity) in lines {
@@ -460,6 +555,7 @@ async fn apply(
             refund,
             tender,
             reason,
+            approvals,
             ..
         } => {
             let receipt = next_receipt(state, &terminal);
@@ -473,6 +569,7 @@ async fn apply(
                     reference: None,
                 }],
                 refund: refund.clone(),
+                approvals: approvals.clone(),
             });
             let event = append(conn, state, clock, &terminal, body).await?;
             index_receipt(conn, &receipt, &event, "return").await?;
@@ -481,7 +578,9 @@ async fn apply(
                 body: views::event_view(&event),
             }
         }
-        Op::VoidLast { reason, .. } => {
+        Op::VoidLast {
+            reason, approvals, ..
+        } => {
             let last = sqlx::query(
                 "SELECT id, body, kind FROM events WHERE terminal = $1 ORDER BY seq DESC LIMIT 1",
             )
@@ -532,6 +631,7 @@ async fn apply(
                     .map(|l| (l.sku.clone(), l.quantity))
                     .collect(),
                 refund: sale.settlement.due,
+                approvals: approvals.clone(),
             });
             let voided = append(conn, state, clock, &terminal, body).await?;
             sqlx::query("INSERT INTO voided_sales (sale_receipt) VALUES ($1)")
@@ -575,6 +675,117 @@ async fn apply(
                 body: views::event_view(&event),
             }
         }
+        Op::OpenShift { staff, float, .. } => {
+            if let Some(shift) = &open {
+                return Err(WriteError::Conflict {
+                    code: "shift_already_open",
+                    message: format!(
+                        "terminal {terminal} already has shift {} open (by {}); close it first",
+                        shift.id, shift.staff
+                    ),
+                });
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            let body = EventBody::ShiftOpened {
+                shift: id.clone(),
+                staff: staff.clone(),
+                float: *float,
+            };
+            let event = append(conn, state, clock, &terminal, body).await?;
+            let shift = OpenShift {
+                id,
+                staff: staff.clone(),
+                float: *float,
+                opened_seq: event.meta.seq,
+                opened_ms: event.meta.hlc.wall_ms(),
+            };
+            shifts::record_open(conn, &terminal, &shift).await?;
+            set_shift(state, &terminal, Some(shift.clone()));
+            Recorded {
+                status: 201,
+                body: shifts::shift_view(&terminal, &shift),
+            }
+        }
+        Op::Cash {
+            kind,
+            amount,
+            reason,
+            approvals,
+            ..
+        } => {
+            let shift = open.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+            let body = EventBody::CashMovement {
+                shift,
+                kind: *kind,
+                amount: *amount,
+                reason: reason.clone(),
+                approvals: approvals.clone(),
+            };
+            let event = append(conn, state, clock, &terminal, body).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::NoSale {
+            staff, approvals, ..
+        } => {
+            let shift = open.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+            let body = EventBody::NoSale {
+                shift,
+                staff: staff.clone(),
+                approvals: approvals.clone(),
+            };
+            let event = append(conn, state, clock, &terminal, body).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::CloseShift { staff, counted, .. } => {
+            let Some(shift) = open else {
+                return Err(WriteError::Db("shift vanished".into()));
+            };
+            let up_to_seq = state.terminals.get(&terminal).map_or(0, |t| t.last_seq);
+            let tally = shifts::tally(conn, &terminal, &shift, up_to_seq).await?;
+            let expected = tally
+                .expected_cash()
+                .map_err(|e| rejected("invalid_count", "counted", e))?;
+            if expected.currency() != counted.currency() {
+                return Err(rejected(
+                    "invalid_count",
+                    "counted",
+                    "the count is not in the drawer's currency",
+                ));
+            }
+            let body = EventBody::ShiftClosed {
+                shift: shift.id.clone(),
+                staff: staff.clone(),
+                up_to_seq,
+                expected,
+                counted: *counted,
+            };
+            let event = append(conn, state, clock, &terminal, body).await?;
+            shifts::record_close(conn, &shift, up_to_seq, expected, *counted).await?;
+            set_shift(state, &terminal, None);
+            Recorded {
+                status: 201,
+                body: shifts::report_view(&terminal, &shift, &tally, Some((*counted, &event))),
+            }
+        }
+        Op::LockOut {
+            staff, until_ms, ..
+        } => {
+            let body = EventBody::StaffLockedOut {
+                staff: staff.clone(),
+                until_ms: *until_ms,
+            };
+            let event = append(conn, state, clock, &terminal, body).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
     };
     if let Some(key) = &job.key {
         sqlx::query(
@@ -611,6 +822,12 @@ pub async fn recorded_response(
         status: u16::try_from(status).unwrap_or(500),
         body: serde_json::from_str(&body).map_err(|e| WriteError::Db(e.to_string()))?,
     }))
+}
+
+fn set_shift(state: &mut State, terminal: &TerminalId, shift: Option<OpenShift>) {
+    if let Some(t) = state.terminals.get_mut(terminal) {
+        t.shift = shift;
+    }
 }
 
 fn next_receipt(state: &mut State, terminal: &TerminalId) -> String {

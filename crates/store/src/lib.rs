@@ -11,7 +11,11 @@ pub mod db;
 pub mod keys;
 pub mod ledger;
 pub mod node;
+pub mod payments;
 pub mod refdata;
+pub mod shifts;
+pub mod staff;
+pub mod staff_api;
 pub mod sync;
 pub mod till;
 pub mod verify;
@@ -153,7 +157,8 @@ async fn provisioned_store(pools: &db::Pools, data_dir: &Path) -> Result<StoreId
 pub async fn seed(data_dir: &Path, seed: &protocol::seed::SeedDto) -> Result<i64, StoreError> {
     let pools = db::open(data_dir).await?;
     let store = provisioned_store(&pools, data_dir).await?;
-    let version = refdata::apply_seed(&pools.writer, seed, &store).await?;
+    let pepper = keys::pepper(data_dir, None)?;
+    let version = refdata::apply_seed(&pools.writer, seed, &store, &pepper).await?;
     pools.writer.close().await;
     pools.reader.close().await;
     Ok(version)
@@ -204,8 +209,9 @@ impl App {
                     addr: settings.listen,
                     source,
                 })?;
+        let pepper = staff::Pepper(keys::pepper(&settings.data_dir, None)?);
         let node = Arc::new(Node::new(
-            store, pools, ledger, clock, terminals, context, appended,
+            store, pools, ledger, clock, terminals, context, appended, pepper,
         ));
         if let Some(settings) = &settings.sync {
             sync::start(node.clone(), settings.clone());

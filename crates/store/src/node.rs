@@ -27,10 +27,15 @@ pub struct Node {
     context: RwLock<Option<Arc<StoreContext>>>,
     appended: Arc<tokio::sync::Notify>,
     sync: Mutex<SyncStatus>,
+    /// The chain's PIN pepper.
+    pub pepper: crate::staff::Pepper,
+    /// Signed-in staff, by session token.
+    pub sessions: crate::staff::Sessions,
 }
 
 impl Node {
     /// A node over opened pools and a started writer.
+    #[allow(clippy::too_many_arguments)] // Called once, by `App::build`, with every part.
     pub fn new(
         store: StoreId,
         pools: Pools,
@@ -39,6 +44,7 @@ impl Node {
         terminals: BTreeSet<TerminalId>,
         context: Option<StoreContext>,
         appended: Arc<tokio::sync::Notify>,
+        pepper: crate::staff::Pepper,
     ) -> Self {
         Node {
             store,
@@ -49,6 +55,8 @@ impl Node {
             context: RwLock::new(context.map(Arc::new)),
             appended,
             sync: Mutex::new(SyncStatus::default()),
+            pepper,
+            sessions: crate::staff::Sessions::default(),
         }
     }
 

@@ -7,7 +7,9 @@ use domain::barcode::EmbeddedValue;
 use domain::catalog::{CatalogError, Lookup, Sku, TaxCategory, scan_plan};
 use domain::pricebook::{PriceEntry, Pricebook, Scope, price_at};
 use domain::{Money, StoreId, Timestamp, UnitOfSale};
-use protocol::seed::{JurisdictionDto, PricebookDto, ScopeDto, SeedDto, StoreConfig, StoreDto};
+use protocol::seed::{
+    JurisdictionDto, PricebookDto, ScopeDto, SeedDto, StaffDto, StoreConfig, StoreDto,
+};
 use protocol::sync::{EntityChange, PricesEntity, ReferenceUpdate, VariantEntity};
 use sqlx::{Row, SqlitePool};
 
@@ -122,6 +124,7 @@ pub async fn apply_seed(
     pool: &SqlitePool,
     seed: &SeedDto,
     store: &StoreId,
+    pepper: &[u8],
 ) -> Result<i64, RefError> {
     // Validate the whole set first, as HQ does before it publishes.
     seed.parse()?;
@@ -141,7 +144,7 @@ pub async fn apply_seed(
             })
             .collect(),
     };
-    apply_update(pool, store, &update).await
+    apply_update(pool, store, &update, pepper).await
 }
 
 fn entity<T: serde::de::DeserializeOwned>(
@@ -162,6 +165,7 @@ pub async fn apply_update(
     pool: &SqlitePool,
     store: &StoreId,
     update: &ReferenceUpdate,
+    pepper: &[u8],
 ) -> Result<i64, RefError> {
     let mut tx = pool.begin().await?;
     let meta = sqlx::query("SELECT store_config, jurisdiction FROM reference_meta")
@@ -175,7 +179,13 @@ pub async fn apply_update(
             jurisdiction_json = serde_json::from_str(row.get::<&str, _>("jurisdiction")).ok();
         }
     } else {
-        for table in ["reference_meta", "variants", "identifiers", "prices"] {
+        for table in [
+            "reference_meta",
+            "variants",
+            "identifiers",
+            "prices",
+            "staff",
+        ] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
                 .execute(&mut *tx)
                 .await?;
@@ -214,11 +224,13 @@ pub async fn apply_update(
         stores: vec![store_dto.clone()],
         products: vec![],
         pricebooks: vec![],
+        staff: vec![],
     };
     let config = check.parse()?.stores.pop().ok_or(RefError::NotLoaded)?;
     let mut variant_rows = Vec::new();
     let mut identifier_rows = Vec::new();
     let mut price_rows = Vec::new();
+    let mut staff_rows = Vec::new();
     for change in &update.entities {
         match change.kind.as_str() {
             "variant" => {
@@ -295,9 +307,38 @@ pub async fn apply_update(
                     ]);
                 }
             }
+            "staff" => {
+                sqlx::query("DELETE FROM staff WHERE id = $1")
+                    .bind(&change.key)
+                    .execute(&mut *tx)
+                    .await?;
+                let Some(payload) = &change.payload else {
+                    continue;
+                };
+                let member: StaffDto = entity(change, payload)?;
+                let path = format!("staff {}", change.key);
+                member.check(&path)?;
+                // A PIN in clear (a local seed file) is hashed here and goes no further.
+                let member = member
+                    .hashed(pepper)
+                    .map_err(|e| RefError::Stored(e.to_string()))?;
+                staff_rows.push(vec![
+                    Arg::Text(member.id),
+                    Arg::Text(member.name),
+                    Arg::Text(member.role),
+                    Arg::Text(member.pin_hash.unwrap_or_default()),
+                ]);
+            }
             _ => {}
         }
     }
+    insert_rows(
+        &mut tx,
+        "staff",
+        &["id", "name", "role", "pin_hash"],
+        staff_rows,
+    )
+    .await?;
     insert_rows(
         &mut tx,
         "variants",
@@ -361,6 +402,7 @@ pub async fn load_context(pool: &SqlitePool) -> Result<Option<StoreContext>, Ref
         stores: vec![store],
         products: vec![],
         pricebooks: vec![],
+        staff: vec![],
     };
     let mut parsed = seed.parse()?;
     let config = parsed.stores.pop().ok_or(RefError::NotLoaded)?;

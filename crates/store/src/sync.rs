@@ -324,7 +324,9 @@ async fn pull_once(
     node.update_sync(|s| s.bytes_received += bytes.len() as u64);
     let update = decode_reference(&bytes).map_err(|e| e.to_string())?;
     if update.to_version > since {
-        match crate::refdata::apply_update(&node.pools.writer, &node.store, &update).await {
+        match crate::refdata::apply_update(&node.pools.writer, &node.store, &update, &node.pepper.0)
+            .await
+        {
             Ok(_) => {
                 match crate::refdata::load_context(&node.pools.writer).await {
                     Ok(Some(ctx)) => node.set_context(ctx),

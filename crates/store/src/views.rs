@@ -1,7 +1,7 @@
 //! JSON views of ledger events, as the API answers them (and records them for idempotent
 //! retries). Amounts are decimal strings.
 
-use domain::ledger::{Event, EventBody};
+use domain::ledger::{Approval, CashMovementKind, Event, EventBody};
 use domain::sale::Tender;
 use protocol::api::CartView;
 use serde_json::{Value, json};
@@ -19,6 +19,13 @@ fn tenders(tenders: &[Tender]) -> Value {
         .collect()
 }
 
+fn approvals(approvals: &[Approval]) -> Value {
+    approvals
+        .iter()
+        .map(|a| json!({"permission": a.permission.as_str(), "by": a.by.to_string()}))
+        .collect()
+}
+
 /// The view of an event: its identity plus what the till shows for its kind.
 pub fn event_view(event: &Event) -> Value {
     let mut view = json!({
@@ -33,6 +40,7 @@ pub fn event_view(event: &Event) -> Value {
             "cashier": sale.cashier.as_ref().map(ToString::to_string),
             "cart": CartView::new(&sale.cart, Some(&sale.settlement)),
             "tenders": tenders(&sale.tenders),
+            "approvals": approvals(&sale.approvals),
         }),
         EventBody::ReturnCompleted(ret) => json!({
             "receipt": ret.receipt,
@@ -54,11 +62,13 @@ pub fn event_view(event: &Event) -> Value {
             "cash_rounding": ret.refund.cash_rounding.amount_string(),
             "refund": ret.refund.refund.amount_string(),
             "tenders": tenders(&ret.tenders),
+            "approvals": approvals(&ret.approvals),
         }),
         EventBody::SaleVoided(void) => json!({
             "voided_receipt": void.receipt,
             "reason": void.reason,
             "refund": void.refund.amount_string(),
+            "approvals": approvals(&void.approvals),
         }),
         EventBody::StockAdjusted {
             sku,
@@ -75,7 +85,58 @@ pub fn event_view(event: &Event) -> Value {
             "sku": sku.to_string(),
             "counted": domain::quantity::format_signed_milli(*counted_milli),
         }),
-        _ => json!({}),
+        EventBody::CashMovement {
+            shift,
+            kind,
+            amount,
+            reason,
+            approvals: given,
+        } => json!({
+            "shift": shift,
+            "movement": match kind {
+                CashMovementKind::PaidIn => "paid-in",
+                CashMovementKind::PaidOut => "paid-out",
+            },
+            "amount": amount.amount_string(),
+            "reason": reason,
+            "approvals": approvals(given),
+        }),
+        EventBody::NoSale {
+            shift,
+            staff,
+            approvals: given,
+        } => json!({
+            "shift": shift,
+            "staff": staff.to_string(),
+            "approvals": approvals(given),
+        }),
+        EventBody::StaffLockedOut { staff, until_ms } => json!({
+            "staff": staff.to_string(),
+            "until_ms": until_ms,
+        }),
+        EventBody::ShiftOpened {
+            shift,
+            staff,
+            float,
+        } => json!({
+            "shift": shift,
+            "staff": staff.to_string(),
+            "float": float.amount_string(),
+        }),
+        EventBody::ShiftClosed {
+            shift,
+            staff,
+            up_to_seq,
+            expected,
+            counted,
+        } => json!({
+            "shift": shift,
+            "staff": staff.to_string(),
+            "up_to_seq": up_to_seq,
+            "expected": expected.amount_string(),
+            "counted": counted.amount_string(),
+        }),
+        EventBody::StockTransferred { .. } => json!({}),
     };
     if let (Some(view), Value::Object(extra)) = (view.as_object_mut(), extra) {
         view.extend(extra);

@@ -67,12 +67,55 @@ impl TestNode {
         .await
         .unwrap();
         let router = store::api::router(app.node());
-        TestNode {
+        let node = TestNode {
             dir,
             router,
             terminals,
             _app: app,
+        };
+        // A manager's shift: the tests of pricing and the ledger need no approvals; the
+        // permission tests open their own shifts as a cashier.
+        for terminal in node.terminals.clone() {
+            node.open_shift(&terminal, "maria", "3333").await;
         }
+        node
+    }
+
+    /// Signs `staff` in at `terminal`; answers the session token.
+    async fn sign_in(&self, terminal: &str, staff: &str, pin: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/v1/sign-in",
+                None,
+                &json!({"terminal": terminal, "staff": staff, "pin": pin}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["session"].as_str().unwrap().to_owned()
+    }
+
+    /// Signs `staff` in and opens a shift with a float of 100.00.
+    async fn open_shift(&self, terminal: &str, staff: &str, pin: &str) -> String {
+        let session = self.sign_in(terminal, staff, pin).await;
+        let (status, body) = self
+            .as_staff(
+                &session,
+                "/v1/shifts/open",
+                &json!({"terminal": terminal, "float": "100.00"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        session
+    }
+
+    /// POSTs JSON with a fresh idempotency key as the signed-in member of `session`.
+    async fn as_staff(&self, session: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+        let mut request = post_request(path, Some(&fresh_key()), serde_json::to_vec(body).unwrap());
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {session}").parse().unwrap(),
+        );
+        self.send(request).await
     }
 
     async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
@@ -121,6 +164,7 @@ impl TestNode {
             .collect()
     }
 
+    /// Events of `terminal` after its shift opened (its `ShiftOpened` is sequence 1).
     async fn last_seq(&self, terminal: &str) -> u64 {
         self.heads()
             .await
@@ -128,15 +172,22 @@ impl TestNode {
             .find(|(t, _)| t == terminal)
             .unwrap()
             .1
+            - 1
     }
 
+    /// Events written since the shifts were opened.
     async fn total_events(&self) -> u64 {
+        self.all_events().await - self.terminals.len() as u64
+    }
+
+    async fn all_events(&self) -> u64 {
         self.heads().await.iter().map(|(_, s)| s).sum()
     }
 
+    /// The terminal's events after its shift opened.
     async fn journal(&self, terminal: &str) -> Vec<Value> {
         let (status, body) = self
-            .get(&format!("/v1/journal?terminal={terminal}&from=1"))
+            .get(&format!("/v1/journal?terminal={terminal}&from=2"))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["events"].as_array().unwrap().clone()
@@ -163,7 +214,7 @@ impl TestNode {
             );
             events += report.events;
         }
-        assert_eq!(events, self.total_events().await);
+        assert_eq!(events, self.all_events().await);
         pools.reader.close().await;
         pools.writer.close().await;
         events
@@ -364,7 +415,7 @@ async fn sale_with_barcode_scale_labels_sku_and_line_discount_is_priced_by_the_s
     let (status, body) = node
         .sale(&json!({
             "terminal": T1,
-            "cashier": "anna",
+            "cashier": "maria",
             "lines": mixed_lines(),
             "tenders": cash("30.00"),
         }))
@@ -372,9 +423,9 @@ async fn sale_with_barcode_scale_labels_sku_and_line_discount_is_priced_by_the_s
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["kind"], "SaleCompleted");
     assert_eq!(body["terminal"], T1);
-    assert_eq!(body["seq"], 1);
+    assert_eq!(body["seq"], 2);
     assert_eq!(body["receipt"], "vienna-01-t1-000001");
-    assert_eq!(body["cashier"], "anna");
+    assert_eq!(body["cashier"], "maria");
     let cart = &body["cart"];
     assert_mixed_cart(cart);
     assert_eq!(cart["cash_rounding"], "0.00");
@@ -397,8 +448,8 @@ async fn sale_with_barcode_scale_labels_sku_and_line_discount_is_priced_by_the_s
     let (status, other) = node.sale(&bread_and_tee(T2)).await;
     assert_eq!(status, StatusCode::CREATED, "{other}");
     assert_eq!(other["receipt"], "vienna-01-t2-000001");
-    assert_eq!(other["seq"], 1);
-    assert_eq!(node.assert_chain_intact().await, 3);
+    assert_eq!(other["seq"], 2);
+    assert_eq!(node.assert_chain_intact().await, 5);
 }
 
 #[tokio::test]
@@ -433,8 +484,8 @@ async fn receipt_numbers_continue_after_a_restart() {
     let (status, second) = send(router, post_request("/v1/sales", Some("after"), body)).await;
     assert_eq!(status, StatusCode::CREATED, "{second}");
     assert_eq!(second["receipt"], "vienna-01-t1-000002");
-    assert_eq!(second["seq"], 2);
-    assert_eq!(node.assert_chain_intact().await, 2);
+    assert_eq!(second["seq"], 3);
+    assert_eq!(node.assert_chain_intact().await, 4);
 }
 
 // --- Stock -------------------------------------------------------------------------------------
@@ -484,7 +535,8 @@ async fn stock_goes_negative_after_a_sale_then_follows_adjustments_and_counts() 
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(node.on_hand("GRO-FRU-0001").await, "-1.25");
-    assert_eq!(node.assert_chain_intact().await, 4);
+    // Four events and each terminal's ShiftOpened.
+    assert_eq!(node.assert_chain_intact().await, 6);
 }
 
 #[tokio::test]
@@ -962,7 +1014,7 @@ async fn void_last_voids_the_last_sale_once() {
     assert_eq!(void["kind"], "SaleVoided");
     assert_eq!(void["voided_receipt"], receipt);
     assert_eq!(void["refund"], "16.97");
-    assert_eq!(void["seq"], 2);
+    assert_eq!(void["seq"], 3);
     assert_eq!(node.on_hand(BREAD).await, "0");
     assert_eq!(node.on_hand(TEE).await, "0");
 
@@ -1439,7 +1491,7 @@ async fn journal_lists_events_with_seq_hash_and_signature() {
     assert_eq!(kinds, ["SaleCompleted", "StockAdjusted", "StockCounted"]);
     let mut hashes = std::collections::BTreeSet::new();
     for (i, event) in events.iter().enumerate() {
-        assert_eq!(event["seq"], i + 1);
+        assert_eq!(event["seq"], i + 2);
         let hash = event["hash"].as_str().unwrap();
         assert_eq!(hash.len(), 64, "{event}");
         assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -1453,10 +1505,10 @@ async fn journal_lists_events_with_seq_hash_and_signature() {
     assert_eq!(hashes.len(), 3);
     assert_eq!(events[0]["id"], sale["event_id"]);
 
-    let (status, page) = node.get(&format!("/v1/journal?terminal={T1}&from=2")).await;
+    let (status, page) = node.get(&format!("/v1/journal?terminal={T1}&from=3")).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
-    assert_eq!(page["events"][0]["seq"], 2);
+    assert_eq!(page["events"][0]["seq"], 3);
     let (status, page) = node
         .get(&format!("/v1/journal?terminal={T1}&from=1&limit=1"))
         .await;
@@ -1536,7 +1588,7 @@ async fn status_names_the_store_and_its_terminals() {
     assert_eq!(body["reference_version"], 1);
     assert_eq!(
         body["terminals"],
-        json!([{"id": T1, "last_seq": 0}, {"id": T2, "last_seq": 0}])
+        json!([{"id": T1, "last_seq": 1}, {"id": T2, "last_seq": 1}])
     );
     let response = node.get("/v1/nowhere").await;
     assert_error(&response, StatusCode::NOT_FOUND, "not_found", None);
@@ -1592,10 +1644,351 @@ async fn ledger_verifies_after_a_busy_day() {
         assert_eq!(response.0, StatusCode::UNPROCESSABLE_ENTITY);
         expected += 6;
     }
+    // And each terminal's ShiftOpened.
+    expected += 2;
     assert_eq!(node.on_hand(TEE).await, "7");
     // Each terminal: sold 2 loaves, returned 1; sold 2 more and voided them.
     assert_eq!(node.on_hand(BREAD).await, "-2");
     assert_eq!(node.assert_chain_intact().await, expected);
     assert_eq!(node.last_seq(T1).await, 6);
     assert_eq!(node.last_seq(T2).await, 6);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Staff, approvals and shifts
+
+async fn try_sign_in(
+    node: &TestNode,
+    terminal: &str,
+    staff: &str,
+    pin: &str,
+) -> (StatusCode, Value) {
+    node.post(
+        "/v1/sign-in",
+        None,
+        &json!({"terminal": terminal, "staff": staff, "pin": pin}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn five_wrong_pins_lock_the_member_out_of_that_till_for_five_minutes() {
+    let node = TestNode::vienna().await;
+    let (status, staff) = node.get("/v1/staff").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        staff["staff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == "anna" && s["role"] == "cashier" && s.get("pin_hash").is_none()),
+        "{staff}"
+    );
+    let response = try_sign_in(&node, T1, "nobody", "1111").await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_staff",
+        Some("staff"),
+    );
+    for left in [4, 3, 2, 1] {
+        let response = try_sign_in(&node, T1, "anna", "0000").await;
+        assert_error(
+            &response,
+            StatusCode::UNAUTHORIZED,
+            "wrong_pin",
+            Some("pin"),
+        );
+        let message = response.1["message"].as_str().unwrap();
+        assert!(message.contains(&format!("{left} tries left")), "{message}");
+    }
+    let before = node.last_seq(T1).await;
+    let response = try_sign_in(&node, T1, "anna", "0000").await;
+    assert_error(&response, StatusCode::LOCKED, "locked", Some("staff"));
+    // Even the right PIN is refused while the lockout lasts.
+    let response = try_sign_in(&node, T1, "anna", "1111").await;
+    assert_error(&response, StatusCode::LOCKED, "locked", Some("staff"));
+    // The lockout is a ledger event, written once.
+    assert_eq!(node.last_seq(T1).await, before + 1);
+    let events = node.journal(T1).await;
+    let last = events.last().unwrap();
+    assert_eq!(last["kind"], "StaffLockedOut");
+    assert_eq!(last["event"]["body"]["StaffLockedOut"]["staff"], "anna");
+    // Another till is not locked, and a right PIN there resets nothing here.
+    node.sign_in(T2, "anna", "1111").await;
+    let response = try_sign_in(&node, T1, "anna", "1111").await;
+    assert_eq!(response.0, StatusCode::LOCKED);
+}
+
+#[tokio::test]
+async fn a_cashier_needs_a_supervisor_for_what_the_permission_table_reserves() {
+    let node = TestNode::vienna().await;
+    let anna = node.sign_in(T1, "anna", "1111").await;
+    let discounted = |percent: &str, approval: Option<Value>| {
+        let mut sale = json!({
+            "terminal": T1,
+            "lines": [{"code": TEE, "discount": {"percent": percent}}],
+            "tenders": cash("20.00"),
+        });
+        if let Some(a) = approval {
+            sale["approval"] = a;
+        }
+        sale
+    };
+    // Up to 10 % a cashier gives alone.
+    let (status, body) = node
+        .as_staff(&anna, "/v1/sales", &discounted("10", None))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["cashier"], "anna");
+    assert_eq!(body["approvals"], json!([]));
+    let written = node.last_seq(T1).await;
+    // Above it, a supervisor approves on the spot, or nothing is written.
+    let response = node
+        .as_staff(&anna, "/v1/sales", &discounted("20", None))
+        .await;
+    assert_error(
+        &response,
+        StatusCode::FORBIDDEN,
+        "approval_required",
+        Some("approval"),
+    );
+    assert_eq!(response.1["permission"], "large-discount");
+    let own = json!({"staff": "anna", "pin": "1111"});
+    let response = node
+        .as_staff(&anna, "/v1/sales", &discounted("20", Some(own)))
+        .await;
+    assert_error(
+        &response,
+        StatusCode::FORBIDDEN,
+        "approver_not_allowed",
+        Some("approval.staff"),
+    );
+    let wrong = json!({"staff": "sven", "pin": "2223"});
+    let response = node
+        .as_staff(&anna, "/v1/sales", &discounted("20", Some(wrong)))
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNAUTHORIZED,
+        "wrong_pin",
+        Some("approval.pin"),
+    );
+    assert_eq!(
+        node.last_seq(T1).await,
+        written,
+        "a refused sale wrote something"
+    );
+    let sven = json!({"staff": "sven", "pin": "2222"});
+    let (status, body) = node
+        .as_staff(&anna, "/v1/sales", &discounted("20", Some(sven.clone())))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["cashier"], "anna");
+    assert_eq!(
+        body["approvals"],
+        json!([{"permission": "large-discount", "by": "sven"}])
+    );
+
+    // A void.
+    let void = json!({"terminal": T1, "reason": "customer changed mind"});
+    let response = node.as_staff(&anna, "/v1/sales/void-last", &void).await;
+    assert_error(
+        &response,
+        StatusCode::FORBIDDEN,
+        "approval_required",
+        Some("approval"),
+    );
+    assert_eq!(response.1["permission"], "void");
+    let mut approved = void.clone();
+    approved["approval"] = sven.clone();
+    let (status, body) = node.as_staff(&anna, "/v1/sales/void-last", &approved).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["approvals"],
+        json!([{"permission": "void", "by": "sven"}])
+    );
+
+    // A return without a receipt.
+    let unreceipted = json!({
+        "terminal": T1,
+        "lines": [{"code": BREAD_GTIN, "quantity": "1"}],
+        "reason": "no receipt",
+    });
+    let response = node.as_staff(&anna, "/v1/returns", &unreceipted).await;
+    assert_error(
+        &response,
+        StatusCode::FORBIDDEN,
+        "approval_required",
+        Some("approval"),
+    );
+    assert_eq!(response.1["permission"], "return-without-receipt");
+
+    // Cash in and out of the drawer: a paid-in alone, a paid-out approved.
+    let paid =
+        |kind: &str| json!({"terminal": T1, "kind": kind, "amount": "5.00", "reason": "change"});
+    let (status, body) = node
+        .as_staff(&anna, "/v1/shifts/cash", &paid("paid-in"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["movement"], "paid-in");
+    let response = node
+        .as_staff(&anna, "/v1/shifts/cash", &paid("paid-out"))
+        .await;
+    assert_error(
+        &response,
+        StatusCode::FORBIDDEN,
+        "approval_required",
+        Some("approval"),
+    );
+    let mut approved = paid("paid-out");
+    approved["approval"] = sven;
+    let (status, body) = node.as_staff(&anna, "/v1/shifts/cash", &approved).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["approvals"],
+        json!([{"permission": "paid-out", "by": "sven"}])
+    );
+    // A supervisor signed in needs nobody.
+    let sven_session = node.sign_in(T1, "sven", "2222").await;
+    let (status, body) = node
+        .as_staff(&sven_session, "/v1/shifts/cash", &paid("paid-out"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["approvals"], json!([]));
+    // A session belongs to its till.
+    let response = node
+        .as_staff(
+            &anna,
+            "/v1/sales",
+            &one_line_sale(json!({"code": BREAD_GTIN})),
+        )
+        .await;
+    assert_eq!(response.0, StatusCode::CREATED);
+    let mut elsewhere = one_line_sale(json!({"code": BREAD_GTIN}));
+    elsewhere["terminal"] = json!(T2);
+    let response = node.as_staff(&anna, "/v1/sales", &elsewhere).await;
+    assert_error(
+        &response,
+        StatusCode::FORBIDDEN,
+        "wrong_terminal",
+        Some("terminal"),
+    );
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test]
+async fn a_shift_closes_on_a_blind_count_by_sequence_and_a_closed_till_sells_nothing() {
+    let node = TestNode::vienna().await;
+    let maria = node.sign_in(T1, "maria", "3333").await;
+    let anna = node.sign_in(T1, "anna", "1111").await;
+    let open = json!({"terminal": T1, "float": "100.00"});
+    let response = node.as_staff(&anna, "/v1/shifts/open", &open).await;
+    assert_error(&response, StatusCode::CONFLICT, "shift_already_open", None);
+    let response = node
+        .post(
+            "/v1/shifts/close",
+            Some(&fresh_key()),
+            &json!({"terminal": T1, "counted": []}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNAUTHORIZED,
+        "sign_in_required",
+        Some("Authorization"),
+    );
+
+    // 16.97 paid with 20.00 cash, 10.00 paid in, 5.00 paid out: the drawer should hold
+    // 100.00 + 16.97 + 10.00 - 5.00 = 121.97.
+    let mut sale = bread_and_tee(T1);
+    sale["tenders"] = cash("20.00");
+    let (status, body) = node.as_staff(&anna, "/v1/sales", &sale).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["cart"]["change"], "3.03");
+    let cash_move = |kind: &str, amount: &str| {
+        json!({"terminal": T1, "kind": kind, "amount": amount, "reason": "float top-up",
+               "approval": {"staff": "sven", "pin": "2222"}})
+    };
+    let (status, _) = node
+        .as_staff(&anna, "/v1/shifts/cash", &cash_move("paid-in", "10.00"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, last) = node
+        .as_staff(&anna, "/v1/shifts/cash", &cash_move("paid-out", "5.00"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // The X report: the cashier does not see what the drawer should hold; a manager does.
+    let x = |session: &str| {
+        let mut request = Request::get(format!("/v1/shifts/report?terminal={T1}"))
+            .body(Body::empty())
+            .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {session}").parse().unwrap(),
+        );
+        node.send(request)
+    };
+    let (status, report) = x(&anna).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["kind"], "X");
+    assert_eq!(report["sales"], 1);
+    assert_eq!(report["sales_total"], "16.97");
+    assert_eq!(report["paid_in"], "10.00");
+    assert_eq!(report["paid_out"], "5.00");
+    assert!(report.get("expected").is_none(), "{report}");
+    let (_, report) = x(&maria).await;
+    assert_eq!(report["expected"], "121.97");
+
+    // The blind count: 2 × 50, 1 × 20, 1 × 1 = 121.00, 0.97 short.
+    let count = json!({"terminal": T1, "counted": [
+        {"denomination": "50.00", "count": 2},
+        {"denomination": "20.00", "count": 1},
+        {"denomination": "1.00", "count": 1},
+    ]});
+    let (status, z) = node.as_staff(&anna, "/v1/shifts/close", &count).await;
+    assert_eq!(status, StatusCode::CREATED, "{z}");
+    assert_eq!(z["kind"], "Z");
+    assert_eq!(z["expected"], "121.97");
+    assert_eq!(z["counted"], "121.00");
+    assert_eq!(z["over_short"], "-0.97");
+    assert_eq!(z["sales"], 1);
+    // Closed by sequence: everything up to the paid-out belongs to the shift.
+    assert_eq!(z["up_to_seq"], last["seq"]);
+    assert_eq!(z["seq"], last["seq"].as_u64().unwrap() + 1);
+    let events = node.journal(T1).await;
+    let closed = &events.last().unwrap()["event"]["body"]["ShiftClosed"];
+    assert_eq!(closed["expected"], 12_197);
+    assert_eq!(closed["counted"], 12_100);
+
+    // No sale outside an open shift, and no second close.
+    let response = node.as_staff(&anna, "/v1/sales", &bread_and_tee(T1)).await;
+    assert_error(&response, StatusCode::CONFLICT, "no_open_shift", None);
+    let response = node.as_staff(&anna, "/v1/shifts/close", &count).await;
+    assert_error(&response, StatusCode::CONFLICT, "no_open_shift", None);
+    let response = node.get(&format!("/v1/shifts/current?terminal={T1}")).await;
+    assert_error(&response, StatusCode::NOT_FOUND, "no_open_shift", None);
+    // A bad float changes nothing.
+    let response = node
+        .as_staff(
+            &anna,
+            "/v1/shifts/open",
+            &json!({"terminal": T1, "float": "-5"}),
+        )
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("float"),
+    );
+    let (status, shift) = node.as_staff(&anna, "/v1/shifts/open", &open).await;
+    assert_eq!(status, StatusCode::CREATED, "{shift}");
+    assert_eq!(shift["cashier"], "anna");
+    let (_, current) = node.get(&format!("/v1/shifts/current?terminal={T1}")).await;
+    assert_eq!(current["id"], shift["id"]);
+    let (status, _) = node.as_staff(&anna, "/v1/sales", &bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    node.assert_chain_intact().await;
 }

@@ -6,28 +6,32 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-/// The source of the router, scanned for its `.route("PATH", method(handler))` calls.
-const API_SOURCE: &str = include_str!("../src/api.rs");
+/// The sources of the routers, scanned for their `.route("PATH", method(handler))` calls: the
+/// source and the function that builds the router.
+const ROUTER_SOURCES: [(&str, &str); 2] = [
+    (include_str!("../src/api.rs"), "pub fn router("),
+    (include_str!("../src/staff_api.rs"), "pub fn routes("),
+];
 
 /// HTTP methods an OpenAPI path item can hold (and axum's routing functions of the same names).
 const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-/// The one POST that writes nothing and needs no idempotency key.
-const READ_ONLY_POSTS: [&str; 1] = ["/v1/carts/price"];
+/// The POSTs that append nothing to the ledger and need no idempotency key.
+const READ_ONLY_POSTS: [&str; 3] = ["/v1/carts/price", "/v1/sign-in", "/v1/sign-out"];
 
 fn document() -> Value {
     serde_json::from_str(store::api::OPENAPI).unwrap()
 }
 
-/// The body of `pub fn router`, so nothing outside it is mistaken for a route.
-fn router_source() -> &'static str {
-    let start = API_SOURCE
-        .find("pub fn router(")
-        .expect("api.rs has `pub fn router(`");
-    let rest = &API_SOURCE[start..];
-    let end = rest.find("\n}\n").expect("`router` ends with a `}` line");
+/// The body of the function building a router, so nothing outside it is mistaken for a route.
+fn router_source(source: &'static str, function: &str) -> &'static str {
+    let start = source
+        .find(function)
+        .unwrap_or_else(|| panic!("no `{function}` in the router sources"));
+    let rest = &source[start..];
+    let end = rest.find("\n}\n").expect("the router ends with a `}` line");
     &rest[..end]
 }
 
@@ -83,7 +87,10 @@ fn served_methods(handlers: &str) -> Vec<&'static str> {
 /// Every (method, path) the router serves, read from the source of `router()`.
 fn routed() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
-    for segment in router_source().split(".route(").skip(1) {
+    let segments = ROUTER_SOURCES
+        .iter()
+        .flat_map(|(source, function)| router_source(source, function).split(".route(").skip(1));
+    for segment in segments {
         let args = call_arguments(segment);
         let (path, handlers) = args
             .trim_start()

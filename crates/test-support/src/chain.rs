@@ -190,9 +190,17 @@ pub async fn spawn_chain(
     spec: ChainSpec,
 ) -> anyhow::Result<Chain> {
     let seed = demo_seed_path().display().to_string();
+    // The chain's PIN pepper, shared by HQ and every store, as an installer would copy it.
+    let pepper = root.join("pin.pepper");
+    std::fs::write(
+        &pepper,
+        "6b617373612d636861696e2d746573742d7065707065722d3030303030303030",
+    )?;
+    let pepper = pepper.display().to_string();
     let hq = |args: &[&str]| {
         let mut all = vec!["hq".to_owned()];
         all.extend(database.cli_args());
+        all.extend(["--pin-pepper-file".to_owned(), pepper.clone()]);
         all.extend(args.iter().map(|a| (*a).to_owned()));
         all
     };
@@ -209,6 +217,8 @@ pub async fn spawn_chain(
             "provision".into(),
             "--store".into(),
             s.id.clone(),
+            "--pin-pepper-file".into(),
+            pepper.clone(),
         ];
         for t in &s.terminals {
             provision.push("--terminal".into());
@@ -362,7 +372,10 @@ impl Chain {
             "--pull-every",
             &pull_every,
         ];
-        store.process = Some(Process::spawn(&self.kassa, &args).await?);
+        let process = Process::spawn(&self.kassa, &args).await?;
+        let terminals: Vec<&str> = store.terminals.iter().map(String::as_str).collect();
+        crate::open_shifts(&crate::client(), &process.url, &terminals).await?;
+        store.process = Some(process);
         Ok(())
     }
 

@@ -97,6 +97,45 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// Signs the demo cashier in at each of `terminals` of the node at `url` and opens a shift
+/// with a float of 100.00 where none is open (a sale needs an open shift).
+pub async fn open_shifts(
+    http: &reqwest::Client,
+    url: &str,
+    terminals: &[&str],
+) -> anyhow::Result<()> {
+    for terminal in terminals {
+        let signed_in: serde_json::Value = http
+            .post(format!("{url}/v1/sign-in"))
+            .json(&serde_json::json!({"terminal": terminal, "staff": "anna", "pin": "1111"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        if !signed_in["shift"].is_null() {
+            continue;
+        }
+        let session = signed_in["session"].as_str().unwrap_or_default();
+        let response = http
+            .post(format!("{url}/v1/shifts/open"))
+            .header(
+                "Idempotency-Key",
+                format!("open-shift-{terminal}-{session}"),
+            )
+            .bearer_auth(session)
+            .json(&serde_json::json!({"terminal": terminal, "float": "100.00"}))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status().as_u16() == 201,
+            "opening a shift on {terminal}: {}",
+            response.text().await?
+        );
+    }
+    Ok(())
+}
+
 /// A small deterministic random generator (xorshift), so failures can be replayed by seed.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

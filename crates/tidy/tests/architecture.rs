@@ -97,6 +97,7 @@ fn forbidden(name: &str) -> &'static [&'static str] {
             "axum",
             "tokio",
         ],
+        "payments" => &["store", "hq", "import", "kassa", "test-support", "sqlx"],
         "test-support" => &[],
         _ => &[],
     }

@@ -1,8 +1,10 @@
 //! Golden and round-trip tests of the canonical event encoding.
 
 use super::*;
+use domain::ledger::Approval;
 use domain::presets;
 use domain::sale::{LineInput, price_cart, settle};
+use domain::staff::Permission;
 use domain::{StoreId, Timestamp};
 
 fn meta(seq: u64) -> EventMeta {
@@ -47,6 +49,7 @@ fn sale() -> Event {
             cart,
             tenders,
             settlement,
+            approvals: Vec::new(),
         }),
     }
 }
@@ -85,6 +88,10 @@ fn every_event_kind_round_trips() {
             reason: "customer changed mind".into(),
             lines: vec![(sku.clone(), Quantity::each(2).unwrap())],
             refund: eur(698),
+            approvals: vec![Approval {
+                permission: Permission::Void,
+                by: StaffId::parse("sven").unwrap(),
+            }],
         }),
         EventBody::StockAdjusted {
             sku: sku.clone(),
@@ -117,6 +124,19 @@ fn every_event_kind_round_trips() {
             kind: CashMovementKind::PaidOut,
             amount: eur(1250),
             reason: "window cleaner".into(),
+            approvals: vec![Approval {
+                permission: Permission::PaidOut,
+                by: StaffId::parse("sven").unwrap(),
+            }],
+        },
+        EventBody::NoSale {
+            shift: "s1".into(),
+            staff: staff.clone(),
+            approvals: Vec::new(),
+        },
+        EventBody::StaffLockedOut {
+            staff: staff.clone(),
+            until_ms: 1_790_000_300_000,
         },
     ];
     for body in bodies {

@@ -1,0 +1,444 @@
+//! The till's staff and shift endpoints: the staff list, PIN sign-in and sign-out, opening a
+//! shift with a counted float, paid-ins and paid-outs, a no-sale drawer opening, the X report
+//! at any time and the blind close with its Z report; and the checks every write shares: who is
+//! acting, and whether a supervisor's approval is needed.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::ledger::{Approval, CashMovementKind};
+use domain::sale::PricedCart;
+use domain::staff::{Permission, Role};
+use domain::{Money, StaffId, TerminalId};
+use protocol::api::{
+    ApprovalRequest, CashRequest, CloseShiftRequest, NoSaleRequest, OpenShiftRequest, SignInRequest,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{ApiError, ApiResult, RawBody, WriteRequest, context, recorded, replay, terminal};
+use crate::ledger::Op;
+use crate::node::Node;
+use crate::shifts;
+use crate::staff::{self, ApprovalError, PinError, Session};
+
+/// The staff and shift routes.
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/staff", get(staff_list))
+        .route("/v1/sign-in", post(sign_in))
+        .route("/v1/sign-out", post(sign_out))
+        .route("/v1/shifts/current", get(current_shift))
+        .route("/v1/shifts/open", post(open_shift))
+        .route("/v1/shifts/cash", post(cash))
+        .route("/v1/shifts/no-sale", post(no_sale))
+        .route("/v1/shifts/report", get(x_report))
+        .route("/v1/shifts/close", post(close_shift))
+}
+
+/// The bearer token of a request, if it carries one.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+}
+
+/// Who is acting at a till: the signed-in member, or else whoever opened the shift.
+#[derive(Debug, Clone)]
+pub(crate) struct Actor {
+    /// The member, when known.
+    pub staff: Option<StaffId>,
+    /// Their role (a cashier's when unknown).
+    pub role: Role,
+}
+
+fn session_for(node: &Node, token: &str, terminal: &TerminalId) -> ApiResult<Session> {
+    let session = node.sessions.get(token).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_session",
+            "the session has ended or never existed: sign in again",
+        )
+        .at("Authorization")
+    })?;
+    if &session.terminal != terminal {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_terminal",
+            format!("this session belongs to terminal {}", session.terminal),
+        )
+        .at("terminal"));
+    }
+    Ok(session)
+}
+
+/// Who acts: the signed-in member of `session`; without a session, the member the request
+/// names (`named`), or else whoever opened the shift. A member not on file acts as a cashier.
+pub(crate) async fn actor(
+    node: &Node,
+    session: Option<&str>,
+    terminal: &TerminalId,
+    named: Option<StaffId>,
+) -> ApiResult<Actor> {
+    if let Some(token) = session {
+        let s = session_for(node, token, terminal)?;
+        return Ok(Actor {
+            staff: Some(s.staff),
+            role: s.role,
+        });
+    }
+    let staff = match named {
+        Some(staff) => staff,
+        None => match shifts::open_shift(&node.pools.reader, terminal).await? {
+            Some(shift) => shift.staff,
+            None => {
+                return Ok(Actor {
+                    staff: None,
+                    role: Role::Cashier,
+                });
+            }
+        },
+    };
+    let role: Option<String> = sqlx::query_scalar("SELECT role FROM staff WHERE id = $1")
+        .bind(staff.as_str())
+        .fetch_optional(&node.pools.reader)
+        .await?;
+    Ok(Actor {
+        staff: Some(staff),
+        role: role
+            .as_deref()
+            .and_then(Role::parse)
+            .unwrap_or(Role::Cashier),
+    })
+}
+
+fn pin_error(e: PinError, field: &str) -> ApiError {
+    match e {
+        PinError::UnknownStaff(_) => ApiError::invalid("unknown_staff", field, e),
+        PinError::Wrong { .. } => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "wrong_pin", e).at(format!("{field}.pin"))
+        }
+        PinError::Locked { .. } => ApiError::new(StatusCode::LOCKED, "locked", e).at(field),
+        PinError::Write(w) => ApiError::from(w),
+    }
+}
+
+/// The approvals a write needs: none when the actor may do it alone, else a supervisor's PIN.
+pub(crate) async fn approve(
+    node: &Node,
+    terminal: &TerminalId,
+    actor: &Actor,
+    needed: &[Permission],
+    approval: Option<&ApprovalRequest>,
+) -> ApiResult<Vec<Approval>> {
+    staff::authorise(
+        node,
+        terminal,
+        actor.role,
+        needed,
+        approval.map(|a| (a.staff.as_str(), a.pin.as_str())),
+    )
+    .await
+    .map_err(|e| match e {
+        ApprovalError::Required { permission, .. } => {
+            ApiError::approval_required(permission.as_str(), &e)
+        }
+        ApprovalError::TooLow { .. } => {
+            ApiError::new(StatusCode::FORBIDDEN, "approver_not_allowed", &e).at("approval.staff")
+        }
+        ApprovalError::Pin(p) => pin_error(p, "approval"),
+    })
+}
+
+/// What a priced cart needs approving: a discount above the free percentage.
+pub(crate) fn sale_permissions(cart: &PricedCart) -> Vec<Permission> {
+    let table = staff::table();
+    let large_line = cart
+        .lines
+        .iter()
+        .any(|l| table.is_large_discount(l.line_discount.minor(), l.extended.minor()));
+    let after_lines: i64 = cart
+        .lines
+        .iter()
+        .map(|l| l.extended.minor() - l.line_discount.minor())
+        .sum();
+    let cart_discount: i64 = cart.lines.iter().map(|l| l.cart_discount.minor()).sum();
+    if large_line || table.is_large_discount(cart_discount, after_lines) {
+        vec![Permission::LargeDiscount]
+    } else {
+        Vec::new()
+    }
+}
+
+async fn staff_list(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
+    let members: Vec<Value> = staff::members(&node)
+        .await?
+        .into_iter()
+        .map(|m| json!({"id": m.id.to_string(), "name": m.name, "role": m.role.as_str()}))
+        .collect();
+    Ok(Json(json!({ "staff": members })))
+}
+
+async fn sign_in(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<Json<Value>> {
+    let request: SignInRequest = body.parse()?;
+    let terminal = terminal(&node, &request.terminal)?;
+    let (token, session) = staff::sign_in(&node, &terminal, &request.staff, &request.pin)
+        .await
+        .map_err(|e| match e {
+            PinError::Wrong { .. } => pin_error(e, "").at("pin"),
+            other => pin_error(other, "staff"),
+        })?;
+    let shift = shifts::open_shift(&node.pools.reader, &terminal)
+        .await?
+        .map(|s| shifts::shift_view(&terminal, &s));
+    let permissions: Vec<&str> = staff::table()
+        .granted(session.role)
+        .into_iter()
+        .map(Permission::as_str)
+        .collect();
+    Ok(Json(json!({
+        "session": token,
+        "staff": {"id": session.staff.to_string(), "name": session.name, "role": session.role.as_str()},
+        "permissions": permissions,
+        "shift": shift,
+    })))
+}
+
+async fn sign_out(State(node): State<Arc<Node>>, headers: HeaderMap) -> ApiResult<Response> {
+    let token = bearer(&headers).unwrap_or_default();
+    if node.sessions.remove(&token) {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_session",
+            "no such session",
+        )
+        .at("Authorization"))
+    }
+}
+
+#[derive(Deserialize)]
+struct TerminalQuery {
+    terminal: String,
+}
+
+async fn current_shift(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<TerminalQuery>,
+) -> ApiResult<Json<Value>> {
+    let terminal = terminal(&node, &q.terminal)?;
+    match shifts::open_shift(&node.pools.reader, &terminal).await? {
+        Some(s) => Ok(Json(shifts::shift_view(&terminal, &s))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_open_shift",
+            format!("terminal {terminal} has no open shift"),
+        )),
+    }
+}
+
+/// The member acting through a session: shift operations need someone signed in.
+fn signed_in(node: &Node, session: Option<&str>, terminal: &TerminalId) -> ApiResult<Session> {
+    let token = session.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "sign_in_required",
+            "sign in at the till first (Authorization: Bearer <session>)",
+        )
+        .at("Authorization")
+    })?;
+    session_for(node, token, terminal)
+}
+
+fn money(node: &Node, value: &str, field: &str) -> ApiResult<Money> {
+    let currency = context(node)?.config.currency;
+    let amount = Money::parse_major(value, currency)
+        .map_err(|e| ApiError::invalid("invalid_field", field, e))?;
+    if amount.minor() < 0 {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            field,
+            "must not be negative",
+        ));
+    }
+    Ok(amount)
+}
+
+async fn open_shift(
+    State(node): State<Arc<Node>>,
+    WriteRequest { key, body, session }: WriteRequest,
+) -> ApiResult<Response> {
+    let request: OpenShiftRequest = body.parse()?;
+    let terminal = terminal(&node, &request.terminal)?;
+    let who = signed_in(&node, session.as_deref(), &terminal)?;
+    let float = money(&node, &request.float, "float")?;
+    let op = Op::OpenShift {
+        terminal,
+        staff: who.staff,
+        float,
+    };
+    Ok(recorded(node.ledger.write(Some(key), op).await?))
+}
+
+async fn cash(
+    State(node): State<Arc<Node>>,
+    WriteRequest { key, body, session }: WriteRequest,
+) -> ApiResult<Response> {
+    if let Some(response) = replay(&node, &key).await? {
+        return Ok(response);
+    }
+    let request: CashRequest = body.parse()?;
+    let terminal = terminal(&node, &request.terminal)?;
+    let actor = actor(&node, session.as_deref(), &terminal, None).await?;
+    let (kind, permission) = match request.kind.as_str() {
+        "paid-in" => (CashMovementKind::PaidIn, Permission::PaidIn),
+        "paid-out" => (CashMovementKind::PaidOut, Permission::PaidOut),
+        other => {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "kind",
+                format!("`{other}` is not paid-in or paid-out"),
+            ));
+        }
+    };
+    let amount = money(&node, &request.amount, "amount")?;
+    if amount.minor() == 0 {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "amount",
+            "must be more than zero",
+        ));
+    }
+    let reason = request.reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::invalid(
+            "reason_required",
+            "reason",
+            "a paid-in or paid-out needs a reason",
+        ));
+    }
+    let approvals = approve(
+        &node,
+        &terminal,
+        &actor,
+        &[permission],
+        request.approval.as_ref(),
+    )
+    .await?;
+    let op = Op::Cash {
+        terminal,
+        kind,
+        amount,
+        reason: reason.to_owned(),
+        approvals,
+    };
+    Ok(recorded(node.ledger.write(Some(key), op).await?))
+}
+
+async fn no_sale(
+    State(node): State<Arc<Node>>,
+    WriteRequest { key, body, session }: WriteRequest,
+) -> ApiResult<Response> {
+    if let Some(response) = replay(&node, &key).await? {
+        return Ok(response);
+    }
+    let request: NoSaleRequest = body.parse()?;
+    let terminal = terminal(&node, &request.terminal)?;
+    let who = signed_in(&node, session.as_deref(), &terminal)?;
+    let actor = Actor {
+        staff: Some(who.staff.clone()),
+        role: who.role,
+    };
+    let approvals = approve(
+        &node,
+        &terminal,
+        &actor,
+        &[Permission::NoSale],
+        request.approval.as_ref(),
+    )
+    .await?;
+    let op = Op::NoSale {
+        terminal,
+        staff: who.staff,
+        approvals,
+    };
+    Ok(recorded(node.ledger.write(Some(key), op).await?))
+}
+
+/// The X report: the open shift's figures so far. The expected cash is shown to supervisors
+/// and above only, so that a cashier's close stays blind.
+async fn x_report(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Query(q): Query<TerminalQuery>,
+) -> ApiResult<Json<Value>> {
+    let terminal = terminal(&node, &q.terminal)?;
+    let who = signed_in(&node, bearer(&headers).as_deref(), &terminal)?;
+    let shift = shifts::open_shift(&node.pools.reader, &terminal)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_open_shift",
+                format!("terminal {terminal} has no open shift"),
+            )
+        })?;
+    let last_seq: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE terminal = $1")
+            .bind(terminal.as_str())
+            .fetch_one(&node.pools.reader)
+            .await?;
+    let mut conn = node.pools.reader.acquire().await?;
+    let tally = shifts::tally(
+        &mut conn,
+        &terminal,
+        &shift,
+        u64::try_from(last_seq).unwrap_or(0),
+    )
+    .await?;
+    let mut view = shifts::report_view(&terminal, &shift, &tally, None);
+    if who.role >= Role::Supervisor {
+        if let (Some(map), Ok(expected)) = (view.as_object_mut(), tally.expected_cash()) {
+            map.insert("expected".into(), json!(expected.amount_string()));
+        }
+    }
+    Ok(Json(view))
+}
+
+async fn close_shift(
+    State(node): State<Arc<Node>>,
+    WriteRequest { key, body, session }: WriteRequest,
+) -> ApiResult<Response> {
+    let request: CloseShiftRequest = body.parse()?;
+    let terminal = terminal(&node, &request.terminal)?;
+    let who = signed_in(&node, session.as_deref(), &terminal)?;
+    let currency = context(&node)?.config.currency;
+    let mut counted = Vec::with_capacity(request.counted.len());
+    for (i, c) in request.counted.iter().enumerate() {
+        let field = format!("counted[{i}].denomination");
+        let value = money(&node, &c.denomination, &field)?;
+        if value.minor() == 0 {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                field,
+                "must be more than zero",
+            ));
+        }
+        counted.push((value, c.count));
+    }
+    let counted = domain::shift::count_cash(currency, &counted)
+        .map_err(|e| ApiError::invalid("invalid_field", "counted", e))?;
+    let op = Op::CloseShift {
+        terminal,
+        staff: who.staff,
+        counted,
+    };
+    Ok(recorded(node.ledger.write(Some(key), op).await?))
+}
