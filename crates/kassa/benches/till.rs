@@ -1,12 +1,12 @@
 //! Scan to line on screen in a real browser: headless Chromium runs the till screen against a
-//! `kassa store` process whose catalog holds 300,000 variants; a scan is typed at scanner speed
+//! store node whose catalog holds 300,000 variants; a scan is typed at scanner speed
 //! (13 digits and Enter, no pause) and timed until its line is in the page. Reported beside the
 //! raw limit measured in the same run: the till's two HTTP calls for a scan (item look-up, cart
 //! price) made directly from Rust, with no browser.
 //! Run with `cargo bench -p kassa --bench till -- --variants 300000 --scans 300`.
 #![allow(clippy::unwrap_used)] // Benchmark code: a panic is a failed run.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use protocol::seed::{
@@ -14,7 +14,7 @@ use protocol::seed::{
 };
 use serde_json::{Value, json};
 use test_support::browser::{Browser, dt};
-use test_support::{Process, Rng, client};
+use test_support::{Rng, client};
 
 const T1: &str = "vienna-01-t1";
 /// Lines per basket: the cart is cleared after this many scans.
@@ -115,15 +115,26 @@ fn main() {
             "catalog of {variants} generated variants (plus the demo catalog) seeded in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        let kassa = PathBuf::from(env!("CARGO_BIN_EXE_kassa"));
-        let data_arg = data.display().to_string();
-        let node = Process::spawn(
-            &kassa,
-            &["store", "--data", &data_arg, "run", "--listen", "127.0.0.1:0"],
+        // The node runs in this process: a 300,000-variant catalog can take longer to load than
+        // a spawned process is given to start listening.
+        let app = store::App::build(
+            &store::Settings {
+                data_dir: data.clone(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                sync: None,
+            },
+            Arc::new(store::clock::SystemClock),
         )
         .await
         .unwrap();
-        let url = node.url.clone();
+        let url = format!("http://{}", app.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let _ = app.run(std::future::pending()).await;
+        });
+        println!(
+            "node serving {url} after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
 
         let page = browser
             .open(&format!("{url}/till?terminal={T1}&lang=en"))
@@ -241,6 +252,6 @@ fn main() {
         summary("in the page (Enter keydown → line drawn)", in_page);
         summary("raw limit: look-up + price over HTTP, no browser", raw);
         browser.close().await;
-        node.kill9().await.unwrap();
+        server.abort();
     });
 }

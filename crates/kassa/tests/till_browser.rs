@@ -505,3 +505,146 @@ async fn offline_banner_and_pending_count_show_while_hq_is_unreachable_and_the_s
     assert_eq!(receipt["kind"], "SaleCompleted");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_shift_blind() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = browser
+        .open(&format!("{url}/till?terminal={T1}&lang=en"))
+        .await
+        .unwrap();
+    page.wait_for(
+        "sign-in screen",
+        "document.body.dataset.screen === 'signin'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.count(&format!("{} button", dt("staff-list")))
+            .await
+            .unwrap(),
+        3
+    );
+
+    // A wrong PIN is refused with the node's reason and signs nobody in.
+    page.click(&dt("staff-anna")).await.unwrap();
+    page.wait_visible(&dt("pin-input")).await.unwrap();
+    page.type_keys("9999").await.unwrap();
+    page.click(&dt("pin-ok")).await.unwrap();
+    page.wait_for(
+        "wrong PIN refused",
+        "document.querySelector('[data-test=signin-error]').dataset.code === 'wrong_pin'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.click(&dt("pin-back")).await.unwrap();
+    // The right PIN; no shift is open, so the till asks for the counted float first.
+    sign_in(&page, "anna", "1111").await;
+    page.wait_for(
+        "selling screen",
+        "document.body.dataset.screen === 'sell'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.text(&dt("cashier")).await.unwrap(), "Anna Berger");
+
+    // 15 % off the bread is more than a cashier may give: Sven approves with his PIN.
+    page.scan(BREAD_GTIN).await.unwrap();
+    wait_lines(&page, 1).await;
+    page.click(&dt("btn-line-discount")).await.unwrap();
+    page.fill(&dt("discount-input"), "15").await.unwrap();
+    page.click(&dt("discount-ok")).await.unwrap();
+    page.wait_visible(&dt("line-discount")).await.unwrap();
+    let total = page
+        .attr(&dt("cart-total"), "data-amount")
+        .await
+        .unwrap()
+        .unwrap();
+    page.click(&dt("btn-pay")).await.unwrap();
+    page.wait_visible(&dt("pay-dialog")).await.unwrap();
+    page.fill(&dt("tender-amount"), "10").await.unwrap();
+    page.click(&dt("tender-cash")).await.unwrap();
+    page.wait_visible(&dt("approval-dialog")).await.unwrap();
+    assert_eq!(
+        page.eval("document.querySelector('[data-test=approval-staff]').value")
+            .await
+            .unwrap(),
+        "sven"
+    );
+    page.fill(&dt("approval-pin"), "2222").await.unwrap();
+    page.click(&dt("approval-ok")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    let change = page
+        .attr(&dt("receipt-change"), "data-amount")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(minor(&change), 1000 - minor(&total));
+    let number = page
+        .attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap();
+    let receipt = get(&format!("{url}/v1/receipts/{number}")).await;
+    assert_eq!(receipt["cashier"], "anna");
+    assert_ne!(receipt["cart"]["lines"][0]["discount"], "0.00");
+    page.click(&dt("receipt-close")).await.unwrap();
+
+    // Close the shift blind: 3 × 50.00 and 2 × 1.00 counted; the expected cash is shown only
+    // in the Z report that follows.
+    page.click(&dt("btn-shift")).await.unwrap();
+    page.click(&dt("shift-close-start")).await.unwrap();
+    let report_before = page.text(&dt("shift-report")).await.unwrap();
+    assert!(
+        report_before.is_empty(),
+        "nothing expected shown before the count"
+    );
+    page.fill(&dt("count-50.00"), "3").await.unwrap();
+    page.fill(&dt("count-1.00"), "2").await.unwrap();
+    page.click(&dt("shift-close-ok")).await.unwrap();
+    page.wait_for(
+        "Z report",
+        "document.querySelector('[data-test=shift-report]').dataset.overShort",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    // Expected: the float plus the cash kept from the sale (its total).
+    let expected = 15000 + minor(&total);
+    let over_short = page
+        .attr(&dt("shift-report"), "data-over-short")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(minor(&over_short), 15200 - expected);
+    page.screenshot("till-z-report").await.unwrap();
+
+    let kinds = journal_kinds(&url, T1).await;
+    for kind in ["ShiftOpened", "SaleCompleted", "ShiftClosed"] {
+        assert!(
+            kinds.contains(&kind.to_owned()),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+    let opened = kinds.iter().position(|k| k == "ShiftOpened").unwrap();
+    let sold = kinds.iter().position(|k| k == "SaleCompleted").unwrap();
+    let closed = kinds.iter().position(|k| k == "ShiftClosed").unwrap();
+    assert!(opened < sold && sold < closed, "{kinds:?}");
+    // Closing the dialog after the Z report signs the cashier out.
+    page.click(&dt("shift-dialog-close")).await.unwrap();
+    page.wait_for(
+        "signed out",
+        "document.body.dataset.screen === 'signin'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    browser.close().await;
+}

@@ -436,7 +436,8 @@
     );
   }
 
-  function cartRequest() {
+  /** The cart as the node reads it; the approval travels only with writes (and settling). */
+  function cartRequest(withApproval) {
     const body = {
       lines: S.lines.map((l) => {
         const line = { code: l.code };
@@ -446,7 +447,7 @@
       }),
     };
     if (S.discount) body.discount = S.discount;
-    if (S.approval) body.approval = S.approval;
+    if (withApproval && S.approval) body.approval = S.approval;
     return body;
   }
 
@@ -824,7 +825,7 @@
   async function settleNow() {
     let r;
     try {
-      r = await api("POST", "/v1/till/settle", { ...cartRequest(), tenders: S.tenders });
+      r = await api("POST", "/v1/till/settle", { ...cartRequest(true), tenders: S.tenders });
     } catch (e) {
       $("pay-error").textContent = t("error.network");
       return null;
@@ -892,7 +893,7 @@
   }
 
   async function completeSale() {
-    const body = { terminal: K.terminal, ...cartRequest(), tenders: S.tenders };
+    const body = { terminal: K.terminal, ...cartRequest(true), tenders: S.tenders };
     let r;
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
@@ -919,6 +920,11 @@
       return;
     }
     if (r.status !== 200 && r.status !== 201) {
+      if (((r.body && r.body.field) || "").startsWith("approval")) {
+        // A wrong or insufficient approval: the next attempt asks again.
+        S.approval = null;
+        S.saleKey = newKey();
+      }
       $("pay-error").textContent = errorText(r);
       return;
     }
