@@ -333,7 +333,17 @@ fn char_events(text: &str) -> anyhow::Result<Vec<DispatchKeyEventParams>> {
         } else {
             String::new()
         };
-        let virtual_code = i64::from(u32::from(c.to_ascii_uppercase()));
+        // Windows virtual key codes: letters and digits are their ASCII code; punctuation has
+        // its own (46, the code of '.', would be Delete).
+        let virtual_code = match c {
+            '0'..='9' | 'a'..='z' | 'A'..='Z' => i64::from(u32::from(c.to_ascii_uppercase())),
+            '.' => 190,
+            ',' => 188,
+            '-' => 189,
+            '*' => 106,
+            ' ' => 32,
+            _ => 0,
+        };
         commands.push(
             DispatchKeyEventParams::builder()
                 .r#type(DispatchKeyEventType::KeyDown)
