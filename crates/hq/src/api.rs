@@ -456,7 +456,7 @@ async fn sales_report(
 ) -> ApiResult<Json<Value>> {
     authorize_reader(&hq, &headers)?;
     let rows = sqlx::query(
-        "SELECT store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor FROM sales_daily
+        "SELECT store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor FROM sales_daily
          WHERE ($1 = '' OR store = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3) ORDER BY store, day",
     )
     .bind(q.store.unwrap_or_default())
@@ -485,6 +485,13 @@ async fn sales_report(
                 "tax": money(r.get("tax_minor"), &currency),
                 "refunds": money(r.get("refunds_minor"), &currency),
                 "cash": money(r.get("cash_minor"), &currency),
+                "shifts_closed": r.get::<i64, _>("shifts_closed"),
+                "cash_expected": money(r.get("cash_expected_minor"), &currency),
+                "cash_counted": money(r.get("cash_counted_minor"), &currency),
+                "cash_over_short": money(
+                    r.get::<i64, _>("cash_counted_minor") - r.get::<i64, _>("cash_expected_minor"),
+                    &currency,
+                ),
             })
         })
         .collect();

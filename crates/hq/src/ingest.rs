@@ -281,7 +281,7 @@ async fn apply_all(
         return Ok(());
     }
     let mut zones: BTreeMap<String, String> = BTreeMap::new();
-    let mut days: BTreeMap<(String, String, String), [i64; 7]> = BTreeMap::new();
+    let mut days: BTreeMap<(String, String, String), [i64; 10]> = BTreeMap::new();
     // Movements summed per level and event: one sale may have several lines of one SKU.
     let mut moves: BTreeMap<(StockKey, StockClock), i64> = BTreeMap::new();
     let mut counts: BTreeMap<StockKey, (StockClock, i64)> = BTreeMap::new();
@@ -306,12 +306,16 @@ async fn apply_all(
                         s.cart.tax_total.minor(),
                         0,
                         cash,
+                        0,
+                        0,
+                        0,
                     ],
                 ))
             }
-            EventBody::SaleVoided(v) => {
-                Some((v.refund.currency(), [0, 1, 0, -v.refund.minor(), 0, 0, 0]))
-            }
+            EventBody::SaleVoided(v) => Some((
+                v.refund.currency(),
+                [0, 1, 0, -v.refund.minor(), 0, 0, 0, 0, 0, 0],
+            )),
             EventBody::ReturnCompleted(r) => {
                 let cash: i64 = r
                     .tenders
@@ -321,9 +325,15 @@ async fn apply_all(
                     .sum();
                 Some((
                     r.refund.refund.currency(),
-                    [0, 0, 1, 0, 0, r.refund.refund.minor(), -cash],
+                    [0, 0, 1, 0, 0, r.refund.refund.minor(), -cash, 0, 0, 0],
                 ))
             }
+            EventBody::ShiftClosed {
+                expected, counted, ..
+            } => Some((
+                expected.currency(),
+                [0, 0, 0, 0, 0, 0, 0, 1, expected.minor(), counted.minor()],
+            )),
             _ => None,
         };
         if let Some((currency, figures)) = figures {
@@ -335,7 +345,7 @@ async fn apply_all(
             let day = business_day(event.meta.hlc.wall_ms(), zone);
             let entry = days
                 .entry((store.to_owned(), day, currency.code().to_owned()))
-                .or_insert([0; 7]);
+                .or_insert([0; 10]);
             for (sum, value) in entry.iter_mut().zip(figures) {
                 *sum += value;
             }
@@ -362,12 +372,15 @@ async fn apply_all(
     }
     for ((store, day, currency), f) in days {
         sqlx::query(
-            "INSERT INTO sales_daily (store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            "INSERT INTO sales_daily (store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (store, day) DO UPDATE SET sales = sales_daily.sales + excluded.sales,
                voids = sales_daily.voids + excluded.voids, returns = sales_daily.returns + excluded.returns,
                gross_minor = sales_daily.gross_minor + excluded.gross_minor, tax_minor = sales_daily.tax_minor + excluded.tax_minor,
-               refunds_minor = sales_daily.refunds_minor + excluded.refunds_minor, cash_minor = sales_daily.cash_minor + excluded.cash_minor",
+               refunds_minor = sales_daily.refunds_minor + excluded.refunds_minor, cash_minor = sales_daily.cash_minor + excluded.cash_minor,
+               shifts_closed = sales_daily.shifts_closed + excluded.shifts_closed,
+               cash_expected_minor = sales_daily.cash_expected_minor + excluded.cash_expected_minor,
+               cash_counted_minor = sales_daily.cash_counted_minor + excluded.cash_counted_minor",
         )
         .bind(store)
         .bind(day)
@@ -379,6 +392,9 @@ async fn apply_all(
         .bind(f[4])
         .bind(f[5])
         .bind(f[6])
+        .bind(f[7])
+        .bind(f[8])
+        .bind(f[9])
         .execute(&mut **tx)
         .await?;
     }

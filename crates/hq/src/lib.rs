@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod db;
+pub mod import;
 pub mod ingest;
 pub mod refdata;
 

@@ -913,8 +913,27 @@ async fn sales_are_summed_per_store_and_business_day(db: &Db) {
         (599, 100)
     );
     assert_eq!(a.settlement.change.minor(), 302);
-    let events = till.chain(vec![(WALL, first), (WALL + 60_000, second)]);
-    assert_eq!(till.push(db, &events).await.unwrap(), ack(2, 2, 0, vec![]));
+    // The shift's close books the cash its drawer should hold and what the blind count found.
+    let close = EventBody::ShiftClosed {
+        shift: "s1".into(),
+        staff: StaffId::parse("anna").unwrap(),
+        up_to_seq: 2,
+        expected: Money::from_minor(10_698, Currency::EUR),
+        counted: Money::from_minor(10_650, Currency::EUR),
+    };
+    let events = till.chain(vec![
+        (WALL, first),
+        (WALL + 60_000, second),
+        (WALL + 120_000, close),
+    ]);
+    assert_eq!(till.push(db, &events).await.unwrap(), ack(3, 3, 0, vec![]));
+    let (shifts, expected, counted): (i64, i64, i64) = sqlx::query_as(
+        "SELECT shifts_closed, cash_expected_minor, cash_counted_minor FROM sales_daily",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((shifts, expected, counted), (1, 10_698, 10_650));
     assert_eq!(
         sales_daily(db).await,
         vec![(

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_sync;
+mod catalog_cmd;
 mod demo;
 mod hq_cmd;
 mod price;
@@ -32,6 +33,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// A simulated card terminal (Adyen Terminal API, local, encrypted) for development and tests.
     TerminalSim(terminal_sim_cmd::TerminalSimArgs),
+    /// Catalog migration: profile legacy exports, merge them into HQ's catalog, roll back.
+    Catalog(catalog_cmd::CatalogArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Hq(args) => hq_cmd::run(args),
         Command::Bench(args) => bench::run(args),
         Command::TerminalSim(args) => terminal_sim_cmd::run(args),
+        Command::Catalog(args) => catalog_cmd::run(args),
     }
 }
 

@@ -248,3 +248,90 @@ pub async fn ensure_open(
         .await
         .map(|_| ())
 }
+
+/// Store-local time of `ms` as the printer lays it out.
+fn local_time(ms: i64, timezone: &str) -> printer::LocalDateTime {
+    let offset_minutes = jiff::tz::TimeZone::get(timezone)
+        .ok()
+        .and_then(|tz| {
+            jiff::Timestamp::from_millisecond(ms)
+                .ok()
+                .map(|t| tz.to_offset(t).seconds() / 60)
+        })
+        .unwrap_or(0);
+    printer::LocalDateTime::from_timestamp(domain::Timestamp::from_millis(ms), offset_minutes)
+}
+
+/// The printed X report (`counted` is `None`) or Z report of a shift, as text for the screen
+/// and the same document for the receipt printer.
+pub fn report_document(
+    config: &protocol::seed::StoreConfig,
+    terminal: &TerminalId,
+    shift: &OpenShift,
+    opened_by: &str,
+    tally: &ShiftTally,
+    counted: Option<Money>,
+    now_ms: i64,
+) -> Result<printer::Document, domain::MoneyError> {
+    let zero = Money::zero(tally.currency);
+    let cash = tally
+        .tenders
+        .get(&TenderKind::Cash)
+        .copied()
+        .unwrap_or((zero, zero));
+    let report = printer::ShiftReport {
+        store: printer::StoreHeader {
+            name: config.name.clone(),
+            address: config.address.split(", ").map(str::to_owned).collect(),
+            tax_id: None,
+        },
+        terminal: terminal.to_string(),
+        shift: shift.id.clone(),
+        opened_by: opened_by.to_owned(),
+        opened_at: local_time(shift.opened_ms, &config.timezone),
+        closed_at: counted.map(|_| local_time(now_ms, &config.timezone)),
+        printed_at: local_time(now_ms, &config.timezone),
+        float: tally.float,
+        cash_sales: cash.0,
+        cash_refunds: cash.1,
+        paid_in: tally.paid_in,
+        paid_out: tally.paid_out,
+        expected_cash: tally.expected_cash()?,
+        sales_count: tally.sales,
+        returns_count: tally.returns,
+        voids_count: tally.voids,
+        sales_total: tally.sales_total,
+        returns_total: tally.refunds_total.checked_add(tally.voids_total)?,
+        tenders: tally
+            .tenders
+            .iter()
+            .map(|(kind, (taken, back))| printer::TenderTotal {
+                kind: *kind,
+                sales: *taken,
+                refunds: *back,
+            })
+            .collect(),
+        taxes: tally
+            .taxes
+            .iter()
+            .map(|((code, _), (rate, base, tax))| printer::TaxTotal {
+                code: code.clone(),
+                rate: *rate,
+                net: *base,
+                tax: *tax,
+            })
+            .collect(),
+    };
+    let locale = printer::Locale::parse(&config.locale);
+    let layout = printer::Layout::new(printer::Paper::Mm80, locale);
+    let labels = printer::Labels::for_tag(&config.locale);
+    match counted {
+        Some(total) => printer::z_report_document(
+            &report,
+            &printer::CashCount::total_only(total),
+            &layout,
+            labels,
+        ),
+        None => printer::x_report_document(&report, &layout, labels),
+    }
+}

@@ -404,12 +404,46 @@ async fn x_report(
     )
     .await?;
     let mut view = shifts::report_view(&terminal, &shift, &tally, None);
-    if who.role >= Role::Supervisor {
+    let supervisor = who.role >= Role::Supervisor;
+    if supervisor {
         if let (Some(map), Ok(expected)) = (view.as_object_mut(), tally.expected_cash()) {
             map.insert("expected".into(), json!(expected.amount_string()));
         }
     }
+    // The printed X report shows the expected cash too: for supervisors only.
+    if supervisor {
+        let text = report_text(&node, &terminal, &shift, &tally, None).await?;
+        if let Some(map) = view.as_object_mut() {
+            map.insert("text".into(), json!(text));
+        }
+    }
     Ok(Json(view))
+}
+
+/// The printed report as text, in the store's language and paper width.
+async fn report_text(
+    node: &Node,
+    terminal: &TerminalId,
+    shift: &shifts::OpenShift,
+    tally: &domain::shift::ShiftTally,
+    counted: Option<Money>,
+) -> ApiResult<String> {
+    let ctx = context(node)?;
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM staff WHERE id = $1")
+        .bind(shift.staff.as_str())
+        .fetch_optional(&node.pools.reader)
+        .await?;
+    let document = shifts::report_document(
+        &ctx.config,
+        terminal,
+        shift,
+        name.as_deref().unwrap_or(shift.staff.as_str()),
+        tally,
+        counted,
+        node.clock.now().millis(),
+    )
+    .map_err(|e| ApiError::invalid("invalid_count", "counted", e))?;
+    Ok(printer::render_text(&document))
 }
 
 async fn close_shift(
@@ -436,9 +470,23 @@ async fn close_shift(
     let counted = domain::shift::count_cash(currency, &counted)
         .map_err(|e| ApiError::invalid("invalid_field", "counted", e))?;
     let op = Op::CloseShift {
-        terminal,
+        terminal: terminal.clone(),
         staff: who.staff,
         counted,
     };
-    Ok(recorded(node.ledger.write(Some(key), op).await?))
+    let mut z = node.ledger.write(Some(key), op).await?;
+    // The Z report as printed, from the shift as closed (also for a retried request).
+    if let Some((shift, up_to, counted)) =
+        shifts::last_closed(&node.pools.reader, &terminal).await?
+    {
+        if z.body["shift"] == json!(shift.id) {
+            let mut conn = node.pools.reader.acquire().await?;
+            let tally = shifts::tally(&mut conn, &terminal, &shift, up_to).await?;
+            let text = report_text(&node, &terminal, &shift, &tally, Some(counted)).await?;
+            if let Some(map) = z.body.as_object_mut() {
+                map.insert("text".into(), json!(text));
+            }
+        }
+    }
+    Ok(recorded(z))
 }

@@ -1938,8 +1938,12 @@ async fn a_shift_closes_on_a_blind_count_by_sequence_and_a_closed_till_sells_not
     assert_eq!(report["paid_in"], "10.00");
     assert_eq!(report["paid_out"], "5.00");
     assert!(report.get("expected").is_none(), "{report}");
+    assert!(report.get("text").is_none(), "{report}");
     let (_, report) = x(&maria).await;
     assert_eq!(report["expected"], "121.97");
+    // The printed X report, in the store's locale (de-AT).
+    let text = report["text"].as_str().unwrap();
+    assert!(text.contains("121,97"), "{text}");
 
     // The blind count: 2 × 50, 1 × 20, 1 × 1 = 121.00, 0.97 short.
     let count = json!({"terminal": T1, "counted": [
@@ -1953,6 +1957,11 @@ async fn a_shift_closes_on_a_blind_count_by_sequence_and_a_closed_till_sells_not
     assert_eq!(z["expected"], "121.97");
     assert_eq!(z["counted"], "121.00");
     assert_eq!(z["over_short"], "-0.97");
+    let text = z["text"].as_str().unwrap();
+    assert!(
+        text.contains("121,97") && text.contains("121,00") && text.contains("0,97"),
+        "{text}"
+    );
     assert_eq!(z["sales"], 1);
     // Closed by sequence: everything up to the paid-out belongs to the shift.
     assert_eq!(z["up_to_seq"], last["seq"]);

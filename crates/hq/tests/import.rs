@@ -1,0 +1,299 @@
+//! Catalog import batches at HQ on both backends: a batch is published through the
+//! reference-data change log so stores receive it, committing the same entities again changes
+//! nothing, and a rollback undoes exactly that batch as a new version (refused when an entity
+//! changed since).
+#![allow(clippy::unwrap_used)]
+
+use std::future::Future;
+
+use hq::db::Db;
+use hq::import::{EntityWrite, ImportError, commit, entities, plan, rollback};
+use serde_json::json;
+
+/// Runs a scenario on SQLite in a fresh data directory.
+async fn on_sqlite<F, Fut>(scenario: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let db = hq::db::open(&hq::db::sqlite_url(dir.path()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(db.backend, hq::db::Backend::Sqlite);
+    let pool = db.pool.clone();
+    let outcome = tokio::spawn(scenario(db)).await;
+    pool.close().await;
+    drop(dir);
+    finish(outcome);
+}
+
+/// Runs a scenario on PostgreSQL in a fresh database, dropped afterwards (best effort).
+async fn on_postgres<F, Fut>(scenario: F)
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(url) = std::env::var("KASSA_TEST_POSTGRES") else {
+        if std::env::var_os("CI").is_some() {
+            panic!("PostgreSQL tests need KASSA_TEST_POSTGRES; .ci/run sets it");
+        }
+        eprintln!(
+            "skipped: PostgreSQL tests need KASSA_TEST_POSTGRES (e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to KASSA_TEST_POSTGRES ({url}): {e}"));
+    let mut random = [0_u8; 8];
+    getrandom::fill(&mut random).unwrap();
+    let name = format!("kassa_t_{}", hex::encode(random));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let db = hq::db::open(&database_url(&url, &name)).await.unwrap();
+    assert_eq!(db.backend, hq::db::Backend::Postgres);
+    let pool = db.pool.clone();
+    let outcome = tokio::spawn(scenario(db)).await;
+    pool.close().await;
+    if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    {
+        eprintln!("could not drop test database {name}: {e}");
+    }
+    admin.close().await;
+    finish(outcome);
+}
+
+/// `url` with its database replaced by `name`.
+fn database_url(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let mut out = match base[authority..].find('/') {
+        Some(slash) => format!("{}/{name}", &base[..authority + slash]),
+        None => format!("{base}/{name}"),
+    };
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+fn finish(outcome: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("scenario did not finish: {e}"),
+        }
+    }
+}
+
+fn variant(sku: &str, name: &str, gtin: &str) -> EntityWrite {
+    EntityWrite {
+        kind: "variant".into(),
+        key: sku.into(),
+        payload: json!({
+            "product_id": format!("p-{sku}"),
+            "product_name": name,
+            "variant": {
+                "sku": sku, "name": name, "identifiers": [{"gtin": gtin}],
+                "tax": "standard", "unit": "each", "channels": "all"
+            }
+        }),
+        provenance: Some(format!(
+            "[{{\"field\":\"title\",\"line\":2,\"sku\":\"{sku}\"}}]"
+        )),
+    }
+}
+
+fn price(sku: &str, amount: &str) -> EntityWrite {
+    EntityWrite {
+        kind: "prices".into(),
+        key: format!("catalog|{sku}"),
+        payload: json!({
+            "book": "catalog", "version": 1, "scope": "chain", "currency": "EUR", "sku": sku,
+            "entries": [{"sku": sku, "price": amount, "from": "2026-12-01T00:00:00Z", "to": null}]
+        }),
+        provenance: None,
+    }
+}
+
+async fn import_commit_reimport_and_rollback(db: &Db) {
+    // Reference data published before the import: one variant the import will update.
+    // and the store whose currency decides which chain prices it pulls.
+    let before = variant("A-1", "Old name", "4006381333931");
+    let store = EntityWrite {
+        kind: "store".into(),
+        key: "vienna-01".into(),
+        payload: json!({"id": "vienna-01", "currency": "EUR"}),
+        provenance: None,
+    };
+    let seeded = commit(db, "seed", 1, &[before.clone(), store])
+        .await
+        .unwrap();
+    assert_eq!(seeded.version, 1);
+
+    let writes = vec![
+        variant("A-1", "Espresso Machine", "4006381333931"),
+        price("A-1", "4250.00"),
+        variant("B-2", "Coffee Beans", "036000291452"),
+    ];
+    let dry = plan(db, &writes).await.unwrap();
+    assert_eq!(dry.created.len(), 2);
+    assert_eq!(dry.updated, [("variant".to_owned(), "A-1".to_owned())]);
+    // A dry run writes nothing.
+    assert_eq!(
+        entities(db, "variant").await.unwrap()["A-1"],
+        before.payload
+    );
+
+    let batch = commit(db, "square+lightspeed", 2, &writes).await.unwrap();
+    assert_eq!(batch.batch.as_deref(), Some("import-2"));
+    assert_eq!(batch.version, 2);
+    // Stores pulling since version 1 receive exactly the batch.
+    let update = hq::refdata::changes_since(db, "vienna-01", 1)
+        .await
+        .unwrap();
+    assert_eq!(update.to_version, 2);
+    let mut keys: Vec<(String, String)> = update
+        .entities
+        .iter()
+        .map(|e| (e.kind.clone(), e.key.clone()))
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            ("prices".to_owned(), "catalog|A-1".to_owned()),
+            ("variant".to_owned(), "A-1".to_owned()),
+            ("variant".to_owned(), "B-2".to_owned())
+        ]
+    );
+    let provenance: Option<String> = sqlx::query_scalar(
+        "SELECT provenance FROM import_batch_entities WHERE batch = 'import-2' AND key = 'B-2'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(provenance.unwrap().contains("\"line\":2"));
+
+    // The same import again changes nothing: no batch, no version.
+    let again = commit(db, "square+lightspeed", 3, &writes).await.unwrap();
+    assert_eq!(again.batch, None);
+    assert_eq!(again.version, 2);
+    assert_eq!(again.plan.unchanged, 3);
+    assert_eq!(
+        hq::refdata::changes_since(db, "vienna-01", 2)
+            .await
+            .unwrap()
+            .entities
+            .len(),
+        0
+    );
+
+    // Rollback: A-1 goes back to the seeded payload, B-2 and the price are removed, as a new
+    // version that stores pull like any other.
+    let undone = rollback(db, "import-2").await.unwrap();
+    assert_eq!((undone.version, undone.restored, undone.removed), (3, 1, 2));
+    let now = entities(db, "variant").await.unwrap();
+    assert_eq!(now["A-1"], before.payload);
+    assert!(!now.contains_key("B-2"));
+    assert!(entities(db, "prices").await.unwrap().is_empty());
+    let update = hq::refdata::changes_since(db, "vienna-01", 2)
+        .await
+        .unwrap();
+    assert_eq!(update.entities.len(), 3);
+    assert_eq!(
+        update
+            .entities
+            .iter()
+            .filter(|e| e.payload.is_none())
+            .count(),
+        2
+    );
+    assert!(matches!(
+        rollback(db, "import-2").await.unwrap_err(),
+        ImportError::AlreadyRolledBack { version: 3, .. }
+    ));
+    assert!(matches!(
+        rollback(db, "import-99").await.unwrap_err(),
+        ImportError::UnknownBatch(_)
+    ));
+    let listed = hq::import::batches(db).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].id, "import-2");
+    assert_eq!(listed[0].rolled_back_version, Some(3));
+    assert_eq!(listed[0].entities, 3);
+}
+
+async fn a_rollback_is_refused_when_a_later_batch_changed_its_entities(db: &Db) {
+    let first = commit(db, "first", 1, &[variant("A-1", "One", "4006381333931")])
+        .await
+        .unwrap();
+    let second = commit(db, "second", 2, &[variant("A-1", "Two", "4006381333931")])
+        .await
+        .unwrap();
+    let err = rollback(db, first.batch.as_deref().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("1 of its entities changed since (first: variant/A-1)"),
+        "{err}"
+    );
+    // Nothing was written by the refused rollback.
+    assert_eq!(
+        entities(db, "variant").await.unwrap()["A-1"]["product_name"],
+        "Two"
+    );
+    // Undoing the later batch first, then the earlier one, works.
+    rollback(db, second.batch.as_deref().unwrap())
+        .await
+        .unwrap();
+    rollback(db, first.batch.as_deref().unwrap()).await.unwrap();
+    assert!(entities(db, "variant").await.unwrap().is_empty());
+}
+
+mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn import_commit_reimport_and_rollback() {
+        crate::on_sqlite(|db| async move { crate::import_commit_reimport_and_rollback(&db).await })
+            .await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rollback_is_refused_when_a_later_batch_changed_its_entities() {
+        crate::on_sqlite(|db| async move {
+            crate::a_rollback_is_refused_when_a_later_batch_changed_its_entities(&db).await
+        })
+        .await;
+    }
+}
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn import_commit_reimport_and_rollback() {
+        crate::on_postgres(
+            |db| async move { crate::import_commit_reimport_and_rollback(&db).await },
+        )
+        .await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rollback_is_refused_when_a_later_batch_changed_its_entities() {
+        crate::on_postgres(|db| async move {
+            crate::a_rollback_is_refused_when_a_later_batch_changed_its_entities(&db).await
+        })
+        .await;
+    }
+}

@@ -1,0 +1,1105 @@
+//! `kassa catalog profile|import|rollback|batches`: turns legacy catalog exports into one
+//! master catalog at HQ. `profile` shows what is in the files; `import` reads, normalises and
+//! matches them, writes the review file of fuzzy suggestions, and prints (`--dry-run`) or
+//! commits the result to HQ as one batch published through the reference-data change log;
+//! `rollback` undoes a batch as a new change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
+use import::canonical::{self, CanonicalCatalog, CanonicalOptions, Existing};
+use import::matching::{self, MatchOptions, Matching};
+use import::normalize::DecimalStyle;
+use import::review::Review;
+use import::{Format, Mapping, Severity, SourceOptions, SourceRead};
+use indicatif::{ProgressBar, ProgressStyle};
+use protocol::seed::{IdentifierDto, PriceEntryDto, ScopeDto, VariantDto};
+use protocol::sync::{PricesEntity, VariantEntity};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+/// Arguments of `kassa catalog`.
+#[derive(Debug, clap::Args)]
+pub struct CatalogArgs {
+    #[command(subcommand)]
+    command: CatalogCommand,
+}
+
+#[derive(Debug, clap::Args)]
+struct Inputs {
+    /// Source files, each `[NAME=][FORMAT:]PATH` (the format is detected from the headers when
+    /// not given; formats: shopify, woocommerce, square, lightspeed-r, lightspeed-x, loyverse,
+    /// ospos, odoo, mapped).
+    files: Vec<String>,
+    /// An import plan (TOML): sources with their currency, tax inclusion and mapping files,
+    /// precedence, tax mapping, location mapping (see the README's "Catalog migration").
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A mapping file for every `mapped:` source given on the command line.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// Write every diagnostic to this CSV file (file, line, column, severity, code, reason).
+    #[arg(long)]
+    diagnostics: Option<PathBuf>,
+    /// Print at most this many diagnostics (all of them go to --diagnostics).
+    #[arg(long, default_value_t = 20)]
+    show: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct HqTarget {
+    /// HQ's data directory (embedded SQLite).
+    #[arg(long, env = "KASSA_HQ_DATA")]
+    data: Option<PathBuf>,
+    /// HQ's PostgreSQL URL.
+    #[arg(long, env = "KASSA_HQ_DATABASE_URL", conflicts_with = "data")]
+    database_url: Option<String>,
+}
+
+impl HqTarget {
+    fn url(&self) -> anyhow::Result<Option<String>> {
+        Ok(match (&self.database_url, &self.data) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Some(dir)) => Some(hq::db::sqlite_url(dir)?),
+            (None, None) => None,
+        })
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum CatalogCommand {
+    /// Profile sources: rows, products, variants, fill rates, barcode quality, duplicates,
+    /// price anomalies.
+    Profile {
+        #[command(flatten)]
+        inputs: Inputs,
+    },
+    /// Read, match and merge sources into the master catalog at HQ as one batch.
+    Import {
+        #[command(flatten)]
+        inputs: Inputs,
+        #[command(flatten)]
+        hq: HqTarget,
+        /// Print what would be created, merged and updated; write nothing to HQ.
+        #[arg(long)]
+        dry_run: bool,
+        /// The review file of fuzzy suggestions: read for decisions, then rewritten.
+        #[arg(long)]
+        review: Option<PathBuf>,
+        /// Write opening stock counts (location, sku, quantity, source, file, line) to this CSV.
+        #[arg(long)]
+        opening_counts: Option<PathBuf>,
+        /// Write the provenance of every field (sku, field, source, system, file, line,
+        /// legacy id) to this CSV.
+        #[arg(long)]
+        provenance: Option<PathBuf>,
+    },
+    /// Undo an import batch as a new reference-data change.
+    Rollback {
+        /// The batch id `kassa catalog import` printed.
+        batch: String,
+        #[command(flatten)]
+        hq: HqTarget,
+    },
+    /// List import batches.
+    Batches {
+        #[command(flatten)]
+        hq: HqTarget,
+    },
+}
+
+/// The import plan file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PlanFile {
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    prices_include_tax: Option<bool>,
+    #[serde(default)]
+    effective_from: Option<String>,
+    #[serde(default)]
+    pricebook: Option<String>,
+    #[serde(default)]
+    review: Option<PathBuf>,
+    #[serde(default)]
+    title_precedence: Vec<String>,
+    #[serde(default)]
+    price_precedence: Vec<String>,
+    #[serde(default)]
+    default_tax: Option<String>,
+    #[serde(default)]
+    untaxed: Option<String>,
+    #[serde(default)]
+    threshold: Option<f64>,
+    #[serde(default)]
+    include_inactive: bool,
+    #[serde(default)]
+    source: Vec<SourceFile>,
+    #[serde(default)]
+    tax: BTreeMap<String, String>,
+    #[serde(default)]
+    tax_rates: BTreeMap<String, String>,
+    #[serde(default)]
+    locations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceFile {
+    name: Option<String>,
+    file: PathBuf,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    prices_include_tax: Option<bool>,
+    #[serde(default)]
+    mapping: Option<PathBuf>,
+    #[serde(default)]
+    decimal: Option<DecimalStyle>,
+    /// The unit weighed items are priced and counted by (`lb`, `kg`, `g`, `oz`).
+    #[serde(default)]
+    weight_unit: Option<String>,
+}
+
+/// Runs `kassa catalog …`.
+pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
+    match args.command {
+        CatalogCommand::Profile { inputs } => {
+            let (plan, base) = load_plan(inputs.config.as_deref())?;
+            let reads = read_sources(&inputs, &plan, &base)?;
+            print_profile(&reads);
+            report_diagnostics(&reads, &[], &inputs)?;
+            Ok(())
+        }
+        CatalogCommand::Import {
+            inputs,
+            hq,
+            dry_run,
+            review,
+            opening_counts,
+            provenance,
+        } => {
+            let (plan, base) = load_plan(inputs.config.as_deref())?;
+            let review_path = review.or_else(|| plan.review.as_ref().map(|r| base.join(r)));
+            let url = hq.url()?;
+            if url.is_none() && !dry_run {
+                anyhow::bail!(
+                    "--data DIR or --database-url is required to commit (or use --dry-run)"
+                );
+            }
+            let reads = read_sources(&inputs, &plan, &base)?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let db = match &url {
+                Some(u) => Some(runtime.block_on(hq::db::open(u))?),
+                None => None,
+            };
+            let held = match &db {
+                Some(db) => runtime.block_on(async {
+                    Ok::<_, sqlx::Error>((
+                        hq::import::entities(db, "variant").await?,
+                        hq::import::entities(db, "prices").await?,
+                    ))
+                })?,
+                None => (BTreeMap::new(), BTreeMap::new()),
+            };
+            let outcome = pipeline(&reads, &plan, review_path.as_deref(), &held.0)?;
+            let writes = entities(&reads, &outcome.catalog, &plan, &held)?;
+            check_catalog(&held.0, &writes)?;
+            print_outcome(&reads, &outcome);
+            if let Some(path) = &opening_counts {
+                write_opening_counts(path, &reads, &outcome.catalog)?;
+            }
+            if let Some(path) = &provenance {
+                write_provenance(path, &reads, &outcome.catalog)?;
+            }
+            let label = reads
+                .iter()
+                .map(|r| format!("{}={}", r.options.name, r.options.file))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let merged = outcome
+                .catalog
+                .variants
+                .iter()
+                .filter(|v| v.members.len() > 1)
+                .count();
+            match (&db, dry_run) {
+                (Some(db), true) => {
+                    let p = runtime.block_on(hq::import::plan(db, &writes))?;
+                    print_plan("would", &p, merged);
+                }
+                (None, _) => {
+                    let p = hq::import::Plan {
+                        created: writes
+                            .iter()
+                            .map(|w| (w.kind.clone(), w.key.clone()))
+                            .collect(),
+                        ..hq::import::Plan::default()
+                    };
+                    print_plan("would", &p, merged);
+                }
+                (Some(db), false) => {
+                    let committed = runtime.block_on(hq::import::commit(
+                        db,
+                        &label,
+                        jiff::Timestamp::now().as_millisecond(),
+                        &writes,
+                    ))?;
+                    print_plan("did", &committed.plan, merged);
+                    match committed.batch {
+                        Some(batch) => println!(
+                            "committed batch {batch} at reference version {} (undo with `kassa catalog rollback {batch}`)",
+                            committed.version
+                        ),
+                        None => println!(
+                            "nothing changed: HQ already holds this catalog (reference version {})",
+                            committed.version
+                        ),
+                    }
+                }
+            }
+            report_diagnostics(&reads, &outcome.catalog.diagnostics, &inputs)?;
+            Ok(())
+        }
+        CatalogCommand::Rollback { batch, hq } => {
+            let url = hq
+                .url()?
+                .context("--data DIR or --database-url is required")?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let done = runtime.block_on(async {
+                let db = hq::db::open(&url).await?;
+                anyhow::Ok(hq::import::rollback(&db, &batch).await?)
+            })?;
+            println!(
+                "rolled back {batch} at reference version {}: {} entities restored, {} removed",
+                done.version, done.restored, done.removed
+            );
+            Ok(())
+        }
+        CatalogCommand::Batches { hq } => {
+            let url = hq
+                .url()?
+                .context("--data DIR or --database-url is required")?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let list = runtime.block_on(async {
+                let db = hq::db::open(&url).await?;
+                anyhow::Ok(hq::import::batches(&db).await?)
+            })?;
+            let mut t = table(&["batch", "version", "entities", "rolled back at", "sources"]);
+            for b in list {
+                t.add_row(vec![
+                    b.id,
+                    b.version.to_string(),
+                    b.entities.to_string(),
+                    b.rolled_back_version
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    b.label,
+                ]);
+            }
+            println!("{t}");
+            Ok(())
+        }
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t.set_header(header.iter().map(Cell::new));
+    t
+}
+
+fn load_plan(path: Option<&Path>) -> anyhow::Result<(PlanFile, PathBuf)> {
+    let Some(path) = path else {
+        return Ok((PlanFile::default(), PathBuf::from(".")));
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let plan: PlanFile = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid import plan", path.display()))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((plan, base))
+}
+
+/// One source to read.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceSpec {
+    pub options: SourceOptions,
+    pub path: PathBuf,
+    pub mapping: Option<Mapping>,
+}
+
+fn parse_arg(arg: &str) -> anyhow::Result<(Option<String>, Option<Format>, PathBuf)> {
+    let (name, rest) = match arg.split_once('=') {
+        Some((n, r)) if !n.contains('/') && !n.is_empty() => (Some(n.to_owned()), r),
+        _ => (None, arg),
+    };
+    let (format, path) = match rest.split_once(':') {
+        Some((f, p)) if Format::parse(f).is_some() => (Format::parse(f), p),
+        _ => (None, rest),
+    };
+    Ok((name, format, PathBuf::from(path)))
+}
+
+/// A source as named: name, format, path, mapping file, and its plan entry if it has one.
+type RawSource<'a> = (
+    Option<String>,
+    Option<Format>,
+    PathBuf,
+    Option<PathBuf>,
+    Option<&'a SourceFile>,
+);
+
+fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<SourceSpec>> {
+    let currency = plan
+        .currency
+        .as_deref()
+        .map(domain::Currency::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("currency: {e}"))?
+        .unwrap_or(domain::Currency::EUR);
+    let chain_gross = plan.prices_include_tax.unwrap_or(true);
+    let mut raw: Vec<RawSource<'_>> = Vec::new();
+    for s in &plan.source {
+        let format = match &s.format {
+            Some(f) => {
+                Some(Format::parse(f).with_context(|| format!("source format `{f}` is unknown"))?)
+            }
+            None => None,
+        };
+        raw.push((
+            s.name.clone(),
+            format,
+            base.join(&s.file),
+            s.mapping.as_ref().map(|m| base.join(m)),
+            Some(s),
+        ));
+    }
+    for arg in &inputs.files {
+        let (name, format, path) = parse_arg(arg)?;
+        raw.push((name, format, path, inputs.mapping.clone(), None));
+    }
+    if raw.is_empty() {
+        anyhow::bail!("no source files: name them as arguments or in --config");
+    }
+    let mut out: Vec<SourceSpec> = Vec::new();
+    for (name, format, path, mapping_path, declared) in raw {
+        let mapping = match &mapping_path {
+            Some(m) if format == Some(Format::Mapped) || format.is_none() => {
+                let text = std::fs::read_to_string(m)
+                    .with_context(|| format!("cannot read {}", m.display()))?;
+                Some(Mapping::parse(&text).with_context(|| m.display().to_string())?)
+            }
+            _ => None,
+        };
+        let format = match (format, &mapping) {
+            (Some(f), _) => f,
+            (None, Some(_)) => Format::Mapped,
+            (None, None) => {
+                let file = std::fs::File::open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                import::sniff(file, import::Encoding::Utf8)?.with_context(|| {
+                    format!("{}: the headers match no known export; name the format (`FORMAT:PATH`) or give a mapping file", path.display())
+                })?
+            }
+        };
+        let mut name = name.unwrap_or_else(|| format.as_str().to_owned());
+        let mut n = 2;
+        while out.iter().any(|s| s.options.name == name) {
+            name = format!("{}-{n}", format.as_str());
+            n += 1;
+        }
+        let mut options = SourceOptions::new(&name, &path.display().to_string(), format);
+        options.currency = currency;
+        options.prices_include_tax = chain_gross;
+        if let Some(m) = &mapping {
+            options.currency = m.currency.unwrap_or(options.currency);
+            options.decimal = m.decimal.unwrap_or(options.decimal);
+            options.prices_include_tax = m.prices_include_tax.unwrap_or(options.prices_include_tax);
+        }
+        if let Some(d) = declared {
+            if let Some(c) = &d.currency {
+                options.currency = domain::Currency::parse(c)
+                    .map_err(|e| anyhow::anyhow!("source {name}: currency: {e}"))?;
+            }
+            options.prices_include_tax = d.prices_include_tax.unwrap_or(options.prices_include_tax);
+            options.decimal = d.decimal.unwrap_or(options.decimal);
+            if let Some(unit) = &d.weight_unit {
+                options.weight_unit_grams =
+                    Some(import::normalize::grams_per(unit).with_context(|| {
+                        format!("source {name}: weight unit `{unit}` is not g, kg, lb or oz")
+                    })?);
+            }
+        }
+        out.push(SourceSpec {
+            options,
+            path,
+            mapping,
+        });
+    }
+    Ok(out)
+}
+
+fn read_sources(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<SourceRead>> {
+    let specs = specs(inputs, plan, base)?;
+    let mut reads = Vec::with_capacity(specs.len());
+    for spec in specs {
+        reads.push(read_one(&spec, true)?);
+    }
+    Ok(reads)
+}
+
+/// Reads one source with a progress bar over its bytes (on a terminal).
+pub(crate) fn read_one(spec: &SourceSpec, progress: bool) -> anyhow::Result<SourceRead> {
+    let file = std::fs::File::open(&spec.path)
+        .with_context(|| format!("cannot open {}", spec.path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = if progress {
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template("{msg:20} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(spec.options.name.clone());
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let read = import::read(bar.wrap_read(file), &spec.options, spec.mapping.as_ref());
+    bar.finish_and_clear();
+    Ok(read)
+}
+
+fn pct(n: usize, of: usize) -> String {
+    (n * 100)
+        .checked_div(of)
+        .map_or_else(|| "-".to_owned(), |p| format!("{p}%"))
+}
+
+fn print_profile(reads: &[SourceRead]) {
+    let p = import::profile::profile(reads);
+    let mut t = table(&[
+        "source", "format", "file", "rows", "products", "variants", "errors", "warnings",
+    ]);
+    for s in &p.sources {
+        t.add_row(vec![
+            s.name.clone(),
+            s.format.to_owned(),
+            s.file.clone(),
+            s.rows.to_string(),
+            s.products.to_string(),
+            s.variants.to_string(),
+            s.errors.to_string(),
+            s.warnings.to_string(),
+        ]);
+    }
+    println!("{t}");
+    let mut header = vec!["fill rate"];
+    header.extend(p.sources.iter().map(|s| s.name.as_str()));
+    let mut t = table(&header);
+    for (i, field) in import::profile::FIELDS.iter().enumerate() {
+        let mut row = vec![(*field).to_owned()];
+        for s in &p.sources {
+            let filled = s.fill.get(i).map_or(0, |f| f.1);
+            row.push(pct(filled, s.variants));
+        }
+        t.add_row(row);
+    }
+    println!("{t}");
+    let mut header = vec!["barcodes / prices"];
+    header.extend(p.sources.iter().map(|s| s.name.as_str()));
+    let mut t = table(&header);
+    type Count = fn(&import::profile::SourceProfile) -> usize;
+    let lines: [(&str, Count); 13] = [
+        ("valid GTIN", |s| s.barcodes.valid),
+        ("valid after repair", |s| s.barcodes.repaired),
+        ("bad check digit", |s| s.barcodes.bad_check_digit),
+        ("scientific notation", |s| s.barcodes.scientific),
+        ("not a GTIN", |s| s.barcodes.not_gtin),
+        ("ambiguous", |s| s.barcodes.ambiguous),
+        ("no barcode", |s| s.barcodes.missing),
+        ("duplicate SKUs", |s| s.duplicate_skus),
+        ("duplicate barcodes", |s| s.duplicate_barcodes),
+        ("no price", |s| s.prices.missing),
+        ("price zero", |s| s.prices.zero),
+        ("price negative", |s| s.prices.negative),
+        ("cost above price", |s| s.prices.cost_above_price),
+    ];
+    for (label, f) in lines {
+        let mut row = vec![label.to_owned()];
+        row.extend(p.sources.iter().map(|s| f(s).to_string()));
+        t.add_row(row);
+    }
+    println!("{t}");
+    println!(
+        "across sources: {} SKUs and {} GTINs appear in more than one source",
+        p.skus_across_sources, p.barcodes_across_sources
+    );
+}
+
+/// The result of reading, matching and building.
+pub(crate) struct Outcome {
+    pub matching: Matching,
+    pub catalog: CanonicalCatalog,
+}
+
+fn canonical_options(
+    plan: &PlanFile,
+    held_variants: &BTreeMap<String, Value>,
+) -> anyhow::Result<CanonicalOptions> {
+    let mut options = CanonicalOptions {
+        currency: plan
+            .currency
+            .as_deref()
+            .map(domain::Currency::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("currency: {e}"))?
+            .unwrap_or(domain::Currency::EUR),
+        prices_include_tax: plan.prices_include_tax.unwrap_or(true),
+        title_precedence: plan.title_precedence.clone(),
+        price_precedence: plan.price_precedence.clone(),
+        tax_map: plan.tax.clone(),
+        locations: plan.locations.clone(),
+        include_inactive: plan.include_inactive,
+        ..CanonicalOptions::default()
+    };
+    if let Some(t) = &plan.default_tax {
+        options.default_tax = t.clone();
+    }
+    if let Some(t) = &plan.untaxed {
+        options.untaxed = t.clone();
+    }
+    for (category, rate) in &plan.tax_rates {
+        let rate: Decimal = rate
+            .trim_end_matches('%')
+            .parse()
+            .with_context(|| format!("tax rate `{rate}` of `{category}` is not a number"))?;
+        options.tax_rates.insert(category.clone(), rate);
+    }
+    options.existing = existing(held_variants);
+    Ok(options)
+}
+
+fn existing(held: &BTreeMap<String, Value>) -> Existing {
+    let mut e = Existing::default();
+    for (sku, payload) in held {
+        e.skus.insert(sku.clone());
+        let Ok(entity) = serde_json::from_value::<VariantEntity>(payload.clone()) else {
+            continue;
+        };
+        if let Ok(variant) = entity.variant.parse("variant") {
+            for id in variant.identifiers() {
+                e.by_identifier.insert(id.key(), sku.clone());
+            }
+        }
+    }
+    e
+}
+
+/// Matching (with the review file) and the canonical catalog.
+pub(crate) fn pipeline(
+    reads: &[SourceRead],
+    plan: &PlanFile,
+    review_path: Option<&Path>,
+    held_variants: &BTreeMap<String, Value>,
+) -> anyhow::Result<Outcome> {
+    let review = match review_path {
+        Some(p) if p.exists() => Review::read(
+            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )
+        .with_context(|| p.display().to_string())?,
+        _ => Review::default(),
+    };
+    let mut match_options = MatchOptions::default();
+    if let Some(t) = plan.threshold {
+        match_options.threshold = t;
+    }
+    let matching = matching::match_items(reads, &review, match_options);
+    if let Some(p) = review_path {
+        review
+            .write(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+                reads,
+                &matching.suggestions,
+            )
+            .with_context(|| p.display().to_string())?;
+    }
+    let options = canonical_options(plan, held_variants)?;
+    let catalog = canonical::build(reads, &matching, &options)?;
+    Ok(Outcome { matching, catalog })
+}
+
+fn print_outcome(reads: &[SourceRead], o: &Outcome) {
+    let items: usize = reads.iter().map(|r| r.items.len()).sum();
+    let s = &o.matching.stats;
+    println!(
+        "{items} source variants -> {} catalog variants ({} merges on GTIN, {} on SKU, {} from the review file); {} fuzzy suggestions to review; {} conflicts",
+        o.catalog.variants.len(),
+        s.by_gtin,
+        s.by_sku,
+        s.by_review,
+        o.matching.suggestions.len(),
+        o.matching.conflicts.len()
+    );
+    for c in o.matching.conflicts.iter().take(10) {
+        let name = |r: matching::ItemRef| matching::item_key(reads, r);
+        println!(
+            "  conflict: {} and {} {}",
+            name(c.left),
+            name(c.right),
+            c.reason
+        );
+    }
+}
+
+fn print_plan(verb: &str, p: &hq::import::Plan, merged: usize) {
+    let count = |v: &[(String, String)], kind: &str| v.iter().filter(|(k, _)| k == kind).count();
+    let mut t = table(&["", "variants", "prices"]);
+    let created = if verb == "would" {
+        "would create"
+    } else {
+        "created"
+    };
+    let updated = if verb == "would" {
+        "would update"
+    } else {
+        "updated"
+    };
+    t.add_row(vec![
+        created.to_owned(),
+        count(&p.created, "variant").to_string(),
+        count(&p.created, "prices").to_string(),
+    ]);
+    t.add_row(vec![
+        updated.to_owned(),
+        count(&p.updated, "variant").to_string(),
+        count(&p.updated, "prices").to_string(),
+    ]);
+    let removed = if verb == "would" {
+        "would remove (merged into another)"
+    } else {
+        "removed (merged into another)"
+    };
+    t.add_row(vec![
+        removed.to_owned(),
+        count(&p.removed, "variant").to_string(),
+        count(&p.removed, "prices").to_string(),
+    ]);
+    t.add_row(vec![
+        "unchanged".to_owned(),
+        p.unchanged.to_string(),
+        String::new(),
+    ]);
+    t.add_row(vec![
+        "merged from several rows".to_owned(),
+        merged.to_string(),
+        String::new(),
+    ]);
+    println!("{t}");
+}
+
+fn merge_entries(
+    existing: &[PriceEntryDto],
+    sku: &str,
+    price: &str,
+    from: &str,
+) -> anyhow::Result<Option<Vec<PriceEntryDto>>> {
+    let at: jiff::Timestamp = from
+        .parse()
+        .with_context(|| format!("effective_from `{from}` is not an RFC 3339 instant"))?;
+    let ts = |s: &Option<String>| s.as_deref().and_then(|v| v.parse::<jiff::Timestamp>().ok());
+    let in_force = existing
+        .iter()
+        .find(|e| ts(&e.from).is_none_or(|f| f <= at) && ts(&e.to).is_none_or(|t| at < t));
+    if in_force.is_some_and(|e| e.price == price) {
+        return Ok(None);
+    }
+    let mut out: Vec<PriceEntryDto> = existing
+        .iter()
+        .filter(|e| ts(&e.from).is_none_or(|f| f < at))
+        .cloned()
+        .map(|mut e| {
+            if ts(&e.to).is_none_or(|t| t > at) {
+                e.to = Some(from.to_owned());
+            }
+            e
+        })
+        .collect();
+    out.push(PriceEntryDto {
+        sku: sku.to_owned(),
+        price: price.to_owned(),
+        from: Some(from.to_owned()),
+        to: None,
+    });
+    Ok(Some(out))
+}
+
+/// The reference entities the catalog becomes: one `variant` per variant (keeping identifiers
+/// HQ already had for it) and one `prices` entity per priced SKU, in the chain book that
+/// already prices it or else in the import's book, effective from the declared instant.
+pub(crate) fn entities(
+    reads: &[SourceRead],
+    catalog: &CanonicalCatalog,
+    plan: &PlanFile,
+    held: &(BTreeMap<String, Value>, BTreeMap<String, Value>),
+) -> anyhow::Result<Vec<hq::import::EntityWrite>> {
+    let currency = plan.currency.clone().unwrap_or_else(|| "EUR".to_owned());
+    let book = plan
+        .pricebook
+        .clone()
+        .unwrap_or_else(|| "catalog".to_owned());
+    let from = plan
+        .effective_from
+        .clone()
+        .unwrap_or_else(|| "2000-01-01T00:00:00Z".to_owned());
+    // Which chain book in the chain's currency already prices each SKU.
+    let mut books: HashMap<String, PricesEntity> = HashMap::new();
+    for payload in held.1.values() {
+        if let Ok(p) = serde_json::from_value::<PricesEntity>(payload.clone()) {
+            if p.currency == currency && matches!(p.scope, ScopeDto::Chain(_)) {
+                books.entry(p.sku.clone()).or_insert(p);
+            }
+        }
+    }
+    // Variants HQ holds that this catalog no longer has because a person merged them into
+    // another (their identifiers now belong to it): they are removed, and the variant they
+    // were merged into keeps their identifiers.
+    let mut new_by_key: HashMap<String, &str> = HashMap::new();
+    for v in &catalog.variants {
+        for id in &v.identifiers {
+            new_by_key.insert(id.key(), v.sku.as_str());
+        }
+    }
+    let in_catalog: std::collections::HashSet<&str> =
+        catalog.variants.iter().map(|v| v.sku.as_str()).collect();
+    let mut absorbed: HashMap<String, Vec<IdentifierDto>> = HashMap::new();
+    let mut writes = Vec::with_capacity(catalog.variants.len() * 2);
+    for (sku, payload) in &held.0 {
+        if in_catalog.contains(sku.as_str()) {
+            continue;
+        }
+        let Ok(old) = serde_json::from_value::<VariantEntity>(payload.clone()) else {
+            continue;
+        };
+        let into = old
+            .variant
+            .identifiers
+            .iter()
+            .find_map(|id| new_by_key.get(&id_key(id)).copied());
+        let Some(into) = into else { continue };
+        absorbed
+            .entry(into.to_owned())
+            .or_default()
+            .extend(old.variant.identifiers.clone());
+        writes.push(hq::import::EntityWrite {
+            kind: "variant".to_owned(),
+            key: sku.clone(),
+            payload: Value::Null,
+            provenance: Some(format!("merged into {into}")),
+        });
+        for (key, prices) in &held.1 {
+            if prices.get("sku").and_then(Value::as_str) == Some(sku.as_str()) {
+                writes.push(hq::import::EntityWrite {
+                    kind: "prices".to_owned(),
+                    key: key.clone(),
+                    payload: Value::Null,
+                    provenance: Some(format!("merged into {into}")),
+                });
+            }
+        }
+    }
+    for v in &catalog.variants {
+        let sku = v.sku.to_string();
+        let mut identifiers: Vec<IdentifierDto> = Vec::new();
+        let mut keys = std::collections::HashSet::new();
+        let mut product_id = v.product_id.clone();
+        let mut product_name = v.product_name.clone();
+        if let Some(old) = held
+            .0
+            .get(&sku)
+            .and_then(|p| serde_json::from_value::<VariantEntity>(p.clone()).ok())
+        {
+            // An update keeps what HQ had: its product, and identifiers the import lacks.
+            product_id = old.product_id;
+            product_name = old.product_name;
+            for id in old.variant.identifiers {
+                if keys.insert(id_key(&id)) {
+                    identifiers.push(id);
+                }
+            }
+        }
+        for id in &v.identifiers {
+            let dto = match id {
+                domain::catalog::Identifier::Gtin(g) => IdentifierDto::Gtin(g.as_str().to_owned()),
+                domain::catalog::Identifier::Plu(p) => IdentifierDto::Plu(p.as_str().to_owned()),
+                domain::catalog::Identifier::Legacy { system, id } => IdentifierDto::Legacy {
+                    system: system.clone(),
+                    id: id.clone(),
+                },
+            };
+            if keys.insert(id_key(&dto)) {
+                identifiers.push(dto);
+            }
+        }
+        for dto in absorbed.remove(&sku).unwrap_or_default() {
+            if keys.insert(id_key(&dto)) {
+                identifiers.push(dto);
+            }
+        }
+        let entity = VariantEntity {
+            product_id,
+            product_name,
+            variant: VariantDto {
+                sku: sku.clone(),
+                name: v.name.clone(),
+                identifiers,
+                tax: v.tax.to_string(),
+                unit: v.unit.as_str().to_owned(),
+                channels: "all".to_owned(),
+            },
+        };
+        entity
+            .variant
+            .parse(&format!("variant {sku}"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let provenance: Vec<Value> = v
+            .provenance(reads)
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "field": p.field, "source": p.source, "system": p.system,
+                    "file": p.file, "line": p.line, "legacy_id": p.legacy_id,
+                })
+            })
+            .collect();
+        writes.push(hq::import::EntityWrite {
+            kind: "variant".to_owned(),
+            key: sku.clone(),
+            payload: serde_json::to_value(&entity)?,
+            provenance: Some(Value::Array(provenance).to_string()),
+        });
+        for sp in &v.store_prices {
+            let key = format!("{book}-{}|{sku}", sp.store);
+            let target = held
+                .1
+                .get(&key)
+                .and_then(|p| serde_json::from_value::<PricesEntity>(p.clone()).ok())
+                .unwrap_or_else(|| PricesEntity {
+                    book: format!("{book}-{}", sp.store),
+                    version: 1,
+                    scope: ScopeDto::Store {
+                        store: sp.store.clone(),
+                    },
+                    currency: currency.clone(),
+                    sku: sku.clone(),
+                    entries: Vec::new(),
+                });
+            let entries = merge_entries(&target.entries, &sku, &sp.price.amount_string(), &from)?
+                .unwrap_or_else(|| target.entries.clone());
+            let entity = PricesEntity { entries, ..target };
+            writes.push(hq::import::EntityWrite {
+                kind: "prices".to_owned(),
+                key,
+                payload: serde_json::to_value(&entity)?,
+                provenance: None,
+            });
+        }
+        let Some(price) = v.price else { continue };
+        let amount = price.amount_string();
+        let target = books.get(&sku).cloned().unwrap_or_else(|| PricesEntity {
+            book: book.clone(),
+            version: 1,
+            scope: ScopeDto::Chain("chain".to_owned()),
+            currency: currency.clone(),
+            sku: sku.clone(),
+            entries: Vec::new(),
+        });
+        let entries = match merge_entries(&target.entries, &sku, &amount, &from)? {
+            Some(e) => e,
+            None => target.entries.clone(),
+        };
+        let entity = PricesEntity { entries, ..target };
+        writes.push(hq::import::EntityWrite {
+            kind: "prices".to_owned(),
+            key: format!("{}|{sku}", entity.book),
+            payload: serde_json::to_value(&entity)?,
+            provenance: None,
+        });
+    }
+    Ok(writes)
+}
+
+/// Checks that HQ's catalog after the writes still builds: no SKU twice, no identifier on two
+/// variants. Stores refuse a catalog that does not, so such an import is refused before
+/// anything is written.
+fn check_catalog(
+    held: &BTreeMap<String, Value>,
+    writes: &[hq::import::EntityWrite],
+) -> anyhow::Result<()> {
+    let mut after: BTreeMap<&str, &Value> = held.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    for w in writes.iter().filter(|w| w.kind == "variant") {
+        if w.payload.is_null() {
+            after.remove(w.key.as_str());
+        } else {
+            after.insert(w.key.as_str(), &w.payload);
+        }
+    }
+    let mut products: BTreeMap<String, (String, Vec<domain::catalog::Variant>)> = BTreeMap::new();
+    for (sku, payload) in after {
+        let entity: VariantEntity = serde_json::from_value(payload.clone())
+            .with_context(|| format!("variant {sku} at HQ is not a variant entity"))?;
+        let variant = entity
+            .variant
+            .parse(&format!("variant {sku}"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        products
+            .entry(entity.product_id)
+            .or_insert_with(|| (entity.product_name, Vec::new()))
+            .1
+            .push(variant);
+    }
+    let products = products
+        .into_iter()
+        .map(|(id, (name, variants))| domain::catalog::Product::new(&id, &name, variants))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("the catalog after this import would not build: {e}"))?;
+    domain::catalog::Catalog::build(products).map_err(|e| {
+        anyhow::anyhow!(
+            "the catalog after this import would not build: {e}; nothing was written (merge or \
+             separate the variants in the review file, or fix the source files)"
+        )
+    })?;
+    Ok(())
+}
+
+fn id_key(id: &IdentifierDto) -> String {
+    match id {
+        IdentifierDto::Gtin(g) => domain::Gtin::parse(g)
+            .map(|g| format!("gtin:{}", g.to_gtin14()))
+            .unwrap_or_else(|_| format!("gtin:{g}")),
+        IdentifierDto::Plu(p) => format!("plu:{p}"),
+        IdentifierDto::Legacy { system, id } => format!("legacy:{system}:{id}"),
+    }
+}
+
+fn write_opening_counts(
+    path: &Path,
+    reads: &[SourceRead],
+    catalog: &CanonicalCatalog,
+) -> anyhow::Result<()> {
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    w.write_record(["location", "sku", "quantity", "source", "file", "line"])?;
+    for c in &catalog.opening_counts {
+        let p = c.provenance(reads);
+        w.write_record([
+            c.location.as_str(),
+            c.sku.as_str(),
+            &c.quantity.to_string(),
+            &p.source,
+            &p.file,
+            &p.line.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn write_provenance(
+    path: &Path,
+    reads: &[SourceRead],
+    catalog: &CanonicalCatalog,
+) -> anyhow::Result<()> {
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("cannot write {}", path.display()))?;
+    w.write_record([
+        "sku",
+        "field",
+        "source",
+        "system",
+        "file",
+        "line",
+        "legacy_id",
+    ])?;
+    for v in &catalog.variants {
+        for p in &v.provenance(reads) {
+            w.write_record([
+                v.sku.as_str(),
+                &p.field,
+                &p.source,
+                p.system,
+                &p.file,
+                &p.line.to_string(),
+                p.legacy_id.as_deref().unwrap_or(""),
+            ])?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn report_diagnostics(
+    reads: &[SourceRead],
+    extra: &[import::Diagnostic],
+    inputs: &Inputs,
+) -> anyhow::Result<()> {
+    let all: Vec<&import::Diagnostic> = reads
+        .iter()
+        .flat_map(|r| r.diagnostics.iter())
+        .chain(extra.iter())
+        .collect();
+    for d in all.iter().take(inputs.show) {
+        eprintln!("{d}");
+    }
+    if all.len() > inputs.show {
+        eprintln!("… and {} more", all.len() - inputs.show);
+    }
+    if let Some(path) = &inputs.diagnostics {
+        let mut w = csv::Writer::from_path(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        w.write_record(["file", "line", "column", "severity", "code", "reason"])?;
+        for d in &all {
+            w.write_record([
+                d.file.as_str(),
+                &d.line.to_string(),
+                d.column.as_deref().unwrap_or(""),
+                d.severity.as_str(),
+                d.code,
+                &d.reason,
+            ])?;
+        }
+        w.flush()?;
+    }
+    let mut counts: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
+    for d in &all {
+        *counts
+            .entry((d.file.as_str(), d.severity.as_str(), d.code))
+            .or_default() += 1;
+    }
+    let mut t = table(&["file", "severity", "problem", "rows"]);
+    for ((file, severity, code), n) in counts {
+        t.add_row(vec![
+            file.to_owned(),
+            severity.to_owned(),
+            code.to_owned(),
+            n.to_string(),
+        ]);
+    }
+    let errors = all.iter().filter(|d| d.severity == Severity::Error).count();
+    println!("{t}");
+    println!(
+        "{} problems ({errors} errors, {} warnings)",
+        all.len(),
+        all.len() - errors
+    );
+    Ok(())
+}
