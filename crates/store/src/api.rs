@@ -257,6 +257,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/stock/{sku}", get(stock))
         .route("/v1/receipts/{number}", get(receipt))
         .route("/v1/journal", get(journal))
+        .merge(crate::till::routes())
         .merge(crate::staff_api::routes())
         .merge(crate::printing::routes())
         .fallback(|| async {
@@ -507,7 +508,7 @@ fn round_half_up_div(a: i64, b: i64) -> i64 {
 
 /// Turns what the till sent into priced-ready lines: item, price, quantity (from the scale
 /// label when it carries one).
-async fn resolve_lines(
+pub(crate) async fn resolve_lines(
     node: &Node,
     ctx: &Arc<StoreContext>,
     lines: &[CartLineRequest],
@@ -587,7 +588,7 @@ async fn resolve_lines(
     Ok(out)
 }
 
-fn sale_error(e: SaleError) -> ApiError {
+pub(crate) fn sale_error(e: SaleError) -> ApiError {
     let field = match &e {
         SaleError::LineCurrency { line, .. } => format!("lines[{line}].code"),
         SaleError::LineQuantity { line, .. } => format!("lines[{line}].quantity"),
@@ -615,7 +616,7 @@ fn sale_error(e: SaleError) -> ApiError {
     ApiError::invalid(code, field, e)
 }
 
-fn cart_discount(
+pub(crate) fn cart_discount(
     d: Option<&DiscountDto>,
     ctx: &StoreContext,
 ) -> ApiResult<Option<domain::sale::Discount>> {

@@ -18,6 +18,7 @@ pub mod shifts;
 pub mod staff;
 pub mod staff_api;
 pub mod sync;
+pub mod till;
 pub mod verify;
 pub mod views;
 

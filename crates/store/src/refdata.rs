@@ -547,4 +547,55 @@ impl StoreContext {
     pub fn has_sku(&self, sku: &Sku) -> bool {
         self.catalog.variants.contains_key(sku)
     }
+
+    /// Variants sold in the store whose name contains `query` (any case) or whose SKU starts
+    /// with it, in SKU order, at most `limit`, priced at `at`.
+    pub fn search(&self, query: &str, at: Timestamp, limit: usize) -> Vec<Item> {
+        let needle = query.trim().to_lowercase();
+        if needle.is_empty() {
+            return Vec::new();
+        }
+        let sku_prefix = needle.to_uppercase();
+        let mut found: Vec<&Sku> = self
+            .catalog
+            .variants
+            .iter()
+            .filter(|(sku, row)| {
+                row.sold_in_store
+                    && (sku.as_str().starts_with(&sku_prefix)
+                        || row.name.to_lowercase().contains(&needle))
+            })
+            .map(|(sku, _)| sku)
+            .collect();
+        found.sort();
+        found
+            .into_iter()
+            .take(limit)
+            .filter_map(|sku| self.variant(sku, at))
+            .collect()
+    }
+
+    /// Variants sold in the store that have a PLU, in SKU order, at most `limit`, each with its
+    /// PLU: what the till offers as quick keys (loose produce, bakery, deli counter).
+    pub fn plu_items(&self, at: Timestamp, limit: usize) -> Vec<(String, Item)> {
+        let mut found: Vec<(&Sku, &str)> = self
+            .catalog
+            .identifiers
+            .iter()
+            .filter_map(|(key, sku)| key.strip_prefix("plu:").map(|plu| (sku, plu)))
+            .filter(|(sku, _)| {
+                self.catalog
+                    .variants
+                    .get(*sku)
+                    .is_some_and(|row| row.sold_in_store)
+            })
+            .collect();
+        found.sort();
+        found.dedup_by(|a, b| a.0 == b.0);
+        found
+            .into_iter()
+            .take(limit)
+            .filter_map(|(sku, plu)| self.variant(sku, at).map(|item| (plu.to_owned(), item)))
+            .collect()
+    }
 }

@@ -275,9 +275,11 @@ async fn push_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Clien
         }
         if let Some(reason) = unreachable {
             tracing::debug!(%reason, "HQ unreachable; retrying");
+            // Every terminal, also one that never reached HQ yet, shows HQ as unreachable.
             node.update_sync(|s| {
                 s.online = false;
-                for t in s.terminals.values_mut() {
+                for terminal in node.terminals() {
+                    let t = s.terminals.entry(terminal.to_string()).or_default();
                     if t.state != "rejected" {
                         t.state = "unreachable".into();
                         t.reason = Some(reason.clone());

@@ -1,6 +1,7 @@
 //! Harnesses for Kassa's integration tests: provision and seed a store node on disk, run a real
 //! `kassa` process on 127.0.0.1 port 0, kill it with SIGKILL, and talk to it over HTTP.
 
+pub mod browser;
 pub mod chain;
 pub mod proxy;
 

@@ -1,0 +1,648 @@
+//! The till screen and the customer display in headless Chromium against a real `kassa store`
+//! process on 127.0.0.1: scanning at scanner speed, weighed labels, cash with change, receipts,
+//! returns, the live customer display and the offline banner. Screenshots go to `artifacts/`.
+#![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use test_support::browser::{Browser, TestPage, dt};
+use test_support::{Process, client, provision_demo_store};
+
+const T1: &str = "vienna-01-t1";
+const BREAD_GTIN: &str = "9003909062415";
+const BANANA_LABEL: &str = "2104011012507";
+const WATER_GTIN: &str = "9113446044673";
+const WAIT: Duration = Duration::from_secs(15);
+
+fn kassa() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kassa"))
+}
+
+/// A provisioned, seeded Vienna store node running as a real process.
+struct Node {
+    _dir: tempfile::TempDir,
+    process: Process,
+}
+
+async fn start_node(extra: &[&str]) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    provision_demo_store(&data, "vienna-01", &[T1, "vienna-01-t2"])
+        .await
+        .unwrap();
+    let process = spawn(&data, extra).await;
+    Node { _dir: dir, process }
+}
+
+async fn spawn(data: &Path, extra: &[&str]) -> Process {
+    let data = data.display().to_string();
+    let mut args = vec!["store", "--data", &data, "run", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Process::spawn(&kassa(), &args).await.unwrap()
+}
+
+/// Minor units of a decimal amount string with two decimals ("12.5" is 1250).
+fn minor(amount: &str) -> i64 {
+    let (whole, frac) = amount.split_once('.').unwrap_or((amount, ""));
+    let frac = format!("{frac:0<2}");
+    let sign = if whole.starts_with('-') { -1 } else { 1 };
+    let whole: i64 = whole.trim_start_matches('-').parse().unwrap();
+    sign * (whole * 100 + frac[..2].parse::<i64>().unwrap())
+}
+
+/// Opens the till for `terminal` in English and gets to the selling screen: signs in and opens
+/// a shift when the node asks for them.
+async fn open_till(browser: &Browser, url: &str, terminal: &str) -> TestPage {
+    let page = browser
+        .open(&format!("{url}/till?terminal={terminal}&lang=en"))
+        .await
+        .unwrap();
+    page.wait_for(
+        "till start",
+        "document.body.dataset.screen === 'sell' || document.body.dataset.screen === 'signin'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    if page.eval("document.body.dataset.screen").await.unwrap() == "signin" {
+        sign_in(&page, "anna", "1111").await;
+    }
+    page.wait_for(
+        "selling screen",
+        "document.body.dataset.screen === 'sell'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page
+}
+
+/// Signs `staff` in with `pin` and opens a shift with a float of 150.00 if none is open.
+async fn sign_in(page: &TestPage, staff: &str, pin: &str) {
+    page.click(&dt(&format!("staff-{staff}"))).await.unwrap();
+    page.wait_visible(&dt("pin-input")).await.unwrap();
+    for digit in pin.chars() {
+        page.click(&format!("{} [data-key=\"{digit}\"]", dt("pin-pad")))
+            .await
+            .unwrap();
+    }
+    page.click(&dt("pin-ok")).await.unwrap();
+    page.wait_for(
+        "signed in",
+        "document.body.dataset.screen === 'sell' || document.body.dataset.screen === 'shift'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    if page.eval("document.body.dataset.screen").await.unwrap() == "shift" {
+        page.fill(&dt("float-input"), "150.00").await.unwrap();
+        page.click(&dt("open-shift")).await.unwrap();
+    }
+}
+
+async fn wait_lines(page: &TestPage, n: usize) {
+    page.wait_for(
+        &format!("{n} cart lines"),
+        &format!("document.querySelectorAll('[data-test=cart-line]').length === {n}"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+}
+
+/// `[sku, quantity]` of every line on screen.
+async fn lines(page: &TestPage) -> Vec<(String, String)> {
+    let value = page
+        .eval("Array.from(document.querySelectorAll('[data-test=cart-line]')).map(l => [l.dataset.sku, l.dataset.qty])")
+        .await
+        .unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
+async fn price(url: &str, lines: Value) -> Value {
+    let response = client()
+        .post(format!("{url}/v1/carts/price"))
+        .json(&json!({ "lines": lines }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn get(url: &str) -> Value {
+    let response = client().get(url).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+async fn journal_kinds(url: &str, terminal: &str) -> Vec<String> {
+    let journal = get(&format!("{url}/v1/journal?terminal={terminal}")).await;
+    journal["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line_comes_back() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+
+    for code in [BREAD_GTIN, BANANA_LABEL, WATER_GTIN] {
+        page.scan(code).await.unwrap();
+    }
+    wait_lines(&page, 3).await;
+    let on_screen = lines(&page).await;
+    assert_eq!(
+        on_screen,
+        vec![
+            ("GRO-BRD-0012".to_owned(), "1".to_owned()),
+            ("GRO-FRU-0001".to_owned(), "1.25".to_owned()),
+            ("GRO-DRK-0001-6ER".to_owned(), "1".to_owned()),
+        ]
+    );
+    // The total on screen is the node's, for exactly these codes.
+    let priced = price(
+        &url,
+        json!([{"code": BREAD_GTIN}, {"code": BANANA_LABEL}, {"code": WATER_GTIN}]),
+    )
+    .await;
+    let total = priced["total"].as_str().unwrap().to_owned();
+    page.wait_for(
+        "server total on screen",
+        &format!("document.querySelector('[data-test=cart-total]').dataset.amount === '{total}'"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let shown = page.text(&dt("cart-total")).await.unwrap();
+    assert!(shown.contains('€'), "total formatted in EUR: {shown}");
+    // The last item's stock on hand is shown.
+    assert!(
+        page.attr(&dt("stock-on-hand"), "data-on-hand")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    page.screenshot("till-cart").await.unwrap();
+
+    // Cash 50.00: the node settles and the till shows the change.
+    page.click(&dt("btn-pay")).await.unwrap();
+    page.wait_visible(&dt("pay-dialog")).await.unwrap();
+    page.fill(&dt("tender-amount"), "50").await.unwrap();
+    page.click(&dt("tender-cash")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    page.wait_visible(&dt("receipt-line")).await.unwrap();
+    let change = page
+        .attr(&dt("receipt-change"), "data-amount")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(minor(&change), 5000 - minor(&total));
+    let number = page
+        .attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.count(&dt("receipt-line")).await.unwrap(), 3);
+    page.screenshot("till-receipt").await.unwrap();
+    let receipt = get(&format!("{url}/v1/receipts/{number}")).await;
+    assert_eq!(receipt["kind"], "SaleCompleted");
+    assert_eq!(receipt["cart"]["total"], total.as_str());
+    assert_eq!(receipt["tenders"][0]["kind"], "cash");
+    assert_eq!(receipt["tenders"][0]["amount"], "50.00");
+    assert_eq!(receipt["cart"]["change"], change.as_str());
+    page.click(&dt("receipt-close")).await.unwrap();
+    assert_eq!(page.count(&dt("cart-line")).await.unwrap(), 0);
+
+    // Return the bread against the receipt.
+    page.click(&dt("btn-return")).await.unwrap();
+    page.wait_visible(&dt("return-dialog")).await.unwrap();
+    page.fill(&dt("return-receipt"), &number).await.unwrap();
+    page.click(&dt("return-load")).await.unwrap();
+    page.wait_for(
+        "receipt lines to return",
+        "document.querySelectorAll('[data-test=return-line]').length === 3",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.fill(
+        &format!(
+            "{}[data-index=\"0\"] {}",
+            dt("return-line"),
+            dt("return-line-qty")
+        ),
+        "1",
+    )
+    .await
+    .unwrap();
+    page.fill(&dt("return-reason"), "customer changed mind")
+        .await
+        .unwrap();
+    page.click(&dt("return-submit")).await.unwrap();
+    page.wait_for(
+        "refund shown",
+        "document.querySelector('[data-test=return-result]').dataset.refund",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let refund = page
+        .attr(&dt("return-result"), "data-refund")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        refund,
+        receipt["cart"]["lines"][0]["gross"].as_str().unwrap()
+    );
+    let kinds = journal_kinds(&url, T1).await;
+    assert!(kinds.contains(&"SaleCompleted".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"ReturnCompleted".to_owned()), "{kinds:?}");
+    browser.close().await;
+}
+
+/// GTINs of `n` different items sold in the store by the piece, from the demo catalog.
+fn piece_gtins(n: usize) -> Vec<String> {
+    let seed: Value =
+        serde_json::from_str(&std::fs::read_to_string(test_support::demo_seed_path()).unwrap())
+            .unwrap();
+    let mut out = Vec::new();
+    for product in seed["products"].as_array().unwrap() {
+        for variant in product["variants"].as_array().unwrap() {
+            if variant["unit"] != "each" || variant["channels"] == "online" {
+                continue;
+            }
+            if let Some(gtin) = variant["identifiers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|i| i["gtin"].as_str())
+            {
+                if gtin.len() == 13 {
+                    out.push(gtin.to_owned());
+                }
+            }
+        }
+    }
+    out.truncate(n);
+    assert_eq!(out.len(), n);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_wedge_bursts_lose_no_keystroke_and_double_no_line() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+
+    // Twenty 13-digit scans, each typed with Enter and no pause between any two keys: ten
+    // items, each scanned twice.
+    let gtins = piece_gtins(10);
+    for _ in 0..2 {
+        for gtin in &gtins {
+            page.scan(gtin).await.unwrap();
+        }
+    }
+    page.wait_for(
+        "20 pieces on 10 lines",
+        "Array.from(document.querySelectorAll('[data-test=cart-line]')).reduce((n, l) => n + Number(l.dataset.qty), 0) === 20",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let on_screen = lines(&page).await;
+    assert_eq!(on_screen.len(), 10, "{on_screen:?}");
+    assert!(on_screen.iter().all(|(_, q)| q == "2"), "{on_screen:?}");
+
+    // The same twenty scans sent as one single burst of 280 key events.
+    page.click(&dt("btn-clear")).await.unwrap();
+    wait_lines(&page, 0).await;
+    // Each `scan` sends a code and Enter; all of them are on their way before any is answered.
+    let scans: Vec<_> = gtins
+        .iter()
+        .chain(&gtins)
+        .map(|code| page.scan(code))
+        .collect();
+    for result in futures_util::future::join_all(scans).await {
+        result.unwrap();
+    }
+    page.wait_for(
+        "20 pieces after one burst",
+        "Array.from(document.querySelectorAll('[data-test=cart-line]')).reduce((n, l) => n + Number(l.dataset.qty), 0) === 20",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(lines(&page).await.len(), 10);
+    assert_eq!(
+        page.text(&dt("scan-entry")).await.unwrap(),
+        "Scan or type a code"
+    );
+
+    // A scan while the search field has the focus still adds the item and leaves the field empty.
+    page.click(&dt("search-input")).await.unwrap();
+    page.scan(&gtins[0]).await.unwrap();
+    page.wait_for(
+        "third piece of the first item",
+        "document.querySelector('[data-test=cart-line]').dataset.qty === '3'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.eval("document.querySelector('[data-test=search-input]').value")
+            .await
+            .unwrap(),
+        ""
+    );
+    // Nothing arrives late: after a pause the cart is unchanged.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lines(&page).await.len(), 10);
+    let timings = page.eval("window.kassaScanTimings.length").await.unwrap();
+    assert_eq!(timings, 41);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_display_follows_the_cart_live() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    // The display is another device: its own browser.
+    let Some(screen) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let till = open_till(&browser, &url, T1).await;
+    let display = screen
+        .open(&format!("{url}/display?terminal={T1}&lang=en"))
+        .await
+        .unwrap();
+    display
+        .wait_for(
+            "display connected",
+            "document.body.dataset.connected === '1'",
+            WAIT,
+        )
+        .await
+        .unwrap();
+
+    till.scan(BREAD_GTIN).await.unwrap();
+    wait_lines(&till, 1).await;
+    display
+        .wait_for(
+            "one line on the display",
+            "document.querySelectorAll('[data-test=display-line]').length === 1",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    till.scan(BANANA_LABEL).await.unwrap();
+    wait_lines(&till, 2).await;
+    let total = till
+        .attr(&dt("cart-total"), "data-amount")
+        .await
+        .unwrap()
+        .unwrap();
+    display
+        .wait_for(
+            "the till's total on the display",
+            &format!(
+                "document.querySelectorAll('[data-test=display-line]').length === 2 && document.querySelector('[data-test=display-total]').dataset.amount === '{total}'"
+            ),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    display.screenshot("display-cart").await.unwrap();
+
+    // Paid by card: the display thanks the customer and shows the total paid.
+    till.click(&dt("btn-pay")).await.unwrap();
+    till.wait_visible(&dt("pay-dialog")).await.unwrap();
+    till.click(&dt("tender-card")).await.unwrap();
+    till.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    display
+        .wait_for(
+            "thank-you on the display",
+            "document.body.dataset.state === 'paid'",
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        display
+            .attr(&dt("display-total"), "data-amount")
+            .await
+            .unwrap()
+            .unwrap(),
+        total
+    );
+    display.screenshot("display-paid").await.unwrap();
+    screen.close().await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_banner_and_pending_count_show_while_hq_is_unreachable_and_the_sale_completes() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    // A port nobody listens on.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let hq = format!("http://127.0.0.1:{closed}");
+    let node = start_node(&["--hq-url", &hq, "--hq-token", "unused"]).await;
+    let url = node.process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+
+    page.scan(WATER_GTIN).await.unwrap();
+    wait_lines(&page, 1).await;
+    page.click(&dt("btn-pay")).await.unwrap();
+    page.wait_visible(&dt("quick-exact")).await.unwrap();
+    page.click(&dt("quick-exact")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    let number = page
+        .attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap();
+    page.click(&dt("receipt-close")).await.unwrap();
+
+    page.wait_visible(&dt("offline-banner")).await.unwrap();
+    page.wait_for(
+        "pending count",
+        "Number(document.querySelector('[data-test=pending-count]').dataset.count) >= 1",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let banner = page.text(&dt("offline-banner")).await.unwrap();
+    assert!(banner.contains("Offline"), "{banner}");
+    page.screenshot("till-offline").await.unwrap();
+    // The sale is in the ledger all the same.
+    let receipt = get(&format!("{url}/v1/receipts/{number}")).await;
+    assert_eq!(receipt["kind"], "SaleCompleted");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_shift_blind() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = browser
+        .open(&format!("{url}/till?terminal={T1}&lang=en"))
+        .await
+        .unwrap();
+    page.wait_for(
+        "sign-in screen",
+        "document.body.dataset.screen === 'signin'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    for staff in ["anna", "sven", "maria"] {
+        assert_eq!(page.count(&dt(&format!("staff-{staff}"))).await.unwrap(), 1);
+    }
+
+    // A wrong PIN is refused with the node's reason and signs nobody in.
+    page.click(&dt("staff-anna")).await.unwrap();
+    page.wait_visible(&dt("pin-input")).await.unwrap();
+    page.type_keys("9999").await.unwrap();
+    page.click(&dt("pin-ok")).await.unwrap();
+    page.wait_for(
+        "wrong PIN refused",
+        "document.querySelector('[data-test=signin-error]').dataset.code === 'wrong_pin'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.click(&dt("pin-back")).await.unwrap();
+    // The right PIN; no shift is open, so the till asks for the counted float first.
+    sign_in(&page, "anna", "1111").await;
+    page.wait_for(
+        "selling screen",
+        "document.body.dataset.screen === 'sell'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.text(&dt("cashier")).await.unwrap(), "Anna Berger");
+
+    // 15 % off the bread is more than a cashier may give: Sven approves with his PIN.
+    page.scan(BREAD_GTIN).await.unwrap();
+    wait_lines(&page, 1).await;
+    page.click(&dt("btn-line-discount")).await.unwrap();
+    page.fill(&dt("discount-input"), "15").await.unwrap();
+    page.click(&dt("discount-ok")).await.unwrap();
+    page.wait_visible(&dt("line-discount")).await.unwrap();
+    let total = page
+        .attr(&dt("cart-total"), "data-amount")
+        .await
+        .unwrap()
+        .unwrap();
+    page.click(&dt("btn-pay")).await.unwrap();
+    page.wait_visible(&dt("pay-dialog")).await.unwrap();
+    page.fill(&dt("tender-amount"), "10").await.unwrap();
+    page.click(&dt("tender-cash")).await.unwrap();
+    page.wait_visible(&dt("approval-dialog")).await.unwrap();
+    // Supervisors and managers are offered; cashiers are not.
+    assert_eq!(page.count(&dt("approval-staff-sven")).await.unwrap(), 1);
+    assert_eq!(page.count(&dt("approval-staff-anna")).await.unwrap(), 0);
+    page.eval("document.querySelector('[data-test=approval-staff]').value = 'sven'")
+        .await
+        .unwrap();
+    page.fill(&dt("approval-pin"), "2222").await.unwrap();
+    page.click(&dt("approval-ok")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    let change = page
+        .attr(&dt("receipt-change"), "data-amount")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(minor(&change), 1000 - minor(&total));
+    let number = page
+        .attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap();
+    let receipt = get(&format!("{url}/v1/receipts/{number}")).await;
+    assert_eq!(receipt["cashier"], "anna");
+    assert_ne!(receipt["cart"]["lines"][0]["discount"], "0.00");
+    page.click(&dt("receipt-close")).await.unwrap();
+
+    // Close the shift blind: 3 × 50.00 and 2 × 1.00 counted; the expected cash is shown only
+    // in the Z report that follows.
+    page.click(&dt("btn-shift")).await.unwrap();
+    page.click(&dt("shift-close-start")).await.unwrap();
+    let report_before = page.text(&dt("shift-report")).await.unwrap();
+    assert!(
+        report_before.is_empty(),
+        "nothing expected shown before the count"
+    );
+    page.fill(&dt("count-50.00"), "3").await.unwrap();
+    page.fill(&dt("count-1.00"), "2").await.unwrap();
+    page.click(&dt("shift-close-ok")).await.unwrap();
+    page.wait_for(
+        "Z report",
+        "document.querySelector('[data-test=shift-report]').dataset.overShort",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    // Expected: the float plus the cash kept from the sale (its total).
+    let expected = 15000 + minor(&total);
+    let over_short = page
+        .attr(&dt("shift-report"), "data-over-short")
+        .await
+        .unwrap()
+        .unwrap();
+    let z = page.text(&dt("shift-report")).await.unwrap();
+    assert_eq!(minor(&over_short), 15200 - expected, "{z}");
+    page.screenshot("till-z-report").await.unwrap();
+
+    let kinds = journal_kinds(&url, T1).await;
+    for kind in ["ShiftOpened", "SaleCompleted", "ShiftClosed"] {
+        assert!(
+            kinds.contains(&kind.to_owned()),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+    let opened = kinds.iter().position(|k| k == "ShiftOpened").unwrap();
+    let sold = kinds.iter().position(|k| k == "SaleCompleted").unwrap();
+    let closed = kinds.iter().position(|k| k == "ShiftClosed").unwrap();
+    assert!(opened < sold && sold < closed, "{kinds:?}");
+    // Closing the dialog after the Z report signs the cashier out.
+    page.click(&dt("shift-dialog-close")).await.unwrap();
+    page.wait_for(
+        "signed out",
+        "document.body.dataset.screen === 'signin'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    browser.close().await;
+}

@@ -1,0 +1,1492 @@
+// The till screen: sign-in, shift, selling, payment, receipts, returns, parked sales and the
+// customer display feed. The node prices every cart; this script never adds up money.
+"use strict";
+
+(() => {
+  const { state: K, t, translate, money, quantity, dateTime, uuidTime, newKey, api, el } = Kassa;
+  const $ = (id) => document.getElementById(id);
+
+  /** What the till holds between requests. */
+  const S = {
+    signInAvailable: true,
+    staffList: [],
+    chosenStaff: null,
+    staff: null,
+    permissions: [],
+    shift: null,
+    lines: [], // {code, quantity, discount, embedded, sku, name, unit}
+    discount: null,
+    approval: null,
+    view: null,
+    selected: -1,
+    pendingQty: null,
+    tenders: [],
+    settle: null,
+    saleKey: null,
+    lastItem: null,
+    screen: "loading",
+  };
+
+  /** Timings of scans, read by the benchmark: ms from the scan's Enter to the line drawn. */
+  window.kassaScanTimings = [];
+
+  // ---------------------------------------------------------------------------------------
+  // Screens, dialogs and messages
+
+  function show(screen) {
+    S.screen = screen;
+    for (const name of ["loading", "error", "signin", "shift", "sell"]) {
+      $("screen-" + name).hidden = name !== screen;
+    }
+    $("btn-signout").hidden = !(S.staff && S.signInAvailable);
+    $("btn-shift").hidden = !(S.signInAvailable && screen === "sell");
+    document.body.dataset.screen = screen;
+  }
+
+  function openDialog(id) {
+    $(id).hidden = false;
+    const first = $(id).querySelector("input:not([type=radio]):not([hidden]), select");
+    if (first) setTimeout(() => first.focus(), 0);
+  }
+
+  function closeDialog(id) {
+    $(id).hidden = true;
+    if (document.activeElement && $(id).contains(document.activeElement)) {
+      document.activeElement.blur();
+    }
+  }
+
+  function openDialogs() {
+    return Array.from(document.querySelectorAll(".dialog")).filter((d) => !d.hidden);
+  }
+
+  let messageTimer = null;
+  function message(text, kind) {
+    const box = $("message");
+    box.textContent = text;
+    box.className = "message " + (kind || "error");
+    box.hidden = !text;
+    clearTimeout(messageTimer);
+    if (text) messageTimer = setTimeout(() => (box.hidden = true), 6000);
+  }
+
+  function errorText(r) {
+    if (!r) return t("error.network");
+    const b = r.body || {};
+    return b.message || b.code || String(r.status);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Keypads: every `.keypad` types into the input named by `data-target` (touch entry)
+
+  function buildKeypads() {
+    document.querySelectorAll(".keypad").forEach((pad) => {
+      const keys = pad.classList.contains("sell-pad")
+        ? ["7", "8", "9", "4", "5", "6", "1", "2", "3", "0", ".", "×", "C", "⌫", "⏎"]
+        : ["7", "8", "9", "4", "5", "6", "1", "2", "3", "0", ".", "⌫"];
+      for (const key of keys) {
+        const name = { "×": "times", "⌫": "back", "⏎": "enter", ".": "dot", C: "clear" }[key] || key;
+        pad.append(
+          el("button", {
+            class: "key",
+            type: "button",
+            tabindex: "-1",
+            "data-test": "key-" + name,
+            "data-key": key,
+            text: key,
+          }),
+        );
+      }
+      pad.addEventListener("pointerdown", (e) => e.preventDefault());
+      pad.addEventListener("click", (e) => {
+        const key = e.target.dataset && e.target.dataset.key;
+        if (!key) return;
+        if (pad.classList.contains("sell-pad")) {
+          sellKey(key);
+          return;
+        }
+        const input = $(pad.dataset.target);
+        if (key === "⌫") input.value = input.value.slice(0, -1);
+        else input.value += key;
+        input.dispatchEvent(new Event("input"));
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Keyboard: a scan buffer independent of focus. Barcode scanners type the code and Enter
+  // within a few milliseconds; every key is handled synchronously here, so none is lost, and
+  // each Enter ends exactly one code.
+
+  // A scanner types faster than any person: on average under 50 ms a key, Enter included.
+  // One slow key (a busy machine) does not break a scan; a pause of 300 ms starts a new one.
+  const BURST_KEY_MS = 50;
+  const PAUSE_MS = 300;
+  const scan = { buf: "", last: 0, start: 0, owner: null, fieldStart: null };
+
+  function isField(node) {
+    return (
+      node &&
+      (node.tagName === "INPUT" || node.tagName === "TEXTAREA" || node.tagName === "SELECT") &&
+      node.type !== "radio" &&
+      node.type !== "checkbox"
+    );
+  }
+
+  function resetScan() {
+    scan.buf = "";
+    scan.owner = null;
+    scan.fieldStart = null;
+    renderEntry();
+  }
+
+  /** Selling with nothing focused and no dialog: every key goes to the entry line. */
+  function manualEntry(inField) {
+    return !inField && S.screen === "sell" && openDialogs().length === 0;
+  }
+
+  function onKeyDown(e) {
+    if (e.ctrlKey || e.altKey || e.metaKey) return;
+    const now = performance.now();
+    const active = document.activeElement;
+    const inField = isField(active);
+    const manual = manualEntry(inField);
+    const gap = now - scan.last;
+    scan.last = now;
+    if (e.key.length === 1) {
+      const owner = inField ? active : null;
+      if (scan.owner !== owner) {
+        scan.buf = "";
+        scan.owner = owner;
+      }
+      // Outside the entry line the buffer holds only the current burst: anything slower is a
+      // person typing into a field, which the field keeps.
+      if (!manual && gap > PAUSE_MS) scan.buf = "";
+      if (!scan.buf) {
+        scan.start = now;
+        scan.fieldStart = inField ? active.value : null;
+      }
+      if (manual) {
+        e.preventDefault();
+        e.stopPropagation();
+        if ((e.key === "*" || e.key === "x" || e.key === "X") && /^\d+([.,]\d{1,3})?$/.test(scan.buf)) {
+          takeQuantity();
+          return;
+        }
+        scan.buf += e.key;
+        renderEntry();
+        return;
+      }
+      if (!inField && S.screen === "signin" && !$("signin-pin").hidden && /\d/.test(e.key)) {
+        e.preventDefault();
+        $("pin-input").value += e.key;
+        return;
+      }
+      scan.buf += e.key;
+      return;
+    }
+    if (e.key === "Enter") {
+      const code = scan.buf;
+      const burst = code.length >= 4 && gap <= PAUSE_MS && now - scan.start <= BURST_KEY_MS * code.length;
+      const field = inField && scan.owner === active ? active : null;
+      const fieldStart = scan.fieldStart;
+      resetScan();
+      if (!manual && !burst) return; // Enter typed by hand: the field's or button's own business.
+      if (!code) return;
+      if (field && field.dataset.scan === "off") return;
+      e.preventDefault();
+      e.stopPropagation();
+      if (field && fieldStart !== null) {
+        // A scanner typed into a field: take the code back out of it.
+        field.value = fieldStart;
+        field.dispatchEvent(new Event("input"));
+      }
+      routeScan(code, now);
+      return;
+    }
+    if (e.key === "Backspace" && manual) {
+      e.preventDefault();
+      scan.buf = scan.buf.slice(0, -1);
+      renderEntry();
+      return;
+    }
+    if (e.key === "Escape") {
+      const dialogs = openDialogs();
+      if (dialogs.length) {
+        e.preventDefault();
+        const top = dialogs[dialogs.length - 1];
+        if (top.id === "dlg-approval") approvalDone(null);
+        else if (top.id === "dlg-qty") qtyDone(null);
+        else if (top.id === "dlg-receipt") newSale();
+        else closeDialog(top.id);
+      } else if (!inField) {
+        S.pendingQty = null;
+        resetScan();
+      } else {
+        active.blur();
+      }
+      return;
+    }
+    if (S.screen === "sell" && openDialogs().length === 0) shortcut(e, inField);
+  }
+
+  /** Function keys of the selling screen. */
+  function shortcut(e, inField) {
+    const actions = {
+      F2: () => $("search-input").focus(),
+      F3: () => $("btn-qty").click(),
+      F4: () => $("btn-pay").click(),
+      F5: () => $("btn-price-check").click(),
+      F6: () => $("btn-park").click(),
+      F7: () => $("btn-resume").click(),
+      F8: () => $("btn-return").click(),
+      F9: () => $("btn-void").click(),
+      F10: () => $("btn-line-discount").click(),
+      F11: () => $("btn-cart-discount").click(),
+    };
+    if (!inField) {
+      actions.ArrowUp = () => select(Math.max(0, S.selected - 1));
+      actions.ArrowDown = () => select(Math.min(S.lines.length - 1, S.selected + 1));
+      actions.Delete = () => $("btn-remove").click();
+    }
+    const action = actions[e.key];
+    if (action) {
+      e.preventDefault();
+      action();
+    }
+  }
+
+  /** Sends a scanned or typed code where it belongs: an open dialog that takes codes, or the sale. */
+  function routeScan(code, at) {
+    let dialogs = openDialogs();
+    if (dialogs.length === 1 && dialogs[0].id === "dlg-receipt") {
+      // The next customer's first item closes the last receipt.
+      newSale();
+      dialogs = [];
+    }
+    if (dialogs.length) {
+      const top = dialogs[dialogs.length - 1];
+      const target = top.dataset.scanTarget;
+      if (top.id === "dlg-return" && returnMode() === "receipt") {
+        $("return-receipt").value = code;
+        loadReturnReceipt();
+      } else if (target) {
+        $(target).value = code;
+        if (top.id === "dlg-price-check") priceCheck(code);
+      }
+      return;
+    }
+    if (S.screen !== "sell") return;
+    if (document.activeElement === $("search-input")) $("search-input").blur();
+    enqueue(code, S.pendingQty, at);
+    S.pendingQty = null;
+    renderEntry();
+  }
+
+  function takeQuantity() {
+    if (!/^\d+([.,]\d{1,3})?$/.test(scan.buf)) {
+      resetScan();
+      return;
+    }
+    S.pendingQty = scan.buf.replace(",", ".");
+    resetScan();
+  }
+
+  function sellKey(key) {
+    if (key === "⏎") {
+      const code = scan.buf;
+      resetScan();
+      if (code) routeScan(code, performance.now());
+    } else if (key === "×") takeQuantity();
+    else if (key === "C") {
+      S.pendingQty = null;
+      resetScan();
+    } else if (key === "⌫") {
+      scan.buf = scan.buf.slice(0, -1);
+      renderEntry();
+    } else {
+      scan.buf += key;
+      renderEntry();
+    }
+  }
+
+  function renderEntry() {
+    // Only what was typed on the entry line itself shows there, never a field's keys.
+    const typed = scan.owner ? "" : scan.buf;
+    const entry = $("scan-entry");
+    entry.textContent = typed || (S.screen === "sell" ? t("scan.placeholder") : "");
+    entry.classList.toggle("placeholder", !typed);
+    $("pending-qty").textContent = S.pendingQty ? t("qty.pending", { qty: S.pendingQty }) : "";
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Adding codes: one at a time in arrival order; the cart is priced once a burst is through.
+
+  const queue = [];
+  let pumping = false;
+
+  function enqueue(code, qty, at) {
+    queue.push({ code, qty, at });
+    if (!pumping) pump();
+  }
+
+  async function pump() {
+    pumping = true;
+    const started = [];
+    try {
+      while (queue.length) {
+        const job = queue.shift();
+        started.push(job.at);
+        await addCode(job.code, job.qty);
+        if (!queue.length) {
+          await reprice();
+          const drawn = performance.now();
+          for (const at of started) window.kassaScanTimings.push(drawn - at);
+          started.length = 0;
+        }
+      }
+    } finally {
+      pumping = false;
+    }
+  }
+
+  /** Milli-units of a decimal quantity string; quantities are counts, not money. */
+  function milli(q) {
+    const [whole, frac = ""] = String(q).split(".");
+    return parseInt(whole || "0", 10) * 1000 + parseInt((frac + "000").slice(0, 3), 10);
+  }
+
+  function fromMilli(m) {
+    const whole = Math.floor(m / 1000);
+    const frac = String(m % 1000).padStart(3, "0").replace(/0+$/, "");
+    return frac ? `${whole}.${frac}` : String(whole);
+  }
+
+  async function addCode(code, qty) {
+    let r;
+    try {
+      r = await api("GET", "/v1/items/" + encodeURIComponent(code));
+    } catch (e) {
+      message(t("error.network"));
+      return;
+    }
+    if (r.status === 404) {
+      message(t("scan.unknown", { code }));
+      return;
+    }
+    if (r.status !== 200) {
+      message(t("error.generic", { message: errorText(r) }));
+      return;
+    }
+    const item = r.body;
+    if (!item.sold_in_store) {
+      message(t("scan.online_only", { name: item.name }));
+      return;
+    }
+    if (item.price === null) {
+      message(t("scan.no_price", { name: item.name }));
+      return;
+    }
+    S.lastItem = item;
+    const embedded = item.embedded !== null && item.embedded !== undefined;
+    if (embedded) {
+      S.lines.push({ code, quantity: null, discount: null, embedded, sku: item.sku, name: item.name, unit: item.unit });
+      S.selected = S.lines.length - 1;
+    } else if (item.unit !== "each" && !qty) {
+      // Loose goods without a label: ask for the weight.
+      const weight = await askQuantity(t("qty.weight", { name: item.name }), "");
+      if (!weight) return;
+      S.lines.push({ code, quantity: weight, discount: null, embedded, sku: item.sku, name: item.name, unit: item.unit });
+      S.selected = S.lines.length - 1;
+    } else {
+      const same = S.lines.findIndex((l) => l.sku === item.sku && !l.embedded && !l.discount && item.unit === "each");
+      if (same >= 0) {
+        S.lines[same].quantity = fromMilli(milli(S.lines[same].quantity) + milli(qty || "1"));
+        S.selected = same;
+      } else {
+        S.lines.push({ code, quantity: qty || "1", discount: null, embedded, sku: item.sku, name: item.name, unit: item.unit });
+        S.selected = S.lines.length - 1;
+      }
+    }
+    renderItem(item);
+    refreshStock(item.sku);
+  }
+
+  async function refreshStock(sku) {
+    try {
+      const r = await api("GET", "/v1/stock/" + encodeURIComponent(sku));
+      if (r.status === 200 && S.lastItem && S.lastItem.sku === sku) {
+        S.lastItem.on_hand = r.body.on_hand;
+        renderItem(S.lastItem);
+      }
+    } catch (e) {
+      /* the status poll shows the node is down */
+    }
+  }
+
+  function renderItem(item) {
+    const box = $("item-info");
+    box.replaceChildren();
+    if (!item) return;
+    box.append(
+      el("div", { class: "label", text: t("item.last") }),
+      el("div", { class: "name", "data-test": "item-name", text: item.name }),
+      el("div", { "data-test": "item-price", text: `${money(item.price)} ${item.unit !== "each" ? t("price_check.per", { unit: t("unit." + item.unit) }) : ""}` }),
+      el("div", { "data-test": "stock-on-hand", "data-on-hand": item.on_hand, text: t("item.on_hand", { qty: quantity(item.on_hand, item.unit) }) }),
+    );
+  }
+
+  /** The cart as the node reads it; the approval travels only with writes (and settling). */
+  function cartRequest(withApproval) {
+    const body = {
+      lines: S.lines.map((l) => {
+        const line = { code: l.code };
+        if (l.quantity !== null) line.quantity = l.quantity;
+        if (l.discount) line.discount = l.discount;
+        return line;
+      }),
+    };
+    if (S.discount) body.discount = S.discount;
+    if (withApproval && S.approval) body.approval = S.approval;
+    return body;
+  }
+
+  /** Prices the cart at the node and draws it. A refused line is taken back out. */
+  async function reprice() {
+    if (!S.lines.length) {
+      S.view = null;
+      render();
+      return true;
+    }
+    let r;
+    try {
+      r = await api("POST", "/v1/carts/price", cartRequest());
+    } catch (e) {
+      message(t("error.network"));
+      return false;
+    }
+    if (r.status === 403 && r.body && r.body.code === "approval_required") {
+      const approval = await askApproval(r.body);
+      if (approval) {
+        S.approval = approval;
+        return reprice();
+      }
+      undoLast();
+      return reprice();
+    }
+    if (r.status !== 200) {
+      message(t("error.generic", { message: errorText(r) }));
+      // Take back what was refused: the last change if there is one, else the line at fault.
+      const m = /^lines\[(\d+)\]/.exec((r.body && r.body.field) || "");
+      if (undo) undoLast();
+      else if (m) S.lines.splice(Number(m[1]), 1);
+      else if (((r.body && r.body.field) || "").startsWith("discount")) S.discount = null;
+      else S.lines.pop();
+      S.selected = Math.min(S.selected, S.lines.length - 1);
+      if (S.lines.length) return reprice();
+      S.view = null;
+      render();
+      return false;
+    }
+    S.view = r.body;
+    undo = null;
+    render();
+    return true;
+  }
+
+  let undo = null;
+  function remember() {
+    undo = JSON.stringify({ lines: S.lines, discount: S.discount });
+  }
+  function undoLast() {
+    if (undo) {
+      const u = JSON.parse(undo);
+      S.lines = u.lines;
+      S.discount = u.discount;
+      undo = null;
+    } else {
+      S.lines.pop();
+    }
+  }
+
+  function render() {
+    const list = $("cart-lines");
+    const view = S.view;
+    const rows = [];
+    if (view) {
+      view.lines.forEach((line, i) => {
+        const local = S.lines[i] || {};
+        const discount = line.discount !== "0" && !/^0(\.0+)?$/.test(line.discount);
+        rows.push(
+          el(
+            "li",
+            {
+              class: "line" + (i === S.selected ? " selected" : ""),
+              "data-test": "cart-line",
+              "data-index": i,
+              "data-sku": line.sku,
+              "data-qty": line.quantity,
+              "data-gross": line.gross,
+              onclick: () => select(i),
+            },
+            el("span", { class: "name", "data-test": "line-name", text: line.name }),
+            el("span", { class: "qty", "data-test": "line-qty", text: `${quantity(line.quantity, line.unit)} × ${money(line.unit_price)}` }),
+            discount ? el("span", { class: "disc", "data-test": "line-discount", text: "−" + money(line.discount) }) : null,
+            local.embedded ? el("span", { class: "tag", text: "⚖" }) : null,
+            el("span", { class: "gross", "data-test": "line-total", text: money(line.gross) }),
+          ),
+        );
+      });
+    }
+    list.replaceChildren(...rows);
+    $("cart-empty").hidden = rows.length > 0;
+    const sel = list.querySelector(".selected") || list.lastElementChild;
+    if (sel && sel.scrollIntoView) sel.scrollIntoView({ block: "nearest" });
+    $("cart-subtotal").textContent = view ? money(view.subtotal) : "";
+    $("cart-discount").textContent = view ? money(view.discount_total) : "";
+    $("cart-tax").textContent = view ? money(view.tax_total) : "";
+    $("cart-total").textContent = money(view ? view.total : "0");
+    $("cart-total").dataset.amount = view ? view.total : "0";
+    $("btn-pay").disabled = !view;
+    publish(view ? { state: "cart", cart: view } : { state: "idle" });
+  }
+
+  function select(i) {
+    if (i < 0 || i >= S.lines.length) return;
+    S.selected = i;
+    document.querySelectorAll("#cart-lines .line").forEach((node, j) => node.classList.toggle("selected", j === i));
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Customer display: the latest state is posted; posts never overtake each other.
+
+  let displayBusy = false;
+  let displayNext = null;
+  function publish(payload) {
+    displayNext = { ...payload, lang: K.lang, at: Date.now() };
+    if (!displayBusy) flushDisplay();
+  }
+  async function flushDisplay() {
+    displayBusy = true;
+    while (displayNext) {
+      const body = displayNext;
+      displayNext = null;
+      try {
+        await fetch("/v1/display/" + encodeURIComponent(K.terminal), {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify(body),
+        });
+      } catch (e) {
+        /* the display is a courtesy; the sale goes on */
+      }
+    }
+    displayBusy = false;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Small dialogs that answer a promise: quantity, approval
+
+  let qtyResolve = null;
+  function askQuantity(title, value) {
+    $("qty-title").textContent = title;
+    $("qty-input").value = value || "";
+    openDialog("dlg-qty");
+    return new Promise((resolve) => (qtyResolve = resolve));
+  }
+  function qtyDone(value) {
+    closeDialog("dlg-qty");
+    const r = qtyResolve;
+    qtyResolve = null;
+    if (r) r(value);
+  }
+
+  let approvalResolve = null;
+  function askApproval(body) {
+    $("approval-reason").textContent = t("approval.needed", { message: body.message || body.permission || "" });
+    $("approval-pin").value = "";
+    $("approval-error").textContent = "";
+    const select = $("approval-staff");
+    select.replaceChildren(
+      ...S.staffList
+        .filter((s) => s.role !== "cashier")
+        .map((s) => el("option", { value: s.id, "data-test": "approval-staff-" + s.id, text: s.name })),
+    );
+    openDialog("dlg-approval");
+    setTimeout(() => $("approval-pin").focus(), 0);
+    return new Promise((resolve) => (approvalResolve = resolve));
+  }
+  function approvalDone(value) {
+    closeDialog("dlg-approval");
+    const r = approvalResolve;
+    approvalResolve = null;
+    if (r) r(value);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Sign-in and shifts
+
+  async function loadStaff() {
+    let r;
+    try {
+      r = await api("GET", "/v1/staff");
+    } catch (e) {
+      fatal(t("error.network"));
+      return;
+    }
+    if (r.status === 404 && r.body && r.body.code === "not_found") {
+      // This node predates staff sign-in: sell without a cashier.
+      S.signInAvailable = false;
+      message(t("signin.unavailable"), "info");
+      startSelling();
+      return;
+    }
+    S.staffList = (r.body && r.body.staff) || [];
+    showSignIn();
+  }
+
+  function showSignIn() {
+    S.staff = null;
+    K.session = null;
+    $("cashier-name").textContent = "";
+    $("signin-staff").hidden = false;
+    $("signin-pin").hidden = true;
+    $("signin-error").textContent = "";
+    const list = $("staff-list");
+    list.replaceChildren(
+      ...S.staffList.map((s) =>
+        el("button", { class: "staff", "data-test": "staff-" + s.id, onclick: () => choose(s) }, el("strong", { text: s.name }), el("span", { text: s.role })),
+      ),
+    );
+    show("signin");
+  }
+
+  function choose(staff) {
+    S.chosenStaff = staff;
+    $("signin-staff").hidden = true;
+    $("signin-pin").hidden = false;
+    $("pin-label").textContent = t("signin.pin", { name: staff.name });
+    $("pin-input").value = "";
+    $("signin-error").textContent = "";
+    $("pin-input").focus();
+  }
+
+  async function signIn() {
+    const pin = $("pin-input").value;
+    $("pin-input").value = "";
+    let r;
+    try {
+      r = await api("POST", "/v1/sign-in", { terminal: K.terminal, staff: S.chosenStaff.id, pin });
+    } catch (e) {
+      $("signin-error").textContent = t("error.network");
+      return;
+    }
+    if (r.status !== 200) {
+      $("signin-error").textContent = errorText(r);
+      $("signin-error").dataset.code = (r.body && r.body.code) || "";
+      return;
+    }
+    K.session = r.body.session;
+    S.staff = r.body.staff;
+    S.permissions = r.body.permissions || [];
+    S.shift = r.body.shift || null;
+    $("cashier-name").textContent = S.staff.name;
+    if (!S.shift) await loadShift();
+    if (S.shift) startSelling();
+    else showOpenShift();
+  }
+
+  async function loadShift() {
+    try {
+      const r = await api("GET", "/v1/shifts/current?terminal=" + encodeURIComponent(K.terminal));
+      S.shift = r.status === 200 ? r.body : null;
+    } catch (e) {
+      S.shift = null;
+    }
+  }
+
+  function showOpenShift() {
+    $("shift-error").textContent = "";
+    show("shift");
+    $("float-input").focus();
+  }
+
+  async function openShift() {
+    const float = $("float-input").value.trim().replace(",", ".");
+    let r;
+    try {
+      r = await api("POST", "/v1/shifts/open", { terminal: K.terminal, float });
+    } catch (e) {
+      $("shift-error").textContent = t("error.network");
+      return;
+    }
+    if (r.status !== 201 && r.status !== 200) {
+      $("shift-error").textContent = errorText(r);
+      return;
+    }
+    S.shift = r.body;
+    startSelling();
+  }
+
+  async function signOut() {
+    try {
+      await api("POST", "/v1/sign-out", {});
+    } catch (e) {
+      /* signing out locally is enough when the node is away */
+    }
+    showSignIn();
+  }
+
+  function startSelling() {
+    show("sell");
+    renderEntry();
+    render();
+    if (document.activeElement) document.activeElement.blur();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Quantity, discounts, removing, clearing
+
+  async function changeQuantity() {
+    if (S.selected < 0 || !S.lines[S.selected]) {
+      // No line chosen: the next scan takes the quantity.
+      const q = await askQuantity(t("qty.title"), "");
+      if (q) S.pendingQty = q.replace(",", ".");
+      renderEntry();
+      return;
+    }
+    const line = S.lines[S.selected];
+    if (line.embedded) return;
+    const q = await askQuantity(`${t("qty.title")}: ${line.name}`, line.quantity);
+    if (!q) return;
+    remember();
+    line.quantity = q.replace(",", ".");
+    await reprice();
+  }
+
+  let discountTarget = null;
+  function openDiscount(target) {
+    if (target === "line" && (S.selected < 0 || !S.lines[S.selected])) return;
+    discountTarget = target;
+    const current = target === "line" ? S.lines[S.selected].discount : S.discount;
+    $("discount-title").textContent =
+      target === "line" ? t("discount.title.line", { name: S.lines[S.selected].name }) : t("discount.title.cart");
+    const kind = current && current.amount ? "amount" : "percent";
+    document.querySelector(`input[name=discount-kind][value=${kind}]`).checked = true;
+    $("discount-input").value = current ? current.percent || current.amount : "";
+    openDialog("dlg-discount");
+  }
+
+  async function applyDiscount(remove) {
+    const value = $("discount-input").value.trim().replace(",", ".");
+    const kind = document.querySelector("input[name=discount-kind]:checked").value;
+    const discount = remove || !value ? null : { [kind]: value };
+    closeDialog("dlg-discount");
+    remember();
+    if (discountTarget === "line") S.lines[S.selected].discount = discount;
+    else S.discount = discount;
+    await reprice();
+  }
+
+  async function removeLine() {
+    if (S.selected < 0 || !S.lines[S.selected]) return;
+    remember();
+    S.lines.splice(S.selected, 1);
+    S.selected = S.lines.length - 1;
+    await reprice();
+  }
+
+  function clearSale() {
+    S.lines = [];
+    S.discount = null;
+    S.approval = null;
+    S.view = null;
+    S.selected = -1;
+    S.tenders = [];
+    S.saleKey = null;
+    S.pendingQty = null;
+    render();
+    renderEntry();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Payment: the node settles the cart against the tenders; the till shows what it answers.
+
+  async function openPay() {
+    if (!S.view || !S.lines.length) return;
+    S.tenders = [];
+    S.saleKey = newKey();
+    $("pay-error").textContent = "";
+    $("tender-amount").value = "";
+    openDialog("dlg-pay");
+    await settleNow();
+  }
+
+  async function settleNow() {
+    let r;
+    try {
+      r = await api("POST", "/v1/till/settle", { ...cartRequest(true), tenders: S.tenders });
+    } catch (e) {
+      $("pay-error").textContent = t("error.network");
+      return null;
+    }
+    if (r.status !== 200) {
+      $("pay-error").textContent = errorText(r);
+      return null;
+    }
+    S.settle = r.body;
+    const s = r.body;
+    $("pay-due").textContent = money(S.tenders.length ? s.due : s.cash_due);
+    $("pay-due").dataset.amount = S.tenders.length ? s.due : s.cash_due;
+    $("pay-tendered").textContent = money(s.tendered);
+    $("pay-remaining").textContent = money(S.tenders.length ? s.remaining : s.cash_due);
+    $("pay-remaining").dataset.amount = S.tenders.length ? s.remaining : s.cash_due;
+    $("pay-tenders").replaceChildren(
+      ...S.tenders.map((tender, i) =>
+        el("li", { "data-test": "tender-row", "data-kind": tender.kind, "data-amount": tender.amount }, `${t("tender." + tender.kind)} ${money(tender.amount)}`, el("button", { class: "small", "data-test": "tender-remove", onclick: () => removeTender(i), text: "✕" })),
+      ),
+    );
+    if (s.error) $("pay-error").textContent = s.error;
+    quickCash(S.tenders.length ? s.remaining : s.cash_due);
+    return s;
+  }
+
+  /** Buttons for the usual notes above what is still open (amounts as strings, no arithmetic). */
+  function quickCash(open) {
+    const notes = ["5.00", "10.00", "20.00", "50.00", "100.00", "200.00"];
+    const openMinor = milli(open);
+    const buttons = [el("button", { class: "key", "data-test": "quick-exact", onclick: () => addTender("cash", open), text: t("pay.exact") })];
+    for (const note of notes) {
+      if (milli(note) > openMinor) {
+        buttons.push(el("button", { class: "key", "data-test": "quick-" + note, onclick: () => addTender("cash", note), text: money(note) }));
+      }
+    }
+    $("quick-cash").replaceChildren(...buttons.slice(0, 4));
+  }
+
+  async function removeTender(i) {
+    S.tenders.splice(i, 1);
+    await settleNow();
+  }
+
+  async function addTender(kind, fixed) {
+    let amount = fixed || $("tender-amount").value.trim().replace(",", ".");
+    const s = S.settle;
+    if (!amount && s) {
+      // Nothing typed: the rest (for cash only, what cash would round to).
+      amount = S.tenders.length ? s.remaining : kind === "cash" ? s.cash_due : s.cart.total;
+    }
+    if (!amount || milli(amount) <= 0) return;
+    $("tender-amount").value = "";
+    S.tenders.push({ kind, amount });
+    const settled = await settleNow();
+    if (!settled) {
+      S.tenders.pop();
+      return;
+    }
+    if (settled.error) {
+      S.tenders.pop();
+      await settleNow();
+      return;
+    }
+    if (settled.complete) await completeSale();
+  }
+
+  async function completeSale() {
+    const body = { terminal: K.terminal, ...cartRequest(true), tenders: S.tenders };
+    let r;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        r = await api("POST", "/v1/sales", body, S.saleKey);
+        break;
+      } catch (e) {
+        r = null; // Lost answer: the same key makes the retry the same sale.
+      }
+    }
+    if (!r) {
+      $("pay-error").textContent = t("error.network");
+      return;
+    }
+    if (r.status === 403 && r.body && r.body.code === "approval_required") {
+      const approval = await askApproval(r.body);
+      if (!approval) return;
+      S.approval = approval;
+      S.saleKey = newKey();
+      return completeSale();
+    }
+    if (r.status === 409 && r.body && r.body.code === "no_open_shift") {
+      closeDialog("dlg-pay");
+      showOpenShift();
+      return;
+    }
+    if (r.status !== 200 && r.status !== 201) {
+      if (((r.body && r.body.field) || "").startsWith("approval")) {
+        // A wrong or insufficient approval: the next attempt asks again.
+        S.approval = null;
+        S.saleKey = newKey();
+      }
+      $("pay-error").textContent = errorText(r);
+      return;
+    }
+    closeDialog("dlg-pay");
+    const sale = r.body;
+    const cart = sale.cart || {};
+    clearSale();
+    publish({ state: "paid", total: cart.due || cart.total, change: cart.change || "0", currency: cart.currency });
+    await showReceipt(sale.receipt, sale);
+    pollStatus();
+  }
+
+  async function showReceipt(number, fallback) {
+    let receipt = fallback;
+    try {
+      const r = await api("GET", "/v1/receipts/" + encodeURIComponent(number));
+      if (r.status === 200) receipt = r.body;
+    } catch (e) {
+      /* the sale's own answer is the receipt */
+    }
+    const cart = receipt.cart || {};
+    $("receipt-title").textContent = t("receipt.title", { number });
+    $("receipt-title").dataset.number = number;
+    $("receipt-change").textContent = money(cart.change || "0");
+    $("receipt-change").dataset.amount = cart.change || "0";
+    const preview = $("receipt-preview");
+    preview.replaceChildren();
+    if (receipt.html) {
+      const frame = el("iframe", { sandbox: "", "data-test": "receipt-html" });
+      frame.srcdoc = receipt.html;
+      preview.append(frame);
+    } else if (receipt.text) {
+      preview.append(el("pre", { "data-test": "receipt-text", text: receipt.text }));
+    } else {
+      preview.append(renderReceipt(number, receipt));
+    }
+    openDialog("dlg-receipt");
+  }
+
+  function renderReceipt(number, receipt) {
+    const cart = receipt.cart || { lines: [] };
+    const c = K.config || {};
+    const rows = [
+      el("div", { class: "center strong", text: c.name || "" }),
+      el("div", { class: "center", text: c.address || "" }),
+      el("div", { class: "center", text: `${number} · ${dateTime(uuidTime(receipt.event_id))}` }),
+    ];
+    if (receipt.cashier) rows.push(el("div", { class: "center", text: t("receipt.cashier", { name: receipt.cashier }) }));
+    rows.push(el("hr"));
+    for (const line of cart.lines) {
+      rows.push(
+        el("div", { class: "rline", "data-test": "receipt-line" }, el("span", { text: line.name }), el("span", { text: money(line.gross, cart.currency) })),
+        el("div", { class: "rsub", text: `${quantity(line.quantity, line.unit)} × ${money(line.unit_price, cart.currency)}` }),
+      );
+      if (!/^0(\.0+)?$/.test(line.discount)) rows.push(el("div", { class: "rsub", text: `${t("cart.discount")} −${money(line.discount, cart.currency)}` }));
+    }
+    rows.push(el("hr"));
+    const pair = (label, amount, test) => el("div", { class: "rline", "data-test": test }, el("span", { text: label }), el("span", { text: money(amount, cart.currency) }));
+    rows.push(pair(t("receipt.total"), cart.total, "receipt-total"));
+    if (cart.cash_rounding && !/^-?0(\.0+)?$/.test(cart.cash_rounding)) rows.push(pair(t("pay.cash_rounding"), cart.cash_rounding));
+    for (const tax of cart.taxes || []) rows.push(pair(`${t("receipt.tax")} ${tax.code} ${tax.rate} %`, tax.amount));
+    for (const tender of receipt.tenders || []) rows.push(pair(t("tender." + tender.kind), tender.amount, "receipt-tender"));
+    if (cart.change) rows.push(pair(t("receipt.change"), cart.change));
+    return el("div", { class: "paper" }, ...rows);
+  }
+
+  function newSale() {
+    closeDialog("dlg-receipt");
+    publish({ state: "idle" });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Price check, search, quick keys
+
+  async function priceCheck(code) {
+    const box = $("price-check-result");
+    box.replaceChildren();
+    if (!code) return;
+    let r;
+    try {
+      r = await api("GET", "/v1/items/" + encodeURIComponent(code));
+    } catch (e) {
+      box.textContent = t("error.network");
+      return;
+    }
+    if (r.status !== 200) {
+      box.textContent = r.status === 404 ? t("scan.unknown", { code }) : errorText(r);
+      return;
+    }
+    const item = r.body;
+    box.append(
+      el("div", { class: "name", "data-test": "price-check-name", text: item.name }),
+      el("div", { class: "price", "data-test": "price-check-price", "data-amount": item.price, text: `${money(item.price)} ${item.unit !== "each" ? t("price_check.per", { unit: t("unit." + item.unit) }) : ""}` }),
+      item.embedded && item.embedded.price ? el("div", { text: money(item.embedded.price) }) : null,
+      item.embedded && item.embedded.weight_kg ? el("div", { text: quantity(item.embedded.weight_kg, "kg") }) : null,
+      el("div", { "data-test": "price-check-stock", text: t("item.on_hand", { qty: quantity(item.on_hand, item.unit) }) }),
+      el("div", { class: "sku", text: item.sku }),
+    );
+  }
+
+  let searchTimer = null;
+  function onSearchInput() {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(runSearch, 120);
+  }
+
+  let searchSeq = 0;
+  async function runSearch() {
+    const q = $("search-input").value.trim();
+    const box = $("search-results");
+    const seq = ++searchSeq;
+    if (!q) {
+      box.replaceChildren();
+      return;
+    }
+    let r;
+    try {
+      r = await api("GET", "/v1/till/search?q=" + encodeURIComponent(q));
+    } catch (e) {
+      return;
+    }
+    if (seq !== searchSeq) return;
+    const items = (r.body && r.body.items) || [];
+    box.replaceChildren(
+      ...(items.length
+        ? items.map((item) =>
+            el("button", { class: "result", "data-test": "search-result", "data-sku": item.sku, onclick: () => pickSearch(item) }, el("span", { text: item.name }), el("span", { class: "sku", text: item.sku }), el("span", { text: money(item.price) })),
+          )
+        : [el("div", { class: "none", text: t("search.none") })]),
+    );
+  }
+
+  function pickSearch(item) {
+    $("search-input").value = "";
+    $("search-results").replaceChildren();
+    $("search-input").blur();
+    enqueue(item.sku, S.pendingQty, performance.now());
+    S.pendingQty = null;
+    renderEntry();
+  }
+
+  async function loadQuickKeys() {
+    try {
+      const r = await api("GET", "/v1/till/quick-keys");
+      const keys = (r.body && r.body.keys) || [];
+      $("quick-keys").replaceChildren(
+        ...keys.map((k) =>
+          el("button", { class: "quick", "data-test": "quick-key", "data-code": k.code, "data-sku": k.sku, onclick: () => { enqueue(k.code, S.pendingQty, performance.now()); S.pendingQty = null; renderEntry(); } }, el("span", { class: "name", text: k.name }), el("span", { class: "price", text: money(k.price) })),
+        ),
+      );
+    } catch (e) {
+      /* no quick keys when the node is away */
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Returns and voids
+
+  function returnMode() {
+    return document.querySelector("input[name=return-mode]:checked").value;
+  }
+
+  function openReturn() {
+    $("return-error").textContent = "";
+    $("return-result").textContent = "";
+    $("return-lines").replaceChildren();
+    $("return-receipt").value = "";
+    $("return-code").value = "";
+    $("return-reason").value = "";
+    openDialog("dlg-return");
+    syncReturnMode();
+  }
+
+  function syncReturnMode() {
+    const receipt = returnMode() === "receipt";
+    $("return-with").hidden = !receipt;
+    $("return-without").hidden = receipt;
+    $("dlg-return").dataset.scanTarget = receipt ? "return-receipt" : "return-code";
+  }
+
+  let returnReceipt = null;
+  async function loadReturnReceipt() {
+    const number = $("return-receipt").value.trim();
+    const list = $("return-lines");
+    list.replaceChildren();
+    $("return-error").textContent = "";
+    returnReceipt = null;
+    if (!number) return;
+    let r;
+    try {
+      r = await api("GET", "/v1/receipts/" + encodeURIComponent(number));
+    } catch (e) {
+      $("return-error").textContent = t("error.network");
+      return;
+    }
+    if (r.status !== 200 || !r.body.cart) {
+      $("return-error").textContent = errorText(r);
+      return;
+    }
+    returnReceipt = number;
+    r.body.cart.lines.forEach((line, i) => {
+      list.append(
+        el("li", { "data-test": "return-line", "data-index": i, "data-sku": line.sku }, el("span", { class: "name", text: line.name }), el("span", { text: t("return.sold", { qty: quantity(line.quantity, line.unit) }) }), el("span", { text: money(line.gross) }), el("input", { class: "short", inputmode: "decimal", "data-test": "return-line-qty", value: "0" })),
+      );
+    });
+  }
+
+  async function submitReturn() {
+    $("return-error").textContent = "";
+    const body = { terminal: K.terminal, refund_tender: $("return-tender").value };
+    const reason = $("return-reason").value.trim();
+    if (reason) body.reason = reason;
+    if (returnMode() === "receipt") {
+      if (!returnReceipt) return;
+      body.receipt = returnReceipt;
+      body.lines = Array.from(document.querySelectorAll("#return-lines li"))
+        .map((li) => ({ line: Number(li.dataset.index), quantity: li.querySelector("input").value.trim().replace(",", ".") }))
+        .filter((l) => l.quantity && milli(l.quantity) > 0);
+    } else {
+      const code = $("return-code").value.trim();
+      if (!code) return;
+      body.lines = [{ code, quantity: $("return-qty").value.trim().replace(",", ".") || "1" }];
+    }
+    if (!body.lines.length) {
+      $("return-error").textContent = t("return.nothing");
+      return;
+    }
+    const r = await writeWithApproval("/v1/returns", body);
+    if (!r) return;
+    if (r.status !== 200 && r.status !== 201) {
+      $("return-error").textContent = errorText(r);
+      return;
+    }
+    $("return-result").textContent = t("return.done", { amount: money(r.body.refund), number: r.body.receipt });
+    $("return-result").dataset.refund = r.body.refund;
+    publish({ state: "refund", total: r.body.refund });
+    pollStatus();
+  }
+
+  /** A write that may need a supervisor: on 403 `approval_required` ask, then send again. */
+  async function writeWithApproval(path, body, errorBox) {
+    let r;
+    try {
+      r = await api("POST", path, body);
+    } catch (e) {
+      message(t("error.network"));
+      return null;
+    }
+    if (r.status === 403 && r.body && r.body.code === "approval_required") {
+      const approval = await askApproval(r.body);
+      if (!approval) return null;
+      return writeWithApproval(path, { ...body, approval }, errorBox);
+    }
+    if (r.status === 409 && r.body && r.body.code === "no_open_shift") {
+      openDialogs().forEach((d) => closeDialog(d.id));
+      showOpenShift();
+      return null;
+    }
+    return r;
+  }
+
+  function openVoid() {
+    $("void-error").textContent = "";
+    $("void-result").textContent = "";
+    $("void-reason").value = "";
+    openDialog("dlg-void");
+  }
+
+  async function confirmVoid() {
+    const reason = $("void-reason").value.trim();
+    const r = await writeWithApproval("/v1/sales/void-last", { terminal: K.terminal, reason });
+    if (!r) return;
+    if (r.status !== 200 && r.status !== 201) {
+      $("void-error").textContent = errorText(r);
+      return;
+    }
+    $("void-result").textContent = t("void.done", { receipt: r.body.voided_receipt, amount: money(r.body.refund) });
+    $("void-result").dataset.receipt = r.body.voided_receipt;
+    pollStatus();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Parked sales, kept in this browser per terminal
+
+  function parkedKey() {
+    return "kassa.parked." + K.terminal;
+  }
+  function parkedList() {
+    try {
+      return JSON.parse(localStorage.getItem(parkedKey()) || "[]");
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function park() {
+    if (!S.lines.length) {
+      message(t("park.empty"));
+      return;
+    }
+    const list = parkedList();
+    list.push({ id: newKey(), at: Date.now(), lines: S.lines, discount: S.discount, total: S.view ? S.view.total : "0", cashier: S.staff && S.staff.id });
+    localStorage.setItem(parkedKey(), JSON.stringify(list));
+    clearSale();
+    message(t("park.done"), "info");
+  }
+
+  function openResume() {
+    const list = parkedList();
+    $("parked-list").replaceChildren(
+      ...(list.length
+        ? list.map((p) => el("li", {}, el("button", { class: "parked-sale", "data-test": "parked-sale", onclick: () => resume(p.id), text: t("resume.item", { time: dateTime(p.at), count: p.lines.length, total: money(p.total) }) })))
+        : [el("li", { text: t("resume.none") })]),
+    );
+    openDialog("dlg-resume");
+  }
+
+  async function resume(id) {
+    const list = parkedList();
+    const parked = list.find((p) => p.id === id);
+    if (!parked) return;
+    if (S.lines.length) park();
+    localStorage.setItem(parkedKey(), JSON.stringify(parkedList().filter((p) => p.id !== id)));
+    closeDialog("dlg-resume");
+    S.lines = parked.lines;
+    S.discount = parked.discount;
+    S.selected = S.lines.length - 1;
+    await reprice();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Shift menu: X report, paid in and out, blind close
+
+  const DENOMINATIONS = {
+    EUR: ["500.00", "200.00", "100.00", "50.00", "20.00", "10.00", "5.00", "2.00", "1.00", "0.50", "0.20", "0.10", "0.05", "0.02", "0.01"],
+    CHF: ["1000.00", "200.00", "100.00", "50.00", "20.00", "10.00", "5.00", "2.00", "1.00", "0.50", "0.20", "0.10", "0.05"],
+  };
+
+  function openShiftMenu() {
+    $("shift-dialog-error").textContent = "";
+    $("shift-report").textContent = "";
+    $("shift-count").hidden = true;
+    openDialog("dlg-shift");
+  }
+
+  async function xReport() {
+    const r = await api("GET", "/v1/shifts/report?terminal=" + encodeURIComponent(K.terminal)).catch(() => null);
+    if (!r || r.status !== 200) {
+      $("shift-dialog-error").textContent = errorText(r);
+      return;
+    }
+    $("shift-report").textContent = r.body.text || JSON.stringify(r.body, null, 2);
+  }
+
+  async function cashMovement() {
+    const kind = $("cash-kind").value;
+    const amount = $("cash-amount").value.trim().replace(",", ".");
+    const reason = $("cash-reason").value.trim();
+    const r = await writeWithApproval("/v1/shifts/cash", { terminal: K.terminal, kind, amount, reason });
+    if (!r) return;
+    if (r.status !== 200 && r.status !== 201) {
+      $("shift-dialog-error").textContent = errorText(r);
+      return;
+    }
+    $("cash-amount").value = "";
+    $("cash-reason").value = "";
+    $("shift-report").textContent = t("shift.cash.done", { kind: t("shift." + kind), amount: money(amount) });
+  }
+
+  function startClose() {
+    const currency = (K.config && K.config.currency) || "EUR";
+    const denoms = DENOMINATIONS[currency] || DENOMINATIONS.EUR;
+    $("count-grid").replaceChildren(
+      ...denoms.map((d) => el("label", {}, el("span", { text: money(d) }), el("input", { class: "short", inputmode: "numeric", "data-test": "count-" + d, "data-denomination": d, value: "" }))),
+    );
+    $("shift-count").hidden = false;
+    $("shift-report").textContent = "";
+  }
+
+  async function closeShift() {
+    const counted = Array.from(document.querySelectorAll("#count-grid input"))
+      .map((input) => ({ denomination: input.dataset.denomination, count: parseInt(input.value || "0", 10) }))
+      .filter((c) => c.count > 0);
+    const r = await writeWithApproval("/v1/shifts/close", { terminal: K.terminal, counted });
+    if (!r) return;
+    if (r.status !== 200 && r.status !== 201) {
+      $("shift-dialog-error").textContent = errorText(r);
+      return;
+    }
+    const z = r.body;
+    $("shift-count").hidden = true;
+    const summary = `${t("shift.expected")}: ${money(z.expected)}\n${t("shift.counted")}: ${money(z.counted)}\n${t("shift.over_short")}: ${money(z.over_short)}`;
+    $("shift-report").textContent = (z.text ? z.text + "\n\n" : "") + summary;
+    $("shift-report").dataset.overShort = z.over_short;
+    S.shift = null;
+    message(t("shift.closed"), "info");
+    // After the Z report is read, closing the dialog signs the cashier out.
+    $("shift-dialog-close").addEventListener("click", () => signOut(), { once: true });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Sync status
+
+  async function pollStatus() {
+    let r;
+    try {
+      r = await api("GET", "/v1/status");
+    } catch (e) {
+      const banner = $("banner-offline");
+      banner.hidden = false;
+      banner.textContent = t("status.node_down");
+      banner.dataset.reason = "node";
+      return;
+    }
+    if (r.status !== 200) return;
+    const sync = r.body.sync || {};
+    const outbox = sync.outbox || [];
+    const mine = outbox.find((o) => o.terminal === K.terminal);
+    const pending = mine ? mine.unsynced : outbox.reduce((n, o) => n + (o.unsynced || 0), 0);
+    const offline = outbox.some((o) => o.state === "unreachable");
+    const rejected = outbox.some((o) => o.state === "rejected");
+    const banner = $("banner-offline");
+    banner.hidden = !offline;
+    banner.textContent = t("status.offline");
+    banner.dataset.reason = offline ? "hq" : "";
+    $("banner-rejected").hidden = !rejected;
+    const p = $("pending");
+    p.dataset.count = String(pending);
+    p.textContent = pending > 0 ? t("status.pending", { count: pending }) : t("status.synced");
+    p.classList.toggle("waiting", pending > 0);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Start
+
+  function fatal(text, terminals) {
+    $("error-text").textContent = text;
+    $("terminal-links").replaceChildren(
+      ...(terminals || []).map((id) => el("li", {}, el("a", { href: `/till?terminal=${encodeURIComponent(id)}&lang=${K.lang}`, text: id }))),
+    );
+    show("error");
+  }
+
+  function wire() {
+    document.addEventListener("keydown", onKeyDown, true);
+    document.querySelectorAll("[data-close]").forEach((b) =>
+      b.addEventListener("click", () => {
+        const dialog = b.closest(".dialog");
+        if (dialog.id === "dlg-qty") qtyDone(null);
+        else closeDialog(dialog.id);
+      }),
+    );
+    $("pin-ok").onclick = signIn;
+    $("pin-back").onclick = showSignIn;
+    $("pin-input").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") signIn();
+    });
+    $("open-shift").onclick = openShift;
+    $("float-input").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") openShift();
+    });
+    $("btn-signout").onclick = signOut;
+    $("btn-lang").onclick = () => {
+      const params = new URLSearchParams(location.search);
+      params.set("lang", K.lang === "de" ? "en" : "de");
+      K.lang = params.get("lang");
+      history.replaceState(null, "", "?" + params.toString());
+      translate();
+      renderEntry();
+      render();
+      if (S.lastItem) renderItem(S.lastItem);
+      pollStatus();
+    };
+    $("btn-shift").onclick = openShiftMenu;
+    $("qty-ok").onclick = () => qtyDone($("qty-input").value.trim() || null);
+    $("qty-input").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") qtyDone($("qty-input").value.trim() || null);
+    });
+    $("btn-qty").onclick = changeQuantity;
+    $("btn-line-discount").onclick = () => openDiscount("line");
+    $("btn-cart-discount").onclick = () => openDiscount("cart");
+    $("discount-ok").onclick = () => applyDiscount(false);
+    $("discount-remove").onclick = () => applyDiscount(true);
+    $("discount-input").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") applyDiscount(false);
+    });
+    $("approval-ok").onclick = () => approvalDone({ staff: $("approval-staff").value, pin: $("approval-pin").value });
+    $("approval-pin").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") approvalDone({ staff: $("approval-staff").value, pin: $("approval-pin").value });
+    });
+    $("approval-cancel").onclick = () => approvalDone(null);
+    $("btn-remove").onclick = removeLine;
+    $("btn-clear").onclick = clearSale;
+    $("btn-pay").onclick = openPay;
+    $("tender-cash").onclick = () => addTender("cash");
+    $("tender-card").onclick = () => addTender("card");
+    $("tender-amount").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") addTender("cash");
+    });
+    $("receipt-close").onclick = newSale;
+    $("btn-price-check").onclick = () => {
+      $("price-check-input").value = "";
+      $("price-check-result").replaceChildren();
+      openDialog("dlg-price-check");
+    };
+    $("price-check-input").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") priceCheck($("price-check-input").value.trim());
+    });
+    $("search-input").addEventListener("input", onSearchInput);
+    $("search-input").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        const first = document.querySelector("#search-results .result");
+        if (first) first.click();
+      }
+    });
+    $("btn-return").onclick = openReturn;
+    document.querySelectorAll("input[name=return-mode]").forEach((r) => r.addEventListener("change", syncReturnMode));
+    $("return-load").onclick = loadReturnReceipt;
+    $("return-receipt").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") loadReturnReceipt();
+    });
+    $("return-submit").onclick = submitReturn;
+    $("btn-void").onclick = openVoid;
+    $("void-confirm").onclick = confirmVoid;
+    $("btn-park").onclick = park;
+    $("btn-resume").onclick = openResume;
+    $("shift-x").onclick = xReport;
+    $("cash-ok").onclick = cashMovement;
+    $("shift-close-start").onclick = startClose;
+    $("shift-close-ok").onclick = closeShift;
+    // Buttons must not keep the focus: Enter belongs to the scanner.
+    document.addEventListener("click", (e) => {
+      const button = e.target.closest && e.target.closest("button");
+      if (button) button.blur();
+    });
+  }
+
+  async function boot() {
+    buildKeypads();
+    wire();
+    try {
+      await Kassa.loadConfig();
+    } catch (e) {
+      translate();
+      fatal(String(e.message || e));
+      return;
+    }
+    translate();
+    const c = K.config;
+    $("store-name").textContent = c.name;
+    $("terminal-name").textContent = K.terminal;
+    document.title = `${t("app.title")} · ${K.terminal}`;
+    if (!K.terminal || !c.terminals.includes(K.terminal)) {
+      fatal(K.terminal ? t("terminal.unknown", { terminal: K.terminal }) + " " + t("terminal.missing") : t("terminal.missing"), c.terminals);
+      return;
+    }
+    loadQuickKeys();
+    pollStatus();
+    setInterval(pollStatus, 2000);
+    await loadStaff();
+    document.body.dataset.ready = "1";
+  }
+
+  boot();
+})();
