@@ -8,13 +8,11 @@ use std::path::PathBuf;
 use import::normalize::BarcodeCheck;
 use import::{Format, Mapping, SourceOptions, SourceRead};
 
+/// A real export kept in `tests/data/samples` (see the README there for where each came from).
 fn shared(name: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let found = root
-        .ancestors()
-        .map(|a| a.join("shared/data").join(name))
-        .find(|p| p.exists());
-    found.unwrap_or_else(|| panic!("shared/data/{name} not found beside the repository"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/samples")
+        .join(name)
 }
 
 fn local(name: &str) -> PathBuf {
