@@ -8,7 +8,8 @@ use serde_json::Value;
 
 /// The sources of the routers, scanned for their `.route("PATH", method(handler))` calls: the
 /// source and the function that builds the router.
-const ROUTER_SOURCES: [(&str, &str); 3] = [
+const ROUTER_SOURCES: [(&str, &str); 4] = [
+    (include_str!("../src/till.rs"), "pub fn routes("),
     (include_str!("../src/api.rs"), "pub fn router("),
     (include_str!("../src/staff_api.rs"), "pub fn routes("),
     (include_str!("../src/printing.rs"), "pub fn routes("),
@@ -20,7 +21,9 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The POSTs that append nothing to the ledger and need no idempotency key.
-const READ_ONLY_POSTS: [&str; 4] = [
+const READ_ONLY_POSTS: [&str; 6] = [
+    "/v1/till/settle",
+    "/v1/display/{terminal}",
     "/v1/carts/price",
     "/v1/sign-in",
     "/v1/sign-out",
