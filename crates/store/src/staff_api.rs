@@ -37,6 +37,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/shifts/cash", post(cash))
         .route("/v1/shifts/no-sale", post(no_sale))
         .route("/v1/shifts/report", get(x_report))
+        .route("/v1/shifts/report/print", post(print_x_report))
         .route("/v1/shifts/close", post(close_shift))
 }
 
@@ -381,7 +382,57 @@ async fn x_report(
 ) -> ApiResult<Json<Value>> {
     let terminal = terminal(&node, &q.terminal)?;
     let who = signed_in(&node, bearer(&headers).as_deref(), &terminal)?;
-    let shift = shifts::open_shift(&node.pools.reader, &terminal)
+    let (shift, tally) = open_shift_so_far(&node, &terminal).await?;
+    let mut view = shifts::report_view(&terminal, &shift, &tally, None);
+    // The expected cash, on screen and on paper, is for supervisors and above only.
+    if who.role >= Role::Supervisor {
+        let document =
+            report_document(&node, &terminal, &shift, &tally, None, printer::Paper::Mm80).await?;
+        if let (Some(map), Ok(expected)) = (view.as_object_mut(), tally.expected_cash()) {
+            map.insert("expected".into(), json!(expected.amount_string()));
+            map.insert("text".into(), json!(printer::render_text(&document)));
+        }
+    }
+    Ok(Json(view))
+}
+
+/// Prints the X report on the till's printer (supervisors and above: it shows the expected
+/// cash).
+async fn print_x_report(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Query(q): Query<TerminalQuery>,
+) -> ApiResult<Json<Value>> {
+    let terminal = terminal(&node, &q.terminal)?;
+    let who = signed_in(&node, bearer(&headers).as_deref(), &terminal)?;
+    if who.role < Role::Supervisor {
+        return Err(ApiError::approval_required(
+            "x-report",
+            "the printed X report shows the expected cash: a supervisor or above prints it",
+        ));
+    }
+    let (shift, tally) = open_shift_so_far(&node, &terminal).await?;
+    let paper = crate::printing::printer_of(&node.pools.reader, &terminal)
+        .await?
+        .map_or(printer::Paper::Mm80, |p| p.paper);
+    let document = report_document(&node, &terminal, &shift, &tally, None, paper).await?;
+    let printed = crate::printing::print_on(&node, &terminal, |_| Some(document)).await?;
+    if !printed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_printer",
+            format!("terminal {terminal} has no printer"),
+        ));
+    }
+    Ok(Json(json!({"printed": true})))
+}
+
+/// The open shift of `terminal` and its figures up to the terminal's last event.
+async fn open_shift_so_far(
+    node: &Node,
+    terminal: &TerminalId,
+) -> ApiResult<(shifts::OpenShift, domain::shift::ShiftTally)> {
+    let shift = shifts::open_shift(&node.pools.reader, terminal)
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -398,28 +449,12 @@ async fn x_report(
     let mut conn = node.pools.reader.acquire().await?;
     let tally = shifts::tally(
         &mut conn,
-        &terminal,
+        terminal,
         &shift,
         u64::try_from(last_seq).unwrap_or(0),
     )
     .await?;
-    let mut view = shifts::report_view(&terminal, &shift, &tally, None);
-    let supervisor = who.role >= Role::Supervisor;
-    if supervisor {
-        if let (Some(map), Ok(expected)) = (view.as_object_mut(), tally.expected_cash()) {
-            map.insert("expected".into(), json!(expected.amount_string()));
-        }
-    }
-    // The printed X report shows the expected cash too: for supervisors only.
-    if supervisor {
-        let document =
-            report_document(&node, &terminal, &shift, &tally, None, printer::Paper::Mm80).await?;
-        let text = printer::render_text(&document);
-        if let Some(map) = view.as_object_mut() {
-            map.insert("text".into(), json!(text));
-        }
-    }
-    Ok(Json(view))
+    Ok((shift, tally))
 }
 
 /// The printed report, in the store's language, on `paper`.

@@ -2104,8 +2104,27 @@ async fn receipts_and_the_z_report_print_on_the_tills_printer() {
     let response = print(sale2["receipt"].as_str().unwrap()).await;
     assert_error(&response, StatusCode::CONFLICT, "no_printer", None);
 
-    // The Z report prints when the shift closes.
+    // The X report prints for a manager, not for a cashier (it shows the expected cash).
     let maria = node.sign_in(T1, "maria", "3333").await;
+    let anna = node.sign_in(T1, "anna", "1111").await;
+    let x_print = format!("/v1/shifts/report/print?terminal={T1}");
+    let response = node.as_staff(&anna, &x_print, &json!({})).await;
+    assert_error(
+        &response,
+        StatusCode::FORBIDDEN,
+        "approval_required",
+        Some("approval"),
+    );
+    let (status, body) = node.as_staff(&maria, &x_print, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let paper = printed_text(&printed_lines(
+        &jobs
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap(),
+    ));
+    assert!(paper.contains("16,97"), "{paper}");
+
+    // The Z report prints when the shift closes.
     let count = json!({"terminal": T1, "counted": [{"denomination": "100.00", "count": 1}]});
     let (status, z) = node.as_staff(&maria, "/v1/shifts/close", &count).await;
     assert_eq!(status, StatusCode::CREATED, "{z}");

@@ -21,7 +21,8 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The POSTs that append nothing to the ledger and need no idempotency key.
-const READ_ONLY_POSTS: [&str; 6] = [
+const READ_ONLY_POSTS: [&str; 7] = [
+    "/v1/shifts/report/print",
     "/v1/till/settle",
     "/v1/display/{terminal}",
     "/v1/carts/price",
