@@ -50,6 +50,9 @@ enum BenchWhat {
         /// Also measure HQ ingest on this PostgreSQL server (a scratch database is created).
         #[arg(long, env = "KASSA_BENCH_POSTGRES")]
         postgres: Option<String>,
+        /// Tills whose ledgers HQ ingests side by side (each pushing its batches in order).
+        #[arg(long, default_value_t = 1)]
+        terminals: usize,
     },
 }
 
@@ -65,9 +68,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Catalog { variants } => {
             runtime.block_on(crate::bench_sync::bench_catalog(variants))
         }
-        BenchWhat::Sync { sales, postgres } => {
-            runtime.block_on(crate::bench_sync::bench_sync(sales, postgres))
-        }
+        BenchWhat::Sync {
+            sales,
+            postgres,
+            terminals,
+        } => runtime.block_on(crate::bench_sync::bench_sync(
+            sales,
+            postgres,
+            terminals.max(1),
+        )),
     }
 }
 

@@ -16,6 +16,24 @@ use crate::bench::DEMO_SEED;
 /// The PIN pepper of the benchmark chain (nobody signs in).
 const BENCH_PEPPER: &[u8] = b"kassa benchmark pepper";
 
+impl Node {
+    /// Opens a shift on each till (a sale needs one).
+    async fn open_shifts(&self) -> anyhow::Result<()> {
+        let eur = domain::Currency::parse("EUR")?;
+        let anna = domain::StaffId::parse("anna").map_err(anyhow::Error::msg)?;
+        for (terminal, _) in &self.terminals {
+            store::shifts::ensure_open(
+                &self.node,
+                terminal,
+                &anna,
+                domain::Money::from_minor(15_000, eur),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
 /// What a browser POS sends per sale: a request line and headers, then the order as JSON.
 fn http_request_bytes(path: &str, content_type: &str, body_len: usize) -> usize {
     format!(
@@ -31,12 +49,9 @@ struct Node {
     data: std::path::PathBuf,
     /// Terminal ids with their public keys (hex), in provisioning order.
     terminals: Vec<(TerminalId, String)>,
+    node: Arc<store::node::Node>,
     _app: tokio::task::JoinHandle<()>,
 }
-
-/// Tills of the benchmark store whose ledgers HQ ingests side by side, as it does for a chain's
-/// terminals pushing at the same time.
-const TERMINALS: usize = 4;
 
 async fn start_node(
     dir: &Path,
@@ -60,10 +75,8 @@ async fn start_node(
         Arc::new(SystemClock),
     )
     .await?;
-    for t in &ids {
-        crate::bench::open_shift(&app, t.as_str()).await?;
-    }
     let url = format!("http://{}", app.local_addr().context("no address")?);
+    let node = app.node();
     let handle = tokio::spawn(async move {
         let _ = app.run(std::future::pending()).await;
     });
@@ -71,6 +84,7 @@ async fn start_node(
         url,
         data,
         terminals: keys.into_iter().map(|(t, k)| (t, hex::encode(k))).collect(),
+        node,
         _app: handle,
     })
 }
@@ -123,11 +137,16 @@ async fn ring(
 }
 
 /// Runs the sync benchmarks.
-pub async fn bench_sync(sales: usize, postgres: Option<String>) -> anyhow::Result<()> {
+pub async fn bench_sync(
+    sales: usize,
+    postgres: Option<String>,
+    terminals: usize,
+) -> anyhow::Result<()> {
     let temp = tempfile::Builder::new()
         .prefix("kassa-bench-sync-")
         .tempdir_in(".")?;
-    let node = start_node(temp.path(), None, TERMINALS).await?;
+    let node = start_node(temp.path(), None, terminals).await?;
+    node.open_shifts().await?;
     let http = reqwest::Client::new();
     let mut rng = 0x2545_F491_4F6C_DD1D_u64;
     let mut baseline = 0_usize;
@@ -181,7 +200,7 @@ pub async fn bench_sync(sales: usize, postgres: Option<String>) -> anyhow::Resul
     println!();
 
     println!(
-        "## HQ ingest ({sales} events of {TERMINALS} terminals in {batch_count} batches, verified and applied)"
+        "## HQ ingest ({sales} sales of {terminals} terminals in {batch_count} batches, verified and applied)"
     );
     println!("| database | events/s | raw inserts/s (same rows, same batch size) | ratio |");
     println!("|---|---|---|---|");
@@ -327,6 +346,8 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
     .await?;
     let (terminal, public_key) = node.terminals.first().context("no terminal")?;
     hq::add_terminal(&db, &store, terminal, public_key).await?;
+    // The shift opens once HQ knows the till, so its first push is accepted.
+    node.open_shifts().await?;
     let http = reqwest::Client::new();
     let mut rng = 7_u64;
     let mut samples = Vec::new();
