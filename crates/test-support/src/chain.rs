@@ -165,10 +165,16 @@ pub async fn kassa_cli(kassa: &Path, args: &[String]) -> anyhow::Result<String> 
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// An address nothing listens on (connections are refused), for a proxy whose HQ is not up.
+/// An address nothing listens on (connections are refused), for a proxy whose HQ is not up:
+/// a privileged port, which no test server can be given when it binds port 0 (a freed ephemeral
+/// port could be, while other tests run).
 pub async fn dead_addr() -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    Ok(listener.local_addr()?)
+    let addr: SocketAddr = "127.0.0.1:1".parse()?;
+    anyhow::ensure!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "something listens on {addr}; the tests need it closed"
+    );
+    Ok(addr)
 }
 
 /// The socket address of a base URL `http://IP:PORT` (as [`Process::url`] has it).
