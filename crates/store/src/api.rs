@@ -974,20 +974,7 @@ async fn receipt(
     State(node): State<Arc<Node>>,
     Path(number): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let row = sqlx::query(
-        "SELECT e.body FROM receipts r JOIN events e ON e.terminal = r.terminal AND e.seq = r.seq WHERE r.number = $1",
-    )
-    .bind(&number)
-    .fetch_optional(&node.pools.reader)
-    .await?
-    .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_receipt", format!("no receipt `{number}`")))?;
-    let event = protocol::event::decode(row.get::<&[u8], _>("body")).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "corrupt_event",
-            format!("stored event does not decode: {e}"),
-        )
-    })?;
+    let event = crate::printing::event_of_receipt(&node, &number).await?;
     Ok(Json(event_view(&event)))
 }
 

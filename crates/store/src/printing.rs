@@ -94,7 +94,8 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/receipts/{number}/print", post(print_receipt))
 }
 
-async fn event_of_receipt(node: &Node, number: &str) -> ApiResult<Event> {
+/// The sale or return event behind receipt `number`.
+pub(crate) async fn event_of_receipt(node: &Node, number: &str) -> ApiResult<Event> {
     let row = sqlx::query(
         "SELECT e.body FROM receipts r JOIN events e ON e.terminal = r.terminal AND e.seq = r.seq WHERE r.number = $1",
     )
@@ -203,23 +204,24 @@ async fn preview(
     })))
 }
 
-/// Sends `document` to `terminal`'s printer, off the async workers.
-pub async fn print_on(
-    node: &Node,
-    terminal: &TerminalId,
-    document: impl FnOnce(Paper) -> Option<Document>,
-) -> ApiResult<bool> {
-    let Some(config) = printer_of(&node.pools.reader, terminal).await? else {
-        return Ok(false);
-    };
-    let Some(document) = document(config.paper) else {
-        return Ok(false);
-    };
-    tokio::task::spawn_blocking(move || printer::print_document(&config.printer, &document))
+/// `terminal`'s printer, or `409 no_printer` saying how to set one.
+pub async fn required_printer(node: &Node, terminal: &TerminalId) -> ApiResult<PrinterConfig> {
+    printer_of(&node.pools.reader, terminal).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_printer",
+            format!("terminal {terminal} has no printer: kassa store printer --terminal {terminal} --target tcp:HOST:9100"),
+        )
+    })
+}
+
+/// Sends `document` to the printer of `config`, off the async workers.
+pub async fn print(config: &PrinterConfig, document: Document) -> ApiResult<()> {
+    let printer = config.printer.clone();
+    tokio::task::spawn_blocking(move || printer::print_document(&printer, &document))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "print_failed", e))?
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "printer_unreachable", e))?;
-    Ok(true)
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "printer_unreachable", e))
 }
 
 /// Prints a receipt on its till's printer: the first time as the original, after that as a
@@ -230,19 +232,13 @@ async fn print_receipt(
 ) -> ApiResult<Response> {
     let event = event_of_receipt(&node, &number).await?;
     let terminal = event.meta.terminal.clone();
-    let config = printer_of(&node.pools.reader, &terminal).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "no_printer",
-            format!("terminal {terminal} has no printer: kassa store printer set --terminal {terminal} --target tcp:HOST:9100"),
-        )
-    })?;
+    let config = required_printer(&node, &terminal).await?;
     let printed: i64 = sqlx::query_scalar("SELECT printed FROM receipts WHERE number = $1")
         .bind(&number)
         .fetch_one(&node.pools.reader)
         .await?;
     let document = receipt_document(&node, &event, config.paper, printed > 0).await?;
-    print_on(&node, &terminal, |_| Some(document)).await?;
+    print(&config, document).await?;
     sqlx::query("UPDATE receipts SET printed = printed + 1 WHERE number = $1")
         .bind(&number)
         .execute(&node.pools.writer)

@@ -411,19 +411,10 @@ async fn print_x_report(
             "the printed X report shows the expected cash: a supervisor or above prints it",
         ));
     }
+    let config = crate::printing::required_printer(&node, &terminal).await?;
     let (shift, tally) = open_shift_so_far(&node, &terminal).await?;
-    let paper = crate::printing::printer_of(&node.pools.reader, &terminal)
-        .await?
-        .map_or(printer::Paper::Mm80, |p| p.paper);
-    let document = report_document(&node, &terminal, &shift, &tally, None, paper).await?;
-    let printed = crate::printing::print_on(&node, &terminal, |_| Some(document)).await?;
-    if !printed {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_printer",
-            format!("terminal {terminal} has no printer"),
-        ));
-    }
+    let document = report_document(&node, &terminal, &shift, &tally, None, config.paper).await?;
+    crate::printing::print(&config, document).await?;
     Ok(Json(json!({"printed": true})))
 }
 
@@ -523,22 +514,23 @@ async fn close_shift(
         if z.body["shift"] == json!(shift.id) {
             let mut conn = node.pools.reader.acquire().await?;
             let tally = shifts::tally(&mut conn, &terminal, &shift, up_to).await?;
-            let paper = crate::printing::printer_of(&node.pools.reader, &terminal)
-                .await?
-                .map_or(printer::Paper::Mm80, |p| p.paper);
+            let config = crate::printing::printer_of(&node.pools.reader, &terminal).await?;
+            let paper = config.as_ref().map_or(printer::Paper::Mm80, |p| p.paper);
             let document =
                 report_document(&node, &terminal, &shift, &tally, Some(counted), paper).await?;
             let text = printer::render_text(&document);
             // The till's printer prints the Z report; a printer that is down does not undo the
             // close, the report stays on screen.
-            let printed =
-                match crate::printing::print_on(&node, &terminal, |_| Some(document)).await {
-                    Ok(printed) => printed,
+            let printed = match &config {
+                None => false,
+                Some(config) => match crate::printing::print(config, document).await {
+                    Ok(()) => true,
                     Err(e) => {
                         tracing::warn!(terminal = %terminal, error = ?e, "Z report not printed");
                         false
                     }
-                };
+                },
+            };
             if let Some(map) = z.body.as_object_mut() {
                 map.insert("text".into(), json!(text));
                 map.insert("printed".into(), json!(printed));
