@@ -74,7 +74,7 @@ pub fn find_pans(bytes: &[u8]) -> Vec<PanHit> {
         }
         if (PAN_MIN_DIGITS..=PAN_MAX_DIGITS).contains(&positions.len()) {
             let digits: Vec<u8> = positions.iter().map(|&p| bytes[p]).collect();
-            if luhn_valid(&digits) && !is_barcode(&digits) {
+            if luhn_valid(&digits) && !is_not_a_card_number(&digits) {
                 hits.push(PanHit {
                     start: i,
                     end: j,
@@ -107,6 +107,14 @@ pub fn is_barcode(digits: &[u8]) -> bool {
         .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 3 } else { 1 })
         .sum();
     (10 - sum % 10) % 10 == u32::from(check[0] - b'0')
+}
+
+/// Digit runs that pass Luhn but are no card number: product barcodes ([`is_barcode`]) and
+/// 13-digit runs that do not start with 4. Only Visa ever issued 13-digit card numbers; a
+/// millisecond timestamp (`1795449986029`, in every event) is 13 digits and passes Luhn one
+/// time in ten.
+pub fn is_not_a_card_number(digits: &[u8]) -> bool {
+    is_barcode(digits) || (digits.len() == 13 && digits.first() != Some(&b'4'))
 }
 
 /// Whether the text holds anything that looks like a card number.
