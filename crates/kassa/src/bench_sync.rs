@@ -221,6 +221,18 @@ pub async fn bench_sync(
     Ok(())
 }
 
+/// User plus system CPU time of this process so far, in seconds (Linux; `None` elsewhere).
+fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks: 100 per second on Linux.
+    Some((utime + stime) / 100.0)
+}
+
 async fn fresh_postgres(url: &str) -> anyhow::Result<String> {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(url).await?;
@@ -257,6 +269,7 @@ async fn ingest_rate(
     // Each terminal pushes its batches one after the other, as its outbox does; the terminals
     // push at the same time, as a chain's do. Verification runs in the request, before ingest.
     let started = Instant::now();
+    let cpu_before = process_cpu_secs();
     let mut tasks = tokio::task::JoinSet::new();
     for (terminal, key, batches) in work {
         let db = db.clone();
@@ -282,7 +295,18 @@ async fn ingest_rate(
         verifying += v;
     }
     let elapsed = started.elapsed();
+    let cpu = process_cpu_secs()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let rate = events as f64 / elapsed.as_secs_f64();
+    if let Some(cpu) = cpu {
+        // CPU time holds better than wall time on a shared machine; on SQLite it is all of
+        // ingest, on PostgreSQL only HQ's side (the server's own work is not counted).
+        eprintln!(
+            "  (this process spent {:.1} µs of CPU per event ingested)",
+            cpu * 1e6 / events as f64
+        );
+    }
     eprintln!(
         "  ({url_kind}: decompressing, decoding and verifying {:.0} events/s per core)",
         events as f64 / verifying.as_secs_f64(),
