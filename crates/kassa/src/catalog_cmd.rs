@@ -835,7 +835,7 @@ pub(crate) fn entities(
     // were merged into keeps their identifiers.
     let mut new_by_key: HashMap<String, &str> = HashMap::new();
     for v in &catalog.variants {
-        for id in &v.identifiers {
+        for id in &v.identifiers(reads) {
             new_by_key.insert(id.key(), v.sku.as_str());
         }
     }
@@ -897,7 +897,7 @@ pub(crate) fn entities(
                 }
             }
         }
-        for id in &v.identifiers {
+        for id in &v.identifiers(reads) {
             let dto = match id {
                 domain::catalog::Identifier::Gtin(g) => IdentifierDto::Gtin(g.as_str().to_owned()),
                 domain::catalog::Identifier::Plu(p) => IdentifierDto::Plu(p.as_str().to_owned()),
