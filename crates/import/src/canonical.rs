@@ -704,11 +704,14 @@ pub fn build(
         let product_id = sanitize(&format!("{winner_source}-{}", winner.product_key), 64);
 
         // Opening counts per mapped Kassa location, from the first member that has stock there.
+        // Several legacy locations of one row may map to one Kassa location (a shop and its
+        // stockroom): their stock is added up.
         let mut counted: HashSet<String> = HashSet::new();
         for r in &by_title {
             let (Some(item), Some(src)) = (r.get(reads), source_of(*r)) else {
                 continue;
             };
+            let mut here: Vec<(&String, Decimal)> = Vec::new();
             for s in &item.stock {
                 let keyed = format!("{}/{}", src.options.name, s.location);
                 let Some(location) = options
@@ -721,23 +724,32 @@ pub fn build(
                     }
                     continue;
                 };
-                if counted.insert(location.clone()) {
-                    out.opening_counts.push(OpeningCount {
-                        location: location.clone(),
-                        sku: sku.clone(),
-                        quantity: match (item.pack_size, src.options.weight_unit_grams) {
-                            (Some(pack), _) => s.quantity.checked_mul(pack).unwrap_or(s.quantity),
-                            (None, _) if !item.sold_by_weight => s.quantity,
-                            (None, Some(grams)) => s
-                                .quantity
-                                .checked_mul(grams)
-                                .and_then(|q| q.checked_div(Decimal::from(1000)))
-                                .map_or(s.quantity, |q| q.normalize()),
-                            _ => s.quantity,
-                        },
-                        item: *r,
-                    });
+                if counted.contains(location) {
+                    continue;
                 }
+                let quantity = match (item.pack_size, src.options.weight_unit_grams) {
+                    (Some(pack), _) => s.quantity.checked_mul(pack).unwrap_or(s.quantity),
+                    (None, _) if !item.sold_by_weight => s.quantity,
+                    (None, Some(grams)) => s
+                        .quantity
+                        .checked_mul(grams)
+                        .and_then(|q| q.checked_div(Decimal::from(1000)))
+                        .map_or(s.quantity, |q| q.normalize()),
+                    _ => s.quantity,
+                };
+                match here.iter_mut().find(|(l, _)| *l == location) {
+                    Some((_, sum)) => *sum = sum.checked_add(quantity).unwrap_or(*sum),
+                    None => here.push((location, quantity)),
+                }
+            }
+            for (location, quantity) in here {
+                counted.insert(location.clone());
+                out.opening_counts.push(OpeningCount {
+                    location: location.clone(),
+                    sku: sku.clone(),
+                    quantity,
+                    item: *r,
+                });
             }
         }
         // Half a million variants are held at once: no spare room in their lists.
