@@ -298,6 +298,19 @@ pub async fn plan(
     Ok(plan)
 }
 
+/// On SQLite, takes the database's write lock at the start of the transaction (waiting for
+/// another writer up to the busy timeout). `kassa catalog` runs beside a running HQ process:
+/// a transaction that reads first and writes later would fail outright if HQ ingested a batch
+/// in between.
+async fn lock_for_writing(tx: &mut sqlx::AnyConnection, db: &Db) -> Result<(), sqlx::Error> {
+    if db.backend == crate::db::Backend::Sqlite {
+        sqlx::query("UPDATE ref_meta SET version = version WHERE singleton = 1")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn next_version(tx: &mut sqlx::AnyConnection, db: &Db) -> Result<(i64, i64), sqlx::Error> {
     let current: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT version FROM ref_meta WHERE singleton = 1{}",
@@ -331,6 +344,7 @@ pub async fn commit(
     check_counts(counts)?;
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
+    lock_for_writing(&mut tx, db).await?;
     let (current, version) = next_version(&mut tx, db).await?;
     let held = held(&mut tx, &kinds_of(writes)).await?;
     let mut plan = plan_of(&held, writes);
@@ -585,6 +599,7 @@ pub struct RolledBack {
 pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
+    lock_for_writing(&mut tx, db).await?;
     let info: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
         "SELECT created_ms, version, rolled_back_version FROM import_batches WHERE id = $1",
     )
