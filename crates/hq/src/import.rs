@@ -3,8 +3,15 @@
 //! after kept per batch. A batch that changes nothing is not recorded, so running the same
 //! import again changes nothing; rolling a batch back writes the earlier state as another new
 //! version, because the change log only ever grows.
+//!
+//! A batch may also carry opening stock counts: what the legacy systems held per Kassa location
+//! and SKU. Each is applied to the stock projection like a till's count, stamped with the
+//! batch's clock (its commit instant, then its reference version and id): on-hand becomes the
+//! counted quantity plus every movement recorded after that instant, and a till's later count
+//! replaces it. Rolling the batch back withdraws its counts (see [`rollback`]); the movements
+//! (sales, returns, adjustments) recorded since are kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 use sqlx::Row;
@@ -40,6 +47,14 @@ pub enum ImportError {
         /// `kind/key` of each entity changed since.
         keys: Vec<String>,
     },
+    /// The same location and SKU is counted twice in one batch.
+    #[error("opening count of `{sku}` at `{location}` is given twice")]
+    DuplicateCount {
+        /// The location.
+        location: String,
+        /// The SKU.
+        sku: String,
+    },
 }
 
 /// One entity an import wants to hold.
@@ -55,6 +70,19 @@ pub struct EntityWrite {
     pub provenance: Option<String>,
 }
 
+/// An opening stock count an import sets: what the legacy system held at a Kassa location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountWrite {
+    /// The Kassa location (a store id).
+    pub location: String,
+    /// The SKU.
+    pub sku: String,
+    /// The quantity counted, in thousandths.
+    pub counted_milli: i64,
+    /// Where it came from (kept with the batch).
+    pub provenance: Option<String>,
+}
+
 /// What a set of writes would do, or did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -66,6 +94,21 @@ pub struct Plan {
     pub removed: Vec<(String, String)>,
     /// Entities HQ holds exactly so.
     pub unchanged: usize,
+    /// `(location, sku)` of opening counts to set: no batch counted it yet, or the batch that
+    /// counted it last (and is not rolled back) counted another quantity.
+    pub counts: Vec<(String, String)>,
+    /// Opening counts the last batch to count them set to the same quantity.
+    pub counts_unchanged: usize,
+}
+
+impl Plan {
+    /// Whether committing would change anything.
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty()
+            && self.updated.is_empty()
+            && self.removed.is_empty()
+            && self.counts.is_empty()
+    }
 }
 
 /// A committed batch.
@@ -77,6 +120,9 @@ pub struct Committed {
     pub version: i64,
     /// What it did.
     pub plan: Plan,
+    /// Opening counts recorded but not in effect, because a later count (a till's, by its
+    /// clock) already holds for that location and SKU.
+    pub counts_superseded: usize,
 }
 
 /// A batch as listed.
@@ -92,6 +138,8 @@ pub struct BatchInfo {
     pub version: i64,
     /// Entities it wrote.
     pub entities: i64,
+    /// Opening counts it set.
+    pub counts: i64,
     /// The version of its rollback, if rolled back.
     pub rolled_back_version: Option<i64>,
 }
@@ -110,6 +158,36 @@ pub async fn entities(db: &Db, kind: &str) -> Result<BTreeMap<String, Value>, sq
         let payload: Option<String> = row.get("payload");
         if let Some(value) = payload.and_then(|p| serde_json::from_str(&p).ok()) {
             out.insert(key, value);
+        }
+    }
+    Ok(out)
+}
+
+/// What an import may name at HQ.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
+    /// Stores, registered (`kassa hq store add`) or in the reference data: the locations
+    /// opening counts and store prices may go to.
+    pub locations: BTreeSet<String>,
+    /// The tax categories of every jurisdiction in the reference data.
+    pub tax_categories: BTreeSet<String>,
+}
+
+/// The stores and tax categories HQ knows.
+pub async fn known(db: &Db) -> Result<Known, sqlx::Error> {
+    let mut out = Known::default();
+    let registered: Vec<String> = sqlx::query_scalar("SELECT id FROM stores")
+        .fetch_all(&db.pool)
+        .await?;
+    out.locations.extend(registered);
+    out.locations
+        .extend(entities(db, "store").await?.into_keys());
+    for jurisdiction in entities(db, "jurisdiction").await?.values() {
+        let rules = jurisdiction.get("rules").and_then(Value::as_array);
+        for rule in rules.into_iter().flatten() {
+            if let Some(category) = rule.get("category").and_then(Value::as_str) {
+                out.tax_categories.insert(category.to_owned());
+            }
         }
     }
     Ok(out)
@@ -160,11 +238,77 @@ fn kinds_of(writes: &[EntityWrite]) -> Vec<&str> {
     kinds
 }
 
-/// What committing `writes` would do, without writing.
-pub async fn plan(db: &Db, writes: &[EntityWrite]) -> Result<Plan, sqlx::Error> {
+/// A stock level: location, SKU.
+type Level = (String, String);
+
+/// The opening count per level of the last batch to count it that is not rolled back.
+async fn held_counts(conn: &mut sqlx::AnyConnection) -> Result<HashMap<Level, i64>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT c.location, c.sku, c.counted FROM import_batch_counts c
+         JOIN import_batches b ON b.id = c.batch
+         WHERE b.rolled_back_version IS NULL ORDER BY b.version",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        out.insert((row.get("location"), row.get("sku")), row.get("counted"));
+    }
+    Ok(out)
+}
+
+/// Refuses a location and SKU counted twice.
+fn check_counts(counts: &[CountWrite]) -> Result<(), ImportError> {
+    let mut seen = BTreeSet::new();
+    for c in counts {
+        if !seen.insert((c.location.as_str(), c.sku.as_str())) {
+            return Err(ImportError::DuplicateCount {
+                location: c.location.clone(),
+                sku: c.sku.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn plan_counts(plan: &mut Plan, held: &HashMap<Level, i64>, counts: &[CountWrite]) {
+    for c in counts {
+        let level = (c.location.clone(), c.sku.clone());
+        if held.get(&level) == Some(&c.counted_milli) {
+            plan.counts_unchanged += 1;
+        } else {
+            plan.counts.push(level);
+        }
+    }
+}
+
+/// What committing `writes` and `counts` would do, without writing.
+pub async fn plan(
+    db: &Db,
+    writes: &[EntityWrite],
+    counts: &[CountWrite],
+) -> Result<Plan, ImportError> {
+    check_counts(counts)?;
     let mut conn = db.pool.acquire().await?;
     let held = held(&mut conn, &kinds_of(writes)).await?;
-    Ok(plan_of(&held, writes))
+    let mut plan = plan_of(&held, writes);
+    if !counts.is_empty() {
+        plan_counts(&mut plan, &held_counts(&mut conn).await?, counts);
+    }
+    Ok(plan)
+}
+
+/// On SQLite, takes the database's write lock at the start of the transaction (waiting for
+/// another writer up to the busy timeout). `kassa catalog` runs beside a running HQ process:
+/// a transaction that reads first and writes later would fail outright if HQ ingested a batch
+/// in between.
+async fn lock_for_writing(tx: &mut sqlx::AnyConnection, db: &Db) -> Result<(), sqlx::Error> {
+    if db.backend == crate::db::Backend::Sqlite {
+        sqlx::query("UPDATE ref_meta SET version = version WHERE singleton = 1")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn next_version(tx: &mut sqlx::AnyConnection, db: &Db) -> Result<(i64, i64), sqlx::Error> {
@@ -186,25 +330,34 @@ async fn set_version(tx: &mut sqlx::AnyConnection, version: i64) -> Result<(), s
     Ok(())
 }
 
-/// Commits `writes` as one batch at a new reference version, labelled `label`; entities that
-/// HQ already holds exactly so are left alone, and when nothing changes nothing is written.
+/// Commits `writes` and opening `counts` as one batch at a new reference version, labelled
+/// `label`, at `created_ms` (ms since the Unix epoch, also the instant of its counts). Entities
+/// that HQ already holds exactly so, and counts the last batch to count them set to the same
+/// quantity, are left alone; when nothing changes nothing is written.
 pub async fn commit(
     db: &Db,
     label: &str,
     created_ms: i64,
     writes: &[EntityWrite],
+    counts: &[CountWrite],
 ) -> Result<Committed, ImportError> {
+    check_counts(counts)?;
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
+    lock_for_writing(&mut tx, db).await?;
     let (current, version) = next_version(&mut tx, db).await?;
     let held = held(&mut tx, &kinds_of(writes)).await?;
-    let plan = plan_of(&held, writes);
-    if plan.created.is_empty() && plan.updated.is_empty() && plan.removed.is_empty() {
+    let mut plan = plan_of(&held, writes);
+    if !counts.is_empty() {
+        plan_counts(&mut plan, &held_counts(&mut tx).await?, counts);
+    }
+    if plan.is_empty() {
         tx.rollback().await?;
         return Ok(Committed {
             batch: None,
             version: current,
             plan,
+            counts_superseded: 0,
         });
     }
     let batch = format!("import-{version}");
@@ -257,13 +410,165 @@ pub async fn commit(
         records,
     )
     .await?;
+    let counted: BTreeSet<&Level> = plan.counts.iter().collect();
+    let mut sets: Vec<LevelSet> = Vec::with_capacity(counted.len());
+    let mut count_rows = Vec::with_capacity(counted.len());
+    for c in counts {
+        if !counted.contains(&(c.location.clone(), c.sku.clone())) {
+            continue;
+        }
+        count_rows.push(vec![
+            Arg::Text(batch.clone()),
+            Arg::Text(c.location.clone()),
+            Arg::Text(c.sku.clone()),
+            Arg::Int(c.counted_milli),
+            Arg::OptText(c.provenance.clone()),
+        ]);
+        sets.push(LevelSet {
+            level: (c.location.clone(), c.sku.clone()),
+            counted: c.counted_milli,
+            clock: Some((created_ms, version, batch.clone())),
+        });
+    }
+    insert_many(
+        &mut tx,
+        db.backend,
+        "INSERT INTO import_batch_counts (batch, location, sku, counted, provenance) VALUES",
+        "",
+        count_rows,
+    )
+    .await?;
+    let applied = set_levels(&mut tx, db.backend, sets, LevelGuard::OlderCount).await?;
+    let counts_superseded = plan.counts.len().saturating_sub(applied);
     set_version(&mut tx, version).await?;
     tx.commit().await?;
     Ok(Committed {
         batch: Some(batch),
         version,
         plan,
+        counts_superseded,
     })
+}
+
+/// A point in stock time: clock wall reading, counter, event id (a batch's counts: its commit
+/// instant, its reference version, its id).
+type StockClock = (i64, i64, String);
+
+/// A stock level to set from a count: on-hand becomes `counted` plus every movement after
+/// `clock`; without a clock (no count), the sum of every movement, and the level's count is
+/// cleared.
+struct LevelSet {
+    level: Level,
+    counted: i64,
+    clock: Option<StockClock>,
+}
+
+/// Which levels [`set_levels`] may change.
+enum LevelGuard {
+    /// Only those whose latest count is older than the new one (or that have none), as a till's
+    /// count is applied at ingest.
+    OlderCount,
+    /// Only those whose latest count is this batch's.
+    CountedBy(String),
+}
+
+/// Sets stock levels from counts (creating missing levels), in location and SKU order so that
+/// concurrent ingests on PostgreSQL take the row locks in the same order; returns how many
+/// levels changed.
+async fn set_levels(
+    tx: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    mut sets: Vec<LevelSet>,
+    guard: LevelGuard,
+) -> Result<usize, sqlx::Error> {
+    if sets.is_empty() {
+        return Ok(0);
+    }
+    sets.sort_by(|a, b| a.level.cmp(&b.level));
+    insert_many(
+        tx,
+        backend,
+        "INSERT INTO stock_levels (location, sku, on_hand) VALUES",
+        "ON CONFLICT DO NOTHING",
+        sets.iter()
+            .map(|s| {
+                vec![
+                    Arg::Text(s.level.0.clone()),
+                    Arg::Text(s.level.1.clone()),
+                    Arg::Int(0),
+                ]
+            })
+            .collect(),
+    )
+    .await?;
+    let mut changed = 0;
+    for chunk in sets.chunks(200) {
+        let lock: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        if backend == crate::db::Backend::Postgres {
+            let sql = format!(
+                "SELECT location FROM stock_levels WHERE (location, sku) IN (VALUES {}) ORDER BY location, sku FOR UPDATE",
+                lock.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for s in chunk {
+                query = query.bind(s.level.0.clone()).bind(s.level.1.clone());
+            }
+            query.fetch_all(&mut *tx).await?;
+        }
+        let selects: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = 6 * i;
+                format!(
+                    "SELECT ${} AS loc, ${} AS sku, ${} AS c, ${} AS w, ${} AS n, ${} AS e",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6
+                )
+            })
+            .collect();
+        let condition = match &guard {
+            LevelGuard::OlderCount => "(stock_levels.count_event IS NULL OR (stock_levels.count_wall, stock_levels.count_counter, stock_levels.count_event) < (v.w, v.n, v.e))".to_owned(),
+            LevelGuard::CountedBy(_) => format!("stock_levels.count_event = ${}", 6 * chunk.len() + 1),
+        };
+        // A level without a count sums every movement: its clock is the smallest there is,
+        // and the empty event id clears the level's count.
+        let sql = format!(
+            "UPDATE stock_levels SET
+               on_hand = v.c + COALESCE((SELECT SUM(m.delta) FROM stock_moves m
+                 WHERE m.location = v.loc AND m.sku = v.sku AND (m.hlc_wall, m.hlc_counter, m.event_id) > (v.w, v.n, v.e)), 0),
+               count_wall = CASE WHEN v.e = '' THEN NULL ELSE v.w END,
+               count_counter = CASE WHEN v.e = '' THEN NULL ELSE v.n END,
+               count_event = CASE WHEN v.e = '' THEN NULL ELSE v.e END
+             FROM ({}) AS v
+             WHERE stock_levels.location = v.loc AND stock_levels.sku = v.sku AND {condition}",
+            selects.join(" UNION ALL ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for s in chunk {
+            let (w, n, e) = s
+                .clock
+                .clone()
+                .unwrap_or((i64::MIN, i64::MIN, String::new()));
+            query = query
+                .bind(s.level.0.clone())
+                .bind(s.level.1.clone())
+                .bind(s.counted)
+                .bind(w)
+                .bind(n)
+                .bind(e);
+        }
+        if let LevelGuard::CountedBy(batch) = &guard {
+            query = query.bind(batch.clone());
+        }
+        let done = query.execute(&mut *tx).await?.rows_affected();
+        changed += usize::try_from(done).unwrap_or(usize::MAX);
+    }
+    Ok(changed)
 }
 
 /// What a rollback did.
@@ -275,20 +580,33 @@ pub struct RolledBack {
     pub restored: usize,
     /// Entities the batch had created, now removed.
     pub removed: usize,
+    /// Opening counts withdrawn from the stock levels they were in effect at.
+    pub counts_withdrawn: usize,
+    /// Opening counts a later count had already replaced (those levels are left alone).
+    pub counts_superseded: usize,
 }
 
 /// Undoes exactly batch `batch` as a new reference version: each entity it wrote goes back to
 /// what it was before (removed if the batch created it). Refused when any of them changed
 /// since, so that a later change is never silently undone.
+///
+/// Its opening counts are withdrawn. Where the batch's count is still the latest count of a
+/// level, on-hand becomes what it would be had the count never been made: the latest earlier
+/// count (a till's, or another batch's that is not rolled back) plus every movement after it,
+/// or with no earlier count the sum of every movement. Sales and other movements recorded
+/// since the import are kept either way. Where a later count (a till's) has replaced the
+/// batch's, the level already no longer depends on it and is left alone.
 pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
-    let info: Option<(i64, Option<i64>)> =
-        sqlx::query_as("SELECT version, rolled_back_version FROM import_batches WHERE id = $1")
-            .bind(batch)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((_, rolled_back)) = info else {
+    lock_for_writing(&mut tx, db).await?;
+    let info: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT created_ms, version, rolled_back_version FROM import_batches WHERE id = $1",
+    )
+    .bind(batch)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((created_ms, batch_version, rolled_back)) = info else {
         return Err(ImportError::UnknownBatch(batch.to_owned()));
     };
     if let Some(version) = rolled_back {
@@ -353,6 +671,9 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
         upserts,
     )
     .await?;
+    let clock = (created_ms, batch_version, batch.to_owned());
+    let (counts_withdrawn, counts_superseded) =
+        withdraw_counts(&mut tx, db.backend, &clock).await?;
     sqlx::query("UPDATE import_batches SET rolled_back_version = $1 WHERE id = $2")
         .bind(version)
         .bind(batch)
@@ -364,14 +685,125 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
         version,
         restored,
         removed,
+        counts_withdrawn,
+        counts_superseded,
     })
+}
+
+/// Withdraws the opening counts of the batch whose counts carry `clock` (its id is the clock's
+/// event): each level where the batch's count is still the latest goes back to its latest
+/// earlier count — another batch's that is not rolled back, or a till's from the inbox — plus
+/// the movements after it, or to the sum of its movements. Returns how many counts were
+/// withdrawn and how many a later count had already replaced.
+async fn withdraw_counts(
+    tx: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    clock: &StockClock,
+) -> Result<(usize, usize), sqlx::Error> {
+    let batch = clock.2.as_str();
+    let total: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM import_batch_counts WHERE batch = $1")
+            .bind(batch)
+            .fetch_one(&mut *tx)
+            .await?;
+    let total = usize::try_from(total).unwrap_or(0);
+    if total == 0 {
+        return Ok((0, 0));
+    }
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT c.location, c.sku FROM import_batch_counts c
+         JOIN stock_levels l ON l.location = c.location AND l.sku = c.sku
+         WHERE c.batch = $1 AND l.count_event = $1 ORDER BY c.location, c.sku{}",
+        backend.for_update()
+    )))
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    let in_effect: BTreeSet<Level> = rows
+        .iter()
+        .map(|r| (r.get("location"), r.get("sku")))
+        .collect();
+    if in_effect.is_empty() {
+        return Ok((0, total));
+    }
+    // The latest count before the batch's, per level.
+    let mut earlier: HashMap<Level, (StockClock, i64)> = HashMap::new();
+    let mut offer = |level: Level, at: StockClock, counted: i64| {
+        if at < *clock
+            && in_effect.contains(&level)
+            && earlier.get(&level).is_none_or(|(held, _)| at > *held)
+        {
+            earlier.insert(level, (at, counted));
+        }
+    };
+    let others = sqlx::query(
+        "SELECT c.location, c.sku, c.counted, b.created_ms, b.version, b.id FROM import_batch_counts c
+         JOIN import_batches b ON b.id = c.batch
+         JOIN import_batch_counts mine ON mine.location = c.location AND mine.sku = c.sku AND mine.batch = $1
+         WHERE b.rolled_back_version IS NULL AND b.id <> $1",
+    )
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in others {
+        offer(
+            (row.get("location"), row.get("sku")),
+            (row.get("created_ms"), row.get("version"), row.get("id")),
+            row.get("counted"),
+        );
+    }
+    let locations: BTreeSet<&str> = in_effect.iter().map(|(l, _)| l.as_str()).collect();
+    for location in locations {
+        let bodies: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT i.body FROM inbox i JOIN terminals t ON t.id = i.terminal
+             WHERE t.store = $1 AND i.kind = 'StockCounted' AND i.applied = 1",
+        )
+        .bind(location)
+        .fetch_all(&mut *tx)
+        .await?;
+        for body in bodies {
+            // Events in the inbox were verified when they arrived; one that no longer decodes
+            // cannot have been applied, so it is no earlier count.
+            let Ok(event) = protocol::event::decode(&body) else {
+                continue;
+            };
+            let at = (
+                event.meta.hlc.wall_ms(),
+                i64::from(event.meta.hlc.counter()),
+                event.meta.id.to_string(),
+            );
+            for m in domain::ledger::stock_movements(&event) {
+                if let domain::ledger::StockEffect::Count(counted) = m.effect {
+                    offer(
+                        (m.location.to_string(), m.sku.to_string()),
+                        at.clone(),
+                        counted,
+                    );
+                }
+            }
+        }
+    }
+    let sets: Vec<LevelSet> = in_effect
+        .iter()
+        .map(|level| {
+            let found = earlier.get(level);
+            LevelSet {
+                level: level.clone(),
+                counted: found.map_or(0, |(_, c)| *c),
+                clock: found.map(|(at, _)| at.clone()),
+            }
+        })
+        .collect();
+    let withdrawn = set_levels(tx, backend, sets, LevelGuard::CountedBy(batch.to_owned())).await?;
+    Ok((withdrawn, total.saturating_sub(withdrawn)))
 }
 
 /// Every batch, newest first.
 pub async fn batches(db: &Db) -> Result<Vec<BatchInfo>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT b.id, b.label, b.created_ms, b.version, b.rolled_back_version,
-                (SELECT COUNT(*) FROM import_batch_entities e WHERE e.batch = b.id) AS entities
+                (SELECT COUNT(*) FROM import_batch_entities e WHERE e.batch = b.id) AS entities,
+                (SELECT COUNT(*) FROM import_batch_counts c WHERE c.batch = b.id) AS counts
          FROM import_batches b ORDER BY b.version DESC",
     )
     .fetch_all(&db.pool)
@@ -384,6 +816,7 @@ pub async fn batches(db: &Db) -> Result<Vec<BatchInfo>, sqlx::Error> {
             created_ms: row.get("created_ms"),
             version: row.get("version"),
             entities: row.get("entities"),
+            counts: row.get("counts"),
             rolled_back_version: row.get("rolled_back_version"),
         })
         .collect())

@@ -52,7 +52,7 @@ async fn import_commit_reimport_and_rollback(db: &Db) {
         payload: json!({"id": "vienna-01", "currency": "EUR"}),
         provenance: None,
     };
-    let seeded = commit(db, "seed", 1, &[before.clone(), store])
+    let seeded = commit(db, "seed", 1, &[before.clone(), store], &[])
         .await
         .unwrap();
     assert_eq!(seeded.version, 1);
@@ -62,7 +62,7 @@ async fn import_commit_reimport_and_rollback(db: &Db) {
         price("A-1", "4250.00"),
         variant("B-2", "Coffee Beans", "036000291452"),
     ];
-    let dry = plan(db, &writes).await.unwrap();
+    let dry = plan(db, &writes, &[]).await.unwrap();
     assert_eq!(dry.created.len(), 2);
     assert_eq!(dry.updated, [("variant".to_owned(), "A-1".to_owned())]);
     // A dry run writes nothing.
@@ -71,7 +71,9 @@ async fn import_commit_reimport_and_rollback(db: &Db) {
         before.payload
     );
 
-    let batch = commit(db, "square+lightspeed", 2, &writes).await.unwrap();
+    let batch = commit(db, "square+lightspeed", 2, &writes, &[])
+        .await
+        .unwrap();
     assert_eq!(batch.batch.as_deref(), Some("import-2"));
     assert_eq!(batch.version, 2);
     // Stores pulling since version 1 receive exactly the batch.
@@ -102,7 +104,9 @@ async fn import_commit_reimport_and_rollback(db: &Db) {
     assert!(provenance.unwrap().contains("\"line\":2"));
 
     // The same import again changes nothing: no batch, no version.
-    let again = commit(db, "square+lightspeed", 3, &writes).await.unwrap();
+    let again = commit(db, "square+lightspeed", 3, &writes, &[])
+        .await
+        .unwrap();
     assert_eq!(again.batch, None);
     assert_eq!(again.version, 2);
     assert_eq!(again.plan.unchanged, 3);
@@ -151,12 +155,24 @@ async fn import_commit_reimport_and_rollback(db: &Db) {
 }
 
 async fn a_rollback_is_refused_when_a_later_batch_changed_its_entities(db: &Db) {
-    let first = commit(db, "first", 1, &[variant("A-1", "One", "4006381333931")])
-        .await
-        .unwrap();
-    let second = commit(db, "second", 2, &[variant("A-1", "Two", "4006381333931")])
-        .await
-        .unwrap();
+    let first = commit(
+        db,
+        "first",
+        1,
+        &[variant("A-1", "One", "4006381333931")],
+        &[],
+    )
+    .await
+    .unwrap();
+    let second = commit(
+        db,
+        "second",
+        2,
+        &[variant("A-1", "Two", "4006381333931")],
+        &[],
+    )
+    .await
+    .unwrap();
     let err = rollback(db, first.batch.as_deref().unwrap())
         .await
         .unwrap_err();

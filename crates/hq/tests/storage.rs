@@ -71,6 +71,7 @@ scenarios! {
         reference_data_is_published_as_versioned_changes,
         stock_snapshots_carry_the_acknowledged_sequences,
         a_sale_of_one_sku_on_two_lines_moves_both_in_any_order,
+        opening_counts_of_an_import_set_stock_and_a_rollback_keeps_later_sales,
     ],
     postgres_only: [
         concurrent_pushes_of_one_batch_apply_it_once,
@@ -1158,4 +1159,213 @@ async fn concurrent_counts_and_movements_agree_with_the_fold(db: &Db) {
             "round {round}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening counts of catalog imports
+
+fn opening(location: &str, sku_code: &str, counted_milli: i64) -> hq::import::CountWrite {
+    hq::import::CountWrite {
+        location: location.into(),
+        sku: sku_code.into(),
+        counted_milli,
+        provenance: Some(format!(
+            "{{\"file\":\"legacy.csv\",\"sku\":\"{sku_code}\"}}"
+        )),
+    }
+}
+
+async fn levels(db: &Db, location: &str) -> BTreeMap<String, i64> {
+    hq::api::stock_snapshot(db, location).await.unwrap().levels
+}
+
+/// Scenario 10: an import's opening counts set stock like a till's count at the instant of the commit:
+/// movements after it apply on top, movements and counts made before it (even if they arrive
+/// later) are absorbed. The same counts again change nothing. A rollback withdraws a count
+/// still in effect (back to the latest earlier count plus the movements after it, or the sum
+/// of movements) and leaves a level a till counted since alone; sales are never lost.
+async fn opening_counts_of_an_import_set_stock_and_a_rollback_keeps_later_sales(db: &Db) {
+    let t1 = Till::new("vienna-01", "vienna-01-t1", 60);
+    let t2 = Till::new("vienna-01", "vienna-01-t2", 61);
+    t1.register(db).await;
+    t2.register(db).await;
+    let c1 = t1.chain(vec![
+        (WALL + 1, adjusted("A", 5_000)),
+        (
+            WALL + 2,
+            sale("r1", "A", 250, 1, "standard", TenderKind::Cash, None),
+        ),
+        (WALL + 3, counted("B", 7_000)),
+        // After the first import.
+        (
+            WALL + 20,
+            sale("r2", "A", 250, 2, "standard", TenderKind::Cash, None),
+        ),
+        // After the second import: a till count replaces its count of A.
+        (WALL + 40, counted("A", 24_000)),
+    ]);
+    // Till 2 was offline during the first import: a sale and a count made before it arrive
+    // after it.
+    let c2 = t2.chain(vec![
+        (
+            WALL + 6,
+            sale("r3", "A", 250, 1, "standard", TenderKind::Cash, None),
+        ),
+        (WALL + 7, counted("B", 3_000)),
+    ]);
+    t1.push(db, &c1[..3]).await.unwrap();
+    assert_eq!(
+        levels(db, "vienna-01").await,
+        BTreeMap::from([("A".to_owned(), 4_000), ("B".to_owned(), 7_000)])
+    );
+
+    let counts = vec![
+        opening("vienna-01", "A", 20_000),
+        opening("vienna-01", "B", 30_000),
+        opening("vienna-01", "C", 1_000),
+    ];
+    let dry = hq::import::plan(db, &[], &counts).await.unwrap();
+    assert_eq!(dry.counts.len(), 3);
+    assert_eq!(
+        on_hand(db, "vienna-01", "C").await,
+        None,
+        "a plan writes nothing"
+    );
+    let first = hq::import::commit(db, "legacy", WALL + 10, &[], &counts)
+        .await
+        .unwrap();
+    let first_batch = first.batch.clone().unwrap();
+    assert_eq!(first.counts_superseded, 0);
+    let snapshot = hq::api::stock_snapshot(db, "vienna-01").await.unwrap();
+    assert_eq!(
+        snapshot.levels,
+        BTreeMap::from([
+            ("A".to_owned(), 20_000),
+            ("B".to_owned(), 30_000),
+            ("C".to_owned(), 1_000)
+        ])
+    );
+    // The counts come from no terminal: the watermarks are the tills' own.
+    assert_eq!(
+        snapshot.watermarks,
+        BTreeMap::from([
+            ("vienna-01-t1".to_owned(), 3),
+            ("vienna-01-t2".to_owned(), 0)
+        ])
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM import_batch_counts")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 3);
+
+    // The same import again changes nothing, not even after sales.
+    t1.push(db, &c1[3..4]).await.unwrap();
+    t2.push(db, &c2).await.unwrap();
+    let again = hq::import::commit(db, "legacy", WALL + 11, &[], &counts)
+        .await
+        .unwrap();
+    assert_eq!((again.batch, again.plan.counts_unchanged), (None, 3));
+    // The sale after the import counts; till 2's sale and count from before it are absorbed.
+    assert_eq!(
+        levels(db, "vienna-01").await,
+        BTreeMap::from([
+            ("A".to_owned(), 18_000),
+            ("B".to_owned(), 30_000),
+            ("C".to_owned(), 1_000)
+        ])
+    );
+    assert_eq!(
+        hq::api::stock_snapshot(db, "vienna-01")
+            .await
+            .unwrap()
+            .watermarks,
+        BTreeMap::from([
+            ("vienna-01-t1".to_owned(), 4),
+            ("vienna-01-t2".to_owned(), 2)
+        ])
+    );
+
+    // Rolling back withdraws the counts and keeps every movement: A is the sum of its
+    // movements (+5, -1, -1, -2), B is till 2's count (the latest before the import, though
+    // it arrived after), C has nothing.
+    let undone = hq::import::rollback(db, &first_batch).await.unwrap();
+    assert_eq!((undone.counts_withdrawn, undone.counts_superseded), (3, 0));
+    assert_eq!(
+        levels(db, "vienna-01").await,
+        BTreeMap::from([
+            ("A".to_owned(), 1_000),
+            ("B".to_owned(), 3_000),
+            ("C".to_owned(), 0)
+        ])
+    );
+    // A later movement still applies to the restored count.
+    let t3 = Till::new("vienna-01", "vienna-01-t3", 62);
+    t3.register(db).await;
+    let c3 = t3.chain(vec![(WALL + 8, adjusted("B", 500))]);
+    t3.push(db, &c3).await.unwrap();
+    assert_eq!(on_hand(db, "vienna-01", "B").await, Some(3_500));
+
+    // Imported again after the rollback, the counts are set again; then a second import with
+    // other figures, a till's count of A after it, and a third import changing only B.
+    let second = hq::import::commit(
+        db,
+        "legacy",
+        WALL + 30,
+        &[],
+        &[
+            opening("vienna-01", "A", 25_000),
+            opening("vienna-01", "B", 35_000),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.plan.counts.len(), 2);
+    t1.push(db, &c1[4..]).await.unwrap();
+    assert_eq!(on_hand(db, "vienna-01", "A").await, Some(24_000));
+    let third = hq::import::commit(
+        db,
+        "legacy",
+        WALL + 50,
+        &[],
+        &[
+            opening("vienna-01", "A", 25_000),
+            opening("vienna-01", "B", 40_000),
+        ],
+    )
+    .await
+    .unwrap();
+    // A's figure is the one its last import counted: unchanged, the till's count stays.
+    assert_eq!(
+        (third.plan.counts.len(), third.plan.counts_unchanged),
+        (1, 1)
+    );
+    assert_eq!(on_hand(db, "vienna-01", "A").await, Some(24_000));
+    assert_eq!(on_hand(db, "vienna-01", "B").await, Some(40_000));
+    // Undoing the third import brings B back to the second's count.
+    let undone = hq::import::rollback(db, third.batch.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((undone.counts_withdrawn, undone.counts_superseded), (1, 0));
+    assert_eq!(on_hand(db, "vienna-01", "B").await, Some(35_000));
+    // Undoing the second: A was counted by a till since and stays; B goes back to till 2's
+    // count and the movement after it.
+    let undone = hq::import::rollback(db, second.batch.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((undone.counts_withdrawn, undone.counts_superseded), (1, 1));
+    assert_eq!(on_hand(db, "vienna-01", "A").await, Some(24_000));
+    assert_eq!(on_hand(db, "vienna-01", "B").await, Some(3_500));
+    // Every sale is still at HQ.
+    let sales: i64 =
+        sqlx::query_scalar("SELECT CAST(COALESCE(SUM(sales), 0) AS BIGINT) FROM sales_daily")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(sales, 3);
+    let listed = hq::import::batches(db).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|b| b.counts).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
 }

@@ -115,8 +115,39 @@ pub enum FieldFrom {
     Cost(ItemRef),
     /// The tax category.
     Tax(ItemRef),
-    /// The identifier at this index of `identifiers`.
-    Identifier(usize, ItemRef),
+    /// The identifier at this index of `identifier_refs`.
+    Identifier(u32, ItemRef),
+}
+
+/// One identifier of a canonical variant, kept as a reference to the row it came from: half a
+/// million variants then hold no copies of system names and legacy ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifierRef {
+    /// A GTIN.
+    Gtin(domain::Gtin),
+    /// The row's legacy id (else its SKU, else its line) under its source's name.
+    Legacy(ItemRef),
+    /// The row's SKU (`<source>-sku`), kept beside its legacy id.
+    LegacySku(ItemRef),
+}
+
+impl IdentifierRef {
+    /// The identifier, read from `reads` (the sources the catalog was built from).
+    pub fn resolve(&self, reads: &[SourceRead]) -> Option<Identifier> {
+        let source = |r: &ItemRef| {
+            reads
+                .get(r.source as usize)
+                .map(|s| s.options.name.as_str())
+        };
+        match self {
+            IdentifierRef::Gtin(g) => Some(Identifier::Gtin(*g)),
+            IdentifierRef::Legacy(r) => Some(legacy_identifier(source(r)?, r.get(reads)?)),
+            IdentifierRef::LegacySku(r) => Some(Identifier::Legacy {
+                system: format!("{}-sku", source(r)?),
+                id: r.get(reads)?.sku.clone()?,
+            }),
+        }
+    }
 }
 
 /// One variant of the master catalog.
@@ -130,8 +161,9 @@ pub struct CanonicalVariant {
     pub product_name: String,
     /// The variant's name.
     pub name: String,
-    /// Every other code it is found by.
-    pub identifiers: Vec<Identifier>,
+    /// Every other code it is found by, as references ([`CanonicalVariant::identifiers`]
+    /// spells them out).
+    pub identifier_refs: Vec<IdentifierRef>,
     /// Its tax category.
     pub tax: TaxCategory,
     /// How it is sold.
@@ -151,6 +183,14 @@ pub struct CanonicalVariant {
 }
 
 impl CanonicalVariant {
+    /// Every other code it is found by: GTINs, legacy ids and SKUs.
+    pub fn identifiers(&self, reads: &[SourceRead]) -> Vec<Identifier> {
+        self.identifier_refs
+            .iter()
+            .filter_map(|i| i.resolve(reads))
+            .collect()
+    }
+
     /// Where each field came from, spelled out: source, system, file, line, legacy id.
     pub fn provenance(&self, reads: &[SourceRead]) -> Vec<Provenance> {
         self.sources
@@ -163,9 +203,10 @@ impl CanonicalVariant {
                 FieldFrom::Tax(r) => Provenance::of("tax", r, reads),
                 FieldFrom::Identifier(i, r) => {
                     let key = self
-                        .identifiers
-                        .get(i)
-                        .map(Identifier::key)
+                        .identifier_refs
+                        .get(i as usize)
+                        .and_then(|id| id.resolve(reads))
+                        .map(|id| id.key())
                         .unwrap_or_default();
                     Provenance::of(&key, r, reads)
                 }
@@ -421,7 +462,7 @@ pub fn build(
 
         // Identifiers: every valid GTIN and every legacy id of every member.
         let mut provenance = Vec::new();
-        let mut identifiers: Vec<(Identifier, ItemRef)> = Vec::new();
+        let mut identifiers: Vec<(Identifier, IdentifierRef, ItemRef)> = Vec::new();
         let mut seen = HashSet::new();
         for r in &by_title {
             let Some(item) = r.get(reads) else { continue };
@@ -429,14 +470,14 @@ pub fn build(
                 if let Some(g) = b.gtin() {
                     let id = Identifier::Gtin(g);
                     if seen.insert(id.key()) {
-                        identifiers.push((id, *r));
+                        identifiers.push((id, IdentifierRef::Gtin(g), *r));
                     }
                 }
             }
             let source = source_of(*r).map_or("", |s| s.options.name.as_str());
             let legacy = legacy_identifier(source, item);
             if seen.insert(legacy.key()) {
-                identifiers.push((legacy, *r));
+                identifiers.push((legacy, IdentifierRef::Legacy(*r), *r));
             }
             if let (Some(sku), Some(_)) = (&item.sku, &item.legacy_id) {
                 let legacy_sku = Identifier::Legacy {
@@ -444,7 +485,7 @@ pub fn build(
                     id: sku.clone(),
                 };
                 if seen.insert(legacy_sku.key()) {
-                    identifiers.push((legacy_sku, *r));
+                    identifiers.push((legacy_sku, IdentifierRef::LegacySku(*r), *r));
                 }
             }
         }
@@ -454,7 +495,7 @@ pub fn build(
         let found = identifiers
             .iter()
             .filter(|_| !options.existing.by_identifier.is_empty())
-            .find_map(|(id, _)| options.existing.by_identifier.get(&id.key()).cloned());
+            .find_map(|(id, _, _)| options.existing.by_identifier.get(&id.key()).cloned());
         let (sku, existing) = match found {
             Some(s) if reused.insert(s.clone()) => (s, true),
             _ => {
@@ -463,7 +504,7 @@ pub fn build(
                     .filter_map(|r| r.get(reads).and_then(|i| i.sku.as_deref()))
                     .filter_map(|s| Sku::parse(s).ok())
                     .map(|s| s.as_str().to_owned());
-                let fallback = identifiers.first().map(|(id, _)| match id {
+                let fallback = identifiers.first().map(|(id, _, _)| match id {
                     Identifier::Gtin(g) => format!("G{}", g.to_gtin14()),
                     other => sanitize(&other.key().replacen("legacy:", "", 1), 64),
                 });
@@ -507,7 +548,7 @@ pub fn build(
         provenance.push(FieldFrom::Sku(winner_ref));
 
         let mut kept = Vec::new();
-        for (id, r) in identifiers {
+        for (id, compact, r) in identifiers {
             let key = id.key();
             let variant_index = out.variants.len();
             match claimed.get(&key_hash(&key)).copied() {
@@ -524,8 +565,9 @@ pub fn build(
                 }
                 _ => {
                     claimed.insert(key_hash(&key), variant_index);
-                    provenance.push(FieldFrom::Identifier(kept.len(), r));
-                    kept.push(id);
+                    let index = u32::try_from(kept.len()).unwrap_or(u32::MAX);
+                    provenance.push(FieldFrom::Identifier(index, r));
+                    kept.push(compact);
                 }
             }
         }
@@ -614,7 +656,7 @@ pub fn build(
                 let Some(store) = options
                     .locations
                     .get(&keyed)
-                    .or_else(|| options.locations.get(&lp.location))
+                    .or_else(|| options.locations.get(&*lp.location))
                 else {
                     continue;
                 };
@@ -662,11 +704,14 @@ pub fn build(
         let product_id = sanitize(&format!("{winner_source}-{}", winner.product_key), 64);
 
         // Opening counts per mapped Kassa location, from the first member that has stock there.
+        // Several legacy locations of one row may map to one Kassa location (a shop and its
+        // stockroom): their stock is added up.
         let mut counted: HashSet<String> = HashSet::new();
         for r in &by_title {
             let (Some(item), Some(src)) = (r.get(reads), source_of(*r)) else {
                 continue;
             };
+            let mut here: Vec<(&String, Decimal)> = Vec::new();
             for s in &item.stock {
                 let keyed = format!("{}/{}", src.options.name, s.location);
                 let Some(location) = options
@@ -679,31 +724,44 @@ pub fn build(
                     }
                     continue;
                 };
-                if counted.insert(location.clone()) {
-                    out.opening_counts.push(OpeningCount {
-                        location: location.clone(),
-                        sku: sku.clone(),
-                        quantity: match (item.pack_size, src.options.weight_unit_grams) {
-                            (Some(pack), _) => s.quantity.checked_mul(pack).unwrap_or(s.quantity),
-                            (None, _) if !item.sold_by_weight => s.quantity,
-                            (None, Some(grams)) => s
-                                .quantity
-                                .checked_mul(grams)
-                                .and_then(|q| q.checked_div(Decimal::from(1000)))
-                                .map_or(s.quantity, |q| q.normalize()),
-                            _ => s.quantity,
-                        },
-                        item: *r,
-                    });
+                if counted.contains(location) {
+                    continue;
+                }
+                let quantity = match (item.pack_size, src.options.weight_unit_grams) {
+                    (Some(pack), _) => s.quantity.checked_mul(pack).unwrap_or(s.quantity),
+                    (None, _) if !item.sold_by_weight => s.quantity,
+                    (None, Some(grams)) => s
+                        .quantity
+                        .checked_mul(grams)
+                        .and_then(|q| q.checked_div(Decimal::from(1000)))
+                        .map_or(s.quantity, |q| q.normalize()),
+                    _ => s.quantity,
+                };
+                match here.iter_mut().find(|(l, _)| *l == location) {
+                    Some((_, sum)) => *sum = sum.checked_add(quantity).unwrap_or(*sum),
+                    None => here.push((location, quantity)),
                 }
             }
+            for (location, quantity) in here {
+                counted.insert(location.clone());
+                out.opening_counts.push(OpeningCount {
+                    location: location.clone(),
+                    sku: sku.clone(),
+                    quantity,
+                    item: *r,
+                });
+            }
         }
+        // Half a million variants are held at once: no spare room in their lists.
+        kept.shrink_to_fit();
+        provenance.shrink_to_fit();
+        store_prices.shrink_to_fit();
         out.variants.push(CanonicalVariant {
             sku,
             product_id,
             product_name: winner.product_title.clone(),
             name: winner.variant_title(),
-            identifiers: kept,
+            identifier_refs: kept,
             tax,
             unit,
             price,

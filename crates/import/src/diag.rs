@@ -39,6 +39,18 @@ pub struct Diagnostic {
     pub reason: String,
 }
 
+impl Diagnostic {
+    /// Whether the problem concerns a whole file rather than one row: the file (or the rest of
+    /// it) could not be read, or a column the rows cannot do without is missing. A run goes on,
+    /// but committing it would silently leave out everything the file holds.
+    pub fn is_file_level(&self) -> bool {
+        matches!(
+            self.code,
+            "unreadable" | "mapping-missing" | "header-missing"
+        )
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}: ", self.file, self.line)?;

@@ -343,7 +343,9 @@ pub fn match_items(reads: &[SourceRead], review: &Review, options: MatchOptions)
     // 4. Fuzzy suggestions between clusters, blocked by title tokens and attributes.
     let n = refs.len();
     let mut signature: HashMap<u32, (String, String)> = HashMap::new();
-    let mut blocks: HashMap<u64, Vec<u32>> = HashMap::new();
+    // (block key, cluster) pairs, grouped by sorting: a map of vectors would cost five times
+    // the memory for the millions of keys a large run has, most of them seen once.
+    let mut blocks: Vec<(u64, u32)> = Vec::new();
     let all_sources: u128 = (0..reads.len().min(128)).fold(0, |m, s| m | 1 << s);
     for g in 0..u32::try_from(n).unwrap_or(u32::MAX) {
         let root = uf.find(g);
@@ -369,16 +371,14 @@ pub fn match_items(reads: &[SourceRead], review: &Review, options: MatchOptions)
         }
         block_keys.sort_unstable();
         block_keys.dedup();
-        for k in block_keys {
-            blocks.entry(k).or_default().push(root);
-        }
+        blocks.extend(block_keys.into_iter().map(|k| (k, root)));
         signature.insert(root, (joined, attrs));
     }
+    blocks.sort_unstable();
     let mut compared: HashSet<(u32, u32)> = HashSet::new();
     let mut suggestions = Vec::new();
-    let mut block_list: Vec<Vec<u32>> = blocks.into_values().filter(|b| b.len() > 1).collect();
-    block_list.sort_unstable();
-    for block in block_list {
+    for chunk in blocks.chunk_by(|a, b| a.0 == b.0).filter(|c| c.len() > 1) {
+        let block: Vec<u32> = chunk.iter().map(|(_, root)| *root).collect();
         if block.len() > options.max_block {
             result.stats.oversized_blocks += 1;
             continue;
@@ -431,14 +431,20 @@ pub fn match_items(reads: &[SourceRead], review: &Review, options: MatchOptions)
     });
     result.suggestions = suggestions;
 
-    let mut clusters: HashMap<u32, Vec<ItemRef>> = HashMap::new();
-    for (g, r) in refs.iter().enumerate() {
-        let root = uf.find(u32::try_from(g).unwrap_or(u32::MAX));
-        clusters.entry(root).or_default().push(*r);
-    }
-    let mut clusters: Vec<(u32, Vec<ItemRef>)> = clusters.into_iter().collect();
-    clusters.sort_unstable_by_key(|(root, _)| *root);
-    result.clusters = clusters.into_iter().map(|(_, members)| members).collect();
+    drop(blocks);
+    drop(signature);
+    // Clusters by sorting (root, item) pairs; the stable sort keeps each cluster's members in
+    // source order, and each cluster gets exactly the room it needs.
+    let mut members: Vec<(u32, ItemRef)> = refs
+        .iter()
+        .enumerate()
+        .map(|(g, r)| (uf.find(u32::try_from(g).unwrap_or(u32::MAX)), *r))
+        .collect();
+    members.sort_by_key(|(root, _)| *root);
+    result.clusters = members
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|c| c.iter().map(|(_, r)| *r).collect())
+        .collect();
     result
 }
 

@@ -216,6 +216,16 @@ impl Table {
                 }
                 Err(e) => {
                     let line = e.position().map_or(0, csv::Position::line);
+                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                        ctx.push(
+                            line,
+                            None,
+                            Severity::Error,
+                            "unreadable",
+                            format!("cannot read the rest of the file: {e}"),
+                        );
+                        return None;
+                    }
                     ctx.push(
                         line,
                         None,
@@ -223,9 +233,6 @@ impl Table {
                         "csv",
                         format!("unreadable row: {e}"),
                     );
-                    if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                        return None;
-                    }
                 }
             }
         }

@@ -128,7 +128,7 @@ fn one_product_in_three_sources_under_different_skus_becomes_one_variant() {
         .map(|s| (s.store.as_str(), s.price.minor()))
         .collect();
     assert_eq!(stores, [("london-01", 425_000), ("leeds-01", 419_900)]);
-    let keys: Vec<String> = v.identifiers.iter().map(|i| i.key()).collect();
+    let keys: Vec<String> = v.identifiers(&reads).iter().map(|i| i.key()).collect();
     assert_eq!(
         keys,
         [
@@ -347,6 +347,46 @@ fn packs_become_units_by_the_mapped_pack_size() {
 }
 
 #[test]
+fn stock_of_legacy_locations_mapped_to_one_store_is_added_up() {
+    let mapping = import::Mapping::parse(
+        "[columns]\n\"SKU\" = \"sku\"\n\"Name\" = \"title\"\n\"Shop\" = \"stock:shop\"\n\"Back room\" = \"stock:back\"\n\"Annex\" = \"stock:annex\"\n",
+    )
+    .unwrap();
+    let csv = "SKU,Name,Shop,Back room,Annex\nM-1,Mug,3,4,1.5\n";
+    let mut options = SourceOptions::new("legacy", "legacy.csv", Format::Mapped);
+    options.prices_include_tax = true;
+    let reads = vec![import::read(
+        std::io::Cursor::new(csv.as_bytes().to_vec()),
+        &options,
+        Some(&mapping),
+    )];
+    let m = matching::match_items(&reads, &Review::default(), MatchOptions::default());
+    let mut canonical_options = CanonicalOptions::default();
+    canonical_options
+        .locations
+        .insert("legacy/shop".into(), "vienna-01".into());
+    canonical_options
+        .locations
+        .insert("back".into(), "vienna-01".into());
+    canonical_options
+        .locations
+        .insert("legacy/annex".into(), "graz-01".into());
+    let catalog = canonical::build(&reads, &m, &canonical_options).unwrap();
+    let counts: Vec<(&str, &str, String)> = catalog
+        .opening_counts
+        .iter()
+        .map(|c| (c.location.as_str(), c.sku.as_str(), c.quantity.to_string()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("graz-01", "M-1", "1.5".to_owned()),
+            ("vienna-01", "M-1", "7".to_owned())
+        ]
+    );
+}
+
+#[test]
 fn a_reimport_finds_its_earlier_variants_and_keeps_their_skus() {
     let reads = sources();
     let m = matching::match_items(&reads, &Review::default(), MatchOptions::default());
@@ -360,7 +400,7 @@ fn a_reimport_finds_its_earlier_variants_and_keeps_their_skus() {
     let first = canonical::build(&reads, &m, &options).unwrap();
     for v in &first.variants {
         options.existing.skus.insert(v.sku.to_string());
-        for id in &v.identifiers {
+        for id in &v.identifiers(&reads) {
             options
                 .existing
                 .by_identifier
@@ -371,7 +411,7 @@ fn a_reimport_finds_its_earlier_variants_and_keeps_their_skus() {
     assert_eq!(first.variants.len(), second.variants.len());
     for (a, b) in first.variants.iter().zip(&second.variants) {
         assert_eq!(a.sku, b.sku);
-        assert_eq!(a.identifiers, b.identifiers);
+        assert_eq!(a.identifiers(&reads), b.identifiers(&reads));
         assert!(b.existing && !a.existing);
     }
 }

@@ -316,7 +316,7 @@ fn loyverse_variants_follow_their_handle_with_store_prices() {
     assert_eq!(large.product_title, "Latte");
     assert_eq!(large.options, [("Size".to_owned(), "Large".to_owned())]);
     assert_eq!(large.price.unwrap().minor(), 410);
-    assert_eq!(large.location_prices[1].location, "Airport");
+    assert_eq!(&*large.location_prices[1].location, "Airport");
     assert_eq!(large.location_prices[1].price.minor(), 490);
     assert_eq!(large.tax_classes, ["VAT"]);
     let bananas = &r.items[2];

@@ -88,7 +88,12 @@ enum CatalogCommand {
         /// The review file of fuzzy suggestions: read for decisions, then rewritten.
         #[arg(long)]
         review: Option<PathBuf>,
-        /// Write opening stock counts (location, sku, quantity, source, file, line) to this CSV.
+        /// Commit even though fuzzy suggestions are still undecided: their variants stay apart
+        /// (accepting one in the review file later merges them).
+        #[arg(long)]
+        allow_undecided: bool,
+        /// Also write the opening stock counts (location, sku, quantity, source, file, line) to
+        /// this CSV; they are committed to HQ with the batch either way.
         #[arg(long)]
         opening_counts: Option<PathBuf>,
         /// Write the provenance of every field (sku, field, source, system, file, line,
@@ -181,6 +186,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
             hq,
             dry_run,
             review,
+            allow_undecided,
             opening_counts,
             provenance,
         } => {
@@ -199,19 +205,31 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 Some(u) => Some(runtime.block_on(hq::db::open(u))?),
                 None => None,
             };
-            let held = match &db {
+            let (held, known) = match &db {
                 Some(db) => runtime.block_on(async {
                     Ok::<_, sqlx::Error>((
-                        hq::import::entities(db, "variant").await?,
-                        hq::import::entities(db, "prices").await?,
+                        (
+                            hq::import::entities(db, "variant").await?,
+                            hq::import::entities(db, "prices").await?,
+                        ),
+                        Some(hq::import::known(db).await?),
                     ))
                 })?,
-                None => (BTreeMap::new(), BTreeMap::new()),
+                None => ((BTreeMap::new(), BTreeMap::new()), None),
             };
-            let outcome = pipeline(&reads, &plan, review_path.as_deref(), &held.0)?;
+            let mut outcome = pipeline(&reads, &plan, review_path.as_deref(), &held.0)?;
             let writes = entities(&reads, &outcome.catalog, &plan, &held)?;
             check_catalog(&held.0, &writes)?;
+            let counts = count_writes(&reads, &mut outcome.catalog)?;
             print_outcome(&reads, &outcome);
+            let refused = refusals(
+                &reads,
+                &outcome,
+                &plan,
+                known.as_ref(),
+                review_path.as_deref(),
+                allow_undecided,
+            );
             if let Some(path) = &opening_counts {
                 write_opening_counts(path, &reads, &outcome.catalog)?;
             }
@@ -229,10 +247,23 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 .iter()
                 .filter(|v| v.members.len() > 1)
                 .count();
+            if !refused.is_empty() {
+                let why = refused
+                    .iter()
+                    .map(|r| format!("  - {r}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if dry_run {
+                    println!("a commit would be refused:\n{why}");
+                } else {
+                    report_diagnostics(&reads, &outcome.catalog.diagnostics, &inputs)?;
+                    anyhow::bail!("import refused, nothing was written to HQ:\n{why}");
+                }
+            }
             match (&db, dry_run) {
                 (Some(db), true) => {
-                    let p = runtime.block_on(hq::import::plan(db, &writes))?;
-                    print_plan("would", &p, merged);
+                    let p = runtime.block_on(hq::import::plan(db, &writes, &counts))?;
+                    print_plan("would", &p, merged, 0);
                 }
                 (None, _) => {
                     let p = hq::import::Plan {
@@ -240,9 +271,13 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                             .iter()
                             .map(|w| (w.kind.clone(), w.key.clone()))
                             .collect(),
+                        counts: counts
+                            .iter()
+                            .map(|c| (c.location.clone(), c.sku.clone()))
+                            .collect(),
                         ..hq::import::Plan::default()
                     };
-                    print_plan("would", &p, merged);
+                    print_plan("would", &p, merged, 0);
                 }
                 (Some(db), false) => {
                     let committed = runtime.block_on(hq::import::commit(
@@ -250,8 +285,9 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                         &label,
                         jiff::Timestamp::now().as_millisecond(),
                         &writes,
+                        &counts,
                     ))?;
-                    print_plan("did", &committed.plan, merged);
+                    print_plan("did", &committed.plan, merged, committed.counts_superseded);
                     match committed.batch {
                         Some(batch) => println!(
                             "committed batch {batch} at reference version {} (undo with `kassa catalog rollback {batch}`)",
@@ -277,8 +313,12 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 anyhow::Ok(hq::import::rollback(&db, &batch).await?)
             })?;
             println!(
-                "rolled back {batch} at reference version {}: {} entities restored, {} removed",
-                done.version, done.restored, done.removed
+                "rolled back {batch} at reference version {}: {} entities restored, {} removed, {} opening counts withdrawn ({} already replaced by a later count)",
+                done.version,
+                done.restored,
+                done.removed,
+                done.counts_withdrawn,
+                done.counts_superseded
             );
             Ok(())
         }
@@ -291,12 +331,20 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 let db = hq::db::open(&url).await?;
                 anyhow::Ok(hq::import::batches(&db).await?)
             })?;
-            let mut t = table(&["batch", "version", "entities", "rolled back at", "sources"]);
+            let mut t = table(&[
+                "batch",
+                "version",
+                "entities",
+                "opening counts",
+                "rolled back at",
+                "sources",
+            ]);
             for b in list {
                 t.add_row(vec![
                     b.id,
                     b.version.to_string(),
                     b.entities.to_string(),
+                    b.counts.to_string(),
                     b.rolled_back_version
                         .map(|v| v.to_string())
                         .unwrap_or_default(),
@@ -661,7 +709,7 @@ fn print_outcome(reads: &[SourceRead], o: &Outcome) {
     }
 }
 
-fn print_plan(verb: &str, p: &hq::import::Plan, merged: usize) {
+fn print_plan(verb: &str, p: &hq::import::Plan, merged: usize, superseded: usize) {
     let count = |v: &[(String, String)], kind: &str| v.iter().filter(|(k, _)| k == kind).count();
     let mut t = table(&["", "variants", "prices"]);
     let created = if verb == "would" {
@@ -705,6 +753,18 @@ fn print_plan(verb: &str, p: &hq::import::Plan, merged: usize) {
         String::new(),
     ]);
     println!("{t}");
+    let set = if verb == "would" { "would set" } else { "set" };
+    let mut line = format!(
+        "opening counts: {set} {}, {} unchanged",
+        p.counts.len(),
+        p.counts_unchanged
+    );
+    if superseded > 0 {
+        line.push_str(&format!(
+            " ({superseded} recorded but not in effect: a till counted those later)"
+        ));
+    }
+    println!("{line}");
 }
 
 fn merge_entries(
@@ -775,7 +835,7 @@ pub(crate) fn entities(
     // were merged into keeps their identifiers.
     let mut new_by_key: HashMap<String, &str> = HashMap::new();
     for v in &catalog.variants {
-        for id in &v.identifiers {
+        for id in &v.identifiers(reads) {
             new_by_key.insert(id.key(), v.sku.as_str());
         }
     }
@@ -837,7 +897,7 @@ pub(crate) fn entities(
                 }
             }
         }
-        for id in &v.identifiers {
+        for id in &v.identifiers(reads) {
             let dto = match id {
                 domain::catalog::Identifier::Gtin(g) => IdentifierDto::Gtin(g.as_str().to_owned()),
                 domain::catalog::Identifier::Plu(p) => IdentifierDto::Plu(p.as_str().to_owned()),
@@ -989,6 +1049,153 @@ fn id_key(id: &IdentifierDto) -> String {
         IdentifierDto::Plu(p) => format!("plu:{p}"),
         IdentifierDto::Legacy { system, id } => format!("legacy:{system}:{id}"),
     }
+}
+
+/// The opening counts as HQ takes them, in thousandths (a finer quantity is rounded half away
+/// from zero, with a warning), each with its provenance.
+fn count_writes(
+    reads: &[SourceRead],
+    catalog: &mut CanonicalCatalog,
+) -> anyhow::Result<Vec<hq::import::CountWrite>> {
+    use rust_decimal::prelude::ToPrimitive;
+    let mut out = Vec::with_capacity(catalog.opening_counts.len());
+    let mut problems = Vec::new();
+    for c in &catalog.opening_counts {
+        let p = c.provenance(reads);
+        let problem = |severity, code, reason| import::Diagnostic {
+            file: p.file.clone(),
+            line: p.line,
+            column: None,
+            severity,
+            code,
+            reason,
+        };
+        let milli = c.quantity.checked_mul(Decimal::ONE_THOUSAND);
+        let rounded = milli.map(|m| {
+            m.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        });
+        let Some(value) = rounded.and_then(|r| r.to_i64()) else {
+            problems.push(problem(
+                Severity::Error,
+                "count-invalid",
+                format!(
+                    "stock {} of `{}` at `{}` is out of range; not counted",
+                    c.quantity, c.sku, c.location
+                ),
+            ));
+            continue;
+        };
+        if rounded != milli {
+            problems.push(problem(
+                Severity::Warning,
+                "count-rounded",
+                format!(
+                    "stock {} of `{}` at `{}` is counted as {} (to the thousandth)",
+                    c.quantity,
+                    c.sku,
+                    c.location,
+                    domain::quantity::format_signed_milli(value)
+                ),
+            ));
+        }
+        out.push(hq::import::CountWrite {
+            location: c.location.clone(),
+            sku: c.sku.to_string(),
+            counted_milli: value,
+            provenance: Some(
+                serde_json::json!({
+                    "source": p.source, "system": p.system, "file": p.file,
+                    "line": p.line, "legacy_id": p.legacy_id,
+                })
+                .to_string(),
+            ),
+        });
+    }
+    catalog.diagnostics.extend(problems);
+    Ok(out)
+}
+
+/// Why the import must not be committed as it stands: a source file that could not be read
+/// (or lacks a column its rows cannot do without), fuzzy suggestions nobody decided (unless
+/// `allow_undecided`), and, when HQ is known, locations that are not stores there and tax
+/// categories no jurisdiction there has. Empty when it may be committed.
+fn refusals(
+    reads: &[SourceRead],
+    outcome: &Outcome,
+    plan: &PlanFile,
+    known: Option<&hq::import::Known>,
+    review_path: Option<&Path>,
+    allow_undecided: bool,
+) -> Vec<String> {
+    let mut out: Vec<String> = reads
+        .iter()
+        .flat_map(|r| r.diagnostics.iter())
+        .filter(|d| d.is_file_level())
+        .map(ToString::to_string)
+        .collect();
+    let undecided = outcome.matching.suggestions.len();
+    if undecided > 0 && !allow_undecided {
+        out.push(match review_path {
+            Some(p) => format!(
+                "{undecided} fuzzy suggestions in {} are undecided: write `accept` or `reject` in their `decision` column, or pass --allow-undecided to keep them apart",
+                p.display()
+            ),
+            None => format!(
+                "{undecided} fuzzy suggestions are undecided: name a review file (--review, or `review` in the plan) and decide them, or pass --allow-undecided to keep them apart"
+            ),
+        });
+    }
+    let Some(known) = known else {
+        return out;
+    };
+    let listed = |set: &std::collections::BTreeSet<String>| {
+        if set.is_empty() {
+            return "none".to_owned();
+        }
+        let mut names: Vec<&str> = set.iter().map(String::as_str).take(10).collect();
+        if set.len() > names.len() {
+            names.push("…");
+        }
+        names.join(", ")
+    };
+    for (legacy, location) in &plan.locations {
+        if !known.locations.contains(location) {
+            out.push(format!(
+                "[locations] maps `{legacy}` to `{location}`, which is not a store at HQ (stores: {})",
+                listed(&known.locations)
+            ));
+        }
+    }
+    let mut named: BTreeMap<String, String> = BTreeMap::new();
+    for (name, category) in &plan.tax {
+        named
+            .entry(category.clone())
+            .or_insert_with(|| format!("[tax] maps `{name}` to"));
+    }
+    if let Some(category) = &plan.default_tax {
+        named
+            .entry(category.clone())
+            .or_insert_with(|| "default_tax names".to_owned());
+    }
+    if let Some(category) = &plan.untaxed {
+        named
+            .entry(category.clone())
+            .or_insert_with(|| "untaxed names".to_owned());
+    }
+    for v in &outcome.catalog.variants {
+        named
+            .entry(v.tax.to_string())
+            .or_insert_with(|| format!("variant `{}` has", v.sku));
+    }
+    for (category, named_by) in named {
+        if !known.tax_categories.contains(&category) {
+            out.push(format!(
+                "{named_by} tax category `{category}`, which no jurisdiction at HQ has (categories: {})",
+                listed(&known.tax_categories)
+            ));
+        }
+    }
+    out
 }
 
 fn write_opening_counts(

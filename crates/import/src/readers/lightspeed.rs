@@ -97,6 +97,7 @@ pub(crate) fn read_r(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
             });
         }
         ctx.stock(&row, &shop_qty, &mut item);
+        item.compact();
         items.push(item);
     }
     items
@@ -182,6 +183,7 @@ pub(crate) fn read_x(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
             item.tax_classes.push(tax);
         }
         ctx.stock(&row, &inventory, &mut item);
+        item.compact();
         items.push(item);
     }
     items

@@ -26,7 +26,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
     let barcode = t.find(&["Barcode"]);
     let default_price = t.find(&["Default price", "Price"]);
     let available = t.find_pattern("Available for sale [", "]");
-    let prices = t.find_pattern("Price [", "]");
+    let prices = t.find_shared("Price [", "]");
     let in_stock = t.find_shared("In stock [", "]");
     let taxes: Vec<(usize, String, Option<rust_decimal::Decimal>)> = t
         .find_pattern("Tax - ", "")
@@ -123,6 +123,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
                 item.tax_rates.extend(*rate);
             }
         }
+        item.compact();
         items.push(item);
     }
     items

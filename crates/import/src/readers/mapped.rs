@@ -240,6 +240,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>, m: &Mapping) -> Vec<SourceI
             }
         }
         ctx.stock(&row, &stock, &mut item);
+        item.compact();
         items.push(item);
     }
     items

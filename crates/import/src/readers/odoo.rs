@@ -58,6 +58,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
             // Services (consulting, repairs) are sold but never counted.
             item.category = item.category.or(Some(k));
         }
+        item.compact();
         items.push(item);
     }
     items

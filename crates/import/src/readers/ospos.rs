@@ -71,6 +71,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
             }
         }
         ctx.stock(&row, &locations, &mut item);
+        item.compact();
         items.push(item);
     }
     items

@@ -157,6 +157,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
                 quantity: q,
             });
         }
+        item.compact();
         items.push(item);
     }
     items

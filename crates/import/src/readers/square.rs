@@ -53,7 +53,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
         .into_iter()
         .map(|(c, l)| (l, c))
         .collect();
-    let location_prices = t.find_pattern("Price ", "");
+    let location_prices = t.find_shared("Price ", "");
     let taxes: Vec<(usize, String, Option<rust_decimal::Decimal>)> = t
         .find_pattern("Tax - ", "")
         .into_iter()
@@ -148,6 +148,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
             }
         }
         item.taxable = (!taxes.is_empty()).then_some(!item.tax_classes.is_empty());
+        item.compact();
         items.push(item);
     }
     items

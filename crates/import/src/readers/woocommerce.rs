@@ -227,6 +227,7 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
                 (a, b) => a.or(b),
             };
         }
+        item.compact();
         out.push(item);
     }
     let mut lonely: Vec<u64> = parents
