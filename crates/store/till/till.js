@@ -1129,7 +1129,7 @@
     sv.balance = b;
     $("sv-balance").replaceChildren(
       el("div", { "data-test": "sv-balance-amount", "data-amount": b.balance, text: t("sv.balance", { amount: money(b.balance) }) }),
-      el("div", { "data-test": "sv-balance-source", "data-source": b.source, text: b.online ? t("sv.online") : t("sv.offline", { cap: money(b.offline_headroom) }) }),
+      el("div", { "data-test": "sv-balance-source", "data-source": b.source, text: b.source === "hq" ? t("sv.online") : b.source === "node" ? t("sv.node") : t("sv.offline", { cap: money(b.offline_headroom) }) }),
     );
     return b;
   }
