@@ -7,6 +7,7 @@ use crate::money::Money;
 use crate::quantity::Quantity;
 use crate::sale::{PricedCart, PricedReturn, Settlement, Tender};
 use crate::staff::Permission;
+use crate::stored_value::StoredValueLoad;
 use crate::time::Hlc;
 
 /// Who and when: the identity every event is born with at the till.
@@ -241,6 +242,10 @@ pub enum EventBody {
         /// Until when, epoch milliseconds.
         until_ms: i64,
     },
+    /// A gift card (or store credit account) was issued with an opening amount.
+    StoredValueIssued(StoredValueLoad),
+    /// Money was added to a gift card or store credit account.
+    StoredValueToppedUp(StoredValueLoad),
 }
 
 impl EventBody {
@@ -258,6 +263,8 @@ impl EventBody {
             EventBody::CashMovement { .. } => "CashMovement",
             EventBody::NoSale { .. } => "NoSale",
             EventBody::StaffLockedOut { .. } => "StaffLockedOut",
+            EventBody::StoredValueIssued(_) => "StoredValueIssued",
+            EventBody::StoredValueToppedUp(_) => "StoredValueToppedUp",
         }
     }
 }
@@ -332,6 +339,8 @@ pub fn stock_movements(event: &Event) -> Vec<StockMovement> {
         | EventBody::ShiftClosed { .. }
         | EventBody::CashMovement { .. }
         | EventBody::NoSale { .. }
-        | EventBody::StaffLockedOut { .. } => Vec::new(),
+        | EventBody::StaffLockedOut { .. }
+        | EventBody::StoredValueIssued(_)
+        | EventBody::StoredValueToppedUp(_) => Vec::new(),
     }
 }

@@ -24,6 +24,7 @@ pub mod sale;
 pub mod shift;
 pub mod staff;
 pub mod stock;
+pub mod stored_value;
 pub mod tax;
 pub mod time;
 

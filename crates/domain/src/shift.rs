@@ -39,6 +39,8 @@ pub struct ShiftTally {
     pub paid_in: Money,
     /// Cash paid out of the drawer outside sales.
     pub paid_out: Money,
+    /// Gift cards issued and topped up (not sales: no goods, no tax).
+    pub stored_value_sold: Money,
     /// The last sequence number folded in.
     pub last_seq: u64,
     /// Cash taken per sale receipt, so a void can give back exactly that.
@@ -63,6 +65,7 @@ impl ShiftTally {
             tenders: BTreeMap::new(),
             paid_in: zero,
             paid_out: zero,
+            stored_value_sold: zero,
             last_seq: 0,
             cash_by_receipt: BTreeMap::new(),
         }
@@ -162,6 +165,20 @@ impl ShiftTally {
                         )?;
                     }
                 }
+            }
+            EventBody::StoredValueIssued(load) | EventBody::StoredValueToppedUp(load) => {
+                // Stored value sold is no sale (no goods, no tax), but its tenders are taken
+                // like a sale's: cash net of change goes into the drawer.
+                let mut cash = Money::zero(self.currency);
+                for t in &load.tenders {
+                    if t.kind == TenderKind::Cash {
+                        cash = cash.checked_add(t.amount)?;
+                    } else {
+                        self.taken(t.kind, t.amount)?;
+                    }
+                }
+                self.taken(TenderKind::Cash, cash.checked_sub(load.change)?)?;
+                self.stored_value_sold = self.stored_value_sold.checked_add(load.amount)?;
             }
             EventBody::CashMovement { kind, amount, .. } => match kind {
                 CashMovementKind::PaidIn => self.paid_in = self.paid_in.checked_add(*amount)?,

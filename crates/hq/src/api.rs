@@ -20,6 +20,7 @@ use sqlx::Row;
 
 use crate::db::Db;
 use crate::ingest::{IngestError, gap_ranges, ingest};
+use crate::stored_value;
 use crate::{now_ms, token_hash};
 
 /// HQ's shared state.
@@ -63,13 +64,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl ToString) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl ToString) -> Self {
         ApiError {
             status,
             code,
             message: message.to_string(),
             field: None,
         }
+    }
+
+    /// The same error, naming the field at fault.
+    pub(crate) fn at(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 }
 
@@ -94,7 +101,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The router.
 pub fn router(hq: Arc<Hq>) -> Router {
@@ -109,6 +116,16 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/v1/reports/sales", get(sales_report))
         .route("/v1/stock", get(stock))
         .route("/v1/exceptions/negative-stock", get(negative_stock))
+        .route(
+            "/v1/sync/stored-value/{number}",
+            get(stored_value::for_store),
+        )
+        .route("/v1/stored-value/{number}", get(stored_value::read_account))
+        .route(
+            "/v1/reports/stored-value",
+            get(stored_value::liability_report),
+        )
+        .route("/v1/exceptions/stored-value", get(stored_value::overdrawn))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -132,7 +149,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The store a sync request's credential belongs to.
-async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResult<String> {
+pub(crate) async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResult<String> {
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -148,7 +165,7 @@ async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResult<String> {
     store.ok_or_else(unauthorized)
 }
 
-fn authorize_reader(hq: &Hq, headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn authorize_reader(hq: &Hq, headers: &HeaderMap) -> ApiResult<()> {
     match &hq.api_token {
         None => Ok(()),
         Some(expected) if bearer(headers) == Some(expected.as_str()) => Ok(()),

@@ -9,6 +9,7 @@ pub mod db;
 pub mod import;
 pub mod ingest;
 pub mod refdata;
+pub mod stored_value;
 
 use std::future::Future;
 use std::net::SocketAddr;

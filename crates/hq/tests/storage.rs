@@ -12,6 +12,7 @@ use domain::ids::{EventId, StaffId};
 use domain::ledger::{AdjustmentReason, Event, EventBody, EventMeta, SaleCompleted};
 use domain::sale::{LineInput, Tender, TenderKind, price_cart, settle};
 use domain::stock::StockBook;
+use domain::stored_value::{AccountNumber, StoredValueKind, StoredValueLoad};
 use domain::{Currency, Hlc, Money, Quantity, StoreId, TerminalId, Timestamp, UnitOfSale};
 use ed25519_dalek::SigningKey;
 use hq::db::Db;
@@ -72,6 +73,7 @@ scenarios! {
         stock_snapshots_carry_the_acknowledged_sequences,
         a_sale_of_one_sku_on_two_lines_moves_both_in_any_order,
         opening_counts_of_an_import_set_stock_and_a_rollback_keeps_later_sales,
+        stored_value_balances_follow_loads_redemptions_voids_and_refunds,
     ],
     postgres_only: [
         concurrent_pushes_of_one_batch_apply_it_once,
@@ -1367,5 +1369,200 @@ async fn opening_counts_of_an_import_set_stock_and_a_rollback_keeps_later_sales(
     assert_eq!(
         listed.iter().map(|b| b.counts).collect::<Vec<_>>(),
         [1, 2, 3]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gift cards and store credit
+
+/// `body` (a sale or return) paid entirely with the stored-value `tenders` given.
+fn paid_with(body: EventBody, tenders: Vec<(TenderKind, i64, &str)>) -> EventBody {
+    let tenders = tenders
+        .into_iter()
+        .map(|(kind, minor, number)| Tender {
+            kind,
+            amount: Money::from_minor(minor, Currency::EUR),
+            reference: Some(number.to_owned()),
+        })
+        .collect();
+    match body {
+        EventBody::SaleCompleted(mut s) => {
+            s.tenders = tenders;
+            EventBody::SaleCompleted(s)
+        }
+        EventBody::ReturnCompleted(mut r) => {
+            r.tenders = tenders;
+            EventBody::ReturnCompleted(r)
+        }
+        other => other,
+    }
+}
+
+fn loaded(number: &AccountNumber, minor: i64) -> StoredValueLoad {
+    StoredValueLoad {
+        account: number.clone(),
+        cashier: None,
+        amount: Money::from_minor(minor, Currency::EUR),
+        tenders: vec![Tender {
+            kind: TenderKind::Cash,
+            amount: Money::from_minor(minor, Currency::EUR),
+            reference: None,
+        }],
+        change: Money::from_minor(0, Currency::EUR),
+    }
+}
+
+async fn stored_value_balances_follow_loads_redemptions_voids_and_refunds(db: &Db) {
+    let vienna = Till::new("vienna-01", "vienna-01-t1", 40);
+    let graz = Till::new("graz-01", "graz-01-t1", 41);
+    vienna.register(db).await;
+    graz.register(db).await;
+    let card = AccountNumber::generate(StoredValueKind::GiftCard, 4242);
+    let credit = AccountNumber::generate(StoredValueKind::StoreCredit, 4343);
+    let gc = card.as_str();
+    let issued = vienna.chain(vec![
+        (WALL, EventBody::StoredValueIssued(loaded(&card, 5000))),
+        (
+            WALL + 1,
+            EventBody::StoredValueToppedUp(loaded(&card, 1000)),
+        ),
+    ]);
+    vienna.push(db, &issued).await.unwrap();
+    let balance = hq::stored_value::balance_for_store(db, "graz-01", &card)
+        .await
+        .unwrap();
+    assert_eq!(
+        (balance.status.as_str(), balance.balance_minor),
+        ("active", 6000)
+    );
+    assert_eq!(balance.currency.as_deref(), Some("EUR"));
+    assert_eq!(balance.watermarks.get("graz-01-t1"), Some(&0));
+
+    // Graz redeems 20.00 and then, offline, 45.00: 5.00 more than the card held.
+    let bread = |receipt: &str, quantity| {
+        sale(
+            receipt,
+            "GRO-BRD-0012",
+            1000,
+            quantity,
+            "reduced",
+            TenderKind::Cash,
+            None,
+        )
+    };
+    let redeemed = graz.chain(vec![
+        (
+            WALL + 10,
+            paid_with(bread("g1", 2), vec![(TenderKind::GiftCard, 2000, gc)]),
+        ),
+        (
+            WALL + 20,
+            paid_with(
+                bread("g2", 5),
+                vec![
+                    (TenderKind::GiftCard, 4000, gc),
+                    (TenderKind::GiftCard, 500, gc),
+                ],
+            ),
+        ),
+        // The last sale voided: its 45.00 goes back onto the card.
+        (
+            WALL + 30,
+            EventBody::SaleVoided(domain::ledger::SaleVoided {
+                sale: event_id(41, 2),
+                receipt: "g2".into(),
+                reason: "wrong card".into(),
+                lines: Vec::new(),
+                refund: Money::from_minor(4500, Currency::EUR),
+                approvals: Vec::new(),
+            }),
+        ),
+        (
+            WALL + 40,
+            paid_with(bread("g3", 5), vec![(TenderKind::GiftCard, 4500, gc)]),
+        ),
+        // A refund as store credit opens an account.
+        (
+            WALL + 50,
+            EventBody::ReturnCompleted(domain::ledger::ReturnCompleted {
+                receipt: "g4".into(),
+                original_receipt: None,
+                reason: Some("no receipt".into()),
+                refund: domain::sale::PricedReturn {
+                    lines: Vec::new(),
+                    total: Money::from_minor(349, Currency::EUR),
+                    cash_rounding: Money::from_minor(0, Currency::EUR),
+                    refund: Money::from_minor(349, Currency::EUR),
+                },
+                tenders: vec![Tender {
+                    kind: TenderKind::StoreCredit,
+                    amount: Money::from_minor(349, Currency::EUR),
+                    reference: Some(credit.to_string()),
+                }],
+                approvals: Vec::new(),
+            }),
+        ),
+    ]);
+    // The void arrives in a later batch than the sale it voids.
+    graz.push(db, &redeemed[..2]).await.unwrap();
+    graz.push(db, &redeemed[2..]).await.unwrap();
+    // A repeated push changes nothing.
+    let again = graz.push(db, &redeemed).await.unwrap();
+    assert_eq!(again.duplicates, 5);
+
+    let balance = hq::stored_value::balance_for_store(db, "graz-01", &card)
+        .await
+        .unwrap();
+    assert_eq!(balance.balance_minor, -500);
+    assert_eq!(balance.watermarks.get("graz-01-t1"), Some(&5));
+    let account = hq::stored_value::account_view(db, &card)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(account["balance"], "-5.00");
+    assert_eq!(account["status"], "overdrawn");
+    let kinds: Vec<&str> = account["movements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "issue",
+            "top-up",
+            "redemption",
+            "redemption",
+            "void",
+            "redemption"
+        ]
+    );
+    assert_eq!(account["movements"][3]["amount"], "-45.00");
+    assert_eq!(account["movements"][3]["balance_after"], "-5.00");
+    assert!(
+        hq::stored_value::account_view(db, &AccountNumber::generate(StoredValueKind::GiftCard, 1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let exceptions = hq::stored_value::exceptions(db).await.unwrap();
+    let listed = exceptions["stored_value"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{exceptions}");
+    assert_eq!(listed[0]["number"], gc);
+    let redemptions = listed[0]["redemptions"].as_array().unwrap();
+    assert_eq!(redemptions.len(), 2, "{exceptions}");
+    assert_eq!(redemptions[0]["store"], "graz-01");
+    assert_eq!(redemptions[0]["seq"], 2);
+    assert_eq!(redemptions[1]["seq"], 4);
+
+    let liability = hq::stored_value::liability(db).await.unwrap();
+    assert_eq!(
+        liability["liability"],
+        serde_json::json!([
+            {"kind": "gift-card", "currency": "EUR", "accounts": 1, "outstanding": "0.00", "overdrawn": "-5.00"},
+            {"kind": "store-credit", "currency": "EUR", "accounts": 1, "outstanding": "3.49", "overdrawn": "0.00"},
+        ])
     );
 }

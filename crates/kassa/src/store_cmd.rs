@@ -38,6 +38,11 @@ enum StoreCommand {
         /// Seconds between pulls of reference data and stock from HQ.
         #[arg(long, default_value_t = 5)]
         pull_every: u64,
+        /// The most this store may redeem from gift cards and store credit while HQ cannot be
+        /// reached (major units, e.g. `500.00`), counting redemptions HQ has not acknowledged.
+        /// Kept in the node's database; zero until set.
+        #[arg(long, env = "KASSA_STORED_VALUE_OFFLINE_CAP")]
+        stored_value_offline_cap: Option<String>,
     },
     /// Register the store and its terminals, creating each terminal's signing key.
     Provision {
@@ -120,6 +125,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 hq_url,
                 hq_token,
                 pull_every,
+                stored_value_offline_cap,
             } => {
                 let listen = listen
                     .or(file.listen)
@@ -139,6 +145,11 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                     sync,
                 };
                 let app = store::App::build(&settings, Arc::new(SystemClock)).await?;
+                if let Some(cap) = stored_value_offline_cap {
+                    store::stored_value::set_offline_cap(&app.node(), &cap)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("--stored-value-offline-cap: {e}"))?;
+                }
                 let addr = app.local_addr().context("listener has no address")?;
                 println!("kassa store listening on http://{addr}");
                 tracing::info!(%addr, "store node listening");

@@ -646,3 +646,99 @@ async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_
     .unwrap();
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gift_card_issued_at_the_till_pays_part_of_a_sale_and_cash_the_rest() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+    let card = domain::stored_value::AccountNumber::generate(
+        domain::stored_value::StoredValueKind::GiftCard,
+        u64::from(std::process::id()),
+    )
+    .to_string();
+
+    // Issued with 5.00, paid in cash, from the till's gift card action.
+    page.click(&dt("btn-gift-card")).await.unwrap();
+    page.fill(&dt("sv-number"), &card).await.unwrap();
+    page.fill(&dt("sv-amount"), "5.00").await.unwrap();
+    page.click(&dt("sv-issue")).await.unwrap();
+    page.wait_for(
+        "gift card issued",
+        &format!("document.querySelector('[data-test=sv-result]').dataset.number === '{card}'"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.attr(&dt("sv-balance-amount"), "data-amount")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("5.00")
+    );
+    // A node without HQ: its own ledger is the whole story.
+    assert_eq!(
+        page.attr(&dt("sv-balance-source"), "data-source")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("node")
+    );
+    page.click(&dt("sv-close")).await.unwrap();
+
+    // Three loaves (10.47): the card covers 5.00, cash the rest.
+    for _ in 0..3 {
+        page.scan(BREAD_GTIN).await.unwrap();
+    }
+    page.wait_for(
+        "three loaves",
+        "document.querySelector('[data-test=cart-total]').dataset.amount === '10.47'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.click(&dt("btn-pay")).await.unwrap();
+    page.wait_visible(&dt("pay-dialog")).await.unwrap();
+    page.click(&dt("tender-gift-card")).await.unwrap();
+    page.wait_visible(&dt("sv-number")).await.unwrap();
+    page.scan(&card).await.unwrap();
+    page.wait_for(
+        "the card's balance",
+        "!!document.querySelector('[data-test=sv-balance-amount]')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.screenshot("till-gift-card").await.unwrap();
+    page.click(&dt("sv-use")).await.unwrap();
+    page.wait_for(
+        "a gift card tender of what the card holds",
+        "!!document.querySelector('[data-test=tender-row][data-kind=gift-card][data-amount=\"5.00\"]')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.attr(&dt("pay-remaining"), "data-amount")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("5.47")
+    );
+    page.click(&dt("tender-cash")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+
+    let balance = get(&format!("{url}/v1/stored-value/{card}")).await;
+    assert_eq!(balance["balance"], "0.00", "{balance}");
+    let kinds = journal_kinds(&url, T1).await;
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["StoredValueIssued", "SaleCompleted"],
+        "{kinds:?}"
+    );
+    browser.close().await;
+}

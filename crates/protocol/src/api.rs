@@ -420,6 +420,10 @@ pub struct ReturnRequest {
     /// How the refund is paid: `cash` (default), `store-credit`, `gift-card` or `card`.
     #[serde(default)]
     pub refund_tender: Option<String>,
+    /// For a refund as `store-credit`: the account to credit (a new one is issued when absent);
+    /// for `gift-card`: the card to refund onto.
+    #[serde(default)]
+    pub refund_reference: Option<String>,
     /// A supervisor's approval, given on the spot, for what the cashier may not do alone.
     #[serde(default)]
     pub approval: Option<ApprovalRequest>,

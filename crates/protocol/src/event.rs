@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::FieldError;
 use crate::error::AtField;
 
+mod stored_value;
+pub use stored_value::LoadDto;
+
 /// The format version written into every event.
 pub const FORMAT_VERSION: u8 = 1;
 
@@ -102,6 +105,8 @@ pub enum BodyDto {
         staff: String,
         until: i64,
     },
+    StoredValueIssued(LoadDto),
+    StoredValueToppedUp(LoadDto),
 }
 
 /// An approval: which permission, given by whom.
@@ -446,6 +451,8 @@ impl From<&EventBody> for BodyDto {
                 staff: staff.to_string(),
                 until: *until_ms,
             },
+            EventBody::StoredValueIssued(load) => BodyDto::StoredValueIssued(load.into()),
+            EventBody::StoredValueToppedUp(load) => BodyDto::StoredValueToppedUp(load.into()),
         }
     }
 }
@@ -822,6 +829,8 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
                 until_ms: *until,
             }
         }
+        BodyDto::StoredValueIssued(load) => stored_value::issued(load)?,
+        BodyDto::StoredValueToppedUp(load) => stored_value::topped_up(load)?,
     })
 }
 

@@ -9,6 +9,7 @@ mod error;
 pub mod event;
 pub mod pin;
 pub mod seed;
+pub mod stored_value;
 pub mod sync;
 
 pub use error::FieldError;

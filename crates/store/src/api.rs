@@ -260,6 +260,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(crate::till::routes())
         .merge(crate::staff_api::routes())
         .merge(crate::printing::routes())
+        .merge(crate::stored_value::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -686,6 +687,9 @@ async fn sale(
         request.approval.as_ref(),
     )
     .await?;
+    // Held until the sale is written: see `stored_value::check_redemptions`.
+    let _redeeming =
+        crate::stored_value::check_redemptions(&node, &tenders, ctx.config.currency).await?;
     let op = Op::Sale {
         terminal,
         cashier,
@@ -721,6 +725,8 @@ async fn return_goods(
     let terminal = terminal(&node, &request.terminal)?;
     let actor = actor(&node, session.as_deref(), &terminal, None).await?;
     let tender = tender_kind(request.refund_tender.as_deref())?;
+    let reference =
+        crate::stored_value::refund_account(tender, request.refund_reference.as_deref())?;
     if request.lines.is_empty() {
         return Err(ApiError::invalid(
             "invalid_return",
@@ -753,6 +759,7 @@ async fn return_goods(
                 receipt: receipt.clone(),
                 lines,
                 tender,
+                reference,
                 reason: request.reason.clone(),
                 approvals: Vec::new(),
             }
@@ -834,6 +841,7 @@ async fn return_goods(
                 terminal,
                 refund,
                 tender,
+                reference,
                 reason,
                 approvals,
             }

@@ -127,6 +127,8 @@ pub enum Op {
         lines: Vec<(usize, Quantity)>,
         /// How the refund is paid.
         tender: domain::sale::TenderKind,
+        /// The store credit or gift card account refunded onto, for those tenders.
+        reference: Option<String>,
         /// Reason, if given.
         reason: Option<String>,
         /// Approvals given for it.
@@ -140,6 +142,8 @@ pub enum Op {
         refund: PricedReturn,
         /// How it is paid.
         tender: domain::sale::TenderKind,
+        /// The store credit or gift card account refunded onto, for those tenders.
+        reference: Option<String>,
         /// Why (required).
         reason: String,
         /// Approvals given for it.
@@ -216,6 +220,15 @@ pub enum Op {
         /// What was counted.
         counted: Money,
     },
+    /// Issue or top up a gift card or store credit account.
+    LoadStoredValue {
+        /// Terminal.
+        terminal: TerminalId,
+        /// Issue (`true`) or top up.
+        issue: bool,
+        /// The account, the amount and how it was paid.
+        load: domain::stored_value::StoredValueLoad,
+    },
     /// Record a PIN lockout.
     LockOut {
         /// Terminal.
@@ -240,7 +253,8 @@ impl Op {
             | Op::Cash { terminal, .. }
             | Op::NoSale { terminal, .. }
             | Op::CloseShift { terminal, .. }
-            | Op::LockOut { terminal, .. } => terminal,
+            | Op::LockOut { terminal, .. }
+            | Op::LoadStoredValue { terminal, .. } => terminal,
         }
     }
 
@@ -488,6 +502,7 @@ async fn apply(
             receipt: original,
             lines,
             tender,
+            reference,
             reason,
             approvals,
             ..
@@ -528,7 +543,7 @@ async fn apply(
                 tenders: vec![Tender {
                     kind: *tender,
                     amount: refund.refund,
-                    reference: None,
+                    reference: reference.clone(),
                 }],
                 refund,
                 approvals: approvals.clone(),
@@ -554,6 +569,7 @@ async fn apply(
         Op::ReturnWithoutReceipt {
             refund,
             tender,
+            reference,
             reason,
             approvals,
             ..
@@ -566,7 +582,7 @@ async fn apply(
                 tenders: vec![Tender {
                     kind: *tender,
                     amount: refund.refund,
-                    reference: None,
+                    reference: reference.clone(),
                 }],
                 refund: refund.clone(),
                 approvals: approvals.clone(),
@@ -773,6 +789,18 @@ async fn apply(
                 body: shifts::report_view(&terminal, &shift, &tally, Some((*counted, &event))),
             }
         }
+        Op::LoadStoredValue { issue, load, .. } => {
+            let body = if *issue {
+                EventBody::StoredValueIssued(load.clone())
+            } else {
+                EventBody::StoredValueToppedUp(load.clone())
+            };
+            let event = append(conn, state, clock, &terminal, body).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
         Op::LockOut {
             staff, until_ms, ..
         } => {
@@ -886,6 +914,7 @@ async fn append(
     head.last_seq += 1;
     head.last_hash = hash;
     apply_stock(conn, &event).await?;
+    crate::stored_value::record(conn, &event).await?;
     Ok(event)
 }
 

@@ -17,6 +17,7 @@ pub mod refdata;
 pub mod shifts;
 pub mod staff;
 pub mod staff_api;
+pub mod stored_value;
 pub mod sync;
 pub mod till;
 pub mod verify;
@@ -215,6 +216,7 @@ impl App {
             store, pools, ledger, clock, terminals, context, appended, pepper,
         ));
         if let Some(settings) = &settings.sync {
+            node.stored_value.connect(settings);
             sync::start(node.clone(), settings.clone());
         }
         Ok(App { node, listener })

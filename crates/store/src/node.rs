@@ -31,6 +31,8 @@ pub struct Node {
     pub pepper: crate::staff::Pepper,
     /// Signed-in staff, by session token.
     pub sessions: crate::staff::Sessions,
+    /// Gift cards and store credit: HQ's balances and the offline cap.
+    pub stored_value: crate::stored_value::Service,
 }
 
 impl Node {
@@ -57,6 +59,7 @@ impl Node {
             sync: Mutex::new(SyncStatus::default()),
             pepper,
             sessions: crate::staff::Sessions::default(),
+            stored_value: crate::stored_value::Service::default(),
         }
     }
 

@@ -203,6 +203,7 @@ pub fn report_view(
         "voids_total": amount(tally.voids_total),
         "paid_in": amount(tally.paid_in),
         "paid_out": amount(tally.paid_out),
+        "stored_value_sold": amount(tally.stored_value_sold),
         "cash_net": amount(tally.tender_net(TenderKind::Cash).unwrap_or(tally.float)),
         "tenders": tenders,
         "taxes": taxes,

@@ -137,6 +137,9 @@ pub fn event_view(event: &Event) -> Value {
             "counted": counted.amount_string(),
         }),
         EventBody::StockTransferred { .. } => json!({}),
+        EventBody::StoredValueIssued(load) | EventBody::StoredValueToppedUp(load) => {
+            crate::stored_value::load_view(load)
+        }
     };
     if let (Some(view), Value::Object(extra)) = (view.as_object_mut(), extra) {
         view.extend(extra);

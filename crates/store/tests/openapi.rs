@@ -8,11 +8,12 @@ use serde_json::Value;
 
 /// The sources of the routers, scanned for their `.route("PATH", method(handler))` calls: the
 /// source and the function that builds the router.
-const ROUTER_SOURCES: [(&str, &str); 4] = [
+const ROUTER_SOURCES: [(&str, &str); 5] = [
     (include_str!("../src/till.rs"), "pub fn routes("),
     (include_str!("../src/api.rs"), "pub fn router("),
     (include_str!("../src/staff_api.rs"), "pub fn routes("),
     (include_str!("../src/printing.rs"), "pub fn routes("),
+    (include_str!("../src/stored_value.rs"), "pub fn routes("),
 ];
 
 /// HTTP methods an OpenAPI path item can hold (and axum's routing functions of the same names).

@@ -243,6 +243,7 @@
       F9: () => $("btn-void").click(),
       F10: () => $("btn-line-discount").click(),
       F11: () => $("btn-cart-discount").click(),
+      F12: () => $("btn-gift-card").click(),
     };
     if (!inField) {
       actions.ArrowUp = () => select(Math.max(0, S.selected - 1));
@@ -273,6 +274,7 @@
       } else if (target) {
         $(target).value = code;
         if (top.id === "dlg-price-check") priceCheck(code);
+        if (top.id === "dlg-stored-value") checkBalance();
       }
       return;
     }
@@ -869,7 +871,7 @@
     await settleNow();
   }
 
-  async function addTender(kind, fixed) {
+  async function addTender(kind, fixed, reference) {
     let amount = fixed || $("tender-amount").value.trim().replace(",", ".");
     const s = S.settle;
     if (!amount && s) {
@@ -878,7 +880,7 @@
     }
     if (!amount || milli(amount) <= 0) return;
     $("tender-amount").value = "";
-    S.tenders.push({ kind, amount });
+    S.tenders.push(reference ? { kind, amount, reference } : { kind, amount });
     const settled = await settleNow();
     if (!settled) {
       S.tenders.pop();
@@ -1087,6 +1089,94 @@
     return document.querySelector("input[name=return-mode]:checked").value;
   }
 
+  // ---------------------------------------------------------------------------------------
+  // Gift cards and store credit: the number typed or scanned, the balance from the node (HQ's
+  // figure when online), a tender of what it covers, issue and top-up. The node decides; the
+  // till only compares two amounts to offer the smaller.
+
+  let sv = { mode: "manage", kind: "gift-card", balance: null };
+
+  function openStoredValue(mode, kind) {
+    sv = { mode, kind: kind || "gift-card", balance: null };
+    $("sv-title").textContent = t(mode === "tender" ? "tender." + sv.kind : "sv.title");
+    for (const id of ["sv-number", "sv-amount"]) $(id).value = "";
+    $("sv-balance").replaceChildren();
+    $("sv-error").textContent = "";
+    $("sv-result").textContent = "";
+    $("sv-manage").hidden = mode === "tender";
+    $("sv-use").hidden = mode !== "tender";
+    openDialog("dlg-stored-value");
+  }
+
+  async function checkBalance() {
+    const number = $("sv-number").value.trim();
+    sv.balance = null;
+    $("sv-balance").replaceChildren();
+    $("sv-error").textContent = "";
+    if (!number) return null;
+    let r;
+    try {
+      r = await api("GET", "/v1/stored-value/" + encodeURIComponent(number));
+    } catch (e) {
+      $("sv-error").textContent = t("error.network");
+      return null;
+    }
+    if (r.status !== 200) {
+      $("sv-error").textContent = errorText(r);
+      return null;
+    }
+    const b = r.body;
+    sv.balance = b;
+    $("sv-balance").replaceChildren(
+      el("div", { "data-test": "sv-balance-amount", "data-amount": b.balance, text: t("sv.balance", { amount: money(b.balance) }) }),
+      el("div", { "data-test": "sv-balance-source", "data-source": b.source, text: b.source === "hq" ? t("sv.online") : b.source === "node" ? t("sv.node") : t("sv.offline", { cap: money(b.offline_headroom) }) }),
+    );
+    return b;
+  }
+
+  async function useStoredValue() {
+    const b = await checkBalance();
+    if (!b || !S.settle) return;
+    const s = S.settle;
+    const remaining = S.tenders.length ? s.remaining : s.cart.total;
+    let amount = $("sv-amount").value.trim().replace(",", ".");
+    if (!amount) {
+      // Online the balance is known: as much as it covers. Offline the node applies its cap.
+      amount = b.online && milli(b.balance) < milli(remaining) ? b.balance : remaining;
+    }
+    if (milli(amount) <= 0) {
+      $("sv-error").textContent = t("sv.empty");
+      return;
+    }
+    closeDialog("dlg-stored-value");
+    await addTender(sv.kind, amount, b.number);
+  }
+
+  async function loadStoredValue(issue) {
+    const number = $("sv-number").value.trim();
+    const amount = $("sv-amount").value.trim().replace(",", ".");
+    $("sv-error").textContent = "";
+    $("sv-result").textContent = "";
+    if (!number || !amount) {
+      $("sv-error").textContent = t("sv.need");
+      return;
+    }
+    const body = { terminal: K.terminal, amount, tenders: [{ kind: $("sv-pay").value, amount }] };
+    if (issue) body.number = number;
+    const path = issue ? "/v1/gift-cards" : "/v1/gift-cards/" + encodeURIComponent(number) + "/top-up";
+    const r = await writeWithApproval(path, body);
+    if (!r) return;
+    if (r.status !== 201) {
+      $("sv-error").textContent = errorText(r);
+      return;
+    }
+    $("sv-amount").value = "";
+    await checkBalance();
+    $("sv-result").textContent = t(issue ? "sv.issued" : "sv.topped_up", { number: r.body.number, amount: money(r.body.amount) });
+    $("sv-result").dataset.number = r.body.number;
+    pollStatus();
+  }
+
   function openReturn() {
     $("return-error").textContent = "";
     $("return-result").textContent = "";
@@ -1160,6 +1250,11 @@
     }
     $("return-result").textContent = t("return.done", { amount: money(r.body.refund), number: r.body.receipt });
     $("return-result").dataset.refund = r.body.refund;
+    const credit = (r.body.tenders || []).find((x) => x.kind === "store-credit" && x.reference);
+    if (credit) {
+      $("return-result").textContent += " " + t("return.credit", { number: credit.reference, amount: money(credit.amount) });
+      $("return-result").dataset.credit = credit.reference;
+    }
     publish({ state: "refund", total: r.body.refund });
     pollStatus();
   }
@@ -1421,6 +1516,16 @@
     $("btn-pay").onclick = openPay;
     $("tender-cash").onclick = () => addTender("cash");
     $("tender-card").onclick = () => addTender("card");
+    $("tender-gift-card").onclick = () => openStoredValue("tender", "gift-card");
+    $("tender-store-credit").onclick = () => openStoredValue("tender", "store-credit");
+    $("btn-gift-card").onclick = () => openStoredValue("manage");
+    $("sv-check").onclick = checkBalance;
+    $("sv-use").onclick = useStoredValue;
+    $("sv-issue").onclick = () => loadStoredValue(true);
+    $("sv-top-up").onclick = () => loadStoredValue(false);
+    $("sv-number").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") (sv.mode === "tender" ? useStoredValue : checkBalance)();
+    });
     $("tender-amount").addEventListener("keydown", (e) => {
       if (e.key === "Enter") addTender("cash");
     });

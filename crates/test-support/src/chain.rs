@@ -63,6 +63,8 @@ pub struct StoreSpec {
     /// `(terminal, other)`: register `terminal` at HQ with `other`'s public key, so HQ refuses
     /// its batches.
     pub hq_key_of: Vec<(String, String)>,
+    /// More arguments of its `kassa store run`.
+    pub run_args: Vec<String>,
 }
 
 impl StoreSpec {
@@ -73,7 +75,14 @@ impl StoreSpec {
             name: name.into(),
             terminals: terminals.iter().map(|t| (*t).to_owned()).collect(),
             hq_key_of: Vec::new(),
+            run_args: Vec::new(),
         }
+    }
+
+    /// Adds arguments to the store's `kassa store run`.
+    pub fn with_run_args(mut self, args: &[&str]) -> Self {
+        self.run_args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
     }
 
     /// Registers `terminal` at HQ with the public key of `other` (a wrong key).
@@ -109,6 +118,7 @@ pub struct StoreNode {
     pub token: String,
     /// The link to HQ.
     pub proxy: FaultProxy,
+    run_args: Vec<String>,
     process: Option<Process>,
 }
 
@@ -295,6 +305,7 @@ pub async fn spawn_chain(
             public_keys,
             token,
             proxy: FaultProxy::start(placeholder).await?,
+            run_args: s.run_args.clone(),
             process: None,
         });
     }
@@ -364,7 +375,7 @@ impl Chain {
         }
         let data = store.data.display().to_string();
         let hq_url = store.proxy.url();
-        let args = [
+        let mut args = vec![
             "store",
             "--data",
             &data,
@@ -378,6 +389,7 @@ impl Chain {
             "--pull-every",
             &pull_every,
         ];
+        args.extend(store.run_args.iter().map(String::as_str));
         let process = Process::spawn(&self.kassa, &args).await?;
         let terminals: Vec<&str> = store.terminals.iter().map(String::as_str).collect();
         crate::open_shifts(&crate::client(), &process.url, &terminals).await?;

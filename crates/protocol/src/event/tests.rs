@@ -5,6 +5,7 @@ use domain::ledger::Approval;
 use domain::presets;
 use domain::sale::{LineInput, price_cart, settle};
 use domain::staff::Permission;
+use domain::stored_value::{AccountNumber, StoredValueKind, StoredValueLoad};
 use domain::{StoreId, Timestamp};
 
 fn meta(seq: u64) -> EventMeta {
@@ -138,6 +139,18 @@ fn every_event_kind_round_trips() {
             staff: staff.clone(),
             until_ms: 1_790_000_300_000,
         },
+        gift_card_issued().body,
+        EventBody::StoredValueToppedUp(StoredValueLoad {
+            account: AccountNumber::generate(StoredValueKind::StoreCredit, 99),
+            cashier: None,
+            amount: eur(1000),
+            tenders: vec![Tender {
+                kind: TenderKind::Card,
+                amount: eur(1000),
+                reference: Some("psp-881".into()),
+            }],
+            change: eur(0),
+        }),
     ];
     for body in bodies {
         let event = Event {
@@ -147,6 +160,40 @@ fn every_event_kind_round_trips() {
         let bytes = encode(&event);
         assert_eq!(decode(&bytes).unwrap(), event);
     }
+}
+
+fn gift_card_issued() -> Event {
+    let eur = |m| Money::from_minor(m, Currency::EUR);
+    Event {
+        meta: meta(9),
+        body: EventBody::StoredValueIssued(StoredValueLoad {
+            account: AccountNumber::generate(StoredValueKind::GiftCard, 1_234_567_890),
+            cashier: Some(StaffId::parse("anna").unwrap()),
+            amount: eur(5000),
+            tenders: vec![Tender {
+                kind: TenderKind::Cash,
+                amount: eur(6000),
+                reference: None,
+            }],
+            change: eur(1000),
+        }),
+    }
+}
+
+#[test]
+fn gift_card_issue_encoding_is_pinned() {
+    assert_eq!(
+        String::from_utf8(encode(&gift_card_issued())).unwrap(),
+        r#"{"v":1,"id":"01935f4e-8a2b-7c3d-9e4f-0123456789ab","store":"vienna-01","terminal":"vienna-01-t1","seq":9,"hlc":[1790000000000,3],"body":{"StoredValueIssued":{"account":"GCIO21FK00000K","cashier":"anna","cur":"EUR","amount":5000,"tenders":[{"kind":"cash","amt":6000,"ref":null}],"change":1000}}}"#
+    );
+}
+
+#[test]
+fn a_stored_value_event_with_a_bad_account_names_the_field() {
+    let text = String::from_utf8(encode(&gift_card_issued()))
+        .unwrap()
+        .replace("GCIO21FK00000K", "GCIO21FK00000J");
+    assert_eq!(decode(text.as_bytes()).unwrap_err().field, "body.account");
 }
 
 #[test]

@@ -1,0 +1,28 @@
+-- Gift card and store credit balances (sqlite): one row per account, and every movement applied to
+-- it from the stores' events with the balance it left, so an account that offline redemptions
+-- drove below zero can be shown with the movements that did it.
+CREATE TABLE stored_value_accounts (
+    number TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    balance_minor INTEGER NOT NULL,
+    issued_store TEXT,
+    first_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+
+CREATE TABLE stored_value_moves (
+    event_id TEXT NOT NULL,
+    number TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    store TEXT NOT NULL,
+    terminal TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hlc_wall INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    delta_minor INTEGER NOT NULL,
+    balance_after_minor INTEGER NOT NULL,
+    PRIMARY KEY (event_id, number, kind)
+);
+
+CREATE INDEX stored_value_moves_number ON stored_value_moves (number);
