@@ -241,6 +241,8 @@ pub enum EventBody {
         /// Until when, epoch milliseconds.
         until_ms: i64,
     },
+    /// A card request to the payment terminal, its outcome, or an offline approval settling.
+    Card(crate::card::CardEvent),
 }
 
 impl EventBody {
@@ -258,6 +260,7 @@ impl EventBody {
             EventBody::CashMovement { .. } => "CashMovement",
             EventBody::NoSale { .. } => "NoSale",
             EventBody::StaffLockedOut { .. } => "StaffLockedOut",
+            EventBody::Card(card) => card.kind(),
         }
     }
 }
@@ -332,6 +335,7 @@ pub fn stock_movements(event: &Event) -> Vec<StockMovement> {
         | EventBody::ShiftClosed { .. }
         | EventBody::CashMovement { .. }
         | EventBody::NoSale { .. }
-        | EventBody::StaffLockedOut { .. } => Vec::new(),
+        | EventBody::StaffLockedOut { .. }
+        | EventBody::Card(_) => Vec::new(),
     }
 }

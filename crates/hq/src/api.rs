@@ -94,7 +94,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The router.
 pub fn router(hq: Arc<Hq>) -> Router {
@@ -109,6 +109,8 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/v1/reports/sales", get(sales_report))
         .route("/v1/stock", get(stock))
         .route("/v1/exceptions/negative-stock", get(negative_stock))
+        .route("/v1/cards/pending", get(crate::cards::pending))
+        .route("/v1/exceptions/card-declines", get(crate::cards::declines))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -148,7 +150,7 @@ async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResult<String> {
     store.ok_or_else(unauthorized)
 }
 
-fn authorize_reader(hq: &Hq, headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn authorize_reader(hq: &Hq, headers: &HeaderMap) -> ApiResult<()> {
     match &hq.api_token {
         None => Ok(()),
         Some(expected) if bearer(headers) == Some(expected.as_str()) => Ok(()),

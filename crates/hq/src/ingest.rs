@@ -280,6 +280,7 @@ async fn apply_all(
     if events.is_empty() {
         return Ok(());
     }
+    crate::cards::apply(tx, events).await?;
     let mut zones: BTreeMap<String, String> = BTreeMap::new();
     let mut days: BTreeMap<(String, String, String), [i64; 10]> = BTreeMap::new();
     // Movements summed per level and event: one sale may have several lines of one SKU.

@@ -102,6 +102,7 @@ pub enum BodyDto {
         staff: String,
         until: i64,
     },
+    Card(card::CardDto),
 }
 
 /// An approval: which permission, given by whom.
@@ -446,6 +447,7 @@ impl From<&EventBody> for BodyDto {
                 staff: staff.to_string(),
                 until: *until_ms,
             },
+            EventBody::Card(card) => BodyDto::Card(card::CardDto::from(card)),
         }
     }
 }
@@ -822,6 +824,7 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
                 until_ms: *until,
             }
         }
+        BodyDto::Card(card) => EventBody::Card(card::card_from(card)?),
     })
 }
 
@@ -843,5 +846,6 @@ pub fn decode(bytes: &[u8]) -> Result<Event, FieldError> {
     Ok(event)
 }
 
+pub mod card;
 #[cfg(test)]
 mod tests;

@@ -225,6 +225,15 @@ pub enum Op {
         /// Until when, epoch milliseconds.
         until_ms: i64,
     },
+    /// Record a card request, its outcome or an offline settlement, with its journal row.
+    Card {
+        /// Terminal (the till the payment terminal belongs to).
+        terminal: TerminalId,
+        /// The fact.
+        event: domain::card::CardEvent,
+        /// The change to the `card_requests` projection, made in the same transaction.
+        journal: crate::payments::JournalChange,
+    },
 }
 
 impl Op {
@@ -240,7 +249,8 @@ impl Op {
             | Op::Cash { terminal, .. }
             | Op::NoSale { terminal, .. }
             | Op::CloseShift { terminal, .. }
-            | Op::LockOut { terminal, .. } => terminal,
+            | Op::LockOut { terminal, .. }
+            | Op::Card { terminal, .. } => terminal,
         }
     }
 
@@ -249,7 +259,11 @@ impl Op {
     fn needs_shift(&self) -> bool {
         !matches!(
             self,
-            Op::Adjust { .. } | Op::Count { .. } | Op::OpenShift { .. } | Op::LockOut { .. }
+            Op::Adjust { .. }
+                | Op::Count { .. }
+                | Op::OpenShift { .. }
+                | Op::LockOut { .. }
+                | Op::Card { .. }
         )
     }
 }
@@ -468,6 +482,7 @@ async fn apply(
             approvals,
             ..
         } => {
+            crate::payments::check_card_tenders(conn, &terminal, tenders).await?;
             let receipt = next_receipt(state, &terminal);
             let body = EventBody::SaleCompleted(SaleCompleted {
                 receipt: receipt.clone(),
@@ -479,6 +494,7 @@ async fn apply(
             });
             let event = append(conn, state, clock, &terminal, body).await?;
             index_receipt(conn, &receipt, &event, "sale").await?;
+            crate::payments::use_card_tenders(conn, &terminal, tenders, &receipt).await?;
             Recorded {
                 status: 201,
                 body: views::event_view(&event),
@@ -558,6 +574,7 @@ async fn apply(
             approvals,
             ..
         } => {
+            crate::payments::check_unreferenced_refund(conn, &terminal, *tender).await?;
             let receipt = next_receipt(state, &terminal);
             let body = EventBody::ReturnCompleted(ReturnCompleted {
                 receipt: receipt.clone(),
@@ -781,6 +798,15 @@ async fn apply(
                 until_ms: *until_ms,
             };
             let event = append(conn, state, clock, &terminal, body).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::Card { event, journal, .. } => {
+            let body = EventBody::Card(event.clone());
+            let event = append(conn, state, clock, &terminal, body).await?;
+            crate::payments::project(conn, &terminal, journal).await?;
             Recorded {
                 status: 201,
                 body: views::event_view(&event),

@@ -31,6 +31,8 @@ pub struct Node {
     pub pepper: crate::staff::Pepper,
     /// Signed-in staff, by session token.
     pub sessions: crate::staff::Sessions,
+    /// Each till's payment terminal.
+    pub cards: crate::cards::Cards,
 }
 
 impl Node {
@@ -57,6 +59,7 @@ impl Node {
             sync: Mutex::new(SyncStatus::default()),
             pepper,
             sessions: crate::staff::Sessions::default(),
+            cards: crate::cards::Cards::default(),
         }
     }
 

@@ -137,6 +137,7 @@ pub fn event_view(event: &Event) -> Value {
             "counted": counted.amount_string(),
         }),
         EventBody::StockTransferred { .. } => json!({}),
+        EventBody::Card(card) => crate::cards::card_view(card),
     };
     if let (Some(view), Value::Object(extra)) = (view.as_object_mut(), extra) {
         view.extend(extra);
