@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use payments::crypto::SecurityKey;
 use payments::sim::{Faults, SimConfig, Simulator};
 use serde_json::{Value, json};
-use test_support::chain::{ChainSpec, HqDatabase, StoreSpec, kassa_cli, spawn_chain};
-use test_support::{Process, client, open_shifts, provision_demo_store};
+use test_support::chain::{ChainSpec, HqDatabase, StoreSpec, spawn_chain};
+use test_support::{
+    PaymentTerminal, Process, client, open_shifts, provision_demo_store, set_payment_terminal,
+};
 
 const POI: &str = "V400m-324688179";
 const KEY_ID: &str = "KassaCardKey";
@@ -40,38 +42,23 @@ async fn start_sim(state: &Path) -> Simulator {
 }
 
 /// `kassa store payment-terminal` for `T1` of the node in `data`, pointing at the simulator.
-async fn configure_terminal(data: &Path, sim: &Simulator, secrets: &Path) {
-    std::fs::create_dir_all(secrets).unwrap();
-    let passphrase = secrets.join("passphrase");
-    let ca = secrets.join("terminal-ca.pem");
-    std::fs::write(&passphrase, format!("{PASSPHRASE}\n")).unwrap();
-    std::fs::write(&ca, sim.ca_pem()).unwrap();
-    let args: Vec<String> = [
-        "store",
-        "--data",
-        data.to_str().unwrap(),
-        "payment-terminal",
-        "--terminal",
-        T1,
-        "--addr",
-        &sim.addr().to_string(),
-        "--poi-id",
-        POI,
-        "--key-id",
-        KEY_ID,
-        "--key-version",
-        "1",
-        "--passphrase-file",
-        passphrase.to_str().unwrap(),
-        "--ca-file",
-        ca.to_str().unwrap(),
-        "--offline-per-transaction",
-        "3000",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    let printed = kassa_cli(&kassa(), &args).await.unwrap();
+async fn configure_terminal(data: &Path, sim: &Simulator) {
+    let terminal = PaymentTerminal {
+        till: T1.into(),
+        addr: sim.addr().to_string(),
+        poi_id: POI.into(),
+        key_id: KEY_ID.into(),
+        passphrase: PASSPHRASE.into(),
+        ca_pem: sim.ca_pem().into(),
+    };
+    let printed = set_payment_terminal(
+        &kassa(),
+        data,
+        &terminal,
+        &["--offline-per-transaction", "3000"],
+    )
+    .await
+    .unwrap();
     assert!(printed.contains("takes cards"), "{printed}");
 }
 
@@ -105,7 +92,7 @@ async fn a_node_killed_mid_payment_recovers_the_approval_at_restart_with_one_cap
         .await
         .unwrap();
     let sim = start_sim(&dir.path().join("terminal")).await;
-    configure_terminal(&data, &sim, &dir.path().join("secrets")).await;
+    configure_terminal(&data, &sim).await;
     let run = [
         "store",
         "--data",
@@ -222,7 +209,7 @@ async fn an_offline_approval_declined_later_is_an_exception_at_hq() {
     let sim = start_sim(&dir.path().join("terminal")).await;
     chain.kill_store(0).await.unwrap();
     let data = chain.stores[0].data.clone();
-    configure_terminal(&data, &sim, &dir.path().join("secrets")).await;
+    configure_terminal(&data, &sim).await;
     chain.start_store(0).await.unwrap();
     let url = chain.stores[0].url().unwrap().to_owned();
     let hq = chain.hq_url().unwrap().to_owned();
