@@ -1,6 +1,7 @@
 //! The till screen and the customer display in headless Chromium against a real `kassa store`
 //! process on 127.0.0.1: scanning at scanner speed, weighed labels, cash with change, receipts,
-//! returns, the live customer display and the offline banner. Screenshots go to `artifacts/`.
+//! returns, the live customer display, the offline banner, and a card tender (with a partial
+//! approval) through the payment terminal simulator. Screenshots go to `artifacts/`.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
 use std::path::{Path, PathBuf};
