@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use domain::TerminalId;
 use domain::card::{CardEvent, CardOutcome};
+use domain::sale::{Tender, TenderKind};
 use payments::crypto::SecurityKey;
 use payments::link::{LinkConfig, TerminalLink};
-use payments::service::{CardPayments, OfflineLimits};
+use payments::service::{CardPayments, OfflineLimits, Outcome};
 use serde_json::{Value, json};
 use sqlx::{Row, SqlitePool};
 
@@ -288,6 +289,46 @@ pub async fn start(node: &Arc<Node>) -> Result<(), sqlx::Error> {
         }
     });
     Ok(())
+}
+
+/// A sale's tenders as its receipt prints them: a card tender paid through the terminal names
+/// the card's brand, masked PAN (at most BIN and last four) and authorisation code instead of
+/// the bare POI transaction id.
+pub(crate) async fn printed_card_tenders(
+    pool: &SqlitePool,
+    till: &TerminalId,
+    tenders: &[Tender],
+) -> Result<Vec<Tender>, sqlx::Error> {
+    let mut printed = tenders.to_vec();
+    for tender in printed.iter_mut().filter(|t| t.kind == TenderKind::Card) {
+        let Some(reference) = tender.reference.as_deref() else {
+            continue;
+        };
+        let outcome: Option<String> = sqlx::query_scalar(
+            "SELECT outcome FROM card_requests WHERE terminal = $1
+             AND json_extract(outcome, '$.Approved.payment.poi_transaction_id') = $2",
+        )
+        .bind(till.as_str())
+        .bind(reference)
+        .fetch_optional(pool)
+        .await?;
+        let payment = outcome
+            .and_then(|o| serde_json::from_str::<Outcome>(&o).ok())
+            .and_then(|o| match o {
+                Outcome::Approved { payment, .. } => Some(payment),
+                _ => None,
+            });
+        if let Some(p) = payment {
+            let parts: Vec<String> = [p.brand, p.masked_pan.map(|m| m.to_string()), p.auth_code]
+                .into_iter()
+                .flatten()
+                .collect();
+            if !parts.is_empty() {
+                tender.reference = Some(parts.join(" "));
+            }
+        }
+    }
+    Ok(printed)
 }
 
 /// The JSON view of a card event (in the journal and in write answers).

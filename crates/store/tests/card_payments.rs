@@ -707,6 +707,9 @@ async fn no_card_number_reaches_sqlite_logs_receipts_or_sync_batches_from_a_misb
         None,
     )
     .await;
+    // The receipt names the card as the customer knows it: brand, masked PAN, auth code.
+    let text = preview["text"].as_str().unwrap();
+    assert!(text.contains("visa 411111 **** 1111 A"), "{text}");
     std::fs::write(s.node.join("receipt.out"), preview.to_string()).unwrap();
     let pools = store::db::open(&s.node).await.unwrap();
     let batch = store::sync::build_batch(&pools.reader, "vienna-01", TILL, 0, 1_000)
