@@ -246,6 +246,8 @@ pub enum EventBody {
     StoredValueIssued(StoredValueLoad),
     /// Money was added to a gift card or store credit account.
     StoredValueToppedUp(StoredValueLoad),
+    /// A card request to the payment terminal, its outcome, or an offline approval settling.
+    Card(crate::card::CardEvent),
 }
 
 impl EventBody {
@@ -265,6 +267,7 @@ impl EventBody {
             EventBody::StaffLockedOut { .. } => "StaffLockedOut",
             EventBody::StoredValueIssued(_) => "StoredValueIssued",
             EventBody::StoredValueToppedUp(_) => "StoredValueToppedUp",
+            EventBody::Card(card) => card.kind(),
         }
     }
 }
@@ -342,5 +345,6 @@ pub fn stock_movements(event: &Event) -> Vec<StockMovement> {
         | EventBody::StaffLockedOut { .. }
         | EventBody::StoredValueIssued(_)
         | EventBody::StoredValueToppedUp(_) => Vec::new(),
+        EventBody::Card(_) => Vec::new(),
     }
 }

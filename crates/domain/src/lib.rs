@@ -12,6 +12,7 @@
 )]
 
 pub mod barcode;
+pub mod card;
 pub mod catalog;
 pub mod ids;
 pub mod ledger;

@@ -126,6 +126,8 @@ pub fn router(hq: Arc<Hq>) -> Router {
             get(stored_value::liability_report),
         )
         .route("/v1/exceptions/stored-value", get(stored_value::overdrawn))
+        .route("/v1/cards/pending", get(crate::cards::pending))
+        .route("/v1/exceptions/card-declines", get(crate::cards::declines))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

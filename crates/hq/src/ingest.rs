@@ -281,6 +281,7 @@ async fn apply_all(
         return Ok(());
     }
     crate::stored_value::apply(tx, backend, events).await?;
+    crate::cards::apply(tx, events).await?;
     let mut zones: BTreeMap<String, String> = BTreeMap::new();
     let mut days: BTreeMap<(String, String, String), [i64; 10]> = BTreeMap::new();
     // Movements summed per level and event: one sale may have several lines of one SKU.

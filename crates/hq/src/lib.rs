@@ -5,6 +5,7 @@
 //! one database.
 
 pub mod api;
+pub mod cards;
 pub mod db;
 pub mod import;
 pub mod ingest;

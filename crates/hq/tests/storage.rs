@@ -74,6 +74,7 @@ scenarios! {
         a_sale_of_one_sku_on_two_lines_moves_both_in_any_order,
         opening_counts_of_an_import_set_stock_and_a_rollback_keeps_later_sales,
         stored_value_balances_follow_loads_redemptions_voids_and_refunds,
+        card_events_project_pending_approvals_and_later_declines,
     ],
     postgres_only: [
         concurrent_pushes_of_one_batch_apply_it_once,
@@ -1565,4 +1566,115 @@ async fn stored_value_balances_follow_loads_redemptions_voids_and_refunds(db: &D
             {"kind": "store-credit", "currency": "EUR", "accounts": 1, "outstanding": "3.49", "overdrawn": "0.00"},
         ])
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Card payments
+
+/// A card payment's request and approval (`offline`: store-and-forward), as the store's ledger
+/// records them.
+fn card_payment(service: &str, minor: i64, offline: bool) -> [EventBody; 2] {
+    use domain::card::{
+        CardApproval, CardEvent, CardOutcome, CardRequestKind, CardRequestStarted, MaskedPan,
+    };
+    let amount = Money::from_minor(minor, Currency::EUR);
+    [
+        EventBody::Card(CardEvent::RequestStarted(CardRequestStarted {
+            service_id: service.into(),
+            kind: CardRequestKind::Payment,
+            sale: format!("sale-{service}"),
+            amount,
+            original: None,
+            shift: Some("s1".into()),
+        })),
+        EventBody::Card(CardEvent::RequestEnded {
+            service_id: service.into(),
+            outcome: CardOutcome::Approved(CardApproval {
+                poi_transaction_id: format!("poi-{service}"),
+                psp_reference: None,
+                auth_code: Some("A00001".into()),
+                brand: Some("visa".into()),
+                masked_pan: MaskedPan::parse("411111 **** 1111"),
+                token: None,
+                entry_mode: Some("Contactless".into()),
+                offline,
+                authorised: amount,
+            }),
+        }),
+    ]
+}
+
+async fn read_api(db: &Db, path: &str) -> serde_json::Value {
+    use tower::ServiceExt as _;
+    let router = hq::api::router(std::sync::Arc::new(hq::api::Hq::new(db.clone(), None)));
+    let response = router
+        .oneshot(
+            axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), axum::http::StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn card_events_project_pending_approvals_and_later_declines(db: &Db) {
+    use domain::card::CardEvent;
+    let till = Till::new("vienna-01", "vienna-01-t1", 4);
+    till.register(db).await;
+    let bodies: Vec<(i64, EventBody)> = card_payment("a", 2_000, true)
+        .into_iter()
+        .chain(card_payment("b", 1_013, true))
+        .chain(card_payment("c", 500, false))
+        .chain([
+            EventBody::Card(CardEvent::OfflineSettled {
+                service_id: "a".into(),
+                poi_transaction_id: "poi-a".into(),
+            }),
+            EventBody::Card(CardEvent::OfflineDeclined {
+                service_id: "b".into(),
+                poi_transaction_id: "poi-b".into(),
+                receipt: Some("vienna-01-t1-000002".into()),
+                cashier: Some(StaffId::parse("anna").unwrap()),
+                amount: Money::from_minor(1_013, Currency::EUR),
+            }),
+        ])
+        .enumerate()
+        .map(|(i, b)| (WALL + i64::try_from(i).unwrap() * 1_000, b))
+        .collect();
+    let events = till.chain(bodies);
+    assert_eq!(
+        till.push(db, &events[..6]).await.unwrap(),
+        ack(6, 6, 0, vec![])
+    );
+    // Two offline approvals pending; the online one is not.
+    let pending = read_api(db, "/v1/cards/pending").await;
+    assert_eq!(pending["pending"].as_array().unwrap().len(), 2, "{pending}");
+    assert_eq!(pending["pending"][0]["amount"], "20.00");
+    assert_eq!(pending["pending"][1]["sale"], "sale-b");
+    assert_eq!(pending["stores"][0]["store"], "vienna-01");
+    assert_eq!(pending["stores"][0]["count"], 2);
+    assert_eq!(
+        read_api(db, "/v1/exceptions/card-declines").await["card_declines"],
+        serde_json::json!([])
+    );
+    // One settles, the other is declined when forwarded: an exception with sale, cashier, amount.
+    assert_eq!(
+        till.push(db, &events[6..]).await.unwrap(),
+        ack(8, 2, 0, vec![])
+    );
+    let pending = read_api(db, "/v1/cards/pending").await;
+    assert_eq!(pending["pending"], serde_json::json!([]), "{pending}");
+    let declines = read_api(db, "/v1/exceptions/card-declines").await;
+    let list = declines["card_declines"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{declines}");
+    assert_eq!(list[0]["store"], "vienna-01");
+    assert_eq!(list[0]["receipt"], "vienna-01-t1-000002");
+    assert_eq!(list[0]["cashier"], "anna");
+    assert_eq!(list[0]["amount"], "10.13");
+    assert_eq!(list[0]["poi_transaction_id"], "poi-b");
 }

@@ -76,6 +76,40 @@ enum StoreCommand {
         #[arg(long, default_value_t = 80)]
         paper: u32,
     },
+    /// Set a till's payment terminal (Adyen Terminal API over the LAN). Offline limits are in
+    /// minor units of the store currency (cents): 5000 is 50.00.
+    PaymentTerminal {
+        /// The till.
+        #[arg(long)]
+        terminal: String,
+        /// The terminal's address on the LAN, `HOST:8443`.
+        #[arg(long)]
+        addr: String,
+        /// The terminal's POIID (its certificate carries it).
+        #[arg(long)]
+        poi_id: String,
+        /// The shared key's identifier.
+        #[arg(long)]
+        key_id: String,
+        /// The shared key's version.
+        #[arg(long)]
+        key_version: u64,
+        /// A file holding the shared passphrase (read when the node starts; not copied).
+        #[arg(long)]
+        passphrase_file: PathBuf,
+        /// A PEM file with the CA the terminal's certificate chains to.
+        #[arg(long)]
+        ca_file: PathBuf,
+        /// Largest single offline approval, minor units.
+        #[arg(long, default_value_t = 5_000)]
+        offline_per_transaction: i64,
+        /// Offline approvals per shift, minor units.
+        #[arg(long, default_value_t = 20_000)]
+        offline_per_shift: i64,
+        /// Offline approvals not yet settled, minor units.
+        #[arg(long, default_value_t = 50_000)]
+        offline_outstanding: i64,
+    },
     /// Write a terminal's journal as JSON lines to standard output.
     Export {
         /// The terminal.
@@ -215,6 +249,43 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!("--target/--paper: {e}"))?;
                 println!("terminal {terminal} prints to {target} on {paper} mm paper");
+                Ok(())
+            }
+            StoreCommand::PaymentTerminal {
+                terminal,
+                addr,
+                poi_id,
+                key_id,
+                key_version,
+                passphrase_file,
+                ca_file,
+                offline_per_transaction,
+                offline_per_shift,
+                offline_outstanding,
+            } => {
+                let terminal =
+                    TerminalId::parse(&terminal).map_err(|e| anyhow::anyhow!("--terminal: {e}"))?;
+                let config = store::cards::TerminalConfig {
+                    addr,
+                    poi_id,
+                    key_id,
+                    key_version,
+                    passphrase_file: passphrase_file.display().to_string(),
+                    ca_file: ca_file.display().to_string(),
+                    limits: payments::service::OfflineLimits {
+                        per_transaction_minor: offline_per_transaction,
+                        per_shift_minor: offline_per_shift,
+                        outstanding_minor: offline_outstanding,
+                    },
+                };
+                let pools = store::db::open(&data).await?;
+                store::cards::set_terminal(&pools.writer, &terminal, &config)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!(
+                    "terminal {terminal} takes cards on {} ({}); restart the node to use it",
+                    config.addr, config.poi_id
+                );
                 Ok(())
             }
             StoreCommand::Verify => {

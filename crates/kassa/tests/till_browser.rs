@@ -1,6 +1,8 @@
 //! The till screen and the customer display in headless Chromium against a real `kassa store`
 //! process on 127.0.0.1: scanning at scanner speed, weighed labels, cash with change, receipts,
-//! returns, the live customer display and the offline banner. Screenshots go to `artifacts/`.
+//! returns, the live customer display, the offline banner, a gift card paying part of a sale,
+//! and a card tender (with a partial approval) through the payment terminal simulator.
+//! Screenshots go to `artifacts/`.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use test_support::browser::{Browser, TestPage, dt};
-use test_support::{Process, client, provision_demo_store};
+use test_support::{PaymentTerminal, Process, client, provision_demo_store, set_payment_terminal};
 
 const T1: &str = "vienna-01-t1";
 const BREAD_GTIN: &str = "9003909062415";
@@ -644,6 +646,123 @@ async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_
     )
     .await
     .unwrap();
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_leaves_the_rest_due()
+ {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    provision_demo_store(&data, "vienna-01", &[T1])
+        .await
+        .unwrap();
+    let sim = payments::sim::Simulator::start(
+        payments::sim::SimConfig {
+            poi_id: "V400m-324688179".into(),
+            key: payments::crypto::SecurityKey::new("TillKey", 1, "till card passphrase"),
+            state_dir: dir.path().join("terminal"),
+            offline_floor_limit_minor: 5_000,
+        },
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let terminal = PaymentTerminal {
+        till: T1.into(),
+        addr: sim.addr().to_string(),
+        poi_id: "V400m-324688179".into(),
+        key_id: "TillKey".into(),
+        passphrase: "till card passphrase".into(),
+        ca_pem: sim.ca_pem().into(),
+    };
+    set_payment_terminal(&kassa(), &data, &terminal, &[])
+        .await
+        .unwrap();
+    let process = spawn(&data, &[]).await;
+    let url = process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+    for _ in 0..3 {
+        page.scan(BREAD_GTIN).await.unwrap();
+    }
+    page.wait_for(
+        "three loaves",
+        "document.querySelector('[data-test=cart-total]').dataset.amount === '10.47'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+
+    // 10.01 typed: the customer takes a while at the terminal, which approves half of it.
+    page.click(&dt("btn-pay")).await.unwrap();
+    page.wait_visible(&dt("pay-dialog")).await.unwrap();
+    sim.set_faults(payments::sim::Faults {
+        latency_ms: 1_500,
+        ..payments::sim::Faults::default()
+    });
+    page.fill(&dt("tender-amount"), "10.01").await.unwrap();
+    page.click(&dt("tender-card")).await.unwrap();
+    page.wait_visible(&dt("pay-card-wait")).await.unwrap();
+    page.screenshot("till-card-follow-terminal").await.unwrap();
+    page.wait_for(
+        "the partial card tender",
+        "document.querySelector('[data-test=tender-row][data-kind=card]') !== null && document.querySelector('[data-test=pay-remaining]').dataset.amount === '5.47'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.attr(
+            &format!("{}[data-kind=card]", dt("tender-row")),
+            "data-amount"
+        )
+        .await
+        .unwrap()
+        .as_deref(),
+        Some("5.00")
+    );
+    // The rest by card too: the sale completes with both approvals as references.
+    sim.set_faults(payments::sim::Faults::default());
+    page.click(&dt("tender-card")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    let number = page
+        .attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap();
+    let receipt = get(&format!("{url}/v1/receipts/{number}")).await;
+    let captured: Vec<String> = sim
+        .transactions()
+        .iter()
+        .map(|t| t.poi_transaction_id.clone())
+        .collect();
+    assert_eq!(captured.len(), 2);
+    assert_eq!(
+        receipt["tenders"],
+        json!([
+            {"kind": "card", "amount": "5.00", "reference": captured[0]},
+            {"kind": "card", "amount": "5.47", "reference": captured[1]},
+        ])
+    );
+    let kinds = journal_kinds(&url, T1).await;
+    let cards: Vec<&str> = kinds
+        .iter()
+        .map(String::as_str)
+        .filter(|k| k.starts_with("Card") || *k == "SaleCompleted")
+        .collect();
+    assert_eq!(
+        cards,
+        [
+            "CardRequestStarted",
+            "CardRequestEnded",
+            "CardRequestStarted",
+            "CardRequestEnded",
+            "SaleCompleted"
+        ]
+    );
     browser.close().await;
 }
 

@@ -392,6 +392,27 @@ impl<J: Journal> CardPayments<J> {
         exponent: u32,
         shift_id: Option<&str>,
     ) -> Result<Outcome, PaymentError> {
+        let service_id = new_service_id();
+        self.pay_as(
+            &service_id,
+            sale_transaction_id,
+            amount_minor,
+            (currency, exponent),
+            shift_id,
+        )
+        .await
+    }
+
+    /// [`CardPayments::pay`] under a ServiceID chosen by the caller (fresh, never sent before),
+    /// so a caller can remember which request answers its client's retry.
+    pub async fn pay_as(
+        &self,
+        service_id: &str,
+        sale_transaction_id: &str,
+        amount_minor: i64,
+        (currency, exponent): (&str, u32),
+        shift_id: Option<&str>,
+    ) -> Result<Outcome, PaymentError> {
         for (op, outcome) in self.recover_in_flight().await? {
             if outcome.is_none() {
                 return Err(PaymentError::Unresolved {
@@ -403,7 +424,7 @@ impl<J: Journal> CardPayments<J> {
             self.check_offline_limits(amount_minor, shift_id).await?;
         }
         let op = InFlight {
-            service_id: new_service_id(),
+            service_id: service_id.to_owned(),
             kind: OpKind::Payment,
             sale_transaction_id: sale_transaction_id.to_owned(),
             amount_minor,

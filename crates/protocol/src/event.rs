@@ -107,6 +107,7 @@ pub enum BodyDto {
     },
     StoredValueIssued(LoadDto),
     StoredValueToppedUp(LoadDto),
+    Card(card::CardDto),
 }
 
 /// An approval: which permission, given by whom.
@@ -453,6 +454,7 @@ impl From<&EventBody> for BodyDto {
             },
             EventBody::StoredValueIssued(load) => BodyDto::StoredValueIssued(load.into()),
             EventBody::StoredValueToppedUp(load) => BodyDto::StoredValueToppedUp(load.into()),
+            EventBody::Card(card) => BodyDto::Card(card::CardDto::from(card)),
         }
     }
 }
@@ -831,6 +833,7 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
         }
         BodyDto::StoredValueIssued(load) => stored_value::issued(load)?,
         BodyDto::StoredValueToppedUp(load) => stored_value::topped_up(load)?,
+        BodyDto::Card(card) => EventBody::Card(card::card_from(card)?),
     })
 }
 
@@ -852,5 +855,6 @@ pub fn decode(bytes: &[u8]) -> Result<Event, FieldError> {
     Ok(event)
 }
 
+pub mod card;
 #[cfg(test)]
 mod tests;

@@ -169,6 +169,11 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 }
 
 impl RawBody {
+    /// Whether the body is empty (or only whitespace).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.iter().all(u8::is_ascii_whitespace)
+    }
+
     pub(crate) fn parse<T: DeserializeOwned>(&self) -> ApiResult<T> {
         serde_json::from_slice(&self.bytes).map_err(|e| {
             ApiError::new(
@@ -261,6 +266,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(crate::staff_api::routes())
         .merge(crate::printing::routes())
         .merge(crate::stored_value::routes())
+        .merge(crate::cards_api::routes())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -238,6 +238,15 @@ pub enum Op {
         /// Until when, epoch milliseconds.
         until_ms: i64,
     },
+    /// Record a card request, its outcome or an offline settlement, with its journal row.
+    Card {
+        /// Terminal (the till the payment terminal belongs to).
+        terminal: TerminalId,
+        /// The fact.
+        event: domain::card::CardEvent,
+        /// The change to the `card_requests` projection, made in the same transaction.
+        journal: crate::payments::JournalChange,
+    },
 }
 
 impl Op {
@@ -255,6 +264,7 @@ impl Op {
             | Op::CloseShift { terminal, .. }
             | Op::LockOut { terminal, .. }
             | Op::LoadStoredValue { terminal, .. } => terminal,
+            Op::Card { terminal, .. } => terminal,
         }
     }
 
@@ -263,7 +273,11 @@ impl Op {
     fn needs_shift(&self) -> bool {
         !matches!(
             self,
-            Op::Adjust { .. } | Op::Count { .. } | Op::OpenShift { .. } | Op::LockOut { .. }
+            Op::Adjust { .. }
+                | Op::Count { .. }
+                | Op::OpenShift { .. }
+                | Op::LockOut { .. }
+                | Op::Card { .. }
         )
     }
 }
@@ -482,6 +496,7 @@ async fn apply(
             approvals,
             ..
         } => {
+            crate::payments::check_card_tenders(conn, &terminal, tenders).await?;
             let receipt = next_receipt(state, &terminal);
             let body = EventBody::SaleCompleted(SaleCompleted {
                 receipt: receipt.clone(),
@@ -493,6 +508,7 @@ async fn apply(
             });
             let event = append(conn, state, clock, &terminal, body).await?;
             index_receipt(conn, &receipt, &event, "sale").await?;
+            crate::payments::use_card_tenders(conn, &terminal, tenders, &receipt).await?;
             Recorded {
                 status: 201,
                 body: views::event_view(&event),
@@ -574,6 +590,7 @@ async fn apply(
             approvals,
             ..
         } => {
+            crate::payments::check_unreferenced_refund(conn, &terminal, *tender).await?;
             let receipt = next_receipt(state, &terminal);
             let body = EventBody::ReturnCompleted(ReturnCompleted {
                 receipt: receipt.clone(),
@@ -809,6 +826,15 @@ async fn apply(
                 until_ms: *until_ms,
             };
             let event = append(conn, state, clock, &terminal, body).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::Card { event, journal, .. } => {
+            let body = EventBody::Card(event.clone());
+            let event = append(conn, state, clock, &terminal, body).await?;
+            crate::payments::project(conn, &terminal, journal).await?;
             Recorded {
                 status: 201,
                 body: views::event_view(&event),

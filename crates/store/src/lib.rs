@@ -6,6 +6,8 @@
 //! serves until the shutdown future resolves.
 
 pub mod api;
+pub mod cards;
+pub mod cards_api;
 pub mod clock;
 pub mod db;
 pub mod keys;
@@ -215,6 +217,7 @@ impl App {
         let node = Arc::new(Node::new(
             store, pools, ledger, clock, terminals, context, appended, pepper,
         ));
+        cards::start(&node).await?;
         if let Some(settings) = &settings.sync {
             node.stored_value.connect(settings);
             sync::start(node.clone(), settings.clone());

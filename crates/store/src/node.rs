@@ -33,6 +33,8 @@ pub struct Node {
     pub sessions: crate::staff::Sessions,
     /// Gift cards and store credit: HQ's balances and the offline cap.
     pub stored_value: crate::stored_value::Service,
+    /// Each till's payment terminal.
+    pub cards: crate::cards::Cards,
 }
 
 impl Node {
@@ -60,6 +62,7 @@ impl Node {
             pepper,
             sessions: crate::staff::Sessions::default(),
             stored_value: crate::stored_value::Service::default(),
+            cards: crate::cards::Cards::default(),
         }
     }
 

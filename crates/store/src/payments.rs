@@ -1,59 +1,234 @@
-//! The store node's card-payment journal: in-flight terminal requests and their outcomes in the
-//! node's SQLite file, written before a request leaves for the terminal.
+//! The store node's card-payment journal. Every request to a till's payment terminal is a ledger
+//! event (`CardRequestStarted`) appended through the ledger writer, so hash-chained, signed and
+//! synced to HQ, before the request leaves; its outcome is a `CardRequestEnded` event, and an
+//! offline approval settling later a `CardOfflineSettled` or `CardOfflineDeclined` event. The
+//! table `card_requests` is a projection of those events, written in the same transaction, that
+//! recovery and the offline limits read.
 
-use payments::service::{InFlight, Journal, JournalError, Outcome, Record};
+use domain::card::{CardApproval, CardEvent, CardOutcome, CardRequestKind, CardRequestStarted};
+use domain::ledger::EventBody;
+use domain::sale::{Tender, TenderKind};
+use domain::{Currency, Money, TerminalId};
+use payments::service::{InFlight, Journal, JournalError, OpKind, Outcome, Record, Settlement};
 use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteConnection;
 
-/// [`Journal`] over the node database (table `card_requests`).
+use crate::ledger::{Ledger, Op, WriteError};
+
+/// [`Journal`] of one till, over the ledger writer and the node database.
 #[derive(Debug, Clone)]
 pub struct SqliteJournal {
+    ledger: Ledger,
     pool: SqlitePool,
+    terminal: TerminalId,
 }
 
 impl SqliteJournal {
-    /// A journal on the node's writer pool (migrations already run by [`crate::db::open`]).
-    pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    /// The journal of `terminal`: events through `ledger`, records read from `pool`.
+    pub fn new(ledger: Ledger, pool: SqlitePool, terminal: TerminalId) -> Self {
+        Self {
+            ledger,
+            pool,
+            terminal,
+        }
     }
+}
+
+/// The change to the `card_requests` projection that goes with a card event.
+#[derive(Debug, Clone)]
+pub enum JournalChange {
+    /// A new request (the payments crate's `InFlight`, as JSON).
+    Begin {
+        /// Its ServiceID.
+        service_id: String,
+        /// The request as JSON.
+        op: String,
+    },
+    /// A request's outcome, replacing any earlier one (the payments crate's `Outcome`, as JSON).
+    Finish {
+        /// Its ServiceID.
+        service_id: String,
+        /// The outcome as JSON.
+        outcome: String,
+    },
 }
 
 fn err(e: impl std::fmt::Display) -> JournalError {
     JournalError(e.to_string())
 }
 
+fn money(minor: i64, currency: &str) -> Result<Money, JournalError> {
+    Ok(Money::from_minor(
+        minor,
+        Currency::parse(currency).map_err(err)?,
+    ))
+}
+
+fn request_kind(kind: OpKind) -> CardRequestKind {
+    match kind {
+        OpKind::Payment => CardRequestKind::Payment,
+        OpKind::Refund => CardRequestKind::Refund,
+        OpKind::Reversal => CardRequestKind::Reversal,
+    }
+}
+
+/// What the ledger keeps of an outcome: the whitelisted fields, with a masked PAN only.
+fn card_outcome(op: &InFlight, outcome: &Outcome) -> Result<CardOutcome, JournalError> {
+    Ok(match outcome {
+        Outcome::Approved { payment, .. } => CardOutcome::Approved(CardApproval {
+            poi_transaction_id: payment.poi_transaction_id.clone(),
+            psp_reference: payment.psp_reference.clone(),
+            auth_code: payment.auth_code.clone(),
+            brand: payment.brand.clone(),
+            masked_pan: payment
+                .masked_pan
+                .as_ref()
+                .and_then(|m| domain::card::MaskedPan::new(m.bin(), m.last4())),
+            token: payment.token.clone(),
+            entry_mode: payment.entry_mode.clone(),
+            offline: payment.offline,
+            authorised: money(payment.authorised_minor, &payment.currency)?,
+        }),
+        Outcome::Declined { condition, reason } => CardOutcome::Declined {
+            condition: condition.clone(),
+            reason: reason.clone(),
+        },
+        Outcome::NotProcessed => CardOutcome::NotProcessed,
+        Outcome::Refunded {
+            poi_transaction_id,
+            amount_minor,
+        } => CardOutcome::Refunded {
+            poi_transaction_id: poi_transaction_id.clone(),
+            amount: money(*amount_minor, &op.currency)?,
+        },
+    })
+}
+
+impl SqliteJournal {
+    async fn append(&self, event: CardEvent, journal: JournalChange) -> Result<(), JournalError> {
+        self.ledger
+            .write(
+                None,
+                Op::Card {
+                    terminal: self.terminal.clone(),
+                    event,
+                    journal,
+                },
+            )
+            .await
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    async fn record(&self, service_id: &str) -> Result<(Record, Option<String>), JournalError> {
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT op, outcome, used_by FROM card_requests WHERE service_id = $1 AND terminal = $2",
+        )
+        .bind(service_id)
+        .bind(self.terminal.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        let (op, outcome, used_by) =
+            row.ok_or_else(|| JournalError(format!("no card request {service_id}")))?;
+        Ok((
+            Record {
+                op: serde_json::from_str(&op).map_err(err)?,
+                outcome: outcome
+                    .map(|o| serde_json::from_str(&o))
+                    .transpose()
+                    .map_err(err)?,
+            },
+            used_by,
+        ))
+    }
+
+    /// The cashier of the sale with `receipt`.
+    async fn cashier_of(&self, receipt: &str) -> Result<Option<domain::StaffId>, JournalError> {
+        let body: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT e.body FROM receipts r JOIN events e ON e.terminal = r.terminal AND e.seq = r.seq WHERE r.number = $1",
+        )
+        .bind(receipt)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        let Some(body) = body else { return Ok(None) };
+        match protocol::event::decode(&body).map_err(err)?.body {
+            EventBody::SaleCompleted(sale) => Ok(sale.cashier),
+            _ => Ok(None),
+        }
+    }
+}
+
 impl Journal for SqliteJournal {
     async fn begin(&self, op: &InFlight) -> Result<(), JournalError> {
-        let json = serde_json::to_string(op).map_err(err)?;
-        // The pool runs with synchronous=FULL: once this returns, the row survives power loss.
-        sqlx::query("INSERT INTO card_requests (service_id, op) VALUES ($1, $2)")
-            .bind(&op.service_id)
-            .bind(json)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        let event = CardEvent::RequestStarted(CardRequestStarted {
+            service_id: op.service_id.clone(),
+            kind: request_kind(op.kind),
+            sale: op.sale_transaction_id.clone(),
+            amount: money(op.amount_minor, &op.currency)?,
+            original: op.original_poi_transaction_id.clone(),
+            shift: op.shift_id.clone(),
+        });
+        let change = JournalChange::Begin {
+            service_id: op.service_id.clone(),
+            op: serde_json::to_string(op).map_err(err)?,
+        };
+        // The writer answers only after the commit (synchronous=FULL): once this returns, the
+        // request is in the ledger and survives a crash.
+        self.append(event, change).await
     }
 
     async fn finish(&self, service_id: &str, outcome: &Outcome) -> Result<(), JournalError> {
-        let json = serde_json::to_string(outcome).map_err(err)?;
-        let done = sqlx::query("UPDATE card_requests SET outcome = $1 WHERE service_id = $2")
-            .bind(json)
-            .bind(service_id)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        if done.rows_affected() == 0 {
-            return Err(JournalError(format!("no card request {service_id}")));
-        }
-        Ok(())
+        let (record, used_by) = self.record(service_id).await?;
+        let was_pending = matches!(
+            record.outcome,
+            Some(Outcome::Approved {
+                settlement: Settlement::Pending,
+                ..
+            })
+        );
+        let event = match outcome {
+            Outcome::Approved {
+                payment,
+                settlement: Settlement::Settled,
+            } if was_pending => CardEvent::OfflineSettled {
+                service_id: service_id.to_owned(),
+                poi_transaction_id: payment.poi_transaction_id.clone(),
+            },
+            Outcome::Approved {
+                payment,
+                settlement: Settlement::DeclinedLater,
+            } if was_pending => CardEvent::OfflineDeclined {
+                service_id: service_id.to_owned(),
+                poi_transaction_id: payment.poi_transaction_id.clone(),
+                cashier: match &used_by {
+                    Some(receipt) => self.cashier_of(receipt).await?,
+                    None => None,
+                },
+                receipt: used_by,
+                amount: money(payment.authorised_minor, &payment.currency)?,
+            },
+            _ => CardEvent::RequestEnded {
+                service_id: service_id.to_owned(),
+                outcome: card_outcome(&record.op, outcome)?,
+            },
+        };
+        let change = JournalChange::Finish {
+            service_id: service_id.to_owned(),
+            outcome: serde_json::to_string(outcome).map_err(err)?,
+        };
+        self.append(event, change).await
     }
 
     async fn records(&self) -> Result<Vec<Record>, JournalError> {
-        let rows: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT op, outcome FROM card_requests ORDER BY seq")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(err)?;
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT op, outcome FROM card_requests WHERE terminal = $1 ORDER BY seq",
+        )
+        .bind(self.terminal.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
         rows.into_iter()
             .map(|(op, outcome)| {
                 Ok(Record {
@@ -68,6 +243,191 @@ impl Journal for SqliteJournal {
     }
 }
 
+/// Applies a card event's change to the `card_requests` projection (inside the ledger writer's
+/// transaction).
+pub(crate) async fn project(
+    conn: &mut SqliteConnection,
+    terminal: &TerminalId,
+    change: &JournalChange,
+) -> Result<(), WriteError> {
+    match change {
+        JournalChange::Begin { service_id, op } => {
+            sqlx::query("INSERT INTO card_requests (service_id, op, terminal) VALUES ($1, $2, $3)")
+                .bind(service_id)
+                .bind(op)
+                .bind(terminal.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        JournalChange::Finish {
+            service_id,
+            outcome,
+        } => {
+            sqlx::query(
+                "UPDATE card_requests SET outcome = $1 WHERE service_id = $2 AND terminal = $3",
+            )
+            .bind(outcome)
+            .bind(service_id)
+            .bind(terminal.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The POI transaction id of an approved payment in the projection, as SQL.
+const APPROVED_POI: &str = "json_extract(outcome, '$.Approved.payment.poi_transaction_id')";
+
+/// Whether `terminal` has a payment terminal configured.
+pub(crate) async fn has_terminal(
+    conn: &mut SqliteConnection,
+    terminal: &TerminalId,
+) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM payment_terminals WHERE terminal = $1")
+            .bind(terminal.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// On a till with a payment terminal, every card tender must reference an approved card payment
+/// of that till (its POI transaction id), not reversed, not used by another sale, for exactly
+/// the tender's amount. Tills without a terminal keep manual card tenders.
+pub(crate) async fn check_card_tenders(
+    conn: &mut SqliteConnection,
+    terminal: &TerminalId,
+    tenders: &[Tender],
+) -> Result<(), WriteError> {
+    if !tenders.iter().any(|t| t.kind == TenderKind::Card) || !has_terminal(conn, terminal).await? {
+        return Ok(());
+    }
+    let rejected = |code: &'static str, field: String, message: String| WriteError::Rejected {
+        code,
+        field,
+        message,
+    };
+    let mut seen = Vec::new();
+    for (i, t) in tenders.iter().enumerate() {
+        if t.kind != TenderKind::Card {
+            continue;
+        }
+        let field = format!("tenders[{i}].reference");
+        let Some(reference) = t.reference.as_deref() else {
+            return Err(rejected(
+                "card_payment_required",
+                field,
+                format!(
+                    "terminal {terminal} takes cards through its payment terminal: pay with POST /v1/card-payments and give the POI transaction id as the reference"
+                ),
+            ));
+        };
+        if seen.contains(&reference) {
+            return Err(rejected(
+                "card_payment_used",
+                field,
+                format!("card payment {reference} is referenced twice"),
+            ));
+        }
+        seen.push(reference);
+        let row: Option<(Option<String>, Option<i64>, Option<String>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT used_by, json_extract(outcome, '$.Approved.payment.authorised_minor'),
+                        json_extract(outcome, '$.Approved.settlement')
+                 FROM card_requests WHERE terminal = $1 AND {APPROVED_POI} = $2"
+            )))
+            .bind(terminal.as_str())
+            .bind(reference)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some((used_by, authorised, settlement)) = row else {
+            return Err(rejected(
+                "unknown_card_payment",
+                field,
+                format!("no approved card payment {reference} on terminal {terminal}"),
+            ));
+        };
+        if let Some(receipt) = used_by {
+            return Err(rejected(
+                "card_payment_used",
+                field,
+                format!("card payment {reference} already paid sale {receipt}"),
+            ));
+        }
+        let reversed: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM card_requests WHERE terminal = $1
+             AND json_extract(op, '$.kind') = 'Reversal'
+             AND json_extract(op, '$.original_poi_transaction_id') = $2
+             AND json_extract(outcome, '$.Refunded') IS NOT NULL",
+        )
+        .bind(terminal.as_str())
+        .bind(reference)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if reversed.is_some() || settlement.as_deref() == Some("DeclinedLater") {
+            return Err(rejected(
+                "card_payment_reversed",
+                field,
+                format!("card payment {reference} was reversed or declined"),
+            ));
+        }
+        if authorised != Some(t.amount.minor()) {
+            return Err(rejected(
+                "card_amount_mismatch",
+                format!("tenders[{i}].amount"),
+                format!(
+                    "card payment {reference} authorised {} minor units, the tender is {}",
+                    authorised.unwrap_or(0),
+                    t.amount.minor()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// On a till with a payment terminal, a return without receipt cannot be refunded to a card: a
+/// card refund goes back by reference to the original payment, which only the receipt names.
+pub(crate) async fn check_unreferenced_refund(
+    conn: &mut SqliteConnection,
+    terminal: &TerminalId,
+    tender: TenderKind,
+) -> Result<(), WriteError> {
+    if tender == TenderKind::Card && has_terminal(conn, terminal).await? {
+        return Err(WriteError::Rejected {
+            code: "card_refund_needs_receipt",
+            field: "refund_tender".into(),
+            message: "a card refund goes back to the original payment by reference, which only the receipt names: refund in cash or store credit".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Marks the card payments a sale's card tenders reference as used by its receipt.
+pub(crate) async fn use_card_tenders(
+    conn: &mut SqliteConnection,
+    terminal: &TerminalId,
+    tenders: &[Tender],
+    receipt: &str,
+) -> Result<(), WriteError> {
+    for t in tenders.iter().filter(|t| t.kind == TenderKind::Card) {
+        let Some(reference) = t.reference.as_deref() else {
+            continue;
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE card_requests SET used_by = $1
+             WHERE terminal = $2 AND {APPROVED_POI} = $3 AND used_by IS NULL"
+        )))
+        .bind(receipt)
+        .bind(terminal.as_str())
+        .bind(reference)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// Card tenders in the ledger, per currency: `(currency, count, minor units)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LedgerCardTotals {
@@ -77,15 +437,36 @@ pub struct LedgerCardTotals {
     pub credits: Vec<(String, u64, i64)>,
 }
 
-/// Sums the card tenders of every sale and return in the ledger, for end-of-day comparison with
-/// the terminal's totals.
-pub async fn ledger_card_totals(pool: &SqlitePool) -> Result<LedgerCardTotals, JournalError> {
-    use domain::ledger::EventBody;
-    use domain::sale::TenderKind;
+/// Which part of the ledger to sum.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TotalsScope {
+    /// One till, or all.
+    pub terminal: Option<TerminalId>,
+    /// Sequence numbers from..=to (a shift).
+    pub seq: Option<(i64, i64)>,
+    /// Clock readings from..to, epoch milliseconds (a business day).
+    pub wall_ms: Option<(i64, i64)>,
+}
 
+/// Sums the card tenders of the sales and returns in `scope`, for end-of-day comparison with
+/// the terminal's totals.
+pub async fn ledger_card_totals(
+    pool: &SqlitePool,
+    scope: &TotalsScope,
+) -> Result<LedgerCardTotals, JournalError> {
+    let (from_seq, to_seq) = scope.seq.unwrap_or((0, i64::MAX));
+    let (from_ms, to_ms) = scope.wall_ms.unwrap_or((i64::MIN, i64::MAX));
     let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-        "SELECT body FROM events WHERE kind IN ('SaleCompleted', 'ReturnCompleted') ORDER BY terminal, seq",
+        "SELECT body FROM events WHERE kind IN ('SaleCompleted', 'ReturnCompleted')
+         AND ($1 IS NULL OR terminal = $1) AND seq BETWEEN $2 AND $3
+         AND hlc_wall >= $4 AND hlc_wall < $5
+         ORDER BY terminal, seq",
     )
+    .bind(scope.terminal.as_ref().map(TerminalId::as_str))
+    .bind(from_seq)
+    .bind(to_seq)
+    .bind(from_ms)
+    .bind(to_ms)
     .fetch_all(pool)
     .await
     .map_err(err)?;

@@ -131,7 +131,15 @@ async fn receipt_document(
         EventBody::SaleCompleted(sale) => (
             sale.receipt.clone(),
             sale.cashier.as_ref().map(ToString::to_string),
-            ReceiptBody::Sale(SaleReceipt::from(sale)),
+            ReceiptBody::Sale(SaleReceipt {
+                tenders: crate::cards::printed_card_tenders(
+                    &node.pools.reader,
+                    &event.meta.terminal,
+                    &sale.tenders,
+                )
+                .await?,
+                ..SaleReceipt::from(sale)
+            }),
         ),
         EventBody::ReturnCompleted(ret) => {
             // The return event keeps SKUs; names come from the original sale, or the catalog.

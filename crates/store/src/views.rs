@@ -140,6 +140,7 @@ pub fn event_view(event: &Event) -> Value {
         EventBody::StoredValueIssued(load) | EventBody::StoredValueToppedUp(load) => {
             crate::stored_value::load_view(load)
         }
+        EventBody::Card(card) => crate::cards::card_view(card),
     };
     if let (Some(view), Value::Object(extra)) = (view.as_object_mut(), extra) {
         view.extend(extra);

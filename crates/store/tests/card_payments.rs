@@ -1,19 +1,23 @@
-//! Card payments recorded in the store node's SQLite file: a crash mid-payment recovered after
-//! a restart with exactly one capture, and a PAN-leak scan of every file the node wrote after a
-//! run against a misbehaving terminal that sends full card numbers.
+//! Card payments through the store node's API against the terminal simulator on a local port:
+//! a card sale whose tender references the payment recorded in the ledger before and after the
+//! terminal was asked, partial approvals, declines and reversals, refunds by reference capped at
+//! what was captured, offline limits and the offline queue, end-of-day totals against the
+//! ledger, and a PAN-leak scan of every file the node wrote after a run against a misbehaving
+//! terminal that sends full card numbers.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use payments::crypto::SecurityKey;
-use payments::link::{LinkConfig, TerminalLink};
 use payments::pan::find_pans;
-use payments::service::{CardPayments, OfflineLimits, Outcome};
+use payments::service::OfflineLimits;
 use payments::sim::{Faults, SimConfig, Simulator};
-use store::payments::SqliteJournal;
+use serde_json::{Value, json};
 
 const POI: &str = "V400m-324688179";
+const TILL: &str = "vienna-01-t1";
 
 fn key() -> SecurityKey {
     SecurityKey::new("StoreTestKey", 1, "store test passphrase")
@@ -28,33 +32,6 @@ async fn sim(dir: &Path) -> Simulator {
         offline_floor_limit_minor: 5_000,
     };
     Simulator::start(cfg, listener).await.unwrap()
-}
-
-async fn card_payments(sim: &Simulator, data_dir: &Path) -> CardPayments<SqliteJournal> {
-    let pools = store::db::open(data_dir).await.unwrap();
-    let link = TerminalLink::new(LinkConfig {
-        addr: sim.addr(),
-        poi_id: POI.into(),
-        sale_id: "till-1".into(),
-        key: key(),
-        ca_pem: sim.ca_pem().as_bytes().to_vec(),
-        timeout: Duration::from_secs(5),
-    })
-    .unwrap();
-    let limits = OfflineLimits {
-        per_transaction_minor: 5_000,
-        per_shift_minor: 20_000,
-        outstanding_minor: 20_000,
-    };
-    CardPayments::new(link, SqliteJournal::new(pools.writer), limits)
-        .with_recovery(40, Duration::from_millis(100))
-}
-
-fn approved(o: &Outcome) -> &payments::service::CardPayment {
-    match o {
-        Outcome::Approved { payment, .. } => payment,
-        other => panic!("expected an approval, got {other:?}"),
-    }
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -84,25 +61,56 @@ fn scan(dir: &Path) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-/// Provisions and seeds a node for `vienna-01` with one till, and builds its app and router.
-async fn start_node(node: &Path) -> (store::App, axum::Router) {
+/// A node for `vienna-01` with one till whose payment terminal is the simulator, and an open
+/// shift (by a manager: sales need neither a sign-in nor approvals).
+struct Setup {
+    _dir: tempfile::TempDir,
+    node: PathBuf,
+    terminal: PathBuf,
+    sim: Simulator,
+    app: store::App,
+    router: axum::Router,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("node");
+    let terminal = dir.path().join("terminal");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
     let store_id = domain::StoreId::parse("vienna-01").unwrap();
-    let till = domain::TerminalId::parse("vienna-01-t1").unwrap();
-    store::provision(node, &store_id, std::slice::from_ref(&till))
+    let till = domain::TerminalId::parse(TILL).unwrap();
+    store::provision(&node, &store_id, std::slice::from_ref(&till))
         .await
         .unwrap();
-    let seed: protocol::seed::SeedDto = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../data/demo/seed.json"
-        ))
-        .unwrap(),
+    store::seed(&node, &test_support_seed()).await.unwrap();
+    let sim = sim(&terminal).await;
+    std::fs::write(secrets.join("passphrase"), "store test passphrase\n").unwrap();
+    std::fs::write(secrets.join("ca.pem"), sim.ca_pem()).unwrap();
+    let pools = store::db::open(&node).await.unwrap();
+    store::cards::set_terminal(
+        &pools.writer,
+        &till,
+        &store::cards::TerminalConfig {
+            addr: sim.addr().to_string(),
+            poi_id: POI.into(),
+            key_id: "StoreTestKey".into(),
+            key_version: 1,
+            passphrase_file: secrets.join("passphrase").display().to_string(),
+            ca_file: secrets.join("ca.pem").display().to_string(),
+            limits: OfflineLimits {
+                per_transaction_minor: 3_000,
+                per_shift_minor: 5_000,
+                outstanding_minor: 5_000,
+            },
+        },
     )
+    .await
     .unwrap();
-    store::seed(node, &seed).await.unwrap();
+    pools.writer.close().await;
     let app = store::App::build(
         &store::Settings {
-            data_dir: node.to_owned(),
+            data_dir: node.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             sync: None,
         },
@@ -110,7 +118,6 @@ async fn start_node(node: &Path) -> (store::App, axum::Router) {
     )
     .await
     .unwrap();
-    // A shift managed by a manager: the sales here need neither a sign-in nor approvals.
     store::shifts::ensure_open(
         &app.node(),
         &till,
@@ -120,63 +127,497 @@ async fn start_node(node: &Path) -> (store::App, axum::Router) {
     .await
     .unwrap();
     let router = store::api::router(app.node());
-    (app, router)
+    Setup {
+        _dir: dir,
+        node,
+        terminal,
+        sim,
+        app,
+        router,
+    }
 }
 
-async fn get(router: &axum::Router, path: &str) -> Vec<u8> {
+fn test_support_seed() -> protocol::seed::SeedDto {
+    serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/demo/seed.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn call(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
     use tower::ServiceExt as _;
-    let request = axum::http::Request::get(path)
-        .body(axum::body::Body::empty())
-        .unwrap();
+    let mut request = axum::http::Request::builder().method(method).uri(path);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let request = match body {
+        Some(b) => request
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(serde_json::to_vec(b).unwrap())),
+        None => request.body(axum::body::Body::empty()),
+    }
+    .unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), axum::http::StatusCode::OK);
-    axum::body::to_bytes(response.into_body(), usize::MAX)
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
-        .unwrap()
-        .to_vec()
+        .unwrap();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_payment_is_recovered_from_sqlite_with_exactly_one_capture() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = dir.path().join("node");
-    let terminal = dir.path().join("terminal");
-    let sim = sim(&terminal).await;
-    sim.set_faults(Faults {
-        latency_ms: 800,
-        ..Faults::default()
-    });
-    {
-        let pay = card_payments(&sim, &node).await;
-        let crashed = tokio::time::timeout(
-            Duration::from_millis(300),
-            pay.pay("sale-1", 3_300, "EUR", 2, None),
+impl Setup {
+    async fn pay(&self, key: &str, sale: &str, amount: &str) -> (StatusCode, Value) {
+        call(
+            &self.router,
+            "POST",
+            "/v1/card-payments",
+            Some(key),
+            Some(&json!({"terminal": TILL, "sale": sale, "amount": amount})),
+        )
+        .await
+    }
+
+    async fn sale(&self, key: &str, lines: Value, tenders: Value) -> (StatusCode, Value) {
+        call(
+            &self.router,
+            "POST",
+            "/v1/sales",
+            Some(key),
+            Some(&json!({"terminal": TILL, "lines": lines, "tenders": tenders})),
+        )
+        .await
+    }
+
+    async fn journal(&self) -> Vec<Value> {
+        let (status, body) = call(
+            &self.router,
+            "GET",
+            &format!("/v1/journal?terminal={TILL}&limit=1000"),
+            None,
+            None,
         )
         .await;
-        assert!(crashed.is_err(), "the till died before the answer");
+        assert_eq!(status, StatusCode::OK);
+        body["events"].as_array().unwrap().clone()
     }
-    // The request was in SQLite before it left: a restarted node knows what to ask about.
-    let pay = card_payments(&sim, &node).await;
-    let recovered = pay.recover_in_flight().await.unwrap();
-    assert_eq!(recovered.len(), 1);
-    assert_eq!(
-        approved(recovered[0].1.as_ref().unwrap()).authorised_minor,
-        3_300
-    );
-    assert_eq!(sim.transactions().len(), 1, "exactly one capture");
-    sim.set_faults(Faults::default());
-    approved(&pay.pay("sale-2", 1_000, "EUR", 2, None).await.unwrap());
-    assert_eq!(sim.transactions().len(), 2);
+}
+
+fn approved(status: StatusCode, body: &Value) -> String {
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "approved", "{body}");
+    body["poi_transaction_id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_card_number_reaches_sqlite_or_logs_even_from_a_misbehaving_terminal() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = dir.path().join("node");
-    let terminal = dir.path().join("terminal");
-    std::fs::create_dir_all(&node).unwrap();
-    // Everything logged, at every level, from every crate, goes to a file in the node folder.
-    let log = std::fs::File::create(node.join("kassa.log")).unwrap();
+async fn a_card_sale_is_recorded_in_the_ledger_before_and_after_the_terminal_is_asked() {
+    let s = setup().await;
+    let bread2 = json!([{"code": "9003909062415", "quantity": "2"}]);
+    let (status, body) = s.pay("pay-1", "sale-1", "6.98").await;
+    let poi = approved(status, &body);
+    assert_eq!(body["authorised"], "6.98");
+    assert_eq!(body["partial"], false);
+    assert_eq!(body["masked_pan"], "411111 **** 1111");
+    assert_eq!(body["brand"], "visa");
+    // A retry with the same key answers the same payment and charges nothing more.
+    let (status, again) = s.pay("pay-1", "sale-1", "6.98").await;
+    assert_eq!(approved(status, &again), poi);
+    assert_eq!(s.sim.transactions().len(), 1);
+    // The key names this request only.
+    let (status, reused) = s.pay("pay-1", "sale-1", "7.00").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reused}");
+    assert_eq!(reused["code"], "idempotency_key_reused");
+
+    // A card tender on this till must reference an approved payment, with its exact amount.
+    let (status, e) = s
+        .sale(
+            "sale-x",
+            bread2.clone(),
+            json!([{"kind": "card", "amount": "6.98"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "card_payment_required");
+    assert_eq!(e["field"], "tenders[0].reference");
+    let (status, e) = s
+        .sale(
+            "sale-y",
+            json!([{"code": "9003909062415", "quantity": "3"}]),
+            json!([{"kind": "card", "amount": "7.00", "reference": poi}, {"kind": "cash", "amount": "5.00"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "card_amount_mismatch");
+    assert_eq!(e["field"], "tenders[0].amount");
+    let (status, e) = s
+        .sale(
+            "sale-z",
+            bread2.clone(),
+            json!([{"kind": "card", "amount": "6.98", "reference": "sim999999.NOPE"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "unknown_card_payment");
+
+    let (status, sale) = s
+        .sale(
+            "sale-1",
+            bread2.clone(),
+            json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    // A payment pays one sale.
+    let (status, e) = s
+        .sale(
+            "sale-2",
+            bread2.clone(),
+            json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "card_payment_used");
+
+    // The ledger: the request before it left, its outcome, then the sale referencing it.
+    let events = s.journal().await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ShiftOpened",
+            "CardRequestStarted",
+            "CardRequestEnded",
+            "SaleCompleted"
+        ]
+    );
+    let started = &events[1]["event"]["body"]["Card"]["Started"];
+    assert_eq!(started["kind"], "payment");
+    assert_eq!(started["sale"], "sale-1");
+    assert_eq!(started["amount"], 698);
+    assert_eq!(
+        started["shift"],
+        events[0]["event"]["body"]["ShiftOpened"]["shift"]
+    );
+    let ended = &events[2]["event"]["body"]["Card"]["Ended"];
+    assert_eq!(ended["service"], started["service"]);
+    assert_eq!(ended["outcome"]["Approved"]["poi"], poi.as_str());
+    assert_eq!(ended["outcome"]["Approved"]["pan"], "411111 **** 1111");
+    assert_eq!(ended["outcome"]["Approved"]["amount"], 698);
+    let tender = &events[3]["event"]["body"]["SaleCompleted"]["tenders"][0];
+    assert_eq!(tender["kind"], "card");
+    assert_eq!(tender["ref"], poi.as_str());
+    assert_eq!(
+        sale["receipt"],
+        events[3]["event"]["body"]["SaleCompleted"]["receipt"]
+    );
+    drop(s.app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_approvals_declines_and_reversals() {
+    let s = setup().await;
+    // 10.01 ends in 001: the terminal approves half.
+    let (status, part) = s.pay("pay-p", "sale-p", "10.01").await;
+    let poi = approved(status, &part);
+    assert_eq!(part["partial"], true);
+    let authorised = part["authorised"].as_str().unwrap().to_owned();
+    assert_eq!(authorised, "5.00", "{part}");
+    assert_eq!(part["requested"], "10.01");
+    // The rest stays due: paid in cash here.
+    let (status, sale) = s
+        .sale(
+            "sale-p",
+            json!([{"code": "9003909062415", "quantity": "3"}]),
+            json!([{"kind": "card", "amount": authorised, "reference": poi}, {"kind": "cash", "amount": "10.00"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+
+    // 10.02 ends in 002: declined with a reason for the cashier; nothing to reference.
+    let (status, declined) = s.pay("pay-d", "sale-d", "10.02").await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{declined}");
+    assert_eq!(declined["status"], "declined");
+    assert_eq!(declined["reason"], "Not enough balance");
+
+    // A sale abandoned after approval: the payment is reversed and can no longer pay a sale.
+    let (status, body) = s.pay("pay-r", "sale-r", "3.49").await;
+    let poi = approved(status, &body);
+    let reverse = format!("/v1/card-payments/{poi}/reverse");
+    let (status, reversed) = call(
+        &s.router,
+        "POST",
+        &reverse,
+        None,
+        Some(&json!({"terminal": TILL})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{reversed}");
+    assert_eq!(reversed["status"], "refunded");
+    assert_eq!(reversed["amount"], "3.49");
+    // Asked again, it answers the same reversal without asking the terminal.
+    let before = s.sim.transactions().len();
+    let (status, again) = call(
+        &s.router,
+        "POST",
+        &reverse,
+        None,
+        Some(&json!({"terminal": TILL})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again, reversed);
+    assert_eq!(s.sim.transactions().len(), before);
+    let (status, e) = s
+        .sale(
+            "sale-r",
+            json!([{"code": "9003909062415"}]),
+            json!([{"kind": "card", "amount": "3.49", "reference": poi}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "card_payment_reversed");
+    drop(s.app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_go_back_to_the_card_by_reference_and_never_exceed_the_capture() {
+    let s = setup().await;
+    let (status, body) = s.pay("pay-1", "sale-1", "16.97").await;
+    let poi = approved(status, &body);
+    let (status, sale) = s
+        .sale(
+            "sale-1",
+            json!([{"code": "9003909062415", "quantity": "2"}, {"code": "CLO-TEE-0001-XS-WEI"}]),
+            json!([{"kind": "card", "amount": "16.97", "reference": poi}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    // The T-shirt comes back with the receipt; its refund goes to the same card.
+    let (status, ret) = call(
+        &s.router,
+        "POST",
+        "/v1/returns",
+        Some("return-1"),
+        Some(&json!({
+            "terminal": TILL,
+            "receipt": sale["receipt"],
+            "lines": [{"line": 1, "quantity": "1"}],
+            "refund_tender": "card",
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{ret}");
+    let refund_path = format!("/v1/card-payments/{poi}/refund");
+    let refund_body = json!({"terminal": TILL, "amount": ret["refund"], "return": ret["receipt"]});
+    let (status, refunded) = call(&s.router, "POST", &refund_path, None, Some(&refund_body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{refunded}");
+    assert_eq!(refunded["amount"], ret["refund"]);
+    // The same return asked again is the same refund, not a second one.
+    let (status, again) = call(&s.router, "POST", &refund_path, None, Some(&refund_body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again, refunded);
+    let refunds = |sim: &Simulator| {
+        sim.transactions()
+            .iter()
+            .filter(|t| t.kind != "Payment")
+            .count()
+    };
+    assert_eq!(refunds(&s.sim), 1);
+    // Partial refunds together never exceed what the payment captured.
+    let (status, e) = call(
+        &s.router,
+        "POST",
+        &refund_path,
+        None,
+        Some(&json!({"terminal": TILL, "amount": "16.00", "return": "return-2"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "refund_exceeds_captured");
+    assert_eq!(e["field"], "amount");
+    let (status, second) = call(
+        &s.router,
+        "POST",
+        &refund_path,
+        None,
+        Some(&json!({"terminal": TILL, "amount": "1.00", "return": "return-3"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(refunds(&s.sim), 2);
+    // Without a receipt there is no payment to refund to: cash or store credit instead.
+    let (status, e) = call(
+        &s.router,
+        "POST",
+        "/v1/returns",
+        Some("return-nr"),
+        Some(&json!({
+            "terminal": TILL,
+            "lines": [{"code": "9003909062415", "quantity": "1"}],
+            "reason": "no receipt",
+            "refund_tender": "card",
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "card_refund_needs_receipt");
+    assert_eq!(e["field"], "refund_tender");
+    drop(s.app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_of_day_lists_differences_between_terminal_and_ledger() {
+    let s = setup().await;
+    let (status, body) = s.pay("pay-1", "sale-1", "6.98").await;
+    let poi = approved(status, &body);
+    let shift = s.journal().await[1]["event"]["body"]["Card"]["Started"]["shift"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, sale) = s
+        .sale(
+            "sale-1",
+            json!([{"code": "9003909062415", "quantity": "2"}]),
+            json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let day = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::get("Europe/Vienna").unwrap())
+        .date()
+        .to_string();
+    let (status, totals) = call(
+        &s.router,
+        "GET",
+        &format!("/v1/card-payments/totals?terminal={TILL}&day={day}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{totals}");
+    assert_eq!(totals["differences"], json!([]), "{totals}");
+    assert_eq!(
+        totals["ledger_totals"]["payments"],
+        json!([{"currency": "EUR", "count": 1, "amount": "6.98"}])
+    );
+    assert_eq!(
+        totals["terminal_totals"]["payments"],
+        totals["ledger_totals"]["payments"]
+    );
+    // The terminal took a payment no sale recorded: a difference, per shift and per day.
+    let (status, body) = s.pay("pay-2", "sale-2", "2.50").await;
+    approved(status, &body);
+    let (status, shift_totals) = call(
+        &s.router,
+        "GET",
+        &format!("/v1/card-payments/totals?terminal={TILL}&shift={shift}&close=true"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{shift_totals}");
+    let differences = shift_totals["differences"].as_array().unwrap();
+    assert_eq!(differences.len(), 1, "{shift_totals}");
+    assert_eq!(
+        differences[0],
+        "payments in EUR: terminal 2 for 948 minor, ledger 1 for 698 minor"
+    );
+    assert_eq!(shift_totals["closed"], true);
+    let (status, e) = call(
+        &s.router,
+        "GET",
+        &format!("/v1/card-payments/totals?terminal={TILL}&day=23.11.2026"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["field"], "day");
+    drop(s.app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_approvals_wait_in_a_queue_under_limits_until_the_terminal_settles_them() {
+    let s = setup().await;
+    s.sim.set_faults(Faults {
+        offline: true,
+        ..Faults::default()
+    });
+    let (status, body) = s.pay("pay-1", "sale-1", "20.00").await;
+    approved(status, &body);
+    assert_eq!(body["offline"], true);
+    // Known offline now: the node's limits apply before the terminal is asked.
+    let (status, e) = s.pay("pay-2", "sale-2", "31.00").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "offline_limit_exceeded");
+    assert_eq!(e["field"], "amount");
+    assert!(
+        e["message"].as_str().unwrap().contains("per-transaction"),
+        "{e}"
+    );
+    let (status, e) = s.pay("pay-3", "sale-3", "30.01").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (status, body) = s.pay("pay-4", "sale-4", "10.13").await;
+    approved(status, &body);
+    let (status, e) = s.pay("pay-5", "sale-5", "25.00").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("per-shift"), "{e}");
+    assert_eq!(
+        s.sim.transactions().len(),
+        2,
+        "refused before the terminal was asked"
+    );
+
+    let (status, pending) = call(&s.router, "GET", "/v1/card-payments/pending", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pending["count"], 2, "{pending}");
+    assert!(pending["oldest_age_secs"].as_i64().unwrap() >= 0);
+    // Back online: the terminal forwards; 10.13 is declined by the acquirer.
+    s.sim.set_faults(Faults::default());
+    let (status, done) = call(
+        &s.router,
+        "POST",
+        "/v1/card-payments/reconcile-offline",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["pending"], 0);
+    assert_eq!(done["declined"].as_array().unwrap().len(), 1, "{done}");
+    assert_eq!(done["declined"][0]["amount"], "10.13");
+    let kinds: Vec<String> = s
+        .journal()
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        kinds.contains(&"CardOfflineSettled".to_owned()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"CardOfflineDeclined".to_owned()),
+        "{kinds:?}"
+    );
+    drop(s.app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_card_number_reaches_sqlite_logs_receipts_or_sync_batches_from_a_misbehaving_terminal() {
+    // Everything logged, at every level, from every crate, goes to a file that is scanned.
+    let logs = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(logs.path().join("kassa.log")).unwrap();
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_max_level(tracing::Level::TRACE)
@@ -184,188 +625,117 @@ async fn no_card_number_reaches_sqlite_or_logs_even_from_a_misbehaving_terminal(
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let (app, router) = start_node(&node).await;
-    let sim = sim(&terminal).await;
-    sim.set_faults(Faults {
+    let s = setup().await;
+    s.sim.set_faults(Faults {
         leak_pan: true,
         ..Faults::default()
     });
-    let pay = card_payments(&sim, &node).await;
-    let a = pay.pay("sale-1", 2_000, "EUR", 2, None).await.unwrap();
-    let p = approved(&a);
-    assert_eq!(
-        p.masked_pan.as_ref().unwrap().to_string(),
-        "411111 **** 1111"
-    );
-    let b = pay.pay("sale-2", 1_001, "EUR", 2, None).await.unwrap();
-    pay.pay("sale-3", 1_002, "EUR", 2, None).await.unwrap();
-    pay.refund(&p.poi_transaction_id, "return-1", 500)
-        .await
-        .unwrap();
-    pay.reverse(&approved(&b).poi_transaction_id, "void-1")
-        .await
-        .unwrap();
-    sim.set_faults(Faults {
+    let (status, body) = s.pay("pay-1", "sale-1", "6.98").await;
+    let poi = approved(status, &body);
+    assert_eq!(body["masked_pan"], "411111 **** 1111");
+    let (status, sale) = s
+        .sale(
+            "sale-1",
+            json!([{"code": "9003909062415", "quantity": "2"}]),
+            json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let (status, ret) = call(
+        &s.router,
+        "POST",
+        "/v1/returns",
+        Some("return-1"),
+        Some(&json!({"terminal": TILL, "receipt": sale["receipt"], "lines": [{"line": 0, "quantity": "1"}], "refund_tender": "card"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{ret}");
+    let (status, _) = call(
+        &s.router,
+        "POST",
+        &format!("/v1/card-payments/{poi}/refund"),
+        None,
+        Some(&json!({"terminal": TILL, "amount": ret["refund"], "return": ret["receipt"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = s.pay("pay-2", "sale-2", "10.01").await;
+    let partial = approved(status, &body);
+    call(
+        &s.router,
+        "POST",
+        &format!("/v1/card-payments/{partial}/reverse"),
+        None,
+        Some(&json!({"terminal": TILL})),
+    )
+    .await;
+    let (status, _) = s.pay("pay-3", "sale-3", "10.02").await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
+    s.sim.set_faults(Faults {
         leak_pan: true,
         offline: true,
         ..Faults::default()
     });
-    pay.pay("sale-4", 1_013, "EUR", 2, None).await.unwrap();
-    sim.set_faults(Faults {
+    let (status, body) = s.pay("pay-4", "sale-4", "10.13").await;
+    approved(status, &body);
+    s.sim.set_faults(Faults {
         leak_pan: true,
         ..Faults::default()
     });
-    assert_eq!(pay.reconcile_offline().await.unwrap().len(), 1);
-    pay.reconcile(true, &[], &[]).await.unwrap();
-    drop(pay);
-
-    // The card payment's reference travels into the ledger, the receipt and the sync batch.
-    let sale = post(
-        &router,
-        "/v1/sales",
-        "sale-1",
-        &serde_json::json!({
-            "terminal": "vienna-01-t1",
-            "lines": [{"code": "9003909062415"}],
-            "tenders": [{"kind": "card", "amount": "3.49", "reference": p.poi_transaction_id}],
-        }),
+    call(
+        &s.router,
+        "POST",
+        "/v1/card-payments/reconcile-offline",
+        None,
+        None,
     )
     .await;
-    let receipt = get(
-        &router,
-        &format!("/v1/receipts/{}", sale["receipt"].as_str().unwrap()),
+    call(
+        &s.router,
+        "GET",
+        &format!("/v1/card-payments/totals?terminal={TILL}&day=2026-11-23&close=true"),
+        None,
+        None,
     )
     .await;
-    std::fs::write(node.join("receipt.out"), receipt).unwrap();
-    let pools = store::db::open(&node).await.unwrap();
-    let batch = store::sync::build_batch(&pools.reader, "vienna-01", "vienna-01-t1", 0, 1_000)
+    let receipt = sale["receipt"].as_str().unwrap();
+    let (_, preview) = call(
+        &s.router,
+        "GET",
+        &format!("/v1/receipts/{receipt}/preview"),
+        None,
+        None,
+    )
+    .await;
+    // The receipt names the card as the customer knows it: brand, masked PAN, auth code.
+    let text = preview["text"].as_str().unwrap();
+    assert!(text.contains("visa 411111 **** 1111 A"), "{text}");
+    std::fs::write(s.node.join("receipt.out"), preview.to_string()).unwrap();
+    let pools = store::db::open(&s.node).await.unwrap();
+    let batch = store::sync::build_batch(&pools.reader, "vienna-01", TILL, 0, 1_000)
         .await
         .unwrap()
         .unwrap();
-    assert!(!batch.events.is_empty());
+    assert!(batch.events.len() > 10);
     // The batch as it crosses the wire is zstd; what it carries is scanned decompressed.
     let decoded = protocol::sync::decode_batch(&protocol::sync::encode_batch(&batch, 3)).unwrap();
-    std::fs::write(node.join("batch.out"), decoded.events.concat()).unwrap();
-    drop(app);
+    std::fs::write(s.node.join("batch.out"), decoded.events.concat()).unwrap();
+    drop(s.app);
+    tokio::time::sleep(Duration::from_millis(100)).await;
 
-    // The terminal did send full card numbers: the scan can find them where they are.
-    let at_terminal = scan(&terminal);
+    // The terminal did send full card numbers: the scan finds them where they are.
+    let at_terminal = scan(&s.terminal);
     assert!(
         at_terminal.iter().any(|(_, d)| d == "4111111111111111"),
         "the misbehaving terminal should have sent card numbers"
     );
-    // And Kassa kept none of them, in SQLite (file and WAL) or in its logs.
-    let leaks = scan(&node);
+    // Kassa kept none: not in SQLite (file and WAL), the receipt, the sync batch or the logs.
+    let leaks: Vec<_> = scan(&s.node).into_iter().chain(scan(logs.path())).collect();
     assert!(leaks.is_empty(), "card numbers found: {leaks:?}");
-    let db = std::fs::read(node.join("ledger.sqlite-wal"))
-        .unwrap_or_default()
-        .into_iter()
-        .chain(std::fs::read(node.join("ledger.sqlite")).unwrap())
-        .collect::<Vec<u8>>();
+    let batch = std::fs::read(s.node.join("batch.out")).unwrap();
     let needle = b"411111 **** 1111";
     assert!(
-        db.windows(needle.len()).any(|w| w == needle),
-        "the masked PAN is what SQLite keeps"
+        batch.windows(needle.len()).any(|w| w == needle),
+        "the masked PAN is what the ledger keeps"
     );
-}
-
-async fn post(
-    router: &axum::Router,
-    path: &str,
-    key: &str,
-    body: &serde_json::Value,
-) -> serde_json::Value {
-    use tower::ServiceExt as _;
-    let request = axum::http::Request::post(path)
-        .header("content-type", "application/json")
-        .header("idempotency-key", key)
-        .body(axum::body::Body::from(serde_json::to_vec(body).unwrap()))
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(status, axum::http::StatusCode::CREATED, "{value}");
-    value
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn end_of_day_compares_terminal_totals_with_the_ledgers_card_tenders() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = dir.path().join("node");
-    let (app, router) = start_node(&node).await;
-
-    let sim = sim(&dir.path().join("terminal")).await;
-    let pay = card_payments(&sim, &node).await;
-    // The terminal takes 16.97; the sale is recorded with the card payment's reference.
-    let o = pay.pay("sale-1", 1_697, "EUR", 2, None).await.unwrap();
-    let poi = approved(&o).poi_transaction_id.clone();
-    let sale = post(
-        &router,
-        "/v1/sales",
-        "sale-1",
-        &serde_json::json!({
-            "terminal": "vienna-01-t1",
-            "lines": [{"code": "9003909062415", "quantity": "2"}, {"code": "CLO-TEE-0001-XS-WEI"}],
-            "tenders": [{"kind": "card", "amount": "16.97", "reference": poi}],
-        }),
-    )
-    .await;
-    // A return of the T-shirt goes back to the same card by reference.
-    let ret = post(
-        &router,
-        "/v1/returns",
-        "return-1",
-        &serde_json::json!({
-            "terminal": "vienna-01-t1",
-            "receipt": sale["receipt"],
-            "lines": [{"line": 1, "quantity": "1"}],
-            "refund_tender": "card",
-        }),
-    )
-    .await;
-    let refund_minor = i64::try_from(
-        (ret["refund"].as_str().unwrap().replace('.', ""))
-            .parse::<u64>()
-            .unwrap(),
-    )
-    .unwrap();
-    pay.refund(&poi, "return-1", refund_minor).await.unwrap();
-
-    let pools = store::db::open(&node).await.unwrap();
-    let ledger = store::payments::ledger_card_totals(&pools.reader)
-        .await
-        .unwrap();
-    assert_eq!(ledger.debits, vec![("EUR".to_owned(), 1, 1_697)]);
-    assert_eq!(ledger.credits, vec![("EUR".to_owned(), 1, refund_minor)]);
-    let totals = pay
-        .reconcile(false, &ledger.debits, &ledger.credits)
-        .await
-        .unwrap();
-    assert!(totals.differences.is_empty(), "{:?}", totals.differences);
-
-    // A card sale rung without the terminal shows up as a difference at the end of the day.
-    post(
-        &router,
-        "/v1/sales",
-        "sale-2",
-        &serde_json::json!({
-            "terminal": "vienna-01-t1",
-            "lines": [{"code": "9003909062415"}],
-            "tenders": [{"kind": "card", "amount": "3.49"}],
-        }),
-    )
-    .await;
-    let ledger = store::payments::ledger_card_totals(&pools.reader)
-        .await
-        .unwrap();
-    let closing = pay
-        .reconcile(true, &ledger.debits, &ledger.credits)
-        .await
-        .unwrap();
-    assert_eq!(closing.differences.len(), 1, "{:?}", closing.differences);
-    assert!(closing.differences[0].starts_with("payments in EUR"));
-    drop(app);
 }

@@ -8,12 +8,13 @@ use serde_json::Value;
 
 /// The sources of the routers, scanned for their `.route("PATH", method(handler))` calls: the
 /// source and the function that builds the router.
-const ROUTER_SOURCES: [(&str, &str); 5] = [
+const ROUTER_SOURCES: [(&str, &str); 6] = [
     (include_str!("../src/till.rs"), "pub fn routes("),
     (include_str!("../src/api.rs"), "pub fn router("),
     (include_str!("../src/staff_api.rs"), "pub fn routes("),
     (include_str!("../src/printing.rs"), "pub fn routes("),
     (include_str!("../src/stored_value.rs"), "pub fn routes("),
+    (include_str!("../src/cards_api.rs"), "pub fn routes("),
 ];
 
 /// HTTP methods an OpenAPI path item can hold (and axum's routing functions of the same names).
@@ -22,7 +23,7 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The POSTs that append nothing to the ledger and need no idempotency key.
-const READ_ONLY_POSTS: [&str; 7] = [
+const READ_ONLY_POSTS: [&str; 10] = [
     "/v1/shifts/report/print",
     "/v1/till/settle",
     "/v1/display/{terminal}",
@@ -30,6 +31,11 @@ const READ_ONLY_POSTS: [&str; 7] = [
     "/v1/sign-in",
     "/v1/sign-out",
     "/v1/receipts/{number}/print",
+    // Card operations idempotent by their natural key: an approval settles once, a payment is
+    // reversed once, a return is refunded once.
+    "/v1/card-payments/reconcile-offline",
+    "/v1/card-payments/{poi}/reverse",
+    "/v1/card-payments/{poi}/refund",
 ];
 
 fn document() -> Value {

@@ -816,7 +816,10 @@
 
   async function openPay() {
     if (!S.view || !S.lines.length) return;
+    // Card payments approved for a payment abandoned before are given back.
+    for (const tender of S.tenders) if (tender.reference) await reverseCard(tender.reference);
     S.tenders = [];
+    S.cardSale = null;
     S.saleKey = newKey();
     $("pay-error").textContent = "";
     $("tender-amount").value = "";
@@ -867,7 +870,8 @@
   }
 
   async function removeTender(i) {
-    S.tenders.splice(i, 1);
+    const [removed] = S.tenders.splice(i, 1);
+    if (removed && removed.reference) await reverseCard(removed.reference);
     await settleNow();
   }
 
@@ -887,11 +891,84 @@
       return;
     }
     if (settled.error) {
-      S.tenders.pop();
+      const refused = S.tenders.pop();
+      if (refused.reference) await reverseCard(refused.reference);
       await settleNow();
       return;
     }
     if (settled.complete) await completeSale();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Card payments through the till's payment terminal: the node asks the terminal and the
+  // tender references the approval. A till without a terminal records the card tender by hand.
+
+  async function payByCard() {
+    const s = S.settle;
+    let amount = $("tender-amount").value.trim().replace(",", ".");
+    if (!amount && s) amount = S.tenders.length ? s.remaining : s.cart.total;
+    if (!amount || milli(amount) <= 0) return;
+    if (!S.cardSale) S.cardSale = newKey();
+    const body = { terminal: K.terminal, sale: S.cardSale, amount };
+    const key = newKey();
+    $("pay-error").textContent = "";
+    $("pay-card-wait").hidden = false;
+    $("tender-card").disabled = true;
+    let r = null;
+    try {
+      // A lost answer or an outcome still unknown: the same key asks for the same payment.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try {
+          r = await api("POST", "/v1/card-payments", body, key);
+        } catch (e) {
+          r = null;
+        }
+        if (r && !(r.status === 409 && r.body && r.body.code === "card_request_unresolved")) break;
+        await new Promise((done) => setTimeout(done, 1000));
+      }
+    } finally {
+      $("pay-card-wait").hidden = true;
+      $("tender-card").disabled = false;
+    }
+    if (r && r.status === 409 && r.body && r.body.code === "no_payment_terminal") return addTender("card", amount);
+    if (!r) {
+      $("pay-error").textContent = t("error.network");
+      return;
+    }
+    if (r.status === 402) {
+      $("pay-error").textContent = t("card.declined", { reason: r.body.reason || r.body.condition || "" });
+      return;
+    }
+    if (r.status !== 201) {
+      $("pay-error").textContent = errorText(r);
+      return;
+    }
+    $("tender-amount").value = "";
+    const card = r.body;
+    if (card.partial) message(t("card.partial", { amount: money(card.authorised) }), "info");
+    await addTender("card", card.authorised, card.poi_transaction_id);
+  }
+
+  async function reverseCard(reference) {
+    try {
+      await api("POST", "/v1/card-payments/" + encodeURIComponent(reference) + "/reverse", { terminal: K.terminal });
+    } catch (e) {
+      message(t("card.reverse_failed"));
+    }
+  }
+
+  async function pollCardQueue() {
+    let r;
+    try {
+      r = await api("GET", "/v1/card-payments/pending?terminal=" + encodeURIComponent(K.terminal));
+    } catch (e) {
+      return;
+    }
+    const q = $("card-queue");
+    const count = r.status === 200 ? r.body.count : 0;
+    q.hidden = !count;
+    q.dataset.count = String(count);
+    q.textContent = count ? t("card.pending", { count, minutes: Math.floor((r.body.oldest_age_secs || 0) / 60) }) : "";
   }
 
   async function completeSale() {
@@ -1515,7 +1592,7 @@
     $("btn-clear").onclick = clearSale;
     $("btn-pay").onclick = openPay;
     $("tender-cash").onclick = () => addTender("cash");
-    $("tender-card").onclick = () => addTender("card");
+
     $("tender-gift-card").onclick = () => openStoredValue("tender", "gift-card");
     $("tender-store-credit").onclick = () => openStoredValue("tender", "store-credit");
     $("btn-gift-card").onclick = () => openStoredValue("manage");
@@ -1526,6 +1603,7 @@
     $("sv-number").addEventListener("keydown", (e) => {
       if (e.key === "Enter") (sv.mode === "tender" ? useStoredValue : checkBalance)();
     });
+    $("tender-card").onclick = () => payByCard();
     $("tender-amount").addEventListener("keydown", (e) => {
       if (e.key === "Enter") addTender("cash");
     });
@@ -1589,6 +1667,8 @@
     loadQuickKeys();
     pollStatus();
     setInterval(pollStatus, 2000);
+    pollCardQueue();
+    setInterval(pollCardQueue, 15000);
     await loadStaff();
     document.body.dataset.ready = "1";
   }

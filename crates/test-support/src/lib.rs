@@ -136,6 +136,64 @@ pub async fn open_shifts(
     Ok(())
 }
 
+/// A till's payment terminal as `kassa store payment-terminal` takes it.
+#[derive(Debug, Clone)]
+pub struct PaymentTerminal {
+    /// The till.
+    pub till: String,
+    /// `HOST:PORT` of the terminal (or its simulator).
+    pub addr: String,
+    /// Its POIID.
+    pub poi_id: String,
+    /// The shared key's identifier (version 1).
+    pub key_id: String,
+    /// The shared passphrase.
+    pub passphrase: String,
+    /// The CA the terminal's certificate chains to (PEM).
+    pub ca_pem: String,
+}
+
+/// Configures `terminal` for the node in `data` with `kassa store payment-terminal` (as an
+/// operator would; the passphrase and CA go to files beside `data`), adding `extra` flags.
+pub async fn set_payment_terminal(
+    kassa: &Path,
+    data: &Path,
+    terminal: &PaymentTerminal,
+    extra: &[&str],
+) -> anyhow::Result<String> {
+    let secrets = data.with_extension("secrets");
+    std::fs::create_dir_all(&secrets)?;
+    let passphrase = secrets.join(format!("{}.pass", terminal.till));
+    let ca = secrets.join(format!("{}-ca.pem", terminal.till));
+    std::fs::write(&passphrase, format!("{}\n", terminal.passphrase))?;
+    std::fs::write(&ca, &terminal.ca_pem)?;
+    let mut args: Vec<String> = [
+        "store",
+        "--data",
+        &data.display().to_string(),
+        "payment-terminal",
+        "--terminal",
+        &terminal.till,
+        "--addr",
+        &terminal.addr,
+        "--poi-id",
+        &terminal.poi_id,
+        "--key-id",
+        &terminal.key_id,
+        "--key-version",
+        "1",
+        "--passphrase-file",
+        &passphrase.display().to_string(),
+        "--ca-file",
+        &ca.display().to_string(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    chain::kassa_cli(kassa, &args).await
+}
+
 /// A small deterministic random generator (xorshift), so failures can be replayed by seed.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

@@ -152,6 +152,7 @@ fn every_event_kind_round_trips() {
             change: eur(0),
         }),
     ];
+    let bodies = bodies.into_iter().chain(card_bodies());
     for body in bodies {
         let event = Event {
             meta: meta(2),
@@ -216,5 +217,83 @@ fn non_canonical_bytes_are_rejected() {
     assert_eq!(
         decode(bad_sku.as_bytes()).unwrap_err().field,
         "body.lines[0].sku"
+    );
+}
+
+fn card_bodies() -> Vec<EventBody> {
+    use domain::card::{
+        CardApproval, CardEvent, CardOutcome, CardRequestKind, CardRequestStarted, MaskedPan,
+    };
+    let eur = |m| Money::from_minor(m, Currency::EUR);
+    vec![
+        EventBody::Card(CardEvent::RequestStarted(CardRequestStarted {
+            service_id: "AbC123xyZ9".into(),
+            kind: CardRequestKind::Refund,
+            sale: "return-1".into(),
+            amount: eur(500),
+            original: Some("poi-1".into()),
+            shift: Some("s1".into()),
+        })),
+        EventBody::Card(CardEvent::RequestEnded {
+            service_id: "AbC123xyZ9".into(),
+            outcome: CardOutcome::Approved(CardApproval {
+                poi_transaction_id: "poi-1".into(),
+                psp_reference: Some("psp".into()),
+                auth_code: Some("123456".into()),
+                brand: Some("visa".into()),
+                masked_pan: MaskedPan::parse("411111 **** 1111"),
+                token: Some("tok".into()),
+                entry_mode: Some("Contactless".into()),
+                offline: true,
+                authorised: eur(1650),
+            }),
+        }),
+        EventBody::Card(CardEvent::RequestEnded {
+            service_id: "s2".into(),
+            outcome: CardOutcome::Declined {
+                condition: "Refusal".into(),
+                reason: Some("Not enough balance".into()),
+            },
+        }),
+        EventBody::Card(CardEvent::RequestEnded {
+            service_id: "s3".into(),
+            outcome: CardOutcome::NotProcessed,
+        }),
+        EventBody::Card(CardEvent::RequestEnded {
+            service_id: "s4".into(),
+            outcome: CardOutcome::Refunded {
+                poi_transaction_id: "poi-9".into(),
+                amount: eur(500),
+            },
+        }),
+        EventBody::Card(CardEvent::OfflineSettled {
+            service_id: "s5".into(),
+            poi_transaction_id: "poi-5".into(),
+        }),
+        EventBody::Card(CardEvent::OfflineDeclined {
+            service_id: "s6".into(),
+            poi_transaction_id: "poi-6".into(),
+            receipt: Some("vienna-01-t1-000003".into()),
+            cashier: Some(StaffId::parse("anna").unwrap()),
+            amount: eur(1013),
+        }),
+    ]
+}
+
+#[test]
+fn card_encoding_is_pinned_and_a_wide_pan_is_refused() {
+    let event = Event {
+        meta: meta(3),
+        body: card_bodies().swap_remove(1),
+    };
+    let text = String::from_utf8(encode(&event)).unwrap();
+    assert_eq!(
+        text,
+        r#"{"v":1,"id":"01935f4e-8a2b-7c3d-9e4f-0123456789ab","store":"vienna-01","terminal":"vienna-01-t1","seq":3,"hlc":[1790000000000,3],"body":{"Card":{"Ended":{"service":"AbC123xyZ9","outcome":{"Approved":{"poi":"poi-1","psp":"psp","auth":"123456","brand":"visa","pan":"411111 **** 1111","token":"tok","entry":"Contactless","offline":true,"cur":"EUR","amount":1650}}}}}}"#
+    );
+    let wide = text.replace("411111 **** 1111", "4111111111111111");
+    assert_eq!(
+        decode(wide.as_bytes()).unwrap_err().field,
+        "body.outcome.pan"
     );
 }

@@ -1,0 +1,631 @@
+//! The card-payment routes of the store node: take a card payment on a till's terminal
+//! (idempotent, recovered after a crash), reverse an abandoned one, refund by reference, the
+//! queue of offline approvals and its reconciliation, and end-of-day totals against the ledger.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::{Currency, Money, TerminalId};
+use payments::service::{CardPayment, Journal as _, OpKind, Outcome, PaymentError, Record};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::api::{ApiError, ApiResult, RawBody, WriteRequest, context, terminal};
+use crate::cards::{TillCards, TillTerminal};
+use crate::node::Node;
+use crate::payments::{TotalsScope, ledger_card_totals};
+
+/// The card-payment routes.
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/card-payments", post(pay))
+        .route("/v1/card-payments/pending", get(pending))
+        .route(
+            "/v1/card-payments/reconcile-offline",
+            post(reconcile_offline),
+        )
+        .route("/v1/card-payments/totals", get(totals))
+        .route("/v1/card-payments/{poi}/reverse", post(reverse))
+        .route("/v1/card-payments/{poi}/refund", post(refund))
+}
+
+/// `terminal`'s card service, or why there is none.
+fn till_cards(node: &Node, till: &TerminalId) -> ApiResult<Arc<TillCards>> {
+    match node.cards.of(till) {
+        TillTerminal::Ready(cards) => Ok(cards),
+        TillTerminal::None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_payment_terminal",
+            format!(
+                "terminal {till} has no payment terminal: set one with `kassa store payment-terminal --terminal {till} …`, or record the card tender by hand"
+            ),
+        )),
+        TillTerminal::Broken(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "payment_terminal_unavailable",
+            format!("the payment terminal of {till} could not be set up: {e}"),
+        )),
+    }
+}
+
+fn payment_error(e: PaymentError) -> ApiError {
+    match &e {
+        PaymentError::Unresolved { .. } | PaymentError::OutcomeUnknown { .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "card_request_unresolved",
+            format!("{e}; retry with the same Idempotency-Key"),
+        ),
+        PaymentError::Unreachable(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "terminal_unreachable", &e)
+        }
+        PaymentError::OfflineLimit { limit } => ApiError::invalid(
+            "offline_limit_exceeded",
+            "amount",
+            format!("the {limit} offline limit would be exceeded: take another tender"),
+        ),
+        PaymentError::RefundTooLarge { .. } => {
+            ApiError::invalid("refund_exceeds_captured", "amount", &e)
+        }
+        PaymentError::UnknownPayment(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_card_payment", &e)
+        }
+        PaymentError::Refused(_) => {
+            ApiError::new(StatusCode::PAYMENT_REQUIRED, "card_refund_refused", &e)
+        }
+        PaymentError::Malformed => ApiError::new(StatusCode::BAD_GATEWAY, "terminal_error", &e),
+        PaymentError::Journal(_) => {
+            tracing::error!(error = %e, "card journal failed");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", &e)
+        }
+    }
+}
+
+fn amount(value: &str, currency: Currency, field: &str) -> ApiResult<Money> {
+    let m = Money::parse_major(value, currency)
+        .map_err(|e| ApiError::invalid("invalid_field", field, e))?;
+    if m.minor() <= 0 {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            field,
+            "the amount must be positive",
+        ));
+    }
+    Ok(m)
+}
+
+fn minor(m: i64, currency: &str) -> String {
+    Currency::parse(currency).map_or_else(
+        |_| m.to_string(),
+        |c| Money::from_minor(m, c).amount_string(),
+    )
+}
+
+fn payment_view(p: &CardPayment) -> Value {
+    json!({
+        "poi_transaction_id": p.poi_transaction_id,
+        "psp_reference": p.psp_reference,
+        "auth_code": p.auth_code,
+        "brand": p.brand,
+        "masked_pan": p.masked_pan.as_ref().map(ToString::to_string),
+        "entry_mode": p.entry_mode,
+        "offline": p.offline,
+        "authorised": minor(p.authorised_minor, &p.currency),
+        "currency": p.currency,
+    })
+}
+
+/// The answer to a card payment, from its journal record.
+fn payment_answer(record: &Record) -> ApiResult<Response> {
+    let op = &record.op;
+    let base = json!({
+        "service_id": op.service_id,
+        "sale": op.sale_transaction_id,
+        "requested": minor(op.amount_minor, &op.currency),
+    });
+    let (status, extra) = match &record.outcome {
+        Some(Outcome::Approved { payment, .. }) => {
+            let mut v = payment_view(payment);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("status".into(), "approved".into());
+                o.insert(
+                    "partial".into(),
+                    (payment.authorised_minor < op.amount_minor).into(),
+                );
+            }
+            (StatusCode::CREATED, v)
+        }
+        Some(Outcome::Declined { condition, reason }) => (
+            StatusCode::PAYMENT_REQUIRED,
+            json!({
+                "status": "declined",
+                "code": "card_declined",
+                "condition": condition,
+                "reason": reason,
+                "message": format!("the card was declined: {}", reason.as_deref().unwrap_or(condition)),
+            }),
+        ),
+        Some(Outcome::NotProcessed) | None => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "terminal_not_processed",
+                "the terminal did not take the payment; ask again",
+            ));
+        }
+        Some(Outcome::Refunded { .. }) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_a_payment",
+                "that request was a refund",
+            ));
+        }
+    };
+    let mut body = base;
+    if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        b.extend(extra);
+    }
+    Ok((status, Json(body)).into_response())
+}
+
+async fn record_of(cards: &TillCards, service_id: &str) -> ApiResult<Option<Record>> {
+    Ok(cards
+        .service
+        .journal()
+        .records()
+        .await
+        .map_err(|e| payment_error(e.into()))?
+        .into_iter()
+        .find(|r| r.op.service_id == service_id))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayRequest {
+    terminal: String,
+    sale: String,
+    amount: String,
+}
+
+async fn pay(
+    State(node): State<Arc<Node>>,
+    WriteRequest { key, body, .. }: WriteRequest,
+) -> ApiResult<Response> {
+    let request: PayRequest = body.parse()?;
+    let till = terminal(&node, &request.terminal)?;
+    let cards = till_cards(&node, &till)?;
+    let ctx = context(&node)?;
+    let currency = ctx.config.currency;
+    let asked = amount(&request.amount, currency, "amount")?;
+    let sale = request.sale.trim();
+    if sale.is_empty() || sale.len() > 64 || !sale.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "sale",
+            "the sale id is 1 to 64 visible ASCII characters",
+        ));
+    }
+    let _held = cards.lock.lock().await;
+    let known = sqlx::query(
+        "SELECT request_hash, terminal, service_id FROM card_payment_keys WHERE key = $1",
+    )
+    .bind(&key.key)
+    .fetch_optional(&node.pools.writer)
+    .await?;
+    if let Some(row) = known {
+        if row.get::<Vec<u8>, _>("request_hash") != key.request_hash.to_vec() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                format!(
+                    "idempotency key `{}` was already used for a different request",
+                    key.key
+                ),
+            )
+            .at("Idempotency-Key"));
+        }
+        let service_id: String = row.get("service_id");
+        if let Some(record) = record_of(&cards, &service_id).await? {
+            if record.outcome.is_none() {
+                // Left in flight (the node crashed or the answer was lost): ask the terminal.
+                cards
+                    .service
+                    .recover_in_flight()
+                    .await
+                    .map_err(payment_error)?;
+            }
+            if let Some(record) = record_of(&cards, &service_id).await? {
+                match &record.outcome {
+                    None => {
+                        return Err(ApiError::new(
+                            StatusCode::CONFLICT,
+                            "card_request_unresolved",
+                            "the terminal has not told the outcome yet; retry with the same Idempotency-Key",
+                        ));
+                    }
+                    Some(Outcome::NotProcessed) => {}
+                    Some(_) => return payment_answer(&record),
+                }
+            }
+        }
+    }
+    let shift = crate::shifts::open_shift(&node.pools.reader, &till)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no_open_shift",
+                format!("terminal {till} has no open shift: open one with a counted float first"),
+            )
+        })?;
+    let service_id = payments::link::new_service_id();
+    sqlx::query(
+        "INSERT INTO card_payment_keys (key, request_hash, terminal, service_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (key) DO UPDATE SET service_id = excluded.service_id",
+    )
+    .bind(&key.key)
+    .bind(&key.request_hash[..])
+    .bind(till.as_str())
+    .bind(&service_id)
+    .execute(&node.pools.writer)
+    .await?;
+    cards
+        .service
+        .pay_as(
+            &service_id,
+            sale,
+            asked.minor(),
+            (currency.code(), currency.exponent()),
+            Some(&shift.id),
+        )
+        .await
+        .map_err(payment_error)?;
+    let record = record_of(&cards, &service_id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "card_journal_error",
+            "the payment is missing from the journal",
+        )
+    })?;
+    payment_answer(&record)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReverseRequest {
+    terminal: String,
+}
+
+async fn used_by(node: &Node, till: &TerminalId, poi: &str) -> ApiResult<Option<String>> {
+    let used: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT used_by FROM card_requests WHERE terminal = $1
+         AND json_extract(outcome, '$.Approved.payment.poi_transaction_id') = $2",
+    )
+    .bind(till.as_str())
+    .bind(poi)
+    .fetch_optional(&node.pools.reader)
+    .await?;
+    Ok(used.flatten())
+}
+
+fn given_back(outcome: &Outcome, currency: &str) -> Value {
+    match outcome {
+        Outcome::Refunded {
+            poi_transaction_id,
+            amount_minor,
+        } => json!({
+            "status": "refunded",
+            "poi_transaction_id": poi_transaction_id,
+            "amount": minor(*amount_minor, currency),
+        }),
+        other => json!({"status": format!("{other:?}")}),
+    }
+}
+
+/// The outcome of an earlier refund or reversal of `poi` made for `id` (a retry).
+async fn given_back_before(
+    cards: &TillCards,
+    kind: OpKind,
+    poi: &str,
+    id: &str,
+) -> ApiResult<Option<Outcome>> {
+    let records = cards
+        .service
+        .journal()
+        .records()
+        .await
+        .map_err(|e| payment_error(e.into()))?;
+    Ok(records.into_iter().find_map(|r| match r.outcome {
+        Some(o @ Outcome::Refunded { .. })
+            if r.op.kind == kind
+                && r.op.sale_transaction_id == id
+                && r.op.original_poi_transaction_id.as_deref() == Some(poi) =>
+        {
+            Some(o)
+        }
+        _ => None,
+    }))
+}
+
+/// Reverses an approved payment a sale never used (the sale was abandoned after approval).
+async fn reverse(
+    State(node): State<Arc<Node>>,
+    Path(poi): Path<String>,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let request: ReverseRequest = body.parse()?;
+    let till = terminal(&node, &request.terminal)?;
+    let cards = till_cards(&node, &till)?;
+    let currency = context(&node)?.config.currency;
+    if let Some(receipt) = used_by(&node, &till, &poi).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "card_payment_used",
+            format!("card payment {poi} paid sale {receipt}: return the goods instead"),
+        ));
+    }
+    let _held = cards.lock.lock().await;
+    let reversal_id = format!("reversal-{poi}");
+    if let Some(done) = given_back_before(&cards, OpKind::Reversal, &poi, &reversal_id).await? {
+        return Ok((
+            StatusCode::CREATED,
+            Json(given_back(&done, currency.code())),
+        )
+            .into_response());
+    }
+    let outcome = cards
+        .service
+        .reverse(&poi, &reversal_id)
+        .await
+        .map_err(payment_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(given_back(&outcome, currency.code())),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundRequest {
+    terminal: String,
+    amount: String,
+    #[serde(rename = "return")]
+    return_receipt: String,
+}
+
+/// Refunds to the card of an earlier payment, by its reference; all refunds of one payment
+/// together never exceed what it captured.
+async fn refund(
+    State(node): State<Arc<Node>>,
+    Path(poi): Path<String>,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let request: RefundRequest = body.parse()?;
+    let till = terminal(&node, &request.terminal)?;
+    let cards = till_cards(&node, &till)?;
+    let currency = context(&node)?.config.currency;
+    let asked = amount(&request.amount, currency, "amount")?;
+    let _held = cards.lock.lock().await;
+    if let Some(done) =
+        given_back_before(&cards, OpKind::Refund, &poi, &request.return_receipt).await?
+    {
+        return Ok((
+            StatusCode::CREATED,
+            Json(given_back(&done, currency.code())),
+        )
+            .into_response());
+    }
+    let outcome = cards
+        .service
+        .refund(&poi, &request.return_receipt, asked.minor())
+        .await
+        .map_err(payment_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(given_back(&outcome, currency.code())),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct TillQuery {
+    terminal: Option<String>,
+}
+
+fn tills(node: &Node, only: Option<&str>) -> ApiResult<Vec<(TerminalId, Arc<TillCards>)>> {
+    match only {
+        Some(t) => {
+            let till = terminal(node, t)?;
+            let cards = till_cards(node, &till)?;
+            Ok(vec![(till, cards)])
+        }
+        None => {
+            let mut all = node.cards.ready();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(all)
+        }
+    }
+}
+
+/// Offline approvals waiting for their final outcome, with their age.
+async fn pending(
+    State(node): State<Arc<Node>>,
+    Query(query): Query<TillQuery>,
+) -> ApiResult<Json<Value>> {
+    let mut out = Vec::new();
+    for (till, cards) in tills(&node, query.terminal.as_deref())? {
+        for p in cards
+            .service
+            .pending_offline()
+            .await
+            .map_err(payment_error)?
+        {
+            let receipt: Option<Option<String>> =
+                sqlx::query_scalar("SELECT used_by FROM card_requests WHERE service_id = $1")
+                    .bind(&p.op.service_id)
+                    .fetch_optional(&node.pools.reader)
+                    .await?;
+            out.push(json!({
+                "terminal": till.to_string(),
+                "service_id": p.op.service_id,
+                "sale": p.op.sale_transaction_id,
+                "receipt": receipt.flatten(),
+                "poi_transaction_id": p.payment.poi_transaction_id,
+                "amount": minor(p.payment.authorised_minor, &p.payment.currency),
+                "currency": p.payment.currency,
+                "age_secs": p.age_secs,
+            }));
+        }
+    }
+    let oldest = out.iter().filter_map(|p| p["age_secs"].as_i64()).max();
+    Ok(Json(
+        json!({"count": out.len(), "oldest_age_secs": oldest, "pending": out}),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconcileRequest {
+    terminal: Option<String>,
+}
+
+/// Asks the terminals for the final outcome of every offline approval; later declines are
+/// recorded (`CardOfflineDeclined`) and listed.
+async fn reconcile_offline(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<Json<Value>> {
+    let request: ReconcileRequest = if body.is_empty() {
+        ReconcileRequest::default()
+    } else {
+        body.parse()?
+    };
+    let mut declined = Vec::new();
+    let mut left = 0;
+    for (till, cards) in tills(&node, request.terminal.as_deref())? {
+        let _held = cards.lock.lock().await;
+        for e in cards
+            .service
+            .reconcile_offline()
+            .await
+            .map_err(payment_error)?
+        {
+            declined.push(json!({
+                "terminal": till.to_string(),
+                "sale": e.sale_transaction_id,
+                "poi_transaction_id": e.payment.poi_transaction_id,
+                "amount": minor(e.payment.authorised_minor, &e.payment.currency),
+            }));
+        }
+        left += cards
+            .service
+            .pending_offline()
+            .await
+            .map_err(payment_error)?
+            .len();
+    }
+    Ok(Json(json!({"declined": declined, "pending": left})))
+}
+
+#[derive(Debug, Deserialize)]
+struct TotalsQuery {
+    terminal: String,
+    shift: Option<String>,
+    day: Option<String>,
+    #[serde(default)]
+    close: bool,
+}
+
+fn lines(rows: &[(String, u64, i64)]) -> Value {
+    rows.iter()
+        .map(|(c, n, m)| json!({"currency": c, "count": n, "amount": minor(*m, c)}))
+        .collect()
+}
+
+/// End of day: the terminal's totals against the ledger's card tenders of a shift or a
+/// business day, with the differences.
+async fn totals(
+    State(node): State<Arc<Node>>,
+    query: Result<Query<TotalsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let till = terminal(&node, &query.terminal)?;
+    let cards = till_cards(&node, &till)?;
+    let mut scope = TotalsScope {
+        terminal: Some(till.clone()),
+        ..TotalsScope::default()
+    };
+    match (&query.shift, &query.day) {
+        (Some(shift), None) => {
+            let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+                "SELECT opened_seq, closed_seq FROM shifts WHERE id = $1 AND terminal = $2",
+            )
+            .bind(shift)
+            .bind(till.as_str())
+            .fetch_optional(&node.pools.reader)
+            .await?;
+            let (from, to) = row.ok_or_else(|| {
+                ApiError::invalid(
+                    "unknown_shift",
+                    "shift",
+                    format!("no shift {shift} on {till}"),
+                )
+            })?;
+            scope.seq = Some((from, to.unwrap_or(i64::MAX)));
+        }
+        (None, Some(day)) => {
+            let tz = context(&node)?.config.timezone.clone();
+            scope.wall_ms = Some(day_bounds(day, &tz)?);
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_query",
+                "shift",
+                "give either shift=ID or day=YYYY-MM-DD",
+            ));
+        }
+    }
+    let ledger = ledger_card_totals(&node.pools.reader, &scope)
+        .await
+        .map_err(|e| payment_error(e.into()))?;
+    let _held = cards.lock.lock().await;
+    let r = cards
+        .service
+        .reconcile(query.close, &ledger.debits, &ledger.credits)
+        .await
+        .map_err(payment_error)?;
+    Ok(Json(json!({
+        "terminal": till.to_string(),
+        "shift": query.shift,
+        "day": query.day,
+        "closed": query.close,
+        "poi_reconciliation_id": r.poi_reconciliation_id,
+        "terminal_totals": {"payments": lines(&r.terminal_debits), "refunds": lines(&r.terminal_credits)},
+        "ledger_totals": {"payments": lines(&ledger.debits), "refunds": lines(&ledger.credits)},
+        "differences": r.differences,
+    })))
+}
+
+/// Start and end (epoch ms) of a business day in the store's time zone.
+fn day_bounds(day: &str, timezone: &str) -> ApiResult<(i64, i64)> {
+    let bad = |e: &dyn std::fmt::Display| {
+        ApiError::invalid(
+            "invalid_field",
+            "day",
+            format!("`{day}` is not YYYY-MM-DD: {e}"),
+        )
+    };
+    let date: jiff::civil::Date = day.parse().map_err(|e| bad(&e))?;
+    let tz = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let start = date.to_zoned(tz.clone()).map_err(|e| bad(&e))?;
+    let end = date
+        .tomorrow()
+        .and_then(|d| d.to_zoned(tz))
+        .map_err(|e| bad(&e))?;
+    Ok((
+        start.timestamp().as_millisecond(),
+        end.timestamp().as_millisecond(),
+    ))
+}
