@@ -807,12 +807,21 @@ async fn apply(
             }
         }
         Op::LoadStoredValue { issue, load, .. } => {
+            crate::payments::check_card_tenders(conn, &terminal, &load.tenders).await?;
             let body = if *issue {
                 EventBody::StoredValueIssued(load.clone())
             } else {
                 EventBody::StoredValueToppedUp(load.clone())
             };
             let event = append(conn, state, clock, &terminal, body).await?;
+            // The card payment is used by the account it loaded (there is no receipt number).
+            crate::payments::use_card_tenders(
+                conn,
+                &terminal,
+                &load.tenders,
+                &load.account.to_string(),
+            )
+            .await?;
             Recorded {
                 status: 201,
                 body: views::event_view(&event),

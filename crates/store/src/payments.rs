@@ -457,7 +457,8 @@ pub async fn ledger_card_totals(
     let (from_seq, to_seq) = scope.seq.unwrap_or((0, i64::MAX));
     let (from_ms, to_ms) = scope.wall_ms.unwrap_or((i64::MIN, i64::MAX));
     let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-        "SELECT body FROM events WHERE kind IN ('SaleCompleted', 'ReturnCompleted')
+        "SELECT body FROM events
+         WHERE kind IN ('SaleCompleted', 'ReturnCompleted', 'StoredValueIssued', 'StoredValueToppedUp')
          AND ($1 IS NULL OR terminal = $1) AND seq BETWEEN $2 AND $3
          AND hlc_wall >= $4 AND hlc_wall < $5
          ORDER BY terminal, seq",
@@ -477,6 +478,10 @@ pub async fn ledger_card_totals(
         let (tenders, into) = match &event.body {
             EventBody::SaleCompleted(s) => (&s.tenders, &mut debits),
             EventBody::ReturnCompleted(r) => (&r.tenders, &mut credits),
+            // A gift card sold or topped up by card is a card debit like a sale.
+            EventBody::StoredValueIssued(l) | EventBody::StoredValueToppedUp(l) => {
+                (&l.tenders, &mut debits)
+            }
             _ => continue,
         };
         for t in tenders.iter().filter(|t| t.kind == TenderKind::Card) {

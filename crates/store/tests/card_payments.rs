@@ -739,3 +739,75 @@ async fn no_card_number_reaches_sqlite_logs_receipts_or_sync_batches_from_a_misb
         "the masked PAN is what the ledger keeps"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gift_card_sold_by_card_needs_the_terminal_payment_and_counts_at_end_of_day() {
+    let s = setup().await;
+    let number = domain::stored_value::AccountNumber::generate(
+        domain::stored_value::StoredValueKind::GiftCard,
+        7,
+    )
+    .to_string();
+    let issue = |key: &'static str, tender: Value| {
+        let router = s.router.clone();
+        let number = number.clone();
+        async move {
+            call(
+                &router,
+                "POST",
+                "/v1/gift-cards",
+                Some(key),
+                Some(
+                    &json!({"terminal": TILL, "number": number, "amount": "20.00",
+                             "tenders": [tender]}),
+                ),
+            )
+            .await
+        }
+    };
+    // On a till with a terminal a card tender without the terminal's payment is refused.
+    let (status, e) = issue("gc-1", json!({"kind": "card", "amount": "20.00"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "card_payment_required");
+    assert_eq!(e["field"], "tenders[0].reference");
+
+    let (status, body) = s.pay("pay-gc", "gc-sale", "20.00").await;
+    let poi = approved(status, &body);
+    let (status, issued) = issue(
+        "gc-2",
+        json!({"kind": "card", "amount": "20.00", "reference": poi}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    // The payment is used by the card it loaded: it pays nothing else.
+    let (status, e) = s
+        .sale(
+            "sale-after",
+            json!([{"code": "9003909062415", "quantity": "1"}]),
+            json!([{"kind": "card", "amount": "20.00", "reference": poi}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // End of day: the terminal's capture and the ledger's card debit agree.
+    let day = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::get("Europe/Vienna").unwrap())
+        .date()
+        .to_string();
+    let (status, totals) = call(
+        &s.router,
+        "GET",
+        &format!("/v1/card-payments/totals?terminal={TILL}&day={day}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{totals}");
+    assert_eq!(totals["differences"], json!([]), "{totals}");
+    assert_eq!(
+        totals["ledger_totals"]["payments"],
+        json!([{"currency": "EUR", "count": 1, "amount": "20.00"}]),
+        "{totals}"
+    );
+    drop(s.app);
+}
