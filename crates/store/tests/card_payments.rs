@@ -199,6 +199,22 @@ impl Setup {
         .await
     }
 
+    /// End-of-day totals of today's business day (the store's time zone) on the till.
+    async fn totals_today(&self) -> (StatusCode, Value) {
+        let day = jiff::Zoned::now()
+            .with_time_zone(jiff::tz::TimeZone::get("Europe/Vienna").unwrap())
+            .date()
+            .to_string();
+        call(
+            &self.router,
+            "GET",
+            &format!("/v1/card-payments/totals?terminal={TILL}&day={day}"),
+            None,
+            None,
+        )
+        .await
+    }
+
     async fn journal(&self) -> Vec<Value> {
         let (status, body) = call(
             &self.router,
@@ -492,18 +508,7 @@ async fn end_of_day_lists_differences_between_terminal_and_ledger() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{sale}");
-    let day = jiff::Zoned::now()
-        .with_time_zone(jiff::tz::TimeZone::get("Europe/Vienna").unwrap())
-        .date()
-        .to_string();
-    let (status, totals) = call(
-        &s.router,
-        "GET",
-        &format!("/v1/card-payments/totals?terminal={TILL}&day={day}"),
-        None,
-        None,
-    )
-    .await;
+    let (status, totals) = s.totals_today().await;
     assert_eq!(status, StatusCode::OK, "{totals}");
     assert_eq!(totals["differences"], json!([]), "{totals}");
     assert_eq!(
@@ -790,18 +795,7 @@ async fn a_gift_card_sold_by_card_needs_the_terminal_payment_and_counts_at_end_o
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
 
     // End of day: the terminal's capture and the ledger's card debit agree.
-    let day = jiff::Zoned::now()
-        .with_time_zone(jiff::tz::TimeZone::get("Europe/Vienna").unwrap())
-        .date()
-        .to_string();
-    let (status, totals) = call(
-        &s.router,
-        "GET",
-        &format!("/v1/card-payments/totals?terminal={TILL}&day={day}"),
-        None,
-        None,
-    )
-    .await;
+    let (status, totals) = s.totals_today().await;
     assert_eq!(status, StatusCode::OK, "{totals}");
     assert_eq!(totals["differences"], json!([]), "{totals}");
     assert_eq!(
