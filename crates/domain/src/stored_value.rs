@@ -367,6 +367,19 @@ impl MovementKind {
             MovementKind::Void => "void",
         }
     }
+
+    /// Parses the stored name.
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            MovementKind::Issue,
+            MovementKind::TopUp,
+            MovementKind::Redemption,
+            MovementKind::Refund,
+            MovementKind::Void,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == value)
+    }
 }
 
 /// One change to one account's balance.

@@ -20,18 +20,6 @@ use sqlx::{Any, Row, Transaction};
 use crate::api::{ApiError, ApiResult, Hq, authenticate_store, authorize_reader};
 use crate::db::{Backend, Db};
 
-fn movement_kind(value: &str) -> Option<MovementKind> {
-    [
-        MovementKind::Issue,
-        MovementKind::TopUp,
-        MovementKind::Redemption,
-        MovementKind::Refund,
-        MovementKind::Void,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == value)
-}
-
 /// One movement as it is applied: the account, what, how much, and where it came from.
 struct Applied<'a> {
     event: &'a Event,
@@ -185,7 +173,7 @@ async fn held_movements(
         .filter_map(|r| {
             Some(Movement {
                 account: AccountNumber::parse(r.get::<&str, _>("number")).ok()?,
-                kind: movement_kind(r.get::<&str, _>("kind"))?,
+                kind: MovementKind::parse(r.get::<&str, _>("kind"))?,
                 delta: Money::from_minor(
                     r.get("delta_minor"),
                     Currency::parse(r.get::<&str, _>("currency")).ok()?,

@@ -335,6 +335,23 @@ impl Ctx<'_> {
         });
     }
 
+    /// The handle that groups a row with its product's other rows; an empty one is reported as
+    /// an error (`row-unassigned`, with `reason`) and the row is to be skipped.
+    pub fn handle(&mut self, row: &Row, col: Option<usize>, reason: &str) -> Option<String> {
+        let key = row.get(col);
+        if key.is_empty() {
+            self.push(
+                row.line,
+                col,
+                Severity::Error,
+                "row-unassigned",
+                reason.to_owned(),
+            );
+            return None;
+        }
+        Some(key.to_owned())
+    }
+
     /// A normalised text cell, `None` when empty.
     pub fn text(&self, row: &Row, col: Option<usize>) -> Option<String> {
         let t = normalize::text(row.get(col));

@@ -649,6 +649,20 @@ async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_
     browser.close().await;
 }
 
+/// Scans three loaves of bread and waits for the cart's total, 10.47.
+async fn scan_three_loaves(page: &TestPage) {
+    for _ in 0..3 {
+        page.scan(BREAD_GTIN).await.unwrap();
+    }
+    page.wait_for(
+        "three loaves",
+        "document.querySelector('[data-test=cart-total]').dataset.amount === '10.47'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_leaves_the_rest_due()
  {
@@ -685,16 +699,7 @@ async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_
     let process = spawn(&data, &[]).await;
     let url = process.url.clone();
     let page = open_till(&browser, &url, T1).await;
-    for _ in 0..3 {
-        page.scan(BREAD_GTIN).await.unwrap();
-    }
-    page.wait_for(
-        "three loaves",
-        "document.querySelector('[data-test=cart-total]').dataset.amount === '10.47'",
-        WAIT,
-    )
-    .await
-    .unwrap();
+    scan_three_loaves(&page).await;
 
     // 10.01 typed: the customer takes a while at the terminal, which approves half of it.
     page.click(&dt("btn-pay")).await.unwrap();
@@ -810,16 +815,7 @@ async fn a_gift_card_issued_at_the_till_pays_part_of_a_sale_and_cash_the_rest() 
     page.click(&dt("sv-close")).await.unwrap();
 
     // Three loaves (10.47): the card covers 5.00, cash the rest.
-    for _ in 0..3 {
-        page.scan(BREAD_GTIN).await.unwrap();
-    }
-    page.wait_for(
-        "three loaves",
-        "document.querySelector('[data-test=cart-total]').dataset.amount === '10.47'",
-        WAIT,
-    )
-    .await
-    .unwrap();
+    scan_three_loaves(&page).await;
     page.click(&dt("btn-pay")).await.unwrap();
     page.wait_visible(&dt("pay-dialog")).await.unwrap();
     page.click(&dt("tender-gift-card")).await.unwrap();

@@ -369,18 +369,15 @@ async fn reverse(
     }
     let _held = cards.lock.lock().await;
     let reversal_id = format!("reversal-{poi}");
-    if let Some(done) = given_back_before(&cards, OpKind::Reversal, &poi, &reversal_id).await? {
-        return Ok((
-            StatusCode::CREATED,
-            Json(given_back(&done, currency.code())),
-        )
-            .into_response());
-    }
-    let outcome = cards
-        .service
-        .reverse(&poi, &reversal_id)
-        .await
-        .map_err(payment_error)?;
+    // The same reversal asked again answers the first one's outcome.
+    let outcome = match given_back_before(&cards, OpKind::Reversal, &poi, &reversal_id).await? {
+        Some(done) => done,
+        None => cards
+            .service
+            .reverse(&poi, &reversal_id)
+            .await
+            .map_err(payment_error)?,
+    };
     Ok((
         StatusCode::CREATED,
         Json(given_back(&outcome, currency.code())),
@@ -410,20 +407,16 @@ async fn refund(
     let currency = context(&node)?.config.currency;
     let asked = amount(&request.amount, currency, "amount")?;
     let _held = cards.lock.lock().await;
-    if let Some(done) =
-        given_back_before(&cards, OpKind::Refund, &poi, &request.return_receipt).await?
-    {
-        return Ok((
-            StatusCode::CREATED,
-            Json(given_back(&done, currency.code())),
-        )
-            .into_response());
-    }
-    let outcome = cards
-        .service
-        .refund(&poi, &request.return_receipt, asked.minor())
-        .await
-        .map_err(payment_error)?;
+    // The same return asked again answers the first refund's outcome.
+    let outcome =
+        match given_back_before(&cards, OpKind::Refund, &poi, &request.return_receipt).await? {
+            Some(done) => done,
+            None => cards
+                .service
+                .refund(&poi, &request.return_receipt, asked.minor())
+                .await
+                .map_err(payment_error)?,
+        };
     Ok((
         StatusCode::CREATED,
         Json(given_back(&outcome, currency.code())),

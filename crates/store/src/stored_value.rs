@@ -137,23 +137,11 @@ pub(crate) async fn record(conn: &mut SqliteConnection, event: &Event) -> Result
     Ok(())
 }
 
-fn movement_kind(value: &str) -> Option<MovementKind> {
-    [
-        MovementKind::Issue,
-        MovementKind::TopUp,
-        MovementKind::Redemption,
-        MovementKind::Refund,
-        MovementKind::Void,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == value)
-}
-
 fn row_movement(row: &sqlx::sqlite::SqliteRow) -> Option<Movement> {
     let currency = Currency::parse(row.get::<&str, _>("currency")).ok()?;
     Some(Movement {
         account: AccountNumber::parse(row.get::<&str, _>("account")).ok()?,
-        kind: movement_kind(row.get::<&str, _>("kind"))?,
+        kind: MovementKind::parse(row.get::<&str, _>("kind"))?,
         delta: Money::from_minor(row.get("delta"), currency),
     })
 }

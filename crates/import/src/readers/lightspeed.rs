@@ -131,17 +131,9 @@ pub(crate) fn read_x(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
         if row.is_blank() {
             continue;
         }
-        let key = row.get(handle).to_owned();
-        if key.is_empty() {
-            ctx.push(
-                row.line,
-                handle,
-                Severity::Error,
-                "row-unassigned",
-                "row has no handle; skipped".to_owned(),
-            );
+        let Some(key) = ctx.handle(&row, handle, "row has no handle; skipped") else {
             continue;
-        }
+        };
         let row_name = ctx.text(&row, name);
         let (product_line, product_title) = first
             .entry(key.clone())

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use crate::diag::Severity;
 use crate::model::{LocationPrice, SourceItem};
 use crate::table::{Ctx, Table};
 
@@ -49,17 +48,9 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
         if row.is_blank() {
             continue;
         }
-        let key = row.get(handle).to_owned();
-        if key.is_empty() {
-            ctx.push(
-                row.line,
-                handle,
-                Severity::Error,
-                "row-unassigned",
-                "row has no handle; skipped".to_owned(),
-            );
+        let Some(key) = ctx.handle(&row, handle, "row has no handle; skipped") else {
             continue;
-        }
+        };
         if !products.contains_key(&key) {
             let title = ctx.text(&row, name).unwrap_or_else(|| key.clone());
             let product = Product {

@@ -59,17 +59,13 @@ pub(crate) fn read(t: &mut Table, ctx: &mut Ctx<'_>) -> Vec<SourceItem> {
         if row.is_blank() {
             continue;
         }
-        let key = row.get(handle).to_owned();
-        if key.is_empty() {
-            ctx.push(
-                row.line,
-                handle,
-                Severity::Error,
-                "row-unassigned",
-                "row has no handle, so it belongs to no product; skipped".to_owned(),
-            );
+        let Some(key) = ctx.handle(
+            &row,
+            handle,
+            "row has no handle, so it belongs to no product; skipped",
+        ) else {
             continue;
-        }
+        };
         let row_title = ctx.text(&row, title);
         if !products.contains_key(&key)
             || row_title.is_some() && products.get(&key).is_some_and(|p| p.title.is_empty())
