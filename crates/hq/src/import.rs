@@ -503,9 +503,8 @@ async fn set_levels(
     .await?;
     let mut changed = 0;
     for chunk in sets.chunks(200) {
-        let lock: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-            .collect();
+        let mut marks = backend.marks();
+        let lock: Vec<String> = chunk.iter().map(|_| marks.tuple(2)).collect();
         if backend == crate::db::Backend::Postgres {
             let sql = format!(
                 "SELECT location FROM stock_levels WHERE (location, sku) IN (VALUES {}) ORDER BY location, sku FOR UPDATE",
@@ -517,23 +516,24 @@ async fn set_levels(
             }
             query.fetch_all(&mut *tx).await?;
         }
-        let selects: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = 6 * i;
+        let mut marks = backend.marks();
+        let selects: Vec<String> = chunk
+            .iter()
+            .map(|_| {
                 format!(
-                    "SELECT ${} AS loc, ${} AS sku, ${} AS c, ${} AS w, ${} AS n, ${} AS e",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6
+                    "SELECT {} AS loc, {} AS sku, {} AS c, {} AS w, {} AS n, {} AS e",
+                    marks.next(),
+                    marks.next(),
+                    marks.next(),
+                    marks.next(),
+                    marks.next(),
+                    marks.next()
                 )
             })
             .collect();
         let condition = match &guard {
             LevelGuard::OlderCount => "(stock_levels.count_event IS NULL OR (stock_levels.count_wall, stock_levels.count_counter, stock_levels.count_event) < (v.w, v.n, v.e))".to_owned(),
-            LevelGuard::CountedBy(_) => format!("stock_levels.count_event = ${}", 6 * chunk.len() + 1),
+            LevelGuard::CountedBy(_) => format!("stock_levels.count_event = {}", marks.next()),
         };
         // A level without a count sums every movement: its clock is the smallest there is,
         // and the empty event id clears the level's count.

@@ -451,12 +451,11 @@ async fn apply_all(
     let mut latest: BTreeMap<StockKey, Option<StockClock>> = BTreeMap::new();
     let all_keys: Vec<&StockKey> = keys.iter().collect();
     for chunk in all_keys.chunks(200) {
-        let marks: Vec<String> = (0..chunk.len())
-            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
-            .collect();
+        let mut marks = backend.marks();
+        let tuples: Vec<String> = chunk.iter().map(|_| marks.tuple(2)).collect();
         let sql = format!(
             "SELECT location, sku, count_wall, count_counter, count_event FROM stock_levels WHERE (location, sku) IN (VALUES {}) ORDER BY location, sku{}",
-            marks.join(", "),
+            tuples.join(", "),
             backend.for_update()
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -499,13 +498,15 @@ async fn apply_all(
     }
     let delta_rows: Vec<(&StockKey, i64)> = deltas.into_iter().filter(|(_, d)| *d != 0).collect();
     for chunk in delta_rows.chunks(200) {
-        let selects: Vec<String> = (0..chunk.len())
-            .map(|i| {
+        let mut marks = backend.marks();
+        let selects: Vec<String> = chunk
+            .iter()
+            .map(|_| {
                 format!(
-                    "SELECT ${} AS loc, ${} AS sku, ${} AS d",
-                    3 * i + 1,
-                    3 * i + 2,
-                    3 * i + 3
+                    "SELECT {} AS loc, {} AS sku, {} AS d",
+                    marks.next(),
+                    marks.next(),
+                    marks.next()
                 )
             })
             .collect();
