@@ -779,12 +779,21 @@ async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_
     browser.close().await;
 }
 
-/// Submits the open return dialog refunded to card and waits until the node answered the return.
-async fn submit_return_to_card(page: &TestPage) {
+/// Submits the open return dialog refunded to card (approved by the supervisor Sven when
+/// `approved`) and waits until the node answered the return.
+async fn submit_return_to_card(page: &TestPage, approved: bool) {
     page.eval("document.querySelector('[data-test=return-tender]').value = 'card'")
         .await
         .unwrap();
     page.click(&dt("return-submit")).await.unwrap();
+    if approved {
+        page.wait_visible(&dt("approval-dialog")).await.unwrap();
+        page.eval("document.querySelector('[data-test=approval-staff]').value = 'sven'")
+            .await
+            .unwrap();
+        page.fill(&dt("approval-pin"), "2222").await.unwrap();
+        page.click(&dt("approval-ok")).await.unwrap();
+    }
     page.wait_for(
         "the return recorded",
         "document.querySelector('[data-test=return-result]').dataset.refund",
@@ -856,7 +865,7 @@ async fn a_return_refunded_to_card_goes_back_through_the_terminal_by_reference_o
     )
     .await
     .unwrap();
-    submit_return_to_card(&page).await;
+    submit_return_to_card(&page, false).await;
     assert_eq!(card_refunded(&page).await, "3.49");
     let txns = sim.transactions();
     assert_eq!(txns.len(), 2, "{txns:?}");
@@ -876,7 +885,8 @@ async fn a_return_refunded_to_card_goes_back_through_the_terminal_by_reference_o
         drop_before_auth: true,
         ..payments::sim::Faults::default()
     });
-    submit_return_to_card(&page).await;
+    // A return without receipt needs a supervisor.
+    submit_return_to_card(&page, true).await;
     page.wait_visible(&dt("return-card-retry")).await.unwrap();
     assert!(
         page.attr(&dt("return-card-result"), "data-amount")

@@ -1272,6 +1272,8 @@
     delete $("return-card-result").dataset.amount;
     $("return-error").textContent = "";
     $("return-result").textContent = "";
+    delete $("return-result").dataset.refund;
+    delete $("return-result").dataset.credit;
     $("return-lines").replaceChildren();
     $("return-receipt").value = "";
     $("return-code").value = "";
