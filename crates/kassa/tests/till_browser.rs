@@ -155,6 +155,32 @@ async fn journal_kinds(url: &str, terminal: &str) -> Vec<String> {
         .collect()
 }
 
+/// Opens the return dialog on the receipt `number` (of `lines` lines) and marks one of its first
+/// line to come back.
+async fn return_one_of_the_first_line(page: &TestPage, number: &str, lines: usize) {
+    page.click(&dt("btn-return")).await.unwrap();
+    page.wait_visible(&dt("return-dialog")).await.unwrap();
+    page.fill(&dt("return-receipt"), number).await.unwrap();
+    page.click(&dt("return-load")).await.unwrap();
+    page.wait_for(
+        "receipt lines to return",
+        &format!("document.querySelectorAll('[data-test=return-line]').length === {lines}"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.fill(
+        &format!(
+            "{}[data-index=\"0\"] {}",
+            dt("return-line"),
+            dt("return-line-qty")
+        ),
+        "1",
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line_comes_back() {
     let Some(browser) = Browser::launch_or_skip().await else {
@@ -232,27 +258,7 @@ async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line
     assert_eq!(page.count(&dt("cart-line")).await.unwrap(), 0);
 
     // Return the bread against the receipt.
-    page.click(&dt("btn-return")).await.unwrap();
-    page.wait_visible(&dt("return-dialog")).await.unwrap();
-    page.fill(&dt("return-receipt"), &number).await.unwrap();
-    page.click(&dt("return-load")).await.unwrap();
-    page.wait_for(
-        "receipt lines to return",
-        "document.querySelectorAll('[data-test=return-line]').length === 3",
-        WAIT,
-    )
-    .await
-    .unwrap();
-    page.fill(
-        &format!(
-            "{}[data-index=\"0\"] {}",
-            dt("return-line"),
-            dt("return-line-qty")
-        ),
-        "1",
-    )
-    .await
-    .unwrap();
+    return_one_of_the_first_line(&page, &number, 3).await;
     page.fill(&dt("return-reason"), "customer changed mind")
         .await
         .unwrap();
@@ -697,6 +703,20 @@ async fn node_with_terminal(dir: &Path) -> (payments::sim::Simulator, Process) {
     (sim, process)
 }
 
+/// The till of a node whose T1 has the terminal simulator, with three loaves scanned and the pay
+/// dialog open.
+async fn three_loaves_to_pay_at_a_card_till(
+    browser: &Browser,
+    dir: &Path,
+) -> (payments::sim::Simulator, Process, TestPage) {
+    let (sim, process) = node_with_terminal(dir).await;
+    let page = open_till(browser, &process.url, T1).await;
+    scan_three_loaves(&page).await;
+    page.click(&dt("btn-pay")).await.unwrap();
+    page.wait_visible(&dt("pay-dialog")).await.unwrap();
+    (sim, process, page)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_leaves_the_rest_due()
  {
@@ -704,14 +724,10 @@ async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (sim, process) = node_with_terminal(dir.path()).await;
+    let (sim, process, page) = three_loaves_to_pay_at_a_card_till(&browser, dir.path()).await;
     let url = process.url.clone();
-    let page = open_till(&browser, &url, T1).await;
-    scan_three_loaves(&page).await;
 
     // 10.01 typed: the customer takes a while at the terminal, which approves half of it.
-    page.click(&dt("btn-pay")).await.unwrap();
-    page.wait_visible(&dt("pay-dialog")).await.unwrap();
     sim.set_faults(payments::sim::Faults {
         latency_ms: 1_500,
         ..payments::sim::Faults::default()
@@ -825,14 +841,10 @@ async fn a_return_refunded_to_card_goes_back_through_the_terminal_by_reference_o
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (sim, process) = node_with_terminal(dir.path()).await;
+    let (sim, process, page) = three_loaves_to_pay_at_a_card_till(&browser, dir.path()).await;
     let url = process.url.clone();
-    let page = open_till(&browser, &url, T1).await;
 
     // Three loaves paid by card through the terminal.
-    scan_three_loaves(&page).await;
-    page.click(&dt("btn-pay")).await.unwrap();
-    page.wait_visible(&dt("pay-dialog")).await.unwrap();
     page.click(&dt("tender-card")).await.unwrap();
     page.wait_visible(&dt("receipt-dialog")).await.unwrap();
     let number = page
@@ -844,27 +856,7 @@ async fn a_return_refunded_to_card_goes_back_through_the_terminal_by_reference_o
     let payment = sim.transactions()[0].poi_transaction_id.clone();
 
     // One loaf back with the receipt: refunded by reference to that card payment.
-    page.click(&dt("btn-return")).await.unwrap();
-    page.wait_visible(&dt("return-dialog")).await.unwrap();
-    page.fill(&dt("return-receipt"), &number).await.unwrap();
-    page.click(&dt("return-load")).await.unwrap();
-    page.wait_for(
-        "receipt lines to return",
-        "document.querySelectorAll('[data-test=return-line]').length === 1",
-        WAIT,
-    )
-    .await
-    .unwrap();
-    page.fill(
-        &format!(
-            "{}[data-index=\"0\"] {}",
-            dt("return-line"),
-            dt("return-line-qty")
-        ),
-        "1",
-    )
-    .await
-    .unwrap();
+    return_one_of_the_first_line(&page, &number, 1).await;
     submit_return_to_card(&page, false).await;
     assert_eq!(card_refunded(&page).await, "3.49");
     let txns = sim.transactions();

@@ -67,6 +67,31 @@ pub struct InFlight {
     pub started_at: String,
 }
 
+impl InFlight {
+    /// A request for a card presented at the terminal (a payment, or a refund to a presented
+    /// card), referenced to no earlier payment, recorded now.
+    fn card_present(
+        service_id: &str,
+        kind: OpKind,
+        sale_transaction_id: &str,
+        amount_minor: i64,
+        (currency, exponent): (&str, u32),
+        shift_id: Option<&str>,
+    ) -> Self {
+        Self {
+            service_id: service_id.to_owned(),
+            kind,
+            sale_transaction_id: sale_transaction_id.to_owned(),
+            amount_minor,
+            currency: currency.to_owned(),
+            exponent,
+            original_poi_transaction_id: None,
+            shift_id: shift_id.map(str::to_owned),
+            started_at: now(),
+        }
+    }
+}
+
 /// What Kassa keeps of an approved card payment: references, a masked PAN, a token. There is
 /// no field that could hold a card number, track data, a CVV or a PIN block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,17 +451,14 @@ impl<J: Journal> CardPayments<J> {
         if *self.offline_flag() {
             self.check_offline_limits(amount_minor, shift_id).await?;
         }
-        let op = InFlight {
-            service_id: service_id.to_owned(),
-            kind: OpKind::Payment,
-            sale_transaction_id: sale_transaction_id.to_owned(),
+        let op = InFlight::card_present(
+            service_id,
+            OpKind::Payment,
+            sale_transaction_id,
             amount_minor,
-            currency: currency.to_owned(),
-            exponent,
-            original_poi_transaction_id: None,
-            shift_id: shift_id.map(str::to_owned),
-            started_at: now(),
-        };
+            (currency, exponent),
+            shift_id,
+        );
         self.journal.begin(&op).await?;
         let request = self.payment_request(&op, None);
         self.exchange(&op, request).await
@@ -477,17 +499,14 @@ impl<J: Journal> CardPayments<J> {
         if amount_minor <= 0 {
             return Err(PaymentError::InvalidAmount(amount_minor));
         }
-        let op = InFlight {
-            service_id: new_service_id(),
-            kind: OpKind::UnreferencedRefund,
-            sale_transaction_id: refund_id.to_owned(),
+        let op = InFlight::card_present(
+            &new_service_id(),
+            OpKind::UnreferencedRefund,
+            refund_id,
             amount_minor,
-            currency: currency.to_owned(),
-            exponent,
-            original_poi_transaction_id: None,
-            shift_id: shift_id.map(str::to_owned),
-            started_at: now(),
-        };
+            (currency, exponent),
+            shift_id,
+        );
         self.journal.begin(&op).await?;
         let request = self.payment_request(
             &op,

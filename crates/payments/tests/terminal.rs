@@ -190,34 +190,50 @@ async fn a_second_till_gets_busy_while_the_terminal_serves_the_first() {
     assert_eq!(sim.transactions().len(), 1);
 }
 
+/// What the crashing till asked the terminal for.
+enum Request {
+    /// `sale-1`, 42.00.
+    Payment,
+    /// `return-1`, 42.00 to a presented card.
+    PresentedCardRefund,
+}
+
+/// The till dies while the customer is at the terminal (the request's future is dropped
+/// mid-flight); the terminal finishes on its own and records it. Both stop.
+async fn crash_while_the_customer_is_at_the_terminal(
+    terminal: &std::path::Path,
+    journal: &std::path::Path,
+    request: Request,
+) {
+    let sim = sim(terminal).await;
+    sim.set_faults(Faults {
+        latency_ms: 800,
+        ..Faults::default()
+    });
+    let pay = payments(&sim, journal, QUICK);
+    let asked: std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>> = match request {
+        Request::Payment => Box::pin(pay.pay("sale-1", 4_200, "EUR", 2, None)),
+        Request::PresentedCardRefund => {
+            Box::pin(pay.refund_to_presented_card("return-1", 4_200, "EUR", 2, None))
+        }
+    };
+    let crashed = tokio::time::timeout(Duration::from_millis(300), asked).await;
+    assert!(crashed.is_err());
+    for _ in 0..100 {
+        if !sim.transactions().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sim.transactions().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_payment_is_recovered_after_restart_with_exactly_one_capture() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.json");
     let terminal = dir.path().join("terminal");
-    {
-        let sim = sim(&terminal).await;
-        sim.set_faults(Faults {
-            latency_ms: 800,
-            ..Faults::default()
-        });
-        let pay = payments(&sim, &journal, QUICK);
-        // The till dies while the customer is at the terminal: the future is dropped mid-flight.
-        let crashed = tokio::time::timeout(
-            Duration::from_millis(300),
-            pay.pay("sale-1", 4_200, "EUR", 2, None),
-        )
-        .await;
-        assert!(crashed.is_err());
-        // The terminal finishes the payment on its own; wait until it has recorded it.
-        for _ in 0..100 {
-            if !sim.transactions().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(sim.transactions().len(), 1);
-    }
+    crash_while_the_customer_is_at_the_terminal(&terminal, &journal, Request::Payment).await;
     // Both restart: the terminal from its file, the till from its journal.
     let sim = sim(&terminal).await;
     let pay = payments(&sim, &journal, QUICK);
@@ -562,28 +578,8 @@ async fn a_crash_mid_refund_to_a_presented_card_is_recovered_before_anything_is_
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.json");
     let terminal = dir.path().join("terminal");
-    {
-        let sim = sim(&terminal).await;
-        sim.set_faults(Faults {
-            latency_ms: 800,
-            ..Faults::default()
-        });
-        let pay = payments(&sim, &journal, QUICK);
-        // The till dies while the customer holds the card to the terminal.
-        let crashed = tokio::time::timeout(
-            Duration::from_millis(300),
-            pay.refund_to_presented_card("return-1", 4_200, "EUR", 2, None),
-        )
+    crash_while_the_customer_is_at_the_terminal(&terminal, &journal, Request::PresentedCardRefund)
         .await;
-        assert!(crashed.is_err());
-        for _ in 0..100 {
-            if !sim.transactions().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(sim.transactions().len(), 1);
-    }
     // After the restart the same return is asked again: the terminal is asked about the lost
     // request first (as a payment-category message), and its refund is the answer.
     let sim = sim(&terminal).await;

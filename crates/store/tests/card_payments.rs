@@ -200,6 +200,22 @@ impl Setup {
         .await
     }
 
+    /// A sale of two loaves (6.98) paid by card through the terminal: the payment's POI
+    /// transaction id, the payment as the node answered it, and the sale.
+    async fn two_loaves_paid_by_card(&self) -> (String, Value, Value) {
+        let (status, body) = self.pay("pay-1", "sale-1", "6.98").await;
+        let poi = approved(status, &body);
+        let (status, sale) = self
+            .sale(
+                "sale-1",
+                json!([{"code": "9003909062415", "quantity": "2"}]),
+                json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{sale}");
+        (poi, body, sale)
+    }
+
     /// End-of-day totals of today's business day (the store's time zone) on the till.
     async fn totals_today(&self) -> (StatusCode, Value) {
         let day = jiff::Zoned::now()
@@ -214,6 +230,16 @@ impl Setup {
             None,
         )
         .await
+    }
+
+    /// Today's totals show no differences, and the ledger's `what` (`payments` or `refunds`)
+    /// are `expected` at the terminal too.
+    async fn totals_today_agree(&self, what: &str, expected: Value) {
+        let (status, totals) = self.totals_today().await;
+        assert_eq!(status, StatusCode::OK, "{totals}");
+        assert_eq!(totals["differences"], json!([]), "{totals}");
+        assert_eq!(totals["ledger_totals"][what], expected, "{totals}");
+        assert_eq!(totals["terminal_totals"][what], expected, "{totals}");
     }
 
     async fn journal(&self) -> Vec<Value> {
@@ -519,16 +545,7 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_return_without_receipt_is_refunded_to_a_card_presented_on_the_terminal() {
     let s = setup().await;
-    let (status, body) = s.pay("pay-1", "sale-1", "6.98").await;
-    let poi = approved(status, &body);
-    let (status, sale) = s
-        .sale(
-            "sale-1",
-            json!([{"code": "9003909062415", "quantity": "2"}]),
-            json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let (poi, _, sale) = s.two_loaves_paid_by_card().await;
 
     // A loaf comes back without a receipt; the customer wants the money on a card.
     let ret = s
@@ -654,48 +671,27 @@ async fn a_return_without_receipt_is_refunded_to_a_card_presented_on_the_termina
     assert_eq!(s.presented_card_refunds().len(), 2);
 
     // End of day: the ledger's card refunds are the terminal's credits.
-    let (status, totals) = s.totals_today().await;
-    assert_eq!(status, StatusCode::OK, "{totals}");
-    assert_eq!(totals["differences"], json!([]), "{totals}");
-    assert_eq!(
-        totals["ledger_totals"]["refunds"],
-        json!([{"currency": "EUR", "count": 2, "amount": "16.97"}])
-    );
-    assert_eq!(
-        totals["terminal_totals"]["refunds"],
-        totals["ledger_totals"]["refunds"]
-    );
+    s.totals_today_agree(
+        "refunds",
+        json!([{"currency": "EUR", "count": 2, "amount": "16.97"}]),
+    )
+    .await;
     drop(s.app);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_of_day_lists_differences_between_terminal_and_ledger() {
     let s = setup().await;
-    let (status, body) = s.pay("pay-1", "sale-1", "6.98").await;
-    let poi = approved(status, &body);
+    s.two_loaves_paid_by_card().await;
     let shift = s.journal().await[1]["event"]["body"]["Card"]["Started"]["shift"]
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, sale) = s
-        .sale(
-            "sale-1",
-            json!([{"code": "9003909062415", "quantity": "2"}]),
-            json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{sale}");
-    let (status, totals) = s.totals_today().await;
-    assert_eq!(status, StatusCode::OK, "{totals}");
-    assert_eq!(totals["differences"], json!([]), "{totals}");
-    assert_eq!(
-        totals["ledger_totals"]["payments"],
-        json!([{"currency": "EUR", "count": 1, "amount": "6.98"}])
-    );
-    assert_eq!(
-        totals["terminal_totals"]["payments"],
-        totals["ledger_totals"]["payments"]
-    );
+    s.totals_today_agree(
+        "payments",
+        json!([{"currency": "EUR", "count": 1, "amount": "6.98"}]),
+    )
+    .await;
     // The terminal took a payment no sale recorded: a difference, per shift and per day.
     let (status, body) = s.pay("pay-2", "sale-2", "2.50").await;
     approved(status, &body);
@@ -812,17 +808,8 @@ async fn no_card_number_reaches_sqlite_logs_receipts_or_sync_batches_from_a_misb
         leak_pan: true,
         ..Faults::default()
     });
-    let (status, body) = s.pay("pay-1", "sale-1", "6.98").await;
-    let poi = approved(status, &body);
-    assert_eq!(body["masked_pan"], "411111 **** 1111");
-    let (status, sale) = s
-        .sale(
-            "sale-1",
-            json!([{"code": "9003909062415", "quantity": "2"}]),
-            json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let (poi, payment, sale) = s.two_loaves_paid_by_card().await;
+    assert_eq!(payment["masked_pan"], "411111 **** 1111");
     let (status, ret) = call(
         &s.router,
         "POST",
@@ -992,13 +979,10 @@ async fn a_gift_card_sold_by_card_needs_the_terminal_payment_and_counts_at_end_o
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
 
     // End of day: the terminal's capture and the ledger's card debit agree.
-    let (status, totals) = s.totals_today().await;
-    assert_eq!(status, StatusCode::OK, "{totals}");
-    assert_eq!(totals["differences"], json!([]), "{totals}");
-    assert_eq!(
-        totals["ledger_totals"]["payments"],
+    s.totals_today_agree(
+        "payments",
         json!([{"currency": "EUR", "count": 1, "amount": "20.00"}]),
-        "{totals}"
-    );
+    )
+    .await;
     drop(s.app);
 }
