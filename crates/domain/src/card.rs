@@ -73,6 +73,9 @@ pub enum CardRequestKind {
     Refund,
     /// Undo what is left of a payment (a sale abandoned after approval).
     Reversal,
+    /// Give money back to whatever card the customer presents, referenced to no payment (a
+    /// return without one to refund to).
+    UnreferencedRefund,
 }
 
 impl CardRequestKind {
@@ -82,6 +85,7 @@ impl CardRequestKind {
             CardRequestKind::Payment => "payment",
             CardRequestKind::Refund => "refund",
             CardRequestKind::Reversal => "reversal",
+            CardRequestKind::UnreferencedRefund => "unreferenced-refund",
         }
     }
 
@@ -91,6 +95,7 @@ impl CardRequestKind {
             "payment" => Some(CardRequestKind::Payment),
             "refund" => Some(CardRequestKind::Refund),
             "reversal" => Some(CardRequestKind::Reversal),
+            "unreferenced-refund" => Some(CardRequestKind::UnreferencedRefund),
             _ => None,
         }
     }
@@ -107,7 +112,7 @@ pub struct CardRequestStarted {
     pub sale: String,
     /// The amount asked for (what is left, for a reversal).
     pub amount: Money,
-    /// For refunds and reversals: the payment's POI transaction id.
+    /// For referenced refunds and reversals: the payment's POI transaction id.
     pub original: Option<String>,
     /// The shift it was taken in.
     pub shift: Option<String>,
@@ -150,7 +155,7 @@ pub enum CardOutcome {
     },
     /// The terminal never had it.
     NotProcessed,
-    /// Money given back (refund or reversal).
+    /// Money given back (a refund, referenced or to a presented card, or a reversal).
     Refunded {
         /// The refund's own POI transaction id.
         poi_transaction_id: String,

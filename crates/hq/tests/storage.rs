@@ -1643,6 +1643,7 @@ async fn card_events_project_pending_approvals_and_later_declines(db: &Db) {
                 amount: Money::from_minor(1_013, Currency::EUR),
             }),
         ])
+        .chain(refund_to_presented_card("r", 349))
         .enumerate()
         .map(|(i, b)| (WALL + i64::try_from(i).unwrap() * 1_000, b))
         .collect();
@@ -1665,7 +1666,7 @@ async fn card_events_project_pending_approvals_and_later_declines(db: &Db) {
     // One settles, the other is declined when forwarded: an exception with sale, cashier, amount.
     assert_eq!(
         till.push(db, &events[6..]).await.unwrap(),
-        ack(8, 2, 0, vec![])
+        ack(10, 4, 0, vec![])
     );
     let pending = read_api(db, "/v1/cards/pending").await;
     assert_eq!(pending["pending"], serde_json::json!([]), "{pending}");
@@ -1677,4 +1678,45 @@ async fn card_events_project_pending_approvals_and_later_declines(db: &Db) {
     assert_eq!(list[0]["cashier"], "anna");
     assert_eq!(list[0]["amount"], "10.13");
     assert_eq!(list[0]["poi_transaction_id"], "poi-b");
+    // A refund to a presented card is money given back: no approval waiting to settle, no
+    // exception, its outcome a refund with the refund's own transaction id.
+    let refund: (String, Option<String>, Option<i64>, Option<String>, String) = sqlx::query_as(
+        "SELECT outcome, poi, authorised_minor, settlement, sale FROM card_payments WHERE service_id = 'r'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        refund,
+        (
+            "refunded".to_owned(),
+            Some("poi-r".to_owned()),
+            Some(349),
+            None,
+            "vienna-01-t1-000004".to_owned()
+        )
+    );
+}
+
+/// A return's refund to the card the customer presented, as the store's ledger records it.
+fn refund_to_presented_card(service: &str, minor: i64) -> [EventBody; 2] {
+    use domain::card::{CardEvent, CardOutcome, CardRequestKind, CardRequestStarted};
+    let amount = Money::from_minor(minor, Currency::EUR);
+    [
+        EventBody::Card(CardEvent::RequestStarted(CardRequestStarted {
+            service_id: service.into(),
+            kind: CardRequestKind::UnreferencedRefund,
+            sale: "vienna-01-t1-000004".into(),
+            amount,
+            original: None,
+            shift: Some("s1".into()),
+        })),
+        EventBody::Card(CardEvent::RequestEnded {
+            service_id: service.into(),
+            outcome: CardOutcome::Refunded {
+                poi_transaction_id: format!("poi-{service}"),
+                amount,
+            },
+        }),
+    ]
 }

@@ -1,7 +1,8 @@
 //! The till screen and the customer display in headless Chromium against a real `kassa store`
 //! process on 127.0.0.1: scanning at scanner speed, weighed labels, cash with change, receipts,
 //! returns, the live customer display, the offline banner, a gift card paying part of a sale,
-//! and a card tender (with a partial approval) through the payment terminal simulator.
+//! a card tender (with a partial approval) through the payment terminal simulator, and returns
+//! refunded to card through it (by reference, and to a card presented without a receipt).
 //! Screenshots go to `artifacts/`.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
@@ -154,6 +155,32 @@ async fn journal_kinds(url: &str, terminal: &str) -> Vec<String> {
         .collect()
 }
 
+/// Opens the return dialog on the receipt `number` (of `lines` lines) and marks one of its first
+/// line to come back.
+async fn return_one_of_the_first_line(page: &TestPage, number: &str, lines: usize) {
+    page.click(&dt("btn-return")).await.unwrap();
+    page.wait_visible(&dt("return-dialog")).await.unwrap();
+    page.fill(&dt("return-receipt"), number).await.unwrap();
+    page.click(&dt("return-load")).await.unwrap();
+    page.wait_for(
+        "receipt lines to return",
+        &format!("document.querySelectorAll('[data-test=return-line]').length === {lines}"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.fill(
+        &format!(
+            "{}[data-index=\"0\"] {}",
+            dt("return-line"),
+            dt("return-line-qty")
+        ),
+        "1",
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line_comes_back() {
     let Some(browser) = Browser::launch_or_skip().await else {
@@ -231,27 +258,7 @@ async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line
     assert_eq!(page.count(&dt("cart-line")).await.unwrap(), 0);
 
     // Return the bread against the receipt.
-    page.click(&dt("btn-return")).await.unwrap();
-    page.wait_visible(&dt("return-dialog")).await.unwrap();
-    page.fill(&dt("return-receipt"), &number).await.unwrap();
-    page.click(&dt("return-load")).await.unwrap();
-    page.wait_for(
-        "receipt lines to return",
-        "document.querySelectorAll('[data-test=return-line]').length === 3",
-        WAIT,
-    )
-    .await
-    .unwrap();
-    page.fill(
-        &format!(
-            "{}[data-index=\"0\"] {}",
-            dt("return-line"),
-            dt("return-line-qty")
-        ),
-        "1",
-    )
-    .await
-    .unwrap();
+    return_one_of_the_first_line(&page, &number, 3).await;
     page.fill(&dt("return-reason"), "customer changed mind")
         .await
         .unwrap();
@@ -663,14 +670,10 @@ async fn scan_three_loaves(page: &TestPage) {
     .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_leaves_the_rest_due()
- {
-    let Some(browser) = Browser::launch_or_skip().await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("node");
+/// A Vienna node under `dir` whose till T1 has the terminal simulator as its payment terminal,
+/// running as a real process.
+async fn node_with_terminal(dir: &Path) -> (payments::sim::Simulator, Process) {
+    let data = dir.join("node");
     provision_demo_store(&data, "vienna-01", &[T1])
         .await
         .unwrap();
@@ -678,7 +681,7 @@ async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_
         payments::sim::SimConfig {
             poi_id: "V400m-324688179".into(),
             key: payments::crypto::SecurityKey::new("TillKey", 1, "till card passphrase"),
-            state_dir: dir.path().join("terminal"),
+            state_dir: dir.join("terminal"),
             offline_floor_limit_minor: 5_000,
         },
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -697,13 +700,34 @@ async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_
         .await
         .unwrap();
     let process = spawn(&data, &[]).await;
-    let url = process.url.clone();
-    let page = open_till(&browser, &url, T1).await;
-    scan_three_loaves(&page).await;
+    (sim, process)
+}
 
-    // 10.01 typed: the customer takes a while at the terminal, which approves half of it.
+/// The till of a node whose T1 has the terminal simulator, with three loaves scanned and the pay
+/// dialog open.
+async fn three_loaves_to_pay_at_a_card_till(
+    browser: &Browser,
+    dir: &Path,
+) -> (payments::sim::Simulator, Process, TestPage) {
+    let (sim, process) = node_with_terminal(dir).await;
+    let page = open_till(browser, &process.url, T1).await;
+    scan_three_loaves(&page).await;
     page.click(&dt("btn-pay")).await.unwrap();
     page.wait_visible(&dt("pay-dialog")).await.unwrap();
+    (sim, process, page)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_leaves_the_rest_due()
+ {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, process, page) = three_loaves_to_pay_at_a_card_till(&browser, dir.path()).await;
+    let url = process.url.clone();
+
+    // 10.01 typed: the customer takes a while at the terminal, which approves half of it.
     sim.set_faults(payments::sim::Faults {
         latency_ms: 1_500,
         ..payments::sim::Faults::default()
@@ -767,6 +791,132 @@ async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_
             "CardRequestEnded",
             "SaleCompleted"
         ]
+    );
+    browser.close().await;
+}
+
+/// Submits the open return dialog refunded to card (approved by the supervisor Sven when
+/// `approved`) and waits until the node answered the return.
+async fn submit_return_to_card(page: &TestPage, approved: bool) {
+    page.eval("document.querySelector('[data-test=return-tender]').value = 'card'")
+        .await
+        .unwrap();
+    page.click(&dt("return-submit")).await.unwrap();
+    if approved {
+        page.wait_visible(&dt("approval-dialog")).await.unwrap();
+        page.eval("document.querySelector('[data-test=approval-staff]').value = 'sven'")
+            .await
+            .unwrap();
+        page.fill(&dt("approval-pin"), "2222").await.unwrap();
+        page.click(&dt("approval-ok")).await.unwrap();
+    }
+    page.wait_for(
+        "the return recorded",
+        "document.querySelector('[data-test=return-result]').dataset.refund",
+        WAIT,
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits until the return dialog shows the money given back to a card, and returns the amount.
+async fn card_refunded(page: &TestPage) -> String {
+    page.wait_for(
+        "the card refund",
+        "document.querySelector('[data-test=return-card-result]').dataset.amount",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.attr(&dt("return-card-result"), "data-amount")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_refunded_to_card_goes_back_through_the_terminal_by_reference_or_to_a_presented_card()
+ {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, process, page) = three_loaves_to_pay_at_a_card_till(&browser, dir.path()).await;
+    let url = process.url.clone();
+
+    // Three loaves paid by card through the terminal.
+    page.click(&dt("tender-card")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    let number = page
+        .attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap();
+    page.click(&dt("receipt-close")).await.unwrap();
+    let payment = sim.transactions()[0].poi_transaction_id.clone();
+
+    // One loaf back with the receipt: refunded by reference to that card payment.
+    return_one_of_the_first_line(&page, &number, 1).await;
+    submit_return_to_card(&page, false).await;
+    assert_eq!(card_refunded(&page).await, "3.49");
+    let txns = sim.transactions();
+    assert_eq!(txns.len(), 2, "{txns:?}");
+    assert_eq!(txns[1].kind, "Refund");
+    assert_eq!(txns[1].original.as_deref(), Some(payment.as_str()));
+    assert_eq!(txns[1].captured_minor, 349);
+    page.click(&dt("return-close")).await.unwrap();
+
+    // One loaf back without a receipt: the customer presents a card. The first attempt never
+    // reaches the terminal; the cashier asks again, and the card is refunded once.
+    page.click(&dt("btn-return")).await.unwrap();
+    page.wait_visible(&dt("return-dialog")).await.unwrap();
+    page.click(&dt("return-mode-free")).await.unwrap();
+    page.fill(&dt("return-code"), BREAD_GTIN).await.unwrap();
+    page.fill(&dt("return-reason"), "no receipt").await.unwrap();
+    sim.set_faults(payments::sim::Faults {
+        drop_before_auth: true,
+        ..payments::sim::Faults::default()
+    });
+    // A return without receipt needs a supervisor.
+    submit_return_to_card(&page, true).await;
+    page.wait_visible(&dt("return-card-retry")).await.unwrap();
+    assert!(
+        page.attr(&dt("return-card-result"), "data-amount")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(sim.transactions().len(), 2, "nothing reached the terminal");
+    sim.set_faults(payments::sim::Faults {
+        latency_ms: 1_500,
+        ..payments::sim::Faults::default()
+    });
+    page.click(&dt("return-card-retry")).await.unwrap();
+    page.wait_visible(&dt("return-card-wait")).await.unwrap();
+    page.screenshot("till-card-refund-follow-terminal")
+        .await
+        .unwrap();
+    assert_eq!(card_refunded(&page).await, "3.49");
+    let txns = sim.transactions();
+    assert_eq!(txns.len(), 3, "{txns:?}");
+    assert_eq!(txns[2].kind, "UnreferencedRefund");
+    assert_eq!(txns[2].original, None);
+    assert_eq!(txns[2].captured_minor, 349);
+    let returns: Vec<Value> = get(&format!("{url}/v1/journal?terminal={T1}")).await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "ReturnCompleted")
+        .cloned()
+        .collect();
+    assert_eq!(
+        returns.len(),
+        2,
+        "asking the terminal again records no second return"
+    );
+    assert_eq!(
+        Some(txns[2].sale_transaction_id.as_str()),
+        returns[1]["event"]["body"]["ReturnCompleted"]["receipt"].as_str()
     );
     browser.close().await;
 }

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::link::{LinkError, TerminalLink, new_service_id};
 use crate::nexo::{
-    Amount, AmountsReq, GetTotalsRequest, MessageReference, OriginalPoiTransaction, PaymentRequest,
-    PaymentResponse, PaymentTransaction, ReconciliationRequest, ReversalRequest, ReversalResponse,
-    SaleData, SaleToPoiRequest, SaleToPoiResponse, TransactionIdentification,
+    Amount, AmountsReq, GetTotalsRequest, MessageReference, OriginalPoiTransaction, PaymentData,
+    PaymentRequest, PaymentResponse, PaymentTransaction, ReconciliationRequest, ReversalRequest,
+    ReversalResponse, SaleData, SaleToPoiRequest, SaleToPoiResponse, TransactionIdentification,
     TransactionStatusRequest,
 };
 use crate::pan::{MaskedPan, clean_text, filter_additional_response, redact};
@@ -27,12 +27,18 @@ pub enum OpKind {
     Refund,
     /// Undo a whole payment.
     Reversal,
+    /// Give money back to whatever card the customer presents on the terminal, referenced to no
+    /// payment (a return without one to refund to): a `PaymentRequest` of `PaymentType`
+    /// `Refund`.
+    UnreferencedRefund,
 }
 
 impl OpKind {
+    /// The nexo `MessageCategory` of the request, which recovery names when it asks the terminal
+    /// about it.
     fn category(self) -> &'static str {
         match self {
-            OpKind::Payment => "Payment",
+            OpKind::Payment | OpKind::UnreferencedRefund => "Payment",
             OpKind::Refund | OpKind::Reversal => "Reversal",
         }
     }
@@ -53,12 +59,37 @@ pub struct InFlight {
     pub currency: String,
     /// Exponent of the currency.
     pub exponent: u32,
-    /// For refunds and reversals: the payment's POI transaction id.
+    /// For referenced refunds and reversals: the payment's POI transaction id.
     pub original_poi_transaction_id: Option<String>,
     /// The shift it is taken in (offline limits count per shift).
     pub shift_id: Option<String>,
     /// When it was recorded (RFC 3339).
     pub started_at: String,
+}
+
+impl InFlight {
+    /// A request for a card presented at the terminal (a payment, or a refund to a presented
+    /// card), referenced to no earlier payment, recorded now.
+    fn card_present(
+        service_id: &str,
+        kind: OpKind,
+        sale_transaction_id: &str,
+        amount_minor: i64,
+        (currency, exponent): (&str, u32),
+        shift_id: Option<&str>,
+    ) -> Self {
+        Self {
+            service_id: service_id.to_owned(),
+            kind,
+            sale_transaction_id: sale_transaction_id.to_owned(),
+            amount_minor,
+            currency: currency.to_owned(),
+            exponent,
+            original_poi_transaction_id: None,
+            shift_id: shift_id.map(str::to_owned),
+            started_at: now(),
+        }
+    }
 }
 
 /// What Kassa keeps of an approved card payment: references, a masked PAN, a token. There is
@@ -292,6 +323,9 @@ pub enum PaymentError {
     /// The payment to refund is not known here.
     #[error("no approved card payment {0}")]
     UnknownPayment(String),
+    /// An amount of zero or less: nothing to ask the terminal for.
+    #[error("amount {0} minor units is not positive")]
+    InvalidAmount(i64),
     /// The terminal refused a refund or reversal.
     #[error("terminal refused: {0}")]
     Refused(String),
@@ -413,43 +447,111 @@ impl<J: Journal> CardPayments<J> {
         (currency, exponent): (&str, u32),
         shift_id: Option<&str>,
     ) -> Result<Outcome, PaymentError> {
-        for (op, outcome) in self.recover_in_flight().await? {
-            if outcome.is_none() {
-                return Err(PaymentError::Unresolved {
-                    service_id: op.service_id,
-                });
-            }
-        }
+        self.ensure_resolved().await?;
         if *self.offline_flag() {
             self.check_offline_limits(amount_minor, shift_id).await?;
         }
-        let op = InFlight {
-            service_id: service_id.to_owned(),
-            kind: OpKind::Payment,
-            sale_transaction_id: sale_transaction_id.to_owned(),
+        let op = InFlight::card_present(
+            service_id,
+            OpKind::Payment,
+            sale_transaction_id,
             amount_minor,
-            currency: currency.to_owned(),
-            exponent,
-            original_poi_transaction_id: None,
-            shift_id: shift_id.map(str::to_owned),
-            started_at: now(),
-        };
+            (currency, exponent),
+            shift_id,
+        );
         self.journal.begin(&op).await?;
-        let request = SaleToPoiRequest {
-            message_header: self.link.header("Payment", &op.service_id),
+        let request = self.payment_request(&op, None);
+        self.exchange(&op, request).await
+    }
+
+    /// Refunds `amount_minor` to whatever card the customer presents on the terminal, for the
+    /// return `refund_id`: an unreferenced refund (a nexo `PaymentRequest` of `PaymentType`
+    /// `Refund`), for a return without a payment to refund to. Like a payment, it is recorded
+    /// before it leaves and recovered by `TransactionStatus` when its answer is lost, and any
+    /// earlier unresolved request is recovered first. One refund per `refund_id`: asked again
+    /// after it succeeded, it answers that refund and sends nothing.
+    pub async fn refund_to_presented_card(
+        &self,
+        refund_id: &str,
+        amount_minor: i64,
+        currency: &str,
+        exponent: u32,
+        shift_id: Option<&str>,
+    ) -> Result<Outcome, PaymentError> {
+        self.ensure_resolved().await?;
+        let earlier = self
+            .journal
+            .records()
+            .await?
+            .into_iter()
+            .find_map(|r| match r.outcome {
+                Some(o @ Outcome::Refunded { .. })
+                    if r.op.kind == OpKind::UnreferencedRefund
+                        && r.op.sale_transaction_id == refund_id =>
+                {
+                    Some(o)
+                }
+                _ => None,
+            });
+        if let Some(done) = earlier {
+            return Ok(done);
+        }
+        if amount_minor <= 0 {
+            return Err(PaymentError::InvalidAmount(amount_minor));
+        }
+        let op = InFlight::card_present(
+            &new_service_id(),
+            OpKind::UnreferencedRefund,
+            refund_id,
+            amount_minor,
+            (currency, exponent),
+            shift_id,
+        );
+        self.journal.begin(&op).await?;
+        let request = self.payment_request(
+            &op,
+            Some(PaymentData {
+                payment_type: Some("Refund".into()),
+            }),
+        );
+        refused_as_error(self.exchange(&op, request).await?)
+    }
+
+    /// A `PaymentRequest` for `op` (a payment, or with `PaymentType` `Refund` an unreferenced
+    /// refund).
+    fn payment_request(
+        &self,
+        op: &InFlight,
+        payment_data: Option<PaymentData>,
+    ) -> SaleToPoiRequest {
+        SaleToPoiRequest {
             payment_request: Some(PaymentRequest {
-                sale_data: sale_data(&op),
+                sale_data: sale_data(op),
                 payment_transaction: PaymentTransaction {
                     amounts_req: AmountsReq {
-                        currency: currency.to_owned(),
-                        requested_amount: Amount::from_minor(amount_minor, exponent),
+                        currency: op.currency.clone(),
+                        requested_amount: Amount::from_minor(op.amount_minor, op.exponent),
                     },
                 },
-                payment_data: None,
+                payment_data,
             }),
             ..blank_request(self.link.header("Payment", &op.service_id))
-        };
-        self.exchange(&op, request).await
+        }
+    }
+
+    /// Recovers every request left in flight; while one stays unknown, nothing new may be sent.
+    pub async fn ensure_resolved(&self) -> Result<(), PaymentError> {
+        match self
+            .recover_in_flight()
+            .await?
+            .into_iter()
+            .find(|(_, outcome)| outcome.is_none())
+        {
+            Some((op, _)) => Err(PaymentError::Unresolved {
+                service_id: op.service_id,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Refunds `amount_minor` to the card of an approved payment, referenced to it; all refunds
@@ -486,13 +588,7 @@ impl<J: Journal> CardPayments<J> {
         sale_transaction_id: &str,
         amount: Option<i64>,
     ) -> Result<Outcome, PaymentError> {
-        for (op, outcome) in self.recover_in_flight().await? {
-            if outcome.is_none() {
-                return Err(PaymentError::Unresolved {
-                    service_id: op.service_id,
-                });
-            }
-        }
+        self.ensure_resolved().await?;
         let records = self.journal.records().await?;
         let original = records.iter().find_map(|r| match &r.outcome {
             Some(Outcome::Approved {
@@ -554,11 +650,7 @@ impl<J: Journal> CardPayments<J> {
             }),
             ..blank_request(header)
         };
-        let outcome = self.exchange(&op, request).await?;
-        match &outcome {
-            Outcome::Declined { condition, .. } => Err(PaymentError::Refused(condition.clone())),
-            _ => Ok(outcome),
-        }
+        refused_as_error(self.exchange(&op, request).await?)
     }
 
     /// Sends a request already recorded as in flight; on a lost answer, recovers its outcome.
@@ -676,15 +768,13 @@ impl<J: Journal> CardPayments<J> {
         Ok(None)
     }
 
-    /// Asks the terminal to abort the payment in progress (the cashier cancels); the payment
-    /// itself then ends as declined with `Aborted`.
+    /// Asks the terminal to abort the payment (or refund to a presented card) in progress (the
+    /// cashier cancels); the request itself then ends as declined with `Aborted`.
     pub async fn abort_in_progress(&self) -> Result<(), PaymentError> {
         let records = self.journal.records().await?;
-        let Some(r) = records
-            .iter()
-            .rev()
-            .find(|r| r.outcome.is_none() && r.op.kind == OpKind::Payment)
-        else {
+        let Some(r) = records.iter().rev().find(|r| {
+            r.outcome.is_none() && matches!(r.op.kind, OpKind::Payment | OpKind::UnreferencedRefund)
+        }) else {
             return Ok(());
         };
         let request = SaleToPoiRequest {
@@ -938,6 +1028,18 @@ fn compare(
     }
 }
 
+/// A refund or reversal the terminal declined is an error for the caller to show (the reason
+/// too, when the terminal gave one); the record keeps the decline.
+fn refused_as_error(outcome: Outcome) -> Result<Outcome, PaymentError> {
+    match outcome {
+        Outcome::Declined { condition, reason } => Err(PaymentError::Refused(match reason {
+            Some(reason) => format!("{condition} ({reason})"),
+            None => condition,
+        })),
+        other => Ok(other),
+    }
+}
+
 fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Approved { .. } => "approved",
@@ -992,6 +1094,19 @@ pub fn outcome_of(op: &InFlight, response: &SaleToPoiResponse) -> Option<Outcome
             .as_ref()
             .filter(|p| p.sale_data.sale_transaction_id.transaction_id == op.sale_transaction_id)
             .map(|p| payment_outcome(op, p)),
+        // An unreferenced refund answers like a payment and passes the same whitelist; what it
+        // approved is money given back, never a payment a tender could reference.
+        OpKind::UnreferencedRefund => response
+            .payment_response
+            .as_ref()
+            .filter(|p| p.sale_data.sale_transaction_id.transaction_id == op.sale_transaction_id)
+            .map(|p| match payment_outcome(op, p) {
+                Outcome::Approved { payment, .. } => Outcome::Refunded {
+                    poi_transaction_id: payment.poi_transaction_id,
+                    amount_minor: payment.authorised_minor,
+                },
+                other => other,
+            }),
         OpKind::Refund | OpKind::Reversal => response
             .reversal_response
             .as_ref()

@@ -18,6 +18,11 @@
 //! | 006 | approved, but no answer ever comes back |
 //! | 013 | offline only: approved offline, declined when forwarded |
 //! | anything else | approved |
+//!
+//! An unreferenced refund (a `PaymentRequest` of `PaymentType` `Refund`: money back to whatever
+//! card the customer presents) follows the same table, except that a refund is never partial
+//! (001 refunds the whole amount), 002 is refused with `refusalReason=Refund declined`, and with
+//! no link to the acquirer it is refused (`UnreachableHost`) rather than stored and forwarded.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -94,7 +99,7 @@ pub struct Faults {
 /// A transaction as the terminal remembers it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimTxn {
-    /// `Payment`, `Refund` or `Reversal`.
+    /// `Payment`, `Refund` (referenced), `Reversal` or `UnreferencedRefund`.
     pub kind: String,
     /// ServiceID of the request.
     pub service_id: String,
@@ -118,11 +123,12 @@ pub struct SimTxn {
     pub offline: bool,
     /// Reconciliation period.
     pub period: u64,
-    /// For refunds and reversals: the payment's POI transaction id.
+    /// For referenced refunds and reversals: the payment's POI transaction id.
     pub original: Option<String>,
     /// The header of the answer.
     pub response_header: MessageHeader,
-    /// The answer's body, `PaymentResponse` or `ReversalResponse` as JSON.
+    /// The answer's body, `PaymentResponse` (payments, unreferenced refunds) or
+    /// `ReversalResponse` as JSON.
     pub response_body: String,
 }
 
@@ -390,10 +396,19 @@ async fn nexo(inner: Arc<Inner>, body: &[u8]) -> Reply {
         // The terminal does not answer an abort; the aborted payment answers instead.
         return reply(StatusCode::OK, "");
     } else if let Some(s) = req.transaction_status_request {
+        let reference = s
+            .message_reference
+            .unwrap_or(crate::nexo::MessageReference {
+                message_category: None,
+                service_id: None,
+                sale_id: None,
+                poi_id: None,
+            });
         status(
             &inner,
             &header,
-            s.message_reference.and_then(|m| m.service_id),
+            reference.service_id,
+            reference.message_category,
         )
     } else if let Some(r) = req.reconciliation_request {
         let close = r.reconciliation_type != "PreviousReconciliation";
@@ -501,6 +516,16 @@ async fn payment(
     let currency = req.payment_transaction.amounts_req.currency.clone();
     let exp = exponent_of(&currency);
     let sale_txn = req.sale_data.sale_transaction_id.clone();
+    let refund = req
+        .payment_data
+        .as_ref()
+        .and_then(|d| d.payment_type.as_deref())
+        == Some("Refund");
+    let kind = if refund {
+        "UnreferencedRefund"
+    } else {
+        "Payment"
+    };
     let Some(amount) = req
         .payment_transaction
         .amounts_req
@@ -549,7 +574,7 @@ async fn payment(
         )
     } else {
         match magic {
-            1 => {
+            1 if !refund => {
                 authorised = amount / 2;
                 ("Approved", "Partial", None, String::new())
             }
@@ -557,7 +582,11 @@ async fn payment(
                 "Declined",
                 "Failure",
                 Some("Refusal"),
-                "refusalReason=Not%20enough%20balance".into(),
+                if refund {
+                    "refusalReason=Refund%20declined".into()
+                } else {
+                    "refusalReason=Not%20enough%20balance".into()
+                },
             ),
             3 => (
                 "Declined",
@@ -578,7 +607,7 @@ async fn payment(
                 "message=Cancelled%20by%20customer".into(),
             ),
             _ if faults.offline => {
-                if amount <= inner.cfg.offline_floor_limit_minor {
+                if amount <= inner.cfg.offline_floor_limit_minor && !refund {
                     offline = true;
                     (
                         "Pending",
@@ -673,10 +702,10 @@ async fn payment(
             .txns
             .iter()
             .rev()
-            .find(|t| t.kind == "Payment")
+            .find(|t| t.kind == kind)
             .map(|t| (t.response_header.clone(), t.response_body.clone()));
         let txn = SimTxn {
-            kind: "Payment".into(),
+            kind: kind.into(),
             service_id: header.service_id.clone(),
             sale_id: header.sale_id.clone(),
             poi_transaction_id: poi_txn,
@@ -845,7 +874,21 @@ fn reversal(inner: &Inner, header: &MessageHeader, r: ReversalRequest) -> SaleTo
     }
 }
 
-fn status(inner: &Inner, header: &MessageHeader, service_id: Option<String>) -> SaleToPoiResponse {
+/// Whether a transaction of `kind` answers like a payment (`PaymentResponse`, message category
+/// `Payment`) rather than like a reversal.
+fn answers_as_payment(kind: &str) -> bool {
+    matches!(kind, "Payment" | "UnreferencedRefund")
+}
+
+/// The outcome of an earlier request, named by its ServiceID and, when given, its message
+/// category: a terminal keeps payments and reversals apart, so asking about a refund to a
+/// presented card as a `Reversal` finds nothing.
+fn status(
+    inner: &Inner,
+    header: &MessageHeader,
+    service_id: Option<String>,
+    category: Option<String>,
+) -> SaleToPoiResponse {
     let result = |result: &str, condition: Option<&str>, repeated| SaleToPoiResponse {
         transaction_status_response: Some(TransactionStatusResponse {
             response: NexoResponse {
@@ -866,7 +909,14 @@ fn status(inner: &Inner, header: &MessageHeader, service_id: Option<String>) -> 
     }
     let state = lock(&inner.state);
     let found = state.txns.iter().rev().find(|t| {
-        t.sale_id == header.sale_id && service_id.as_deref().is_none_or(|s| s == t.service_id)
+        let t_category = if answers_as_payment(&t.kind) {
+            "Payment"
+        } else {
+            "Reversal"
+        };
+        t.sale_id == header.sale_id
+            && service_id.as_deref().is_none_or(|s| s == t.service_id)
+            && category.as_deref().is_none_or(|c| c == t_category)
     });
     let Some(t) = found else {
         return result("Failure", Some("NotFound"), None);
@@ -875,7 +925,7 @@ fn status(inner: &Inner, header: &MessageHeader, service_id: Option<String>) -> 
         payment_response: None,
         reversal_response: None,
     };
-    if t.kind == "Payment" {
+    if answers_as_payment(&t.kind) {
         body.payment_response = serde_json::from_str(&t.response_body).ok();
     } else {
         body.reversal_response = serde_json::from_str(&t.response_body).ok();

@@ -1,5 +1,6 @@
 //! Card payments against the terminal simulator over real HTTPS on 127.0.0.1: every outcome,
-//! lost answers recovered without double charges, refunds, offline approvals, totals.
+//! lost answers recovered without double charges, refunds by reference and to a presented card,
+//! offline approvals, totals.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -7,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{payments, sim};
-use payments::service::{Outcome, PaymentError, Settlement};
+use payments::service::{Journal as _, Outcome, PaymentError, Settlement};
 use payments::sim::Faults;
 
 const QUICK: Duration = Duration::from_secs(5);
@@ -189,34 +190,50 @@ async fn a_second_till_gets_busy_while_the_terminal_serves_the_first() {
     assert_eq!(sim.transactions().len(), 1);
 }
 
+/// What the crashing till asked the terminal for.
+enum Request {
+    /// `sale-1`, 42.00.
+    Payment,
+    /// `return-1`, 42.00 to a presented card.
+    PresentedCardRefund,
+}
+
+/// The till dies while the customer is at the terminal (the request's future is dropped
+/// mid-flight); the terminal finishes on its own and records it. Both stop.
+async fn crash_while_the_customer_is_at_the_terminal(
+    terminal: &std::path::Path,
+    journal: &std::path::Path,
+    request: Request,
+) {
+    let sim = sim(terminal).await;
+    sim.set_faults(Faults {
+        latency_ms: 800,
+        ..Faults::default()
+    });
+    let pay = payments(&sim, journal, QUICK);
+    let asked: std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>> = match request {
+        Request::Payment => Box::pin(pay.pay("sale-1", 4_200, "EUR", 2, None)),
+        Request::PresentedCardRefund => {
+            Box::pin(pay.refund_to_presented_card("return-1", 4_200, "EUR", 2, None))
+        }
+    };
+    let crashed = tokio::time::timeout(Duration::from_millis(300), asked).await;
+    assert!(crashed.is_err());
+    for _ in 0..100 {
+        if !sim.transactions().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sim.transactions().len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_payment_is_recovered_after_restart_with_exactly_one_capture() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.json");
     let terminal = dir.path().join("terminal");
-    {
-        let sim = sim(&terminal).await;
-        sim.set_faults(Faults {
-            latency_ms: 800,
-            ..Faults::default()
-        });
-        let pay = payments(&sim, &journal, QUICK);
-        // The till dies while the customer is at the terminal: the future is dropped mid-flight.
-        let crashed = tokio::time::timeout(
-            Duration::from_millis(300),
-            pay.pay("sale-1", 4_200, "EUR", 2, None),
-        )
-        .await;
-        assert!(crashed.is_err());
-        // The terminal finishes the payment on its own; wait until it has recorded it.
-        for _ in 0..100 {
-            if !sim.transactions().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(sim.transactions().len(), 1);
-    }
+    crash_while_the_customer_is_at_the_terminal(&terminal, &journal, Request::Payment).await;
     // Both restart: the terminal from its file, the till from its journal.
     let sim = sim(&terminal).await;
     let pay = payments(&sim, &journal, QUICK);
@@ -419,4 +436,161 @@ async fn a_terminal_whose_certificate_names_another_poiid_is_refused_before_anyt
     assert!(sim.transactions().is_empty());
     // Closed as not processed: nothing is left to recover.
     assert!(pay.recover_in_flight().await.unwrap().is_empty());
+}
+
+fn refunded(o: &Outcome) -> i64 {
+    match o {
+        Outcome::Refunded { amount_minor, .. } => *amount_minor,
+        other => panic!("expected a refund, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_to_a_presented_card_is_approved_or_declined_and_counts_as_a_credit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim(&dir.path().join("terminal")).await;
+    let pay = payments(&sim, &dir.path().join("journal.json"), QUICK);
+    pay.pay("sale-1", 3_000, "EUR", 2, Some("shift-1"))
+        .await
+        .unwrap();
+
+    let ok = pay
+        .refund_to_presented_card("return-1", 2_000, "EUR", 2, Some("shift-1"))
+        .await
+        .unwrap();
+    assert_eq!(refunded(&ok), 2_000);
+    let txns = sim.transactions();
+    let refund = txns.last().unwrap();
+    assert_eq!(refund.kind, "UnreferencedRefund");
+    assert_eq!(refund.state, "Approved");
+    assert_eq!(refund.sale_transaction_id, "return-1");
+    assert_eq!(refund.captured_minor, 2_000);
+    assert_eq!(refund.original, None, "referenced to no payment");
+    let Outcome::Refunded {
+        poi_transaction_id, ..
+    } = &ok
+    else {
+        unreachable!()
+    };
+    assert_eq!(poi_transaction_id, &refund.poi_transaction_id);
+    // Asked again for the same return, it answers that refund and sends nothing.
+    let again = pay
+        .refund_to_presented_card("return-1", 2_000, "EUR", 2, Some("shift-1"))
+        .await
+        .unwrap();
+    assert_eq!(again, ok);
+    assert_eq!(sim.transactions().len(), 2);
+
+    // 10.02 ends in 002: the terminal refuses, the reason reaches the cashier, the record keeps
+    // the decline and the same return may be asked again.
+    let e = pay
+        .refund_to_presented_card("return-2", 1_002, "EUR", 2, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, PaymentError::Refused(why) if why == "Refusal (Refund declined)"),
+        "{e}"
+    );
+    let records = pay.journal().records().await.unwrap();
+    assert_eq!(
+        declined(records.last().unwrap().outcome.as_ref().unwrap()),
+        ("Refusal", Some("Refund declined"))
+    );
+    // The card removed from the terminal is refused too.
+    let removed = pay
+        .refund_to_presented_card("return-2", 1_004, "EUR", 2, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&removed, PaymentError::Refused(why) if why.starts_with("Aborted")),
+        "{removed}"
+    );
+    // A refund is never partial: an amount ending in 001 comes back whole.
+    let whole = pay
+        .refund_to_presented_card("return-2", 1_001, "EUR", 2, None)
+        .await
+        .unwrap();
+    assert_eq!(refunded(&whole), 1_001);
+    assert!(
+        pay.refund_to_presented_card("return-3", 0, "EUR", 2, None)
+            .await
+            .is_err()
+    );
+    // What a refund gave back can never pay a sale, nor be refunded by reference.
+    let poi = poi_transaction_id.clone();
+    assert!(matches!(
+        pay.refund(&poi, "return-4", 100).await.unwrap_err(),
+        PaymentError::UnknownPayment(_)
+    ));
+
+    // End of day: the refunds to presented cards are credits at the terminal.
+    let totals = pay
+        .reconcile(
+            false,
+            &[("EUR".to_owned(), 1, 3_000)],
+            &[("EUR".to_owned(), 2, 3_001)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(totals.terminal_credits, [("EUR".to_owned(), 2, 3_001)]);
+    assert!(totals.differences.is_empty(), "{:?}", totals.differences);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_to_a_refund_to_a_presented_card_is_recovered_with_exactly_one_refund() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim(&dir.path().join("terminal")).await;
+    let pay = payments(&sim, &dir.path().join("journal.json"), QUICK);
+    // The terminal refunds, then the connection drops before its answer.
+    sim.set_faults(Faults {
+        drop_after_auth: true,
+        ..Faults::default()
+    });
+    let o = pay
+        .refund_to_presented_card("return-1", 2_500, "EUR", 2, None)
+        .await
+        .unwrap();
+    assert_eq!(refunded(&o), 2_500);
+    sim.set_faults(Faults::default());
+    // 10.06 ends in 006: refunded, and the answer never comes (the link times out).
+    let slow = payments(
+        &sim,
+        &dir.path().join("journal-2.json"),
+        Duration::from_millis(800),
+    );
+    let o = slow
+        .refund_to_presented_card("return-2", 1_006, "EUR", 2, None)
+        .await
+        .unwrap();
+    assert_eq!(refunded(&o), 1_006);
+    let refunds: Vec<_> = sim
+        .transactions()
+        .into_iter()
+        .filter(|t| t.kind == "UnreferencedRefund")
+        .collect();
+    assert_eq!(refunds.len(), 2, "one refund per return at the terminal");
+    assert_eq!(refunds[0].sale_transaction_id, "return-1");
+    assert_eq!(refunds[1].sale_transaction_id, "return-2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_refund_to_a_presented_card_is_recovered_before_anything_is_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.json");
+    let terminal = dir.path().join("terminal");
+    crash_while_the_customer_is_at_the_terminal(&terminal, &journal, Request::PresentedCardRefund)
+        .await;
+    // After the restart the same return is asked again: the terminal is asked about the lost
+    // request first (as a payment-category message), and its refund is the answer.
+    let sim = sim(&terminal).await;
+    let pay = payments(&sim, &journal, QUICK);
+    let o = pay
+        .refund_to_presented_card("return-1", 4_200, "EUR", 2, None)
+        .await
+        .unwrap();
+    assert_eq!(refunded(&o), 4_200);
+    assert_eq!(sim.transactions().len(), 1, "exactly one refund");
+    let records = pay.journal().records().await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].outcome, Some(o));
 }

@@ -1,6 +1,7 @@
 //! The card-payment routes of the store node: take a card payment on a till's terminal
-//! (idempotent, recovered after a crash), reverse an abandoned one, refund by reference, the
-//! queue of offline approvals and its reconciliation, and end-of-day totals against the ledger.
+//! (idempotent, recovered after a crash), reverse an abandoned one, refund by reference or to a
+//! card presented on the terminal, the queue of offline approvals and its reconciliation, and
+//! end-of-day totals against the ledger.
 
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use domain::ledger::EventBody;
+use domain::sale::TenderKind;
 use domain::{Currency, Money, TerminalId};
 use payments::service::{CardPayment, Journal as _, OpKind, Outcome, PaymentError, Record};
 use serde::Deserialize;
@@ -30,6 +33,7 @@ pub fn routes() -> Router<Arc<Node>> {
             post(reconcile_offline),
         )
         .route("/v1/card-payments/totals", get(totals))
+        .route("/v1/card-payments/refund", post(refund_to_presented_card))
         .route("/v1/card-payments/{poi}/reverse", post(reverse))
         .route("/v1/card-payments/{poi}/refund", post(refund))
 }
@@ -74,6 +78,7 @@ fn payment_error(e: PaymentError) -> ApiError {
         PaymentError::UnknownPayment(_) => {
             ApiError::new(StatusCode::NOT_FOUND, "unknown_card_payment", &e)
         }
+        PaymentError::InvalidAmount(_) => ApiError::invalid("invalid_field", "amount", &e),
         PaymentError::Refused(_) => {
             ApiError::new(StatusCode::PAYMENT_REQUIRED, "card_refund_refused", &e)
         }
@@ -311,43 +316,65 @@ async fn used_by(node: &Node, till: &TerminalId, poi: &str) -> ApiResult<Option<
     Ok(used.flatten())
 }
 
-fn given_back(outcome: &Outcome, currency: &str) -> Value {
+/// The answer to a refund or reversal: `201` with what was given back; a request the terminal
+/// never had is `503`, to be asked again.
+fn given_back(outcome: &Outcome, currency: &str) -> ApiResult<Response> {
     match outcome {
         Outcome::Refunded {
             poi_transaction_id,
             amount_minor,
-        } => json!({
-            "status": "refunded",
-            "poi_transaction_id": poi_transaction_id,
-            "amount": minor(*amount_minor, currency),
-        }),
-        other => json!({"status": format!("{other:?}")}),
+        } => Ok((
+            StatusCode::CREATED,
+            Json(json!({
+                "status": "refunded",
+                "poi_transaction_id": poi_transaction_id,
+                "amount": minor(*amount_minor, currency),
+            })),
+        )
+            .into_response()),
+        Outcome::NotProcessed => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "terminal_not_processed",
+            "the terminal did not take the request; ask again",
+        )),
+        other => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "terminal_error",
+            format!("the terminal answered a refund with {other:?}"),
+        )),
     }
 }
 
-/// The outcome of an earlier refund or reversal of `poi` made for `id` (a retry).
-async fn given_back_before(
-    cards: &TillCards,
-    kind: OpKind,
-    poi: &str,
-    id: &str,
-) -> ApiResult<Option<Outcome>> {
-    let records = cards
+async fn journal_records(cards: &TillCards) -> ApiResult<Vec<Record>> {
+    cards
         .service
         .journal()
         .records()
         .await
-        .map_err(|e| payment_error(e.into()))?;
-    Ok(records.into_iter().find_map(|r| match r.outcome {
-        Some(o @ Outcome::Refunded { .. })
-            if r.op.kind == kind
-                && r.op.sale_transaction_id == id
-                && r.op.original_poi_transaction_id.as_deref() == Some(poi) =>
-        {
-            Some(o)
-        }
-        _ => None,
-    }))
+        .map_err(|e| payment_error(e.into()))
+}
+
+/// The outcome of an earlier refund or reversal of `poi` (none: a refund to a presented card)
+/// made for `id` (a retry).
+async fn given_back_before(
+    cards: &TillCards,
+    kind: OpKind,
+    poi: Option<&str>,
+    id: &str,
+) -> ApiResult<Option<Outcome>> {
+    Ok(journal_records(cards)
+        .await?
+        .into_iter()
+        .find_map(|r| match r.outcome {
+            Some(o @ Outcome::Refunded { .. })
+                if r.op.kind == kind
+                    && r.op.sale_transaction_id == id
+                    && r.op.original_poi_transaction_id.as_deref() == poi =>
+            {
+                Some(o)
+            }
+            _ => None,
+        }))
 }
 
 /// Reverses an approved payment a sale never used (the sale was abandoned after approval).
@@ -370,19 +397,16 @@ async fn reverse(
     let _held = cards.lock.lock().await;
     let reversal_id = format!("reversal-{poi}");
     // The same reversal asked again answers the first one's outcome.
-    let outcome = match given_back_before(&cards, OpKind::Reversal, &poi, &reversal_id).await? {
-        Some(done) => done,
-        None => cards
-            .service
-            .reverse(&poi, &reversal_id)
-            .await
-            .map_err(payment_error)?,
-    };
-    Ok((
-        StatusCode::CREATED,
-        Json(given_back(&outcome, currency.code())),
-    )
-        .into_response())
+    let outcome =
+        match given_back_before(&cards, OpKind::Reversal, Some(&poi), &reversal_id).await? {
+            Some(done) => done,
+            None => cards
+                .service
+                .reverse(&poi, &reversal_id)
+                .await
+                .map_err(payment_error)?,
+        };
+    given_back(&outcome, currency.code())
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,7 +419,8 @@ struct RefundRequest {
 }
 
 /// Refunds to the card of an earlier payment, by its reference; all refunds of one payment
-/// together never exceed what it captured.
+/// together never exceed what it captured, and all card refunds of a return this till recorded
+/// never exceed what it paid out to a card.
 async fn refund(
     State(node): State<Arc<Node>>,
     Path(poi): Path<String>,
@@ -406,22 +431,174 @@ async fn refund(
     let cards = till_cards(&node, &till)?;
     let currency = context(&node)?.config.currency;
     let asked = amount(&request.amount, currency, "amount")?;
+    let ret = return_on(&node, &till, &request.return_receipt).await?;
     let _held = cards.lock.lock().await;
     // The same return asked again answers the first refund's outcome.
-    let outcome =
-        match given_back_before(&cards, OpKind::Refund, &poi, &request.return_receipt).await? {
-            Some(done) => done,
-            None => cards
+    let earlier =
+        given_back_before(&cards, OpKind::Refund, Some(&poi), &request.return_receipt).await?;
+    let outcome = match earlier {
+        Some(done) => done,
+        None => {
+            // A return this till recorded is never given back by card more than it paid out to
+            // one, whichever way its card refunds went.
+            if let Some(ret) = &ret {
+                ReturnCardRefund::of(&cards, &request.return_receipt, ret)
+                    .await?
+                    .check(
+                        &request.return_receipt,
+                        Some(asked.minor()),
+                        currency.code(),
+                    )?;
+            }
+            cards
                 .service
                 .refund(&poi, &request.return_receipt, asked.minor())
                 .await
-                .map_err(payment_error)?,
-        };
-    Ok((
-        StatusCode::CREATED,
-        Json(given_back(&outcome, currency.code())),
-    )
-        .into_response())
+                .map_err(payment_error)?
+        }
+    };
+    given_back(&outcome, currency.code())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresentedCardRefundRequest {
+    terminal: String,
+    #[serde(rename = "return")]
+    return_receipt: String,
+    amount: Option<String>,
+}
+
+/// The return with receipt `number` written on `till`, if there is one.
+async fn return_on(
+    node: &Node,
+    till: &TerminalId,
+    number: &str,
+) -> ApiResult<Option<domain::ledger::ReturnCompleted>> {
+    let event = crate::payments::receipt_event(&node.pools.reader, number)
+        .await
+        .map_err(|e| payment_error(e.into()))?;
+    Ok(event.and_then(|e| match e.body {
+        EventBody::ReturnCompleted(ret) if &e.meta.terminal == till => Some(ret),
+        _ => None,
+    }))
+}
+
+/// What a return paid out to a card (its card tenders, minor units), against what card refunds
+/// of it, by reference or to a presented card, already gave back.
+struct ReturnCardRefund {
+    paid_out: i64,
+    given_back: i64,
+}
+
+impl ReturnCardRefund {
+    /// Reads the journal once nothing is in flight, so every refund counted is a known one.
+    async fn of(
+        cards: &TillCards,
+        number: &str,
+        ret: &domain::ledger::ReturnCompleted,
+    ) -> ApiResult<Self> {
+        cards
+            .service
+            .ensure_resolved()
+            .await
+            .map_err(payment_error)?;
+        let given_back = journal_records(cards)
+            .await?
+            .iter()
+            .filter(|r| {
+                r.op.sale_transaction_id == number
+                    && matches!(r.op.kind, OpKind::Refund | OpKind::UnreferencedRefund)
+            })
+            .filter_map(|r| match r.outcome {
+                Some(Outcome::Refunded { amount_minor, .. }) => Some(amount_minor),
+                _ => None,
+            })
+            .sum();
+        Ok(Self {
+            paid_out: ret
+                .tenders
+                .iter()
+                .filter(|t| t.kind == TenderKind::Card)
+                .map(|t| t.amount.minor())
+                .sum(),
+            given_back,
+        })
+    }
+
+    /// `asked` (all that is left when `None`), or why it cannot be given back.
+    fn check(&self, number: &str, asked: Option<i64>, currency: &str) -> ApiResult<i64> {
+        let left = self.paid_out - self.given_back;
+        let refund = asked.unwrap_or(left);
+        if refund <= 0 || refund > left {
+            return Err(ApiError::invalid(
+                "refund_exceeds_return",
+                "amount",
+                format!(
+                    "return {number} paid out {} to a card and card refunds gave back {}: at most {} is left to refund",
+                    minor(self.paid_out, currency),
+                    minor(self.given_back, currency),
+                    minor(left.max(0), currency),
+                ),
+            ));
+        }
+        Ok(refund)
+    }
+}
+
+/// Refunds a return to the card the customer presents on the till's terminal (an unreferenced
+/// refund), for a return with no card payment to refund by reference: at most what the return
+/// paid out to a card less what card refunds of that return already gave back. The same return
+/// asked again answers the first refund.
+async fn refund_to_presented_card(
+    State(node): State<Arc<Node>>,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let request: PresentedCardRefundRequest = body.parse()?;
+    let till = terminal(&node, &request.terminal)?;
+    let cards = till_cards(&node, &till)?;
+    let currency = context(&node)?.config.currency;
+    let asked = request
+        .amount
+        .as_deref()
+        .map(|a| amount(a, currency, "amount"))
+        .transpose()?;
+    let number = request.return_receipt.trim();
+    let ret = return_on(&node, &till, number).await?.ok_or_else(|| {
+        ApiError::invalid(
+            "unknown_return",
+            "return",
+            format!("no return with receipt `{number}` on terminal {till}"),
+        )
+    })?;
+    if !ret.tenders.iter().any(|t| t.kind == TenderKind::Card) {
+        return Err(ApiError::invalid(
+            "return_not_refunded_to_card",
+            "return",
+            format!("return {number} was not refunded to a card: nothing is due back to a card"),
+        ));
+    }
+    let _held = cards.lock.lock().await;
+    let so_far = ReturnCardRefund::of(&cards, number, &ret).await?;
+    if let Some(done) = given_back_before(&cards, OpKind::UnreferencedRefund, None, number).await? {
+        return given_back(&done, currency.code());
+    }
+    let refund = so_far.check(number, asked.map(|m| m.minor()), currency.code())?;
+    let shift = crate::shifts::open_shift(&node.pools.reader, &till)
+        .await?
+        .map(|s| s.id);
+    let outcome = cards
+        .service
+        .refund_to_presented_card(
+            number,
+            refund,
+            currency.code(),
+            currency.exponent(),
+            shift.as_deref(),
+        )
+        .await
+        .map_err(payment_error)?;
+    given_back(&outcome, currency.code())
 }
 
 #[derive(Debug, Deserialize)]

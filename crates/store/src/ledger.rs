@@ -590,7 +590,6 @@ async fn apply(
             approvals,
             ..
         } => {
-            crate::payments::check_unreferenced_refund(conn, &terminal, *tender).await?;
             let receipt = next_receipt(state, &terminal);
             let body = EventBody::ReturnCompleted(ReturnCompleted {
                 receipt: receipt.clone(),

@@ -6,7 +6,7 @@
 //! recovery and the offline limits read.
 
 use domain::card::{CardApproval, CardEvent, CardOutcome, CardRequestKind, CardRequestStarted};
-use domain::ledger::EventBody;
+use domain::ledger::{Event, EventBody};
 use domain::sale::{Tender, TenderKind};
 use domain::{Currency, Money, TerminalId};
 use payments::service::{InFlight, Journal, JournalError, OpKind, Outcome, Record, Settlement};
@@ -69,6 +69,7 @@ fn request_kind(kind: OpKind) -> CardRequestKind {
         OpKind::Payment => CardRequestKind::Payment,
         OpKind::Refund => CardRequestKind::Refund,
         OpKind::Reversal => CardRequestKind::Reversal,
+        OpKind::UnreferencedRefund => CardRequestKind::UnreferencedRefund,
     }
 }
 
@@ -145,19 +146,27 @@ impl SqliteJournal {
 
     /// The cashier of the sale with `receipt`.
     async fn cashier_of(&self, receipt: &str) -> Result<Option<domain::StaffId>, JournalError> {
-        let body: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT e.body FROM receipts r JOIN events e ON e.terminal = r.terminal AND e.seq = r.seq WHERE r.number = $1",
-        )
-        .bind(receipt)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(err)?;
-        let Some(body) = body else { return Ok(None) };
-        match protocol::event::decode(&body).map_err(err)?.body {
-            EventBody::SaleCompleted(sale) => Ok(sale.cashier),
+        match receipt_event(&self.pool, receipt).await?.map(|e| e.body) {
+            Some(EventBody::SaleCompleted(sale)) => Ok(sale.cashier),
             _ => Ok(None),
         }
     }
+}
+
+/// The event (a sale or a return) a receipt number names.
+pub(crate) async fn receipt_event(
+    pool: &SqlitePool,
+    receipt: &str,
+) -> Result<Option<Event>, JournalError> {
+    let body: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT e.body FROM receipts r JOIN events e ON e.terminal = r.terminal AND e.seq = r.seq WHERE r.number = $1",
+    )
+    .bind(receipt)
+    .fetch_optional(pool)
+    .await
+    .map_err(err)?;
+    body.map(|b| protocol::event::decode(&b).map_err(err))
+        .transpose()
 }
 
 impl Journal for SqliteJournal {
@@ -383,23 +392,6 @@ pub(crate) async fn check_card_tenders(
                 ),
             ));
         }
-    }
-    Ok(())
-}
-
-/// On a till with a payment terminal, a return without receipt cannot be refunded to a card: a
-/// card refund goes back by reference to the original payment, which only the receipt names.
-pub(crate) async fn check_unreferenced_refund(
-    conn: &mut SqliteConnection,
-    terminal: &TerminalId,
-    tender: TenderKind,
-) -> Result<(), WriteError> {
-    if tender == TenderKind::Card && has_terminal(conn, terminal).await? {
-        return Err(WriteError::Rejected {
-            code: "card_refund_needs_receipt",
-            field: "refund_tender".into(),
-            message: "a card refund goes back to the original payment by reference, which only the receipt names: refund in cash or store credit".into(),
-        });
     }
     Ok(())
 }

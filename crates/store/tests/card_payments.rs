@@ -1,9 +1,10 @@
 //! Card payments through the store node's API against the terminal simulator on a local port:
 //! a card sale whose tender references the payment recorded in the ledger before and after the
 //! terminal was asked, partial approvals, declines and reversals, refunds by reference capped at
-//! what was captured, offline limits and the offline queue, end-of-day totals against the
-//! ledger, and a PAN-leak scan of every file the node wrote after a run against a misbehaving
-//! terminal that sends full card numbers.
+//! what was captured, a return without receipt refunded to a card presented on the terminal,
+//! offline limits and the offline queue, end-of-day totals against the ledger, and a PAN-leak
+//! scan of every file the node wrote after a run against a misbehaving terminal that sends full
+//! card numbers.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -199,6 +200,22 @@ impl Setup {
         .await
     }
 
+    /// A sale of two loaves (6.98) paid by card through the terminal: the payment's POI
+    /// transaction id, the payment as the node answered it, and the sale.
+    async fn two_loaves_paid_by_card(&self) -> (String, Value, Value) {
+        let (status, body) = self.pay("pay-1", "sale-1", "6.98").await;
+        let poi = approved(status, &body);
+        let (status, sale) = self
+            .sale(
+                "sale-1",
+                json!([{"code": "9003909062415", "quantity": "2"}]),
+                json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{sale}");
+        (poi, body, sale)
+    }
+
     /// End-of-day totals of today's business day (the store's time zone) on the till.
     async fn totals_today(&self) -> (StatusCode, Value) {
         let day = jiff::Zoned::now()
@@ -213,6 +230,16 @@ impl Setup {
             None,
         )
         .await
+    }
+
+    /// Today's totals show no differences, and the ledger's `what` (`payments` or `refunds`)
+    /// are `expected` at the terminal too.
+    async fn totals_today_agree(&self, what: &str, expected: Value) {
+        let (status, totals) = self.totals_today().await;
+        assert_eq!(status, StatusCode::OK, "{totals}");
+        assert_eq!(totals["differences"], json!([]), "{totals}");
+        assert_eq!(totals["ledger_totals"][what], expected, "{totals}");
+        assert_eq!(totals["terminal_totals"][what], expected, "{totals}");
     }
 
     async fn journal(&self) -> Vec<Value> {
@@ -471,54 +498,200 @@ async fn refunds_go_back_to_the_card_by_reference_and_never_exceed_the_capture()
     .await;
     assert_eq!(status, StatusCode::CREATED, "{second}");
     assert_eq!(refunds(&s.sim), 2);
-    // Without a receipt there is no payment to refund to: cash or store credit instead.
+    drop(s.app);
+}
+
+impl Setup {
+    /// A return without receipt of `lines`, refunded as `tender`.
+    async fn return_without_receipt(&self, key: &str, lines: Value, tender: &str) -> Value {
+        let (status, ret) = call(
+            &self.router,
+            "POST",
+            "/v1/returns",
+            Some(key),
+            Some(&json!({
+                "terminal": TILL,
+                "lines": lines,
+                "reason": "no receipt",
+                "refund_tender": tender,
+            })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{ret}");
+        ret
+    }
+
+    async fn refund_to_presented_card(&self, body: &Value) -> (StatusCode, Value) {
+        call(
+            &self.router,
+            "POST",
+            "/v1/card-payments/refund",
+            None,
+            Some(body),
+        )
+        .await
+    }
+
+    /// The refunds to presented cards the terminal made.
+    fn presented_card_refunds(&self) -> Vec<payments::sim::SimTxn> {
+        self.sim
+            .transactions()
+            .into_iter()
+            .filter(|t| t.kind == "UnreferencedRefund" && t.state == "Approved")
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_without_receipt_is_refunded_to_a_card_presented_on_the_terminal() {
+    let s = setup().await;
+    let (poi, _, sale) = s.two_loaves_paid_by_card().await;
+
+    // A loaf comes back without a receipt; the customer wants the money on a card.
+    let ret = s
+        .return_without_receipt(
+            "return-1",
+            json!([{"code": "9003909062415", "quantity": "1"}]),
+            "card",
+        )
+        .await;
+    assert_eq!(ret["refund"], "3.49");
+    assert_eq!(
+        ret["tenders"],
+        json!([{"kind": "card", "amount": "3.49", "reference": null}])
+    );
+    let number = ret["receipt"].as_str().unwrap().to_owned();
+    // More than the return paid out to a card is refused before the terminal is asked.
+    let (status, e) = s
+        .refund_to_presented_card(&json!({"terminal": TILL, "return": number, "amount": "3.50"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "refund_exceeds_return");
+    assert_eq!(e["field"], "amount");
+    assert!(s.presented_card_refunds().is_empty());
+    // Without an amount: all of the return's card tender, to the card the customer presents.
+    let refund = json!({"terminal": TILL, "return": number});
+    let (status, refunded) = s.refund_to_presented_card(&refund).await;
+    assert_eq!(status, StatusCode::CREATED, "{refunded}");
+    assert_eq!(refunded["status"], "refunded");
+    assert_eq!(refunded["amount"], "3.49");
+    let at_terminal = s.presented_card_refunds();
+    assert_eq!(at_terminal.len(), 1);
+    assert_eq!(at_terminal[0].captured_minor, 349);
+    assert_eq!(at_terminal[0].sale_transaction_id, number);
+    assert_eq!(
+        refunded["poi_transaction_id"],
+        at_terminal[0].poi_transaction_id.as_str()
+    );
+    // Asked again (a lost answer, a second press): the same refund, nothing more at the terminal.
+    let (status, again) = s.refund_to_presented_card(&refund).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again, refunded);
+    assert_eq!(s.presented_card_refunds().len(), 1);
+    // Nor can the same return be given back again by reference to the sale's payment.
     let (status, e) = call(
         &s.router,
         "POST",
-        "/v1/returns",
-        Some("return-nr"),
-        Some(&json!({
-            "terminal": TILL,
-            "lines": [{"code": "9003909062415", "quantity": "1"}],
-            "reason": "no receipt",
-            "refund_tender": "card",
-        })),
+        &format!("/v1/card-payments/{poi}/refund"),
+        None,
+        Some(&json!({"terminal": TILL, "amount": "3.49", "return": number})),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
-    assert_eq!(e["code"], "card_refund_needs_receipt");
-    assert_eq!(e["field"], "refund_tender");
+    assert_eq!(e["code"], "refund_exceeds_return");
+    assert_eq!(
+        s.sim
+            .transactions()
+            .iter()
+            .filter(|t| t.kind == "Refund")
+            .count(),
+        0
+    );
+
+    // The ledger: the request before it left, as a refund to a presented card, and its outcome.
+    let events = s.journal().await;
+    let started = events
+        .iter()
+        .map(|e| &e["event"]["body"]["Card"]["Started"])
+        .find(|c| c["sale"] == number.as_str())
+        .unwrap();
+    assert_eq!(started["kind"], "unreferenced-refund");
+    assert_eq!(started["amount"], 349);
+    assert_eq!(started["original"], Value::Null);
+    let ended = events
+        .iter()
+        .map(|e| &e["event"]["body"]["Card"]["Ended"])
+        .find(|c| c["service"] == started["service"])
+        .unwrap();
+    assert_eq!(
+        ended["outcome"]["Refunded"]["poi"],
+        refunded["poi_transaction_id"]
+    );
+
+    // The terminal refuses (an amount ending in 002): asked again, the rest goes through.
+    let ret2 = s
+        .return_without_receipt(
+            "return-2",
+            json!([{"code": "CLO-TEE-0001-XS-WEI", "quantity": "1"}, {"code": "9003909062415", "quantity": "1"}]),
+            "card",
+        )
+        .await;
+    assert_eq!(ret2["refund"], "13.48");
+    let refund2 = json!({"terminal": TILL, "return": ret2["receipt"], "amount": "10.02"});
+    let (status, e) = s.refund_to_presented_card(&refund2).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{e}");
+    assert_eq!(e["code"], "card_refund_refused");
+    let (status, second) = s
+        .refund_to_presented_card(&json!({"terminal": TILL, "return": ret2["receipt"]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert_eq!(second["amount"], "13.48");
+    assert_eq!(s.presented_card_refunds().len(), 2);
+
+    // A return paid out in cash has nothing to give back to a card; nor has an unknown one.
+    let cash = s
+        .return_without_receipt(
+            "return-3",
+            json!([{"code": "9003909062415", "quantity": "1"}]),
+            "cash",
+        )
+        .await;
+    let (status, e) = s
+        .refund_to_presented_card(&json!({"terminal": TILL, "return": cash["receipt"]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "return_not_refunded_to_card");
+    assert_eq!(e["field"], "return");
+    let (status, e) = s
+        .refund_to_presented_card(&json!({"terminal": TILL, "return": sale["receipt"]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "unknown_return");
+    assert_eq!(e["field"], "return");
+    assert_eq!(s.presented_card_refunds().len(), 2);
+
+    // End of day: the ledger's card refunds are the terminal's credits.
+    s.totals_today_agree(
+        "refunds",
+        json!([{"currency": "EUR", "count": 2, "amount": "16.97"}]),
+    )
+    .await;
     drop(s.app);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_of_day_lists_differences_between_terminal_and_ledger() {
     let s = setup().await;
-    let (status, body) = s.pay("pay-1", "sale-1", "6.98").await;
-    let poi = approved(status, &body);
+    s.two_loaves_paid_by_card().await;
     let shift = s.journal().await[1]["event"]["body"]["Card"]["Started"]["shift"]
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, sale) = s
-        .sale(
-            "sale-1",
-            json!([{"code": "9003909062415", "quantity": "2"}]),
-            json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{sale}");
-    let (status, totals) = s.totals_today().await;
-    assert_eq!(status, StatusCode::OK, "{totals}");
-    assert_eq!(totals["differences"], json!([]), "{totals}");
-    assert_eq!(
-        totals["ledger_totals"]["payments"],
-        json!([{"currency": "EUR", "count": 1, "amount": "6.98"}])
-    );
-    assert_eq!(
-        totals["terminal_totals"]["payments"],
-        totals["ledger_totals"]["payments"]
-    );
+    s.totals_today_agree(
+        "payments",
+        json!([{"currency": "EUR", "count": 1, "amount": "6.98"}]),
+    )
+    .await;
     // The terminal took a payment no sale recorded: a difference, per shift and per day.
     let (status, body) = s.pay("pay-2", "sale-2", "2.50").await;
     approved(status, &body);
@@ -635,17 +808,8 @@ async fn no_card_number_reaches_sqlite_logs_receipts_or_sync_batches_from_a_misb
         leak_pan: true,
         ..Faults::default()
     });
-    let (status, body) = s.pay("pay-1", "sale-1", "6.98").await;
-    let poi = approved(status, &body);
-    assert_eq!(body["masked_pan"], "411111 **** 1111");
-    let (status, sale) = s
-        .sale(
-            "sale-1",
-            json!([{"code": "9003909062415", "quantity": "2"}]),
-            json!([{"kind": "card", "amount": "6.98", "reference": poi}]),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let (poi, payment, sale) = s.two_loaves_paid_by_card().await;
+    assert_eq!(payment["masked_pan"], "411111 **** 1111");
     let (status, ret) = call(
         &s.router,
         "POST",
@@ -664,6 +828,26 @@ async fn no_card_number_reaches_sqlite_logs_receipts_or_sync_batches_from_a_misb
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+    // A return without receipt refunded to the card the customer presents: the terminal leaks
+    // that card's number too.
+    let (status, ret) = call(
+        &s.router,
+        "POST",
+        "/v1/returns",
+        Some("return-2"),
+        Some(&json!({"terminal": TILL, "lines": [{"code": "9003909062415", "quantity": "1"}], "reason": "no receipt", "refund_tender": "card"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{ret}");
+    let (status, refunded) = call(
+        &s.router,
+        "POST",
+        "/v1/card-payments/refund",
+        None,
+        Some(&json!({"terminal": TILL, "return": ret["receipt"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{refunded}");
     let (status, body) = s.pay("pay-2", "sale-2", "10.01").await;
     let partial = approved(status, &body);
     call(
@@ -795,13 +979,10 @@ async fn a_gift_card_sold_by_card_needs_the_terminal_payment_and_counts_at_end_o
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
 
     // End of day: the terminal's capture and the ledger's card debit agree.
-    let (status, totals) = s.totals_today().await;
-    assert_eq!(status, StatusCode::OK, "{totals}");
-    assert_eq!(totals["differences"], json!([]), "{totals}");
-    assert_eq!(
-        totals["ledger_totals"]["payments"],
+    s.totals_today_agree(
+        "payments",
         json!([{"currency": "EUR", "count": 1, "amount": "20.00"}]),
-        "{totals}"
-    );
+    )
+    .await;
     drop(s.app);
 }

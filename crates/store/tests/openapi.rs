@@ -23,7 +23,7 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The POSTs that append nothing to the ledger and need no idempotency key.
-const READ_ONLY_POSTS: [&str; 10] = [
+const READ_ONLY_POSTS: [&str; 11] = [
     "/v1/shifts/report/print",
     "/v1/till/settle",
     "/v1/display/{terminal}",
@@ -32,8 +32,9 @@ const READ_ONLY_POSTS: [&str; 10] = [
     "/v1/sign-out",
     "/v1/receipts/{number}/print",
     // Card operations idempotent by their natural key: an approval settles once, a payment is
-    // reversed once, a return is refunded once.
+    // reversed once, a return is refunded once (by reference or to a presented card).
     "/v1/card-payments/reconcile-offline",
+    "/v1/card-payments/refund",
     "/v1/card-payments/{poi}/reverse",
     "/v1/card-payments/{poi}/refund",
 ];

@@ -912,24 +912,8 @@
     const body = { terminal: K.terminal, sale: S.cardSale, amount };
     const key = newKey();
     $("pay-error").textContent = "";
-    $("pay-card-wait").hidden = false;
-    $("tender-card").disabled = true;
-    let r = null;
-    try {
-      // A lost answer or an outcome still unknown: the same key asks for the same payment.
-      for (let attempt = 0; attempt < 5; attempt++) {
-        try {
-          r = await api("POST", "/v1/card-payments", body, key);
-        } catch (e) {
-          r = null;
-        }
-        if (r && !(r.status === 409 && r.body && r.body.code === "card_request_unresolved")) break;
-        await new Promise((done) => setTimeout(done, 1000));
-      }
-    } finally {
-      $("pay-card-wait").hidden = true;
-      $("tender-card").disabled = false;
-    }
+    // A lost answer or an outcome still unknown: the same key asks for the same payment.
+    const r = await askTerminal("pay-card-wait", "tender-card", () => api("POST", "/v1/card-payments", body, key));
     if (r && r.status === 409 && r.body && r.body.code === "no_payment_terminal") return addTender("card", amount);
     if (!r) {
       $("pay-error").textContent = t("error.network");
@@ -947,6 +931,32 @@
     const card = r.body;
     if (card.partial) message(t("card.partial", { amount: money(card.authorised) }), "info");
     await addTender("card", card.authorised, card.poi_transaction_id);
+  }
+
+  /**
+   * Asks the till's terminal through the node while `wait` tells the cashier to follow the
+   * terminal and `button` is disabled. `send` makes one request, the same one each time: a lost
+   * answer or an outcome the node does not know yet is asked again. The answer, or null.
+   */
+  async function askTerminal(wait, button, send) {
+    $(wait).hidden = false;
+    $(button).disabled = true;
+    let r = null;
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try {
+          r = await send();
+        } catch (e) {
+          r = null;
+        }
+        if (r && !(r.status === 409 && r.body && r.body.code === "card_request_unresolved")) break;
+        await new Promise((done) => setTimeout(done, 1000));
+      }
+    } finally {
+      $(wait).hidden = true;
+      $(button).disabled = false;
+    }
+    return r;
   }
 
   async function reverseCard(reference) {
@@ -1255,8 +1265,15 @@
   }
 
   function openReturn() {
+    S.cardRefund = null;
+    $("return-card-retry").hidden = true;
+    $("return-submit").disabled = false;
+    $("return-card-result").textContent = "";
+    delete $("return-card-result").dataset.amount;
     $("return-error").textContent = "";
     $("return-result").textContent = "";
+    delete $("return-result").dataset.refund;
+    delete $("return-result").dataset.credit;
     $("return-lines").replaceChildren();
     $("return-receipt").value = "";
     $("return-code").value = "";
@@ -1273,12 +1290,14 @@
   }
 
   let returnReceipt = null;
+  let returnSaleCard = null;
   async function loadReturnReceipt() {
     const number = $("return-receipt").value.trim();
     const list = $("return-lines");
     list.replaceChildren();
     $("return-error").textContent = "";
     returnReceipt = null;
+    returnSaleCard = null;
     if (!number) return;
     let r;
     try {
@@ -1292,6 +1311,9 @@
       return;
     }
     returnReceipt = number;
+    // A sale paid through a terminal names the card payment in its card tender's reference.
+    const card = (r.body.tenders || []).find((x) => x.kind === "card" && x.reference);
+    returnSaleCard = card ? card.reference : null;
     r.body.cart.lines.forEach((line, i) => {
       list.append(
         el("li", { "data-test": "return-line", "data-index": i, "data-sku": line.sku }, el("span", { class: "name", text: line.name }), el("span", { text: t("return.sold", { qty: quantity(line.quantity, line.unit) }) }), el("span", { text: money(line.gross) }), el("input", { class: "short", inputmode: "decimal", "data-test": "return-line-qty", value: "0" })),
@@ -1334,6 +1356,51 @@
     }
     publish({ state: "refund", total: r.body.refund });
     pollStatus();
+    const card = (r.body.tenders || []).find((x) => x.kind === "card");
+    if (card) {
+      // Until the terminal has given the money back, this return is refunded by asking again,
+      // never by recording a second return.
+      S.cardRefund = { return: r.body.receipt, amount: card.amount, reference: body.receipt ? returnSaleCard : null };
+      $("return-submit").disabled = true;
+      await refundToCard();
+    }
+  }
+
+  /**
+   * Gives a return's card tender back through the till's terminal: by reference to the sale's
+   * card payment when the return has a receipt whose sale was paid through a terminal, else to
+   * the card the customer presents. A refused refund can be asked again; the node answers a
+   * return it already refunded with that refund. A till without a terminal refunds by hand.
+   */
+  async function refundToCard() {
+    const c = S.cardRefund;
+    if (!c) return;
+    $("return-error").textContent = "";
+    $("return-card-retry").hidden = true;
+    const send = () =>
+      c.reference
+        ? api("POST", "/v1/card-payments/" + encodeURIComponent(c.reference) + "/refund", { terminal: K.terminal, amount: c.amount, return: c.return })
+        : api("POST", "/v1/card-payments/refund", { terminal: K.terminal, return: c.return });
+    let r = await askTerminal("return-card-wait", "return-card-retry", send);
+    if (r && r.status === 404 && c.reference && r.body && r.body.code === "unknown_card_payment") {
+      // The sale was paid at another till's terminal: the customer presents the card here.
+      c.reference = null;
+      r = await askTerminal("return-card-wait", "return-card-retry", send);
+    }
+    if (r && r.status === 409 && r.body && r.body.code === "no_payment_terminal") {
+      S.cardRefund = null;
+      $("return-submit").disabled = false;
+      return;
+    }
+    if (r && r.status === 201) {
+      S.cardRefund = null;
+      $("return-card-result").textContent = t("card.refunded", { amount: money(r.body.amount) });
+      $("return-card-result").dataset.amount = r.body.amount;
+      $("return-submit").disabled = false;
+      return;
+    }
+    $("return-error").textContent = !r ? t("error.network") : r.status === 402 ? t("card.refund_refused", { reason: errorText(r) }) : errorText(r);
+    $("return-card-retry").hidden = false;
   }
 
   /** A write that may need a supervisor: on 403 `approval_required` ask, then send again. */
@@ -1630,6 +1697,7 @@
       if (e.key === "Enter") loadReturnReceipt();
     });
     $("return-submit").onclick = submitReturn;
+    $("return-card-retry").onclick = refundToCard;
     $("btn-void").onclick = openVoid;
     $("void-confirm").onclick = confirmVoid;
     $("btn-park").onclick = park;

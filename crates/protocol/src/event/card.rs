@@ -163,7 +163,10 @@ pub(super) fn card_from(dto: &CardDto) -> Result<CardEvent, FieldError> {
         } => CardEvent::RequestStarted(CardRequestStarted {
             service_id: service.clone(),
             kind: CardRequestKind::parse(kind).ok_or_else(|| {
-                FieldError::new("body.kind", "must be payment, refund or reversal")
+                FieldError::new(
+                    "body.kind",
+                    "must be payment, refund, reversal or unreferenced-refund",
+                )
             })?,
             sale: sale.clone(),
             amount: money(cur, *amount, "cur")?,

@@ -266,6 +266,14 @@ fn card_bodies() -> Vec<EventBody> {
                 amount: eur(500),
             },
         }),
+        EventBody::Card(CardEvent::RequestStarted(CardRequestStarted {
+            service_id: "s7".into(),
+            kind: CardRequestKind::UnreferencedRefund,
+            sale: "vienna-01-t1-000004".into(),
+            amount: eur(349),
+            original: None,
+            shift: Some("s1".into()),
+        })),
         EventBody::Card(CardEvent::OfflineSettled {
             service_id: "s5".into(),
             poi_transaction_id: "poi-5".into(),
@@ -296,4 +304,38 @@ fn card_encoding_is_pinned_and_a_wide_pan_is_refused() {
         decode(wide.as_bytes()).unwrap_err().field,
         "body.outcome.pan"
     );
+}
+
+#[test]
+fn a_refund_to_a_presented_card_has_its_own_pinned_kind_and_the_older_kinds_keep_theirs() {
+    use domain::card::{CardEvent, CardRequestKind, CardRequestStarted};
+    let started = |kind| Event {
+        meta: meta(4),
+        body: EventBody::Card(CardEvent::RequestStarted(CardRequestStarted {
+            service_id: "Ur7Kq2ZxA1".into(),
+            kind,
+            sale: "vienna-01-t1-000004".into(),
+            amount: Money::from_minor(349, Currency::EUR),
+            original: None,
+            shift: Some("s1".into()),
+        })),
+    };
+    let golden = |kind: &str| {
+        format!(
+            r#"{{"v":1,"id":"01935f4e-8a2b-7c3d-9e4f-0123456789ab","store":"vienna-01","terminal":"vienna-01-t1","seq":4,"hlc":[1790000000000,3],"body":{{"Card":{{"Started":{{"service":"Ur7Kq2ZxA1","kind":"{kind}","sale":"vienna-01-t1-000004","cur":"EUR","amount":349,"original":null,"shift":"s1"}}}}}}}}"#
+        )
+    };
+    for (kind, wire) in [
+        (CardRequestKind::UnreferencedRefund, "unreferenced-refund"),
+        (CardRequestKind::Payment, "payment"),
+        (CardRequestKind::Refund, "refund"),
+        (CardRequestKind::Reversal, "reversal"),
+    ] {
+        let event = started(kind);
+        let bytes = encode(&event);
+        assert_eq!(String::from_utf8(bytes.clone()).unwrap(), golden(wire));
+        assert_eq!(decode(&bytes).unwrap(), event);
+    }
+    let unknown = golden("refund-to-card");
+    assert_eq!(decode(unknown.as_bytes()).unwrap_err().field, "body.kind");
 }
