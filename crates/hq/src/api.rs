@@ -279,7 +279,18 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Bytes) -> Api
             "registered key is unusable",
         ));
     };
-    let verified = match verify_batch(&batch, &store, &key) {
+    // Verification is CPU work on every core (see `verify_batch`): off the async workers.
+    let checked_store = store.clone();
+    let verified = tokio::task::spawn_blocking(move || verify_batch(&batch, &checked_store, &key))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "verification_failed",
+                &e.to_string(),
+            )
+        })?;
+    let verified = match verified {
         Ok(v) => v,
         Err(e) => {
             let id = park(

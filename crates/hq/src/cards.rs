@@ -21,7 +21,7 @@ use crate::api::{ApiResult, Hq, authorize_reader};
 /// Applies the card events among `events` (inside the ingest transaction).
 pub(crate) async fn apply(
     tx: &mut Transaction<'_, Any>,
-    events: &[Event],
+    events: &[&Event],
 ) -> Result<(), sqlx::Error> {
     for event in events {
         let EventBody::Card(card) = &event.body else {

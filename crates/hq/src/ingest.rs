@@ -106,7 +106,9 @@ pub async fn ingest(
         }
     }
     // Fresh events that extend the acknowledged head are applied straight from memory.
-    let mut apply_now: Vec<Event> = Vec::new();
+    // Applied from the batch by reference; only events held from an earlier batch are decoded.
+    let mut apply_now: Vec<&Event> = Vec::new();
+    let mut held_now: Vec<Event> = Vec::new();
     for e in &fresh {
         let seq = i64_of(e.event.meta.seq);
         if seq != acked_seq + 1 {
@@ -117,7 +119,7 @@ pub async fn ingest(
                 "event {seq} does not link to event {acked_seq}"
             )));
         }
-        apply_now.push(e.event.clone());
+        apply_now.push(&e.event);
         acked_seq = seq;
         acked_hash = e.hash.to_vec();
     }
@@ -177,7 +179,7 @@ pub async fn ingest(
             let event = protocol::event::decode(&body).map_err(|e| {
                 IngestError::Conflict(format!("held event {seq} does not decode: {e}"))
             })?;
-            apply_now.push(event);
+            held_now.push(event);
             acked_seq = seq;
             acked_hash = row.get("hash");
         }
@@ -191,6 +193,7 @@ pub async fn ingest(
             .execute(&mut *tx)
             .await?;
     }
+    apply_now.extend(held_now.iter());
     apply_all(&mut tx, db.backend, &apply_now).await?;
     sqlx::query(
         "UPDATE terminals SET acked_seq = $1, acked_hash = $2, last_contact_ms = $3 WHERE id = $4",
@@ -275,7 +278,7 @@ type StockClock = (i64, i64, String);
 async fn apply_all(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
-    events: &[Event],
+    events: &[&Event],
 ) -> Result<(), sqlx::Error> {
     if events.is_empty() {
         return Ok(());

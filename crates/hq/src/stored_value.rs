@@ -31,7 +31,7 @@ struct Applied<'a> {
 pub(crate) async fn apply(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
-    events: &[Event],
+    events: &[&Event],
 ) -> Result<(), sqlx::Error> {
     // The movements of the sales in this call, for voids of sales that arrived with them.
     let mut by_event: BTreeMap<String, Vec<Movement>> = BTreeMap::new();

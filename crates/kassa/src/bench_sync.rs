@@ -308,7 +308,7 @@ async fn ingest_rate(
         );
     }
     eprintln!(
-        "  ({url_kind}: decompressing, decoding and verifying {:.0} events/s per core)",
+        "  ({url_kind}: decompressing, decoding and verifying {:.0} events/s, decoding on every core)",
         events as f64 / verifying.as_secs_f64(),
         url_kind = if url.starts_with("sqlite") {
             "SQLite"
