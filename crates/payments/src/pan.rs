@@ -74,7 +74,7 @@ pub fn find_pans(bytes: &[u8]) -> Vec<PanHit> {
         }
         if (PAN_MIN_DIGITS..=PAN_MAX_DIGITS).contains(&positions.len()) {
             let digits: Vec<u8> = positions.iter().map(|&p| bytes[p]).collect();
-            if luhn_valid(&digits) && !is_not_a_card_number(&digits) {
+            if luhn_valid(&digits) && !is_not_a_card_number(&digits) && !in_hex_token(bytes, i, j) {
                 hits.push(PanHit {
                     start: i,
                     end: j,
@@ -85,6 +85,30 @@ pub fn find_pans(bytes: &[u8]) -> Vec<PanHit> {
         i = j.max(i + 1);
     }
     hits
+}
+
+/// Hex digits in a token long enough to be an identifier or a digest: a UUID (32, with dashes),
+/// a SHA-256 link (64), a signature (128).
+const HEX_TOKEN_DIGITS: usize = 32;
+
+/// Whether the digits at `start..end` lie inside a hex token of at least [`HEX_TOKEN_DIGITS`]
+/// hex digits that holds a letter: part of a UUID (event ids, ServiceIDs, idempotency keys) or
+/// a digest, not a number written out. A UUID's last two groups are all digits for a 14- to
+/// 16-digit run once in a few thousand, and one such run in ten passes Luhn; every event has
+/// a UUID, so without this the scan of a busy ledger reports one now and then.
+fn in_hex_token(bytes: &[u8], start: usize, end: usize) -> bool {
+    let part = |b: &u8| b.is_ascii_hexdigit() || *b == b'-';
+    let from = bytes[..start]
+        .iter()
+        .rposition(|b| !part(b))
+        .map_or(0, |p| p + 1);
+    let to = bytes[end..]
+        .iter()
+        .position(|b| !part(b))
+        .map_or(bytes.len(), |p| end + p);
+    let token = &bytes[from..to];
+    token.iter().filter(|b| b.is_ascii_hexdigit()).count() >= HEX_TOKEN_DIGITS
+        && token.iter().any(u8::is_ascii_alphabetic)
 }
 
 /// Product barcodes are not card numbers: no card number starts with 0 (major industry
@@ -302,8 +326,18 @@ mod tests {
             "2019-05-08 14:25:15",
             "QFQTPCQ8HXSKGK82",
             "09131397070107",
+            // The last groups of a UUID, digits only by chance: Luhn-valid, but no card.
+            "\"id\":\"01935f4e-8a2b-7c3d-3162-7750698956ab\"",
         ] {
             assert!(find_pans(text.as_bytes()).is_empty(), "{text}");
+        }
+        // The same digits written out, or next to a short hex word, are reported.
+        for text in [
+            "\"n\":\"31627750698956\"",
+            "id4111111111111111",
+            "deadbeef-4111-1111-1111-1111",
+        ] {
+            assert_eq!(find_pans(text.as_bytes()).len(), 1, "{text}");
         }
     }
 
