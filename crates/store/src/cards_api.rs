@@ -461,7 +461,18 @@ async fn refund(
         .service
         .refund(&poi, number, asked.minor())
         .await
-        .map_err(payment_error)?;
+        .map_err(|e| match e {
+            // The till reads how much is left from the message ("at most … is left").
+            PaymentError::RefundTooLarge { left, .. } => ApiError::invalid(
+                "refund_exceeds_captured",
+                "amount",
+                format!(
+                    "{e}: at most {} is left to refund on card payment {poi}",
+                    minor(left.max(0), currency.code())
+                ),
+            ),
+            e => payment_error(e),
+        })?;
     given_back(&outcome, currency.code())
 }
 

@@ -503,6 +503,14 @@ async fn refunds_go_back_to_the_card_by_reference_and_never_exceed_the_capture()
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert_eq!(e["code"], "refund_exceeds_captured");
     assert_eq!(e["field"], "amount");
+    // The till refunds what is left by reference and the rest to a presented card.
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 6.98 is left to refund"),
+        "{e}"
+    );
     let (status, second) = call(
         &s.router,
         "POST",
