@@ -287,7 +287,7 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Bytes) -> Api
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "verification_failed",
-                &e.to_string(),
+                e.to_string(),
             )
         })?;
     let verified = match verified {
