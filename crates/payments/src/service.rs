@@ -468,32 +468,19 @@ impl<J: Journal> CardPayments<J> {
     /// return `refund_id`: an unreferenced refund (a nexo `PaymentRequest` of `PaymentType`
     /// `Refund`), for a return without a payment to refund to. Like a payment, it is recorded
     /// before it leaves and recovered by `TransactionStatus` when its answer is lost, and any
-    /// earlier unresolved request is recovered first. One refund per `refund_id`: asked again
-    /// after it succeeded, it answers that refund and sends nothing.
+    /// earlier unresolved request is recovered first. When that recovered request was a refund
+    /// for `refund_id` that gave money back, it is the answer and nothing is sent: the same
+    /// request asked again after its answer was lost never refunds twice. Whether an earlier,
+    /// already known refund of `refund_id` answers a new request is the caller's rule (it
+    /// knows what is left to refund).
     pub async fn refund_to_presented_card(
         &self,
         refund_id: &str,
         amount_minor: i64,
-        currency: &str,
-        exponent: u32,
+        (currency, exponent): (&str, u32),
         shift_id: Option<&str>,
     ) -> Result<Outcome, PaymentError> {
-        self.ensure_resolved().await?;
-        let earlier = self
-            .journal
-            .records()
-            .await?
-            .into_iter()
-            .find_map(|r| match r.outcome {
-                Some(o @ Outcome::Refunded { .. })
-                    if r.op.kind == OpKind::UnreferencedRefund
-                        && r.op.sale_transaction_id == refund_id =>
-                {
-                    Some(o)
-                }
-                _ => None,
-            });
-        if let Some(done) = earlier {
+        if let Some(done) = self.recovered_refund(refund_id).await? {
             return Ok(done);
         }
         if amount_minor <= 0 {
@@ -537,6 +524,30 @@ impl<J: Journal> CardPayments<J> {
             }),
             ..blank_request(self.link.header("Payment", &op.service_id))
         }
+    }
+
+    /// Recovers every request left in flight (an error while one stays unknown: nothing new may
+    /// be sent), and answers the refund to a presented card for `refund_id` among them that
+    /// gave money back, if there is one: the lost answer to the request now asked again.
+    pub async fn recovered_refund(&self, refund_id: &str) -> Result<Option<Outcome>, PaymentError> {
+        let mut found = None;
+        for (op, outcome) in self.recover_in_flight().await? {
+            match outcome {
+                None => {
+                    return Err(PaymentError::Unresolved {
+                        service_id: op.service_id,
+                    });
+                }
+                Some(o @ Outcome::Refunded { .. })
+                    if op.kind == OpKind::UnreferencedRefund
+                        && op.sale_transaction_id == refund_id =>
+                {
+                    found = Some(o);
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(found)
     }
 
     /// Recovers every request left in flight; while one stays unknown, nothing new may be sent.
@@ -1085,6 +1096,9 @@ fn extras_of(raw: Option<&str>) -> Vec<(String, String)> {
     raw.map(filter_additional_response).unwrap_or_default()
 }
 
+/// The decline condition of a refund to a presented card the terminal approved offline.
+pub const OFFLINE_REFUND: &str = "OfflineRefund";
+
 /// Turns a terminal answer into what Kassa records, through the whitelist: only the fields of
 /// [`CardPayment`] survive, each masked or checked for card numbers.
 pub fn outcome_of(op: &InFlight, response: &SaleToPoiResponse) -> Option<Outcome> {
@@ -1101,6 +1115,17 @@ pub fn outcome_of(op: &InFlight, response: &SaleToPoiResponse) -> Option<Outcome
             .as_ref()
             .filter(|p| p.sale_data.sale_transaction_id.transaction_id == op.sale_transaction_id)
             .map(|p| match payment_outcome(op, p) {
+                // A refund approved offline is only a promise the terminal may fail to keep when
+                // it forwards it: it is recorded as declined, the customer is refunded another
+                // way, and should the terminal still credit the card, end of day shows a
+                // difference to look into.
+                Outcome::Approved { payment, .. } if payment.offline => Outcome::Declined {
+                    condition: OFFLINE_REFUND.to_owned(),
+                    reason: Some(
+                        "the terminal approved the refund offline; refund in cash or store credit"
+                            .to_owned(),
+                    ),
+                },
                 Outcome::Approved { payment, .. } => Outcome::Refunded {
                     poi_transaction_id: payment.poi_transaction_id,
                     amount_minor: payment.authorised_minor,
@@ -1203,5 +1228,57 @@ fn reversal_outcome(op: &InFlight, r: &ReversalResponse) -> Outcome {
             .reversed_amount
             .and_then(|a| a.to_minor(op.exponent))
             .unwrap_or(op.amount_minor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::nexo::MessageHeader;
+
+    /// The terminal's answer to `op`: approved for its amount, online or offline.
+    fn approved_answer(op: &InFlight, online: bool) -> SaleToPoiResponse {
+        let payment: PaymentResponse = serde_json::from_value(serde_json::json!({
+            "Response": {"Result": "Success"},
+            "SaleData": {"SaleTransactionID": {"TransactionID": op.sale_transaction_id, "TimeStamp": op.started_at}},
+            "POIData": {"POITransactionID": {"TransactionID": "poi-1", "TimeStamp": op.started_at}},
+            "PaymentResult": {"OnlineFlag": online},
+        }))
+        .unwrap();
+        SaleToPoiResponse {
+            payment_response: Some(payment),
+            ..blank_response(MessageHeader::request("Payment", "s-1", "till", "poi"))
+        }
+    }
+
+    #[test]
+    fn a_refund_to_a_presented_card_approved_offline_is_recorded_as_declined() {
+        let op = InFlight::card_present(
+            "s-1",
+            OpKind::UnreferencedRefund,
+            "return-1",
+            349,
+            ("EUR", 2),
+            None,
+        );
+        assert_eq!(
+            outcome_of(&op, &approved_answer(&op, false)),
+            Some(Outcome::Declined {
+                condition: OFFLINE_REFUND.to_owned(),
+                reason: Some(
+                    "the terminal approved the refund offline; refund in cash or store credit"
+                        .to_owned()
+                ),
+            })
+        );
+        assert_eq!(
+            outcome_of(&op, &approved_answer(&op, true)),
+            Some(Outcome::Refunded {
+                poi_transaction_id: "poi-1".to_owned(),
+                amount_minor: 349,
+            })
+        );
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! One transaction at a time (a second one gets `Busy`), transactions kept in a file across
 //! restarts, outcomes chosen by magic amounts, an offline store-and-forward mode, and faults
-//! (latency, dropped connections before or after authorisation, a stale duplicate response, a
-//! bad HMAC, and a misbehaving mode that leaks a full card number in `AdditionalResponse`).
+//! (latency, dropped connections before or after authorisation or on a status request, a stale
+//! duplicate response, a bad HMAC, and a misbehaving mode that leaks a full card number in
+//! `AdditionalResponse`).
 //!
 //! Magic amounts, by the amount in minor units modulo 1000:
 //!
@@ -84,8 +85,11 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Close the connection before authorising: nothing happened.
     pub drop_before_auth: bool,
-    /// Authorise, then close the connection without answering.
+    /// Authorise (or refund or reverse), then close the connection without answering.
     pub drop_after_auth: bool,
+    /// Close the connection on every `TransactionStatus` without answering: a lost answer stays
+    /// unknown to the sale system.
+    pub drop_status: bool,
     /// Answer a payment with the previous payment's response (a duplicate of an old answer).
     pub stale_response: bool,
     /// Answer with an HMAC that does not verify.
@@ -385,7 +389,11 @@ async fn nexo(inner: Arc<Inner>, body: &[u8]) -> Reply {
             None => return reply(StatusCode::OK, ""),
         }
     } else if let Some(r) = req.reversal_request {
-        reversal(&inner, &header, r)
+        let response = reversal(&inner, &header, r);
+        if lock(&inner.faults).drop_after_auth {
+            return Err(Dropped);
+        }
+        response
     } else if let Some(a) = req.abort_request {
         let target = a.message_reference.service_id.unwrap_or_default();
         if let Some(b) = lock(&inner.busy).as_ref() {
@@ -396,6 +404,9 @@ async fn nexo(inner: Arc<Inner>, body: &[u8]) -> Reply {
         // The terminal does not answer an abort; the aborted payment answers instead.
         return reply(StatusCode::OK, "");
     } else if let Some(s) = req.transaction_status_request {
+        if lock(&inner.faults).drop_status {
+            return Err(Dropped);
+        }
         let reference = s
             .message_reference
             .unwrap_or(crate::nexo::MessageReference {

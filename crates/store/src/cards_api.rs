@@ -13,7 +13,9 @@ use axum::{Json, Router};
 use domain::ledger::EventBody;
 use domain::sale::TenderKind;
 use domain::{Currency, Money, TerminalId};
-use payments::service::{CardPayment, Journal as _, OpKind, Outcome, PaymentError, Record};
+use payments::service::{
+    CardPayment, Journal as _, OpKind, Outcome, PaymentError, Record, Settlement,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -395,6 +397,12 @@ async fn reverse(
         ));
     }
     let _held = cards.lock.lock().await;
+    // A reversal whose answer was lost is learnt first, so asked again it answers that one.
+    cards
+        .service
+        .ensure_resolved()
+        .await
+        .map_err(payment_error)?;
     let reversal_id = format!("reversal-{poi}");
     // The same reversal asked again answers the first one's outcome.
     let outcome =
@@ -418,9 +426,9 @@ struct RefundRequest {
     return_receipt: String,
 }
 
-/// Refunds to the card of an earlier payment, by its reference; all refunds of one payment
-/// together never exceed what it captured, and all card refunds of a return this till recorded
-/// never exceed what it paid out to a card.
+/// Refunds a return to the card of an earlier payment, by its reference; all refunds of one
+/// payment together never exceed what it captured, and all card refunds of a return, on every
+/// till of this node, never exceed what it paid out to a card.
 async fn refund(
     State(node): State<Arc<Node>>,
     Path(poi): Path<String>,
@@ -431,32 +439,40 @@ async fn refund(
     let cards = till_cards(&node, &till)?;
     let currency = context(&node)?.config.currency;
     let asked = amount(&request.amount, currency, "amount")?;
-    let ret = return_on(&node, &till, &request.return_receipt).await?;
+    let number = request.return_receipt.trim();
+    let ret = return_named(&node, number).await?;
     let _held = cards.lock.lock().await;
+    // A refund whose answer was lost is learnt first, so asked again it answers that one.
+    cards
+        .service
+        .ensure_resolved()
+        .await
+        .map_err(payment_error)?;
     // The same return asked again answers the first refund's outcome.
-    let earlier =
-        given_back_before(&cards, OpKind::Refund, Some(&poi), &request.return_receipt).await?;
-    let outcome = match earlier {
-        Some(done) => done,
-        None => {
-            // A return this till recorded is never given back by card more than it paid out to
-            // one, whichever way its card refunds went.
-            if let Some(ret) = &ret {
-                ReturnCardRefund::of(&cards, &request.return_receipt, ret)
-                    .await?
-                    .check(
-                        &request.return_receipt,
-                        Some(asked.minor()),
-                        currency.code(),
-                    )?;
-            }
-            cards
-                .service
-                .refund(&poi, &request.return_receipt, asked.minor())
-                .await
-                .map_err(payment_error)?
-        }
-    };
+    if let Some(done) = given_back_before(&cards, OpKind::Refund, Some(&poi), number).await? {
+        return given_back(&done, currency.code());
+    }
+    ReturnCardRefund::of(&node, number, &ret).await?.check(
+        number,
+        Some(asked.minor()),
+        currency.code(),
+    )?;
+    let outcome = cards
+        .service
+        .refund(&poi, number, asked.minor())
+        .await
+        .map_err(|e| match e {
+            // The till reads how much is left from the message ("at most … is left").
+            PaymentError::RefundTooLarge { left, .. } => ApiError::invalid(
+                "refund_exceeds_captured",
+                "amount",
+                format!(
+                    "{e}: at most {} is left to refund on card payment {poi}",
+                    minor(left.max(0), currency.code())
+                ),
+            ),
+            e => payment_error(e),
+        })?;
     given_back(&outcome, currency.code())
 }
 
@@ -469,52 +485,170 @@ struct PresentedCardRefundRequest {
     amount: Option<String>,
 }
 
-/// The return with receipt `number` written on `till`, if there is one.
-async fn return_on(
-    node: &Node,
-    till: &TerminalId,
-    number: &str,
-) -> ApiResult<Option<domain::ledger::ReturnCompleted>> {
+/// The return with receipt `number`, recorded on any till of this node (the node's ledger has
+/// every till's events), or `422 unknown_return`.
+async fn return_named(node: &Node, number: &str) -> ApiResult<domain::ledger::ReturnCompleted> {
     let event = crate::payments::receipt_event(&node.pools.reader, number)
         .await
         .map_err(|e| payment_error(e.into()))?;
-    Ok(event.and_then(|e| match e.body {
-        EventBody::ReturnCompleted(ret) if &e.meta.terminal == till => Some(ret),
-        _ => None,
-    }))
+    match event.map(|e| e.body) {
+        Some(EventBody::ReturnCompleted(ret)) => Ok(ret),
+        _ => Err(ApiError::invalid(
+            "unknown_return",
+            "return",
+            format!("no return with receipt `{number}` on this store node"),
+        )),
+    }
+}
+
+/// The card requests of every till of this node that match `condition` (SQL on `op` and
+/// `outcome`, with `$1` bound to `value`), with their till.
+async fn card_requests(
+    node: &Node,
+    condition: &str,
+    value: &str,
+) -> ApiResult<Vec<(String, Record)>> {
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT terminal, op, outcome FROM card_requests WHERE {condition} ORDER BY seq"
+    )))
+    .bind(value)
+    .fetch_all(&node.pools.reader)
+    .await?;
+    let bad =
+        |e: serde_json::Error| payment_error(payments::service::JournalError(e.to_string()).into());
+    rows.into_iter()
+        .map(|(terminal, op, outcome)| {
+            Ok((
+                terminal,
+                Record {
+                    op: serde_json::from_str(&op).map_err(bad)?,
+                    outcome: outcome
+                        .map(|o| serde_json::from_str(&o))
+                        .transpose()
+                        .map_err(bad)?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What requests gave back: refunds that succeeded, and those still in flight, which count until
+/// they are known to have failed.
+fn given_back_by(records: &[(String, Record)]) -> i64 {
+    records
+        .iter()
+        .filter_map(|(_, r)| match &r.outcome {
+            Some(Outcome::Refunded { amount_minor, .. }) => Some(*amount_minor),
+            None => Some(r.op.amount_minor),
+            _ => None,
+        })
+        .sum()
+}
+
+/// Refuses a refund to a presented card for a return whose sale was paid through a terminal of
+/// this node: while its card payment has money left, the return goes back to that card by
+/// reference; a card payment approved offline and declined later never collected the money, so
+/// nothing goes back to any card.
+async fn refund_by_reference_first(
+    node: &Node,
+    number: &str,
+    ret: &domain::ledger::ReturnCompleted,
+) -> ApiResult<()> {
+    let Some(original) = &ret.original_receipt else {
+        return Ok(());
+    };
+    let sale = crate::payments::receipt_event(&node.pools.reader, original)
+        .await
+        .map_err(|e| payment_error(e.into()))?;
+    let Some(EventBody::SaleCompleted(sale)) = sale.map(|e| e.body) else {
+        return Ok(());
+    };
+    let mut declined = None;
+    for poi in sale
+        .tenders
+        .iter()
+        .filter(|t| t.kind == TenderKind::Card)
+        .filter_map(|t| t.reference.as_deref())
+    {
+        let approved = card_requests(
+            node,
+            "json_extract(outcome, '$.Approved.payment.poi_transaction_id') = $1",
+            poi,
+        )
+        .await?;
+        let Some((
+            paid_on,
+            Record {
+                outcome:
+                    Some(Outcome::Approved {
+                        payment,
+                        settlement,
+                    }),
+                ..
+            },
+        )) = approved.into_iter().next()
+        else {
+            continue;
+        };
+        if settlement == Settlement::DeclinedLater {
+            declined = Some(poi);
+            continue;
+        }
+        let refunds: Vec<_> = card_requests(
+            node,
+            "json_extract(op, '$.original_poi_transaction_id') = $1",
+            poi,
+        )
+        .await?
+        .into_iter()
+        .filter(|(t, _)| *t == paid_on)
+        .collect();
+        let left = payment.authorised_minor - given_back_by(&refunds);
+        if left > 0 {
+            return Err(ApiError::invalid(
+                "refund_by_reference",
+                "return",
+                format!(
+                    "return {number}'s sale {original} was paid by card payment {poi} on terminal {paid_on}, with {} left to refund: refund it by reference (POST /v1/card-payments/{poi}/refund with terminal {paid_on})",
+                    minor(left, &payment.currency),
+                ),
+            ));
+        }
+    }
+    if let Some(poi) = declined {
+        return Err(ApiError::invalid(
+            "card_payment_declined_later",
+            "return",
+            format!(
+                "return {number}'s sale {original} was paid by card payment {poi}, approved offline and declined later: the money was never collected, so nothing goes back to a card"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What a return paid out to a card (its card tenders, minor units), against what card refunds
-/// of it, by reference or to a presented card, already gave back.
+/// of it, by reference or to a presented card, on every till of this node, already gave back.
 struct ReturnCardRefund {
     paid_out: i64,
     given_back: i64,
 }
 
 impl ReturnCardRefund {
-    /// Reads the journal once nothing is in flight, so every refund counted is a known one.
+    /// Counts refunds still in flight as given back until they are known to have failed; the
+    /// caller resolves its own till's first, so only other tills' can still be in flight.
     async fn of(
-        cards: &TillCards,
+        node: &Node,
         number: &str,
         ret: &domain::ledger::ReturnCompleted,
     ) -> ApiResult<Self> {
-        cards
-            .service
-            .ensure_resolved()
-            .await
-            .map_err(payment_error)?;
-        let given_back = journal_records(cards)
-            .await?
-            .iter()
-            .filter(|r| {
-                r.op.sale_transaction_id == number
-                    && matches!(r.op.kind, OpKind::Refund | OpKind::UnreferencedRefund)
-            })
-            .filter_map(|r| match r.outcome {
-                Some(Outcome::Refunded { amount_minor, .. }) => Some(amount_minor),
-                _ => None,
-            })
-            .sum();
+        let refunds = card_requests(
+            node,
+            "json_extract(op, '$.sale_transaction_id') = $1
+             AND json_extract(op, '$.kind') IN ('Refund', 'UnreferencedRefund')",
+            number,
+        )
+        .await?;
         Ok(Self {
             paid_out: ret
                 .tenders
@@ -522,18 +656,22 @@ impl ReturnCardRefund {
                 .filter(|t| t.kind == TenderKind::Card)
                 .map(|t| t.amount.minor())
                 .sum(),
-            given_back,
+            given_back: given_back_by(&refunds),
         })
+    }
+
+    fn left(&self) -> i64 {
+        self.paid_out - self.given_back
     }
 
     /// `asked` (all that is left when `None`), or why it cannot be given back.
     fn check(&self, number: &str, asked: Option<i64>, currency: &str) -> ApiResult<i64> {
-        let left = self.paid_out - self.given_back;
+        let left = self.left();
         let refund = asked.unwrap_or(left);
         if refund <= 0 || refund > left {
             return Err(ApiError::invalid(
                 "refund_exceeds_return",
-                "amount",
+                if asked.is_some() { "amount" } else { "return" },
                 format!(
                     "return {number} paid out {} to a card and card refunds gave back {}: at most {} is left to refund",
                     minor(self.paid_out, currency),
@@ -548,8 +686,11 @@ impl ReturnCardRefund {
 
 /// Refunds a return to the card the customer presents on the till's terminal (an unreferenced
 /// refund), for a return with no card payment to refund by reference: at most what the return
-/// paid out to a card less what card refunds of that return already gave back. The same return
-/// asked again answers the first refund.
+/// paid out to a card less what card refunds of that return already gave back. Asked again
+/// when nothing is left, it answers the last refund to a presented card; while something is
+/// left (an earlier refund of a smaller amount), it refunds what is asked of the rest. A request
+/// asked again after its answer was lost answers that refund: it is learnt from the terminal
+/// before anything new is sent.
 async fn refund_to_presented_card(
     State(node): State<Arc<Node>>,
     body: RawBody,
@@ -564,13 +705,7 @@ async fn refund_to_presented_card(
         .map(|a| amount(a, currency, "amount"))
         .transpose()?;
     let number = request.return_receipt.trim();
-    let ret = return_on(&node, &till, number).await?.ok_or_else(|| {
-        ApiError::invalid(
-            "unknown_return",
-            "return",
-            format!("no return with receipt `{number}` on terminal {till}"),
-        )
-    })?;
+    let ret = return_named(&node, number).await?;
     if !ret.tenders.iter().any(|t| t.kind == TenderKind::Card) {
         return Err(ApiError::invalid(
             "return_not_refunded_to_card",
@@ -578,10 +713,34 @@ async fn refund_to_presented_card(
             format!("return {number} was not refunded to a card: nothing is due back to a card"),
         ));
     }
+    refund_by_reference_first(&node, number, &ret).await?;
     let _held = cards.lock.lock().await;
-    let so_far = ReturnCardRefund::of(&cards, number, &ret).await?;
-    if let Some(done) = given_back_before(&cards, OpKind::UnreferencedRefund, None, number).await? {
-        return given_back(&done, currency.code());
+    if let Some(lost) = cards
+        .service
+        .recovered_refund(number)
+        .await
+        .map_err(payment_error)?
+    {
+        return given_back(&lost, currency.code());
+    }
+    let so_far = ReturnCardRefund::of(&node, number, &ret).await?;
+    if so_far.left() <= 0 {
+        let last = journal_records(&cards)
+            .await?
+            .into_iter()
+            .rev()
+            .find_map(|r| match r.outcome {
+                Some(o @ Outcome::Refunded { .. })
+                    if r.op.kind == OpKind::UnreferencedRefund
+                        && r.op.sale_transaction_id == number =>
+                {
+                    Some(o)
+                }
+                _ => None,
+            });
+        if let Some(done) = last {
+            return given_back(&done, currency.code());
+        }
     }
     let refund = so_far.check(number, asked.map(|m| m.minor()), currency.code())?;
     let shift = crate::shifts::open_shift(&node.pools.reader, &till)
@@ -592,8 +751,7 @@ async fn refund_to_presented_card(
         .refund_to_presented_card(
             number,
             refund,
-            currency.code(),
-            currency.exponent(),
+            (currency.code(), currency.exponent()),
             shift.as_deref(),
         )
         .await

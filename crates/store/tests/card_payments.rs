@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 
 const POI: &str = "V400m-324688179";
 const TILL: &str = "vienna-01-t1";
+/// A second till of the store, with a terminal of its own (the same simulator).
+const TILL2: &str = "vienna-01-t2";
 
 fn key() -> SecurityKey {
     SecurityKey::new("StoreTestKey", 1, "store test passphrase")
@@ -81,7 +83,8 @@ async fn setup() -> Setup {
     std::fs::create_dir_all(&secrets).unwrap();
     let store_id = domain::StoreId::parse("vienna-01").unwrap();
     let till = domain::TerminalId::parse(TILL).unwrap();
-    store::provision(&node, &store_id, std::slice::from_ref(&till))
+    let till2 = domain::TerminalId::parse(TILL2).unwrap();
+    store::provision(&node, &store_id, &[till.clone(), till2.clone()])
         .await
         .unwrap();
     store::seed(&node, &test_support_seed()).await.unwrap();
@@ -89,25 +92,27 @@ async fn setup() -> Setup {
     std::fs::write(secrets.join("passphrase"), "store test passphrase\n").unwrap();
     std::fs::write(secrets.join("ca.pem"), sim.ca_pem()).unwrap();
     let pools = store::db::open(&node).await.unwrap();
-    store::cards::set_terminal(
-        &pools.writer,
-        &till,
-        &store::cards::TerminalConfig {
-            addr: sim.addr().to_string(),
-            poi_id: POI.into(),
-            key_id: "StoreTestKey".into(),
-            key_version: 1,
-            passphrase_file: secrets.join("passphrase").display().to_string(),
-            ca_file: secrets.join("ca.pem").display().to_string(),
-            limits: OfflineLimits {
-                per_transaction_minor: 3_000,
-                per_shift_minor: 5_000,
-                outstanding_minor: 5_000,
+    for till in [&till, &till2] {
+        store::cards::set_terminal(
+            &pools.writer,
+            till,
+            &store::cards::TerminalConfig {
+                addr: sim.addr().to_string(),
+                poi_id: POI.into(),
+                key_id: "StoreTestKey".into(),
+                key_version: 1,
+                passphrase_file: secrets.join("passphrase").display().to_string(),
+                ca_file: secrets.join("ca.pem").display().to_string(),
+                limits: OfflineLimits {
+                    per_transaction_minor: 3_000,
+                    per_shift_minor: 5_000,
+                    outstanding_minor: 5_000,
+                },
             },
-        },
-    )
-    .await
-    .unwrap();
+        )
+        .await
+        .unwrap();
+    }
     pools.writer.close().await;
     let app = store::App::build(
         &store::Settings {
@@ -119,14 +124,16 @@ async fn setup() -> Setup {
     )
     .await
     .unwrap();
-    store::shifts::ensure_open(
-        &app.node(),
-        &till,
-        &domain::StaffId::parse("maria").unwrap(),
-        domain::Money::from_minor(10_000, domain::Currency::EUR),
-    )
-    .await
-    .unwrap();
+    for till in [&till, &till2] {
+        store::shifts::ensure_open(
+            &app.node(),
+            till,
+            &domain::StaffId::parse("maria").unwrap(),
+            domain::Money::from_minor(10_000, domain::Currency::EUR),
+        )
+        .await
+        .unwrap();
+    }
     let router = store::api::router(app.node());
     Setup {
         _dir: dir,
@@ -476,24 +483,40 @@ async fn refunds_go_back_to_the_card_by_reference_and_never_exceed_the_capture()
             .count()
     };
     assert_eq!(refunds(&s.sim), 1);
-    // Partial refunds together never exceed what the payment captured.
+    // Partial refunds together never exceed what the payment captured: a second T-shirt comes
+    // back without a receipt, more than is left of the payment.
+    let ret2 = s
+        .return_without_receipt(
+            "return-2",
+            json!([{"code": "CLO-TEE-0001-XS-WEI", "quantity": "1"}]),
+            "card",
+        )
+        .await;
     let (status, e) = call(
         &s.router,
         "POST",
         &refund_path,
         None,
-        Some(&json!({"terminal": TILL, "amount": "16.00", "return": "return-2"})),
+        Some(&json!({"terminal": TILL, "amount": ret2["refund"], "return": ret2["receipt"]})),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert_eq!(e["code"], "refund_exceeds_captured");
     assert_eq!(e["field"], "amount");
+    // The till refunds what is left by reference and the rest to a presented card.
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 6.98 is left to refund"),
+        "{e}"
+    );
     let (status, second) = call(
         &s.router,
         "POST",
         &refund_path,
         None,
-        Some(&json!({"terminal": TILL, "amount": "1.00", "return": "return-3"})),
+        Some(&json!({"terminal": TILL, "amount": "1.00", "return": ret2["receipt"]})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{second}");
@@ -984,5 +1007,238 @@ async fn a_gift_card_sold_by_card_needs_the_terminal_payment_and_counts_at_end_o
         json!([{"currency": "EUR", "count": 1, "amount": "20.00"}]),
     )
     .await;
+    drop(s.app);
+}
+
+impl Setup {
+    /// A return with the receipt of `sale` of `lines` on `till`, refunded to a card.
+    async fn return_to_card(&self, key: &str, till: &str, sale: &Value, lines: Value) -> Value {
+        let (status, ret) = call(
+            &self.router,
+            "POST",
+            "/v1/returns",
+            Some(key),
+            Some(&json!({
+                "terminal": till,
+                "receipt": sale["receipt"],
+                "lines": lines,
+                "refund_tender": "card",
+            })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{ret}");
+        ret
+    }
+
+    /// The refunds the terminal gave back, by reference or to a presented card.
+    fn refunds_at_terminal(&self) -> Vec<payments::sim::SimTxn> {
+        self.sim
+            .transactions()
+            .into_iter()
+            .filter(|t| t.kind != "Payment" && t.state == "Approved")
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_on_another_till_is_refunded_to_a_card_only_once() {
+    let s = setup().await;
+    let (poi, _, sale) = s.two_loaves_paid_by_card().await;
+    // The loaves come back at the second till; the first till refunds the sale's payment.
+    let ret = s
+        .return_to_card(
+            "return-1",
+            TILL2,
+            &sale,
+            json!([{"line": 0, "quantity": "2"}]),
+        )
+        .await;
+    let refund_path = format!("/v1/card-payments/{poi}/refund");
+    // A return that does not exist caps nothing, so it refunds nothing.
+    let (status, e) = call(
+        &s.router,
+        "POST",
+        &refund_path,
+        None,
+        Some(&json!({"terminal": TILL, "amount": "6.98", "return": "return-2"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "unknown_return");
+    assert_eq!(e["field"], "return");
+    // The receipt number as typed, with spaces around it, is the same return.
+    let padded = format!(" {} ", ret["receipt"].as_str().unwrap());
+    let (status, refunded) = call(
+        &s.router,
+        "POST",
+        &refund_path,
+        None,
+        Some(&json!({"terminal": TILL, "amount": "6.98", "return": padded})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{refunded}");
+    // The second till sees that refund: nothing is left to give to a presented card.
+    let (status, e) = s
+        .refund_to_presented_card(&json!({"terminal": TILL2, "return": ret["receipt"]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "refund_exceeds_return");
+    assert_eq!(e["field"], "return");
+    assert_eq!(s.refunds_at_terminal().len(), 1);
+    drop(s.app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referenced_refund_asked_again_after_its_answer_was_lost_refunds_once() {
+    let s = setup().await;
+    let (poi, _, sale) = s.two_loaves_paid_by_card().await;
+    let ret = s
+        .return_to_card(
+            "return-1",
+            TILL,
+            &sale,
+            json!([{"line": 0, "quantity": "2"}]),
+        )
+        .await;
+    // The terminal refunds part of the return, and neither its answer nor any status comes back.
+    s.sim.set_faults(Faults {
+        drop_after_auth: true,
+        drop_status: true,
+        ..Faults::default()
+    });
+    let refund_path = format!("/v1/card-payments/{poi}/refund");
+    let body = json!({"terminal": TILL, "amount": "1.00", "return": ret["receipt"]});
+    let (status, e) = call(&s.router, "POST", &refund_path, None, Some(&body)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "card_request_unresolved");
+    // Asked again once the terminal answers: the lost refund is the answer.
+    s.sim.set_faults(Faults::default());
+    let (status, refunded) = call(&s.router, "POST", &refund_path, None, Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{refunded}");
+    let at_terminal = s.refunds_at_terminal();
+    assert_eq!(at_terminal.len(), 1, "exactly one refund");
+    assert_eq!(refunded["amount"], "1.00");
+    assert_eq!(
+        refunded["poi_transaction_id"],
+        at_terminal[0].poi_transaction_id.as_str()
+    );
+    drop(s.app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reversal_asked_again_after_its_answer_was_lost_reverses_once() {
+    let s = setup().await;
+    let (status, body) = s.pay("pay-1", "sale-1", "6.98").await;
+    let poi = approved(status, &body);
+    s.sim.set_faults(Faults {
+        drop_after_auth: true,
+        drop_status: true,
+        ..Faults::default()
+    });
+    let path = format!("/v1/card-payments/{poi}/reverse");
+    let body = json!({"terminal": TILL});
+    let (status, e) = call(&s.router, "POST", &path, None, Some(&body)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "card_request_unresolved");
+    s.sim.set_faults(Faults::default());
+    let (status, reversed) = call(&s.router, "POST", &path, None, Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{reversed}");
+    assert_eq!(reversed["amount"], "6.98");
+    assert_eq!(s.refunds_at_terminal().len(), 1, "exactly one reversal");
+    drop(s.app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_of_a_sale_paid_by_card_here_goes_back_by_reference_not_to_a_presented_card() {
+    let s = setup().await;
+    let (poi, _, sale) = s.two_loaves_paid_by_card().await;
+    let ret = s
+        .return_to_card(
+            "return-1",
+            TILL,
+            &sale,
+            json!([{"line": 0, "quantity": "1"}]),
+        )
+        .await;
+    let (status, e) = s
+        .refund_to_presented_card(&json!({"terminal": TILL, "return": ret["receipt"]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "refund_by_reference");
+    assert_eq!(e["field"], "return");
+    assert!(e["message"].as_str().unwrap().contains(&poi), "{e}");
+    assert!(s.refunds_at_terminal().is_empty());
+
+    // A card payment approved offline and declined later collected nothing to give back.
+    s.sim.set_faults(Faults {
+        offline: true,
+        ..Faults::default()
+    });
+    // Three loaves (10.47): 10.13 by card (declined when forwarded), the rest in cash.
+    let (status, body) = s.pay("pay-2", "sale-2", "10.13").await;
+    let offline = approved(status, &body);
+    let (status, sale2) = s
+        .sale(
+            "sale-2",
+            json!([{"code": "9003909062415", "quantity": "3"}]),
+            json!([{"kind": "card", "amount": "10.13", "reference": offline}, {"kind": "cash", "amount": "0.34"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale2}");
+    s.sim.set_faults(Faults::default());
+    let (status, done) = call(
+        &s.router,
+        "POST",
+        "/v1/card-payments/reconcile-offline",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["declined"].as_array().unwrap().len(), 1, "{done}");
+    let ret2 = s
+        .return_to_card(
+            "return-2",
+            TILL,
+            &sale2,
+            json!([{"line": 0, "quantity": "1"}]),
+        )
+        .await;
+    let (status, e) = s
+        .refund_to_presented_card(&json!({"terminal": TILL, "return": ret2["receipt"]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "card_payment_declined_later");
+    assert_eq!(e["field"], "return");
+    assert!(s.refunds_at_terminal().is_empty());
+    drop(s.app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_left_of_a_return_after_a_smaller_refund_to_a_presented_card_is_refunded_when_asked_again()
+ {
+    let s = setup().await;
+    let ret = s
+        .return_without_receipt(
+            "return-1",
+            json!([{"code": "9003909062415", "quantity": "1"}]),
+            "card",
+        )
+        .await;
+    let number = ret["receipt"].as_str().unwrap();
+    let (status, first) = s
+        .refund_to_presented_card(&json!({"terminal": TILL, "return": number, "amount": "1.00"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    // Something is left: asked again, the rest goes to the card.
+    let all_left = json!({"terminal": TILL, "return": number});
+    let (status, rest) = s.refund_to_presented_card(&all_left).await;
+    assert_eq!(status, StatusCode::CREATED, "{rest}");
+    assert_eq!(rest["amount"], "2.49");
+    // Nothing is left: asked again, the last refund is the answer and nothing more is sent.
+    let (status, again) = s.refund_to_presented_card(&all_left).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again, rest);
+    assert_eq!(s.presented_card_refunds().len(), 2);
     drop(s.app);
 }

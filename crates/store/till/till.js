@@ -50,6 +50,9 @@
   }
 
   function closeDialog(id) {
+    // A return whose card refund is still outstanding would leave the customer without the
+    // money: the cashier confirms before the dialog goes.
+    if (id === "dlg-return" && S.cardRefund && !$(id).hidden && !window.confirm(t("card.refund_outstanding"))) return;
     $(id).hidden = true;
     if (document.activeElement && $(id).contains(document.activeElement)) {
       document.activeElement.blur();
@@ -1369,27 +1372,39 @@
   /**
    * Gives a return's card tender back through the till's terminal: by reference to the sale's
    * card payment when the return has a receipt whose sale was paid through a terminal, else to
-   * the card the customer presents. A refused refund can be asked again; the node answers a
-   * return it already refunded with that refund. A till without a terminal refunds by hand.
+   * the card the customer presents. By reference it asks at most what is left of the payment
+   * (earlier returns may have refunded part of it): the rest goes to the card the customer
+   * presents. A refused or unanswered refund can be asked again; the node answers a return it
+   * already refunded with that refund. A till without a terminal refunds by hand.
    */
   async function refundToCard() {
     const c = S.cardRefund;
     if (!c) return;
     $("return-error").textContent = "";
     $("return-card-retry").hidden = true;
-    const send = () =>
-      c.reference
-        ? api("POST", "/v1/card-payments/" + encodeURIComponent(c.reference) + "/refund", { terminal: K.terminal, amount: c.amount, return: c.return })
-        : api("POST", "/v1/card-payments/refund", { terminal: K.terminal, return: c.return });
-    let r = await askTerminal("return-card-wait", "return-card-retry", send);
+    const byReference = (amount) => () => api("POST", "/v1/card-payments/" + encodeURIComponent(c.reference) + "/refund", { terminal: K.terminal, amount, return: c.return });
+    const toPresentedCard = () => api("POST", "/v1/card-payments/refund", { terminal: K.terminal, return: c.return });
+    const ask = (send) => askTerminal("return-card-wait", "return-card-retry", send);
+    let r = await ask(c.reference ? byReference(c.amount) : toPresentedCard);
     if (r && r.status === 404 && c.reference && r.body && r.body.code === "unknown_card_payment") {
       // The sale was paid at another till's terminal: the customer presents the card here.
       c.reference = null;
-      r = await askTerminal("return-card-wait", "return-card-retry", send);
+      r = await ask(toPresentedCard);
+    }
+    if (r && r.status === 422 && c.reference && r.body && r.body.code === "refund_exceeds_captured") {
+      // Less is left of the payment than the return pays out: what is left goes back by
+      // reference, the rest to the card the customer presents.
+      const left = /at most (\d+(?:\.\d+)?) is left/.exec(r.body.message || "");
+      if (left && Number(left[1]) > 0) r = await ask(byReference(left[1]));
+      if (!left || Number(left[1]) <= 0 || (r && r.status === 201)) {
+        c.reference = null;
+        r = await ask(toPresentedCard);
+      }
     }
     if (r && r.status === 409 && r.body && r.body.code === "no_payment_terminal") {
       S.cardRefund = null;
       $("return-submit").disabled = false;
+      $("return-error").textContent = t("card.refund_by_hand", { amount: money(c.amount) });
       return;
     }
     if (r && r.status === 201) {
@@ -1400,7 +1415,10 @@
       return;
     }
     $("return-error").textContent = !r ? t("error.network") : r.status === 402 ? t("card.refund_refused", { reason: errorText(r) }) : errorText(r);
-    $("return-card-retry").hidden = false;
+    // Asking again helps only when the terminal refused, could not be reached or has not told
+    // the outcome yet; any other answer needs the cashier.
+    const unresolved = r && r.status === 409 && r.body && r.body.code === "card_request_unresolved";
+    $("return-card-retry").hidden = !(!r || r.status === 402 || r.status === 503 || unresolved);
   }
 
   /** A write that may need a supervisor: on 403 `approval_required` ask, then send again. */
