@@ -163,6 +163,15 @@ impl Marks {
         }
     }
 
+    /// `SELECT m AS a, m AS b, …`: one row of values named `columns`.
+    pub(crate) fn select(&mut self, columns: &[&str]) -> String {
+        let named: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{} AS {c}", self.next()))
+            .collect();
+        format!("SELECT {}", named.join(", "))
+    }
+
     /// `(m, m, …)` of `n` markers.
     pub(crate) fn tuple(&mut self, n: usize) -> String {
         let marks: Vec<String> = (0..n).map(|_| self.next()).collect();

@@ -503,9 +503,9 @@ async fn set_levels(
     .await?;
     let mut changed = 0;
     for chunk in sets.chunks(200) {
-        let mut marks = backend.marks();
-        let lock: Vec<String> = chunk.iter().map(|_| marks.tuple(2)).collect();
         if backend == crate::db::Backend::Postgres {
+            let mut marks = backend.marks();
+            let lock: Vec<String> = chunk.iter().map(|_| marks.tuple(2)).collect();
             let sql = format!(
                 "SELECT location FROM stock_levels WHERE (location, sku) IN (VALUES {}) ORDER BY location, sku FOR UPDATE",
                 lock.join(", ")
@@ -519,17 +519,7 @@ async fn set_levels(
         let mut marks = backend.marks();
         let selects: Vec<String> = chunk
             .iter()
-            .map(|_| {
-                format!(
-                    "SELECT {} AS loc, {} AS sku, {} AS c, {} AS w, {} AS n, {} AS e",
-                    marks.next(),
-                    marks.next(),
-                    marks.next(),
-                    marks.next(),
-                    marks.next(),
-                    marks.next()
-                )
-            })
+            .map(|_| marks.select(&["loc", "sku", "c", "w", "n", "e"]))
             .collect();
         let condition = match &guard {
             LevelGuard::OlderCount => "(stock_levels.count_event IS NULL OR (stock_levels.count_wall, stock_levels.count_counter, stock_levels.count_event) < (v.w, v.n, v.e))".to_owned(),

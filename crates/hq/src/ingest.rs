@@ -105,8 +105,8 @@ pub async fn ingest(
             }
         }
     }
-    // Fresh events that extend the acknowledged head are applied straight from memory.
-    // Applied from the batch by reference; only events held from an earlier batch are decoded.
+    // Fresh events that extend the acknowledged head are applied straight from the batch, by
+    // reference; only events held from an earlier batch are decoded (`held_now`).
     let mut apply_now: Vec<&Event> = Vec::new();
     let mut held_now: Vec<Event> = Vec::new();
     for e in &fresh {
@@ -504,14 +504,7 @@ async fn apply_all(
         let mut marks = backend.marks();
         let selects: Vec<String> = chunk
             .iter()
-            .map(|_| {
-                format!(
-                    "SELECT {} AS loc, {} AS sku, {} AS d",
-                    marks.next(),
-                    marks.next(),
-                    marks.next()
-                )
-            })
+            .map(|_| marks.select(&["loc", "sku", "d"]))
             .collect();
         let sql = format!(
             "UPDATE stock_levels SET on_hand = stock_levels.on_hand + v.d FROM ({}) AS v WHERE stock_levels.location = v.loc AND stock_levels.sku = v.sku",

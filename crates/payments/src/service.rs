@@ -530,39 +530,32 @@ impl<J: Journal> CardPayments<J> {
     /// be sent), and answers the refund to a presented card for `refund_id` among them that
     /// gave money back, if there is one: the lost answer to the request now asked again.
     pub async fn recovered_refund(&self, refund_id: &str) -> Result<Option<Outcome>, PaymentError> {
-        let mut found = None;
-        for (op, outcome) in self.recover_in_flight().await? {
-            match outcome {
-                None => {
-                    return Err(PaymentError::Unresolved {
-                        service_id: op.service_id,
-                    });
-                }
-                Some(o @ Outcome::Refunded { .. })
+        Ok(self.ensure_resolved().await?.into_iter().rev().find_map(
+            |(op, outcome)| match outcome {
+                Outcome::Refunded { .. }
                     if op.kind == OpKind::UnreferencedRefund
                         && op.sale_transaction_id == refund_id =>
                 {
-                    found = Some(o);
+                    Some(outcome)
                 }
-                Some(_) => {}
-            }
-        }
-        Ok(found)
+                _ => None,
+            },
+        ))
     }
 
-    /// Recovers every request left in flight; while one stays unknown, nothing new may be sent.
-    pub async fn ensure_resolved(&self) -> Result<(), PaymentError> {
-        match self
-            .recover_in_flight()
+    /// Recovers every request left in flight and answers each with the outcome it was found to
+    /// have; while one stays unknown, nothing new may be sent.
+    pub async fn ensure_resolved(&self) -> Result<Vec<(InFlight, Outcome)>, PaymentError> {
+        self.recover_in_flight()
             .await?
             .into_iter()
-            .find(|(_, outcome)| outcome.is_none())
-        {
-            Some((op, _)) => Err(PaymentError::Unresolved {
-                service_id: op.service_id,
-            }),
-            None => Ok(()),
-        }
+            .map(|(op, outcome)| match outcome {
+                Some(outcome) => Ok((op, outcome)),
+                None => Err(PaymentError::Unresolved {
+                    service_id: op.service_id,
+                }),
+            })
+            .collect()
     }
 
     /// Refunds `amount_minor` to the card of an approved payment, referenced to it; all refunds
@@ -615,16 +608,10 @@ impl<J: Journal> CardPayments<J> {
         let Some((orig_op, payment)) = original else {
             return Err(PaymentError::UnknownPayment(poi_transaction_id.to_owned()));
         };
-        let refunded: i64 = records
-            .iter()
-            .filter(|r| r.op.original_poi_transaction_id.as_deref() == Some(poi_transaction_id))
-            .filter_map(|r| match &r.outcome {
-                Some(Outcome::Refunded { amount_minor, .. }) => Some(*amount_minor),
-                // A refund still in flight counts until it is known to have failed.
-                None => Some(r.op.amount_minor),
-                _ => None,
-            })
-            .sum();
+        let refunded =
+            amount_given_back(records.iter().filter(|r| {
+                r.op.original_poi_transaction_id.as_deref() == Some(poi_transaction_id)
+            }));
         let left = payment.authorised_minor - refunded;
         let asked = amount.unwrap_or(left);
         if asked <= 0 || asked > left {
@@ -1037,6 +1024,19 @@ fn compare(
             ));
         }
     }
+}
+
+/// What `records` (refunds and reversals) gave back, minor units: those that succeeded, and those
+/// still in flight, which count until they are known to have failed.
+pub fn amount_given_back<'a>(records: impl IntoIterator<Item = &'a Record>) -> i64 {
+    records
+        .into_iter()
+        .filter_map(|r| match &r.outcome {
+            Some(Outcome::Refunded { amount_minor, .. }) => Some(*amount_minor),
+            None => Some(r.op.amount_minor),
+            _ => None,
+        })
+        .sum()
 }
 
 /// A refund or reversal the terminal declined is an error for the caller to show (the reason

@@ -14,7 +14,7 @@ use domain::ledger::EventBody;
 use domain::sale::TenderKind;
 use domain::{Currency, Money, TerminalId};
 use payments::service::{
-    CardPayment, Journal as _, OpKind, Outcome, PaymentError, Record, Settlement,
+    CardPayment, Journal as _, OpKind, Outcome, PaymentError, Record, Settlement, amount_given_back,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -347,26 +347,22 @@ fn given_back(outcome: &Outcome, currency: &str) -> ApiResult<Response> {
     }
 }
 
-async fn journal_records(cards: &TillCards) -> ApiResult<Vec<Record>> {
-    cards
-        .service
-        .journal()
-        .records()
-        .await
-        .map_err(|e| payment_error(e.into()))
-}
-
-/// The outcome of an earlier refund or reversal of `poi` (none: a refund to a presented card)
-/// made for `id` (a retry).
+/// The outcome of the latest earlier refund or reversal of `poi` (none: a refund to a presented
+/// card) made for `id` (a retry).
 async fn given_back_before(
     cards: &TillCards,
     kind: OpKind,
     poi: Option<&str>,
     id: &str,
 ) -> ApiResult<Option<Outcome>> {
-    Ok(journal_records(cards)
-        .await?
+    Ok(cards
+        .service
+        .journal()
+        .records()
+        .await
+        .map_err(|e| payment_error(e.into()))?
         .into_iter()
+        .rev()
         .find_map(|r| match r.outcome {
             Some(o @ Outcome::Refunded { .. })
                 if r.op.kind == kind
@@ -501,48 +497,20 @@ async fn return_named(node: &Node, number: &str) -> ApiResult<domain::ledger::Re
     }
 }
 
-/// The card requests of every till of this node that match `condition` (SQL on `op` and
-/// `outcome`, with `$1` bound to `value`), with their till.
+/// The card requests of every till of this node that match `condition`, with their till.
 async fn card_requests(
     node: &Node,
     condition: &str,
     value: &str,
 ) -> ApiResult<Vec<(String, Record)>> {
-    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT terminal, op, outcome FROM card_requests WHERE {condition} ORDER BY seq"
-    )))
-    .bind(value)
-    .fetch_all(&node.pools.reader)
-    .await?;
-    let bad =
-        |e: serde_json::Error| payment_error(payments::service::JournalError(e.to_string()).into());
-    rows.into_iter()
-        .map(|(terminal, op, outcome)| {
-            Ok((
-                terminal,
-                Record {
-                    op: serde_json::from_str(&op).map_err(bad)?,
-                    outcome: outcome
-                        .map(|o| serde_json::from_str(&o))
-                        .transpose()
-                        .map_err(bad)?,
-                },
-            ))
-        })
-        .collect()
+    crate::payments::records_where(&node.pools.reader, condition, value)
+        .await
+        .map_err(|e| payment_error(e.into()))
 }
 
-/// What requests gave back: refunds that succeeded, and those still in flight, which count until
-/// they are known to have failed.
+/// What the card requests of `records` gave back (see [`amount_given_back`]).
 fn given_back_by(records: &[(String, Record)]) -> i64 {
-    records
-        .iter()
-        .filter_map(|(_, r)| match &r.outcome {
-            Some(Outcome::Refunded { amount_minor, .. }) => Some(*amount_minor),
-            None => Some(r.op.amount_minor),
-            _ => None,
-        })
-        .sum()
+    amount_given_back(records.iter().map(|(_, r)| r))
 }
 
 /// Refuses a refund to a presented card for a return whose sale was paid through a terminal of
@@ -725,20 +693,9 @@ async fn refund_to_presented_card(
     }
     let so_far = ReturnCardRefund::of(&node, number, &ret).await?;
     if so_far.left() <= 0 {
-        let last = journal_records(&cards)
-            .await?
-            .into_iter()
-            .rev()
-            .find_map(|r| match r.outcome {
-                Some(o @ Outcome::Refunded { .. })
-                    if r.op.kind == OpKind::UnreferencedRefund
-                        && r.op.sale_transaction_id == number =>
-                {
-                    Some(o)
-                }
-                _ => None,
-            });
-        if let Some(done) = last {
+        if let Some(done) =
+            given_back_before(&cards, OpKind::UnreferencedRefund, None, number).await?
+        {
             return given_back(&done, currency.code());
         }
     }

@@ -231,25 +231,44 @@ impl Journal for SqliteJournal {
     }
 
     async fn records(&self) -> Result<Vec<Record>, JournalError> {
-        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-            "SELECT op, outcome FROM card_requests WHERE terminal = $1 ORDER BY seq",
+        Ok(
+            records_where(&self.pool, "terminal = $1", self.terminal.as_str())
+                .await?
+                .into_iter()
+                .map(|(_, record)| record)
+                .collect(),
         )
-        .bind(self.terminal.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)?;
-        rows.into_iter()
-            .map(|(op, outcome)| {
-                Ok(Record {
+    }
+}
+
+/// The card requests of every till of this node that match `condition` (SQL on `terminal`,
+/// `op` and `outcome`, with `$1` bound to `value`), oldest first, each with its till.
+pub(crate) async fn records_where(
+    pool: &SqlitePool,
+    condition: &str,
+    value: &str,
+) -> Result<Vec<(String, Record)>, JournalError> {
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT terminal, op, outcome FROM card_requests WHERE {condition} ORDER BY seq"
+    )))
+    .bind(value)
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    rows.into_iter()
+        .map(|(terminal, op, outcome)| {
+            Ok((
+                terminal,
+                Record {
                     op: serde_json::from_str(&op).map_err(err)?,
                     outcome: outcome
                         .map(|o| serde_json::from_str(&o))
                         .transpose()
                         .map_err(err)?,
-                })
-            })
-            .collect()
-    }
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Applies a card event's change to the `card_requests` projection (inside the ledger writer's
