@@ -29,6 +29,15 @@ pub enum MoneyError {
         /// What was being computed.
         operation: &'static str,
     },
+    /// A number, but too large for any amount, or written with an exponent (`1e30`), which
+    /// amounts never are.
+    #[error(
+        "amount `{value}` is out of range: an amount is a plain decimal such as 12.50 of at most 18 digits in minor units"
+    )]
+    OutOfRange {
+        /// The text as given.
+        value: String,
+    },
     /// A decimal amount could not be read.
     #[error("amount `{value}` is not a decimal number")]
     NotANumber {
@@ -219,11 +228,32 @@ impl Money {
                 .all(|c| c.is_ascii_digit() || c == '.')
             && trimmed.matches('.').count() <= 1
             && trimmed.chars().any(|c| c.is_ascii_digit());
+        let out_of_range = || MoneyError::OutOfRange {
+            value: value.to_owned(),
+        };
         if !valid_shape {
-            return Err(not_a_number());
+            // `1e30` is a number to a JSON parser, just not one an amount is written as.
+            let scientific = trimmed
+                .split_once(['e', 'E'])
+                .is_some_and(|(mantissa, exponent)| {
+                    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+                    let mantissa = mantissa.trim_start_matches(['-', '+']);
+                    let exponent = exponent.trim_start_matches(['-', '+']);
+                    mantissa.split('.').all(|p| p.is_empty() || digits(p))
+                        && mantissa.bytes().any(|b| b.is_ascii_digit())
+                        && mantissa.matches('.').count() <= 1
+                        && digits(exponent)
+                });
+            return Err(if scientific {
+                out_of_range()
+            } else {
+                not_a_number()
+            });
         }
-        let decimal = Decimal::from_str_exact(trimmed).map_err(|_| not_a_number())?;
+        // The shape is a decimal number; one that does not fit is too large, not malformed.
+        let decimal = Decimal::from_str_exact(trimmed).map_err(|_| out_of_range())?;
         Money::from_decimal_exact(decimal, currency).map_err(|e| match e {
+            MoneyError::Overflow { .. } => out_of_range(),
             MoneyError::TooPrecise { .. } => MoneyError::TooPrecise {
                 value: value.to_owned(),
                 exponent: currency.exponent(),
@@ -497,6 +527,34 @@ mod tests {
         );
         // Gold has no minor unit, so it cannot be a till currency.
         assert!(Currency::parse("XAU").is_err());
+    }
+
+    #[test]
+    fn an_amount_too_large_or_with_an_exponent_is_out_of_range_not_malformed() {
+        for value in [
+            "1e30",
+            "1E5",
+            "-2.5e3",
+            "1000000000000000000000000000000",
+            "99999999999999999999",
+        ] {
+            assert_eq!(
+                Money::parse_major(value, Currency::EUR),
+                Err(MoneyError::OutOfRange {
+                    value: value.to_owned()
+                }),
+                "{value}"
+            );
+        }
+        for value in ["abc", "1e", "e5", "1.2.3", ""] {
+            assert!(
+                matches!(
+                    Money::parse_major(value, Currency::EUR),
+                    Err(MoneyError::NotANumber { .. })
+                ),
+                "{value}"
+            );
+        }
     }
 
     #[test]

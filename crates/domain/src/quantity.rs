@@ -13,6 +13,12 @@ pub enum QuantityError {
         /// The text as given.
         value: String,
     },
+    /// Spaces (or other white space) around the number: what was sent is not what was meant.
+    #[error("quantity `{value}` has spaces around the number")]
+    Spaced {
+        /// The text as given.
+        value: String,
+    },
     /// Zero or a negative number where a positive quantity is needed.
     #[error("quantity `{value}` must be greater than zero")]
     NotPositive {
@@ -110,6 +116,11 @@ impl Quantity {
     /// Parses a decimal such as `2`, `0.25` or `1.125` exactly.
     pub fn parse(value: &str) -> Result<Self, QuantityError> {
         let trimmed = value.trim();
+        if trimmed.len() != value.len() && !trimmed.is_empty() {
+            return Err(QuantityError::Spaced {
+                value: value.to_owned(),
+            });
+        }
         let not_a_number = || QuantityError::NotANumber {
             value: value.to_owned(),
         };
@@ -233,6 +244,19 @@ mod tests {
         assert_eq!(Quantity::parse("0.25").unwrap().milli(), 250);
         assert_eq!(Quantity::parse("1.125").unwrap().milli(), 1125);
         assert_eq!(Quantity::parse("1.125").unwrap().to_string(), "1.125");
+    }
+
+    #[test]
+    fn a_quantity_with_spaces_around_it_is_refused() {
+        for spaced in [" 1", "1 ", "\t2", "0.5\n"] {
+            assert_eq!(
+                Quantity::parse(spaced),
+                Err(QuantityError::Spaced {
+                    value: spaced.to_owned()
+                }),
+                "{spaced:?}"
+            );
+        }
         assert_eq!(Quantity::each(3).unwrap().to_string(), "3");
     }
 

@@ -80,17 +80,35 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Opens a shift on `terminal` of the benchmark node (a sale needs one).
-pub(crate) async fn open_shift(app: &store::App, terminal: &str) -> anyhow::Result<()> {
+/// Opens a shift on `terminal` of the benchmark node (a sale needs one) and answers the
+/// credential the benchmark's clients send: it rings as an unattended device of the till.
+pub(crate) async fn open_shift(node: &store::node::Node, terminal: &str) -> anyhow::Result<String> {
     let eur = domain::Currency::parse("EUR")?;
     store::shifts::ensure_open(
-        &app.node(),
+        node,
         &TerminalId::parse(terminal).map_err(anyhow::Error::msg)?,
         &domain::StaffId::parse("anna").map_err(anyhow::Error::msg)?,
         domain::Money::from_minor(15_000, eur),
     )
     .await?;
-    Ok(())
+    device_token(node, terminal).await
+}
+
+/// A device credential for a benchmark or demo client ringing at `terminal` (a new one on
+/// every run; the device keeps its id).
+pub(crate) async fn device_token(
+    node: &store::node::Node,
+    terminal: &str,
+) -> anyhow::Result<String> {
+    let id = format!("sim-{terminal}");
+    let now = jiff::Timestamp::now().as_millisecond();
+    match store::auth::add_device(&node.pools, &id, terminal, now).await {
+        Ok(token) => Ok(token),
+        Err(store::auth::DeviceError::Taken(_)) => Ok(store::auth::rotate_device(&node.pools, &id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
 }
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
@@ -176,7 +194,7 @@ async fn bench_store(
         sync: None,
     };
     let app = store::App::build(&settings, Arc::new(SystemClock)).await?;
-    crate::bench::open_shift(&app, "bench-t1").await?;
+    let token = crate::bench::open_shift(&app.node(), "bench-t1").await?;
     let url = format!("http://{}", app.local_addr().context("no address")?);
     tokio::spawn(app.run(std::future::pending()));
 
@@ -194,7 +212,7 @@ async fn bench_store(
         let started = Instant::now();
         let mut tasks = Vec::new();
         for c in 0..clients {
-            let (http, url) = (http.clone(), url.clone());
+            let (http, url, token) = (http.clone(), url.clone(), token.clone());
             let per = sales / clients;
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(per);
@@ -204,6 +222,7 @@ async fn bench_store(
                     let response = http
                         .post(format!("{url}/v1/sales"))
                         .header("Idempotency-Key", format!("bench-{round}-{k}"))
+                        .bearer_auth(&token)
                         .json(&basket(lines, k))
                         .send()
                         .await?;

@@ -17,20 +17,14 @@ use crate::bench::DEMO_SEED;
 const BENCH_PEPPER: &[u8] = b"kassa benchmark pepper";
 
 impl Node {
-    /// Opens a shift on each till (a sale needs one).
-    async fn open_shifts(&self) -> anyhow::Result<()> {
-        let eur = domain::Currency::parse("EUR")?;
-        let anna = domain::StaffId::parse("anna").map_err(anyhow::Error::msg)?;
+    /// Opens a shift on each till (a sale needs one); answers each till's credential, in
+    /// the order of the tills.
+    async fn open_shifts(&self) -> anyhow::Result<Vec<String>> {
+        let mut tokens = Vec::with_capacity(self.terminals.len());
         for (terminal, _) in &self.terminals {
-            store::shifts::ensure_open(
-                &self.node,
-                terminal,
-                &anna,
-                domain::Money::from_minor(15_000, eur),
-            )
-            .await?;
+            tokens.push(crate::bench::open_shift(&self.node, terminal.as_str()).await?);
         }
-        Ok(())
+        Ok(tokens)
     }
 }
 
@@ -118,13 +112,14 @@ const CODES: [&str; 10] = [
 async fn ring(
     http: &reqwest::Client,
     url: &str,
-    terminal: &TerminalId,
+    (terminal, token): (&TerminalId, &str),
     k: usize,
     rng: &mut u64,
 ) -> anyhow::Result<Value> {
     let response = http
         .post(format!("{url}/v1/sales"))
         .header("Idempotency-Key", format!("bench-sync-{k}"))
+        .bearer_auth(token)
         .json(&basket(rng, &CODES, terminal.as_str()))
         .send()
         .await?;
@@ -146,12 +141,13 @@ pub async fn bench_sync(
         .prefix("kassa-bench-sync-")
         .tempdir_in(".")?;
     let node = start_node(temp.path(), None, terminals).await?;
-    node.open_shifts().await?;
+    let tokens = node.open_shifts().await?;
     let http = reqwest::Client::new();
     let mut rng = 0x2545_F491_4F6C_DD1D_u64;
     let mut baseline = 0_usize;
     for k in 0..sales {
-        let terminal = &node.terminals[k % node.terminals.len()].0;
+        let till = k % node.terminals.len();
+        let terminal = (&node.terminals[till].0, tokens[till].as_str());
         let receipt = ring(&http, &node.url, terminal, k, &mut rng).await?;
         baseline += http_request_bytes(
             "/api/pos/orders",
@@ -371,12 +367,12 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
     let (terminal, public_key) = node.terminals.first().context("no terminal")?;
     hq::add_terminal(&db, &store, terminal, public_key).await?;
     // The shift opens once HQ knows the till, so its first push is accepted.
-    node.open_shifts().await?;
+    let tokens = node.open_shifts().await?;
     let http = reqwest::Client::new();
     let mut rng = 7_u64;
     let mut samples = Vec::new();
     for k in 0..200 {
-        let receipt = ring(&http, &node.url, terminal, k, &mut rng).await?;
+        let receipt = ring(&http, &node.url, (terminal, &tokens[0]), k, &mut rng).await?;
         let seq = receipt["seq"].as_i64().unwrap_or(0);
         let rang = Instant::now();
         loop {

@@ -121,20 +121,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         let anna = domain::StaffId::parse("anna").map_err(anyhow::Error::msg)?;
         for t in &terminals {
             store::shifts::ensure_open(&app.node(), t, &anna, float).await?;
+            // The simulated till rings as an unattended device of that till.
+            let token = crate::bench::device_token(&app.node(), t.as_str()).await?;
+            tills.push((url.clone(), t.to_string(), token));
         }
         tokio::spawn(app.run(stopped(stop_rx.clone())));
-        for t in terminals {
-            tills.push((url.clone(), t.to_string()));
-        }
     }
     println!(
         "Stores pull their catalog, prices and tax rules from HQ; sales reach HQ within seconds."
     );
     if args.simulate {
         let codes = sellable_codes(&seed);
-        for (n, (url, terminal)) in tills.into_iter().enumerate() {
+        for (n, (url, terminal, token)) in tills.into_iter().enumerate() {
             tokio::spawn(simulate(
-                url,
+                (url, token),
                 terminal,
                 codes.clone(),
                 args.rate,
@@ -195,7 +195,7 @@ fn sellable_codes(seed: &protocol::seed::SeedDto) -> Vec<String> {
 }
 
 async fn simulate(
-    url: String,
+    (url, token): (String, String),
     terminal: String,
     codes: Vec<String>,
     rate: f64,
@@ -225,6 +225,7 @@ async fn simulate(
         let _ = http
             .post(format!("{url}/v1/sales"))
             .header("Idempotency-Key", format!("demo-{terminal}-{salt}-{k}"))
+            .bearer_auth(&token)
             .json(&body)
             .send()
             .await;

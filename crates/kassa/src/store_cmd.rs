@@ -110,6 +110,12 @@ enum StoreCommand {
         #[arg(long, default_value_t = 50_000)]
         offline_outstanding: i64,
     },
+    /// Add or revoke an unattended device (a scale, a self-checkout) that writes at one till
+    /// without a member signed in.
+    Device {
+        #[command(subcommand)]
+        action: DeviceAction,
+    },
     /// Write a terminal's journal as JSON lines to standard output.
     Export {
         /// The terminal.
@@ -118,6 +124,32 @@ enum StoreCommand {
         /// First sequence number.
         #[arg(long, default_value_t = 1)]
         from: u64,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum DeviceAction {
+    /// Add a device and print its credential (shown once; the node keeps only a hash). The
+    /// device sends it as `Authorization: Bearer <credential>` and acts as a cashier of the till.
+    Add {
+        /// The device's id, recorded as the cashier of what it writes.
+        #[arg(long)]
+        id: String,
+        /// The till it writes at.
+        #[arg(long)]
+        terminal: String,
+    },
+    /// Give a device a new credential (printed once); the old one stops working at once.
+    Rotate {
+        /// The device's id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Revoke a device: its credential is refused from the next request on.
+    Revoke {
+        /// The device's id.
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -249,6 +281,33 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!("--target/--paper: {e}"))?;
                 println!("terminal {terminal} prints to {target} on {paper} mm paper");
+                Ok(())
+            }
+            StoreCommand::Device { action } => {
+                let pools = store::db::open(&data).await?;
+                let now = jiff::Timestamp::now().as_millisecond();
+                match action {
+                    DeviceAction::Add { id, terminal } => {
+                        let token = store::auth::add_device(&pools, &id, &terminal, now)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        println!("device {id} writes at {terminal}; its credential (shown once):");
+                        println!("{token}");
+                    }
+                    DeviceAction::Rotate { id } => {
+                        let token = store::auth::rotate_device(&pools, &id)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        println!("device {id} has a new credential (shown once):");
+                        println!("{token}");
+                    }
+                    DeviceAction::Revoke { id } => {
+                        store::auth::revoke_device(&pools, &id, now)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        println!("device {id} is revoked");
+                    }
+                }
                 Ok(())
             }
             StoreCommand::PaymentTerminal {

@@ -69,8 +69,7 @@ async fn post(
     key: &str,
     body: &Value,
 ) -> (u16, Value) {
-    let response = http
-        .post(format!("{url}{path}"))
+    let response = test_support::signed(http.post(format!("{url}{path}")), url, body)
         .header("Idempotency-Key", key)
         .json(body)
         .send()
@@ -81,7 +80,13 @@ async fn post(
 }
 
 async fn get(http: &reqwest::Client, url: &str) -> Value {
-    http.get(url).send().await.unwrap().json().await.unwrap()
+    test_support::signed(http.get(url), url, &Value::Null)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +115,7 @@ async fn a_node_killed_mid_payment_recovers_the_approval_at_restart_with_one_cap
     let waiting = {
         let (http, url, body) = (http.clone(), node.url.clone(), body.clone());
         tokio::spawn(async move {
-            http.post(format!("{url}/v1/card-payments"))
+            test_support::signed(http.post(format!("{url}/v1/card-payments")), &url, &body)
                 .header("Idempotency-Key", "pay-sale-1")
                 .json(&body)
                 .send()
@@ -134,6 +139,8 @@ async fn a_node_killed_mid_payment_recovers_the_approval_at_restart_with_one_cap
     );
 
     let node = Process::spawn(&kassa(), &run).await.unwrap();
+    // A restarted node has signed everyone out: the cashier signs in again.
+    open_shifts(&http, &node.url, &[T1]).await.unwrap();
     // The till asks again with the same key: the node asked the terminal for the outcome of the
     // request in its ledger before anything else, and answers with that approval.
     let (status, paid) = post(&http, &node.url, "/v1/card-payments", "pay-sale-1", &body).await;
@@ -231,20 +238,11 @@ async fn an_offline_approval_declined_later_is_an_exception_at_hq() {
     assert_eq!(status, 201, "{paid}");
     assert_eq!(paid["offline"], true);
     // The cashier signed in by the harness (anna) completes the sale with it.
-    let signed_in = http
-        .post(format!("{url}/v1/sign-in"))
-        .json(&json!({"terminal": T1, "staff": "anna", "pin": "1111"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
-    let session = signed_in["session"].as_str().unwrap();
+    let session = test_support::session(&url, T1).unwrap();
     let response = http
         .post(format!("{url}/v1/sales"))
         .header("Idempotency-Key", "sale-1")
-        .bearer_auth(session)
+        .bearer_auth(&session)
         .json(&json!({
             "terminal": T1,
             "lines": [{"code": "9003909062415", "quantity": "3"}],
@@ -274,6 +272,8 @@ async fn an_offline_approval_declined_later_is_an_exception_at_hq() {
     sim.set_faults(Faults::default());
     let done = http
         .post(format!("{url}/v1/card-payments/reconcile-offline"))
+        .bearer_auth(&session)
+        .json(&json!({"terminal": T1}))
         .send()
         .await
         .unwrap()

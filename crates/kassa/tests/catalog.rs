@@ -534,17 +534,21 @@ async fn opening_counts_reach_the_store_and_a_rollback_keeps_its_sales() {
         }
     })
     .await;
-    let sale = http
-        .post(format!("{store_url}/v1/sales"))
-        .header("Idempotency-Key", "mug-sale-1")
-        .json(&serde_json::json!({
-            "terminal": "vienna-01-t1",
-            "lines": [{"code": "4012345000016", "quantity": "2"}],
-            "tenders": [{"kind": "cash", "amount": "50.00"}],
-        }))
-        .send()
-        .await
-        .unwrap();
+    let body = serde_json::json!({
+        "terminal": "vienna-01-t1",
+        "lines": [{"code": "4012345000016", "quantity": "2"}],
+        "tenders": [{"kind": "cash", "amount": "50.00"}],
+    });
+    let sale = test_support::signed(
+        http.post(format!("{store_url}/v1/sales")),
+        &store_url,
+        &body,
+    )
+    .header("Idempotency-Key", "mug-sale-1")
+    .json(&body)
+    .send()
+    .await
+    .unwrap();
     assert!(sale.status().is_success(), "{:?}", sale.text().await);
     let pulled = eventually("HQ to apply the sale", || {
         let (http, url, token) = (http.clone(), hq_url.clone(), store.token.clone());

@@ -50,10 +50,10 @@ async fn post_sale(
     k: u64,
     terminal: &str,
 ) -> Result<(u16, Value), String> {
-    let response = http
-        .post(format!("{url}/v1/sales"))
+    let body = sale_body(k, terminal);
+    let response = test_support::signed(http.post(format!("{url}/v1/sales")), url, &body)
         .header("Idempotency-Key", format!("sale-{k}"))
-        .json(&sale_body(k, terminal))
+        .json(&body)
         .send()
         .await
         .map_err(|e| e.to_string())?;

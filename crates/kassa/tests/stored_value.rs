@@ -28,8 +28,7 @@ async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::SeqCst)
     );
-    let response = http
-        .post(url)
+    let response = test_support::signed(http.post(url), url, body)
         .header("Idempotency-Key", key)
         .json(body)
         .send()
@@ -40,7 +39,10 @@ async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
 }
 
 async fn get(http: &reqwest::Client, url: &str) -> Value {
-    let response = http.get(url).send().await.unwrap();
+    let response = test_support::signed(http.get(url), url, &Value::Null)
+        .send()
+        .await
+        .unwrap();
     assert!(
         response.status().is_success(),
         "{url}: {}",

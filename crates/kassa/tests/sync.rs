@@ -174,8 +174,7 @@ async fn post(
     key: &str,
     body: &Value,
 ) -> Result<(u16, Value), String> {
-    let response = http
-        .post(url)
+    let response = test_support::signed(http.post(url), url, body)
         .header("Idempotency-Key", key)
         .json(body)
         .send()

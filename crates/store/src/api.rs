@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,8 +16,8 @@ use domain::quantity::{format_signed_milli, parse_signed_milli};
 use domain::sale::{
     LineInput, PricedReturn, ReturnedLine, SaleError, TenderKind, price_cart, settle,
 };
-use domain::staff::Permission;
-use domain::{Money, Quantity, StaffId, TerminalId, UnitOfSale};
+use domain::staff::{Permission, Role};
+use domain::{Money, Quantity, TerminalId, UnitOfSale};
 use protocol::FieldError;
 use protocol::api::{
     AdjustmentRequest, CartLineRequest, CartView, CountRequest, DiscountDto, PriceCartRequest,
@@ -29,10 +29,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use crate::auth::Caller;
 use crate::ledger::{IdempotencyKey, Op, WriteError, recorded_response};
 use crate::node::Node;
 use crate::refdata::{Item, StoreContext};
-use crate::staff_api::{actor, approve, sale_permissions};
+use crate::staff_api::{approve, sale_permissions};
 use crate::views::event_view;
 
 /// The largest request body accepted.
@@ -153,6 +154,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers());
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
@@ -164,11 +166,89 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                 ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", e)
             }
         })?;
+        // A body in another media type is refused rather than guessed at: a form or plain text
+        // that happens to parse as JSON was not meant as this request.
+        if !json && !bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the request body must be JSON sent as `Content-Type: application/json`",
+            )
+            .at("Content-Type"));
+        }
         Ok(RawBody { bytes })
     }
 }
 
+/// Whether the request says its body is JSON (`application/json`, or a `+json` type).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .is_some_and(|t| t == "application/json" || t.ends_with("+json"))
+}
+
+/// Gives every error answer the API's own shape. Handlers answer `{code, message, field}`
+/// already; what axum's extractors refuse on their own (a query string that does not parse, a
+/// path segment that is not UTF-8, a method a route does not take) comes as plain text, and is
+/// rewritten here, once, so a client never has to read two shapes.
+pub(crate) async fn json_errors(request: Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_plain_error = (status.is_client_error() || status.is_server_error())
+        && !response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| {
+                t.starts_with("application/json") || t.starts_with("text/event-stream")
+            });
+    if !is_plain_error {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "invalid_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_field",
+        s if s.is_server_error() => "internal_error",
+        _ => "invalid_request",
+    };
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    let mut error = ApiError::new(status, code, &message);
+    // serde's messages name the field at fault as "missing field `x`" or "unknown field `x`".
+    if let Some(field) = ["field `", "variant `"]
+        .iter()
+        .find_map(|p| message.split_once(p))
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(field, _)| field.to_owned())
+    {
+        error = error.at(field);
+    }
+    error.into_response()
+}
+
 impl RawBody {
+    /// The body's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Whether the body is empty (or only whitespace).
     pub(crate) fn is_empty(&self) -> bool {
         self.bytes.iter().all(u8::is_ascii_whitespace)
@@ -216,28 +296,29 @@ fn idempotency_key(
     })
 }
 
-/// A write request: its body, its idempotency key (hashed with method, path and body) and the
-/// session token of the member of staff making it, if signed in.
+/// A write request: its caller (checked from the headers before the body is read, so a request
+/// without a credential costs the node nothing), its body, and its idempotency key (hashed with
+/// method, path and body).
 pub(crate) struct WriteRequest {
     pub(crate) key: IdempotencyKey,
     pub(crate) body: RawBody,
-    pub(crate) session: Option<String>,
+    pub(crate) caller: Caller,
 }
 
-impl<S: Send + Sync> FromRequest<S> for WriteRequest {
+impl FromRequest<Arc<Node>> for WriteRequest {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (parts, body) = req.into_parts();
+    async fn from_request(req: Request, node: &Arc<Node>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let caller = Caller::from_request_parts(&mut parts, node).await?;
         let (method, uri, headers) = (
             parts.method.clone(),
             parts.uri.clone(),
             parts.headers.clone(),
         );
-        let body = RawBody::from_request(Request::from_parts(parts, body), state).await?;
+        let body = RawBody::from_request(Request::from_parts(parts, body), node).await?;
         let key = idempotency_key(&headers, &method, &uri, &body)?;
-        let session = crate::staff_api::bearer(&headers);
-        Ok(WriteRequest { key, body, session })
+        Ok(WriteRequest { key, body, caller })
     }
 }
 
@@ -271,6 +352,7 @@ pub fn router(node: Arc<Node>) -> Router {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(node)
 }
 
@@ -649,20 +731,15 @@ pub(crate) async fn replay(node: &Node, key: &IdempotencyKey) -> ApiResult<Optio
 
 async fn sale(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body, session }: WriteRequest,
+    WriteRequest { key, body, caller }: WriteRequest,
 ) -> ApiResult<Response> {
     if let Some(response) = replay(&node, &key).await? {
         return Ok(response);
     }
     let request: SaleRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
-    let named = request
-        .cashier
-        .as_deref()
-        .map(|c| StaffId::parse(c).map_err(|e| ApiError::invalid("invalid_field", "cashier", e)))
-        .transpose()?;
-    let actor = actor(&node, session.as_deref(), &terminal, named).await?;
-    let cashier = actor.staff.clone();
+    let actor = caller.at(&terminal)?;
+    let cashier = Some(actor.cashier(request.cashier.as_deref())?);
     let ctx = context(&node)?;
     if request.lines.is_empty() {
         return Err(ApiError::invalid(
@@ -688,7 +765,7 @@ async fn sale(
     let approvals = approve(
         &node,
         &terminal,
-        &actor,
+        actor,
         &sale_permissions(&cart),
         request.approval.as_ref(),
     )
@@ -722,14 +799,14 @@ fn tender_kind(value: Option<&str>) -> ApiResult<TenderKind> {
 
 async fn return_goods(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body, session }: WriteRequest,
+    WriteRequest { key, body, caller }: WriteRequest,
 ) -> ApiResult<Response> {
     if let Some(response) = replay(&node, &key).await? {
         return Ok(response);
     }
     let request: ReturnRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
-    let actor = actor(&node, session.as_deref(), &terminal, None).await?;
+    let actor = caller.at(&terminal)?;
     let tender = tender_kind(request.refund_tender.as_deref())?;
     let reference =
         crate::stored_value::refund_account(tender, request.refund_reference.as_deref())?;
@@ -838,7 +915,7 @@ async fn return_goods(
             let approvals = approve(
                 &node,
                 &terminal,
-                &actor,
+                actor,
                 &[Permission::ReturnWithoutReceipt],
                 request.approval.as_ref(),
             )
@@ -858,14 +935,14 @@ async fn return_goods(
 
 async fn void_last(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body, session }: WriteRequest,
+    WriteRequest { key, body, caller }: WriteRequest,
 ) -> ApiResult<Response> {
     if let Some(response) = replay(&node, &key).await? {
         return Ok(response);
     }
     let request: VoidRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
-    let actor = actor(&node, session.as_deref(), &terminal, None).await?;
+    let actor = caller.at(&terminal)?;
     if request.reason.trim().is_empty() {
         return Err(ApiError::invalid(
             "reason_required",
@@ -876,7 +953,7 @@ async fn void_last(
     let approvals = approve(
         &node,
         &terminal,
-        &actor,
+        actor,
         &[Permission::Void],
         request.approval.as_ref(),
     )
@@ -907,10 +984,11 @@ fn known_sku(node: &Node, sku: &Sku) -> ApiResult<()> {
 
 async fn adjust(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body, .. }: WriteRequest,
+    WriteRequest { key, body, caller }: WriteRequest,
 ) -> ApiResult<Response> {
     let request: AdjustmentRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
+    caller.at(&terminal)?;
     let sku = sku_field(&request.sku)?;
     known_sku(&node, &sku)?;
     let reason = AdjustmentReason::parse(&request.reason).ok_or_else(|| {
@@ -953,10 +1031,11 @@ async fn adjust(
 
 async fn count(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body, .. }: WriteRequest,
+    WriteRequest { key, body, caller }: WriteRequest,
 ) -> ApiResult<Response> {
     let request: CountRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
+    caller.at(&terminal)?;
     let sku = sku_field(&request.sku)?;
     known_sku(&node, &sku)?;
     let counted = parse_signed_milli(&request.counted)
@@ -984,8 +1063,10 @@ async fn stock(State(node): State<Arc<Node>>, Path(sku): Path<String>) -> ApiRes
     ))
 }
 
+/// A receipt, for any member signed in at this node (a return or a reprint starts from it).
 async fn receipt(
     State(node): State<Arc<Node>>,
+    _caller: Caller,
     Path(number): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let event = crate::printing::event_of_receipt(&node, &number).await?;
@@ -1009,12 +1090,16 @@ fn page() -> u32 {
     100
 }
 
+/// The journal of a terminal: every event with its hash and signature, for supervisors and
+/// above.
 async fn journal(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    caller.with_role(Role::Supervisor, "reading the journal")?;
     let terminal = terminal(&node, &query.terminal)?;
     let limit = query.limit.clamp(1, 1000);
     let rows = sqlx::query(

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::ledger::EventBody;
 use domain::sale::TenderKind;
+use domain::staff::Role;
 use domain::{Currency, Money, TerminalId};
 use payments::service::{
     CardPayment, Journal as _, OpKind, Outcome, PaymentError, Record, Settlement, amount_given_back,
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::api::{ApiError, ApiResult, RawBody, WriteRequest, context, terminal};
+use crate::auth::Caller;
 use crate::cards::{TillCards, TillTerminal};
 use crate::node::Node;
 use crate::payments::{TotalsScope, ledger_card_totals};
@@ -199,10 +201,11 @@ struct PayRequest {
 
 async fn pay(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body, .. }: WriteRequest,
+    WriteRequest { key, body, caller }: WriteRequest,
 ) -> ApiResult<Response> {
     let request: PayRequest = body.parse()?;
     let till = terminal(&node, &request.terminal)?;
+    caller.at(&till)?;
     let cards = till_cards(&node, &till)?;
     let ctx = context(&node)?;
     let currency = ctx.config.currency;
@@ -378,11 +381,13 @@ async fn given_back_before(
 /// Reverses an approved payment a sale never used (the sale was abandoned after approval).
 async fn reverse(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     Path(poi): Path<String>,
     body: RawBody,
 ) -> ApiResult<Response> {
     let request: ReverseRequest = body.parse()?;
     let till = terminal(&node, &request.terminal)?;
+    caller.at(&till)?;
     let cards = till_cards(&node, &till)?;
     let currency = context(&node)?.config.currency;
     if let Some(receipt) = used_by(&node, &till, &poi).await? {
@@ -427,11 +432,13 @@ struct RefundRequest {
 /// till of this node, never exceed what it paid out to a card.
 async fn refund(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     Path(poi): Path<String>,
     body: RawBody,
 ) -> ApiResult<Response> {
     let request: RefundRequest = body.parse()?;
     let till = terminal(&node, &request.terminal)?;
+    caller.at(&till)?;
     let cards = till_cards(&node, &till)?;
     let currency = context(&node)?.config.currency;
     let asked = amount(&request.amount, currency, "amount")?;
@@ -661,10 +668,12 @@ impl ReturnCardRefund {
 /// before anything new is sent.
 async fn refund_to_presented_card(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     body: RawBody,
 ) -> ApiResult<Response> {
     let request: PresentedCardRefundRequest = body.parse()?;
     let till = terminal(&node, &request.terminal)?;
+    caller.at(&till)?;
     let cards = till_cards(&node, &till)?;
     let currency = context(&node)?.config.currency;
     let asked = request
@@ -737,8 +746,10 @@ fn tills(node: &Node, only: Option<&str>) -> ApiResult<Vec<(TerminalId, Arc<Till
 }
 
 /// Offline approvals waiting for their final outcome, with their age.
+/// Offline card approvals not yet settled, for any member or device signed in at this node.
 async fn pending(
     State(node): State<Arc<Node>>,
+    _caller: Caller,
     Query(query): Query<TillQuery>,
 ) -> ApiResult<Json<Value>> {
     let mut out = Vec::new();
@@ -780,12 +791,29 @@ struct ReconcileRequest {
 
 /// Asks the terminals for the final outcome of every offline approval; later declines are
 /// recorded (`CardOfflineDeclined`) and listed.
-async fn reconcile_offline(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<Json<Value>> {
+/// Settles the offline card approvals of one till (its own member or device) or of every till
+/// (a supervisor or above).
+async fn reconcile_offline(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    body: RawBody,
+) -> ApiResult<Json<Value>> {
     let request: ReconcileRequest = if body.is_empty() {
         ReconcileRequest::default()
     } else {
         body.parse()?
     };
+    match request.terminal.as_deref() {
+        Some(t) => {
+            caller.at(&terminal(&node, t)?)?;
+        }
+        None => {
+            caller.with_role(
+                Role::Supervisor,
+                "settling every till's offline card approvals",
+            )?;
+        }
+    }
     let mut declined = Vec::new();
     let mut left = 0;
     for (till, cards) in tills(&node, request.terminal.as_deref())? {
@@ -830,12 +858,15 @@ fn lines(rows: &[(String, u64, i64)]) -> Value {
 
 /// End of day: the terminal's totals against the ledger's card tenders of a shift or a
 /// business day, with the differences.
+/// The end-of-day card totals of a till against its terminal's, for supervisors and above.
 async fn totals(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     query: Result<Query<TotalsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    caller.with_role(Role::Supervisor, "the end-of-day card totals")?;
     let till = terminal(&node, &query.terminal)?;
     let cards = till_cards(&node, &till)?;
     let mut scope = TotalsScope {

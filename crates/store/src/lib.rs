@@ -6,6 +6,7 @@
 //! serves until the shutdown future resolves.
 
 pub mod api;
+pub mod auth;
 pub mod cards;
 pub mod cards_api;
 pub mod clock;

@@ -196,8 +196,10 @@ async fn receipt_document(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "receipt_failed", e))
 }
 
+/// A receipt as printed, for any member or device signed in at this node.
 async fn preview(
     State(node): State<Arc<Node>>,
+    _caller: crate::auth::Caller,
     Path(number): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let event = event_of_receipt(&node, &number).await?;
@@ -233,13 +235,16 @@ pub async fn print(config: &PrinterConfig, document: Document) -> ApiResult<()> 
 }
 
 /// Prints a receipt on its till's printer: the first time as the original, after that as a
-/// copy (marked so, drawer shut).
+/// copy (marked so, drawer shut). Only from that till's own session or device, since a printed
+/// original opens its drawer.
 async fn print_receipt(
     State(node): State<Arc<Node>>,
+    caller: crate::auth::Caller,
     Path(number): Path<String>,
 ) -> ApiResult<Response> {
     let event = event_of_receipt(&node, &number).await?;
     let terminal = event.meta.terminal.clone();
+    caller.at(&terminal)?;
     let config = required_printer(&node, &terminal).await?;
     let printed: i64 = sqlx::query_scalar("SELECT printed FROM receipts WHERE number = $1")
         .bind(&number)

@@ -36,25 +36,37 @@ pub struct Session {
     pub terminal: TerminalId,
 }
 
+/// How long a session may go unused before it ends: a till left signed in overnight asks for
+/// a PIN again in the morning.
+pub const SESSION_IDLE_MS: i64 = 8 * 60 * 60 * 1000;
+
 /// Sessions by token. Held in memory: a restarted node signs everyone out.
 #[derive(Debug, Default)]
-pub struct Sessions(Mutex<HashMap<String, Session>>);
+pub struct Sessions(Mutex<HashMap<String, (Session, i64)>>);
 
 impl Sessions {
-    /// The session of `token`.
-    pub fn get(&self, token: &str) -> Option<Session> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(token)
-            .cloned()
+    /// The session of `token` at `now_ms`, which counts as its latest use; `None` when there is
+    /// none or it has been idle for longer than [`SESSION_IDLE_MS`] (it ends then).
+    pub fn get(&self, token: &str, now_ms: i64) -> Option<Session> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (session, last_used) = map.get_mut(token)?;
+        if now_ms - *last_used > SESSION_IDLE_MS {
+            map.remove(token);
+            return None;
+        }
+        *last_used = now_ms.max(*last_used);
+        Some(session.clone())
     }
 
-    fn insert(&self, token: String, session: Session) {
+    fn insert(&self, token: String, session: Session, now_ms: i64) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        // One session per member and till: signing in again replaces the old one.
-        map.retain(|_, s| !(s.staff == session.staff && s.terminal == session.terminal));
-        map.insert(token, session);
+        // One session per member and till: signing in again replaces the old one. Sessions
+        // idle past their time go too, so the map never grows with abandoned sign-ins.
+        map.retain(|_, (s, last_used)| {
+            !(s.staff == session.staff && s.terminal == session.terminal)
+                && now_ms - *last_used <= SESSION_IDLE_MS
+        });
+        map.insert(token, (session, now_ms));
     }
 
     /// Ends the session of `token`; whether there was one.
@@ -216,7 +228,8 @@ pub async fn sign_in(
         role: member.role,
         terminal: terminal.clone(),
     };
-    node.sessions.insert(token.clone(), session.clone());
+    node.sessions
+        .insert(token.clone(), session.clone(), node.clock.now().millis());
     Ok((token, session))
 }
 

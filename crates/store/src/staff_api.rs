@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use domain::ledger::{Approval, CashMovementKind};
 use domain::sale::PricedCart;
 use domain::staff::{Permission, Role};
-use domain::{Money, StaffId, TerminalId};
+use domain::{Money, TerminalId};
 use protocol::api::{
     ApprovalRequest, CashRequest, CloseShiftRequest, NoSaleRequest, OpenShiftRequest, SignInRequest,
 };
@@ -21,10 +21,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, ApiResult, RawBody, WriteRequest, context, recorded, replay, terminal};
+use crate::auth::Caller;
 use crate::ledger::Op;
 use crate::node::Node;
 use crate::shifts;
-use crate::staff::{self, ApprovalError, PinError, Session};
+use crate::staff::{self, ApprovalError, PinError};
 
 /// The staff and shift routes.
 pub fn routes() -> Router<Arc<Node>> {
@@ -39,84 +40,6 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/shifts/report", get(x_report))
         .route("/v1/shifts/report/print", post(print_x_report))
         .route("/v1/shifts/close", post(close_shift))
-}
-
-/// The bearer token of a request, if it carries one.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned())
-}
-
-/// Who is acting at a till: the signed-in member, or else whoever opened the shift.
-#[derive(Debug, Clone)]
-pub(crate) struct Actor {
-    /// The member, when known.
-    pub staff: Option<StaffId>,
-    /// Their role (a cashier's when unknown).
-    pub role: Role,
-}
-
-fn session_for(node: &Node, token: &str, terminal: &TerminalId) -> ApiResult<Session> {
-    let session = node.sessions.get(token).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_session",
-            "the session has ended or never existed: sign in again",
-        )
-        .at("Authorization")
-    })?;
-    if &session.terminal != terminal {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "wrong_terminal",
-            format!("this session belongs to terminal {}", session.terminal),
-        )
-        .at("terminal"));
-    }
-    Ok(session)
-}
-
-/// Who acts: the signed-in member of `session`; without a session, the member the request
-/// names (`named`), or else whoever opened the shift. A member not on file acts as a cashier.
-pub(crate) async fn actor(
-    node: &Node,
-    session: Option<&str>,
-    terminal: &TerminalId,
-    named: Option<StaffId>,
-) -> ApiResult<Actor> {
-    if let Some(token) = session {
-        let s = session_for(node, token, terminal)?;
-        return Ok(Actor {
-            staff: Some(s.staff),
-            role: s.role,
-        });
-    }
-    let staff = match named {
-        Some(staff) => staff,
-        None => match shifts::open_shift(&node.pools.reader, terminal).await? {
-            Some(shift) => shift.staff,
-            None => {
-                return Ok(Actor {
-                    staff: None,
-                    role: Role::Cashier,
-                });
-            }
-        },
-    };
-    let role: Option<String> = sqlx::query_scalar("SELECT role FROM staff WHERE id = $1")
-        .bind(staff.as_str())
-        .fetch_optional(&node.pools.reader)
-        .await?;
-    Ok(Actor {
-        staff: Some(staff),
-        role: role
-            .as_deref()
-            .and_then(Role::parse)
-            .unwrap_or(Role::Cashier),
-    })
 }
 
 fn pin_error(e: PinError, field: &str) -> ApiError {
@@ -134,7 +57,7 @@ fn pin_error(e: PinError, field: &str) -> ApiError {
 pub(crate) async fn approve(
     node: &Node,
     terminal: &TerminalId,
-    actor: &Actor,
+    actor: &Caller,
     needed: &[Permission],
     approval: Option<&ApprovalRequest>,
 ) -> ApiResult<Vec<Approval>> {
@@ -177,11 +100,23 @@ pub(crate) fn sale_permissions(cart: &PricedCart) -> Vec<Permission> {
     }
 }
 
-async fn staff_list(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
+/// The staff list a till's sign-in screen shows: ids and names for anyone on the LAN (as on a
+/// shop's rota), roles only for a signed-in member, so the list does not point at whose PIN
+/// opens the most.
+async fn staff_list(State(node): State<Arc<Node>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    let signed_in = crate::auth::caller(&node, crate::auth::bearer(&headers).as_deref())
+        .await
+        .is_ok_and(|c| !c.device);
     let members: Vec<Value> = staff::members(&node)
         .await?
         .into_iter()
-        .map(|m| json!({"id": m.id.to_string(), "name": m.name, "role": m.role.as_str()}))
+        .map(|m| {
+            let mut member = json!({"id": m.id.to_string(), "name": m.name});
+            if signed_in {
+                member["role"] = json!(m.role.as_str());
+            }
+            member
+        })
         .collect();
     Ok(Json(json!({ "staff": members })))
 }
@@ -212,7 +147,7 @@ async fn sign_in(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<Json
 }
 
 async fn sign_out(State(node): State<Arc<Node>>, headers: HeaderMap) -> ApiResult<Response> {
-    let token = bearer(&headers).unwrap_or_default();
+    let token = crate::auth::bearer(&headers).unwrap_or_default();
     if node.sessions.remove(&token) {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
@@ -232,9 +167,11 @@ struct TerminalQuery {
 
 async fn current_shift(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     Query(q): Query<TerminalQuery>,
 ) -> ApiResult<Json<Value>> {
     let terminal = terminal(&node, &q.terminal)?;
+    caller.at(&terminal)?;
     match shifts::open_shift(&node.pools.reader, &terminal).await? {
         Some(s) => Ok(Json(shifts::shift_view(&terminal, &s))),
         None => Err(ApiError::new(
@@ -243,19 +180,6 @@ async fn current_shift(
             format!("terminal {terminal} has no open shift"),
         )),
     }
-}
-
-/// The member acting through a session: shift operations need someone signed in.
-fn signed_in(node: &Node, session: Option<&str>, terminal: &TerminalId) -> ApiResult<Session> {
-    let token = session.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "sign_in_required",
-            "sign in at the till first (Authorization: Bearer <session>)",
-        )
-        .at("Authorization")
-    })?;
-    session_for(node, token, terminal)
 }
 
 fn money(node: &Node, value: &str, field: &str) -> ApiResult<Money> {
@@ -274,15 +198,15 @@ fn money(node: &Node, value: &str, field: &str) -> ApiResult<Money> {
 
 async fn open_shift(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body, session }: WriteRequest,
+    WriteRequest { key, body, caller }: WriteRequest,
 ) -> ApiResult<Response> {
     let request: OpenShiftRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
-    let who = signed_in(&node, session.as_deref(), &terminal)?;
+    let who = caller.at(&terminal)?;
     let float = money(&node, &request.float, "float")?;
     let op = Op::OpenShift {
         terminal,
-        staff: who.staff,
+        staff: who.staff.clone(),
         float,
     };
     Ok(recorded(node.ledger.write(Some(key), op).await?))
@@ -290,14 +214,14 @@ async fn open_shift(
 
 async fn cash(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body, session }: WriteRequest,
+    WriteRequest { key, body, caller }: WriteRequest,
 ) -> ApiResult<Response> {
     if let Some(response) = replay(&node, &key).await? {
         return Ok(response);
     }
     let request: CashRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
-    let actor = actor(&node, session.as_deref(), &terminal, None).await?;
+    let actor = caller.at(&terminal)?;
     let (kind, permission) = match request.kind.as_str() {
         "paid-in" => (CashMovementKind::PaidIn, Permission::PaidIn),
         "paid-out" => (CashMovementKind::PaidOut, Permission::PaidOut),
@@ -328,7 +252,7 @@ async fn cash(
     let approvals = approve(
         &node,
         &terminal,
-        &actor,
+        actor,
         &[permission],
         request.approval.as_ref(),
     )
@@ -345,29 +269,25 @@ async fn cash(
 
 async fn no_sale(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body, session }: WriteRequest,
+    WriteRequest { key, body, caller }: WriteRequest,
 ) -> ApiResult<Response> {
     if let Some(response) = replay(&node, &key).await? {
         return Ok(response);
     }
     let request: NoSaleRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
-    let who = signed_in(&node, session.as_deref(), &terminal)?;
-    let actor = Actor {
-        staff: Some(who.staff.clone()),
-        role: who.role,
-    };
+    let who = caller.at(&terminal)?;
     let approvals = approve(
         &node,
         &terminal,
-        &actor,
+        who,
         &[Permission::NoSale],
         request.approval.as_ref(),
     )
     .await?;
     let op = Op::NoSale {
         terminal,
-        staff: who.staff,
+        staff: who.staff.clone(),
         approvals,
     };
     Ok(recorded(node.ledger.write(Some(key), op).await?))
@@ -377,11 +297,11 @@ async fn no_sale(
 /// and above only, so that a cashier's close stays blind.
 async fn x_report(
     State(node): State<Arc<Node>>,
-    headers: HeaderMap,
+    caller: Caller,
     Query(q): Query<TerminalQuery>,
 ) -> ApiResult<Json<Value>> {
     let terminal = terminal(&node, &q.terminal)?;
-    let who = signed_in(&node, bearer(&headers).as_deref(), &terminal)?;
+    let who = caller.at(&terminal)?;
     let (shift, tally) = open_shift_so_far(&node, &terminal).await?;
     let mut view = shifts::report_view(&terminal, &shift, &tally, None);
     // The expected cash, on screen and on paper, is for supervisors and above only.
@@ -400,11 +320,11 @@ async fn x_report(
 /// cash).
 async fn print_x_report(
     State(node): State<Arc<Node>>,
-    headers: HeaderMap,
+    caller: Caller,
     Query(q): Query<TerminalQuery>,
 ) -> ApiResult<Json<Value>> {
     let terminal = terminal(&node, &q.terminal)?;
-    let who = signed_in(&node, bearer(&headers).as_deref(), &terminal)?;
+    let who = caller.at(&terminal)?;
     if who.role < Role::Supervisor {
         return Err(ApiError::approval_required(
             "x-report",
@@ -480,11 +400,11 @@ async fn report_document(
 
 async fn close_shift(
     State(node): State<Arc<Node>>,
-    WriteRequest { key, body, session }: WriteRequest,
+    WriteRequest { key, body, caller }: WriteRequest,
 ) -> ApiResult<Response> {
     let request: CloseShiftRequest = body.parse()?;
     let terminal = terminal(&node, &request.terminal)?;
-    let who = signed_in(&node, session.as_deref(), &terminal)?;
+    let who = caller.at(&terminal)?;
     let currency = context(&node)?.config.currency;
     let mut counted = Vec::with_capacity(request.counted.len());
     for (i, c) in request.counted.iter().enumerate() {
@@ -503,7 +423,7 @@ async fn close_shift(
         .map_err(|e| ApiError::invalid("invalid_field", "counted", e))?;
     let op = Op::CloseShift {
         terminal: terminal.clone(),
-        staff: who.staff,
+        staff: who.staff.clone(),
         counted,
     };
     let mut z = node.ledger.write(Some(key), op).await?;

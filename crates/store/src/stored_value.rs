@@ -24,7 +24,7 @@ use domain::stored_value::{
     AccountNumber, Movement, MovementKind, StoredValueError, StoredValueKind, StoredValueLoad,
     check_offline_cap, check_redemption, settle_load, void_movements,
 };
-use domain::{Currency, Money, StaffId};
+use domain::{Currency, Money};
 use protocol::api::parse_tenders;
 use protocol::stored_value::{IssueRequest, StoredValueBalance, TopUpRequest};
 use serde_json::{Value, json};
@@ -34,7 +34,6 @@ use sqlx::sqlite::SqliteConnection;
 use crate::api::{ApiError, ApiResult, WriteRequest, context, recorded, replay, terminal};
 use crate::ledger::{Op, WriteError};
 use crate::node::Node;
-use crate::staff_api::actor;
 use crate::sync::SyncSettings;
 
 /// How long a redemption check waits for HQ before it counts HQ as out of reach.
@@ -449,17 +448,13 @@ struct LoadRequest<'a> {
 
 async fn load(
     node: &Node,
-    WriteRequest { key, session, .. }: &WriteRequest,
+    WriteRequest { key, caller, .. }: &WriteRequest,
     request: LoadRequest<'_>,
     account: AccountNumber,
     issue: bool,
 ) -> ApiResult<Response> {
     let terminal = terminal(node, request.terminal)?;
-    let named = request
-        .cashier
-        .map(|c| StaffId::parse(c).map_err(|e| ApiError::invalid("invalid_field", "cashier", e)))
-        .transpose()?;
-    let actor = actor(node, session.as_deref(), &terminal, named).await?;
+    let cashier = caller.at(&terminal)?.cashier(request.cashier)?;
     let ctx = context(node)?;
     let currency = ctx.config.currency;
     let amount = Money::parse_major(request.amount, currency)
@@ -497,7 +492,7 @@ async fn load(
         issue,
         load: StoredValueLoad {
             account,
-            cashier: actor.staff,
+            cashier: Some(cashier),
             amount,
             tenders,
             change,
@@ -541,8 +536,10 @@ async fn top_up(
     load(&node, &request, load_request, account, false).await
 }
 
+/// A card's balance, for a member or device signed in at this node.
 async fn balance(
     State(node): State<Arc<Node>>,
+    _caller: crate::auth::Caller,
     Path(number): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let account = AccountNumber::parse(&number).map_err(|e| stored_value_error(e, "number"))?;

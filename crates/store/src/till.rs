@@ -8,7 +8,6 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -22,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::api::{ApiError, ApiResult, cart_discount, context, resolve_lines, sale_error};
+use crate::api::{ApiError, ApiResult, RawBody, cart_discount, context, resolve_lines, sale_error};
 use crate::node::Node;
 
 /// The assets of the till screen and the customer display, by file name.
@@ -220,14 +219,8 @@ struct SettleRequest {
 
 /// Prices a cart and settles it against the tenders offered so far, writing nothing: what is
 /// due (cash rounding applied when every tender is cash), what is still open and the change.
-async fn settle_cart(State(node): State<Arc<Node>>, body: Bytes) -> ApiResult<Json<Value>> {
-    let request: SettleRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("request body is not valid: {e}"),
-        )
-    })?;
+async fn settle_cart(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<Json<Value>> {
+    let request: SettleRequest = body.parse()?;
     let ctx = context(&node)?;
     let lines = resolve_lines(&node, &ctx, &request.lines).await?;
     let discount = cart_discount(request.discount.as_ref(), &ctx)?;
@@ -299,14 +292,18 @@ fn display_terminal(node: &Node, terminal: &str) -> ApiResult<String> {
 }
 
 /// The till posts what its customer display shows (a cart view, a total, a thank-you); the
-/// relay keeps the last one and passes it on. Nothing is written to the ledger.
+/// relay keeps the last one and passes it on. Nothing is written to the ledger, but only the
+/// till's own session may put something in front of its customer.
 async fn display_publish(
     State(node): State<Arc<Node>>,
+    caller: crate::auth::Caller,
     Extension(hub): Extension<Arc<DisplayHub>>,
     Path(terminal): Path<String>,
-    body: Bytes,
+    body: RawBody,
 ) -> ApiResult<Json<Value>> {
-    let terminal = display_terminal(&node, &terminal)?;
+    let terminal = crate::api::terminal(&node, &terminal)?;
+    caller.at(&terminal)?;
+    let terminal = terminal.to_string();
     if body.len() > MAX_DISPLAY_BODY {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -314,13 +311,7 @@ async fn display_publish(
             format!("a display message is at most {MAX_DISPLAY_BODY} bytes"),
         ));
     }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("request body is not valid: {e}"),
-        )
-    })?;
+    let value: Value = body.parse()?;
     if !value.is_object() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -35,6 +35,9 @@ struct TestNode {
     dir: TempDir,
     router: Router,
     terminals: Vec<String>,
+    /// The session of the member who opened each terminal's shift, sent with every request
+    /// that does not bring its own.
+    sessions: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
     _app: store::App,
 }
 
@@ -71,6 +74,7 @@ impl TestNode {
             dir,
             router,
             terminals,
+            sessions: std::sync::Mutex::default(),
             _app: app,
         };
         // A manager's shift: the tests of pricing and the ledger need no approvals; the
@@ -91,7 +95,14 @@ impl TestNode {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        body["session"].as_str().unwrap().to_owned()
+        let session = body["session"].as_str().unwrap().to_owned();
+        // Signing in again ends the member's earlier session at that till.
+        if let Some((member, kept)) = self.sessions.lock().unwrap().get_mut(terminal) {
+            if member == staff {
+                kept.clone_from(&session);
+            }
+        }
+        session
     }
 
     /// Signs `staff` in and opens a shift with a float of 100.00.
@@ -105,7 +116,36 @@ impl TestNode {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(terminal.to_owned(), (staff.to_owned(), session.clone()));
         session
+    }
+
+    /// The session of the member who opened `terminal`'s shift (or of any till's, when the
+    /// request names none).
+    fn session_of(&self, terminal: Option<&str>) -> Option<String> {
+        let sessions = self.sessions.lock().unwrap();
+        // A terminal this node does not host gets any session, so that the refusal tested is
+        // the unknown terminal and not the missing sign-in.
+        terminal
+            .and_then(|t| sessions.get(t))
+            .or_else(|| self.terminals.iter().find_map(|t| sessions.get(t)))
+            .map(|(_, session)| session.clone())
+    }
+
+    /// `request` with the session of the terminal it names, unless it brings its own.
+    fn signed(&self, mut request: Request<Body>, terminal: Option<&str>) -> Request<Body> {
+        if !request.headers().contains_key("authorization") {
+            if let Some(session) = self.session_of(terminal) {
+                request.headers_mut().insert(
+                    "authorization",
+                    format!("Bearer {session}").parse().unwrap(),
+                );
+            }
+        }
+        request
     }
 
     /// POSTs JSON with a fresh idempotency key as the signed-in member of `session`.
@@ -122,14 +162,20 @@ impl TestNode {
         send(self.router.clone(), request).await
     }
 
+    /// GETs `path` as the member who opened the first terminal's shift (a manager).
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(Request::get(path).body(Body::empty()).unwrap())
-            .await
+        let request = self.signed(Request::get(path).body(Body::empty()).unwrap(), None);
+        self.send(request).await
     }
 
-    /// POSTs raw bytes with an optional idempotency key.
+    /// POSTs raw bytes with an optional idempotency key, as the member who opened the shift of
+    /// the terminal the body names.
     async fn post_raw(&self, path: &str, key: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
-        self.send(post_request(path, key, body)).await
+        let terminal = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|b| b["terminal"].as_str().map(str::to_owned));
+        let request = self.signed(post_request(path, key, body), terminal.as_deref());
+        self.send(request).await
     }
 
     /// POSTs JSON with an optional idempotency key.
@@ -481,7 +527,36 @@ async fn receipt_numbers_continue_after_a_restart() {
     .unwrap();
     let router = store::api::router(app.node());
     let body = serde_json::to_vec(&bread_and_tee(T1)).unwrap();
-    let (status, second) = send(router, post_request("/v1/sales", Some("after"), body)).await;
+    // A restarted node has signed everyone out.
+    let response = send(
+        router.clone(),
+        node.signed(
+            post_request("/v1/sales", Some("after"), body.clone()),
+            Some(T1),
+        ),
+    )
+    .await;
+    assert_error(
+        &response,
+        StatusCode::UNAUTHORIZED,
+        "invalid_session",
+        Some("Authorization"),
+    );
+    let signed_in = serde_json::to_vec(&json!({"terminal": T1, "staff": "maria", "pin": "3333"}));
+    let (status, session) = send(
+        router.clone(),
+        post_request("/v1/sign-in", None, signed_in.unwrap()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let mut request = post_request("/v1/sales", Some("after"), body);
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", session["session"].as_str().unwrap())
+            .parse()
+            .unwrap(),
+    );
+    let (status, second) = send(router, request).await;
     assert_eq!(status, StatusCode::CREATED, "{second}");
     assert_eq!(second["receipt"], "vienna-01-t1-000002");
     assert_eq!(second["seq"], 3);
@@ -686,10 +761,11 @@ async fn twenty_concurrent_requests_with_one_key_write_one_event() {
     let handles: Vec<_> = (0..20)
         .map(|_| {
             let router = node.router.clone();
-            let body = body.clone();
-            tokio::spawn(async move {
-                send(router, post_request("/v1/sales", Some("burst"), body)).await
-            })
+            let request = node.signed(
+                post_request("/v1/sales", Some("burst"), body.clone()),
+                Some(T1),
+            );
+            tokio::spawn(async move { send(router, request).await })
         })
         .collect();
     let mut responses = Vec::new();
@@ -1885,12 +1961,9 @@ async fn a_shift_closes_on_a_blind_count_by_sequence_and_a_closed_till_sells_not
     let open = json!({"terminal": T1, "float": "100.00"});
     let response = node.as_staff(&anna, "/v1/shifts/open", &open).await;
     assert_error(&response, StatusCode::CONFLICT, "shift_already_open", None);
+    let body = serde_json::to_vec(&json!({"terminal": T1, "counted": []})).unwrap();
     let response = node
-        .post(
-            "/v1/shifts/close",
-            Some(&fresh_key()),
-            &json!({"terminal": T1, "counted": []}),
-        )
+        .send(post_request("/v1/shifts/close", Some(&fresh_key()), body))
         .await;
     assert_error(
         &response,
@@ -2066,10 +2139,17 @@ async fn receipts_and_the_z_report_print_on_the_tills_printer() {
         "no QR code in the preview"
     );
 
-    let print = async |n: &str| {
-        node.post(&format!("/v1/receipts/{n}/print"), None, &json!({}))
-            .await
+    // The body names no more than the till whose session prints (a receipt prints only on its
+    // own till).
+    let print_at = async |n: &str, terminal: &str| {
+        node.post(
+            &format!("/v1/receipts/{n}/print"),
+            None,
+            &json!({"terminal": terminal}),
+        )
+        .await
     };
+    let print = async |n: &str| print_at(n, T1).await;
     let (status, body) = print(number).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["copy"], false);
@@ -2101,7 +2181,7 @@ async fn receipts_and_the_z_report_print_on_the_tills_printer() {
     let mut other = bread_and_tee(T2);
     other["tenders"] = cash("20.00");
     let (_, sale2) = node.sale(&other).await;
-    let response = print(sale2["receipt"].as_str().unwrap()).await;
+    let response = print_at(sale2["receipt"].as_str().unwrap(), T2).await;
     assert_error(&response, StatusCode::CONFLICT, "no_printer", None);
 
     // The X report prints for a manager, not for a cashier (it shows the expected cash).

@@ -7,6 +7,8 @@
 //! card numbers.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -135,6 +137,12 @@ async fn setup() -> Setup {
         .unwrap();
     }
     let router = store::api::router(app.node());
+    let mut sessions = std::collections::HashMap::new();
+    for till in [TILL, TILL2] {
+        let session = common::sign_in(&router, till, "maria", "3333").await;
+        sessions.insert(till.to_owned(), session);
+    }
+    let router = common::signed(router, sessions);
     Setup {
         _dir: dir,
         node,

@@ -1,6 +1,8 @@
 //! The node's clock readings never go backwards, even when the wall clock does.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -57,6 +59,11 @@ async fn clock_readings_increase_while_the_wall_clock_falls() {
         )
         .await
         .unwrap();
+    let anna = common::sign_in(&router, "vienna-01-t1", "anna", "1111").await;
+    let router = common::signed(
+        router,
+        std::collections::HashMap::from([("vienna-01-t1".to_owned(), anna)]),
+    );
     for k in 0..5 {
         let body = serde_json::json!({
             "terminal": "vienna-01-t1",

@@ -3,6 +3,8 @@
 //! customer display relay (a posted cart arrives as a Server-Sent Event).
 #![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,13 +80,22 @@ impl TestNode {
     }
 
     async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.post_as(None, path, body).await
+    }
+
+    /// POSTs JSON as the member of `session`, if any.
+    async fn post_as(
+        &self,
+        session: Option<&str>,
+        path: &str,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::post(path).header("content-type", "application/json");
+        if let Some(session) = session {
+            request = request.header("authorization", format!("Bearer {session}"));
+        }
         let (status, _, body) = self
-            .raw(
-                Request::post(path)
-                    .header("content-type", "application/json")
-                    .body(Body::from(body.to_string()))
-                    .unwrap(),
-            )
+            .raw(request.body(Body::from(body.to_string())).unwrap())
             .await;
         (status, serde_json::from_str(&body).unwrap())
     }
@@ -331,7 +342,19 @@ async fn a_cart_posted_for_a_terminal_reaches_its_display_as_an_event() {
     let mut events = response.into_body().into_data_stream();
 
     let message = json!({"state": "cart", "cart": {"total": "3.98", "lines": []}});
+    // Only the till's own session puts something in front of its customer.
     let (status, answer) = node.post("/v1/display/vienna-01-t1", &message).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    let t1 = common::sign_in(&node.router, "vienna-01-t1", "anna", "1111").await;
+    let t2 = common::sign_in(&node.router, "vienna-01-t2", "anna", "1111").await;
+    let (status, answer) = node
+        .post_as(Some(&t2), "/v1/display/vienna-01-t1", &message)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["code"], "wrong_terminal");
+    let (status, answer) = node
+        .post_as(Some(&t1), "/v1/display/vienna-01-t1", &message)
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["listeners"], 1);
     let mut seen = String::new();
@@ -368,8 +391,12 @@ async fn a_cart_posted_for_a_terminal_reaches_its_display_as_an_event() {
     assert!(std::str::from_utf8(&chunk).unwrap().contains("3.98"));
 
     // Other terminals' displays and unknown terminals are kept apart.
-    let (status, _) = node.post("/v1/display/vienna-01-t9", &message).await;
+    let (status, _) = node
+        .post_as(Some(&t1), "/v1/display/vienna-01-t9", &message)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = node.post("/v1/display/vienna-01-t2", &json!([1, 2])).await;
+    let (status, _) = node
+        .post_as(Some(&t2), "/v1/display/vienna-01-t2", &json!([1, 2]))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }

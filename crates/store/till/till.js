@@ -579,7 +579,7 @@
       try {
         await fetch("/v1/display/" + encodeURIComponent(K.terminal), {
           method: "POST",
-          headers: { "Content-Type": "application/json" },
+          headers: { "Content-Type": "application/json", ...(K.session ? { Authorization: "Bearer " + K.session } : {}) },
           body: JSON.stringify(body),
         });
       } catch (e) {
@@ -660,7 +660,7 @@
     const list = $("staff-list");
     list.replaceChildren(
       ...S.staffList.map((s) =>
-        el("button", { class: "staff", "data-test": "staff-" + s.id, onclick: () => choose(s) }, el("strong", { text: s.name }), el("span", { text: s.role })),
+        el("button", { class: "staff", "data-test": "staff-" + s.id, onclick: () => choose(s) }, el("strong", { text: s.name }), el("span", { text: s.role || "" })),
       ),
     );
     show("signin");

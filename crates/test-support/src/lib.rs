@@ -5,6 +5,7 @@ pub mod browser;
 pub mod chain;
 pub mod proxy;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -97,8 +98,46 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// The sessions `open_shifts` signed in, by node URL and terminal: every write to a store node
+/// needs the session of a member signed in at its till.
+static SESSIONS: std::sync::Mutex<BTreeMap<(String, String), String>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// The session `open_shifts` signed in at `terminal` (at any till when `None`) of the node
+/// `url` belongs to.
+pub fn session_at(url: &str, terminal: Option<&str>) -> Option<String> {
+    let of_node = |node: &str| {
+        url.strip_prefix(node)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    SESSIONS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|((node, t), _)| of_node(node) && terminal.is_none_or(|terminal| t == terminal))
+        .map(|(_, session)| session.clone())
+}
+
+/// The session `open_shifts` signed in at `terminal` of the node `url` belongs to.
+pub fn session(url: &str, terminal: &str) -> Option<String> {
+    session_at(url, Some(terminal))
+}
+
+/// `request` to `url` sent as the member `open_shifts` signed in at the till `body` names.
+pub fn signed(
+    request: reqwest::RequestBuilder,
+    url: &str,
+    body: &serde_json::Value,
+) -> reqwest::RequestBuilder {
+    match session_at(url, body["terminal"].as_str()) {
+        Some(session) => request.bearer_auth(session),
+        None => request,
+    }
+}
+
 /// Signs the demo cashier in at each of `terminals` of the node at `url` and opens a shift
-/// with a float of 100.00 where none is open (a sale needs an open shift).
+/// with a float of 100.00 where none is open (a sale needs an open shift). The sessions are
+/// kept for `session` and `signed`.
 pub async fn open_shifts(
     http: &reqwest::Client,
     url: &str,
@@ -113,10 +152,14 @@ pub async fn open_shifts(
             .error_for_status()?
             .json()
             .await?;
+        let session = signed_in["session"].as_str().unwrap_or_default();
+        SESSIONS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((url.to_owned(), (*terminal).to_owned()), session.to_owned());
         if !signed_in["shift"].is_null() {
             continue;
         }
-        let session = signed_in["session"].as_str().unwrap_or_default();
         let response = http
             .post(format!("{url}/v1/shifts/open"))
             .header(
