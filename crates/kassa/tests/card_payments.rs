@@ -169,7 +169,19 @@ async fn a_node_killed_mid_payment_recovers_the_approval_at_restart_with_one_cap
     )
     .await;
     assert_eq!(status, 201, "{sale}");
-    let journal = get(&http, &format!("{}/v1/journal?terminal={T1}", node.url)).await;
+    // The journal is for a manager to read.
+    let maria = test_support::sign_in(&http, &node.url, T1, "maria", "3333")
+        .await
+        .unwrap();
+    let journal: Value = http
+        .get(format!("{}/v1/journal?terminal={T1}", node.url))
+        .bearer_auth(maria["session"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let kinds: Vec<&str> = journal["events"]
         .as_array()
         .unwrap()

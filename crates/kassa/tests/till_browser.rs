@@ -135,8 +135,19 @@ async fn price(url: &str, lines: Value) -> Value {
     response.json().await.unwrap()
 }
 
+/// GETs `url` of a node as its admin: reading receipts and the journal needs a member signed
+/// in, and no browser here signs the admin in (one session per member and till).
 async fn get(url: &str) -> Value {
-    let response = client().get(url).send().await.unwrap();
+    let base = &url[..url.find("/v1/").unwrap()];
+    let admin = test_support::sign_in(&client(), base, T1, "admin", "9999")
+        .await
+        .unwrap();
+    let response = client()
+        .get(url)
+        .bearer_auth(admin["session"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert!(
         response.status().is_success(),
         "{url}: {}",

@@ -2216,3 +2216,78 @@ async fn receipts_and_the_z_report_print_on_the_tills_printer() {
     ));
     assert!(paper.contains("100,00"), "{paper}");
 }
+
+#[tokio::test]
+async fn every_refusal_has_the_documented_shape_even_where_axum_refuses_on_its_own() {
+    let node = TestNode::vienna().await;
+    // A query string without its required parameter, and a path that is not UTF-8.
+    let response = node.get("/v1/shifts/current").await;
+    assert_error(
+        &response,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        Some("terminal"),
+    );
+    let response = node.get("/v1/items/%FF%FE").await;
+    assert_eq!(response.0, StatusCode::BAD_REQUEST, "{}", response.1);
+    assert_eq!(response.1["code"], "invalid_request", "{}", response.1);
+    // A method a route does not take.
+    let response = node
+        .send(Request::delete("/v1/sales").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(response.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.1["code"], "method_not_allowed", "{}", response.1);
+    // JSON sent as plain text is refused, not guessed at.
+    let mut request = node.signed(
+        post_request(
+            "/v1/sales",
+            Some(&fresh_key()),
+            serde_json::to_vec(&bread_and_tee(T1)).unwrap(),
+        ),
+        Some(T1),
+    );
+    request
+        .headers_mut()
+        .insert("content-type", "text/plain".parse().unwrap());
+    let response = node.send(request).await;
+    assert_error(
+        &response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        Some("Content-Type"),
+    );
+    // A quantity with a space before it, and a tender far out of range.
+    let mut spaced = bread_and_tee(T1);
+    spaced["lines"][0]["quantity"] = json!(" 1");
+    let response = node.sale(&spaced).await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_field",
+        Some("lines[0].quantity"),
+    );
+    assert!(
+        response.1["message"].as_str().unwrap().contains("spaces"),
+        "{}",
+        response.1
+    );
+    let mut huge = bread_and_tee(T1);
+    huge["tenders"] = cash("1e30");
+    let response = node.sale(&huge).await;
+    assert_eq!(
+        response.0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        response.1
+    );
+    assert_eq!(response.1["field"], "tenders[0].amount", "{}", response.1);
+    assert!(
+        response.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("out of range"),
+        "{}",
+        response.1
+    );
+    assert_eq!(node.total_events().await, 0, "nothing was written");
+}

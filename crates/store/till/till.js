@@ -696,6 +696,13 @@
     S.permissions = r.body.permissions || [];
     S.shift = r.body.shift || null;
     $("cashier-name").textContent = S.staff.name;
+    // Roles come only to a signed-in member: the approval dialog offers those who may approve.
+    try {
+      const staff = await api("GET", "/v1/staff");
+      if (staff.status === 200 && staff.body && staff.body.staff) S.staffList = staff.body.staff;
+    } catch (e) {
+      /* the list from before sign-in still names everyone */
+    }
     if (!S.shift) await loadShift();
     if (S.shift) startSelling();
     else showOpenShift();

@@ -135,6 +135,25 @@ pub fn signed(
     }
 }
 
+/// Signs `staff` in at `terminal` of the node at `url` with `pin`; answers the sign-in answer
+/// (`session`, `staff`, `shift`).
+pub async fn sign_in(
+    http: &reqwest::Client,
+    url: &str,
+    terminal: &str,
+    staff: &str,
+    pin: &str,
+) -> anyhow::Result<serde_json::Value> {
+    Ok(http
+        .post(format!("{url}/v1/sign-in"))
+        .json(&serde_json::json!({"terminal": terminal, "staff": staff, "pin": pin}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
 /// Signs the demo cashier in at each of `terminals` of the node at `url` and opens a shift
 /// with a float of 100.00 where none is open (a sale needs an open shift). The sessions are
 /// kept for `session` and `signed`.
@@ -144,14 +163,7 @@ pub async fn open_shifts(
     terminals: &[&str],
 ) -> anyhow::Result<()> {
     for terminal in terminals {
-        let signed_in: serde_json::Value = http
-            .post(format!("{url}/v1/sign-in"))
-            .json(&serde_json::json!({"terminal": terminal, "staff": "anna", "pin": "1111"}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let signed_in = sign_in(http, url, terminal, "anna", "1111").await?;
         let session = signed_in["session"].as_str().unwrap_or_default();
         SESSIONS
             .lock()
