@@ -293,6 +293,10 @@ async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line
     let kinds = journal_kinds(&url, T1).await;
     assert!(kinds.contains(&"SaleCompleted".to_owned()), "{kinds:?}");
     assert!(kinds.contains(&"ReturnCompleted".to_owned()), "{kinds:?}");
+    // Every request the screen sent follows the node's OpenAPI document.
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
     browser.close().await;
 }
 
@@ -398,6 +402,10 @@ async fn keyboard_wedge_bursts_lose_no_keystroke_and_double_no_line() {
     assert_eq!(lines(&page).await.len(), 10);
     let timings = page.eval("window.kassaScanTimings.length").await.unwrap();
     assert_eq!(timings, 41);
+    // Every request the screen sent follows the node's OpenAPI document.
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
     browser.close().await;
 }
 
@@ -478,6 +486,10 @@ async fn customer_display_follows_the_cart_live() {
     );
     display.screenshot("display-paid").await.unwrap();
     screen.close().await;
+    // Every request the screen sent follows the node's OpenAPI document.
+    till.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
     browser.close().await;
 }
 
@@ -523,6 +535,10 @@ async fn offline_banner_and_pending_count_show_while_hq_is_unreachable_and_the_s
     // The sale is in the ledger all the same.
     let receipt = get(&format!("{url}/v1/receipts/{number}")).await;
     assert_eq!(receipt["kind"], "SaleCompleted");
+    // Every request the screen sent follows the node's OpenAPI document.
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
     browser.close().await;
 }
 
@@ -614,9 +630,49 @@ async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_
     assert_ne!(receipt["cart"]["lines"][0]["discount"], "0.00");
     page.click(&dt("receipt-close")).await.unwrap();
 
+    // Cash paid in and out through the shift menu, with the values the screen sends: 20.00
+    // in, 5.00 out (a paid-out needs Sven's approval).
+    page.click(&dt("btn-shift")).await.unwrap();
+    for (kind, amount, reason) in [
+        ("paid-in", "20.00", "change from the bank"),
+        ("paid-out", "5.00", "window cleaner"),
+    ] {
+        page.eval(&format!(
+            "document.querySelector('[data-test=cash-kind]').value = '{kind}'"
+        ))
+        .await
+        .unwrap();
+        page.fill(&dt("cash-amount"), amount).await.unwrap();
+        page.fill(&dt("cash-reason"), reason).await.unwrap();
+        page.click(&dt("cash-ok")).await.unwrap();
+        if kind == "paid-out" {
+            page.wait_visible(&dt("approval-dialog")).await.unwrap();
+            page.eval("document.querySelector('[data-test=approval-staff]').value = 'sven'")
+                .await
+                .unwrap();
+            page.fill(&dt("approval-pin"), "2222").await.unwrap();
+            page.click(&dt("approval-ok")).await.unwrap();
+        }
+        page.wait_for(
+            kind,
+            &format!(
+                "document.querySelector('[data-test=shift-report]').textContent.includes('{}')",
+                &amount[..amount.len() - 3]
+            ),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    }
+    let moved = journal_kinds(&url, T1).await;
+    assert_eq!(
+        moved.iter().filter(|k| *k == "CashMovement").count(),
+        2,
+        "{moved:?}"
+    );
+
     // Close the shift blind: 3 × 50.00 and 2 × 1.00 counted; the expected cash is shown only
     // in the Z report that follows.
-    page.click(&dt("btn-shift")).await.unwrap();
     page.click(&dt("shift-close-start")).await.unwrap();
     let report_before = page.text(&dt("shift-report")).await.unwrap();
     assert!(
@@ -633,8 +689,8 @@ async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_
     )
     .await
     .unwrap();
-    // Expected: the float plus the cash kept from the sale (its total).
-    let expected = 15000 + minor(&total);
+    // Expected: the float plus the cash kept from the sale (its total), 20.00 in, 5.00 out.
+    let expected = 15000 + minor(&total) + 2000 - 500;
     let over_short = page
         .attr(&dt("shift-report"), "data-over-short")
         .await
@@ -664,6 +720,10 @@ async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_
     )
     .await
     .unwrap();
+    // Every request the screen sent follows the node's OpenAPI document.
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
     browser.close().await;
 }
 
@@ -803,6 +863,10 @@ async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_
             "SaleCompleted"
         ]
     );
+    // Every request the screen sent follows the node's OpenAPI document.
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
     browser.close().await;
 }
 
@@ -929,6 +993,10 @@ async fn a_return_refunded_to_card_goes_back_through_the_terminal_by_reference_o
         Some(txns[2].sale_transaction_id.as_str()),
         returns[1]["event"]["body"]["ReturnCompleted"]["receipt"].as_str()
     );
+    // Every request the screen sent follows the node's OpenAPI document.
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
     browser.close().await;
 }
 
@@ -1016,5 +1084,9 @@ async fn a_gift_card_issued_at_the_till_pays_part_of_a_sale_and_cash_the_rest() 
         ["StoredValueIssued", "SaleCompleted"],
         "{kinds:?}"
     );
+    // Every request the screen sent follows the node's OpenAPI document.
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
     browser.close().await;
 }

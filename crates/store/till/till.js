@@ -1555,7 +1555,7 @@
     }
     $("cash-amount").value = "";
     $("cash-reason").value = "";
-    $("shift-report").textContent = t("shift.cash.done", { kind: t("shift." + kind), amount: money(amount) });
+    $("shift-report").textContent = t("shift.cash.done", { kind: t("shift." + kind.replace("-", "_")), amount: money(amount) });
   }
 
   function startClose() {

@@ -114,11 +114,18 @@ impl Browser {
         })
     }
 
-    /// Opens `url` in a new tab and waits for it to load.
+    /// Opens `url` in a new tab and waits for it to load. Every request the page sends with
+    /// `fetch` is recorded from the first one on (see [`TestPage::assert_requests_follow`]).
     pub async fn open(&self, url: &str) -> anyhow::Result<TestPage> {
         let page = self
             .browser
-            .new_page(url)
+            .new_page("about:blank")
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        page.evaluate_on_new_document(RECORD_REQUESTS)
+            .await
+            .context("installing the request recorder")?;
+        page.goto(url)
             .await
             .with_context(|| format!("opening {url}"))?;
         Ok(TestPage { page })
@@ -131,6 +138,29 @@ impl Browser {
         self.handler.abort();
     }
 }
+
+/// Wraps `fetch` so that a test can read back what the page sent: method, path, content type
+/// and body of every request.
+const RECORD_REQUESTS: &str = r#"(() => {
+  const sent = [];
+  window.__kassaRequests = sent;
+  const original = window.fetch.bind(window);
+  window.fetch = (input, init) => {
+    try {
+      const url = new URL(typeof input === "string" ? input : input.url, location.href);
+      const headers = new Headers((init && init.headers) || {});
+      sent.push({
+        method: ((init && init.method) || "GET").toUpperCase(),
+        path: url.pathname,
+        contentType: headers.get("Content-Type"),
+        body: init && typeof init.body === "string" ? init.body : null,
+      });
+    } catch (e) {
+      /* recording never stops the page */
+    }
+    return original(input, init);
+  };
+})();"#;
 
 /// One tab, addressed by `data-test` attributes.
 #[derive(Debug, Clone)]
@@ -409,4 +439,101 @@ fn key_events(key: &str) -> anyhow::Result<Vec<DispatchKeyEventParams>> {
         down.r#type(down_kind).build().map_err(anyhow::Error::msg)?,
         up,
     ])
+}
+
+impl TestPage {
+    /// The requests the page sent so far, as recorded by [`Browser::open`].
+    pub async fn requests(&self) -> anyhow::Result<Vec<Value>> {
+        let value = self.eval("window.__kassaRequests || []").await?;
+        Ok(serde_json::from_value(value)?)
+    }
+
+    /// Checks every request the page sent against the server's OpenAPI document `openapi`: the
+    /// path and method are documented, and a JSON body is valid against the operation's request
+    /// schema. Answers how many bodies were checked. This is what catches a client and a server
+    /// that each agree with their own copy of a field's values but not with each other.
+    pub async fn assert_requests_follow(&self, openapi: &str) -> anyhow::Result<usize> {
+        let document: Value = serde_json::from_str(openapi)?;
+        let mut checked = 0;
+        let mut problems = Vec::new();
+        for request in self.requests().await? {
+            let method = request["method"].as_str().unwrap_or("GET").to_lowercase();
+            let path = request["path"].as_str().unwrap_or_default();
+            let Some(template) = documented_path(&document, path) else {
+                problems.push(format!("{method} {path}: not in the OpenAPI document"));
+                continue;
+            };
+            let Some(operation) = document["paths"][&template].get(&method) else {
+                problems.push(format!("{method} {path}: {template} has no {method}"));
+                continue;
+            };
+            let Some(body) = request["body"].as_str() else {
+                continue;
+            };
+            let json_type = request["contentType"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("application/json"));
+            if !json_type {
+                problems.push(format!(
+                    "{method} {path}: body sent without application/json"
+                ));
+                continue;
+            }
+            let Some(schema) = operation
+                .pointer("/requestBody/content/application~1json/schema")
+                .cloned()
+            else {
+                problems.push(format!(
+                    "{method} {path}: sends a body the document does not describe"
+                ));
+                continue;
+            };
+            let body: Value = match serde_json::from_str(body) {
+                Ok(b) => b,
+                Err(e) => {
+                    problems.push(format!("{method} {path}: body is not JSON: {e}"));
+                    continue;
+                }
+            };
+            // The operation's schema with the document's components beside it, so that its
+            // `$ref`s resolve within the one document.
+            let mut root = serde_json::json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "components": document["components"].clone(),
+            });
+            if let (Some(root), Some(schema)) = (root.as_object_mut(), schema.as_object()) {
+                root.extend(schema.clone());
+            }
+            let validator = jsonschema::validator_for(&root)
+                .map_err(|e| anyhow::anyhow!("{template}: schema does not compile: {e}"))?;
+            for error in validator.iter_errors(&body) {
+                problems.push(format!(
+                    "{method} {path}: {} at {}: {body}",
+                    error,
+                    error.instance_path()
+                ));
+            }
+            checked += 1;
+        }
+        anyhow::ensure!(
+            problems.is_empty(),
+            "requests the page sent do not follow the server's OpenAPI document:\n{}",
+            problems.join("\n")
+        );
+        Ok(checked)
+    }
+}
+
+/// The OpenAPI path template (`/v1/receipts/{number}`) that `path` is an instance of.
+fn documented_path(document: &Value, path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('/').collect();
+    document["paths"].as_object()?.keys().find_map(|template| {
+        let wanted: Vec<&str> = template.split('/').collect();
+        let fits = wanted.len() == parts.len()
+            && wanted
+                .iter()
+                .zip(&parts)
+                .all(|(w, p)| (w.starts_with('{') && !p.is_empty()) || w == p);
+        fits.then(|| template.clone())
+    })
 }
