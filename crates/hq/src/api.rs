@@ -5,20 +5,23 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use protocol::sync::{
-    REFERENCE_MEDIA_TYPE, StockSnapshot, decode_batch, encode_reference, verify_batch,
+    BATCH_MEDIA_TYPE, MAX_PUSH_BYTES, REFERENCE_MEDIA_TYPE, StockSnapshot, decode_batch,
+    encode_reference, verify_batch,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::db::Db;
+use crate::extract::{Query, read_body, require_content_type};
 use crate::ingest::{IngestError, gap_ranges, ingest};
 use crate::stored_value;
 use crate::{now_ms, token_hash};
@@ -38,6 +41,8 @@ struct Metrics {
     events_accepted: AtomicU64,
     events_duplicate: AtomicU64,
     batches_parked: AtomicU64,
+    parked_repeats: AtomicU64,
+    parked_unrecorded: AtomicU64,
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     push_micros: AtomicU64,
@@ -131,9 +136,21 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
-        .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the endpoint does not take this method",
+            )
+        })
+        // Only the push takes a body, and it reads its own under `MAX_PUSH_BYTES`, after the
+        // store credential; any extractor added later that reads one gets this small cap.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(hq)
 }
+
+/// The most any body but a push may be (no other route takes one today).
+const BODY_LIMIT: usize = 64 * 1024;
 
 /// The OpenAPI document.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -179,34 +196,95 @@ pub(crate) fn authorize_reader(hq: &Hq, headers: &HeaderMap) -> ApiResult<()> {
     }
 }
 
-async fn park(
-    hq: &Hq,
-    store: &str,
-    terminal: &str,
+/// Parked records kept per terminal of a store. A terminal whose batches keep failing needs an
+/// operator after the first few; more rows would only let a store (or a stolen credential)
+/// grow HQ's database without bound.
+pub const PARKED_PER_TERMINAL: i64 = 20;
+
+/// Parked records kept per store, whatever terminals its batches name (a batch may name any
+/// terminal, registered or not).
+pub const PARKED_PER_STORE: i64 = 200;
+
+/// The longest reason HQ records; a reason quotes values from the batch, which can be long.
+const REASON_CHARS: usize = 1000;
+
+/// A batch HQ did not take, as it is parked.
+struct Refusal<'a> {
+    terminal: &'a str,
     from_seq: u64,
     count: usize,
-    code: &str,
-    reason: &str,
-) -> ApiResult<i64> {
+    code: &'a str,
+    reason: String,
+}
+
+/// `text` cut to at most `chars` characters.
+fn clip(text: &str, chars: usize) -> &str {
+    text.char_indices()
+        .nth(chars)
+        .map_or(text, |(at, _)| &text[..at])
+}
+
+/// Parks a refused batch and returns the record's id: a new record, or the one already
+/// holding the same refusal (same terminal and the same body, or the same code and reason),
+/// whose repeat count and last-seen time go up. Returns `None` when the terminal or the store
+/// already has as many records as HQ keeps; the refusal is then only counted in the metrics.
+async fn park(hq: &Hq, store: &str, digest: &str, refusal: Refusal<'_>) -> ApiResult<Option<i64>> {
     hq.metrics.batches_parked.fetch_add(1, Ordering::Relaxed);
+    let Refusal {
+        terminal,
+        from_seq,
+        count,
+        code,
+        reason,
+    } = refusal;
+    let reason = clip(&reason, REASON_CHARS);
     tracing::warn!(store, terminal, from_seq, code, reason, "batch parked");
+    let now = now_ms();
     let _guard = hq.db.write_guard().await;
-    // A store retries a rejected batch now and then; the same rejection is recorded once.
+    let mut tx = hq.db.pool.begin().await?;
+    // On PostgreSQL the store's row serialises its parkings, so the caps hold under
+    // concurrent pushes (SQLite serialises writers with the write guard).
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM stores WHERE id = $1{}",
+        hq.db.backend.for_update()
+    )))
+    .bind(store)
+    .fetch_optional(&mut *tx)
+    .await?;
     let existing: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM parked WHERE store = $1 AND terminal = $2 AND from_seq = $3 AND code = $4 AND reason = $5",
+        "SELECT id FROM parked WHERE store = $1 AND terminal = $2 AND (digest = $3 OR (code = $4 AND reason = $5)) ORDER BY id LIMIT 1",
     )
     .bind(store)
     .bind(terminal)
-    .bind(i64::try_from(from_seq).unwrap_or(i64::MAX))
+    .bind(digest)
     .bind(code)
     .bind(reason)
-    .fetch_optional(&hq.db.pool)
+    .fetch_optional(&mut *tx)
     .await?;
     if let Some(id) = existing {
-        return Ok(id);
+        sqlx::query("UPDATE parked SET repeats = repeats + 1, last_ms = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        hq.metrics.parked_repeats.fetch_add(1, Ordering::Relaxed);
+        return Ok(Some(id));
+    }
+    let (of_terminal, of_store): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(CASE WHEN terminal = $2 THEN 1 ELSE 0 END), 0), COUNT(*) FROM parked WHERE store = $1",
+    )
+    .bind(store)
+    .bind(terminal)
+    .fetch_one(&mut *tx)
+    .await?;
+    if of_terminal >= PARKED_PER_TERMINAL || of_store >= PARKED_PER_STORE {
+        tx.commit().await?;
+        hq.metrics.parked_unrecorded.fetch_add(1, Ordering::Relaxed);
+        return Ok(None);
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO parked (store, terminal, from_seq, count, code, reason, received_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO parked (store, terminal, from_seq, count, code, reason, received_ms, digest, repeats, last_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $7) RETURNING id",
     )
     .bind(store)
     .bind(terminal)
@@ -214,32 +292,68 @@ async fn park(
     .bind(i64::try_from(count).unwrap_or(i64::MAX))
     .bind(code)
     .bind(reason)
-    .bind(now_ms())
-    .fetch_one(&hq.db.pool)
+    .bind(now)
+    .bind(digest)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(id)
+    tx.commit().await?;
+    Ok(Some(id))
 }
 
-async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+/// Parks a refused batch and answers the push with the refusal: `status` and `code` (a batch
+/// parked as `batch_unreadable` is answered as `batch_rejected`).
+async fn refuse(
+    hq: &Hq,
+    store: &str,
+    digest: &str,
+    (status, code): (StatusCode, &str),
+    refusal: Refusal<'_>,
+) -> ApiResult<Response> {
+    let message = clip(&refusal.reason, REASON_CHARS).to_owned();
+    let id = park(hq, store, digest, refusal).await?;
+    Ok((
+        status,
+        Json(json!({"code": code, "message": message, "parked": id})),
+    )
+        .into_response())
+}
+
+/// The answer to a batch that cannot be read or does not verify.
+const REJECTED: (StatusCode, &str) = (StatusCode::UNPROCESSABLE_ENTITY, "batch_rejected");
+
+async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let started = std::time::Instant::now();
+    // The credential and the media type come from the headers, before a byte of the body is
+    // read: a request without a valid credential costs HQ no memory for its body.
     let store = authenticate_store(&hq, &headers).await?;
+    require_content_type(&headers, BATCH_MEDIA_TYPE)?;
+    let body = read_body(&headers, body, MAX_PUSH_BYTES).await?;
     hq.metrics.pushes.fetch_add(1, Ordering::Relaxed);
     hq.metrics
         .bytes_received
         .fetch_add(body.len() as u64, Ordering::Relaxed);
+    let digest = hex::encode(Sha256::digest(&body));
+    let unreadable = |reason: String| Refusal {
+        terminal: "?",
+        from_seq: 0,
+        count: 0,
+        code: "batch_unreadable",
+        reason,
+    };
     let batch = match decode_batch(&body) {
         Ok(batch) => batch,
+        Err(e) => return refuse(&hq, &store, &digest, REJECTED, unreadable(e.to_string())).await,
+    };
+    drop(body);
+    // The header's terminal is recorded and quoted only once it is a terminal id: a batch
+    // naming something else is unreadable, whatever it names.
+    let terminal = match domain::TerminalId::parse(&batch.header.terminal) {
+        Ok(t) => t.as_str().to_owned(),
         Err(e) => {
-            let id = park(&hq, &store, "?", 0, 0, "batch_unreadable", &e.to_string()).await?;
-            return Ok(rejected(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "batch_rejected",
-                &e.to_string(),
-                id,
-            ));
+            let reason = format!("batch.header.terminal: {e}");
+            return refuse(&hq, &store, &digest, REJECTED, unreadable(reason)).await;
         }
     };
-    let terminal = batch.header.terminal.clone();
     let from_seq = batch.header.from_seq;
     let count = batch.events.len();
     let key: Option<(String, Vec<u8>)> =
@@ -251,22 +365,15 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Bytes) -> Api
         Some((owner, key)) if owner == store => key,
         _ => {
             let reason = format!("terminal `{terminal}` is not registered to store `{store}`");
-            let id = park(
-                &hq,
-                &store,
-                &terminal,
+            let refusal = Refusal {
+                terminal: &terminal,
                 from_seq,
                 count,
-                "terminal_not_registered",
-                &reason,
-            )
-            .await?;
-            return Ok(rejected(
-                StatusCode::FORBIDDEN,
-                "terminal_not_registered",
-                &reason,
-                id,
-            ));
+                code: "terminal_not_registered",
+                reason,
+            };
+            let answer = (StatusCode::FORBIDDEN, "terminal_not_registered");
+            return refuse(&hq, &store, &digest, answer, refusal).await;
         }
     };
     let Some(key) = <[u8; 32]>::try_from(key)
@@ -293,22 +400,14 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Bytes) -> Api
     let verified = match verified {
         Ok(v) => v,
         Err(e) => {
-            let id = park(
-                &hq,
-                &store,
-                &terminal,
+            let refusal = Refusal {
+                terminal: &terminal,
                 from_seq,
                 count,
-                "batch_rejected",
-                &e.to_string(),
-            )
-            .await?;
-            return Ok(rejected(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "batch_rejected",
-                &e.to_string(),
-                id,
-            ));
+                code: "batch_rejected",
+                reason: e.to_string(),
+            };
+            return refuse(&hq, &store, &digest, REJECTED, refusal).await;
         }
     };
     match ingest(&hq.db, &terminal, &verified, now_ms()).await {
@@ -326,39 +425,38 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Bytes) -> Api
             Ok(Json(ack).into_response())
         }
         Err(IngestError::Conflict(reason)) => {
-            let id = park(
-                &hq,
-                &store,
-                &terminal,
+            let refusal = Refusal {
+                terminal: &terminal,
                 from_seq,
                 count,
-                "batch_conflict",
-                &reason,
-            )
-            .await?;
-            Ok(rejected(
-                StatusCode::CONFLICT,
-                "batch_conflict",
-                &reason,
-                id,
-            ))
+                code: "batch_conflict",
+                reason,
+            };
+            let answer = (StatusCode::CONFLICT, "batch_conflict");
+            refuse(&hq, &store, &digest, answer, refusal).await
         }
         Err(IngestError::Db(e)) => Err(e.into()),
     }
 }
 
-fn rejected(status: StatusCode, code: &str, message: &str, parked: i64) -> Response {
-    (
-        status,
-        Json(json!({"code": code, "message": message, "parked": parked})),
-    )
-        .into_response()
-}
-
 #[derive(Debug, Deserialize)]
 struct Since {
-    #[serde(default)]
-    since: i64,
+    since: Option<String>,
+}
+
+/// A query parameter that must be an integer, when present (absent or empty is `None`).
+fn integer_param(name: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("`{}` is not an integer", clip(text, 40)),
+            )
+            .at(name)
+        }),
+    }
 }
 
 async fn reference(
@@ -367,7 +465,8 @@ async fn reference(
     Query(q): Query<Since>,
 ) -> ApiResult<Response> {
     let store = authenticate_store(&hq, &headers).await?;
-    let update = crate::refdata::changes_since(&hq.db, &store, q.since.max(0)).await?;
+    let since = integer_param("since", q.since.as_deref())?.unwrap_or(0);
+    let update = crate::refdata::changes_since(&hq.db, &store, since.max(0)).await?;
     let body = encode_reference(&update);
     hq.metrics
         .bytes_sent
@@ -451,7 +550,7 @@ async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<J
 
 async fn parked(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     authorize_reader(&hq, &headers)?;
-    let rows = sqlx::query("SELECT id, store, terminal, from_seq, count, code, reason, received_ms FROM parked ORDER BY id")
+    let rows = sqlx::query("SELECT id, store, terminal, from_seq, count, code, reason, received_ms, repeats, last_ms FROM parked ORDER BY id")
         .fetch_all(&hq.db.pool)
         .await?;
     let parked: Vec<Value> = rows
@@ -466,6 +565,8 @@ async fn parked(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json
                 "code": r.get::<String, _>("code"),
                 "reason": r.get::<String, _>("reason"),
                 "received_ms": r.get::<i64, _>("received_ms"),
+                "repeats": r.get::<i64, _>("repeats"),
+                "last_ms": r.get::<i64, _>("last_ms"),
             })
         })
         .collect();
@@ -479,19 +580,60 @@ struct SalesQuery {
     to: Option<String>,
 }
 
+/// A business day filter, `YYYY-MM-DD` exactly (the form the projection keeps), when present
+/// (absent or empty does not filter).
+fn business_day(name: &str, value: Option<&str>) -> ApiResult<Option<jiff::civil::Date>> {
+    let Some(text) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    let date = if shaped {
+        text.parse::<jiff::civil::Date>().ok()
+    } else {
+        None
+    };
+    date.map(Some).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_date",
+            format!(
+                "`{}` is not a calendar date in the form YYYY-MM-DD",
+                clip(text, 40)
+            ),
+        )
+        .at(name)
+    })
+}
+
 async fn sales_report(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
     Query(q): Query<SalesQuery>,
 ) -> ApiResult<Json<Value>> {
     authorize_reader(&hq, &headers)?;
+    let from = business_day("from", q.from.as_deref())?;
+    let to = business_day("to", q.to.as_deref())?;
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_range",
+                format!("`to` ({to}) is before `from` ({from})"),
+            )
+            .at("to"));
+        }
+    }
     let rows = sqlx::query(
         "SELECT store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor FROM sales_daily
          WHERE ($1 = '' OR store = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3) ORDER BY store, day",
     )
     .bind(q.store.unwrap_or_default())
-    .bind(q.from.unwrap_or_default())
-    .bind(q.to.unwrap_or_default())
+    .bind(from.map(|d| d.to_string()).unwrap_or_default())
+    .bind(to.map(|d| d.to_string()).unwrap_or_default())
     .fetch_all(&hq.db.pool)
     .await?;
     let money = |minor: i64, currency: &str| {
@@ -600,6 +742,16 @@ async fn metrics(State(hq): State<Arc<Hq>>) -> ApiResult<Response> {
         "kassa_hq_batches_parked_total",
         "Batches parked since start.",
         m.batches_parked.load(Ordering::Relaxed),
+    );
+    counter(
+        "kassa_hq_parked_repeats_total",
+        "Refusals recorded on an earlier parked record of the same terminal and batch or reason.",
+        m.parked_repeats.load(Ordering::Relaxed),
+    );
+    counter(
+        "kassa_hq_parked_unrecorded_total",
+        "Refusals not recorded because their terminal or store has as many parked records as HQ keeps.",
+        m.parked_unrecorded.load(Ordering::Relaxed),
     );
     counter(
         "kassa_hq_bytes_received_total",

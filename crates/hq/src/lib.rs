@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cards;
 pub mod db;
+mod extract;
 pub mod import;
 pub mod ingest;
 pub mod refdata;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use domain::ledger::{Event, EventBody};
 use domain::stored_value::{AccountNumber, Movement, MovementKind, void_movements};
@@ -19,6 +19,7 @@ use sqlx::{Any, Row, Transaction};
 
 use crate::api::{ApiError, ApiResult, Hq, authenticate_store, authorize_reader};
 use crate::db::{Backend, Db};
+use crate::extract::Path;
 
 /// One movement as it is applied: the account, what, how much, and where it came from.
 struct Applied<'a> {

@@ -182,3 +182,96 @@ fn every_sync_operation_requires_the_store_credential() {
         );
     }
 }
+
+/// A response object, its `$ref` to `#/components/responses/…` followed.
+fn resolved<'a>(doc: &'a Value, response: &'a Value) -> &'a Value {
+    match response.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let name = reference
+                .strip_prefix("#/components/responses/")
+                .unwrap_or_else(|| panic!("unexpected reference {reference}"));
+            &doc["components"]["responses"][name]
+        }
+        None => response,
+    }
+}
+
+/// Every operation with its method, path and object.
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if let Some(operation) = item.get(method) {
+                out.push((method.to_owned(), path.clone(), operation));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_operation_that_takes_a_credential_documents_401() {
+    let doc = document();
+    for (method, path, operation) in operations(&doc) {
+        let open = operation["security"]
+            .as_array()
+            .is_some_and(|alternatives| alternatives.is_empty());
+        assert_eq!(
+            operation["responses"].get("401").is_some(),
+            !open,
+            "{method} {path}: 401 documented if and only if a credential can be asked for"
+        );
+    }
+}
+
+#[test]
+fn every_error_answer_is_documented_as_the_json_error() {
+    let doc = document();
+    for (method, path, operation) in operations(&doc) {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            if !status.starts_with('4') && !status.starts_with('5') {
+                continue;
+            }
+            let content = resolved(&doc, response)["content"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path} {status} has no content"));
+            let types: Vec<&String> = content.keys().collect();
+            assert_eq!(types, ["application/json"], "{method} {path} {status}");
+            let schema = content["application/json"]["schema"]["$ref"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                [
+                    "#/components/schemas/Error",
+                    "#/components/schemas/Rejection"
+                ]
+                .contains(&schema),
+                "{method} {path} {status} answers {schema}"
+            );
+        }
+    }
+    let error = &doc["components"]["schemas"]["Error"]["properties"];
+    for field in ["code", "message", "field"] {
+        assert!(error[field]["description"].is_string(), "Error.{field}");
+    }
+}
+
+#[test]
+fn the_push_documents_every_refusal_it_answers() {
+    let doc = document();
+    let responses = &doc["paths"]["/v1/sync/push"]["post"]["responses"];
+    for status in [
+        "200", "400", "401", "403", "409", "413", "415", "422", "500", "503",
+    ] {
+        assert!(
+            responses.get(status).is_some(),
+            "push does not document {status}"
+        );
+    }
+    let media: Vec<&String> = doc["paths"]["/v1/sync/push"]["post"]["requestBody"]["content"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(media, [protocol::sync::BATCH_MEDIA_TYPE]);
+}

@@ -24,6 +24,12 @@ pub const BATCH_MEDIA_TYPE: &str = "application/vnd.kassa.batch+zstd";
 /// The most a batch may decompress to; a bigger one is refused before it is read whole.
 pub const MAX_BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The most a pushed batch may be on the wire (compressed). Canonical event JSON is ASCII text
+/// whose random parts (ids, hash links, signatures) are hex digits and UUIDs, at most four bits
+/// of information per byte, so zstd brings any batch within [`MAX_BATCH_BYTES`] under half of
+/// it; a bigger body cannot be a batch a terminal built, and HQ refuses it unread.
+pub const MAX_PUSH_BYTES: u64 = MAX_BATCH_BYTES / 2;
+
 /// The first line of a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -80,6 +80,11 @@ impl Process {
         Ok(Process { child, url })
     }
 
+    /// The process id, while the process runs (for reading `/proc/PID/status`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL, as a power cut or the OOM killer would, and reaps it.
     pub async fn kill9(mut self) -> anyhow::Result<()> {
         self.child.start_kill()?;

@@ -1,0 +1,8 @@
+"""Schemathesis hooks for .ci/api-fuzz: how generated request bodies go on the wire."""
+
+import schemathesis
+
+# A push body is bytes (a zstd-compressed batch). Send what schemathesis generates for it as raw
+# bytes, as it does for application/octet-stream: HQ must refuse any such body with a
+# documented answer (mostly a parked `batch_rejected`), never a 5xx.
+schemathesis.serializer.alias("application/vnd.kassa.batch+zstd", "application/octet-stream")
