@@ -83,7 +83,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?;
         let data = root.join(id);
-        let token = hq::add_store(&db, &store, name).await?;
+        // A re-run with `--dir` finds its stores registered: the demo runs them itself, so it
+        // issues each a new credential.
+        let token = match hq::add_store(&db, &store, name).await {
+            Err(hq::HqError::StoreExists(_)) => hq::rotate_credential(&db, &store).await?,
+            other => other?,
+        };
         for (terminal, public) in store::provision(&data, &store, &terminals).await? {
             hq::add_terminal(&db, &store, &terminal, &hex::encode(public)).await?;
         }

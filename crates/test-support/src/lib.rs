@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod chain;
 pub mod proxy;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
