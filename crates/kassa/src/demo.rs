@@ -29,7 +29,22 @@ pub struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     seconds: Option<u64>,
+    /// Seconds between progress lines (sales rung, events at HQ, events waiting to sync).
+    #[arg(long, default_value_t = 5)]
+    progress_every: u64,
 }
+
+/// This run's identity, part of every idempotency key the simulator sends: a re-run on the same
+/// `--dir` must ring new sales, not replay the last run's keys (which the stores answer with
+/// the first response and nothing new).
+fn run_id() -> &'static str {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    // The start instant in nanoseconds: two runs never start in the same nanosecond.
+    RUN.get_or_init(|| format!("{:x}", jiff::Timestamp::now().as_nanosecond()))
+}
+
+/// Sales the simulator rang in this run (answered 2xx), for the progress line.
+static RUNG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 const STORES: [(&str, &str); 3] = [
     ("vienna-01", "Kassa Wien Mariahilf"),
@@ -52,6 +67,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             temp.path().to_path_buf()
         }
     };
+    std::fs::create_dir_all(&root)
+        .with_context(|| format!("cannot create the demo directory {}", root.display()))?;
+    let log_path = root.join("kassa-demo.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    crate::init_logging(Some(log));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -72,10 +96,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     .await?;
     let hq_addr = format!("http://{}", hq_app.local_addr().context("no HQ address")?);
     tokio::spawn(hq_app.run(stopped(stop_rx.clone())));
-    println!("Kassa demo chain (data in {})", root.display());
+    println!(
+        "Kassa demo chain (data in {}, log in {})",
+        root.display(),
+        log_path.display()
+    );
     println!("  HQ        {hq_addr}   (try /v1/reports/sales, /v1/stock, /v1/terminals, /metrics)");
 
     let mut tills = Vec::new();
+    let mut store_urls = Vec::new();
     for (id, name) in STORES {
         let store = StoreId::parse(id).map_err(anyhow::Error::msg)?;
         let terminals: Vec<TerminalId> = (1..=2)
@@ -128,6 +157,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             store::shifts::ensure_open(&app.node(), t, &anna, float).await?;
         }
         tokio::spawn(app.run(stopped(stop_rx.clone())));
+        store_urls.push(url.clone());
         for t in terminals {
             tills.push((url.clone(), t.to_string()));
         }
@@ -150,6 +180,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         println!("Simulating sales at {} per second per till.", args.rate);
     }
     println!("Ctrl-C stops the chain.");
+    tokio::spawn(progress(
+        hq_addr.clone(),
+        store_urls,
+        Duration::from_secs(args.progress_every.max(1)),
+        stop_rx.clone(),
+    ));
     match args.seconds {
         Some(s) => {
             tokio::select! {
@@ -177,6 +213,49 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // Give the servers a moment to finish in-flight requests.
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(())
+}
+
+/// Prints a line every `every`: sales the simulator rang in this run, events HQ holds, and the
+/// events the stores hold that HQ has not acknowledged yet (with the age of the oldest).
+async fn progress(hq: String, stores: Vec<String>, every: Duration, stop: watch::Receiver<bool>) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            match http.get(url).send().await {
+                Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    while !*stop.borrow() {
+        tick.tick().await;
+        let at_hq: i64 = get(format!("{hq}/v1/terminals")).await["terminals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["acked_seq"].as_i64())
+            .sum();
+        let (mut waiting, mut oldest_ms) = (0_i64, 0_i64);
+        for store in &stores {
+            let status = get(format!("{store}/v1/status")).await;
+            for t in status["sync"]["outbox"].as_array().into_iter().flatten() {
+                waiting += t["unsynced"].as_i64().unwrap_or(0);
+                oldest_ms = oldest_ms.max(t["oldest_unsynced_age_ms"].as_i64().unwrap_or(0));
+            }
+        }
+        println!(
+            "{}  sales rung {}  events at HQ {at_hq}  waiting to sync {waiting} (oldest {:.1} s)",
+            jiff::Zoned::now().strftime("%H:%M:%S"),
+            RUNG.load(std::sync::atomic::Ordering::Relaxed),
+            oldest_ms as f64 / 1000.0,
+        );
+    }
 }
 
 /// Codes a till can sell in every store: store-sold variants priced in both chain books.
@@ -227,11 +306,17 @@ async fn simulate(
             .collect();
         let body = json!({"terminal": terminal, "lines": lines, "tenders": [{"kind": "cash", "amount": "1000.00"}]});
         k += 1;
-        let _ = http
+        let sent = http
             .post(format!("{url}/v1/sales"))
-            .header("Idempotency-Key", format!("demo-{terminal}-{salt}-{k}"))
+            .header(
+                "Idempotency-Key",
+                format!("demo-{}-{terminal}-{salt}-{k}", run_id()),
+            )
             .json(&body)
             .send()
             .await;
+        if sent.is_ok_and(|r| r.status().is_success()) {
+            RUNG.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }

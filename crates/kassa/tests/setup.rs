@@ -626,3 +626,119 @@ fn commands_other_than_provision_refuse_a_missing_or_empty_data_directory() {
     assert!(why.contains("no HQ database"), "{why}");
     assert!(!hq.exists(), "the catalog dry run created {}", hq.display());
 }
+
+/// Sales recorded in the demo's three stores under `dir` (their receipts).
+async fn demo_receipts(dir: &Path) -> i64 {
+    let mut total = 0;
+    for store in ["vienna-01", "graz-01", "zurich-01"] {
+        let url = format!(
+            "sqlite://{}?mode=ro",
+            dir.join(store).join("ledger.sqlite").display()
+        );
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receipts")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        total += n;
+    }
+    total
+}
+
+/// Runs `kassa demo --dir DIR --simulate` for `seconds`; its console output.
+fn demo(dir: &Path, seconds: &str) -> String {
+    ok(&[
+        "demo",
+        "--dir",
+        &arg(dir),
+        "--simulate",
+        "--rate",
+        "4",
+        "--seconds",
+        seconds,
+        "--progress-every",
+        "1",
+    ])
+}
+
+/// Issue 16, items 6 and 7: a re-run of `kassa demo --dir D` replayed the first run's
+/// idempotency keys, so the stores answered with the first run's sales and HQ showed nothing
+/// new; and the demo's console mixed JSON log lines into its output and said nothing while it
+/// ran. A re-run rings new sales; the console shows progress lines and no log lines, which go to
+/// a file in the data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let first = demo(&data, "6");
+    let after_first = demo_receipts(&data).await;
+    assert!(after_first > 0, "the first run rang no sales:\n{first}");
+    // The second run is shorter: with the first run's keys it would ring nothing new.
+    let second = demo(&data, "3");
+    let after_second = demo_receipts(&data).await;
+    assert!(
+        after_second > after_first,
+        "the re-run added no sales ({after_first} before, {after_second} after):\n{second}"
+    );
+
+    for console in [&first, &second] {
+        assert!(
+            console
+                .lines()
+                .any(|l| l.contains("sales rung") && l.contains("events at HQ")),
+            "no progress line:\n{console}"
+        );
+        assert!(
+            !console.lines().any(|l| l.trim_start().starts_with('{')),
+            "log lines on the console:\n{console}"
+        );
+    }
+    let log = std::fs::read_to_string(data.join("kassa-demo.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with('{') && l.contains("\"level\"")),
+        "the log file holds no log lines:\n{log}"
+    );
+}
+
+/// Issue 16, item 7: `KASSA_LOG=text` wrote colour codes into pipes and files. Plain lines
+/// there; colour only on a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_written_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let store = root.join("store");
+    provision(&store, None);
+    let data = arg(&store);
+    let log = root.join("store.log");
+    let mut child = tokio::process::Command::new(kassa())
+        .args(["store", "--data", &data, "run", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("KASSA_LOG", "text")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("store node listening") {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node never logged that it listens:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    assert!(!text.contains('\u{1b}'), "colour codes in a file: {text:?}");
+    assert!(
+        !text.trim_start().starts_with('{'),
+        "not text lines: {text}"
+    );
+}
