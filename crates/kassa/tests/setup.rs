@@ -742,3 +742,71 @@ async fn text_logs_written_to_a_file_carry_no_colour_codes() {
         "not text lines: {text}"
     );
 }
+
+/// Issue 16, item 1, the other silent case: a store seeded locally and started against an HQ
+/// that has published nothing yet sells on data HQ does not know about. It says so in its status
+/// and log, and takes HQ's snapshot as soon as HQ publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeded_store_attached_to_an_empty_hq_says_so_until_hq_publishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pepper = root.join("pin.pepper");
+    std::fs::write(&pepper, PEPPER).unwrap();
+    let store = root.join("store");
+    let key = provision(&store, Some(&pepper));
+    ok(&[
+        "store",
+        "--data",
+        &arg(&store),
+        "seed",
+        &arg(&demo_seed_path()),
+    ]);
+    let hq_data = arg(&root.join("hq"));
+    let hq_args = vec![
+        "--data".to_owned(),
+        hq_data.clone(),
+        "--pin-pepper-file".to_owned(),
+        arg(&pepper),
+    ];
+    // Registered, but nothing published.
+    let token = set_up_hq(&hq_args, &[], &key);
+    let hq = start_hq(&hq_args, &root.join("hq.log")).await;
+    let node = start_store(&store, &hq.url, &token, &root.join("store.log")).await;
+    let status = wait_for(
+        &format!("{}/v1/status", node.url),
+        "the status to say HQ has published nothing",
+        |s| s["sync"]["reference_error"].is_string(),
+    )
+    .await;
+    assert!(
+        status["sync"]["reference_error"]
+            .as_str()
+            .unwrap()
+            .contains("published no reference data"),
+        "{status:#}"
+    );
+    assert_eq!(status["reference_source"]["kind"], "local");
+    wait_for_log(&node, "published no reference data").await;
+
+    let dearer = seed_with_bread_at(root, "3.79");
+    ok(&[
+        "hq",
+        "--data",
+        &hq_data,
+        "--pin-pepper-file",
+        &arg(&pepper),
+        "publish",
+        &arg(&dearer),
+    ]);
+    let status = wait_for(
+        &format!("{}/v1/status", node.url),
+        "the store to take HQ's snapshot",
+        |s| s["reference_source"]["kind"] == "hq",
+    )
+    .await;
+    assert!(status["sync"]["reference_error"].is_null(), "{status:#}");
+    let bread = get(&format!("{}/v1/items/{BREAD}", node.url)).await;
+    assert_eq!(bread["price"], "3.79");
+    node.stop().await;
+    hq.stop().await;
+}

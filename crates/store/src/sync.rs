@@ -364,6 +364,15 @@ async fn pull_once(
             };
             if update.to_version > since {
                 apply_reference(node, &update, &from, followed.is_none(), held).await?;
+            } else if followed.is_none() && held > 0 {
+                // Not silence either: the store sells on data HQ does not know about.
+                refuse_reference(
+                    node,
+                    format!(
+                        "HQ at {} has published no reference data yet; this store sells on its local seed (version {held}) until HQ publishes",
+                        settings.hq_url
+                    ),
+                );
             } else {
                 node.update_sync(|s| s.reference_error = None);
             }
