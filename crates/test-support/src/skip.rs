@@ -23,15 +23,21 @@ fn allowed(ci: bool, allow_skip: Option<&str>) -> bool {
 }
 
 /// Called by a test that cannot run here (`what` is missing; `remedy` says how to provide it).
-/// Panics, failing the test, unless skips are allowed; then prints a notice and returns, and
-/// the caller returns early.
+/// Panics, failing the test, unless skips are allowed; then prints a notice that the test
+/// runner does not hide, and returns, and the caller returns early.
 pub fn skip(what: &str, remedy: &str) {
     let why = format!("{what}: {remedy}");
     assert!(
         skips_allowed(),
         "{why}. To run without it on a laptop, set KASSA_ALLOW_SKIP=1 (this test is then skipped, not passed; CI never skips)"
     );
-    eprintln!("SKIPPED (KASSA_ALLOW_SKIP=1): {why}");
+    // Written to the stream itself, not through `eprintln!`, which the test runner captures
+    // and shows only for failed tests: a skip stays visible in a green run.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED (KASSA_ALLOW_SKIP=1): {why}"
+    );
 }
 
 /// The PostgreSQL server for tests: `KASSA_TEST_POSTGRES`, else [`DEFAULT_POSTGRES`] when
