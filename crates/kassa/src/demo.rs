@@ -34,13 +34,16 @@ pub struct DemoArgs {
     progress_every: u64,
 }
 
-/// This run's identity, part of every idempotency key the simulator sends: a re-run on the same
-/// `--dir` must ring new sales, not replay the last run's keys (which the stores answer with
-/// the first response and nothing new).
-fn run_id() -> &'static str {
-    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    // The start instant in nanoseconds: two runs never start in the same nanosecond.
-    RUN.get_or_init(|| format!("{:x}", jiff::Timestamp::now().as_nanosecond()))
+/// The simulator's salt for till `n` in this run, part of every idempotency key it sends
+/// (`demo-<till>-<salt>-<k>`): a re-run on the same `--dir` must ring new sales, not replay the
+/// last run's keys, which the stores answer with the first response and nothing new. The run's
+/// start instant in milliseconds (two runs never start in the same one) above eight bits of
+/// till number.
+fn run_salt(n: usize) -> u64 {
+    static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let run = *RUN
+        .get_or_init(|| u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or_default());
+    (run << 8) | (n as u64 & 0xff)
 }
 
 /// Sales the simulator rang in this run (answered 2xx), for the progress line.
@@ -144,6 +147,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        store_urls.push(url.clone());
         // Each till starts the day with a shift opened by the demo cashier.
         let currency = seed
             .stores
@@ -157,7 +161,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             store::shifts::ensure_open(&app.node(), t, &anna, float).await?;
         }
         tokio::spawn(app.run(stopped(stop_rx.clone())));
-        store_urls.push(url.clone());
         for t in terminals {
             tills.push((url.clone(), t.to_string()));
         }
@@ -173,7 +176,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 terminal,
                 codes.clone(),
                 args.rate,
-                n as u64,
+                // Unique per run (see `run_id`): it is part of every idempotency key.
+                run_salt(n),
                 stop_rx.clone(),
             ));
         }
@@ -308,10 +312,7 @@ async fn simulate(
         k += 1;
         let sent = http
             .post(format!("{url}/v1/sales"))
-            .header(
-                "Idempotency-Key",
-                format!("demo-{}-{terminal}-{salt}-{k}", run_id()),
-            )
+            .header("Idempotency-Key", format!("demo-{terminal}-{salt}-{k}"))
             .json(&body)
             .send()
             .await;
