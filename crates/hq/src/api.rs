@@ -382,12 +382,12 @@ async fn reference(
     Query(q): Query<Since>,
 ) -> ApiResult<Response> {
     let store = authenticate_store(&hq, &headers).await?;
-    let log = crate::refdata::log_id(&hq.db).await?;
     let update = crate::refdata::changes_since(&hq.db, &store, q.since.max(0)).await?;
     let body = encode_reference(&update);
     hq.metrics
         .bytes_sent
         .fetch_add(body.len() as u64, Ordering::Relaxed);
+    let log = crate::refdata::log_id(&hq.db).await?;
     Ok((
         [
             ("content-type", REFERENCE_MEDIA_TYPE),
