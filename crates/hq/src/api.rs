@@ -176,11 +176,26 @@ pub(crate) async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResul
             "a valid store credential is required (Authorization: Bearer …)",
         )
     };
-    let token = bearer(headers).ok_or_else(unauthorized)?;
+    let Some(token) = bearer(headers) else {
+        tracing::warn!("sync request refused: no store credential");
+        return Err(unauthorized());
+    };
     let store: Option<String> = sqlx::query_scalar("SELECT id FROM stores WHERE token_hash = $1")
         .bind(&token_hash(token)[..])
         .fetch_optional(&hq.db.pool)
         .await?;
+    if store.is_none() {
+        // The credential names its store (`kassa_<store>_…`), which tells the operator which
+        // store still runs with a replaced or mistyped credential; the secret is never logged.
+        let claimed = token
+            .strip_prefix("kassa_")
+            .and_then(|rest| rest.rsplit_once('_'))
+            .map_or("?", |(store, _)| store);
+        tracing::warn!(
+            claimed_store = claimed,
+            "sync request refused: unknown store credential (replaced by `kassa hq store rotate-credential`, or mistyped)"
+        );
+    }
     store.ok_or_else(unauthorized)
 }
 
@@ -471,7 +486,15 @@ async fn reference(
     hq.metrics
         .bytes_sent
         .fetch_add(body.len() as u64, Ordering::Relaxed);
-    Ok(([("content-type", REFERENCE_MEDIA_TYPE)], body).into_response())
+    let log = crate::refdata::log_id(&hq.db).await?;
+    Ok((
+        [
+            ("content-type", REFERENCE_MEDIA_TYPE),
+            (protocol::sync::REFERENCE_LOG_HEADER, log.as_str()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// Stock at a location and the per-terminal sequences it includes, read in one transaction so

@@ -67,6 +67,11 @@ pub enum DbError {
     /// The data directory could not be created.
     #[error("data directory {0}: {1}")]
     Dir(String, std::io::Error),
+    /// A command that reads HQ was pointed at a directory holding no HQ database.
+    #[error(
+        "--data {0}: no HQ database there (hq.sqlite); is the directory mistyped? Only `kassa hq` set-up commands (`publish`, `store add`, `run`) create one"
+    )]
+    Missing(String),
 }
 
 /// An open HQ database.
@@ -99,6 +104,17 @@ pub fn sqlite_url(data_dir: &Path) -> Result<String, DbError> {
         "sqlite://{}?mode=rwc",
         data_dir.join("hq.sqlite").display()
     ))
+}
+
+/// The SQLite URL for the data directory of an HQ that exists: a missing directory, or one
+/// without HQ's database, is refused instead of being created empty (a mistyped path would
+/// otherwise read as an HQ that holds nothing).
+pub fn existing_sqlite_url(data_dir: &Path) -> Result<String, DbError> {
+    let file = data_dir.join("hq.sqlite");
+    if !file.is_file() {
+        return Err(DbError::Missing(data_dir.display().to_string()));
+    }
+    Ok(format!("sqlite://{}?mode=rw", file.display()))
 }
 
 /// Opens and migrates the database at `url` (`sqlite://…` or `postgres://…`).

@@ -35,6 +35,14 @@ pub enum HqError {
     /// A name or key was refused.
     #[error("{0}")]
     Invalid(String),
+    /// `store add` named a store that is registered already.
+    #[error(
+        "store `{0}` is already registered; its credential stays valid. To issue a new one (the old one stops working), run `kassa hq store rotate-credential --id {0}`"
+    )]
+    StoreExists(String),
+    /// The store is not registered.
+    #[error("store `{0}` is not registered: run `kassa hq store add` first")]
+    UnknownStore(String),
     /// Binding the listener failed.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -57,16 +65,15 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Registers a store and issues its sync credential (shown once; HQ keeps only its hash).
-/// Adding a store that exists issues it a new credential.
+/// Registers a store and issues its sync credential (shown once; HQ keeps only its hash). A
+/// store that exists is refused: a new credential would lock the running store out of sync, so
+/// replacing one is its own command ([`rotate_credential`]).
 pub async fn add_store(db: &Db, store: &StoreId, name: &str) -> Result<String, HqError> {
-    let mut secret = [0_u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| HqError::Invalid(format!("no randomness: {e}")))?;
-    let token = format!("kassa_{}_{}", store, hex::encode(secret));
+    let token = new_credential(store)?;
     let _guard = db.write_guard().await;
-    sqlx::query(
+    let added = sqlx::query(
         "INSERT INTO stores (id, name, token_hash, created_ms) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash",
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(store.as_str())
     .bind(name)
@@ -74,7 +81,33 @@ pub async fn add_store(db: &Db, store: &StoreId, name: &str) -> Result<String, H
     .bind(now_ms())
     .execute(&db.pool)
     .await?;
+    if added.rows_affected() == 0 {
+        return Err(HqError::StoreExists(store.to_string()));
+    }
     Ok(token)
+}
+
+/// Issues a registered store a new sync credential; the old one stops working at once, so the
+/// store must be restarted with the new one.
+pub async fn rotate_credential(db: &Db, store: &StoreId) -> Result<String, HqError> {
+    let token = new_credential(store)?;
+    let _guard = db.write_guard().await;
+    let changed = sqlx::query("UPDATE stores SET token_hash = $1 WHERE id = $2")
+        .bind(&token_hash(&token)[..])
+        .bind(store.as_str())
+        .execute(&db.pool)
+        .await?;
+    if changed.rows_affected() == 0 {
+        return Err(HqError::UnknownStore(store.to_string()));
+    }
+    tracing::warn!(%store, "store credential replaced; the old one is refused from now on");
+    Ok(token)
+}
+
+fn new_credential(store: &StoreId) -> Result<String, HqError> {
+    let mut secret = [0_u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| HqError::Invalid(format!("no randomness: {e}")))?;
+    Ok(format!("kassa_{}_{}", store, hex::encode(secret)))
 }
 
 /// Registers a terminal of a store with its public key (hex, as `kassa store provision` prints).

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use protocol::seed::{ScopeDto, SeedDto};
-use protocol::sync::{EntityChange, PricesEntity, REFERENCE_FORMAT, ReferenceUpdate};
+use protocol::sync::{
+    EntityChange, PIN_PEPPER_KIND, PricesEntity, REFERENCE_FORMAT, ReferenceUpdate,
+};
 use sqlx::Row;
 
 use crate::db::{Arg, Db, insert_many};
@@ -57,10 +59,16 @@ pub async fn publish(db: &Db, seed: &SeedDto, pepper: &[u8]) -> Result<i64, Publ
             }
         });
     }
-    let wanted: BTreeMap<(String, String), String> = protocol::sync::entities_of(&seed)
+    let mut wanted: BTreeMap<(String, String), String> = protocol::sync::entities_of(&seed)
         .into_iter()
         .map(|(k, v)| (k, v.to_string()))
         .collect();
+    // Which pepper the published PIN hashes are keyed with, so a store without it can say so
+    // instead of answering "wrong PIN" to every cashier.
+    wanted.insert(
+        (PIN_PEPPER_KIND.to_owned(), "chain".to_owned()),
+        serde_json::json!({ "id": protocol::pin::pepper_id(pepper) }).to_string(),
+    );
     let current: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT version FROM ref_meta WHERE singleton = 1{}",
         db.backend.for_update()
@@ -117,6 +125,33 @@ pub async fn publish(db: &Db, seed: &SeedDto, pepper: &[u8]) -> Result<i64, Publ
         .await?;
     tx.commit().await?;
     Ok(version)
+}
+
+/// The identity of this HQ's reference change log, made (at random) on first use. Stores keep it
+/// with their reference version: versions of another log are not comparable with theirs.
+pub async fn log_id(db: &Db) -> Result<String, sqlx::Error> {
+    let held: Option<String> = sqlx::query_scalar("SELECT id FROM ref_log WHERE singleton = 1")
+        .fetch_optional(&db.pool)
+        .await?;
+    if let Some(id) = held {
+        return Ok(id);
+    }
+    let mut bytes = [0_u8; 16];
+    // Without randomness the id falls back to the clock: still distinct between databases.
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes[..8].copy_from_slice(&crate::now_ms().to_le_bytes());
+    }
+    let _guard = db.write_guard().await;
+    // Two HQ processes on one database may race here: the first id written wins for both.
+    sqlx::query(
+        "INSERT INTO ref_log (singleton, id) VALUES (1, $1) ON CONFLICT (singleton) DO NOTHING",
+    )
+    .bind(hex::encode(bytes))
+    .execute(&db.pool)
+    .await?;
+    sqlx::query_scalar("SELECT id FROM ref_log WHERE singleton = 1")
+        .fetch_one(&db.pool)
+        .await
 }
 
 /// What changed since `since` that concerns `store`: its own configuration, every jurisdiction,

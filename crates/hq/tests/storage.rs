@@ -1,6 +1,6 @@
 //! HQ's shared storage suite: ingest, projections, reference data and snapshots, each scenario
 //! run against both backends (SQLite in a fresh directory, PostgreSQL in a fresh database named
-//! by `KASSA_TEST_POSTGRES`), so the one code path over sqlx's `Any` driver behaves the same.
+//! by `KASSA_TEST_POSTGRES`, else the local server at 127.0.0.1:5432), so the one code path over sqlx's `Any` driver behaves the same.
 #![allow(clippy::unwrap_used)]
 
 mod backends;
@@ -75,6 +75,7 @@ scenarios! {
         opening_counts_of_an_import_set_stock_and_a_rollback_keeps_later_sales,
         stored_value_balances_follow_loads_redemptions_voids_and_refunds,
         card_events_project_pending_approvals_and_later_declines,
+        a_store_is_added_once_and_its_credential_replaced_on_purpose,
     ],
     postgres_only: [
         concurrent_pushes_of_one_batch_apply_it_once,
@@ -123,7 +124,11 @@ impl Till {
     }
 
     async fn register(&self, db: &Db) {
-        hq::add_store(db, &self.store, "test store").await.unwrap();
+        // Two tills of one store register it once between them.
+        match hq::add_store(db, &self.store, "test store").await {
+            Ok(_) | Err(hq::HqError::StoreExists(_)) => {}
+            Err(e) => panic!("cannot add store {}: {e}", self.store),
+        }
         hq::add_terminal(
             db,
             &self.store,
@@ -1719,4 +1724,43 @@ fn refund_to_presented_card(service: &str, minor: i64) -> [EventBody; 2] {
             },
         }),
     ]
+}
+
+/// Issue 16, item 3: adding a registered store again used to issue it a new credential and lock
+/// the running store out. It is refused and changes nothing; `rotate_credential` replaces one on
+/// purpose. The reference log's id, which stores keep with their version, is made once.
+async fn a_store_is_added_once_and_its_credential_replaced_on_purpose(db: &Db) {
+    let store = StoreId::parse("vienna-01").unwrap();
+    let first = hq::add_store(db, &store, "Wien").await.unwrap();
+    let hash = || async {
+        sqlx::query_scalar::<_, Vec<u8>>("SELECT token_hash FROM stores WHERE id = $1")
+            .bind("vienna-01")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(hash().await, hq::token_hash(&first));
+    let again = hq::add_store(db, &store, "Wien again").await;
+    assert!(
+        matches!(&again, Err(hq::HqError::StoreExists(s)) if s == "vienna-01"),
+        "{again:?}"
+    );
+    assert_eq!(
+        hash().await,
+        hq::token_hash(&first),
+        "the refusal changed nothing"
+    );
+
+    let second = hq::rotate_credential(db, &store).await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(hash().await, hq::token_hash(&second));
+    let unknown = hq::rotate_credential(db, &StoreId::parse("graz-01").unwrap()).await;
+    assert!(
+        matches!(unknown, Err(hq::HqError::UnknownStore(_))),
+        "{unknown:?}"
+    );
+
+    let log = hq::refdata::log_id(db).await.unwrap();
+    assert_eq!(log.len(), 32);
+    assert_eq!(hq::refdata::log_id(db).await.unwrap(), log, "made once");
 }

@@ -14,7 +14,7 @@ use store::clock::SystemClock;
 use crate::bench::DEMO_SEED;
 
 /// The PIN pepper of the benchmark chain (nobody signs in).
-const BENCH_PEPPER: &[u8] = b"kassa benchmark pepper";
+const BENCH_PEPPER: &[u8; 32] = b"kassa benchmark pepper, 32 bytes";
 
 impl Node {
     /// Opens a shift on each till (a sale needs one); answers each till's credential, in
@@ -58,6 +58,8 @@ async fn start_node(
         .map(|t| TerminalId::parse(&format!("vienna-01-t{t}")).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let keys = store::provision(&data, &store_id, &ids).await?;
+    // HQ's pepper, as an installer gives it: the node takes HQ's staff when it syncs.
+    store::keys::pepper(&data, Some(&hex::encode(BENCH_PEPPER)))?;
     let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
     store::seed(&data, &seed).await?;
     let app = store::App::build(
@@ -488,6 +490,7 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
     tokio::spawn(app.run(std::future::pending()));
     let data = temp.path().join("node");
     let keys = store::provision(&data, &store, &[terminal]).await?;
+    store::keys::pepper(&data, Some(&hex::encode(BENCH_PEPPER)))?;
     hq::add_terminal(&db, &store, &keys[0].0, &hex::encode(keys[0].1)).await?;
     // The clock starts when the new node starts: it has nothing but its keys.
     let started = Instant::now();

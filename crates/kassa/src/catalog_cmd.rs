@@ -62,7 +62,8 @@ impl HqTarget {
     fn url(&self) -> anyhow::Result<Option<String>> {
         Ok(match (&self.database_url, &self.data) {
             (Some(url), _) => Some(url.clone()),
-            (None, Some(dir)) => Some(hq::db::sqlite_url(dir)?),
+            // Catalog commands read HQ; they never set one up.
+            (None, Some(dir)) => Some(hq::db::existing_sqlite_url(dir)?),
             (None, None) => None,
         })
     }

@@ -29,7 +29,25 @@ pub struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     seconds: Option<u64>,
+    /// Seconds between progress lines (sales rung, events at HQ, events waiting to sync).
+    #[arg(long, default_value_t = 5)]
+    progress_every: u64,
 }
+
+/// The simulator's salt for till `n` in this run, part of every idempotency key it sends
+/// (`demo-<till>-<salt>-<k>`): a re-run on the same `--dir` must ring new sales, not replay the
+/// last run's keys, which the stores answer with the first response and nothing new. The run's
+/// start instant in milliseconds (two runs never start in the same one) above eight bits of
+/// till number.
+fn run_salt(n: usize) -> u64 {
+    static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let run = *RUN
+        .get_or_init(|| u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or_default());
+    (run << 8) | (n as u64 & 0xff)
+}
+
+/// Sales the simulator rang in this run (answered 2xx), for the progress line.
+static RUNG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 const STORES: [(&str, &str); 3] = [
     ("vienna-01", "Kassa Wien Mariahilf"),
@@ -52,6 +70,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             temp.path().to_path_buf()
         }
     };
+    std::fs::create_dir_all(&root)
+        .with_context(|| format!("cannot create the demo directory {}", root.display()))?;
+    let log_path = root.join("kassa-demo.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    crate::init_logging(Some(log));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -72,10 +99,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     .await?;
     let hq_addr = format!("http://{}", hq_app.local_addr().context("no HQ address")?);
     tokio::spawn(hq_app.run(stopped(stop_rx.clone())));
-    println!("Kassa demo chain (data in {})", root.display());
+    println!(
+        "Kassa demo chain (data in {}, log in {})",
+        root.display(),
+        log_path.display()
+    );
     println!("  HQ        {hq_addr}   (try /v1/reports/sales, /v1/stock, /v1/terminals, /metrics)");
 
     let mut tills = Vec::new();
+    let mut store_urls = Vec::new();
     for (id, name) in STORES {
         let store = StoreId::parse(id).map_err(anyhow::Error::msg)?;
         let terminals: Vec<TerminalId> = (1..=2)
@@ -83,7 +115,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?;
         let data = root.join(id);
-        let token = hq::add_store(&db, &store, name).await?;
+        // A re-run with `--dir` finds its stores registered: the demo runs them itself, so it
+        // issues each a new credential.
+        let token = match hq::add_store(&db, &store, name).await {
+            Err(hq::HqError::StoreExists(_)) => hq::rotate_credential(&db, &store).await?,
+            other => other?,
+        };
         for (terminal, public) in store::provision(&data, &store, &terminals).await? {
             hq::add_terminal(&db, &store, &terminal, &hex::encode(public)).await?;
         }
@@ -110,6 +147,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        store_urls.push(url.clone());
         // Each till starts the day with a shift opened by the demo cashier.
         let currency = seed
             .stores
@@ -138,13 +176,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 terminal,
                 codes.clone(),
                 args.rate,
-                n as u64,
+                // Unique per run (see `run_id`): it is part of every idempotency key.
+                run_salt(n),
                 stop_rx.clone(),
             ));
         }
         println!("Simulating sales at {} per second per till.", args.rate);
     }
     println!("Ctrl-C stops the chain.");
+    tokio::spawn(progress(
+        hq_addr.clone(),
+        store_urls,
+        Duration::from_secs(args.progress_every.max(1)),
+        stop_rx.clone(),
+    ));
     match args.seconds {
         Some(s) => {
             tokio::select! {
@@ -172,6 +217,49 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // Give the servers a moment to finish in-flight requests.
     tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(())
+}
+
+/// Prints a line every `every`: sales the simulator rang in this run, events HQ holds, and the
+/// events the stores hold that HQ has not acknowledged yet (with the age of the oldest).
+async fn progress(hq: String, stores: Vec<String>, every: Duration, stop: watch::Receiver<bool>) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            match http.get(url).send().await {
+                Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    while !*stop.borrow() {
+        tick.tick().await;
+        let at_hq: i64 = get(format!("{hq}/v1/terminals")).await["terminals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["acked_seq"].as_i64())
+            .sum();
+        let (mut waiting, mut oldest_ms) = (0_i64, 0_i64);
+        for store in &stores {
+            let status = get(format!("{store}/v1/status")).await;
+            for t in status["sync"]["outbox"].as_array().into_iter().flatten() {
+                waiting += t["unsynced"].as_i64().unwrap_or(0);
+                oldest_ms = oldest_ms.max(t["oldest_unsynced_age_ms"].as_i64().unwrap_or(0));
+            }
+        }
+        println!(
+            "{}  sales rung {}  events at HQ {at_hq}  waiting to sync {waiting} (oldest {:.1} s)",
+            jiff::Zoned::now().strftime("%H:%M:%S"),
+            RUNG.load(std::sync::atomic::Ordering::Relaxed),
+            oldest_ms as f64 / 1000.0,
+        );
+    }
 }
 
 /// Codes a till can sell in every store: store-sold variants priced in both chain books.
@@ -222,12 +310,15 @@ async fn simulate(
             .collect();
         let body = json!({"terminal": terminal, "lines": lines, "tenders": [{"kind": "cash", "amount": "1000.00"}]});
         k += 1;
-        let _ = http
+        let sent = http
             .post(format!("{url}/v1/sales"))
             .header("Idempotency-Key", format!("demo-{terminal}-{salt}-{k}"))
             .bearer_auth(&token)
             .json(&body)
             .send()
             .await;
+        if sent.is_ok_and(|r| r.status().is_success()) {
+            RUNG.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }

@@ -59,7 +59,8 @@ enum HqCommand {
 
 #[derive(Debug, clap::Subcommand)]
 enum StoreCommand {
-    /// Register a store and print its sync credential (shown once).
+    /// Register a new store and print its sync credential (shown once). An existing store is
+    /// refused: see `rotate-credential`.
     Add {
         /// Store id.
         #[arg(long)]
@@ -67,6 +68,13 @@ enum StoreCommand {
         /// Display name.
         #[arg(long)]
         name: String,
+    },
+    /// Issue a registered store a new sync credential and print it. The old one is refused
+    /// from then on: restart the store with the new one.
+    RotateCredential {
+        /// Store id.
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -137,6 +145,17 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 let db = hq::db::open(&url).await?;
                 let store = StoreId::parse(&id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
                 let token = hq::add_store(&db, &store, &name).await?;
+                println!("{token}");
+            }
+            HqCommand::Store {
+                command: StoreCommand::RotateCredential { id },
+            } => {
+                let db = hq::db::open(&url).await?;
+                let store = StoreId::parse(&id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+                let token = hq::rotate_credential(&db, &store).await?;
+                eprintln!(
+                    "store {store} has a new credential; the old one is refused from now on: restart the store with --hq-token set to the line below"
+                );
                 println!("{token}");
             }
             HqCommand::Terminal {

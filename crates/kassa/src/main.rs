@@ -39,7 +39,10 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    // The demo's console is for people: it sends its log to a file in its data directory.
+    if !matches!(cli.command, Command::Demo(_)) {
+        init_logging(None);
+    }
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Price(args) => price::run(&args),
@@ -51,18 +54,37 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Installs the log subscriber: structured JSON on standard error, filtered by `RUST_LOG`
-/// (default `info`); `KASSA_LOG=text` switches to human-readable lines.
-fn init_logging() {
+/// Installs the log subscriber: structured JSON, filtered by `RUST_LOG` (default `info`), on
+/// standard error or into `file`; `KASSA_LOG=text` switches to human-readable lines, coloured
+/// only when they go to a terminal (colour codes in a pipe or a file are noise).
+pub(crate) fn init_logging(file: Option<std::fs::File>) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("KASSA_LOG").is_ok_and(|v| v == "text") {
-        builder.init();
-    } else {
-        builder.json().init();
+    let text = std::env::var("KASSA_LOG").is_ok_and(|v| v == "text");
+    match file {
+        Some(file) => {
+            let builder = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file));
+            if text {
+                builder.init();
+            } else {
+                builder.json().init();
+            }
+        }
+        None => {
+            let builder = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr);
+            if text {
+                builder.init();
+            } else {
+                builder.json().init();
+            }
+        }
     }
 }
 

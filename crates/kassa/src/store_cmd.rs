@@ -62,6 +62,9 @@ enum StoreCommand {
         /// A `kassa-seed/1` JSON file, such as data/demo/seed.json.
         file: PathBuf,
     },
+    /// Stop following HQ's reference change log, so that a local `seed` is accepted again. The
+    /// reference data stays; the next start with `--hq-url` takes HQ's snapshot.
+    Detach,
     /// Recompute every terminal's hash chain and signatures; report the first broken link.
     Verify,
     /// Set a till's receipt printer: ESC/POS over raw TCP or to a device file.
@@ -276,7 +279,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
             } => {
                 let terminal =
                     TerminalId::parse(&terminal).map_err(|e| anyhow::anyhow!("--terminal: {e}"))?;
-                let pools = store::db::open(&data).await?;
+                let pools = store::db::open_existing(&data).await?;
                 store::printing::set_printer(&pools.writer, &terminal, &target, paper)
                     .await
                     .map_err(|e| anyhow::anyhow!("--target/--paper: {e}"))?;
@@ -337,7 +340,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                         outstanding_minor: offline_outstanding,
                     },
                 };
-                let pools = store::db::open(&data).await?;
+                let pools = store::db::open_existing(&data).await?;
                 store::cards::set_terminal(&pools.writer, &terminal, &config)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -348,7 +351,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 Ok(())
             }
             StoreCommand::Verify => {
-                let pools = store::db::open(&data).await?;
+                let pools = store::db::open_existing(&data).await?;
                 let reports = store::verify::verify(&pools.reader).await?;
                 let mut broken = false;
                 for report in &reports {
@@ -368,10 +371,29 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            StoreCommand::Detach => {
+                match store::detach(&data).await? {
+                    Some(left) => println!(
+                        "store no longer follows HQ's reference change log {} ({}); a local seed is accepted now, and the next start with --hq-url takes HQ's snapshot",
+                        left.log, left.url
+                    ),
+                    None => println!("store follows no HQ change log; nothing to do"),
+                }
+                Ok(())
+            }
             StoreCommand::Export { terminal, from } => {
                 let terminal =
                     TerminalId::parse(&terminal).map_err(|e| anyhow::anyhow!("--terminal: {e}"))?;
-                let pools = store::db::open(&data).await?;
+                let pools = store::db::open_existing(&data).await?;
+                let known: Vec<String> = sqlx::query_scalar("SELECT id FROM terminals ORDER BY id")
+                    .fetch_all(&pools.reader)
+                    .await?;
+                if !known.iter().any(|t| t == terminal.as_str()) {
+                    bail!(
+                        "--terminal: this store has no terminal `{terminal}` (it has: {})",
+                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    );
+                }
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::new(stdout.lock());
                 store::verify::export(&pools.reader, &terminal, from, &mut out).await?;

@@ -7,10 +7,9 @@
 //! exactly once".
 //!
 //! Every scenario runs on SQLite (`_sqlite`) and on PostgreSQL (`_postgres`) — the one with two
-//! HQ processes on PostgreSQL only — when `KASSA_TEST_POSTGRES` names a server
-//! (`postgres://postgres@127.0.0.1:5432/test`); each such run creates a fresh database. Without
-//! it the PostgreSQL variants are skipped with a notice, unless `CI` is set, where that is a
-//! failure.
+//! HQ processes on PostgreSQL only — on the server `KASSA_TEST_POSTGRES` names, else the local
+//! one at 127.0.0.1:5432; each such run creates a fresh database. Without a server the
+//! PostgreSQL variants fail, unless the run allows skipping (`test_support::skip`).
 #![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,16 +86,9 @@ async fn hq_db(backend: Backend, root: &Path, test: &str) -> Option<HqDb> {
             postgres: None,
         }),
         Backend::Postgres => {
-            let Ok(admin) = std::env::var("KASSA_TEST_POSTGRES") else {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "KASSA_TEST_POSTGRES is not set, and CI needs the PostgreSQL variant of {test}"
-                );
-                eprintln!(
-                    "skipping the PostgreSQL variant of {test}: set KASSA_TEST_POSTGRES=postgres://user@host:port/db"
-                );
-                return None;
-            };
+            let admin =
+                test_support::skip::postgres_url(&format!("the PostgreSQL variant of {test}"))
+                    .await?;
             static NEXT: AtomicU64 = AtomicU64::new(0);
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -110,7 +102,7 @@ async fn hq_db(backend: Backend, root: &Path, test: &str) -> Option<HqDb> {
             );
             let mut conn = sqlx::PgConnection::connect(&admin)
                 .await
-                .unwrap_or_else(|e| panic!("cannot connect to KASSA_TEST_POSTGRES: {e}"));
+                .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL at {admin}: {e}"));
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await

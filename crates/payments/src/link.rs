@@ -42,6 +42,13 @@ pub enum LinkError {
     /// The terminal answered with an HTTP error.
     #[error("terminal answered HTTP {0}")]
     Status(u16),
+    /// The terminal refused the request's message protection (HTTP 401): it could not read the
+    /// request, so it did nothing with it. Almost always a key id, version or passphrase that
+    /// differs from the terminal's.
+    #[error(
+        "the terminal refused the message protection: check key id, version and passphrase (HTTP 401)"
+    )]
+    ProtectionRefused,
     /// The answer failed message protection (bad HMAC, other key).
     #[error("answer failed message protection: {0}")]
     Protection(#[from] CryptoError),
@@ -60,7 +67,10 @@ impl LinkError {
     /// Whether the request may have reached the terminal, so its outcome must be asked for
     /// before the money is asked for again.
     pub fn outcome_unknown(&self) -> bool {
-        !matches!(self, LinkError::Unreachable(_) | LinkError::Tls(_))
+        !matches!(
+            self,
+            LinkError::Unreachable(_) | LinkError::Tls(_) | LinkError::ProtectionRefused
+        )
     }
 }
 
@@ -146,6 +156,9 @@ impl TerminalLink {
             .key
             .seal_bytes("SaleToPOIRequest", header, &plaintext)?;
         let (status, body) = self.post(sealed).await?;
+        if status == 401 {
+            return Err(LinkError::ProtectionRefused);
+        }
         if !(200..300).contains(&status) {
             return Err(LinkError::Status(status));
         }

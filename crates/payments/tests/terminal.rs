@@ -590,3 +590,44 @@ async fn a_crash_mid_refund_to_a_presented_card_is_recovered_before_anything_is_
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].outcome, Some(o));
 }
+
+/// Issue 16, item 5: a till configured with another key id than the terminal's got
+/// "409 card_request_unresolved … HTTP 401" with nothing pointing at the key. The terminal could
+/// not read the request, so nothing happened: the payment is refused with the reason, and
+/// nothing is left in flight to block the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_terminal_does_not_share_is_named_and_leaves_nothing_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim(&dir.path().join("terminal")).await;
+    let wrong = payments::link::TerminalLink::new(payments::link::LinkConfig {
+        addr: sim.addr(),
+        poi_id: common::POI.into(),
+        sale_id: "till-1".into(),
+        key: payments::crypto::SecurityKey::new("KassaKey", 1, "kassa test passphrase"),
+        ca_pem: sim.ca_pem().as_bytes().to_vec(),
+        timeout: QUICK,
+    })
+    .unwrap();
+    let journal = dir.path().join("journal.json");
+    let pay = payments::service::CardPayments::new(
+        wrong,
+        payments::service::FileJournal::open(&journal).unwrap(),
+        common::LIMITS,
+    )
+    .with_recovery(3, Duration::from_millis(50));
+    let refused = pay.pay("sale-1", 2_000, "EUR", 2, None).await.unwrap_err();
+    assert!(
+        matches!(refused, PaymentError::Unreachable(_)),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_string().contains(
+            "the terminal refused the message protection: check key id, version and passphrase"
+        ),
+        "{refused}"
+    );
+    // With the right key the next payment goes through at once: nothing waits to be resolved.
+    let right = payments(&sim, &journal, QUICK);
+    let ok = right.pay("sale-2", 2_000, "EUR", 2, None).await.unwrap();
+    assert_eq!(approved(&ok).authorised_minor, 2_000);
+}

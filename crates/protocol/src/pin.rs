@@ -46,6 +46,17 @@ pub fn verify(pepper: &[u8], pin: &str, stored: &str) -> bool {
     hasher(pepper).is_ok_and(|h| h.verify_password(pin.as_bytes(), &parsed).is_ok())
 }
 
+/// A public identity of `pepper`: the first 16 bytes of SHA-256 over a domain label and the
+/// pepper, in hex. HQ publishes it with the staff so a store can see that its own pepper is not
+/// the one the PIN hashes need, without the pepper itself ever leaving HQ.
+pub fn pepper_id(pepper: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    digest.update(b"kassa-pin-pepper-id/1\0");
+    digest.update(pepper);
+    hex::encode(&digest.finalize()[..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -335,6 +335,17 @@ pub const REFERENCE_FORMAT: &str = "kassa-ref/1";
 /// The media type of a reference update body (zstd-compressed JSON).
 pub const REFERENCE_MEDIA_TYPE: &str = "application/vnd.kassa.ref+zstd";
 
+/// The response header naming HQ's reference change log (a random id HQ makes once). A store's
+/// reference version means something only within one log: a store records the log it follows
+/// and refuses updates from another, so a replaced HQ database or another HQ never passes for
+/// the one whose versions it holds. A header rather than a field keeps `kassa-ref/1` readable by
+/// stores that predate it.
+pub const REFERENCE_LOG_HEADER: &str = "kassa-reference-log";
+
+/// The entity kind HQ publishes the identity of its PIN pepper under ([`crate::pin::pepper_id`]),
+/// so a store can tell that it lacks the pepper the published PIN hashes are keyed with.
+pub const PIN_PEPPER_KIND: &str = "pin_pepper";
+
 /// Reference data changes from one version to another, applied by a store whole or not at all.
 /// `from_version` 0 means a snapshot: everything the store needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

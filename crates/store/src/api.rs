@@ -449,10 +449,19 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
             })
         })
         .collect();
+    let followed = crate::refdata::hq_log(&node.pools.reader)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", e))?;
     Ok(Json(json!({
         "store": node.store.to_string(),
         "version": env!("CARGO_PKG_VERSION"),
         "reference_version": ctx.as_ref().map(|c| c.version),
+        // Which history `reference_version` counts in: HQ's change log, or a local seed.
+        "reference_source": followed.map_or_else(
+            || json!({"kind": "local"}),
+            |f| json!({"kind": "hq", "hq_url": f.url, "log": f.log}),
+        ),
+        "pin_pepper_error": node.pin_pepper_problem(),
         "currency": ctx.as_ref().map(|c| c.config.currency.code().to_owned()),
         "terminals": terminals,
         "sync": {

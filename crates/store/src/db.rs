@@ -34,6 +34,16 @@ pub enum DbError {
     /// A migration failed.
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The data directory, or the ledger in it, does not exist.
+    #[error(
+        "data directory {path} {what}; is it mistyped? Only `kassa store provision` creates a store's data directory"
+    )]
+    Missing {
+        /// The directory.
+        path: String,
+        /// What is missing.
+        what: &'static str,
+    },
     /// The data directory could not be created.
     #[error("data directory {path}: {source}")]
     Dir {
@@ -71,7 +81,27 @@ pub struct Pools {
     pub reader: SqlitePool,
 }
 
-/// Opens (creating if needed) and migrates the node database in `data_dir`.
+/// Opens and migrates the node database of a provisioned `data_dir`; a missing directory or
+/// one without a ledger is refused, never created (a mistyped path would otherwise pass for an
+/// empty store, and `verify` would report it sound).
+pub async fn open_existing(data_dir: &Path) -> Result<Pools, DbError> {
+    let what = if !data_dir.is_dir() {
+        Some("does not exist")
+    } else if !db_path(data_dir).is_file() {
+        Some("holds no store ledger (ledger.sqlite)")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        return Err(DbError::Missing {
+            path: data_dir.display().to_string(),
+            what,
+        });
+    }
+    open(data_dir).await
+}
+
+/// Opens (creating if needed) and migrates the node database in `data_dir`: for provisioning.
 pub async fn open(data_dir: &Path) -> Result<Pools, DbError> {
     std::fs::create_dir_all(data_dir).map_err(|source| DbError::Dir {
         path: data_dir.display().to_string(),

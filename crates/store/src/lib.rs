@@ -160,13 +160,23 @@ async fn provisioned_store(pools: &db::Pools, data_dir: &Path) -> Result<StoreId
 
 /// Loads a reference data file (format `kassa-seed/1`) into the node, whole or not at all.
 pub async fn seed(data_dir: &Path, seed: &protocol::seed::SeedDto) -> Result<i64, StoreError> {
-    let pools = db::open(data_dir).await?;
+    let pools = db::open_existing(data_dir).await?;
     let store = provisioned_store(&pools, data_dir).await?;
     let pepper = keys::pepper(data_dir, None)?;
     let version = refdata::apply_seed(&pools.writer, seed, &store, &pepper).await?;
     pools.writer.close().await;
     pools.reader.close().await;
     Ok(version)
+}
+
+/// Stops following HQ's reference change log (see [`refdata::detach`]); answers the log left.
+pub async fn detach(data_dir: &Path) -> Result<Option<refdata::HqLog>, StoreError> {
+    let pools = db::open_existing(data_dir).await?;
+    provisioned_store(&pools, data_dir).await?;
+    let left = refdata::detach(&pools.writer).await?;
+    pools.writer.close().await;
+    pools.reader.close().await;
+    Ok(left)
 }
 
 /// A built node, listening, not yet serving.
@@ -179,7 +189,7 @@ pub struct App {
 impl App {
     /// Opens the database, loads keys and reference data, starts the ledger writer and binds.
     pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<App, StoreError> {
-        let pools = db::open(&settings.data_dir).await?;
+        let pools = db::open_existing(&settings.data_dir).await?;
         let store = provisioned_store(&pools, &settings.data_dir).await?;
         let rows = sqlx::query("SELECT id, public_key FROM terminals ORDER BY id")
             .fetch_all(&pools.writer)
@@ -219,6 +229,15 @@ impl App {
             store, pools, ledger, clock, terminals, context, appended, pepper,
         ));
         cards::start(&node).await?;
+        let followed = refdata::hq_log(&node.pools.reader).await?;
+        match &followed {
+            Some(log) => {
+                tracing::info!(hq = %log.url, log = %log.log, "reference data follows HQ's change log")
+            }
+            None => tracing::info!("reference data is local (a seed file, or none yet)"),
+        }
+        // Said at start, not only at the first sign-in: the operator sees it in the log.
+        sync::check_pin_pepper(&node, followed.as_ref());
         if let Some(settings) = &settings.sync {
             node.stored_value.connect(settings);
             sync::start(node.clone(), settings.clone());

@@ -35,6 +35,8 @@ pub struct Node {
     pub stored_value: crate::stored_value::Service,
     /// Each till's payment terminal.
     pub cards: crate::cards::Cards,
+    /// Why PINs published by HQ cannot be checked here (HQ's pepper is not this node's), if so.
+    pin_pepper_problem: RwLock<Option<String>>,
 }
 
 impl Node {
@@ -63,7 +65,25 @@ impl Node {
             sessions: crate::staff::Sessions::default(),
             stored_value: crate::stored_value::Service::default(),
             cards: crate::cards::Cards::default(),
+            pin_pepper_problem: RwLock::new(None),
         }
+    }
+
+    /// Why PINs published by HQ cannot be checked here, if they cannot.
+    pub fn pin_pepper_problem(&self) -> Option<String> {
+        self.pin_pepper_problem
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Records whether PINs published by HQ can be checked here.
+    pub fn set_pin_pepper_problem(&self, problem: Option<String>) {
+        let mut guard = self
+            .pin_pepper_problem
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        *guard = problem;
     }
 
     /// Notified after every ledger commit.

@@ -31,6 +31,61 @@ pub enum RefError {
     /// Stored JSON could not be read back.
     #[error("stored reference data is unreadable: {0}")]
     Stored(String),
+    /// A local seed while the node follows HQ's change log.
+    #[error(
+        "this store takes its reference data from HQ ({url}, change log {log}, version {version}); a local seed would mix two version histories and HQ's later changes would be lost. Run `kassa store detach` first if the store is to stand alone"
+    )]
+    Attached {
+        /// HQ's URL when the node attached.
+        url: String,
+        /// HQ's change log.
+        log: String,
+        /// The node's reference version in that log.
+        version: i64,
+    },
+}
+
+/// HQ's change log a node follows: its reference version counts in this log's versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HqLog {
+    /// The log's identity (HQ's `kassa-reference-log` header).
+    pub log: String,
+    /// HQ's URL as the node last reached it.
+    pub url: String,
+    /// The identity of the pepper HQ keys published PIN hashes with, when HQ published it.
+    pub pin_pepper: Option<String>,
+}
+
+/// The HQ change log the node follows, or `None` while its reference data is local (a seed
+/// file, or nothing yet).
+pub async fn hq_log(pool: &SqlitePool) -> Result<Option<HqLog>, RefError> {
+    let row = sqlx::query("SELECT hq_log, hq_url, pin_pepper FROM reference_source")
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| HqLog {
+        log: r.get("hq_log"),
+        url: r.get("hq_url"),
+        pin_pepper: r.get("pin_pepper"),
+    }))
+}
+
+/// Stops following HQ's change log: the reference data stays, and a local seed is accepted
+/// again; the next start with HQ attaches anew and takes HQ's snapshot. Answers the log left.
+pub async fn detach(pool: &SqlitePool) -> Result<Option<HqLog>, RefError> {
+    let held = hq_log(pool).await?;
+    sqlx::query("DELETE FROM reference_source")
+        .execute(pool)
+        .await?;
+    Ok(held)
+}
+
+/// Why staff PINs published by HQ cannot be checked here, if they cannot: HQ keyed their hashes
+/// with a pepper whose identity differs from this node's.
+pub fn pin_pepper_problem(log: Option<&HqLog>, own_pepper: &[u8]) -> Option<String> {
+    let hq = log?.pin_pepper.as_deref()?;
+    (hq != protocol::pin::pepper_id(own_pepper)).then(|| {
+        "this store cannot check PINs published by HQ: give it HQ's pin.pepper (`kassa store provision --pin-pepper-file FILE`, the file HQ keeps in keys/pin.pepper)".to_owned()
+    })
 }
 
 /// What the node knows about its store: configuration, tax rules and an in-memory index of the
@@ -128,6 +183,17 @@ pub async fn apply_seed(
 ) -> Result<i64, RefError> {
     // Validate the whole set first, as HQ does before it publishes.
     seed.parse()?;
+    if let Some(log) = hq_log(pool).await? {
+        let version: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM reference_meta")
+                .fetch_one(pool)
+                .await?;
+        return Err(RefError::Attached {
+            url: log.url,
+            log: log.log,
+            version,
+        });
+    }
     let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM reference_meta")
         .fetch_one(pool)
         .await?;
@@ -159,13 +225,36 @@ fn entity<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Applies a reference update from HQ (or a seed file) in one transaction: all of it or none.
-/// An update from version 0 is a snapshot and replaces everything.
+/// Applies a reference update from a seed file in one transaction: all of it or none. An update
+/// from version 0 is a snapshot and replaces everything.
 pub async fn apply_update(
     pool: &SqlitePool,
     store: &StoreId,
     update: &ReferenceUpdate,
     pepper: &[u8],
+) -> Result<i64, RefError> {
+    apply(pool, store, update, pepper, None).await
+}
+
+/// Applies a reference update from HQ's change log `from` in one transaction, recording in the
+/// same transaction that the node's version counts in that log (and which pepper HQ's PIN
+/// hashes need). An update from version 0 is a snapshot and replaces everything.
+pub async fn apply_hq_update(
+    pool: &SqlitePool,
+    store: &StoreId,
+    update: &ReferenceUpdate,
+    pepper: &[u8],
+    from: &HqLog,
+) -> Result<i64, RefError> {
+    apply(pool, store, update, pepper, Some(from)).await
+}
+
+async fn apply(
+    pool: &SqlitePool,
+    store: &StoreId,
+    update: &ReferenceUpdate,
+    pepper: &[u8],
+    from: Option<&HqLog>,
 ) -> Result<i64, RefError> {
     let mut tx = pool.begin().await?;
     let meta = sqlx::query("SELECT store_config, jurisdiction FROM reference_meta")
@@ -231,8 +320,20 @@ pub async fn apply_update(
     let mut identifier_rows = Vec::new();
     let mut price_rows = Vec::new();
     let mut staff_rows = Vec::new();
+    // The pepper identity HQ published: `None` leaves the recorded one, except in a snapshot,
+    // which says everything.
+    let mut pin_pepper: Option<Option<String>> = (update.from_version == 0).then_some(None);
     for change in &update.entities {
         match change.kind.as_str() {
+            protocol::sync::PIN_PEPPER_KIND => {
+                pin_pepper = Some(
+                    change
+                        .payload
+                        .as_ref()
+                        .and_then(|p| p["id"].as_str())
+                        .map(str::to_owned),
+                );
+            }
             "variant" => {
                 if update.from_version != 0 {
                     for table in ["variants", "identifiers"] {
@@ -379,6 +480,23 @@ pub async fn apply_update(
         .bind(serde_json::to_string(&jurisdiction_dto).map_err(|e| RefError::Stored(e.to_string()))?)
         .execute(&mut *tx)
         .await?;
+    if let Some(from) = from {
+        let kept: Option<Option<String>> =
+            sqlx::query_scalar("SELECT pin_pepper FROM reference_source WHERE hq_log = $1")
+                .bind(&from.log)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let pin_pepper = pin_pepper.unwrap_or_else(|| kept.flatten());
+        sqlx::query(
+            "INSERT INTO reference_source (singleton, hq_log, hq_url, pin_pepper) VALUES (1, $1, $2, $3)
+             ON CONFLICT (singleton) DO UPDATE SET hq_log = excluded.hq_log, hq_url = excluded.hq_url, pin_pepper = excluded.pin_pepper",
+        )
+        .bind(&from.log)
+        .bind(&from.url)
+        .bind(pin_pepper)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(update.to_version)
 }

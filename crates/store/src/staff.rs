@@ -109,6 +109,10 @@ pub enum PinError {
         /// Seconds left.
         seconds: i64,
     },
+    /// HQ's PIN hashes need a pepper this node does not have: no PIN from HQ can be checked,
+    /// so none is counted as wrong.
+    #[error("{0}")]
+    PepperMissing(String),
     /// Storage failed.
     #[error(transparent)]
     Write(#[from] WriteError),
@@ -155,6 +159,11 @@ pub async fn check_pin(
     pin: &str,
 ) -> Result<Member, PinError> {
     let member = member(node, staff).await?;
+    // Checked before anything is counted: with the wrong pepper every PIN would be "wrong" and
+    // cashiers would lock themselves out typing the right one.
+    if let Some(problem) = node.pin_pepper_problem() {
+        return Err(PinError::PepperMissing(problem));
+    }
     let row = sqlx::query(
         "SELECT failures, locked_until FROM pin_attempts WHERE staff = $1 AND terminal = $2",
     )

@@ -49,6 +49,9 @@ fn pin_error(e: PinError, field: &str) -> ApiError {
             ApiError::new(StatusCode::UNAUTHORIZED, "wrong_pin", e).at(format!("{field}.pin"))
         }
         PinError::Locked { .. } => ApiError::new(StatusCode::LOCKED, "locked", e).at(field),
+        PinError::PepperMissing(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pin_pepper_missing", e)
+        }
         PinError::Write(w) => ApiError::from(w),
     }
 }

@@ -71,6 +71,9 @@ pub struct SyncStatus {
 
 const BATCH_LIMIT: i64 = 2000;
 
+/// How the status and the log name a push HQ refused for the store's credential.
+const CREDENTIAL_REFUSED: &str = "HQ refused this store's credential: check --hq-token (a credential replaced by `kassa hq store rotate-credential` stops working at once)";
+
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -219,7 +222,14 @@ async fn push_terminal(
         });
         return Ok(PushOutcome::Pushed);
     }
-    if status.is_server_error() || status.as_u16() == 401 || status.as_u16() == 429 {
+    if status.as_u16() == 401 {
+        // Retried like an outage (a restart with the right credential fixes it, and nothing is
+        // lost meanwhile), but named for what it is and logged by the push loop.
+        return Ok(PushOutcome::Unreachable(format!(
+            "{CREDENTIAL_REFUSED} ({status}): {text}"
+        )));
+    }
+    if status.is_server_error() || status.as_u16() == 429 {
         return Ok(PushOutcome::Unreachable(format!(
             "HQ answered {status}: {text}"
         )));
@@ -233,6 +243,8 @@ async fn push_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Clien
     let mut backoff = Duration::from_millis(250);
     let mut rejected_until: BTreeMap<TerminalId, std::time::Instant> = BTreeMap::new();
     let appended = node.appended();
+    // A refused credential is logged when it starts, not on every retry.
+    let mut credential_refused = false;
     loop {
         let mut pushed = false;
         let mut unreachable = None;
@@ -274,7 +286,14 @@ async fn push_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Clien
             }
         }
         if let Some(reason) = unreachable {
-            tracing::debug!(%reason, "HQ unreachable; retrying");
+            if reason.starts_with(CREDENTIAL_REFUSED) {
+                if !credential_refused {
+                    tracing::error!(%reason, "HQ refused a push; retrying with backoff");
+                }
+                credential_refused = true;
+            } else {
+                tracing::debug!(%reason, "HQ unreachable; retrying");
+            }
             // Every terminal, also one that never reached HQ yet, shows HQ as unreachable.
             node.update_sync(|s| {
                 s.online = false;
@@ -295,6 +314,7 @@ async fn push_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Clien
             continue;
         }
         backoff = Duration::from_millis(250);
+        credential_refused = false;
         if !pushed {
             // Wait for the next commit, or look again in a few seconds.
             let _ = tokio::time::timeout(Duration::from_secs(5), appended.notified()).await;
@@ -307,7 +327,13 @@ async fn pull_once(
     settings: &SyncSettings,
     http: &reqwest::Client,
 ) -> Result<(), String> {
-    let since = node.context().map_or(0, |c| c.version);
+    let followed = crate::refdata::hq_log(&node.pools.reader)
+        .await
+        .map_err(|e| e.to_string())?;
+    let held = node.context().map_or(0, |c| c.version);
+    // A version counts only within the log it came from: a node not yet following HQ's log
+    // asks for HQ's snapshot, whatever its local seed's version number is.
+    let since = if followed.is_some() { held } else { 0 };
     let response = http
         .get(format!(
             "{}/v1/sync/reference?since={since}",
@@ -320,25 +346,35 @@ async fn pull_once(
     if !response.status().is_success() {
         return Err(format!("HQ answered {}", response.status()));
     }
+    let log = response
+        .headers()
+        .get(protocol::sync::REFERENCE_LOG_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = response.bytes().await.map_err(|e| e.to_string())?;
     node.update_sync(|s| s.bytes_received += bytes.len() as u64);
     let update = decode_reference(&bytes).map_err(|e| e.to_string())?;
-    if update.to_version > since {
-        match crate::refdata::apply_update(&node.pools.writer, &node.store, &update, &node.pepper.0)
-            .await
-        {
-            Ok(_) => {
-                match crate::refdata::load_context(&node.pools.writer).await {
-                    Ok(Some(ctx)) => node.set_context(ctx),
-                    Ok(None) => {}
-                    Err(e) => return Err(e.to_string()),
-                }
+    match reference_refusal(followed.as_ref(), log.as_deref(), held, &update, settings) {
+        Some(problem) => refuse_reference(node, problem),
+        None => {
+            let from = crate::refdata::HqLog {
+                log: log.unwrap_or_default(),
+                url: settings.hq_url.clone(),
+                pin_pepper: None,
+            };
+            if update.to_version > since {
+                apply_reference(node, &update, &from, followed.is_none(), held).await?;
+            } else if followed.is_none() && held > 0 {
+                // Not silence either: the store sells on data HQ does not know about.
+                refuse_reference(
+                    node,
+                    format!(
+                        "HQ at {} has published no reference data yet; this store sells on its local seed (version {held}) until HQ publishes",
+                        settings.hq_url
+                    ),
+                );
+            } else {
                 node.update_sync(|s| s.reference_error = None);
-                tracing::info!(version = update.to_version, "reference data applied");
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reference update refused");
-                node.update_sync(|s| s.reference_error = Some(e.to_string()));
             }
         }
     }
@@ -359,6 +395,107 @@ async fn pull_once(
         });
     }
     Ok(())
+}
+
+/// Why an answer to a reference pull must not be applied, if it must not: it comes from another
+/// change log than the one the node's version counts in, names no log, or is behind the node.
+fn reference_refusal(
+    followed: Option<&crate::refdata::HqLog>,
+    log: Option<&str>,
+    held: i64,
+    update: &protocol::sync::ReferenceUpdate,
+    settings: &SyncSettings,
+) -> Option<String> {
+    let url = &settings.hq_url;
+    let Some(log) = log.filter(|l| !l.is_empty()) else {
+        return Some(format!(
+            "HQ at {url} did not name its reference change log ({}); nothing applied: upgrade HQ",
+            protocol::sync::REFERENCE_LOG_HEADER
+        ));
+    };
+    let followed = followed?;
+    if followed.log != log {
+        return Some(format!(
+            "HQ at {url} serves reference change log {log}, but this store's reference data (version {held}) comes from change log {} (HQ at {}): another HQ, or HQ's database was replaced. Nothing applied; the store keeps selling on version {held}. If this HQ is the right one, stop the store, run `kassa store detach` and start it again to take this HQ's data",
+            followed.log, followed.url
+        ));
+    }
+    if update.to_version < held {
+        return Some(format!(
+            "HQ at {url} is at reference version {} of change log {log}, behind this store's {held} (HQ restored from an older backup?); nothing applied",
+            update.to_version
+        ));
+    }
+    None
+}
+
+/// Records a refused reference pull in the status, and in the log when the reason is new (the
+/// puller asks again every few seconds).
+fn refuse_reference(node: &Node, problem: String) {
+    let mut new = false;
+    node.update_sync(|s| {
+        new = s.reference_error.as_deref() != Some(problem.as_str());
+        s.reference_error = Some(problem.clone());
+    });
+    if new {
+        tracing::error!(reason = %problem, "reference data from HQ refused");
+    }
+}
+
+async fn apply_reference(
+    node: &Node,
+    update: &protocol::sync::ReferenceUpdate,
+    from: &crate::refdata::HqLog,
+    attaching: bool,
+    held: i64,
+) -> Result<(), String> {
+    match crate::refdata::apply_hq_update(
+        &node.pools.writer,
+        &node.store,
+        update,
+        &node.pepper.0,
+        from,
+    )
+    .await
+    {
+        Ok(_) => {
+            match crate::refdata::load_context(&node.pools.writer).await {
+                Ok(Some(ctx)) => node.set_context(ctx),
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            node.update_sync(|s| s.reference_error = None);
+            if attaching {
+                tracing::warn!(
+                    hq = %from.url,
+                    log = %from.log,
+                    version = update.to_version,
+                    replaced_local_version = held,
+                    "store now follows HQ's reference change log: took HQ's snapshot, replacing local reference data"
+                );
+            } else {
+                tracing::info!(version = update.to_version, "reference data applied");
+            }
+            let followed = crate::refdata::hq_log(&node.pools.reader)
+                .await
+                .map_err(|e| e.to_string())?;
+            check_pin_pepper(node, followed.as_ref());
+        }
+        Err(e) => refuse_reference(node, format!("reference update refused: {e}")),
+    }
+    Ok(())
+}
+
+/// Compares the pepper HQ keyed its PIN hashes with against the node's own, records the problem
+/// for the status and sign-in, and logs it when it appears.
+pub fn check_pin_pepper(node: &Node, followed: Option<&crate::refdata::HqLog>) {
+    let problem = crate::refdata::pin_pepper_problem(followed, &node.pepper.0);
+    if let Some(problem) = &problem {
+        if node.pin_pepper_problem().is_none() {
+            tracing::error!(reason = %problem, "staff PINs from HQ cannot be checked");
+        }
+    }
+    node.set_pin_pepper_problem(problem);
 }
 
 async fn pull_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Client) {

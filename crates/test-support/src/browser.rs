@@ -44,17 +44,13 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Launches Chromium, or returns `None` with a notice on standard error when it is not
-    /// installed. In CI (`CI` set) a missing Chromium is a failure, never a skip.
+    /// Launches Chromium. When it is not installed the test fails, or, when the run allows
+    /// skipping (`KASSA_ALLOW_SKIP=1`, see [`crate::skip`]), this returns `None` with a notice.
     pub async fn launch_or_skip() -> Option<Browser> {
         let Some(path) = chromium_path().filter(|p| p.exists()) else {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "Chromium is not installed: install Debian's `chromium` package (apt-get install -y chromium) or set KASSA_CHROMIUM to its path"
-                );
-            }
-            eprintln!(
-                "skipped: Chromium not found (install `chromium` or set KASSA_CHROMIUM); browser tests need it"
+            crate::skip::skip(
+                "this browser test needs Chromium, which is not installed",
+                "install Debian's `chromium` package (apt-get install -y chromium) or set KASSA_CHROMIUM to its path",
             );
             return None;
         };

@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod chain;
 pub mod proxy;
+pub mod skip;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

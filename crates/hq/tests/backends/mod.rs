@@ -1,5 +1,6 @@
 //! Running one HQ storage scenario on each backend: SQLite in a fresh directory, PostgreSQL in
-//! a fresh database (when `KASSA_TEST_POSTGRES` is set; in CI its absence is a failure).
+//! a fresh database on `KASSA_TEST_POSTGRES`, else the local server at 127.0.0.1:5432; without
+//! either the test fails unless the run allows skipping (`test_support::skip`).
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::future::Future;
@@ -30,13 +31,7 @@ where
     F: FnOnce(Db) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(url) = std::env::var("KASSA_TEST_POSTGRES") else {
-        if std::env::var_os("CI").is_some() {
-            panic!("PostgreSQL tests need KASSA_TEST_POSTGRES; .ci/run sets it");
-        }
-        eprintln!(
-            "skipped: PostgreSQL tests need KASSA_TEST_POSTGRES (e.g. postgres://postgres@127.0.0.1:5432/test)"
-        );
+    let Some(url) = test_support::skip::postgres_url("HQ's PostgreSQL storage suite").await else {
         return;
     };
     sqlx::any::install_default_drivers();
@@ -44,7 +39,7 @@ where
         .max_connections(1)
         .connect(&url)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to KASSA_TEST_POSTGRES ({url}): {e}"));
+        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL at {url}: {e}"));
     let mut random = [0_u8; 8];
     getrandom::fill(&mut random).unwrap();
     let name = format!("kassa_t_{}", hex::encode(random));
