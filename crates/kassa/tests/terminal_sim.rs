@@ -102,6 +102,13 @@ async fn adyens_node_library_pays_through_the_simulator_and_decrypts_the_answer(
         payment["PaymentResult"]["AmountsResp"]["AuthorizedAmount"].to_string(),
         "12.34"
     );
+    // Adyen's library keeps only the fields its typings name: the masked PAN arrives under
+    // the documented spelling `MaskedPan` (12.34 is even, so the simulator's Visa test card).
+    assert_eq!(
+        payment["PaymentResult"]["PaymentInstrumentData"]["CardData"]["MaskedPan"],
+        "411111 **** 1111",
+        "{printed}"
+    );
     assert!(
         !payment["POIData"]["POITransactionID"]["TransactionID"]
             .as_str()

@@ -443,8 +443,15 @@ pub struct CardData {
     /// Brand (`mc`, `visa`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_brand: Option<String>,
-    /// Masked PAN as the terminal prints it.
-    #[serde(rename = "MaskedPAN", default, skip_serializing_if = "Option::is_none")]
+    /// Masked PAN as the terminal prints it. Adyen's Terminal API reference and its official
+    /// libraries spell the field `MaskedPan` (nexo's own dictionary says `MaskedPAN`); Kassa
+    /// writes Adyen's spelling, which is what its terminals send, and reads both.
+    #[serde(
+        rename = "MaskedPan",
+        alias = "MaskedPAN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub masked_pan: Option<String>,
     /// `Contactless`, `ICC`, `MagStripe`, `Keyed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

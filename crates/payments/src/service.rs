@@ -16,7 +16,7 @@ use crate::nexo::{
     ReversalResponse, SaleData, SaleToPoiRequest, SaleToPoiResponse, TransactionIdentification,
     TransactionStatusRequest,
 };
-use crate::pan::{MaskedPan, clean_text, filter_additional_response, redact};
+use crate::pan::{MaskedPan, clean_text, filter_additional_response};
 
 /// What an in-flight request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1171,7 +1171,9 @@ fn payment_outcome(op: &InFlight, p: &PaymentResponse) -> Outcome {
         .min(op.amount_minor);
     let offline = result.online_flag == Some(false) || extra("offline").as_deref() == Some("true");
     let payment = CardPayment {
-        poi_transaction_id: redact(&p.poi_data.poi_transaction_id.transaction_id),
+        // An identifier, kept exactly as the terminal sent it: a refund by reference must name
+        // it again, and its PSP reference part may be 16 digits that pass Luhn.
+        poi_transaction_id: p.poi_data.poi_transaction_id.transaction_id.clone(),
         psp_reference: extra("pspReference"),
         auth_code: result
             .payment_acquirer_data
@@ -1222,7 +1224,7 @@ fn reversal_outcome(op: &InFlight, r: &ReversalResponse) -> Outcome {
         poi_transaction_id: r
             .poi_data
             .as_ref()
-            .map(|d| redact(&d.poi_transaction_id.transaction_id))
+            .map(|d| d.poi_transaction_id.transaction_id.clone())
             .unwrap_or_default(),
         amount_minor: r
             .reversed_amount

@@ -94,7 +94,7 @@ pub struct Faults {
     pub stale_response: bool,
     /// Answer with an HMAC that does not verify.
     pub bad_hmac: bool,
-    /// Misbehave: put a full card number in `AdditionalResponse` and `MaskedPAN`.
+    /// Misbehave: put a full card number in `AdditionalResponse` and `MaskedPan`.
     pub leak_pan: bool,
     /// No link to the acquirer: store-and-forward under the floor limit.
     pub offline: bool,
