@@ -37,6 +37,10 @@ async fn ensure_node_modules() {
 }
 
 async fn start_sim(state: &Path) -> Process {
+    // The passphrase comes from a file, as the README recommends: a flag would show in `ps`.
+    std::fs::create_dir_all(state).unwrap();
+    let passphrase_file = state.join("terminal.pass");
+    std::fs::write(&passphrase_file, format!("{PASSPHRASE}\n")).unwrap();
     Process::spawn(
         Path::new(env!("CARGO_BIN_EXE_kassa")),
         &[
@@ -49,8 +53,8 @@ async fn start_sim(state: &Path) -> Process {
             state.to_str().unwrap(),
             "--key-id",
             KEY_ID,
-            "--passphrase",
-            PASSPHRASE,
+            "--passphrase-file",
+            passphrase_file.to_str().unwrap(),
         ],
     )
     .await

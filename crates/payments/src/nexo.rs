@@ -347,8 +347,16 @@ pub struct TransactionStatusRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReconciliationRequest {
-    /// `SaleReconciliation` closes the period; `AcquirerReconciliation` too.
+    /// `SaleReconciliation` closes the period; `AcquirerReconciliation` too;
+    /// `PreviousReconciliation` reports a closed one.
     pub reconciliation_type: String,
+    /// For `PreviousReconciliation`: the period asked for (absent: the last one closed).
+    #[serde(
+        rename = "POIReconciliationID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub poi_reconciliation_id: Option<String>,
 }
 
 /// `GetTotalsRequest`.
