@@ -35,8 +35,8 @@
 use crate::catalog::TaxCategory;
 use crate::money::{Currency, Money, RoundingMode};
 use crate::tax::{
-    CashRounding, Jurisdiction, PricingMode, RoundingLevel, RoundingPolicy, TaxComponent, TaxError,
-    TaxRate, TaxRule,
+    CashRounding, ItemThreshold, Jurisdiction, PricingMode, RoundingLevel, RoundingPolicy,
+    TaxComponent, TaxError, TaxRate, TaxRule,
 };
 use crate::time::Timestamp;
 
@@ -107,6 +107,10 @@ fn rules_of(histories: Vec<History<'_>>) -> Vec<RuleSpec<'_>> {
     rules
 }
 
+/// A per-item threshold as written in this file: category, the threshold in minor units, and
+/// the components for items priced under it.
+type ThresholdSpec<'a> = (&'a str, i64, Vec<(&'a str, &'a str, bool)>);
+
 struct Spec<'a> {
     code: &'a str,
     currency: Currency,
@@ -115,6 +119,7 @@ struct Spec<'a> {
     mode: RoundingMode,
     cash: Option<i64>,
     rules: Vec<RuleSpec<'a>>,
+    thresholds: Vec<ThresholdSpec<'a>>,
 }
 
 fn build(spec: Spec<'_>) -> Result<Jurisdiction, TaxError> {
@@ -129,11 +134,28 @@ fn build(spec: Spec<'_>) -> Result<Jurisdiction, TaxError> {
                 TaxComponent::new(code, TaxRate::parse_percent(percent)?, compound)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let under = spec
+            .thresholds
+            .iter()
+            .find(|(c, _, _)| *c == category.as_str())
+            .map(|(_, below, components)| {
+                Ok::<_, TaxError>(ItemThreshold {
+                    below: Money::from_minor(*below, spec.currency),
+                    components: components
+                        .iter()
+                        .map(|(code, percent, compound)| {
+                            TaxComponent::new(code, TaxRate::parse_percent(percent)?, *compound)
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                })
+            })
+            .transpose()?;
         rules.push(TaxRule {
             category,
             components,
             from,
             to,
+            under,
         });
     }
     let cash = spec
@@ -188,6 +210,7 @@ fn vat(
         mode: RoundingMode::HalfUp,
         cash,
         rules: rules_of(histories),
+        thresholds: Vec::new(),
     })
 }
 
@@ -260,6 +283,7 @@ pub fn jurisdiction(code: &str) -> Option<Jurisdiction> {
                 mode: RoundingMode::HalfUp,
                 cash: None,
                 rules: rules_of(histories),
+                thresholds: Vec::new(),
             })
         }
         // France, CGI art. 278 ff.: 20 % and 10 % from 2014-01-01 (loi n° 2012-1510 de
@@ -368,6 +392,7 @@ pub fn jurisdiction(code: &str) -> Option<Jurisdiction> {
                 ),
                 ("exempt", vec![(QC_2013, vec![])]),
             ]),
+            thresholds: Vec::new(),
         }),
         // Ontario: harmonized sales tax 13 % (5 % federal + 8 % provincial) from 2010-07-01,
         // when Ontario joined the HST (Excise Tax Act Sch. VIII); children's clothing carries
@@ -385,11 +410,16 @@ pub fn jurisdiction(code: &str) -> Option<Jurisdiction> {
                 ("zero", vec![(ON_2010_07, vec![("HST", "0", false)])]),
                 ("exempt", vec![(ON_2010_07, vec![])]),
             ]),
+            thresholds: Vec::new(),
         }),
         // New York City: 8.875 % combined (4 % state, 4.5 % city from 2009-08-01, 0.375 %
-        // MCTD), added at the till and rounded to the cent (NYS Publication 718); clothing and
-        // footwear under $110 an item exempt (Tax Law §1115(a)(30)) as reinstated for the
-        // state and MCTD parts from 2012-04-01; most groceries are exempt.
+        // MCTD), added at the till and rounded to the cent (NYS Publication 718); most
+        // groceries are exempt. Clothing and footwear under $110 an item are exempt (Tax Law
+        // §1115(a)(30), reinstated for the state and MCTD parts from 2012-04-01; New York City
+        // exempts its own part too, NYS Publication 718-C), so the category carries a per-item
+        // threshold: under $110 nothing, at or above it the full 8.875 %. No other preset rule
+        // depends on an item's price; Ontario's children's clothing rebate, for one, depends
+        // on size, which is the category.
         "US-NY-NYC" => build(Spec {
             code: "US-NY-NYC",
             currency: Currency::USD,
@@ -402,10 +432,14 @@ pub fn jurisdiction(code: &str) -> Option<Jurisdiction> {
                     "standard",
                     vec![(NY_2009_08, vec![("SALES", "8.875", false)])],
                 ),
-                ("clothing-exempt", vec![(NY_2012_04, vec![])]),
+                (
+                    "clothing-exempt",
+                    vec![(NY_2012_04, vec![("SALES", "8.875", false)])],
+                ),
                 ("food-exempt", vec![(NY_2009_08, vec![])]),
                 ("exempt", vec![(NY_2009_08, vec![])]),
             ]),
+            thresholds: vec![("clothing-exempt", 11_000, vec![])],
         }),
         // Japan, Consumption Tax Act (消費税法) art. 29 with the local consumption tax: 8 % from
         // 2014-04-01; from 2019-10-01 10 %, and 8 % for food and drink taken away under the
@@ -430,6 +464,7 @@ pub fn jurisdiction(code: &str) -> Option<Jurisdiction> {
                 ("reduced", vec![(JP_2014_04, vec![("CT", "8", false)])]),
                 ("exempt", vec![(JP_2014_04, vec![])]),
             ]),
+            thresholds: Vec::new(),
         }),
         _ => return None,
     };

@@ -363,12 +363,23 @@ pub fn price_cart(
     let pricing = jurisdiction.pricing();
     let mut exact: Vec<Vec<(String, TaxRate, ExactTax)>> = Vec::with_capacity(lines.len());
     for (index, (line, amount)) in lines.iter().zip(&amounts).enumerate() {
-        let components = jurisdiction
-            .components(&line.tax_category, at)
+        let rule = jurisdiction
+            .rule(&line.tax_category, at)
             .map_err(|source| SaleError::LineTax {
                 line: index,
                 source,
             })?;
+        // A threshold is per item: the line's amount after discounts against the threshold
+        // times the quantity, exactly (two coats at 120.00 are two items at or above 110.00).
+        let components = match &rule.under {
+            Some(t)
+                if Decimal::from(amount.minor())
+                    < Decimal::from(t.below.minor()) * line.quantity.to_decimal() =>
+            {
+                t.components.as_slice()
+            }
+            _ => rule.components.as_slice(),
+        };
         let taxes = exact_taxes(Decimal::from(amount.minor()), components, pricing);
         exact.push(
             components

@@ -158,6 +158,20 @@ pub struct TaxRule {
     pub from: Timestamp,
     /// First instant it no longer applies, if it ends.
     pub to: Option<Timestamp>,
+    /// Other components for items priced under a threshold each (New York's clothing and
+    /// footwear under $110 an item); `None` when the price does not matter.
+    pub under: Option<ItemThreshold>,
+}
+
+/// Components that replace a rule's own for an item whose price is under an amount. The price
+/// of an item is the line's amount after discounts divided by its quantity: the shelf price,
+/// which is before tax where prices exclude tax (as in New York).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemThreshold {
+    /// The threshold: items priced under it each get `components`; at or above it, the rule's.
+    pub below: Money,
+    /// The taxes under the threshold; empty when such items are exempt.
+    pub components: Vec<TaxComponent>,
 }
 
 /// Whether shelf prices include tax.
@@ -312,21 +326,26 @@ impl Jurisdiction {
         &self.rules
     }
 
-    /// The components in force for `category` at `at`.
-    pub fn components(
-        &self,
-        category: &TaxCategory,
-        at: Timestamp,
-    ) -> Result<&[TaxComponent], TaxError> {
+    /// The rule in force for `category` at `at`.
+    pub fn rule(&self, category: &TaxCategory, at: Timestamp) -> Result<&TaxRule, TaxError> {
         self.rules
             .iter()
             .find(|r| &r.category == category && r.from <= at && r.to.is_none_or(|to| at < to))
-            .map(|r| r.components.as_slice())
             .ok_or_else(|| TaxError::NoRule {
                 jurisdiction: self.code.clone(),
                 category: category.clone(),
                 at,
             })
+    }
+
+    /// The components in force for `category` at `at`, for an item priced at or above any
+    /// threshold the rule has.
+    pub fn components(
+        &self,
+        category: &TaxCategory,
+        at: Timestamp,
+    ) -> Result<&[TaxComponent], TaxError> {
+        self.rule(category, at).map(|r| r.components.as_slice())
     }
 }
 
@@ -440,6 +459,7 @@ mod tests {
             components: vec![],
             from: Timestamp::from_millis(from),
             to: to.map(Timestamp::from_millis),
+            under: None,
         };
         let policy = RoundingPolicy {
             mode: RoundingMode::HalfUp,

@@ -161,6 +161,27 @@ fn bad_lines_are_rejected_with_their_index() {
 }
 
 #[test]
+fn new_york_clothing_is_exempt_under_110_dollars_an_item_and_fully_taxed_above() {
+    let nyc = presets::jurisdiction("US-NY-NYC").unwrap();
+    let tax = |price: i64, qty: &str, discount: Option<i64>| {
+        let mut l = line(&nyc, "C", price, qty, "clothing-exempt");
+        l.discount = discount.map(|d| Discount::Amount(Money::from_minor(d, Currency::USD)));
+        price_cart(&nyc, &[l], None, NOW).unwrap().tax_total.minor()
+    };
+    // A 250.00 coat: 8.875 % = 22.1875 → 22.19; jeans at 79.50: nothing.
+    assert_eq!(tax(25_000, "1", None), 2_219);
+    assert_eq!(tax(7_950, "1", None), 0);
+    // At the threshold the item is taxed; a cent under it, not.
+    assert_eq!(tax(11_000, "1", None), 976);
+    assert_eq!(tax(10_999, "1", None), 0);
+    // Per item: two coats at 120.00 are taxed, three shirts at 40.00 are not.
+    assert_eq!(tax(12_000, "2", None), 2_130);
+    assert_eq!(tax(4_000, "3", None), 0);
+    // The price after a store discount counts: 120.00 less 20.00 is under 110.00.
+    assert_eq!(tax(12_000, "1", Some(2_000)), 0);
+}
+
+#[test]
 fn a_negative_price_is_refused_in_a_sale() {
     // A sale of -1.00 would pay money out with VAT of -0.17; returns are the way money goes
     // back, priced from what was sold.
