@@ -4,8 +4,8 @@ use std::io::Read as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use clap::builder::TypedValueParser as _;
 use domain::presets;
-use domain::receipt::{ReceiptHeader, render};
 use domain::sale::{price_cart, settle};
 use protocol::api::{BasketFile, CartView, parse_tenders};
 
@@ -14,17 +14,56 @@ use protocol::api::{BasketFile, CartView, parse_tenders};
 pub struct PriceArgs {
     /// The basket file (JSON; see examples/basket-ch.json).
     file: PathBuf,
-    /// Receipt width in characters (32 for 58 mm paper, 48 for 80 mm), from 20 to 200.
-    #[arg(long, default_value_t = 42, value_parser = clap::value_parser!(u16).range(20..=200))]
+    /// Receipt width in characters: 32 for 58 mm paper, 48 for 80 mm, as the store node prints.
+    #[arg(long, default_value_t = 48, value_parser = clap::builder::PossibleValuesParser::new(["32", "48"]).map(|w: String| if w == "32" { 32u16 } else { 48u16 }))]
     width: u16,
+    /// Formatting conventions for money and dates (`de-CH`, `en-US`, `sv-SE`…); defaults to
+    /// the jurisdiction's.
+    #[arg(long)]
+    locale: Option<String>,
     /// Print the priced cart as JSON instead of a receipt.
     #[arg(long)]
     json: bool,
 }
 
+/// The conventions a jurisdiction's receipts are printed in when none is asked for.
+fn default_locale(jurisdiction: &str) -> &'static str {
+    match jurisdiction {
+        "AT" => "de-AT",
+        "DE" => "de-DE",
+        "CH" => "de-CH",
+        "GB" => "en-GB",
+        "US-NY-NYC" => "en-US",
+        "SE" => "sv-SE",
+        "DK" => "da-DK",
+        "FR" => "fr-FR",
+        "CA-QC" => "fr-CA",
+        "CA-ON" => "en-CA",
+        "JP" => "ja-JP",
+        _ => "en",
+    }
+}
+
+/// The UTC offset, in minutes, an RFC 3339 instant was written in (`+01:00` → 60, `Z` → 0):
+/// the receipt shows the basket's own local time.
+fn offset_minutes(text: &str) -> i32 {
+    let t = text.trim();
+    if t.ends_with('Z') || t.ends_with('z') || t.len() < 6 {
+        return 0;
+    }
+    let tail = &t[t.len() - 6..];
+    let sign = match tail.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return 0,
+    };
+    let hours = tail[1..3].parse::<i32>().unwrap_or(0);
+    let minutes = tail[4..6].parse::<i32>().unwrap_or(0);
+    sign * (hours * 60 + minutes)
+}
+
 /// Runs `kassa price`.
 pub fn run(args: &PriceArgs) -> anyhow::Result<()> {
-    let width = usize::from(args.width);
     let text = read_basket(&args.file)?;
     let basket: BasketFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid basket file", args.file.display()))?;
@@ -64,29 +103,52 @@ pub fn run(args: &PriceArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let when = jiff::Timestamp::from_millisecond(at.millis())?
-        .strftime("%Y-%m-%d %H:%M UTC")
-        .to_string();
-    let header = ReceiptHeader {
-        store_name: basket.store_name.clone().unwrap_or_else(|| "Kassa".into()),
-        lines: vec![format!("Jurisdiction {}", jurisdiction.code())],
-        receipt: "PREVIEW".into(),
-        when,
+    // Not paid yet: show what is due as if paid exactly by card (no cash rounding).
+    let settlement = settlement.unwrap_or(domain::sale::Settlement {
+        total: cart.total,
+        cash_rounding: domain::Money::zero(currency),
+        due: cart.total,
+        tendered: domain::Money::zero(currency),
+        change: domain::Money::zero(currency),
+    });
+    // The store node's receipt, laid out by the same code (printer::receipt_document), in the
+    // basket's time zone and the jurisdiction's conventions.
+    let tag = args
+        .locale
+        .clone()
+        .unwrap_or_else(|| default_locale(jurisdiction.code()).to_owned());
+    let locale = printer::Locale::parse(&tag);
+    let paper = if args.width == 32 {
+        printer::Paper::Mm58
+    } else {
+        printer::Paper::Mm80
     };
-    match &settlement {
-        Some(s) => print!("{}", render(&header, &cart, &tenders, s, width)),
-        None => {
-            // Not paid yet: show what is due as if paid exactly by card (no cash rounding).
-            let exact = domain::sale::Settlement {
-                total: cart.total,
-                cash_rounding: domain::Money::zero(currency),
-                due: cart.total,
-                tendered: domain::Money::zero(currency),
-                change: domain::Money::zero(currency),
-            };
-            print!("{}", render(&header, &cart, &[], &exact, width));
-        }
-    }
+    let mut layout = printer::Layout::new(paper, locale);
+    layout.code = printer::ReceiptCode::None;
+    layout.open_drawer = false;
+    let data = printer::ReceiptData {
+        store: printer::StoreHeader {
+            name: basket.store_name.clone().unwrap_or_else(|| "Kassa".into()),
+            address: vec![format!("Jurisdiction {}", jurisdiction.code())],
+            tax_id: None,
+        },
+        number: "PREVIEW".into(),
+        terminal: None,
+        cashier: None,
+        when: printer::LocalDateTime::from_timestamp(
+            at,
+            basket.at.as_deref().map_or(0, offset_minutes),
+        ),
+        body: printer::ReceiptBody::Sale(printer::SaleReceipt {
+            cart,
+            tenders,
+            settlement,
+        }),
+        footer: Vec::new(),
+        copy: false,
+    };
+    let document = printer::receipt_document(&data, &layout, printer::Labels::for_tag(&tag))?;
+    print!("{}", printer::render_text(&document));
     Ok(())
 }
 

@@ -35,7 +35,7 @@ fn refused(out: &Output) -> String {
 fn a_width_out_of_bounds_is_refused_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let file = basket(dir.path(), "b.json", ONE_LINE);
-    for width in ["100000000000", "5000000000", "0", "1000"] {
+    for width in ["100000000000", "5000000000", "0", "1000", "42"] {
         let err = refused(&kassa_price(&["--width", width, &file]));
         assert!(err.contains("--width"), "{width}: {err}");
     }
@@ -92,4 +92,51 @@ fn a_basket_with_a_byte_order_mark_is_read() {
     );
     let cart: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cart["total"], "1.20");
+}
+
+fn receipt(dir: &Path, name: &str, basket_json: &str) -> String {
+    let out = kassa_price(&[&basket(dir, name, basket_json)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_receipt_is_the_store_nodes_in_the_baskets_time_zone_and_conventions() {
+    let dir = tempfile::tempdir().unwrap();
+    // Zürich at 10:15 local time (+01:00): Swiss formatting, the local time, no UTC.
+    let ch = receipt(
+        dir.path(),
+        "ch.json",
+        r#"{"jurisdiction":"CH","at":"2026-11-23T10:15:00+01:00","store_name":"Kassa Zürich HB",
+            "lines":[{"sku":"UMBRELLA","name":"Taschenschirm","price":"1234.50","tax":"standard"}],
+            "tenders":[{"kind":"cash","amount":"1250.00"}]}"#,
+    );
+    assert!(ch.contains("23.11.2026 10:15"), "{ch}");
+    assert!(ch.contains("1'234.50"), "{ch}");
+    assert!(!ch.contains("UTC"), "{ch}");
+    // Stockholm: decimal commas; Tokyo: the yen sign and no decimals.
+    let se = receipt(
+        dir.path(),
+        "se.json",
+        r#"{"jurisdiction":"SE","at":"2026-11-23T10:15:00+01:00",
+            "lines":[{"sku":"BOK","name":"Bok","price":"249.90","tax":"reduced2"}]}"#,
+    );
+    assert!(se.contains("249,90"), "{se}");
+    assert!(!se.contains("249.90"), "{se}");
+    let jp = receipt(
+        dir.path(),
+        "jp.json",
+        r#"{"jurisdiction":"JP","at":"2026-11-23T10:15:00+09:00",
+            "lines":[{"sku":"TEA","name":"Tea","price":"1500","tax":"reduced"}]}"#,
+    );
+    assert!(jp.contains("¥1,500"), "{jp}");
+    assert!(jp.contains("2026-11-23 10:15"), "{jp}");
+    // Lines no wider than the paper.
+    for line in ch.lines().chain(se.lines()).chain(jp.lines()) {
+        assert!(line.chars().count() <= 48, "{line:?}");
+    }
 }
