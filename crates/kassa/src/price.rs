@@ -131,6 +131,11 @@ pub fn run(args: &PriceArgs) -> anyhow::Result<()> {
             name: basket.store_name.clone().unwrap_or_else(|| "Kassa".into()),
             address: vec![format!("Jurisdiction {}", jurisdiction.code())],
             tax_id: None,
+            tax_registrations: basket
+                .tax_registrations
+                .iter()
+                .map(|(code, number)| (code.clone(), number.clone()))
+                .collect(),
         },
         number: "PREVIEW".into(),
         terminal: None,

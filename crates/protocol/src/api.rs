@@ -150,6 +150,9 @@ pub struct BasketFile {
     /// Tenders.
     #[serde(default)]
     pub tenders: Vec<TenderDto>,
+    /// Registration numbers printed under each tax, by tax code (Quebec: `GST`, `QST`).
+    #[serde(default)]
+    pub tax_registrations: std::collections::BTreeMap<String, String>,
 }
 
 impl BasketFile {
