@@ -18,7 +18,7 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SaleError {
     /// A line's price is in another currency than the store's.
-    #[error("line {line}: price is in {found}, but the store trades in {expected}")]
+    #[error("lines[{line}].price: price is in {found}, but the store trades in {expected}")]
     LineCurrency {
         /// Line index (0-based).
         line: usize,
@@ -28,17 +28,36 @@ pub enum SaleError {
         found: Currency,
     },
     /// A line's quantity does not fit its unit of sale.
-    #[error("line {line}: {source}")]
+    #[error("lines[{line}].quantity: {source}")]
     LineQuantity {
         /// Line index (0-based).
         line: usize,
         /// What was wrong.
         source: QuantityError,
     },
+    /// A negative unit price or label amount: a sale takes money; money goes back to a customer
+    /// through a return, which prices what was sold.
+    #[error(
+        "lines[{line}].price: {price} is negative; a sale cannot pay money out, a return gives it back"
+    )]
+    NegativePrice {
+        /// Line index (0-based).
+        line: usize,
+        /// The price as given.
+        price: Money,
+    },
+    /// No tax rule for a line's category at the sale's instant.
+    #[error("lines[{line}].tax: {source}")]
+    LineTax {
+        /// Line index (0-based).
+        line: usize,
+        /// What was missing.
+        source: TaxError,
+    },
     /// A discount larger than what it applies to, or not positive.
     #[error("{target}: discount {discount} is not between zero and {limit}")]
     Discount {
-        /// `line N` or `cart`.
+        /// The field: `lines[N].discount` or `discount`.
         target: String,
         /// The discount.
         discount: String,
@@ -55,13 +74,13 @@ pub enum SaleError {
     #[error("a sale needs at least one line")]
     NoLines,
     /// A tender that is zero or negative.
-    #[error("tender {index}: amount must be greater than zero")]
+    #[error("tenders[{index}].amount: amount must be greater than zero")]
     TenderNotPositive {
         /// Tender index (0-based).
         index: usize,
     },
     /// A tender in another currency.
-    #[error("tender {index}: amount is in {found}, but the sale is in {expected}")]
+    #[error("tenders[{index}].amount: amount is in {found}, but the sale is in {expected}")]
     TenderCurrency {
         /// Tender index (0-based).
         index: usize,
@@ -69,6 +88,19 @@ pub enum SaleError {
         expected: Currency,
         /// The tender's currency.
         found: Currency,
+    },
+    /// A cash tender that no coins make where the jurisdiction rounds cash (10.03 where the
+    /// smallest coin is 0.05): change from it could not be handed back either.
+    #[error(
+        "tenders[{index}].amount: cash amount {amount} cannot be handed over in coins; cash here is a multiple of {increment}"
+    )]
+    CashNotPayable {
+        /// Tender index (0-based).
+        index: usize,
+        /// The amount.
+        amount: Money,
+        /// The smallest amount coins make.
+        increment: Money,
     },
     /// Tenders do not cover the amount due.
     #[error("tenders {tendered} do not cover the amount due {due}")]
@@ -87,7 +119,7 @@ pub enum SaleError {
         non_cash: Money,
     },
     /// A return names a line the sale does not have.
-    #[error("return line {index}: the sale has no line {line}")]
+    #[error("lines[{index}].line: the sale has no line {line}")]
     NoSuchLine {
         /// Index in the return request.
         index: usize,
@@ -292,13 +324,26 @@ pub fn price_cart(
                 Money::from_minor(mode.round_to_integer(amount)?, currency)
             }
         };
-        let discount = discount_amount(line.discount, ext, mode, || format!("line {index}"))?;
+        if ext.is_negative() || line.unit_price.is_negative() {
+            return Err(SaleError::NegativePrice {
+                line: index,
+                price: if ext.is_negative() {
+                    ext
+                } else {
+                    line.unit_price
+                },
+            });
+        }
+        let discount = discount_amount(line.discount, ext, mode, || {
+            format!("lines[{index}].discount")
+        })?;
         extended.push(ext);
         line_discounts.push(discount);
         after_line_discount.push(ext.checked_sub(discount)?);
     }
     let before_cart = Money::sum(currency, &after_line_discount)?;
-    let cart_total_discount = discount_amount(cart_discount, before_cart, mode, || "cart".into())?;
+    let cart_total_discount =
+        discount_amount(cart_discount, before_cart, mode, || "discount".into())?;
     let weights: Vec<u128> = after_line_discount
         .iter()
         .map(|m| u128::try_from(m.minor()).unwrap_or(0))
@@ -317,8 +362,24 @@ pub fn price_cart(
     // Tax per line and component, exact first.
     let pricing = jurisdiction.pricing();
     let mut exact: Vec<Vec<(String, TaxRate, ExactTax)>> = Vec::with_capacity(lines.len());
-    for (line, amount) in lines.iter().zip(&amounts) {
-        let components = jurisdiction.components(&line.tax_category, at)?;
+    for (index, (line, amount)) in lines.iter().zip(&amounts).enumerate() {
+        let rule = jurisdiction
+            .rule(&line.tax_category, at)
+            .map_err(|source| SaleError::LineTax {
+                line: index,
+                source,
+            })?;
+        // A threshold is per item: the line's amount after discounts against the threshold
+        // times the quantity, exactly (two coats at 120.00 are two items at or above 110.00).
+        let components = match &rule.under {
+            Some(t)
+                if Decimal::from(amount.minor())
+                    < Decimal::from(t.below.minor()) * line.quantity.to_decimal() =>
+            {
+                t.components.as_slice()
+            }
+            _ => rule.components.as_slice(),
+        };
         let taxes = exact_taxes(Decimal::from(amount.minor()), components, pricing);
         exact.push(
             components
@@ -555,7 +616,8 @@ pub struct Tender {
 pub struct Settlement {
     /// The goods' total.
     pub total: Money,
-    /// Cash rounding (due minus total); zero unless paid in cash only where it applies.
+    /// Cash rounding (due minus total): the rounding of the part paid in cash, where the
+    /// jurisdiction rounds cash; zero without a cash tender.
     pub cash_rounding: Money,
     /// What the customer owes: total plus cash rounding.
     pub due: Money,
@@ -565,8 +627,15 @@ pub struct Settlement {
     pub change: Money,
 }
 
-/// Settles a priced cart with tenders: applies cash rounding when every tender is cash,
-/// refuses card over-tender (only cash gives change) and tenders short of what is due.
+/// Settles a priced cart with tenders: rounds the part paid in cash where the jurisdiction
+/// rounds cash, refuses card over-tender (only cash gives change), cash no coins can make, and
+/// tenders short of what is due.
+///
+/// The cash part is what the non-cash tenders leave of the total. It alone is rounded, so a
+/// card pays exactly what it was charged while the cash handed over and the change are
+/// multiples of the smallest coin, whether the sale is paid in cash alone or split between a
+/// card and cash (Finance Canada's rounding guidelines: only cash payments are rounded; the
+/// other jurisdictions' rules are in `presets`).
 pub fn settle(
     cart: &PricedCart,
     tenders: &[Tender],
@@ -585,11 +654,6 @@ pub fn settle(
             return Err(SaleError::TenderNotPositive { index });
         }
     }
-    let all_cash = !tenders.is_empty() && tenders.iter().all(|t| t.kind == TenderKind::Cash);
-    let due = match cash_rounding {
-        Some(rounding) if all_cash => rounding.round(cart.total)?,
-        _ => cart.total,
-    };
     let tendered = Money::sum(currency, tenders.iter().map(|t| &t.amount))?;
     let non_cash = Money::sum(
         currency,
@@ -598,9 +662,28 @@ pub fn settle(
             .filter(|t| t.kind != TenderKind::Cash)
             .map(|t| &t.amount),
     )?;
-    if non_cash.minor() > due.minor() {
-        return Err(SaleError::NonCashOverTender { due, non_cash });
+    if non_cash.minor() > cart.total.minor() {
+        return Err(SaleError::NonCashOverTender {
+            due: cart.total,
+            non_cash,
+        });
     }
+    let has_cash = tenders.iter().any(|t| t.kind == TenderKind::Cash);
+    let due = match cash_rounding {
+        Some(rounding) if has_cash => {
+            for (index, tender) in tenders.iter().enumerate() {
+                if tender.kind == TenderKind::Cash && !rounding.is_payable(tender.amount) {
+                    return Err(SaleError::CashNotPayable {
+                        index,
+                        amount: tender.amount,
+                        increment: Money::from_minor(rounding.increment(), currency),
+                    });
+                }
+            }
+            due_with_cash(cart.total, non_cash, Some(rounding))?
+        }
+        _ => cart.total,
+    };
     if tendered.minor() < due.minor() {
         return Err(SaleError::TendersShort { due, tendered });
     }
@@ -610,6 +693,24 @@ pub fn settle(
         due,
         tendered,
         change: tendered.checked_sub(due)?,
+    })
+}
+
+/// What is due for `total` when `non_cash` of it is paid by card, gift card or store credit and
+/// the rest in cash: the non-cash part exactly, the cash part rounded to the nearest increment
+/// where the jurisdiction rounds cash. The till shows it while a customer still has the rest to
+/// pay in cash.
+pub fn due_with_cash(
+    total: Money,
+    non_cash: Money,
+    cash_rounding: Option<CashRounding>,
+) -> Result<Money, SaleError> {
+    let cash_part = total.checked_sub(non_cash)?;
+    Ok(match cash_rounding {
+        Some(rounding) if !cash_part.is_negative() => {
+            non_cash.checked_add(rounding.round(cash_part)?)?
+        }
+        _ => total,
     })
 }
 
@@ -741,6 +842,57 @@ pub fn price_return(
         lines,
         total,
         cash_rounding,
+    })
+}
+
+/// A return's refund as it is handed over, and what rounding held back of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundPayout {
+    /// The return with `refund` set to what is handed over and `cash_rounding` to the
+    /// difference from the returned goods' total.
+    pub refund: PricedReturn,
+    /// What the refunds of the sale so far have held back by cash rounding, this one included:
+    /// zero or negative, less than one increment; pass it to the sale's next refund.
+    pub held_back: Money,
+}
+
+/// Pays out a priced return in `tender`.
+///
+/// Cash is handed back in what coins make: the amount owed (this return's exact refund plus
+/// what earlier cash refunds of the same sale held back, `held_back`, zero or negative) is
+/// rounded down to the jurisdiction's increment. Down, not to the nearest, so that no return
+/// ever hands back more than the customer paid: nearest rounding of a card sale of 16.24 would
+/// give 16.25 in cash. What is held back is owed to the customer and is added to the sale's
+/// next refund, so returning a sale in any number of steps gives back what was paid to within
+/// one coin, and exactly when the sale was paid in cash or the last refund is not cash. Other
+/// tenders hand back the amount owed exactly.
+///
+/// A return without a receipt passes zero for `held_back`: the till knows no sale to carry to.
+pub fn pay_out_refund(
+    priced: PricedReturn,
+    tender: TenderKind,
+    cash_rounding: Option<CashRounding>,
+    held_back: Money,
+) -> Result<RefundPayout, SaleError> {
+    let currency = priced.total.currency();
+    // Held back is never positive: a refund never hands back more than it owes.
+    let held_back = if held_back.is_positive() {
+        Money::zero(currency)
+    } else {
+        held_back
+    };
+    let owed = priced.refund.checked_sub(held_back)?;
+    let paid = match (tender, cash_rounding) {
+        (TenderKind::Cash, Some(rounding)) => rounding.round_down(owed),
+        _ => owed,
+    };
+    Ok(RefundPayout {
+        held_back: paid.checked_sub(owed)?,
+        refund: PricedReturn {
+            cash_rounding: paid.checked_sub(priced.total)?,
+            refund: paid,
+            ..priced
+        },
     })
 }
 

@@ -31,8 +31,8 @@ pub enum TaxError {
         jurisdiction: String,
         /// The category.
         category: TaxCategory,
-        /// Start of the later rule (ms since epoch).
-        at: i64,
+        /// Start of the later rule.
+        at: Timestamp,
     },
     /// No rule for a category at an instant.
     #[error("no tax rule for category `{category}` in {jurisdiction} at {at}")]
@@ -41,8 +41,8 @@ pub enum TaxError {
         jurisdiction: String,
         /// The category.
         category: TaxCategory,
-        /// The instant (ms since epoch).
-        at: i64,
+        /// The instant.
+        at: Timestamp,
     },
     /// A cash rounding increment that is not positive.
     #[error("cash rounding increment must be a positive amount in {currency}")]
@@ -158,6 +158,20 @@ pub struct TaxRule {
     pub from: Timestamp,
     /// First instant it no longer applies, if it ends.
     pub to: Option<Timestamp>,
+    /// Other components for items priced under a threshold each (New York's clothing and
+    /// footwear under $110 an item); `None` when the price does not matter.
+    pub under: Option<ItemThreshold>,
+}
+
+/// Components that replace a rule's own for an item whose price is under an amount. The price
+/// of an item is the line's amount after discounts divided by its quantity: the shelf price,
+/// which is before tax where prices exclude tax (as in New York).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemThreshold {
+    /// The threshold: items priced under it each get `components`; at or above it, the rule's.
+    pub below: Money,
+    /// The taxes under the threshold; empty when such items are exempt.
+    pub components: Vec<TaxComponent>,
 }
 
 /// Whether shelf prices include tax.
@@ -188,8 +202,11 @@ pub struct RoundingPolicy {
     pub level: RoundingLevel,
 }
 
-/// Rounding of the amount due when a sale is paid in cash only (Swiss 5 Rappen, Swedish whole
-/// kronor…). The difference is its own line on the receipt.
+/// Rounding of amounts paid in cash where the smallest coin is larger than the minor unit
+/// (Swiss 5 Rappen, Swedish whole kronor…): the cash part of a sale is rounded to the nearest
+/// increment, and cash handed back on a return is rounded down (`sale::pay_out_refund`). The
+/// difference is its own line on the receipt. Which jurisdictions round, and why, is stated
+/// with its source in `presets`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CashRounding {
     increment: i64,
@@ -212,6 +229,20 @@ impl CashRounding {
     /// The increment in minor units.
     pub fn increment(&self) -> i64 {
         self.increment
+    }
+
+    /// `amount` rounded down to a multiple of the increment (towards minus infinity): what
+    /// coins can make of an amount handed back without giving more than it.
+    pub fn round_down(&self, amount: Money) -> Money {
+        // `increment` is positive (checked in `new`), so neither operation can overflow or
+        // divide by zero, and the result is never above `amount`.
+        let minor = amount.minor();
+        Money::from_minor(minor - minor.rem_euclid(self.increment), amount.currency())
+    }
+
+    /// Whether `amount` can be handed over in coins and notes: a multiple of the increment.
+    pub fn is_payable(&self, amount: Money) -> bool {
+        amount.minor().rem_euclid(self.increment) == 0
     }
 
     /// `amount` rounded to the nearest multiple of the increment.
@@ -255,7 +286,7 @@ impl Jurisdiction {
                     return Err(TaxError::Overlap {
                         jurisdiction: code.to_owned(),
                         category: second.category.clone(),
-                        at: second.from.millis(),
+                        at: second.from,
                     });
                 }
             }
@@ -295,21 +326,26 @@ impl Jurisdiction {
         &self.rules
     }
 
-    /// The components in force for `category` at `at`.
+    /// The rule in force for `category` at `at`.
+    pub fn rule(&self, category: &TaxCategory, at: Timestamp) -> Result<&TaxRule, TaxError> {
+        self.rules
+            .iter()
+            .find(|r| &r.category == category && r.from <= at && r.to.is_none_or(|to| at < to))
+            .ok_or_else(|| TaxError::NoRule {
+                jurisdiction: self.code.clone(),
+                category: category.clone(),
+                at,
+            })
+    }
+
+    /// The components in force for `category` at `at`, for an item priced at or above any
+    /// threshold the rule has.
     pub fn components(
         &self,
         category: &TaxCategory,
         at: Timestamp,
     ) -> Result<&[TaxComponent], TaxError> {
-        self.rules
-            .iter()
-            .find(|r| &r.category == category && r.from <= at && r.to.is_none_or(|to| at < to))
-            .map(|r| r.components.as_slice())
-            .ok_or_else(|| TaxError::NoRule {
-                jurisdiction: self.code.clone(),
-                category: category.clone(),
-                at: at.millis(),
-            })
+        self.rule(category, at).map(|r| r.components.as_slice())
     }
 }
 
@@ -406,6 +442,13 @@ mod tests {
             (1000, 1050, 1050, 1100)
         );
         assert!(CashRounding::new(Money::zero(Currency::CHF)).is_err());
+        let down = |m| chf.round_down(Money::from_minor(m, Currency::CHF)).minor();
+        assert_eq!(
+            (down(249), down(250), down(1624), down(-3)),
+            (245, 250, 1620, -5)
+        );
+        assert!(chf.is_payable(Money::from_minor(1620, Currency::CHF)));
+        assert!(!chf.is_payable(Money::from_minor(1624, Currency::CHF)));
     }
 
     #[test]
@@ -416,6 +459,7 @@ mod tests {
             components: vec![],
             from: Timestamp::from_millis(from),
             to: to.map(Timestamp::from_millis),
+            under: None,
         };
         let policy = RoundingPolicy {
             mode: RoundingMode::HalfUp,
@@ -432,7 +476,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "tax rules for category `standard` in XX overlap at 10"
+            "tax rules for category `standard` in XX overlap at 1970-01-01T00:00:00.010Z"
         );
         let j = Jurisdiction::new(
             "XX",
@@ -448,7 +492,7 @@ mod tests {
             j.components(&cat, Timestamp::from_millis(-5))
                 .unwrap_err()
                 .to_string(),
-            "no tax rule for category `standard` in XX at -5"
+            "no tax rule for category `standard` in XX at 1969-12-31T23:59:59.995Z"
         );
     }
 }

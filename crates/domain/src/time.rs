@@ -19,6 +19,43 @@ impl Timestamp {
     }
 }
 
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC (`2019-10-01T00:00:00Z`), with milliseconds only when there are any:
+    /// how an instant is named in messages, never as raw epoch milliseconds.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.0.rem_euclid(1000);
+        let seconds = self.0.div_euclid(1000);
+        let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+        let of_day = seconds.rem_euclid(86_400);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+            of_day / 3600,
+            of_day % 3600 / 60,
+            of_day % 60
+        )?;
+        if millis != 0 {
+            write!(f, ".{millis:03}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, exact for every `i64` day a `Timestamp` can hold).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 impl fmt::Debug for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "t{}", self.0)
@@ -109,6 +146,18 @@ impl fmt::Display for Hlc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_are_shown_as_rfc_3339_utc() {
+        let t = |ms| Timestamp::from_millis(ms).to_string();
+        assert_eq!(t(0), "1970-01-01T00:00:00Z");
+        assert_eq!(t(1_561_939_200_000), "2019-07-01T00:00:00Z");
+        assert_eq!(t(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(t(-5), "1969-12-31T23:59:59.995Z");
+        assert_eq!(t(-62_135_596_800_000), "0001-01-01T00:00:00Z");
+        // The earliest instant there is still has a date.
+        assert!(t(i64::MIN).ends_with('Z'));
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -27,9 +27,19 @@ pub struct TerminalSimArgs {
     /// Key version of the shared key.
     #[arg(long, env = "KASSA_TERMINAL_KEY_VERSION", default_value_t = 1)]
     key_version: u64,
-    /// Shared passphrase the message protection keys derive from.
-    #[arg(long, env = "KASSA_TERMINAL_PASSPHRASE", hide_env_values = true)]
-    passphrase: String,
+    /// Shared passphrase the message protection keys derive from. A flag shows in `ps` to
+    /// every user of the machine: prefer `--passphrase-file` or `KASSA_TERMINAL_PASSPHRASE`.
+    #[arg(
+        long,
+        env = "KASSA_TERMINAL_PASSPHRASE",
+        hide_env_values = true,
+        required_unless_present = "passphrase_file",
+        conflicts_with = "passphrase_file"
+    )]
+    passphrase: Option<String>,
+    /// A file holding the shared passphrase (its first line; read once at start).
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
     /// Largest payment approved offline, in minor units.
     #[arg(long, default_value_t = 5_000)]
     offline_floor_limit: i64,
@@ -41,6 +51,21 @@ pub struct TerminalSimArgs {
 
 /// Runs the simulator until Ctrl-C or SIGTERM.
 pub fn run(args: TerminalSimArgs) -> anyhow::Result<()> {
+    let passphrase = match (&args.passphrase, &args.passphrase_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --passphrase-file {}", path.display()))?;
+            let first = text.lines().next().unwrap_or_default().to_owned();
+            anyhow::ensure!(
+                !first.is_empty(),
+                "--passphrase-file {}: the first line is empty",
+                path.display()
+            );
+            first
+        }
+        (None, None) => anyhow::bail!("give --passphrase-file or KASSA_TERMINAL_PASSPHRASE"),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -56,7 +81,7 @@ pub fn run(args: TerminalSimArgs) -> anyhow::Result<()> {
         let sim = Simulator::start(
             SimConfig {
                 poi_id: args.poi_id.clone(),
-                key: SecurityKey::new(args.key_id, args.key_version, &args.passphrase),
+                key: SecurityKey::new(args.key_id, args.key_version, &passphrase),
                 state_dir: args.state_dir.clone(),
                 offline_floor_limit_minor: args.offline_floor_limit,
             },

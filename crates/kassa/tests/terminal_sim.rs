@@ -54,6 +54,10 @@ async fn ensure_node_modules() {
 }
 
 async fn start_sim(state: &Path) -> Process {
+    // The passphrase comes from a file, as the README recommends: a flag would show in `ps`.
+    std::fs::create_dir_all(state).unwrap();
+    let passphrase_file = state.join("terminal.pass");
+    std::fs::write(&passphrase_file, format!("{PASSPHRASE}\n")).unwrap();
     Process::spawn(
         Path::new(env!("CARGO_BIN_EXE_kassa")),
         &[
@@ -66,8 +70,8 @@ async fn start_sim(state: &Path) -> Process {
             state.to_str().unwrap(),
             "--key-id",
             KEY_ID,
-            "--passphrase",
-            PASSPHRASE,
+            "--passphrase-file",
+            passphrase_file.to_str().unwrap(),
         ],
     )
     .await
@@ -121,6 +125,13 @@ async fn adyens_node_library_pays_through_the_simulator_and_decrypts_the_answer(
     assert_eq!(
         payment["PaymentResult"]["AmountsResp"]["AuthorizedAmount"].to_string(),
         "12.34"
+    );
+    // Adyen's library keeps only the fields its typings name: the masked PAN arrives under
+    // the documented spelling `MaskedPan` (12.34 is even, so the simulator's Visa test card).
+    assert_eq!(
+        payment["PaymentResult"]["PaymentInstrumentData"]["CardData"]["MaskedPan"],
+        "411111 **** 1111",
+        "{printed}"
     );
     assert!(
         !payment["POIData"]["POITransactionID"]["TransactionID"]

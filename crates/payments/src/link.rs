@@ -178,6 +178,12 @@ impl TerminalLink {
         Ok(Some(env.response))
     }
 
+    /// Posts an already sealed message as it is and returns the HTTP status and body, for tools
+    /// and tests that must send exact bytes (a replayed message, a malformed one).
+    pub async fn post_sealed(&self, sealed: Vec<u8>) -> Result<(u16, Vec<u8>), LinkError> {
+        self.post(sealed).await
+    }
+
     /// One HTTPS POST on a fresh connection. Failing to connect or to complete the TLS handshake
     /// means nothing was sent; anything after that leaves the outcome unknown.
     async fn post(&self, body: Vec<u8>) -> Result<(u16, Vec<u8>), LinkError> {

@@ -347,8 +347,16 @@ pub struct TransactionStatusRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReconciliationRequest {
-    /// `SaleReconciliation` closes the period; `AcquirerReconciliation` too.
+    /// `SaleReconciliation` closes the period; `AcquirerReconciliation` too;
+    /// `PreviousReconciliation` reports a closed one.
     pub reconciliation_type: String,
+    /// For `PreviousReconciliation`: the period asked for (absent: the last one closed).
+    #[serde(
+        rename = "POIReconciliationID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub poi_reconciliation_id: Option<String>,
 }
 
 /// `GetTotalsRequest`.
@@ -443,8 +451,15 @@ pub struct CardData {
     /// Brand (`mc`, `visa`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_brand: Option<String>,
-    /// Masked PAN as the terminal prints it.
-    #[serde(rename = "MaskedPAN", default, skip_serializing_if = "Option::is_none")]
+    /// Masked PAN as the terminal prints it. Adyen's Terminal API reference and its official
+    /// libraries spell the field `MaskedPan` (nexo's own dictionary says `MaskedPAN`); Kassa
+    /// writes Adyen's spelling, which is what its terminals send, and reads both.
+    #[serde(
+        rename = "MaskedPan",
+        alias = "MaskedPAN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub masked_pan: Option<String>,
     /// `Contactless`, `ICC`, `MagStripe`, `Keyed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

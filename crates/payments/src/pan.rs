@@ -146,9 +146,9 @@ pub fn contains_pan(text: &str) -> bool {
     !find_pans(text.as_bytes()).is_empty()
 }
 
-/// Replaces every card number in `text` by its masked form; for identifiers a terminal sends
-/// that Kassa must keep (a transaction id) even when a misbehaving terminal put a card number
-/// in one.
+/// Replaces every card number in `text` by its masked form, for free text that Kassa keeps in
+/// part. Never for identifiers (a POI transaction id, a PSP reference): their digits are a
+/// reference, not a card, even when they pass Luhn, and a masked reference names nothing.
 pub fn redact(text: &str) -> String {
     let hits = find_pans(text.as_bytes());
     if hits.is_empty() {
@@ -230,7 +230,18 @@ impl fmt::Debug for MaskedPan {
     }
 }
 
-/// `AdditionalResponse` keys Kassa keeps; everything else a terminal sends is dropped.
+/// `AdditionalResponse` keys whose values are identifiers Kassa must keep exactly as sent: the
+/// PSP reference (what a refund by reference names), the sale system's own reference and the
+/// card's token. Adyen's PSP references were 16 digits until they became alphanumeric, and one
+/// numeric reference in ten passes Luhn; masking one would lose the reference a later refund
+/// needs. These keys name references by their definition in Adyen's Terminal API, never card
+/// data, so their values are not scanned.
+pub const ADDITIONAL_RESPONSE_IDENTIFIERS: &[&str] =
+    &["pspReference", "merchantReference", "alias"];
+
+/// `AdditionalResponse` keys Kassa keeps; everything else a terminal sends is dropped. Values of
+/// keys that are not [`ADDITIONAL_RESPONSE_IDENTIFIERS`] may carry free text from the terminal
+/// (a message, a refusal reason) and are dropped when they hold anything like a card number.
 pub const ADDITIONAL_RESPONSE_WHITELIST: &[&str] = &[
     "pspReference",
     "alias",
@@ -248,16 +259,20 @@ pub const ADDITIONAL_RESPONSE_WHITELIST: &[&str] = &[
     "merchantReference",
 ];
 
-/// Parses an `AdditionalResponse` (URL-encoded `key=value&…`), keeps only whitelisted keys and
-/// drops any value that still looks like a card number.
+/// Parses an `AdditionalResponse` (URL-encoded `key=value&…`), keeps only whitelisted keys,
+/// keeps identifiers as sent and drops any other value that looks like a card number.
 pub fn filter_additional_response(raw: &str) -> Vec<(String, String)> {
     raw.split('&')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let k = percent_decode(k);
             let v = percent_decode(v);
-            (ADDITIONAL_RESPONSE_WHITELIST.contains(&k.as_str()) && !contains_pan(&v))
-                .then_some((k, v))
+            let keep = if ADDITIONAL_RESPONSE_IDENTIFIERS.contains(&k.as_str()) {
+                true
+            } else {
+                ADDITIONAL_RESPONSE_WHITELIST.contains(&k.as_str()) && !contains_pan(&v)
+            };
+            keep.then_some((k, v))
         })
         .collect()
 }
@@ -357,9 +372,28 @@ mod tests {
     }
 
     #[test]
-    fn redact_masks_card_numbers_inside_identifiers() {
+    fn redact_masks_card_numbers_inside_free_text() {
         assert_eq!(redact("tx.4111111111111111.9"), "tx.411111 **** 1111.9");
         assert_eq!(redact("SIMPSP0001"), "SIMPSP0001");
+    }
+
+    #[test]
+    fn identifiers_are_kept_even_when_their_digits_pass_luhn() {
+        // A numeric PSP reference that passes Luhn, as one in ten of Adyen's numeric ones do.
+        assert!(luhn_valid(b"8817055293814125"));
+        let kept = filter_additional_response(
+            "pspReference=8817055293814125&merchantReference=8817055293817334&message=8817055293814125",
+        );
+        assert_eq!(
+            kept,
+            vec![
+                ("pspReference".to_owned(), "8817055293814125".to_owned()),
+                (
+                    "merchantReference".to_owned(),
+                    "8817055293817334".to_owned()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::nexo::{
     ReversalResponse, SaleData, SaleToPoiRequest, SaleToPoiResponse, TransactionIdentification,
     TransactionStatusRequest,
 };
-use crate::pan::{MaskedPan, clean_text, filter_additional_response, redact};
+use crate::pan::{MaskedPan, clean_text, filter_additional_response};
 
 /// What an in-flight request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,6 +366,10 @@ pub struct Reconciliation {
     pub terminal_debits: Vec<(String, u64, i64)>,
     /// Terminal: (count, minor) of refunds and reversals per currency.
     pub terminal_credits: Vec<(String, u64, i64)>,
+    /// Reversals matched: (count, minor) per currency of the terminal's payments that were
+    /// reversed before any sale used them. The terminal counts each as a payment and a refund,
+    /// the ledger as neither; they are taken out of both sides before comparing.
+    pub reversals_matched: Vec<(String, u64, i64)>,
     /// Differences, one line each; empty when both agree.
     pub differences: Vec<String>,
 }
@@ -947,6 +951,7 @@ impl<J: Journal> CardPayments<J> {
                 SaleToPoiRequest {
                     reconciliation_request: Some(ReconciliationRequest {
                         reconciliation_type: "SaleReconciliation".into(),
+                        poi_reconciliation_id: None,
                     }),
                     ..blank_request(self.link.header("Reconciliation", &id))
                 },
@@ -987,16 +992,94 @@ impl<J: Journal> CardPayments<J> {
                 }
             }
         }
+        let reversed = reversed_payments(&self.journal.records().await?);
+        let matched = match_reversals(&debits, &credits, ledger_debits, ledger_credits, &reversed);
         let mut differences = Vec::new();
-        compare("payments", &debits, ledger_debits, &mut differences);
-        compare("refunds", &credits, ledger_credits, &mut differences);
+        compare(
+            "payments",
+            &without(&debits, &matched),
+            ledger_debits,
+            &mut differences,
+        );
+        compare(
+            "refunds",
+            &without(&credits, &matched),
+            ledger_credits,
+            &mut differences,
+        );
         Ok(Reconciliation {
             poi_reconciliation_id: body.poi_reconciliation_id,
             terminal_debits: debits,
             terminal_credits: credits,
+            reversals_matched: matched,
             differences,
         })
     }
+}
+
+/// (count, minor) per currency of the reversals in the journal that gave a whole payment back.
+fn reversed_payments(records: &[Record]) -> Vec<(String, u64, i64)> {
+    let mut out: Vec<(String, u64, i64)> = Vec::new();
+    for r in records {
+        if let (OpKind::Reversal, Some(Outcome::Refunded { amount_minor, .. })) =
+            (r.op.kind, &r.outcome)
+        {
+            match out.iter_mut().find(|x| x.0 == r.op.currency) {
+                Some(x) => {
+                    x.1 += 1;
+                    x.2 += amount_minor;
+                }
+                None => out.push((r.op.currency.clone(), 1, *amount_minor)),
+            }
+        }
+    }
+    out
+}
+
+fn figure(rows: &[(String, u64, i64)], currency: &str) -> (u64, i64) {
+    rows.iter()
+        .find(|x| x.0 == currency)
+        .map_or((0, 0), |x| (x.1, x.2))
+}
+
+/// The part of the terminal's surplus over the ledger that reversals explain, per currency: a
+/// reversal of a payment no sale used is one payment and one refund of the same amount at the
+/// terminal and nothing in the ledger. The terminal's surplus in refunds is matched when the
+/// journal holds at least that many reversals for at least that amount and the surplus in
+/// payments covers it too; what is left on either side stays a difference.
+fn match_reversals(
+    debits: &[(String, u64, i64)],
+    credits: &[(String, u64, i64)],
+    ledger_debits: &[(String, u64, i64)],
+    ledger_credits: &[(String, u64, i64)],
+    reversed: &[(String, u64, i64)],
+) -> Vec<(String, u64, i64)> {
+    let mut matched = Vec::new();
+    for (currency, count, amount) in reversed {
+        let (td, ta) = figure(debits, currency);
+        let (ld, la) = figure(ledger_debits, currency);
+        let (tc, tca) = figure(credits, currency);
+        let (lc, lca) = figure(ledger_credits, currency);
+        let (Some(dn), Some(cn)) = (td.checked_sub(ld), tc.checked_sub(lc)) else {
+            continue;
+        };
+        let (da, ca) = (ta - la, tca - lca);
+        if cn > 0 && cn <= dn && ca > 0 && ca <= da && cn <= *count && ca <= *amount {
+            matched.push((currency.clone(), cn, ca));
+        }
+    }
+    matched
+}
+
+/// `rows` less `matched`, per currency.
+fn without(rows: &[(String, u64, i64)], matched: &[(String, u64, i64)]) -> Vec<(String, u64, i64)> {
+    rows.iter()
+        .map(|(c, n, a)| {
+            let (mn, ma) = figure(matched, c);
+            (c.clone(), n - mn, a - ma)
+        })
+        .filter(|(_, n, a)| *n != 0 || *a != 0)
+        .collect()
 }
 
 fn compare(
@@ -1171,7 +1254,9 @@ fn payment_outcome(op: &InFlight, p: &PaymentResponse) -> Outcome {
         .min(op.amount_minor);
     let offline = result.online_flag == Some(false) || extra("offline").as_deref() == Some("true");
     let payment = CardPayment {
-        poi_transaction_id: redact(&p.poi_data.poi_transaction_id.transaction_id),
+        // An identifier, kept exactly as the terminal sent it: a refund by reference must name
+        // it again, and its PSP reference part may be 16 digits that pass Luhn.
+        poi_transaction_id: p.poi_data.poi_transaction_id.transaction_id.clone(),
         psp_reference: extra("pspReference"),
         auth_code: result
             .payment_acquirer_data
@@ -1222,7 +1307,7 @@ fn reversal_outcome(op: &InFlight, r: &ReversalResponse) -> Outcome {
         poi_transaction_id: r
             .poi_data
             .as_ref()
-            .map(|d| redact(&d.poi_transaction_id.transaction_id))
+            .map(|d| d.poi_transaction_id.transaction_id.clone())
             .unwrap_or_default(),
         amount_minor: r
             .reversed_amount

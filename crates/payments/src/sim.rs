@@ -94,7 +94,7 @@ pub struct Faults {
     pub stale_response: bool,
     /// Answer with an HMAC that does not verify.
     pub bad_hmac: bool,
-    /// Misbehave: put a full card number in `AdditionalResponse` and `MaskedPAN`.
+    /// Misbehave: put a full card number in `AdditionalResponse` and `MaskedPan`.
     pub leak_pan: bool,
     /// No link to the acquirer: store-and-forward under the floor limit.
     pub offline: bool,
@@ -141,6 +141,9 @@ struct State {
     txns: Vec<SimTxn>,
     seq: u64,
     period: u64,
+    /// (SaleID, ServiceID) of the requests that closed a period, so a replay closes none.
+    #[serde(default)]
+    closed_by: Vec<(String, String)>,
 }
 
 struct BusyGuard {
@@ -376,13 +379,51 @@ async fn nexo(inner: Arc<Inner>, body: &[u8]) -> Reply {
     let key = &inner.cfg.key;
     let Ok((_, plaintext)) = key.open_bytes(body) else {
         // A terminal answers a message it cannot authenticate with an error and does nothing.
+        tracing::warn!(
+            poi_id = %inner.cfg.poi_id,
+            bytes = body.len(),
+            "terminal simulator rejected a message: message protection failed"
+        );
         return reply(StatusCode::UNAUTHORIZED, "message protection failed");
     };
-    let Ok(env) = serde_json::from_slice::<RequestEnvelope>(&plaintext) else {
-        return reply(StatusCode::BAD_REQUEST, "not a SaleToPOIRequest");
+    let env = match serde_json::from_slice::<RequestEnvelope>(&plaintext) {
+        Ok(env) => env,
+        Err(e) => return malformed(&inner, &plaintext, &e),
     };
     let req = env.request;
     let header = req.message_header.clone();
+    // An encrypted request replayed byte for byte authenticates again; a terminal processes a
+    // ServiceID once, so a repeated one is refused rather than charged or refunded twice.
+    let changes_money = req.payment_request.is_some()
+        || req.reversal_request.is_some()
+        || req
+            .reconciliation_request
+            .as_ref()
+            .is_some_and(|r| r.reconciliation_type != "PreviousReconciliation");
+    if changes_money && seen(&inner, &header) {
+        tracing::warn!(
+            poi_id = %inner.cfg.poi_id,
+            sale_id = %header.sale_id,
+            service_id = %header.service_id,
+            category = %header.message_category,
+            "terminal simulator rejected a message: ServiceID already used"
+        );
+        let why = "message=ServiceID%20already%20used";
+        return match (req.payment_request, req.reversal_request) {
+            (Some(p), _) => seal_reply(
+                &inner,
+                &failure_payment(&header, &p.sale_data.sale_transaction_id, "NotAllowed", why),
+            ),
+            (None, Some(_)) => seal_reply(&inner, &failure_reversal(&header, "NotAllowed", why)),
+            (None, None) => seal_reply(
+                &inner,
+                &SaleToPoiResponse {
+                    reconciliation_response: Some(failure_totals("NotAllowed", why)),
+                    ..empty_response(&header)
+                },
+            ),
+        };
+    }
     let response = if let Some(p) = req.payment_request {
         match payment(inner.clone(), &header, p).await? {
             Some(r) => r,
@@ -422,8 +463,12 @@ async fn nexo(inner: Arc<Inner>, body: &[u8]) -> Reply {
             reference.message_category,
         )
     } else if let Some(r) = req.reconciliation_request {
-        let close = r.reconciliation_type != "PreviousReconciliation";
-        let body = totals(&inner, close);
+        let body = if r.reconciliation_type == "PreviousReconciliation" {
+            previous_totals(&inner, r.poi_reconciliation_id.as_deref())
+        } else {
+            remember_close(&inner, &header);
+            totals(&inner, true)
+        };
         SaleToPoiResponse {
             message_header: header.response(),
             reconciliation_response: Some(ReconciliationResponse {
@@ -438,9 +483,105 @@ async fn nexo(inner: Arc<Inner>, body: &[u8]) -> Reply {
             ..empty_response(&header)
         }
     } else {
+        tracing::warn!(
+            poi_id = %inner.cfg.poi_id,
+            service_id = %header.service_id,
+            "terminal simulator rejected a message: no request body"
+        );
         return reply(StatusCode::BAD_REQUEST, "no request body");
     };
     seal_reply(&inner, &response)
+}
+
+/// A request that authenticated but does not parse (an amount such as `3.3000000000000003`,
+/// which is no exact decimal of the currency): a terminal answers with a nexo `Failure` of
+/// `MessageFormat` in the body the request asked for, not with a bare HTTP error, whenever its
+/// header can be read.
+fn malformed(inner: &Inner, plaintext: &[u8], error: &serde_json::Error) -> Reply {
+    let value: serde_json::Value = serde_json::from_slice(plaintext).unwrap_or_default();
+    let request = &value["SaleToPOIRequest"];
+    let header = serde_json::from_value::<MessageHeader>(request["MessageHeader"].clone()).ok();
+    tracing::warn!(
+        poi_id = %inner.cfg.poi_id,
+        service_id = header.as_ref().map_or("", |h| h.service_id.as_str()),
+        %error,
+        "terminal simulator rejected a message: it does not parse"
+    );
+    let Some(header) = header else {
+        return reply(StatusCode::BAD_REQUEST, "not a SaleToPOIRequest");
+    };
+    let why = "message=Message%20format%20error";
+    let response = match header.message_category.as_str() {
+        "Payment" => {
+            let sale_txn = serde_json::from_value::<TransactionIdentification>(
+                request["PaymentRequest"]["SaleData"]["SaleTransactionID"].clone(),
+            )
+            .unwrap_or(TransactionIdentification {
+                transaction_id: String::new(),
+                time_stamp: now(),
+            });
+            failure_payment(&header, &sale_txn, "MessageFormat", why)
+        }
+        "Reversal" => failure_reversal(&header, "MessageFormat", why),
+        "Reconciliation" => SaleToPoiResponse {
+            reconciliation_response: Some(failure_totals("MessageFormat", why)),
+            ..empty_response(&header)
+        },
+        _ => return reply(StatusCode::BAD_REQUEST, "not a SaleToPOIRequest"),
+    };
+    seal_reply(inner, &response)
+}
+
+/// Whether a request with this header's SaleID and ServiceID was processed before: payments and
+/// reversals are kept as transactions, period closes in the state's list.
+fn seen(inner: &Inner, header: &MessageHeader) -> bool {
+    let state = lock(&inner.state);
+    state
+        .txns
+        .iter()
+        .any(|t| t.sale_id == header.sale_id && t.service_id == header.service_id)
+        || state
+            .closed_by
+            .iter()
+            .any(|(sale, service)| *sale == header.sale_id && *service == header.service_id)
+}
+
+fn remember_close(inner: &Inner, header: &MessageHeader) {
+    lock(&inner.state)
+        .closed_by
+        .push((header.sale_id.clone(), header.service_id.clone()));
+}
+
+fn failure_reversal(
+    header: &MessageHeader,
+    condition: &str,
+    additional: &str,
+) -> SaleToPoiResponse {
+    SaleToPoiResponse {
+        reversal_response: Some(ReversalResponse {
+            response: NexoResponse {
+                result: "Failure".into(),
+                error_condition: Some(condition.into()),
+                additional_response: Some(additional.into()),
+            },
+            poi_data: None,
+            reversed_amount: None,
+        }),
+        ..empty_response(header)
+    }
+}
+
+fn failure_totals(condition: &str, additional: &str) -> ReconciliationResponse {
+    ReconciliationResponse {
+        response: NexoResponse {
+            result: "Failure".into(),
+            error_condition: Some(condition.into()),
+            additional_response: Some(additional.into()),
+        },
+        reconciliation_type: None,
+        poi_reconciliation_id: None,
+        transaction_totals: Vec::new(),
+    }
 }
 
 fn seal_reply(inner: &Inner, response: &SaleToPoiResponse) -> Reply {
@@ -948,9 +1089,31 @@ fn status(
     result("Success", None, Some(repeated))
 }
 
+/// The totals of a closed period: the one asked for by its POIReconciliationID, or the last one
+/// closed; `NotFound` for a period still open or never closed.
+fn previous_totals(inner: &Inner, asked: Option<&str>) -> ReconciliationResponse {
+    let open = lock(&inner.state).period;
+    let period = match asked {
+        Some(id) => id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| id.checked_sub(1000))
+            .filter(|p| *p < open),
+        None => open.checked_sub(1),
+    };
+    match period {
+        Some(period) => totals_of(inner, period, false),
+        None => failure_totals("NotFound", "message=No%20such%20closed%20period"),
+    }
+}
+
 fn totals(inner: &Inner, close: bool) -> ReconciliationResponse {
+    let period = lock(&inner.state).period;
+    totals_of(inner, period, close)
+}
+
+fn totals_of(inner: &Inner, period: u64, close: bool) -> ReconciliationResponse {
     let mut state = lock(&inner.state);
-    let period = state.period;
     let mut by_currency: HashMap<String, [(u64, i64); 2]> = HashMap::new();
     for t in state.txns.iter().filter(|t| t.period == period) {
         if !matches!(t.state.as_str(), "Approved" | "Pending") {

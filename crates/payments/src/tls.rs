@@ -30,6 +30,34 @@ pub enum TlsError {
     Io(#[from] std::io::Error),
 }
 
+/// Writes a private key readable by its owner only (mode 0600 on Unix), created with that mode
+/// so it is never readable by others, not even for a moment.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Makes an existing key file readable by its owner only.
+fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// The host name a terminal's certificate carries; clients connect to it, resolved to the
 /// terminal's LAN address, so the certificate proves which terminal answers.
 pub fn terminal_host(poi_id: &str) -> String {
@@ -55,10 +83,12 @@ impl TerminalIdentity {
         if !(ca.exists() && cert.exists() && key.exists()) {
             let (ca_pem, cert_pem, key_pem) = generate(poi_id)?;
             std::fs::create_dir_all(dir)?;
-            std::fs::write(&key, key_pem)?;
+            write_private(&key, key_pem.as_bytes())?;
             std::fs::write(&cert, cert_pem)?;
             std::fs::write(&ca, ca_pem)?;
         }
+        // A key written world-readable by an earlier version is closed now.
+        restrict_to_owner(&key)?;
         let ca_pem = std::fs::read_to_string(&ca)?;
         let pem_err = |path: &Path, e: rustls::pki_types::pem::Error| TlsError::Pem {
             path: path.display().to_string(),

@@ -133,6 +133,68 @@ const KNOWN: &[Locale] = &[
         twelve_hour: false,
         percent_space: false,
     },
+    // Number and date conventions of the other preset countries; their receipts print English
+    // labels until Kassa has their translations.
+    Locale {
+        tag: "sv-SE",
+        language: Language::En,
+        decimal: ',',
+        group: ' ',
+        symbol: SymbolPlace::After,
+        date: DateOrder::Iso,
+        twelve_hour: false,
+        percent_space: true,
+    },
+    Locale {
+        tag: "da-DK",
+        language: Language::En,
+        decimal: ',',
+        group: '.',
+        symbol: SymbolPlace::After,
+        date: DateOrder::DayDot,
+        twelve_hour: false,
+        percent_space: true,
+    },
+    Locale {
+        tag: "fr-FR",
+        language: Language::En,
+        decimal: ',',
+        group: ' ',
+        symbol: SymbolPlace::After,
+        date: DateOrder::DaySlash,
+        twelve_hour: false,
+        percent_space: true,
+    },
+    Locale {
+        tag: "fr-CA",
+        language: Language::En,
+        decimal: ',',
+        group: ' ',
+        symbol: SymbolPlace::After,
+        date: DateOrder::Iso,
+        twelve_hour: false,
+        percent_space: true,
+    },
+    Locale {
+        tag: "en-CA",
+        language: Language::En,
+        decimal: '.',
+        group: ',',
+        symbol: SymbolPlace::Before,
+        date: DateOrder::Iso,
+        twelve_hour: false,
+        percent_space: false,
+    },
+    Locale {
+        tag: "ja-JP",
+        language: Language::En,
+        decimal: '.',
+        group: ',',
+        symbol: SymbolPlace::Before,
+        date: DateOrder::Iso,
+        twelve_hour: false,
+        percent_space: false,
+    },
 ];
 
 impl Locale {
@@ -500,7 +562,16 @@ mod tests {
         assert_eq!(Locale::parse("DE-ch").tag(), "de-CH");
         assert_eq!(Locale::parse("de-LU").tag(), "de-DE");
         assert_eq!(Locale::parse("en-IE").tag(), "en");
-        assert_eq!(Locale::parse("fr-FR").tag(), "en");
+        assert_eq!(Locale::parse("fr-BE").tag(), "en");
+        // The preset countries' conventions, with English labels.
+        let sek = Money::from_minor(123_450, Currency::SEK);
+        let sv = Locale::parse("sv-SE");
+        assert_eq!((sv.tag(), sv.language()), ("sv-SE", Language::En));
+        assert_eq!(format_money(sek, &sv), "1 234,50 SEK");
+        let dkk = Money::from_minor(4_950, Currency::DKK);
+        assert_eq!(format_money(dkk, &Locale::parse("da-DK")), "49,50 DKK");
+        let yen = Money::from_minor(1_500, Currency::JPY);
+        assert_eq!(format_money(yen, &Locale::parse("ja-JP")), "¥1,500");
         assert_eq!(Locale::parse("").tag(), "en");
         assert_eq!(Locale::parse("de-AT").language(), Language::De);
     }

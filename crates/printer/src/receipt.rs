@@ -23,6 +23,9 @@ pub struct StoreHeader {
     pub address: Vec<String>,
     /// The store's tax number (VAT/UID), printed after the label `tax_id` when present.
     pub tax_id: Option<String>,
+    /// Registration numbers per tax code where each tax has its own (Quebec: `GST`
+    /// `123456789 RT0001`, `QST` `1234567890 TQ0001`), printed under that tax's amount.
+    pub tax_registrations: Vec<(String, String)>,
 }
 
 /// How the receipt number is printed for scanning at a later return.
@@ -349,9 +352,21 @@ fn quantity_text(quantity: domain::Quantity, unit: UnitOfSale, locale: &Locale) 
     }
 }
 
+/// Whether the rate table (rate, net, tax, gross) says something the totals do not: not where
+/// prices exclude tax and a line carries several taxes (Quebec's GST and QST). There each tax is
+/// already printed with its amount above the total, and a gross per tax would count the same
+/// net twice, so Canadian receipts show each tax with its amount and registration number only.
+fn rate_table_wanted(pricing: PricingMode, codes: &[&str]) -> bool {
+    let mut distinct: Vec<&str> = codes.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    pricing == PricingMode::Inclusive || distinct.len() < 2
+}
+
 fn push_sale(
     doc: &mut Document,
     sale: &SaleReceipt,
+    store: &StoreHeader,
     layout: &Layout,
     labels: &Labels,
 ) -> Result<(), MoneyError> {
@@ -387,6 +402,12 @@ fn push_sale(
         doc.row(labels.subtotal, amount(cart.net_total));
         for tax in &cart.taxes {
             doc.row(tax_label(&tax.code, tax.rate, loc), amount(tax.amount));
+            for (_, number) in store.tax_registrations.iter().filter(|r| r.0 == tax.code) {
+                doc.text(
+                    format!("  {} {number}", labels.registration),
+                    Style::default(),
+                );
+            }
         }
     }
     doc.bold_row(labels.total, locale::format_money(cart.total, loc));
@@ -399,7 +420,8 @@ fn push_sale(
     if !settlement.change.is_zero() {
         doc.bold_row(labels.change, locale::format_money(settlement.change, loc));
     }
-    if !cart.taxes.is_empty() {
+    let codes: Vec<&str> = cart.taxes.iter().map(|t| t.code.as_str()).collect();
+    if !cart.taxes.is_empty() && rate_table_wanted(cart.pricing, &codes) {
         doc.separator();
         let rows = cart
             .taxes
@@ -518,7 +540,7 @@ pub fn receipt_document(
     }
     doc.separator();
     match &data.body {
-        ReceiptBody::Sale(sale) => push_sale(&mut doc, sale, layout, labels)?,
+        ReceiptBody::Sale(sale) => push_sale(&mut doc, sale, &data.store, layout, labels)?,
         ReceiptBody::Return(ret) => push_return(&mut doc, ret, layout, labels)?,
     }
     doc.separator();

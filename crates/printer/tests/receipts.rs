@@ -103,6 +103,7 @@ fn zurich(body: ReceiptBody) -> ReceiptData {
             name: "Kassa Zürich HB".into(),
             address: vec!["Bahnhofplatz 1, 8001 Zürich".into()],
             tax_id: Some("CHE-123.456.789 MWST".into()),
+            tax_registrations: Vec::new(),
         },
         number: "T1-000042".into(),
         terminal: Some("T1".into()),
@@ -182,6 +183,7 @@ fn vienna(body: ReceiptBody, number: &str) -> ReceiptData {
             name: "Kassa Wien Mitte".into(),
             address: vec!["Landstraßer Hauptstraße 1".into(), "1030 Wien".into()],
             tax_id: Some("ATU12345678".into()),
+            tax_registrations: Vec::new(),
         },
         number: number.into(),
         terminal: Some("T2".into()),
@@ -294,6 +296,7 @@ fn a_new_york_sale_shows_subtotal_and_sales_tax() {
         name: "Kassa Broadway".into(),
         address: vec!["1 Broadway, New York, NY 10004".into()],
         tax_id: None,
+        tax_registrations: Vec::new(),
     };
     data.footer = vec![];
     let doc = document(&data, Paper::Mm80, "en-US");
@@ -308,6 +311,66 @@ fn a_new_york_sale_shows_subtotal_and_sales_tax() {
     );
     assert!(text.contains(&format_money(cart.total, &en)), "{text}");
     insta::assert_snapshot!(text);
+}
+
+#[test]
+fn a_quebec_sale_prints_gst_and_qst_with_their_registration_numbers() {
+    let qc = presets::jurisdiction("CA-QC").unwrap();
+    let c = qc.currency();
+    let cart = price_cart(
+        &qc,
+        &[line(
+            c,
+            "BOOK",
+            "Livre",
+            2495,
+            "1",
+            UnitOfSale::Each,
+            "standard",
+        )],
+        None,
+        at(),
+    )
+    .unwrap();
+    let tenders = vec![cash(3000, c)];
+    let settlement = settle(&cart, &tenders, qc.cash_rounding()).unwrap();
+    let mut data = zurich(ReceiptBody::Sale(SaleReceipt {
+        cart,
+        tenders,
+        settlement,
+    }));
+    data.store = StoreHeader {
+        name: "Kassa Montréal".into(),
+        address: vec!["1 rue Sainte-Catherine, Montréal".into()],
+        tax_id: None,
+        tax_registrations: vec![
+            ("GST".into(), "123456789 RT0001".into()),
+            ("QST".into(), "1234567890 TQ0001".into()),
+        ],
+    };
+    let text = render_text(&document(&data, Paper::Mm80, "en-CA"));
+    // Each tax with its amount and, under it, its registration number; 5 % of 24.95 = 1.2475
+    // and 9.975 % = 2.4888 on the document, rounded half up.
+    let after = |label: &str| {
+        let at = text
+            .find(label)
+            .unwrap_or_else(|| panic!("{label} in {text}"));
+        text[at..]
+            .lines()
+            .take(2)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(after("GST 5%")[0].ends_with("1.25"), "{text}");
+    assert_eq!(after("GST 5%")[1].trim(), "No. 123456789 RT0001", "{text}");
+    assert!(after("QST 9.975%")[0].ends_with("2.49"), "{text}");
+    assert_eq!(
+        after("QST 9.975%")[1].trim(),
+        "No. 1234567890 TQ0001",
+        "{text}"
+    );
+    // No rate table with a gross per tax, which would count the same 24.95 twice.
+    assert!(!text.contains("Gross"), "{text}");
 }
 
 #[test]

@@ -24,6 +24,7 @@ fn report() -> ShiftReport {
             name: "Kassa Wien Mitte".into(),
             address: vec!["Landstraßer Hauptstraße 1".into(), "1030 Wien".into()],
             tax_id: Some("ATU12345678".into()),
+            tax_registrations: Vec::new(),
         },
         terminal: "T2".into(),
         shift: "S-2026-11-23-T2".into(),

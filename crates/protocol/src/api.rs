@@ -12,12 +12,38 @@ use crate::error::AtField;
 
 /// A discount as sent: `{"percent": "10"}` or `{"amount": "1.50"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[serde(
+    rename_all = "lowercase",
+    deny_unknown_fields,
+    try_from = "DiscountFields"
+)]
 pub enum DiscountDto {
     /// A percentage, greater than 0 and at most 100.
     Percent(String),
     /// A fixed amount in major units.
     Amount(String),
+}
+
+/// A discount's fields as read, so that one with both or neither is refused in words
+/// ("both percent and amount") rather than by a parser's position.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiscountFields {
+    percent: Option<String>,
+    amount: Option<String>,
+}
+
+impl TryFrom<DiscountFields> for DiscountDto {
+    type Error = &'static str;
+
+    fn try_from(f: DiscountFields) -> Result<Self, Self::Error> {
+        match (f.percent, f.amount) {
+            (Some(p), None) => Ok(DiscountDto::Percent(p)),
+            (None, Some(a)) => Ok(DiscountDto::Amount(a)),
+            (Some(_), Some(_)) => Err("a discount has both percent and amount; give one of them"),
+            (None, None) => Err("a discount needs percent or amount"),
+        }
+    }
 }
 
 impl DiscountDto {
@@ -124,6 +150,9 @@ pub struct BasketFile {
     /// Tenders.
     #[serde(default)]
     pub tenders: Vec<TenderDto>,
+    /// Registration numbers printed under each tax, by tax code (Quebec: `GST`, `QST`).
+    #[serde(default)]
+    pub tax_registrations: std::collections::BTreeMap<String, String>,
 }
 
 impl BasketFile {
@@ -338,6 +367,28 @@ mod tests {
         assert!(
             serde_json::from_str::<BasketFile>(r#"{"jurisdiction":"AT","lines":[],"x":1}"#)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_discount_with_both_percent_and_amount_is_refused_in_words() {
+        let both = serde_json::from_str::<DiscountDto>(r#"{"percent":"10","amount":"1.00"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("both percent and amount"), "{both}");
+        let neither = serde_json::from_str::<DiscountDto>("{}")
+            .unwrap_err()
+            .to_string();
+        assert!(neither.contains("needs percent or amount"), "{neither}");
+        assert!(serde_json::from_str::<DiscountDto>(r#"{"percent":"10","x":"1"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<DiscountDto>(r#"{"amount":"1.50"}"#).unwrap(),
+            DiscountDto::Amount("1.50".into())
+        );
+        // Written as before.
+        assert_eq!(
+            serde_json::to_string(&DiscountDto::Percent("10".into())).unwrap(),
+            r#"{"percent":"10"}"#
         );
     }
 }

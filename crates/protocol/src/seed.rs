@@ -7,8 +7,8 @@ use domain::catalog::{Catalog, Channels, Identifier, Plu, Product, Sku, TaxCateg
 use domain::money::RoundingMode;
 use domain::pricebook::{PriceEntry, Pricebook, Scope};
 use domain::tax::{
-    CashRounding, Jurisdiction, PricingMode, RoundingLevel, RoundingPolicy, TaxComponent, TaxRate,
-    TaxRule,
+    CashRounding, ItemThreshold, Jurisdiction, PricingMode, RoundingLevel, RoundingPolicy,
+    TaxComponent, TaxRate, TaxRule,
 };
 use domain::{Currency, Money, StoreId, Timestamp, UnitOfSale};
 use serde::{Deserialize, Serialize};
@@ -128,6 +128,19 @@ pub struct RuleDto {
     pub components: Vec<ComponentDto>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Other components for items priced under an amount each (`{"below": "110.00",
+    /// "components": []}`: New York's clothing exemption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under: Option<ThresholdDto>,
+}
+
+/// A per-item price threshold of a tax rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ThresholdDto {
+    pub below: String,
+    pub components: Vec<ComponentDto>,
 }
 
 /// A tax component.
@@ -323,19 +336,38 @@ impl JurisdictionDto {
             .enumerate()
             .map(|(i, r)| {
                 let rf = |name: &str| format!("{path}.rules[{i}].{name}");
-                Ok(TaxRule {
-                    category: TaxCategory::parse(&r.category).at(|| rf("category"))?,
-                    components: r
-                        .components
-                        .iter()
+                let components = |list: &[ComponentDto], at: &str| {
+                    list.iter()
                         .enumerate()
                         .map(|(c, comp)| {
                             let rate = TaxRate::parse_percent(&comp.rate)
-                                .at(|| rf(&format!("components[{c}].rate")))?;
+                                .at(|| rf(&format!("{at}components[{c}].rate")))?;
                             TaxComponent::new(&comp.code, rate, comp.compound)
-                                .at(|| rf(&format!("components[{c}].code")))
+                                .at(|| rf(&format!("{at}components[{c}].code")))
                         })
-                        .collect::<Result<_, FieldError>>()?,
+                        .collect::<Result<Vec<_>, FieldError>>()
+                };
+                let under = match &r.under {
+                    None => None,
+                    Some(t) => {
+                        let below =
+                            Money::parse_major(&t.below, currency).at(|| rf("under.below"))?;
+                        if !below.is_positive() {
+                            return Err(FieldError::new(
+                                rf("under.below"),
+                                "a threshold must be greater than zero",
+                            ));
+                        }
+                        Some(ItemThreshold {
+                            below,
+                            components: components(&t.components, "under.")?,
+                        })
+                    }
+                };
+                Ok(TaxRule {
+                    category: TaxCategory::parse(&r.category).at(|| rf("category"))?,
+                    components: components(&r.components, "")?,
+                    under,
                     from: instant(r.from.as_deref(), || rf("from"))?
                         .unwrap_or(Timestamp::from_millis(i64::MIN)),
                     to: instant(r.to.as_deref(), || rf("to"))?,
@@ -560,5 +592,36 @@ impl SeedDto {
             catalog,
             pricebooks,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nyc(under: &str) -> Result<Jurisdiction, FieldError> {
+        let json = format!(
+            r#"{{"code":"US-NY-NYC","currency":"USD","pricing":"exclusive",
+                "rounding":{{"mode":"half-up","level":"document"}},"cash_rounding":null,
+                "rules":[{{"category":"clothing","components":[{{"code":"SALES","rate":"8.875","compound":false}}],
+                           "from":"2012-04-01T00:00:00-04:00","to":null{under}}}]}}"#
+        );
+        serde_json::from_str::<JurisdictionDto>(&json)
+            .unwrap()
+            .parse("jurisdiction")
+    }
+
+    #[test]
+    fn a_rule_carries_a_per_item_threshold() {
+        let j = nyc(r#","under":{"below":"110.00","components":[]}"#).unwrap();
+        let under = j.rules()[0].under.as_ref().unwrap();
+        assert_eq!(under.below, Money::from_minor(11_000, Currency::USD));
+        assert!(under.components.is_empty());
+        assert!(nyc("").unwrap().rules()[0].under.is_none());
+        let err = nyc(r#","under":{"below":"0","components":[]}"#).unwrap_err();
+        assert_eq!(err.field, "jurisdiction.rules[0].under.below");
+        let err = nyc(r#","under":{"below":"110.00","components":[{"code":"X","rate":"200","compound":false}]}"#)
+            .unwrap_err();
+        assert_eq!(err.field, "jurisdiction.rules[0].under.components[0].rate");
     }
 }

@@ -690,12 +690,14 @@ pub(crate) fn sale_error(e: SaleError) -> ApiError {
     let field = match &e {
         SaleError::LineCurrency { line, .. } => format!("lines[{line}].code"),
         SaleError::LineQuantity { line, .. } => format!("lines[{line}].quantity"),
-        SaleError::Discount { target, .. } if target.starts_with("line") => {
-            format!("lines[{}].discount", target.trim_start_matches("line "))
-        }
-        SaleError::Discount { .. } | SaleError::BadPercent { .. } => "discount".into(),
+        SaleError::Discount { target, .. } => target.clone(),
+        SaleError::BadPercent { .. } => "discount".into(),
+        SaleError::NegativePrice { line, .. } => format!("lines[{line}].code"),
+        SaleError::LineTax { line, .. } => format!("lines[{line}].code"),
         SaleError::NoLines => "lines".into(),
-        SaleError::TenderNotPositive { index } | SaleError::TenderCurrency { index, .. } => {
+        SaleError::TenderNotPositive { index }
+        | SaleError::TenderCurrency { index, .. }
+        | SaleError::CashNotPayable { index, .. } => {
             format!("tenders[{index}].amount")
         }
         SaleError::TendersShort { .. } | SaleError::NonCashOverTender { .. } => "tenders".into(),
@@ -708,7 +710,7 @@ pub(crate) fn sale_error(e: SaleError) -> ApiError {
     let code = match &e {
         SaleError::TendersShort { .. } => "tenders_short",
         SaleError::NonCashOverTender { .. } => "non_cash_over_tender",
-        SaleError::Tax(_) => "no_tax_rule",
+        SaleError::Tax(_) | SaleError::LineTax { .. } => "no_tax_rule",
         _ => "invalid_sale",
     };
     ApiError::invalid(code, field, e)
@@ -851,6 +853,7 @@ async fn return_goods(
                 receipt: receipt.clone(),
                 lines,
                 tender,
+                cash_rounding: context(&node)?.config.jurisdiction.cash_rounding(),
                 reference,
                 reason: request.reason.clone(),
                 approvals: Vec::new(),
@@ -893,20 +896,11 @@ async fn return_goods(
             let lines = resolve_lines(&node, &ctx, &cart_lines).await?;
             let cart = price_cart(&ctx.config.jurisdiction, &lines, None, node.clock.now())
                 .map_err(sale_error)?;
-            let cash_rounding = match (tender, ctx.config.jurisdiction.cash_rounding()) {
-                (TenderKind::Cash, Some(rounding)) => rounding
-                    .round(cart.total)
-                    .and_then(|r| r.checked_sub(cart.total))
-                    .map_err(|e| ApiError::invalid("invalid_return", "lines", e))?,
-                _ => Money::zero(cart.currency),
-            };
-            let refund = PricedReturn {
-                refund: cart
-                    .total
-                    .checked_add(cash_rounding)
-                    .map_err(|e| ApiError::invalid("invalid_return", "lines", e))?,
+            let currency = cart.currency;
+            let exact = PricedReturn {
+                refund: cart.total,
                 total: cart.total,
-                cash_rounding,
+                cash_rounding: Money::zero(currency),
                 lines: cart
                     .lines
                     .into_iter()
@@ -921,6 +915,16 @@ async fn return_goods(
                     })
                     .collect(),
             };
+            // Cash goes back in what coins make, rounded down: without a receipt there is no
+            // sale whose later refunds could make up what is held back.
+            let refund = domain::sale::pay_out_refund(
+                exact,
+                tender,
+                ctx.config.jurisdiction.cash_rounding(),
+                Money::zero(currency),
+            )
+            .map_err(|e| ApiError::invalid("invalid_return", "lines", e))?
+            .refund;
             let approvals = approve(
                 &node,
                 &terminal,

@@ -127,6 +127,8 @@ pub enum Op {
         lines: Vec<(usize, Quantity)>,
         /// How the refund is paid.
         tender: domain::sale::TenderKind,
+        /// The jurisdiction's cash rounding, which a cash refund is paid out in.
+        cash_rounding: Option<domain::tax::CashRounding>,
         /// The store credit or gift card account refunded onto, for those tenders.
         reference: Option<String>,
         /// Reason, if given.
@@ -518,6 +520,7 @@ async fn apply(
             receipt: original,
             lines,
             tender,
+            cash_rounding,
             reference,
             reason,
             approvals,
@@ -551,6 +554,29 @@ async fn apply(
                     };
                     rejected("return_exceeds_sale", field, e)
                 })?;
+            let held_back: i64 =
+                sqlx::query_scalar("SELECT minor FROM refund_held_back WHERE sale_receipt = $1")
+                    .bind(original)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .unwrap_or(0);
+            let currency = refund.total.currency();
+            let payout = domain::sale::pay_out_refund(
+                refund,
+                *tender,
+                *cash_rounding,
+                domain::Money::from_minor(held_back, currency),
+            )
+            .map_err(|e| rejected("return_exceeds_sale", "lines", e))?;
+            let refund = payout.refund;
+            sqlx::query(
+                "INSERT INTO refund_held_back (sale_receipt, minor) VALUES ($1, $2)
+                 ON CONFLICT (sale_receipt) DO UPDATE SET minor = excluded.minor",
+            )
+            .bind(original)
+            .bind(payout.held_back.minor())
+            .execute(&mut *conn)
+            .await?;
             let receipt = next_receipt(state, &terminal);
             let body = EventBody::ReturnCompleted(ReturnCompleted {
                 receipt: receipt.clone(),

@@ -276,6 +276,7 @@ pub(crate) fn store_header(config: &protocol::seed::StoreConfig) -> printer::Sto
         name: config.name.clone(),
         address: config.address.split(", ").map(str::to_owned).collect(),
         tax_id: None,
+        tax_registrations: Vec::new(),
     }
 }
 

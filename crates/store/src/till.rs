@@ -228,32 +228,37 @@ async fn settle_cart(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<
         .map_err(sale_error)?;
     let tenders = parse_tenders(&request.tenders, ctx.config.currency)?;
     let rounding = ctx.config.jurisdiction.cash_rounding();
-    // With no tenders yet, show what is due if the customer pays in cash.
-    let probe;
-    let offered = if tenders.is_empty() {
-        probe = vec![domain::sale::Tender {
-            kind: domain::sale::TenderKind::Cash,
-            amount: cart.total,
-            reference: None,
-        }];
-        &probe
-    } else {
-        &tenders
-    };
     let tendered = domain::Money::sum(cart.currency, tenders.iter().map(|t| &t.amount))
         .map_err(|e| ApiError::invalid("invalid_field", "tenders", e))?;
-    let (due, complete, change, error) = match settle(&cart, offered, rounding) {
-        Ok(s) => (s.due, !tenders.is_empty(), s.change, None),
-        Err(domain::sale::SaleError::TendersShort { due, .. }) => {
-            (due, false, domain::Money::zero(cart.currency), None)
+    let non_cash = domain::Money::sum(
+        cart.currency,
+        tenders
+            .iter()
+            .filter(|t| t.kind != domain::sale::TenderKind::Cash)
+            .map(|t| &t.amount),
+    )
+    .map_err(|e| ApiError::invalid("invalid_field", "tenders", e))?;
+    // Until the tenders cover it, show what is due if the rest is paid in cash: where cash is
+    // rounded, the cash part is rounded and a card part is not.
+    let due_rest_in_cash = domain::sale::due_with_cash(cart.total, non_cash, rounding)
+        .map_err(|e| ApiError::invalid("invalid_field", "tenders", e))?;
+    let zero = domain::Money::zero(cart.currency);
+    let (due, complete, change, error) = if tenders.is_empty() {
+        (due_rest_in_cash, false, zero, None)
+    } else {
+        match settle(&cart, &tenders, rounding) {
+            Ok(s) => (s.due, true, s.change, None),
+            Err(domain::sale::SaleError::TendersShort { .. }) => {
+                (due_rest_in_cash, false, zero, None)
+            }
+            Err(e @ domain::sale::SaleError::NonCashOverTender { due, .. }) => {
+                (due, false, zero, Some(e.to_string()))
+            }
+            Err(e @ domain::sale::SaleError::CashNotPayable { .. }) => {
+                (due_rest_in_cash, false, zero, Some(e.to_string()))
+            }
+            Err(e) => return Err(sale_error(e)),
         }
-        Err(e @ domain::sale::SaleError::NonCashOverTender { due, .. }) => (
-            due,
-            false,
-            domain::Money::zero(cart.currency),
-            Some(e.to_string()),
-        ),
-        Err(e) => return Err(sale_error(e)),
     };
     let remaining = due
         .checked_sub(tendered)

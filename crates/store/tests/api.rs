@@ -974,7 +974,8 @@ async fn returns_in_steps_refund_exactly_what_was_paid_including_cash_rounding()
     assert_eq!(sale["cart"]["change"], "6.40");
     let receipt = sale["receipt"].as_str().unwrap();
 
-    // 3.65 plus its share of the rounding: 0.02 × 3.65 / 13.58 = 0.0054 → 0.01.
+    // 3.65 plus its share of the rounding: 0.02 × 3.65 / 13.58 = 0.0054 → 0.01, so 3.66 is
+    // owed; coins make 3.65, and the 0.01 held back goes with the next refund.
     let (status, first) = node
         .write(
             "/v1/returns",
@@ -983,8 +984,8 @@ async fn returns_in_steps_refund_exactly_what_was_paid_including_cash_rounding()
         .await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!(first["total"], "3.65");
-    assert_eq!(first["cash_rounding"], "0.01");
-    assert_eq!(first["refund"], "3.66");
+    assert_eq!(first["cash_rounding"], "0.00");
+    assert_eq!(first["refund"], "3.65");
     let (status, second) = node
         .write(
             "/v1/returns",
@@ -993,9 +994,11 @@ async fn returns_in_steps_refund_exactly_what_was_paid_including_cash_rounding()
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{second}");
+    // 9.93 plus 0.01 of the sale's rounding plus the 0.01 held back: 9.95, which coins make.
     assert_eq!(second["total"], "9.93");
-    assert_eq!(second["cash_rounding"], "0.01");
-    assert_eq!(second["refund"], "9.94");
+    assert_eq!(second["cash_rounding"], "0.02");
+    assert_eq!(second["refund"], "9.95");
+    assert_eq!(second["tenders"][0]["amount"], "9.95");
     assert_eq!(
         minor(first["refund"].as_str().unwrap()) + minor(second["refund"].as_str().unwrap()),
         minor("13.60")
@@ -1039,6 +1042,41 @@ async fn return_without_receipt_needs_a_reason() {
     assert_eq!(body["tenders"][0]["kind"], "store-credit");
     assert_eq!(node.on_hand(BREAD).await, "1");
     assert_eq!(node.last_seq(T1).await, 1);
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test]
+async fn a_cash_refund_without_a_receipt_is_paid_in_coins_never_above_the_price() {
+    // Zürich: 1.250 kg of bananas at 2.10 is 2.63; no coin makes it, and 2.65 would be more than
+    // the goods cost, so 2.60 in cash, with the 0.03 as the return's cash rounding line.
+    let node = TestNode::start("zurich-01").await;
+    let t1 = "zurich-01-t1";
+    let (status, body) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": t1, "lines": [{"code": BANANA_LABEL, "quantity": "1"}],
+                    "reason": "no receipt"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["total"], "2.63");
+    assert_eq!(body["cash_rounding"], "-0.03");
+    assert_eq!(body["refund"], "2.60");
+    assert_eq!(body["tenders"][0]["kind"], "cash");
+    assert_eq!(body["tenders"][0]["amount"], "2.60");
+    // To store credit the same return is exact.
+    let (status, body) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": t1, "lines": [{"code": BANANA_LABEL, "quantity": "1"}],
+                    "reason": "no receipt", "refund_tender": "store-credit"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        (&body["cash_rounding"], &body["refund"]),
+        (&json!("0.00"), &json!("2.63"))
+    );
     node.assert_chain_intact().await;
 }
 

@@ -320,6 +320,46 @@ async fn cash_only_settlement_applies_the_swiss_cash_rounding() {
 }
 
 #[tokio::test]
+async fn a_split_payment_rounds_only_the_cash_part() {
+    // Zürich, 1.250 kg of bananas at 2.10: 2.63. A card pays 1.00 of it; the 1.63 left in cash
+    // is 1.65 in coins, so 2.65 is due and 2.00 in cash gives 0.35 back.
+    let node = node("zurich-01").await;
+    let lines = json!([{"code": "2104011012507"}]);
+    let (_, open) = node
+        .post(
+            "/v1/till/settle",
+            &json!({"lines": lines, "tenders": [{"kind": "card", "amount": "1.00"}]}),
+        )
+        .await;
+    assert_eq!(open["cart"]["total"], "2.63", "{open}");
+    assert_eq!(open["due"], "2.65", "{open}");
+    assert_eq!(open["remaining"], "1.65", "{open}");
+    let (_, paid) = node
+        .post(
+            "/v1/till/settle",
+            &json!({"lines": lines, "tenders": [{"kind": "card", "amount": "1.00"},
+                                                {"kind": "cash", "amount": "2.00"}]}),
+        )
+        .await;
+    assert_eq!(
+        (&paid["due"], &paid["change"]),
+        (&json!("2.65"), &json!("0.35")),
+        "{paid}"
+    );
+    assert_eq!(paid["complete"], true);
+    // Cash that no coins make is shown as an error, not taken.
+    let (_, odd) = node
+        .post(
+            "/v1/till/settle",
+            &json!({"lines": lines, "tenders": [{"kind": "card", "amount": "1.00"},
+                                                {"kind": "cash", "amount": "1.63"}]}),
+        )
+        .await;
+    assert_eq!(odd["complete"], false, "{odd}");
+    assert!(odd["error"].as_str().unwrap().contains("coins"), "{odd}");
+}
+
+#[tokio::test]
 async fn a_cart_posted_for_a_terminal_reaches_its_display_as_an_event() {
     let node = node("vienna-01").await;
     let response = node

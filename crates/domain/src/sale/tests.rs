@@ -124,7 +124,7 @@ fn discounts_are_checked_and_allocated() {
         price_cart(&at, &[too_much], None, NOW)
             .unwrap_err()
             .to_string(),
-        "line 0: discount EUR 5.01 is not between zero and EUR 5.00"
+        "lines[0].discount: discount EUR 5.01 is not between zero and EUR 5.00"
     );
     assert!(Percent::parse("0").is_err());
     assert!(Percent::parse("100.5").is_err());
@@ -137,7 +137,7 @@ fn bad_lines_are_rejected_with_their_index() {
     l.unit_price = Money::from_minor(1000, Currency::CHF);
     assert_eq!(
         price_cart(&at, &[l], None, NOW).unwrap_err().to_string(),
-        "line 0: price is in CHF, but the store trades in EUR"
+        "lines[0].price: price is in CHF, but the store trades in EUR"
     );
     let mut l = line(&at, "A", 1000, "1", "standard");
     l.quantity = Quantity::parse("1.5").unwrap();
@@ -146,10 +146,61 @@ fn bad_lines_are_rejected_with_their_index() {
         Err(SaleError::LineQuantity { line: 0, .. })
     ));
     let l = line(&at, "A", 1000, "1", "no-such-category");
+    assert_eq!(
+        price_cart(&at, &[line(&at, "B", 100, "1", "standard"), l], None, NOW)
+            .unwrap_err()
+            .to_string(),
+        "lines[1].tax: no tax rule for category `no-such-category` in AT at 2026-09-21T14:13:20Z"
+    );
+    let mut l = line(&at, "A", 1000, "2", "standard");
+    l.discount = Some(Discount::Amount(Money::from_minor(2500, Currency::EUR)));
+    assert_eq!(
+        price_cart(&at, &[l], None, NOW).unwrap_err().to_string(),
+        "lines[0].discount: discount EUR 25.00 is not between zero and EUR 20.00"
+    );
+}
+
+#[test]
+fn new_york_clothing_is_exempt_under_110_dollars_an_item_and_fully_taxed_above() {
+    let nyc = presets::jurisdiction("US-NY-NYC").unwrap();
+    let tax = |price: i64, qty: &str, discount: Option<i64>| {
+        let mut l = line(&nyc, "C", price, qty, "clothing-exempt");
+        l.discount = discount.map(|d| Discount::Amount(Money::from_minor(d, Currency::USD)));
+        price_cart(&nyc, &[l], None, NOW).unwrap().tax_total.minor()
+    };
+    // A 250.00 coat: 8.875 % = 22.1875 → 22.19; jeans at 79.50: nothing.
+    assert_eq!(tax(25_000, "1", None), 2_219);
+    assert_eq!(tax(7_950, "1", None), 0);
+    // At the threshold the item is taxed; a cent under it, not.
+    assert_eq!(tax(11_000, "1", None), 976);
+    assert_eq!(tax(10_999, "1", None), 0);
+    // Per item: two coats at 120.00 are taxed, three shirts at 40.00 are not.
+    assert_eq!(tax(12_000, "2", None), 2_130);
+    assert_eq!(tax(4_000, "3", None), 0);
+    // The price after a store discount counts: 120.00 less 20.00 is under 110.00.
+    assert_eq!(tax(12_000, "1", Some(2_000)), 0);
+}
+
+#[test]
+fn a_negative_price_is_refused_in_a_sale() {
+    // A sale of -1.00 would pay money out with VAT of -0.17; returns are the way money goes
+    // back, priced from what was sold.
+    let at = presets::jurisdiction("AT").unwrap();
+    let l = line(&at, "A", -100, "1", "standard");
+    assert_eq!(
+        price_cart(&at, &[line(&at, "B", 100, "1", "standard"), l], None, NOW)
+            .unwrap_err()
+            .to_string(),
+        "lines[1].price: EUR -1.00 is negative; a sale cannot pay money out, a return gives it back"
+    );
+    let mut l = line(&at, "A", 100, "1", "standard");
+    l.fixed_amount = Some(Money::from_minor(-5, Currency::EUR));
     assert!(matches!(
         price_cart(&at, &[l], None, NOW),
-        Err(SaleError::Tax(_))
+        Err(SaleError::NegativePrice { line: 0, .. })
     ));
+    // Free is a price.
+    assert!(price_cart(&at, &[line(&at, "A", 0, "1", "standard")], None, NOW).is_ok());
 }
 
 #[test]
@@ -245,6 +296,124 @@ fn return_of_a_cash_rounded_sale_gives_back_what_was_paid() {
     assert_eq!(first.refund.minor() + second.refund.minor(), s.due.minor());
 }
 
+fn card(amount: Money) -> Tender {
+    Tender {
+        kind: TenderKind::Card,
+        amount,
+        reference: Some("psp-1".into()),
+    }
+}
+
+#[test]
+fn a_split_payment_rounds_only_the_cash_part() {
+    // Zürich: 16.24, of which 10.00 by card; the 6.24 left in cash is 6.25 in coins.
+    let ch = presets::jurisdiction("CH").unwrap();
+    let chf = |m| Money::from_minor(m, Currency::CHF);
+    let cart = price_cart(&ch, &[line(&ch, "A", 1624, "1", "standard")], None, NOW).unwrap();
+    let s = settle(
+        &cart,
+        &[card(chf(1000)), cash(chf(1000))],
+        ch.cash_rounding(),
+    )
+    .unwrap();
+    assert_eq!(
+        (s.due.minor(), s.cash_rounding.minor(), s.change.minor()),
+        (1625, 1, 375)
+    );
+    // Stockholm: 126.60 with 100.00 by card; 26.60 left, paid with a 50 note: 27 due, 23 back.
+    let se = presets::jurisdiction("SE").unwrap();
+    let sek = |m| Money::from_minor(m, Currency::SEK);
+    let cart = price_cart(&se, &[line(&se, "A", 12660, "1", "standard")], None, NOW).unwrap();
+    let s = settle(
+        &cart,
+        &[card(sek(10000)), cash(sek(5000))],
+        se.cash_rounding(),
+    )
+    .unwrap();
+    assert_eq!(
+        (s.due.minor(), s.cash_rounding.minor(), s.change.minor()),
+        (12700, 40, 2300)
+    );
+    // A card alone pays exactly what it is charged.
+    let s = settle(&cart, &[card(sek(12660))], se.cash_rounding()).unwrap();
+    assert_eq!((s.due.minor(), s.cash_rounding.minor()), (12660, 0));
+}
+
+#[test]
+fn cash_that_no_coins_make_is_refused() {
+    let ch = presets::jurisdiction("CH").unwrap();
+    let chf = |m| Money::from_minor(m, Currency::CHF);
+    let cart = price_cart(&ch, &[line(&ch, "A", 1003, "1", "standard")], None, NOW).unwrap();
+    let err = settle(&cart, &[card(chf(500)), cash(chf(503))], ch.cash_rounding()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tenders[1].amount: cash amount CHF 5.03 cannot be handed over in coins; cash here is a multiple of CHF 0.05"
+    );
+    // Where cash is not rounded, any amount is cash.
+    let at = presets::jurisdiction("AT").unwrap();
+    let cart = price_cart(&at, &[line(&at, "A", 1003, "1", "standard")], None, NOW).unwrap();
+    let eur = Money::from_minor(1003, Currency::EUR);
+    assert!(settle(&cart, &[cash(eur)], at.cash_rounding()).is_ok());
+}
+
+#[test]
+fn a_cash_refund_is_paid_in_coins_and_never_more_than_was_paid() {
+    let ch = presets::jurisdiction("CH").unwrap();
+    let chf = |m| Money::from_minor(m, Currency::CHF);
+    let rounding = ch.cash_rounding();
+    // A card sale of 16.24 refunded in cash: 16.25 would be more than was paid, so 16.20.
+    let cart = price_cart(&ch, &[line(&ch, "A", 1624, "1", "standard")], None, NOW).unwrap();
+    let s = settle(&cart, &[card(chf(1624))], rounding).unwrap();
+    let exact = price_return(&cart, &s, &[0], &[(0, Quantity::ONE)]).unwrap();
+    let paid = pay_out_refund(exact.clone(), TenderKind::Cash, rounding, chf(0)).unwrap();
+    assert_eq!(
+        (
+            paid.refund.total.minor(),
+            paid.refund.cash_rounding.minor(),
+            paid.refund.refund.minor(),
+            paid.held_back.minor()
+        ),
+        (1624, -4, 1620, -4)
+    );
+    // The same refund to the card is exact.
+    let to_card = pay_out_refund(exact, TenderKind::Card, rounding, chf(0)).unwrap();
+    assert_eq!(
+        (to_card.refund.refund.minor(), to_card.held_back.minor()),
+        (1624, 0)
+    );
+
+    // A cash sale of 2 × 2.49 = 4.98, paid 5.00, returned one item at a time in cash: the first
+    // refund's 2.50 is payable, the second's 2.50 too; what was paid comes back exactly.
+    let cart = price_cart(&ch, &[line(&ch, "A", 249, "2", "standard")], None, NOW).unwrap();
+    let s = settle(&cart, &[cash(chf(500))], rounding).unwrap();
+    assert_eq!(s.due.minor(), 500);
+    let first = price_return(&cart, &s, &[0], &[(0, Quantity::ONE)]).unwrap();
+    let first = pay_out_refund(first, TenderKind::Cash, rounding, chf(0)).unwrap();
+    let second = price_return(&cart, &s, &[1000], &[(0, Quantity::ONE)]).unwrap();
+    let second = pay_out_refund(second, TenderKind::Cash, rounding, first.held_back).unwrap();
+    assert_eq!(
+        (first.refund.refund.minor(), second.refund.refund.minor()),
+        (250, 250)
+    );
+
+    // Three items of 1.33 = 3.99, paid 4.00 in cash: 1.33 + 0.00 share is 1.30 in coins, the
+    // 0.03 held back is added to the next refund, and the last gives back the rest.
+    let cart = price_cart(&ch, &[line(&ch, "A", 133, "3", "standard")], None, NOW).unwrap();
+    let s = settle(&cart, &[cash(chf(400))], rounding).unwrap();
+    let mut returned = 0;
+    let mut held = chf(0);
+    let mut refunds = Vec::new();
+    for _ in 0..3 {
+        let r = price_return(&cart, &s, &[returned], &[(0, Quantity::ONE)]).unwrap();
+        let p = pay_out_refund(r, TenderKind::Cash, rounding, held).unwrap();
+        returned += 1000;
+        held = p.held_back;
+        refunds.push(p.refund.refund.minor());
+    }
+    assert_eq!(refunds, vec![130, 135, 135]);
+    assert_eq!(refunds.iter().sum::<i64>(), 400);
+}
+
 /// A line as generated: price, quantity in thousandths, category index, line discount percent.
 type LineSpec = (i64, i64, usize, Option<u8>);
 
@@ -325,7 +494,8 @@ proptest! {
         let lines = build_lines(&j, &spec);
         let discount = cart_pct.map(|p| Discount::Percent(Percent::new(Decimal::from(p)).unwrap()));
         let cart = price_cart(&j, &lines, discount, NOW).unwrap();
-        let pay = Money::from_minor(cart.total.minor() + 1000, j.currency());
+        // Cash in whole notes, which every jurisdiction's coins make.
+        let pay = Money::from_minor((cart.total.minor() / 100 + 11) * 100, j.currency());
         let tender = if all_cash { cash(pay) } else {
             Tender { kind: TenderKind::Card, amount: cart.total.max_with(Money::from_minor(1, j.currency())), reference: None }
         };
