@@ -742,7 +742,7 @@
 
   async function signOut() {
     try {
-      await api("POST", "/v1/sign-out", {});
+      await api("POST", "/v1/sign-out");
     } catch (e) {
       /* signing out locally is enough when the node is away */
     }
