@@ -42,8 +42,8 @@ impl fmt::Display for Timestamp {
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, exact for every `i64` day a `Timestamp` can hold).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+/// `civil_from_days`, exact for every `i64` day a `Timestamp` can hold): year, month, day.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

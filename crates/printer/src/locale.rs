@@ -431,17 +431,10 @@ impl fmt::Display for LocalDateTime {
     }
 }
 
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a proleptic Gregorian date.
+/// The proleptic Gregorian date of a day count since 1970-01-01, narrowed to the fields of a
+/// [`LocalDateTime`] (the domain's one calendar computation).
 fn civil_from_days(days: i64) -> (i32, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = domain::time::civil_from_days(days);
     (
         i32::try_from(year).unwrap_or(i32::MAX),
         u8::try_from(month).unwrap_or(1),

@@ -283,19 +283,6 @@ async fn settle_cart(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<
     })))
 }
 
-fn display_terminal(node: &Node, terminal: &str) -> ApiResult<String> {
-    let id = domain::TerminalId::parse(terminal)
-        .map_err(|e| ApiError::invalid("invalid_field", "terminal", e))?;
-    if !node.hosts(&id) {
-        return Err(ApiError::invalid(
-            "unknown_terminal",
-            "terminal",
-            format!("terminal `{id}` is not hosted by this node"),
-        ));
-    }
-    Ok(id.to_string())
-}
-
 /// The till posts what its customer display shows (a cart view, a total, a thank-you); the
 /// relay keeps the last one and passes it on. Nothing is written to the ledger, but only the
 /// till's own session may put something in front of its customer.
@@ -335,7 +322,7 @@ async fn display_events(
     Extension(hub): Extension<Arc<DisplayHub>>,
     Path(terminal): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let terminal = display_terminal(&node, &terminal)?;
+    let terminal = crate::api::terminal(&node, &terminal)?.to_string();
     let (last, receiver) = hub.subscribe(&terminal);
     let stream =
         futures_util::stream::unfold((last, receiver), |(pending, mut receiver)| async move {
