@@ -417,6 +417,10 @@ pub struct PriceCartRequest {
     /// Cart discount.
     #[serde(default)]
     pub discount: Option<DiscountDto>,
+    /// A supervisor's approval for what the cart needs (a large discount), checked when a member
+    /// is signed in; the sale checks it again.
+    #[serde(default)]
+    pub approval: Option<ApprovalRequest>,
 }
 
 /// `POST /v1/sales`: complete a sale.
@@ -488,6 +492,10 @@ pub struct VoidRequest {
     pub terminal: String,
     /// Why.
     pub reason: String,
+    /// The receipt of the sale the cashier was shown (`GET /v1/sales/last`): when given, the
+    /// void is refused unless that sale is still the terminal's last.
+    #[serde(default)]
+    pub receipt: Option<String>,
     /// A supervisor's approval, given on the spot, for what the cashier may not do alone.
     #[serde(default)]
     pub approval: Option<ApprovalRequest>,

@@ -337,6 +337,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/carts/price", post(price))
         .route("/v1/sales", post(sale))
         .route("/v1/sales/void-last", post(void_last))
+        .route("/v1/sales/last", get(last_sale))
         .route("/v1/returns", post(return_goods))
         .route("/v1/stock/adjustments", post(adjust))
         .route("/v1/stock/counts", post(count))
@@ -724,13 +725,36 @@ pub(crate) fn cart_discount(
         .transpose()?)
 }
 
-async fn price(State(node): State<Arc<Node>>, body: RawBody) -> ApiResult<Json<CartView>> {
+/// Prices a cart, writing nothing. When a member is signed in (the till), a cart that needs a
+/// supervisor (a discount above the member's limit) is answered `403 approval_required` here,
+/// at the moment the discount is given, rather than first at payment; with `approval` the
+/// supervisor's PIN is checked now (and again by the sale).
+async fn price(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> ApiResult<Json<CartView>> {
     let request: PriceCartRequest = body.parse()?;
     let ctx = context(&node)?;
     let lines = resolve_lines(&node, &ctx, &request.lines).await?;
     let discount = cart_discount(request.discount.as_ref(), &ctx)?;
     let cart = price_cart(&ctx.config.jurisdiction, &lines, discount, node.clock.now())
         .map_err(sale_error)?;
+    let needed = sale_permissions(&cart);
+    if !needed.is_empty()
+        && let Some(token) = crate::auth::bearer(&headers)
+        && let Ok(member) = crate::auth::caller(&node, Some(&token)).await
+        && !member.device
+    {
+        approve(
+            &node,
+            &member.terminal,
+            &member,
+            &needed,
+            request.approval.as_ref(),
+        )
+        .await?;
+    }
     Ok(Json(CartView::new(&cart, None)))
 }
 
@@ -974,9 +998,45 @@ async fn void_last(
     let op = Op::VoidLast {
         terminal,
         reason: request.reason.trim().to_owned(),
+        receipt: request.receipt,
         approvals,
     };
     Ok(recorded(node.ledger.write(Some(key), op).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct LastSaleQuery {
+    terminal: String,
+}
+
+/// The sale `void-last` would void now, so the till can show the cashier which sale and amount
+/// before they confirm: `404 nothing_to_void` when the terminal's last event is no sale.
+async fn last_sale(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    query: Result<Query<LastSaleQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let terminal = terminal(&node, &query.terminal)?;
+    caller.at(&terminal)?;
+    let mut conn = node.pools.reader.acquire().await?;
+    let (event, sale) = crate::ledger::last_voidable_sale(&mut conn, &terminal)
+        .await
+        .map_err(|e| match e {
+            WriteError::Rejected { code, message, .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, code, message)
+            }
+            other => ApiError::from(other),
+        })?;
+    Ok(Json(json!({
+        "terminal": terminal.to_string(),
+        "receipt": sale.receipt,
+        "total": sale.settlement.due.amount_string(),
+        "currency": sale.settlement.due.currency().code(),
+        "at_ms": event.meta.hlc.wall_ms(),
+        "lines": sale.cart.lines.len(),
+    })))
 }
 
 fn sku_field(value: &str) -> ApiResult<Sku> {

@@ -81,6 +81,52 @@ fn rejected(code: &'static str, field: impl Into<String>, message: impl ToString
     }
 }
 
+/// The terminal's last sale, if it can still be voided: the terminal's last event is that sale
+/// and none of its goods have come back (they were refunded once; voiding would refund them
+/// again).
+pub(crate) async fn last_voidable_sale(
+    conn: &mut SqliteConnection,
+    terminal: &TerminalId,
+) -> Result<(Event, SaleCompleted), WriteError> {
+    let last = sqlx::query(
+        "SELECT id, body, kind FROM events WHERE terminal = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(terminal.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(last) = last.filter(|row| row.get::<&str, _>("kind") == "SaleCompleted") else {
+        return Err(rejected(
+            "nothing_to_void",
+            "terminal",
+            format!(
+                "the last event of terminal {terminal} is not a sale; only the last sale can be voided"
+            ),
+        ));
+    };
+    let event = decode_stored(last.get("body"))?;
+    let EventBody::SaleCompleted(sale) = event.body.clone() else {
+        return Err(WriteError::Db(
+            "stored sale does not decode as a sale".into(),
+        ));
+    };
+    let returned: Option<i64> =
+        sqlx::query_scalar("SELECT SUM(milli) FROM returned_lines WHERE sale_receipt = $1")
+            .bind(&sale.receipt)
+            .fetch_one(&mut *conn)
+            .await?;
+    if returned.unwrap_or(0) > 0 {
+        return Err(rejected(
+            "sale_partly_returned",
+            "terminal",
+            format!(
+                "sale {} has returns; it can no longer be voided",
+                sale.receipt
+            ),
+        ));
+    }
+    Ok((event, sale))
+}
+
 /// A request's idempotency key and the hash of its body.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
@@ -157,6 +203,8 @@ pub enum Op {
         terminal: TerminalId,
         /// Why.
         reason: String,
+        /// The sale the cashier confirmed voiding, if named.
+        receipt: Option<String>,
         /// Approvals given for it.
         approvals: Vec<Approval>,
     },
@@ -637,43 +685,19 @@ async fn apply(
             }
         }
         Op::VoidLast {
-            reason, approvals, ..
+            reason,
+            receipt: confirmed,
+            approvals,
+            ..
         } => {
-            let last = sqlx::query(
-                "SELECT id, body, kind FROM events WHERE terminal = $1 ORDER BY seq DESC LIMIT 1",
-            )
-            .bind(terminal.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-            let Some(last) = last.filter(|row| row.get::<&str, _>("kind") == "SaleCompleted")
-            else {
+            let (event, sale) = last_voidable_sale(&mut *conn, &terminal).await?;
+            // The cashier confirmed one sale; another sale since (on this terminal) is not it.
+            if let Some(confirmed) = confirmed.as_ref().filter(|r| **r != sale.receipt) {
                 return Err(rejected(
-                    "nothing_to_void",
-                    "terminal",
+                    "not_last_sale",
+                    "receipt",
                     format!(
-                        "the last event of terminal {terminal} is not a sale; only the last sale can be voided"
-                    ),
-                ));
-            };
-            let event = decode_stored(last.get("body"))?;
-            let EventBody::SaleCompleted(sale) = event.body else {
-                return Err(WriteError::Db(
-                    "stored sale does not decode as a sale".into(),
-                ));
-            };
-            // Goods already returned (perhaps at another till) were refunded once; voiding the
-            // sale would refund them again.
-            let returned: Option<i64> =
-                sqlx::query_scalar("SELECT SUM(milli) FROM returned_lines WHERE sale_receipt = $1")
-                    .bind(&sale.receipt)
-                    .fetch_one(&mut *conn)
-                    .await?;
-            if returned.unwrap_or(0) > 0 {
-                return Err(rejected(
-                    "sale_partly_returned",
-                    "terminal",
-                    format!(
-                        "sale {} has returns; it can no longer be voided",
+                        "sale {confirmed} is no longer the last sale of terminal {terminal} (the last is {}); look again before voiding",
                         sale.receipt
                     ),
                 ));

@@ -289,11 +289,31 @@ async fn no_sale(
     )
     .await?;
     let op = Op::NoSale {
-        terminal,
+        terminal: terminal.clone(),
         staff: who.staff.clone(),
         approvals,
     };
-    Ok(recorded(node.ledger.write(Some(key), op).await?))
+    let mut written = node.ledger.write(Some(key), op).await?;
+    // Recorded first, then the drawer opens through the till's printer (the drawer hangs off
+    // it); the answer says whether it did.
+    let drawer = match crate::printing::printer_of(&node.pools.reader, &terminal).await? {
+        None => "no_printer",
+        Some(config) => {
+            let mut document = printer::Document::new(config.paper);
+            document.push(printer::Block::OpenDrawer);
+            match crate::printing::print(&config, document).await {
+                Ok(()) => "opened",
+                Err(e) => {
+                    tracing::warn!(%terminal, error = ?e, "no-sale: the drawer did not open");
+                    "printer_unreachable"
+                }
+            }
+        }
+    };
+    if let Some(body) = written.body.as_object_mut() {
+        body.insert("drawer".into(), json!(drawer));
+    }
+    Ok(recorded(written))
 }
 
 /// The X report: the open shift's figures so far. The expected cash is shown to supervisors

@@ -33,6 +33,11 @@
           ),
         ),
       );
+      // Discounts (already in each line's amount) are shown as what the customer saves.
+      const discount = cart.discount_total && !/^-?0(\.0+)?$/.test(cart.discount_total);
+      $("display-discount").hidden = !discount;
+      $("display-discount-amount").textContent = discount ? "−" + money(cart.discount_total, cart.currency) : "";
+      $("display-discount").dataset.amount = discount ? cart.discount_total : "0";
       const last = $("display-lines").lastElementChild;
       if (last) last.scrollIntoView({ block: "nearest" });
       $("total-label").textContent = t("display.total");

@@ -44,15 +44,20 @@
   }
 
   function openDialog(id) {
+    // Errors of an earlier visit do not stay beside new ones.
+    $(id).querySelectorAll(".error").forEach((e) => (e.textContent = ""));
     $(id).hidden = false;
     const first = $(id).querySelector("input:not([type=radio]):not([hidden]), select");
     if (first) setTimeout(() => first.focus(), 0);
   }
 
-  function closeDialog(id) {
+  function closeDialog(id, confirmed) {
     // A return whose card refund is still outstanding would leave the customer without the
     // money: the cashier confirms before the dialog goes.
-    if (id === "dlg-return" && S.cardRefund && !$(id).hidden && !window.confirm(t("card.refund_outstanding"))) return;
+    if (id === "dlg-return" && S.cardRefund && !$(id).hidden && !confirmed) {
+      askConfirm(t("card.refund_outstanding"), t("btn.close_anyway")).then((ok) => ok && closeDialog(id, true));
+      return;
+    }
     $(id).hidden = true;
     if (document.activeElement && $(id).contains(document.activeElement)) {
       document.activeElement.blur();
@@ -73,10 +78,62 @@
     if (text) messageTimer = setTimeout(() => (box.hidden = true), 6000);
   }
 
+  /**
+   * What the node answered, in the till's language: its stable `code` translated where the
+   * till knows it, else the node's own message.
+   */
   function errorText(r) {
     if (!r) return t("error.network");
     const b = r.body || {};
+    if (b.code) {
+      const key = "code." + b.code;
+      const text = t(key, { field: b.field || "", permission: permissionName(b.permission) });
+      if (text !== key) return text;
+    }
     return b.message || b.code || String(r.status);
+  }
+
+  /** A permission (an approval's reason) in words. */
+  function permissionName(permission) {
+    if (!permission) return "";
+    const key = "permission." + permission;
+    const text = t(key);
+    return text === key ? permission : text;
+  }
+
+  /** A role in words. */
+  function roleName(role) {
+    if (!role) return "";
+    const key = "role." + role;
+    const text = t(key);
+    return text === key ? role : text;
+  }
+
+  /**
+   * A decimal number typed by a person, with the locale's decimal separator or a point, as the
+   * node reads it ("1,234" in German is "1.234"); null when it is not a number. Grouping
+   * separators are not accepted: "1.234,5" is ambiguous at a till.
+   */
+  function typedDecimal(text) {
+    const value = String(text || "").trim().replace(/\s+/g, "");
+    if (!/^-?\d*([.,]\d*)?$/.test(value) || !/\d/.test(value)) return null;
+    return value.replace(",", ".");
+  }
+
+  // A question with two answers, on screen (a touch till has no keyboard for window.confirm).
+  let confirmResolve = null;
+  function askConfirm(text, yes, no) {
+    $("confirm-text").textContent = text;
+    $("confirm-yes").textContent = yes || t("btn.ok");
+    $("confirm-no").textContent = no || t("btn.cancel");
+    openDialog("dlg-confirm");
+    return new Promise((resolve) => (confirmResolve = resolve));
+  }
+  function confirmDone(value) {
+    $("dlg-confirm").hidden = true;
+    const r = confirmResolve;
+    confirmResolve = null;
+    if (r) r(value);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -84,14 +141,15 @@
 
   function buildKeypads() {
     document.querySelectorAll(".keypad").forEach((pad) => {
+      // The numeric-pad order (7 8 9 / 4 5 6 / 1 2 3 / 0), the actions in a column beside it.
       const keys = pad.classList.contains("sell-pad")
-        ? ["7", "8", "9", "4", "5", "6", "1", "2", "3", "0", ".", "×", "C", "⌫", "⏎"]
+        ? ["7", "8", "9", "C", "4", "5", "6", "⌫", "1", "2", "3", "×", "0", ".", "⏎"]
         : ["7", "8", "9", "4", "5", "6", "1", "2", "3", "0", ".", "⌫"];
       for (const key of keys) {
         const name = { "×": "times", "⌫": "back", "⏎": "enter", ".": "dot", C: "clear" }[key] || key;
         pad.append(
           el("button", {
-            class: "key",
+            class: "key" + (key === "0" && pad.classList.contains("sell-pad") ? " wide" : ""),
             type: "button",
             tabindex: "-1",
             "data-test": "key-" + name,
@@ -110,7 +168,7 @@
         }
         const input = $(pad.dataset.target);
         if (key === "⌫") input.value = input.value.slice(0, -1);
-        else input.value += key;
+        else input.value += key === "." ? decimalSeparator() : key;
         input.dispatchEvent(new Event("input"));
       });
     });
@@ -218,7 +276,8 @@
       if (dialogs.length) {
         e.preventDefault();
         const top = dialogs[dialogs.length - 1];
-        if (top.id === "dlg-approval") approvalDone(null);
+        if (top.id === "dlg-confirm") confirmDone(false);
+        else if (top.id === "dlg-approval") approvalDone(null);
         else if (top.id === "dlg-qty") qtyDone(null);
         else if (top.id === "dlg-receipt") newSale();
         else closeDialog(top.id);
@@ -310,9 +369,15 @@
       scan.buf = scan.buf.slice(0, -1);
       renderEntry();
     } else {
-      scan.buf += key;
+      scan.buf += key === "." ? decimalSeparator() : key;
       renderEntry();
     }
+  }
+
+  /** The decimal separator of the store's locale, which the keypads type. */
+  function decimalSeparator() {
+    const part = new Intl.NumberFormat((K.config && K.config.locale) || "en").formatToParts(1.5).find((p) => p.type === "decimal");
+    return part ? part.value : ".";
   }
 
   function renderEntry() {
@@ -463,19 +528,18 @@
       render();
       return true;
     }
-    let r;
-    try {
-      r = await api("POST", "/v1/carts/price", cartRequest());
-    } catch (e) {
+    // A discount above the cashier's limit is approved now, while the cashier is giving it.
+    const r = await withApproval((approval) => {
+      if (approval) S.approval = approval;
+      return api("POST", "/v1/carts/price", cartRequest(true));
+    });
+    if (r === null) {
       message(t("error.network"));
       return false;
     }
-    if (r.status === 403 && r.body && r.body.code === "approval_required") {
-      const approval = await askApproval(r.body);
-      if (approval) {
-        S.approval = approval;
-        return reprice();
-      }
+    if (r.cancelled) {
+      // Not approved: the change is taken back, the cart stays as it was.
+      S.approval = null;
       undoLast();
       return reprice();
     }
@@ -551,9 +615,16 @@
     $("cart-discount").textContent = view ? money(view.discount_total) : "";
     $("cart-tax").textContent = view ? money(view.tax_total) : "";
     $("cart-total").textContent = money(view ? view.total : "0");
+    $("cart-count").textContent = view ? t("sale.items", { count: itemCount(view) }) : "";
+    $("cart-count").dataset.count = view ? String(itemCount(view)) : "0";
     $("cart-total").dataset.amount = view ? view.total : "0";
     $("btn-pay").disabled = !view;
     publish(view ? { state: "cart", cart: view } : { state: "idle" });
+  }
+
+  /** Items in the cart as a cashier counts them: pieces, and each weighed line as one. */
+  function itemCount(view) {
+    return view.lines.reduce((n, line) => n + (line.unit === "each" && /^\d+(\.0*)?$/.test(line.quantity) ? parseInt(line.quantity, 10) : 1), 0);
   }
 
   function select(i) {
@@ -593,24 +664,72 @@
   // Small dialogs that answer a promise: quantity, approval
 
   let qtyResolve = null;
+  /** Asks for a quantity or weight; answers it as the node reads it ("1,234" is "1.234"), or null. */
   function askQuantity(title, value) {
     $("qty-title").textContent = title;
-    $("qty-input").value = value || "";
+    $("qty-input").value = value ? quantityText(value) : "";
+    $("qty-error").textContent = "";
     openDialog("dlg-qty");
     return new Promise((resolve) => (qtyResolve = resolve));
   }
-  function qtyDone(value) {
+  /** A quantity string as the cashier types it in this locale. */
+  function quantityText(value) {
+    return String(value).replace(".", decimalSeparator());
+  }
+  function qtyDone(typed) {
+    let value = null;
+    if (typed !== null) {
+      // What the cashier typed is never dropped: a quantity that is not one is said so, and the
+      // dialog stays open with it.
+      value = typedDecimal(typed);
+      if (value === null || milli(value) <= 0) {
+        $("qty-error").textContent = t("qty.invalid", { value: typed });
+        return;
+      }
+    }
     closeDialog("dlg-qty");
     const r = qtyResolve;
     qtyResolve = null;
     if (r) r(value);
   }
 
+  /** Whether an answer asks for a supervisor, or refuses the one given (a wrong PIN, a lockout). */
+  function approvalAnswer(r) {
+    const b = (r && r.body) || {};
+    if (r && r.status === 403 && b.code === "approval_required") return "required";
+    if (r && r.status >= 400 && String(b.field || "").startsWith("approval")) return "refused";
+    return null;
+  }
+
+  /**
+   * Sends `send(approval)` (first with none). While the node answers that a supervisor must
+   * approve, or refuses the approval given, the approval dialog asks (saying why) and the
+   * request goes again. The node's answer; `{cancelled: true}` when the cashier takes the
+   * action back; null when the node cannot be reached.
+   */
+  async function withApproval(send) {
+    let r;
+    let reason = null;
+    let approval = null;
+    for (;;) {
+      try {
+        r = await send(approval);
+      } catch (e) {
+        return null;
+      }
+      const answer = approvalAnswer(r);
+      if (!answer) return r;
+      if (answer === "required") reason = r.body;
+      approval = await askApproval(reason || r.body, answer === "refused" ? errorText(r) : "");
+      if (!approval) return { cancelled: true, status: 0, body: null };
+    }
+  }
+
   let approvalResolve = null;
-  function askApproval(body) {
-    $("approval-reason").textContent = t("approval.needed", { message: body.message || body.permission || "" });
+  function askApproval(body, error) {
+    $("approval-reason").textContent = t("approval.needed", { message: permissionName(body.permission) || body.message || "" });
     $("approval-pin").value = "";
-    $("approval-error").textContent = "";
+    $("approval-error").textContent = error || "";
     const select = $("approval-staff");
     select.replaceChildren(
       ...S.staffList
@@ -660,7 +779,7 @@
     const list = $("staff-list");
     list.replaceChildren(
       ...S.staffList.map((s) =>
-        el("button", { class: "staff", "data-test": "staff-" + s.id, onclick: () => choose(s) }, el("strong", { text: s.name }), el("span", { text: s.role || "" })),
+        el("button", { class: "staff", "data-test": "staff-" + s.id, onclick: () => choose(s) }, el("strong", { text: s.name }), el("span", { text: roleName(s.role) })),
       ),
     );
     show("signin");
@@ -724,7 +843,11 @@
   }
 
   async function openShift() {
-    const float = $("float-input").value.trim().replace(",", ".");
+    const float = typedDecimal($("float-input").value);
+    if (float === null) {
+      $("shift-error").textContent = t("error.number", { field: t("shift.open.float") });
+      return;
+    }
     let r;
     try {
       r = await api("POST", "/v1/shifts/open", { terminal: K.terminal, float });
@@ -741,6 +864,8 @@
   }
 
   async function signOut() {
+    // The next cashier does not inherit a half-paid sale.
+    if (S.tenders.some((x) => x.kind === "card" && x.reference)) await giveBackCards();
     try {
       await api("POST", "/v1/sign-out");
     } catch (e) {
@@ -751,6 +876,8 @@
 
   function startSelling() {
     show("sell");
+    // Card payments still owed to customers are asked for again as soon as someone is signed in.
+    if (giveBack.list().length) retryGiveBack();
     renderEntry();
     render();
     if (document.activeElement) document.activeElement.blur();
@@ -763,7 +890,7 @@
     if (S.selected < 0 || !S.lines[S.selected]) {
       // No line chosen: the next scan takes the quantity.
       const q = await askQuantity(t("qty.title"), "");
-      if (q) S.pendingQty = q.replace(",", ".");
+      if (q) S.pendingQty = q;
       renderEntry();
       return;
     }
@@ -772,7 +899,7 @@
     const q = await askQuantity(`${t("qty.title")}: ${line.name}`, line.quantity);
     if (!q) return;
     remember();
-    line.quantity = q.replace(",", ".");
+    line.quantity = q;
     await reprice();
   }
 
@@ -790,7 +917,7 @@
   }
 
   async function applyDiscount(remove) {
-    const value = $("discount-input").value.trim().replace(",", ".");
+    const value = typedDecimal($("discount-input").value) || "";
     const kind = document.querySelector("input[name=discount-kind]:checked").value;
     const discount = remove || !value ? null : { [kind]: value };
     closeDialog("dlg-discount");
@@ -806,6 +933,16 @@
     S.lines.splice(S.selected, 1);
     S.selected = S.lines.length - 1;
     await reprice();
+  }
+
+  /** "Cancel sale": asked first; approved card payments of the sale go back to the card. */
+  async function cancelSale() {
+    if (!S.lines.length && !S.tenders.length) return;
+    const total = S.view ? money(S.view.total) : money("0");
+    if (!(await askConfirm(t("sale.cancel_confirm", { count: S.lines.length, total }), t("sale.cancel"), t("btn.keep")))) return;
+    await giveBackCards();
+    clearSale();
+    message(t("sale.cancelled"), "info");
   }
 
   function clearSale() {
@@ -827,12 +964,12 @@
   async function openPay() {
     if (!S.view || !S.lines.length) return;
     // Card payments approved for a payment abandoned before are given back.
-    for (const tender of S.tenders) if (tender.reference) await reverseCard(tender.reference);
-    S.tenders = [];
+    await giveBackCards();
     S.cardSale = null;
     S.saleKey = newKey();
     $("pay-error").textContent = "";
     $("tender-amount").value = "";
+    showComplete(false);
     openDialog("dlg-pay");
     await settleNow();
   }
@@ -866,6 +1003,11 @@
     return s;
   }
 
+  /** Shows "Complete sale" when the tenders cover the sale but it is not recorded yet. */
+  function showComplete(visible) {
+    $("pay-complete").hidden = !visible;
+  }
+
   /** Buttons for the usual notes above what is still open (amounts as strings, no arithmetic). */
   function quickCash(open) {
     const notes = ["5.00", "10.00", "20.00", "50.00", "100.00", "200.00"];
@@ -881,12 +1023,17 @@
 
   async function removeTender(i) {
     const [removed] = S.tenders.splice(i, 1);
-    if (removed && removed.reference) await reverseCard(removed.reference);
+    if (removed && removed.kind === "card" && removed.reference) await reverseCard(removed.reference, removed.amount);
     await settleNow();
   }
 
   async function addTender(kind, fixed, reference) {
-    let amount = fixed || $("tender-amount").value.trim().replace(",", ".");
+    const typed = $("tender-amount").value;
+    let amount = fixed || typedDecimal(typed);
+    if (!fixed && typed.trim() && amount === null) {
+      $("pay-error").textContent = t("error.number", { field: t("pay.amount") });
+      return;
+    }
     const s = S.settle;
     if (!amount && s) {
       // Nothing typed: the rest (for cash only, what cash would round to).
@@ -902,7 +1049,7 @@
     }
     if (settled.error) {
       const refused = S.tenders.pop();
-      if (refused.reference) await reverseCard(refused.reference);
+      if (refused.kind === "card" && refused.reference) await reverseCard(refused.reference, refused.amount);
       await settleNow();
       return;
     }
@@ -915,32 +1062,47 @@
 
   async function payByCard() {
     const s = S.settle;
-    let amount = $("tender-amount").value.trim().replace(",", ".");
+    let amount = typedDecimal($("tender-amount").value);
     if (!amount && s) amount = S.tenders.length ? s.remaining : s.cart.total;
     if (!amount || milli(amount) <= 0) return;
     if (!S.cardSale) S.cardSale = newKey();
-    const body = { terminal: K.terminal, sale: S.cardSale, amount };
-    const key = newKey();
     $("pay-error").textContent = "";
-    // A lost answer or an outcome still unknown: the same key asks for the same payment.
-    const r = await askTerminal("pay-card-wait", "tender-card", () => api("POST", "/v1/card-payments", body, key));
-    if (r && r.status === 409 && r.body && r.body.code === "no_payment_terminal") return addTender("card", amount);
-    if (!r) {
-      $("pay-error").textContent = t("error.network");
-      return;
-    }
-    if (r.status === 402) {
-      $("pay-error").textContent = t("card.declined", { reason: r.body.reason || r.body.condition || "" });
-      return;
-    }
-    if (r.status !== 201) {
-      $("pay-error").textContent = errorText(r);
-      return;
-    }
+    const card = await chargeCard(amount, S.cardSale, "pay-card-wait", "tender-card", "pay-error");
+    if (!card) return;
     $("tender-amount").value = "";
-    const card = r.body;
+    if (card.manual) return addTender("card", amount);
     if (card.partial) message(t("card.partial", { amount: money(card.authorised) }), "info");
     await addTender("card", card.authorised, card.poi_transaction_id);
+  }
+
+  /**
+   * Takes `amount` by card for `sale` (a key naming what is paid), after the cashier confirms:
+   * through the till's terminal, or `{manual: true}` on a till without one (the card is run
+   * by hand). The approved payment (held until a sale or a gift card takes it, so even a reload
+   * does not lose what is owed), or null with the reason in `errorBox`.
+   */
+  async function chargeCard(amount, sale, wait, button, errorBox) {
+    // Money leaves the customer's account: the cashier says so before the terminal asks.
+    if (!(await askConfirm(t("card.confirm", { amount: money(amount) }), t("card.charge")))) return null;
+    const body = { terminal: K.terminal, sale, amount };
+    const key = newKey();
+    // A lost answer or an outcome still unknown: the same key asks for the same payment.
+    const r = await askTerminal(wait, button, () => api("POST", "/v1/card-payments", body, key));
+    if (r && r.status === 409 && r.body && r.body.code === "no_payment_terminal") return { manual: true };
+    if (!r) {
+      $(errorBox).textContent = t("error.network");
+      return null;
+    }
+    if (r.status === 402) {
+      $(errorBox).textContent = t("card.declined", { reason: r.body.reason || r.body.condition || "" });
+      return null;
+    }
+    if (r.status !== 201) {
+      $(errorBox).textContent = errorText(r);
+      return null;
+    }
+    holdCard(r.body.poi_transaction_id, r.body.authorised);
+    return r.body;
   }
 
   /**
@@ -969,12 +1131,77 @@
     return r;
   }
 
-  async function reverseCard(reference) {
+  // Approved card payments no sale has taken yet, and those whose reversal the terminal has not
+  // confirmed: kept in this browser per terminal, so neither a closed dialog nor a reload loses
+  // the money a customer is owed. The header shows what is still to give back, with a retry.
+  const cardStore = (name) => ({
+    key: () => `kassa.${name}.${K.terminal}`,
+    list() {
+      try {
+        return JSON.parse(localStorage.getItem(this.key()) || "[]");
+      } catch (e) {
+        return [];
+      }
+    },
+    save(list) {
+      localStorage.setItem(this.key(), JSON.stringify(list));
+    },
+  });
+  const heldCards = cardStore("cards");
+  const giveBack = cardStore("giveback");
+
+  function holdCard(reference, amount) {
+    heldCards.save([...heldCards.list().filter((c) => c.reference !== reference), { reference, amount }]);
+  }
+  function releaseCards() {
+    heldCards.save([]);
+  }
+
+  /**
+   * Gives an approved card payment back through the terminal. True once the terminal has
+   * confirmed it (or the payment turns out to have paid a sale); otherwise it stays on the
+   * list of payments to give back, which the header shows with a retry.
+   */
+  async function reverseCard(reference, amount) {
+    let r = null;
     try {
-      await api("POST", "/v1/card-payments/" + encodeURIComponent(reference) + "/reverse", { terminal: K.terminal });
+      r = await api("POST", "/v1/card-payments/" + encodeURIComponent(reference) + "/reverse", { terminal: K.terminal });
     } catch (e) {
-      message(t("card.reverse_failed"));
+      r = null;
     }
+    const done = !!r && (r.status === 201 || (r.status === 409 && r.body && r.body.code === "card_payment_used"));
+    heldCards.save(heldCards.list().filter((c) => c.reference !== reference));
+    const rest = giveBack.list().filter((c) => c.reference !== reference);
+    if (!done) {
+      rest.push({ reference, amount });
+      message(t("card.reverse_failed", { amount: money(amount), reason: r ? errorText(r) : t("error.network") }));
+    }
+    giveBack.save(rest);
+    renderGiveBack();
+    return done;
+  }
+
+  /** Gives back every approved card payment of the open sale (the sale is abandoned). */
+  async function giveBackCards() {
+    let all = true;
+    for (const tender of S.tenders) {
+      if (tender.kind === "card" && tender.reference) all = (await reverseCard(tender.reference, tender.amount)) && all;
+    }
+    S.tenders = [];
+    return all;
+  }
+
+  function renderGiveBack() {
+    const list = giveBack.list();
+    const button = $("give-back");
+    button.hidden = !list.length;
+    button.dataset.count = String(list.length);
+    button.textContent = list.length ? t("card.give_back", { amounts: list.map((c) => money(c.amount)).join(", ") }) : "";
+  }
+
+  async function retryGiveBack() {
+    for (const c of giveBack.list()) await reverseCard(c.reference, c.amount);
+    if (!giveBack.list().length) message(t("card.given_back"), "info");
   }
 
   async function pollCardQueue() {
@@ -992,26 +1219,35 @@
   }
 
   async function completeSale() {
-    const body = { terminal: K.terminal, ...cartRequest(true), tenders: S.tenders };
-    let r;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        r = await api("POST", "/v1/sales", body, S.saleKey);
-        break;
-      } catch (e) {
-        r = null; // Lost answer: the same key makes the retry the same sale.
+    $("pay-error").textContent = "";
+    const r = await withApproval(async (approval) => {
+      if (approval) {
+        // Another approval is another request: a new key, so it is not taken for a retry.
+        S.approval = approval;
+        S.saleKey = newKey();
       }
-    }
+      const body = { terminal: K.terminal, ...cartRequest(true), tenders: S.tenders };
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          return await api("POST", "/v1/sales", body, S.saleKey);
+        } catch (e) {
+          /* Lost answer: the same key makes the retry the same sale. */
+        }
+      }
+      throw new Error("unreachable");
+    });
     if (!r) {
       $("pay-error").textContent = t("error.network");
+      showComplete(true);
       return;
     }
-    if (r.status === 403 && r.body && r.body.code === "approval_required") {
-      const approval = await askApproval(r.body);
-      if (!approval) return;
-      S.approval = approval;
+    if (r.cancelled) {
+      // Not approved: the cashier stays at payment, can complete again or take the payment back.
+      S.approval = null;
       S.saleKey = newKey();
-      return completeSale();
+      $("pay-error").textContent = t("approval.not_given");
+      showComplete(true);
+      return;
     }
     if (r.status === 409 && r.body && r.body.code === "no_open_shift") {
       closeDialog("dlg-pay");
@@ -1019,31 +1255,46 @@
       return;
     }
     if (r.status !== 200 && r.status !== 201) {
-      if (((r.body && r.body.field) || "").startsWith("approval")) {
-        // A wrong or insufficient approval: the next attempt asks again.
-        S.approval = null;
-        S.saleKey = newKey();
+      const at = /^tenders\[(\d+)\]/.exec((r.body && r.body.field) || "");
+      const refused = at ? S.tenders[Number(at[1])] : null;
+      if (refused && refused.kind !== "card") {
+        // A tender the node refused (a gift card that does not cover it) is not paid: it comes
+        // off, the rest stays due, and what the card does cover is offered.
+        S.tenders.splice(Number(at[1]), 1);
+        await settleNow();
+        $("pay-error").textContent = errorText(r);
+        if (refused.kind === "gift-card" || refused.kind === "store-credit") await offerStoredValue(refused);
+        return;
       }
       $("pay-error").textContent = errorText(r);
+      showComplete(true);
       return;
     }
+    showComplete(false);
     closeDialog("dlg-pay");
     const sale = r.body;
     const cart = sale.cart || {};
+    releaseCards();
     clearSale();
     publish({ state: "paid", total: cart.due || cart.total, change: cart.change || "0", currency: cart.currency });
     await showReceipt(sale.receipt, sale);
     pollStatus();
   }
 
+  /**
+   * The receipt dialog: the receipt as the printer prints it (the node's preview, with the card
+   * details and the legal fields), or drawn from the sale's answer when the preview cannot be
+   * had. Print (the first time the original, then a copy) or no receipt.
+   */
   async function showReceipt(number, fallback) {
     let receipt = fallback;
     try {
-      const r = await api("GET", "/v1/receipts/" + encodeURIComponent(number));
-      if (r.status === 200) receipt = r.body;
+      const r = await api("GET", "/v1/receipts/" + encodeURIComponent(number) + "/preview");
+      if (r.status === 200) receipt = { ...fallback, html: r.body.html };
     } catch (e) {
       /* the sale's own answer is the receipt */
     }
+    $("receipt-error").textContent = "";
     const cart = receipt.cart || {};
     $("receipt-title").textContent = t("receipt.title", { number });
     $("receipt-title").dataset.number = number;
@@ -1088,6 +1339,36 @@
     for (const tender of receipt.tenders || []) rows.push(pair(t("tender." + tender.kind), tender.amount, "receipt-tender"));
     if (cart.change) rows.push(pair(t("receipt.change"), cart.change));
     return el("div", { class: "paper" }, ...rows);
+  }
+
+  async function printReceipt() {
+    const number = $("receipt-title").dataset.number;
+    if (!number) return;
+    $("receipt-error").textContent = "";
+    $("receipt-print").disabled = true;
+    let r = null;
+    try {
+      r = await api("POST", "/v1/receipts/" + encodeURIComponent(number) + "/print");
+    } catch (e) {
+      r = null;
+    }
+    $("receipt-print").disabled = false;
+    if (!r || r.status !== 200) {
+      $("receipt-error").textContent = errorText(r);
+      return;
+    }
+    message(t(r.body.copy ? "receipt.copy_printed" : "receipt.printed"), "info");
+  }
+
+  /** Opens the drawer without a sale (a supervisor's permission); the node records it. */
+  async function noSale() {
+    const r = await writeWithApproval("/v1/shifts/no-sale", { terminal: K.terminal });
+    if (!r) return;
+    if (r.status !== 200 && r.status !== 201) {
+      $("shift-dialog-error").textContent = errorText(r);
+      return;
+    }
+    $("shift-report").textContent = t(r.body && r.body.drawer === "opened" ? "shift.no_sale.done" : "shift.no_sale.no_printer");
   }
 
   function newSale() {
@@ -1224,11 +1505,39 @@
     }
     const b = r.body;
     sv.balance = b;
+    const unknown = b.status === "unknown";
     $("sv-balance").replaceChildren(
-      el("div", { "data-test": "sv-balance-amount", "data-amount": b.balance, text: t("sv.balance", { amount: money(b.balance) }) }),
+      el("div", { "data-test": "sv-balance-amount", "data-amount": b.balance, "data-status": b.status, text: unknown ? t(b.online ? "sv.unknown" : "sv.unknown_offline") : t("sv.balance", { amount: money(b.balance) }) }),
       el("div", { "data-test": "sv-balance-source", "data-source": b.source, text: b.source === "hq" ? t("sv.online") : b.source === "node" ? t("sv.node") : t("sv.offline", { cap: money(b.offline_headroom) }) }),
     );
     return b;
+  }
+
+  /**
+   * What a gift card or store credit may pay now: its balance when HQ answers (nothing for a card
+   * HQ does not know); offline, what is left under the store's offline cap.
+   */
+  function covers(b) {
+    if (!b) return "0";
+    if (b.online) return b.status === "unknown" ? "0" : b.balance;
+    return b.offline_headroom;
+  }
+
+  /** After the node refused `refused`, offers what the card covers; the rest stays due. */
+  async function offerStoredValue(refused) {
+    let b = null;
+    try {
+      const r = await api("GET", "/v1/stored-value/" + encodeURIComponent(refused.reference));
+      b = r.status === 200 ? r.body : null;
+    } catch (e) {
+      b = null;
+    }
+    const can = covers(b);
+    if (milli(can) <= 0 || milli(can) >= milli(refused.amount)) return;
+    const error = $("pay-error").textContent;
+    if (await askConfirm(t("sv.offer", { error, amount: money(can) }), t("sv.use_amount", { amount: money(can) }))) {
+      await addTender(refused.kind, can, refused.reference);
+    }
   }
 
   async function useStoredValue() {
@@ -1236,13 +1545,14 @@
     if (!b || !S.settle) return;
     const s = S.settle;
     const remaining = S.tenders.length ? s.remaining : s.cart.total;
-    let amount = $("sv-amount").value.trim().replace(",", ".");
+    let amount = typedDecimal($("sv-amount").value);
     if (!amount) {
-      // Online the balance is known: as much as it covers. Offline the node applies its cap.
-      amount = b.online && milli(b.balance) < milli(remaining) ? b.balance : remaining;
+      // As much as the card covers, at most what is still due.
+      const can = covers(b);
+      amount = milli(can) < milli(remaining) ? can : remaining;
     }
     if (milli(amount) <= 0) {
-      $("sv-error").textContent = t("sv.empty");
+      $("sv-error").textContent = b.online && b.status === "unknown" ? t("sv.unknown") : t("sv.empty");
       return;
     }
     closeDialog("dlg-stored-value");
@@ -1251,22 +1561,37 @@
 
   async function loadStoredValue(issue) {
     const number = $("sv-number").value.trim();
-    const amount = $("sv-amount").value.trim().replace(",", ".");
+    const amount = typedDecimal($("sv-amount").value);
     $("sv-error").textContent = "";
     $("sv-result").textContent = "";
     if (!number || !amount) {
       $("sv-error").textContent = t("sv.need");
       return;
     }
-    const body = { terminal: K.terminal, amount, tenders: [{ kind: $("sv-pay").value, amount }] };
+    const tender = { kind: $("sv-pay").value, amount };
+    if (tender.kind === "card") {
+      // Paid by card through the terminal like a sale; a card not taken is given back.
+      const card = await chargeCard(amount, newKey(), "sv-card-wait", "sv-issue", "sv-error");
+      if (!card) return;
+      if (!card.manual) {
+        if (milli(card.authorised) !== milli(amount)) {
+          await reverseCard(card.poi_transaction_id, card.authorised);
+          $("sv-error").textContent = t("sv.card_partial", { amount: money(card.authorised) });
+          return;
+        }
+        tender.reference = card.poi_transaction_id;
+      }
+    }
+    const body = { terminal: K.terminal, amount, tenders: [tender] };
     if (issue) body.number = number;
     const path = issue ? "/v1/gift-cards" : "/v1/gift-cards/" + encodeURIComponent(number) + "/top-up";
     const r = await writeWithApproval(path, body);
-    if (!r) return;
-    if (r.status !== 201) {
-      $("sv-error").textContent = errorText(r);
+    if (!r || r.status !== 201) {
+      if (tender.reference) await reverseCard(tender.reference, amount);
+      if (r) $("sv-error").textContent = errorText(r);
       return;
     }
+    if (tender.reference) heldCards.save(heldCards.list().filter((c) => c.reference !== tender.reference));
     $("sv-amount").value = "";
     await checkBalance();
     $("sv-result").textContent = t(issue ? "sv.issued" : "sv.topped_up", { number: r.body.number, amount: money(r.body.amount) });
@@ -1276,8 +1601,8 @@
 
   function openReturn() {
     S.cardRefund = null;
+    returnState("open");
     $("return-card-retry").hidden = true;
-    $("return-submit").disabled = false;
     $("return-card-result").textContent = "";
     delete $("return-card-result").dataset.amount;
     $("return-error").textContent = "";
@@ -1290,6 +1615,19 @@
     $("return-reason").value = "";
     openDialog("dlg-return");
     syncReturnMode();
+  }
+
+  /**
+   * Where the return dialog is: `open` (being filled in), `busy` (sent, no answer yet) or `done`
+   * (recorded: nothing more can be sent from it; "New return" starts again from scratch).
+   */
+  function returnState(state) {
+    $("dlg-return").dataset.state = state;
+    $("return-submit").disabled = state !== "open";
+    $("return-submit").hidden = state === "done";
+    $("return-new").hidden = state !== "done";
+    $("return-load").disabled = state === "done";
+    document.querySelectorAll("#dlg-return input, #dlg-return select").forEach((i) => (i.disabled = state === "done"));
   }
 
   function syncReturnMode() {
@@ -1332,6 +1670,9 @@
   }
 
   async function submitReturn() {
+    // One press, one return: a second press while the first is on its way, or after it is
+    // recorded, does nothing.
+    if ($("dlg-return").dataset.state !== "open") return;
     $("return-error").textContent = "";
     const body = { terminal: K.terminal, refund_tender: $("return-tender").value };
     const reason = $("return-reason").value.trim();
@@ -1340,23 +1681,29 @@
       if (!returnReceipt) return;
       body.receipt = returnReceipt;
       body.lines = Array.from(document.querySelectorAll("#return-lines li"))
-        .map((li) => ({ line: Number(li.dataset.index), quantity: li.querySelector("input").value.trim().replace(",", ".") }))
+        .map((li) => ({ line: Number(li.dataset.index), quantity: typedDecimal(li.querySelector("input").value) }))
         .filter((l) => l.quantity && milli(l.quantity) > 0);
     } else {
       const code = $("return-code").value.trim();
       if (!code) return;
-      body.lines = [{ code, quantity: $("return-qty").value.trim().replace(",", ".") || "1" }];
+      body.lines = [{ code, quantity: typedDecimal($("return-qty").value) || "1" }];
+    }
+    if (body.lines.some((l) => l.quantity === null)) {
+      $("return-error").textContent = t("error.number", { field: t("return.quantity") });
+      return;
     }
     if (!body.lines.length) {
       $("return-error").textContent = t("return.nothing");
       return;
     }
+    returnState("busy");
     const r = await writeWithApproval("/v1/returns", body);
-    if (!r) return;
-    if (r.status !== 200 && r.status !== 201) {
-      $("return-error").textContent = errorText(r);
+    if (!r || (r.status !== 200 && r.status !== 201)) {
+      returnState("open");
+      if (r) $("return-error").textContent = errorText(r);
       return;
     }
+    returnState("done");
     $("return-result").textContent = t("return.done", { amount: money(r.body.refund), number: r.body.receipt });
     $("return-result").dataset.refund = r.body.refund;
     const credit = (r.body.tenders || []).find((x) => x.kind === "store-credit" && x.reference);
@@ -1371,7 +1718,6 @@
       // Until the terminal has given the money back, this return is refunded by asking again,
       // never by recording a second return.
       S.cardRefund = { return: r.body.receipt, amount: card.amount, reference: body.receipt ? returnSaleCard : null };
-      $("return-submit").disabled = true;
       await refundToCard();
     }
   }
@@ -1410,7 +1756,6 @@
     }
     if (r && r.status === 409 && r.body && r.body.code === "no_payment_terminal") {
       S.cardRefund = null;
-      $("return-submit").disabled = false;
       $("return-error").textContent = t("card.refund_by_hand", { amount: money(c.amount) });
       return;
     }
@@ -1418,7 +1763,6 @@
       S.cardRefund = null;
       $("return-card-result").textContent = t("card.refunded", { amount: money(r.body.amount) });
       $("return-card-result").dataset.amount = r.body.amount;
-      $("return-submit").disabled = false;
       return;
     }
     $("return-error").textContent = !r ? t("error.network") : r.status === 402 ? t("card.refund_refused", { reason: errorText(r) }) : errorText(r);
@@ -1428,20 +1772,17 @@
     $("return-card-retry").hidden = !(!r || r.status === 402 || r.status === 503 || unresolved);
   }
 
-  /** A write that may need a supervisor: on 403 `approval_required` ask, then send again. */
-  async function writeWithApproval(path, body, errorBox) {
-    let r;
-    try {
-      r = await api("POST", path, body);
-    } catch (e) {
+  /**
+   * A write that may need a supervisor (see `withApproval`). Null when it was not made: the
+   * node could not be reached, the cashier took it back, or a shift must be opened first.
+   */
+  async function writeWithApproval(path, body) {
+    const r = await withApproval((approval) => api("POST", path, approval ? { ...body, approval } : body));
+    if (!r) {
       message(t("error.network"));
       return null;
     }
-    if (r.status === 403 && r.body && r.body.code === "approval_required") {
-      const approval = await askApproval(r.body);
-      if (!approval) return null;
-      return writeWithApproval(path, { ...body, approval }, errorBox);
-    }
+    if (r.cancelled) return null;
     if (r.status === 409 && r.body && r.body.code === "no_open_shift") {
       openDialogs().forEach((d) => closeDialog(d.id));
       showOpenShift();
@@ -1450,16 +1791,38 @@
     return r;
   }
 
-  function openVoid() {
+  /** The void dialog names the sale it voids: this till's last one, as the node has it. */
+  async function openVoid() {
     $("void-error").textContent = "";
     $("void-result").textContent = "";
     $("void-reason").value = "";
+    $("void-sale").textContent = "";
+    delete $("void-sale").dataset.receipt;
+    $("void-confirm").disabled = true;
     openDialog("dlg-void");
+    let r = null;
+    try {
+      r = await api("GET", "/v1/sales/last?terminal=" + encodeURIComponent(K.terminal));
+    } catch (e) {
+      r = null;
+    }
+    if (!r || r.status !== 200) {
+      $("void-error").textContent = errorText(r);
+      return;
+    }
+    const last = r.body;
+    $("void-sale").textContent = t("void.which", { receipt: last.receipt, total: money(last.total), time: dateTime(last.at_ms) });
+    $("void-sale").dataset.receipt = last.receipt;
+    $("void-confirm").disabled = false;
   }
 
   async function confirmVoid() {
     const reason = $("void-reason").value.trim();
-    const r = await writeWithApproval("/v1/sales/void-last", { terminal: K.terminal, reason });
+    const receipt = $("void-sale").dataset.receipt;
+    if (!receipt) return;
+    $("void-confirm").disabled = true;
+    const r = await writeWithApproval("/v1/sales/void-last", { terminal: K.terminal, reason, receipt });
+    $("void-confirm").disabled = false;
     if (!r) return;
     if (r.status !== 200 && r.status !== 201) {
       $("void-error").textContent = errorText(r);
@@ -1467,6 +1830,7 @@
     }
     $("void-result").textContent = t("void.done", { receipt: r.body.voided_receipt, amount: money(r.body.refund) });
     $("void-result").dataset.receipt = r.body.voided_receipt;
+    $("void-confirm").disabled = true;
     pollStatus();
   }
 
@@ -1484,16 +1848,19 @@
     }
   }
 
-  function park() {
+  /** Parks the cart. A parked sale keeps no payment: approved card payments go back first. */
+  async function park() {
     if (!S.lines.length) {
       message(t("park.empty"));
       return;
     }
+    const cards = S.tenders.filter((x) => x.kind === "card" && x.reference);
+    if (cards.length) await giveBackCards();
     const list = parkedList();
     list.push({ id: newKey(), at: Date.now(), lines: S.lines, discount: S.discount, total: S.view ? S.view.total : "0", cashier: S.staff && S.staff.id });
     localStorage.setItem(parkedKey(), JSON.stringify(list));
     clearSale();
-    message(t("park.done"), "info");
+    message(cards.length ? t("park.done_cards", { amounts: cards.map((c) => money(c.amount)).join(", ") }) : t("park.done"), "info");
   }
 
   function openResume() {
@@ -1545,7 +1912,11 @@
 
   async function cashMovement() {
     const kind = $("cash-kind").value;
-    const amount = $("cash-amount").value.trim().replace(",", ".");
+    const amount = typedDecimal($("cash-amount").value);
+    if (amount === null) {
+      $("shift-dialog-error").textContent = t("error.number", { field: t("shift.amount") });
+      return;
+    }
     const reason = $("cash-reason").value.trim();
     const r = await writeWithApproval("/v1/shifts/cash", { terminal: K.terminal, kind, amount, reason });
     if (!r) return;
@@ -1601,6 +1972,11 @@
       banner.hidden = false;
       banner.textContent = t("status.node_down");
       banner.dataset.reason = "node";
+      // Nothing is known about syncing while the node is away: the header must not say synced.
+      const p = $("pending");
+      p.textContent = t("status.node_unreachable");
+      p.dataset.state = "node-down";
+      p.classList.add("waiting");
       return;
     }
     if (r.status !== 200) return;
@@ -1617,6 +1993,7 @@
     $("banner-rejected").hidden = !rejected;
     const p = $("pending");
     p.dataset.count = String(pending);
+    p.dataset.state = offline ? "offline" : pending > 0 ? "pending" : "synced";
     p.textContent = pending > 0 ? t("status.pending", { count: pending }) : t("status.synced");
     p.classList.toggle("waiting", pending > 0);
   }
@@ -1681,9 +2058,13 @@
     });
     $("approval-cancel").onclick = () => approvalDone(null);
     $("btn-remove").onclick = removeLine;
-    $("btn-clear").onclick = clearSale;
+    $("btn-clear").onclick = cancelSale;
+    $("give-back").onclick = retryGiveBack;
+    $("confirm-yes").onclick = () => confirmDone(true);
+    $("confirm-no").onclick = () => confirmDone(false);
     $("btn-pay").onclick = openPay;
     $("tender-cash").onclick = () => addTender("cash");
+    $("pay-complete").onclick = completeSale;
 
     $("tender-gift-card").onclick = () => openStoredValue("tender", "gift-card");
     $("tender-store-credit").onclick = () => openStoredValue("tender", "store-credit");
@@ -1700,6 +2081,8 @@
       if (e.key === "Enter") addTender("cash");
     });
     $("receipt-close").onclick = newSale;
+    $("receipt-print").onclick = printReceipt;
+    $("shift-no-sale").onclick = noSale;
     $("btn-price-check").onclick = () => {
       $("price-check-input").value = "";
       $("price-check-result").replaceChildren();
@@ -1722,6 +2105,7 @@
       if (e.key === "Enter") loadReturnReceipt();
     });
     $("return-submit").onclick = submitReturn;
+    $("return-new").onclick = openReturn;
     $("return-card-retry").onclick = refundToCard;
     $("btn-void").onclick = openVoid;
     $("void-confirm").onclick = confirmVoid;
@@ -1750,6 +2134,7 @@
     }
     translate();
     const c = K.config;
+    document.querySelectorAll('.keypad [data-key="."]').forEach((k) => (k.textContent = decimalSeparator()));
     $("store-name").textContent = c.name;
     $("terminal-name").textContent = K.terminal;
     document.title = `${t("app.title")} · ${K.terminal}`;
@@ -1757,6 +2142,13 @@
       fatal(K.terminal ? t("terminal.unknown", { terminal: K.terminal }) + " " + t("terminal.missing") : t("terminal.missing"), c.terminals);
       return;
     }
+    // Approvals of a sale this page held before a reload: that sale is gone, the money goes back.
+    const orphans = heldCards.list();
+    if (orphans.length) {
+      giveBack.save([...giveBack.list(), ...orphans]);
+      releaseCards();
+    }
+    renderGiveBack();
     loadQuickKeys();
     pollStatus();
     setInterval(pollStatus, 2000);
