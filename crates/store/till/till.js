@@ -729,7 +729,6 @@
   function askApproval(body, error) {
     $("approval-reason").textContent = t("approval.needed", { message: permissionName(body.permission) || body.message || "" });
     $("approval-pin").value = "";
-    $("approval-error").textContent = error || "";
     const select = $("approval-staff");
     select.replaceChildren(
       ...S.staffList
@@ -737,6 +736,7 @@
         .map((s) => el("option", { value: s.id, "data-test": "approval-staff-" + s.id, text: s.name })),
     );
     openDialog("dlg-approval");
+    $("approval-error").textContent = error || "";
     setTimeout(() => $("approval-pin").focus(), 0);
     return new Promise((resolve) => (approvalResolve = resolve));
   }
@@ -1303,9 +1303,10 @@
     const preview = $("receipt-preview");
     preview.replaceChildren();
     if (receipt.html) {
-      const frame = el("iframe", { sandbox: "", "data-test": "receipt-html" });
-      frame.srcdoc = receipt.html;
-      preview.append(frame);
+      // The printer's own HTML: every text in it is escaped by the node.
+      const paper = el("div", { class: "paper-html", "data-test": "receipt-html" });
+      paper.innerHTML = receipt.html;
+      preview.append(paper);
     } else if (receipt.text) {
       preview.append(el("pre", { "data-test": "receipt-text", text: receipt.text }));
     } else {
