@@ -16,6 +16,8 @@ use test_support::{PaymentTerminal, Process, client, provision_demo_store, set_p
 const T1: &str = "vienna-01-t1";
 const BREAD_GTIN: &str = "9003909062415";
 const BANANA_LABEL: &str = "2104011012507";
+/// The bananas' PLU, typed for loose bananas weighed at the till.
+const BANANA_PLU_CODE: &str = "4011";
 const WATER_GTIN: &str = "9113446044673";
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -267,7 +269,10 @@ async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line
     let printed = page.text(&dt("receipt-html")).await.unwrap();
     for name in names.as_array().unwrap() {
         let name = name.as_str().unwrap();
-        assert!(printed.contains(&name[..name.len().min(12)]), "{name} not on the receipt:\n{printed}");
+        assert!(
+            printed.contains(&name[..name.len().min(12)]),
+            "{name} not on the receipt:\n{printed}"
+        );
     }
     page.screenshot("till-receipt").await.unwrap();
     let receipt = get(&format!("{url}/v1/receipts/{number}")).await;
@@ -548,10 +553,36 @@ async fn offline_banner_and_pending_count_show_while_hq_is_unreachable_and_the_s
     // The sale is in the ledger all the same.
     let receipt = get(&format!("{url}/v1/receipts/{number}")).await;
     assert_eq!(receipt["kind"], "SaleCompleted");
+    // The banner takes its room without pushing Pay or the total off the screen.
+    page.scan(WATER_GTIN).await.unwrap();
+    wait_lines(&page, 1).await;
+    assert_on_screen(&page, &["btn-pay", "cart-total"]).await;
     // Every request the screen sent follows the node's OpenAPI document.
     page.assert_requests_follow(store::api::OPENAPI)
         .await
         .unwrap();
+
+    // The node itself goes away: the header no longer claims anything is synced.
+    let Node { _dir, process } = node;
+    process.kill9().await.unwrap();
+    page.wait_for(
+        "the header says the node is unreachable",
+        "document.querySelector('[data-test=pending-count]').dataset.state === 'node-down'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let header = page.text(&dt("pending-count")).await.unwrap();
+    assert!(!header.contains("synced"), "{header}");
+    assert_eq!(
+        page.attr(&dt("offline-banner"), "data-reason")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("node")
+    );
+    assert_on_screen(&page, &["btn-pay", "cart-total"]).await;
+    page.screenshot("till-node-down").await.unwrap();
     browser.close().await;
 }
 
@@ -759,6 +790,19 @@ async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_
     browser.close().await;
 }
 
+/// Asserts that each `data-test` element lies wholly inside the window.
+async fn assert_on_screen(page: &TestPage, names: &[&str]) {
+    for name in names {
+        let inside = page
+            .eval(&format!(
+                "(() => {{ const r = document.querySelector('[data-test={name}]').getBoundingClientRect(); return r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth; }})()"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(inside, json!(true), "{name} is not wholly on screen");
+    }
+}
+
 /// Scans three loaves of bread and waits for the cart's total, 10.47.
 async fn scan_three_loaves(page: &TestPage) {
     for _ in 0..3 {
@@ -773,6 +817,16 @@ async fn scan_three_loaves(page: &TestPage) {
     .unwrap();
 }
 
+/// The terminal simulator of the card till under `dir` (its state kept in `dir/terminal`).
+fn sim_config(dir: &Path) -> payments::sim::SimConfig {
+    payments::sim::SimConfig {
+        poi_id: "V400m-324688179".into(),
+        key: payments::crypto::SecurityKey::new("TillKey", 1, "till card passphrase"),
+        state_dir: dir.join("terminal"),
+        offline_floor_limit_minor: 5_000,
+    }
+}
+
 /// A Vienna node under `dir` whose till T1 has the terminal simulator as its payment terminal,
 /// running as a real process.
 async fn node_with_terminal(dir: &Path) -> (payments::sim::Simulator, Process) {
@@ -781,12 +835,7 @@ async fn node_with_terminal(dir: &Path) -> (payments::sim::Simulator, Process) {
         .await
         .unwrap();
     let sim = payments::sim::Simulator::start(
-        payments::sim::SimConfig {
-            poi_id: "V400m-324688179".into(),
-            key: payments::crypto::SecurityKey::new("TillKey", 1, "till card passphrase"),
-            state_dir: dir.join("terminal"),
-            offline_floor_limit_minor: 5_000,
-        },
+        sim_config(dir),
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
     )
     .await
@@ -1120,6 +1169,425 @@ async fn a_gift_card_issued_at_the_till_pays_part_of_a_sale_and_cash_the_rest() 
         "{kinds:?}"
     );
     // Every request the screen sent follows the node's OpenAPI document.
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    browser.close().await;
+}
+
+/// Reversals the terminal simulator has made.
+fn reversals(sim: &payments::sim::Simulator) -> usize {
+    sim.transactions()
+        .iter()
+        .filter(|t| t.kind == "Reversal")
+        .count()
+}
+
+/// Types `amount` and takes it by card after confirming; waits for the card tender on screen.
+async fn part_paid_by_card(page: &TestPage, amount: &str) {
+    page.fill(&dt("tender-amount"), amount).await.unwrap();
+    page.click(&dt("tender-card")).await.unwrap();
+    page.click(&dt("confirm-yes")).await.unwrap();
+    page.wait_visible(&format!("{}[data-kind=card]", dt("tender-row")))
+        .await
+        .unwrap();
+}
+
+async fn wait_reversals(sim: &payments::sim::Simulator, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while reversals(sim) != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} reversals at the terminal, expected {n}",
+            reversals(sim)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_card_payment_goes_back_on_every_way_out_of_a_sale_and_one_the_terminal_misses_stays_listed()
+ {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, process, page) = three_loaves_to_pay_at_a_card_till(&browser, dir.path()).await;
+
+    // Card asks before it charges: "no" sends nothing to the terminal.
+    page.fill(&dt("tender-amount"), "4.00").await.unwrap();
+    page.click(&dt("tender-card")).await.unwrap();
+    page.wait_visible(&dt("confirm-dialog")).await.unwrap();
+    let question = page.text(&dt("confirm-text")).await.unwrap();
+    assert!(question.contains("4,00"), "{question}");
+    page.click(&dt("confirm-no")).await.unwrap();
+    assert!(sim.transactions().is_empty());
+
+    // 4.00 approved, then the sale is abandoned: "Cancel sale" asks, "keep" keeps it, "cancel"
+    // gives the card payment back.
+    part_paid_by_card(&page, "4.00").await;
+    page.click(&dt("pay-cancel")).await.unwrap();
+    page.click(&dt("btn-clear")).await.unwrap();
+    page.wait_visible(&dt("confirm-dialog")).await.unwrap();
+    page.click(&dt("confirm-no")).await.unwrap();
+    assert_eq!(lines(&page).await.len(), 1);
+    assert_eq!(reversals(&sim), 0);
+    page.click(&dt("btn-clear")).await.unwrap();
+    page.click(&dt("confirm-yes")).await.unwrap();
+    wait_lines(&page, 0).await;
+    wait_reversals(&sim, 1).await;
+
+    // Parked with an approved card payment: it goes back, and the cashier is told.
+    scan_three_loaves(&page).await;
+    page.click(&dt("btn-pay")).await.unwrap();
+    part_paid_by_card(&page, "4.00").await;
+    page.click(&dt("pay-cancel")).await.unwrap();
+    page.click(&dt("btn-park")).await.unwrap();
+    wait_lines(&page, 0).await;
+    wait_reversals(&sim, 2).await;
+    let told = page.text(&dt("message")).await.unwrap();
+    assert!(told.contains("given back"), "{told}");
+
+    // The terminal does not take the reversal: the payment stays listed to give back, and the
+    // retry gives it back once the terminal answers again.
+    page.click(&dt("btn-resume")).await.unwrap();
+    page.click(&dt("parked-sale")).await.unwrap();
+    wait_lines(&page, 1).await;
+    page.click(&dt("btn-pay")).await.unwrap();
+    part_paid_by_card(&page, "4.00").await;
+    let addr = sim.addr();
+    drop(sim);
+    page.click(&dt("pay-cancel")).await.unwrap();
+    page.click(&dt("btn-clear")).await.unwrap();
+    page.click(&dt("confirm-yes")).await.unwrap();
+    page.wait_visible(&dt("give-back")).await.unwrap();
+    assert_eq!(
+        page.attr(&dt("give-back"), "data-count")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1")
+    );
+    page.screenshot("till-card-to-give-back").await.unwrap();
+    // The terminal is back, with what it remembers.
+    let sim = payments::sim::Simulator::start(
+        sim_config(dir.path()),
+        tokio::net::TcpListener::bind(addr).await.unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reversals(&sim), 2);
+    page.click(&dt("give-back")).await.unwrap();
+    page.wait_for(
+        "nothing left to give back",
+        "document.querySelector('[data-test=give-back]').hidden",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    wait_reversals(&sim, 3).await;
+    // Every approval was given back: the terminal holds no money for these abandoned sales.
+    let kept: i64 = sim
+        .transactions()
+        .iter()
+        .filter(|t| t.kind == "Payment")
+        .map(|t| t.captured_minor - t.refunded_minor)
+        .sum();
+    assert_eq!(kept, 0, "{:?}", sim.transactions());
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    drop(process);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_is_refunded_once_however_often_refund_is_pressed() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+    scan_three_loaves(&page).await;
+    page.click(&dt("btn-pay")).await.unwrap();
+    page.click(&dt("quick-exact")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    let number = page
+        .attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap();
+    page.click(&dt("receipt-close")).await.unwrap();
+
+    return_one_of_the_first_line(&page, &number, 1).await;
+    // A double press while the first request is on its way, then a third after it is done.
+    page.eval("(() => { const b = document.querySelector('[data-test=return-submit]'); b.click(); b.click(); })()")
+        .await
+        .unwrap();
+    page.wait_visible(&dt("return-new")).await.unwrap();
+    assert_eq!(
+        page.eval("document.querySelector('[data-test=return-submit]').hidden")
+            .await
+            .unwrap(),
+        json!(true)
+    );
+    page.eval("document.querySelector('[data-test=return-submit]').click()")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kinds = journal_kinds(&url, T1).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "ReturnCompleted").count(),
+        1,
+        "{kinds:?}"
+    );
+    // "New return" starts from scratch: nothing of the last one is armed.
+    page.click(&dt("return-new")).await.unwrap();
+    assert_eq!(page.count(&dt("return-line")).await.unwrap(), 0);
+    assert_eq!(page.text(&dt("return-result")).await.unwrap(), "");
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_german_till_takes_a_decimal_comma_keeps_a_mistyped_weight_and_speaks_german() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = browser
+        .open(&format!("{url}/till?terminal={T1}&lang=de"))
+        .await
+        .unwrap();
+    page.wait_for("sign-in", "document.body.dataset.screen === 'signin'", WAIT)
+        .await
+        .unwrap();
+    // A wrong PIN is said in German, by the error's code.
+    page.click(&dt("staff-anna")).await.unwrap();
+    page.fill(&dt("pin-input"), "0000").await.unwrap();
+    page.click(&dt("pin-ok")).await.unwrap();
+    page.wait_for(
+        "wrong PIN",
+        "document.querySelector('[data-test=signin-error]').dataset.code === 'wrong_pin'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.text(&dt("signin-error")).await.unwrap(),
+        "Falsche PIN."
+    );
+    page.click(&dt("pin-back")).await.unwrap();
+    sign_in(&page, "anna", "1111").await;
+    page.wait_for("selling", "document.body.dataset.screen === 'sell'", WAIT)
+        .await
+        .unwrap();
+
+    // The sell keypad is in numeric-pad order: 7 8 9 above 4 5 6 above 1 2 3 above 0.
+    let rows = page
+        .eval("['7','8','9','4','5','6','1','2','3','0'].map(k => Math.round(document.querySelector(`[data-test=sell-pad] [data-key=\"${k}\"]`).getBoundingClientRect().top))")
+        .await
+        .unwrap();
+    let rows: Vec<i64> = serde_json::from_value(rows).unwrap();
+    assert!(rows[0] == rows[1] && rows[1] == rows[2], "{rows:?}");
+    assert!(
+        rows[3] == rows[4] && rows[4] == rows[5] && rows[3] > rows[0],
+        "{rows:?}"
+    );
+    assert!(
+        rows[6] == rows[7] && rows[7] == rows[8] && rows[6] > rows[3],
+        "{rows:?}"
+    );
+    assert!(rows[9] > rows[6], "{rows:?}");
+    // Its decimal key types the German comma.
+    assert_eq!(
+        page.text(&format!("{} [data-key=\".\"]", dt("sell-pad")))
+            .await
+            .unwrap(),
+        ","
+    );
+
+    // Loose bananas weighed by hand: a mistyped weight is said and kept; "1,234" is taken.
+    page.scan(BANANA_PLU_CODE).await.unwrap();
+    page.wait_visible(&dt("qty-dialog")).await.unwrap();
+    page.fill(&dt("qty-input"), "1,2x").await.unwrap();
+    page.click(&dt("qty-ok")).await.unwrap();
+    page.wait_for(
+        "the mistyped weight is refused and kept",
+        "document.querySelector('[data-test=qty-error]').textContent !== '' && !document.querySelector('[data-test=qty-dialog]').hidden && document.querySelector('[data-test=qty-input]').value === '1,2x'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.fill(&dt("qty-input"), "1,234").await.unwrap();
+    page.click(&dt("qty-ok")).await.unwrap();
+    wait_lines(&page, 1).await;
+    assert_eq!(lines(&page).await[0].1, "1.234");
+    page.screenshot("till-de-weight").await.unwrap();
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_void_dialog_names_the_sale_it_voids() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+    scan_three_loaves(&page).await;
+    page.click(&dt("btn-pay")).await.unwrap();
+    page.click(&dt("quick-exact")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    let number = page
+        .attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap();
+    page.click(&dt("receipt-close")).await.unwrap();
+    page.click(&dt("btn-void-last")).await.unwrap();
+    page.wait_for(
+        "the sale named",
+        &format!("document.querySelector('[data-test=void-sale]').dataset.receipt === '{number}'"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let named = page.text(&dt("void-sale")).await.unwrap();
+    assert!(
+        named.contains(&number) && named.contains("10,47"),
+        "{named}"
+    );
+    page.screenshot("till-void").await.unwrap();
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    browser.close().await;
+}
+
+/// The screens a cashier sees, at the sizes real tills have, in English and German: every
+/// control that matters lies wholly on screen, quick keys included, and the screenshots are
+/// kept in `artifacts/` to be looked at. The customer display at 800×480 shows the total and
+/// the change whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_screen_fits_1024x768_to_1920x1080_in_english_and_german() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+    let display = browser
+        .open(&format!("{url}/display?terminal={T1}"))
+        .await
+        .unwrap();
+    display.set_viewport(800, 480).await.unwrap();
+    for lang in ["en", "de"] {
+        if page.eval("Kassa.state.lang").await.unwrap() != json!(lang) {
+            page.click(&dt("btn-lang")).await.unwrap();
+        }
+        for (width, height) in [(1024, 768), (1280, 800), (1920, 1080)] {
+            page.set_viewport(width, height).await.unwrap();
+            let at = format!("{lang}-{width}x{height}");
+            scan_three_loaves(&page).await;
+            page.scan(BANANA_LABEL).await.unwrap();
+            wait_lines(&page, 2).await;
+            assert_on_screen(&page, &["btn-pay", "cart-total", "cart-count", "btn-clear"]).await;
+            let whole_keys = page
+                .eval("Array.from(document.querySelectorAll('[data-test=quick-key]')).filter(k => { const r = k.getBoundingClientRect(), box = document.querySelector('[data-test=quick-keys]').getBoundingClientRect(); return r.height >= 44 && r.top >= box.top && r.bottom <= box.bottom; }).length")
+                .await
+                .unwrap();
+            assert!(
+                whole_keys.as_u64().unwrap() >= 4,
+                "{at}: {whole_keys} quick keys wholly visible"
+            );
+            // No label of the selling screen is cut off.
+            let cut = page
+                .eval("Array.from(document.querySelectorAll('.actions button, .right .pay')).filter(b => b.scrollWidth > b.clientWidth + 1).map(b => b.textContent)")
+                .await
+                .unwrap();
+            assert_eq!(cut, json!([]), "{at}: labels cut off");
+            page.screenshot(&format!("till-sell-{at}")).await.unwrap();
+            display
+                .wait_for(
+                    "the cart on the display",
+                    "document.body.dataset.state === 'cart'",
+                    WAIT,
+                )
+                .await
+                .unwrap();
+            assert_on_screen(&display, &["display-total"]).await;
+            display
+                .screenshot(&format!("display-cart-{lang}-800x480"))
+                .await
+                .unwrap();
+            // The till's tab in front again: a background tab gets no input.
+            page.page().bring_to_front().await.unwrap();
+
+            page.click(&dt("btn-pay")).await.unwrap();
+            page.wait_visible(&dt("pay-dialog")).await.unwrap();
+            assert_on_screen(&page, &["tender-cash", "tender-card", "pay-remaining"]).await;
+            page.screenshot(&format!("till-pay-{at}")).await.unwrap();
+            page.fill(&dt("tender-amount"), "50").await.unwrap();
+            page.click(&dt("tender-cash")).await.unwrap();
+            page.wait_visible(&dt("receipt-html")).await.unwrap();
+            assert_on_screen(&page, &["receipt-close", "receipt-change"]).await;
+            page.screenshot(&format!("till-receipt-{at}"))
+                .await
+                .unwrap();
+            display
+                .wait_for(
+                    "the change on the display",
+                    "document.body.dataset.state === 'paid'",
+                    WAIT,
+                )
+                .await
+                .unwrap();
+            assert_on_screen(&display, &["display-total", "display-change"]).await;
+            display
+                .screenshot(&format!("display-paid-{lang}-800x480"))
+                .await
+                .unwrap();
+            // The till's tab in front again: a background tab gets no input.
+            page.page().bring_to_front().await.unwrap();
+            page.click(&dt("receipt-close")).await.unwrap();
+
+            page.click(&dt("btn-shift")).await.unwrap();
+            page.click(&dt("shift-x")).await.unwrap();
+            page.wait_for(
+                "the X report",
+                "document.querySelector('[data-test=shift-report]').textContent.length > 0",
+                WAIT,
+            )
+            .await
+            .unwrap();
+            page.screenshot(&format!("till-x-report-{at}"))
+                .await
+                .unwrap();
+            page.click(&dt("shift-dialog-close")).await.unwrap();
+        }
+    }
+    // The Z report, once, at the smallest size.
+    page.set_viewport(1024, 768).await.unwrap();
+    page.click(&dt("btn-shift")).await.unwrap();
+    page.click(&dt("shift-close-start")).await.unwrap();
+    page.fill(&dt("count-50.00"), "3").await.unwrap();
+    page.click(&dt("shift-close-ok")).await.unwrap();
+    page.wait_for(
+        "the Z report",
+        "document.querySelector('[data-test=shift-report]').dataset.overShort !== undefined",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.screenshot("till-z-report-de-1024x768").await.unwrap();
     page.assert_requests_follow(store::api::OPENAPI)
         .await
         .unwrap();

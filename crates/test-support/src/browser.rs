@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType};
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
@@ -326,6 +327,18 @@ impl TestPage {
         for result in futures_util::future::join_all(futures).await {
             result.context("dispatching a key event")?;
         }
+        Ok(())
+    }
+
+    /// Resizes the page's window to `width`×`height` CSS pixels (a till's or a customer
+    /// display's screen).
+    pub async fn set_viewport(&self, width: i64, height: i64) -> anyhow::Result<()> {
+        self.page
+            .execute(SetDeviceMetricsOverrideParams::new(
+                width, height, 1.0, false,
+            ))
+            .await
+            .with_context(|| format!("resizing the window to {width}x{height}"))?;
         Ok(())
     }
 
