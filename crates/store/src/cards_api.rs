@@ -921,7 +921,48 @@ async fn totals(
         "terminal_totals": {"payments": lines(&r.terminal_debits), "refunds": lines(&r.terminal_credits)},
         "ledger_totals": {"payments": lines(&ledger.debits), "refunds": lines(&ledger.credits)},
         "differences": r.differences,
+        "unused_approvals": unused_approvals(&node, &till, &cards).await?,
     })))
+}
+
+/// Card payments the terminal approved that no sale or gift card took and that were never
+/// reversed: money a customer was charged for nothing (a sale abandoned after approval, a till
+/// whose page was lost). End of day lists them so that someone gives them back.
+async fn unused_approvals(node: &Node, till: &TerminalId, cards: &TillCards) -> ApiResult<Value> {
+    let records = cards
+        .service
+        .journal()
+        .records()
+        .await
+        .map_err(|e| payment_error(e.into()))?;
+    let reversed: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter(|r| {
+            r.op.kind == OpKind::Reversal && matches!(r.outcome, Some(Outcome::Refunded { .. }))
+        })
+        .filter_map(|r| r.op.original_poi_transaction_id.as_deref())
+        .collect();
+    let mut unused = Vec::new();
+    for r in &records {
+        let Some(Outcome::Approved { payment, .. }) = &r.outcome else {
+            continue;
+        };
+        if r.op.kind != OpKind::Payment
+            || reversed.contains(payment.poi_transaction_id.as_str())
+            || used_by(node, till, &payment.poi_transaction_id)
+                .await?
+                .is_some()
+        {
+            continue;
+        }
+        unused.push(json!({
+            "poi_transaction_id": payment.poi_transaction_id,
+            "amount": minor(payment.authorised_minor, &payment.currency),
+            "currency": payment.currency,
+            "approved_at": r.op.started_at,
+        }));
+    }
+    Ok(Value::Array(unused))
 }
 
 /// Start and end (epoch ms) of a business day in the store's time zone.

@@ -2329,3 +2329,107 @@ async fn every_refusal_has_the_documented_shape_even_where_axum_refuses_on_its_o
     );
     assert_eq!(node.total_events().await, 0, "nothing was written");
 }
+
+#[tokio::test]
+async fn a_discount_above_the_cashiers_limit_is_approved_when_priced_not_first_at_payment() {
+    let node = TestNode::vienna().await;
+    let anna = node.sign_in(T1, "anna", "1111").await;
+    let written = node.last_seq(T1).await;
+    let cart = |approval: Option<Value>| {
+        let mut cart = json!({"lines": [{"code": TEE, "discount": {"percent": "20"}}]});
+        if let Some(a) = approval {
+            cart["approval"] = a;
+        }
+        cart
+    };
+    // Priced with the cashier's session, the cart asks for the supervisor there and then.
+    let response = node.as_staff(&anna, "/v1/carts/price", &cart(None)).await;
+    assert_error(
+        &response,
+        StatusCode::FORBIDDEN,
+        "approval_required",
+        Some("approval"),
+    );
+    assert_eq!(response.1["permission"], "large-discount");
+    let wrong = json!({"staff": "sven", "pin": "2223"});
+    let response = node
+        .as_staff(&anna, "/v1/carts/price", &cart(Some(wrong)))
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNAUTHORIZED,
+        "wrong_pin",
+        Some("approval.pin"),
+    );
+    let sven = json!({"staff": "sven", "pin": "2222"});
+    let (status, body) = node
+        .as_staff(&anna, "/v1/carts/price", &cart(Some(sven)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Within the limit, or without a session (a price lookup), nothing is asked.
+    let (status, body) = node
+        .as_staff(
+            &anna,
+            "/v1/carts/price",
+            &json!({"lines": [{"code": TEE, "discount": {"percent": "10"}}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = node.post("/v1/carts/price", None, &cart(None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Pricing wrote nothing.
+    assert_eq!(node.last_seq(T1).await, written);
+}
+
+#[tokio::test]
+async fn the_void_names_the_sale_it_voids_and_refuses_another() {
+    let node = TestNode::vienna().await;
+    let (status, body) = node.get(&format!("/v1/sales/last?terminal={T1}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["code"], "nothing_to_void");
+    let (status, first) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, last) = node.get(&format!("/v1/sales/last?terminal={T1}")).await;
+    assert_eq!(status, StatusCode::OK, "{last}");
+    assert_eq!(last["receipt"], first["receipt"]);
+    assert_eq!(last["total"], first["cart"]["total"]);
+    // Another sale since the cashier looked: the void of the one they saw is refused.
+    let (status, second) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let seen = json!({"terminal": T1, "reason": "wrong item", "receipt": first["receipt"]});
+    let response = node
+        .post("/v1/sales/void-last", Some("void-seen"), &seen)
+        .await;
+    assert_error(
+        &response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not_last_sale",
+        Some("receipt"),
+    );
+    let written = node.last_seq(T1).await;
+    let current = json!({"terminal": T1, "reason": "wrong item", "receipt": second["receipt"]});
+    let (status, voided) = node
+        .post("/v1/sales/void-last", Some("void-current"), &current)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{voided}");
+    assert_eq!(voided["voided_receipt"], second["receipt"]);
+    assert_eq!(node.last_seq(T1).await, written + 1);
+    let (status, body) = node.get(&format!("/v1/sales/last?terminal={T1}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+#[tokio::test]
+async fn a_no_sale_says_whether_the_drawer_opened() {
+    let node = TestNode::vienna().await;
+    let (status, body) = node
+        .post(
+            "/v1/shifts/no-sale",
+            Some("no-sale-1"),
+            &json!({"terminal": T1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["kind"], "NoSale");
+    // This till has no printer, so no drawer opened: the answer says so.
+    assert_eq!(body["drawer"], "no_printer");
+}

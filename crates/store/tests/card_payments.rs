@@ -407,9 +407,17 @@ async fn partial_approvals_declines_and_reversals() {
     assert_eq!(declined["status"], "declined");
     assert_eq!(declined["reason"], "Not enough balance");
 
-    // A sale abandoned after approval: the payment is reversed and can no longer pay a sale.
+    // A sale abandoned after approval: until it is reversed, end of day lists it as owed back
+    // to the customer (and lists nothing a sale took).
     let (status, body) = s.pay("pay-r", "sale-r", "3.49").await;
     let poi = approved(status, &body);
+    let (status, totals) = s.totals_today().await;
+    assert_eq!(status, StatusCode::OK, "{totals}");
+    let unused = totals["unused_approvals"].as_array().unwrap();
+    assert_eq!(unused.len(), 1, "{totals}");
+    assert_eq!(unused[0]["poi_transaction_id"], poi.as_str());
+    assert_eq!(unused[0]["amount"], "3.49");
+    // Reversed, it can no longer pay a sale and is owed no more.
     let reverse = format!("/v1/card-payments/{poi}/reverse");
     let (status, reversed) = call(
         &s.router,
@@ -444,6 +452,9 @@ async fn partial_approvals_declines_and_reversals() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert_eq!(e["code"], "card_payment_reversed");
+    let (status, totals) = s.totals_today().await;
+    assert_eq!(status, StatusCode::OK, "{totals}");
+    assert_eq!(totals["unused_approvals"], json!([]), "{totals}");
     drop(s.app);
 }
 
