@@ -702,6 +702,23 @@ seed = {
     ],
 }
 
+# Quick keys on the tills' selling screens: a page (tab) per counter, in the counter's colour.
+def quick_page(label, prefixes, colour, limit=24):
+    keys = [{"sku": v["sku"], "colour": colour}
+            for p in products for v in p["variants"]
+            if v["sku"].startswith(prefixes) and v["channels"] != "online"][:limit]
+    return {"label": label, "keys": keys}
+
+
+QUICK_KEYS = [
+    quick_page("Gebäck", ("GRO-BRD-",), "#f6d7a7"),
+    quick_page("Obst & Gemüse", ("GRO-FRU-", "GRO-VEG-"), "#c5e1a5"),
+    quick_page("Feinkost", ("GRO-DEL-", "GRO-MEA-"), "#f8bbd0"),
+    quick_page("Getränke", ("GRO-DRK-",), "#90caf9"),
+]
+for s in seed["stores"]:
+    s["quick_keys"] = json.loads(json.dumps(QUICK_KEYS))
+
 # --------------------------------------------------------------------------------------------
 # Checks
 # --------------------------------------------------------------------------------------------

@@ -1593,3 +1593,56 @@ async fn every_screen_fits_1024x768_to_1920x1080_in_english_and_german() {
         .unwrap();
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_keys_come_in_the_stores_pages_and_ring_up_their_item() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let page = open_till(&browser, &node.process.url, T1).await;
+    page.wait_for(
+        "the store's quick-key pages",
+        "document.querySelectorAll('[data-test=quick-page]').length === 4",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let tabs = page
+        .eval("Array.from(document.querySelectorAll('[data-test=quick-page]')).map(t => t.textContent)")
+        .await
+        .unwrap();
+    assert_eq!(
+        tabs,
+        json!(["Gebäck", "Obst & Gemüse", "Feinkost", "Getränke"])
+    );
+    // The drinks page, in its colour: its first key rings up a drink.
+    page.click(&format!("{}[data-index=\"3\"]", dt("quick-page")))
+        .await
+        .unwrap();
+    page.wait_for(
+        "the drinks",
+        "document.querySelector('[data-test=quick-key]').dataset.sku.startsWith('GRO-DRK-')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let colour = page
+        .eval("getComputedStyle(document.querySelector('[data-test=quick-key]')).backgroundColor")
+        .await
+        .unwrap();
+    assert_eq!(colour, json!("rgb(144, 202, 249)"));
+    let sku = page
+        .attr(&dt("quick-key"), "data-sku")
+        .await
+        .unwrap()
+        .unwrap();
+    page.click(&dt("quick-key")).await.unwrap();
+    wait_lines(&page, 1).await;
+    assert_eq!(lines(&page).await[0].0, sku);
+    page.screenshot("till-quick-keys-drinks").await.unwrap();
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    browser.close().await;
+}

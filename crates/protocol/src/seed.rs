@@ -166,6 +166,124 @@ pub struct StoreDto {
     pub locale: String,
     pub timezone: String,
     pub scale_layouts: Vec<LayoutDto>,
+    /// The till's quick keys, in pages (tabs); none: the till offers the items with a PLU.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_keys: Vec<QuickKeyPageDto>,
+}
+
+/// Most quick-key pages a store may have, and most keys on a page.
+pub const QUICK_KEY_PAGES: usize = 12;
+/// Most keys on one quick-key page.
+pub const QUICK_KEYS_PER_PAGE: usize = 60;
+/// Longest page or key label, in characters.
+pub const QUICK_KEY_LABEL: usize = 32;
+
+/// A page (tab) of quick keys on the till's selling screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuickKeyPageDto {
+    /// The tab's label (`"Gebäck"`).
+    pub label: String,
+    /// Its keys.
+    pub keys: Vec<QuickKeyDto>,
+}
+
+/// One quick key: a variant of the catalog, with an optional label (else the variant's name),
+/// colour (`#rrggbb`) and position on its page (1 is top left, counting across; keys without one
+/// follow in file order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuickKeyDto {
+    /// The variant it rings up.
+    pub sku: String,
+    /// Text on the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Background colour, `#rrggbb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour: Option<String>,
+    /// Place on the page, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+}
+
+impl QuickKeyPageDto {
+    /// Checks a store's pages against the catalog: labels given and not too long, every key's
+    /// SKU known, colours `#rrggbb`, positions from 1 to the page size and not repeated.
+    fn check_pages(
+        pages: &[QuickKeyPageDto],
+        catalog: &Catalog,
+        field: &str,
+    ) -> Result<(), FieldError> {
+        if pages.len() > QUICK_KEY_PAGES {
+            return Err(FieldError::new(
+                field,
+                format!("{} pages; at most {QUICK_KEY_PAGES}", pages.len()),
+            ));
+        }
+        let label = |text: &str, at: String| {
+            let n = text.chars().count();
+            if text.trim().is_empty() {
+                Err(FieldError::new(at, "is empty"))
+            } else if n > QUICK_KEY_LABEL {
+                Err(FieldError::new(
+                    at,
+                    format!("{n} characters; at most {QUICK_KEY_LABEL}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        for (p, page) in pages.iter().enumerate() {
+            let f = format!("{field}[{p}]");
+            label(&page.label, format!("{f}.label"))?;
+            if page.keys.len() > QUICK_KEYS_PER_PAGE {
+                return Err(FieldError::new(
+                    format!("{f}.keys"),
+                    format!("{} keys; at most {QUICK_KEYS_PER_PAGE}", page.keys.len()),
+                ));
+            }
+            let mut taken = std::collections::BTreeSet::new();
+            for (k, key) in page.keys.iter().enumerate() {
+                let f = format!("{f}.keys[{k}]");
+                let sku = Sku::parse(&key.sku).at(|| format!("{f}.sku"))?;
+                if catalog.by_sku(&sku).is_none() {
+                    return Err(FieldError::new(
+                        format!("{f}.sku"),
+                        format!("no variant `{sku}` in this file's catalog"),
+                    ));
+                }
+                if let Some(text) = &key.label {
+                    label(text, format!("{f}.label"))?;
+                }
+                if let Some(colour) = &key.colour {
+                    let hex = colour.strip_prefix('#').unwrap_or("");
+                    if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                        return Err(FieldError::new(
+                            format!("{f}.colour"),
+                            format!("`{colour}` is not a colour such as #1e88e5"),
+                        ));
+                    }
+                }
+                if let Some(position) = key.position {
+                    let max = u32::try_from(QUICK_KEYS_PER_PAGE).unwrap_or(u32::MAX);
+                    if position == 0 || position > max {
+                        return Err(FieldError::new(
+                            format!("{f}.position"),
+                            format!("{position} is not from 1 to {max}"),
+                        ));
+                    }
+                    if !taken.insert(position) {
+                        return Err(FieldError::new(
+                            format!("{f}.position"),
+                            format!("position {position} is taken by another key on this page"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A restricted-circulation label layout.
@@ -581,6 +699,13 @@ impl SeedDto {
             })
             .collect::<Result<Vec<_>, FieldError>>()?;
         let catalog = Catalog::build(products).at(|| "products".into())?;
+        for (i, store) in self.stores.iter().enumerate() {
+            QuickKeyPageDto::check_pages(
+                &store.quick_keys,
+                &catalog,
+                &format!("stores[{i}].quick_keys"),
+            )?;
+        }
         let pricebooks = self
             .pricebooks
             .iter()
@@ -609,6 +734,46 @@ mod tests {
         serde_json::from_str::<JurisdictionDto>(&json)
             .unwrap()
             .parse("jurisdiction")
+    }
+
+    #[test]
+    fn quick_keys_are_checked_against_the_catalog_and_name_the_field_at_fault() {
+        let demo: SeedDto = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../data/demo/seed.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(demo.parse().is_ok());
+        let with = |keys: serde_json::Value| {
+            let mut seed = demo.clone();
+            seed.stores[1].quick_keys =
+                serde_json::from_value(serde_json::json!([{"label": "Page", "keys": keys}]))
+                    .unwrap();
+            seed.parse().map(|_| ()).unwrap_err()
+        };
+        let err = with(serde_json::json!([{"sku": "NOPE-1"}]));
+        assert_eq!(err.field, "stores[1].quick_keys[0].keys[0].sku");
+        let err = with(serde_json::json!([{"sku": "GRO-BRD-0001", "colour": "blue"}]));
+        assert_eq!(err.field, "stores[1].quick_keys[0].keys[0].colour");
+        let err = with(serde_json::json!([
+            {"sku": "GRO-BRD-0001", "position": 3},
+            {"sku": "GRO-BRD-0002", "position": 3}
+        ]));
+        assert_eq!(err.field, "stores[1].quick_keys[0].keys[1].position");
+        let err = with(serde_json::json!([{"sku": "GRO-BRD-0001", "position": 0}]));
+        assert_eq!(err.field, "stores[1].quick_keys[0].keys[0].position");
+        let long = "x".repeat(QUICK_KEY_LABEL + 1);
+        let err = with(serde_json::json!([{"sku": "GRO-BRD-0001", "label": long}]));
+        assert_eq!(err.field, "stores[1].quick_keys[0].keys[0].label");
+        let mut seed = demo.clone();
+        seed.stores[0].quick_keys[2].label = " ".into();
+        assert_eq!(
+            seed.parse().map(|_| ()).unwrap_err().field,
+            "stores[0].quick_keys[2].label"
+        );
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub fn pin_pepper_problem(log: Option<&HqLog>, own_pepper: &[u8]) -> Option<Stri
 pub struct StoreContext {
     /// Configuration, tax jurisdiction and label layouts.
     pub config: StoreConfig,
+    /// The till's quick-key pages as HQ configured them (checked against the catalog when
+    /// published); empty: the till offers the items with a PLU.
+    pub quick_keys: Vec<protocol::seed::QuickKeyPageDto>,
     /// The reference data version.
     pub version: i64,
     catalog: CatalogIndex,
@@ -306,11 +309,15 @@ async fn apply(
         }
         None => return Err(RefError::NoStore(store.clone())),
     };
-    // Both must build, or the store would be left unable to price.
+    // Both must build, or the store would be left unable to price. (Quick keys were checked
+    // against the whole catalog when HQ published them.)
     let check = SeedDto {
         format: protocol::seed::FORMAT.to_owned(),
         jurisdictions: vec![jurisdiction_dto.clone()],
-        stores: vec![store_dto.clone()],
+        stores: vec![StoreDto {
+            quick_keys: Vec::new(),
+            ..store_dto.clone()
+        }],
         products: vec![],
         pricebooks: vec![],
         staff: vec![],
@@ -510,8 +517,10 @@ pub async fn load_context(pool: &SqlitePool) -> Result<Option<StoreContext>, Ref
         return Ok(None);
     };
     let stored = |e: serde_json::Error| RefError::Stored(e.to_string());
-    let store: StoreDto =
+    let mut store: StoreDto =
         serde_json::from_str(row.get::<&str, _>("store_config")).map_err(stored)?;
+    // Checked against the catalog when they were published; this set has no catalog.
+    let quick_keys = std::mem::take(&mut store.quick_keys);
     let jurisdiction: JurisdictionDto =
         serde_json::from_str(row.get::<&str, _>("jurisdiction")).map_err(stored)?;
     let seed = SeedDto {
@@ -527,6 +536,7 @@ pub async fn load_context(pool: &SqlitePool) -> Result<Option<StoreContext>, Ref
     let catalog = load_catalog(pool, &config).await?;
     Ok(Some(StoreContext {
         config,
+        quick_keys,
         version: row.get("version"),
         catalog,
     }))

@@ -192,14 +192,54 @@ async fn search(
     Ok(Json(json!({ "items": items })))
 }
 
+/// The till's quick keys, in pages: as the store's reference data lays them out (label, colour,
+/// position), or, when it has none, one page of the items with a PLU. A key whose item this
+/// node does not sell now (unknown, online only, no price in force) is left out.
 async fn quick_keys(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
     let ctx = context(&node)?;
-    let keys: Vec<Value> = ctx
-        .plu_items(node.clock.now(), QUICK_KEYS)
-        .iter()
-        .map(|(plu, item)| item_json(plu, item))
-        .collect();
-    Ok(Json(json!({ "keys": keys })))
+    let now = node.clock.now();
+    let pages: Vec<Value> = if ctx.quick_keys.is_empty() {
+        let keys: Vec<Value> = ctx
+            .plu_items(now, QUICK_KEYS)
+            .iter()
+            .enumerate()
+            .map(|(i, (plu, item))| {
+                let mut key = item_json(plu, item);
+                key["position"] = json!(i + 1);
+                key
+            })
+            .collect();
+        vec![json!({"label": null, "keys": keys})]
+    } else {
+        ctx.quick_keys
+            .iter()
+            .map(|page| {
+                // Keys placed by the file keep their place; the others take the free places in
+                // file order.
+                let taken: std::collections::BTreeSet<u32> =
+                    page.keys.iter().filter_map(|k| k.position).collect();
+                let mut free = (1_u32..).filter(|p| !taken.contains(p));
+                let mut keys: Vec<Value> = page
+                    .keys
+                    .iter()
+                    .filter_map(|key| {
+                        let position = key.position.or_else(|| free.next())?;
+                        let sku = domain::catalog::Sku::parse(&key.sku).ok()?;
+                        let item = ctx.variant(&sku, now).filter(|i| i.sold_in_store)?;
+                        item.price?;
+                        let mut json = item_json(sku.as_str(), &item);
+                        json["label"] = json!(key.label.as_deref().unwrap_or(&item.name));
+                        json["colour"] = json!(key.colour);
+                        json["position"] = json!(position);
+                        Some(json)
+                    })
+                    .collect();
+                keys.sort_by_key(|k| k["position"].as_u64());
+                json!({"label": page.label, "keys": keys})
+            })
+            .collect()
+    };
+    Ok(Json(json!({ "pages": pages })))
 }
 
 /// A cart with the tenders offered so far.

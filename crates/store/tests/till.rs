@@ -27,6 +27,11 @@ struct TestNode {
 }
 
 async fn node(store_id: &str) -> TestNode {
+    node_with(store_id, |_| {}).await
+}
+
+/// A node of `store_id` seeded with the demo data as `edit` changes it.
+async fn node_with(store_id: &str, edit: impl FnOnce(&mut protocol::seed::SeedDto)) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let terminals = [format!("{store_id}-t1"), format!("{store_id}-t2")];
     let ids: Vec<TerminalId> = terminals
@@ -36,8 +41,9 @@ async fn node(store_id: &str) -> TestNode {
     store::provision(dir.path(), &StoreId::parse(store_id).unwrap(), &ids)
         .await
         .unwrap();
-    let seed: protocol::seed::SeedDto =
+    let mut seed: protocol::seed::SeedDto =
         serde_json::from_str(&std::fs::read_to_string(SEED).unwrap()).unwrap();
+    edit(&mut seed);
     store::seed(dir.path(), &seed).await.unwrap();
     let app = store::App::build(
         &store::Settings {
@@ -217,19 +223,80 @@ async fn store_settings_search_and_quick_keys_come_from_the_reference_data() {
     let (_, found) = node.get("/v1/till/search?q=HOU-GEN-0005").await;
     assert_eq!(found["items"], json!([]));
 
-    let (status, keys) = node.get("/v1/till/quick-keys").await;
+    // Quick keys come in the pages the store's reference data lays out, with their colours.
+    let (status, quick) = node.get("/v1/till/quick-keys").await;
     assert_eq!(status, StatusCode::OK);
-    let keys = keys["keys"].as_array().unwrap();
-    assert!(!keys.is_empty() && keys.len() <= 24);
+    let pages = quick["pages"].as_array().unwrap();
+    let labels: Vec<&str> = pages.iter().map(|p| p["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["Gebäck", "Obst & Gemüse", "Feinkost", "Getränke"]);
+    let keys = pages[0]["keys"].as_array().unwrap();
     assert_eq!(keys[0]["sku"], "GRO-BRD-0001");
-    assert_eq!(keys[0]["code"], "10001");
     assert_eq!(keys[0]["price"], "0.45");
+    assert_eq!(keys[0]["colour"], "#f6d7a7");
+    assert_eq!(keys[0]["position"], 1);
+    assert_eq!(keys[0]["label"], keys[0]["name"]);
+    let positions: Vec<u64> = keys
+        .iter()
+        .map(|k| k["position"].as_u64().unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
     // A quick key's code scans as its item.
     let (status, item) = node
         .get(&format!("/v1/items/{}", keys[0]["code"].as_str().unwrap()))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(item["sku"], keys[0]["sku"]);
+}
+
+#[tokio::test]
+async fn quick_keys_keep_their_places_and_a_store_without_pages_offers_its_plu_items() {
+    // Keys placed by the file keep their place; the others fill the free places in file order;
+    // an item not sold in stores is left out.
+    let node = node_with("vienna-01", |seed| {
+        let vienna = seed
+            .stores
+            .iter_mut()
+            .find(|s| s.id == "vienna-01")
+            .unwrap();
+        vienna.quick_keys = serde_json::from_value(json!([{"label": "Mix", "keys": [
+            {"sku": "GRO-BRD-0002"},
+            {"sku": "GRO-BRD-0001", "position": 1, "label": "Semmel", "colour": "#1e88e5"},
+            {"sku": "HOU-GEN-0005"},
+            {"sku": "GRO-BRD-0003"},
+        ]}]))
+        .unwrap();
+    })
+    .await;
+    let (_, quick) = node.get("/v1/till/quick-keys").await;
+    let keys = quick["pages"][0]["keys"].as_array().unwrap();
+    let placed: Vec<(&str, u64)> = keys
+        .iter()
+        .map(|k| (k["sku"].as_str().unwrap(), k["position"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("GRO-BRD-0001", 1),
+            ("GRO-BRD-0002", 2),
+            ("GRO-BRD-0003", 4)
+        ]
+    );
+    assert_eq!(keys[0]["label"], "Semmel");
+
+    let node = node_with("vienna-01", |seed| {
+        for store in &mut seed.stores {
+            store.quick_keys.clear();
+        }
+    })
+    .await;
+    let (_, quick) = node.get("/v1/till/quick-keys").await;
+    let pages = quick["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0]["label"], Value::Null);
+    let keys = pages[0]["keys"].as_array().unwrap();
+    assert!(!keys.is_empty() && keys.len() <= 24);
+    assert_eq!(keys[0]["sku"], "GRO-BRD-0001");
+    assert_eq!(keys[0]["code"], "10001");
 }
 
 #[tokio::test]

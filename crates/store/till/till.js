@@ -1447,18 +1447,43 @@
     renderEntry();
   }
 
+  // Quick keys: pages (tabs) of keys as the store's reference data lays them out.
+  let quickPages = [];
+  let quickPage = 0;
+
   async function loadQuickKeys() {
     try {
       const r = await api("GET", "/v1/till/quick-keys");
-      const keys = (r.body && r.body.keys) || [];
-      $("quick-keys").replaceChildren(
-        ...keys.map((k) =>
-          el("button", { class: "quick", "data-test": "quick-key", "data-code": k.code, "data-sku": k.sku, onclick: () => { enqueue(k.code, S.pendingQty, performance.now()); S.pendingQty = null; renderEntry(); } }, el("span", { class: "name", text: k.name }), el("span", { class: "price", text: money(k.price) })),
-        ),
-      );
+      quickPages = (r.status === 200 && r.body && r.body.pages) || [];
     } catch (e) {
-      /* no quick keys when the node is away */
+      quickPages = []; /* no quick keys when the node is away */
     }
+    quickPage = Math.min(quickPage, Math.max(0, quickPages.length - 1));
+    renderQuickKeys();
+  }
+
+  function renderQuickKeys() {
+    const tabs = quickPages.length > 1 || (quickPages[0] && quickPages[0].label);
+    $("quick-pages").hidden = !tabs;
+    $("quick-pages").replaceChildren(
+      ...quickPages.map((page, i) =>
+        el("button", { class: "quick-page" + (i === quickPage ? " active" : ""), "data-test": "quick-page", "data-index": i, onclick: () => { quickPage = i; renderQuickKeys(); }, text: page.label || t("quick.plu") }),
+      ),
+    );
+    const page = quickPages[quickPage] || { keys: [] };
+    $("quick-keys").replaceChildren(
+      ...page.keys.map((k) => {
+        const key = el("button", { class: "quick", "data-test": "quick-key", "data-code": k.code, "data-sku": k.sku, "data-position": k.position, onclick: () => { enqueue(k.code, S.pendingQty, performance.now()); S.pendingQty = null; renderEntry(); } }, el("span", { class: "name", text: k.label || k.name }), el("span", { class: "price", text: money(k.price) }));
+        if (k.colour) {
+          // Dark keys get light text.
+          const [r, g, b] = [1, 3, 5].map((i) => parseInt(k.colour.slice(i, i + 2), 16));
+          key.style.background = k.colour;
+          key.style.color = 0.299 * r + 0.587 * g + 0.114 * b < 140 ? "#fff" : "#111827";
+          key.classList.add("coloured");
+        }
+        return key;
+      }),
+    );
   }
 
   // ---------------------------------------------------------------------------------------
