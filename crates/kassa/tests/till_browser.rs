@@ -1142,7 +1142,32 @@ async fn a_gift_card_issued_at_the_till_pays_part_of_a_sale_and_cash_the_rest() 
     .await
     .unwrap();
     page.screenshot("till-gift-card").await.unwrap();
+    // 8.00 typed, more than the card holds: the node refuses the card at completion; the card
+    // comes off (nothing shows as paid that is not), what it covers is offered, the rest stays
+    // due.
+    page.fill(&dt("sv-amount"), "8.00").await.unwrap();
     page.click(&dt("sv-use")).await.unwrap();
+    page.wait_visible(&format!("{}[data-kind=gift-card]", dt("tender-row")))
+        .await
+        .unwrap();
+    page.click(&dt("tender-cash")).await.unwrap();
+    page.wait_visible(&dt("confirm-dialog")).await.unwrap();
+    let offer = page.text(&dt("confirm-text")).await.unwrap();
+    assert!(offer.contains("5,00"), "{offer}");
+    assert_eq!(
+        page.count(&format!("{}[data-kind=gift-card]", dt("tender-row")))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        page.attr(&dt("pay-remaining"), "data-amount")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("8.00")
+    );
+    page.click(&dt("confirm-yes")).await.unwrap();
     page.wait_for(
         "a gift card tender of what the card holds",
         "!!document.querySelector('[data-test=tender-row][data-kind=gift-card][data-amount=\"5.00\"]')",
@@ -1155,7 +1180,7 @@ async fn a_gift_card_issued_at_the_till_pays_part_of_a_sale_and_cash_the_rest() 
             .await
             .unwrap()
             .as_deref(),
-        Some("5.47")
+        Some("3.00")
     );
     page.click(&dt("tender-cash")).await.unwrap();
     page.wait_visible(&dt("receipt-dialog")).await.unwrap();
@@ -1644,5 +1669,39 @@ async fn quick_keys_come_in_the_stores_pages_and_ring_up_their_item() {
     page.assert_requests_follow(store::api::OPENAPI)
         .await
         .unwrap();
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_card_is_explained_in_the_tills_language() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, process, page) = three_loaves_to_pay_at_a_card_till(&browser, dir.path()).await;
+    page.click(&dt("pay-cancel")).await.unwrap();
+    page.click(&dt("btn-lang")).await.unwrap();
+    page.click(&dt("btn-pay")).await.unwrap();
+    // 10,02 typed the German way: the terminal refuses it (not enough balance).
+    page.fill(&dt("tender-amount"), "10,02").await.unwrap();
+    page.click(&dt("tender-card")).await.unwrap();
+    page.click(&dt("confirm-yes")).await.unwrap();
+    page.wait_for(
+        "the refusal",
+        "document.querySelector('[data-test=pay-error]').textContent !== ''",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.text(&dt("pay-error")).await.unwrap(),
+        "Karte abgelehnt: von der Bank abgelehnt"
+    );
+    assert_eq!(sim.transactions()[0].requested_minor, 1002);
+    assert_eq!(page.count(&dt("tender-row")).await.unwrap(), 0);
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    drop(process);
     browser.close().await;
 }

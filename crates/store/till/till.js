@@ -93,6 +93,17 @@
     return b.message || b.code || String(r.status);
   }
 
+  /**
+   * Why the terminal refused, in the till's language: its nexo `condition` translated where the
+   * till knows it, else the terminal's own words.
+   */
+  function cardReason(body) {
+    const b = body || {};
+    const key = "card.condition." + b.condition;
+    if (b.condition && (window.KASSA_I18N[K.lang] || {})[key]) return t(key);
+    return b.reason || b.condition || "";
+  }
+
   /** A permission (an approval's reason) in words. */
   function permissionName(permission) {
     if (!permission) return "";
@@ -1094,7 +1105,7 @@
       return null;
     }
     if (r.status === 402) {
-      $(errorBox).textContent = t("card.declined", { reason: r.body.reason || r.body.condition || "" });
+      $(errorBox).textContent = t("card.declined", { reason: cardReason(r.body) });
       return null;
     }
     if (r.status !== 201) {
@@ -1791,7 +1802,7 @@
       $("return-card-result").dataset.amount = r.body.amount;
       return;
     }
-    $("return-error").textContent = !r ? t("error.network") : r.status === 402 ? t("card.refund_refused", { reason: errorText(r) }) : errorText(r);
+    $("return-error").textContent = !r ? t("error.network") : r.status === 402 ? t("card.refund_refused", { reason: r.body && r.body.condition ? cardReason(r.body) : errorText(r) }) : errorText(r);
     // Asking again helps only when the terminal refused, could not be reached or has not told
     // the outcome yet; any other answer needs the cashier.
     const unresolved = r && r.status === 409 && r.body && r.body.code === "card_request_unresolved";
