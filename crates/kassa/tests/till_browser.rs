@@ -1705,3 +1705,126 @@ async fn a_declined_card_is_explained_in_the_tills_language() {
     drop(process);
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gift_card_is_sold_by_card_through_the_terminal_and_an_unknown_card_says_so() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, process) = node_with_terminal(dir.path()).await;
+    let url = process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+    let card = domain::stored_value::AccountNumber::generate(
+        domain::stored_value::StoredValueKind::GiftCard,
+        u64::from(std::process::id()) + 7,
+    )
+    .to_string();
+
+    // A number nobody issued: "unknown", not a balance of 0.00.
+    page.click(&dt("btn-gift-card")).await.unwrap();
+    page.fill(&dt("sv-number"), &card).await.unwrap();
+    page.click(&dt("sv-check")).await.unwrap();
+    page.wait_visible(&dt("sv-balance-amount")).await.unwrap();
+    assert_eq!(
+        page.attr(&dt("sv-balance-amount"), "data-status")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("unknown")
+    );
+    let said = page.text(&dt("sv-balance-amount")).await.unwrap();
+    assert!(said.starts_with("Unknown card"), "{said}");
+
+    // Issued with 25.00 paid by card: the terminal takes it, the issue references it.
+    page.fill(&dt("sv-amount"), "25.00").await.unwrap();
+    page.eval("document.querySelector('[data-test=sv-pay]').value = 'card'")
+        .await
+        .unwrap();
+    page.click(&dt("sv-issue")).await.unwrap();
+    page.click(&dt("confirm-yes")).await.unwrap();
+    page.wait_for(
+        "gift card issued",
+        &format!("document.querySelector('[data-test=sv-result]').dataset.number === '{card}'"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let taken = sim.transactions();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].kind, "Payment");
+    assert_eq!(taken[0].captured_minor, 2500);
+    let journal = get(&format!("{url}/v1/journal?terminal={T1}")).await;
+    let issued = journal["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "StoredValueIssued")
+        .unwrap()
+        .to_string();
+    assert!(issued.contains(&taken[0].poi_transaction_id), "{issued}");
+    // Nothing is left to give back: the gift card took the payment.
+    assert!(
+        page.eval("document.querySelector('[data-test=give-back]').hidden")
+            .await
+            .unwrap()
+            == json!(true)
+    );
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_check_shows_the_price_and_nothing_else_and_no_sale_opens_the_drawer_with_approval()
+{
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+    page.click(&dt("btn-price-check")).await.unwrap();
+    page.fill(&dt("price-check-input"), BREAD_GTIN)
+        .await
+        .unwrap();
+    page.press("Enter").await.unwrap();
+    page.wait_visible(&dt("price-check-name")).await.unwrap();
+    let shown = page.text(&dt("price-check-result")).await.unwrap();
+    assert!(
+        !shown.contains("null") && !shown.contains("undefined"),
+        "{shown}"
+    );
+    assert!(shown.contains("3,49"), "{shown}");
+    page.click(&dt("price-check-close")).await.unwrap();
+    assert_eq!(page.count(&dt("cart-line")).await.unwrap(), 0);
+
+    // Opening the drawer without a sale needs a supervisor; the node records it and says there
+    // is no printer to open it with.
+    page.click(&dt("btn-shift")).await.unwrap();
+    page.click(&dt("shift-no-sale")).await.unwrap();
+    page.wait_visible(&dt("approval-dialog")).await.unwrap();
+    page.eval("document.querySelector('[data-test=approval-staff]').value = 'sven'")
+        .await
+        .unwrap();
+    page.fill(&dt("approval-pin"), "2222").await.unwrap();
+    page.click(&dt("approval-ok")).await.unwrap();
+    page.wait_for(
+        "the no-sale recorded",
+        "document.querySelector('[data-test=shift-report]').textContent.includes('printer')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let kinds = journal_kinds(&url, T1).await;
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("NoSale"),
+        "{kinds:?}"
+    );
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    browser.close().await;
+}

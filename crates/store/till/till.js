@@ -1407,14 +1407,16 @@
       return;
     }
     const item = r.body;
-    box.append(
+    // DOM append would print a null as "null": only what exists is added.
+    const parts = [
       el("div", { class: "name", "data-test": "price-check-name", text: item.name }),
       el("div", { class: "price", "data-test": "price-check-price", "data-amount": item.price, text: `${money(item.price)} ${item.unit !== "each" ? t("price_check.per", { unit: t("unit." + item.unit) }) : ""}` }),
       item.embedded && item.embedded.price ? el("div", { text: money(item.embedded.price) }) : null,
       item.embedded && item.embedded.weight_kg ? el("div", { text: quantity(item.embedded.weight_kg, "kg") }) : null,
       el("div", { "data-test": "price-check-stock", text: t("item.on_hand", { qty: quantity(item.on_hand, item.unit) }) }),
       el("div", { class: "sku", text: item.sku }),
-    );
+    ];
+    box.append(...parts.filter(Boolean));
   }
 
   let searchTimer = null;
