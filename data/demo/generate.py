@@ -659,6 +659,16 @@ LAYOUTS = [
 ]
 
 
+# Department keys: open-price items whose price the cashier types at the till (sundries at the
+# standard and the reduced rate). Added last, so that nothing generated before them changes.
+DEPARTMENTS = [variant("MIS-DEP-0001-STD", "Diverses Normalsatz", [{"plu": "9920"}], "standard"),
+               variant("MIS-DEP-0001-RED", "Diverses ermäßigt", [{"plu": "9910"}], "reduced")]
+for v in DEPARTMENTS:
+    v["open_price"] = True
+products.append({"id": "mis-dep-0001", "name": "Diverses", "brand": "Kassa",
+                 "variants": DEPARTMENTS})
+
+
 def store(sid, name, address, jur, currency, locale, tz):
     return {"id": sid, "name": name, "address": address, "jurisdiction": jur,
             "currency": currency, "locale": locale, "timezone": tz,
@@ -712,6 +722,7 @@ def quick_page(label, prefixes, colour, limit=24):
 
 QUICK_KEYS = [
     quick_page("Gebäck", ("GRO-BRD-",), "#f6d7a7"),
+    quick_page("Diverses", ("MIS-DEP-",), "#e0e0e0"),
     quick_page("Obst & Gemüse", ("GRO-FRU-", "GRO-VEG-"), "#c5e1a5"),
     quick_page("Feinkost", ("GRO-DEL-", "GRO-MEA-"), "#f8bbd0"),
     quick_page("Getränke", ("GRO-DRK-",), "#90caf9"),
@@ -792,7 +803,7 @@ assert len(christmas) >= 10 and 15 <= len(graz_entries) <= 25
 sys.stdout.buffer.write((json.dumps(seed, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 dept_names = {"GRO": "groceries", "DRG": "drugstore", "HOU": "household", "BOO": "books",
-              "CLO": "clothing", "FLO": "flowers", "GIF": "vouchers"}
+              "CLO": "clothing", "FLO": "flowers", "GIF": "vouchers", "MIS": "departments"}
 by_dept_p = Counter(dept_names[p["id"][:3].upper()] for p in products)
 by_dept_v = Counter(dept_names[v["sku"][:3]] for v in all_variants)
 out = sys.stderr

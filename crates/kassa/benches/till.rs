@@ -53,6 +53,7 @@ fn large_seed(variants: usize) -> SeedDto {
                 tax: if i % 3 == 0 { "standard" } else { "reduced" }.into(),
                 unit: "each".into(),
                 channels: "all".into(),
+                open_price: false,
             }],
         });
         entries.push(PriceEntryDto {

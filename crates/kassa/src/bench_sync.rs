@@ -433,6 +433,7 @@ fn large_seed(variants: usize) -> anyhow::Result<protocol::seed::SeedDto> {
                 },
                 unit: "each".into(),
                 channels: "all".into(),
+                open_price: false,
             }],
         });
         let price = format!("{}.{:02}", 1 + i % 50, i % 100);

@@ -926,6 +926,7 @@ pub(crate) fn entities(
                 tax: v.tax.to_string(),
                 unit: v.unit.as_str().to_owned(),
                 channels: "all".to_owned(),
+                open_price: false,
             },
         };
         entity

@@ -1628,7 +1628,7 @@ async fn quick_keys_come_in_the_stores_pages_and_ring_up_their_item() {
     let page = open_till(&browser, &node.process.url, T1).await;
     page.wait_for(
         "the store's quick-key pages",
-        "document.querySelectorAll('[data-test=quick-page]').length === 4",
+        "document.querySelectorAll('[data-test=quick-page]').length === 5",
         WAIT,
     )
     .await
@@ -1639,10 +1639,52 @@ async fn quick_keys_come_in_the_stores_pages_and_ring_up_their_item() {
         .unwrap();
     assert_eq!(
         tabs,
-        json!(["Gebäck", "Obst & Gemüse", "Feinkost", "Getränke"])
+        json!([
+            "Gebäck",
+            "Diverses",
+            "Obst & Gemüse",
+            "Feinkost",
+            "Getränke"
+        ])
     );
+    // A department key: the cashier types the price; one the node refuses is asked again with
+    // what was typed, never dropped.
+    page.click(&format!("{}[data-index=\"1\"]", dt("quick-page")))
+        .await
+        .unwrap();
+    page.wait_for(
+        "the department keys",
+        "document.querySelector('[data-test=quick-key]').dataset.sku === 'MIS-DEP-0001-STD'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.click(&dt("quick-key")).await.unwrap();
+    page.wait_visible(&dt("qty-dialog")).await.unwrap();
+    page.fill(&dt("qty-input"), "10000").await.unwrap();
+    page.click(&dt("qty-ok")).await.unwrap();
+    page.wait_for(
+        "the refused price asked again",
+        "!document.querySelector('[data-test=qty-dialog]').hidden && document.querySelector('[data-test=qty-error]').textContent.includes('9999.99') && document.querySelector('[data-test=qty-input]').value === '10000'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.fill(&dt("qty-input"), "12,50").await.unwrap();
+    page.click(&dt("qty-ok")).await.unwrap();
+    wait_lines(&page, 1).await;
+    assert_eq!(
+        page.attr(&dt("cart-total"), "data-amount")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("12.50")
+    );
+    page.click(&dt("btn-clear")).await.unwrap();
+    page.click(&dt("confirm-yes")).await.unwrap();
+    wait_lines(&page, 0).await;
     // The drinks page, in its colour: its first key rings up a drink.
-    page.click(&format!("{}[data-index=\"3\"]", dt("quick-page")))
+    page.click(&format!("{}[data-index=\"4\"]", dt("quick-page")))
         .await
         .unwrap();
     page.wait_for(

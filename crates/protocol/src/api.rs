@@ -406,6 +406,9 @@ pub struct CartLineRequest {
     /// Line discount.
     #[serde(default)]
     pub discount: Option<DiscountDto>,
+    /// The unit price the cashier typed, for an open-price item (a department key) only.
+    #[serde(default)]
+    pub price: Option<String>,
 }
 
 /// `POST /v1/carts/price`: price a cart without writing anything.

@@ -323,7 +323,15 @@ pub struct VariantDto {
     pub tax: String,
     pub unit: String,
     pub channels: String,
+    /// An open-price item (a department key such as "Sundries 20 %"): the cashier types its
+    /// price at the till, from 0.01 to [`OPEN_PRICE_MAX_MINOR`] minor units.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_price: bool,
 }
+
+/// The highest price a cashier may type for an open-price item, in minor units (9,999.99): a
+/// guard against a slip of the finger (`1299` for `12.99`), not a business limit.
+pub const OPEN_PRICE_MAX_MINOR: i64 = 999_999;
 
 /// An identifier: `{"gtin": "…"}`, `{"plu": "…"}` or `{"legacy": {"system": …, "id": …}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -595,6 +595,7 @@ async fn item(State(node): State<Arc<Node>>, Path(code): Path<String>) -> ApiRes
         "currency": ctx.config.currency.code(),
         "embedded": embedded_view(found.embedded, ctx.config.currency),
         "sold_in_store": found.sold_in_store,
+        "open_price": found.open_price,
         "on_hand": format_signed_milli(stock),
     })))
 }
@@ -607,6 +608,23 @@ fn round_half_up_div(a: i64, b: i64) -> i64 {
 
 /// Turns what the till sent into priced-ready lines: item, price, quantity (from the scale
 /// label when it carries one).
+/// A price typed for an open-price item: a positive amount in the store's currency, at most
+/// [`protocol::seed::OPEN_PRICE_MAX_MINOR`].
+fn open_price(typed: &str, currency: domain::Currency) -> Result<Money, String> {
+    let price = Money::parse_major(typed, currency).map_err(|e| e.to_string())?;
+    if price.minor() <= 0 {
+        return Err(format!("{typed} is not above zero"));
+    }
+    if price.minor() > protocol::seed::OPEN_PRICE_MAX_MINOR {
+        let max = Money::from_minor(protocol::seed::OPEN_PRICE_MAX_MINOR, currency);
+        return Err(format!(
+            "{typed} is above {} (a typing slip? a larger amount is not an open price)",
+            max.amount_string()
+        ));
+    }
+    Ok(price)
+}
+
 pub(crate) async fn resolve_lines(
     node: &Node,
     ctx: &Arc<StoreContext>,
@@ -631,13 +649,34 @@ pub(crate) async fn resolve_lines(
                 format!("`{}` is sold online only", item.sku),
             ));
         }
-        let price = item.price.ok_or_else(|| {
-            ApiError::invalid(
-                "no_price",
-                f("code"),
-                format!("`{}` has no price in force at this store", item.sku),
-            )
-        })?;
+        let price = match (&line.price, item.open_price) {
+            (Some(typed), true) => open_price(typed, currency)
+                .map_err(|reason| ApiError::invalid("invalid_price", f("price"), reason))?,
+            (Some(_), false) => {
+                return Err(ApiError::invalid(
+                    "price_not_open",
+                    f("price"),
+                    format!(
+                        "`{}` has a fixed price; only an open-price item takes a typed price",
+                        item.sku
+                    ),
+                ));
+            }
+            (None, true) => {
+                return Err(ApiError::invalid(
+                    "price_required",
+                    f("price"),
+                    format!("`{}` is an open-price item: type its price", item.sku),
+                ));
+            }
+            (None, false) => item.price.ok_or_else(|| {
+                ApiError::invalid(
+                    "no_price",
+                    f("code"),
+                    format!("`{}` has no price in force at this store", item.sku),
+                )
+            })?,
+        };
         let requested = line
             .quantity
             .as_deref()
@@ -914,6 +953,7 @@ async fn return_goods(
                         code,
                         quantity: Some(l.quantity.clone()),
                         discount: None,
+                        price: None,
                     })
                 })
                 .collect::<ApiResult<Vec<_>>>()?;

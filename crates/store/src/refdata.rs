@@ -116,6 +116,7 @@ struct VariantRow {
     tax_category: TaxCategory,
     unit: UnitOfSale,
     sold_in_store: bool,
+    open_price: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -365,6 +366,7 @@ async fn apply(
                     Arg::Text(variant.unit().as_str().to_owned()),
                     Arg::Int(i64::from(variant.channels().store)),
                     Arg::Int(i64::from(variant.channels().online)),
+                    Arg::Int(i64::from(v.variant.open_price)),
                 ]);
                 for identifier in variant.identifiers() {
                     identifier_rows.push(vec![
@@ -458,6 +460,7 @@ async fn apply(
             "unit",
             "store_channel",
             "online_channel",
+            "open_price",
         ],
         variant_rows,
     )
@@ -545,9 +548,10 @@ pub async fn load_context(pool: &SqlitePool) -> Result<Option<StoreContext>, Ref
 async fn load_catalog(pool: &SqlitePool, config: &StoreConfig) -> Result<CatalogIndex, RefError> {
     let bad = |what: String| RefError::Stored(what);
     let mut index = CatalogIndex::default();
-    for row in sqlx::query("SELECT sku, name, tax_category, unit, store_channel FROM variants")
-        .fetch_all(pool)
-        .await?
+    for row in
+        sqlx::query("SELECT sku, name, tax_category, unit, store_channel, open_price FROM variants")
+            .fetch_all(pool)
+            .await?
     {
         let sku_text: &str = row.get("sku");
         let sku = Sku::parse(sku_text).map_err(|e| bad(e.to_string()))?;
@@ -562,6 +566,7 @@ async fn load_catalog(pool: &SqlitePool, config: &StoreConfig) -> Result<Catalog
                 tax_category,
                 unit,
                 sold_in_store: row.get("store_channel"),
+                open_price: row.get("open_price"),
             },
         );
     }
@@ -612,6 +617,8 @@ pub struct Item {
     pub embedded: Option<EmbeddedValue>,
     /// Whether it may be sold at the till.
     pub sold_in_store: bool,
+    /// Whether the cashier types its price (a department key).
+    pub open_price: bool,
 }
 
 impl StoreContext {
@@ -642,6 +649,7 @@ impl StoreContext {
             price: self.price_of(sku, at),
             embedded: None,
             sold_in_store: row.sold_in_store,
+            open_price: row.open_price,
         })
     }
 

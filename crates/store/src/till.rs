@@ -176,6 +176,7 @@ fn item_json(code: &str, item: &crate::refdata::Item) -> Value {
         "name": item.name,
         "unit": item.unit.as_str(),
         "price": item.price.map(|p| p.amount_string()),
+        "open_price": item.open_price,
     })
 }
 
@@ -226,7 +227,9 @@ async fn quick_keys(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
                         let position = key.position.or_else(|| free.next())?;
                         let sku = domain::catalog::Sku::parse(&key.sku).ok()?;
                         let item = ctx.variant(&sku, now).filter(|i| i.sold_in_store)?;
-                        item.price?;
+                        if item.price.is_none() && !item.open_price {
+                            return None;
+                        }
                         let mut json = item_json(sku.as_str(), &item);
                         json["label"] = json!(key.label.as_deref().unwrap_or(&item.name));
                         json["colour"] = json!(key.colour);

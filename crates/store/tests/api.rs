@@ -2433,3 +2433,51 @@ async fn a_no_sale_says_whether_the_drawer_opened() {
     // This till has no printer, so no drawer opened: the answer says so.
     assert_eq!(body["drawer"], "no_printer");
 }
+
+#[tokio::test]
+async fn an_open_price_item_takes_the_price_the_cashier_types_and_nothing_else_does() {
+    let node = TestNode::vienna().await;
+    let dept = "MIS-DEP-0001-STD";
+    let (status, item) = node.get(&format!("/v1/items/{dept}")).await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    assert_eq!(item["open_price"], true);
+    assert_eq!(item["price"], Value::Null);
+    let price = |line: Value| json!({"lines": [line]});
+    let (status, cart) = node
+        .post(
+            "/v1/carts/price",
+            None,
+            &price(json!({"code": dept, "quantity": "2", "price": "12.50"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cart}");
+    assert_eq!(cart["lines"][0]["unit_price"], "12.50");
+    assert_eq!(cart["total"], "25.00");
+    for (line, code) in [
+        (json!({"code": dept}), "price_required"),
+        (json!({"code": dept, "price": "0"}), "invalid_price"),
+        (json!({"code": dept, "price": "-3.00"}), "invalid_price"),
+        (json!({"code": dept, "price": "10000.00"}), "invalid_price"),
+        (json!({"code": dept, "price": "12,50"}), "invalid_price"),
+        (json!({"code": TEE, "price": "1.00"}), "price_not_open"),
+    ] {
+        let response = node.post("/v1/carts/price", None, &price(line)).await;
+        assert_error(
+            &response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            Some("lines[0].price"),
+        );
+    }
+    // A sale records the typed price as the line's unit price.
+    let (status, sale) = node
+        .sale(&json!({
+            "terminal": T1,
+            "lines": [{"code": dept, "price": "7.90"}],
+            "tenders": cash("10.00"),
+        }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    assert_eq!(sale["cart"]["lines"][0]["unit_price"], "7.90");
+    assert_eq!(sale["cart"]["total"], "7.90");
+}

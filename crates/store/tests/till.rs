@@ -228,7 +228,16 @@ async fn store_settings_search_and_quick_keys_come_from_the_reference_data() {
     assert_eq!(status, StatusCode::OK);
     let pages = quick["pages"].as_array().unwrap();
     let labels: Vec<&str> = pages.iter().map(|p| p["label"].as_str().unwrap()).collect();
-    assert_eq!(labels, ["Gebäck", "Obst & Gemüse", "Feinkost", "Getränke"]);
+    assert_eq!(
+        labels,
+        [
+            "Gebäck",
+            "Diverses",
+            "Obst & Gemüse",
+            "Feinkost",
+            "Getränke"
+        ]
+    );
     let keys = pages[0]["keys"].as_array().unwrap();
     assert_eq!(keys[0]["sku"], "GRO-BRD-0001");
     assert_eq!(keys[0]["price"], "0.45");

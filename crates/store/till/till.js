@@ -464,6 +464,16 @@
       message(t("scan.online_only", { name: item.name }));
       return;
     }
+    if (item.open_price) {
+      // A department key: the cashier types the price (the node checks it).
+      const price = await askQuantity(t("price.typed", { name: item.name }), "");
+      if (!price) return;
+      S.lines.push({ code, quantity: qty || "1", discount: null, embedded: false, sku: item.sku, name: item.name, unit: item.unit, price });
+      S.selected = S.lines.length - 1;
+      S.lastItem = item;
+      renderItem({ ...item, price });
+      return;
+    }
     if (item.price === null) {
       message(t("scan.no_price", { name: item.name }));
       return;
@@ -524,6 +534,7 @@
         const line = { code: l.code };
         if (l.quantity !== null) line.quantity = l.quantity;
         if (l.discount) line.discount = l.discount;
+        if (l.price) line.price = l.price;
         return line;
       }),
     };
@@ -555,6 +566,18 @@
       return reprice();
     }
     if (r.status !== 200) {
+      // A quantity or typed price the node refuses is asked again, with what was typed and why:
+      // what the cashier typed is never silently dropped.
+      const typed = /^lines\[(\d+)\]\.(quantity|price)$/.exec((r.body && r.body.field) || "");
+      const line = typed && S.lines[Number(typed[1])];
+      if (line && line[typed[2]] !== null) {
+        const title = typed[2] === "price" ? t("price.typed", { name: line.name }) : `${t("qty.title")}: ${line.name}`;
+        const again = await askQuantity(title, line[typed[2]], errorText(r));
+        if (again) {
+          line[typed[2]] = again;
+          return reprice();
+        }
+      }
       message(t("error.generic", { message: errorText(r) }));
       // Take back what was refused: the last change if there is one, else the line at fault.
       const m = /^lines\[(\d+)\]/.exec((r.body && r.body.field) || "");
@@ -676,11 +699,11 @@
 
   let qtyResolve = null;
   /** Asks for a quantity or weight; answers it as the node reads it ("1,234" is "1.234"), or null. */
-  function askQuantity(title, value) {
+  function askQuantity(title, value, error) {
     $("qty-title").textContent = title;
     $("qty-input").value = value ? quantityText(value) : "";
-    $("qty-error").textContent = "";
     openDialog("dlg-qty");
+    $("qty-error").textContent = error || "";
     return new Promise((resolve) => (qtyResolve = resolve));
   }
   /** A quantity string as the cashier types it in this locale. */
