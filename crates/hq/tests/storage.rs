@@ -910,6 +910,15 @@ async fn reference_data_is_published_as_versioned_changes(db: &Db) {
     let product = seed.products.remove(removed);
     let gone: Vec<String> = product.variants.iter().map(|v| v.sku.clone()).collect();
     assert_eq!(gone, ["GRO-DRK-0001", "GRO-DRK-0001-6ER"]);
+    // A quick key naming a variant that is gone is refused, naming the key…
+    let refused = hq::refdata::publish(db, &seed, PEPPER).await.unwrap_err();
+    assert!(refused.to_string().contains("quick_keys"), "{refused}");
+    // …so the stores' drinks pages lose that key, which is a change of each store.
+    for store in &mut seed.stores {
+        for page in &mut store.quick_keys {
+            page.keys.retain(|k| !gone.contains(&k.sku));
+        }
+    }
     assert_eq!(hq::refdata::publish(db, &seed, PEPPER).await.unwrap(), 2);
     assert_eq!(hq::refdata::publish(db, &seed, PEPPER).await.unwrap(), 2);
 
@@ -926,6 +935,7 @@ async fn reference_data_is_published_as_versioned_changes(db: &Db) {
         listed,
         vec![
             ("prices", "chain-eur|GRO-BRD-0001", true),
+            ("store", "vienna-01", true),
             ("variant", "GRO-DRK-0001", false),
             ("variant", "GRO-DRK-0001-6ER", false),
         ]
