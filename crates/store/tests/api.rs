@@ -948,10 +948,13 @@ async fn one_return_of_more_than_sold_is_refused_even_when_split_over_lines() {
     assert_eq!(node.on_hand(BREAD).await, "-2");
 }
 
-/// Minor units of a decimal string with two decimals.
+/// Minor units of a decimal string with two decimals (`"16.97"`, `"-3.49"`).
 fn minor(amount: &str) -> i64 {
-    let (units, cents) = amount.split_once('.').unwrap();
-    units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap()
+    let (sign, digits) = amount
+        .strip_prefix('-')
+        .map_or((1, amount), |rest| (-1, rest));
+    let (units, cents) = digits.split_once('.').unwrap();
+    sign * (units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap())
 }
 
 #[tokio::test]
@@ -1173,6 +1176,93 @@ async fn void_last_voids_the_last_sale_once() {
     assert_eq!(node.last_seq(T2).await, 0);
     assert_eq!(node.on_hand(BREAD).await, "0");
     node.assert_chain_intact().await;
+}
+
+/// Minor units of an amount the API shows as a JSON string.
+fn minor_of(amount: &Value) -> i64 {
+    minor(amount.as_str().unwrap())
+}
+
+#[tokio::test]
+async fn the_x_report_of_a_shift_with_a_void_and_a_return_adds_up() {
+    let node = TestNode::vienna().await;
+    let (status, kept) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{kept}");
+    let (status, ret) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "receipt": kept["receipt"], "lines": [{"line": 1, "quantity": "1"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ret}");
+    let mut voided = bread_and_tee(T1);
+    voided["lines"] = json!([{"code": BREAD_GTIN, "quantity": "3"}]);
+    voided["tenders"] = cash("20.00");
+    let (status, voided) = node.sale(&voided).await;
+    assert_eq!(status, StatusCode::CREATED, "{voided}");
+    let (status, void) = node
+        .write(
+            "/v1/sales/void-last",
+            &json!({"terminal": T1, "reason": "wrong customer"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{void}");
+
+    let (status, x) = node.get(&format!("/v1/shifts/report?terminal={T1}")).await;
+    assert_eq!(status, StatusCode::OK, "{x}");
+    assert_eq!(x["sales"], 2);
+    assert_eq!(x["voids"], 1);
+    assert_eq!(x["returns"], 1);
+    assert_eq!(
+        minor_of(&x["sales_total"]),
+        minor_of(&kept["cart"]["due"]) + minor_of(&voided["cart"]["due"])
+    );
+    assert_eq!(x["voids_total"], voided["cart"]["due"]);
+    assert_eq!(x["refunds_total"], ret["refund"]);
+    // Net sales are gross less voids less returns, and split into goods, tax and rounding.
+    let net = minor_of(&x["net_sales"]);
+    assert_eq!(
+        net,
+        minor_of(&x["sales_total"]) - minor_of(&x["voids_total"]) - minor_of(&x["refunds_total"])
+    );
+    assert_eq!(
+        net,
+        minor_of(&x["goods_net"]) + minor_of(&x["tax_total"]) + minor_of(&x["rounding_total"])
+    );
+    // The tax total is the sum of the table, and the voided sale left no trace in either: what
+    // is left is the kept sale's tax less the returned T-shirt's.
+    let table: i64 = x["taxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| minor_of(&t["tax"]))
+        .sum();
+    assert_eq!(minor_of(&x["tax_total"]), table, "{x}");
+    let returned_tax = minor_of(&ret["lines"][0]["tax"]);
+    assert!(returned_tax > 0, "{ret}");
+    assert_eq!(
+        minor_of(&x["tax_total"]),
+        minor_of(&kept["cart"]["tax_total"]) - returned_tax,
+        "{x}"
+    );
+    // The tenders given back match what was paid: the voided sale's cash, the return's cash.
+    let cash_row = x["tenders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "cash")
+        .unwrap();
+    assert_eq!(
+        minor_of(&cash_row["given_back"]),
+        minor_of(&voided["cart"]["due"]) + minor_of(&ret["refund"])
+    );
+    // The printed report (manager, de-AT) shows the same net.
+    let text = x["text"].as_str().unwrap();
+    let net_text = format!("{},{:02}", net / 100, net % 100);
+    assert!(
+        text.contains("UMSATZ") && text.contains(&net_text),
+        "{text}"
+    );
 }
 
 #[tokio::test]
