@@ -65,18 +65,117 @@ pub struct ShiftTally {
     pub stored_value_sold: Money,
     /// The last sequence number folded in.
     pub last_seq: u64,
-    /// What each sale of the shift added, by receipt, so that its void takes back exactly that.
-    sales_by_receipt: BTreeMap<String, SaleFigures>,
+    /// What each sale of the shift added, and its tenders net of change by kind, by receipt,
+    /// so that its void takes back exactly that.
+    sales_by_receipt: BTreeMap<String, (SalesEffect, BTreeMap<TenderKind, Money>)>,
 }
 
-/// What one sale added to a tally; its void takes exactly this back.
+/// What one sale, void or return does to the sales figures, every amount signed: the one fold
+/// the till's X and Z reports and HQ's sales report share, so they agree to the cent.
+///
+/// `sold − voided − refunded` (the net sales it makes) always equals `goods_net + tax +
+/// rounding`, where `tax` is the sum of `taxes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct SaleFigures {
-    goods_net: Money,
-    tax: Money,
-    taxes: Vec<TaxSummary>,
-    /// Tenders net of change, per kind.
-    tenders: BTreeMap<TenderKind, Money>,
+pub struct SalesEffect {
+    /// Gross sales added: a sale's amount due.
+    pub sold: Money,
+    /// What a void gave back (positive).
+    pub voided: Money,
+    /// What a return gave back (positive).
+    pub refunded: Money,
+    /// Goods net of tax (negative for voids and returns).
+    pub goods_net: Money,
+    /// Cash rounding (signed).
+    pub rounding: Money,
+    /// Tax per component and rate with its base (negative for voids and returns).
+    pub taxes: Vec<TaxSummary>,
+}
+
+impl SalesEffect {
+    /// No effect at all.
+    pub fn zero(currency: Currency) -> Self {
+        let zero = Money::zero(currency);
+        SalesEffect {
+            sold: zero,
+            voided: zero,
+            refunded: zero,
+            goods_net: zero,
+            rounding: zero,
+            taxes: Vec::new(),
+        }
+    }
+
+    /// The tax: the sum of `taxes`.
+    pub fn tax(&self) -> Result<Money, MoneyError> {
+        Money::sum(self.sold.currency(), self.taxes.iter().map(|t| &t.amount))
+    }
+
+    /// What a completed sale adds.
+    pub fn of_sale(sale: &SaleCompleted) -> Result<Self, MoneyError> {
+        let currency = sale.cart.currency;
+        let tax = Money::sum(currency, sale.cart.taxes.iter().map(|t| &t.amount))?;
+        Ok(SalesEffect {
+            sold: sale.settlement.due,
+            goods_net: sale.cart.total.checked_sub(tax)?,
+            rounding: sale.settlement.due.checked_sub(sale.cart.total)?,
+            taxes: sale.cart.taxes.clone(),
+            ..SalesEffect::zero(currency)
+        })
+    }
+
+    /// What the void of the sale whose effect this is takes back, when it gives back `refund`:
+    /// the sale's goods and tax rows exactly; whatever else the refund holds is rounding.
+    pub fn voided(&self, refund: Money) -> Result<Self, MoneyError> {
+        let taxes = self
+            .taxes
+            .iter()
+            .map(|t| {
+                Ok(TaxSummary {
+                    code: t.code.clone(),
+                    rate: t.rate,
+                    base: t.base.checked_neg()?,
+                    amount: t.amount.checked_neg()?,
+                })
+            })
+            .collect::<Result<Vec<_>, MoneyError>>()?;
+        let rounding = refund
+            .checked_sub(self.goods_net)?
+            .checked_sub(self.tax()?)?;
+        Ok(SalesEffect {
+            voided: refund,
+            goods_net: self.goods_net.checked_neg()?,
+            rounding: rounding.checked_neg()?,
+            taxes,
+            ..SalesEffect::zero(refund.currency())
+        })
+    }
+
+    /// What a return takes back: its lines' goods and tax, and the rest of its refund as
+    /// rounding.
+    pub fn of_return(ret: &ReturnCompleted) -> Result<Self, MoneyError> {
+        let currency = ret.refund.refund.currency();
+        let mut taxes = Vec::new();
+        let mut tax = Money::zero(currency);
+        for line in &ret.refund.lines {
+            for t in &line.taxes {
+                taxes.push(TaxSummary {
+                    code: t.code.clone(),
+                    rate: t.rate,
+                    base: line.net.checked_neg()?,
+                    amount: t.amount.checked_neg()?,
+                });
+                tax = tax.checked_add(t.amount)?;
+            }
+        }
+        let goods = Money::sum(currency, ret.refund.lines.iter().map(|l| &l.gross))?;
+        Ok(SalesEffect {
+            refunded: ret.refund.refund,
+            goods_net: goods.checked_sub(tax)?.checked_neg()?,
+            rounding: ret.refund.refund.checked_sub(goods)?.checked_neg()?,
+            taxes,
+            ..SalesEffect::zero(currency)
+        })
+    }
 }
 
 impl ShiftTally {
@@ -170,62 +269,49 @@ impl ShiftTally {
         Ok(by_kind)
     }
 
+    /// Adds what a sale, void or return did to the sales figures.
+    fn apply(&mut self, effect: &SalesEffect) -> Result<(), MoneyError> {
+        self.sales_total = self.sales_total.checked_add(effect.sold)?;
+        self.voids_total = self.voids_total.checked_add(effect.voided)?;
+        self.refunds_total = self.refunds_total.checked_add(effect.refunded)?;
+        self.goods_net = self.goods_net.checked_add(effect.goods_net)?;
+        self.rounding_total = self.rounding_total.checked_add(effect.rounding)?;
+        for t in &effect.taxes {
+            self.tax(&t.code, t.rate, t.base, t.amount)?;
+        }
+        Ok(())
+    }
+
     fn sale(&mut self, sale: &SaleCompleted) -> Result<(), MoneyError> {
         self.sales += 1;
-        self.sales_total = self.sales_total.checked_add(sale.settlement.due)?;
-        let mut tax = Money::zero(self.currency);
-        for t in &sale.cart.taxes {
-            self.tax(&t.code, t.rate, t.base, t.amount)?;
-            tax = tax.checked_add(t.amount)?;
-        }
-        let goods_net = sale.cart.total.checked_sub(tax)?;
-        let rounding = sale.settlement.due.checked_sub(sale.cart.total)?;
-        self.goods_net = self.goods_net.checked_add(goods_net)?;
-        self.rounding_total = self.rounding_total.checked_add(rounding)?;
+        let effect = SalesEffect::of_sale(sale)?;
+        self.apply(&effect)?;
         let tenders = self.net_tenders(&sale.tenders, sale.settlement.change)?;
         for (kind, amount) in &tenders {
             self.taken(*kind, *amount)?;
         }
-        self.sales_by_receipt.insert(
-            sale.receipt.clone(),
-            SaleFigures {
-                goods_net,
-                tax,
-                taxes: sale.cart.taxes.clone(),
-                tenders,
-            },
-        );
+        self.sales_by_receipt
+            .insert(sale.receipt.clone(), (effect, tenders));
         Ok(())
     }
 
     fn void(&mut self, void: &SaleVoided) -> Result<(), MoneyError> {
         self.voids += 1;
-        self.voids_total = self.voids_total.checked_add(void.refund)?;
         // The ledger voids only a terminal's last event, and only a sale, so the voided sale
         // is always of this shift. Should it not be known, the void is taken back as untaxed
         // goods given back in cash, which keeps the figures adding up.
-        let Some(sale) = self.sales_by_receipt.remove(&void.receipt) else {
-            self.goods_net = self.goods_net.checked_sub(void.refund)?;
+        let Some((sale, tenders)) = self.sales_by_receipt.remove(&void.receipt) else {
+            let unknown = SalesEffect {
+                voided: void.refund,
+                goods_net: void.refund.checked_neg()?,
+                ..SalesEffect::zero(self.currency)
+            };
+            self.apply(&unknown)?;
             return self.given_back(TenderKind::Cash, void.refund);
         };
-        for t in &sale.taxes {
-            self.tax(
-                &t.code,
-                t.rate,
-                t.base.checked_neg()?,
-                t.amount.checked_neg()?,
-            )?;
-        }
-        self.goods_net = self.goods_net.checked_sub(sale.goods_net)?;
-        // Whatever the void gives back beyond the sale's goods and tax is rounding, so the
-        // split always equals the voids total.
-        let rounding = void
-            .refund
-            .checked_sub(sale.goods_net)?
-            .checked_sub(sale.tax)?;
-        self.rounding_total = self.rounding_total.checked_sub(rounding)?;
+        self.apply(&sale.voided(void.refund)?)?;
         // The customer gets back what they paid, in the tenders they paid with.
-        for (kind, amount) in sale.tenders {
+        for (kind, amount) in tenders {
             self.given_back(kind, amount)?;
         }
         Ok(())
@@ -233,27 +319,10 @@ impl ShiftTally {
 
     fn return_(&mut self, ret: &ReturnCompleted) -> Result<(), MoneyError> {
         self.returns += 1;
-        self.refunds_total = self.refunds_total.checked_add(ret.refund.refund)?;
+        self.apply(&SalesEffect::of_return(ret)?)?;
         for t in &ret.tenders {
             self.given_back(t.kind, t.amount)?;
         }
-        let mut tax = Money::zero(self.currency);
-        for line in &ret.refund.lines {
-            for t in &line.taxes {
-                self.tax(
-                    &t.code,
-                    t.rate,
-                    line.net.checked_neg()?,
-                    t.amount.checked_neg()?,
-                )?;
-                tax = tax.checked_add(t.amount)?;
-            }
-        }
-        let goods = Money::sum(self.currency, ret.refund.lines.iter().map(|l| &l.gross))?;
-        self.goods_net = self.goods_net.checked_sub(goods.checked_sub(tax)?)?;
-        self.rounding_total = self
-            .rounding_total
-            .checked_sub(ret.refund.refund.checked_sub(goods)?)?;
         Ok(())
     }
 
