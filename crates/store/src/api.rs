@@ -48,6 +48,9 @@ pub struct ApiError {
     message: String,
     /// For `approval_required`: the permission that needs an approval.
     permission: Option<&'static str>,
+    /// More of the error's state, merged into its body (a card refund that stopped part-way
+    /// carries the parts given back and what is still due).
+    detail: Option<serde_json::Map<String, Value>>,
 }
 
 impl ApiError {
@@ -58,7 +61,14 @@ impl ApiError {
             field: None,
             message: message.to_string(),
             permission: None,
+            detail: None,
         }
+    }
+
+    /// The same error, its body carrying `detail`'s fields too.
+    pub(crate) fn with_detail(mut self, detail: serde_json::Map<String, Value>) -> Self {
+        self.detail = Some(detail);
+        self
     }
 
     pub(crate) fn invalid(
@@ -136,6 +146,9 @@ impl IntoResponse for ApiError {
             }
             if let Some(permission) = self.permission {
                 map.insert("permission".into(), Value::String(permission.into()));
+            }
+            for (key, value) in self.detail.into_iter().flatten() {
+                map.entry(key).or_insert(value);
             }
         }
         (self.status, Json(body)).into_response()
