@@ -895,18 +895,8 @@ async fn returns_with_receipt_never_exceed_what_was_sold_and_refund_what_was_pai
             &json!({"terminal": T1, "receipt": receipt, "lines": [{"line": 0, "quantity": "1"}]}),
         )
         .await;
-    assert_eq!(
-        response.0,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        response.1
-    );
-    assert_eq!(response.1["code"], "return_exceeds_sale");
-    assert!(
-        response.1["field"]
-            .as_str()
-            .is_some_and(|f| f.starts_with("lines"))
-    );
+    assert_eq!(response.0, StatusCode::CONFLICT, "{}", response.1);
+    assert_eq!(response.1["code"], "already_returned");
     // A line the sale does not have.
     let response = node
         .write(
@@ -922,6 +912,57 @@ async fn returns_with_receipt_never_exceed_what_was_sold_and_refund_what_was_pai
     );
     assert_eq!(node.total_events().await, before);
     assert_eq!(node.on_hand(BREAD).await, "0");
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_sent_twice_at_once_is_recorded_and_paid_once() {
+    let node = TestNode::vienna().await;
+    let mut sale = bread_and_tee(T1);
+    sale["tenders"] = cash("20.00");
+    let (status, sale) = node.sale(&sale).await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let whole = json!({"terminal": T1, "receipt": sale["receipt"],
+                       "lines": [{"line": 0, "quantity": "2"}, {"line": 1, "quantity": "1"}]});
+    let before = node.last_seq(T1).await;
+    // A double click that sends the same return twice, each with its own key, both in flight
+    // at once: exactly one is recorded and paid, the other is a conflict with a stable code.
+    let (a, b) = tokio::join!(
+        node.write("/v1/returns", &whole),
+        node.write("/v1/returns", &whole)
+    );
+    let mut answers = [a, b];
+    answers.sort_by_key(|(status, _)| *status);
+    let [(created, ret), (conflict, e)] = answers;
+    assert_eq!(created, StatusCode::CREATED, "{ret}");
+    assert_eq!(ret["refund"], "16.97");
+    assert_eq!(conflict, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "already_returned");
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    assert_eq!(node.last_seq(T1).await, before + 1);
+    let returns = node
+        .journal(T1)
+        .await
+        .iter()
+        .filter(|e| e["event"]["body"].get("ReturnCompleted").is_some())
+        .count();
+    assert_eq!(returns, 1);
+    // The drawer gave the refund back once.
+    let (_, x) = node.get(&format!("/v1/shifts/report?terminal={T1}")).await;
+    assert_eq!(x["returns"], 1);
+    assert_eq!(x["refunds_total"], "16.97");
+
+    // The same request with the same key, twice at once (a retry in flight): one answer, one
+    // return.
+    let (status, again) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    let body = json!({"terminal": T1, "receipt": again["receipt"], "lines": [{"line": 1, "quantity": "1"}]});
+    let (a, b) = tokio::join!(
+        node.post("/v1/returns", Some("one-key"), &body),
+        node.post("/v1/returns", Some("one-key"), &body)
+    );
+    assert_eq!(a.0, StatusCode::CREATED, "{}", a.1);
+    assert_eq!(a, b);
     node.assert_chain_intact().await;
 }
 
