@@ -309,8 +309,16 @@ fn push_tenders(
 ) -> Result<(), MoneyError> {
     for tender in tenders {
         let name = match &tender.reference {
-            // A reference is never card data (the domain keeps tokens and masked numbers only),
-            // and it lets the customer match a card slip.
+            // A gift card's number is all anyone needs to spend it: printed masked, as card
+            // numbers are.
+            Some(reference) if tender.kind == TenderKind::GiftCard => format!(
+                "{} {}",
+                labels.tender(tender.kind),
+                domain::stored_value::masked_number(reference)
+            ),
+            // A card reference is never card data (the domain keeps tokens and masked numbers
+            // only), and it lets the customer match a card slip. A store credit issued by a
+            // return is printed whole: the receipt is how the customer learns its number.
             Some(reference) if tender.kind != TenderKind::Cash => {
                 format!("{} {reference}", labels.tender(tender.kind))
             }

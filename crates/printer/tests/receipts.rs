@@ -600,3 +600,46 @@ fn the_html_preview_of_a_receipt() {
     );
     insta::assert_snapshot!(render_html(&doc));
 }
+
+#[test]
+fn a_gift_card_tender_prints_only_the_last_four_of_its_number() {
+    let cart = vienna_cart();
+    let number = "GC7Q2KX9M4TB1ZP";
+    let tenders = vec![
+        Tender {
+            kind: TenderKind::GiftCard,
+            amount: Money::from_minor(1000, cart.currency),
+            reference: Some(number.into()),
+        },
+        cash(5000, cart.currency),
+    ];
+    let settlement = settle(&cart, &tenders, None).unwrap();
+    let data = vienna(
+        ReceiptBody::Sale(SaleReceipt {
+            cart,
+            tenders,
+            settlement,
+        }),
+        "T2-000009",
+    );
+    let doc = document(&data, Paper::Mm80, "en-GB");
+    let text = render_text(&doc);
+    let decoded = escpos::decode(&escpos::encode(&doc).unwrap()).unwrap();
+    let paper = decoded_text(&decoded, 48).join("\n");
+    let html = render_html(&doc);
+    for (what, shown) in [("text", &text), ("ESC/POS", &paper), ("HTML", &html)] {
+        assert!(
+            !shown.contains(number),
+            "{what} shows the whole number:\n{shown}"
+        );
+        assert!(
+            !shown.contains("GC7Q2K"),
+            "{what} shows the number's start:\n{shown}"
+        );
+        assert!(
+            shown.contains("**** B1ZP"),
+            "{what} lacks the last four:\n{shown}"
+        );
+    }
+    insta::assert_snapshot!(text);
+}
