@@ -1405,6 +1405,10 @@ async fn gtin_with_a_bad_check_digit_is_refused() {
         "{}",
         response.1
     );
+    // A stable reason and the digits, for the till to say it in its own language.
+    assert_eq!(response.1["reason"], "check_digit", "{}", response.1);
+    assert_eq!(response.1["expected"], 5, "{}", response.1);
+    assert_eq!(response.1["found"], 6, "{}", response.1);
 }
 
 #[tokio::test]
@@ -1946,10 +1950,14 @@ async fn five_wrong_pins_lock_the_member_out_of_that_till_for_five_minutes() {
         );
         let message = response.1["message"].as_str().unwrap();
         assert!(message.contains(&format!("{left} tries left")), "{message}");
+        // The till translates by code, with the number as a field.
+        assert_eq!(response.1["attempts_left"], left, "{}", response.1);
     }
     let before = node.last_seq(T1).await;
     let response = try_sign_in(&node, T1, "anna", "0000").await;
     assert_error(&response, StatusCode::LOCKED, "locked", Some("staff"));
+    let wait = response.1["retry_after_seconds"].as_i64().unwrap();
+    assert!((1..=300).contains(&wait), "{}", response.1);
     // Even the right PIN is refused while the lockout lasts.
     let response = try_sign_in(&node, T1, "anna", "1111").await;
     assert_error(&response, StatusCode::LOCKED, "locked", Some("staff"));
@@ -2009,6 +2017,8 @@ async fn a_cashier_needs_a_supervisor_for_what_the_permission_table_reserves() {
         "approver_not_allowed",
         Some("approval.staff"),
     );
+    assert_eq!(response.1["permission"], "large-discount");
+    assert_eq!(response.1["minimum_role"], "supervisor");
     let wrong = json!({"staff": "sven", "pin": "2223"});
     let response = node
         .as_staff(&anna, "/v1/sales", &discounted("20", Some(wrong)))
