@@ -248,7 +248,11 @@ fn shift_document(
             .iter()
             .map(|t| {
                 Ok(TaxRow {
-                    label: format!("{} {}", t.code, locale::format_rate(t.rate, loc)),
+                    label: format!(
+                        "{} {}",
+                        labels.tax_code(&t.code),
+                        locale::format_rate(t.rate, loc)
+                    ),
                     net: t.net,
                     tax: t.tax,
                     gross: t.net.checked_add(t.tax)?,

@@ -278,7 +278,7 @@ pub(crate) fn store_header(config: &protocol::seed::StoreConfig) -> printer::Sto
     printer::StoreHeader {
         name: config.name.clone(),
         address: config.address.split(", ").map(str::to_owned).collect(),
-        tax_id: None,
+        tax_id: config.tax_id.clone(),
         tax_registrations: Vec::new(),
     }
 }

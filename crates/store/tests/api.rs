@@ -2313,6 +2313,20 @@ async fn receipts_and_the_z_report_print_on_the_tills_printer() {
         text.lines().all(|l| l.chars().count() <= 32),
         "wider than 58 mm:\n{text}"
     );
+    // What a simplified invoice carries: the seller's name, address and VAT number, the
+    // cashier by name, each line's rate letter and the tax per rate, in the receipt's language.
+    for wanted in [
+        "Mariahilf\n",
+        "Mariahilfer Straße 77",
+        "UID-Nr. ATU13572463",
+        "Kassierer",
+        "Maria Gruber",
+        "A 10 %",
+        "B 20 %",
+    ] {
+        assert!(text.contains(wanted), "{wanted} missing:\n{text}");
+    }
+    assert!(!text.contains("maria\n") && !text.contains("VAT"), "{text}");
     assert!(
         preview["html"].as_str().unwrap().contains("<svg"),
         "no QR code in the preview"
