@@ -155,11 +155,14 @@ impl Node {
     }
 }
 
+/// A sale as the test keeps track of it: receipt, per line (sold, returned) quantities, and
+/// whether it was voided.
+type RungSale = (String, Vec<(u32, u32)>, bool);
+
 /// What the shift rang up, as the test keeps track of it.
 #[derive(Default)]
 struct Rung {
-    /// Per sale: receipt, per line (sold, returned) quantities, and whether it was voided.
-    sales: Vec<(String, Vec<(u32, u32)>, bool)>,
+    sales: Vec<RungSale>,
     last_was_sale: bool,
 }
 
