@@ -659,6 +659,10 @@ LAYOUTS = [
 ]
 
 
+# Plausible VAT numbers (their check digits are right): receipts print the seller's.
+TAX_IDS = {"vienna-01": "ATU13572463", "graz-01": "ATU24681351",
+           "zurich-01": "CHE-116.348.254 MWST"}
+
 # Department keys: open-price items whose price the cashier types at the till (sundries at the
 # standard and the reduced rate). Added last, so that nothing generated before them changes.
 DEPARTMENTS = [variant("MIS-DEP-0001-STD", "Diverses Normalsatz", [{"plu": "9920"}], "standard"),
@@ -672,7 +676,7 @@ products.append({"id": "mis-dep-0001", "name": "Diverses", "brand": "Kassa",
 def store(sid, name, address, jur, currency, locale, tz):
     return {"id": sid, "name": name, "address": address, "jurisdiction": jur,
             "currency": currency, "locale": locale, "timezone": tz,
-            "scale_layouts": json.loads(json.dumps(LAYOUTS))}
+            "scale_layouts": json.loads(json.dumps(LAYOUTS)), "tax_id": TAX_IDS[sid]}
 
 
 seed = {

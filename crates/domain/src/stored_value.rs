@@ -520,5 +520,14 @@ pub fn redeemed<'a>(
     Ok(total)
 }
 
+/// A gift card or store credit number as receipts and screens show it: its last four letters
+/// or digits only, as card numbers are (`**** 7Q2K`). The number is all anyone needs to spend
+/// the balance, so it is never printed whole.
+pub fn masked_number(number: &str) -> String {
+    let chars: Vec<char> = number.chars().filter(char::is_ascii_alphanumeric).collect();
+    let last4: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+    format!("**** {last4}")
+}
+
 #[cfg(test)]
 mod tests;

@@ -650,13 +650,25 @@ async fn sales_report(
             .at("to"));
         }
     }
+    let store = q.store.unwrap_or_default();
+    let from = from.map(|d| d.to_string()).unwrap_or_default();
+    let to = to.map(|d| d.to_string()).unwrap_or_default();
     let rows = sqlx::query(
-        "SELECT store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor FROM sales_daily
+        "SELECT store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor, voided_minor, goods_net_minor, rounding_minor FROM sales_daily
          WHERE ($1 = '' OR store = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3) ORDER BY store, day",
     )
-    .bind(q.store.unwrap_or_default())
-    .bind(from.map(|d| d.to_string()).unwrap_or_default())
-    .bind(to.map(|d| d.to_string()).unwrap_or_default())
+    .bind(&store)
+    .bind(&from)
+    .bind(&to)
+    .fetch_all(&hq.db.pool)
+    .await?;
+    let tax_rows = sqlx::query(
+        "SELECT store, day, code, rate, base_minor, tax_minor FROM sales_daily_taxes
+         WHERE ($1 = '' OR store = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3) ORDER BY store, day, code, rate",
+    )
+    .bind(&store)
+    .bind(&from)
+    .bind(&to)
     .fetch_all(&hq.db.pool)
     .await?;
     let money = |minor: i64, currency: &str| {
@@ -665,20 +677,50 @@ async fn sales_report(
             |c| domain::Money::from_minor(minor, c).amount_string(),
         )
     };
+    let mut taxes_by_day: std::collections::BTreeMap<(String, String), Vec<&sqlx::any::AnyRow>> =
+        std::collections::BTreeMap::new();
+    for t in &tax_rows {
+        taxes_by_day
+            .entry((t.get("store"), t.get("day")))
+            .or_default()
+            .push(t);
+    }
     let days: Vec<Value> = rows
         .iter()
         .map(|r| {
             let currency: String = r.get("currency");
+            let (store, day): (String, String) = (r.get("store"), r.get("day"));
+            let taxes: Vec<Value> = tax_rows
+                .iter()
+                .filter(|t| {
+                    t.get::<String, _>("store") == store && t.get::<String, _>("day") == day
+                })
+                .map(|t| {
+                    json!({
+                        "code": t.get::<String, _>("code"),
+                        "rate": t.get::<String, _>("rate"),
+                        "base": money(t.get("base_minor"), &currency),
+                        "tax": money(t.get("tax_minor"), &currency),
+                    })
+                })
+                .collect();
+            let gross: i64 = r.get("gross_minor");
+            let refunds: i64 = r.get("refunds_minor");
             json!({
-                "store": r.get::<String, _>("store"),
-                "day": r.get::<String, _>("day"),
+                "store": store,
+                "day": day,
                 "currency": currency,
                 "sales": r.get::<i64, _>("sales"),
                 "voids": r.get::<i64, _>("voids"),
                 "returns": r.get::<i64, _>("returns"),
-                "gross": money(r.get("gross_minor"), &currency),
+                "gross": money(gross, &currency),
+                "voided": money(r.get("voided_minor"), &currency),
+                "refunds": money(refunds, &currency),
+                "net": money(gross - refunds, &currency),
+                "goods_net": money(r.get("goods_net_minor"), &currency),
                 "tax": money(r.get("tax_minor"), &currency),
-                "refunds": money(r.get("refunds_minor"), &currency),
+                "rounding": money(r.get("rounding_minor"), &currency),
+                "taxes": taxes,
                 "cash": money(r.get("cash_minor"), &currency),
                 "shifts_closed": r.get::<i64, _>("shifts_closed"),
                 "cash_expected": money(r.get("cash_expected_minor"), &currency),

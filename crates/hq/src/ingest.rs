@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use domain::ledger::{Event, EventBody, StockEffect, stock_movements};
+use domain::shift::SalesEffect;
 use protocol::chain::GENESIS;
 use protocol::sync::{PushAck, VerifiedEvent};
 use sqlx::{Any, Row, Transaction};
@@ -267,6 +268,60 @@ async fn store_timezone(tx: &mut Transaction<'_, Any>, store: &str) -> Result<St
         .unwrap_or_else(|| "UTC".into()))
 }
 
+/// Figures kept per store and business day: sales, voids, returns (counts), gross (sales less
+/// voids), tax, refunds, cash, shifts closed, cash expected, cash counted, voided, goods net of
+/// tax, cash rounding.
+const DAY_FIGURES: usize = 13;
+
+fn money_overflow(e: domain::MoneyError) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("sales figures overflow: {e}"))
+}
+
+/// What a sale, void or return does to the sales figures (`None` for other events). A void
+/// takes back exactly what its sale added; the sale is the terminal's event just before it,
+/// found in this batch or in the inbox.
+async fn sales_effect(
+    tx: &mut Transaction<'_, Any>,
+    batch: &[&Event],
+    event: &Event,
+) -> Result<Option<SalesEffect>, sqlx::Error> {
+    let effect = match &event.body {
+        EventBody::SaleCompleted(s) => SalesEffect::of_sale(s),
+        EventBody::ReturnCompleted(r) => SalesEffect::of_return(r),
+        EventBody::SaleVoided(v) => {
+            let in_batch = batch
+                .iter()
+                .find(|e| e.meta.id == v.sale)
+                .map(|e| (*e).clone());
+            let sale = match in_batch {
+                Some(e) => Some(e),
+                None => {
+                    let body: Option<Vec<u8>> =
+                        sqlx::query_scalar("SELECT body FROM inbox WHERE id = $1")
+                            .bind(v.sale.to_string())
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    body.and_then(|b| protocol::event::decode(&b).ok())
+                }
+            };
+            match sale.map(|e| e.body) {
+                Some(EventBody::SaleCompleted(s)) => {
+                    SalesEffect::of_sale(&s).and_then(|e| e.voided(v.refund))
+                }
+                // A void whose sale HQ does not hold (the ledger never records one) is taken
+                // back as untaxed goods, as the till's tally does.
+                _ => v.refund.checked_neg().map(|goods_net| SalesEffect {
+                    voided: v.refund,
+                    goods_net,
+                    ..SalesEffect::zero(v.refund.currency())
+                }),
+            }
+        }
+        _ => return Ok(None),
+    };
+    effect.map(Some).map_err(money_overflow)
+}
+
 /// A stock key.
 type StockKey = (String, String);
 /// A point in stock time: clock reading, then event id.
@@ -286,58 +341,71 @@ async fn apply_all(
     crate::stored_value::apply(tx, backend, events).await?;
     crate::cards::apply(tx, events).await?;
     let mut zones: BTreeMap<String, String> = BTreeMap::new();
-    let mut days: BTreeMap<(String, String, String), [i64; 10]> = BTreeMap::new();
+    let mut days: BTreeMap<(String, String, String), [i64; DAY_FIGURES]> = BTreeMap::new();
+    let mut day_taxes: BTreeMap<(String, String, String, String), (i64, i64)> = BTreeMap::new();
     // Movements summed per level and event: one sale may have several lines of one SKU.
     let mut moves: BTreeMap<(StockKey, StockClock), i64> = BTreeMap::new();
     let mut counts: BTreeMap<StockKey, (StockClock, i64)> = BTreeMap::new();
     for event in events {
         let store = event.meta.store.as_str();
-        let figures = match &event.body {
+        let effect = sales_effect(tx, events, event).await?;
+        let cash_of = |tenders: &[domain::sale::Tender]| -> i64 {
+            tenders
+                .iter()
+                .filter(|t| t.kind == domain::sale::TenderKind::Cash)
+                .map(|t| t.amount.minor())
+                .sum()
+        };
+        // Counts and cash into the drawer; the amounts come from the sales effect.
+        let (counted, cash) = match &event.body {
             EventBody::SaleCompleted(s) => {
-                let cash: i64 = s
-                    .tenders
-                    .iter()
-                    .filter(|t| t.kind == domain::sale::TenderKind::Cash)
-                    .map(|t| t.amount.minor())
-                    .sum::<i64>()
-                    - s.settlement.change.minor();
-                Some((
-                    s.cart.currency,
-                    [
-                        1,
-                        0,
-                        0,
-                        s.settlement.due.minor(),
-                        s.cart.tax_total.minor(),
-                        0,
-                        cash,
-                        0,
-                        0,
-                        0,
-                    ],
-                ))
+                ([1, 0, 0], cash_of(&s.tenders) - s.settlement.change.minor())
             }
-            EventBody::SaleVoided(v) => Some((
-                v.refund.currency(),
-                [0, 1, 0, -v.refund.minor(), 0, 0, 0, 0, 0, 0],
+            EventBody::SaleVoided(_) => ([0, 1, 0], 0),
+            EventBody::ReturnCompleted(r) => ([0, 0, 1], -cash_of(&r.tenders)),
+            _ => ([0, 0, 0], 0),
+        };
+        let figures = match (&effect, &event.body) {
+            (Some(e), _) => Some((
+                e.sold.currency(),
+                [
+                    counted[0],
+                    counted[1],
+                    counted[2],
+                    e.sold.minor() - e.voided.minor(),
+                    e.tax().map_err(money_overflow)?.minor(),
+                    e.refunded.minor(),
+                    cash,
+                    0,
+                    0,
+                    0,
+                    e.voided.minor(),
+                    e.goods_net.minor(),
+                    e.rounding.minor(),
+                ],
             )),
-            EventBody::ReturnCompleted(r) => {
-                let cash: i64 = r
-                    .tenders
-                    .iter()
-                    .filter(|t| t.kind == domain::sale::TenderKind::Cash)
-                    .map(|t| t.amount.minor())
-                    .sum();
-                Some((
-                    r.refund.refund.currency(),
-                    [0, 0, 1, 0, 0, r.refund.refund.minor(), -cash, 0, 0, 0],
-                ))
-            }
-            EventBody::ShiftClosed {
-                expected, counted, ..
-            } => Some((
+            (
+                None,
+                EventBody::ShiftClosed {
+                    expected, counted, ..
+                },
+            ) => Some((
                 expected.currency(),
-                [0, 0, 0, 0, 0, 0, 0, 1, expected.minor(), counted.minor()],
+                [
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    1,
+                    expected.minor(),
+                    counted.minor(),
+                    0,
+                    0,
+                    0,
+                ],
             )),
             _ => None,
         };
@@ -348,9 +416,21 @@ async fn apply_all(
             }
             let zone = zones.get(store).map_or("UTC", String::as_str);
             let day = business_day(event.meta.hlc.wall_ms(), zone);
+            for t in effect.iter().flat_map(|e| &e.taxes) {
+                let entry = day_taxes
+                    .entry((
+                        store.to_owned(),
+                        day.clone(),
+                        t.code.clone(),
+                        t.rate.to_string(),
+                    ))
+                    .or_insert((0, 0));
+                entry.0 += t.base.minor();
+                entry.1 += t.amount.minor();
+            }
             let entry = days
                 .entry((store.to_owned(), day, currency.code().to_owned()))
-                .or_insert([0; 10]);
+                .or_insert([0; DAY_FIGURES]);
             for (sum, value) in entry.iter_mut().zip(figures) {
                 *sum += value;
             }
@@ -377,15 +457,18 @@ async fn apply_all(
     }
     for ((store, day, currency), f) in days {
         sqlx::query(
-            "INSERT INTO sales_daily (store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+            "INSERT INTO sales_daily (store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor, voided_minor, goods_net_minor, rounding_minor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              ON CONFLICT (store, day) DO UPDATE SET sales = sales_daily.sales + excluded.sales,
                voids = sales_daily.voids + excluded.voids, returns = sales_daily.returns + excluded.returns,
                gross_minor = sales_daily.gross_minor + excluded.gross_minor, tax_minor = sales_daily.tax_minor + excluded.tax_minor,
                refunds_minor = sales_daily.refunds_minor + excluded.refunds_minor, cash_minor = sales_daily.cash_minor + excluded.cash_minor,
                shifts_closed = sales_daily.shifts_closed + excluded.shifts_closed,
                cash_expected_minor = sales_daily.cash_expected_minor + excluded.cash_expected_minor,
-               cash_counted_minor = sales_daily.cash_counted_minor + excluded.cash_counted_minor",
+               cash_counted_minor = sales_daily.cash_counted_minor + excluded.cash_counted_minor,
+               voided_minor = sales_daily.voided_minor + excluded.voided_minor,
+               goods_net_minor = sales_daily.goods_net_minor + excluded.goods_net_minor,
+               rounding_minor = sales_daily.rounding_minor + excluded.rounding_minor",
         )
         .bind(store)
         .bind(day)
@@ -400,6 +483,24 @@ async fn apply_all(
         .bind(f[7])
         .bind(f[8])
         .bind(f[9])
+        .bind(f[10])
+        .bind(f[11])
+        .bind(f[12])
+        .execute(&mut **tx)
+        .await?;
+    }
+    for ((store, day, code, rate), (base, tax)) in day_taxes {
+        sqlx::query(
+            "INSERT INTO sales_daily_taxes (store, day, code, rate, base_minor, tax_minor) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (store, day, code, rate) DO UPDATE SET base_minor = sales_daily_taxes.base_minor + excluded.base_minor,
+               tax_minor = sales_daily_taxes.tax_minor + excluded.tax_minor",
+        )
+        .bind(store)
+        .bind(day)
+        .bind(code)
+        .bind(rate)
+        .bind(base)
+        .bind(tax)
         .execute(&mut **tx)
         .await?;
     }

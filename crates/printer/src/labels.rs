@@ -32,6 +32,8 @@ pub struct Labels {
     pub due: &'static str,
     pub change: &'static str,
     pub tax: &'static str,
+    /// The name of value-added tax in this language (the tax component code `VAT`).
+    pub vat: &'static str,
     pub net: &'static str,
     pub gross: &'static str,
     pub rate: &'static str,
@@ -60,6 +62,8 @@ pub struct Labels {
     pub sales: &'static str,
     pub returns: &'static str,
     pub voids: &'static str,
+    pub net_sales: &'static str,
+    pub goods_net: &'static str,
     pub sales_count: &'static str,
     pub returns_count: &'static str,
     pub voids_count: &'static str,
@@ -89,6 +93,7 @@ pub static EN: Labels = Labels {
     due: "Due",
     change: "Change",
     tax: "Tax",
+    vat: "VAT",
     net: "Net",
     gross: "Gross",
     rate: "Rate",
@@ -117,6 +122,8 @@ pub static EN: Labels = Labels {
     sales: "Sales",
     returns: "Returns",
     voids: "Voids",
+    net_sales: "NET SALES",
+    goods_net: "Goods excl. tax",
     sales_count: "Number of sales",
     returns_count: "Number of returns",
     voids_count: "Number of voids",
@@ -146,6 +153,7 @@ pub static DE: Labels = Labels {
     due: "Zu zahlen",
     change: "Rückgeld",
     tax: "MwSt",
+    vat: "MwSt.",
     net: "Netto",
     gross: "Brutto",
     rate: "Satz",
@@ -174,6 +182,8 @@ pub static DE: Labels = Labels {
     sales: "Verkäufe",
     returns: "Rückgaben",
     voids: "Stornos",
+    net_sales: "UMSATZ",
+    goods_net: "Waren netto",
     sales_count: "Anzahl Verkäufe",
     returns_count: "Anzahl Rückgaben",
     voids_count: "Anzahl Stornos",
@@ -204,6 +214,16 @@ impl Labels {
             TenderKind::Card => self.card,
             TenderKind::GiftCard => self.gift_card,
             TenderKind::StoreCredit => self.store_credit,
+        }
+    }
+
+    /// How a tax component is named on paper: value-added tax in the receipt's language
+    /// (`MwSt.` in German), other components by their code (`GST`, `QST`, `NY`).
+    pub fn tax_code<'a>(&self, code: &'a str) -> &'a str {
+        if code.eq_ignore_ascii_case("VAT") {
+            self.vat
+        } else {
+            code
         }
     }
 

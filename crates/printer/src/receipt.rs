@@ -215,8 +215,65 @@ pub(crate) struct TaxRow {
     pub(crate) gross: Money,
 }
 
-fn tax_label(code: &str, rate: TaxRate, locale: &Locale) -> String {
-    format!("{code} {}", locale::format_rate(rate, locale))
+fn tax_label(code: &str, rate: TaxRate, locale: &Locale, labels: &Labels) -> String {
+    format!(
+        "{} {}",
+        labels.tax_code(code),
+        locale::format_rate(rate, locale)
+    )
+}
+
+/// Letters for the tax rates of a receipt (`A`, `B`, …, in the order of its tax table), so
+/// that each line names its rate and the table names the rate of each letter, as a simplified
+/// invoice must.
+fn rate_letters<'a>(
+    rates: impl IntoIterator<Item = (&'a str, TaxRate)>,
+) -> BTreeMap<(String, TaxRate), char> {
+    let mut letters = BTreeMap::new();
+    for (code, rate) in rates {
+        let next = char::from(b'A' + u8::try_from(letters.len() % 26).unwrap_or(0));
+        letters.entry((code.to_owned(), rate)).or_insert(next);
+    }
+    letters
+}
+
+/// A tax table row's label: the rate's letter and the rate, with the tax's name too when the
+/// receipt has more than one kind of tax (with one, the table's tax column names it).
+fn lettered(
+    letters: &BTreeMap<(String, TaxRate), char>,
+    code: &str,
+    rate: TaxRate,
+    locale: &Locale,
+    labels: &Labels,
+) -> String {
+    let mut codes = letters.keys().map(|(c, _)| c);
+    let first = codes.next();
+    let label = if codes.all(|c| Some(c) == first) {
+        locale::format_rate(rate, locale)
+    } else {
+        tax_label(code, rate, locale, labels)
+    };
+    match letters.get(&(code.to_owned(), rate)) {
+        Some(letter) => format!("{letter} {label}"),
+        None => label,
+    }
+}
+
+/// A line's amount with the letters of its tax rates after it.
+fn with_letters(
+    amount: String,
+    taxes: &[domain::sale::LineTax],
+    letters: &BTreeMap<(String, TaxRate), char>,
+) -> String {
+    let marks: String = taxes
+        .iter()
+        .filter_map(|t| letters.get(&(t.code.clone(), t.rate)))
+        .collect();
+    if marks.is_empty() {
+        amount
+    } else {
+        format!("{amount} {marks}")
+    }
 }
 
 /// Left-aligned first cell, right-aligned others, each leaving a space; `None` when a cell
@@ -309,8 +366,16 @@ fn push_tenders(
 ) -> Result<(), MoneyError> {
     for tender in tenders {
         let name = match &tender.reference {
-            // A reference is never card data (the domain keeps tokens and masked numbers only),
-            // and it lets the customer match a card slip.
+            // A gift card's number is all anyone needs to spend it: printed masked, as card
+            // numbers are.
+            Some(reference) if tender.kind == TenderKind::GiftCard => format!(
+                "{} {}",
+                labels.tender(tender.kind),
+                domain::stored_value::masked_number(reference)
+            ),
+            // A card reference is never card data (the domain keeps tokens and masked numbers
+            // only), and it lets the customer match a card slip. A store credit issued by a
+            // return is printed whole: the receipt is how the customer learns its number.
             Some(reference) if tender.kind != TenderKind::Cash => {
                 format!("{} {reference}", labels.tender(tender.kind))
             }
@@ -373,8 +438,18 @@ fn push_sale(
     let loc = &layout.locale;
     let amount = |m: Money| locale::format_amount(m, loc);
     let cart = &sale.cart;
+    let codes: Vec<&str> = cart.taxes.iter().map(|t| t.code.as_str()).collect();
+    let table = !cart.taxes.is_empty() && rate_table_wanted(cart.pricing, &codes);
+    let letters = if table {
+        rate_letters(cart.taxes.iter().map(|t| (t.code.as_str(), t.rate)))
+    } else {
+        BTreeMap::new()
+    };
     for line in &cart.lines {
-        doc.row(line.name.clone(), amount(line.extended));
+        doc.row(
+            line.name.clone(),
+            with_letters(amount(line.extended), &line.taxes, &letters),
+        );
         if line.quantity.milli() != 1000 || line.unit != UnitOfSale::Each {
             let per = match line.unit {
                 UnitOfSale::Each => String::new(),
@@ -401,7 +476,10 @@ fn push_sale(
     if cart.pricing == PricingMode::Exclusive {
         doc.row(labels.subtotal, amount(cart.net_total));
         for tax in &cart.taxes {
-            doc.row(tax_label(&tax.code, tax.rate, loc), amount(tax.amount));
+            doc.row(
+                tax_label(&tax.code, tax.rate, loc, labels),
+                amount(tax.amount),
+            );
             for (_, number) in store.tax_registrations.iter().filter(|r| r.0 == tax.code) {
                 doc.text(
                     format!("  {} {number}", labels.registration),
@@ -420,15 +498,14 @@ fn push_sale(
     if !settlement.change.is_zero() {
         doc.bold_row(labels.change, locale::format_money(settlement.change, loc));
     }
-    let codes: Vec<&str> = cart.taxes.iter().map(|t| t.code.as_str()).collect();
-    if !cart.taxes.is_empty() && rate_table_wanted(cart.pricing, &codes) {
+    if table {
         doc.separator();
         let rows = cart
             .taxes
             .iter()
             .map(|t| {
                 Ok(TaxRow {
-                    label: tax_label(&t.code, t.rate, loc),
+                    label: lettered(&letters, &t.code, t.rate, loc, labels),
                     net: t.base,
                     tax: t.amount,
                     gross: t.base.checked_add(t.amount)?,
@@ -451,6 +528,16 @@ fn push_return(
     let refund = &ret.refund;
     let currency = refund.total.currency();
     let mut taxes: BTreeMap<(String, TaxRate), (Money, Money)> = BTreeMap::new();
+    for line in &refund.lines {
+        for tax in &line.taxes {
+            let entry = taxes
+                .entry((tax.code.clone(), tax.rate))
+                .or_insert((Money::zero(currency), Money::zero(currency)));
+            entry.0 = entry.0.checked_add(line.net)?;
+            entry.1 = entry.1.checked_add(tax.amount)?;
+        }
+    }
+    let letters = rate_letters(taxes.keys().map(|(code, rate)| (code.as_str(), *rate)));
     for (i, line) in refund.lines.iter().enumerate() {
         let name = ret
             .names
@@ -462,20 +549,22 @@ fn push_return(
         } else {
             format!("{} × {name}", locale::format_quantity(line.quantity, loc))
         };
-        doc.row(label, amount(neg(line.gross)?));
-        for tax in &line.taxes {
-            let entry = taxes
-                .entry((tax.code.clone(), tax.rate))
-                .or_insert((Money::zero(currency), Money::zero(currency)));
-            entry.0 = entry.0.checked_add(line.net)?;
-            entry.1 = entry.1.checked_add(tax.amount)?;
-        }
+        doc.row(
+            label,
+            with_letters(amount(neg(line.gross)?), &line.taxes, &letters),
+        );
     }
     doc.separator();
-    doc.bold_row(labels.refund, locale::format_money(neg(refund.total)?, loc));
-    if !refund.cash_rounding.is_zero() {
+    // A return pays out: its last money row says refund, never "due" (what a sale asks for).
+    if refund.cash_rounding.is_zero() {
+        doc.bold_row(labels.refund, locale::format_money(neg(refund.total)?, loc));
+    } else {
+        doc.bold_row(labels.total, locale::format_money(neg(refund.total)?, loc));
         doc.row(labels.cash_rounding, amount(neg(refund.cash_rounding)?));
-        doc.row(labels.due, locale::format_money(neg(refund.refund)?, loc));
+        doc.bold_row(
+            labels.refund,
+            locale::format_money(neg(refund.refund)?, loc),
+        );
     }
     push_tenders(doc, &ret.tenders, neg, layout, labels)?;
     if !taxes.is_empty() {
@@ -484,7 +573,7 @@ fn push_return(
             .into_iter()
             .map(|((code, rate), (net, tax))| {
                 Ok(TaxRow {
-                    label: tax_label(&code, rate, loc),
+                    label: lettered(&letters, &code, rate, loc, labels),
                     net: neg(net)?,
                     tax: neg(tax)?,
                     gross: neg(net.checked_add(tax)?)?,

@@ -125,10 +125,18 @@ pub struct ShiftReport {
     pub returns_count: u32,
     /// Voided sales.
     pub voids_count: u32,
-    /// Total of sales (gross).
+    /// Gross sales: every completed sale, voided ones included.
     pub sales_total: Money,
-    /// Total of returns and voids (gross, positive).
+    /// What voids gave back (positive).
+    pub voids_total: Money,
+    /// What returns gave back (positive).
     pub returns_total: Money,
+    /// The net sales' goods net of tax (sales less voids less returns).
+    pub goods_net: Money,
+    /// The net sales' tax: the sum of the tax column of `taxes`.
+    pub tax_total: Money,
+    /// The net sales' cash rounding.
+    pub rounding: Money,
     /// Per tender.
     pub tenders: Vec<TenderTotal>,
     /// Per tax component and rate.
@@ -195,12 +203,28 @@ fn shift_document(
     doc.row(labels.sales_count, report.sales_count.to_string());
     doc.row(labels.returns_count, report.returns_count.to_string());
     doc.row(labels.voids_count, report.voids_count.to_string());
+    // Gross sales less voids less returns is the net; the net splits into goods, tax and
+    // rounding. Each figure is a fold of the same events, so both sums hold on paper.
     doc.row(labels.sales, amount(report.sales_total));
+    doc.row(labels.voids, amount(report.voids_total.checked_neg()?));
     doc.row(labels.returns, amount(report.returns_total.checked_neg()?));
     doc.bold_row(
-        labels.total,
-        money(report.sales_total.checked_sub(report.returns_total)?),
+        labels.net_sales,
+        money(
+            report
+                .sales_total
+                .checked_sub(report.voids_total)?
+                .checked_sub(report.returns_total)?,
+        ),
     );
+    doc.row(format!("  {}", labels.goods_net), amount(report.goods_net));
+    doc.row(format!("  {}", labels.tax), amount(report.tax_total));
+    if !report.rounding.is_zero() {
+        doc.row(
+            format!("  {}", labels.cash_rounding),
+            amount(report.rounding),
+        );
+    }
     doc.separator();
 
     if !report.tenders.is_empty() {
@@ -224,7 +248,11 @@ fn shift_document(
             .iter()
             .map(|t| {
                 Ok(TaxRow {
-                    label: format!("{} {}", t.code, locale::format_rate(t.rate, loc)),
+                    label: format!(
+                        "{} {}",
+                        labels.tax_code(&t.code),
+                        locale::format_rate(t.rate, loc)
+                    ),
                     net: t.net,
                     tax: t.tax,
                     gross: t.net.checked_add(t.tax)?,

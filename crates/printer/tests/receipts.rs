@@ -466,9 +466,19 @@ fn the_receipt_carries_the_figures_of_the_domain_receipt() {
     let text = decoded_text(&decoded, 32).join("\n");
     let ch = Locale::parse("de-CH");
     let amount = |m: Money| format_amount(m, &ch);
+    // Each line ends with its amount and the letter of its rate; the tax table names the rate
+    // of each letter.
+    let letter = |rate| {
+        let index = sale.cart.taxes.iter().position(|t| t.rate == rate).unwrap();
+        char::from(b'A' + u8::try_from(index).unwrap())
+    };
     for l in &sale.cart.lines {
         let row = text.lines().find(|t| t.starts_with(&l.name)).unwrap();
-        assert!(row.ends_with(&amount(l.extended)), "{row}");
+        let mark = letter(l.taxes[0].rate);
+        assert!(
+            row.ends_with(&format!("{} {mark}", amount(l.extended))),
+            "{row}"
+        );
     }
     for t in &sale.cart.taxes {
         let row = text
@@ -476,7 +486,7 @@ fn the_receipt_carries_the_figures_of_the_domain_receipt() {
             .find(|r| {
                 r.starts_with(&format!(
                     "{} {}",
-                    t.code,
+                    letter(t.rate),
                     printer::locale::format_rate(t.rate, &ch)
                 ))
             })
@@ -551,7 +561,7 @@ fn a_long_name_wraps_and_keeps_its_amount_on_the_first_line() {
         .iter()
         .position(|l| l.starts_with("Grüner Veltliner"))
         .unwrap();
-    assert!(lines[at].ends_with("38,70"), "{}", lines[at]);
+    assert!(lines[at].ends_with("38,70 B"), "{}", lines[at]);
     assert_eq!(lines[at].chars().count(), 32);
     assert_eq!(lines[at + 1], "Federspiel Wachau 0,75 l");
     assert!(
@@ -599,4 +609,108 @@ fn the_html_preview_of_a_receipt() {
         "de-CH",
     );
     insta::assert_snapshot!(render_html(&doc));
+}
+
+#[test]
+fn a_gift_card_tender_prints_only_the_last_four_of_its_number() {
+    let cart = vienna_cart();
+    let number = "GC7Q2KX9M4TB1ZP";
+    let tenders = vec![
+        Tender {
+            kind: TenderKind::GiftCard,
+            amount: Money::from_minor(1000, cart.currency),
+            reference: Some(number.into()),
+        },
+        cash(5000, cart.currency),
+    ];
+    let settlement = settle(&cart, &tenders, None).unwrap();
+    let data = vienna(
+        ReceiptBody::Sale(SaleReceipt {
+            cart,
+            tenders,
+            settlement,
+        }),
+        "T2-000009",
+    );
+    let doc = document(&data, Paper::Mm80, "en-GB");
+    let text = render_text(&doc);
+    let decoded = escpos::decode(&escpos::encode(&doc).unwrap()).unwrap();
+    let paper = decoded_text(&decoded, 48).join("\n");
+    let html = render_html(&doc);
+    for (what, shown) in [("text", &text), ("ESC/POS", &paper), ("HTML", &html)] {
+        assert!(
+            !shown.contains(number),
+            "{what} shows the whole number:\n{shown}"
+        );
+        assert!(
+            !shown.contains("GC7Q2K"),
+            "{what} shows the number's start:\n{shown}"
+        );
+        assert!(
+            shown.contains("**** B1ZP"),
+            "{what} lacks the last four:\n{shown}"
+        );
+    }
+    insta::assert_snapshot!(text);
+}
+
+/// A Zürich return of the cheese with cash rounding: what a simplified invoice needs, in German
+/// and English.
+fn zurich_return() -> ReceiptData {
+    let sale = zurich_sale();
+    let priced = price_return(
+        &sale.cart,
+        &sale.settlement,
+        &[],
+        &[(1, Quantity::parse("0.315").unwrap())],
+    )
+    .unwrap();
+    let ch = presets::jurisdiction("CH").unwrap();
+    let refund = domain::sale::pay_out_refund(
+        priced,
+        TenderKind::Cash,
+        ch.cash_rounding(),
+        Money::zero(ch.currency()),
+    )
+    .unwrap()
+    .refund;
+    assert!(!refund.cash_rounding.is_zero(), "the test needs rounding");
+    let c = refund.total.currency();
+    let mut data = zurich(ReceiptBody::Return(ReturnReceipt {
+        original_receipt: Some("T1-000042".into()),
+        reason: None,
+        tenders: vec![cash(refund.refund.minor(), c)],
+        names: ReturnReceipt::names_from_cart(&refund, &sale.cart),
+        refund,
+    }));
+    data.number = "T1-R-000001".into();
+    data
+}
+
+#[test]
+fn a_return_receipt_says_refund_never_due_in_german() {
+    let text = render_text(&document(&zurich_return(), Paper::Mm80, "de-CH"));
+    assert!(!text.contains("Zu zahlen"), "{text}");
+    assert!(text.contains("ERSTATTUNG"), "{text}");
+    assert!(text.contains("MWST"), "the seller's VAT number:\n{text}");
+    assert!(
+        !text.contains("VAT"),
+        "tax named in the receipt's language:\n{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn a_return_receipt_says_refund_never_due_in_english() {
+    let text = render_text(&document(&zurich_return(), Paper::Mm80, "en-GB"));
+    assert!(!text.contains("Due"), "{text}");
+    assert!(text.contains("REFUND"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn tax_is_named_in_the_receipts_language() {
+    assert_eq!(Labels::for_tag("de").tax_code("VAT"), "MwSt.");
+    assert_eq!(Labels::for_tag("en").tax_code("VAT"), "VAT");
+    assert_eq!(Labels::for_tag("de").tax_code("QST"), "QST");
 }

@@ -42,8 +42,14 @@ fn report() -> ShiftReport {
         sales_count: 87,
         returns_count: 1,
         voids_count: 2,
-        sales_total: eur(245_678),
-        returns_total: eur(3_296),
+        // Gross 2451.78 − voids 21.48 − returns 11.48 = net 2418.82 = goods 2082.35 + tax
+        // 336.47, and the tenders net (1223.02 + 1145.80 + 50.00) come to the same.
+        sales_total: eur(245_178),
+        voids_total: eur(2_148),
+        returns_total: eur(1_148),
+        goods_net: eur(208_235),
+        tax_total: eur(33_647),
+        rounding: eur(0),
         tenders: vec![
             TenderTotal {
                 kind: TenderKind::Cash,
@@ -52,7 +58,7 @@ fn report() -> ShiftReport {
             },
             TenderTotal {
                 kind: TenderKind::Card,
-                sales: eur(117_228),
+                sales: eur(116_728),
                 refunds: eur(2_148),
             },
             TenderTotal {

@@ -166,6 +166,10 @@ pub struct StoreDto {
     pub locale: String,
     pub timezone: String,
     pub scale_layouts: Vec<LayoutDto>,
+    /// The seller's VAT (tax) number, printed on every receipt (`ATU13572463`,
+    /// `CHE-116.348.254 MWST`); absent in files written before receipts carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_id: Option<String>,
     /// The till's quick keys, in pages (tabs); none: the till offers the items with a PLU.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quick_keys: Vec<QuickKeyPageDto>,
@@ -394,6 +398,8 @@ pub struct StoreConfig {
     pub jurisdiction: Jurisdiction,
     /// Its scale-label layouts.
     pub layouts: Vec<RcnLayout>,
+    /// The seller's VAT (tax) number, for receipts.
+    pub tax_id: Option<String>,
 }
 
 /// A validated reference data set.
@@ -675,7 +681,28 @@ impl SeedDto {
                         ),
                     ));
                 }
+                let tax_id = match s.tax_id.as_deref().map(str::trim) {
+                    None => None,
+                    Some(id)
+                        if !id.is_empty()
+                            && id.chars().count() <= 40
+                            && id.chars().all(|c| {
+                                c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '/')
+                            }) =>
+                    {
+                        Some(id.to_owned())
+                    }
+                    Some(id) => {
+                        return Err(FieldError::new(
+                            f("tax_id"),
+                            format!(
+                                "`{id}` is not a VAT number: 1 to 40 letters, digits, spaces, `.`, `-` or `/`"
+                            ),
+                        ));
+                    }
+                };
                 Ok(StoreConfig {
+                    tax_id,
                     id: StoreId::parse(&s.id).at(|| f("id"))?,
                     name: s.name.clone(),
                     address: s.address.clone(),
@@ -742,6 +769,29 @@ mod tests {
         serde_json::from_str::<JurisdictionDto>(&json)
             .unwrap()
             .parse("jurisdiction")
+    }
+
+    fn demo_seed() -> SeedDto {
+        serde_json::from_str(include_str!("../../../data/demo/seed.json")).unwrap()
+    }
+
+    #[test]
+    fn a_store_carries_its_vat_number_and_a_bad_one_names_the_field() {
+        let parsed = demo_seed().parse().unwrap();
+        let vienna = parsed.stores.iter().find(|s| s.id.as_str() == "vienna-01");
+        assert_eq!(
+            vienna.and_then(|s| s.tax_id.as_deref()),
+            Some("ATU13572463")
+        );
+        let mut older = demo_seed();
+        older.stores[0].tax_id = None;
+        assert_eq!(older.parse().unwrap().stores[0].tax_id, None);
+        for bad in ["", "  ", "ATU<script>", &"9".repeat(41)] {
+            let mut seed = demo_seed();
+            seed.stores[0].tax_id = Some(bad.to_owned());
+            let err = seed.parse().unwrap_err();
+            assert_eq!(err.field, "stores[0].tax_id", "{bad}");
+        }
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct ApiError {
     message: String,
     /// For `approval_required`: the permission that needs an approval.
     permission: Option<&'static str>,
+    /// More of the error's state, merged into its body (a card refund that stopped part-way
+    /// carries the parts given back and what is still due).
+    detail: Option<serde_json::Map<String, Value>>,
 }
 
 impl ApiError {
@@ -58,7 +61,14 @@ impl ApiError {
             field: None,
             message: message.to_string(),
             permission: None,
+            detail: None,
         }
+    }
+
+    /// The same error, its body carrying `detail`'s fields too.
+    pub(crate) fn with_detail(mut self, detail: serde_json::Map<String, Value>) -> Self {
+        self.detail = Some(detail);
+        self
     }
 
     pub(crate) fn invalid(
@@ -136,6 +146,9 @@ impl IntoResponse for ApiError {
             }
             if let Some(permission) = self.permission {
                 map.insert("permission".into(), Value::String(permission.into()));
+            }
+            for (key, value) in self.detail.into_iter().flatten() {
+                map.entry(key).or_insert(value);
             }
         }
         (self.status, Json(body)).into_response()
@@ -552,12 +565,39 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
 }
 
 fn lookup_error(e: domain::catalog::CatalogError, field: String) -> ApiError {
-    match e {
-        domain::catalog::CatalogError::NotFound { .. } => {
-            ApiError::new(StatusCode::NOT_FOUND, "unknown_item", e).at(field)
+    use domain::barcode::BarcodeError;
+    use domain::catalog::CatalogError;
+    // A stable `reason` beside `invalid_code`, so that the till can say what is wrong with the
+    // code in its own language; a wrong check digit also says which digit was expected.
+    let mut detail = serde_json::Map::new();
+    let reason = match &e {
+        CatalogError::NotFound { .. } => {
+            return ApiError::new(StatusCode::NOT_FOUND, "unknown_item", e).at(field);
         }
-        other => ApiError::invalid("invalid_code", field, other),
-    }
+        CatalogError::Barcode(
+            BarcodeError::CheckDigit {
+                expected, found, ..
+            }
+            | BarcodeError::PriceCheckDigit {
+                expected, found, ..
+            },
+        ) => {
+            detail.insert("expected".into(), json!(expected));
+            detail.insert("found".into(), json!(found));
+            if matches!(e, CatalogError::Barcode(BarcodeError::CheckDigit { .. })) {
+                "check_digit"
+            } else {
+                "price_check_digit"
+            }
+        }
+        CatalogError::Barcode(BarcodeError::Empty) => "empty",
+        CatalogError::Barcode(BarcodeError::ScientificNotation { .. }) => "scientific_notation",
+        CatalogError::Barcode(BarcodeError::NotDigits { .. }) => "not_digits",
+        CatalogError::Barcode(BarcodeError::Length { .. }) => "length",
+        _ => "malformed",
+    };
+    detail.insert("reason".into(), json!(reason));
+    ApiError::invalid("invalid_code", field, e).with_detail(detail)
 }
 
 fn embedded_view(embedded: Option<EmbeddedValue>, currency: domain::Currency) -> Value {

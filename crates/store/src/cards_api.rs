@@ -38,6 +38,7 @@ pub fn routes() -> Router<Arc<Node>> {
         )
         .route("/v1/card-payments/totals", get(totals))
         .route("/v1/card-payments/refund", post(refund_to_presented_card))
+        .route("/v1/card-payments/refund-return", post(refund_return))
         .route("/v1/card-payments/{poi}/reverse", post(reverse))
         .route("/v1/card-payments/{poi}/refund", post(refund))
 }
@@ -477,6 +478,194 @@ async fn refund(
             e => payment_error(e),
         })?;
     given_back(&outcome, currency.code())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnRefundRequest {
+    terminal: String,
+    #[serde(rename = "return")]
+    return_receipt: String,
+}
+
+/// A card payment of a sale: its POI transaction id, the till whose terminal approved it and
+/// what it authorised, for those approved and not declined later.
+async fn sale_card_payments(
+    node: &Node,
+    ret: &domain::ledger::ReturnCompleted,
+) -> ApiResult<Vec<(String, String, i64)>> {
+    let Some(original) = &ret.original_receipt else {
+        return Ok(Vec::new());
+    };
+    let sale = crate::payments::receipt_event(&node.pools.reader, original)
+        .await
+        .map_err(|e| payment_error(e.into()))?;
+    let Some(EventBody::SaleCompleted(sale)) = sale.map(|e| e.body) else {
+        return Ok(Vec::new());
+    };
+    let mut payments = Vec::new();
+    for poi in sale
+        .tenders
+        .iter()
+        .filter(|t| t.kind == TenderKind::Card)
+        .filter_map(|t| t.reference.as_deref())
+    {
+        let approved = card_requests(
+            node,
+            "json_extract(outcome, '$.Approved.payment.poi_transaction_id') = $1",
+            poi,
+        )
+        .await?;
+        if let Some((
+            paid_on,
+            Record {
+                outcome:
+                    Some(Outcome::Approved {
+                        payment,
+                        settlement,
+                    }),
+                ..
+            },
+        )) = approved.into_iter().next()
+        {
+            if settlement != Settlement::DeclinedLater {
+                payments.push((poi.to_owned(), paid_on, payment.authorised_minor));
+            }
+        }
+    }
+    Ok(payments)
+}
+
+/// One refund part as the answer shows it, with its amount in minor units.
+fn part_view(outcome: &Outcome, original: &str, currency: &str) -> Option<(Value, i64)> {
+    match outcome {
+        Outcome::Refunded {
+            poi_transaction_id,
+            amount_minor,
+        } => Some((
+            json!({
+                "card_payment": original,
+                "poi_transaction_id": poi_transaction_id,
+                "amount": minor(*amount_minor, currency),
+            }),
+            *amount_minor,
+        )),
+        _ => None,
+    }
+}
+
+/// Refunds what a return paid out to a card across every card payment of its sale that this
+/// till's terminal took, each by its own reference and at most what is left of it, until the
+/// return's card refund is given back. Asked again (after a refusal, a lost link or a lost
+/// answer) it refunds only what is still due: a payment already refunded for this return
+/// answers that refund. The answer lists every part (`parts`), what they gave back
+/// (`refunded`) and what is still `due` (to a card presented on the terminal, when the sale's
+/// payments have nothing left or were taken at another till). A terminal that stops part-way
+/// answers `card_refund_incomplete` with the parts so far and what is due: ask again.
+async fn refund_return(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    body: RawBody,
+) -> ApiResult<Response> {
+    let request: ReturnRefundRequest = body.parse()?;
+    let till = terminal(&node, &request.terminal)?;
+    caller.at(&till)?;
+    let cards = till_cards(&node, &till)?;
+    let currency = context(&node)?.config.currency;
+    let code = currency.code();
+    let number = request.return_receipt.trim();
+    let ret = return_named(&node, number).await?;
+    if !ret.tenders.iter().any(|t| t.kind == TenderKind::Card) {
+        return Err(ApiError::invalid(
+            "return_not_refunded_to_card",
+            "return",
+            format!("return {number} was not refunded to a card: nothing is due back to a card"),
+        ));
+    }
+    let payments: Vec<_> = sale_card_payments(&node, &ret)
+        .await?
+        .into_iter()
+        .filter(|(_, paid_on, _)| paid_on == till.as_str())
+        .collect();
+    let _held = cards.lock.lock().await;
+    // A refund whose answer was lost is learnt first, so it counts as given back below.
+    cards
+        .service
+        .ensure_resolved()
+        .await
+        .map_err(payment_error)?;
+    let mut parts = Vec::new();
+    let mut todo = Vec::new();
+    for (poi, _, authorised) in &payments {
+        match given_back_before(&cards, OpKind::Refund, Some(poi), number).await? {
+            Some(done) => parts.extend(part_view(&done, poi, code)),
+            None => todo.push((poi, *authorised)),
+        }
+    }
+    let mut due = ReturnCardRefund::of(&node, number, &ret).await?.left();
+    let answer = |parts: &[(Value, i64)], due: i64| {
+        let refunded: i64 = parts.iter().map(|(_, m)| m).sum();
+        let parts: Vec<&Value> = parts.iter().map(|(v, _)| v).collect();
+        let mut map = serde_json::Map::new();
+        map.insert("return".into(), json!(number));
+        map.insert("parts".into(), json!(parts));
+        map.insert("refunded".into(), json!(minor(refunded, code)));
+        map.insert("due".into(), json!(minor(due.max(0), code)));
+        map
+    };
+    for (poi, authorised) in todo {
+        if due <= 0 {
+            break;
+        }
+        let refunds = card_requests(
+            &node,
+            "json_extract(op, '$.original_poi_transaction_id') = $1",
+            poi,
+        )
+        .await?
+        .into_iter()
+        .filter(|(t, _)| t == till.as_str())
+        .collect::<Vec<_>>();
+        let amount = due.min(authorised - given_back_by(&refunds));
+        if amount <= 0 {
+            continue;
+        }
+        let outcome = cards.service.refund(poi, number, amount).await;
+        let stopped = match &outcome {
+            Ok(done @ Outcome::Refunded { amount_minor, .. }) => {
+                due -= amount_minor;
+                parts.extend(part_view(done, poi, code));
+                continue;
+            }
+            Ok(Outcome::NotProcessed) => "the terminal did not take the request".to_owned(),
+            Ok(other) => format!("the terminal answered {other:?}"),
+            Err(e) => e.to_string(),
+        };
+        let mut detail = answer(&parts, due);
+        detail.insert("status".into(), json!("incomplete"));
+        let status = match &outcome {
+            Err(PaymentError::Refused(_)) => StatusCode::PAYMENT_REQUIRED,
+            Err(PaymentError::Unresolved { .. } | PaymentError::OutcomeUnknown { .. }) => {
+                StatusCode::CONFLICT
+            }
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        return Err(ApiError::new(
+            status,
+            "card_refund_incomplete",
+            format!(
+                "card refund of return {number} stopped at card payment {poi} ({stopped}): {} is still due; ask again",
+                minor(due, code)
+            ),
+        )
+        .with_detail(detail));
+    }
+    let mut body = answer(&parts, due);
+    body.insert(
+        "status".into(),
+        json!(if due > 0 { "partial" } else { "refunded" }),
+    );
+    Ok((StatusCode::CREATED, Json(Value::Object(body))).into_response())
 }
 
 #[derive(Debug, Deserialize)]

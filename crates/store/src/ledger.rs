@@ -590,6 +590,24 @@ async fn apply(
             let returned = returned_milli(conn, original, sale.cart.lines.len()).await?;
             let refund =
                 price_return(&sale.cart, &sale.settlement, &returned, lines).map_err(|e| {
+                    // Asked for no more than was sold, but earlier returns took it: a second
+                    // press of Refund, or the same return from another till. A conflict with
+                    // what is recorded, not a bad request.
+                    if let domain::sale::SaleError::ReturnExceedsSold { line, sold, .. } = &e {
+                        let asked: i64 = lines
+                            .iter()
+                            .filter(|(l, _)| l == line)
+                            .map(|(_, q)| q.milli())
+                            .sum();
+                        if returned.get(*line).is_some_and(|r| *r > 0) && asked <= sold.milli() {
+                            return WriteError::Conflict {
+                                code: "already_returned",
+                                message: format!(
+                                    "line {line} of sale {original} was already returned ({e}); nothing was recorded or paid out"
+                                ),
+                            };
+                        }
+                    }
                     let field = match &e {
                         domain::sale::SaleError::NoSuchLine { index, .. } => {
                             format!("lines[{index}].line")

@@ -176,6 +176,11 @@ async fn receipt_document(
     };
     let offset_minutes =
         crate::shifts::utc_offset_minutes(event.meta.hlc.wall_ms(), &config.timezone);
+    // The cashier by name, as a customer knows them, not by their staff id.
+    let cashier = match cashier {
+        Some(id) => Some(crate::staff::display_name(node, &id).await?),
+        None => None,
+    };
     let data = ReceiptData {
         store: crate::shifts::store_header(config),
         number,

@@ -196,11 +196,14 @@ pub fn report_view(
         "float": amount(tally.float),
         "sales": tally.sales,
         "sales_total": amount(tally.sales_total),
-        "tax_total": amount(tally.tax_total),
         "returns": tally.returns,
         "refunds_total": amount(tally.refunds_total),
         "voids": tally.voids,
         "voids_total": amount(tally.voids_total),
+        "net_sales": amount(tally.net_sales().unwrap_or(tally.sales_total)),
+        "goods_net": amount(tally.goods_net),
+        "tax_total": amount(tally.tax_total),
+        "rounding_total": amount(tally.rounding_total),
         "paid_in": amount(tally.paid_in),
         "paid_out": amount(tally.paid_out),
         "stored_value_sold": amount(tally.stored_value_sold),
@@ -275,7 +278,7 @@ pub(crate) fn store_header(config: &protocol::seed::StoreConfig) -> printer::Sto
     printer::StoreHeader {
         name: config.name.clone(),
         address: config.address.split(", ").map(str::to_owned).collect(),
-        tax_id: None,
+        tax_id: config.tax_id.clone(),
         tax_registrations: Vec::new(),
     }
 }
@@ -318,7 +321,11 @@ pub fn report_document(
         returns_count: tally.returns,
         voids_count: tally.voids,
         sales_total: tally.sales_total,
-        returns_total: tally.refunds_total.checked_add(tally.voids_total)?,
+        voids_total: tally.voids_total,
+        returns_total: tally.refunds_total,
+        goods_net: tally.goods_net,
+        tax_total: tally.tax_total,
+        rounding: tally.rounding_total,
         tenders: tally
             .tenders
             .iter()

@@ -141,6 +141,16 @@ fn member_of(row: &sqlx::sqlite::SqliteRow) -> Option<Member> {
     })
 }
 
+/// The display name of member `id`, for receipts and reports; the id itself when the
+/// reference data no longer knows the member.
+pub async fn display_name(node: &Node, id: &str) -> Result<String, sqlx::Error> {
+    let name: Option<String> = sqlx::query_scalar("SELECT name FROM staff WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&node.pools.reader)
+        .await?;
+    Ok(name.unwrap_or_else(|| id.to_owned()))
+}
+
 async fn member(node: &Node, id: &str) -> Result<Member, PinError> {
     let row = sqlx::query("SELECT id, name, role, pin_hash FROM staff WHERE id = $1")
         .bind(id)

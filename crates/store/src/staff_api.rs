@@ -42,13 +42,25 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/shifts/close", post(close_shift))
 }
 
+fn detail(key: &str, value: Value) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    map.insert(key.into(), value);
+    map
+}
+
 fn pin_error(e: PinError, field: &str) -> ApiError {
     match e {
         PinError::UnknownStaff(_) => ApiError::invalid("unknown_staff", field, e),
-        PinError::Wrong { .. } => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "wrong_pin", e).at(format!("{field}.pin"))
+        // The numbers the message holds travel as fields too, so that the till can say it in
+        // its own language.
+        PinError::Wrong { attempts_left } => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "wrong_pin", &e)
+                .at(format!("{field}.pin"))
+                .with_detail(detail("attempts_left", json!(attempts_left)))
         }
-        PinError::Locked { .. } => ApiError::new(StatusCode::LOCKED, "locked", e).at(field),
+        PinError::Locked { seconds } => ApiError::new(StatusCode::LOCKED, "locked", &e)
+            .at(field)
+            .with_detail(detail("retry_after_seconds", json!(seconds))),
         PinError::PepperMissing(_) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "pin_pepper_missing", e)
         }
@@ -76,8 +88,16 @@ pub(crate) async fn approve(
         ApprovalError::Required { permission, .. } => {
             ApiError::approval_required(permission.as_str(), &e)
         }
-        ApprovalError::TooLow { .. } => {
-            ApiError::new(StatusCode::FORBIDDEN, "approver_not_allowed", &e).at("approval.staff")
+        ApprovalError::TooLow {
+            permission,
+            minimum,
+            ..
+        } => {
+            let mut more = detail("permission", json!(permission.as_str()));
+            more.insert("minimum_role".into(), json!(minimum.as_str()));
+            ApiError::new(StatusCode::FORBIDDEN, "approver_not_allowed", &e)
+                .at("approval.staff")
+                .with_detail(more)
         }
         ApprovalError::Pin(p) => pin_error(p, "approval"),
     })

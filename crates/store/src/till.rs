@@ -155,6 +155,7 @@ async fn config(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
         "store": c.id.to_string(),
         "name": c.name,
         "address": c.address,
+        "tax_id": c.tax_id,
         "currency": c.currency.code(),
         "locale": c.locale,
         "timezone": c.timezone,

@@ -2,7 +2,7 @@
 //! retries). Amounts are decimal strings.
 
 use domain::ledger::{Approval, CashMovementKind, Event, EventBody};
-use domain::sale::Tender;
+use domain::sale::{Tender, TenderKind};
 use protocol::api::CartView;
 use serde_json::{Value, json};
 
@@ -10,11 +10,21 @@ fn tenders(tenders: &[Tender]) -> Value {
     tenders
         .iter()
         .map(|t| {
-            json!({
+            let mut view = json!({
                 "kind": t.kind.as_str(),
                 "amount": t.amount.amount_string(),
                 "reference": t.reference,
-            })
+            });
+            // What a receipt on screen shows of a gift card: its last four only.
+            if let (TenderKind::GiftCard, Some(number), Some(map)) =
+                (t.kind, &t.reference, view.as_object_mut())
+            {
+                map.insert(
+                    "masked_reference".into(),
+                    json!(domain::stored_value::masked_number(number)),
+                );
+            }
+            view
         })
         .collect()
 }

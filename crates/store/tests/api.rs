@@ -895,18 +895,8 @@ async fn returns_with_receipt_never_exceed_what_was_sold_and_refund_what_was_pai
             &json!({"terminal": T1, "receipt": receipt, "lines": [{"line": 0, "quantity": "1"}]}),
         )
         .await;
-    assert_eq!(
-        response.0,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        response.1
-    );
-    assert_eq!(response.1["code"], "return_exceeds_sale");
-    assert!(
-        response.1["field"]
-            .as_str()
-            .is_some_and(|f| f.starts_with("lines"))
-    );
+    assert_eq!(response.0, StatusCode::CONFLICT, "{}", response.1);
+    assert_eq!(response.1["code"], "already_returned");
     // A line the sale does not have.
     let response = node
         .write(
@@ -922,6 +912,57 @@ async fn returns_with_receipt_never_exceed_what_was_sold_and_refund_what_was_pai
     );
     assert_eq!(node.total_events().await, before);
     assert_eq!(node.on_hand(BREAD).await, "0");
+    node.assert_chain_intact().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_sent_twice_at_once_is_recorded_and_paid_once() {
+    let node = TestNode::vienna().await;
+    let mut sale = bread_and_tee(T1);
+    sale["tenders"] = cash("20.00");
+    let (status, sale) = node.sale(&sale).await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let whole = json!({"terminal": T1, "receipt": sale["receipt"],
+                       "lines": [{"line": 0, "quantity": "2"}, {"line": 1, "quantity": "1"}]});
+    let before = node.last_seq(T1).await;
+    // A double click that sends the same return twice, each with its own key, both in flight
+    // at once: exactly one is recorded and paid, the other is a conflict with a stable code.
+    let (a, b) = tokio::join!(
+        node.write("/v1/returns", &whole),
+        node.write("/v1/returns", &whole)
+    );
+    let mut answers = [a, b];
+    answers.sort_by_key(|(status, _)| *status);
+    let [(created, ret), (conflict, e)] = answers;
+    assert_eq!(created, StatusCode::CREATED, "{ret}");
+    assert_eq!(ret["refund"], "16.97");
+    assert_eq!(conflict, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "already_returned");
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    assert_eq!(node.last_seq(T1).await, before + 1);
+    let returns = node
+        .journal(T1)
+        .await
+        .iter()
+        .filter(|e| e["event"]["body"].get("ReturnCompleted").is_some())
+        .count();
+    assert_eq!(returns, 1);
+    // The drawer gave the refund back once.
+    let (_, x) = node.get(&format!("/v1/shifts/report?terminal={T1}")).await;
+    assert_eq!(x["returns"], 1);
+    assert_eq!(x["refunds_total"], "16.97");
+
+    // The same request with the same key, twice at once (a retry in flight): one answer, one
+    // return.
+    let (status, again) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    let body = json!({"terminal": T1, "receipt": again["receipt"], "lines": [{"line": 1, "quantity": "1"}]});
+    let (a, b) = tokio::join!(
+        node.post("/v1/returns", Some("one-key"), &body),
+        node.post("/v1/returns", Some("one-key"), &body)
+    );
+    assert_eq!(a.0, StatusCode::CREATED, "{}", a.1);
+    assert_eq!(a, b);
     node.assert_chain_intact().await;
 }
 
@@ -948,10 +989,13 @@ async fn one_return_of_more_than_sold_is_refused_even_when_split_over_lines() {
     assert_eq!(node.on_hand(BREAD).await, "-2");
 }
 
-/// Minor units of a decimal string with two decimals.
+/// Minor units of a decimal string with two decimals (`"16.97"`, `"-3.49"`).
 fn minor(amount: &str) -> i64 {
-    let (units, cents) = amount.split_once('.').unwrap();
-    units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap()
+    let (sign, digits) = amount
+        .strip_prefix('-')
+        .map_or((1, amount), |rest| (-1, rest));
+    let (units, cents) = digits.split_once('.').unwrap();
+    sign * (units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap())
 }
 
 #[tokio::test]
@@ -1175,6 +1219,93 @@ async fn void_last_voids_the_last_sale_once() {
     node.assert_chain_intact().await;
 }
 
+/// Minor units of an amount the API shows as a JSON string.
+fn minor_of(amount: &Value) -> i64 {
+    minor(amount.as_str().unwrap())
+}
+
+#[tokio::test]
+async fn the_x_report_of_a_shift_with_a_void_and_a_return_adds_up() {
+    let node = TestNode::vienna().await;
+    let (status, kept) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{kept}");
+    let (status, ret) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "receipt": kept["receipt"], "lines": [{"line": 1, "quantity": "1"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ret}");
+    let mut voided = bread_and_tee(T1);
+    voided["lines"] = json!([{"code": BREAD_GTIN, "quantity": "3"}]);
+    voided["tenders"] = cash("20.00");
+    let (status, voided) = node.sale(&voided).await;
+    assert_eq!(status, StatusCode::CREATED, "{voided}");
+    let (status, void) = node
+        .write(
+            "/v1/sales/void-last",
+            &json!({"terminal": T1, "reason": "wrong customer"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{void}");
+
+    let (status, x) = node.get(&format!("/v1/shifts/report?terminal={T1}")).await;
+    assert_eq!(status, StatusCode::OK, "{x}");
+    assert_eq!(x["sales"], 2);
+    assert_eq!(x["voids"], 1);
+    assert_eq!(x["returns"], 1);
+    assert_eq!(
+        minor_of(&x["sales_total"]),
+        minor_of(&kept["cart"]["due"]) + minor_of(&voided["cart"]["due"])
+    );
+    assert_eq!(x["voids_total"], voided["cart"]["due"]);
+    assert_eq!(x["refunds_total"], ret["refund"]);
+    // Net sales are gross less voids less returns, and split into goods, tax and rounding.
+    let net = minor_of(&x["net_sales"]);
+    assert_eq!(
+        net,
+        minor_of(&x["sales_total"]) - minor_of(&x["voids_total"]) - minor_of(&x["refunds_total"])
+    );
+    assert_eq!(
+        net,
+        minor_of(&x["goods_net"]) + minor_of(&x["tax_total"]) + minor_of(&x["rounding_total"])
+    );
+    // The tax total is the sum of the table, and the voided sale left no trace in either: what
+    // is left is the kept sale's tax less the returned T-shirt's.
+    let table: i64 = x["taxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| minor_of(&t["tax"]))
+        .sum();
+    assert_eq!(minor_of(&x["tax_total"]), table, "{x}");
+    let returned_tax = minor_of(&ret["lines"][0]["tax"]);
+    assert!(returned_tax > 0, "{ret}");
+    assert_eq!(
+        minor_of(&x["tax_total"]),
+        minor_of(&kept["cart"]["tax_total"]) - returned_tax,
+        "{x}"
+    );
+    // The tenders given back match what was paid: the voided sale's cash, the return's cash.
+    let cash_row = x["tenders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "cash")
+        .unwrap();
+    assert_eq!(
+        minor_of(&cash_row["given_back"]),
+        minor_of(&voided["cart"]["due"]) + minor_of(&ret["refund"])
+    );
+    // The printed report (manager, de-AT) shows the same net.
+    let text = x["text"].as_str().unwrap();
+    let net_text = format!("{},{:02}", net / 100, net % 100);
+    assert!(
+        text.contains("UMSATZ") && text.contains(&net_text),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn void_last_refuses_a_sale_that_was_partly_returned_at_another_terminal() {
     // Sale on t1, one loaf returned at t2: t1's last event is still the sale. Voiding it now
@@ -1274,6 +1405,10 @@ async fn gtin_with_a_bad_check_digit_is_refused() {
         "{}",
         response.1
     );
+    // A stable reason and the digits, for the till to say it in its own language.
+    assert_eq!(response.1["reason"], "check_digit", "{}", response.1);
+    assert_eq!(response.1["expected"], 5, "{}", response.1);
+    assert_eq!(response.1["found"], 6, "{}", response.1);
 }
 
 #[tokio::test]
@@ -1815,10 +1950,14 @@ async fn five_wrong_pins_lock_the_member_out_of_that_till_for_five_minutes() {
         );
         let message = response.1["message"].as_str().unwrap();
         assert!(message.contains(&format!("{left} tries left")), "{message}");
+        // The till translates by code, with the number as a field.
+        assert_eq!(response.1["attempts_left"], left, "{}", response.1);
     }
     let before = node.last_seq(T1).await;
     let response = try_sign_in(&node, T1, "anna", "0000").await;
     assert_error(&response, StatusCode::LOCKED, "locked", Some("staff"));
+    let wait = response.1["retry_after_seconds"].as_i64().unwrap();
+    assert!((1..=300).contains(&wait), "{}", response.1);
     // Even the right PIN is refused while the lockout lasts.
     let response = try_sign_in(&node, T1, "anna", "1111").await;
     assert_error(&response, StatusCode::LOCKED, "locked", Some("staff"));
@@ -1878,6 +2017,8 @@ async fn a_cashier_needs_a_supervisor_for_what_the_permission_table_reserves() {
         "approver_not_allowed",
         Some("approval.staff"),
     );
+    assert_eq!(response.1["permission"], "large-discount");
+    assert_eq!(response.1["minimum_role"], "supervisor");
     let wrong = json!({"staff": "sven", "pin": "2223"});
     let response = node
         .as_staff(&anna, "/v1/sales", &discounted("20", Some(wrong)))
@@ -2172,6 +2313,20 @@ async fn receipts_and_the_z_report_print_on_the_tills_printer() {
         text.lines().all(|l| l.chars().count() <= 32),
         "wider than 58 mm:\n{text}"
     );
+    // What a simplified invoice carries: the seller's name, address and VAT number, the
+    // cashier by name, each line's rate letter and the tax per rate, in the receipt's language.
+    for wanted in [
+        "Mariahilf\n",
+        "Mariahilfer Straße 77",
+        "UID-Nr. ATU13572463",
+        "Kassierer",
+        "Maria Gruber",
+        "A 10 %",
+        "B 20 %",
+    ] {
+        assert!(text.contains(wanted), "{wanted} missing:\n{text}");
+    }
+    assert!(!text.contains("maria\n") && !text.contains("VAT"), "{text}");
     assert!(
         preview["html"].as_str().unwrap().contains("<svg"),
         "no QR code in the preview"

@@ -174,6 +174,10 @@ fn write_routes(receipt: &str, gift_card: &str) -> Vec<(String, Value)> {
             json!({"terminal": T1, "sale": "s-1", "amount": "1.00"}),
         ),
         ("/v1/card-payments/refund", json!({"terminal": T1, "return": receipt})),
+        (
+            "/v1/card-payments/refund-return",
+            json!({"terminal": T1, "return": receipt}),
+        ),
         ("/v1/card-payments/poi-1/reverse", json!({"terminal": T1})),
         (
             "/v1/card-payments/poi-1/refund",

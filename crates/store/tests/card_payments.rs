@@ -1261,3 +1261,96 @@ async fn what_is_left_of_a_return_after_a_smaller_refund_to_a_presented_card_is_
     assert_eq!(s.presented_card_refunds().len(), 2);
     drop(s.app);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_of_a_sale_paid_with_two_card_payments_is_refunded_across_both_by_reference() {
+    let s = setup().await;
+    // Two loaves and a T-shirt (16.97): 5.04 on one card, 11.93 on another.
+    let (status, body) = s.pay("pay-1", "sale-1", "5.04").await;
+    let first = approved(status, &body);
+    let (status, body) = s.pay("pay-2", "sale-1", "11.93").await;
+    let second = approved(status, &body);
+    let (status, sale) = s
+        .sale(
+            "sale-1",
+            json!([{"code": "9003909062415", "quantity": "2"}, {"code": "CLO-TEE-0001-XS-WEI"}]),
+            json!([
+                {"kind": "card", "amount": "5.04", "reference": first},
+                {"kind": "card", "amount": "11.93", "reference": second},
+            ]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let ret = s
+        .return_to_card(
+            "return-1",
+            TILL,
+            &sale,
+            json!([{"line": 0, "quantity": "2"}, {"line": 1, "quantity": "1"}]),
+        )
+        .await;
+    assert_eq!(ret["refund"], "16.97");
+    let body = json!({"terminal": TILL, "return": ret["receipt"]});
+    let ask = || {
+        call(
+            &s.router,
+            "POST",
+            "/v1/card-payments/refund-return",
+            None,
+            Some(&body),
+        )
+    };
+
+    // The terminal refunds the first payment but its answer, and any status, is lost: the
+    // refund stops there with a code the till can act on, and nothing is counted as given back
+    // that the node does not know of.
+    s.sim.set_faults(Faults {
+        drop_after_auth: true,
+        drop_status: true,
+        ..Faults::default()
+    });
+    let (status, e) = ask().await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "card_refund_incomplete");
+    assert_eq!(e["status"], "incomplete");
+    assert_eq!(e["parts"], json!([]));
+    assert_eq!(e["refunded"], "0.00");
+    assert_eq!(e["due"], "16.97");
+    assert!(!e["message"].as_str().unwrap().contains("/v1/"), "{e}");
+    assert_eq!(s.refunds_at_terminal().len(), 1);
+
+    // Asked again once the terminal answers: the lost refund is learnt and counts as the first
+    // part, the second payment is refunded by its own reference, and the answer carries both.
+    s.sim.set_faults(Faults::default());
+    let (status, done) = ask().await;
+    assert_eq!(status, StatusCode::CREATED, "{done}");
+    assert_eq!(done["status"], "refunded");
+    assert_eq!(done["refunded"], "16.97");
+    assert_eq!(done["due"], "0.00");
+    let parts = done["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "{done}");
+    assert_eq!(parts[0]["card_payment"], first.as_str());
+    assert_eq!(parts[0]["amount"], "5.04");
+    assert_eq!(parts[1]["card_payment"], second.as_str());
+    assert_eq!(parts[1]["amount"], "11.93");
+    let at_terminal = s.refunds_at_terminal();
+    assert_eq!(at_terminal.len(), 2);
+    assert!(at_terminal.iter().all(|t| t.kind == "Refund"));
+    assert_eq!(
+        at_terminal.iter().map(|t| t.captured_minor).sum::<i64>(),
+        1_697
+    );
+
+    // Asked once more (a double click): the same parts, nothing sent to the terminal.
+    let (status, again) = ask().await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again, done);
+    assert_eq!(s.refunds_at_terminal().len(), 2);
+    // End of day: the terminal gave back what the ledger paid out to card. (The ledger holds
+    // the return's card tender as one, so the counts differ: two refunds, one tender.)
+    let (status, totals) = s.totals_today().await;
+    assert_eq!(status, StatusCode::OK, "{totals}");
+    assert_eq!(totals["terminal_totals"]["refunds"][0]["amount"], "16.97");
+    assert_eq!(totals["ledger_totals"]["refunds"][0]["amount"], "16.97");
+    drop(s.app);
+}

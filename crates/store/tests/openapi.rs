@@ -23,7 +23,7 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The POSTs that append nothing to the ledger and need no idempotency key.
-const READ_ONLY_POSTS: [&str; 11] = [
+const READ_ONLY_POSTS: [&str; 12] = [
     "/v1/shifts/report/print",
     "/v1/till/settle",
     "/v1/display/{terminal}",
@@ -35,6 +35,7 @@ const READ_ONLY_POSTS: [&str; 11] = [
     // reversed once, a return is refunded once (by reference or to a presented card).
     "/v1/card-payments/reconcile-offline",
     "/v1/card-payments/refund",
+    "/v1/card-payments/refund-return",
     "/v1/card-payments/{poi}/reverse",
     "/v1/card-payments/{poi}/refund",
 ];

@@ -218,6 +218,16 @@ async fn a_gift_card_sold_for_cash_pays_sales_up_to_its_balance() {
     assert_eq!(status, StatusCode::CREATED, "{sale}");
     assert_eq!(sale["cart"]["change"], "3.02", "{sale}");
     assert_eq!(node.balance(&number).await["balance"], "8.02");
+    // What a receipt on screen shows of the card: its last four only.
+    assert_eq!(
+        sale["tenders"][0]["masked_reference"],
+        format!("**** {}", &number[number.len() - 4..]),
+        "{sale}"
+    );
+    assert!(
+        sale["tenders"][1].get("masked_reference").is_none(),
+        "{sale}"
+    );
 
     // Voiding that sale gives the redemption back.
     let (status, body) = node

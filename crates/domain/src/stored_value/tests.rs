@@ -272,3 +272,15 @@ fn cash_taken_for_a_gift_card_counts_in_the_drawer() {
     assert_eq!(tally.sales, 0);
     assert_eq!(tally.tax_total, eur(0));
 }
+
+#[test]
+fn a_masked_number_keeps_the_last_four_only() {
+    let number = gift_card(7);
+    let masked = masked_number(number.as_str());
+    assert!(masked.starts_with("**** "), "{masked}");
+    assert_eq!(masked.len(), 9);
+    assert!(number.as_str().ends_with(&masked[5..]));
+    assert!(!masked.contains(&number.as_str()[..6]));
+    assert_eq!(masked_number("GC-12"), "**** GC12");
+    assert_eq!(masked_number(""), "**** ");
+}
