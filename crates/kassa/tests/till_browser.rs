@@ -946,6 +946,44 @@ async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_
             "SaleCompleted"
         ]
     );
+
+    // All three loaves come back to card: refunded across both card payments, each by its own
+    // reference, and the screen shows both parts.
+    page.click(&dt("receipt-close")).await.unwrap();
+    page.click(&dt("btn-return")).await.unwrap();
+    page.fill(&dt("return-receipt"), &number).await.unwrap();
+    page.click(&dt("return-load")).await.unwrap();
+    page.wait_visible(&dt("return-line")).await.unwrap();
+    page.fill(&dt("return-line-qty"), "3").await.unwrap();
+    submit_return_to_card(&page, false).await;
+    let refunded = card_refunded(&page).await;
+    assert_eq!(
+        page.attr(&dt("return-card-result"), "data-parts")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("2"),
+        "{refunded}"
+    );
+    let mut parts: Vec<&str> = refunded.split('+').collect();
+    parts.sort_unstable();
+    assert_eq!(parts, ["5.00", "5.47"]);
+    let refunds: Vec<(Option<String>, i64)> = sim
+        .transactions()
+        .iter()
+        .filter(|t| t.kind == "Refund")
+        .map(|t| (t.original.clone(), t.captured_minor))
+        .collect();
+    assert_eq!(refunds.len(), 2, "{refunds:?}");
+    assert!(
+        refunds.contains(&(Some(captured[0].clone()), 500)),
+        "{refunds:?}"
+    );
+    assert!(
+        refunds.contains(&(Some(captured[1].clone()), 547)),
+        "{refunds:?}"
+    );
+    page.screenshot("till-return-two-cards").await.unwrap();
     // Every request the screen sent follows the node's OpenAPI document.
     page.assert_requests_follow(store::api::OPENAPI)
         .await
@@ -1404,7 +1442,7 @@ async fn the_german_till_takes_a_decimal_comma_keeps_a_mistyped_weight_and_speak
     .unwrap();
     assert_eq!(
         page.text(&dt("signin-error")).await.unwrap(),
-        "Falsche PIN."
+        "Falsche PIN (noch 4 Versuche)."
     );
     page.click(&dt("pin-back")).await.unwrap();
     sign_in(&page, "anna", "1111").await;
@@ -1593,6 +1631,16 @@ async fn every_screen_fits_1024x768_to_1920x1080_in_english_and_german() {
             )
             .await
             .unwrap();
+            // Formatted for the cashier too, in the till's language, and blind: no expected
+            // cash.
+            let x = page.text(&dt("shift-report")).await.unwrap();
+            let (title, expected) = if lang == "de" {
+                ("X-BERICHT", "Soll-Bestand")
+            } else {
+                ("X REPORT", "Expected cash")
+            };
+            assert!(x.contains(title) && !x.contains(expected), "{at}:\n{x}");
+            assert!(!x.trim_start().starts_with('{'), "{at}: raw JSON");
             page.screenshot(&format!("till-x-report-{at}"))
                 .await
                 .unwrap();
@@ -1612,6 +1660,8 @@ async fn every_screen_fits_1024x768_to_1920x1080_in_english_and_german() {
     )
     .await
     .unwrap();
+    let z = page.text(&dt("shift-report")).await.unwrap();
+    assert!(z.contains("Z-BERICHT") && z.contains("Soll-Bestand"), "{z}");
     page.screenshot("till-z-report-de-1024x768").await.unwrap();
     page.assert_requests_follow(store::api::OPENAPI)
         .await

@@ -38,7 +38,7 @@ pub use receipt::{
     receipt_document,
 };
 pub use report::{
-    CashCount, DenominationCount, ShiftReport, TaxTotal, TenderTotal, x_report_document,
-    z_report_document,
+    CashCount, DenominationCount, ShiftReport, TaxTotal, TenderTotal, blind_x_report_document,
+    x_report_document, z_report_document,
 };
 pub use transport::{PrintError, Printer, print, print_document};

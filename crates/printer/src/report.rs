@@ -169,6 +169,7 @@ fn shift_document(
     count: Option<&CashCount>,
     layout: &Layout,
     labels: &Labels,
+    blind: bool,
 ) -> Result<Document, MoneyError> {
     let loc = &layout.locale;
     let amount = |m: Money| locale::format_amount(m, loc);
@@ -263,16 +264,19 @@ fn shift_document(
         doc.separator();
     }
 
-    heading(&mut doc, labels.cash_drawer);
-    doc.row(labels.float, amount(report.float));
-    doc.row(labels.cash_sales, amount(report.cash_sales));
-    doc.row(
-        labels.cash_refunds,
-        amount(report.cash_refunds.checked_neg()?),
-    );
-    doc.row(labels.paid_in, amount(report.paid_in));
-    doc.row(labels.paid_out, amount(report.paid_out.checked_neg()?));
-    doc.bold_row(labels.expected_cash, money(report.expected_cash));
+    // A blind reading leaves out the drawer, from which the expected cash follows.
+    if !blind {
+        heading(&mut doc, labels.cash_drawer);
+        doc.row(labels.float, amount(report.float));
+        doc.row(labels.cash_sales, amount(report.cash_sales));
+        doc.row(
+            labels.cash_refunds,
+            amount(report.cash_refunds.checked_neg()?),
+        );
+        doc.row(labels.paid_in, amount(report.paid_in));
+        doc.row(labels.paid_out, amount(report.paid_out.checked_neg()?));
+        doc.bold_row(labels.expected_cash, money(report.expected_cash));
+    }
 
     if let Some(count) = count {
         doc.separator();
@@ -308,7 +312,17 @@ pub fn x_report_document(
     layout: &Layout,
     labels: &Labels,
 ) -> Result<Document, MoneyError> {
-    shift_document(report, None, layout, labels)
+    shift_document(report, None, layout, labels, false)
+}
+
+/// The X report a cashier may read before a blind close: sales, voids, returns, taxes and
+/// tenders, without the cash drawer section (float, cash movements and the expected cash).
+pub fn blind_x_report_document(
+    report: &ShiftReport,
+    layout: &Layout,
+    labels: &Labels,
+) -> Result<Document, MoneyError> {
+    shift_document(report, None, layout, labels, true)
 }
 
 /// The Z report: the shift's close with the counted cash (by denomination when known) and the
@@ -319,5 +333,5 @@ pub fn z_report_document(
     layout: &Layout,
     labels: &Labels,
 ) -> Result<Document, MoneyError> {
-    shift_document(report, Some(count), layout, labels)
+    shift_document(report, Some(count), layout, labels, false)
 }

@@ -611,4 +611,8 @@ pub struct CloseShiftRequest {
     pub terminal: String,
     /// The count by denomination.
     pub counted: Vec<DenominationCount>,
+    /// The language of the Z report's text in the answer (the till's: `en`, `de`); the printed
+    /// report is in the store's.
+    #[serde(default)]
+    pub lang: Option<String>,
 }

@@ -295,7 +295,7 @@ pub fn report_document(
     tally: &ShiftTally,
     counted: Option<Money>,
     now_ms: i64,
-    paper: printer::Paper,
+    view: &ReportView,
 ) -> Result<printer::Document, domain::MoneyError> {
     let zero = Money::zero(tally.currency);
     let cash = tally
@@ -347,8 +347,9 @@ pub fn report_document(
             .collect(),
     };
     let locale = printer::Locale::parse(&config.locale);
-    let layout = printer::Layout::new(paper, locale);
-    let labels = printer::Labels::for_tag(&config.locale);
+    let layout = printer::Layout::new(view.paper, locale);
+    // Labels in the reader's language (the till's), numbers and dates as the store writes them.
+    let labels = printer::Labels::for_tag(view.language.as_deref().unwrap_or(&config.locale));
     match counted {
         Some(total) => printer::z_report_document(
             &report,
@@ -356,6 +357,18 @@ pub fn report_document(
             &layout,
             labels,
         ),
+        None if view.blind => printer::blind_x_report_document(&report, &layout, labels),
         None => printer::x_report_document(&report, &layout, labels),
     }
+}
+
+/// How a shift report is laid out for its reader.
+#[derive(Debug, Clone)]
+pub struct ReportView {
+    /// Paper width (the screen shows the 80 mm layout).
+    pub paper: printer::Paper,
+    /// The language of the labels (`en`, `de`); none: the store's.
+    pub language: Option<String>,
+    /// Without the cash drawer: for a cashier before a blind close.
+    pub blind: bool,
 }

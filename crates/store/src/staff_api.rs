@@ -338,23 +338,39 @@ async fn no_sale(
 
 /// The X report: the open shift's figures so far. The expected cash is shown to supervisors
 /// and above only, so that a cashier's close stays blind.
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    terminal: String,
+    /// The language of the report's labels (the till's): `en` or `de`; the store's otherwise.
+    lang: Option<String>,
+}
+
+/// The X report: the open shift's figures so far, as JSON and as the formatted text the
+/// printer prints, in the till's language. The expected cash (and the drawer it follows from)
+/// is for supervisors and above only, so that a cashier's close stays blind.
 async fn x_report(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Query(q): Query<TerminalQuery>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let terminal = terminal(&node, &q.terminal)?;
     let who = caller.at(&terminal)?;
     let (shift, tally) = open_shift_so_far(&node, &terminal).await?;
     let mut view = shifts::report_view(&terminal, &shift, &tally, None);
-    // The expected cash, on screen and on paper, is for supervisors and above only.
-    if who.role >= Role::Supervisor {
-        let document =
-            report_document(&node, &terminal, &shift, &tally, None, printer::Paper::Mm80).await?;
-        if let (Some(map), Ok(expected)) = (view.as_object_mut(), tally.expected_cash()) {
+    let sees_cash = who.role >= Role::Supervisor;
+    let layout = shifts::ReportView {
+        paper: printer::Paper::Mm80,
+        language: q.lang,
+        blind: !sees_cash,
+    };
+    let document = report_document(&node, &terminal, &shift, &tally, None, &layout).await?;
+    if let Some(map) = view.as_object_mut() {
+        if sees_cash && let Ok(expected) = tally.expected_cash() {
             map.insert("expected".into(), json!(expected.amount_string()));
-            map.insert("text".into(), json!(printer::render_text(&document)));
         }
+        map.insert("text".into(), json!(printer::render_text(&document)));
     }
     Ok(Json(view))
 }
@@ -376,7 +392,12 @@ async fn print_x_report(
     }
     let config = crate::printing::required_printer(&node, &terminal).await?;
     let (shift, tally) = open_shift_so_far(&node, &terminal).await?;
-    let document = report_document(&node, &terminal, &shift, &tally, None, config.paper).await?;
+    let layout = shifts::ReportView {
+        paper: config.paper,
+        language: None,
+        blind: false,
+    };
+    let document = report_document(&node, &terminal, &shift, &tally, None, &layout).await?;
     crate::printing::print(&config, document).await?;
     Ok(Json(json!({"printed": true})))
 }
@@ -418,7 +439,7 @@ async fn report_document(
     shift: &shifts::OpenShift,
     tally: &domain::shift::ShiftTally,
     counted: Option<Money>,
-    paper: printer::Paper,
+    view: &shifts::ReportView,
 ) -> ApiResult<printer::Document> {
     let ctx = context(node)?;
     let name: Option<String> = sqlx::query_scalar("SELECT name FROM staff WHERE id = $1")
@@ -435,7 +456,7 @@ async fn report_document(
         tally,
         counted,
         node.clock.now().millis(),
-        paper,
+        view,
     )
     .map_err(|e| ApiError::invalid("invalid_count", "counted", e))?;
     Ok(document)
@@ -479,9 +500,24 @@ async fn close_shift(
             let tally = shifts::tally(&mut conn, &terminal, &shift, up_to).await?;
             let config = crate::printing::printer_of(&node.pools.reader, &terminal).await?;
             let paper = config.as_ref().map_or(printer::Paper::Mm80, |p| p.paper);
+            // Paper in the store's language; the screen's copy in the till's.
+            let mut view = shifts::ReportView {
+                paper,
+                language: None,
+                blind: false,
+            };
             let document =
-                report_document(&node, &terminal, &shift, &tally, Some(counted), paper).await?;
-            let text = printer::render_text(&document);
+                report_document(&node, &terminal, &shift, &tally, Some(counted), &view).await?;
+            let text = match request.lang {
+                Some(lang) => {
+                    view.language = Some(lang);
+                    let on_screen =
+                        report_document(&node, &terminal, &shift, &tally, Some(counted), &view)
+                            .await?;
+                    printer::render_text(&on_screen)
+                }
+                None => printer::render_text(&document),
+            };
             // The till's printer prints the Z report; a printer that is down does not undo the
             // close, the report stays on screen.
             let printed = match &config {

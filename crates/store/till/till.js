@@ -86,9 +86,20 @@
     if (!r) return t("error.network");
     const b = r.body || {};
     if (b.code) {
-      const key = "code." + b.code;
-      const text = t(key, { field: b.field || "", permission: permissionName(b.permission) });
-      if (text !== key) return text;
+      // The error's own fields fill the text: tries left, minutes locked, the digit expected.
+      const vars = {
+        ...b,
+        field: b.field || "",
+        permission: permissionName(b.permission),
+        minimum_role: roleName(b.minimum_role),
+        minutes: Math.max(1, Math.ceil((b.retry_after_seconds || 0) / 60)),
+        due: b.due ? money(b.due) : "",
+      };
+      for (const key of [b.reason ? `code.${b.code}.${b.reason}` : null, "code." + b.code]) {
+        if (!key) continue;
+        const text = t(key, vars);
+        if (text !== key) return text;
+      }
     }
     return b.message || b.code || String(r.status);
   }
@@ -1370,8 +1381,9 @@
     const pair = (label, amount, test) => el("div", { class: "rline", "data-test": test }, el("span", { text: label }), el("span", { text: money(amount, cart.currency) }));
     rows.push(pair(t("receipt.total"), cart.total, "receipt-total"));
     if (cart.cash_rounding && !/^-?0(\.0+)?$/.test(cart.cash_rounding)) rows.push(pair(t("pay.cash_rounding"), cart.cash_rounding));
-    for (const tax of cart.taxes || []) rows.push(pair(`${t("receipt.tax")} ${tax.code} ${tax.rate} %`, tax.amount));
-    for (const tender of receipt.tenders || []) rows.push(pair(t("tender." + tender.kind), tender.amount, "receipt-tender"));
+    for (const tax of cart.taxes || []) rows.push(pair(`${t("receipt.tax")} ${tax.rate} %`, tax.amount));
+    // A gift card's number is all anyone needs to spend it: only its masked form is shown.
+    for (const tender of receipt.tenders || []) rows.push(pair(`${t("tender." + tender.kind)} ${tender.masked_reference || ""}`.trim(), tender.amount, "receipt-tender"));
     if (cart.change) rows.push(pair(t("receipt.change"), cart.change));
     return el("div", { class: "paper" }, ...rows);
   }
@@ -1760,6 +1772,12 @@
     }
     returnState("busy");
     const r = await writeWithApproval("/v1/returns", body);
+    if (r && r.status === 409 && r.body && r.body.code === "already_returned") {
+      // Recorded and paid before (another press, another till): this return is done.
+      returnState("done");
+      $("return-error").textContent = errorText(r);
+      return;
+    }
     if (!r || (r.status !== 200 && r.status !== 201)) {
       returnState("open");
       if (r) $("return-error").textContent = errorText(r);
@@ -1779,42 +1797,39 @@
     if (card) {
       // Until the terminal has given the money back, this return is refunded by asking again,
       // never by recording a second return.
-      S.cardRefund = { return: r.body.receipt, amount: card.amount, reference: body.receipt ? returnSaleCard : null };
+      S.cardRefund = { return: r.body.receipt, amount: card.amount, byReference: !!(body.receipt && returnSaleCard), parts: [] };
       await refundToCard();
     }
   }
 
   /**
-   * Gives a return's card tender back through the till's terminal: by reference to the sale's
-   * card payment when the return has a receipt whose sale was paid through a terminal, else to
-   * the card the customer presents. By reference it asks at most what is left of the payment
-   * (earlier returns may have refunded part of it): the rest goes to the card the customer
-   * presents. A refused or unanswered refund can be asked again; the node answers a return it
-   * already refunded with that refund. A till without a terminal refunds by hand.
+   * Gives a return's card tender back through the till's terminal. With a receipt whose sale was
+   * paid through this till's terminal, the node refunds across every card payment of the sale,
+   * each by its own reference; what those cannot take (taken at another till, nothing left) goes
+   * to the card the customer presents, as does a return without such a sale. A refund the
+   * terminal did not finish is asked again (the node never refunds a part twice); every part
+   * given back is shown. A till without a terminal refunds by hand.
    */
   async function refundToCard() {
     const c = S.cardRefund;
     if (!c) return;
     $("return-error").textContent = "";
     $("return-card-retry").hidden = true;
-    const byReference = (amount) => () => api("POST", "/v1/card-payments/" + encodeURIComponent(c.reference) + "/refund", { terminal: K.terminal, amount, return: c.return });
-    const toPresentedCard = () => api("POST", "/v1/card-payments/refund", { terminal: K.terminal, return: c.return });
     const ask = (send) => askTerminal("return-card-wait", "return-card-retry", send);
-    let r = await ask(c.reference ? byReference(c.amount) : toPresentedCard);
-    if (r && r.status === 404 && c.reference && r.body && r.body.code === "unknown_card_payment") {
-      // The sale was paid at another till's terminal: the customer presents the card here.
-      c.reference = null;
-      r = await ask(toPresentedCard);
-    }
-    if (r && r.status === 422 && c.reference && r.body && r.body.code === "refund_exceeds_captured") {
-      // Less is left of the payment than the return pays out: what is left goes back by
-      // reference, the rest to the card the customer presents.
-      const left = /at most (\d+(?:\.\d+)?) is left/.exec(r.body.message || "");
-      if (left && Number(left[1]) > 0) r = await ask(byReference(left[1]));
-      if (!left || Number(left[1]) <= 0 || (r && r.status === 201)) {
-        c.reference = null;
+    const toPresentedCard = () => api("POST", "/v1/card-payments/refund", { terminal: K.terminal, return: c.return });
+    let r;
+    if (c.byReference) {
+      r = await ask(() => api("POST", "/v1/card-payments/refund-return", { terminal: K.terminal, return: c.return }));
+      if (r && r.body && Array.isArray(r.body.parts)) c.parts = r.body.parts;
+      if (r && r.status === 201 && r.body.status === "partial") {
+        // The rest to the card the customer presents.
+        c.byReference = false;
         r = await ask(toPresentedCard);
+        if (r && r.status === 201) c.parts = [...c.parts, r.body];
       }
+    } else {
+      r = await ask(toPresentedCard);
+      if (r && r.status === 201) c.parts = [...c.parts, r.body];
     }
     if (r && r.status === 409 && r.body && r.body.code === "no_payment_terminal") {
       S.cardRefund = null;
@@ -1823,15 +1838,17 @@
     }
     if (r && r.status === 201) {
       S.cardRefund = null;
-      $("return-card-result").textContent = t("card.refunded", { amount: money(r.body.amount) });
-      $("return-card-result").dataset.amount = r.body.amount;
+      const amounts = c.parts.map((p) => p.amount);
+      $("return-card-result").textContent = t("card.refunded", { amount: amounts.map((a) => money(a)).join(" + ") });
+      $("return-card-result").dataset.amount = amounts.join("+");
+      $("return-card-result").dataset.parts = String(amounts.length);
       return;
     }
     $("return-error").textContent = !r ? t("error.network") : r.status === 402 ? t("card.refund_refused", { reason: r.body && r.body.condition ? cardReason(r.body) : errorText(r) }) : errorText(r);
-    // Asking again helps only when the terminal refused, could not be reached or has not told
-    // the outcome yet; any other answer needs the cashier.
-    const unresolved = r && r.status === 409 && r.body && r.body.code === "card_request_unresolved";
-    $("return-card-retry").hidden = !(!r || r.status === 402 || r.status === 503 || unresolved);
+    // Asking again helps when the terminal refused, could not be reached, stopped part-way or
+    // has not told the outcome yet; any other answer needs the cashier.
+    const code = r && r.body && r.body.code;
+    $("return-card-retry").hidden = !(!r || r.status === 402 || r.status === 503 || code === "card_request_unresolved" || code === "card_refund_incomplete");
   }
 
   /**
@@ -1964,12 +1981,13 @@
   }
 
   async function xReport() {
-    const r = await api("GET", "/v1/shifts/report?terminal=" + encodeURIComponent(K.terminal)).catch(() => null);
+    // Formatted for everyone, in the till's language (a cashier's leaves out the drawer).
+    const r = await api("GET", `/v1/shifts/report?terminal=${encodeURIComponent(K.terminal)}&lang=${encodeURIComponent(K.lang)}`).catch(() => null);
     if (!r || r.status !== 200) {
       $("shift-dialog-error").textContent = errorText(r);
       return;
     }
-    $("shift-report").textContent = r.body.text || JSON.stringify(r.body, null, 2);
+    $("shift-report").textContent = r.body.text;
   }
 
   async function cashMovement() {
@@ -2005,7 +2023,7 @@
     const counted = Array.from(document.querySelectorAll("#count-grid input"))
       .map((input) => ({ denomination: input.dataset.denomination, count: parseInt(input.value || "0", 10) }))
       .filter((c) => c.count > 0);
-    const r = await writeWithApproval("/v1/shifts/close", { terminal: K.terminal, counted });
+    const r = await writeWithApproval("/v1/shifts/close", { terminal: K.terminal, counted, lang: K.lang });
     if (!r) return;
     if (r.status !== 200 && r.status !== 201) {
       $("shift-dialog-error").textContent = errorText(r);
@@ -2013,8 +2031,7 @@
     }
     const z = r.body;
     $("shift-count").hidden = true;
-    const summary = `${t("shift.expected")}: ${money(z.expected)}\n${t("shift.counted")}: ${money(z.counted)}\n${t("shift.over_short")}: ${money(z.over_short)}`;
-    $("shift-report").textContent = (z.text ? z.text + "\n\n" : "") + summary;
+    $("shift-report").textContent = z.text || `${t("shift.expected")}: ${money(z.expected)}\n${t("shift.counted")}: ${money(z.counted)}\n${t("shift.over_short")}: ${money(z.over_short)}`;
     $("shift-report").dataset.overShort = z.over_short;
     S.shift = null;
     message(t("shift.closed"), "info");
