@@ -2172,8 +2172,8 @@ async fn a_shift_closes_on_a_blind_count_by_sequence_and_a_closed_till_sells_not
     assert_eq!(status, StatusCode::CREATED);
 
     // The X report: the cashier does not see what the drawer should hold; a manager does.
-    let x = |session: &str| {
-        let mut request = Request::get(format!("/v1/shifts/report?terminal={T1}"))
+    let x_as = |session: &str, lang: &str| {
+        let mut request = Request::get(format!("/v1/shifts/report?terminal={T1}{lang}"))
             .body(Body::empty())
             .unwrap();
         request.headers_mut().insert(
@@ -2182,6 +2182,7 @@ async fn a_shift_closes_on_a_blind_count_by_sequence_and_a_closed_till_sells_not
         );
         node.send(request)
     };
+    let x = |session: &str| x_as(session, "");
     let (status, report) = x(&anna).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["kind"], "X");
@@ -2190,12 +2191,24 @@ async fn a_shift_closes_on_a_blind_count_by_sequence_and_a_closed_till_sells_not
     assert_eq!(report["paid_in"], "10.00");
     assert_eq!(report["paid_out"], "5.00");
     assert!(report.get("expected").is_none(), "{report}");
-    assert!(report.get("text").is_none(), "{report}");
+    // The cashier reads the formatted report too, without the drawer.
+    let text = report["text"].as_str().unwrap();
+    assert!(
+        text.contains("X-BERICHT") && !text.contains("Soll-Bestand") && !text.contains("121,97"),
+        "{text}"
+    );
     let (_, report) = x(&maria).await;
     assert_eq!(report["expected"], "121.97");
     // The printed X report, in the store's locale (de-AT).
     let text = report["text"].as_str().unwrap();
     assert!(text.contains("121,97"), "{text}");
+    // In the till's language when it asks: English labels, the store's number format.
+    let (_, report) = x_as(&maria, "&lang=en").await;
+    let text = report["text"].as_str().unwrap();
+    assert!(
+        text.contains("X REPORT") && text.contains("Expected cash") && text.contains("121,97"),
+        "{text}"
+    );
 
     // The blind count: 2 × 50, 1 × 20, 1 × 1 = 121.00, 0.97 short.
     let count = json!({"terminal": T1, "counted": [
