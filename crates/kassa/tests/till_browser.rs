@@ -790,6 +790,20 @@ async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_
     browser.close().await;
 }
 
+/// Pays the cart with the exact amount in cash, closes the receipt and returns its number.
+async fn pay_exact_in_cash(page: &TestPage) -> String {
+    page.click(&dt("btn-pay")).await.unwrap();
+    page.click(&dt("quick-exact")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    let number = page
+        .attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap();
+    page.click(&dt("receipt-close")).await.unwrap();
+    number
+}
+
 /// Asserts that each `data-test` element lies wholly inside the window.
 async fn assert_on_screen(page: &TestPage, names: &[&str]) {
     for name in names {
@@ -1373,15 +1387,7 @@ async fn a_return_is_refunded_once_however_often_refund_is_pressed() {
     let url = node.process.url.clone();
     let page = open_till(&browser, &url, T1).await;
     scan_three_loaves(&page).await;
-    page.click(&dt("btn-pay")).await.unwrap();
-    page.click(&dt("quick-exact")).await.unwrap();
-    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
-    let number = page
-        .attr(&dt("receipt-number"), "data-number")
-        .await
-        .unwrap()
-        .unwrap();
-    page.click(&dt("receipt-close")).await.unwrap();
+    let number = pay_exact_in_cash(&page).await;
 
     return_one_of_the_first_line(&page, &number, 1).await;
     // A double press while the first request is on its way, then a third after it is done.
@@ -1506,15 +1512,7 @@ async fn the_void_dialog_names_the_sale_it_voids() {
     let url = node.process.url.clone();
     let page = open_till(&browser, &url, T1).await;
     scan_three_loaves(&page).await;
-    page.click(&dt("btn-pay")).await.unwrap();
-    page.click(&dt("quick-exact")).await.unwrap();
-    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
-    let number = page
-        .attr(&dt("receipt-number"), "data-number")
-        .await
-        .unwrap()
-        .unwrap();
-    page.click(&dt("receipt-close")).await.unwrap();
+    let number = pay_exact_in_cash(&page).await;
     page.click(&dt("btn-void-last")).await.unwrap();
     page.wait_for(
         "the sale named",
