@@ -163,6 +163,27 @@ pub async fn entities(db: &Db, kind: &str) -> Result<BTreeMap<String, Value>, sq
     Ok(out)
 }
 
+/// The stock levels HQ holds for `skus`, as `(location, sku, on-hand in thousandths)`.
+pub async fn levels(db: &Db, skus: &[String]) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in skus.chunks(500) {
+        let mut marks = db.backend.marks();
+        let list: Vec<String> = chunk.iter().map(|_| marks.next()).collect();
+        let sql = format!(
+            "SELECT location, sku, on_hand FROM stock_levels WHERE sku IN ({}) ORDER BY location, sku",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for sku in chunk {
+            query = query.bind(sku.clone());
+        }
+        for row in query.fetch_all(&db.pool).await? {
+            out.push((row.get("location"), row.get("sku"), row.get("on_hand")));
+        }
+    }
+    Ok(out)
+}
+
 /// What an import may name at HQ.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Known {
@@ -785,6 +806,19 @@ async fn withdraw_counts(
         })
         .collect();
     let withdrawn = set_levels(tx, backend, sets, LevelGuard::CountedBy(batch.to_owned())).await?;
+    // A level the batch brought into being and that is now empty, uncounted and without a
+    // movement is exactly a level that never existed: it goes, so that nothing of the batch is
+    // left behind (a SKU the rollback removed keeps no zero row).
+    sqlx::query(
+        "DELETE FROM stock_levels WHERE on_hand = 0 AND count_event IS NULL
+           AND EXISTS (SELECT 1 FROM import_batch_counts c WHERE c.batch = $1
+                       AND c.location = stock_levels.location AND c.sku = stock_levels.sku)
+           AND NOT EXISTS (SELECT 1 FROM stock_moves m
+                           WHERE m.location = stock_levels.location AND m.sku = stock_levels.sku)",
+    )
+    .bind(batch)
+    .execute(&mut *tx)
+    .await?;
     Ok((withdrawn, total.saturating_sub(withdrawn)))
 }
 

@@ -1,4 +1,6 @@
-//! Matching the same variant across sources: exact on a valid GTIN, then on the normalised SKU,
+//! Matching the same variant across sources: exact on a valid GTIN (never a restricted-circulation
+//! number, prefixes 02, 04 and 20 to 29, which each source numbers for itself), then on the
+//! normalised SKU,
 //! then pairs a person accepted in the review file; finally fuzzy title-and-attribute
 //! similarity (Jaro-Winkler) proposes merges that are only suggestions, written to the review
 //! file for a person to accept or reject. Candidates are blocked by title tokens and attributes
@@ -160,8 +162,10 @@ pub(crate) fn gtin_u64(g: domain::Gtin) -> u64 {
         .fold(0_u64, |n, b| n * 10 + u64::from(b.wrapping_sub(b'0') % 10))
 }
 
+/// The GTIN an item is matched on across sources: restricted-circulation numbers are left out,
+/// as each source numbers those for itself.
 fn gtin_number(item: &SourceItem) -> Option<u64> {
-    item.gtin().map(gtin_u64)
+    item.shared_gtin().map(gtin_u64)
 }
 
 fn tokens(title: &str) -> Vec<String> {
@@ -226,7 +230,8 @@ pub fn match_items(reads: &[SourceRead], review: &Review, options: MatchOptions)
         let Some(it) = r.get(reads) else { continue };
         let first = by_gtin.len();
         for (_, b) in &it.barcodes {
-            if let Some(n) = b.gtin().map(gtin_u64) {
+            let shared = b.gtin().filter(|g| !crate::normalize::is_restricted(g));
+            if let Some(n) = shared.map(gtin_u64) {
                 let own = by_gtin.get(first..).unwrap_or(&[]);
                 if !own.iter().any(|(m, _)| *m == n) {
                     by_gtin.push((n, u32::try_from(g).unwrap_or(u32::MAX)));

@@ -170,6 +170,10 @@ struct SourceFile {
     /// The unit weighed items are priced and counted by (`lb`, `kg`, `g`, `oz`).
     #[serde(default)]
     weight_unit: Option<String>,
+    /// The file's text encoding (`UTF-8`, `windows-1252`/`ISO-8859-1`, `UTF-16`), for any
+    /// format; without it a file that is not UTF-8 is refused.
+    #[serde(default)]
+    encoding: Option<String>,
 }
 
 /// Runs `kassa catalog …`.
@@ -180,6 +184,13 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
             let reads = read_sources(&inputs, &plan, &base)?;
             print_profile(&reads);
             report_diagnostics(&reads, &[], &inputs)?;
+            let broken = file_errors(&reads);
+            if !broken.is_empty() {
+                anyhow::bail!(
+                    "these files cannot be imported as they stand:\n{}",
+                    broken.join("\n")
+                );
+            }
             Ok(())
         }
         CatalogCommand::Import {
@@ -221,7 +232,20 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
             let mut outcome = pipeline(&reads, &plan, review_path.as_deref(), &held.0)?;
             let writes = entities(&reads, &outcome.catalog, &plan, &held)?;
             check_catalog(&held.0, &writes)?;
-            let counts = count_writes(&reads, &mut outcome.catalog)?;
+            let mut counts = count_writes(&reads, &mut outcome.catalog)?;
+            if let Some(db) = &db {
+                let merged_away = merges(&writes);
+                if !merged_away.is_empty() {
+                    let mut skus: Vec<String> = merged_away
+                        .iter()
+                        .flat_map(|(gone, into)| [gone.clone(), into.clone()])
+                        .collect();
+                    skus.sort_unstable();
+                    skus.dedup();
+                    let levels = runtime.block_on(hq::import::levels(db, &skus))?;
+                    move_stock(&merged_away, &levels, &mut counts);
+                }
+            }
             print_outcome(&reads, &outcome);
             let refused = refusals(
                 &reads,
@@ -254,7 +278,11 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                     .map(|r| format!("  - {r}"))
                     .collect::<Vec<_>>()
                     .join("\n");
-                if dry_run {
+                let only_undecided = refused.len() == 1 && outcome_undecided(&outcome, allow_undecided);
+                if dry_run && !only_undecided {
+                    report_diagnostics(&reads, &outcome.catalog.diagnostics, &inputs)?;
+                    anyhow::bail!("a commit would be refused:\n{why}");
+                } else if dry_run {
                     println!("a commit would be refused:\n{why}");
                 } else {
                     report_diagnostics(&reads, &outcome.catalog.diagnostics, &inputs)?;
@@ -448,18 +476,35 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
             }
             _ => None,
         };
+        let encoding = match declared.and_then(|d| d.encoding.as_deref()) {
+            Some(e) => Some(import::Encoding::parse(e).with_context(|| {
+                format!(
+                    "source {}: encoding `{e}` is not UTF-8, windows-1252 (ISO-8859-1) or UTF-16",
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
         let format = match (format, &mapping) {
             (Some(f), _) => f,
             (None, Some(_)) => Format::Mapped,
             (None, None) => {
                 let file = std::fs::File::open(&path)
                     .with_context(|| format!("cannot open {}", path.display()))?;
-                import::sniff(file, import::Encoding::Utf8)?.with_context(|| {
+                import::sniff(file, encoding.unwrap_or_default())
+                    .with_context(|| format!("{}: cannot read the header row", path.display()))?
+                    .with_context(|| {
                     format!("{}: the headers match no known export; name the format (`FORMAT:PATH`) or give a mapping file", path.display())
                 })?
             }
         };
+        let explicit = name.is_some();
         let mut name = name.unwrap_or_else(|| format.as_str().to_owned());
+        if explicit && out.iter().any(|s| s.options.name == name) {
+            anyhow::bail!(
+                "two sources are named `{name}`: each source needs its own name (it becomes the legacy system of its identifiers)"
+            );
+        }
         let mut n = 2;
         while out.iter().any(|s| s.options.name == name) {
             name = format!("{}-{n}", format.as_str());
@@ -467,9 +512,14 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
         }
         let mut options = SourceOptions::new(&name, &path.display().to_string(), format);
         options.currency = currency;
+        options.currency_declared = plan.currency.is_some();
         options.prices_include_tax = chain_gross;
+        options.encoding = encoding;
         if let Some(m) = &mapping {
-            options.currency = m.currency.unwrap_or(options.currency);
+            if let Some(c) = m.currency {
+                options.currency = c;
+                options.currency_declared = true;
+            }
             options.decimal = m.decimal.unwrap_or(options.decimal);
             options.prices_include_tax = m.prices_include_tax.unwrap_or(options.prices_include_tax);
         }
@@ -477,6 +527,7 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
             if let Some(c) = &d.currency {
                 options.currency = domain::Currency::parse(c)
                     .map_err(|e| anyhow::anyhow!("source {name}: currency: {e}"))?;
+                options.currency_declared = true;
             }
             options.prices_include_tax = d.prices_include_tax.unwrap_or(options.prices_include_tax);
             options.decimal = d.decimal.unwrap_or(options.decimal);
@@ -492,6 +543,20 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
             path,
             mapping,
         });
+    }
+    for (list, names) in [
+        ("title_precedence", &plan.title_precedence),
+        ("price_precedence", &plan.price_precedence),
+    ] {
+        for n in names {
+            if !out.iter().any(|s| &s.options.name == n) {
+                let known: Vec<&str> = out.iter().map(|s| s.options.name.as_str()).collect();
+                anyhow::bail!(
+                    "{list} names `{n}`, which is no source of this import (sources: {})",
+                    known.join(", ")
+                );
+            }
+        }
     }
     Ok(out)
 }
@@ -567,8 +632,9 @@ fn print_profile(reads: &[SourceRead]) {
     header.extend(p.sources.iter().map(|s| s.name.as_str()));
     let mut t = table(&header);
     type Count = fn(&import::profile::SourceProfile) -> usize;
-    let lines: [(&str, Count); 13] = [
+    let lines: [(&str, Count); 14] = [
         ("valid GTIN", |s| s.barcodes.valid),
+        ("restricted circulation", |s| s.barcodes.restricted),
         ("valid after repair", |s| s.barcodes.repaired),
         ("bad check digit", |s| s.barcodes.bad_check_digit),
         ("scientific notation", |s| s.barcodes.scientific),
@@ -592,6 +658,94 @@ fn print_profile(reads: &[SourceRead]) {
         "across sources: {} SKUs and {} GTINs appear in more than one source",
         p.skus_across_sources, p.barcodes_across_sources
     );
+    println!(
+        "restricted circulation: GTINs with prefix 02, 04 or 20 to 29 are numbered by each store \
+         or system for itself; they stay identifiers of their own source and are never matched \
+         across sources"
+    );
+    for s in &p.sources {
+        println!("{}: prices in {}", s.name, s.currency);
+    }
+}
+
+/// Problems that make a whole file unusable (unreadable, not UTF-8, a quote that never closes,
+/// no items), one line each.
+fn file_errors(reads: &[SourceRead]) -> Vec<String> {
+    reads
+        .iter()
+        .flat_map(|r| r.diagnostics.iter())
+        .filter(|d| d.is_file_level())
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The variants an import removes because they were merged into another: `(gone, survivor)`.
+fn merges(writes: &[hq::import::EntityWrite]) -> Vec<(String, String)> {
+    writes
+        .iter()
+        .filter(|w| w.kind == "variant" && w.payload.is_null())
+        .filter_map(|w| {
+            let into = w.provenance.as_deref()?.strip_prefix("merged into ")?;
+            Some((w.key.clone(), into.to_owned()))
+        })
+        .collect()
+}
+
+/// Moves the stock of variants merged into another to the survivor, per location, as opening
+/// counts of this batch (so that a rollback moves it back): the merged-away SKU is counted at
+/// zero; the survivor keeps this import's count where it has one (it covers the merged rows'
+/// units, as for a fresh import: the first row by title precedence with stock there), and
+/// elsewhere is counted at its on-hand plus the merged-away on-hand.
+fn move_stock(
+    merged_away: &[(String, String)],
+    levels: &[(String, String, i64)],
+    counts: &mut Vec<hq::import::CountWrite>,
+) {
+    let on_hand: HashMap<(&str, &str), i64> = levels
+        .iter()
+        .map(|(l, s, q)| ((l.as_str(), s.as_str()), *q))
+        .collect();
+    let counted: std::collections::HashSet<(String, String)> = counts
+        .iter()
+        .map(|c| (c.location.clone(), c.sku.clone()))
+        .collect();
+    let mut moved: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (gone, into) in merged_away {
+        for (location, sku, quantity) in levels {
+            if sku != gone {
+                continue;
+            }
+            if !counted.contains(&(location.clone(), gone.clone())) {
+                counts.push(hq::import::CountWrite {
+                    location: location.clone(),
+                    sku: gone.clone(),
+                    counted_milli: 0,
+                    provenance: Some(serde_json::json!({ "moved_to": into }).to_string()),
+                });
+            }
+            if counted.contains(&(location.clone(), into.clone())) {
+                continue;
+            }
+            let level = (location.clone(), into.clone());
+            let start = on_hand
+                .get(&(location.as_str(), into.as_str()))
+                .copied()
+                .unwrap_or(0);
+            *moved.entry(level).or_insert(start) += quantity;
+        }
+    }
+    for ((location, sku), quantity) in moved {
+        counts.push(hq::import::CountWrite {
+            location,
+            sku,
+            counted_milli: quantity,
+            provenance: Some(serde_json::json!({ "moved_from_merged": true }).to_string()),
+        });
+    }
+}
+
+fn outcome_undecided(outcome: &Outcome, allow_undecided: bool) -> bool {
+    !outcome.matching.suggestions.is_empty() && !allow_undecided
 }
 
 /// The result of reading, matching and building.
@@ -1128,12 +1282,8 @@ fn refusals(
     review_path: Option<&Path>,
     allow_undecided: bool,
 ) -> Vec<String> {
-    let mut out: Vec<String> = reads
-        .iter()
-        .flat_map(|r| r.diagnostics.iter())
-        .filter(|d| d.is_file_level())
-        .map(ToString::to_string)
-        .collect();
+    let mut out = file_errors(reads);
+    out.extend(unmatched_locations(reads, plan));
     let undecided = outcome.matching.suggestions.len();
     if undecided > 0 && !allow_undecided {
         out.push(match review_path {
@@ -1197,6 +1347,49 @@ fn refusals(
         }
     }
     out
+}
+
+/// `[locations]` entries that name a legacy location no source of the import has: a typo there
+/// would leave that location's stock out without a word.
+fn unmatched_locations(reads: &[SourceRead], plan: &PlanFile) -> Vec<String> {
+    if plan.locations.is_empty() {
+        return Vec::new();
+    }
+    let mut seen: std::collections::HashSet<(usize, std::sync::Arc<str>)> =
+        std::collections::HashSet::new();
+    for (s, r) in reads.iter().enumerate() {
+        for item in &r.items {
+            for st in &item.stock {
+                seen.insert((s, st.location.clone()));
+            }
+            for lp in &item.location_prices {
+                seen.insert((s, lp.location.clone()));
+            }
+        }
+    }
+    let mut names: Vec<String> = seen
+        .iter()
+        .filter_map(|(s, l)| reads.get(*s).map(|r| format!("{}/{l}", r.options.name)))
+        .collect();
+    names.sort_unstable();
+    let matched = |key: &str| {
+        seen.iter().any(|(s, l)| {
+            &**l == key
+                || reads
+                    .get(*s)
+                    .is_some_and(|r| key.strip_prefix(r.options.name.as_str()).and_then(|k| k.strip_prefix('/')) == Some(&**l))
+        })
+    };
+    plan.locations
+        .keys()
+        .filter(|key| !matched(key))
+        .map(|key| {
+            format!(
+                "[locations] names `{key}`, which is no stock or price location of any source (locations in the sources: {})",
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            )
+        })
+        .collect()
 }
 
 fn write_opening_counts(
