@@ -194,7 +194,56 @@ async fn a_rollback_is_refused_when_a_later_batch_changed_its_entities(db: &Db) 
     assert!(entities(db, "variant").await.unwrap().is_empty());
 }
 
+/// The stock rows of HQ, as (location, sku, on-hand).
+async fn stock_rows(db: &Db) -> Vec<(String, String, i64)> {
+    sqlx::query_as("SELECT location, sku, on_hand FROM stock_levels ORDER BY location, sku")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn a_rollback_leaves_no_stock_row_behind(db: &Db) {
+    let count = |sku: &str, milli: i64| hq::import::CountWrite {
+        location: "vienna-01".into(),
+        sku: sku.into(),
+        counted_milli: milli,
+        provenance: None,
+    };
+    let first = commit(
+        db,
+        "first",
+        1,
+        &[variant("A-1", "One", "4006381333931"), variant("B-2", "Two", "036000291452")],
+        &[count("A-1", 4_000), count("B-2", 6_000)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        hq::import::levels(db, &["B-2".to_owned()]).await.unwrap(),
+        [("vienna-01".to_owned(), "B-2".to_owned(), 6_000)]
+    );
+    // A later batch moves B-2's stock to A-1 (as a merge does): B-2 counted at zero.
+    let second = commit(db, "merge", 2, &[], &[count("A-1", 10_000), count("B-2", 0)])
+        .await
+        .unwrap();
+    rollback(db, second.batch.as_deref().unwrap()).await.unwrap();
+    assert_eq!(
+        stock_rows(db).await,
+        [
+            ("vienna-01".to_owned(), "A-1".to_owned(), 4_000),
+            ("vienna-01".to_owned(), "B-2".to_owned(), 6_000)
+        ]
+    );
+    rollback(db, first.batch.as_deref().unwrap()).await.unwrap();
+    assert_eq!(stock_rows(db).await, []);
+}
+
 mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rollback_leaves_no_stock_row_behind() {
+        crate::on_sqlite(|db| async move { crate::a_rollback_leaves_no_stock_row_behind(&db).await })
+            .await;
+    }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn import_commit_reimport_and_rollback() {
         crate::on_sqlite(|db| async move { crate::import_commit_reimport_and_rollback(&db).await })
@@ -210,6 +259,13 @@ mod sqlite {
 }
 
 mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rollback_leaves_no_stock_row_behind() {
+        crate::on_postgres(
+            |db| async move { crate::a_rollback_leaves_no_stock_row_behind(&db).await },
+        )
+        .await;
+    }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn import_commit_reimport_and_rollback() {
         crate::on_postgres(
