@@ -83,11 +83,16 @@ pub fn read(
     let mut table = match Table::open(input, delimiter, encoding) {
         Ok(t) => t,
         Err(e) => {
+            let code = if e.kind() == std::io::ErrorKind::InvalidData {
+                "encoding"
+            } else {
+                "unreadable"
+            };
             ctx.push(
                 1,
                 None,
                 Severity::Error,
-                "unreadable",
+                code,
                 format!("cannot read the file: {e}"),
             );
             return SourceRead {
