@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
@@ -101,6 +102,11 @@ enum CatalogCommand {
         /// legacy id) to this CSV.
         #[arg(long)]
         provenance: Option<PathBuf>,
+        /// Write a readable report for a merchandiser to check: which variants merge (and
+        /// why), which are new, updated or removed, the suggestions to review, and what was
+        /// not imported. Diagnostics stay in --diagnostics.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Undo an import batch as a new reference-data change.
     Rollback {
@@ -181,9 +187,11 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
     match args.command {
         CatalogCommand::Profile { inputs } => {
             let (plan, base) = load_plan(inputs.config.as_deref())?;
-            let reads = read_sources(&inputs, &plan, &base)?;
-            print_profile(&reads);
+            let mut phases = Phases::new();
+            let reads = read_sources(&inputs, &plan, &base, &mut phases)?;
+            phases.run("profiling", || print_profile(&reads));
             report_diagnostics(&reads, &[], &inputs)?;
+            println!("{}", phases.summary());
             let broken = file_errors(&reads);
             if !broken.is_empty() {
                 anyhow::bail!(
@@ -201,7 +209,9 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
             allow_undecided,
             opening_counts,
             provenance,
+            report,
         } => {
+            let mut phases = Phases::new();
             let (plan, base) = load_plan(inputs.config.as_deref())?;
             let review_path = review.or_else(|| plan.review.as_ref().map(|r| base.join(r)));
             let url = hq.url()?;
@@ -210,7 +220,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                     "--data DIR or --database-url is required to commit (or use --dry-run)"
                 );
             }
-            let reads = read_sources(&inputs, &plan, &base)?;
+            let reads = read_sources(&inputs, &plan, &base, &mut phases)?;
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             let db = match &url {
@@ -218,7 +228,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 None => None,
             };
             let (held, known) = match &db {
-                Some(db) => runtime.block_on(async {
+                Some(db) => phases.run("reading HQ's catalog", || runtime.block_on(async {
                     Ok::<_, sqlx::Error>((
                         (
                             hq::import::entities(db, "variant").await?,
@@ -226,13 +236,16 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                         ),
                         Some(hq::import::known(db).await?),
                     ))
-                })?,
+                }))?,
                 None => ((BTreeMap::new(), BTreeMap::new()), None),
             };
-            let mut outcome = pipeline(&reads, &plan, review_path.as_deref(), &held.0)?;
-            let writes = entities(&reads, &outcome.catalog, &plan, &held)?;
-            check_catalog(&held.0, &writes)?;
-            let mut counts = count_writes(&reads, &mut outcome.catalog)?;
+            let mut outcome = pipeline(&reads, &plan, review_path.as_deref(), &held.0, &mut phases)?;
+            let (writes, mut counts) = phases.run("preparing the writes", || {
+                let writes = entities(&reads, &outcome.catalog, &plan, &held)?;
+                check_catalog(&held.0, &writes)?;
+                let counts = count_writes(&reads, &mut outcome.catalog)?;
+                anyhow::Ok((writes, counts))
+            })?;
             if let Some(db) = &db {
                 let merged_away = merges(&writes);
                 if !merged_away.is_empty() {
@@ -255,12 +268,15 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 review_path.as_deref(),
                 allow_undecided,
             );
-            if let Some(path) = &opening_counts {
-                write_opening_counts(path, &reads, &outcome.catalog)?;
-            }
-            if let Some(path) = &provenance {
-                write_provenance(path, &reads, &outcome.catalog)?;
-            }
+            phases.run("writing the files asked for", || {
+                if let Some(path) = &opening_counts {
+                    write_opening_counts(path, &reads, &outcome.catalog)?;
+                }
+                if let Some(path) = &provenance {
+                    write_provenance(path, &reads, &outcome.catalog)?;
+                }
+                anyhow::Ok(())
+            })?;
             let label = reads
                 .iter()
                 .map(|r| format!("{}={}", r.options.name, r.options.file))
@@ -289,10 +305,21 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                     anyhow::bail!("import refused, nothing was written to HQ:\n{why}");
                 }
             }
+            let write_report = |p: &hq::import::Plan| match &report {
+                Some(path) => {
+                    crate::catalog_report::write(path, &reads, &outcome.matching, &outcome.catalog, p)?;
+                    println!("report written to {}", path.display());
+                    anyhow::Ok(())
+                }
+                None => anyhow::Ok(()),
+            };
             match (&db, dry_run) {
                 (Some(db), true) => {
-                    let p = runtime.block_on(hq::import::plan(db, &writes, &counts))?;
+                    let p = phases.run("comparing with HQ", || {
+                        runtime.block_on(hq::import::plan(db, &writes, &counts))
+                    })?;
                     print_plan("would", &p, merged, 0);
+                    write_report(&p)?;
                 }
                 (None, _) => {
                     let p = hq::import::Plan {
@@ -307,16 +334,20 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                         ..hq::import::Plan::default()
                     };
                     print_plan("would", &p, merged, 0);
+                    write_report(&p)?;
                 }
                 (Some(db), false) => {
-                    let committed = runtime.block_on(hq::import::commit(
-                        db,
-                        &label,
-                        jiff::Timestamp::now().as_millisecond(),
-                        &writes,
-                        &counts,
-                    ))?;
+                    let committed = phases.run("writing to HQ", || {
+                        runtime.block_on(hq::import::commit(
+                            db,
+                            &label,
+                            jiff::Timestamp::now().as_millisecond(),
+                            &writes,
+                            &counts,
+                        ))
+                    })?;
                     print_plan("did", &committed.plan, merged, committed.counts_superseded);
+                    write_report(&committed.plan)?;
                     match committed.batch {
                         Some(batch) => println!(
                             "committed batch {batch} at reference version {} (undo with `kassa catalog rollback {batch}`)",
@@ -330,6 +361,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 }
             }
             report_diagnostics(&reads, &outcome.catalog.diagnostics, &inputs)?;
+            println!("{}", phases.summary());
             Ok(())
         }
         CatalogCommand::Rollback { batch, hq } => {
@@ -337,9 +369,12 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 .url()?
                 .context("--data DIR or --database-url is required")?;
             let runtime = tokio::runtime::Runtime::new()?;
-            let done = runtime.block_on(async {
-                let db = hq::db::open(&url).await?;
-                anyhow::Ok(hq::import::rollback(&db, &batch).await?)
+            let mut phases = Phases::new();
+            let done = phases.run("rolling back", || {
+                runtime.block_on(async {
+                    let db = hq::db::open(&url).await?;
+                    anyhow::Ok(hq::import::rollback(&db, &batch).await?)
+                })
             })?;
             println!(
                 "rolled back {batch} at reference version {}: {} entities restored, {} removed, {} opening counts withdrawn ({} already replaced by a later count)",
@@ -349,6 +384,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 done.counts_withdrawn,
                 done.counts_superseded
             );
+            println!("{}", phases.summary());
             Ok(())
         }
         CatalogCommand::Batches { hq } => {
@@ -561,13 +597,71 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
     Ok(out)
 }
 
-fn read_sources(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<SourceRead>> {
+fn read_sources(
+    inputs: &Inputs,
+    plan: &PlanFile,
+    base: &Path,
+    phases: &mut Phases,
+) -> anyhow::Result<Vec<SourceRead>> {
     let specs = specs(inputs, plan, base)?;
     let mut reads = Vec::with_capacity(specs.len());
     for spec in specs {
+        let started = Instant::now();
         reads.push(read_one(&spec, true)?);
+        phases.record(&format!("reading {}", spec.options.name), started);
     }
     Ok(reads)
+}
+
+/// The phases of a run: each shows a spinner with its elapsed time while it runs (on a
+/// terminal; reading shows a bar over the file's bytes instead), and the closing summary gives
+/// the time of each.
+pub(crate) struct Phases {
+    start: Instant,
+    done: Vec<(String, Duration)>,
+}
+
+impl Phases {
+    pub(crate) fn new() -> Phases {
+        Phases {
+            start: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Runs `work` as the phase `name`.
+    pub(crate) fn run<T>(&mut self, name: &str, work: impl FnOnce() -> T) -> T {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(name.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let started = Instant::now();
+        let out = work();
+        bar.finish_and_clear();
+        self.record(name, started);
+        out
+    }
+
+    fn record(&mut self, name: &str, started: Instant) {
+        self.done.push((name.to_owned(), started.elapsed()));
+    }
+
+    /// `took 3.2 s: reading web 1.1 s, matching 0.4 s, …`.
+    pub(crate) fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .done
+            .iter()
+            .map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64()))
+            .collect();
+        format!(
+            "took {:.1} s: {}",
+            self.start.elapsed().as_secs_f64(),
+            parts.join(", ")
+        )
+    }
 }
 
 /// Reads one source with a progress bar over its bytes (on a terminal).
@@ -813,6 +907,7 @@ pub(crate) fn pipeline(
     plan: &PlanFile,
     review_path: Option<&Path>,
     held_variants: &BTreeMap<String, Value>,
+    phases: &mut Phases,
 ) -> anyhow::Result<Outcome> {
     let review = match review_path {
         Some(p) if p.exists() => Review::read(
@@ -825,7 +920,9 @@ pub(crate) fn pipeline(
     if let Some(t) = plan.threshold {
         match_options.threshold = t;
     }
-    let matching = matching::match_items(reads, &review, match_options);
+    let matching = phases.run("matching", || {
+        matching::match_items(reads, &review, match_options)
+    });
     if let Some(p) = review_path {
         review
             .write(
@@ -837,7 +934,9 @@ pub(crate) fn pipeline(
             .with_context(|| p.display().to_string())?;
     }
     let options = canonical_options(plan, held_variants)?;
-    let catalog = canonical::build(reads, &matching, &options)?;
+    let catalog = phases.run("building the catalog", || {
+        canonical::build(reads, &matching, &options)
+    })?;
     Ok(Outcome { matching, catalog })
 }
 

@@ -965,3 +965,63 @@ async fn sources_that_hold_nothing_and_plans_that_name_nothing_are_refused() {
         assert_eq!(hq_state(&hq).await, before, "case {n} wrote to HQ");
     }
 }
+
+#[tokio::test]
+async fn a_dry_run_reports_every_phase_and_writes_a_readable_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = dir.path().join("hq");
+    let hq_arg = hq.to_str().unwrap();
+    publish_london(&hq);
+    let plan = two_source_plan(
+        dir.path(),
+        "Artikelnr;Bezeichnung;EAN;VK;Bestand;Notiz\nM-1;Stoneware Mug;4006381333931;9,90;3;fragile\nTT-1;Linen Tea Towel;;4,50;5;\nN-1;;;1,00;1;\n",
+        "Artikelnr;Bezeichnung;EAN;VK;Bestand;Notiz\nWEB-MUG;Mug, stoneware;4006381333931;9,90;;\nW-9;Linen Tea Towell;;4,50;5;\n",
+    );
+    let report = dir.path().join("report.md");
+    let out = stdout(&kassa(&[
+        "catalog",
+        "import",
+        "--config",
+        &plan,
+        "--data",
+        hq_arg,
+        "--dry-run",
+        "--report",
+        report.to_str().unwrap(),
+    ]));
+    for phase in [
+        "reading shop",
+        "reading web",
+        "reading HQ's catalog",
+        "matching",
+        "building the catalog",
+        "preparing the writes",
+        "comparing with HQ",
+    ] {
+        assert!(out.contains(&format!("{phase} ")), "no `{phase}` in:\n{out}");
+    }
+    assert!(out.lines().any(|l| l.starts_with("took ")), "{out}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    let section = |title: &str| {
+        let start = text.find(title).unwrap_or_else(|| panic!("no {title} in:\n{text}"));
+        let rest = &text[start..];
+        let end = rest[2..].find("\n## ").map_or(rest.len(), |e| e + 2);
+        rest[..end].to_owned()
+    };
+    let merged = section("## Merged: 1 variants");
+    assert!(merged.contains("M-1 \"Stoneware Mug\""), "{merged}");
+    assert!(merged.contains("same GTIN 4006381333931"), "{merged}");
+    assert!(merged.contains("web line 2, SKU WEB-MUG"), "{merged}");
+    let created = section("## New: 3 variants");
+    assert!(created.contains("TT-1 \"Linen Tea Towel\" (4.50 GBP)"), "{created}");
+    let suggestions = section("## Suggestions to review: 1");
+    assert!(
+        suggestions.contains("shop line 3, SKU TT-1") && suggestions.contains("web line 3, SKU W-9"),
+        "{suggestions}"
+    );
+    let left_out = section("## Not imported");
+    assert!(left_out.contains("column `Notiz`"), "{left_out}");
+    assert!(left_out.contains("shop.csv:4:"), "{left_out}");
+    // Diagnostics are kept apart: the report holds no warning about the towel's stock.
+    assert!(!text.contains("warning: stock"), "{text}");
+}
