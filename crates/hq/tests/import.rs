@@ -213,7 +213,10 @@ async fn a_rollback_leaves_no_stock_row_behind(db: &Db) {
         db,
         "first",
         1,
-        &[variant("A-1", "One", "4006381333931"), variant("B-2", "Two", "036000291452")],
+        &[
+            variant("A-1", "One", "4006381333931"),
+            variant("B-2", "Two", "036000291452"),
+        ],
         &[count("A-1", 4_000), count("B-2", 6_000)],
     )
     .await
@@ -223,10 +226,18 @@ async fn a_rollback_leaves_no_stock_row_behind(db: &Db) {
         [("vienna-01".to_owned(), "B-2".to_owned(), 6_000)]
     );
     // A later batch moves B-2's stock to A-1 (as a merge does): B-2 counted at zero.
-    let second = commit(db, "merge", 2, &[], &[count("A-1", 10_000), count("B-2", 0)])
+    let second = commit(
+        db,
+        "merge",
+        2,
+        &[],
+        &[count("A-1", 10_000), count("B-2", 0)],
+    )
+    .await
+    .unwrap();
+    rollback(db, second.batch.as_deref().unwrap())
         .await
         .unwrap();
-    rollback(db, second.batch.as_deref().unwrap()).await.unwrap();
     assert_eq!(
         stock_rows(db).await,
         [
@@ -241,8 +252,10 @@ async fn a_rollback_leaves_no_stock_row_behind(db: &Db) {
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rollback_leaves_no_stock_row_behind() {
-        crate::on_sqlite(|db| async move { crate::a_rollback_leaves_no_stock_row_behind(&db).await })
-            .await;
+        crate::on_sqlite(
+            |db| async move { crate::a_rollback_leaves_no_stock_row_behind(&db).await },
+        )
+        .await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn import_commit_reimport_and_rollback() {

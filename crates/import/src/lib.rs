@@ -18,7 +18,7 @@ mod suggest;
 mod table;
 
 pub use diag::{Diagnostic, Severity};
-pub use suggest::Score;
 pub use model::{Format, SourceItem, SourceOptions, SourceRead};
 pub use readers::{Mapping, MappingError, detect, read, sniff};
+pub use suggest::Score;
 pub use table::Encoding;

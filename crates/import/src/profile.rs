@@ -152,7 +152,9 @@ pub fn profile(reads: &[SourceRead]) -> Profile {
                     BarcodeCheck::NotGtin(_) => barcodes.not_gtin += 1,
                     BarcodeCheck::Ambiguous(_) => barcodes.ambiguous += 1,
                 }
-                if b.gtin().is_some_and(|g| crate::normalize::is_restricted(&g)) {
+                if b.gtin()
+                    .is_some_and(|g| crate::normalize::is_restricted(&g))
+                {
                     barcodes.restricted += 1;
                     continue;
                 }

@@ -110,7 +110,9 @@ pub(crate) fn words(text: &str) -> Vec<String> {
             }
         }
         // A number followed by a unit or a pack word.
-        if w.chars().all(|c| c.is_ascii_digit() || c == '.') && w.chars().any(|c| c.is_ascii_digit()) {
+        if w.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && w.chars().any(|c| c.is_ascii_digit())
+        {
             if let Some(unit) = next {
                 if let Some(q) = quantity(w, unit) {
                     out.push(q);
@@ -154,12 +156,17 @@ fn singular(w: &str) -> String {
 
 /// `500` `g` → `500g`; `1` `kg` → `1000g`; `6` `pack` → `6pk`.
 fn quantity(number: &str, unit: &str) -> Option<String> {
-    if matches!(unit, "pack" | "pk" | "pcs" | "pc" | "x" | "er" | "count" | "ct") {
+    if matches!(
+        unit,
+        "pack" | "pk" | "pcs" | "pc" | "x" | "er" | "count" | "ct"
+    ) {
         return Some(format!("{number}pk"));
     }
     let (_, base, factor) = UNITS.iter().find(|(u, _, _)| *u == unit)?;
     let value: rust_decimal::Decimal = number.parse().ok()?;
-    let scaled = value.checked_mul(rust_decimal::Decimal::from(*factor))?.normalize();
+    let scaled = value
+        .checked_mul(rust_decimal::Decimal::from(*factor))?
+        .normalize();
     Some(format!("{scaled}{base}"))
 }
 
@@ -202,9 +209,7 @@ pub(crate) fn signature(item: &SourceItem) -> Signature {
         .barcodes
         .iter()
         .filter_map(|(_, b)| match b {
-            BarcodeCheck::Valid { gtin, .. } => {
-                Some((crate::matching::gtin_u64(*gtin) / 10, true))
-            }
+            BarcodeCheck::Valid { gtin, .. } => Some((crate::matching::gtin_u64(*gtin) / 10, true)),
             BarcodeCheck::BadCheckDigit(v) => {
                 let digits = v.trim().strip_suffix(".0").unwrap_or(v.trim());
                 (digits.len() <= 14)
@@ -281,7 +286,13 @@ fn title_score(a: &[String], b: &[String]) -> (f64, usize) {
     for w in short {
         let best = long
             .iter()
-            .map(|o| if o == w { 1.0 } else { strsim::jaro_winkler(w, o) })
+            .map(|o| {
+                if o == w {
+                    1.0
+                } else {
+                    strsim::jaro_winkler(w, o)
+                }
+            })
             .fold(0.0_f64, f64::max);
         if best >= 1.0 {
             exact += 1;
@@ -302,8 +313,18 @@ pub(crate) fn score(a: &Signature, b: &Signature) -> Option<Score> {
     // Attributes: per kind, agree, one side silent, or disagree.
     let mut options = 1.0;
     for kind in [Kind::Size, Kind::Measure, Kind::Pack, Kind::Colour] {
-        let left: HashSet<&str> = a.attributes.iter().filter(|(k, _)| *k == kind).map(|(_, v)| v.as_str()).collect();
-        let right: HashSet<&str> = b.attributes.iter().filter(|(k, _)| *k == kind).map(|(_, v)| v.as_str()).collect();
+        let left: HashSet<&str> = a
+            .attributes
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let right: HashSet<&str> = b
+            .attributes
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, v)| v.as_str())
+            .collect();
         let name = match kind {
             Kind::Size => "size",
             Kind::Measure => "weight or volume",
@@ -367,7 +388,7 @@ pub(crate) fn score(a: &Signature, b: &Signature) -> Option<Score> {
 
 /// Pairs of blocked candidates to compare, each once.
 pub(crate) fn candidate_pairs(
-    blocks: &mut Vec<(u64, u32)>,
+    blocks: &mut [(u64, u32)],
     max_block: usize,
     oversized: &mut usize,
 ) -> Vec<(u32, u32)> {
@@ -404,7 +425,10 @@ mod tests {
         assert_eq!(words("Tea Towels, Extra Large"), ["tea", "towel", "xl"]);
         assert_eq!(words("Coffee Beans 1 kg"), ["coffee", "bean", "1000g"]);
         assert_eq!(words("Coffee Beans 1000g"), ["coffee", "bean", "1000g"]);
-        assert_eq!(words("Sparkling Water 6 pack"), ["sparkling", "water", "6pk"]);
+        assert_eq!(
+            words("Sparkling Water 6 pack"),
+            ["sparkling", "water", "6pk"]
+        );
         assert_eq!(words("Sparkling Water 6pk"), ["sparkling", "water", "6pk"]);
         assert_eq!(words("Glass 0.5 l"), ["glass", "500ml"]);
     }
@@ -413,7 +437,10 @@ mod tests {
     fn different_sizes_rule_a_pair_out_and_a_missing_option_does_not() {
         let item = |title: &str, options: &[(&str, &str)]| SourceItem {
             product_title: title.to_owned(),
-            options: options.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+            options: options
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
             ..SourceItem::default()
         };
         let small = signature(&item("Tee Shirt", &[("Size", "Small")]));
@@ -423,7 +450,13 @@ mod tests {
         assert!(score(&small, &s).unwrap().total > 0.99);
         assert!(score(&small, &m).is_none());
         let one_sided = score(&small, &bare).unwrap();
-        assert!(one_sided.total > 0.9 && one_sided.total < 1.0, "{one_sided:?}");
-        assert!(one_sided.why.contains("size on one side only"), "{one_sided:?}");
+        assert!(
+            one_sided.total > 0.9 && one_sided.total < 1.0,
+            "{one_sided:?}"
+        );
+        assert!(
+            one_sided.why.contains("size on one side only"),
+            "{one_sided:?}"
+        );
     }
 }

@@ -428,7 +428,10 @@ fn check_utf8(head: &[u8]) -> std::io::Result<()> {
         return Ok(());
     }
     let at = e.valid_up_to();
-    let line = head.get(..at).map_or(0, |h| h.iter().filter(|&&b| b == b'\n').count()) + 1;
+    let line = head
+        .get(..at)
+        .map_or(0, |h| h.iter().filter(|&&b| b == b'\n').count())
+        + 1;
     let byte = head.get(at).copied().unwrap_or(0);
     Err(std::io::Error::new(
         std::io::ErrorKind::InvalidData,

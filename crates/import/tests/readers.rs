@@ -431,7 +431,14 @@ fn undeclared_latin1_is_refused_before_reading_and_never_read_lossily() {
     late.extend_from_slice(b"Z,K\xE4se,,1,Z,Consumable\n");
     let r = import::read(std::io::Cursor::new(late), &options, None);
     assert_eq!(r.items.len(), 3000);
-    let encoding: Vec<_> = codes(&r).into_iter().filter(|c| c.0 == "encoding").collect();
+    let encoding: Vec<_> = codes(&r)
+        .into_iter()
+        .filter(|c| c.0 == "encoding")
+        .collect();
     assert_eq!(encoding, [("encoding", 3002)]);
-    assert!(r.items.iter().all(|i| !i.product_title.contains('\u{FFFD}')));
+    assert!(
+        r.items
+            .iter()
+            .all(|i| !i.product_title.contains('\u{FFFD}'))
+    );
 }

@@ -17,10 +17,26 @@ use import::review::Review;
 use import::{Format, SourceItem, SourceOptions, SourceRead};
 
 const NOUNS: [&str; 20] = [
-    "Tea Towel", "Coffee Mug", "Cutting Board", "Water Bottle", "Wine Glass", "Table Lamp",
-    "Cushion Cover", "Bath Towel", "Storage Jar", "Serving Bowl", "Desk Organiser", "Notebook",
-    "Scented Candle", "Plant Pot", "Doormat", "Lunch Box", "Kitchen Apron", "Oven Glove",
-    "Teapot", "Salad Bowl",
+    "Tea Towel",
+    "Coffee Mug",
+    "Cutting Board",
+    "Water Bottle",
+    "Wine Glass",
+    "Table Lamp",
+    "Cushion Cover",
+    "Bath Towel",
+    "Storage Jar",
+    "Serving Bowl",
+    "Desk Organiser",
+    "Notebook",
+    "Scented Candle",
+    "Plant Pot",
+    "Doormat",
+    "Lunch Box",
+    "Kitchen Apron",
+    "Oven Glove",
+    "Teapot",
+    "Salad Bowl",
 ];
 const MATERIALS: [&str; 6] = ["Linen", "Stoneware", "Bamboo", "Steel", "Oak", "Cotton"];
 const BRANDS: [&str; 3] = ["Nordal", "Brixton", "Verde"];
@@ -34,10 +50,26 @@ struct Axis {
 }
 
 const AXES: [Axis; 4] = [
-    Axis { name: "Size", a: ["Small", "Medium", "Large"], b: ["S", "M", "L"] },
-    Axis { name: "Colour", a: ["Blue", "Green", "Grey"], b: ["Blue", "Green", "Grey"] },
-    Axis { name: "Weight", a: ["250 g", "500 g", "1 kg"], b: ["250g", "500g", "1000g"] },
-    Axis { name: "Pack", a: ["4 pack", "6 pack", "12 pack"], b: ["4pk", "6pk", "12pk"] },
+    Axis {
+        name: "Size",
+        a: ["Small", "Medium", "Large"],
+        b: ["S", "M", "L"],
+    },
+    Axis {
+        name: "Colour",
+        a: ["Blue", "Green", "Grey"],
+        b: ["Blue", "Green", "Grey"],
+    },
+    Axis {
+        name: "Weight",
+        a: ["250 g", "500 g", "1 kg"],
+        b: ["250g", "500g", "1000g"],
+    },
+    Axis {
+        name: "Pack",
+        a: ["4 pack", "6 pack", "12 pack"],
+        b: ["4pk", "6pk", "12pk"],
+    },
 ];
 
 fn gtin(seed: u64) -> String {
@@ -71,7 +103,13 @@ struct Set {
     negatives: HashSet<(ItemRef, ItemRef)>,
 }
 
-fn item(line: u64, key: &str, title: &str, options: Vec<(String, String)>, price: i64) -> SourceItem {
+fn item(
+    line: u64,
+    key: &str,
+    title: &str,
+    options: Vec<(String, String)>,
+    price: i64,
+) -> SourceItem {
     SourceItem {
         line,
         product_line: line,
@@ -119,21 +157,45 @@ fn labelled_set() -> Set {
         for v in 0..count {
             let price = 500 + i64::try_from(p * 37 + v * 150).unwrap();
             let line = u64::try_from(a_items.len() + 2).unwrap();
-            let mut a = item(line, &format!("a{p}"), &title_a, vec![(axis.name.to_owned(), axis.a[v].to_owned())], price);
+            let mut a = item(
+                line,
+                &format!("a{p}"),
+                &title_a,
+                vec![(axis.name.to_owned(), axis.a[v].to_owned())],
+                price,
+            );
             let line = u64::try_from(b_items.len() + 2).unwrap();
             let b_price = price + price / 20 * i64::try_from(v % 2).unwrap();
             let mut b = match style {
                 // The value in the title, no option.
-                3 => item(line, &format!("b{p}"), &format!("{title_b} {}", axis.b[v]), Vec::new(), b_price),
+                3 => item(
+                    line,
+                    &format!("b{p}"),
+                    &format!("{title_b} {}", axis.b[v]),
+                    Vec::new(),
+                    b_price,
+                ),
                 // One system records the option, the other nothing.
                 4 => item(line, &format!("b{p}"), &title_b, Vec::new(), b_price),
-                _ => item(line, &format!("b{p}"), &title_b, vec![(axis.name.to_owned(), axis.b[v].to_owned())], b_price),
+                _ => item(
+                    line,
+                    &format!("b{p}"),
+                    &title_b,
+                    vec![(axis.name.to_owned(), axis.b[v].to_owned())],
+                    b_price,
+                ),
             };
             if style == 5 {
                 let code = gtin(u64::try_from(p * 10 + v).unwrap());
-                a.barcodes.push((Arc::from("barcode"), import::normalize::barcode(&code).unwrap()));
+                a.barcodes.push((
+                    Arc::from("barcode"),
+                    import::normalize::barcode(&code).unwrap(),
+                ));
                 let bad = with_bad_check_digit(&code);
-                b.barcodes.push((Arc::from("barcode"), import::normalize::barcode(&bad).unwrap()));
+                b.barcodes.push((
+                    Arc::from("barcode"),
+                    import::normalize::barcode(&bad).unwrap(),
+                ));
             }
             a_items.push(a);
             b_items.push(b);
@@ -150,7 +212,6 @@ fn labelled_set() -> Set {
         }
     }
     // Other products that share most words: the same noun and brand in another material.
-    let n = a_items.len();
     for p in 0..60_usize {
         let noun = NOUNS[p % NOUNS.len()];
         let brand = BRANDS[p / NOUNS.len()];
@@ -165,8 +226,8 @@ fn labelled_set() -> Set {
         };
         b_items.push(item(line, &format!("x{p}"), &title, options, 900));
         let other = at(1, b_items.len() - 1);
-        for i in 0..n {
-            if a_items[i].product_key == format!("a{p}") {
+        for (i, a) in a_items.iter().enumerate() {
+            if a.product_key == format!("a{p}") {
                 negatives.insert((at(0, i), other));
             }
         }
@@ -222,7 +283,12 @@ fn suggestions_find_what_a_person_would_review_and_leave_other_variants_alone() 
         .collect();
     println!("missed, first five: {missed:?}");
     // Every suggestion explains itself.
-    assert!(matched.suggestions.iter().all(|s| s.why.starts_with("title ")));
+    assert!(
+        matched
+            .suggestions
+            .iter()
+            .all(|s| s.why.starts_with("title "))
+    );
     assert!(precision >= 0.95, "precision {precision:.3}");
     assert!(recall >= 0.90, "recall {recall:.3}");
 }

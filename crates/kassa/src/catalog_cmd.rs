@@ -34,8 +34,11 @@ struct Inputs {
     /// not given; formats: shopify, woocommerce, square, lightspeed-r, lightspeed-x, loyverse,
     /// ospos, odoo, mapped).
     files: Vec<String>,
-    /// An import plan (TOML): sources with their currency, tax inclusion and mapping files,
-    /// precedence, tax mapping, location mapping (see the README's "Catalog migration").
+    /// An import plan (TOML): sources with their currency, encoding (UTF-8, windows-1252,
+    /// UTF-16; a file that declares none must be UTF-8), tax inclusion and mapping files,
+    /// precedence, tax mapping, location mapping (see the README's "Catalog migration"). A
+    /// price's currency sign must agree with its source's currency; a source that declares
+    /// none takes it from its first sign. Names over 255 characters are refused.
     #[arg(long)]
     config: Option<PathBuf>,
     /// A mapping file for every `mapped:` source given on the command line.
@@ -228,18 +231,21 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 None => None,
             };
             let (held, known) = match &db {
-                Some(db) => phases.run("reading HQ's catalog", || runtime.block_on(async {
-                    Ok::<_, sqlx::Error>((
-                        (
-                            hq::import::entities(db, "variant").await?,
-                            hq::import::entities(db, "prices").await?,
-                        ),
-                        Some(hq::import::known(db).await?),
-                    ))
-                }))?,
+                Some(db) => phases.run("reading HQ's catalog", || {
+                    runtime.block_on(async {
+                        Ok::<_, sqlx::Error>((
+                            (
+                                hq::import::entities(db, "variant").await?,
+                                hq::import::entities(db, "prices").await?,
+                            ),
+                            Some(hq::import::known(db).await?),
+                        ))
+                    })
+                })?,
                 None => ((BTreeMap::new(), BTreeMap::new()), None),
             };
-            let mut outcome = pipeline(&reads, &plan, review_path.as_deref(), &held.0, &mut phases)?;
+            let mut outcome =
+                pipeline(&reads, &plan, review_path.as_deref(), &held.0, &mut phases)?;
             let (writes, mut counts) = phases.run("preparing the writes", || {
                 let writes = entities(&reads, &outcome.catalog, &plan, &held)?;
                 check_catalog(&held.0, &writes)?;
@@ -294,7 +300,8 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                     .map(|r| format!("  - {r}"))
                     .collect::<Vec<_>>()
                     .join("\n");
-                let only_undecided = refused.len() == 1 && outcome_undecided(&outcome, allow_undecided);
+                let only_undecided =
+                    refused.len() == 1 && outcome_undecided(&outcome, allow_undecided);
                 if dry_run && !only_undecided {
                     report_diagnostics(&reads, &outcome.catalog.diagnostics, &inputs)?;
                     anyhow::bail!("a commit would be refused:\n{why}");
@@ -307,7 +314,13 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
             }
             let write_report = |p: &hq::import::Plan| match &report {
                 Some(path) => {
-                    crate::catalog_report::write(path, &reads, &outcome.matching, &outcome.catalog, p)?;
+                    crate::catalog_report::write(
+                        path,
+                        &reads,
+                        &outcome.matching,
+                        &outcome.catalog,
+                        p,
+                    )?;
                     println!("report written to {}", path.display());
                     anyhow::Ok(())
                 }
@@ -1474,9 +1487,11 @@ fn unmatched_locations(reads: &[SourceRead], plan: &PlanFile) -> Vec<String> {
     let matched = |key: &str| {
         seen.iter().any(|(s, l)| {
             &**l == key
-                || reads
-                    .get(*s)
-                    .is_some_and(|r| key.strip_prefix(r.options.name.as_str()).and_then(|k| k.strip_prefix('/')) == Some(&**l))
+                || reads.get(*s).is_some_and(|r| {
+                    key.strip_prefix(r.options.name.as_str())
+                        .and_then(|k| k.strip_prefix('/'))
+                        == Some(&**l)
+                })
         })
     };
     plan.locations

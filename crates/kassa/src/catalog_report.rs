@@ -73,8 +73,10 @@ fn merge_reason(reads: &[SourceRead], v: &CanonicalVariant) -> String {
 }
 
 fn price(v: &CanonicalVariant) -> String {
-    v.price
-        .map_or_else(|| "no price".to_owned(), |p| format!("{} {}", p.amount_string(), p.currency().code()))
+    v.price.map_or_else(
+        || "no price".to_owned(),
+        |p| format!("{} {}", p.amount_string(), p.currency().code()),
+    )
 }
 
 fn render(
@@ -106,11 +108,25 @@ fn render(
     };
     let (created, updated) = (variants(&plan.created), variants(&plan.updated));
 
-    let merged: Vec<&CanonicalVariant> =
-        catalog.variants.iter().filter(|v| v.members.len() > 1).collect();
-    writeln!(w, "\n## Merged: {} variants made from several rows\n", merged.len())?;
+    let merged: Vec<&CanonicalVariant> = catalog
+        .variants
+        .iter()
+        .filter(|v| v.members.len() > 1)
+        .collect();
+    writeln!(
+        w,
+        "\n## Merged: {} variants made from several rows\n",
+        merged.len()
+    )?;
     for v in merged {
-        writeln!(w, "- {} \"{}\" ({}; {})", v.sku, v.name, price(v), merge_reason(reads, v))?;
+        writeln!(
+            w,
+            "- {} \"{}\" ({}; {})",
+            v.sku,
+            v.name,
+            price(v),
+            merge_reason(reads, v)
+        )?;
         for r in &v.members {
             writeln!(w, "  - {}", row_name(reads, *r))?;
         }
@@ -123,7 +139,11 @@ fn render(
             .collect();
         writeln!(w, "\n## {title}: {} variants\n", list.len())?;
         for v in list {
-            let from = v.members.first().map(|r| row_name(reads, *r)).unwrap_or_default();
+            let from = v
+                .members
+                .first()
+                .map(|r| row_name(reads, *r))
+                .unwrap_or_default();
             writeln!(w, "- {} \"{}\" ({}) from {from}", v.sku, v.name, price(v))?;
         }
     }
@@ -133,7 +153,11 @@ fn render(
         .filter(|(k, _)| k == "variant")
         .map(|(_, key)| key)
         .collect();
-    writeln!(w, "\n## Removed (merged into another): {} variants\n", removed.len())?;
+    writeln!(
+        w,
+        "\n## Removed (merged into another): {} variants\n",
+        removed.len()
+    )?;
     for sku in removed {
         writeln!(w, "- {sku}")?;
     }

@@ -860,7 +860,12 @@ async fn a_windows_1252_file_of_a_known_format_is_refused_until_its_encoding_is_
     };
     let undeclared = plan("");
     let text = printed(&run(&[
-        "catalog", "import", "--config", &undeclared, "--data", hq_arg,
+        "catalog",
+        "import",
+        "--config",
+        &undeclared,
+        "--data",
+        hq_arg,
     ]));
     assert!(
         text.contains("is not UTF-8 (line 2 has byte 0xE9)")
@@ -869,11 +874,12 @@ async fn a_windows_1252_file_of_a_known_format_is_refused_until_its_encoding_is_
     );
     assert!(variants(&hq).await.is_empty());
     let declared = plan("encoding = \"windows-1252\"\n");
-    kassa(&[
-        "catalog", "import", "--config", &declared, "--data", hq_arg,
-    ]);
+    kassa(&["catalog", "import", "--config", &declared, "--data", hq_arg]);
     let held = variants(&hq).await;
-    let name = held["CUP-1"]["variant"]["name"].as_str().unwrap().to_owned();
+    let name = held["CUP-1"]["variant"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(name.starts_with("Café Cup"), "{name}");
     assert!(!name.contains('\u{FFFD}'), "{name}");
 }
@@ -897,13 +903,14 @@ fn descriptions_and_composite_parts_are_reported_as_not_imported() {
     ]);
     let csv = std::fs::read_to_string(&diagnostics).unwrap();
     assert!(
-        csv.lines().any(|l| l.contains(",Description,warning,not-imported,")
-            && l.contains("descriptions are not imported")),
+        csv.lines()
+            .any(|l| l.contains(",Description,warning,not-imported,")
+                && l.contains("descriptions are not imported")),
         "{csv}"
     );
     assert!(
-        csv.lines().any(|l| l.contains(",composite_sku,warning,not-imported,")
-            && l.contains("bundles")),
+        csv.lines()
+            .any(|l| l.contains(",composite_sku,warning,not-imported,") && l.contains("bundles")),
         "{csv}"
     );
 }
@@ -922,7 +929,11 @@ async fn sources_that_hold_nothing_and_plans_that_name_nothing_are_refused() {
     type Edit = fn(String) -> String;
     let cases: Vec<(String, Edit, &str)> = vec![
         (String::new(), |p| p, "shop.csv:1: error: the file is empty"),
-        (header.to_owned(), |p| p, "the file has a header row but no items"),
+        (
+            header.to_owned(),
+            |p| p,
+            "the file has a header row but no items",
+        ),
         (
             format!("{header}A-1;;;4,00;1\nA-2;;;5,00;1\n"),
             |p| p,
@@ -930,7 +941,12 @@ async fn sources_that_hold_nothing_and_plans_that_name_nothing_are_refused() {
         ),
         (
             good.to_owned(),
-            |p| p.replace("title_precedence = [\"shop\", \"web\"]", "title_precedence = [\"shpo\"]"),
+            |p| {
+                p.replace(
+                    "title_precedence = [\"shop\", \"web\"]",
+                    "title_precedence = [\"shpo\"]",
+                )
+            },
             "title_precedence names `shpo`, which is no source of this import",
         ),
         (
@@ -943,11 +959,7 @@ async fn sources_that_hold_nothing_and_plans_that_name_nothing_are_refused() {
             |p| p.replace("\"web/filiale\"", "\"web/filialle\""),
             "[locations] names `web/filialle`, which is no stock or price location",
         ),
-        (
-            long_name,
-            |p| p,
-            "characters long; Kassa keeps at most 255",
-        ),
+        (long_name, |p| p, "characters long; Kassa keeps at most 255"),
     ];
     for (n, (shop, edit, expected)) in cases.into_iter().enumerate() {
         let case = dir.path().join(format!("case-{n}"));
@@ -998,12 +1010,17 @@ async fn a_dry_run_reports_every_phase_and_writes_a_readable_list() {
         "preparing the writes",
         "comparing with HQ",
     ] {
-        assert!(out.contains(&format!("{phase} ")), "no `{phase}` in:\n{out}");
+        assert!(
+            out.contains(&format!("{phase} ")),
+            "no `{phase}` in:\n{out}"
+        );
     }
     assert!(out.lines().any(|l| l.starts_with("took ")), "{out}");
     let text = std::fs::read_to_string(&report).unwrap();
     let section = |title: &str| {
-        let start = text.find(title).unwrap_or_else(|| panic!("no {title} in:\n{text}"));
+        let start = text
+            .find(title)
+            .unwrap_or_else(|| panic!("no {title} in:\n{text}"));
         let rest = &text[start..];
         let end = rest[2..].find("\n## ").map_or(rest.len(), |e| e + 2);
         rest[..end].to_owned()
@@ -1013,10 +1030,14 @@ async fn a_dry_run_reports_every_phase_and_writes_a_readable_list() {
     assert!(merged.contains("same GTIN 4006381333931"), "{merged}");
     assert!(merged.contains("web line 2, SKU WEB-MUG"), "{merged}");
     let created = section("## New: 3 variants");
-    assert!(created.contains("TT-1 \"Linen Tea Towel\" (4.50 GBP)"), "{created}");
+    assert!(
+        created.contains("TT-1 \"Linen Tea Towel\" (4.50 GBP)"),
+        "{created}"
+    );
     let suggestions = section("## Suggestions to review: 1");
     assert!(
-        suggestions.contains("shop line 3, SKU TT-1") && suggestions.contains("web line 3, SKU W-9"),
+        suggestions.contains("shop line 3, SKU TT-1")
+            && suggestions.contains("web line 3, SKU W-9"),
         "{suggestions}"
     );
     let left_out = section("## Not imported");
