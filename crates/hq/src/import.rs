@@ -64,8 +64,9 @@ pub struct EntityWrite {
     pub kind: String,
     /// SKU, or `book|sku`.
     pub key: String,
-    /// The entity; `null` removes it (a variant merged into another).
-    pub payload: Value,
+    /// The entity as JSON text; `None` removes it (a variant merged into another). Text, not
+    /// a parsed value: an import of half a million variants holds a million of these at once.
+    pub payload: Option<String>,
     /// Where its fields came from (kept with the batch, not published).
     pub provenance: Option<String>,
 }
@@ -163,6 +164,24 @@ pub async fn entities(db: &Db, kind: &str) -> Result<BTreeMap<String, Value>, sq
     Ok(out)
 }
 
+/// Every live entity of `kind`, by key, as the JSON text HQ holds (half the memory of parsed
+/// values, for imports that hold a whole catalog).
+pub async fn entity_texts(db: &Db, kind: &str) -> Result<BTreeMap<String, String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT key, payload FROM ref_entities WHERE kind = $1 AND payload IS NOT NULL",
+    )
+    .bind(kind)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let payload: Option<String> = row.get("payload");
+            Some((row.get("key"), payload?))
+        })
+        .collect())
+}
+
 /// The stock levels HQ holds for `skus`, as `(location, sku, on-hand in thousandths)`.
 pub async fn levels(db: &Db, skus: &[String]) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
     let mut out = Vec::new();
@@ -231,10 +250,17 @@ async fn held(
     Ok(out)
 }
 
-fn same(held: Option<&Option<String>>, wanted: &Value) -> bool {
-    match held.and_then(|p| p.as_deref()) {
-        None => wanted.is_null(),
-        Some(p) => serde_json::from_str::<Value>(p).is_ok_and(|v| &v == wanted),
+/// Whether HQ holds the entity exactly as wanted: the same JSON, whatever its key order and
+/// spacing.
+fn same(held: Option<&Option<String>>, wanted: Option<&str>) -> bool {
+    match (held.and_then(|p| p.as_deref()), wanted) {
+        (None, None) => true,
+        (Some(h), Some(w)) => {
+            h == w
+                || serde_json::from_str::<Value>(h)
+                    .is_ok_and(|h| serde_json::from_str::<Value>(w).is_ok_and(|w| h == w))
+        }
+        _ => false,
     }
 }
 
@@ -243,8 +269,8 @@ fn plan_of(held: &BTreeMap<(String, String), Option<String>>, writes: &[EntityWr
     for w in writes {
         let id = (w.kind.clone(), w.key.clone());
         match held.get(&id) {
-            h if same(h, &w.payload) => plan.unchanged += 1,
-            Some(Some(_)) if w.payload.is_null() => plan.removed.push(id),
+            h if same(h, w.payload.as_deref()) => plan.unchanged += 1,
+            Some(Some(_)) if w.payload.is_none() => plan.removed.push(id),
             Some(Some(_)) => plan.updated.push(id),
             _ => plan.created.push(id),
         }
@@ -396,10 +422,10 @@ pub async fn commit(
     for w in writes {
         let id = (w.kind.clone(), w.key.clone());
         let before = held.get(&id);
-        if same(before, &w.payload) {
+        if same(before, w.payload.as_deref()) {
             continue;
         }
-        let after = (!w.payload.is_null()).then(|| w.payload.to_string());
+        let after = w.payload.clone();
         upserts.push(vec![
             Arg::Text(w.kind.clone()),
             Arg::Text(w.key.clone()),

@@ -235,8 +235,8 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                     runtime.block_on(async {
                         Ok::<_, sqlx::Error>((
                             (
-                                hq::import::entities(db, "variant").await?,
-                                hq::import::entities(db, "prices").await?,
+                                hq::import::entity_texts(db, "variant").await?,
+                                hq::import::entity_texts(db, "prices").await?,
                             ),
                             Some(hq::import::known(db).await?),
                         ))
@@ -246,11 +246,14 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
             };
             let mut outcome =
                 pipeline(&reads, &plan, review_path.as_deref(), &held.0, &mut phases)?;
-            let (writes, mut counts) = phases.run("preparing the writes", || {
-                let writes = entities(&reads, &outcome.catalog, &plan, &held)?;
-                check_catalog(&held.0, &writes)?;
-                let counts = count_writes(&reads, &mut outcome.catalog)?;
-                anyhow::Ok((writes, counts))
+            let writes = phases.run("spelling out the entities", || {
+                entities(&reads, &outcome.catalog, &plan, &held)
+            })?;
+            phases.run("checking the catalog builds", || {
+                check_catalog(&held.0, &writes)
+            })?;
+            let mut counts = phases.run("opening counts", || {
+                count_writes(&reads, &mut outcome.catalog)
             })?;
             if let Some(db) = &db {
                 let merged_away = merges(&writes);
@@ -631,7 +634,7 @@ fn read_sources(
 /// the time of each.
 pub(crate) struct Phases {
     start: Instant,
-    done: Vec<(String, Duration)>,
+    done: Vec<(String, Duration, Option<u64>)>,
 }
 
 impl Phases {
@@ -659,22 +662,35 @@ impl Phases {
     }
 
     fn record(&mut self, name: &str, started: Instant) {
-        self.done.push((name.to_owned(), started.elapsed()));
+        self.done.push((name.to_owned(), started.elapsed(), peak_mib()));
     }
 
-    /// `took 3.2 s: reading web 1.1 s, matching 0.4 s, …`.
+    /// `took 3.2 s, peak 900 MiB: reading web 1.1 s (600 MiB), matching 0.4 s (900 MiB), …`:
+    /// each phase's time and the process's peak memory at its end.
     pub(crate) fn summary(&self) -> String {
         let parts: Vec<String> = self
             .done
             .iter()
-            .map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64()))
+            .map(|(name, d, peak)| match peak {
+                Some(p) => format!("{name} {:.1} s ({p} MiB)", d.as_secs_f64()),
+                None => format!("{name} {:.1} s", d.as_secs_f64()),
+            })
             .collect();
+        let peak = peak_mib().map_or_else(String::new, |p| format!(", peak {p} MiB"));
         format!(
-            "took {:.1} s: {}",
+            "took {:.1} s{peak}: {}",
             self.start.elapsed().as_secs_f64(),
             parts.join(", ")
         )
     }
+}
+
+/// The process's peak resident memory so far (`VmHWM`), where the system tells it.
+fn peak_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 /// Reads one source with a progress bar over its bytes (on a terminal).
@@ -790,7 +806,7 @@ fn file_errors(reads: &[SourceRead]) -> Vec<String> {
 fn merges(writes: &[hq::import::EntityWrite]) -> Vec<(String, String)> {
     writes
         .iter()
-        .filter(|w| w.kind == "variant" && w.payload.is_null())
+        .filter(|w| w.kind == "variant" && w.payload.is_none())
         .filter_map(|w| {
             let into = w.provenance.as_deref()?.strip_prefix("merged into ")?;
             Some((w.key.clone(), into.to_owned()))
@@ -863,7 +879,7 @@ pub(crate) struct Outcome {
 
 fn canonical_options(
     plan: &PlanFile,
-    held_variants: &BTreeMap<String, Value>,
+    held_variants: &BTreeMap<String, String>,
 ) -> anyhow::Result<CanonicalOptions> {
     let mut options = CanonicalOptions {
         currency: plan
@@ -898,11 +914,11 @@ fn canonical_options(
     Ok(options)
 }
 
-fn existing(held: &BTreeMap<String, Value>) -> Existing {
+fn existing(held: &BTreeMap<String, String>) -> Existing {
     let mut e = Existing::default();
     for (sku, payload) in held {
         e.skus.insert(sku.clone());
-        let Ok(entity) = serde_json::from_value::<VariantEntity>(payload.clone()) else {
+        let Ok(entity) = serde_json::from_str::<VariantEntity>(payload) else {
             continue;
         };
         if let Ok(variant) = entity.variant.parse("variant") {
@@ -919,7 +935,7 @@ pub(crate) fn pipeline(
     reads: &[SourceRead],
     plan: &PlanFile,
     review_path: Option<&Path>,
-    held_variants: &BTreeMap<String, Value>,
+    held_variants: &BTreeMap<String, String>,
     phases: &mut Phases,
 ) -> anyhow::Result<Outcome> {
     let review = match review_path {
@@ -1077,7 +1093,7 @@ pub(crate) fn entities(
     reads: &[SourceRead],
     catalog: &CanonicalCatalog,
     plan: &PlanFile,
-    held: &(BTreeMap<String, Value>, BTreeMap<String, Value>),
+    held: &(BTreeMap<String, String>, BTreeMap<String, String>),
 ) -> anyhow::Result<Vec<hq::import::EntityWrite>> {
     let currency = plan.currency.clone().unwrap_or_else(|| "EUR".to_owned());
     let book = plan
@@ -1091,7 +1107,7 @@ pub(crate) fn entities(
     // Which chain book in the chain's currency already prices each SKU.
     let mut books: HashMap<String, PricesEntity> = HashMap::new();
     for payload in held.1.values() {
-        if let Ok(p) = serde_json::from_value::<PricesEntity>(payload.clone()) {
+        if let Ok(p) = serde_json::from_str::<PricesEntity>(payload) {
             if p.currency == currency && matches!(p.scope, ScopeDto::Chain(_)) {
                 books.entry(p.sku.clone()).or_insert(p);
             }
@@ -1114,7 +1130,7 @@ pub(crate) fn entities(
         if in_catalog.contains(sku.as_str()) {
             continue;
         }
-        let Ok(old) = serde_json::from_value::<VariantEntity>(payload.clone()) else {
+        let Ok(old) = serde_json::from_str::<VariantEntity>(payload) else {
             continue;
         };
         let into = old
@@ -1130,15 +1146,16 @@ pub(crate) fn entities(
         writes.push(hq::import::EntityWrite {
             kind: "variant".to_owned(),
             key: sku.clone(),
-            payload: Value::Null,
+            payload: None,
             provenance: Some(format!("merged into {into}")),
         });
-        for (key, prices) in &held.1 {
-            if prices.get("sku").and_then(Value::as_str) == Some(sku.as_str()) {
+        // Price keys are `book|sku`.
+        for key in held.1.keys() {
+            if key.rsplit_once('|').map(|(_, s)| s) == Some(sku.as_str()) {
                 writes.push(hq::import::EntityWrite {
                     kind: "prices".to_owned(),
                     key: key.clone(),
-                    payload: Value::Null,
+                    payload: None,
                     provenance: Some(format!("merged into {into}")),
                 });
             }
@@ -1153,7 +1170,7 @@ pub(crate) fn entities(
         if let Some(old) = held
             .0
             .get(&sku)
-            .and_then(|p| serde_json::from_value::<VariantEntity>(p.clone()).ok())
+            .and_then(|p| serde_json::from_str::<VariantEntity>(p).ok())
         {
             // An update keeps what HQ had: its product, and identifiers the import lacks.
             product_id = old.product_id;
@@ -1211,7 +1228,7 @@ pub(crate) fn entities(
         writes.push(hq::import::EntityWrite {
             kind: "variant".to_owned(),
             key: sku.clone(),
-            payload: serde_json::to_value(&entity)?,
+            payload: Some(serde_json::to_string(&entity)?),
             provenance: Some(Value::Array(provenance).to_string()),
         });
         for sp in &v.store_prices {
@@ -1219,7 +1236,7 @@ pub(crate) fn entities(
             let target = held
                 .1
                 .get(&key)
-                .and_then(|p| serde_json::from_value::<PricesEntity>(p.clone()).ok())
+                .and_then(|p| serde_json::from_str::<PricesEntity>(p).ok())
                 .unwrap_or_else(|| PricesEntity {
                     book: format!("{book}-{}", sp.store),
                     version: 1,
@@ -1236,7 +1253,7 @@ pub(crate) fn entities(
             writes.push(hq::import::EntityWrite {
                 kind: "prices".to_owned(),
                 key,
-                payload: serde_json::to_value(&entity)?,
+                payload: Some(serde_json::to_string(&entity)?),
                 provenance: None,
             });
         }
@@ -1258,7 +1275,7 @@ pub(crate) fn entities(
         writes.push(hq::import::EntityWrite {
             kind: "prices".to_owned(),
             key: format!("{}|{sku}", entity.book),
-            payload: serde_json::to_value(&entity)?,
+            payload: Some(serde_json::to_string(&entity)?),
             provenance: None,
         });
     }
@@ -1269,20 +1286,22 @@ pub(crate) fn entities(
 /// variants. Stores refuse a catalog that does not, so such an import is refused before
 /// anything is written.
 fn check_catalog(
-    held: &BTreeMap<String, Value>,
+    held: &BTreeMap<String, String>,
     writes: &[hq::import::EntityWrite],
 ) -> anyhow::Result<()> {
-    let mut after: BTreeMap<&str, &Value> = held.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut after: BTreeMap<&str, &str> = held
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     for w in writes.iter().filter(|w| w.kind == "variant") {
-        if w.payload.is_null() {
-            after.remove(w.key.as_str());
-        } else {
-            after.insert(w.key.as_str(), &w.payload);
-        }
+        match &w.payload {
+            None => after.remove(w.key.as_str()),
+            Some(p) => after.insert(w.key.as_str(), p.as_str()),
+        };
     }
     let mut products: BTreeMap<String, (String, Vec<domain::catalog::Variant>)> = BTreeMap::new();
     for (sku, payload) in after {
-        let entity: VariantEntity = serde_json::from_value(payload.clone())
+        let entity = serde_json::from_str::<VariantEntity>(payload)
             .with_context(|| format!("variant {sku} at HQ is not a variant entity"))?;
         let variant = entity
             .variant
