@@ -16,14 +16,17 @@ fn variant(sku: &str, name: &str, gtin: &str) -> EntityWrite {
     EntityWrite {
         kind: "variant".into(),
         key: sku.into(),
-        payload: Some(json!({
-            "product_id": format!("p-{sku}"),
-            "product_name": name,
-            "variant": {
-                "sku": sku, "name": name, "identifiers": [{"gtin": gtin}],
-                "tax": "standard", "unit": "each", "channels": "all"
-            }
-        }).to_string()),
+        payload: Some(
+            json!({
+                "product_id": format!("p-{sku}"),
+                "product_name": name,
+                "variant": {
+                    "sku": sku, "name": name, "identifiers": [{"gtin": gtin}],
+                    "tax": "standard", "unit": "each", "channels": "all"
+                }
+            })
+            .to_string(),
+        ),
         provenance: Some(format!(
             "[{{\"field\":\"title\",\"line\":2,\"sku\":\"{sku}\"}}]"
         )),

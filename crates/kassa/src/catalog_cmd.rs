@@ -662,7 +662,8 @@ impl Phases {
     }
 
     fn record(&mut self, name: &str, started: Instant) {
-        self.done.push((name.to_owned(), started.elapsed(), peak_mib()));
+        self.done
+            .push((name.to_owned(), started.elapsed(), peak_mib()));
     }
 
     /// `took 3.2 s, peak 900 MiB: reading web 1.1 s (600 MiB), matching 0.4 s (900 MiB), …`:
@@ -1289,10 +1290,8 @@ fn check_catalog(
     held: &BTreeMap<String, String>,
     writes: &[hq::import::EntityWrite],
 ) -> anyhow::Result<()> {
-    let mut after: BTreeMap<&str, &str> = held
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let mut after: BTreeMap<&str, &str> =
+        held.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     for w in writes.iter().filter(|w| w.kind == "variant") {
         match &w.payload {
             None => after.remove(w.key.as_str()),
