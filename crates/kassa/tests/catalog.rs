@@ -1007,7 +1007,9 @@ async fn a_dry_run_reports_every_phase_and_writes_a_readable_list() {
         "reading HQ's catalog",
         "matching",
         "building the catalog",
-        "preparing the writes",
+        "spelling out the entities",
+        "checking the catalog builds",
+        "opening counts",
         "comparing with HQ",
     ] {
         assert!(
