@@ -417,46 +417,50 @@ pub async fn commit(
     .bind(version)
     .execute(&mut *tx)
     .await?;
-    let mut upserts = Vec::new();
-    let mut records = Vec::new();
-    for w in writes {
-        let id = (w.kind.clone(), w.key.clone());
-        let before = held.get(&id);
-        if same(before, w.payload.as_deref()) {
-            continue;
+    // Written a few thousand entities at a time: the rows to bind copy every payload twice,
+    // which for a whole catalog at once would double what the import holds.
+    for chunk in writes.chunks(2_000) {
+        let mut upserts = Vec::with_capacity(chunk.len());
+        let mut records = Vec::with_capacity(chunk.len());
+        for w in chunk {
+            let id = (w.kind.clone(), w.key.clone());
+            let before = held.get(&id);
+            if same(before, w.payload.as_deref()) {
+                continue;
+            }
+            let after = w.payload.clone();
+            upserts.push(vec![
+                Arg::Text(w.kind.clone()),
+                Arg::Text(w.key.clone()),
+                Arg::Int(version),
+                Arg::OptText(after.clone()),
+            ]);
+            records.push(vec![
+                Arg::Text(batch.clone()),
+                Arg::Text(w.kind.clone()),
+                Arg::Text(w.key.clone()),
+                Arg::OptText(before.cloned().flatten()),
+                Arg::OptText(after),
+                Arg::OptText(w.provenance.clone()),
+            ]);
         }
-        let after = w.payload.clone();
-        upserts.push(vec![
-            Arg::Text(w.kind.clone()),
-            Arg::Text(w.key.clone()),
-            Arg::Int(version),
-            Arg::OptText(after.clone()),
-        ]);
-        records.push(vec![
-            Arg::Text(batch.clone()),
-            Arg::Text(w.kind.clone()),
-            Arg::Text(w.key.clone()),
-            Arg::OptText(before.cloned().flatten()),
-            Arg::OptText(after),
-            Arg::OptText(w.provenance.clone()),
-        ]);
+        insert_many(
+            &mut tx,
+            db.backend,
+            "INSERT INTO ref_entities (kind, key, version, payload) VALUES",
+            "ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
+            upserts,
+        )
+        .await?;
+        insert_many(
+            &mut tx,
+            db.backend,
+            "INSERT INTO import_batch_entities (batch, kind, key, before_payload, after_payload, provenance) VALUES",
+            "",
+            records,
+        )
+        .await?;
     }
-    insert_many(
-        &mut tx,
-        db.backend,
-        "INSERT INTO ref_entities (kind, key, version, payload) VALUES",
-        "ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
-        upserts,
-    )
-    .await?;
-    insert_many(
-        &mut tx,
-        db.backend,
-        "INSERT INTO import_batch_entities (batch, kind, key, before_payload, after_payload, provenance) VALUES",
-        "",
-        records,
-    )
-    .await?;
     let counted: BTreeSet<&Level> = plan.counts.iter().collect();
     let mut sets: Vec<LevelSet> = Vec::with_capacity(counted.len());
     let mut count_rows = Vec::with_capacity(counted.len());
