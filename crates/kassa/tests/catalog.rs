@@ -58,7 +58,14 @@ fn stdout(out: &Output) -> String {
 /// Publishes reference data with the store `london-01` (GBP, tax categories `standard` and
 /// `zero`) to the HQ in `hq`.
 fn publish_london(hq: &Path) {
-    let seed = serde_json::json!({
+    std::fs::create_dir_all(hq).unwrap();
+    publish_london_to(&hq.join(".."), &["--data", hq.to_str().unwrap()]);
+}
+
+/// The London reference data: the store `london-01` in GBP with tax categories `standard` and
+/// `zero`.
+fn london_seed() -> serde_json::Value {
+    serde_json::json!({
         "format": "kassa-seed/1",
         "jurisdictions": [{
             "code": "GB", "currency": "GBP", "pricing": "inclusive",
@@ -75,25 +82,35 @@ fn publish_london(hq: &Path) {
         }],
         "products": [],
         "pricebooks": []
-    });
-    std::fs::create_dir_all(hq).unwrap();
-    let path = hq.join("../london-seed.json");
-    std::fs::write(&path, seed.to_string()).unwrap();
-    kassa(&[
-        "hq",
-        "--data",
-        hq.to_str().unwrap(),
-        "publish",
-        path.to_str().unwrap(),
-    ]);
+    })
+}
+
+/// Publishes the London reference data to the HQ that `target` names (`--data DIR` or
+/// `--database-url URL`).
+fn publish_london_to(dir: &Path, target: &[&str]) {
+    let path = dir.join("london-seed.json");
+    std::fs::write(&path, london_seed().to_string()).unwrap();
+    // An HQ on PostgreSQL keeps no PIN pepper of its own: the chain's comes from a file.
+    let pepper = dir.join("pin.pepper");
+    std::fs::write(&pepper, "ab".repeat(32)).unwrap();
+    let mut args = vec!["hq"];
+    args.extend(target.iter().copied());
+    if target.first() == Some(&"--database-url") {
+        args.extend(["--pin-pepper-file", pepper.to_str().unwrap()]);
+    }
+    args.extend(["publish", path.to_str().unwrap()]);
+    kassa(&args);
 }
 
 /// What HQ holds, in numbers: reference version, live entities, import batches, stock levels
 /// and the sum of on-hand.
 async fn hq_state(hq: &Path) -> (i64, i64, i64, i64, i64) {
-    let db = hq::db::open(&hq::db::sqlite_url(hq).unwrap())
-        .await
-        .unwrap();
+    hq_state_at(&hq::db::sqlite_url(hq).unwrap()).await
+}
+
+/// [`hq_state`] of the HQ at database `url`.
+async fn hq_state_at(url: &str) -> (i64, i64, i64, i64, i64) {
+    let db = hq::db::open(url).await.unwrap();
     let one = |sql: &'static str| {
         let pool = db.pool.clone();
         async move {
@@ -108,7 +125,7 @@ async fn hq_state(hq: &Path) -> (i64, i64, i64, i64, i64) {
         one("SELECT COUNT(*) FROM ref_entities WHERE payload IS NOT NULL").await,
         one("SELECT COUNT(*) FROM import_batches").await,
         one("SELECT COUNT(*) FROM stock_levels").await,
-        one("SELECT COALESCE(SUM(on_hand), 0) FROM stock_levels").await,
+        one("SELECT CAST(COALESCE(SUM(on_hand), 0) AS BIGINT) FROM stock_levels").await,
     );
     db.pool.close().await;
     state
@@ -116,9 +133,12 @@ async fn hq_state(hq: &Path) -> (i64, i64, i64, i64, i64) {
 
 /// HQ's stock at `location` as its store pulls it.
 async fn hq_levels(hq: &Path, location: &str) -> std::collections::BTreeMap<String, i64> {
-    let db = hq::db::open(&hq::db::sqlite_url(hq).unwrap())
-        .await
-        .unwrap();
+    hq_levels_at(&hq::db::sqlite_url(hq).unwrap(), location).await
+}
+
+/// [`hq_levels`] of the HQ at database `url`.
+async fn hq_levels_at(url: &str, location: &str) -> std::collections::BTreeMap<String, i64> {
+    let db = hq::db::open(url).await.unwrap();
     let levels = hq::api::stock_snapshot(&db, location).await.unwrap().levels;
     db.pool.close().await;
     levels
@@ -171,9 +191,12 @@ zero = "0"
 }
 
 async fn variants(hq: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let db = hq::db::open(&hq::db::sqlite_url(hq).unwrap())
-        .await
-        .unwrap();
+    variants_at(&hq::db::sqlite_url(hq).unwrap()).await
+}
+
+/// [`variants`] of the HQ at database `url`.
+async fn variants_at(url: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let db = hq::db::open(url).await.unwrap();
     let out = hq::import::entities(&db, "variant").await.unwrap();
     db.pool.close().await;
     out
@@ -639,29 +662,29 @@ fn batch_of(out: &str) -> String {
         .to_owned()
 }
 
-#[tokio::test]
-async fn a_merge_decided_in_the_review_file_moves_the_stock_and_rollbacks_leave_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let hq = dir.path().join("hq");
-    let hq_arg = hq.to_str().unwrap();
-    publish_london(&hq);
+/// A merge decided in the review file moves the stock, a rollback moves it back, and rolling
+/// back every batch leaves no stock row, on the HQ that `target` names at database `url`.
+async fn a_merge_moves_the_stock(dir: &Path, target: &[&str], url: &str) {
+    publish_london_to(dir, target);
     // The same five towels on the shelf, recorded by the till system and by the web shop.
     let plan = two_source_plan(
-        dir.path(),
+        dir,
         "Artikelnr;Bezeichnung;EAN;VK;Bestand\nTT-1;Linen Tea Towel;;4,50;5\n",
         "Artikelnr;Bezeichnung;EAN;VK;Bestand\nW-9;Linen Tea Towell;;4,50;5\n",
     );
-    let first = stdout(&kassa(&[
-        "catalog",
-        "import",
-        "--config",
-        &plan,
-        "--data",
-        hq_arg,
-        "--allow-undecided",
-    ]));
-    let first_batch = batch_of(&first);
-    let soho = hq_levels(&hq, "london-01").await;
+    let import = |extra: &[&str]| {
+        let mut args = vec!["catalog", "import", "--config", &plan];
+        args.extend(target.iter().copied());
+        args.extend(extra.iter().copied());
+        stdout(&kassa(&args))
+    };
+    let rollback = |batch: &str| {
+        let mut args = vec!["catalog", "rollback", batch];
+        args.extend(target.iter().copied());
+        kassa(&args);
+    };
+    let first_batch = batch_of(&import(&["--allow-undecided"]));
+    let soho = hq_levels_at(url, "london-01").await;
     assert_eq!(
         (soho.get("TT-1"), soho.get("W-9")),
         (Some(&5_000), Some(&5_000)),
@@ -669,26 +692,24 @@ async fn a_merge_decided_in_the_review_file_moves_the_stock_and_rollbacks_leave_
     );
 
     // The suggested pair is accepted: one variant, and its five towels counted once.
-    let review_path = dir.path().join("review.csv");
+    let review_path = dir.join("review.csv");
     let review = std::fs::read_to_string(&review_path).unwrap();
     let mut lines: Vec<String> = review.lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 2, "{review}");
     lines[1] = format!("accept{}", lines[1]);
     std::fs::write(&review_path, lines.join("\n")).unwrap();
-    let second = stdout(&kassa(&[
-        "catalog", "import", "--config", &plan, "--data", hq_arg,
-    ]));
+    let second = import(&[]);
     assert!(second.contains("1 from the review file"), "{second}");
     let merge_batch = batch_of(&second);
-    assert!(!variants(&hq).await.contains_key("W-9"));
-    let (_, _, _, _, on_hand) = hq_state(&hq).await;
+    assert!(!variants_at(url).await.contains_key("W-9"));
+    let (_, _, _, _, on_hand) = hq_state_at(url).await;
     assert_eq!(on_hand, 5_000, "the merged-away SKU keeps no stock");
-    let soho = hq_levels(&hq, "london-01").await;
+    let soho = hq_levels_at(url, "london-01").await;
     assert_eq!(soho.get("TT-1"), Some(&5_000), "{soho:?}");
 
     // Rolling the merge back moves the stock back.
-    kassa(&["catalog", "rollback", &merge_batch, "--data", hq_arg]);
-    let soho = hq_levels(&hq, "london-01").await;
+    rollback(&merge_batch);
+    let soho = hq_levels_at(url, "london-01").await;
     assert_eq!(
         (soho.get("TT-1"), soho.get("W-9")),
         (Some(&5_000), Some(&5_000)),
@@ -696,10 +717,51 @@ async fn a_merge_decided_in_the_review_file_moves_the_stock_and_rollbacks_leave_
     );
 
     // Rolling the first batch back leaves no stock row behind.
-    kassa(&["catalog", "rollback", &first_batch, "--data", hq_arg]);
-    let (_, entities, _, levels, _) = hq_state(&hq).await;
+    rollback(&first_batch);
+    let (_, entities, _, levels, _) = hq_state_at(url).await;
     assert_eq!(levels, 0, "stock rows left behind");
-    assert!(variants(&hq).await.is_empty(), "{entities} entities");
+    assert!(variants_at(url).await.is_empty(), "{entities} entities");
+}
+
+#[tokio::test]
+async fn a_merge_decided_in_the_review_file_moves_the_stock_and_rollbacks_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = dir.path().join("hq");
+    std::fs::create_dir_all(&hq).unwrap();
+    let url = hq::db::sqlite_url(&hq).unwrap();
+    a_merge_moves_the_stock(dir.path(), &["--data", hq.to_str().unwrap()], &url).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_a_merge_moves_the_stock_and_rollbacks_leave_nothing() {
+    let Some(server) = test_support::skip::postgres_url("kassa catalog on PostgreSQL").await else {
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&server)
+        .await
+        .unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!("kassa_catalog_{}_{nanos}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    let url = format!("{base}/{name}");
+    let dir = tempfile::tempdir().unwrap();
+    a_merge_moves_the_stock(dir.path(), &["--database-url", &url], &url).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
 }
 
 #[test]
