@@ -64,8 +64,9 @@ pub struct EntityWrite {
     pub kind: String,
     /// SKU, or `book|sku`.
     pub key: String,
-    /// The entity; `null` removes it (a variant merged into another).
-    pub payload: Value,
+    /// The entity as JSON text; `None` removes it (a variant merged into another). Text, not
+    /// a parsed value: an import of half a million variants holds a million of these at once.
+    pub payload: Option<String>,
     /// Where its fields came from (kept with the batch, not published).
     pub provenance: Option<String>,
 }
@@ -163,6 +164,45 @@ pub async fn entities(db: &Db, kind: &str) -> Result<BTreeMap<String, Value>, sq
     Ok(out)
 }
 
+/// Every live entity of `kind`, by key, as the JSON text HQ holds (half the memory of parsed
+/// values, for imports that hold a whole catalog).
+pub async fn entity_texts(db: &Db, kind: &str) -> Result<BTreeMap<String, String>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT key, payload FROM ref_entities WHERE kind = $1 AND payload IS NOT NULL",
+    )
+    .bind(kind)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let payload: Option<String> = row.get("payload");
+            Some((row.get("key"), payload?))
+        })
+        .collect())
+}
+
+/// The stock levels HQ holds for `skus`, as `(location, sku, on-hand in thousandths)`.
+pub async fn levels(db: &Db, skus: &[String]) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in skus.chunks(500) {
+        let mut marks = db.backend.marks();
+        let list: Vec<String> = chunk.iter().map(|_| marks.next()).collect();
+        let sql = format!(
+            "SELECT location, sku, on_hand FROM stock_levels WHERE sku IN ({}) ORDER BY location, sku",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for sku in chunk {
+            query = query.bind(sku.clone());
+        }
+        for row in query.fetch_all(&db.pool).await? {
+            out.push((row.get("location"), row.get("sku"), row.get("on_hand")));
+        }
+    }
+    Ok(out)
+}
+
 /// What an import may name at HQ.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Known {
@@ -210,10 +250,17 @@ async fn held(
     Ok(out)
 }
 
-fn same(held: Option<&Option<String>>, wanted: &Value) -> bool {
-    match held.and_then(|p| p.as_deref()) {
-        None => wanted.is_null(),
-        Some(p) => serde_json::from_str::<Value>(p).is_ok_and(|v| &v == wanted),
+/// Whether HQ holds the entity exactly as wanted: the same JSON, whatever its key order and
+/// spacing.
+fn same(held: Option<&Option<String>>, wanted: Option<&str>) -> bool {
+    match (held.and_then(|p| p.as_deref()), wanted) {
+        (None, None) => true,
+        (Some(h), Some(w)) => {
+            h == w
+                || serde_json::from_str::<Value>(h)
+                    .is_ok_and(|h| serde_json::from_str::<Value>(w).is_ok_and(|w| h == w))
+        }
+        _ => false,
     }
 }
 
@@ -222,8 +269,8 @@ fn plan_of(held: &BTreeMap<(String, String), Option<String>>, writes: &[EntityWr
     for w in writes {
         let id = (w.kind.clone(), w.key.clone());
         match held.get(&id) {
-            h if same(h, &w.payload) => plan.unchanged += 1,
-            Some(Some(_)) if w.payload.is_null() => plan.removed.push(id),
+            h if same(h, w.payload.as_deref()) => plan.unchanged += 1,
+            Some(Some(_)) if w.payload.is_none() => plan.removed.push(id),
             Some(Some(_)) => plan.updated.push(id),
             _ => plan.created.push(id),
         }
@@ -370,46 +417,50 @@ pub async fn commit(
     .bind(version)
     .execute(&mut *tx)
     .await?;
-    let mut upserts = Vec::new();
-    let mut records = Vec::new();
-    for w in writes {
-        let id = (w.kind.clone(), w.key.clone());
-        let before = held.get(&id);
-        if same(before, &w.payload) {
-            continue;
+    // Written a few thousand entities at a time: the rows to bind copy every payload twice,
+    // which for a whole catalog at once would double what the import holds.
+    for chunk in writes.chunks(2_000) {
+        let mut upserts = Vec::with_capacity(chunk.len());
+        let mut records = Vec::with_capacity(chunk.len());
+        for w in chunk {
+            let id = (w.kind.clone(), w.key.clone());
+            let before = held.get(&id);
+            if same(before, w.payload.as_deref()) {
+                continue;
+            }
+            let after = w.payload.clone();
+            upserts.push(vec![
+                Arg::Text(w.kind.clone()),
+                Arg::Text(w.key.clone()),
+                Arg::Int(version),
+                Arg::OptText(after.clone()),
+            ]);
+            records.push(vec![
+                Arg::Text(batch.clone()),
+                Arg::Text(w.kind.clone()),
+                Arg::Text(w.key.clone()),
+                Arg::OptText(before.cloned().flatten()),
+                Arg::OptText(after),
+                Arg::OptText(w.provenance.clone()),
+            ]);
         }
-        let after = (!w.payload.is_null()).then(|| w.payload.to_string());
-        upserts.push(vec![
-            Arg::Text(w.kind.clone()),
-            Arg::Text(w.key.clone()),
-            Arg::Int(version),
-            Arg::OptText(after.clone()),
-        ]);
-        records.push(vec![
-            Arg::Text(batch.clone()),
-            Arg::Text(w.kind.clone()),
-            Arg::Text(w.key.clone()),
-            Arg::OptText(before.cloned().flatten()),
-            Arg::OptText(after),
-            Arg::OptText(w.provenance.clone()),
-        ]);
+        insert_many(
+            &mut tx,
+            db.backend,
+            "INSERT INTO ref_entities (kind, key, version, payload) VALUES",
+            "ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
+            upserts,
+        )
+        .await?;
+        insert_many(
+            &mut tx,
+            db.backend,
+            "INSERT INTO import_batch_entities (batch, kind, key, before_payload, after_payload, provenance) VALUES",
+            "",
+            records,
+        )
+        .await?;
     }
-    insert_many(
-        &mut tx,
-        db.backend,
-        "INSERT INTO ref_entities (kind, key, version, payload) VALUES",
-        "ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
-        upserts,
-    )
-    .await?;
-    insert_many(
-        &mut tx,
-        db.backend,
-        "INSERT INTO import_batch_entities (batch, kind, key, before_payload, after_payload, provenance) VALUES",
-        "",
-        records,
-    )
-    .await?;
     let counted: BTreeSet<&Level> = plan.counts.iter().collect();
     let mut sets: Vec<LevelSet> = Vec::with_capacity(counted.len());
     let mut count_rows = Vec::with_capacity(counted.len());
@@ -785,6 +836,19 @@ async fn withdraw_counts(
         })
         .collect();
     let withdrawn = set_levels(tx, backend, sets, LevelGuard::CountedBy(batch.to_owned())).await?;
+    // A level the batch brought into being and that is now empty, uncounted and without a
+    // movement is exactly a level that never existed: it goes, so that nothing of the batch is
+    // left behind (a SKU the rollback removed keeps no zero row).
+    sqlx::query(
+        "DELETE FROM stock_levels WHERE on_hand = 0 AND count_event IS NULL
+           AND EXISTS (SELECT 1 FROM import_batch_counts c WHERE c.batch = $1
+                       AND c.location = stock_levels.location AND c.sku = stock_levels.sku)
+           AND NOT EXISTS (SELECT 1 FROM stock_moves m
+                           WHERE m.location = stock_levels.location AND m.sku = stock_levels.sku)",
+    )
+    .bind(batch)
+    .execute(&mut *tx)
+    .await?;
     Ok((withdrawn, total.saturating_sub(withdrawn)))
 }
 

@@ -16,14 +16,17 @@ fn variant(sku: &str, name: &str, gtin: &str) -> EntityWrite {
     EntityWrite {
         kind: "variant".into(),
         key: sku.into(),
-        payload: json!({
-            "product_id": format!("p-{sku}"),
-            "product_name": name,
-            "variant": {
-                "sku": sku, "name": name, "identifiers": [{"gtin": gtin}],
-                "tax": "standard", "unit": "each", "channels": "all"
-            }
-        }),
+        payload: Some(
+            json!({
+                "product_id": format!("p-{sku}"),
+                "product_name": name,
+                "variant": {
+                    "sku": sku, "name": name, "identifiers": [{"gtin": gtin}],
+                    "tax": "standard", "unit": "each", "channels": "all"
+                }
+            })
+            .to_string(),
+        ),
         provenance: Some(format!(
             "[{{\"field\":\"title\",\"line\":2,\"sku\":\"{sku}\"}}]"
         )),
@@ -34,12 +37,16 @@ fn price(sku: &str, amount: &str) -> EntityWrite {
     EntityWrite {
         kind: "prices".into(),
         key: format!("catalog|{sku}"),
-        payload: json!({
+        payload: Some(json!({
             "book": "catalog", "version": 1, "scope": "chain", "currency": "EUR", "sku": sku,
             "entries": [{"sku": sku, "price": amount, "from": "2026-12-01T00:00:00Z", "to": null}]
-        }),
+        }).to_string()),
         provenance: None,
     }
+}
+
+fn parsed(w: &EntityWrite) -> serde_json::Value {
+    serde_json::from_str(w.payload.as_deref().unwrap()).unwrap()
 }
 
 async fn import_commit_reimport_and_rollback(db: &Db) {
@@ -49,7 +56,7 @@ async fn import_commit_reimport_and_rollback(db: &Db) {
     let store = EntityWrite {
         kind: "store".into(),
         key: "vienna-01".into(),
-        payload: json!({"id": "vienna-01", "currency": "EUR"}),
+        payload: Some(json!({"id": "vienna-01", "currency": "EUR"}).to_string()),
         provenance: None,
     };
     let seeded = commit(db, "seed", 1, &[before.clone(), store], &[])
@@ -68,7 +75,7 @@ async fn import_commit_reimport_and_rollback(db: &Db) {
     // A dry run writes nothing.
     assert_eq!(
         entities(db, "variant").await.unwrap()["A-1"],
-        before.payload
+        parsed(&before)
     );
 
     let batch = commit(db, "square+lightspeed", 2, &writes, &[])
@@ -124,7 +131,7 @@ async fn import_commit_reimport_and_rollback(db: &Db) {
     let undone = rollback(db, "import-2").await.unwrap();
     assert_eq!((undone.version, undone.restored, undone.removed), (3, 1, 2));
     let now = entities(db, "variant").await.unwrap();
-    assert_eq!(now["A-1"], before.payload);
+    assert_eq!(now["A-1"], parsed(&before));
     assert!(!now.contains_key("B-2"));
     assert!(entities(db, "prices").await.unwrap().is_empty());
     let update = hq::refdata::changes_since(db, "vienna-01", 2)
@@ -194,7 +201,69 @@ async fn a_rollback_is_refused_when_a_later_batch_changed_its_entities(db: &Db) 
     assert!(entities(db, "variant").await.unwrap().is_empty());
 }
 
+/// The stock rows of HQ, as (location, sku, on-hand).
+async fn stock_rows(db: &Db) -> Vec<(String, String, i64)> {
+    sqlx::query_as("SELECT location, sku, on_hand FROM stock_levels ORDER BY location, sku")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn a_rollback_leaves_no_stock_row_behind(db: &Db) {
+    let count = |sku: &str, milli: i64| hq::import::CountWrite {
+        location: "vienna-01".into(),
+        sku: sku.into(),
+        counted_milli: milli,
+        provenance: None,
+    };
+    let first = commit(
+        db,
+        "first",
+        1,
+        &[
+            variant("A-1", "One", "4006381333931"),
+            variant("B-2", "Two", "036000291452"),
+        ],
+        &[count("A-1", 4_000), count("B-2", 6_000)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        hq::import::levels(db, &["B-2".to_owned()]).await.unwrap(),
+        [("vienna-01".to_owned(), "B-2".to_owned(), 6_000)]
+    );
+    // A later batch moves B-2's stock to A-1 (as a merge does): B-2 counted at zero.
+    let second = commit(
+        db,
+        "merge",
+        2,
+        &[],
+        &[count("A-1", 10_000), count("B-2", 0)],
+    )
+    .await
+    .unwrap();
+    rollback(db, second.batch.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        stock_rows(db).await,
+        [
+            ("vienna-01".to_owned(), "A-1".to_owned(), 4_000),
+            ("vienna-01".to_owned(), "B-2".to_owned(), 6_000)
+        ]
+    );
+    rollback(db, first.batch.as_deref().unwrap()).await.unwrap();
+    assert_eq!(stock_rows(db).await, []);
+}
+
 mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rollback_leaves_no_stock_row_behind() {
+        crate::on_sqlite(
+            |db| async move { crate::a_rollback_leaves_no_stock_row_behind(&db).await },
+        )
+        .await;
+    }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn import_commit_reimport_and_rollback() {
         crate::on_sqlite(|db| async move { crate::import_commit_reimport_and_rollback(&db).await })
@@ -210,6 +279,13 @@ mod sqlite {
 }
 
 mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rollback_leaves_no_stock_row_behind() {
+        crate::on_postgres(
+            |db| async move { crate::a_rollback_leaves_no_stock_row_behind(&db).await },
+        )
+        .await;
+    }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn import_commit_reimport_and_rollback() {
         crate::on_postgres(

@@ -329,12 +329,12 @@ fn write_files(dir: &Path, rows: usize) -> std::io::Result<[(Format, String); 3]
             let _ = write!(
                 line,
                 "SQ{p}V{v},{title},{variation},sq-{p}-{v},\"Line one\nline two 🎉\",Shop,{code},\"{}\",{},{},{},{},\"{}\",N,Y,Y,{},,Y,{},,Y",
-                money(*price, "£"),
+                money(*price, "€"),
                 o(0).0,
                 o(0).1,
                 o(1).0,
                 o(1).1,
-                money(price / 2, "£"),
+                money(price / 2, "€"),
                 rng.below(20),
                 rng.below(20),
             );
@@ -433,6 +433,7 @@ fn main() -> std::io::Result<()> {
         let name = format.as_str();
         let mut options = SourceOptions::new(name, file, *format);
         options.currency = domain::Currency::EUR;
+        options.currency_declared = true;
         options.prices_include_tax = true;
         let input = std::fs::File::open(file)?;
         reads.push(import::read(input, &options, None));

@@ -492,9 +492,13 @@ pub fn build(
 
         // The global SKU: the one HQ already has for any of these identifiers, else the
         // winning source's SKU, else another member's, else one made from a GTIN or legacy id.
+        // A restricted-circulation GTIN at HQ may be another source's item: it never finds one.
         let found = identifiers
             .iter()
             .filter(|_| !options.existing.by_identifier.is_empty())
+            .filter(|(id, _, _)| {
+                !matches!(id, Identifier::Gtin(g) if crate::normalize::is_restricted(g))
+            })
             .find_map(|(id, _, _)| options.existing.by_identifier.get(&id.key()).cloned());
         let (sku, existing) = match found {
             Some(s) if reused.insert(s.clone()) => (s, true),

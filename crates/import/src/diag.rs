@@ -41,12 +41,20 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// Whether the problem concerns a whole file rather than one row: the file (or the rest of
-    /// it) could not be read, or a column the rows cannot do without is missing. A run goes on,
-    /// but committing it would silently leave out everything the file holds.
+    /// it) could not be read, it is not in the encoding it claims, a quote never closes, a
+    /// column the rows cannot do without is missing, or it holds no item at all. A run goes on,
+    /// but committing it would silently leave out (or damage) what the file holds.
     pub fn is_file_level(&self) -> bool {
         matches!(
             self.code,
-            "unreadable" | "mapping-missing" | "header-missing"
+            "unreadable"
+                | "mapping-missing"
+                | "header-missing"
+                | "encoding"
+                | "csv-quote"
+                | "file-empty"
+                | "file-no-rows"
+                | "file-all-rows-failed"
         )
     }
 }

@@ -14,9 +14,11 @@ pub mod normalize;
 pub mod profile;
 pub mod readers;
 pub mod review;
+mod suggest;
 mod table;
 
 pub use diag::{Diagnostic, Severity};
 pub use model::{Format, SourceItem, SourceOptions, SourceRead};
 pub use readers::{Mapping, MappingError, detect, read, sniff};
+pub use suggest::Score;
 pub use table::Encoding;

@@ -1,4 +1,6 @@
-//! Matching the same variant across sources: exact on a valid GTIN, then on the normalised SKU,
+//! Matching the same variant across sources: exact on a valid GTIN (never a restricted-circulation
+//! number, prefixes 02, 04 and 20 to 29, which each source numbers for itself), then on the
+//! normalised SKU,
 //! then pairs a person accepted in the review file; finally fuzzy title-and-attribute
 //! similarity (Jaro-Winkler) proposes merges that are only suggestions, written to the review
 //! file for a person to accept or reject. Candidates are blocked by title tokens and attributes
@@ -11,6 +13,7 @@ use std::hash::{Hash, Hasher};
 use crate::model::{SourceItem, SourceRead};
 use crate::normalize::sku_key;
 use crate::review::{Decision, Review};
+use crate::suggest;
 
 /// One item of one source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -53,8 +56,14 @@ pub struct Suggestion {
     pub left: ItemRef,
     /// A member of the second cluster.
     pub right: ItemRef,
-    /// Similarity from 0 to 1.
+    /// Overall similarity from 0 to 1.
     pub score: f64,
+    /// Title similarity from 0 to 1.
+    pub title_score: f64,
+    /// What the options say, from 0 to 1.
+    pub option_score: f64,
+    /// Why the pair is suggested, in words (for the review file).
+    pub why: String,
 }
 
 /// Two items that look like one but cannot be merged.
@@ -160,25 +169,10 @@ pub(crate) fn gtin_u64(g: domain::Gtin) -> u64 {
         .fold(0_u64, |n, b| n * 10 + u64::from(b.wrapping_sub(b'0') % 10))
 }
 
+/// The GTIN an item is matched on across sources: restricted-circulation numbers are left out,
+/// as each source numbers those for itself.
 fn gtin_number(item: &SourceItem) -> Option<u64> {
-    item.gtin().map(gtin_u64)
-}
-
-fn tokens(title: &str) -> Vec<String> {
-    let mut t: Vec<String> = title
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
-    t.sort_unstable();
-    t.dedup();
-    t
-}
-
-fn attributes(item: &SourceItem) -> String {
-    let mut values: Vec<String> = item.options.iter().map(|(_, v)| v.to_lowercase()).collect();
-    values.sort_unstable();
-    values.join(",")
+    item.shared_gtin().map(gtin_u64)
 }
 
 fn hash_of(parts: &[&str]) -> u64 {
@@ -226,7 +220,8 @@ pub fn match_items(reads: &[SourceRead], review: &Review, options: MatchOptions)
         let Some(it) = r.get(reads) else { continue };
         let first = by_gtin.len();
         for (_, b) in &it.barcodes {
-            if let Some(n) = b.gtin().map(gtin_u64) {
+            let shared = b.gtin().filter(|g| !crate::normalize::is_restricted(g));
+            if let Some(n) = shared.map(gtin_u64) {
                 let own = by_gtin.get(first..).unwrap_or(&[]);
                 if !own.iter().any(|(m, _)| *m == n) {
                     by_gtin.push((n, u32::try_from(g).unwrap_or(u32::MAX)));
@@ -340,89 +335,72 @@ pub fn match_items(reads: &[SourceRead], review: &Review, options: MatchOptions)
         }
     }
 
-    // 4. Fuzzy suggestions between clusters, blocked by title tokens and attributes.
+    // 4. Fuzzy suggestions between clusters (see `suggest` for blocking and scoring).
     let n = refs.len();
-    let mut signature: HashMap<u32, (String, String)> = HashMap::new();
+    let all_sources: u128 = (0..reads.len().min(128)).fold(0, |m, s| m | 1 << s);
+    let mut signatures: suggest::Signatures = HashMap::new();
     // (block key, cluster) pairs, grouped by sorting: a map of vectors would cost five times
     // the memory for the millions of keys a large run has, most of them seen once.
     let mut blocks: Vec<(u64, u32)> = Vec::new();
-    let all_sources: u128 = (0..reads.len().min(128)).fold(0, |m, s| m | 1 << s);
     for g in 0..u32::try_from(n).unwrap_or(u32::MAX) {
         let root = uf.find(g);
         // A cluster with an item from every source has no one left to pair with.
-        if signature.contains_key(&root) || uf.sources[root as usize] == all_sources {
+        if signatures.contains_key(&root) || uf.sources[root as usize] == all_sources {
             continue;
         }
         let Some(it) = item(root) else { continue };
-        let words = tokens(&it.product_title);
-        let attrs = attributes(it);
-        let joined = words.join(" ");
-        let mut block_keys = vec![hash_of(&[&attrs, &joined])];
-        if words.len() >= 2 {
-            for skip in 0..words.len() {
-                let rest: Vec<&str> = words
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != skip)
-                    .map(|(_, w)| w.as_str())
-                    .collect();
-                block_keys.push(hash_of(&[&attrs, &rest.join(" ")]));
-            }
-        }
-        block_keys.sort_unstable();
-        block_keys.dedup();
-        blocks.extend(block_keys.into_iter().map(|k| (k, root)));
-        signature.insert(root, (joined, attrs));
+        let signature = suggest::signature(it);
+        blocks.extend(
+            suggest::block_keys(&signature)
+                .into_iter()
+                .map(|k| (k, root)),
+        );
+        signatures.insert(root, signature);
     }
-    blocks.sort_unstable();
-    let mut compared: HashSet<(u32, u32)> = HashSet::new();
+    let pairs = suggest::candidate_pairs(
+        &mut blocks,
+        options.max_block,
+        &mut result.stats.oversized_blocks,
+    );
+    drop(blocks);
     let mut suggestions = Vec::new();
-    for chunk in blocks.chunk_by(|a, b| a.0 == b.0).filter(|c| c.len() > 1) {
-        let block: Vec<u32> = chunk.iter().map(|(_, root)| *root).collect();
-        if block.len() > options.max_block {
-            result.stats.oversized_blocks += 1;
+    for (a, b) in pairs {
+        let (ra, rb) = (a as usize, b as usize);
+        if uf.sources[ra] & uf.sources[rb] != 0 {
             continue;
         }
-        for (i, &a) in block.iter().enumerate() {
-            for &b in block.iter().skip(i + 1) {
-                let pair = (a.min(b), a.max(b));
-                let (ra, rb) = (pair.0 as usize, pair.1 as usize);
-                if uf.sources[ra] & uf.sources[rb] != 0 {
-                    continue;
-                }
-                if let (Some(x), Some(y)) = (uf.gtin[ra], uf.gtin[rb]) {
-                    if x != y {
-                        continue;
-                    }
-                }
-                if !compared.insert(pair) {
-                    continue;
-                }
-                result.stats.compared += 1;
-                let (Some((ta, aa)), Some((tb, ab))) =
-                    (signature.get(&pair.0), signature.get(&pair.1))
-                else {
-                    continue;
-                };
-                if aa != ab {
-                    continue;
-                }
-                let score = strsim::jaro_winkler(ta, tb);
-                if score < options.threshold {
-                    continue;
-                }
-                let (Some(&left), Some(&right)) = (refs.get(ra), refs.get(rb)) else {
-                    continue;
-                };
-                if !keys.is_empty()
-                    && review.decision(&item_key(reads, left), &item_key(reads, right))
-                        == Some(Decision::Reject)
-                {
-                    continue;
-                }
-                suggestions.push(Suggestion { left, right, score });
+        if let (Some(x), Some(y)) = (uf.gtin[ra], uf.gtin[rb]) {
+            if x != y {
+                continue;
             }
         }
+        result.stats.compared += 1;
+        let (Some(sa), Some(sb)) = (signatures.get(&a), signatures.get(&b)) else {
+            continue;
+        };
+        let Some(score) = suggest::score(sa, sb) else {
+            continue;
+        };
+        if score.total < options.threshold {
+            continue;
+        }
+        let (Some(&left), Some(&right)) = (refs.get(ra), refs.get(rb)) else {
+            continue;
+        };
+        if !keys.is_empty()
+            && review.decision(&item_key(reads, left), &item_key(reads, right))
+                == Some(Decision::Reject)
+        {
+            continue;
+        }
+        suggestions.push(Suggestion {
+            left,
+            right,
+            score: score.total,
+            title_score: score.title,
+            option_score: score.options,
+            why: score.why,
+        });
     }
     suggestions.sort_by(|a, b| {
         b.score
@@ -431,8 +409,7 @@ pub fn match_items(reads: &[SourceRead], review: &Review, options: MatchOptions)
     });
     result.suggestions = suggestions;
 
-    drop(blocks);
-    drop(signature);
+    drop(signatures);
     // Clusters by sorting (root, item) pairs; the stable sort keeps each cluster's members in
     // source order, and each cluster gets exactly the room it needs.
     let mut members: Vec<(u32, ItemRef)> = refs

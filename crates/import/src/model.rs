@@ -90,6 +90,12 @@ pub struct SourceOptions {
     pub format: Format,
     /// The currency of its prices.
     pub currency: Currency,
+    /// Whether `currency` was declared (in the plan, the source's entry or its mapping file).
+    /// When it was not, the first currency sign or code in a price decides it.
+    pub currency_declared: bool,
+    /// The text encoding the source declares; `None` reads UTF-8 (a BOM is honoured) and
+    /// refuses a file that is not.
+    pub encoding: Option<crate::table::Encoding>,
     /// How its numbers are written.
     pub decimal: DecimalStyle,
     /// Whether its prices include tax.
@@ -107,6 +113,8 @@ impl SourceOptions {
             file: file.to_owned(),
             format,
             currency: Currency::EUR,
+            currency_declared: false,
+            encoding: None,
             decimal: DecimalStyle::Auto,
             prices_include_tax: false,
             weight_unit_grams: None,
@@ -200,6 +208,16 @@ impl SourceItem {
         self.barcodes.iter().find_map(|(_, b)| b.gtin())
     }
 
+    /// The first valid GTIN that means the same item in every system: restricted-circulation
+    /// numbers (prefixes 02, 04, 20 to 29) are numbered by each store or system for itself and
+    /// are never a match key across sources.
+    pub fn shared_gtin(&self) -> Option<domain::Gtin> {
+        self.barcodes
+            .iter()
+            .filter_map(|(_, b)| b.gtin())
+            .find(|g| !crate::normalize::is_restricted(g))
+    }
+
     /// Gives back the spare room of its lists and texts. A list's first push makes room for
     /// four entries where most rows have one or two, and texts built character by character
     /// keep room to grow: on a million rows held in memory that is hundreds of megabytes.
@@ -244,4 +262,6 @@ pub struct SourceRead {
     pub items: Vec<SourceItem>,
     /// Problems, in file order.
     pub diagnostics: Vec<Diagnostic>,
+    /// How the source's currency was settled (declared, or decided by a sign in a price).
+    pub currency_note: String,
 }

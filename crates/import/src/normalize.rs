@@ -295,6 +295,72 @@ fn is_currency_symbol(c: char) -> bool {
     )
 }
 
+/// The currency sign or code written in a price cell (`£`, `$`, `EUR`, `kr`), if any.
+pub fn currency_mark(raw: &str) -> Option<String> {
+    let mut mark = String::new();
+    for c in raw.chars() {
+        if is_currency_symbol(c) || c.is_alphabetic() {
+            mark.push(c);
+        }
+    }
+    (!mark.is_empty()).then_some(mark)
+}
+
+/// The ISO 4217 codes a currency sign or code can stand for, the usual one first (`$` is the
+/// US dollar unless a source declares another dollar). Empty when the mark is no currency
+/// Kassa knows.
+pub fn mark_currencies(mark: &str) -> Vec<String> {
+    let known: &[&'static str] = match mark {
+        "$" | "US$" => &["USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN"],
+        "£" => &["GBP"],
+        "€" => &["EUR"],
+        "¥" => &["JPY", "CNY"],
+        "₹" => &["INR"],
+        "₩" => &["KRW"],
+        "₽" => &["RUB"],
+        "₺" => &["TRY"],
+        "₪" => &["ILS"],
+        "₫" => &["VND"],
+        "฿" => &["THB"],
+        "₴" => &["UAH"],
+        "₦" => &["NGN"],
+        "R$" => &["BRL"],
+        "kr" | "Kr" | "kr." => &["SEK", "NOK", "DKK", "ISK"],
+        "zł" => &["PLN"],
+        "Kč" => &["CZK"],
+        "Ft" => &["HUF"],
+        "Fr" | "fr" => &["CHF"],
+        _ => &[],
+    };
+    if !known.is_empty() {
+        return known.iter().map(|c| (*c).to_owned()).collect();
+    }
+    if mark.len() == 3 && mark.chars().all(|c| c.is_ascii_alphabetic()) {
+        if let Ok(c) = Currency::parse(mark) {
+            return vec![c.code().to_owned()];
+        }
+    }
+    Vec::new()
+}
+
+/// Whether a GTIN is a restricted-circulation number: GS1 prefixes 02 and 20 to 29 (numbers a
+/// store or a country's GS1 office gives out for local use, weighed and price-labelled goods)
+/// and 040 to 049 (numbers a company uses in-house), and 8-digit codes starting with 0 or 2.
+/// Two systems number such items each for itself, so the same code in two sources says
+/// nothing about whether they are one item.
+pub fn is_restricted(gtin: &Gtin) -> bool {
+    if gtin.is_restricted_circulation() {
+        return true;
+    }
+    gtin.len() != 8 && gtin.to_gtin13().is_some_and(|g| g.starts_with("04"))
+}
+
+/// Whether a value looks like a barcode: only digits, as many as a GTIN has (8, 12, 13 or 14).
+pub fn barcode_shaped(raw: &str) -> bool {
+    let v = raw.trim();
+    matches!(v.len(), 8 | 12 | 13 | 14) && v.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A parsed amount and, when it had more decimals than the currency's minor unit, the
 /// original text it was rounded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,6 +25,9 @@ pub struct BarcodeCounts {
     pub ambiguous: usize,
     /// Variants with no barcode.
     pub missing: usize,
+    /// Valid GTINs that are restricted-circulation numbers (prefixes 02, 04, 20 to 29): kept as
+    /// identifiers within this source, never matched across sources.
+    pub restricted: usize,
 }
 
 /// Price anomalies.
@@ -69,6 +72,8 @@ pub struct SourceProfile {
     pub errors: usize,
     /// Diagnostics that are warnings.
     pub warnings: usize,
+    /// The currency its prices are read in, and how it was settled.
+    pub currency: String,
 }
 
 /// The profile of a set of sources.
@@ -147,6 +152,12 @@ pub fn profile(reads: &[SourceRead]) -> Profile {
                     BarcodeCheck::NotGtin(_) => barcodes.not_gtin += 1,
                     BarcodeCheck::Ambiguous(_) => barcodes.ambiguous += 1,
                 }
+                if b.gtin()
+                    .is_some_and(|g| crate::normalize::is_restricted(&g))
+                {
+                    barcodes.restricted += 1;
+                    continue;
+                }
                 if let Some(g) = b.gtin() {
                     mark(
                         gtin_sources
@@ -190,6 +201,7 @@ pub fn profile(reads: &[SourceRead]) -> Profile {
             prices,
             errors,
             warnings: read.diagnostics.len() - errors,
+            currency: read.currency_note.clone(),
         });
     }
     for (s, source) in sources.iter_mut().enumerate() {

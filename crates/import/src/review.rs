@@ -39,7 +39,7 @@ pub enum ReviewError {
     Io(#[from] std::io::Error),
 }
 
-const HEADER: [&str; 10] = [
+const HEADER: [&str; 13] = [
     "decision",
     "score",
     "left",
@@ -50,6 +50,9 @@ const HEADER: [&str; 10] = [
     "right_sku",
     "left_price",
     "right_price",
+    "title_score",
+    "option_score",
+    "why",
 ];
 
 fn ordered(a: &str, b: &str) -> (String, String) {
@@ -155,6 +158,9 @@ impl Review {
                 &sku(right),
                 &price(left),
                 &price(right),
+                &format!("{:.3}", s.title_score),
+                &format!("{:.3}", s.option_score),
+                &s.why,
             ])
             .map_err(csv_err)?;
             written.insert(ordered(&lk, &rk));
@@ -167,7 +173,7 @@ impl Review {
                 Decision::Accept => "accept",
                 Decision::Reject => "reject",
             };
-            w.write_record([decision, "", l, r, "", "", "", "", "", ""])
+            w.write_record([decision, "", l, r, "", "", "", "", "", "", "", "", ""])
                 .map_err(csv_err)?;
         }
         w.flush()?;

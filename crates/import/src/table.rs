@@ -3,10 +3,12 @@
 //! the helpers every reader shares to turn cells into normalised values while recording a
 //! diagnostic for every bad cell.
 
+use std::cell::Cell;
 use std::io::{BufRead, BufReader, Cursor, Read};
+use std::rc::Rc;
 use std::sync::Arc;
 
-use domain::Money;
+use domain::{Currency, Money};
 use rust_decimal::Decimal;
 
 use crate::diag::{Diagnostic, Severity};
@@ -39,6 +41,11 @@ impl Encoding {
     }
 }
 
+/// The longest text Kassa keeps in one field (titles, names, option values, SKUs, categories),
+/// in characters. A longer value is refused with a diagnostic: it is a broken export (a quote
+/// that swallowed the rest of the file, a description in the title column), not a name.
+pub const MAX_TEXT_CHARS: usize = 255;
+
 /// An open CSV file: its headers and a cursor over its rows.
 pub(crate) struct Table {
     headers: Vec<String>,
@@ -47,6 +54,77 @@ pub(crate) struct Table {
     record: csv::ByteRecord,
     /// Rows read so far.
     pub rows: u64,
+    /// Which columns a reader looked up.
+    used: Vec<Cell<bool>>,
+    /// Columns no reader looked up, with the number of rows that have a value there; settled
+    /// at the first row.
+    unused: Option<Vec<(usize, u64)>>,
+    /// Where a quoted field opened that has not closed yet.
+    quotes: Rc<QuoteState>,
+}
+
+/// What the quote tracker knows: the line of the quote that is open (0 when none).
+#[derive(Default)]
+struct QuoteState {
+    open_line: Cell<u64>,
+}
+
+/// Follows the CSV quoting of the bytes the parser reads, so that a quote that never closes (the
+/// parser then reads the rest of the file as one field) is reported with the line it opened on.
+struct QuoteTracker {
+    inner: Box<dyn Read>,
+    delimiter: u8,
+    state: Rc<QuoteState>,
+    line: u64,
+    in_quote: bool,
+    /// A quote inside a quoted field: it closes the field unless another quote follows.
+    pending_quote: bool,
+    field_start: bool,
+}
+
+impl Read for QuoteTracker {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in buf.get(..n).unwrap_or(&[]) {
+            if self.in_quote {
+                if self.pending_quote {
+                    self.pending_quote = false;
+                    if b == b'"' {
+                        // A doubled quote is a quote character inside the field.
+                        continue;
+                    }
+                    self.in_quote = false;
+                } else {
+                    if b == b'"' {
+                        self.pending_quote = true;
+                    }
+                    if b == b'\n' {
+                        self.line += 1;
+                    }
+                    continue;
+                }
+            }
+            if b == b'"' && self.field_start {
+                self.in_quote = true;
+                self.state.open_line.set(self.line);
+                self.field_start = false;
+            } else {
+                self.field_start = b == self.delimiter || b == b'\n';
+            }
+            if b == b'\n' {
+                self.line += 1;
+            }
+        }
+        if n == 0 {
+            let open = self.in_quote && !self.pending_quote;
+            if !open {
+                self.state.open_line.set(0);
+            }
+        } else if !self.in_quote || self.pending_quote {
+            self.state.open_line.set(0);
+        }
+        Ok(n)
+    }
 }
 
 /// One data row.
@@ -97,6 +175,9 @@ impl Table {
             _ => None,
         };
         let utf8_bom = head.starts_with(&[0xEF, 0xBB, 0xBF]);
+        if utf16.is_none() && encoding == Encoding::Utf8 {
+            check_utf8(head)?;
+        }
         let source: Box<dyn Read> = if let Some(enc) = utf16 {
             let mut bytes = Vec::new();
             buffered.read_to_end(&mut bytes)?;
@@ -117,6 +198,16 @@ impl Table {
             inner: source,
             pending_cr: false,
         });
+        let quotes = Rc::new(QuoteState::default());
+        let source: Box<dyn Read> = Box::new(QuoteTracker {
+            inner: source,
+            delimiter,
+            state: quotes.clone(),
+            line: 1,
+            in_quote: false,
+            pending_quote: false,
+            field_start: true,
+        });
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(false)
@@ -132,12 +223,16 @@ impl Table {
             Vec::new()
         };
         let keys = headers.iter().map(|h| header_key(h)).collect();
+        let used = headers.iter().map(|_| Cell::new(false)).collect();
         Ok(Table {
             headers,
             keys,
             reader,
             record,
             rows: 0,
+            used,
+            unused: None,
+            quotes,
         })
     }
 
@@ -148,10 +243,14 @@ impl Table {
 
     /// The first column whose header matches one of `aliases` (case and spacing ignored).
     pub fn find(&self, aliases: &[&str]) -> Option<usize> {
-        aliases.iter().find_map(|a| {
+        let found = aliases.iter().find_map(|a| {
             let key = header_key(a);
             self.keys.iter().position(|k| *k == key)
-        })
+        });
+        if let Some(used) = found.and_then(|c| self.used.get(c)) {
+            used.set(true);
+        }
+        found
     }
 
     /// Like [`Table::find_pattern`], with the names shared.
@@ -179,37 +278,53 @@ impl Table {
                 }
                 let inner = h.get(prefix.len()..h.len().checked_sub(suffix.len())?)?;
                 let inner = inner.trim();
+                if !inner.is_empty() {
+                    if let Some(used) = self.used.get(i) {
+                        used.set(true);
+                    }
+                }
                 (!inner.is_empty()).then(|| (i, inner.to_owned()))
             })
             .collect()
     }
 
-    /// The next row; a row that is not valid UTF-8 is read lossily with a diagnostic, and a
-    /// row the CSV parser cannot read is skipped with one.
+    /// The next row. A row that is not valid UTF-8 is left out with an error that stops a
+    /// commit (its text would be damaged); a row the CSV parser cannot read is skipped with
+    /// one; at the end, a quote that never closed and columns no reader used are reported.
     pub fn next_row(&mut self, ctx: &mut Ctx<'_>) -> Option<Row> {
         loop {
             match self.reader.read_byte_record(&mut self.record) {
-                Ok(false) => return None,
+                Ok(false) => {
+                    self.finish(ctx);
+                    return None;
+                }
                 Ok(true) => {
                     self.rows += 1;
                     let line = self.record.position().map_or(0, csv::Position::line);
+                    self.count_unused();
                     let record = match csv::StringRecord::from_byte_record(self.record.clone()) {
                         Ok(r) => r,
                         Err(e) => {
+                            let u = e.utf8_error();
+                            let byte = self
+                                .record
+                                .get(u.field())
+                                .and_then(|f| f.get(u.valid_up_to()))
+                                .map_or_else(String::new, |b| format!(" (byte 0x{b:02X})"));
                             ctx.push(
                                 line,
                                 None,
-                                Severity::Warning,
+                                Severity::Error,
                                 "encoding",
-                                "row is not valid UTF-8; declare the file's encoding (for \
-                                 example ISO-8859-1) in a mapping file"
-                                    .to_owned(),
+                                format!(
+                                    "the row is not valid UTF-8{byte}; it is left out rather \
+                                     than imported with damaged text. The file is probably \
+                                     Windows-1252 or ISO-8859-1: declare it with `encoding = \
+                                     \"windows-1252\"` in the source's [[source]] entry of the \
+                                     plan (or in its mapping file)"
+                                ),
                             );
-                            let bytes = e.into_byte_record();
-                            bytes
-                                .iter()
-                                .map(|c| String::from_utf8_lossy(c).into_owned())
-                                .collect()
+                            continue;
                         }
                     };
                     return Some(Row { line, record });
@@ -237,6 +352,96 @@ impl Table {
             }
         }
     }
+
+    fn count_unused(&mut self) {
+        let used = &self.used;
+        let unused = self.unused.get_or_insert_with(|| {
+            used.iter()
+                .enumerate()
+                .filter(|(_, u)| !u.get())
+                .map(|(c, _)| (c, 0))
+                .collect()
+        });
+        for (col, filled) in unused.iter_mut() {
+            if self
+                .record
+                .get(*col)
+                .is_some_and(|v| !v.trim_ascii().is_empty())
+            {
+                *filled += 1;
+            }
+        }
+    }
+
+    /// The end of the file: an unterminated quote, and what was not imported.
+    fn finish(&mut self, ctx: &mut Ctx<'_>) {
+        let open = self.quotes.open_line.get();
+        if open > 0 {
+            ctx.push(
+                open,
+                None,
+                Severity::Error,
+                "csv-quote",
+                format!(
+                    "a quote opened on line {open} is never closed, so everything after it was \
+                     read as one field and the rows after it are lost; nothing from this file \
+                     is committed: close the quote (a quote inside a quoted field is written \
+                     twice) and run again"
+                ),
+            );
+        }
+        for (col, filled) in self.unused.take().unwrap_or_default() {
+            if filled == 0 {
+                continue;
+            }
+            let header = self.headers.get(col).cloned().unwrap_or_default();
+            let key = header_key(&header);
+            let why = if key.contains("description") || key.contains("body") {
+                "descriptions are not imported: Kassa's catalog has no description field"
+            } else if key.contains("image") {
+                "images are not imported: Kassa's catalog has no images"
+            } else if key.contains("composite") {
+                "composite (bundle) parts are not imported: Kassa's catalog has no bundles; \
+                 each composite is imported as a plain item"
+            } else {
+                "Kassa's catalog has no field it maps to"
+            };
+            ctx.push(
+                1,
+                Some(col),
+                Severity::Warning,
+                "not-imported",
+                format!("{filled} rows have a value in this column; it is not imported: {why}"),
+            );
+        }
+    }
+}
+
+/// Refuses input that claims no encoding but is not UTF-8, before a row is read: read as UTF-8
+/// it would become text with replacement characters.
+fn check_utf8(head: &[u8]) -> std::io::Result<()> {
+    let Err(e) = std::str::from_utf8(head) else {
+        return Ok(());
+    };
+    // A character cut off at the end of the buffer is not an error.
+    if e.error_len().is_none() {
+        return Ok(());
+    }
+    let at = e.valid_up_to();
+    let line = head
+        .get(..at)
+        .map_or(0, |h| h.iter().filter(|&&b| b == b'\n').count())
+        + 1;
+    let byte = head.get(at).copied().unwrap_or(0);
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "the file is not UTF-8 (line {line} has byte 0x{byte:02X}); it is probably \
+             Windows-1252 or ISO-8859-1: declare it with `encoding = \"windows-1252\"` (or \
+             \"ISO-8859-1\", \"UTF-16\") in the source's [[source]] entry of the plan or in \
+             its mapping file"
+        ),
+    ))
 }
 
 /// Turns CRLF line ends into LF while streaming. The CSV parser accepts both, but it reports a
@@ -313,6 +518,11 @@ pub(crate) struct Ctx<'a> {
     pub default_location: Arc<str>,
     /// Problems so far.
     pub diags: Vec<Diagnostic>,
+    /// The currency prices are read in: the declared one, or the one the first currency sign
+    /// decided.
+    pub currency: Currency,
+    /// How an undeclared currency was decided (sign, column, line), once it was.
+    pub currency_decided: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -352,10 +562,46 @@ impl Ctx<'_> {
         Some(key.to_owned())
     }
 
-    /// A normalised text cell, `None` when empty.
-    pub fn text(&self, row: &Row, col: Option<usize>) -> Option<String> {
+    /// A normalised text cell, `None` when empty. A value longer than [`MAX_TEXT_CHARS`], or
+    /// holding the replacement character U+FFFD (text an earlier conversion already damaged),
+    /// is refused with an error and gives `None`.
+    pub fn text(&mut self, row: &Row, col: Option<usize>) -> Option<String> {
         let t = normalize::text(row.get(col));
-        (!t.is_empty()).then_some(t)
+        if t.is_empty() {
+            return None;
+        }
+        if t.len() > MAX_TEXT_CHARS {
+            let chars = t.chars().count();
+            if chars > MAX_TEXT_CHARS {
+                let start: String = t.chars().take(40).collect();
+                self.push(
+                    row.line,
+                    col,
+                    Severity::Error,
+                    "text-too-long",
+                    format!(
+                        "`{start}…` is {chars} characters long; Kassa keeps at most \
+                         {MAX_TEXT_CHARS} in a title, name, option, SKU or category: not imported"
+                    ),
+                );
+                return None;
+            }
+        }
+        if !t.is_ascii() && t.contains('\u{FFFD}') {
+            self.push(
+                row.line,
+                col,
+                Severity::Error,
+                "text-replacement",
+                format!(
+                    "`{t}` holds the replacement character U+FFFD: an earlier conversion lost \
+                     its real characters; not imported (export the file again in its original \
+                     encoding)"
+                ),
+            );
+            return None;
+        }
+        Some(t)
     }
 
     /// A price or cost cell in the source's currency; a bad value is a diagnostic and `None`.
@@ -364,7 +610,12 @@ impl Ctx<'_> {
         if raw.is_empty() {
             return None;
         }
-        match normalize::money(raw, self.opts.currency, self.opts.decimal) {
+        if let Some(mark) = normalize::currency_mark(raw) {
+            if !self.currency_agrees(row.line, col, what, raw, &mark) {
+                return None;
+            }
+        }
+        match normalize::money(raw, self.currency, self.opts.decimal) {
             Ok(amount) => {
                 if amount.rounded {
                     self.push(
@@ -374,7 +625,7 @@ impl Ctx<'_> {
                         "price-rounded",
                         format!(
                             "{what} `{raw}` has more decimals than {} allows; rounded half-up to {}",
-                            self.opts.currency.code(),
+                            self.currency.code(),
                             amount.money.amount_string()
                         ),
                     );
@@ -392,6 +643,73 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+
+    /// Whether the currency sign or code `mark` in a price agrees with the source's currency.
+    /// With no declared currency the first sign decides it (and every later price must agree);
+    /// a sign for another currency is an error and the price is not imported.
+    fn currency_agrees(
+        &mut self,
+        line: u64,
+        col: Option<usize>,
+        what: &str,
+        raw: &str,
+        mark: &str,
+    ) -> bool {
+        let codes = normalize::mark_currencies(mark);
+        let Some(first) = codes.first() else {
+            self.push(
+                line,
+                col,
+                Severity::Error,
+                "price-invalid",
+                format!("{what} `{raw}`: `{mark}` is no currency sign or code Kassa knows"),
+            );
+            return false;
+        };
+        if !self.opts.currency_declared && self.currency_decided.is_none() {
+            if let Ok(c) = Currency::parse(first) {
+                self.currency = c;
+                let column = col
+                    .and_then(|c| self.headers.get(c))
+                    .map_or_else(String::new, |h| format!(" in column `{h}`"));
+                let decided = format!(
+                    "{} decided by `{mark}`{column} on line {line} (no currency declared)",
+                    c.code()
+                );
+                self.push(
+                    line,
+                    col,
+                    Severity::Warning,
+                    "currency-decided",
+                    format!(
+                        "the source declares no currency; its prices are taken as {}: declare \
+                         `currency` for the source if that is wrong",
+                        decided
+                    ),
+                );
+                self.currency_decided = Some(decided);
+                return true;
+            }
+        }
+        if codes.iter().any(|c| c == self.currency.code()) {
+            return true;
+        }
+        let how = match &self.currency_decided {
+            Some(d) => format!("its currency is {d}"),
+            None => format!("the source's declared currency is {}", self.currency.code()),
+        };
+        self.push(
+            line,
+            col,
+            Severity::Error,
+            "price-currency",
+            format!(
+                "{what} `{raw}` is in {} (`{mark}`) but {how}; not imported",
+                codes.join("/")
+            ),
+        );
+        false
     }
 
     /// A plain decimal cell (quantities, weights, rates).

@@ -212,7 +212,13 @@ fn odoo_template_reads_references_and_prices() {
     assert_eq!(laptop.cost.unwrap().minor(), 164_300);
     assert_eq!(r.items[0].price.unwrap().minor(), 2999);
     assert_eq!(r.items[2].sku, None);
-    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    assert_eq!(
+        r.diagnostics
+            .iter()
+            .map(|d| (d.code, d.column.as_deref()))
+            .collect::<Vec<_>>(),
+        [("not-imported", Some("Sale Description"))]
+    );
 }
 
 #[test]
@@ -303,7 +309,19 @@ fn lightspeed_x_groups_by_handle_and_reads_barcodes_from_sku() {
     assert_eq!(small.stock.len(), 2);
     assert_eq!(&*small.stock[0].location, "Main_Street");
     assert_eq!(r.items[2].active, Some(false));
-    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    // The description is not imported, and the report says so per column.
+    assert!(
+        r.diagnostics
+            .iter()
+            .any(|d| d.code == "not-imported" && d.column.as_deref() == Some("description")),
+        "{:?}",
+        r.diagnostics
+    );
+    assert!(
+        r.diagnostics.iter().all(|d| d.code == "not-imported"),
+        "{:?}",
+        r.diagnostics
+    );
 }
 
 #[test]
@@ -385,11 +403,42 @@ fn a_mapping_file_with_an_unknown_field_is_refused_by_name() {
 }
 
 #[test]
-fn undeclared_latin1_is_read_lossily_with_a_diagnostic_not_a_panic() {
+fn undeclared_latin1_is_refused_before_reading_and_never_read_lossily() {
     let bytes = "SKU,Name,Barcode,Sales Price,Internal Reference,Product Type\nA,K\u{e4}se,,1,A,Consumable\n";
     let latin1: Vec<u8> = bytes.chars().map(|c| c as u8).collect();
     let options = SourceOptions::new("odoo", "odoo.csv", Format::Odoo);
-    let r = import::read(std::io::Cursor::new(latin1), &options, None);
-    assert_eq!(r.items.len(), 1);
-    assert_eq!(codes(&r), [("encoding", 2)]);
+    let r = import::read(std::io::Cursor::new(latin1.clone()), &options, None);
+    assert_eq!(r.items.len(), 0);
+    assert_eq!(codes(&r), [("encoding", 1)]);
+    assert!(
+        r.diagnostics[0]
+            .reason
+            .contains("not UTF-8 (line 2 has byte 0xE4)"),
+        "{:?}",
+        r.diagnostics
+    );
+    assert!(r.diagnostics[0].is_file_level());
+    // Declared, the same bytes read as they were meant.
+    let mut declared = options.clone();
+    declared.encoding = Some(import::Encoding::Latin1);
+    let r = import::read(std::io::Cursor::new(latin1), &declared, None);
+    assert_eq!(r.items[0].product_title, "K\u{e4}se");
+    // A bad byte past the part checked up front: that row is left out, never damaged.
+    let mut late = b"SKU,Name,Barcode,Sales Price,Internal Reference,Product Type\n".to_vec();
+    for n in 0..3000 {
+        late.extend_from_slice(format!("S{n},Plain Item {n},,1,S{n},Consumable\n").as_bytes());
+    }
+    late.extend_from_slice(b"Z,K\xE4se,,1,Z,Consumable\n");
+    let r = import::read(std::io::Cursor::new(late), &options, None);
+    assert_eq!(r.items.len(), 3000);
+    let encoding: Vec<_> = codes(&r)
+        .into_iter()
+        .filter(|c| c.0 == "encoding")
+        .collect();
+    assert_eq!(encoding, [("encoding", 3002)]);
+    assert!(
+        r.items
+            .iter()
+            .all(|i| !i.product_title.contains('\u{FFFD}'))
+    );
 }

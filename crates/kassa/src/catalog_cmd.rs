@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use comfy_table::{Cell, Table, presets::UTF8_FULL_CONDENSED};
@@ -33,8 +34,11 @@ struct Inputs {
     /// not given; formats: shopify, woocommerce, square, lightspeed-r, lightspeed-x, loyverse,
     /// ospos, odoo, mapped).
     files: Vec<String>,
-    /// An import plan (TOML): sources with their currency, tax inclusion and mapping files,
-    /// precedence, tax mapping, location mapping (see the README's "Catalog migration").
+    /// An import plan (TOML): sources with their currency, encoding (UTF-8, windows-1252,
+    /// UTF-16; a file that declares none must be UTF-8), tax inclusion and mapping files,
+    /// precedence, tax mapping, location mapping (see the README's "Catalog migration"). A
+    /// price's currency sign must agree with its source's currency; a source that declares
+    /// none takes it from its first sign. Names over 255 characters are refused.
     #[arg(long)]
     config: Option<PathBuf>,
     /// A mapping file for every `mapped:` source given on the command line.
@@ -101,6 +105,11 @@ enum CatalogCommand {
         /// legacy id) to this CSV.
         #[arg(long)]
         provenance: Option<PathBuf>,
+        /// Write a readable report for a merchandiser to check: which variants merge (and
+        /// why), which are new, updated or removed, the suggestions to review, and what was
+        /// not imported. Diagnostics stay in --diagnostics.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Undo an import batch as a new reference-data change.
     Rollback {
@@ -170,6 +179,10 @@ struct SourceFile {
     /// The unit weighed items are priced and counted by (`lb`, `kg`, `g`, `oz`).
     #[serde(default)]
     weight_unit: Option<String>,
+    /// The file's text encoding (`UTF-8`, `windows-1252`/`ISO-8859-1`, `UTF-16`), for any
+    /// format; without it a file that is not UTF-8 is refused.
+    #[serde(default)]
+    encoding: Option<String>,
 }
 
 /// Runs `kassa catalog …`.
@@ -177,9 +190,18 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
     match args.command {
         CatalogCommand::Profile { inputs } => {
             let (plan, base) = load_plan(inputs.config.as_deref())?;
-            let reads = read_sources(&inputs, &plan, &base)?;
-            print_profile(&reads);
+            let mut phases = Phases::new();
+            let reads = read_sources(&inputs, &plan, &base, &mut phases)?;
+            phases.run("profiling", || print_profile(&reads));
             report_diagnostics(&reads, &[], &inputs)?;
+            println!("{}", phases.summary());
+            let broken = file_errors(&reads);
+            if !broken.is_empty() {
+                anyhow::bail!(
+                    "these files cannot be imported as they stand:\n{}",
+                    broken.join("\n")
+                );
+            }
             Ok(())
         }
         CatalogCommand::Import {
@@ -190,7 +212,9 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
             allow_undecided,
             opening_counts,
             provenance,
+            report,
         } => {
+            let mut phases = Phases::new();
             let (plan, base) = load_plan(inputs.config.as_deref())?;
             let review_path = review.or_else(|| plan.review.as_ref().map(|r| base.join(r)));
             let url = hq.url()?;
@@ -199,7 +223,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                     "--data DIR or --database-url is required to commit (or use --dry-run)"
                 );
             }
-            let reads = read_sources(&inputs, &plan, &base)?;
+            let reads = read_sources(&inputs, &plan, &base, &mut phases)?;
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             let db = match &url {
@@ -207,21 +231,43 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 None => None,
             };
             let (held, known) = match &db {
-                Some(db) => runtime.block_on(async {
-                    Ok::<_, sqlx::Error>((
-                        (
-                            hq::import::entities(db, "variant").await?,
-                            hq::import::entities(db, "prices").await?,
-                        ),
-                        Some(hq::import::known(db).await?),
-                    ))
+                Some(db) => phases.run("reading HQ's catalog", || {
+                    runtime.block_on(async {
+                        Ok::<_, sqlx::Error>((
+                            (
+                                hq::import::entity_texts(db, "variant").await?,
+                                hq::import::entity_texts(db, "prices").await?,
+                            ),
+                            Some(hq::import::known(db).await?),
+                        ))
+                    })
                 })?,
                 None => ((BTreeMap::new(), BTreeMap::new()), None),
             };
-            let mut outcome = pipeline(&reads, &plan, review_path.as_deref(), &held.0)?;
-            let writes = entities(&reads, &outcome.catalog, &plan, &held)?;
-            check_catalog(&held.0, &writes)?;
-            let counts = count_writes(&reads, &mut outcome.catalog)?;
+            let mut outcome =
+                pipeline(&reads, &plan, review_path.as_deref(), &held.0, &mut phases)?;
+            let writes = phases.run("spelling out the entities", || {
+                entities(&reads, &outcome.catalog, &plan, &held)
+            })?;
+            phases.run("checking the catalog builds", || {
+                check_catalog(&held.0, &writes)
+            })?;
+            let mut counts = phases.run("opening counts", || {
+                count_writes(&reads, &mut outcome.catalog)
+            })?;
+            if let Some(db) = &db {
+                let merged_away = merges(&writes);
+                if !merged_away.is_empty() {
+                    let mut skus: Vec<String> = merged_away
+                        .iter()
+                        .flat_map(|(gone, into)| [gone.clone(), into.clone()])
+                        .collect();
+                    skus.sort_unstable();
+                    skus.dedup();
+                    let levels = runtime.block_on(hq::import::levels(db, &skus))?;
+                    move_stock(&merged_away, &levels, &mut counts);
+                }
+            }
             print_outcome(&reads, &outcome);
             let refused = refusals(
                 &reads,
@@ -231,12 +277,15 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 review_path.as_deref(),
                 allow_undecided,
             );
-            if let Some(path) = &opening_counts {
-                write_opening_counts(path, &reads, &outcome.catalog)?;
-            }
-            if let Some(path) = &provenance {
-                write_provenance(path, &reads, &outcome.catalog)?;
-            }
+            phases.run("writing the files asked for", || {
+                if let Some(path) = &opening_counts {
+                    write_opening_counts(path, &reads, &outcome.catalog)?;
+                }
+                if let Some(path) = &provenance {
+                    write_provenance(path, &reads, &outcome.catalog)?;
+                }
+                anyhow::Ok(())
+            })?;
             let label = reads
                 .iter()
                 .map(|r| format!("{}={}", r.options.name, r.options.file))
@@ -254,17 +303,39 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                     .map(|r| format!("  - {r}"))
                     .collect::<Vec<_>>()
                     .join("\n");
-                if dry_run {
+                let only_undecided =
+                    refused.len() == 1 && outcome_undecided(&outcome, allow_undecided);
+                if dry_run && !only_undecided {
+                    report_diagnostics(&reads, &outcome.catalog.diagnostics, &inputs)?;
+                    anyhow::bail!("a commit would be refused:\n{why}");
+                } else if dry_run {
                     println!("a commit would be refused:\n{why}");
                 } else {
                     report_diagnostics(&reads, &outcome.catalog.diagnostics, &inputs)?;
                     anyhow::bail!("import refused, nothing was written to HQ:\n{why}");
                 }
             }
+            let write_report = |p: &hq::import::Plan| match &report {
+                Some(path) => {
+                    crate::catalog_report::write(
+                        path,
+                        &reads,
+                        &outcome.matching,
+                        &outcome.catalog,
+                        p,
+                    )?;
+                    println!("report written to {}", path.display());
+                    anyhow::Ok(())
+                }
+                None => anyhow::Ok(()),
+            };
             match (&db, dry_run) {
                 (Some(db), true) => {
-                    let p = runtime.block_on(hq::import::plan(db, &writes, &counts))?;
+                    let p = phases.run("comparing with HQ", || {
+                        runtime.block_on(hq::import::plan(db, &writes, &counts))
+                    })?;
                     print_plan("would", &p, merged, 0);
+                    write_report(&p)?;
                 }
                 (None, _) => {
                     let p = hq::import::Plan {
@@ -279,16 +350,20 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                         ..hq::import::Plan::default()
                     };
                     print_plan("would", &p, merged, 0);
+                    write_report(&p)?;
                 }
                 (Some(db), false) => {
-                    let committed = runtime.block_on(hq::import::commit(
-                        db,
-                        &label,
-                        jiff::Timestamp::now().as_millisecond(),
-                        &writes,
-                        &counts,
-                    ))?;
+                    let committed = phases.run("writing to HQ", || {
+                        runtime.block_on(hq::import::commit(
+                            db,
+                            &label,
+                            jiff::Timestamp::now().as_millisecond(),
+                            &writes,
+                            &counts,
+                        ))
+                    })?;
                     print_plan("did", &committed.plan, merged, committed.counts_superseded);
+                    write_report(&committed.plan)?;
                     match committed.batch {
                         Some(batch) => println!(
                             "committed batch {batch} at reference version {} (undo with `kassa catalog rollback {batch}`)",
@@ -302,6 +377,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 }
             }
             report_diagnostics(&reads, &outcome.catalog.diagnostics, &inputs)?;
+            println!("{}", phases.summary());
             Ok(())
         }
         CatalogCommand::Rollback { batch, hq } => {
@@ -309,9 +385,12 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 .url()?
                 .context("--data DIR or --database-url is required")?;
             let runtime = tokio::runtime::Runtime::new()?;
-            let done = runtime.block_on(async {
-                let db = hq::db::open(&url).await?;
-                anyhow::Ok(hq::import::rollback(&db, &batch).await?)
+            let mut phases = Phases::new();
+            let done = phases.run("rolling back", || {
+                runtime.block_on(async {
+                    let db = hq::db::open(&url).await?;
+                    anyhow::Ok(hq::import::rollback(&db, &batch).await?)
+                })
             })?;
             println!(
                 "rolled back {batch} at reference version {}: {} entities restored, {} removed, {} opening counts withdrawn ({} already replaced by a later count)",
@@ -321,6 +400,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 done.counts_withdrawn,
                 done.counts_superseded
             );
+            println!("{}", phases.summary());
             Ok(())
         }
         CatalogCommand::Batches { hq } => {
@@ -448,18 +528,35 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
             }
             _ => None,
         };
+        let encoding = match declared.and_then(|d| d.encoding.as_deref()) {
+            Some(e) => Some(import::Encoding::parse(e).with_context(|| {
+                format!(
+                    "source {}: encoding `{e}` is not UTF-8, windows-1252 (ISO-8859-1) or UTF-16",
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
         let format = match (format, &mapping) {
             (Some(f), _) => f,
             (None, Some(_)) => Format::Mapped,
             (None, None) => {
                 let file = std::fs::File::open(&path)
                     .with_context(|| format!("cannot open {}", path.display()))?;
-                import::sniff(file, import::Encoding::Utf8)?.with_context(|| {
+                import::sniff(file, encoding.unwrap_or_default())
+                    .with_context(|| format!("{}: cannot read the header row", path.display()))?
+                    .with_context(|| {
                     format!("{}: the headers match no known export; name the format (`FORMAT:PATH`) or give a mapping file", path.display())
                 })?
             }
         };
+        let explicit = name.is_some();
         let mut name = name.unwrap_or_else(|| format.as_str().to_owned());
+        if explicit && out.iter().any(|s| s.options.name == name) {
+            anyhow::bail!(
+                "two sources are named `{name}`: each source needs its own name (it becomes the legacy system of its identifiers)"
+            );
+        }
         let mut n = 2;
         while out.iter().any(|s| s.options.name == name) {
             name = format!("{}-{n}", format.as_str());
@@ -467,9 +564,14 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
         }
         let mut options = SourceOptions::new(&name, &path.display().to_string(), format);
         options.currency = currency;
+        options.currency_declared = plan.currency.is_some();
         options.prices_include_tax = chain_gross;
+        options.encoding = encoding;
         if let Some(m) = &mapping {
-            options.currency = m.currency.unwrap_or(options.currency);
+            if let Some(c) = m.currency {
+                options.currency = c;
+                options.currency_declared = true;
+            }
             options.decimal = m.decimal.unwrap_or(options.decimal);
             options.prices_include_tax = m.prices_include_tax.unwrap_or(options.prices_include_tax);
         }
@@ -477,6 +579,7 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
             if let Some(c) = &d.currency {
                 options.currency = domain::Currency::parse(c)
                     .map_err(|e| anyhow::anyhow!("source {name}: currency: {e}"))?;
+                options.currency_declared = true;
             }
             options.prices_include_tax = d.prices_include_tax.unwrap_or(options.prices_include_tax);
             options.decimal = d.decimal.unwrap_or(options.decimal);
@@ -493,16 +596,102 @@ fn specs(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<So
             mapping,
         });
     }
+    for (list, names) in [
+        ("title_precedence", &plan.title_precedence),
+        ("price_precedence", &plan.price_precedence),
+    ] {
+        for n in names {
+            if !out.iter().any(|s| &s.options.name == n) {
+                let known: Vec<&str> = out.iter().map(|s| s.options.name.as_str()).collect();
+                anyhow::bail!(
+                    "{list} names `{n}`, which is no source of this import (sources: {})",
+                    known.join(", ")
+                );
+            }
+        }
+    }
     Ok(out)
 }
 
-fn read_sources(inputs: &Inputs, plan: &PlanFile, base: &Path) -> anyhow::Result<Vec<SourceRead>> {
+fn read_sources(
+    inputs: &Inputs,
+    plan: &PlanFile,
+    base: &Path,
+    phases: &mut Phases,
+) -> anyhow::Result<Vec<SourceRead>> {
     let specs = specs(inputs, plan, base)?;
     let mut reads = Vec::with_capacity(specs.len());
     for spec in specs {
+        let started = Instant::now();
         reads.push(read_one(&spec, true)?);
+        phases.record(&format!("reading {}", spec.options.name), started);
     }
     Ok(reads)
+}
+
+/// The phases of a run: each shows a spinner with its elapsed time while it runs (on a
+/// terminal; reading shows a bar over the file's bytes instead), and the closing summary gives
+/// the time of each.
+pub(crate) struct Phases {
+    start: Instant,
+    done: Vec<(String, Duration, Option<u64>)>,
+}
+
+impl Phases {
+    pub(crate) fn new() -> Phases {
+        Phases {
+            start: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Runs `work` as the phase `name`.
+    pub(crate) fn run<T>(&mut self, name: &str, work: impl FnOnce() -> T) -> T {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(name.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let started = Instant::now();
+        let out = work();
+        bar.finish_and_clear();
+        self.record(name, started);
+        out
+    }
+
+    fn record(&mut self, name: &str, started: Instant) {
+        self.done
+            .push((name.to_owned(), started.elapsed(), peak_mib()));
+    }
+
+    /// `took 3.2 s, peak 900 MiB: reading web 1.1 s (600 MiB), matching 0.4 s (900 MiB), …`:
+    /// each phase's time and the process's peak memory at its end.
+    pub(crate) fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .done
+            .iter()
+            .map(|(name, d, peak)| match peak {
+                Some(p) => format!("{name} {:.1} s ({p} MiB)", d.as_secs_f64()),
+                None => format!("{name} {:.1} s", d.as_secs_f64()),
+            })
+            .collect();
+        let peak = peak_mib().map_or_else(String::new, |p| format!(", peak {p} MiB"));
+        format!(
+            "took {:.1} s{peak}: {}",
+            self.start.elapsed().as_secs_f64(),
+            parts.join(", ")
+        )
+    }
+}
+
+/// The process's peak resident memory so far (`VmHWM`), where the system tells it.
+fn peak_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 /// Reads one source with a progress bar over its bytes (on a terminal).
@@ -567,8 +756,9 @@ fn print_profile(reads: &[SourceRead]) {
     header.extend(p.sources.iter().map(|s| s.name.as_str()));
     let mut t = table(&header);
     type Count = fn(&import::profile::SourceProfile) -> usize;
-    let lines: [(&str, Count); 13] = [
+    let lines: [(&str, Count); 14] = [
         ("valid GTIN", |s| s.barcodes.valid),
+        ("restricted circulation", |s| s.barcodes.restricted),
         ("valid after repair", |s| s.barcodes.repaired),
         ("bad check digit", |s| s.barcodes.bad_check_digit),
         ("scientific notation", |s| s.barcodes.scientific),
@@ -592,6 +782,94 @@ fn print_profile(reads: &[SourceRead]) {
         "across sources: {} SKUs and {} GTINs appear in more than one source",
         p.skus_across_sources, p.barcodes_across_sources
     );
+    println!(
+        "restricted circulation: GTINs with prefix 02, 04 or 20 to 29 are numbered by each store \
+         or system for itself; they stay identifiers of their own source and are never matched \
+         across sources"
+    );
+    for s in &p.sources {
+        println!("{}: prices in {}", s.name, s.currency);
+    }
+}
+
+/// Problems that make a whole file unusable (unreadable, not UTF-8, a quote that never closes,
+/// no items), one line each.
+fn file_errors(reads: &[SourceRead]) -> Vec<String> {
+    reads
+        .iter()
+        .flat_map(|r| r.diagnostics.iter())
+        .filter(|d| d.is_file_level())
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The variants an import removes because they were merged into another: `(gone, survivor)`.
+fn merges(writes: &[hq::import::EntityWrite]) -> Vec<(String, String)> {
+    writes
+        .iter()
+        .filter(|w| w.kind == "variant" && w.payload.is_none())
+        .filter_map(|w| {
+            let into = w.provenance.as_deref()?.strip_prefix("merged into ")?;
+            Some((w.key.clone(), into.to_owned()))
+        })
+        .collect()
+}
+
+/// Moves the stock of variants merged into another to the survivor, per location, as opening
+/// counts of this batch (so that a rollback moves it back): the merged-away SKU is counted at
+/// zero; the survivor keeps this import's count where it has one (it covers the merged rows'
+/// units, as for a fresh import: the first row by title precedence with stock there), and
+/// elsewhere is counted at its on-hand plus the merged-away on-hand.
+fn move_stock(
+    merged_away: &[(String, String)],
+    levels: &[(String, String, i64)],
+    counts: &mut Vec<hq::import::CountWrite>,
+) {
+    let on_hand: HashMap<(&str, &str), i64> = levels
+        .iter()
+        .map(|(l, s, q)| ((l.as_str(), s.as_str()), *q))
+        .collect();
+    let counted: std::collections::HashSet<(String, String)> = counts
+        .iter()
+        .map(|c| (c.location.clone(), c.sku.clone()))
+        .collect();
+    let mut moved: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (gone, into) in merged_away {
+        for (location, sku, quantity) in levels {
+            if sku != gone {
+                continue;
+            }
+            if !counted.contains(&(location.clone(), gone.clone())) {
+                counts.push(hq::import::CountWrite {
+                    location: location.clone(),
+                    sku: gone.clone(),
+                    counted_milli: 0,
+                    provenance: Some(serde_json::json!({ "moved_to": into }).to_string()),
+                });
+            }
+            if counted.contains(&(location.clone(), into.clone())) {
+                continue;
+            }
+            let level = (location.clone(), into.clone());
+            let start = on_hand
+                .get(&(location.as_str(), into.as_str()))
+                .copied()
+                .unwrap_or(0);
+            *moved.entry(level).or_insert(start) += quantity;
+        }
+    }
+    for ((location, sku), quantity) in moved {
+        counts.push(hq::import::CountWrite {
+            location,
+            sku,
+            counted_milli: quantity,
+            provenance: Some(serde_json::json!({ "moved_from_merged": true }).to_string()),
+        });
+    }
+}
+
+fn outcome_undecided(outcome: &Outcome, allow_undecided: bool) -> bool {
+    !outcome.matching.suggestions.is_empty() && !allow_undecided
 }
 
 /// The result of reading, matching and building.
@@ -602,7 +880,7 @@ pub(crate) struct Outcome {
 
 fn canonical_options(
     plan: &PlanFile,
-    held_variants: &BTreeMap<String, Value>,
+    held_variants: &BTreeMap<String, String>,
 ) -> anyhow::Result<CanonicalOptions> {
     let mut options = CanonicalOptions {
         currency: plan
@@ -637,11 +915,11 @@ fn canonical_options(
     Ok(options)
 }
 
-fn existing(held: &BTreeMap<String, Value>) -> Existing {
+fn existing(held: &BTreeMap<String, String>) -> Existing {
     let mut e = Existing::default();
     for (sku, payload) in held {
         e.skus.insert(sku.clone());
-        let Ok(entity) = serde_json::from_value::<VariantEntity>(payload.clone()) else {
+        let Ok(entity) = serde_json::from_str::<VariantEntity>(payload) else {
             continue;
         };
         if let Ok(variant) = entity.variant.parse("variant") {
@@ -658,7 +936,8 @@ pub(crate) fn pipeline(
     reads: &[SourceRead],
     plan: &PlanFile,
     review_path: Option<&Path>,
-    held_variants: &BTreeMap<String, Value>,
+    held_variants: &BTreeMap<String, String>,
+    phases: &mut Phases,
 ) -> anyhow::Result<Outcome> {
     let review = match review_path {
         Some(p) if p.exists() => Review::read(
@@ -671,7 +950,9 @@ pub(crate) fn pipeline(
     if let Some(t) = plan.threshold {
         match_options.threshold = t;
     }
-    let matching = matching::match_items(reads, &review, match_options);
+    let matching = phases.run("matching", || {
+        matching::match_items(reads, &review, match_options)
+    });
     if let Some(p) = review_path {
         review
             .write(
@@ -683,7 +964,9 @@ pub(crate) fn pipeline(
             .with_context(|| p.display().to_string())?;
     }
     let options = canonical_options(plan, held_variants)?;
-    let catalog = canonical::build(reads, &matching, &options)?;
+    let catalog = phases.run("building the catalog", || {
+        canonical::build(reads, &matching, &options)
+    })?;
     Ok(Outcome { matching, catalog })
 }
 
@@ -811,7 +1094,7 @@ pub(crate) fn entities(
     reads: &[SourceRead],
     catalog: &CanonicalCatalog,
     plan: &PlanFile,
-    held: &(BTreeMap<String, Value>, BTreeMap<String, Value>),
+    held: &(BTreeMap<String, String>, BTreeMap<String, String>),
 ) -> anyhow::Result<Vec<hq::import::EntityWrite>> {
     let currency = plan.currency.clone().unwrap_or_else(|| "EUR".to_owned());
     let book = plan
@@ -825,7 +1108,7 @@ pub(crate) fn entities(
     // Which chain book in the chain's currency already prices each SKU.
     let mut books: HashMap<String, PricesEntity> = HashMap::new();
     for payload in held.1.values() {
-        if let Ok(p) = serde_json::from_value::<PricesEntity>(payload.clone()) {
+        if let Ok(p) = serde_json::from_str::<PricesEntity>(payload) {
             if p.currency == currency && matches!(p.scope, ScopeDto::Chain(_)) {
                 books.entry(p.sku.clone()).or_insert(p);
             }
@@ -848,7 +1131,7 @@ pub(crate) fn entities(
         if in_catalog.contains(sku.as_str()) {
             continue;
         }
-        let Ok(old) = serde_json::from_value::<VariantEntity>(payload.clone()) else {
+        let Ok(old) = serde_json::from_str::<VariantEntity>(payload) else {
             continue;
         };
         let into = old
@@ -864,15 +1147,16 @@ pub(crate) fn entities(
         writes.push(hq::import::EntityWrite {
             kind: "variant".to_owned(),
             key: sku.clone(),
-            payload: Value::Null,
+            payload: None,
             provenance: Some(format!("merged into {into}")),
         });
-        for (key, prices) in &held.1 {
-            if prices.get("sku").and_then(Value::as_str) == Some(sku.as_str()) {
+        // Price keys are `book|sku`.
+        for key in held.1.keys() {
+            if key.rsplit_once('|').map(|(_, s)| s) == Some(sku.as_str()) {
                 writes.push(hq::import::EntityWrite {
                     kind: "prices".to_owned(),
                     key: key.clone(),
-                    payload: Value::Null,
+                    payload: None,
                     provenance: Some(format!("merged into {into}")),
                 });
             }
@@ -887,7 +1171,7 @@ pub(crate) fn entities(
         if let Some(old) = held
             .0
             .get(&sku)
-            .and_then(|p| serde_json::from_value::<VariantEntity>(p.clone()).ok())
+            .and_then(|p| serde_json::from_str::<VariantEntity>(p).ok())
         {
             // An update keeps what HQ had: its product, and identifiers the import lacks.
             product_id = old.product_id;
@@ -946,7 +1230,7 @@ pub(crate) fn entities(
         writes.push(hq::import::EntityWrite {
             kind: "variant".to_owned(),
             key: sku.clone(),
-            payload: serde_json::to_value(&entity)?,
+            payload: Some(serde_json::to_string(&entity)?),
             provenance: Some(Value::Array(provenance).to_string()),
         });
         for sp in &v.store_prices {
@@ -954,7 +1238,7 @@ pub(crate) fn entities(
             let target = held
                 .1
                 .get(&key)
-                .and_then(|p| serde_json::from_value::<PricesEntity>(p.clone()).ok())
+                .and_then(|p| serde_json::from_str::<PricesEntity>(p).ok())
                 .unwrap_or_else(|| PricesEntity {
                     book: format!("{book}-{}", sp.store),
                     version: 1,
@@ -971,7 +1255,7 @@ pub(crate) fn entities(
             writes.push(hq::import::EntityWrite {
                 kind: "prices".to_owned(),
                 key,
-                payload: serde_json::to_value(&entity)?,
+                payload: Some(serde_json::to_string(&entity)?),
                 provenance: None,
             });
         }
@@ -993,7 +1277,7 @@ pub(crate) fn entities(
         writes.push(hq::import::EntityWrite {
             kind: "prices".to_owned(),
             key: format!("{}|{sku}", entity.book),
-            payload: serde_json::to_value(&entity)?,
+            payload: Some(serde_json::to_string(&entity)?),
             provenance: None,
         });
     }
@@ -1004,20 +1288,20 @@ pub(crate) fn entities(
 /// variants. Stores refuse a catalog that does not, so such an import is refused before
 /// anything is written.
 fn check_catalog(
-    held: &BTreeMap<String, Value>,
+    held: &BTreeMap<String, String>,
     writes: &[hq::import::EntityWrite],
 ) -> anyhow::Result<()> {
-    let mut after: BTreeMap<&str, &Value> = held.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut after: BTreeMap<&str, &str> =
+        held.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     for w in writes.iter().filter(|w| w.kind == "variant") {
-        if w.payload.is_null() {
-            after.remove(w.key.as_str());
-        } else {
-            after.insert(w.key.as_str(), &w.payload);
-        }
+        match &w.payload {
+            None => after.remove(w.key.as_str()),
+            Some(p) => after.insert(w.key.as_str(), p.as_str()),
+        };
     }
     let mut products: BTreeMap<String, (String, Vec<domain::catalog::Variant>)> = BTreeMap::new();
     for (sku, payload) in after {
-        let entity: VariantEntity = serde_json::from_value(payload.clone())
+        let entity = serde_json::from_str::<VariantEntity>(payload)
             .with_context(|| format!("variant {sku} at HQ is not a variant entity"))?;
         let variant = entity
             .variant
@@ -1129,12 +1413,8 @@ fn refusals(
     review_path: Option<&Path>,
     allow_undecided: bool,
 ) -> Vec<String> {
-    let mut out: Vec<String> = reads
-        .iter()
-        .flat_map(|r| r.diagnostics.iter())
-        .filter(|d| d.is_file_level())
-        .map(ToString::to_string)
-        .collect();
+    let mut out = file_errors(reads);
+    out.extend(unmatched_locations(reads, plan));
     let undecided = outcome.matching.suggestions.len();
     if undecided > 0 && !allow_undecided {
         out.push(match review_path {
@@ -1198,6 +1478,51 @@ fn refusals(
         }
     }
     out
+}
+
+/// `[locations]` entries that name a legacy location no source of the import has: a typo there
+/// would leave that location's stock out without a word.
+fn unmatched_locations(reads: &[SourceRead], plan: &PlanFile) -> Vec<String> {
+    if plan.locations.is_empty() {
+        return Vec::new();
+    }
+    let mut seen: std::collections::HashSet<(usize, std::sync::Arc<str>)> =
+        std::collections::HashSet::new();
+    for (s, r) in reads.iter().enumerate() {
+        for item in &r.items {
+            for st in &item.stock {
+                seen.insert((s, st.location.clone()));
+            }
+            for lp in &item.location_prices {
+                seen.insert((s, lp.location.clone()));
+            }
+        }
+    }
+    let mut names: Vec<String> = seen
+        .iter()
+        .filter_map(|(s, l)| reads.get(*s).map(|r| format!("{}/{l}", r.options.name)))
+        .collect();
+    names.sort_unstable();
+    let matched = |key: &str| {
+        seen.iter().any(|(s, l)| {
+            &**l == key
+                || reads.get(*s).is_some_and(|r| {
+                    key.strip_prefix(r.options.name.as_str())
+                        .and_then(|k| k.strip_prefix('/'))
+                        == Some(&**l)
+                })
+        })
+    };
+    plan.locations
+        .keys()
+        .filter(|key| !matched(key))
+        .map(|key| {
+            format!(
+                "[locations] names `{key}`, which is no stock or price location of any source (locations in the sources: {})",
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            )
+        })
+        .collect()
 }
 
 fn write_opening_counts(

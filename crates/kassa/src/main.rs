@@ -3,6 +3,7 @@
 mod bench;
 mod bench_sync;
 mod catalog_cmd;
+mod catalog_report;
 mod demo;
 mod hq_cmd;
 mod price;

@@ -58,25 +58,41 @@ pub fn read(
     options: &SourceOptions,
     mapping: Option<&Mapping>,
 ) -> SourceRead {
-    let (delimiter, encoding) = match mapping {
+    let (delimiter, mapped_encoding) = match mapping {
         Some(m) => (m.delimiter_byte(), m.encoding()),
         None => (b',', Encoding::Utf8),
     };
+    let encoding = options.encoding.unwrap_or(mapped_encoding);
     let mut ctx = Ctx {
         opts: options,
         headers: Vec::new(),
         columns: Vec::new(),
         default_location: std::sync::Arc::from("default"),
         diags: Vec::new(),
+        currency: options.currency,
+        currency_decided: None,
+    };
+    let declared_note = if options.currency_declared {
+        format!("{} (declared)", options.currency.code())
+    } else {
+        format!(
+            "{} (no currency declared and no sign in any price: the default)",
+            options.currency.code()
+        )
     };
     let mut table = match Table::open(input, delimiter, encoding) {
         Ok(t) => t,
         Err(e) => {
+            let code = if e.kind() == std::io::ErrorKind::InvalidData {
+                "encoding"
+            } else {
+                "unreadable"
+            };
             ctx.push(
                 1,
                 None,
                 Severity::Error,
-                "unreadable",
+                code,
                 format!("cannot read the file: {e}"),
             );
             return SourceRead {
@@ -84,9 +100,19 @@ pub fn read(
                 rows: 0,
                 items: Vec::new(),
                 diagnostics: ctx.diags,
+                currency_note: declared_note,
             };
         }
     };
+    if table.headers().is_empty() {
+        ctx.push(
+            1,
+            None,
+            Severity::Error,
+            "file-empty",
+            "the file is empty: no header row and no items".to_owned(),
+        );
+    }
     ctx.headers = table.headers().to_vec();
     ctx.columns = ctx
         .headers
@@ -116,10 +142,65 @@ pub fn read(
     };
     let mut items = items;
     items.shrink_to_fit();
+    check_barcode_shaped_skus(&items, &mut ctx);
+    if !table.headers().is_empty() && table.rows == 0 {
+        ctx.push(
+            1,
+            None,
+            Severity::Error,
+            "file-no-rows",
+            "the file has a header row but no items".to_owned(),
+        );
+    } else if table.rows > 0 && items.is_empty() {
+        ctx.push(
+            1,
+            None,
+            Severity::Error,
+            "file-all-rows-failed",
+            format!(
+                "none of its {} rows could be imported (see the errors for each row)",
+                table.rows
+            ),
+        );
+    }
+    let mut read_options = options.clone();
+    read_options.currency = ctx.currency;
+    let currency_note = ctx.currency_decided.clone().unwrap_or(declared_note);
     SourceRead {
-        options: options.clone(),
+        options: read_options,
         rows: table.rows,
         items,
         diagnostics: ctx.diags,
+        currency_note,
+    }
+}
+
+/// Validates every SKU that is shaped like a barcode (8, 12, 13 or 14 digits): systems such as
+/// X-Series keep the scanned code there, so a wrong check digit there is a mistyped barcode.
+fn check_barcode_shaped_skus(items: &[crate::model::SourceItem], ctx: &mut Ctx<'_>) {
+    for item in items {
+        let Some(sku) = item.sku.as_deref() else {
+            continue;
+        };
+        if !crate::normalize::barcode_shaped(sku) {
+            continue;
+        }
+        if let Some(crate::normalize::BarcodeCheck::BadCheckDigit(_)) =
+            crate::normalize::barcode(sku)
+        {
+            ctx.diags.push(crate::Diagnostic {
+                file: ctx.opts.file.clone(),
+                line: item.line,
+                column: None,
+                severity: Severity::Warning,
+                code: "barcode-check-digit",
+                reason: format!(
+                    "SKU `{sku}` is shaped like a barcode ({} digits) but its check digit is \
+                     wrong: if it is the item's barcode it was mistyped; it is kept as the SKU \
+                     only, never as a barcode",
+                    sku.trim().len()
+                ),
+            });
+        }
     }
 }
