@@ -161,6 +161,7 @@ fn main() {
             .await
             .unwrap();
             if page.eval("document.body.dataset.screen").await.unwrap() == "shift" {
+                page.fill(&dt("float-input"), "150.00").await.unwrap();
                 page.click(&dt("open-shift")).await.unwrap();
             }
         }
@@ -179,6 +180,7 @@ fn main() {
         for k in 0..(warmup + scans) {
             if lines == BASKET {
                 page.click(&dt("btn-clear")).await.unwrap();
+                page.click(&dt("confirm-yes")).await.unwrap();
                 page.wait_for(
                     "empty cart",
                     "document.querySelectorAll('[data-test=cart-line]').length === 0",
