@@ -562,6 +562,7 @@
       return true;
     }
     // A discount above the cashier's limit is approved now, while the cashier is giving it.
+    const before = S.approval;
     const r = await withApproval((approval) => {
       if (approval) S.approval = approval;
       return api("POST", "/v1/carts/price", cartRequest(true));
@@ -571,8 +572,9 @@
       return false;
     }
     if (r.cancelled) {
-      // Not approved: the change is taken back, the cart stays as it was.
-      S.approval = null;
+      // Not approved: the change is taken back and the cart stays as it was, with the approval
+      // it already had.
+      S.approval = before;
       undoLast();
       return reprice();
     }
