@@ -666,6 +666,36 @@ async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_
     page.fill(&dt("approval-pin"), "2222").await.unwrap();
     page.click(&dt("approval-ok")).await.unwrap();
     page.wait_visible(&dt("line-discount")).await.unwrap();
+    let approved_total = page
+        .attr(&dt("cart-total"), "data-amount")
+        .await
+        .unwrap()
+        .unwrap();
+    // A further 30 % off the whole sale is not approved: Cancel takes it back, the approved
+    // line discount stays, and nothing is asked again.
+    page.click(&dt("btn-cart-discount")).await.unwrap();
+    page.fill(&dt("discount-input"), "30").await.unwrap();
+    page.click(&dt("discount-ok")).await.unwrap();
+    page.wait_visible(&dt("approval-dialog")).await.unwrap();
+    page.click(&dt("approval-cancel")).await.unwrap();
+    page.wait_for(
+        "the cart as it was",
+        &format!(
+            "document.querySelector('[data-test=approval-dialog]').hidden && document.querySelector('[data-test=cart-total]').dataset.amount === '{approved_total}'"
+        ),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        page.eval("document.querySelector('[data-test=approval-dialog]').hidden")
+            .await
+            .unwrap(),
+        json!(true),
+        "asked again for what was approved"
+    );
+    assert_eq!(lines(&page).await.len(), 1);
     let total = page
         .attr(&dt("cart-total"), "data-amount")
         .await

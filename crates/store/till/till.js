@@ -562,7 +562,6 @@
       return true;
     }
     // A discount above the cashier's limit is approved now, while the cashier is giving it.
-    const before = S.approval;
     const r = await withApproval((approval) => {
       if (approval) S.approval = approval;
       return api("POST", "/v1/carts/price", cartRequest(true));
@@ -574,7 +573,6 @@
     if (r.cancelled) {
       // Not approved: the change is taken back and the cart stays as it was, with the approval
       // it already had.
-      S.approval = before;
       undoLast();
       return reprice();
     }
@@ -612,13 +610,14 @@
 
   let undo = null;
   function remember() {
-    undo = JSON.stringify({ lines: S.lines, discount: S.discount });
+    undo = JSON.stringify({ lines: S.lines, discount: S.discount, approval: S.approval });
   }
   function undoLast() {
     if (undo) {
       const u = JSON.parse(undo);
       S.lines = u.lines;
       S.discount = u.discount;
+      S.approval = u.approval;
       undo = null;
     } else {
       S.lines.pop();
@@ -969,6 +968,8 @@
     const discount = remove || !value ? null : { [kind]: value };
     closeDialog("dlg-discount");
     remember();
+    // An approval covers the cart it was given for: a new discount is approved anew.
+    S.approval = null;
     if (discountTarget === "line") S.lines[S.selected].discount = discount;
     else S.discount = discount;
     await reprice();
