@@ -357,6 +357,7 @@ async fn the_journal_receipts_and_reports_are_read_only_by_those_signed_in_with_
         format!("/v1/receipts/{receipt}/preview"),
         format!("/v1/shifts/report?terminal={T1}"),
         format!("/v1/shifts/current?terminal={T1}"),
+        format!("/v1/sales/last?terminal={T1}"),
         format!("/v1/card-payments/totals?terminal={T1}"),
         "/v1/card-payments/pending".to_owned(),
         format!(
@@ -382,6 +383,17 @@ async fn the_journal_receipts_and_reports_are_read_only_by_those_signed_in_with_
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {answer}");
         assert_eq!(answer["code"], "role_required", "{path}: {answer}");
     }
+    // The sale a void would void is named only to that till.
+    let (status, answer) = node
+        .get(Some(&anna), &format!("/v1/sales/last?terminal={T1}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["receipt"], receipt);
+    let (status, answer) = node
+        .get(Some(&maria), &format!("/v1/sales/last?terminal={T1}"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["code"], "wrong_terminal", "{answer}");
     // A manager signed in at another till of the node reads the journal.
     let (status, answer) = node.get(Some(&maria), &journal).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
