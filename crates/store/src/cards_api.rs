@@ -488,12 +488,26 @@ struct ReturnRefundRequest {
     return_receipt: String,
 }
 
-/// A card payment of a sale: its POI transaction id, the till whose terminal approved it and
-/// what it authorised, for those approved and not declined later.
-async fn sale_card_payments(
+/// A card payment that paid a return's sale, as the terminal approved it.
+struct SaleCardPayment {
+    /// Its POI transaction id.
+    poi: String,
+    /// The till whose terminal approved it.
+    paid_on: String,
+    /// What it authorised, minor units.
+    authorised: i64,
+    /// Its currency.
+    currency: String,
+    /// Approved offline and declined later: the money was never collected.
+    declined_later: bool,
+}
+
+/// The approved card payments of a return's sale, in the sale's tender order (none for a
+/// return without receipt).
+async fn sale_card_approvals(
     node: &Node,
     ret: &domain::ledger::ReturnCompleted,
-) -> ApiResult<Vec<(String, String, i64)>> {
+) -> ApiResult<Vec<SaleCardPayment>> {
     let Some(original) = &ret.original_receipt else {
         return Ok(Vec::new());
     };
@@ -528,9 +542,13 @@ async fn sale_card_payments(
             },
         )) = approved.into_iter().next()
         {
-            if settlement != Settlement::DeclinedLater {
-                payments.push((poi.to_owned(), paid_on, payment.authorised_minor));
-            }
+            payments.push(SaleCardPayment {
+                poi: poi.to_owned(),
+                paid_on,
+                authorised: payment.authorised_minor,
+                currency: payment.currency,
+                declined_later: settlement == Settlement::DeclinedLater,
+            });
         }
     }
     Ok(payments)
@@ -582,10 +600,11 @@ async fn refund_return(
             format!("return {number} was not refunded to a card: nothing is due back to a card"),
         ));
     }
-    let payments: Vec<_> = sale_card_payments(&node, &ret)
+    let payments: Vec<_> = sale_card_approvals(&node, &ret)
         .await?
         .into_iter()
-        .filter(|(_, paid_on, _)| paid_on == till.as_str())
+        .filter(|p| !p.declined_later && p.paid_on == till.as_str())
+        .map(|p| (p.poi, p.authorised))
         .collect();
     let _held = cards.lock.lock().await;
     // A refund whose answer was lost is learnt first, so it counts as given back below.
@@ -596,7 +615,7 @@ async fn refund_return(
         .map_err(payment_error)?;
     let mut parts = Vec::new();
     let mut todo = Vec::new();
-    for (poi, _, authorised) in &payments {
+    for (poi, authorised) in &payments {
         match given_back_before(&cards, OpKind::Refund, Some(poi), number).await? {
             Some(done) => parts.extend(part_view(&done, poi, code)),
             None => todo.push((poi, *authorised)),
@@ -721,60 +740,36 @@ async fn refund_by_reference_first(
     let Some(original) = &ret.original_receipt else {
         return Ok(());
     };
-    let sale = crate::payments::receipt_event(&node.pools.reader, original)
-        .await
-        .map_err(|e| payment_error(e.into()))?;
-    let Some(EventBody::SaleCompleted(sale)) = sale.map(|e| e.body) else {
-        return Ok(());
-    };
     let mut declined = None;
-    for poi in sale
-        .tenders
-        .iter()
-        .filter(|t| t.kind == TenderKind::Card)
-        .filter_map(|t| t.reference.as_deref())
-    {
-        let approved = card_requests(
-            node,
-            "json_extract(outcome, '$.Approved.payment.poi_transaction_id') = $1",
+    for payment in sale_card_approvals(node, ret).await? {
+        let SaleCardPayment {
             poi,
-        )
-        .await?;
-        let Some((
             paid_on,
-            Record {
-                outcome:
-                    Some(Outcome::Approved {
-                        payment,
-                        settlement,
-                    }),
-                ..
-            },
-        )) = approved.into_iter().next()
-        else {
-            continue;
-        };
-        if settlement == Settlement::DeclinedLater {
+            authorised,
+            currency,
+            declined_later,
+        } = payment;
+        if declined_later {
             declined = Some(poi);
             continue;
         }
         let refunds: Vec<_> = card_requests(
             node,
             "json_extract(op, '$.original_poi_transaction_id') = $1",
-            poi,
+            &poi,
         )
         .await?
         .into_iter()
         .filter(|(t, _)| *t == paid_on)
         .collect();
-        let left = payment.authorised_minor - given_back_by(&refunds);
+        let left = authorised - given_back_by(&refunds);
         if left > 0 {
             return Err(ApiError::invalid(
                 "refund_by_reference",
                 "return",
                 format!(
                     "return {number}'s sale {original} was paid by card payment {poi} on terminal {paid_on}, with {} left to refund: refund it by reference (POST /v1/card-payments/{poi}/refund with terminal {paid_on})",
-                    minor(left, &payment.currency),
+                    minor(left, &currency),
                 ),
             ));
         }
