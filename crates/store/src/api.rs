@@ -207,6 +207,15 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// already; what axum's extractors refuse on their own (a query string that does not parse, a
 /// path segment that is not UTF-8, a method a route does not take) comes as plain text, and is
 /// rewritten here, once, so a client never has to read two shapes.
+/// A handler's query parameters, or `400 invalid_query` saying what is wrong with them.
+pub(crate) fn query_params<T>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<T> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+}
+
 pub(crate) async fn json_errors(request: Request, next: axum::middleware::Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
@@ -1096,8 +1105,7 @@ async fn last_sale(
     caller: Caller,
     query: Result<Query<LastSaleQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let query = crate::api::query_params(query)?;
     let terminal = terminal(&node, &query.terminal)?;
     caller.at(&terminal)?;
     let mut conn = node.pools.reader.acquire().await?;
@@ -1250,8 +1258,7 @@ async fn journal(
     caller: Caller,
     query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let query = crate::api::query_params(query)?;
     caller.with_role(Role::Supervisor, "reading the journal")?;
     let terminal = terminal(&node, &query.terminal)?;
     let limit = query.limit.clamp(1, 1000);

@@ -1048,8 +1048,7 @@ async fn totals(
     caller: Caller,
     query: Result<Query<TotalsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let query = crate::api::query_params(query)?;
     caller.with_role(Role::Supervisor, "the end-of-day card totals")?;
     let till = terminal(&node, &query.terminal)?;
     let cards = till_cards(&node, &till)?;

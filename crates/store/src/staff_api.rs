@@ -353,8 +353,7 @@ async fn x_report(
     caller: Caller,
     query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let q = crate::api::query_params(query)?;
     let terminal = terminal(&node, &q.terminal)?;
     let who = caller.at(&terminal)?;
     let (shift, tally) = open_shift_so_far(&node, &terminal).await?;
