@@ -37,8 +37,7 @@ fn gtin(i: usize) -> String {
 
 /// The demo catalog plus `variants` generated items priced in EUR, each with a GTIN.
 fn large_seed(variants: usize) -> SeedDto {
-    let text = std::fs::read_to_string(test_support::demo_seed_path()).unwrap();
-    let mut seed: SeedDto = serde_json::from_str(&text).unwrap();
+    let mut seed: SeedDto = test_support::demo_seed().unwrap();
     let mut entries = Vec::with_capacity(variants);
     for i in 0..variants {
         let sku = format!("BULK-{i:07}");

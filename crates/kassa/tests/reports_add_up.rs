@@ -93,10 +93,9 @@ impl Node {
         let keys = store::provision(dir.path(), &store, std::slice::from_ref(&terminal))
             .await
             .unwrap();
-        let seed: protocol::seed::SeedDto =
-            serde_json::from_str(&std::fs::read_to_string(test_support::demo_seed_path()).unwrap())
-                .unwrap();
-        store::seed(dir.path(), &seed).await.unwrap();
+        store::seed(dir.path(), &test_support::demo_seed().unwrap())
+            .await
+            .unwrap();
         let app = store::App::build(
             &store::Settings {
                 data_dir: dir.path().to_path_buf(),
