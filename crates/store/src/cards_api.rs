@@ -1125,6 +1125,15 @@ async fn unused_approvals(node: &Node, till: &TerminalId, cards: &TillCards) -> 
         })
         .filter_map(|r| r.op.original_poi_transaction_id.as_deref())
         .collect();
+    // Payments a sale or a gift card took, read at once rather than one by one.
+    let used: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT json_extract(outcome, '$.Approved.payment.poi_transaction_id') FROM card_requests
+         WHERE terminal = $1 AND used_by IS NOT NULL",
+    )
+    .bind(till.as_str())
+    .fetch_all(&node.pools.reader)
+    .await?;
+    let used: std::collections::BTreeSet<String> = used.into_iter().flatten().collect();
     let mut unused = Vec::new();
     for r in &records {
         let Some(Outcome::Approved { payment, .. }) = &r.outcome else {
@@ -1132,9 +1141,7 @@ async fn unused_approvals(node: &Node, till: &TerminalId, cards: &TillCards) -> 
         };
         if r.op.kind != OpKind::Payment
             || reversed.contains(payment.poi_transaction_id.as_str())
-            || used_by(node, till, &payment.poi_transaction_id)
-                .await?
-                .is_some()
+            || used.contains(&payment.poi_transaction_id)
         {
             continue;
         }
