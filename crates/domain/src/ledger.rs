@@ -226,6 +226,14 @@ pub enum EventBody {
         /// The approval, when the cashier needed one.
         approvals: Vec<Approval>,
     },
+    /// Part of a return's card refund that no terminal gave back was paid from the drawer in
+    /// cash instead: the return's card tender is less by `amount`, its cash tender more.
+    CardRefundPaidInCash {
+        /// The return's receipt number.
+        return_receipt: String,
+        /// How much, in the return's currency.
+        amount: Money,
+    },
     /// The cash drawer was opened without a sale.
     NoSale {
         /// The shift's id.
@@ -263,6 +271,7 @@ impl EventBody {
             EventBody::ShiftOpened { .. } => "ShiftOpened",
             EventBody::ShiftClosed { .. } => "ShiftClosed",
             EventBody::CashMovement { .. } => "CashMovement",
+            EventBody::CardRefundPaidInCash { .. } => "CardRefundPaidInCash",
             EventBody::NoSale { .. } => "NoSale",
             EventBody::StaffLockedOut { .. } => "StaffLockedOut",
             EventBody::StoredValueIssued(_) => "StoredValueIssued",
@@ -341,6 +350,7 @@ pub fn stock_movements(event: &Event) -> Vec<StockMovement> {
         EventBody::ShiftOpened { .. }
         | EventBody::ShiftClosed { .. }
         | EventBody::CashMovement { .. }
+        | EventBody::CardRefundPaidInCash { .. }
         | EventBody::NoSale { .. }
         | EventBody::StaffLockedOut { .. }
         | EventBody::StoredValueIssued(_)

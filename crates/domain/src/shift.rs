@@ -342,6 +342,11 @@ impl ShiftTally {
                 }
                 self.stored_value_sold = self.stored_value_sold.checked_add(load.amount)?;
             }
+            // The drawer gave back what the card did not: the card refunded less, cash more.
+            EventBody::CardRefundPaidInCash { amount, .. } => {
+                self.given_back(TenderKind::Card, amount.checked_neg()?)?;
+                self.given_back(TenderKind::Cash, *amount)?;
+            }
             EventBody::CashMovement { kind, amount, .. } => match kind {
                 CashMovementKind::PaidIn => self.paid_in = self.paid_in.checked_add(*amount)?,
                 CashMovementKind::PaidOut => self.paid_out = self.paid_out.checked_add(*amount)?,

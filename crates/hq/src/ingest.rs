@@ -277,46 +277,52 @@ fn money_overflow(e: domain::MoneyError) -> sqlx::Error {
     sqlx::Error::Protocol(format!("sales figures overflow: {e}"))
 }
 
-/// What a sale, void or return does to the sales figures (`None` for other events). A void
-/// takes back exactly what its sale added; the sale is the terminal's event just before it,
-/// found in this batch or in the inbox.
-async fn sales_effect(
+/// The sale a void takes back: the terminal's event just before it, found in this batch or in
+/// the inbox (`None` when HQ does not hold it; the ledger never records such a void).
+async fn voided_sale(
     tx: &mut Transaction<'_, Any>,
     batch: &[&Event],
+    void: &domain::ledger::SaleVoided,
+) -> Result<Option<domain::ledger::SaleCompleted>, sqlx::Error> {
+    let in_batch = batch
+        .iter()
+        .find(|e| e.meta.id == void.sale)
+        .map(|e| (*e).clone());
+    let sale = match in_batch {
+        Some(e) => Some(e),
+        None => {
+            let body: Option<Vec<u8>> = sqlx::query_scalar("SELECT body FROM inbox WHERE id = $1")
+                .bind(void.sale.to_string())
+                .fetch_optional(&mut **tx)
+                .await?;
+            body.and_then(|b| protocol::event::decode(&b).ok())
+        }
+    };
+    Ok(match sale.map(|e| e.body) {
+        Some(EventBody::SaleCompleted(s)) => Some(s),
+        _ => None,
+    })
+}
+
+/// What a sale, void (of `voided`, its sale) or return does to the sales figures (`None` for
+/// other events). A void takes back exactly what its sale added.
+fn sales_effect(
     event: &Event,
+    voided: Option<&domain::ledger::SaleCompleted>,
 ) -> Result<Option<SalesEffect>, sqlx::Error> {
     let effect = match &event.body {
         EventBody::SaleCompleted(s) => SalesEffect::of_sale(s),
         EventBody::ReturnCompleted(r) => SalesEffect::of_return(r),
-        EventBody::SaleVoided(v) => {
-            let in_batch = batch
-                .iter()
-                .find(|e| e.meta.id == v.sale)
-                .map(|e| (*e).clone());
-            let sale = match in_batch {
-                Some(e) => Some(e),
-                None => {
-                    let body: Option<Vec<u8>> =
-                        sqlx::query_scalar("SELECT body FROM inbox WHERE id = $1")
-                            .bind(v.sale.to_string())
-                            .fetch_optional(&mut **tx)
-                            .await?;
-                    body.and_then(|b| protocol::event::decode(&b).ok())
-                }
-            };
-            match sale.map(|e| e.body) {
-                Some(EventBody::SaleCompleted(s)) => {
-                    SalesEffect::of_sale(&s).and_then(|e| e.voided(v.refund))
-                }
-                // A void whose sale HQ does not hold (the ledger never records one) is taken
-                // back as untaxed goods, as the till's tally does.
-                _ => v.refund.checked_neg().map(|goods_net| SalesEffect {
-                    voided: v.refund,
-                    goods_net,
-                    ..SalesEffect::zero(v.refund.currency())
-                }),
-            }
-        }
+        EventBody::SaleVoided(v) => match voided {
+            Some(s) => SalesEffect::of_sale(s).and_then(|e| e.voided(v.refund)),
+            // A void whose sale HQ does not hold is taken back as untaxed goods given back in
+            // cash, as the till's tally does.
+            None => v.refund.checked_neg().map(|goods_net| SalesEffect {
+                voided: v.refund,
+                goods_net,
+                ..SalesEffect::zero(v.refund.currency())
+            }),
+        },
         _ => return Ok(None),
     };
     effect.map(Some).map_err(money_overflow)
@@ -348,7 +354,11 @@ async fn apply_all(
     let mut counts: BTreeMap<StockKey, (StockClock, i64)> = BTreeMap::new();
     for event in events {
         let store = event.meta.store.as_str();
-        let effect = sales_effect(tx, events, event).await?;
+        let voided = match &event.body {
+            EventBody::SaleVoided(v) => voided_sale(tx, events, v).await?,
+            _ => None,
+        };
+        let effect = sales_effect(event, voided.as_ref())?;
         let cash_of = |tenders: &[domain::sale::Tender]| -> i64 {
             tenders
                 .iter()
@@ -356,13 +366,18 @@ async fn apply_all(
                 .map(|t| t.amount.minor())
                 .sum()
         };
-        // Counts and cash into the drawer; the amounts come from the sales effect.
+        let sale_cash =
+            |s: &domain::ledger::SaleCompleted| cash_of(&s.tenders) - s.settlement.change.minor();
+        // Counts and cash into the drawer; the amounts come from the sales effect. A void gives
+        // back the cash its sale took (all of the refund when the sale is not known).
         let (counted, cash) = match &event.body {
-            EventBody::SaleCompleted(s) => {
-                ([1, 0, 0], cash_of(&s.tenders) - s.settlement.change.minor())
-            }
-            EventBody::SaleVoided(_) => ([0, 1, 0], 0),
+            EventBody::SaleCompleted(s) => ([1, 0, 0], sale_cash(s)),
+            EventBody::SaleVoided(v) => (
+                [0, 1, 0],
+                -voided.as_ref().map_or(v.refund.minor(), sale_cash),
+            ),
             EventBody::ReturnCompleted(r) => ([0, 0, 1], -cash_of(&r.tenders)),
+            EventBody::CardRefundPaidInCash { amount, .. } => ([0, 0, 0], -amount.minor()),
             _ => ([0, 0, 0], 0),
         };
         let figures = match (&effect, &event.body) {
@@ -383,6 +398,10 @@ async fn apply_all(
                     e.goods_net.minor(),
                     e.rounding.minor(),
                 ],
+            )),
+            (None, EventBody::CardRefundPaidInCash { amount, .. }) => Some((
+                amount.currency(),
+                [0, 0, 0, 0, 0, 0, cash, 0, 0, 0, 0, 0, 0],
             )),
             (
                 None,

@@ -31,11 +31,13 @@ enum Op {
         card: bool,
     },
     /// A return of one unit of a line of an earlier sale (picked by index, modulo), refunded to
-    /// card or in cash.
+    /// card or in cash; a card refund no terminal gave back is paid from the drawer instead
+    /// (`in_cash`).
     Return {
         sale: usize,
         line: usize,
         card: bool,
+        in_cash: bool,
     },
     /// A void of the last sale (when the till's last event is a sale).
     Void,
@@ -52,8 +54,8 @@ fn op() -> impl Strategy<Value = Op> {
             any::<bool>(),
         )
             .prop_map(|(lines, cart_discount, card)| Op::Sale { lines, cart_discount, card }),
-        2 => (0_usize..8, 0_usize..3, any::<bool>())
-            .prop_map(|(sale, line, card)| Op::Return { sale, line, card }),
+        2 => (0_usize..8, 0_usize..3, any::<bool>(), any::<bool>())
+            .prop_map(|(sale, line, card, in_cash)| Op::Return { sale, line, card, in_cash }),
         1 => Just(Op::Void),
     ]
 }
@@ -215,7 +217,12 @@ async fn ring(node: &Node, ops: &[Op]) {
                 ));
                 rung.last_was_sale = true;
             }
-            Op::Return { sale, line, card } => {
+            Op::Return {
+                sale,
+                line,
+                card,
+                in_cash,
+            } => {
                 if rung.sales.is_empty() {
                     continue;
                 }
@@ -234,6 +241,16 @@ async fn ring(node: &Node, ops: &[Op]) {
                     )
                     .await;
                 assert_eq!(status, StatusCode::CREATED, "{ret}");
+                if *card && *in_cash {
+                    let (status, paid) = node
+                        .call(
+                            "/v1/card-payments/refund-in-cash",
+                            &json!({"terminal": terminal, "return": ret["receipt"]}),
+                        )
+                        .await;
+                    assert_eq!(status, StatusCode::CREATED, "{paid}");
+                    assert_eq!(paid["amount"], ret["refund"]);
+                }
                 lines[line].1 += 1;
                 rung.last_was_sale = false;
             }
@@ -268,6 +285,8 @@ struct Figures {
     goods_net: i64,
     tax: i64,
     rounding: i64,
+    /// Cash into the drawer: cash taken net of change, less cash given back.
+    cash: i64,
     /// (code, rate) → (base, tax), rows that are all zero left out.
     taxes: std::collections::BTreeMap<(String, String), (i64, i64)>,
 }
@@ -325,6 +344,10 @@ fn from_tally(tally: &domain::shift::ShiftTally) -> Figures {
         goods_net: tally.goods_net.minor(),
         tax: tally.tax_total.minor(),
         rounding: tally.rounding_total.minor(),
+        cash: tally
+            .tender_net(domain::sale::TenderKind::Cash)
+            .unwrap()
+            .minor(),
         taxes: tally
             .taxes
             .iter()
@@ -347,6 +370,7 @@ fn from_z(z: &Value) -> Figures {
         goods_net: minor(&z["goods_net"]),
         tax: minor(&z["tax_total"]),
         rounding: minor(&z["rounding_total"]),
+        cash: minor(&z["cash_net"]),
         taxes: tax_rows(&z["taxes"], "tax"),
     };
     assert_eq!(
@@ -369,6 +393,7 @@ fn from_hq(report: &Value) -> Figures {
         goods_net: 0,
         tax: 0,
         rounding: 0,
+        cash: 0,
         taxes: std::collections::BTreeMap::new(),
     };
     for day in report["days"].as_array().unwrap() {
@@ -382,6 +407,7 @@ fn from_hq(report: &Value) -> Figures {
             goods_net: minor(&day["goods_net"]),
             tax: minor(&day["tax"]),
             rounding: minor(&day["rounding"]),
+            cash: minor(&day["cash"]),
             taxes: tax_rows(&day["taxes"], "tax"),
         };
         one.assert_adds_up("HQ day");
@@ -394,6 +420,7 @@ fn from_hq(report: &Value) -> Figures {
         sum.goods_net += one.goods_net;
         sum.tax += one.tax;
         sum.rounding += one.rounding;
+        sum.cash += one.cash;
         for (key, (base, tax)) in one.taxes {
             let entry = sum.taxes.entry(key).or_insert((0, 0));
             entry.0 += base;

@@ -834,6 +834,16 @@ async fn pay_exact_in_cash(page: &TestPage) -> String {
     number
 }
 
+/// Whether the `data-test` element `name` is hidden.
+async fn hidden(page: &TestPage, name: &str) -> bool {
+    page.eval(&format!(
+        "document.querySelector('[data-test={name}]').hidden"
+    ))
+    .await
+    .unwrap()
+        == json!(true)
+}
+
 /// Asserts that each `data-test` element lies wholly inside the window.
 async fn assert_on_screen(page: &TestPage, names: &[&str]) {
     for name in names {
@@ -1160,6 +1170,91 @@ async fn a_return_refunded_to_card_goes_back_through_the_terminal_by_reference_o
         returns[1]["event"]["body"]["ReturnCompleted"]["receipt"].as_str()
     );
     // Every request the screen sent follows the node's OpenAPI document.
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_refund_no_terminal_can_give_is_paid_in_cash_and_recorded_as_cash() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, process, page) = three_loaves_to_pay_at_a_card_till(&browser, dir.path()).await;
+    let url = process.url.clone();
+    page.click(&dt("tender-card")).await.unwrap();
+    page.click(&dt("confirm-yes")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    let number = page
+        .attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap();
+    page.click(&dt("receipt-close")).await.unwrap();
+
+    // One loaf back to the card, but the terminal cannot be reached: the cashier may ask again
+    // or pay the rest in cash.
+    sim.set_faults(payments::sim::Faults {
+        drop_before_auth: true,
+        ..payments::sim::Faults::default()
+    });
+    return_one_of_the_first_line(&page, &number, 1).await;
+    submit_return_to_card(&page, false).await;
+    page.wait_visible(&dt("return-card-cash")).await.unwrap();
+    assert!(!hidden(&page, "return-card-retry").await);
+    // Asked first, and "no" changes nothing.
+    page.click(&dt("return-card-cash")).await.unwrap();
+    page.wait_visible(&dt("confirm-dialog")).await.unwrap();
+    let asked = page.text(&dt("confirm-text")).await.unwrap();
+    assert!(asked.contains("3,49"), "{asked}");
+    page.click(&dt("confirm-no")).await.unwrap();
+    assert!(
+        !journal_kinds(&url, T1)
+            .await
+            .iter()
+            .any(|k| k == "CardRefundPaidInCash")
+    );
+    page.click(&dt("return-card-cash")).await.unwrap();
+    page.click(&dt("confirm-yes")).await.unwrap();
+    page.wait_for(
+        "the refund paid in cash",
+        "document.querySelector('[data-test=return-card-result]').dataset.inCash === '3.49'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(hidden(&page, "return-card-cash").await);
+    assert!(hidden(&page, "return-card-retry").await);
+    page.screenshot("till-card-refund-paid-in-cash")
+        .await
+        .unwrap();
+
+    // The ledger holds what was given back: nothing to the card, 3.49 from the drawer.
+    let kinds = journal_kinds(&url, T1).await;
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "CardRefundPaidInCash")
+            .count(),
+        1
+    );
+    let x = get(&format!("{url}/v1/shifts/report?terminal={T1}")).await;
+    let given_back = |kind: &str| {
+        x["tenders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == kind)
+            .map(|t| t["given_back"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(given_back("card").as_deref(), Some("0.00"), "{x}");
+    assert_eq!(given_back("cash").as_deref(), Some("3.49"), "{x}");
+    assert!(
+        sim.transactions().iter().all(|t| t.kind == "Payment"),
+        "no refund reached the terminal"
+    );
     page.assert_requests_follow(store::api::OPENAPI)
         .await
         .unwrap();

@@ -430,6 +430,9 @@ async fn nexo(inner: Arc<Inner>, body: &[u8]) -> Reply {
             None => return reply(StatusCode::OK, ""),
         }
     } else if let Some(r) = req.reversal_request {
+        if lock(&inner.faults).drop_before_auth {
+            return Err(Dropped);
+        }
         let response = reversal(&inner, &header, r);
         if lock(&inner.faults).drop_after_auth {
             return Err(Dropped);

@@ -95,6 +95,12 @@ pub enum BodyDto {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         approvals: Vec<ApprovalDto>,
     },
+    CardRefundPaidInCash {
+        #[serde(rename = "return")]
+        return_receipt: String,
+        cur: String,
+        amount: i64,
+    },
     NoSale {
         shift: String,
         staff: String,
@@ -438,6 +444,14 @@ impl From<&EventBody> for BodyDto {
                 amount: amount.minor(),
                 reason: reason.clone(),
                 approvals: approval_dtos(approvals),
+            },
+            EventBody::CardRefundPaidInCash {
+                return_receipt,
+                amount,
+            } => BodyDto::CardRefundPaidInCash {
+                return_receipt: return_receipt.clone(),
+                cur: amount.currency().code().to_owned(),
+                amount: amount.minor(),
             },
             EventBody::NoSale {
                 shift,
@@ -810,6 +824,23 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
                 amount: Money::from_minor(*amount, r.currency("cur", cur)?),
                 reason: reason.clone(),
                 approvals: r.approvals(approvals)?,
+            }
+        }
+        BodyDto::CardRefundPaidInCash {
+            return_receipt,
+            cur,
+            amount,
+        } => {
+            let r = Reader { path: "body" };
+            if return_receipt.trim().is_empty() {
+                return Err(FieldError::new("body.return", "must not be empty"));
+            }
+            if *amount <= 0 {
+                return Err(FieldError::new("body.amount", "must be more than zero"));
+            }
+            EventBody::CardRefundPaidInCash {
+                return_receipt: return_receipt.clone(),
+                amount: Money::from_minor(*amount, r.currency("cur", cur)?),
             }
         }
         BodyDto::NoSale {

@@ -39,6 +39,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/v1/card-payments/totals", get(totals))
         .route("/v1/card-payments/refund", post(refund_to_presented_card))
         .route("/v1/card-payments/refund-return", post(refund_return))
+        .route("/v1/card-payments/refund-in-cash", post(refund_in_cash))
         .route("/v1/card-payments/{poi}/reverse", post(reverse))
         .route("/v1/card-payments/{poi}/refund", post(refund))
 }
@@ -687,6 +688,73 @@ async fn refund_return(
     Ok((StatusCode::CREATED, Json(Value::Object(body))).into_response())
 }
 
+/// Pays from the drawer in cash what return `return`'s card refund has not given back, when
+/// no terminal can (it refuses, it is down, the card is gone), so the ledger never holds more
+/// refunded to a card than the cards got. This till's terminal is asked first about a refund
+/// whose answer was lost, so what it did give back is not paid twice. Answers the
+/// `CardRefundPaidInCash` event; a return with nothing left to give back is `409 nothing_due`.
+/// Sent again with the same `Idempotency-Key`, it answers the same event.
+async fn refund_in_cash(
+    State(node): State<Arc<Node>>,
+    WriteRequest { key, body, caller }: WriteRequest,
+) -> ApiResult<Response> {
+    if let Some(response) = crate::api::replay(&node, &key).await? {
+        return Ok(response);
+    }
+    let request: ReturnRefundRequest = body.parse()?;
+    let till = terminal(&node, &request.terminal)?;
+    caller.at(&till)?;
+    let currency = context(&node)?.config.currency;
+    let number = request.return_receipt.trim();
+    let ret = return_named(&node, number).await?;
+    if !ret.tenders.iter().any(|t| t.kind == TenderKind::Card) {
+        return Err(ApiError::invalid(
+            "return_not_refunded_to_card",
+            "return",
+            format!("return {number} was not refunded to a card: nothing is due back to a card"),
+        ));
+    }
+    // While this is written no refund runs on this till's terminal, and one whose answer was
+    // lost is learnt first.
+    let cards = match node.cards.of(&till) {
+        TillTerminal::Ready(cards) => Some(cards),
+        _ => None,
+    };
+    let _held = match &cards {
+        Some(cards) => {
+            let held = cards.lock.lock().await;
+            cards
+                .service
+                .ensure_resolved()
+                .await
+                .map_err(payment_error)?;
+            Some(held)
+        }
+        None => None,
+    };
+    let in_cash_before = {
+        let mut conn = node.pools.reader.acquire().await?;
+        crate::ledger::card_refund_in_cash(&mut conn, number).await?
+    };
+    let left = ReturnCardRefund::of(&node, number, &ret).await?.left();
+    if left <= 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "nothing_due",
+            format!("return {number}'s card refund was given back in full: nothing is due"),
+        ));
+    }
+    let op = crate::ledger::Op::CardRefundInCash {
+        terminal: till,
+        return_receipt: number.to_owned(),
+        amount: Money::from_minor(left, currency),
+        in_cash_before,
+    };
+    Ok(crate::api::recorded(
+        node.ledger.write(Some(key), op).await?,
+    ))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PresentedCardRefundRequest {
@@ -786,8 +854,9 @@ async fn refund_by_reference_first(
     Ok(())
 }
 
-/// What a return paid out to a card (its card tenders, minor units), against what card refunds
-/// of it, by reference or to a presented card, on every till of this node, already gave back.
+/// What a return paid out to a card (its card tenders less what the drawer paid in cash
+/// instead, minor units), against what card refunds of it, by reference or to a presented card,
+/// on every till of this node, already gave back.
 struct ReturnCardRefund {
     paid_out: i64,
     given_back: i64,
@@ -808,13 +877,18 @@ impl ReturnCardRefund {
             number,
         )
         .await?;
+        let in_cash = {
+            let mut conn = node.pools.reader.acquire().await?;
+            crate::ledger::card_refund_in_cash(&mut conn, number).await?
+        };
+        let to_card: i64 = ret
+            .tenders
+            .iter()
+            .filter(|t| t.kind == TenderKind::Card)
+            .map(|t| t.amount.minor())
+            .sum();
         Ok(Self {
-            paid_out: ret
-                .tenders
-                .iter()
-                .filter(|t| t.kind == TenderKind::Card)
-                .map(|t| t.amount.minor())
-                .sum(),
+            paid_out: to_card - in_cash,
             given_back: given_back_by(&refunds),
         })
     }

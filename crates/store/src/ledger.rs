@@ -252,6 +252,18 @@ pub enum Op {
         /// Approvals given for it.
         approvals: Vec<Approval>,
     },
+    /// Pay from the drawer in cash what a return's card refund did not give back.
+    CardRefundInCash {
+        /// Terminal.
+        terminal: TerminalId,
+        /// The return's receipt number.
+        return_receipt: String,
+        /// How much.
+        amount: Money,
+        /// What the return's earlier `CardRefundInCash` records paid, as the caller read it:
+        /// when another record came in between, this one is refused rather than paid twice.
+        in_cash_before: i64,
+    },
     /// Open the drawer without a sale.
     NoSale {
         /// Terminal.
@@ -310,6 +322,7 @@ impl Op {
             | Op::Count { terminal, .. }
             | Op::OpenShift { terminal, .. }
             | Op::Cash { terminal, .. }
+            | Op::CardRefundInCash { terminal, .. }
             | Op::NoSale { terminal, .. }
             | Op::CloseShift { terminal, .. }
             | Op::LockOut { terminal, .. }
@@ -506,6 +519,19 @@ async fn write_group(
     }
     tx.commit().await?;
     Ok(results)
+}
+
+/// What the drawer has paid in cash of return `receipt`'s card refund, minor units.
+pub(crate) async fn card_refund_in_cash(
+    conn: &mut SqliteConnection,
+    receipt: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(SUM(minor), 0) FROM card_refunds_in_cash WHERE return_receipt = $1",
+    )
+    .bind(receipt)
+    .fetch_one(conn)
+    .await
 }
 
 /// Carries out one request. Every check that can refuse it runs before its first write, so a
@@ -822,6 +848,39 @@ async fn apply(
                 approvals: approvals.clone(),
             };
             let event = append(conn, state, clock, &terminal, body).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::CardRefundInCash {
+            return_receipt,
+            amount,
+            in_cash_before,
+            ..
+        } => {
+            let before = card_refund_in_cash(&mut *conn, return_receipt).await?;
+            if before != *in_cash_before {
+                return Err(WriteError::Conflict {
+                    code: "card_refund_changed",
+                    message: format!(
+                        "return {return_receipt}'s card refund was paid in cash by another request meanwhile; nothing was recorded: ask again"
+                    ),
+                });
+            }
+            let body = EventBody::CardRefundPaidInCash {
+                return_receipt: return_receipt.clone(),
+                amount: *amount,
+            };
+            let event = append(conn, state, clock, &terminal, body).await?;
+            sqlx::query(
+                "INSERT INTO card_refunds_in_cash (event_id, return_receipt, minor) VALUES ($1, $2, $3)",
+            )
+            .bind(event.meta.id.to_string())
+            .bind(return_receipt)
+            .bind(amount.minor())
+            .execute(&mut *conn)
+            .await?;
             Recorded {
                 status: 201,
                 body: views::event_view(&event),

@@ -469,7 +469,7 @@ pub async fn ledger_card_totals(
     let (from_ms, to_ms) = scope.wall_ms.unwrap_or((i64::MIN, i64::MAX));
     let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
         "SELECT body FROM events
-         WHERE kind IN ('SaleCompleted', 'ReturnCompleted', 'StoredValueIssued', 'StoredValueToppedUp')
+         WHERE kind IN ('SaleCompleted', 'ReturnCompleted', 'CardRefundPaidInCash', 'StoredValueIssued', 'StoredValueToppedUp')
          AND ($1 IS NULL OR terminal = $1) AND seq BETWEEN $2 AND $3
          AND hlc_wall >= $4 AND hlc_wall < $5
          ORDER BY terminal, seq",
@@ -483,25 +483,66 @@ pub async fn ledger_card_totals(
     .await
     .map_err(err)?;
     let mut debits: std::collections::BTreeMap<String, (u64, i64)> = Default::default();
-    let mut credits: std::collections::BTreeMap<String, (u64, i64)> = Default::default();
+    // Card refunds per return, so one paid in cash in full no longer counts as a card refund.
+    let mut returns: std::collections::BTreeMap<String, (String, u64, i64)> = Default::default();
+    let mut in_cash_elsewhere: std::collections::BTreeMap<String, i64> = Default::default();
     for (body,) in rows {
         let event = protocol::event::decode(&body).map_err(err)?;
-        let (tenders, into) = match &event.body {
-            EventBody::SaleCompleted(s) => (&s.tenders, &mut debits),
-            EventBody::ReturnCompleted(r) => (&r.tenders, &mut credits),
-            // A gift card sold or topped up by card is a card debit like a sale.
-            EventBody::StoredValueIssued(l) | EventBody::StoredValueToppedUp(l) => {
-                (&l.tenders, &mut debits)
-            }
-            _ => continue,
+        let cards = |tenders: &[domain::sale::Tender]| {
+            tenders
+                .iter()
+                .filter(|t| t.kind == TenderKind::Card)
+                .map(|t| (t.amount.currency().code().to_owned(), t.amount.minor()))
+                .collect::<Vec<_>>()
         };
-        for t in tenders.iter().filter(|t| t.kind == TenderKind::Card) {
-            let slot = into
-                .entry(t.amount.currency().code().to_owned())
-                .or_default();
-            slot.0 += 1;
-            slot.1 += t.amount.minor();
+        match &event.body {
+            // A gift card sold or topped up by card is a card debit like a sale.
+            EventBody::SaleCompleted(domain::ledger::SaleCompleted { tenders, .. })
+            | EventBody::StoredValueIssued(domain::stored_value::StoredValueLoad {
+                tenders, ..
+            })
+            | EventBody::StoredValueToppedUp(domain::stored_value::StoredValueLoad {
+                tenders,
+                ..
+            }) => {
+                for (currency, minor) in cards(tenders) {
+                    let slot = debits.entry(currency).or_default();
+                    slot.0 += 1;
+                    slot.1 += minor;
+                }
+            }
+            EventBody::ReturnCompleted(r) => {
+                for (currency, minor) in cards(&r.tenders) {
+                    let slot = returns.entry(r.receipt.clone()).or_insert((currency, 0, 0));
+                    slot.1 += 1;
+                    slot.2 += minor;
+                }
+            }
+            EventBody::CardRefundPaidInCash {
+                return_receipt,
+                amount,
+            } => match returns.get_mut(return_receipt) {
+                Some(slot) => slot.2 -= amount.minor(),
+                // The return itself lies outside the scope (an earlier day).
+                None => {
+                    *in_cash_elsewhere
+                        .entry(amount.currency().code().to_owned())
+                        .or_default() += amount.minor();
+                }
+            },
+            _ => {}
         }
+    }
+    let mut credits: std::collections::BTreeMap<String, (u64, i64)> = Default::default();
+    for (currency, count, minor) in returns.into_values() {
+        let slot = credits.entry(currency).or_default();
+        if minor > 0 {
+            slot.0 += count;
+        }
+        slot.1 += minor;
+    }
+    for (currency, minor) in in_cash_elsewhere {
+        credits.entry(currency).or_default().1 -= minor;
     }
     let flat = |m: std::collections::BTreeMap<String, (u64, i64)>| {
         m.into_iter().map(|(c, (n, s))| (c, n, s)).collect()

@@ -111,6 +111,13 @@ pub fn event_view(event: &Event) -> Value {
             "reason": reason,
             "approvals": approvals(given),
         }),
+        EventBody::CardRefundPaidInCash {
+            return_receipt,
+            amount,
+        } => json!({
+            "return": return_receipt,
+            "amount": amount.amount_string(),
+        }),
         EventBody::NoSale {
             shift,
             staff,

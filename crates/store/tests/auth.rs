@@ -178,6 +178,10 @@ fn write_routes(receipt: &str, gift_card: &str) -> Vec<(String, Value)> {
             "/v1/card-payments/refund-return",
             json!({"terminal": T1, "return": receipt}),
         ),
+        (
+            "/v1/card-payments/refund-in-cash",
+            json!({"terminal": T1, "return": receipt}),
+        ),
         ("/v1/card-payments/poi-1/reverse", json!({"terminal": T1})),
         (
             "/v1/card-payments/poi-1/refund",

@@ -1354,3 +1354,178 @@ async fn a_return_of_a_sale_paid_with_two_card_payments_is_refunded_across_both_
     assert_eq!(totals["ledger_totals"]["refunds"][0]["amount"], "16.97");
     drop(s.app);
 }
+
+impl Setup {
+    async fn refund_in_cash(&self, key: &str, number: &Value) -> (StatusCode, Value) {
+        call(
+            &self.router,
+            "POST",
+            "/v1/card-payments/refund-in-cash",
+            Some(key),
+            Some(&json!({"terminal": TILL, "return": number})),
+        )
+        .await
+    }
+
+    /// The till's X report: the tenders as kind → (taken, given back), and the expected cash.
+    async fn x_report(&self) -> (std::collections::BTreeMap<String, (String, String)>, Value) {
+        let (status, x) = call(
+            &self.router,
+            "GET",
+            &format!("/v1/shifts/report?terminal={TILL}"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{x}");
+        let tenders = x["tenders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["kind"].as_str().unwrap().to_owned(),
+                    (
+                        t["taken"].as_str().unwrap().to_owned(),
+                        t["given_back"].as_str().unwrap().to_owned(),
+                    ),
+                )
+            })
+            .collect();
+        (tenders, x)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_no_card_gave_back_is_paid_in_cash_and_never_recorded_as_refunded_to_a_card() {
+    let s = setup().await;
+    let ret = s
+        .return_without_receipt(
+            "return-1",
+            json!([{"code": "9003909062415", "quantity": "1"}]),
+            "card",
+        )
+        .await;
+    let number = &ret["receipt"];
+    // Nothing to pay in cash for a return that was not refunded to a card, or is unknown.
+    let (status, e) = s.refund_in_cash("cash-0", &json!("R-NOPE")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "unknown_return");
+    assert_eq!(e["field"], "return");
+
+    // 1.00 goes back to the presented card; the card refuses the next part (0.02).
+    let presented = |amount: Option<&str>| {
+        let mut body = json!({"terminal": TILL, "return": number});
+        if let Some(a) = amount {
+            body["amount"] = json!(a);
+        }
+        body
+    };
+    let (status, first) = s.refund_to_presented_card(&presented(Some("1.00"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, refused) = s.refund_to_presented_card(&presented(Some("0.02"))).await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{refused}");
+
+    // The drawer pays the rest of the loaf's 3.49, 2.49: recorded once, the retry answers the same event.
+    let (status, paid) = s.refund_in_cash("cash-1", number).await;
+    assert_eq!(status, StatusCode::CREATED, "{paid}");
+    assert_eq!(paid["kind"], "CardRefundPaidInCash");
+    assert_eq!(paid["return"], *number);
+    assert_eq!(paid["amount"], "2.49");
+    let (status, again) = s.refund_in_cash("cash-1", number).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again, paid);
+    let (status, e) = s.refund_in_cash("cash-2", number).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "nothing_due");
+    // Nor does a card take it any more: asked, the node answers the last refund it made.
+    let refunds = s.presented_card_refunds().len();
+    let (status, last) = s.refund_to_presented_card(&presented(None)).await;
+    assert_eq!(status, StatusCode::CREATED, "{last}");
+    assert_eq!(last, first);
+    assert_eq!(s.presented_card_refunds().len(), refunds);
+    let in_cash = s
+        .journal()
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "CardRefundPaidInCash")
+        .count();
+    assert_eq!(in_cash, 1);
+
+    // The shift and the end of day hold what was given back: 1.00 to the card, 2.49 in cash.
+    let (tenders, x) = s.x_report().await;
+    assert_eq!(tenders["card"].1, "1.00", "{x}");
+    assert_eq!(tenders["cash"].1, "2.49", "{x}");
+    assert_eq!(x["refunds_total"], "3.49");
+    s.totals_today_agree(
+        "refunds",
+        json!([{"currency": "EUR", "count": 1, "amount": "1.00"}]),
+    )
+    .await;
+    drop(s.app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_refund_whose_answer_was_lost_is_learnt_before_anything_is_paid_in_cash() {
+    let s = setup().await;
+    let (_, _, sale) = s.two_loaves_paid_by_card().await;
+    let ret = s
+        .return_to_card(
+            "return-1",
+            TILL,
+            &sale,
+            json!([{"line": 0, "quantity": "2"}]),
+        )
+        .await;
+    let number = &ret["receipt"];
+    // The terminal refunds, but its answer is lost.
+    s.sim.set_faults(Faults {
+        drop_after_auth: true,
+        drop_status: true,
+        ..Faults::default()
+    });
+    let (status, e) = call(
+        &s.router,
+        "POST",
+        "/v1/card-payments/refund-return",
+        None,
+        Some(&json!({"terminal": TILL, "return": number})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "card_refund_incomplete");
+    assert_eq!(s.refunds_at_terminal().len(), 1);
+
+    // While the terminal cannot say what became of it, nothing is paid in cash.
+    s.sim.set_faults(Faults {
+        offline: true,
+        drop_before_auth: true,
+        drop_status: true,
+        ..Faults::default()
+    });
+    let (status, e) = s.refund_in_cash("cash-1", number).await;
+    assert!(
+        status.is_server_error() || status == StatusCode::CONFLICT,
+        "{status} {e}"
+    );
+    assert!(
+        !s.journal()
+            .await
+            .iter()
+            .any(|e| e["kind"] == "CardRefundPaidInCash")
+    );
+
+    // Once it answers, the refund is learnt: the card got everything, the drawer pays nothing.
+    s.sim.set_faults(Faults::default());
+    let (status, e) = s.refund_in_cash("cash-2", number).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["code"], "nothing_due");
+    let (tenders, x) = s.x_report().await;
+    assert_eq!(tenders["card"].1, "6.98", "{x}");
+    assert_eq!(
+        tenders.get("cash").map_or("0.00", |t| t.1.as_str()),
+        "0.00",
+        "{x}"
+    );
+    drop(s.app);
+}

@@ -1680,6 +1680,7 @@
     S.cardRefund = null;
     returnState("open");
     $("return-card-retry").hidden = true;
+    $("return-card-cash").hidden = true;
     $("return-card-result").textContent = "";
     delete $("return-card-result").dataset.amount;
     $("return-error").textContent = "";
@@ -1818,6 +1819,7 @@
     if (!c) return;
     $("return-error").textContent = "";
     $("return-card-retry").hidden = true;
+    $("return-card-cash").hidden = true;
     const ask = (send) => askTerminal("return-card-wait", "return-card-retry", send);
     const toPresentedCard = () => api("POST", "/v1/card-payments/refund", { terminal: K.terminal, return: c.return });
     let r;
@@ -1852,6 +1854,53 @@
     // has not told the outcome yet; any other answer needs the cashier.
     const code = r && r.body && r.body.code;
     $("return-card-retry").hidden = !(!r || r.status === 402 || r.status === 503 || code === "card_request_unresolved" || code === "card_refund_incomplete");
+    // What no card takes back the drawer can pay; the node records it, so the ledger never
+    // holds more refunded to a card than the cards got.
+    $("return-card-cash").hidden = false;
+  }
+
+  /** A decimal amount string less others, in the first one's decimals ("3.49" less "1.00"). */
+  function amountLess(total, parts) {
+    const decimals = (String(total).split(".")[1] || "").length;
+    const minor = (x) => Math.round(Number(x) * 10 ** decimals);
+    const rest = parts.reduce((left, p) => left - minor(p), minor(total));
+    return (rest / 10 ** decimals).toFixed(decimals);
+  }
+
+  /**
+   * Pays from the drawer what the return's card refund has not given back. The node learns
+   * first what the terminal did give back, pays only the rest, and records it once (the key is
+   * kept, so a press after a lost answer is the same write).
+   */
+  async function refundRestInCash() {
+    const c = S.cardRefund;
+    if (!c) return;
+    if (!(await askConfirm(t("card.in_cash_confirm", { amount: money(amountLess(c.amount, c.parts.map((p) => p.amount))) }), t("card.refund_in_cash"), t("btn.cancel")))) return;
+    if (!c.cashKey) c.cashKey = newKey();
+    $("return-error").textContent = "";
+    let r = null;
+    try {
+      r = await api("POST", "/v1/card-payments/refund-in-cash", { terminal: K.terminal, return: c.return }, c.cashKey);
+    } catch (e) {
+      r = null;
+    }
+    if (r && (r.status === 201 || (r.status === 409 && r.body && r.body.code === "nothing_due"))) {
+      S.cardRefund = null;
+      $("return-card-retry").hidden = true;
+      $("return-card-cash").hidden = true;
+      const parts = c.parts.map((p) => money(p.amount));
+      if (parts.length) $("return-card-result").textContent = t("card.refunded", { amount: parts.join(" + ") }) + " ";
+      else $("return-card-result").textContent = "";
+      if (r.status === 201) {
+        $("return-card-result").textContent += t("card.paid_in_cash", { amount: money(r.body.amount) });
+        $("return-card-result").dataset.inCash = r.body.amount;
+      } else {
+        $("return-error").textContent = errorText(r);
+      }
+      pollStatus();
+      return;
+    }
+    $("return-error").textContent = errorText(r);
   }
 
   /**
@@ -2189,6 +2238,7 @@
     $("return-submit").onclick = submitReturn;
     $("return-new").onclick = openReturn;
     $("return-card-retry").onclick = refundToCard;
+    $("return-card-cash").onclick = refundRestInCash;
     $("btn-void").onclick = openVoid;
     $("void-confirm").onclick = confirmVoid;
     $("btn-park").onclick = park;

@@ -130,6 +130,10 @@ fn every_event_kind_round_trips() {
                 by: StaffId::parse("sven").unwrap(),
             }],
         },
+        EventBody::CardRefundPaidInCash {
+            return_receipt: "T1-000042".into(),
+            amount: eur(1986),
+        },
         EventBody::NoSale {
             shift: "s1".into(),
             staff: staff.clone(),
