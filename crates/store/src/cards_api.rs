@@ -1179,7 +1179,25 @@ async fn totals(
         "ledger_totals": {"payments": lines(&ledger.debits), "refunds": lines(&ledger.credits)},
         "differences": r.differences,
         "unused_approvals": unused_approvals(&node, &till, &cards).await?,
+        "card_refunds_owed": card_refunds_owed(&node, &ledger.card_returns).await?,
     })))
+}
+
+/// The returns among `receipts` whose card refund no terminal has given back in full and the
+/// drawer has not paid in cash: money a customer is still owed. End of day lists them with
+/// what is owed, so someone refunds it (`POST /v1/card-payments/refund-return`, `…/refund`) or
+/// pays it in cash (`POST /v1/card-payments/refund-in-cash`).
+async fn card_refunds_owed(node: &Node, receipts: &[String]) -> ApiResult<Value> {
+    let currency = context(node)?.config.currency;
+    let mut owed = Vec::new();
+    for number in receipts {
+        let ret = return_named(node, number).await?;
+        let left = ReturnCardRefund::of(node, number, &ret).await?.left();
+        if left > 0 {
+            owed.push(json!({"return": number, "owed": minor(left, currency.code())}));
+        }
+    }
+    Ok(Value::Array(owed))
 }
 
 /// Card payments the terminal approved that no sale or gift card took and that were never

@@ -446,6 +446,8 @@ pub struct LedgerCardTotals {
     pub debits: Vec<(String, u64, i64)>,
     /// Card refunds of completed returns.
     pub credits: Vec<(String, u64, i64)>,
+    /// The receipts of the returns refunded to a card.
+    pub card_returns: Vec<String>,
 }
 
 /// Which part of the ledger to sum.
@@ -533,6 +535,7 @@ pub async fn ledger_card_totals(
             _ => {}
         }
     }
+    let card_returns = returns.keys().cloned().collect();
     let mut credits: std::collections::BTreeMap<String, (u64, i64)> = Default::default();
     for (currency, count, minor) in returns.into_values() {
         let slot = credits.entry(currency).or_default();
@@ -550,5 +553,6 @@ pub async fn ledger_card_totals(
     Ok(LedgerCardTotals {
         debits: flat(debits),
         credits: flat(credits),
+        card_returns,
     })
 }

@@ -1425,6 +1425,13 @@ async fn what_no_card_gave_back_is_paid_in_cash_and_never_recorded_as_refunded_t
     assert_eq!(status, StatusCode::CREATED, "{first}");
     let (status, refused) = s.refund_to_presented_card(&presented(Some("0.02"))).await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{refused}");
+    // End of day lists what the customer is still owed.
+    let (status, totals) = s.totals_today().await;
+    assert_eq!(status, StatusCode::OK, "{totals}");
+    assert_eq!(
+        totals["card_refunds_owed"],
+        json!([{"return": number, "owed": "2.49"}])
+    );
 
     // The drawer pays the rest of the loaf's 3.49, 2.49: recorded once, the retry answers the same event.
     let (status, paid) = s.refund_in_cash("cash-1", number).await;
@@ -1457,6 +1464,8 @@ async fn what_no_card_gave_back_is_paid_in_cash_and_never_recorded_as_refunded_t
     assert_eq!(tenders["card"].1, "1.00", "{x}");
     assert_eq!(tenders["cash"].1, "2.49", "{x}");
     assert_eq!(x["refunds_total"], "3.49");
+    let (_, totals) = s.totals_today().await;
+    assert_eq!(totals["card_refunds_owed"], json!([]));
     s.totals_today_agree(
         "refunds",
         json!([{"currency": "EUR", "count": 1, "amount": "1.00"}]),
