@@ -309,14 +309,20 @@ pub struct Product {
 }
 
 impl Product {
-    /// A product with at least one variant.
-    pub fn new(id: &str, name: &str, variants: Vec<Variant>) -> Result<Self, CatalogError> {
+    /// Whether `id` and `name` make a product's id and name.
+    pub fn check(id: &str, name: &str) -> Result<(), CatalogError> {
         crate::ids::check_code("product id", id, 64).map_err(|_| CatalogError::BadSku {
             value: id.to_owned(),
         })?;
         if name.trim().is_empty() {
             return Err(CatalogError::EmptyName { what: "product" });
         }
+        Ok(())
+    }
+
+    /// A product with at least one variant.
+    pub fn new(id: &str, name: &str, variants: Vec<Variant>) -> Result<Self, CatalogError> {
+        Product::check(id, name)?;
         if variants.is_empty() {
             return Err(CatalogError::NoVariants {
                 product: id.to_owned(),
@@ -351,6 +357,41 @@ pub struct Catalog {
     by_identifier: BTreeMap<String, Sku>,
 }
 
+/// The rule that makes a catalog consistent, one variant at a time: no SKU twice, no identifier
+/// on two variants. [`Catalog::build`] keeps the index; a check of a catalog too large to hold
+/// whole (an import of a million rows) feeds it variants as they are made and drops them.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogIndex {
+    by_sku: BTreeMap<Sku, (usize, usize)>,
+    by_identifier: BTreeMap<String, Sku>,
+}
+
+impl CatalogIndex {
+    /// Adds `variant`, found at `at` (product and variant position), or says why the catalog
+    /// would not build with it.
+    pub fn add(&mut self, at: (usize, usize), variant: &Variant) -> Result<(), CatalogError> {
+        if self.by_sku.insert(variant.sku.clone(), at).is_some() {
+            return Err(CatalogError::DuplicateSku {
+                sku: variant.sku.clone(),
+            });
+        }
+        for identifier in &variant.identifiers {
+            let key = identifier.key();
+            if let Some(first) = self.by_identifier.get(&key) {
+                if first != &variant.sku {
+                    return Err(CatalogError::DuplicateIdentifier {
+                        identifier: key,
+                        first: first.clone(),
+                        second: variant.sku.clone(),
+                    });
+                }
+            }
+            self.by_identifier.insert(key, variant.sku.clone());
+        }
+        Ok(())
+    }
+}
+
 /// What a scanned or typed code resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanMatch<'a> {
@@ -363,34 +404,16 @@ pub struct ScanMatch<'a> {
 impl Catalog {
     /// Builds the catalog, rejecting duplicate SKUs and identifiers shared by two variants.
     pub fn build(products: Vec<Product>) -> Result<Self, CatalogError> {
-        let mut by_sku = BTreeMap::new();
-        let mut by_identifier: BTreeMap<String, Sku> = BTreeMap::new();
+        let mut index = CatalogIndex::default();
         for (p, product) in products.iter().enumerate() {
             for (v, variant) in product.variants.iter().enumerate() {
-                if by_sku.insert(variant.sku.clone(), (p, v)).is_some() {
-                    return Err(CatalogError::DuplicateSku {
-                        sku: variant.sku.clone(),
-                    });
-                }
-                for identifier in &variant.identifiers {
-                    let key = identifier.key();
-                    if let Some(first) = by_identifier.get(&key) {
-                        if first != &variant.sku {
-                            return Err(CatalogError::DuplicateIdentifier {
-                                identifier: key,
-                                first: first.clone(),
-                                second: variant.sku.clone(),
-                            });
-                        }
-                    }
-                    by_identifier.insert(key, variant.sku.clone());
-                }
+                index.add((p, v), variant)?;
             }
         }
         Ok(Catalog {
             products,
-            by_sku,
-            by_identifier,
+            by_sku: index.by_sku,
+            by_identifier: index.by_identifier,
         })
     }
 

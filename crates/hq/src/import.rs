@@ -47,6 +47,9 @@ pub enum ImportError {
         /// `kind/key` of each entity changed since.
         keys: Vec<String>,
     },
+    /// The entities to write could not be made (the caller's own error, passed through).
+    #[error("{0}")]
+    Entities(String),
     /// The same location and SKU is counted twice in one batch.
     #[error("opening count of `{sku}` at `{location}` is given twice")]
     DuplicateCount {
@@ -233,18 +236,37 @@ pub async fn known(db: &Db) -> Result<Known, sqlx::Error> {
     Ok(out)
 }
 
-async fn held(
+/// What HQ holds of the entities `writes` name, read a few hundred keys a statement: an import
+/// reads only what it is about to compare, never the whole catalog at once.
+async fn held_for(
     conn: &mut sqlx::AnyConnection,
-    kinds: &[&str],
+    backend: crate::db::Backend,
+    writes: &[EntityWrite],
 ) -> Result<BTreeMap<(String, String), Option<String>>, sqlx::Error> {
+    let mut by_kind: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for w in writes {
+        by_kind
+            .entry(w.kind.as_str())
+            .or_default()
+            .push(w.key.as_str());
+    }
     let mut out = BTreeMap::new();
-    for kind in kinds {
-        let rows = sqlx::query("SELECT key, payload FROM ref_entities WHERE kind = $1")
-            .bind(*kind)
-            .fetch_all(&mut *conn)
-            .await?;
-        for row in rows {
-            out.insert(((*kind).to_owned(), row.get("key")), row.get("payload"));
+    for (kind, keys) in by_kind {
+        for some in keys.chunks(500) {
+            let mut marks = backend.marks();
+            let kind_mark = marks.next();
+            let list: Vec<String> = some.iter().map(|_| marks.next()).collect();
+            let sql = format!(
+                "SELECT key, payload FROM ref_entities WHERE kind = {kind_mark} AND key IN ({})",
+                list.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(kind);
+            for key in some {
+                query = query.bind(*key);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                out.insert((kind.to_owned(), row.get("key")), row.get("payload"));
+            }
         }
     }
     Ok(out)
@@ -264,8 +286,12 @@ fn same(held: Option<&Option<String>>, wanted: Option<&str>) -> bool {
     }
 }
 
-fn plan_of(held: &BTreeMap<(String, String), Option<String>>, writes: &[EntityWrite]) -> Plan {
-    let mut plan = Plan::default();
+/// Adds what `writes` would do, against what HQ holds of them, to `plan`.
+fn plan_of(
+    plan: &mut Plan,
+    held: &BTreeMap<(String, String), Option<String>>,
+    writes: &[EntityWrite],
+) {
     for w in writes {
         let id = (w.kind.clone(), w.key.clone());
         match held.get(&id) {
@@ -275,14 +301,15 @@ fn plan_of(held: &BTreeMap<(String, String), Option<String>>, writes: &[EntityWr
             _ => plan.created.push(id),
         }
     }
-    plan
 }
 
-fn kinds_of(writes: &[EntityWrite]) -> Vec<&str> {
-    let mut kinds: Vec<&str> = writes.iter().map(|w| w.kind.as_str()).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    kinds
+/// Entity writes a chunk at a time, so an import of a million rows never holds them all: a
+/// chunk that cannot be made ends the plan or the commit with its error.
+pub type Chunks<'a> = Box<dyn Iterator<Item = Result<Vec<EntityWrite>, ImportError>> + Send + 'a>;
+
+/// `writes` as one chunk source, a few thousand at a time.
+fn chunks_of(writes: &[EntityWrite]) -> Chunks<'_> {
+    Box::new(writes.chunks(2_000).map(|c| Ok(c.to_vec())))
 }
 
 /// A stock level: location, SKU.
@@ -335,10 +362,23 @@ pub async fn plan(
     writes: &[EntityWrite],
     counts: &[CountWrite],
 ) -> Result<Plan, ImportError> {
+    plan_chunks(db, chunks_of(writes), counts).await
+}
+
+/// What committing the writes of `chunks` and `counts` would do, without writing.
+pub async fn plan_chunks(
+    db: &Db,
+    chunks: Chunks<'_>,
+    counts: &[CountWrite],
+) -> Result<Plan, ImportError> {
     check_counts(counts)?;
     let mut conn = db.pool.acquire().await?;
-    let held = held(&mut conn, &kinds_of(writes)).await?;
-    let mut plan = plan_of(&held, writes);
+    let mut plan = Plan::default();
+    for chunk in chunks {
+        let chunk = chunk?;
+        let held = held_for(&mut conn, db.backend, &chunk).await?;
+        plan_of(&mut plan, &held, &chunk);
+    }
     if !counts.is_empty() {
         plan_counts(&mut plan, &held_counts(&mut conn).await?, counts);
     }
@@ -388,26 +428,26 @@ pub async fn commit(
     writes: &[EntityWrite],
     counts: &[CountWrite],
 ) -> Result<Committed, ImportError> {
+    commit_chunks(db, label, created_ms, chunks_of(writes), counts).await
+}
+
+/// [`commit`] of the writes of `chunks`, each compared with what HQ holds and written before
+/// the next is made. A chunk that cannot be made rolls the whole batch back.
+pub async fn commit_chunks(
+    db: &Db,
+    label: &str,
+    created_ms: i64,
+    chunks: Chunks<'_>,
+    counts: &[CountWrite],
+) -> Result<Committed, ImportError> {
     check_counts(counts)?;
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     lock_for_writing(&mut tx, db).await?;
     let (current, version) = next_version(&mut tx, db).await?;
-    let held = held(&mut tx, &kinds_of(writes)).await?;
-    let mut plan = plan_of(&held, writes);
-    if !counts.is_empty() {
-        plan_counts(&mut plan, &held_counts(&mut tx).await?, counts);
-    }
-    if plan.is_empty() {
-        tx.rollback().await?;
-        return Ok(Committed {
-            batch: None,
-            version: current,
-            plan,
-            counts_superseded: 0,
-        });
-    }
     let batch = format!("import-{version}");
+    // Recorded first, so the entity rows can name it; when nothing changes the transaction is
+    // rolled back and no batch remains.
     sqlx::query(
         "INSERT INTO import_batches (id, label, created_ms, version) VALUES ($1, $2, $3, $4)",
     )
@@ -417,9 +457,12 @@ pub async fn commit(
     .bind(version)
     .execute(&mut *tx)
     .await?;
-    // Written a few thousand entities at a time: the rows to bind copy every payload twice,
-    // which for a whole catalog at once would double what the import holds.
-    for chunk in writes.chunks(2_000) {
+    let mut plan = Plan::default();
+    for chunk in chunks {
+        let chunk = chunk?;
+        let held = held_for(&mut tx, db.backend, &chunk).await?;
+        plan_of(&mut plan, &held, &chunk);
+        // The rows to bind copy every payload twice: a chunk at a time keeps that small.
         let mut upserts = Vec::with_capacity(chunk.len());
         let mut records = Vec::with_capacity(chunk.len());
         for w in chunk {
@@ -428,20 +471,19 @@ pub async fn commit(
             if same(before, w.payload.as_deref()) {
                 continue;
             }
-            let after = w.payload.clone();
             upserts.push(vec![
                 Arg::Text(w.kind.clone()),
                 Arg::Text(w.key.clone()),
                 Arg::Int(version),
-                Arg::OptText(after.clone()),
+                Arg::OptText(w.payload.clone()),
             ]);
             records.push(vec![
                 Arg::Text(batch.clone()),
-                Arg::Text(w.kind.clone()),
-                Arg::Text(w.key.clone()),
+                Arg::Text(w.kind),
+                Arg::Text(w.key),
                 Arg::OptText(before.cloned().flatten()),
-                Arg::OptText(after),
-                Arg::OptText(w.provenance.clone()),
+                Arg::OptText(w.payload),
+                Arg::OptText(w.provenance),
             ]);
         }
         insert_many(
@@ -460,6 +502,18 @@ pub async fn commit(
             records,
         )
         .await?;
+    }
+    if !counts.is_empty() {
+        plan_counts(&mut plan, &held_counts(&mut tx).await?, counts);
+    }
+    if plan.is_empty() {
+        tx.rollback().await?;
+        return Ok(Committed {
+            batch: None,
+            version: current,
+            plan,
+            counts_superseded: 0,
+        });
     }
     let counted: BTreeSet<&Level> = plan.counts.iter().collect();
     let mut sets: Vec<LevelSet> = Vec::with_capacity(counted.len());

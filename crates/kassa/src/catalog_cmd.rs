@@ -246,17 +246,12 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
             };
             let mut outcome =
                 pipeline(&reads, &plan, review_path.as_deref(), &held.0, &mut phases)?;
-            let writes = phases.run("spelling out the entities", || {
-                entities(&reads, &outcome.catalog, &plan, &held)
-            })?;
-            phases.run("checking the catalog builds", || {
-                check_catalog(&held.0, &writes)
-            })?;
             let mut counts = phases.run("opening counts", || {
                 count_writes(&reads, &mut outcome.catalog)
             })?;
+            let entities = Entities::new(&reads, &outcome.catalog, &plan, &held);
             if let Some(db) = &db {
-                let merged_away = merges(&writes);
+                let merged_away = merges(&entities.removals);
                 if !merged_away.is_empty() {
                     let mut skus: Vec<String> = merged_away
                         .iter()
@@ -329,39 +324,45 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 }
                 None => anyhow::Ok(()),
             };
+            let chunks = entities.chunks()?;
             match (&db, dry_run) {
                 (Some(db), true) => {
-                    let p = phases.run("comparing with HQ", || {
-                        runtime.block_on(hq::import::plan(db, &writes, &counts))
-                    })?;
+                    let p = phases
+                        .run("spelling out the entities and comparing with HQ", || {
+                            runtime.block_on(hq::import::plan_chunks(db, chunks, &counts))
+                        })?;
                     print_plan("would", &p, merged, 0);
                     write_report(&p)?;
                 }
                 (None, _) => {
-                    let p = hq::import::Plan {
-                        created: writes
-                            .iter()
-                            .map(|w| (w.kind.clone(), w.key.clone()))
-                            .collect(),
+                    let mut p = hq::import::Plan {
                         counts: counts
                             .iter()
                             .map(|c| (c.location.clone(), c.sku.clone()))
                             .collect(),
                         ..hq::import::Plan::default()
                     };
+                    phases.run("spelling out the entities", || {
+                        for chunk in chunks {
+                            p.created
+                                .extend(chunk?.into_iter().map(|w| (w.kind, w.key)));
+                        }
+                        anyhow::Ok(())
+                    })?;
                     print_plan("would", &p, merged, 0);
                     write_report(&p)?;
                 }
                 (Some(db), false) => {
-                    let committed = phases.run("writing to HQ", || {
-                        runtime.block_on(hq::import::commit(
-                            db,
-                            &label,
-                            jiff::Timestamp::now().as_millisecond(),
-                            &writes,
-                            &counts,
-                        ))
-                    })?;
+                    let committed =
+                        phases.run("spelling out the entities and writing to HQ", || {
+                            runtime.block_on(hq::import::commit_chunks(
+                                db,
+                                &label,
+                                jiff::Timestamp::now().as_millisecond(),
+                                chunks,
+                                &counts,
+                            ))
+                        })?;
                     print_plan("did", &committed.plan, merged, committed.counts_superseded);
                     write_report(&committed.plan)?;
                     match committed.batch {
@@ -804,8 +805,8 @@ fn file_errors(reads: &[SourceRead]) -> Vec<String> {
 }
 
 /// The variants an import removes because they were merged into another: `(gone, survivor)`.
-fn merges(writes: &[hq::import::EntityWrite]) -> Vec<(String, String)> {
-    writes
+fn merges(removals: &[hq::import::EntityWrite]) -> Vec<(String, String)> {
+    removals
         .iter()
         .filter(|w| w.kind == "variant" && w.payload.is_none())
         .filter_map(|w| {
@@ -1089,86 +1090,170 @@ fn merge_entries(
 
 /// The reference entities the catalog becomes: one `variant` per variant (keeping identifiers
 /// HQ already had for it) and one `prices` entity per priced SKU, in the chain book that
-/// already prices it or else in the import's book, effective from the declared instant.
-pub(crate) fn entities(
-    reads: &[SourceRead],
-    catalog: &CanonicalCatalog,
-    plan: &PlanFile,
-    held: &(BTreeMap<String, String>, BTreeMap<String, String>),
-) -> anyhow::Result<Vec<hq::import::EntityWrite>> {
-    let currency = plan.currency.clone().unwrap_or_else(|| "EUR".to_owned());
-    let book = plan
-        .pricebook
-        .clone()
-        .unwrap_or_else(|| "catalog".to_owned());
-    let from = plan
-        .effective_from
-        .clone()
-        .unwrap_or_else(|| "2000-01-01T00:00:00Z".to_owned());
-    // Which chain book in the chain's currency already prices each SKU.
-    let mut books: HashMap<String, PricesEntity> = HashMap::new();
-    for payload in held.1.values() {
-        if let Ok(p) = serde_json::from_str::<PricesEntity>(payload) {
-            if p.currency == currency && matches!(p.scope, ScopeDto::Chain(_)) {
-                books.entry(p.sku.clone()).or_insert(p);
+/// already prices it or else in the import's book, effective from the declared instant. They
+/// are made a chunk at a time ([`Entities::chunks`]) while HQ compares and writes them: a
+/// million rows' entities held at once would take gigabytes.
+pub(crate) struct Entities<'a> {
+    reads: &'a [SourceRead],
+    catalog: &'a CanonicalCatalog,
+    held: &'a (BTreeMap<String, String>, BTreeMap<String, String>),
+    currency: String,
+    book: String,
+    from: String,
+    /// The key of the chain book's prices entity in the chain's currency that already prices
+    /// each SKU (the entity itself is read from `held` when the SKU is written).
+    books: HashMap<String, String>,
+    /// The identifiers of the variants merged away, by the SKU they were merged into.
+    absorbed: HashMap<String, Vec<IdentifierDto>>,
+    /// Variants HQ holds that this catalog no longer has because a person merged them into
+    /// another (their identifiers now belong to it), and their prices: removed.
+    pub(crate) removals: Vec<hq::import::EntityWrite>,
+}
+
+impl<'a> Entities<'a> {
+    pub(crate) fn new(
+        reads: &'a [SourceRead],
+        catalog: &'a CanonicalCatalog,
+        plan: &PlanFile,
+        held: &'a (BTreeMap<String, String>, BTreeMap<String, String>),
+    ) -> Self {
+        let currency = plan.currency.clone().unwrap_or_else(|| "EUR".to_owned());
+        let mut books: HashMap<String, String> = HashMap::new();
+        for (key, payload) in &held.1 {
+            if let Ok(p) = serde_json::from_str::<PricesEntity>(payload) {
+                if p.currency == currency && matches!(p.scope, ScopeDto::Chain(_)) {
+                    books.entry(p.sku).or_insert_with(|| key.clone());
+                }
             }
         }
-    }
-    // Variants HQ holds that this catalog no longer has because a person merged them into
-    // another (their identifiers now belong to it): they are removed, and the variant they
-    // were merged into keeps their identifiers.
-    let mut new_by_key: HashMap<String, &str> = HashMap::new();
-    for v in &catalog.variants {
-        for id in &v.identifiers(reads) {
-            new_by_key.insert(id.key(), v.sku.as_str());
-        }
-    }
-    let in_catalog: std::collections::HashSet<&str> =
-        catalog.variants.iter().map(|v| v.sku.as_str()).collect();
-    let mut absorbed: HashMap<String, Vec<IdentifierDto>> = HashMap::new();
-    let mut writes = Vec::with_capacity(catalog.variants.len() * 2);
-    for (sku, payload) in &held.0 {
-        if in_catalog.contains(sku.as_str()) {
-            continue;
-        }
-        let Ok(old) = serde_json::from_str::<VariantEntity>(payload) else {
-            continue;
-        };
-        let into = old
-            .variant
-            .identifiers
+        let in_catalog: std::collections::HashSet<&str> =
+            catalog.variants.iter().map(|v| v.sku.as_str()).collect();
+        let gone: Vec<(&String, &String)> = held
+            .0
             .iter()
-            .find_map(|id| new_by_key.get(&id_key(id)).copied());
-        let Some(into) = into else { continue };
-        absorbed
-            .entry(into.to_owned())
-            .or_default()
-            .extend(old.variant.identifiers.clone());
-        writes.push(hq::import::EntityWrite {
-            kind: "variant".to_owned(),
-            key: sku.clone(),
-            payload: None,
-            provenance: Some(format!("merged into {into}")),
-        });
-        // Price keys are `book|sku`.
-        for key in held.1.keys() {
-            if key.rsplit_once('|').map(|(_, s)| s) == Some(sku.as_str()) {
-                writes.push(hq::import::EntityWrite {
-                    kind: "prices".to_owned(),
-                    key: key.clone(),
-                    payload: None,
-                    provenance: Some(format!("merged into {into}")),
-                });
+            .filter(|(sku, _)| !in_catalog.contains(sku.as_str()))
+            .collect();
+        drop(in_catalog);
+        // Which new variant holds each identifier: only asked when HQ holds variants this
+        // catalog lacks (a million identifiers take hundreds of megabytes).
+        let mut new_by_key: HashMap<String, &str> = HashMap::new();
+        if !gone.is_empty() {
+            for v in &catalog.variants {
+                for id in &v.identifiers(reads) {
+                    new_by_key.insert(id.key(), v.sku.as_str());
+                }
             }
         }
+        let mut absorbed: HashMap<String, Vec<IdentifierDto>> = HashMap::new();
+        let mut removals = Vec::new();
+        for (sku, payload) in gone {
+            let Ok(old) = serde_json::from_str::<VariantEntity>(payload) else {
+                continue;
+            };
+            let into = old
+                .variant
+                .identifiers
+                .iter()
+                .find_map(|id| new_by_key.get(&id_key(id)).copied());
+            let Some(into) = into else { continue };
+            absorbed
+                .entry(into.to_owned())
+                .or_default()
+                .extend(old.variant.identifiers.clone());
+            removals.push(hq::import::EntityWrite {
+                kind: "variant".to_owned(),
+                key: sku.clone(),
+                payload: None,
+                provenance: Some(format!("merged into {into}")),
+            });
+            // Price keys are `book|sku`.
+            for key in held.1.keys() {
+                if key.rsplit_once('|').map(|(_, s)| s) == Some(sku.as_str()) {
+                    removals.push(hq::import::EntityWrite {
+                        kind: "prices".to_owned(),
+                        key: key.clone(),
+                        payload: None,
+                        provenance: Some(format!("merged into {into}")),
+                    });
+                }
+            }
+        }
+        Entities {
+            reads,
+            catalog,
+            held,
+            currency,
+            book: plan
+                .pricebook
+                .clone()
+                .unwrap_or_else(|| "catalog".to_owned()),
+            from: plan
+                .effective_from
+                .clone()
+                .unwrap_or_else(|| "2000-01-01T00:00:00Z".to_owned()),
+            books,
+            absorbed,
+            removals,
+        }
     }
-    for v in &catalog.variants {
+
+    /// Every write, a thousand variants at a time after the removals, checking on the way that
+    /// HQ's catalog after them still builds: no SKU twice, no identifier on two variants
+    /// (stores refuse a catalog that does not, so such an import is refused, and its
+    /// transaction rolled back, before anything is kept). The variants HQ keeps as they are
+    /// are checked first.
+    pub(crate) fn chunks(&'a self) -> anyhow::Result<hq::import::Chunks<'a>> {
+        let mut index = domain::catalog::CatalogIndex::default();
+        let rewritten: std::collections::HashSet<&str> = self
+            .catalog
+            .variants
+            .iter()
+            .map(|v| v.sku.as_str())
+            .chain(self.removals.iter().map(|w| w.key.as_str()))
+            .collect();
+        for (sku, payload) in &self.held.0 {
+            if rewritten.contains(sku.as_str()) {
+                continue;
+            }
+            let entity = serde_json::from_str::<VariantEntity>(payload)
+                .with_context(|| format!("variant {sku} at HQ is not a variant entity"))?;
+            let variant = entity
+                .variant
+                .parse(&format!("variant {sku}"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            domain::catalog::Product::check(&entity.product_id, &entity.product_name)
+                .and_then(|()| index.add((0, 0), &variant))
+                .map_err(would_not_build)?;
+        }
+        let removals = std::iter::once(Ok(self.removals.clone()));
+        let variants = self.catalog.variants.chunks(1_000).map(move |some| {
+            let mut writes = Vec::with_capacity(some.len() * 2);
+            for v in some {
+                writes.extend(
+                    self.variant(v, &mut index)
+                        .map_err(|e| hq::import::ImportError::Entities(format!("{e:#}")))?,
+                );
+            }
+            Ok(writes)
+        });
+        Ok(Box::new(removals.chain(variants)))
+    }
+
+    /// The writes of one variant: itself and its prices.
+    fn variant(
+        &self,
+        v: &canonical::CanonicalVariant,
+        index: &mut domain::catalog::CatalogIndex,
+    ) -> anyhow::Result<Vec<hq::import::EntityWrite>> {
+        let (reads, book, from, currency) = (self.reads, &self.book, &self.from, &self.currency);
+        let mut writes = Vec::with_capacity(2);
         let sku = v.sku.to_string();
         let mut identifiers: Vec<IdentifierDto> = Vec::new();
         let mut keys = std::collections::HashSet::new();
         let mut product_id = v.product_id.clone();
         let mut product_name = v.product_name.clone();
-        if let Some(old) = held
+        if let Some(old) = self
+            .held
             .0
             .get(&sku)
             .and_then(|p| serde_json::from_str::<VariantEntity>(p).ok())
@@ -1195,9 +1280,9 @@ pub(crate) fn entities(
                 identifiers.push(dto);
             }
         }
-        for dto in absorbed.remove(&sku).unwrap_or_default() {
-            if keys.insert(id_key(&dto)) {
-                identifiers.push(dto);
+        for dto in self.absorbed.get(&sku).into_iter().flatten() {
+            if keys.insert(id_key(dto)) {
+                identifiers.push(dto.clone());
             }
         }
         let entity = VariantEntity {
@@ -1213,10 +1298,13 @@ pub(crate) fn entities(
                 open_price: false,
             },
         };
-        entity
+        let variant = entity
             .variant
             .parse(&format!("variant {sku}"))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        domain::catalog::Product::check(&entity.product_id, &entity.product_name)
+            .and_then(|()| index.add((0, 0), &variant))
+            .map_err(would_not_build)?;
         let provenance: Vec<Value> = v
             .provenance(reads)
             .iter()
@@ -1235,7 +1323,8 @@ pub(crate) fn entities(
         });
         for sp in &v.store_prices {
             let key = format!("{book}-{}|{sku}", sp.store);
-            let target = held
+            let target = self
+                .held
                 .1
                 .get(&key)
                 .and_then(|p| serde_json::from_str::<PricesEntity>(p).ok())
@@ -1249,7 +1338,7 @@ pub(crate) fn entities(
                     sku: sku.clone(),
                     entries: Vec::new(),
                 });
-            let entries = merge_entries(&target.entries, &sku, &sp.price.amount_string(), &from)?
+            let entries = merge_entries(&target.entries, &sku, &sp.price.amount_string(), from)?
                 .unwrap_or_else(|| target.entries.clone());
             let entity = PricesEntity { entries, ..target };
             writes.push(hq::import::EntityWrite {
@@ -1259,17 +1348,24 @@ pub(crate) fn entities(
                 provenance: None,
             });
         }
-        let Some(price) = v.price else { continue };
+        let Some(price) = v.price else {
+            return Ok(writes);
+        };
         let amount = price.amount_string();
-        let target = books.get(&sku).cloned().unwrap_or_else(|| PricesEntity {
-            book: book.clone(),
-            version: 1,
-            scope: ScopeDto::Chain("chain".to_owned()),
-            currency: currency.clone(),
-            sku: sku.clone(),
-            entries: Vec::new(),
-        });
-        let entries = match merge_entries(&target.entries, &sku, &amount, &from)? {
+        let target = self
+            .books
+            .get(&sku)
+            .and_then(|key| self.held.1.get(key))
+            .and_then(|p| serde_json::from_str::<PricesEntity>(p).ok())
+            .unwrap_or_else(|| PricesEntity {
+                book: book.clone(),
+                version: 1,
+                scope: ScopeDto::Chain("chain".to_owned()),
+                currency: currency.clone(),
+                sku: sku.clone(),
+                entries: Vec::new(),
+            });
+        let entries = match merge_entries(&target.entries, &sku, &amount, from)? {
             Some(e) => e,
             None => target.entries.clone(),
         };
@@ -1280,51 +1376,16 @@ pub(crate) fn entities(
             payload: Some(serde_json::to_string(&entity)?),
             provenance: None,
         });
+        Ok(writes)
     }
-    Ok(writes)
 }
 
-/// Checks that HQ's catalog after the writes still builds: no SKU twice, no identifier on two
-/// variants. Stores refuse a catalog that does not, so such an import is refused before
-/// anything is written.
-fn check_catalog(
-    held: &BTreeMap<String, String>,
-    writes: &[hq::import::EntityWrite],
-) -> anyhow::Result<()> {
-    let mut after: BTreeMap<&str, &str> =
-        held.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    for w in writes.iter().filter(|w| w.kind == "variant") {
-        match &w.payload {
-            None => after.remove(w.key.as_str()),
-            Some(p) => after.insert(w.key.as_str(), p.as_str()),
-        };
-    }
-    let mut products: BTreeMap<String, (String, Vec<domain::catalog::Variant>)> = BTreeMap::new();
-    for (sku, payload) in after {
-        let entity = serde_json::from_str::<VariantEntity>(payload)
-            .with_context(|| format!("variant {sku} at HQ is not a variant entity"))?;
-        let variant = entity
-            .variant
-            .parse(&format!("variant {sku}"))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        products
-            .entry(entity.product_id)
-            .or_insert_with(|| (entity.product_name, Vec::new()))
-            .1
-            .push(variant);
-    }
-    let products = products
-        .into_iter()
-        .map(|(id, (name, variants))| domain::catalog::Product::new(&id, &name, variants))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("the catalog after this import would not build: {e}"))?;
-    domain::catalog::Catalog::build(products).map_err(|e| {
-        anyhow::anyhow!(
-            "the catalog after this import would not build: {e}; nothing was written (merge or \
-             separate the variants in the review file, or fix the source files)"
-        )
-    })?;
-    Ok(())
+/// Why HQ's catalog would not build after the import.
+fn would_not_build(e: domain::catalog::CatalogError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the catalog after this import would not build: {e}; nothing was written (merge or \
+         separate the variants in the review file, or fix the source files)"
+    )
 }
 
 fn id_key(id: &IdentifierDto) -> String {

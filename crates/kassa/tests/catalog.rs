@@ -1070,7 +1070,6 @@ async fn a_dry_run_reports_every_phase_and_writes_a_readable_list() {
         "matching",
         "building the catalog",
         "spelling out the entities",
-        "checking the catalog builds",
         "opening counts",
         "comparing with HQ",
     ] {
