@@ -7,7 +7,9 @@
 mod backends;
 
 use hq::db::Db;
-use hq::import::{EntityWrite, ImportError, commit, entities, plan, rollback};
+use hq::import::{
+    EntityWrite, ImportError, batches, commit, commit_chunks, entities, plan, rollback,
+};
 use serde_json::json;
 
 use backends::{on_postgres, on_sqlite};
@@ -256,7 +258,62 @@ async fn a_rollback_leaves_no_stock_row_behind(db: &Db) {
     assert_eq!(stock_rows(db).await, []);
 }
 
+/// A commit made a chunk at a time that fails part-way (a chunk that cannot be made: the
+/// catalog would not build) keeps nothing: no entity of the chunks before, no batch, no version.
+async fn a_commit_that_fails_part_way_keeps_nothing(db: &Db) {
+    let seeded = commit(
+        db,
+        "seed",
+        1,
+        &[variant("A-1", "Old", "4006381333931")],
+        &[],
+    )
+    .await
+    .unwrap();
+    let chunks: hq::import::Chunks<'_> = Box::new(
+        vec![
+            Ok(vec![
+                variant("A-1", "Espresso Machine", "4006381333931"),
+                variant("B-2", "Coffee Beans", "036000291452"),
+            ]),
+            Err(ImportError::Entities(
+                "the catalog after this import would not build".into(),
+            )),
+            Ok(vec![variant("C-3", "Tea", "5000112637922")]),
+        ]
+        .into_iter(),
+    );
+    let e = commit_chunks(db, "broken", 2, chunks, &[])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("would not build"), "{e}");
+    let now = entities(db, "variant").await.unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now["A-1"]["product_name"], "Old");
+    let listed = batches(db).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].version, seeded.version);
+    // And the next commit takes the next version as if nothing had been tried.
+    let next = commit(
+        db,
+        "next",
+        3,
+        &[variant("B-2", "Coffee Beans", "036000291452")],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(next.version, seeded.version + 1);
+}
+
 mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_that_fails_part_way_keeps_nothing() {
+        crate::on_sqlite(|db| async move {
+            crate::a_commit_that_fails_part_way_keeps_nothing(&db).await
+        })
+        .await;
+    }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rollback_leaves_no_stock_row_behind() {
         crate::on_sqlite(
@@ -279,6 +336,13 @@ mod sqlite {
 }
 
 mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_that_fails_part_way_keeps_nothing() {
+        crate::on_postgres(|db| async move {
+            crate::a_commit_that_fails_part_way_keeps_nothing(&db).await
+        })
+        .await;
+    }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rollback_leaves_no_stock_row_behind() {
         crate::on_postgres(

@@ -10,6 +10,12 @@ mod price;
 mod store_cmd;
 mod terminal_sim_cmd;
 
+/// mimalloc rather than the system's allocator: a catalog import of a million rows builds and
+/// drops millions of small texts, and glibc's allocator kept hundreds of megabytes of freed
+/// memory out of reach of the next phase (see the README's catalog benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// Kassa, an offline-first point-of-sale platform for retail chains.
