@@ -8,6 +8,7 @@ pub mod api;
 pub mod cards;
 pub mod db;
 mod extract;
+pub mod identity;
 pub mod import;
 pub mod ingest;
 pub mod refdata;

@@ -50,6 +50,11 @@ enum HqCommand {
         #[command(subcommand)]
         command: TerminalCommand,
     },
+    /// People who use the back office.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Publish a reference data set (`kassa-seed/1`) as the new state; stores pull the changes.
     Publish {
         /// The file.
@@ -75,6 +80,29 @@ enum StoreCommand {
         /// Store id.
         #[arg(long)]
         id: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum UserCommand {
+    /// Add a user (the first admin comes from here); recorded in the audit log as done by `cli`.
+    Add {
+        /// Sign-in name: a-z, 0-9, `.`, `_` and `-`.
+        #[arg(long)]
+        name: String,
+        /// The name shown (defaults to the sign-in name).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// admin, merchandiser, store-manager, finance, support or auditor.
+        #[arg(long)]
+        role: String,
+        /// A store a store manager runs (repeat for several).
+        #[arg(long = "store")]
+        stores: Vec<String>,
+        /// A file whose first line is the password (at least 12 characters), or `-` to read it
+        /// from standard input; never given on the command line, where others could see it.
+        #[arg(long)]
+        password_file: PathBuf,
     },
 }
 
@@ -171,6 +199,44 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 let terminal = TerminalId::parse(&id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
                 hq::add_terminal(&db, &store, &terminal, &public_key).await?;
                 println!("terminal {terminal} registered to store {store}");
+            }
+            HqCommand::User {
+                command:
+                    UserCommand::Add {
+                        name,
+                        display_name,
+                        role,
+                        stores,
+                        password_file,
+                    },
+            } => {
+                let password = if password_file.as_os_str() == "-" {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("cannot read the password from standard input")?;
+                    line
+                } else {
+                    std::fs::read_to_string(&password_file)
+                        .with_context(|| format!("cannot read {}", password_file.display()))?
+                };
+                let password = password.lines().next().unwrap_or_default().to_owned();
+                let role = hq::identity::Role::parse(&role)?;
+                let db = hq::db::open(&url).await?;
+                let user = hq::identity::add_user(
+                    &db,
+                    &hq::identity::NewUser {
+                        display_name: display_name.unwrap_or_else(|| name.clone()),
+                        name,
+                        role,
+                        stores,
+                        password,
+                    },
+                    &hq::identity::Actor::Cli,
+                    jiff::Timestamp::now().as_millisecond(),
+                )
+                .await?;
+                println!("user {} added with role {}", user.name, user.role);
             }
             HqCommand::Publish { file } => {
                 let pepper = pin_pepper(args.data.as_deref(), args.pin_pepper_file.as_deref())?;

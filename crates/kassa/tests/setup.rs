@@ -810,3 +810,99 @@ async fn a_seeded_store_attached_to_an_empty_hq_says_so_until_hq_publishes() {
     node.stop().await;
     hq.stop().await;
 }
+
+/// The first admin and a store manager come from `kassa hq user add`, with the password from a
+/// file or standard input, never from the command line; a bad user is refused by name of the
+/// field and adds nothing.
+#[test]
+fn users_are_added_from_the_command_line_with_the_password_from_a_file() {
+    let root = tempfile::tempdir().unwrap();
+    let hq = root.path().join("hq");
+    let hq_arg = arg(&hq);
+    ok(&[
+        "hq", "--data", &hq_arg, "store", "add", "--id", STORE, "--name", "Wien",
+    ]);
+    let password = root.path().join("password");
+    std::fs::write(&password, "correct horse battery\n").unwrap();
+    let out = ok(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "user",
+        "add",
+        "--name",
+        "Admin",
+        "--role",
+        "admin",
+        "--password-file",
+        &arg(&password),
+    ]);
+    assert!(out.contains("user admin added with role admin"), "{out}");
+    let e = refused(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "user",
+        "add",
+        "--name",
+        "maria",
+        "--role",
+        "store-manager",
+        "--password-file",
+        &arg(&password),
+    ]);
+    assert!(
+        e.contains("stores: a store manager runs at least one store"),
+        "{e}"
+    );
+    let e = refused(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "user",
+        "add",
+        "--name",
+        "admin",
+        "--role",
+        "auditor",
+        "--password-file",
+        &arg(&password),
+    ]);
+    assert!(e.contains("a user `admin` exists already"), "{e}");
+    // From standard input.
+    let mut child = std::process::Command::new(kassa())
+        .args([
+            "hq",
+            "--data",
+            &hq_arg,
+            "user",
+            "add",
+            "--name",
+            "maria",
+            "--role",
+            "store-manager",
+            "--store",
+            STORE,
+            "--password-file",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"another long password\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("user maria added with role store-manager")
+    );
+}

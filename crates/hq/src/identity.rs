@@ -1,0 +1,501 @@
+//! People at HQ and the audit log (ADR 0004): users with a role and a password (argon2id),
+//! signing in with a lockout after repeated failures, and an append-only log of every change
+//! and every sign-in, written in the transaction of what it records. Sessions, API keys and the
+//! pages that use them build on this.
+
+use std::fmt;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use sqlx::Row;
+
+use crate::db::Db;
+
+/// Wrong passwords in a row before an account is locked.
+pub const SIGN_IN_ATTEMPTS: i64 = 5;
+/// How long a locked account stays locked, milliseconds.
+pub const LOCKOUT_MS: i64 = 15 * 60 * 1000;
+/// The shortest password taken.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// What a person may do at HQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Everything, users and keys included.
+    Admin,
+    /// The catalog and prices.
+    Merchandiser,
+    /// Their stores: staff, stock, reports, exceptions.
+    StoreManager,
+    /// Reports, reconciliation, exports.
+    Finance,
+    /// The fleet and diagnostics.
+    Support,
+    /// Reads everything, changes nothing.
+    Auditor,
+}
+
+impl Role {
+    /// Every role, in the order the back office lists them.
+    pub const ALL: [Role; 6] = [
+        Role::Admin,
+        Role::Merchandiser,
+        Role::StoreManager,
+        Role::Finance,
+        Role::Support,
+        Role::Auditor,
+    ];
+
+    /// The role's name, as stored and typed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Merchandiser => "merchandiser",
+            Role::StoreManager => "store-manager",
+            Role::Finance => "finance",
+            Role::Support => "support",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    /// The role named `name`.
+    pub fn parse(name: &str) -> Result<Role, IdentityError> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == name.trim())
+            .ok_or_else(|| IdentityError::Invalid {
+                field: "role",
+                reason: format!(
+                    "`{name}` is not a role: one of {}",
+                    Role::ALL.map(Role::as_str).join(", ")
+                ),
+            })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a user could not be added or signed in.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A field is not acceptable.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The sign-in name is taken.
+    #[error("a user `{0}` exists already")]
+    UserExists(String),
+    /// Unknown user or wrong password (never which of the two).
+    #[error("wrong name or password")]
+    WrongPassword {
+        /// Wrong passwords left before the account locks (`None` for an unknown name).
+        attempts_left: Option<i64>,
+    },
+    /// Too many wrong passwords: locked until then (epoch ms).
+    #[error("too many wrong passwords: locked for {} more minutes", ((until_ms - now_ms).max(0) + 59_999) / 60_000)]
+    Locked {
+        /// Until when.
+        until_ms: i64,
+        /// When it was asked.
+        now_ms: i64,
+    },
+    /// The account was disabled.
+    #[error("this account is disabled")]
+    Disabled,
+    /// The password could not be hashed.
+    #[error("password hashing: {0}")]
+    Hash(String),
+}
+
+/// A user to add.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Sign-in name: 1 to 64 of `a-z 0-9 . _ -` (taken in lower case).
+    pub name: String,
+    /// The name shown.
+    pub display_name: String,
+    /// The role.
+    pub role: Role,
+    /// The stores of a store manager (at least one, each registered); none for other roles.
+    pub stores: Vec<String>,
+    /// The password, at least [`MIN_PASSWORD_CHARS`] characters.
+    pub password: String,
+}
+
+/// A user as HQ holds it (without the password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Sign-in name.
+    pub name: String,
+    /// The name shown.
+    pub display_name: String,
+    /// The role.
+    pub role: Role,
+    /// A store manager's stores.
+    pub stores: Vec<String>,
+}
+
+/// Who did something, as the audit log names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A person signed in.
+    User(String),
+    /// A command run on the HQ machine (`kassa hq …`), by whoever can reach its database.
+    Cli,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::User(name) => write!(f, "user:{name}"),
+            Actor::Cli => f.write_str("cli"),
+        }
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Its position in the log.
+    pub id: i64,
+    /// When, epoch ms.
+    pub at_ms: i64,
+    /// Who (`user:NAME`, `cli`, …).
+    pub actor: String,
+    /// From where, when it came over the network.
+    pub source: Option<String>,
+    /// What (`user.add`, `sign-in`, `sign-in.refused`, …).
+    pub action: String,
+    /// On what.
+    pub target: Option<String>,
+    /// The state before, JSON.
+    pub before: Option<String>,
+    /// The state after, JSON.
+    pub after: Option<String>,
+}
+
+/// One line to append to the audit log.
+pub(crate) struct Audit<'a> {
+    pub at_ms: i64,
+    pub actor: &'a str,
+    pub source: Option<&'a str>,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub before: Option<&'a str>,
+    pub after: Option<&'a str>,
+}
+
+impl Audit<'_> {
+    /// Appends the line inside `conn`'s transaction, so the record and the change it records
+    /// are kept or lost together.
+    pub(crate) async fn append(self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO audit_log (at_ms, actor, source, action, target, before_json, after_json)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(self.at_ms)
+        .bind(self.actor)
+        .bind(self.source)
+        .bind(self.action)
+        .bind(self.target)
+        .bind(self.before)
+        .bind(self.after)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> Result<String, IdentityError> {
+    let name = name.trim().to_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(name)
+    } else {
+        Err(IdentityError::Invalid {
+            field: "name",
+            reason: "a sign-in name is 1 to 64 of a-z, 0-9, `.`, `_` and `-`".into(),
+        })
+    }
+}
+
+fn hash_password(password: &str) -> Result<String, IdentityError> {
+    let mut salt = [0_u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| IdentityError::Hash(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| IdentityError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| IdentityError::Hash(e.to_string()))
+}
+
+fn password_matches(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Adds a user, recorded in the audit log as done by `actor`. Refuses a bad name, a short
+/// password, a store manager without stores or with a store HQ does not know, stores given to
+/// another role, and a name that is taken; a refusal writes nothing.
+pub async fn add_user(
+    db: &Db,
+    user: &NewUser,
+    actor: &Actor,
+    now_ms: i64,
+) -> Result<User, IdentityError> {
+    let name = check_name(&user.name)?;
+    let display_name = user.display_name.trim();
+    if display_name.is_empty() || display_name.chars().count() > 100 {
+        return Err(IdentityError::Invalid {
+            field: "display_name",
+            reason: "1 to 100 characters".into(),
+        });
+    }
+    if user.password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(IdentityError::Invalid {
+            field: "password",
+            reason: format!("at least {MIN_PASSWORD_CHARS} characters"),
+        });
+    }
+    let mut stores: Vec<String> = user.stores.iter().map(|s| s.trim().to_owned()).collect();
+    stores.sort_unstable();
+    stores.dedup();
+    match (user.role, stores.is_empty()) {
+        (Role::StoreManager, true) => {
+            return Err(IdentityError::Invalid {
+                field: "stores",
+                reason: "a store manager runs at least one store".into(),
+            });
+        }
+        (Role::StoreManager, false) => {}
+        (role, false) => {
+            return Err(IdentityError::Invalid {
+                field: "stores",
+                reason: format!("a user with role {role} sees every store: give no stores"),
+            });
+        }
+        (_, true) => {}
+    }
+    let hash = hash_password(&user.password)?;
+    let mut tx = db.pool.begin().await?;
+    for store in &stores {
+        let known: Option<String> = sqlx::query_scalar("SELECT id FROM stores WHERE id = $1")
+            .bind(store)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if known.is_none() {
+            return Err(IdentityError::Invalid {
+                field: "stores",
+                reason: format!("no store `{store}` at HQ"),
+            });
+        }
+    }
+    let taken: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+        .bind(&name)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if taken.is_some() {
+        return Err(IdentityError::UserExists(name));
+    }
+    sqlx::query(
+        "INSERT INTO users (id, display_name, role, stores, password_hash, created_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&name)
+    .bind(display_name)
+    .bind(user.role.as_str())
+    .bind(stores.join(","))
+    .bind(&hash)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    let after = serde_json::json!({
+        "name": name, "display_name": display_name, "role": user.role.as_str(), "stores": stores,
+    })
+    .to_string();
+    Audit {
+        at_ms: now_ms,
+        actor: &actor.to_string(),
+        source: None,
+        action: "user.add",
+        target: Some(&format!("user:{name}")),
+        before: None,
+        after: Some(&after),
+    }
+    .append(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(User {
+        name,
+        display_name: display_name.to_owned(),
+        role: user.role,
+        stores,
+    })
+}
+
+/// Signs `name` in with `password` from `source`. After [`SIGN_IN_ATTEMPTS`] wrong passwords
+/// in a row the account is locked for [`LOCKOUT_MS`], even to the right password; a success
+/// clears the count. Every attempt on a known account is recorded in the audit log; an unknown
+/// name costs the same hashing time as a known one and answers the same error.
+pub async fn sign_in(
+    db: &Db,
+    name: &str,
+    password: &str,
+    source: Option<&str>,
+    now_ms: i64,
+) -> Result<User, IdentityError> {
+    let name = name.trim().to_lowercase();
+    let mut tx = db.pool.begin().await?;
+    let row = sqlx::query(
+        "SELECT display_name, role, stores, password_hash, disabled_ms, failed_sign_ins, locked_until_ms
+         FROM users WHERE id = $1",
+    )
+    .bind(&name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        // The same work as a known name, so that timing does not tell which names exist.
+        let _ = password_matches(password, dummy_hash());
+        return Err(IdentityError::WrongPassword {
+            attempts_left: None,
+        });
+    };
+    let target = format!("user:{name}");
+    if row.get::<Option<i64>, _>("disabled_ms").is_some() {
+        attempt(&mut tx, now_ms, &target, source, Some("disabled")).await?;
+        tx.commit().await?;
+        return Err(IdentityError::Disabled);
+    }
+    if let Some(until_ms) = row
+        .get::<Option<i64>, _>("locked_until_ms")
+        .filter(|until| *until > now_ms)
+    {
+        attempt(&mut tx, now_ms, &target, source, Some("locked")).await?;
+        tx.commit().await?;
+        return Err(IdentityError::Locked { until_ms, now_ms });
+    }
+    let stored: String = row.get("password_hash");
+    if !password_matches(password, &stored) {
+        let failed = row.get::<i64, _>("failed_sign_ins") + 1;
+        let locked_until = (failed >= SIGN_IN_ATTEMPTS).then_some(now_ms + LOCKOUT_MS);
+        sqlx::query("UPDATE users SET failed_sign_ins = $1, locked_until_ms = $2 WHERE id = $3")
+            .bind(if locked_until.is_some() { 0 } else { failed })
+            .bind(locked_until)
+            .bind(&name)
+            .execute(&mut *tx)
+            .await?;
+        let reason = if locked_until.is_some() {
+            "wrong password, locked"
+        } else {
+            "wrong password"
+        };
+        attempt(&mut tx, now_ms, &target, source, Some(reason)).await?;
+        tx.commit().await?;
+        return Err(match locked_until {
+            Some(until_ms) => IdentityError::Locked { until_ms, now_ms },
+            None => IdentityError::WrongPassword {
+                attempts_left: Some(SIGN_IN_ATTEMPTS - failed),
+            },
+        });
+    }
+    sqlx::query("UPDATE users SET failed_sign_ins = 0, locked_until_ms = NULL WHERE id = $1")
+        .bind(&name)
+        .execute(&mut *tx)
+        .await?;
+    attempt(&mut tx, now_ms, &target, source, None).await?;
+    tx.commit().await?;
+    let stores: String = row.get("stores");
+    Ok(User {
+        name,
+        display_name: row.get("display_name"),
+        role: Role::parse(&row.get::<String, _>("role"))?,
+        stores: stores
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// Records a sign-in of `user` (`refused` with the reason, or not).
+async fn attempt(
+    tx: &mut sqlx::AnyConnection,
+    now_ms: i64,
+    user: &str,
+    source: Option<&str>,
+    refused: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let after = refused.map(|r| serde_json::json!({ "reason": r }).to_string());
+    Audit {
+        at_ms: now_ms,
+        actor: user,
+        source,
+        action: if refused.is_some() {
+            "sign-in.refused"
+        } else {
+            "sign-in"
+        },
+        target: Some(user),
+        before: None,
+        after: after.as_deref(),
+    }
+    .append(tx)
+    .await
+}
+
+/// An argon2id hash of a password nobody has, checked against when the name is unknown.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("no one has this password").unwrap_or_default())
+}
+
+/// The audit log, newest first: at most `limit` entries before `before_id` (all when `None`),
+/// of `actor` when given.
+pub async fn audit_log(
+    db: &Db,
+    actor: Option<&str>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, at_ms, actor, source, action, target, before_json, after_json FROM audit_log
+         WHERE (CAST($1 AS TEXT) IS NULL OR actor = $1) AND (CAST($2 AS BIGINT) IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(actor)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AuditEntry {
+            id: r.get("id"),
+            at_ms: r.get("at_ms"),
+            actor: r.get("actor"),
+            source: r.get("source"),
+            action: r.get("action"),
+            target: r.get("target"),
+            before: r.get("before_json"),
+            after: r.get("after_json"),
+        })
+        .collect())
+}

@@ -1,0 +1,192 @@
+//! People at HQ and the audit log on both backends: adding users checks every field and writes
+//! nothing when it refuses, signing in locks an account after repeated wrong passwords, every
+//! change and sign-in is in the audit log, and the audit log refuses to be changed.
+#![allow(clippy::unwrap_used)]
+
+mod backends;
+
+use hq::db::Db;
+use hq::identity::{
+    Actor, IdentityError, LOCKOUT_MS, NewUser, Role, SIGN_IN_ATTEMPTS, add_user, audit_log, sign_in,
+};
+
+use backends::{on_postgres, on_sqlite};
+
+const NOW: i64 = 1_796_000_000_000;
+
+fn user(name: &str, role: Role, stores: &[&str]) -> NewUser {
+    NewUser {
+        name: name.into(),
+        display_name: format!("{name} display"),
+        role,
+        stores: stores.iter().map(|s| (*s).to_owned()).collect(),
+        password: "correct horse battery".into(),
+    }
+}
+
+async fn users_are_checked_signed_in_locked_out_and_audited(db: &Db) {
+    let store = domain::StoreId::parse("vienna-01").unwrap();
+    hq::add_store(db, &store, "Wien").await.unwrap();
+
+    // Refusals name the field and write nothing.
+    let refused = [
+        (user("Bad Name!", Role::Admin, &[]), "name"),
+        (
+            NewUser {
+                password: "short".into(),
+                ..user("anna", Role::Admin, &[])
+            },
+            "password",
+        ),
+        (user("anna", Role::StoreManager, &[]), "stores"),
+        (user("anna", Role::StoreManager, &["graz-01"]), "stores"),
+        (user("anna", Role::Finance, &["vienna-01"]), "stores"),
+        (
+            NewUser {
+                display_name: "  ".into(),
+                ..user("anna", Role::Admin, &[])
+            },
+            "display_name",
+        ),
+    ];
+    for (u, field) in refused {
+        match add_user(db, &u, &Actor::Cli, NOW).await {
+            Err(IdentityError::Invalid { field: f, .. }) => assert_eq!(f, field, "{u:?}"),
+            other => panic!("{u:?}: {other:?}"),
+        }
+    }
+    assert!(audit_log(db, None, None, 100).await.unwrap().is_empty());
+
+    let admin = add_user(db, &user("Admin", Role::Admin, &[]), &Actor::Cli, NOW)
+        .await
+        .unwrap();
+    assert_eq!(admin.name, "admin");
+    let manager = add_user(
+        db,
+        &user("maria", Role::StoreManager, &["vienna-01"]),
+        &Actor::User("admin".into()),
+        NOW + 1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(manager.stores, ["vienna-01"]);
+    assert!(matches!(
+        add_user(db, &user("ADMIN", Role::Auditor, &[]), &Actor::Cli, NOW).await,
+        Err(IdentityError::UserExists(name)) if name == "admin"
+    ));
+
+    // Signing in: the right password, a wrong one (with the tries left), an unknown name.
+    let signed = sign_in(
+        db,
+        " Maria ",
+        "correct horse battery",
+        Some("10.0.0.7"),
+        NOW + 2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(signed, manager);
+    assert!(matches!(
+        sign_in(db, "maria", "wrong", None, NOW + 3).await,
+        Err(IdentityError::WrongPassword { attempts_left: Some(n) }) if n == SIGN_IN_ATTEMPTS - 1
+    ));
+    assert!(matches!(
+        sign_in(db, "nobody", "correct horse battery", None, NOW + 3).await,
+        Err(IdentityError::WrongPassword {
+            attempts_left: None
+        })
+    ));
+    // A success clears the count; then enough wrong passwords lock the account, even to the
+    // right password, until the lockout ends.
+    sign_in(db, "maria", "correct horse battery", None, NOW + 4)
+        .await
+        .unwrap();
+    for i in 0..SIGN_IN_ATTEMPTS {
+        let e = sign_in(db, "maria", "wrong", None, NOW + 5 + i)
+            .await
+            .unwrap_err();
+        if i + 1 < SIGN_IN_ATTEMPTS {
+            assert!(
+                matches!(e, IdentityError::WrongPassword { .. }),
+                "{i}: {e:?}"
+            );
+        } else {
+            assert!(matches!(e, IdentityError::Locked { .. }), "{i}: {e:?}");
+        }
+    }
+    let locked_at = NOW + 4 + SIGN_IN_ATTEMPTS;
+    assert!(matches!(
+        sign_in(
+            db,
+            "maria",
+            "correct horse battery",
+            None,
+            locked_at + 60_000
+        )
+        .await,
+        Err(IdentityError::Locked { .. })
+    ));
+    sign_in(
+        db,
+        "maria",
+        "correct horse battery",
+        None,
+        locked_at + LOCKOUT_MS + 1,
+    )
+    .await
+    .unwrap();
+
+    // The audit log holds both additions and every attempt on a known account, newest first.
+    let log = audit_log(db, None, None, 100).await.unwrap();
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .rev()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    let mut expected = vec![
+        ("cli", "user.add"),
+        ("user:admin", "user.add"),
+        ("user:maria", "sign-in"),
+        ("user:maria", "sign-in.refused"),
+        ("user:maria", "sign-in"),
+    ];
+    expected.extend((0..SIGN_IN_ATTEMPTS).map(|_| ("user:maria", "sign-in.refused")));
+    expected.extend([("user:maria", "sign-in.refused"), ("user:maria", "sign-in")]);
+    assert_eq!(actions, expected);
+    let added = &log[log.len() - 2];
+    assert_eq!(added.target.as_deref(), Some("user:maria"));
+    let after: serde_json::Value = serde_json::from_str(added.after.as_deref().unwrap()).unwrap();
+    assert_eq!(after["role"], "store-manager");
+    assert_eq!(after["stores"], serde_json::json!(["vienna-01"]));
+    assert!(!added.after.as_deref().unwrap().contains("correct horse"));
+    assert_eq!(log[log.len() - 3].source.as_deref(), Some("10.0.0.7"));
+    // Paging and the actor filter.
+    let page = audit_log(db, None, Some(log[1].id), 2).await.unwrap();
+    assert_eq!(page, log[2..4]);
+    assert_eq!(
+        audit_log(db, Some("cli"), None, 100).await.unwrap().len(),
+        1
+    );
+
+    // Nobody changes or removes what the audit log holds, not even with the database's keys.
+    for sql in [
+        "UPDATE audit_log SET actor = 'someone else'",
+        "DELETE FROM audit_log",
+    ] {
+        let e = sqlx::query(sql).execute(&db.pool).await.unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+    }
+    assert_eq!(audit_log(db, None, None, 100).await.unwrap(), log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_checked_signed_in_locked_out_and_audited_on_sqlite() {
+    on_sqlite(|db| async move { users_are_checked_signed_in_locked_out_and_audited(&db).await })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_checked_signed_in_locked_out_and_audited_on_postgres() {
+    on_postgres(|db| async move { users_are_checked_signed_in_locked_out_and_audited(&db).await })
+        .await;
+}
