@@ -515,35 +515,50 @@ pub async fn commit_chunks(
             counts_superseded: 0,
         });
     }
-    let counted: BTreeSet<&Level> = plan.counts.iter().collect();
-    let mut sets: Vec<LevelSet> = Vec::with_capacity(counted.len());
-    let mut count_rows = Vec::with_capacity(counted.len());
-    for c in counts {
-        if !counted.contains(&(c.location.clone(), c.sku.clone())) {
-            continue;
-        }
-        count_rows.push(vec![
-            Arg::Text(batch.clone()),
-            Arg::Text(c.location.clone()),
-            Arg::Text(c.sku.clone()),
-            Arg::Int(c.counted_milli),
-            Arg::OptText(c.provenance.clone()),
-        ]);
-        sets.push(LevelSet {
-            level: (c.location.clone(), c.sku.clone()),
-            counted: c.counted_milli,
-            clock: Some((created_ms, version, batch.clone())),
-        });
+    // The counts to set, in location and SKU order (the order `set_levels` takes row locks in,
+    // across chunks too), recorded and applied a few thousand at a time.
+    let counted: BTreeSet<(&str, &str)> = plan
+        .counts
+        .iter()
+        .map(|(location, sku)| (location.as_str(), sku.as_str()))
+        .collect();
+    let mut todo: Vec<&CountWrite> = counts
+        .iter()
+        .filter(|c| counted.contains(&(c.location.as_str(), c.sku.as_str())))
+        .collect();
+    todo.sort_by(|a, b| (&a.location, &a.sku).cmp(&(&b.location, &b.sku)));
+    let mut applied = 0;
+    for chunk in todo.chunks(2_000) {
+        let rows = chunk
+            .iter()
+            .map(|c| {
+                vec![
+                    Arg::Text(batch.clone()),
+                    Arg::Text(c.location.clone()),
+                    Arg::Text(c.sku.clone()),
+                    Arg::Int(c.counted_milli),
+                    Arg::OptText(c.provenance.clone()),
+                ]
+            })
+            .collect();
+        insert_many(
+            &mut tx,
+            db.backend,
+            "INSERT INTO import_batch_counts (batch, location, sku, counted, provenance) VALUES",
+            "",
+            rows,
+        )
+        .await?;
+        let sets = chunk
+            .iter()
+            .map(|c| LevelSet {
+                level: (c.location.clone(), c.sku.clone()),
+                counted: c.counted_milli,
+                clock: Some((created_ms, version, batch.clone())),
+            })
+            .collect();
+        applied += set_levels(&mut tx, db.backend, sets, LevelGuard::OlderCount).await?;
     }
-    insert_many(
-        &mut tx,
-        db.backend,
-        "INSERT INTO import_batch_counts (batch, location, sku, counted, provenance) VALUES",
-        "",
-        count_rows,
-    )
-    .await?;
-    let applied = set_levels(&mut tx, db.backend, sets, LevelGuard::OlderCount).await?;
     let counts_superseded = plan.counts.len().saturating_sub(applied);
     set_version(&mut tx, version).await?;
     tx.commit().await?;
