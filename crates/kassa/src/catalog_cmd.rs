@@ -1217,13 +1217,7 @@ impl<'a> Entities<'a> {
             }
             let entity = serde_json::from_str::<VariantEntity>(payload)
                 .with_context(|| format!("variant {sku} at HQ is not a variant entity"))?;
-            let variant = entity
-                .variant
-                .parse(&format!("variant {sku}"))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            domain::catalog::Product::check(&entity.product_id, &entity.product_name)
-                .and_then(|()| index.add((0, 0), &variant))
-                .map_err(would_not_build)?;
+            index_entity(&mut index, &entity)?;
         }
         let removals = std::iter::once(Ok(self.removals.clone()));
         let variants = self.catalog.variants.chunks(1_000).map(move |some| {
@@ -1298,13 +1292,7 @@ impl<'a> Entities<'a> {
                 open_price: false,
             },
         };
-        let variant = entity
-            .variant
-            .parse(&format!("variant {sku}"))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        domain::catalog::Product::check(&entity.product_id, &entity.product_name)
-            .and_then(|()| index.add((0, 0), &variant))
-            .map_err(would_not_build)?;
+        index_entity(index, &entity)?;
         let provenance: Vec<Value> = v
             .provenance(reads)
             .iter()
@@ -1378,6 +1366,20 @@ impl<'a> Entities<'a> {
         });
         Ok(writes)
     }
+}
+
+/// Adds a variant entity to the check that HQ's catalog after the import builds.
+fn index_entity(
+    index: &mut domain::catalog::CatalogIndex,
+    entity: &VariantEntity,
+) -> anyhow::Result<()> {
+    let variant = entity
+        .variant
+        .parse(&format!("variant {}", entity.variant.sku))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    domain::catalog::Product::check(&entity.product_id, &entity.product_name)
+        .and_then(|()| index.add((0, 0), &variant))
+        .map_err(would_not_build)
 }
 
 /// Why HQ's catalog would not build after the import.

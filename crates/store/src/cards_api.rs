@@ -593,14 +593,7 @@ async fn refund_return(
     let currency = context(&node)?.config.currency;
     let code = currency.code();
     let number = request.return_receipt.trim();
-    let ret = return_named(&node, number).await?;
-    if !ret.tenders.iter().any(|t| t.kind == TenderKind::Card) {
-        return Err(ApiError::invalid(
-            "return_not_refunded_to_card",
-            "return",
-            format!("return {number} was not refunded to a card: nothing is due back to a card"),
-        ));
-    }
+    let ret = card_return_named(&node, number).await?;
     let payments: Vec<_> = sale_card_approvals(&node, &ret)
         .await?
         .into_iter()
@@ -706,14 +699,7 @@ async fn refund_in_cash(
     caller.at(&till)?;
     let currency = context(&node)?.config.currency;
     let number = request.return_receipt.trim();
-    let ret = return_named(&node, number).await?;
-    if !ret.tenders.iter().any(|t| t.kind == TenderKind::Card) {
-        return Err(ApiError::invalid(
-            "return_not_refunded_to_card",
-            "return",
-            format!("return {number} was not refunded to a card: nothing is due back to a card"),
-        ));
-    }
+    let ret = card_return_named(&node, number).await?;
     // While this is written no refund runs on this till's terminal, and one whose answer was
     // lost is learnt first.
     let cards = match node.cards.of(&till) {
@@ -778,6 +764,23 @@ async fn return_named(node: &Node, number: &str) -> ApiResult<domain::ledger::Re
             format!("no return with receipt `{number}` on this store node"),
         )),
     }
+}
+
+/// The return with receipt `number` ([`return_named`]), refunded to a card, or
+/// `422 return_not_refunded_to_card`.
+async fn card_return_named(
+    node: &Node,
+    number: &str,
+) -> ApiResult<domain::ledger::ReturnCompleted> {
+    let ret = return_named(node, number).await?;
+    if !ret.tenders.iter().any(|t| t.kind == TenderKind::Card) {
+        return Err(ApiError::invalid(
+            "return_not_refunded_to_card",
+            "return",
+            format!("return {number} was not refunded to a card: nothing is due back to a card"),
+        ));
+    }
+    Ok(ret)
 }
 
 /// The card requests of every till of this node that match `condition`, with their till.
@@ -940,14 +943,7 @@ async fn refund_to_presented_card(
         .map(|a| amount(a, currency, "amount"))
         .transpose()?;
     let number = request.return_receipt.trim();
-    let ret = return_named(&node, number).await?;
-    if !ret.tenders.iter().any(|t| t.kind == TenderKind::Card) {
-        return Err(ApiError::invalid(
-            "return_not_refunded_to_card",
-            "return",
-            format!("return {number} was not refunded to a card: nothing is due back to a card"),
-        ));
-    }
+    let ret = card_return_named(&node, number).await?;
     refund_by_reference_first(&node, number, &ret).await?;
     let _held = cards.lock.lock().await;
     if let Some(lost) = cards
