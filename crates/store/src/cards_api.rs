@@ -700,6 +700,21 @@ async fn refund_in_cash(
     let currency = context(&node)?.config.currency;
     let number = request.return_receipt.trim();
     let ret = card_return_named(&node, number).await?;
+    // The cash comes from the drawer of the till that took the return, so its shift and its
+    // terminal's end of day hold both halves.
+    let taken_at = crate::payments::receipt_event(&node.pools.reader, number)
+        .await
+        .map_err(|e| payment_error(e.into()))?
+        .map(|e| e.meta.terminal);
+    if let Some(other) = taken_at.filter(|t| *t != till) {
+        return Err(ApiError::invalid(
+            "return_at_another_till",
+            "return",
+            format!(
+                "return {number} was taken at till {other}: pay its card refund in cash from that till's drawer"
+            ),
+        ));
+    }
     // While this is written no refund runs on this till's terminal, and one whose answer was
     // lost is learnt first.
     let cards = match node.cards.of(&till) {

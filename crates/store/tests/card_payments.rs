@@ -1433,6 +1433,18 @@ async fn what_no_card_gave_back_is_paid_in_cash_and_never_recorded_as_refunded_t
         json!([{"return": number, "owed": "2.49"}])
     );
 
+    // Only from the drawer of the till that took the return.
+    let (status, e) = call(
+        &s.router,
+        "POST",
+        "/v1/card-payments/refund-in-cash",
+        Some("cash-other-till"),
+        Some(&json!({"terminal": TILL2, "return": number})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["code"], "return_at_another_till");
+    assert_eq!(e["field"], "return");
     // The drawer pays the rest of the loaf's 3.49, 2.49: recorded once, the retry answers the same event.
     let (status, paid) = s.refund_in_cash("cash-1", number).await;
     assert_eq!(status, StatusCode::CREATED, "{paid}");
