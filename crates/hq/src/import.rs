@@ -471,12 +471,7 @@ pub async fn commit_chunks(
             if same(before, w.payload.as_deref()) {
                 continue;
             }
-            upserts.push(vec![
-                Arg::Text(w.kind.clone()),
-                Arg::Text(w.key.clone()),
-                Arg::Int(version),
-                Arg::OptText(w.payload.clone()),
-            ]);
+            upserts.push((w.kind.clone(), w.key.clone(), w.payload.clone()));
             records.push(vec![
                 Arg::Text(batch.clone()),
                 Arg::Text(w.kind),
@@ -486,14 +481,7 @@ pub async fn commit_chunks(
                 Arg::OptText(w.provenance),
             ]);
         }
-        insert_many(
-            &mut tx,
-            db.backend,
-            "INSERT INTO ref_entities (kind, key, version, payload) VALUES",
-            "ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
-            upserts,
-        )
-        .await?;
+        crate::refdata::write_entities(&mut tx, db.backend, version, upserts).await?;
         insert_many(
             &mut tx,
             db.backend,
@@ -759,12 +747,7 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
         } else {
             removed += 1;
         }
-        upserts.push(vec![
-            Arg::Text(kind),
-            Arg::Text(key),
-            Arg::Int(version),
-            Arg::OptText(before),
-        ]);
+        upserts.push((kind, key, before));
     }
     if !changed.is_empty() {
         tx.rollback().await?;
@@ -773,14 +756,7 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
             keys: changed,
         });
     }
-    insert_many(
-        &mut tx,
-        db.backend,
-        "INSERT INTO ref_entities (kind, key, version, payload) VALUES",
-        "ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
-        upserts,
-    )
-    .await?;
+    crate::refdata::write_entities(&mut tx, db.backend, version, upserts).await?;
     let clock = (created_ms, batch_version, batch.to_owned());
     let (counts_withdrawn, counts_superseded) =
         withdraw_counts(&mut tx, db.backend, &clock).await?;

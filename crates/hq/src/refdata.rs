@@ -27,6 +27,34 @@ pub enum PublishError {
     Pin(String),
 }
 
+/// Writes entities as `version` of the reference change log: each `(kind, key, payload)`
+/// replaces the entity's row, a `None` payload marking it removed at that version.
+pub(crate) async fn write_entities(
+    tx: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    version: i64,
+    states: Vec<(String, String, Option<String>)>,
+) -> Result<u64, sqlx::Error> {
+    insert_many(
+        tx,
+        backend,
+        "INSERT INTO ref_entities (kind, key, version, payload) VALUES",
+        "ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
+        states
+            .into_iter()
+            .map(|(kind, key, payload)| {
+                vec![
+                    Arg::Text(kind),
+                    Arg::Text(key),
+                    Arg::Int(version),
+                    Arg::OptText(payload),
+                ]
+            })
+            .collect(),
+    )
+    .await
+}
+
 /// Publishes a whole reference data set as the new state: returns the new version (or the
 /// current one when nothing changed). Staff PINs given in clear are hashed under the chain's
 /// `pepper` and only the hash is kept and published; a PIN that matches the hash already held
@@ -89,32 +117,15 @@ pub async fn publish(db: &Db, seed: &SeedDto, pepper: &[u8]) -> Result<i64, Publ
         if held.get(&(kind.clone(), key.clone())) == Some(&Some(payload.clone())) {
             continue;
         }
-        upserts.push(vec![
-            Arg::Text(kind.clone()),
-            Arg::Text(key.clone()),
-            Arg::Int(version),
-            Arg::OptText(Some(payload.clone())),
-        ]);
+        upserts.push((kind.clone(), key.clone(), Some(payload.clone())));
     }
     for ((kind, key), payload) in &held {
         if payload.is_some() && !wanted.contains_key(&(kind.clone(), key.clone())) {
-            upserts.push(vec![
-                Arg::Text(kind.clone()),
-                Arg::Text(key.clone()),
-                Arg::Int(version),
-                Arg::OptText(None),
-            ]);
+            upserts.push((kind.clone(), key.clone(), None));
         }
     }
     changed += upserts.len();
-    insert_many(
-        &mut tx,
-        db.backend,
-        "INSERT INTO ref_entities (kind, key, version, payload) VALUES",
-        "ON CONFLICT (kind, key) DO UPDATE SET version = excluded.version, payload = excluded.payload",
-        upserts,
-    )
-    .await?;
+    write_entities(&mut tx, db.backend, version, upserts).await?;
     if changed == 0 {
         tx.rollback().await?;
         return Ok(current.unwrap_or(0));

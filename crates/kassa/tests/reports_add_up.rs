@@ -144,15 +144,7 @@ impl Node {
             .header("authorization", format!("Bearer {}", self.session))
             .body(Body::from(body.to_string()))
             .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        test_support::respond(&self.router, request).await
     }
 }
 

@@ -260,11 +260,7 @@ async fn scanned_sale_with_a_weighed_label_is_paid_cash_with_change_and_one_line
         .unwrap()
         .unwrap();
     assert_eq!(minor(&change), 5000 - minor(&total));
-    let number = page
-        .attr(&dt("receipt-number"), "data-number")
-        .await
-        .unwrap()
-        .unwrap();
+    let number = receipt_number(&page).await;
     // The receipt on screen is the one the printer prints: every line's name is on it.
     let printed = page.text(&dt("receipt-html")).await.unwrap();
     for name in names.as_array().unwrap() {
@@ -532,11 +528,7 @@ async fn offline_banner_and_pending_count_show_while_hq_is_unreachable_and_the_s
     page.wait_visible(&dt("quick-exact")).await.unwrap();
     page.click(&dt("quick-exact")).await.unwrap();
     page.wait_visible(&dt("receipt-dialog")).await.unwrap();
-    let number = page
-        .attr(&dt("receipt-number"), "data-number")
-        .await
-        .unwrap()
-        .unwrap();
+    let number = receipt_number(&page).await;
     page.click(&dt("receipt-close")).await.unwrap();
 
     page.wait_visible(&dt("offline-banner")).await.unwrap();
@@ -713,11 +705,7 @@ async fn cashier_signs_in_opens_a_shift_gets_a_discount_approved_and_closes_the_
         .unwrap()
         .unwrap();
     assert_eq!(minor(&change), 1000 - minor(&total));
-    let number = page
-        .attr(&dt("receipt-number"), "data-number")
-        .await
-        .unwrap()
-        .unwrap();
+    let number = receipt_number(&page).await;
     let receipt = get(&format!("{url}/v1/receipts/{number}")).await;
     assert_eq!(receipt["cashier"], "anna");
     assert_ne!(receipt["cart"]["lines"][0]["discount"], "0.00");
@@ -825,13 +813,28 @@ async fn pay_exact_in_cash(page: &TestPage) -> String {
     page.click(&dt("btn-pay")).await.unwrap();
     page.click(&dt("quick-exact")).await.unwrap();
     page.wait_visible(&dt("receipt-dialog")).await.unwrap();
-    let number = page
-        .attr(&dt("receipt-number"), "data-number")
-        .await
-        .unwrap()
-        .unwrap();
+    let number = receipt_number(page).await;
     page.click(&dt("receipt-close")).await.unwrap();
     number
+}
+
+/// Pays the open pay dialog's total by card ("yes" to the charge), waits for the receipt and
+/// closes it: the sale's receipt number.
+async fn pay_by_card(page: &TestPage) -> String {
+    page.click(&dt("tender-card")).await.unwrap();
+    page.click(&dt("confirm-yes")).await.unwrap();
+    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
+    let number = receipt_number(page).await;
+    page.click(&dt("receipt-close")).await.unwrap();
+    number
+}
+
+/// The number of the receipt the receipt dialog shows.
+async fn receipt_number(page: &TestPage) -> String {
+    page.attr(&dt("receipt-number"), "data-number")
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// Whether the `data-test` element `name` is hidden.
@@ -965,11 +968,7 @@ async fn a_card_tender_goes_through_the_payment_terminal_and_a_partial_approval_
     page.click(&dt("tender-card")).await.unwrap();
     page.click(&dt("confirm-yes")).await.unwrap();
     page.wait_visible(&dt("receipt-dialog")).await.unwrap();
-    let number = page
-        .attr(&dt("receipt-number"), "data-number")
-        .await
-        .unwrap()
-        .unwrap();
+    let number = receipt_number(&page).await;
     let receipt = get(&format!("{url}/v1/receipts/{number}")).await;
     let captured: Vec<String> = sim
         .transactions()
@@ -1095,15 +1094,7 @@ async fn a_return_refunded_to_card_goes_back_through_the_terminal_by_reference_o
     let url = process.url.clone();
 
     // Three loaves paid by card through the terminal.
-    page.click(&dt("tender-card")).await.unwrap();
-    page.click(&dt("confirm-yes")).await.unwrap();
-    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
-    let number = page
-        .attr(&dt("receipt-number"), "data-number")
-        .await
-        .unwrap()
-        .unwrap();
-    page.click(&dt("receipt-close")).await.unwrap();
+    let number = pay_by_card(&page).await;
     let payment = sim.transactions()[0].poi_transaction_id.clone();
 
     // One loaf back with the receipt: refunded by reference to that card payment.
@@ -1184,15 +1175,7 @@ async fn a_card_refund_no_terminal_can_give_is_paid_in_cash_and_recorded_as_cash
     let dir = tempfile::tempdir().unwrap();
     let (sim, process, page) = three_loaves_to_pay_at_a_card_till(&browser, dir.path()).await;
     let url = process.url.clone();
-    page.click(&dt("tender-card")).await.unwrap();
-    page.click(&dt("confirm-yes")).await.unwrap();
-    page.wait_visible(&dt("receipt-dialog")).await.unwrap();
-    let number = page
-        .attr(&dt("receipt-number"), "data-number")
-        .await
-        .unwrap()
-        .unwrap();
-    page.click(&dt("receipt-close")).await.unwrap();
+    let number = pay_by_card(&page).await;
 
     // One loaf back to the card, but the terminal cannot be reached: the cashier may ask again
     // or pay the rest in cash.

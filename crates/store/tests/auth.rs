@@ -16,7 +16,6 @@ use domain::stored_value::{AccountNumber, StoredValueKind};
 use domain::{StoreId, TerminalId, Timestamp};
 use serde_json::{Value, json};
 use store::clock::Clock;
-use tower::ServiceExt;
 
 const T1: &str = "vienna-01-t1";
 const T2: &str = "vienna-01-t2";
@@ -91,15 +90,7 @@ async fn start() -> Node {
 
 impl Node {
     async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        common::respond(&self.router, request).await
     }
 
     /// POSTs `body` with a fresh idempotency key, as the holder of `token` if any.

@@ -171,7 +171,6 @@ async fn call(
     key: Option<&str>,
     body: Option<&Value>,
 ) -> (StatusCode, Value) {
-    use tower::ServiceExt as _;
     let mut request = axum::http::Request::builder().method(method).uri(path);
     if let Some(key) = key {
         request = request.header("idempotency-key", key);
@@ -183,13 +182,7 @@ async fn call(
         None => request.body(axum::body::Body::empty()),
     }
     .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value)
+    common::respond(router, request).await
 }
 
 impl Setup {

@@ -15,7 +15,7 @@ use domain::stored_value::{AccountNumber, StoredValueKind};
 use domain::{StoreId, TerminalId};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use tower::ServiceExt;
+mod common;
 
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/demo/seed.json");
 const T1: &str = "vienna-01-t1";
@@ -95,15 +95,7 @@ impl Node {
     }
 
     async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        common::respond(&self.router, request).await
     }
 
     /// POSTs JSON as the signed-in manager with a fresh idempotency key.

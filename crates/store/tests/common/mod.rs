@@ -14,6 +14,21 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+/// Sends `request` to `router` in process: the status and the body as JSON (`Null` when it is
+/// empty or not JSON). (The kassa crate's tests have the same in `test_support::respond`; the
+/// store's tests cannot use that crate, which depends on the store.)
+pub async fn respond(router: &Router, request: Request) -> (axum::http::StatusCode, Value) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 /// Signs `staff` in at `terminal` through `router`; answers the session token.
 pub async fn sign_in(router: &Router, terminal: &str, staff: &str, pin: &str) -> String {
     let body = json!({"terminal": terminal, "staff": staff, "pin": pin}).to_string();
@@ -21,12 +36,7 @@ pub async fn sign_in(router: &Router, terminal: &str, staff: &str, pin: &str) ->
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    let (status, body) = respond(router, request).await;
     assert_eq!(status, 200, "{body}");
     body["session"].as_str().unwrap().to_owned()
 }
