@@ -1,7 +1,7 @@
 //! The catalog: products, their variants, the identifiers a variant is found by, and how each
 //! variant is taxed and sold.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::barcode::{BarcodeError, EmbeddedValue, Gtin, RcnLayout};
@@ -358,38 +358,60 @@ pub struct Catalog {
 }
 
 /// The rule that makes a catalog consistent, one variant at a time: no SKU twice, no identifier
-/// on two variants. [`Catalog::build`] keeps the index; a check of a catalog too large to hold
-/// whole (an import of a million rows) feeds it variants as they are made and drops them.
+/// on two variants. [`Catalog::build`] checks with it; a check of a catalog too large to hold
+/// whole (an import of a million rows) feeds it variants as they are made and drops them, so it
+/// keeps only a 128-bit hash of each key and each SKU once.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogIndex {
-    by_sku: BTreeMap<Sku, (usize, usize)>,
-    by_identifier: BTreeMap<String, Sku>,
+    skus: Vec<Sku>,
+    by_sku: HashMap<u128, u32>,
+    by_identifier: HashMap<u128, u32>,
 }
 
 impl CatalogIndex {
-    /// Adds `variant`, found at `at` (product and variant position), or says why the catalog
-    /// would not build with it.
-    pub fn add(&mut self, at: (usize, usize), variant: &Variant) -> Result<(), CatalogError> {
-        if self.by_sku.insert(variant.sku.clone(), at).is_some() {
+    /// Adds `variant`, or says why the catalog would not build with it.
+    pub fn add(&mut self, variant: &Variant) -> Result<(), CatalogError> {
+        let ordinal = u32::try_from(self.skus.len()).unwrap_or(u32::MAX);
+        if self
+            .by_sku
+            .insert(key_hash(variant.sku.as_str()), ordinal)
+            .is_some()
+        {
             return Err(CatalogError::DuplicateSku {
                 sku: variant.sku.clone(),
             });
         }
+        self.skus.push(variant.sku.clone());
         for identifier in &variant.identifiers {
             let key = identifier.key();
-            if let Some(first) = self.by_identifier.get(&key) {
-                if first != &variant.sku {
-                    return Err(CatalogError::DuplicateIdentifier {
-                        identifier: key,
-                        first: first.clone(),
-                        second: variant.sku.clone(),
-                    });
-                }
+            let first = *self.by_identifier.entry(key_hash(&key)).or_insert(ordinal);
+            if first != ordinal {
+                return Err(CatalogError::DuplicateIdentifier {
+                    identifier: key,
+                    first: self
+                        .skus
+                        .get(first as usize)
+                        .cloned()
+                        .unwrap_or_else(|| variant.sku.clone()),
+                    second: variant.sku.clone(),
+                });
             }
-            self.by_identifier.insert(key, variant.sku.clone());
         }
         Ok(())
     }
+}
+
+/// A 128-bit hash of a key (an identifier's [`Identifier::key`], a SKU): two SipHash passes
+/// with different prefixes, for sets of millions of keys that must stay small.
+pub fn key_hash(key: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        key.hash(&mut h);
+        h.finish()
+    };
+    u128::from(half(1)) << 64 | u128::from(half(2))
 }
 
 /// What a scanned or typed code resolved to.
@@ -405,15 +427,21 @@ impl Catalog {
     /// Builds the catalog, rejecting duplicate SKUs and identifiers shared by two variants.
     pub fn build(products: Vec<Product>) -> Result<Self, CatalogError> {
         let mut index = CatalogIndex::default();
+        let mut by_sku = BTreeMap::new();
+        let mut by_identifier = BTreeMap::new();
         for (p, product) in products.iter().enumerate() {
             for (v, variant) in product.variants.iter().enumerate() {
-                index.add((p, v), variant)?;
+                index.add(variant)?;
+                by_sku.insert(variant.sku.clone(), (p, v));
+                for identifier in &variant.identifiers {
+                    by_identifier.insert(identifier.key(), variant.sku.clone());
+                }
             }
         }
         Ok(Catalog {
             products,
-            by_sku: index.by_sku,
-            by_identifier: index.by_identifier,
+            by_sku,
+            by_identifier,
         })
     }
 

@@ -167,24 +167,6 @@ pub async fn entities(db: &Db, kind: &str) -> Result<BTreeMap<String, Value>, sq
     Ok(out)
 }
 
-/// Every live entity of `kind`, by key, as the JSON text HQ holds (half the memory of parsed
-/// values, for imports that hold a whole catalog).
-pub async fn entity_texts(db: &Db, kind: &str) -> Result<BTreeMap<String, String>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT key, payload FROM ref_entities WHERE kind = $1 AND payload IS NOT NULL",
-    )
-    .bind(kind)
-    .fetch_all(&db.pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| {
-            let payload: Option<String> = row.get("payload");
-            Some((row.get("key"), payload?))
-        })
-        .collect())
-}
-
 /// The stock levels HQ holds for `skus`, as `(location, sku, on-hand in thousandths)`.
 pub async fn levels(db: &Db, skus: &[String]) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
     let mut out = Vec::new();
@@ -236,19 +218,19 @@ pub async fn known(db: &Db) -> Result<Known, sqlx::Error> {
     Ok(out)
 }
 
-/// What HQ holds of the entities `writes` name, read a few hundred keys a statement: an import
+/// What HQ holds of some entities: `(kind, key)` → payload (`None`: removed).
+pub type Held = BTreeMap<(String, String), Option<String>>;
+
+/// What HQ holds of the entities `keys` name, read a few hundred keys a statement: an import
 /// reads only what it is about to compare, never the whole catalog at once.
 async fn held_for(
     conn: &mut sqlx::AnyConnection,
     backend: crate::db::Backend,
-    writes: &[EntityWrite],
-) -> Result<BTreeMap<(String, String), Option<String>>, sqlx::Error> {
+    keys: &[(String, String)],
+) -> Result<Held, sqlx::Error> {
     let mut by_kind: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for w in writes {
-        by_kind
-            .entry(w.kind.as_str())
-            .or_default()
-            .push(w.key.as_str());
+    for (kind, key) in keys {
+        by_kind.entry(kind.as_str()).or_default().push(key.as_str());
     }
     let mut out = BTreeMap::new();
     for (kind, keys) in by_kind {
@@ -270,6 +252,65 @@ async fn held_for(
         }
     }
     Ok(out)
+}
+
+/// What HQ holds of `keys`, as [`held_for`] reads it for an import.
+pub async fn held(db: &Db, keys: &[(String, String)]) -> Result<Held, sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    held_for(&mut conn, db.backend, keys).await
+}
+
+/// Calls `each` with the key and payload of every live entity of `kind`, a row at a time: a
+/// scan of a million-variant catalog never holds it whole. With `payloads` false, only keys
+/// are read (the payload passed is empty).
+pub async fn scan(
+    db: &Db,
+    kind: &str,
+    payloads: bool,
+    mut each: impl FnMut(&str, &str),
+) -> Result<(), sqlx::Error> {
+    use futures_util::TryStreamExt;
+    let sql = if payloads {
+        "SELECT key, payload FROM ref_entities WHERE kind = $1 AND payload IS NOT NULL"
+    } else {
+        "SELECT key, '' AS payload FROM ref_entities WHERE kind = $1 AND payload IS NOT NULL"
+    };
+    let mut rows = sqlx::query(sql).bind(kind).fetch(&db.pool);
+    while let Some(row) = rows.try_next().await? {
+        let key: &str = row.try_get("key")?;
+        let payload: &str = row.try_get("payload")?;
+        each(key, payload);
+    }
+    Ok(())
+}
+
+/// What HQ holds of what `writes` name, read where `asked` left it out.
+async fn complete(
+    conn: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    held: &mut Held,
+    asked: &[(String, String)],
+    writes: &[EntityWrite],
+) -> Result<(), sqlx::Error> {
+    let asked: BTreeSet<(&str, &str)> = asked
+        .iter()
+        .map(|(k, e)| (k.as_str(), e.as_str()))
+        .collect();
+    let missing: Vec<(String, String)> = writes
+        .iter()
+        .filter(|w| !asked.contains(&(w.kind.as_str(), w.key.as_str())))
+        .map(|w| (w.kind.clone(), w.key.clone()))
+        .collect();
+    if !missing.is_empty() {
+        held.extend(held_for(conn, backend, &missing).await?);
+    }
+    Ok(())
+}
+
+/// The SHA-256 of a payload's text, in hex: what a batch keeps of each payload it wrote.
+fn payload_hash(payload: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(payload.as_bytes()))
 }
 
 /// Whether HQ holds the entity exactly as wanted: the same JSON, whatever its key order and
@@ -303,30 +344,84 @@ fn plan_of(
     }
 }
 
-/// Entity writes a chunk at a time, so an import of a million rows never holds them all: a
-/// chunk that cannot be made ends the plan or the commit with its error.
-pub type Chunks<'a> = Box<dyn Iterator<Item = Result<Vec<EntityWrite>, ImportError>> + Send + 'a>;
+/// The entity writes of an import, made a chunk at a time while HQ compares and writes them,
+/// so that an import of a million rows never holds them all, nor all HQ holds of them: each
+/// chunk names the entities it reads and writes, and is made from what HQ holds of those.
+pub trait ChunkSource: Send {
+    /// The entities the next chunk reads and writes, or `None` when no chunk is left. (A write
+    /// outside them is read before it is compared, one more query.)
+    fn next_keys(&mut self) -> Option<Vec<(String, String)>>;
+    /// The writes of that chunk, given what HQ holds of its entities. An error ends the plan or
+    /// rolls the commit back.
+    fn writes(&mut self, held: &Held) -> Result<Vec<EntityWrite>, ImportError>;
+}
 
-/// `writes` as one chunk source, a few thousand at a time.
-fn chunks_of(writes: &[EntityWrite]) -> Chunks<'_> {
-    Box::new(writes.chunks(2_000).map(|c| Ok(c.to_vec())))
+/// Writes made beforehand, as chunks of a few thousand.
+struct Made<'a> {
+    rest: &'a [EntityWrite],
+    next: &'a [EntityWrite],
+}
+
+impl ChunkSource for Made<'_> {
+    fn next_keys(&mut self) -> Option<Vec<(String, String)>> {
+        let (next, rest) = self.rest.split_at(self.rest.len().min(2_000));
+        (self.next, self.rest) = (next, rest);
+        (!next.is_empty()).then(|| {
+            next.iter()
+                .map(|w| (w.kind.clone(), w.key.clone()))
+                .collect()
+        })
+    }
+
+    fn writes(&mut self, _: &Held) -> Result<Vec<EntityWrite>, ImportError> {
+        Ok(self.next.to_vec())
+    }
+}
+
+fn chunks_of(writes: &[EntityWrite]) -> Made<'_> {
+    Made {
+        rest: writes,
+        next: &[],
+    }
+}
+
+/// The next chunk of `chunks` and what HQ holds of it.
+async fn next_chunk(
+    conn: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    chunks: &mut dyn ChunkSource,
+) -> Result<Option<(Vec<EntityWrite>, Held)>, ImportError> {
+    let Some(keys) = chunks.next_keys() else {
+        return Ok(None);
+    };
+    let mut held = held_for(conn, backend, &keys).await?;
+    let writes = chunks.writes(&held)?;
+    complete(conn, backend, &mut held, &keys, &writes).await?;
+    Ok(Some((writes, held)))
 }
 
 /// A stock level: location, SKU.
 type Level = (String, String);
 
-/// The opening count per level of the last batch to count it that is not rolled back.
-async fn held_counts(conn: &mut sqlx::AnyConnection) -> Result<HashMap<Level, i64>, sqlx::Error> {
-    let rows = sqlx::query(
+/// A 128-bit hash of a stock level, to hold a million of them small.
+fn level_hash(location: &str, sku: &str) -> u128 {
+    domain::catalog::key_hash(&format!("{location}\u{0}{sku}"))
+}
+
+/// The opening count per level (by [`level_hash`]) of the last batch to count it that is not
+/// rolled back, read a row at a time.
+async fn held_counts(conn: &mut sqlx::AnyConnection) -> Result<HashMap<u128, i64>, sqlx::Error> {
+    use futures_util::TryStreamExt;
+    let mut out = HashMap::new();
+    let mut rows = sqlx::query(
         "SELECT c.location, c.sku, c.counted FROM import_batch_counts c
          JOIN import_batches b ON b.id = c.batch
          WHERE b.rolled_back_version IS NULL ORDER BY b.version",
     )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for row in rows {
-        out.insert((row.get("location"), row.get("sku")), row.get("counted"));
+    .fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await? {
+        let (location, sku): (&str, &str) = (row.try_get("location")?, row.try_get("sku")?);
+        out.insert(level_hash(location, sku), row.try_get("counted")?);
     }
     Ok(out)
 }
@@ -345,10 +440,10 @@ fn check_counts(counts: &[CountWrite]) -> Result<(), ImportError> {
     Ok(())
 }
 
-fn plan_counts(plan: &mut Plan, held: &HashMap<Level, i64>, counts: &[CountWrite]) {
+fn plan_counts(plan: &mut Plan, held: &HashMap<u128, i64>, counts: &[CountWrite]) {
     for c in counts {
         let level = (c.location.clone(), c.sku.clone());
-        if held.get(&level) == Some(&c.counted_milli) {
+        if held.get(&level_hash(&c.location, &c.sku)) == Some(&c.counted_milli) {
             plan.counts_unchanged += 1;
         } else {
             plan.counts.push(level);
@@ -362,21 +457,19 @@ pub async fn plan(
     writes: &[EntityWrite],
     counts: &[CountWrite],
 ) -> Result<Plan, ImportError> {
-    plan_chunks(db, chunks_of(writes), counts).await
+    plan_chunks(db, &mut chunks_of(writes), counts).await
 }
 
 /// What committing the writes of `chunks` and `counts` would do, without writing.
 pub async fn plan_chunks(
     db: &Db,
-    chunks: Chunks<'_>,
+    chunks: &mut dyn ChunkSource,
     counts: &[CountWrite],
 ) -> Result<Plan, ImportError> {
     check_counts(counts)?;
     let mut conn = db.pool.acquire().await?;
     let mut plan = Plan::default();
-    for chunk in chunks {
-        let chunk = chunk?;
-        let held = held_for(&mut conn, db.backend, &chunk).await?;
+    while let Some((chunk, held)) = next_chunk(&mut conn, db.backend, chunks).await? {
         plan_of(&mut plan, &held, &chunk);
     }
     if !counts.is_empty() {
@@ -428,7 +521,7 @@ pub async fn commit(
     writes: &[EntityWrite],
     counts: &[CountWrite],
 ) -> Result<Committed, ImportError> {
-    commit_chunks(db, label, created_ms, chunks_of(writes), counts).await
+    commit_chunks(db, label, created_ms, &mut chunks_of(writes), counts).await
 }
 
 /// [`commit`] of the writes of `chunks`, each compared with what HQ holds and written before
@@ -437,7 +530,7 @@ pub async fn commit_chunks(
     db: &Db,
     label: &str,
     created_ms: i64,
-    chunks: Chunks<'_>,
+    chunks: &mut dyn ChunkSource,
     counts: &[CountWrite],
 ) -> Result<Committed, ImportError> {
     check_counts(counts)?;
@@ -458,9 +551,7 @@ pub async fn commit_chunks(
     .execute(&mut *tx)
     .await?;
     let mut plan = Plan::default();
-    for chunk in chunks {
-        let chunk = chunk?;
-        let held = held_for(&mut tx, db.backend, &chunk).await?;
+    while let Some((chunk, held)) = next_chunk(&mut tx, db.backend, chunks).await? {
         plan_of(&mut plan, &held, &chunk);
         // The rows to bind copy every payload twice: a chunk at a time keeps that small.
         let mut upserts = Vec::with_capacity(chunk.len());
@@ -471,21 +562,21 @@ pub async fn commit_chunks(
             if same(before, w.payload.as_deref()) {
                 continue;
             }
-            upserts.push((w.kind.clone(), w.key.clone(), w.payload.clone()));
             records.push(vec![
                 Arg::Text(batch.clone()),
-                Arg::Text(w.kind),
-                Arg::Text(w.key),
+                Arg::Text(w.kind.clone()),
+                Arg::Text(w.key.clone()),
                 Arg::OptText(before.cloned().flatten()),
-                Arg::OptText(w.payload),
+                Arg::OptText(w.payload.as_deref().map(payload_hash)),
                 Arg::OptText(w.provenance),
             ]);
+            upserts.push((w.kind, w.key, w.payload));
         }
         crate::refdata::write_entities(&mut tx, db.backend, version, upserts).await?;
         insert_many(
             &mut tx,
             db.backend,
-            "INSERT INTO import_batch_entities (batch, kind, key, before_payload, after_payload, provenance) VALUES",
+            "INSERT INTO import_batch_entities (batch, kind, key, before_payload, after_hash, provenance) VALUES",
             "",
             records,
         )
@@ -715,7 +806,7 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
     }
     let (_, version) = next_version(&mut tx, db).await?;
     let rows = sqlx::query(
-        "SELECT b.kind, b.key, b.before_payload, b.after_payload, e.payload AS current
+        "SELECT b.kind, b.key, b.before_payload, b.after_hash, b.after_payload, e.payload AS current
          FROM import_batch_entities b LEFT JOIN ref_entities e ON e.kind = b.kind AND e.key = b.key
          WHERE b.batch = $1 ORDER BY b.kind, b.key",
     )
@@ -729,13 +820,17 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
         let kind: String = row.get("kind");
         let key: String = row.get("key");
         let before: Option<String> = row.get("before_payload");
+        let after_hash: Option<String> = row.get("after_hash");
         let after: Option<String> = row.get("after_payload");
         let current: Option<String> = row.get("current");
-        let unchanged = match (&current, &after) {
-            (Some(c), Some(a)) => {
+        // As the batch left it (or as a rollback of a later batch restored it)?
+        let unchanged = match (&current, &after_hash, &after) {
+            (Some(c), Some(h), _) => payload_hash(c) == *h,
+            // Batches committed before the hash was kept.
+            (Some(c), None, Some(a)) => {
                 serde_json::from_str::<Value>(c).ok() == serde_json::from_str::<Value>(a).ok()
             }
-            (None, None) => true,
+            (None, None, None) => true,
             _ => false,
         };
         if !unchanged {

@@ -258,6 +258,34 @@ async fn a_rollback_leaves_no_stock_row_behind(db: &Db) {
     assert_eq!(stock_rows(db).await, []);
 }
 
+/// Chunks given beforehand, each asking for the entities it writes; records what HQ held of
+/// each when it was made.
+struct Scripted {
+    chunks: std::collections::VecDeque<Result<Vec<EntityWrite>, ImportError>>,
+    next: Option<Result<Vec<EntityWrite>, ImportError>>,
+    held: Vec<hq::import::Held>,
+}
+
+impl hq::import::ChunkSource for Scripted {
+    fn next_keys(&mut self) -> Option<Vec<(String, String)>> {
+        let next = self.chunks.pop_front()?;
+        let keys = match &next {
+            Ok(writes) => writes
+                .iter()
+                .map(|w| (w.kind.clone(), w.key.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        self.next = Some(next);
+        Some(keys)
+    }
+
+    fn writes(&mut self, held: &hq::import::Held) -> Result<Vec<EntityWrite>, ImportError> {
+        self.held.push(held.clone());
+        self.next.take().unwrap_or(Ok(Vec::new()))
+    }
+}
+
 /// A commit made a chunk at a time that fails part-way (a chunk that cannot be made: the
 /// catalog would not build) keeps nothing: no entity of the chunks before, no batch, no version.
 async fn a_commit_that_fails_part_way_keeps_nothing(db: &Db) {
@@ -270,8 +298,8 @@ async fn a_commit_that_fails_part_way_keeps_nothing(db: &Db) {
     )
     .await
     .unwrap();
-    let chunks: hq::import::Chunks<'_> = Box::new(
-        vec![
+    let mut chunks = Scripted {
+        chunks: vec![
             Ok(vec![
                 variant("A-1", "Espresso Machine", "4006381333931"),
                 variant("B-2", "Coffee Beans", "036000291452"),
@@ -281,11 +309,23 @@ async fn a_commit_that_fails_part_way_keeps_nothing(db: &Db) {
             )),
             Ok(vec![variant("C-3", "Tea", "5000112637922")]),
         ]
-        .into_iter(),
-    );
-    let e = commit_chunks(db, "broken", 2, chunks, &[])
+        .into(),
+        next: None,
+        held: Vec::new(),
+    };
+    let e = commit_chunks(db, "broken", 2, &mut chunks, &[])
         .await
         .unwrap_err();
+    // The first chunk was made from what HQ held of it: A-1 as seeded, no B-2.
+    let first = &chunks.held[0];
+    let a1 = first[&("variant".to_owned(), "A-1".to_owned())].as_deref();
+    assert!(a1.is_some_and(|p| p.contains("Old")), "{first:?}");
+    assert!(!first.contains_key(&("variant".to_owned(), "B-2".to_owned())));
+    assert_eq!(
+        chunks.held.len(),
+        2,
+        "no chunk is made after the one that failed"
+    );
     assert!(e.to_string().contains("would not build"), "{e}");
     let now = entities(db, "variant").await.unwrap();
     assert_eq!(now.len(), 1);

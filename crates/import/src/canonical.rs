@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use domain::catalog::{Identifier, Sku, TaxCategory};
+use domain::catalog::{Identifier, Sku, TaxCategory, key_hash};
 use domain::{Currency, Money, RoundingMode, UnitOfSale};
 use rust_decimal::Decimal;
 
@@ -13,13 +13,35 @@ use crate::diag::{Diagnostic, Severity};
 use crate::matching::{ItemRef, Matching};
 use crate::model::{SourceItem, SourceRead};
 
-/// What HQ already holds, so that a re-import finds its earlier variants.
+/// What HQ already holds, so that a re-import finds its earlier variants: each SKU once, and a
+/// 128-bit hash of each identifier key (a million variants' identifiers fit in about 100 MiB).
 #[derive(Debug, Clone, Default)]
 pub struct Existing {
-    /// Identifier key ([`Identifier::key`]) → SKU of the variant holding it.
-    pub by_identifier: HashMap<String, String>,
-    /// Every SKU in use.
-    pub skus: HashSet<String>,
+    skus: Vec<String>,
+    by_identifier: HashMap<u128, u32>,
+}
+
+impl Existing {
+    /// Adds a variant HQ holds.
+    pub fn add(&mut self, sku: &str, identifiers: &[Identifier]) {
+        let ordinal = u32::try_from(self.skus.len()).unwrap_or(u32::MAX);
+        self.skus.push(sku.to_owned());
+        for id in identifiers {
+            self.by_identifier.insert(key_hash(&id.key()), ordinal);
+        }
+    }
+
+    /// The SKU of the variant holding `identifier`.
+    fn holder(&self, identifier: &Identifier) -> Option<u32> {
+        self.by_identifier
+            .get(&key_hash(&identifier.key()))
+            .copied()
+    }
+
+    /// Every SKU HQ holds.
+    pub fn skus(&self) -> &[String] {
+        &self.skus
+    }
 }
 
 /// How to build the canonical catalog.
@@ -302,18 +324,6 @@ fn sanitize(raw: &str, max: usize) -> String {
     s
 }
 
-/// A 128-bit hash of an identifier key: two SipHash passes with different prefixes.
-fn key_hash(key: &str) -> u128 {
-    use std::hash::{Hash, Hasher};
-    let half = |salt: u8| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        salt.hash(&mut h);
-        key.hash(&mut h);
-        h.finish()
-    };
-    u128::from(half(1)) << 64 | u128::from(half(2))
-}
-
 /// The legacy identifier of an item: its id, else its SKU, else its line, in its source.
 fn legacy_identifier(source: &str, item: &SourceItem) -> Identifier {
     match (&item.legacy_id, &item.sku) {
@@ -403,8 +413,11 @@ pub fn build(
         }
     }
     let mut out = CanonicalCatalog::default();
-    let mut taken: HashSet<String> = options.existing.skus.clone();
-    let mut reused: HashSet<String> = HashSet::new();
+    // Reserved once: a list of half a million variants grown by doubling holds both copies.
+    out.variants.reserve_exact(matching.clusters.len());
+    // SKUs in use (as hashes) and HQ's variants found again.
+    let mut taken: HashSet<u128> = options.existing.skus.iter().map(|s| key_hash(s)).collect();
+    let mut reused: HashSet<u32> = HashSet::new();
     // Identifier key (as a 128-bit hash, to keep millions of keys small) → index of the variant
     // that holds it.
     let mut claimed: HashMap<u128, usize> = HashMap::new();
@@ -499,9 +512,12 @@ pub fn build(
             .filter(|(id, _, _)| {
                 !matches!(id, Identifier::Gtin(g) if crate::normalize::is_restricted(g))
             })
-            .find_map(|(id, _, _)| options.existing.by_identifier.get(&id.key()).cloned());
-        let (sku, existing) = match found {
-            Some(s) if reused.insert(s.clone()) => (s, true),
+            .find_map(|(id, _, _)| options.existing.holder(id));
+        let held = found
+            .filter(|i| reused.insert(*i))
+            .and_then(|i| options.existing.skus.get(i as usize));
+        let (sku, existing) = match held {
+            Some(s) => (s.clone(), true),
             _ => {
                 let candidates = by_title
                     .iter()
@@ -514,7 +530,7 @@ pub fn build(
                 });
                 let mut chosen = None;
                 for c in candidates.chain(fallback) {
-                    if !taken.contains(&c) {
+                    if !taken.contains(&key_hash(&c)) {
                         chosen = Some(c);
                         break;
                     }
@@ -528,7 +544,7 @@ pub fn build(
                             .map_or_else(|| "K".to_owned(), |s| sanitize(s, 56));
                         let mut n = 2;
                         let mut c = format!("{base}-{n}");
-                        while taken.contains(&c) {
+                        while taken.contains(&key_hash(&c)) {
                             n += 1;
                             c = format!("{base}-{n}");
                         }
@@ -548,7 +564,7 @@ pub fn build(
             }
         };
         let Ok(sku) = Sku::parse(&sku) else { continue };
-        taken.insert(sku.as_str().to_owned());
+        taken.insert(key_hash(sku.as_str()));
         provenance.push(FieldFrom::Sku(winner_ref));
 
         let mut kept = Vec::new();

@@ -399,13 +399,7 @@ fn a_reimport_finds_its_earlier_variants_and_keeps_their_skus() {
         .insert("standard".into(), "20".parse().unwrap());
     let first = canonical::build(&reads, &m, &options).unwrap();
     for v in &first.variants {
-        options.existing.skus.insert(v.sku.to_string());
-        for id in &v.identifiers(&reads) {
-            options
-                .existing
-                .by_identifier
-                .insert(id.key(), v.sku.to_string());
-        }
+        options.existing.add(v.sku.as_str(), &v.identifiers(&reads));
     }
     let second = canonical::build(&reads, &m, &options).unwrap();
     assert_eq!(first.variants.len(), second.variants.len());

@@ -4,7 +4,7 @@
 //! commits the result to HQ as one batch published through the reference-data change log;
 //! `rollback` undoes a batch as a new change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -230,26 +230,36 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 Some(u) => Some(runtime.block_on(hq::db::open(u))?),
                 None => None,
             };
-            let (held, known) = match &db {
+            let (mut held, known) = match &db {
                 Some(db) => phases.run("reading HQ's catalog", || {
                     runtime.block_on(async {
-                        Ok::<_, sqlx::Error>((
-                            (
-                                hq::import::entity_texts(db, "variant").await?,
-                                hq::import::entity_texts(db, "prices").await?,
-                            ),
+                        anyhow::Ok((
+                            HeldCatalog::read(db).await?,
                             Some(hq::import::known(db).await?),
                         ))
                     })
                 })?,
-                None => ((BTreeMap::new(), BTreeMap::new()), None),
+                None => (HeldCatalog::default(), None),
             };
-            let mut outcome =
-                pipeline(&reads, &plan, review_path.as_deref(), &held.0, &mut phases)?;
+            let mut outcome = pipeline(
+                &reads,
+                &plan,
+                review_path.as_deref(),
+                &mut held,
+                &mut phases,
+            )?;
             let mut counts = phases.run("opening counts", || {
                 count_writes(&reads, &mut outcome.catalog)
             })?;
-            let entities = Entities::new(&reads, &outcome.catalog, &plan, &held);
+            let gone = match &db {
+                Some(db) => runtime.block_on(hq::import::held(
+                    db,
+                    &Entities::gone_keys(&outcome.catalog, &held),
+                ))?,
+                None => hq::import::Held::new(),
+            };
+            let mut entities = Entities::new(&reads, &outcome.catalog, &plan, held, &gone)?;
+            drop(gone);
             if let Some(db) = &db {
                 let merged_away = merges(&entities.removals);
                 if !merged_away.is_empty() {
@@ -324,12 +334,11 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                 }
                 None => anyhow::Ok(()),
             };
-            let chunks = entities.chunks()?;
             match (&db, dry_run) {
                 (Some(db), true) => {
                     let p = phases
                         .run("spelling out the entities and comparing with HQ", || {
-                            runtime.block_on(hq::import::plan_chunks(db, chunks, &counts))
+                            runtime.block_on(hq::import::plan_chunks(db, &mut entities, &counts))
                         })?;
                     print_plan("would", &p, merged, 0);
                     write_report(&p)?;
@@ -343,9 +352,11 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                         ..hq::import::Plan::default()
                     };
                     phases.run("spelling out the entities", || {
-                        for chunk in chunks {
+                        use hq::import::ChunkSource;
+                        while entities.next_keys().is_some() {
+                            let writes = entities.writes(&hq::import::Held::new())?;
                             p.created
-                                .extend(chunk?.into_iter().map(|w| (w.kind, w.key)));
+                                .extend(writes.into_iter().map(|w| (w.kind, w.key)));
                         }
                         anyhow::Ok(())
                     })?;
@@ -359,7 +370,7 @@ pub fn run(args: CatalogArgs) -> anyhow::Result<()> {
                                 db,
                                 &label,
                                 jiff::Timestamp::now().as_millisecond(),
-                                chunks,
+                                &mut entities,
                                 &counts,
                             ))
                         })?;
@@ -879,10 +890,7 @@ pub(crate) struct Outcome {
     pub catalog: CanonicalCatalog,
 }
 
-fn canonical_options(
-    plan: &PlanFile,
-    held_variants: &BTreeMap<String, String>,
-) -> anyhow::Result<CanonicalOptions> {
+fn canonical_options(plan: &PlanFile) -> anyhow::Result<CanonicalOptions> {
     let mut options = CanonicalOptions {
         currency: plan
             .currency
@@ -912,24 +920,7 @@ fn canonical_options(
             .with_context(|| format!("tax rate `{rate}` of `{category}` is not a number"))?;
         options.tax_rates.insert(category.clone(), rate);
     }
-    options.existing = existing(held_variants);
     Ok(options)
-}
-
-fn existing(held: &BTreeMap<String, String>) -> Existing {
-    let mut e = Existing::default();
-    for (sku, payload) in held {
-        e.skus.insert(sku.clone());
-        let Ok(entity) = serde_json::from_str::<VariantEntity>(payload) else {
-            continue;
-        };
-        if let Ok(variant) = entity.variant.parse("variant") {
-            for id in variant.identifiers() {
-                e.by_identifier.insert(id.key(), sku.clone());
-            }
-        }
-    }
-    e
 }
 
 /// Matching (with the review file) and the canonical catalog.
@@ -937,7 +928,7 @@ pub(crate) fn pipeline(
     reads: &[SourceRead],
     plan: &PlanFile,
     review_path: Option<&Path>,
-    held_variants: &BTreeMap<String, String>,
+    held: &mut HeldCatalog,
     phases: &mut Phases,
 ) -> anyhow::Result<Outcome> {
     let review = match review_path {
@@ -964,10 +955,14 @@ pub(crate) fn pipeline(
             )
             .with_context(|| p.display().to_string())?;
     }
-    let options = canonical_options(plan, held_variants)?;
+    let mut options = canonical_options(plan)?;
+    // Lent to the build (a million variants' identifiers are worth not copying).
+    options.existing = std::mem::take(&mut held.existing);
     let catalog = phases.run("building the catalog", || {
         canonical::build(reads, &matching, &options)
-    })?;
+    });
+    held.existing = options.existing;
+    let catalog = catalog?;
     Ok(Outcome { matching, catalog })
 }
 
@@ -1088,105 +1083,137 @@ fn merge_entries(
     Ok(Some(out))
 }
 
+/// What HQ holds of its catalog before an import: its variants' SKUs and identifiers (for
+/// finding them again) and the pricebooks it holds prices in. Read a row at a time; the
+/// entities an import rewrites are read a chunk at a time as they are written.
+#[derive(Default)]
+pub(crate) struct HeldCatalog {
+    existing: Existing,
+    /// The book of every prices entity (the part of its key before `|`).
+    books: BTreeSet<String>,
+}
+
+impl HeldCatalog {
+    pub(crate) async fn read(db: &hq::db::Db) -> anyhow::Result<HeldCatalog> {
+        let mut held = HeldCatalog::default();
+        let mut broken = None;
+        hq::import::scan(
+            db,
+            "variant",
+            true,
+            |sku, payload| match serde_json::from_str::<VariantEntity>(payload)
+                .map_err(|e| e.to_string())
+                .and_then(|e| e.variant.parse("variant").map_err(|e| e.to_string()))
+            {
+                Ok(variant) => held.existing.add(sku, variant.identifiers()),
+                Err(e) => {
+                    broken
+                        .get_or_insert_with(|| format!("variant {sku} at HQ cannot be read: {e}"));
+                }
+            },
+        )
+        .await?;
+        if let Some(why) = broken {
+            anyhow::bail!(why);
+        }
+        hq::import::scan(db, "prices", false, |key, _| {
+            if let Some((book, _)) = key.rsplit_once('|') {
+                if !held.books.contains(book) {
+                    held.books.insert(book.to_owned());
+                }
+            }
+        })
+        .await?;
+        Ok(held)
+    }
+}
+
 /// The reference entities the catalog becomes: one `variant` per variant (keeping identifiers
 /// HQ already had for it) and one `prices` entity per priced SKU, in the chain book that
 /// already prices it or else in the import's book, effective from the declared instant. They
-/// are made a chunk at a time ([`Entities::chunks`]) while HQ compares and writes them: a
-/// million rows' entities held at once would take gigabytes.
+/// are made a chunk at a time ([`hq::import::ChunkSource`]) from what HQ holds of that chunk,
+/// while HQ compares and writes them: a million rows' entities held at once, or HQ's whole
+/// catalog, would take gigabytes.
 pub(crate) struct Entities<'a> {
     reads: &'a [SourceRead],
     catalog: &'a CanonicalCatalog,
-    held: &'a (BTreeMap<String, String>, BTreeMap<String, String>),
     currency: String,
     book: String,
     from: String,
-    /// The key of the chain book's prices entity in the chain's currency that already prices
-    /// each SKU (the entity itself is read from `held` when the SKU is written).
-    books: HashMap<String, String>,
+    /// The books HQ holds prices in, and the import's.
+    books: BTreeSet<String>,
     /// The identifiers of the variants merged away, by the SKU they were merged into.
     absorbed: HashMap<String, Vec<IdentifierDto>>,
     /// Variants HQ holds that this catalog no longer has because a person merged them into
-    /// another (their identifiers now belong to it), and their prices: removed.
+    /// another (their identifiers now belong to it): removed, with their prices.
     pub(crate) removals: Vec<hq::import::EntityWrite>,
+    /// The check that HQ's catalog after the import builds: no SKU twice, no identifier on two
+    /// variants (stores refuse a catalog that does not, so such an import is refused, and its
+    /// transaction rolled back, before anything is kept). It starts with the variants HQ keeps
+    /// as they are, and takes each variant as it is made.
+    index: domain::catalog::CatalogIndex,
+    /// The chunks made so far (the first is the removals; then a thousand variants each).
+    made: usize,
 }
 
 impl<'a> Entities<'a> {
+    /// `gone` holds what HQ holds of its variants this catalog lacks.
     pub(crate) fn new(
         reads: &'a [SourceRead],
         catalog: &'a CanonicalCatalog,
         plan: &PlanFile,
-        held: &'a (BTreeMap<String, String>, BTreeMap<String, String>),
-    ) -> Self {
-        let currency = plan.currency.clone().unwrap_or_else(|| "EUR".to_owned());
-        let mut books: HashMap<String, String> = HashMap::new();
-        for (key, payload) in &held.1 {
-            if let Ok(p) = serde_json::from_str::<PricesEntity>(payload) {
-                if p.currency == currency && matches!(p.scope, ScopeDto::Chain(_)) {
-                    books.entry(p.sku).or_insert_with(|| key.clone());
-                }
-            }
-        }
-        let in_catalog: std::collections::HashSet<&str> =
-            catalog.variants.iter().map(|v| v.sku.as_str()).collect();
-        let gone: Vec<(&String, &String)> = held
-            .0
-            .iter()
-            .filter(|(sku, _)| !in_catalog.contains(sku.as_str()))
-            .collect();
-        drop(in_catalog);
+        held: HeldCatalog,
+        gone: &hq::import::Held,
+    ) -> anyhow::Result<Self> {
+        let book = plan
+            .pricebook
+            .clone()
+            .unwrap_or_else(|| "catalog".to_owned());
+        let mut books = held.books;
+        books.insert(book.clone());
         // Which new variant holds each identifier: only asked when HQ holds variants this
-        // catalog lacks (a million identifiers take hundreds of megabytes).
-        let mut new_by_key: HashMap<String, &str> = HashMap::new();
+        // catalog lacks.
+        let mut new_by_key: HashMap<u128, &str> = HashMap::new();
         if !gone.is_empty() {
             for v in &catalog.variants {
                 for id in &v.identifiers(reads) {
-                    new_by_key.insert(id.key(), v.sku.as_str());
+                    new_by_key.insert(domain::catalog::key_hash(&id.key()), v.sku.as_str());
                 }
             }
         }
+        let mut index = domain::catalog::CatalogIndex::default();
         let mut absorbed: HashMap<String, Vec<IdentifierDto>> = HashMap::new();
         let mut removals = Vec::new();
-        for (sku, payload) in gone {
-            let Ok(old) = serde_json::from_str::<VariantEntity>(payload) else {
+        for ((_, sku), payload) in gone {
+            let Some(payload) = payload else { continue };
+            let old = serde_json::from_str::<VariantEntity>(payload)
+                .with_context(|| format!("variant {sku} at HQ is not a variant entity"))?;
+            let into = old.variant.identifiers.iter().find_map(|id| {
+                new_by_key
+                    .get(&domain::catalog::key_hash(&id_key(id)))
+                    .copied()
+            });
+            let Some(into) = into else {
+                // Kept as it is.
+                index_entity(&mut index, &old)?;
                 continue;
             };
-            let into = old
-                .variant
-                .identifiers
-                .iter()
-                .find_map(|id| new_by_key.get(&id_key(id)).copied());
-            let Some(into) = into else { continue };
             absorbed
                 .entry(into.to_owned())
                 .or_default()
-                .extend(old.variant.identifiers.clone());
+                .extend(old.variant.identifiers);
             removals.push(hq::import::EntityWrite {
                 kind: "variant".to_owned(),
                 key: sku.clone(),
                 payload: None,
                 provenance: Some(format!("merged into {into}")),
             });
-            // Price keys are `book|sku`.
-            for key in held.1.keys() {
-                if key.rsplit_once('|').map(|(_, s)| s) == Some(sku.as_str()) {
-                    removals.push(hq::import::EntityWrite {
-                        kind: "prices".to_owned(),
-                        key: key.clone(),
-                        payload: None,
-                        provenance: Some(format!("merged into {into}")),
-                    });
-                }
-            }
         }
-        Entities {
+        Ok(Entities {
             reads,
             catalog,
-            held,
-            currency,
-            book: plan
-                .pricebook
-                .clone()
-                .unwrap_or_else(|| "catalog".to_owned()),
+            currency: plan.currency.clone().unwrap_or_else(|| "EUR".to_owned()),
+            book,
             from: plan
                 .effective_from
                 .clone()
@@ -1194,51 +1221,116 @@ impl<'a> Entities<'a> {
             books,
             absorbed,
             removals,
-        }
+            index,
+            made: 0,
+        })
     }
 
-    /// Every write, a thousand variants at a time after the removals, checking on the way that
-    /// HQ's catalog after them still builds: no SKU twice, no identifier on two variants
-    /// (stores refuse a catalog that does not, so such an import is refused, and its
-    /// transaction rolled back, before anything is kept). The variants HQ keeps as they are
-    /// are checked first.
-    pub(crate) fn chunks(&'a self) -> anyhow::Result<hq::import::Chunks<'a>> {
-        let mut index = domain::catalog::CatalogIndex::default();
-        let rewritten: std::collections::HashSet<&str> = self
-            .catalog
-            .variants
+    /// The prices entities of `sku` in every book, in key order.
+    fn price_keys(&self, sku: &str) -> impl Iterator<Item = (String, String)> {
+        let mut keys: Vec<String> = self.books.iter().map(|b| format!("{b}|{sku}")).collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|k| ("prices".to_owned(), k))
+    }
+
+    /// The variants of chunk `n` (from 1).
+    fn variants_of(&self, n: usize) -> &'a [canonical::CanonicalVariant] {
+        let all = &self.catalog.variants;
+        let start = (n - 1).saturating_mul(1_000).min(all.len());
+        &all[start..(start + 1_000).min(all.len())]
+    }
+
+    /// HQ's entities of variants that may be merged away into it or written.
+    pub(crate) fn gone_keys(
+        catalog: &CanonicalCatalog,
+        held: &HeldCatalog,
+    ) -> Vec<(String, String)> {
+        let in_catalog: std::collections::HashSet<&str> =
+            catalog.variants.iter().map(|v| v.sku.as_str()).collect();
+        held.existing
+            .skus()
             .iter()
-            .map(|v| v.sku.as_str())
-            .chain(self.removals.iter().map(|w| w.key.as_str()))
-            .collect();
-        for (sku, payload) in &self.held.0 {
-            if rewritten.contains(sku.as_str()) {
-                continue;
+            .filter(|sku| !in_catalog.contains(sku.as_str()))
+            .map(|sku| ("variant".to_owned(), sku.clone()))
+            .collect()
+    }
+}
+
+impl hq::import::ChunkSource for Entities<'_> {
+    fn next_keys(&mut self) -> Option<Vec<(String, String)>> {
+        self.made += 1;
+        if self.made == 1 {
+            let mut keys = Vec::new();
+            for w in &self.removals {
+                keys.push((w.kind.clone(), w.key.clone()));
+                keys.extend(self.price_keys(&w.key));
             }
-            let entity = serde_json::from_str::<VariantEntity>(payload)
-                .with_context(|| format!("variant {sku} at HQ is not a variant entity"))?;
-            index_entity(&mut index, &entity)?;
+            return Some(keys);
         }
-        let removals = std::iter::once(Ok(self.removals.clone()));
-        let variants = self.catalog.variants.chunks(1_000).map(move |some| {
-            let mut writes = Vec::with_capacity(some.len() * 2);
-            for v in some {
-                writes.extend(
-                    self.variant(v, &mut index)
-                        .map_err(|e| hq::import::ImportError::Entities(format!("{e:#}")))?,
-                );
+        let variants = self.variants_of(self.made - 1);
+        if variants.is_empty() {
+            return None;
+        }
+        let mut keys = Vec::with_capacity(variants.len() * (1 + self.books.len()));
+        for v in variants {
+            let sku = v.sku.as_str();
+            keys.push(("variant".to_owned(), sku.to_owned()));
+            keys.extend(self.price_keys(sku));
+            for sp in &v.store_prices {
+                keys.push((
+                    "prices".to_owned(),
+                    format!("{}-{}|{sku}", self.book, sp.store),
+                ));
             }
-            Ok(writes)
-        });
-        Ok(Box::new(removals.chain(variants)))
+        }
+        Some(keys)
     }
 
+    fn writes(
+        &mut self,
+        held: &hq::import::Held,
+    ) -> Result<Vec<hq::import::EntityWrite>, hq::import::ImportError> {
+        if self.made == 1 {
+            let mut writes = self.removals.clone();
+            for w in &self.removals {
+                for key in self.price_keys(&w.key) {
+                    if matches!(held.get(&key), Some(Some(_))) {
+                        writes.push(hq::import::EntityWrite {
+                            kind: key.0,
+                            key: key.1,
+                            payload: None,
+                            provenance: w.provenance.clone(),
+                        });
+                    }
+                }
+            }
+            return Ok(writes);
+        }
+        let variants = self.variants_of(self.made - 1);
+        let mut writes = Vec::with_capacity(variants.len() * 2);
+        let mut index = std::mem::take(&mut self.index);
+        let made = variants.iter().try_for_each(|v| {
+            writes.extend(self.variant(v, held, &mut index)?);
+            anyhow::Ok(())
+        });
+        self.index = index;
+        made.map_err(|e| hq::import::ImportError::Entities(format!("{e:#}")))?;
+        Ok(writes)
+    }
+}
+
+impl Entities<'_> {
     /// The writes of one variant: itself and its prices.
     fn variant(
         &self,
         v: &canonical::CanonicalVariant,
+        held: &hq::import::Held,
         index: &mut domain::catalog::CatalogIndex,
     ) -> anyhow::Result<Vec<hq::import::EntityWrite>> {
+        let payload = |kind: &str, key: &str| {
+            held.get(&(kind.to_owned(), key.to_owned()))
+                .and_then(Option::as_deref)
+        };
         let (reads, book, from, currency) = (self.reads, &self.book, &self.from, &self.currency);
         let mut writes = Vec::with_capacity(2);
         let sku = v.sku.to_string();
@@ -1246,11 +1338,8 @@ impl<'a> Entities<'a> {
         let mut keys = std::collections::HashSet::new();
         let mut product_id = v.product_id.clone();
         let mut product_name = v.product_name.clone();
-        if let Some(old) = self
-            .held
-            .0
-            .get(&sku)
-            .and_then(|p| serde_json::from_str::<VariantEntity>(p).ok())
+        if let Some(old) =
+            payload("variant", &sku).and_then(|p| serde_json::from_str::<VariantEntity>(p).ok())
         {
             // An update keeps what HQ had: its product, and identifiers the import lacks.
             product_id = old.product_id;
@@ -1293,28 +1382,15 @@ impl<'a> Entities<'a> {
             },
         };
         index_entity(index, &entity)?;
-        let provenance: Vec<Value> = v
-            .provenance(reads)
-            .iter()
-            .map(|p| {
-                serde_json::json!({
-                    "field": p.field, "source": p.source, "system": p.system,
-                    "file": p.file, "line": p.line, "legacy_id": p.legacy_id,
-                })
-            })
-            .collect();
         writes.push(hq::import::EntityWrite {
             kind: "variant".to_owned(),
             key: sku.clone(),
             payload: Some(serde_json::to_string(&entity)?),
-            provenance: Some(Value::Array(provenance).to_string()),
+            provenance: Some(provenance_json(&v.provenance(reads))),
         });
         for sp in &v.store_prices {
             let key = format!("{book}-{}|{sku}", sp.store);
-            let target = self
-                .held
-                .1
-                .get(&key)
+            let target = payload("prices", &key)
                 .and_then(|p| serde_json::from_str::<PricesEntity>(p).ok())
                 .unwrap_or_else(|| PricesEntity {
                     book: format!("{book}-{}", sp.store),
@@ -1340,19 +1416,20 @@ impl<'a> Entities<'a> {
             return Ok(writes);
         };
         let amount = price.amount_string();
-        let target = self
-            .books
-            .get(&sku)
-            .and_then(|key| self.held.1.get(key))
-            .and_then(|p| serde_json::from_str::<PricesEntity>(p).ok())
-            .unwrap_or_else(|| PricesEntity {
-                book: book.clone(),
-                version: 1,
-                scope: ScopeDto::Chain("chain".to_owned()),
-                currency: currency.clone(),
-                sku: sku.clone(),
-                entries: Vec::new(),
-            });
+        // The chain book in the chain's currency that already prices it, first by key.
+        let held_book = self.price_keys(&sku).find_map(|(kind, key)| {
+            payload(&kind, &key)
+                .and_then(|p| serde_json::from_str::<PricesEntity>(p).ok())
+                .filter(|p| p.currency == *currency && matches!(p.scope, ScopeDto::Chain(_)))
+        });
+        let target = held_book.unwrap_or_else(|| PricesEntity {
+            book: book.clone(),
+            version: 1,
+            scope: ScopeDto::Chain("chain".to_owned()),
+            currency: currency.clone(),
+            sku: sku.clone(),
+            entries: Vec::new(),
+        });
         let entries = match merge_entries(&target.entries, &sku, &amount, from)? {
             Some(e) => e,
             None => target.entries.clone(),
@@ -1368,6 +1445,31 @@ impl<'a> Entities<'a> {
     }
 }
 
+/// The provenance HQ keeps of a variant: one entry per source row, naming the fields taken
+/// from it (`[{"source", "system", "file", "line", "legacy_id", "fields": [...]}]`).
+fn provenance_json(all: &[canonical::Provenance]) -> String {
+    let mut rows: Vec<(&canonical::Provenance, Vec<&str>)> = Vec::new();
+    for p in all {
+        let row = rows.iter_mut().find(|(r, _)| {
+            (&r.source, &r.file, r.line, &r.legacy_id) == (&p.source, &p.file, p.line, &p.legacy_id)
+        });
+        match row {
+            Some((_, fields)) => fields.push(&p.field),
+            None => rows.push((p, vec![&p.field])),
+        }
+    }
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|(p, fields)| {
+            serde_json::json!({
+                "source": p.source, "system": p.system, "file": p.file, "line": p.line,
+                "legacy_id": p.legacy_id, "fields": fields,
+            })
+        })
+        .collect();
+    Value::Array(rows).to_string()
+}
+
 /// Adds a variant entity to the check that HQ's catalog after the import builds.
 fn index_entity(
     index: &mut domain::catalog::CatalogIndex,
@@ -1378,7 +1480,7 @@ fn index_entity(
         .parse(&format!("variant {}", entity.variant.sku))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     domain::catalog::Product::check(&entity.product_id, &entity.product_name)
-        .and_then(|()| index.add((0, 0), &variant))
+        .and_then(|()| index.add(&variant))
         .map_err(would_not_build)
 }
 

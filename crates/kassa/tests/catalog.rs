@@ -1109,3 +1109,59 @@ async fn a_dry_run_reports_every_phase_and_writes_a_readable_list() {
     // Diagnostics are kept apart: the report holds no warning about the towel's stock.
     assert!(!text.contains("warning: stock"), "{text}");
 }
+
+/// HQ's live prices entities, by key.
+async fn prices(hq: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let db = hq::db::open(&hq::db::existing_sqlite_url(hq).unwrap())
+        .await
+        .unwrap();
+    hq::import::entities(&db, "prices").await.unwrap()
+}
+
+/// An import reads what HQ holds a chunk at a time, never the whole catalog: a variant HQ
+/// already prices in a chain book of another name (published, not imported) is found again by
+/// its barcode and priced in that book, a new one in the import's; a re-run changes nothing.
+#[tokio::test]
+async fn a_variant_hq_already_prices_is_priced_in_its_book_and_a_re_run_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = dir.path().join("hq");
+    std::fs::create_dir_all(&hq).unwrap();
+    let mut seed = london_seed();
+    seed["products"] = serde_json::json!([{
+        "id": "mugs", "name": "Mugs",
+        "variants": [{"sku": "MUG-1", "name": "Blue Mug",
+            "identifiers": [{"gtin": "4006381333931"}],
+            "tax": "standard", "unit": "each", "channels": "all"}]
+    }]);
+    seed["pricebooks"] = serde_json::json!([{
+        "id": "london-gbp", "version": 1, "scope": "chain", "currency": "GBP",
+        "entries": [{"sku": "MUG-1", "price": "5.00", "from": "2026-01-01T00:00:00Z", "to": null}]
+    }]);
+    let seed_path = write(dir.path(), "seed.json", &seed.to_string());
+    kassa(&["hq", "--data", hq.to_str().unwrap(), "publish", &seed_path]);
+    let plan = two_source_plan(
+        dir.path(),
+        "Artikelnr;Bezeichnung;EAN;VK;Bestand\nS-1;Blue Mug;4006381333931;6,50;4\nS-2;Tea Towel;5000112637922;3,00;2\n",
+        "Artikelnr;Bezeichnung;EAN;VK;Bestand\nW-9;Mug Rack;036000291452;9,00;1\n",
+    );
+    let args = ["catalog", "import", "--config", &plan, "--data", hq.to_str().unwrap()];
+    let first = printed(&run(&args));
+    assert!(first.contains("committed batch"), "{first}");
+    let held = prices(&hq).await;
+    let keys: Vec<&str> = held.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["catalog|S-2", "catalog|W-9", "london-gbp|MUG-1"],
+        "{held:#?}"
+    );
+    let entries = &held["london-gbp|MUG-1"]["entries"];
+    assert_eq!(entries.as_array().unwrap().len(), 2, "{entries}");
+    assert_eq!(entries[1]["price"], "6.50");
+    assert_eq!(entries[1]["from"], "2026-12-01T00:00:00Z");
+    let mug = &variants(&hq).await["MUG-1"];
+    assert_eq!(mug["product_id"], "mugs", "{mug}");
+
+    let again = printed(&run(&args));
+    assert!(again.contains("nothing changed"), "{again}");
+    assert_eq!(prices(&hq).await, held);
+}
