@@ -1144,7 +1144,14 @@ async fn a_variant_hq_already_prices_is_priced_in_its_book_and_a_re_run_changes_
         "Artikelnr;Bezeichnung;EAN;VK;Bestand\nS-1;Blue Mug;4006381333931;6,50;4\nS-2;Tea Towel;5000112637922;3,00;2\n",
         "Artikelnr;Bezeichnung;EAN;VK;Bestand\nW-9;Mug Rack;036000291452;9,00;1\n",
     );
-    let args = ["catalog", "import", "--config", &plan, "--data", hq.to_str().unwrap()];
+    let args = [
+        "catalog",
+        "import",
+        "--config",
+        &plan,
+        "--data",
+        hq.to_str().unwrap(),
+    ];
     let first = printed(&run(&args));
     assert!(first.contains("committed batch"), "{first}");
     let held = prices(&hq).await;
