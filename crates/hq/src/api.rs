@@ -22,6 +22,7 @@ use sqlx::Row;
 
 use crate::db::Db;
 use crate::extract::{Query, read_body, require_content_type};
+use crate::identity::Scope;
 use crate::ingest::{IngestError, gap_ranges, ingest};
 use crate::stored_value;
 use crate::{now_ms, token_hash};
@@ -199,7 +200,29 @@ pub(crate) async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResul
     store.ok_or_else(unauthorized)
 }
 
-pub(crate) fn authorize_reader(hq: &Hq, headers: &HeaderMap) -> ApiResult<()> {
+/// Lets a read through that needs `scope`: an API key holding it, or the read API's bearer
+/// token (`--api-token`, every read scope). A key that is unknown, revoked or expired is refused
+/// whatever else is configured; so is one without the scope (`403 missing_scope`).
+pub(crate) async fn authorize_reader(hq: &Hq, headers: &HeaderMap, scope: Scope) -> ApiResult<()> {
+    if let Some(secret) = bearer(headers).filter(|t| t.starts_with(crate::identity::KEY_PREFIX)) {
+        let key = crate::identity::key_for_secret(&hq.db, secret, now_ms())
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "this API key is unknown, revoked or expired",
+                )
+            })?;
+        if !key.scopes.contains(&scope) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing_scope",
+                format!("the API key {} lacks the scope `{scope}`", key.id),
+            ));
+        }
+        return Ok(());
+    }
     match &hq.api_token {
         None => Ok(()),
         Some(expected) if bearer(headers) == Some(expected.as_str()) => Ok(()),
@@ -541,7 +564,7 @@ fn milli(value: i64) -> String {
 }
 
 async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers)?;
+    authorize_reader(&hq, &headers, Scope::FleetRead).await?;
     let rows =
         sqlx::query("SELECT id, store, acked_seq, last_contact_ms FROM terminals ORDER BY id")
             .fetch_all(&hq.db.pool)
@@ -572,7 +595,7 @@ async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<J
 }
 
 async fn parked(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers)?;
+    authorize_reader(&hq, &headers, Scope::FleetRead).await?;
     let rows = sqlx::query("SELECT id, store, terminal, from_seq, count, code, reason, received_ms, repeats, last_ms FROM parked ORDER BY id")
         .fetch_all(&hq.db.pool)
         .await?;
@@ -637,7 +660,7 @@ async fn sales_report(
     headers: HeaderMap,
     Query(q): Query<SalesQuery>,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers)?;
+    authorize_reader(&hq, &headers, Scope::ReportsRead).await?;
     let from = business_day("from", q.from.as_deref())?;
     let to = business_day("to", q.to.as_deref())?;
     if let (Some(from), Some(to)) = (from, to) {
@@ -759,7 +782,7 @@ async fn stock(
     headers: HeaderMap,
     Query(q): Query<StockQuery>,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers)?;
+    authorize_reader(&hq, &headers, Scope::StockRead).await?;
     let rows = sqlx::query(
         "SELECT location, sku, on_hand FROM stock_levels WHERE ($1 = '' OR location = $1) AND ($2 = '' OR sku = $2) ORDER BY location, sku",
     )
@@ -771,7 +794,7 @@ async fn stock(
 }
 
 async fn negative_stock(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers)?;
+    authorize_reader(&hq, &headers, Scope::StockRead).await?;
     let rows = sqlx::query(
         "SELECT location, sku, on_hand FROM stock_levels WHERE on_hand < 0 ORDER BY location, sku",
     )

@@ -1,7 +1,8 @@
 //! People at HQ and the audit log (ADR 0004): users with a role and a password (argon2id),
 //! signing in with a lockout after repeated failures, and an append-only log of every change
-//! and every sign-in, written in the transaction of what it records. Sessions, API keys and the
-//! pages that use them build on this.
+//! and every sign-in, written in the transaction of what it records; API keys with scopes for
+//! other systems (secrets shown once, kept hashed, rotatable with an overlap, revocable).
+//! Sessions and the pages that use them build on this.
 
 use std::fmt;
 
@@ -116,6 +117,12 @@ pub enum IdentityError {
     /// The password could not be hashed.
     #[error("password hashing: {0}")]
     Hash(String),
+    /// No API key has that id.
+    #[error("no API key `{0}`")]
+    UnknownKey(String),
+    /// The key was revoked or has expired.
+    #[error("the API key `{0}` is revoked or has expired")]
+    KeyNotLive(String),
 }
 
 /// A user to add.
@@ -498,4 +505,344 @@ pub async fn audit_log(
             after: r.get("after_json"),
         })
         .collect())
+}
+
+/// What an API key may do. A key holds the scopes it was made with; a read endpoint names the
+/// scope it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// Products, variants, prices.
+    CatalogRead,
+    /// Changing them (the write API).
+    CatalogWrite,
+    /// Stock levels and negative stock.
+    StockRead,
+    /// Sales, card and stored-value reports and exceptions.
+    ReportsRead,
+    /// Terminals, parked batches.
+    FleetRead,
+    /// The audit log.
+    AuditRead,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 6] = [
+        Scope::CatalogRead,
+        Scope::CatalogWrite,
+        Scope::StockRead,
+        Scope::ReportsRead,
+        Scope::FleetRead,
+        Scope::AuditRead,
+    ];
+
+    /// Its name (`catalog:read`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::CatalogRead => "catalog:read",
+            Scope::CatalogWrite => "catalog:write",
+            Scope::StockRead => "stock:read",
+            Scope::ReportsRead => "reports:read",
+            Scope::FleetRead => "fleet:read",
+            Scope::AuditRead => "audit:read",
+        }
+    }
+
+    /// The scope of that name.
+    pub fn parse(name: &str) -> Result<Scope, IdentityError> {
+        Scope::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name.trim())
+            .ok_or_else(|| IdentityError::Invalid {
+                field: "scopes",
+                reason: format!(
+                    "`{name}` is no scope (one of {})",
+                    Scope::ALL.map(Scope::as_str).join(", ")
+                ),
+            })
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An API key as HQ holds it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKey {
+    /// Its id (`key-…`), shown in lists and the audit log.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// When it was made, epoch ms.
+    pub created_ms: i64,
+    /// Who made it.
+    pub created_by: String,
+    /// When it stops working (a rotated key, after its overlap), epoch ms.
+    pub expires_ms: Option<i64>,
+    /// When it was revoked, epoch ms.
+    pub revoked_ms: Option<i64>,
+}
+
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl ApiKey {
+    /// Whether it works at `now_ms`.
+    pub fn live(&self, now_ms: i64) -> bool {
+        self.revoked_ms.is_none() && self.expires_ms.is_none_or(|at| at > now_ms)
+    }
+}
+
+/// A key just made: its secret is shown now and never again.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The key.
+    pub key: ApiKey,
+    /// The secret to send as `Authorization: Bearer …`.
+    pub secret: String,
+}
+
+/// The prefix of every API key's secret (`kassa_key_<id>_<random>`).
+pub const KEY_PREFIX: &str = "kassa_key_";
+
+fn key_of(row: &sqlx::any::AnyRow) -> ApiKey {
+    let scopes: String = row.get("scopes");
+    ApiKey {
+        id: row.get("id"),
+        name: row.get("name"),
+        scopes: scopes
+            .split_whitespace()
+            .filter_map(|s| Scope::parse(s).ok())
+            .collect(),
+        created_ms: row.get("created_ms"),
+        created_by: row.get("created_by"),
+        expires_ms: row.get("expires_ms"),
+        revoked_ms: row.get("revoked_ms"),
+    }
+}
+
+const KEY_COLUMNS: &str = "id, name, scopes, created_ms, created_by, expires_ms, revoked_ms";
+
+/// Makes a key and its secret, recorded in `tx` and its audit log.
+async fn insert_key(
+    tx: &mut sqlx::AnyConnection,
+    actor: &Actor,
+    name: &str,
+    scopes: &[Scope],
+    now_ms: i64,
+    action: &str,
+) -> Result<NewKey, IdentityError> {
+    let mut id = [0_u8; 6];
+    let mut secret = [0_u8; 32];
+    getrandom::fill(&mut id)
+        .and_then(|()| getrandom::fill(&mut secret))
+        .map_err(|e| IdentityError::Hash(format!("no randomness: {e}")))?;
+    let id = format!("key-{}", hex::encode(id));
+    let secret = format!("{KEY_PREFIX}{id}_{}", hex::encode(secret));
+    let key = ApiKey {
+        id,
+        name: name.to_owned(),
+        scopes: scopes.to_vec(),
+        created_ms: now_ms,
+        created_by: actor.to_string(),
+        expires_ms: None,
+        revoked_ms: None,
+    };
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, scopes, secret_hash, created_ms, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&key.id)
+    .bind(&key.name)
+    .bind(
+        scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+    .bind(hex::encode(crate::token_hash(&secret)))
+    .bind(now_ms)
+    .bind(&key.created_by)
+    .execute(&mut *tx)
+    .await?;
+    let after = serde_json::to_string(&key).ok();
+    Audit {
+        at_ms: now_ms,
+        actor: &key.created_by,
+        source: None,
+        action,
+        target: Some(&format!("key:{}", key.id)),
+        before: None,
+        after: after.as_deref(),
+    }
+    .append(tx)
+    .await?;
+    Ok(NewKey { key, secret })
+}
+
+/// Makes an API key named `name` with `scopes` (at least one); its secret is in the answer
+/// and nowhere else. Recorded in the audit log as done by `actor`.
+pub async fn create_api_key(
+    db: &Db,
+    actor: &Actor,
+    name: &str,
+    scopes: &[Scope],
+    now_ms: i64,
+) -> Result<NewKey, IdentityError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(IdentityError::Invalid {
+            field: "name",
+            reason: "a key's name says what it is for: 1 to 100 characters".into(),
+        });
+    }
+    if scopes.is_empty() {
+        return Err(IdentityError::Invalid {
+            field: "scopes",
+            reason: "a key needs at least one scope".into(),
+        });
+    }
+    let mut scopes = scopes.to_vec();
+    scopes.sort_unstable();
+    scopes.dedup();
+    let mut tx = db.pool.begin().await?;
+    let made = insert_key(&mut tx, actor, name, &scopes, now_ms, "key.create").await?;
+    tx.commit().await?;
+    Ok(made)
+}
+
+/// The key `id` as HQ holds it, in `tx`.
+async fn key_by_id(tx: &mut sqlx::AnyConnection, id: &str) -> Result<ApiKey, IdentityError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"
+    )))
+    .bind(id.trim())
+    .fetch_optional(&mut *tx)
+    .await?;
+    row.as_ref()
+        .map(key_of)
+        .ok_or_else(|| IdentityError::UnknownKey(id.trim().to_owned()))
+}
+
+/// Replaces the live key `id` with a new one of the same name and scopes; the old one keeps
+/// working for `overlap_ms` more (so the systems using it can move over), then expires.
+pub async fn rotate_api_key(
+    db: &Db,
+    actor: &Actor,
+    id: &str,
+    overlap_ms: i64,
+    now_ms: i64,
+) -> Result<NewKey, IdentityError> {
+    if overlap_ms < 0 {
+        return Err(IdentityError::Invalid {
+            field: "overlap",
+            reason: "the overlap cannot be negative".into(),
+        });
+    }
+    let mut tx = db.pool.begin().await?;
+    let old = key_by_id(&mut tx, id).await?;
+    if !old.live(now_ms) {
+        return Err(IdentityError::KeyNotLive(old.id));
+    }
+    let expires = now_ms.saturating_add(overlap_ms);
+    let expires = old.expires_ms.map_or(expires, |at| at.min(expires));
+    sqlx::query("UPDATE api_keys SET expires_ms = $1 WHERE id = $2")
+        .bind(expires)
+        .bind(&old.id)
+        .execute(&mut *tx)
+        .await?;
+    let made = insert_key(&mut tx, actor, &old.name, &old.scopes, now_ms, "key.rotate").await?;
+    let before = serde_json::to_string(&old).ok();
+    let after = serde_json::json!({"expires_ms": expires, "replaced_by": made.key.id}).to_string();
+    Audit {
+        at_ms: now_ms,
+        actor: &actor.to_string(),
+        source: None,
+        action: "key.expire",
+        target: Some(&format!("key:{}", old.id)),
+        before: before.as_deref(),
+        after: Some(&after),
+    }
+    .append(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(made)
+}
+
+/// Revokes the key `id` at once; every HQ process refuses it from its next request.
+pub async fn revoke_api_key(
+    db: &Db,
+    actor: &Actor,
+    id: &str,
+    now_ms: i64,
+) -> Result<ApiKey, IdentityError> {
+    let mut tx = db.pool.begin().await?;
+    let old = key_by_id(&mut tx, id).await?;
+    if old.revoked_ms.is_some() {
+        return Err(IdentityError::KeyNotLive(old.id));
+    }
+    sqlx::query("UPDATE api_keys SET revoked_ms = $1 WHERE id = $2")
+        .bind(now_ms)
+        .bind(&old.id)
+        .execute(&mut *tx)
+        .await?;
+    let revoked = ApiKey {
+        revoked_ms: Some(now_ms),
+        ..old.clone()
+    };
+    let (before, after) = (
+        serde_json::to_string(&old).ok(),
+        serde_json::to_string(&revoked).ok(),
+    );
+    Audit {
+        at_ms: now_ms,
+        actor: &actor.to_string(),
+        source: None,
+        action: "key.revoke",
+        target: Some(&format!("key:{}", old.id)),
+        before: before.as_deref(),
+        after: after.as_deref(),
+    }
+    .append(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+/// Every API key, oldest first.
+pub async fn api_keys(db: &Db) -> Result<Vec<ApiKey>, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_ms, id"
+    )))
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows.iter().map(key_of).collect())
+}
+
+/// The live key whose secret is `secret`, if any (read from the database on every call, so a
+/// revocation holds at once on every HQ process).
+pub async fn key_for_secret(
+    db: &Db,
+    secret: &str,
+    now_ms: i64,
+) -> Result<Option<ApiKey>, sqlx::Error> {
+    if !secret.starts_with(KEY_PREFIX) {
+        return Ok(None);
+    }
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1"
+    )))
+    .bind(hex::encode(crate::token_hash(secret)))
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.as_ref().map(key_of).filter(|k| k.live(now_ms)))
 }

@@ -20,6 +20,7 @@ use sqlx::{Any, Row, Transaction};
 use crate::api::{ApiError, ApiResult, Hq, authenticate_store, authorize_reader};
 use crate::db::{Backend, Db};
 use crate::extract::Path;
+use crate::identity::Scope;
 
 /// One movement as it is applied: the account, what, how much, and where it came from.
 struct Applied<'a> {
@@ -369,7 +370,7 @@ pub(crate) async fn read_account(
     headers: HeaderMap,
     Path(number): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers)?;
+    authorize_reader(&hq, &headers, Scope::ReportsRead).await?;
     let number = account_number(&number)?;
     account_view(&hq.db, &number)
         .await?
@@ -389,7 +390,7 @@ pub(crate) async fn liability_report(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers)?;
+    authorize_reader(&hq, &headers, Scope::ReportsRead).await?;
     Ok(Json(liability(&hq.db).await?))
 }
 
@@ -398,6 +399,6 @@ pub(crate) async fn overdrawn(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers)?;
+    authorize_reader(&hq, &headers, Scope::ReportsRead).await?;
     Ok(Json(exceptions(&hq.db).await?))
 }

@@ -49,6 +49,7 @@ macro_rules! scenarios {
 }
 
 scenarios! {
+    api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_once,
     an_unauthenticated_push_is_refused_before_its_body_is_read,
     an_oversized_push_is_refused_with_a_json_413_unread,
     a_push_that_is_not_a_batch_media_type_is_refused_with_a_json_415,
@@ -857,4 +858,60 @@ async fn fuzzed_batches_are_never_applied(db: &Db) {
     assert_eq!(status, StatusCode::OK, "{ack}");
     assert_eq!(ack["acked_seq"], 6);
     assert_eq!(ack["accepted"], 3);
+}
+
+/// `GET path` with a bearer token, the whole answer.
+async fn get_with(router: &axum::Router, path: &str, token: &str) -> (StatusCode, String, Value) {
+    let request = Request::get(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    send(router, request).await
+}
+
+/// A key reads what its scopes allow and nothing else, whether or not HQ has a read-API token;
+/// a key nobody made, and one revoked on another HQ process, are refused at once.
+async fn api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_once(db: &Db) {
+    use hq::identity::{Actor, Scope, create_api_key, revoke_api_key};
+    let now = jiff::Timestamp::now().as_millisecond();
+    let open = router(db);
+    let closed = hq::api::router(Arc::new(hq::api::Hq::new(
+        db.clone(),
+        Some("operator-token".into()),
+    )));
+    let key = create_api_key(db, &Actor::Cli, "stock feed", &[Scope::StockRead], now)
+        .await
+        .unwrap();
+    for r in [&open, &closed] {
+        let (status, _, body) = get_with(r, "/v1/stock", &key.secret).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _, body) = get_with(r, "/v1/exceptions/negative-stock", &key.secret).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for path in [
+            "/v1/reports/sales?store=vienna-01",
+            "/v1/terminals",
+            "/v1/cards/pending",
+        ] {
+            let answer = get_with(r, path, &key.secret).await;
+            assert_error(&answer, StatusCode::FORBIDDEN, "missing_scope", None);
+        }
+        let made_up = format!(
+            "{}key-000000000000_{}",
+            hq::identity::KEY_PREFIX,
+            "0".repeat(64)
+        );
+        let answer = get_with(r, "/v1/stock", &made_up).await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    }
+    let (status, _) = get(&closed, "/v1/stock", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Revoked through the database (as by `kassa hq api-key revoke` or another HQ process):
+    // both routers refuse it on the next request.
+    revoke_api_key(db, &Actor::Cli, &key.key.id, now)
+        .await
+        .unwrap();
+    for r in [&open, &closed] {
+        let answer = get_with(r, "/v1/stock", &key.secret).await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    }
 }

@@ -190,3 +190,145 @@ async fn users_are_checked_signed_in_locked_out_and_audited_on_postgres() {
     on_postgres(|db| async move { users_are_checked_signed_in_locked_out_and_audited(&db).await })
         .await;
 }
+
+/// API keys: the secret is shown once and kept only as a hash, a key works for its scopes
+/// until it is revoked or, once rotated, until its overlap ends; every step is audited, and
+/// bad input writes nothing.
+async fn api_keys_are_hashed_rotated_with_an_overlap_revoked_and_audited(db: &Db) {
+    use hq::identity::{
+        KEY_PREFIX, Scope, api_keys, create_api_key, key_for_secret, revoke_api_key, rotate_api_key,
+    };
+    let cli = Actor::Cli;
+    for (name, scopes, field) in [
+        ("", vec![Scope::StockRead], "name"),
+        ("erp", vec![], "scopes"),
+    ] {
+        match create_api_key(db, &cli, name, &scopes, NOW).await {
+            Err(IdentityError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{name:?} {scopes:?}: {other:?}"),
+        }
+    }
+    assert!(api_keys(db).await.unwrap().is_empty());
+    assert!(matches!(
+        Scope::parse("stock:write"),
+        Err(IdentityError::Invalid {
+            field: "scopes",
+            ..
+        })
+    ));
+
+    let made = create_api_key(
+        db,
+        &cli,
+        "ERP nightly export",
+        &[Scope::ReportsRead, Scope::StockRead, Scope::StockRead],
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert!(made.secret.starts_with(KEY_PREFIX), "{}", made.secret);
+    assert_eq!(made.key.scopes, [Scope::StockRead, Scope::ReportsRead]);
+    let stored: Vec<String> = sqlx::query_scalar("SELECT secret_hash FROM api_keys")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0].contains(&made.secret[KEY_PREFIX.len()..]));
+    let found = key_for_secret(db, &made.secret, NOW).await.unwrap();
+    assert_eq!(found.as_ref().map(|k| &k.id), Some(&made.key.id));
+    let wrong = format!("{}0", &made.secret[..made.secret.len() - 1]);
+    assert_eq!(key_for_secret(db, &wrong, NOW).await.unwrap(), None);
+
+    // Rotated with a minute's overlap: both work within it, only the new one after.
+    let rotated = rotate_api_key(db, &cli, &made.key.id, 60_000, NOW + 1_000)
+        .await
+        .unwrap();
+    assert_ne!(rotated.key.id, made.key.id);
+    assert_eq!(rotated.key.scopes, made.key.scopes);
+    assert!(
+        key_for_secret(db, &made.secret, NOW + 60_999)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        key_for_secret(db, &made.secret, NOW + 61_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        key_for_secret(db, &rotated.secret, NOW + 61_000)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(matches!(
+        rotate_api_key(db, &cli, &made.key.id, 0, NOW + 61_000).await,
+        Err(IdentityError::KeyNotLive(_))
+    ));
+
+    // Revoked: refused at once.
+    revoke_api_key(db, &cli, &rotated.key.id, NOW + 62_000)
+        .await
+        .unwrap();
+    assert!(
+        key_for_secret(db, &rotated.secret, NOW + 62_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        revoke_api_key(db, &cli, &rotated.key.id, NOW + 63_000).await,
+        Err(IdentityError::KeyNotLive(_))
+    ));
+    assert!(matches!(
+        revoke_api_key(db, &cli, "key-000000000000", NOW).await,
+        Err(IdentityError::UnknownKey(_))
+    ));
+    let listed = api_keys(db).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|k| !k.live(NOW + 62_000)));
+
+    let log = audit_log(db, None, None, 100).await.unwrap();
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .rev()
+        .map(|e| (e.action.as_str(), e.target.as_deref().unwrap_or("")))
+        .collect();
+    let (old, new) = (
+        format!("key:{}", made.key.id),
+        format!("key:{}", rotated.key.id),
+    );
+    assert_eq!(
+        actions,
+        [
+            ("key.create", old.as_str()),
+            ("key.rotate", new.as_str()),
+            ("key.expire", old.as_str()),
+            ("key.revoke", new.as_str()),
+        ]
+    );
+    assert!(log.iter().all(|e| e.actor == "cli"));
+    assert!(
+        log.iter()
+            .all(|e| !e.after.as_deref().unwrap_or("").contains(KEY_PREFIX)),
+        "no secret in the audit log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_hashed_rotated_with_an_overlap_revoked_and_audited_on_sqlite() {
+    on_sqlite(|db| async move {
+        api_keys_are_hashed_rotated_with_an_overlap_revoked_and_audited(&db).await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_hashed_rotated_with_an_overlap_revoked_and_audited_on_postgres() {
+    on_postgres(|db| async move {
+        api_keys_are_hashed_rotated_with_an_overlap_revoked_and_audited(&db).await
+    })
+    .await;
+}

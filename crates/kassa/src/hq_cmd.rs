@@ -55,6 +55,11 @@ enum HqCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// API keys for other systems (each with scopes; recorded in the audit log).
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
     /// Publish a reference data set (`kassa-seed/1`) as the new state; stores pull the changes.
     Publish {
         /// The file.
@@ -103,6 +108,38 @@ enum UserCommand {
         /// from standard input; never given on the command line, where others could see it.
         #[arg(long)]
         password_file: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ApiKeyCommand {
+    /// Make a key; its secret is printed once and never kept.
+    Create {
+        /// What it is for (shown in lists and the audit log).
+        #[arg(long)]
+        name: String,
+        /// A scope: catalog:read, catalog:write, stock:read, reports:read, fleet:read or
+        /// audit:read (repeat for several).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// List the keys (never their secrets).
+    List,
+    /// Replace a key with a new one of the same name and scopes; the old one keeps working for
+    /// the overlap, then expires.
+    Rotate {
+        /// The key's id (`key-…`).
+        #[arg(long)]
+        id: String,
+        /// How long the old key keeps working, in hours.
+        #[arg(long, default_value_t = 24)]
+        overlap_hours: u32,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// The key's id (`key-…`).
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -237,6 +274,62 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 )
                 .await?;
                 println!("user {} added with role {}", user.name, user.role);
+            }
+            HqCommand::ApiKey { command } => {
+                let db = hq::db::open(&url).await?;
+                let (actor, now) = (
+                    hq::identity::Actor::Cli,
+                    jiff::Timestamp::now().as_millisecond(),
+                );
+                let made = match command {
+                    ApiKeyCommand::Create { name, scopes } => {
+                        let scopes = scopes
+                            .iter()
+                            .map(|s| hq::identity::Scope::parse(s))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        hq::identity::create_api_key(&db, &actor, &name, &scopes, now).await?
+                    }
+                    ApiKeyCommand::Rotate { id, overlap_hours } => {
+                        let overlap = i64::from(overlap_hours) * 3_600_000;
+                        let made =
+                            hq::identity::rotate_api_key(&db, &actor, &id, overlap, now).await?;
+                        println!("{id} keeps working for {overlap_hours} hours, then expires");
+                        made
+                    }
+                    ApiKeyCommand::Revoke { id } => {
+                        hq::identity::revoke_api_key(&db, &actor, &id, now).await?;
+                        println!("{id} revoked");
+                        return Ok(());
+                    }
+                    ApiKeyCommand::List => {
+                        let at = |ms: Option<i64>| {
+                            ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                                .map_or_else(String::new, |t| t.to_string())
+                        };
+                        for k in hq::identity::api_keys(&db).await? {
+                            let state = if k.live(now) { "live" } else { "not live" };
+                            let scopes: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+                            println!(
+                                "{}\t{}\t{}\t{state}\texpires {}\trevoked {}\tmade by {}",
+                                k.id,
+                                k.name,
+                                scopes.join(" "),
+                                at(k.expires_ms),
+                                at(k.revoked_ms),
+                                k.created_by
+                            );
+                        }
+                        return Ok(());
+                    }
+                };
+                let scopes: Vec<&str> = made.key.scopes.iter().map(|s| s.as_str()).collect();
+                println!(
+                    "API key {} ({}) with scopes {}; its secret, shown this once:",
+                    made.key.id,
+                    made.key.name,
+                    scopes.join(" ")
+                );
+                println!("{}", made.secret);
             }
             HqCommand::Publish { file } => {
                 let pepper = pin_pepper(args.data.as_deref(), args.pin_pepper_file.as_deref())?;

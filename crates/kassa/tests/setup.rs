@@ -906,3 +906,103 @@ fn users_are_added_from_the_command_line_with_the_password_from_a_file() {
         String::from_utf8_lossy(&out.stdout).contains("user maria added with role store-manager")
     );
 }
+
+/// API keys from the command line against a running HQ: the secret is printed once, the key
+/// reads what its scope allows, a rotated key keeps working for its overlap, and a key revoked
+/// from the command line is refused by the running HQ at once; bad scopes are refused by name.
+#[tokio::test]
+async fn api_keys_are_made_rotated_and_revoked_from_the_command_line_against_a_running_hq() {
+    let root = tempfile::tempdir().unwrap();
+    let hq_arg = arg(&root.path().join("hq"));
+    ok(&[
+        "hq", "--data", &hq_arg, "store", "add", "--id", STORE, "--name", "Wien",
+    ]);
+    let e = refused(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "api-key",
+        "create",
+        "--name",
+        "erp",
+        "--scope",
+        "stock:write",
+    ]);
+    assert!(e.contains("scopes: `stock:write` is no scope"), "{e}");
+    let secret_of = |out: &str| {
+        out.lines()
+            .map(str::trim)
+            .rfind(|l| l.starts_with("kassa_key_"))
+            .unwrap_or_else(|| panic!("no secret in {out}"))
+            .to_owned()
+    };
+    let made = ok(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "api-key",
+        "create",
+        "--name",
+        "erp",
+        "--scope",
+        "stock:read",
+    ]);
+    let secret = secret_of(&made);
+    let id = made.split_whitespace().nth(2).unwrap().to_owned();
+    assert!(id.starts_with("key-"), "{made}");
+    let listed = ok(&["hq", "--data", &hq_arg, "api-key", "list"]);
+    assert!(
+        listed.contains(&id) && listed.contains("stock:read"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&secret),
+        "a list never shows a secret: {listed}"
+    );
+
+    let hq = test_support::Process::spawn(
+        &kassa(),
+        &["hq", "--data", &hq_arg, "run", "--listen", "127.0.0.1:0"],
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let status = |path: &'static str, secret: String| {
+        let (http, url) = (http.clone(), hq.url.clone());
+        async move {
+            http.get(format!("{url}{path}"))
+                .bearer_auth(secret)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("/v1/stock", secret.clone()).await, 200);
+    assert_eq!(status("/v1/terminals", secret.clone()).await, 403);
+
+    let rotated = ok(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "api-key",
+        "rotate",
+        "--id",
+        &id,
+        "--overlap-hours",
+        "1",
+    ]);
+    let new_secret = secret_of(&rotated);
+    assert_ne!(new_secret, secret);
+    assert_eq!(
+        status("/v1/stock", secret.clone()).await,
+        200,
+        "within the overlap"
+    );
+    assert_eq!(status("/v1/stock", new_secret.clone()).await, 200);
+
+    ok(&["hq", "--data", &hq_arg, "api-key", "revoke", "--id", &id]);
+    assert_eq!(status("/v1/stock", secret).await, 401);
+    assert_eq!(status("/v1/stock", new_secret).await, 200);
+}
