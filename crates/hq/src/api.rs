@@ -34,6 +34,8 @@ pub struct Hq {
     pub db: Db,
     api_token: Option<String>,
     metrics: Metrics,
+    /// Sign-ins checking a password now.
+    pub(crate) sign_ins: tokio::sync::Semaphore,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +58,7 @@ impl Hq {
             db,
             api_token,
             metrics: Metrics::default(),
+            sign_ins: tokio::sync::Semaphore::new(crate::sessions::SIGN_INS_AT_ONCE),
         }
     }
 }
@@ -114,6 +117,16 @@ pub fn router(hq: Arc<Hq>) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route(
+            "/v1/session",
+            post(crate::sessions::sign_in)
+                .get(crate::sessions::current)
+                .delete(crate::sessions::sign_out),
+        )
+        .route(
+            "/v1/session/sign-out-everywhere",
+            post(crate::sessions::sign_out_everywhere),
+        )
         .route("/v1/sync/push", post(push))
         .route("/v1/sync/reference", get(reference))
         .route("/v1/sync/stock", get(stock_for_store))
@@ -144,8 +157,8 @@ pub fn router(hq: Arc<Hq>) -> Router {
                 "the endpoint does not take this method",
             )
         })
-        // Only the push takes a body, and it reads its own under `MAX_PUSH_BYTES`, after the
-        // store credential; any extractor added later that reads one gets this small cap.
+        // The push reads its own body under `MAX_PUSH_BYTES`, after the store credential; every
+        // other body (a sign-in) gets this small cap.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(hq)
 }
@@ -200,10 +213,38 @@ pub(crate) async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResul
     store.ok_or_else(unauthorized)
 }
 
-/// Lets a read through that needs `scope`: an API key holding it, or the read API's bearer
-/// token (`--api-token`, every read scope). A key that is unknown, revoked or expired is refused
-/// whatever else is configured; so is one without the scope (`403 missing_scope`).
-pub(crate) async fn authorize_reader(hq: &Hq, headers: &HeaderMap, scope: Scope) -> ApiResult<()> {
+/// Lets a read through that needs `scope`, of `store`'s data when the request names one: a
+/// signed-in person whose role holds the scope (a store manager only for a store they run), an
+/// API key holding it, or the read API's bearer token (`--api-token`, every read scope). A
+/// session that has ended, or a key that is unknown, revoked or expired, is refused whatever
+/// else is configured; so is one without the scope (`403 missing_scope`) or another store's
+/// manager (`403 store_not_yours`).
+pub(crate) async fn authorize_reader(
+    hq: &Hq,
+    headers: &HeaderMap,
+    scope: Scope,
+    store: Option<&str>,
+) -> ApiResult<()> {
+    if let Some(session) = crate::sessions::session_of(hq, headers).await? {
+        let user = &session.user;
+        if !user.role.scopes().contains(&scope) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing_scope",
+                format!("the role {} may not read this (`{scope}`)", user.role),
+            ));
+        }
+        if user.role == crate::identity::Role::StoreManager
+            && !store.is_some_and(|s| user.stores.iter().any(|mine| mine == s))
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "store_not_yours",
+                "a store manager reads the stores they run: name one of them",
+            ));
+        }
+        return Ok(());
+    }
     if let Some(secret) = bearer(headers).filter(|t| t.starts_with(crate::identity::KEY_PREFIX)) {
         let key = crate::identity::key_for_secret(&hq.db, secret, now_ms())
             .await?
@@ -564,7 +605,7 @@ fn milli(value: i64) -> String {
 }
 
 async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::FleetRead).await?;
+    authorize_reader(&hq, &headers, Scope::FleetRead, None).await?;
     let rows =
         sqlx::query("SELECT id, store, acked_seq, last_contact_ms FROM terminals ORDER BY id")
             .fetch_all(&hq.db.pool)
@@ -595,7 +636,7 @@ async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<J
 }
 
 async fn parked(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::FleetRead).await?;
+    authorize_reader(&hq, &headers, Scope::FleetRead, None).await?;
     let rows = sqlx::query("SELECT id, store, terminal, from_seq, count, code, reason, received_ms, repeats, last_ms FROM parked ORDER BY id")
         .fetch_all(&hq.db.pool)
         .await?;
@@ -660,7 +701,8 @@ async fn sales_report(
     headers: HeaderMap,
     Query(q): Query<SalesQuery>,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::ReportsRead).await?;
+    let store = q.store.as_deref().filter(|s| !s.is_empty());
+    authorize_reader(&hq, &headers, Scope::ReportsRead, store).await?;
     let from = business_day("from", q.from.as_deref())?;
     let to = business_day("to", q.to.as_deref())?;
     if let (Some(from), Some(to)) = (from, to) {
@@ -782,7 +824,8 @@ async fn stock(
     headers: HeaderMap,
     Query(q): Query<StockQuery>,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::StockRead).await?;
+    let store = q.location.as_deref().filter(|s| !s.is_empty());
+    authorize_reader(&hq, &headers, Scope::StockRead, store).await?;
     let rows = sqlx::query(
         "SELECT location, sku, on_hand FROM stock_levels WHERE ($1 = '' OR location = $1) AND ($2 = '' OR sku = $2) ORDER BY location, sku",
     )
@@ -794,7 +837,7 @@ async fn stock(
 }
 
 async fn negative_stock(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::StockRead).await?;
+    authorize_reader(&hq, &headers, Scope::StockRead, None).await?;
     let rows = sqlx::query(
         "SELECT location, sku, on_hand FROM stock_levels WHERE on_hand < 0 ORDER BY location, sku",
     )

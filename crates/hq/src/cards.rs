@@ -137,7 +137,7 @@ pub(crate) async fn pending(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::ReportsRead).await?;
+    authorize_reader(&hq, &headers, Scope::ReportsRead, None).await?;
     let rows = sqlx::query(
         "SELECT store, terminal, service_id, sale, currency, authorised_minor, started_ms FROM card_payments
          WHERE settlement = 'pending' ORDER BY started_ms, terminal, service_id",
@@ -180,7 +180,7 @@ pub(crate) async fn declines(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::ReportsRead).await?;
+    authorize_reader(&hq, &headers, Scope::ReportsRead, None).await?;
     let rows = sqlx::query(
         "SELECT store, terminal, service_id, poi, receipt, cashier, currency, amount_minor, declined_ms FROM card_declines
          ORDER BY declined_ms, terminal, service_id",

@@ -251,6 +251,15 @@ fn hash_password(password: &str) -> Result<String, IdentityError> {
         .map_err(|e| IdentityError::Hash(e.to_string()))
 }
 
+/// [`password_matches`] on a blocking thread: argon2 takes tens of milliseconds of CPU, which
+/// must not stall the runtime threads serving the stores' sync.
+async fn checked(password: &str, stored: String) -> bool {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || password_matches(&password, &stored))
+        .await
+        .unwrap_or(false)
+}
+
 fn password_matches(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored).is_ok_and(|parsed| {
         Argon2::default()
@@ -380,7 +389,7 @@ pub async fn sign_in(
     .await?;
     let Some(row) = row else {
         // The same work as a known name, so that timing does not tell which names exist.
-        let _ = password_matches(password, dummy_hash());
+        let _ = checked(password, dummy_hash().to_owned()).await;
         return Err(IdentityError::WrongPassword {
             attempts_left: None,
         });
@@ -400,7 +409,7 @@ pub async fn sign_in(
         return Err(IdentityError::Locked { until_ms, now_ms });
     }
     let stored: String = row.get("password_hash");
-    if !password_matches(password, &stored) {
+    if !checked(password, stored).await {
         let failed = row.get::<i64, _>("failed_sign_ins") + 1;
         let locked_until = (failed >= SIGN_IN_ATTEMPTS).then_some(now_ms + LOCKOUT_MS);
         sqlx::query("UPDATE users SET failed_sign_ins = $1, locked_until_ms = $2 WHERE id = $3")
@@ -429,17 +438,7 @@ pub async fn sign_in(
         .await?;
     attempt(&mut tx, now_ms, &target, source, None).await?;
     tx.commit().await?;
-    let stores: String = row.get("stores");
-    Ok(User {
-        name,
-        display_name: row.get("display_name"),
-        role: Role::parse(&row.get::<String, _>("role"))?,
-        stores: stores
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
+    user_of(&row, name)
 }
 
 /// Records a sign-in of `user` (`refused` with the reason, or not).
@@ -845,4 +844,181 @@ pub async fn key_for_secret(
     .fetch_optional(&db.pool)
     .await?;
     Ok(row.as_ref().map(key_of).filter(|k| k.live(now_ms)))
+}
+
+/// A session ends this long after sign-in, whatever happens.
+pub const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
+/// A session unused this long ends.
+pub const SESSION_IDLE_MS: i64 = 30 * 60 * 1000;
+
+/// A session just started: the token goes into the cookie, the CSRF token to the page.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The cookie's value; HQ keeps only its hash.
+    pub token: String,
+    /// What every state-changing request of the session sends in `X-CSRF-Token`.
+    pub csrf: String,
+    /// When it ends at the latest, epoch ms.
+    pub expires_ms: i64,
+}
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Who (as HQ holds them now: a changed role applies at once).
+    pub user: User,
+    /// Its CSRF token.
+    pub csrf: String,
+    /// When it ends at the latest, epoch ms.
+    pub expires_ms: i64,
+}
+
+fn random_hex(bytes: usize) -> Result<String, IdentityError> {
+    let mut buf = vec![0_u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| IdentityError::Hash(format!("no randomness: {e}")))?;
+    Ok(hex::encode(buf))
+}
+
+fn user_of(row: &sqlx::any::AnyRow, name: String) -> Result<User, IdentityError> {
+    let stores: String = row.get("stores");
+    Ok(User {
+        name,
+        display_name: row.get("display_name"),
+        role: Role::parse(&row.get::<String, _>("role"))?,
+        stores: stores
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// Starts a session for `user`, just signed in.
+pub async fn start_session(db: &Db, user: &User, now_ms: i64) -> Result<NewSession, IdentityError> {
+    let session = NewSession {
+        token: random_hex(32)?,
+        csrf: random_hex(32)?,
+        expires_ms: now_ms + SESSION_MS,
+    };
+    sqlx::query(
+        "INSERT INTO sessions (token_hash, user_id, csrf, created_ms, last_seen_ms, expires_ms)
+         VALUES ($1, $2, $3, $4, $4, $5)",
+    )
+    .bind(hex::encode(crate::token_hash(&session.token)))
+    .bind(&user.name)
+    .bind(&session.csrf)
+    .bind(now_ms)
+    .bind(session.expires_ms)
+    .execute(&db.pool)
+    .await?;
+    Ok(session)
+}
+
+/// The live session whose cookie holds `token` (read from the database on every request, so
+/// a sign-out, a disabled account or a changed role holds at once on every HQ process).
+pub async fn session_for(
+    db: &Db,
+    token: &str,
+    now_ms: i64,
+) -> Result<Option<Session>, IdentityError> {
+    let hash = hex::encode(crate::token_hash(token));
+    let row = sqlx::query(
+        "SELECT s.user_id, s.csrf, s.expires_ms, s.last_seen_ms, u.display_name, u.role, u.stores
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = $1 AND s.ended_ms IS NULL AND u.disabled_ms IS NULL",
+    )
+    .bind(&hash)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (expires_ms, last_seen_ms): (i64, i64) = (row.get("expires_ms"), row.get("last_seen_ms"));
+    if expires_ms <= now_ms || last_seen_ms + SESSION_IDLE_MS <= now_ms {
+        return Ok(None);
+    }
+    // Kept alive, at most one write a minute.
+    if now_ms - last_seen_ms >= 60_000 {
+        sqlx::query("UPDATE sessions SET last_seen_ms = $1 WHERE token_hash = $2")
+            .bind(now_ms)
+            .bind(&hash)
+            .execute(&db.pool)
+            .await?;
+    }
+    Ok(Some(Session {
+        user: user_of(&row, row.get("user_id"))?,
+        csrf: row.get("csrf"),
+        expires_ms,
+    }))
+}
+
+/// Ends the session of `token` (signing out), or every session of its user when `everywhere`;
+/// recorded in the audit log. Answers how many sessions ended.
+pub async fn end_sessions(
+    db: &Db,
+    token: &str,
+    everywhere: bool,
+    now_ms: i64,
+) -> Result<u64, IdentityError> {
+    let hash = hex::encode(crate::token_hash(token));
+    let mut tx = db.pool.begin().await?;
+    let user: Option<String> = sqlx::query_scalar(
+        "SELECT user_id FROM sessions WHERE token_hash = $1 AND ended_ms IS NULL",
+    )
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(user) = user else { return Ok(0) };
+    let ended = if everywhere {
+        sqlx::query("UPDATE sessions SET ended_ms = $1 WHERE user_id = $2 AND ended_ms IS NULL")
+            .bind(now_ms)
+            .bind(&user)
+    } else {
+        sqlx::query("UPDATE sessions SET ended_ms = $1 WHERE token_hash = $2")
+            .bind(now_ms)
+            .bind(&hash)
+    }
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let actor = Actor::User(user).to_string();
+    let after = serde_json::json!({ "sessions_ended": ended }).to_string();
+    Audit {
+        at_ms: now_ms,
+        actor: &actor,
+        source: None,
+        action: if everywhere {
+            "sign-out.everywhere"
+        } else {
+            "sign-out"
+        },
+        target: Some(&actor),
+        before: None,
+        after: Some(&after),
+    }
+    .append(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+impl Role {
+    /// What the role may read through the API. A store manager's reads are also limited to the
+    /// stores they run.
+    pub fn scopes(self) -> &'static [Scope] {
+        use Scope::*;
+        match self {
+            Role::Admin => &[
+                CatalogRead,
+                CatalogWrite,
+                StockRead,
+                ReportsRead,
+                FleetRead,
+                AuditRead,
+            ],
+            Role::Merchandiser => &[CatalogRead, CatalogWrite, StockRead],
+            Role::StoreManager => &[StockRead, ReportsRead],
+            Role::Finance => &[ReportsRead, StockRead],
+            Role::Support => &[FleetRead],
+            Role::Auditor => &[CatalogRead, StockRead, ReportsRead, FleetRead, AuditRead],
+        }
+    }
 }

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod import;
 pub mod ingest;
 pub mod refdata;
+pub mod sessions;
 pub mod stored_value;
 
 use std::future::Future;

@@ -370,7 +370,7 @@ pub(crate) async fn read_account(
     headers: HeaderMap,
     Path(number): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::ReportsRead).await?;
+    authorize_reader(&hq, &headers, Scope::ReportsRead, None).await?;
     let number = account_number(&number)?;
     account_view(&hq.db, &number)
         .await?
@@ -390,7 +390,7 @@ pub(crate) async fn liability_report(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::ReportsRead).await?;
+    authorize_reader(&hq, &headers, Scope::ReportsRead, None).await?;
     Ok(Json(liability(&hq.db).await?))
 }
 
@@ -399,6 +399,6 @@ pub(crate) async fn overdrawn(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::ReportsRead).await?;
+    authorize_reader(&hq, &headers, Scope::ReportsRead, None).await?;
     Ok(Json(exceptions(&hq.db).await?))
 }

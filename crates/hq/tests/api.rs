@@ -50,6 +50,7 @@ macro_rules! scenarios {
 
 scenarios! {
     api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_once,
+    people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_the_csrf_token,
     an_unauthenticated_push_is_refused_before_its_body_is_read,
     an_oversized_push_is_refused_with_a_json_413_unread,
     a_push_that_is_not_a_batch_media_type_is_refused_with_a_json_415,
@@ -914,4 +915,211 @@ async fn api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_o
         let answer = get_with(r, "/v1/stock", &key.secret).await;
         assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized", None);
     }
+}
+
+/// A request with a session cookie (and a CSRF token, when given).
+fn with_session(method: &str, path: &str, cookie: &str, csrf: Option<&str>) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(path).header(
+        "cookie",
+        format!("theme=dark; {}={cookie}", hq::sessions::COOKIE),
+    );
+    if let Some(csrf) = csrf {
+        request = request.header(hq::sessions::CSRF_HEADER, csrf);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+/// Signs `name` in; the session cookie's value and the answer.
+async fn sign_in(router: &axum::Router, name: &str, password: &str) -> (StatusCode, String, Value) {
+    let request = Request::post("/v1/session")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            serde_json::json!({"name": name, "password": password}).to_string(),
+        ))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        cookie,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The value of a `Set-Cookie` header.
+fn cookie_value(set_cookie: &str) -> String {
+    let (name_value, _) = set_cookie.split_once(';').unwrap();
+    name_value.split_once('=').unwrap().1.to_owned()
+}
+
+/// People sign in with a cookie HQ keeps only the hash of; each reads what their role allows
+/// (a store manager only the stores they run); a sign-out needs the session's CSRF token, ends
+/// the session at once, and sign-out everywhere ends the user's other sessions too. A wrong
+/// password and a malformed body are refused by name.
+async fn people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_the_csrf_token(
+    db: &Db,
+) {
+    use hq::identity::{Actor, NewUser, Role, add_user};
+    let now = jiff::Timestamp::now().as_millisecond();
+    for store in ["vienna-01", "graz-01"] {
+        hq::add_store(db, &StoreId::parse(store).unwrap(), store)
+            .await
+            .unwrap();
+    }
+    for (name, role, stores) in [
+        ("anna", Role::Merchandiser, vec![]),
+        ("maria", Role::StoreManager, vec!["vienna-01".to_owned()]),
+        ("fritz", Role::Finance, vec![]),
+    ] {
+        let user = NewUser {
+            name: name.into(),
+            display_name: name.into(),
+            role,
+            stores,
+            password: "correct horse battery".into(),
+        };
+        add_user(db, &user, &Actor::Cli, now).await.unwrap();
+    }
+    let r = router(db);
+
+    let (status, cookie, body) = sign_in(&r, "anna", "wrong horse battery").await;
+    assert_eq!(
+        (status, cookie.as_str()),
+        (StatusCode::UNAUTHORIZED, ""),
+        "{body}"
+    );
+    assert_eq!(body["code"], "wrong_password");
+    let bad = Request::post("/v1/session")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"name": "anna"}"#))
+        .unwrap();
+    assert_error(
+        &send(&r, bad).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        Some("password"),
+    );
+
+    let (status, set_cookie, anna) = sign_in(&r, "anna", "correct horse battery").await;
+    assert_eq!(status, StatusCode::OK, "{anna}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert_eq!(anna["role"], "merchandiser");
+    let token = cookie_value(&set_cookie);
+    let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM sessions")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert!(
+        !stored.contains(&token),
+        "HQ keeps only the hash of the cookie"
+    );
+    let (status, _, me) = send(&r, with_session("GET", "/v1/session", &token, None)).await;
+    assert_eq!(
+        (status, &me["name"]),
+        (StatusCode::OK, &Value::from("anna"))
+    );
+    let (status, _, _) = send(&r, with_session("GET", "/v1/stock", &token, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = send(&r, with_session("GET", "/v1/reports/sales", &token, None)).await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "missing_scope", None);
+
+    // A store manager reads their store, never another or all of them.
+    let (_, maria_cookie, _) = sign_in(&r, "maria", "correct horse battery").await;
+    let maria = cookie_value(&maria_cookie);
+    let (status, _, _) = send(
+        &r,
+        with_session("GET", "/v1/reports/sales?store=vienna-01", &maria, None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/v1/reports/sales?store=graz-01",
+        "/v1/reports/sales",
+        "/v1/stock?location=graz-01",
+        "/v1/stock",
+        "/v1/reports/stored-value",
+    ] {
+        let answer = send(&r, with_session("GET", path, &maria, None)).await;
+        assert_error(&answer, StatusCode::FORBIDDEN, "store_not_yours", None);
+    }
+
+    // Signing out needs the CSRF token; without it (or with another session's) nothing ends.
+    let answer = send(&r, with_session("DELETE", "/v1/session", &token, None)).await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "csrf", None);
+    let csrf = anna["csrf"].as_str().unwrap();
+    let (_, second_cookie, second) = sign_in(&r, "anna", "correct horse battery").await;
+    let second_token = cookie_value(&second_cookie);
+    let foreign = second["csrf"].as_str().unwrap();
+    let answer = send(
+        &r,
+        with_session("DELETE", "/v1/session", &token, Some(foreign)),
+    )
+    .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "csrf", None);
+    let (status, _, _) = send(&r, with_session("GET", "/v1/stock", &token, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = send(
+        &r,
+        with_session("DELETE", "/v1/session", &token, Some(csrf)),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["sessions_ended"]),
+        (StatusCode::OK, &Value::from(1))
+    );
+    let answer = send(&r, with_session("GET", "/v1/stock", &token, None)).await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    let (status, _, _) = send(&r, with_session("GET", "/v1/stock", &second_token, None)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another session of the same person goes on"
+    );
+
+    // Everywhere: every session of the user ends.
+    let (_, third_cookie, _) = sign_in(&r, "anna", "correct horse battery").await;
+    let third = cookie_value(&third_cookie);
+    let (status, _, body) = send(
+        &r,
+        with_session(
+            "POST",
+            "/v1/session/sign-out-everywhere",
+            &second_token,
+            Some(foreign),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["sessions_ended"]),
+        (StatusCode::OK, &Value::from(2))
+    );
+    for gone in [&second_token, &third] {
+        let answer = send(&r, with_session("GET", "/v1/stock", gone, None)).await;
+        assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    }
+    let log = hq::identity::audit_log(db, Some("user:anna"), None, 50)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = log.iter().rev().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "sign-in.refused",
+            "sign-in",
+            "sign-in",
+            "sign-out",
+            "sign-in",
+            "sign-out.everywhere"
+        ]
+    );
 }
