@@ -145,6 +145,7 @@ pub fn router(hq: Arc<Hq>) -> Router {
             get(stored_value::liability_report),
         )
         .route("/v1/exceptions/stored-value", get(stored_value::overdrawn))
+        .route("/v1/audit-log", get(audit_log))
         .route("/v1/cards/pending", get(crate::cards::pending))
         .route("/v1/exceptions/card-declines", get(crate::cards::declines))
         .fallback(|| async {
@@ -213,7 +214,8 @@ pub(crate) async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResul
     store.ok_or_else(unauthorized)
 }
 
-/// Lets a read through that needs `scope`, of `store`'s data when the request names one: a
+/// Lets a read through that needs `scope`, of `store`'s data when the request names one, and
+/// names the reader as the audit log does (`user:NAME`, `key:ID`, `token`, `anonymous`): a
 /// signed-in person whose role holds the scope (a store manager only for a store they run), an
 /// API key holding it, or the read API's bearer token (`--api-token`, every read scope). A
 /// session that has ended, or a key that is unknown, revoked or expired, is refused whatever
@@ -224,7 +226,7 @@ pub(crate) async fn authorize_reader(
     headers: &HeaderMap,
     scope: Scope,
     store: Option<&str>,
-) -> ApiResult<()> {
+) -> ApiResult<String> {
     if let Some(session) = crate::sessions::session_of(hq, headers).await? {
         let user = &session.user;
         if !user.role.scopes().contains(&scope) {
@@ -243,7 +245,7 @@ pub(crate) async fn authorize_reader(
                 "a store manager reads the stores they run: name one of them",
             ));
         }
-        return Ok(());
+        return Ok(crate::identity::Actor::User(session.user.name).to_string());
     }
     if let Some(secret) = bearer(headers).filter(|t| t.starts_with(crate::identity::KEY_PREFIX)) {
         let key = crate::identity::key_for_secret(&hq.db, secret, now_ms())
@@ -262,11 +264,11 @@ pub(crate) async fn authorize_reader(
                 format!("the API key {} lacks the scope `{scope}`", key.id),
             ));
         }
-        return Ok(());
+        return Ok(format!("key:{}", key.id));
     }
     match &hq.api_token {
-        None => Ok(()),
-        Some(expected) if bearer(headers) == Some(expected.as_str()) => Ok(()),
+        None => Ok("anonymous".to_owned()),
+        Some(expected) if bearer(headers) == Some(expected.as_str()) => Ok("token".to_owned()),
         Some(_) => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -941,4 +943,118 @@ async fn metrics(State(hq): State<Arc<Hq>>) -> ApiResult<Response> {
         .await?;
     out.push_str(&format!("# HELP kassa_hq_parked_batches Parked batches on record.\n# TYPE kassa_hq_parked_batches gauge\nkassa_hq_parked_batches {parked}\n"));
     Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// The most lines one read of the audit log answers.
+const AUDIT_PAGE_MAX: i64 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    before: Option<i64>,
+    limit: Option<i64>,
+    format: Option<String>,
+}
+
+/// `GET /v1/audit-log`: the audit log, newest first, filtered, as JSON or CSV. Reading it is
+/// itself a line of the log (who read what).
+async fn audit_log(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Response> {
+    let reader = authorize_reader(&hq, &headers, Scope::AuditRead, None).await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=AUDIT_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("limit must be 1 to {AUDIT_PAGE_MAX}"),
+        )
+        .at("limit"));
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("format is json or csv, not `{other}`"),
+            )
+            .at("format"));
+        }
+    };
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let filter = crate::identity::AuditFilter {
+        actor: nonempty(q.actor),
+        action: nonempty(q.action),
+        target: nonempty(q.target),
+        from_ms: q.from_ms,
+        to_ms: q.to_ms,
+        before_id: q.before,
+    };
+    let entries = crate::identity::audit_entries(&hq.db, &filter, limit).await?;
+    let asked = serde_json::to_string(&filter).ok();
+    let mut conn = hq.db.pool.acquire().await?;
+    crate::identity::Audit {
+        at_ms: now_ms(),
+        actor: &reader,
+        source: None,
+        action: if csv { "audit.export" } else { "audit.read" },
+        target: None,
+        before: None,
+        after: asked.as_deref(),
+    }
+    .append(&mut conn)
+    .await?;
+    if !csv {
+        let next = entries
+            .last()
+            .map(|e| e.id)
+            .filter(|_| entries.len() as i64 == limit);
+        return Ok(Json(json!({ "entries": entries, "before_next": next })).into_response());
+    }
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "id", "at", "at_ms", "actor", "source", "action", "target", "before", "after",
+    ];
+    let written = out.write_record(header).and_then(|()| {
+        entries.iter().try_for_each(|e| {
+            let at = jiff::Timestamp::from_millisecond(e.at_ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            out.write_record([
+                e.id.to_string().as_str(),
+                &at,
+                &e.at_ms.to_string(),
+                &e.actor,
+                e.source.as_deref().unwrap_or(""),
+                &e.action,
+                e.target.as_deref().unwrap_or(""),
+                e.before.as_deref().unwrap_or(""),
+                e.after.as_deref().unwrap_or(""),
+            ])
+        })
+    });
+    let bytes = written
+        .map_err(|e| e.to_string())
+        .and_then(|()| out.into_inner().map_err(|e| e.to_string()))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+    Ok((
+        [
+            ("content-type", "text/csv; charset=utf-8"),
+            (
+                "content-disposition",
+                "attachment; filename=\"kassa-audit-log.csv\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

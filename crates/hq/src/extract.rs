@@ -20,6 +20,15 @@ fn backticked(message: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
+/// The parameter a query rejection starts with, as serde names a value that did not parse
+/// (`Failed to deserialize query string: from_ms: invalid digit found in string`).
+fn prefixed(message: &str) -> Option<&str> {
+    let rest = message.split_once("query string: ")?.1;
+    let (name, _) = rest.split_once(": ")?;
+    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then_some(name)
+}
+
 /// A query string, deserialized into `T`; a query that does not deserialize is a `400
 /// invalid_query` naming the parameter where serde names one.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,7 +46,9 @@ where
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
             Err(rejection) => {
                 let message = rejection.body_text();
-                let field = backticked(&message).map(str::to_owned);
+                let field = backticked(&message)
+                    .or_else(|| prefixed(&message))
+                    .map(str::to_owned);
                 let error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", &message);
                 Err(match field {
                     Some(field) => error.at(field),

@@ -172,7 +172,7 @@ impl fmt::Display for Actor {
 }
 
 /// One line of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuditEntry {
     /// Its position in the log.
     pub id: i64,
@@ -473,6 +473,23 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| hash_password("no one has this password").unwrap_or_default())
 }
 
+/// Which lines of the audit log to read: every field that is given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AuditFilter {
+    /// Who (`user:NAME`, `key:ID`, `cli`, …).
+    pub actor: Option<String>,
+    /// What (`sign-in`, `key.revoke`, …).
+    pub action: Option<String>,
+    /// On what.
+    pub target: Option<String>,
+    /// From this instant on (epoch ms).
+    pub from_ms: Option<i64>,
+    /// Before this instant (epoch ms).
+    pub to_ms: Option<i64>,
+    /// Lines before this one (paging back).
+    pub before_id: Option<i64>,
+}
+
 /// The audit log, newest first: at most `limit` entries before `before_id` (all when `None`),
 /// of `actor` when given.
 pub async fn audit_log(
@@ -481,13 +498,33 @@ pub async fn audit_log(
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let filter = AuditFilter {
+        actor: actor.map(str::to_owned),
+        before_id,
+        ..AuditFilter::default()
+    };
+    audit_entries(db, &filter, limit).await
+}
+
+/// The lines of the audit log `filter` matches, newest first, at most `limit`.
+pub async fn audit_entries(
+    db: &Db,
+    filter: &AuditFilter,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, at_ms, actor, source, action, target, before_json, after_json FROM audit_log
-         WHERE (CAST($1 AS TEXT) IS NULL OR actor = $1) AND (CAST($2 AS BIGINT) IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3",
+         WHERE (CAST($1 AS TEXT) IS NULL OR actor = $1) AND (CAST($2 AS TEXT) IS NULL OR action = $2)
+           AND (CAST($3 AS TEXT) IS NULL OR target = $3) AND (CAST($4 AS BIGINT) IS NULL OR at_ms >= $4)
+           AND (CAST($5 AS BIGINT) IS NULL OR at_ms < $5) AND (CAST($6 AS BIGINT) IS NULL OR id < $6)
+         ORDER BY id DESC LIMIT $7",
     )
-    .bind(actor)
-    .bind(before_id)
+    .bind(filter.actor.as_deref())
+    .bind(filter.action.as_deref())
+    .bind(filter.target.as_deref())
+    .bind(filter.from_ms)
+    .bind(filter.to_ms)
+    .bind(filter.before_id)
     .bind(limit)
     .fetch_all(&db.pool)
     .await?;

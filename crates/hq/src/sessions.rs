@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{ApiError, ApiResult, Hq};
-use crate::extract::require_content_type;
+use crate::extract::{read_body, require_content_type};
 use crate::identity::{self, IdentityError, Session};
 use crate::now_ms;
 
@@ -23,6 +23,9 @@ pub const COOKIE: &str = "kassa_hq_session";
 
 /// The header a state-changing request of a session carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The largest sign-in body.
+const SIGN_IN_BYTES: u64 = 4 * 1024;
 
 /// Password checks running at once; more sign-ins wait a moment and are refused (`429`).
 pub(crate) const SIGN_INS_AT_ONCE: usize = 2;
@@ -95,9 +98,10 @@ fn set_cookie(value: &str, max_age_s: i64) -> HeaderValue {
 pub(crate) async fn sign_in(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     require_content_type(&headers, "application/json")?;
+    let body = read_body(&headers, body, SIGN_IN_BYTES).await?;
     let form: SignIn = serde_json::from_slice(&body).map_err(|e| {
         let message = e.to_string();
         let field = message

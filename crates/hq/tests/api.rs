@@ -49,6 +49,7 @@ macro_rules! scenarios {
 }
 
 scenarios! {
+    the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded,
     api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_once,
     people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_the_csrf_token,
     an_unauthenticated_push_is_refused_before_its_body_is_read,
@@ -1122,4 +1123,141 @@ async fn people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_
             "sign-out.everywhere"
         ]
     );
+}
+
+/// The audit log over HTTP: an auditor pages and filters it and exports it as CSV, a key with
+/// `audit:read` reads it, a merchandiser may not; bad parameters are refused by name; every read
+/// that answers is itself a line of the log.
+async fn the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded(db: &Db) {
+    use hq::identity::{Actor, NewUser, Role, Scope, add_user, create_api_key};
+    let now = jiff::Timestamp::now().as_millisecond();
+    for (name, role) in [("olga", Role::Auditor), ("anna", Role::Merchandiser)] {
+        let user = NewUser {
+            name: name.into(),
+            display_name: name.into(),
+            role,
+            stores: vec![],
+            password: "correct horse battery".into(),
+        };
+        add_user(db, &user, &Actor::Cli, now).await.unwrap();
+    }
+    let r = router(db);
+    let (_, anna_cookie, _) = sign_in(&r, "anna", "correct horse battery").await;
+    let (_, olga_cookie, _) = sign_in(&r, "olga", "correct horse battery").await;
+    let (anna, olga) = (cookie_value(&anna_cookie), cookie_value(&olga_cookie));
+
+    let answer = send(&r, with_session("GET", "/v1/audit-log", &anna, None)).await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "missing_scope", None);
+    let (status, _, all) = send(&r, with_session("GET", "/v1/audit-log", &olga, None)).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let actions: Vec<&str> = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["sign-in", "sign-in", "user.add", "user.add"],
+        "newest first"
+    );
+    let (_, _, page) = send(
+        &r,
+        with_session(
+            "GET",
+            "/v1/audit-log?action=sign-in&actor=user:anna",
+            &olga,
+            None,
+        ),
+    )
+    .await;
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{page}");
+    assert_eq!(entries[0]["target"], "user:anna");
+    let (_, _, first) = send(
+        &r,
+        with_session("GET", "/v1/audit-log?limit=2", &olga, None),
+    )
+    .await;
+    let before = first["before_next"].as_i64().unwrap();
+    let (_, _, rest) = send(
+        &r,
+        with_session(
+            "GET",
+            &format!("/v1/audit-log?limit=2&before={before}"),
+            &olga,
+            None,
+        ),
+    )
+    .await;
+    assert!(
+        rest["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["id"].as_i64().unwrap() < before),
+        "{rest}"
+    );
+    for (path, field) in [
+        ("/v1/audit-log?limit=0", "limit"),
+        ("/v1/audit-log?limit=5000", "limit"),
+        ("/v1/audit-log?format=xml", "format"),
+        ("/v1/audit-log?from_ms=yesterday", "from_ms"),
+    ] {
+        let answer = send(&r, with_session("GET", path, &olga, None)).await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            Some(field),
+        );
+    }
+
+    let response = r
+        .clone()
+        .oneshot(with_session(
+            "GET",
+            "/v1/audit-log?format=csv&actor=user:anna",
+            &olga,
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("id,at,at_ms,actor,source,action,target,before,after"),
+        "{text}"
+    );
+    assert_eq!(
+        lines.len(),
+        1 + 1,
+        "anna's sign-in (her refused read read nothing): {text}"
+    );
+
+    let key = create_api_key(db, &Actor::Cli, "SIEM", &[Scope::AuditRead], now)
+        .await
+        .unwrap();
+    let (status, _, _) = get_with(&r, "/v1/audit-log", &key.secret).await;
+    assert_eq!(status, StatusCode::OK);
+    let reads = hq::identity::audit_log(db, None, None, 100).await.unwrap();
+    let by = |actor: &str, action: &str| {
+        reads
+            .iter()
+            .filter(|e| e.actor == actor && e.action == action)
+            .count()
+    };
+    assert_eq!(by("user:olga", "audit.read"), 4, "every read that answered");
+    assert_eq!(by("user:olga", "audit.export"), 1);
+    assert_eq!(by(&format!("key:{}", key.key.id), "audit.read"), 1);
 }
