@@ -215,7 +215,7 @@ pub(crate) async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResul
 }
 
 /// Lets a read through that needs `scope`, of `store`'s data when the request names one, and
-/// names the reader as the audit log does (`user:NAME`, `key:ID`, `token`, `anonymous`): a
+/// names the reader as the audit log does (`user:NAME`, `key:ID`, `token`): a
 /// signed-in person whose role holds the scope (a store manager only for a store they run), an
 /// API key holding it, or the read API's bearer token (`--api-token`, every read scope). A
 /// session that has ended, or a key that is unknown, revoked or expired, is refused whatever
@@ -266,13 +266,12 @@ pub(crate) async fn authorize_reader(
         }
         return Ok(format!("key:{}", key.id));
     }
-    match &hq.api_token {
-        None => Ok("anonymous".to_owned()),
-        Some(expected) if bearer(headers) == Some(expected.as_str()) => Ok("token".to_owned()),
-        Some(_) => Err(ApiError::new(
+    match (&hq.api_token, bearer(headers)) {
+        (Some(expected), Some(given)) if given == expected => Ok("token".to_owned()),
+        _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "the read API needs its bearer token",
+            "the read API needs a session (sign in), an API key or the read-API token",
         )),
     }
 }

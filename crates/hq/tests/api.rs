@@ -64,8 +64,14 @@ scenarios! {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
+/// The read-API token of the routers these tests build.
+const READ_TOKEN: &str = "read-token";
+
 fn router(db: &Db) -> axum::Router {
-    hq::api::router(Arc::new(hq::api::Hq::new(db.clone(), None)))
+    hq::api::router(Arc::new(hq::api::Hq::new(
+        db.clone(),
+        Some(READ_TOKEN.into()),
+    )))
 }
 
 /// Sends `request` and returns the status, the content type and the body as JSON (`Null` when
@@ -480,10 +486,10 @@ async fn extractor_rejections_answer_the_json_error(db: &Db) {
         ),
     ];
     for (path, token, status, code, field) in cases {
-        let mut request = Request::get(path);
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
+        let request = Request::get(path).header(
+            "authorization",
+            format!("Bearer {}", token.unwrap_or(READ_TOKEN)),
+        );
         let answer = send(&router, request.body(Body::empty()).unwrap()).await;
         assert_error(&answer, status, code, field);
     }
@@ -523,6 +529,7 @@ async fn the_sales_report_refuses_dates_that_are_not_dates(db: &Db) {
         let answer = send(
             &router,
             Request::get(format!("/v1/reports/sales?{query}"))
+                .header("authorization", format!("Bearer {READ_TOKEN}"))
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -535,7 +542,12 @@ async fn the_sales_report_refuses_dates_that_are_not_dates(db: &Db) {
         "from=&to=",
         "store=vienna-01&from=2024-02-29",
     ] {
-        let (status, body) = get(&router, &format!("/v1/reports/sales?{query}"), None).await;
+        let (status, body) = get(
+            &router,
+            &format!("/v1/reports/sales?{query}"),
+            Some(READ_TOKEN),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{query}: {body}");
         assert!(body["days"].is_array());
     }
@@ -574,7 +586,7 @@ async fn repeated_refusals_are_parked_once_and_parked_records_are_capped(db: &Db
         parked_rows(db).await,
         [("vienna-01-t2".to_owned(), "batch_rejected".to_owned(), 50)]
     );
-    let (_, listed) = get(&router, "/v1/parked", None).await;
+    let (_, listed) = get(&router, "/v1/parked", Some(READ_TOKEN)).await;
     assert_eq!(listed["parked"][0]["repeats"], 50, "{listed}");
     assert!(
         listed["parked"][0]["last_ms"].as_i64().unwrap()

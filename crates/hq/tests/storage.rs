@@ -1618,10 +1618,14 @@ fn card_payment(service: &str, minor: i64, offline: bool) -> [EventBody; 2] {
 
 async fn read_api(db: &Db, path: &str) -> serde_json::Value {
     use tower::ServiceExt as _;
-    let router = hq::api::router(std::sync::Arc::new(hq::api::Hq::new(db.clone(), None)));
+    let router = hq::api::router(std::sync::Arc::new(hq::api::Hq::new(
+        db.clone(),
+        Some("read-token".into()),
+    )));
     let response = router
         .oneshot(
             axum::http::Request::get(path)
+                .header("authorization", "Bearer read-token")
                 .body(axum::body::Body::empty())
                 .unwrap(),
         )

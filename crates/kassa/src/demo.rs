@@ -104,7 +104,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         root.display(),
         log_path.display()
     );
-    println!("  HQ        {hq_addr}   (try /v1/reports/sales, /v1/stock, /v1/terminals, /metrics)");
 
     let mut tills = Vec::new();
     let mut store_urls = Vec::new();
@@ -165,6 +164,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
         tokio::spawn(app.run(stopped(stop_rx.clone())));
     }
+    // After the stores: the manager runs one of them.
+    let read_key = demo_people(&db, &hq_addr).await?;
     println!(
         "Stores pull their catalog, prices and tax rules from HQ; sales reach HQ within seconds."
     );
@@ -185,7 +186,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("Ctrl-C stops the chain.");
     tokio::spawn(progress(
-        hq_addr.clone(),
+        (hq_addr.clone(), read_key.clone()),
         store_urls,
         Duration::from_secs(args.progress_every.max(1)),
         stop_rx.clone(),
@@ -199,7 +200,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
         None => crate::shutdown_signal().await,
     }
-    if let Ok(report) = reqwest::get(format!("{hq_addr}/v1/reports/sales")).await {
+    let report = reqwest::Client::new()
+        .get(format!("{hq_addr}/v1/reports/sales"))
+        .bearer_auth(&read_key)
+        .send()
+        .await;
+    if let Ok(report) = report {
         let report: Value = report.json().await.unwrap_or(Value::Null);
         println!("HQ sales by store and day at shutdown:");
         for day in report["days"].as_array().into_iter().flatten() {
@@ -221,15 +227,26 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Prints a line every `every`: sales the simulator rang in this run, events HQ holds, and the
 /// events the stores hold that HQ has not acknowledged yet (with the age of the oldest).
-async fn progress(hq: String, stores: Vec<String>, every: Duration, stop: watch::Receiver<bool>) {
+async fn progress(
+    (hq, read_key): (String, String),
+    stores: Vec<String>,
+    every: Duration,
+    stop: watch::Receiver<bool>,
+) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap_or_default();
     let get = |url: String| {
         let http = http.clone();
+        // HQ's read API needs the key; a store node's status does not.
+        let request = if url.starts_with(&hq) {
+            http.get(url).bearer_auth(&read_key)
+        } else {
+            http.get(url)
+        };
         async move {
-            match http.get(url).send().await {
+            match request.send().await {
                 Ok(r) => r.json::<Value>().await.unwrap_or(Value::Null),
                 Err(_) => Value::Null,
             }
@@ -321,4 +338,60 @@ async fn simulate(
             RUNG.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
+}
+
+/// The people and the key the demo's HQ is used with: an admin, the manager of the first store
+/// (each with a fresh password) and a read-only API key; prints how to use them and answers the
+/// key's secret. A person who exists from an earlier run in the same directory keeps the
+/// password printed then.
+async fn demo_people(db: &hq::db::Db, hq_addr: &str) -> anyhow::Result<String> {
+    use hq::identity::{Actor, IdentityError, NewUser, Role, Scope};
+    let now = jiff::Timestamp::now().as_millisecond();
+    let store = STORES.first().map_or("vienna-01", |(id, _)| *id);
+    let mut signins = Vec::new();
+    for (name, role, stores) in [
+        ("admin", Role::Admin, vec![]),
+        ("manager", Role::StoreManager, vec![store.to_owned()]),
+    ] {
+        let mut secret = [0_u8; 9];
+        getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let password = hex::encode(secret);
+        let user = NewUser {
+            name: name.to_owned(),
+            display_name: name.to_owned(),
+            role,
+            stores,
+            password: password.clone(),
+        };
+        let shown = match hq::identity::add_user(db, &user, &Actor::Cli, now).await {
+            Ok(_) => password,
+            Err(IdentityError::UserExists(_)) => "(as printed by the first run here)".to_owned(),
+            Err(e) => return Err(e.into()),
+        };
+        signins.push(format!("{name} / {shown} ({role})"));
+    }
+    let key = hq::identity::create_api_key(
+        db,
+        &Actor::Cli,
+        "kassa demo",
+        &[
+            Scope::CatalogRead,
+            Scope::StockRead,
+            Scope::ReportsRead,
+            Scope::FleetRead,
+            Scope::AuditRead,
+        ],
+        now,
+    )
+    .await?;
+    println!("  HQ        {hq_addr}   (/metrics is open; the read API needs a sign-in or a key)");
+    println!(
+        "            sign in (POST /v1/session): {}",
+        signins.join(", ")
+    );
+    println!(
+        "            read-only key: curl -H 'Authorization: Bearer {}' {hq_addr}/v1/reports/sales",
+        key.secret
+    );
+    Ok(key.secret)
 }

@@ -36,7 +36,8 @@ enum HqCommand {
         /// Listen address.
         #[arg(long, env = "KASSA_HQ_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// A bearer token the read API requires.
+        /// A bearer token that reads the whole read API (for an operator's scripts); people sign in
+        /// and other systems use API keys.
         #[arg(long, env = "KASSA_HQ_API_TOKEN", hide_env_values = true)]
         api_token: Option<String>,
     },

@@ -603,6 +603,7 @@ async fn opening_counts_reach_the_store_and_a_rollback_keeps_its_sales() {
     assert_eq!(pulled["levels"]["MUG-1"], -2_000, "{pulled}");
     let report: serde_json::Value = http
         .get(format!("{hq_url}/v1/reports/sales?store=vienna-01"))
+        .bearer_auth(test_support::HQ_READ_TOKEN)
         .send()
         .await
         .unwrap()

@@ -460,10 +460,17 @@ async fn push_to_hq(node: &Node, db: &hq::db::Db) {
 }
 
 async fn hq_report(db: &hq::db::Db, store: &StoreId) -> Value {
-    let router = hq::api::router(Arc::new(hq::api::Hq::new(db.clone(), None)));
+    let router = hq::api::router(Arc::new(hq::api::Hq::new(
+        db.clone(),
+        Some(test_support::HQ_READ_TOKEN.into()),
+    )));
     let response = router
         .oneshot(
             Request::get(format!("/v1/reports/sales?store={store}"))
+                .header(
+                    "authorization",
+                    format!("Bearer {}", test_support::HQ_READ_TOKEN),
+                )
                 .body(Body::empty())
                 .unwrap(),
         )

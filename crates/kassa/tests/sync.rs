@@ -351,7 +351,10 @@ async fn settle_in_doubt(url: &str, prefix: &str, terminals: &[String], book: &M
 // HQ's view.
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Value {
-    let response = http.get(url).send().await.unwrap();
+    let response = test_support::signed(http.get(url), url, &Value::Null)
+        .send()
+        .await
+        .unwrap();
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert!(status.is_success(), "GET {url}: {status} {body}");

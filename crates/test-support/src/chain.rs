@@ -335,8 +335,11 @@ impl Chain {
         let mut args = vec!["hq".to_owned()];
         args.extend(self.hq.database.cli_args());
         args.extend(["run".into(), "--listen".into(), "127.0.0.1:0".into()]);
+        args.extend(["--api-token".into(), crate::HQ_READ_TOKEN.into()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Process::spawn(&self.kassa, &args).await
+        let process = Process::spawn(&self.kassa, &args).await?;
+        crate::hq_at(&process.url);
+        Ok(process)
     }
 
     /// Starts HQ (on a new port) and points every store's proxy at it.
@@ -443,6 +446,7 @@ impl Chain {
         let url = self.hq_url().context("HQ is not running")?;
         let answer: Value = http
             .get(format!("{url}/v1/terminals"))
+            .bearer_auth(crate::HQ_READ_TOKEN)
             .send()
             .await?
             .error_for_status()?

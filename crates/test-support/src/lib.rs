@@ -94,6 +94,10 @@ impl Process {
     }
 }
 
+/// The read-API token the tests' HQ processes run with (`kassa hq run --api-token`): HQ's read
+/// API answers nothing without a session, a key or this token.
+pub const HQ_READ_TOKEN: &str = "kassa-test-read-token";
+
 /// An HTTP client with short timeouts, for tests.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -129,14 +133,34 @@ pub fn session(url: &str, terminal: &str) -> Option<String> {
     session_at(url, Some(terminal))
 }
 
-/// `request` to `url` sent as the member `open_shifts` signed in at the till `body` names.
+/// The URLs of the HQ processes the chains of this test process run (each with
+/// [`HQ_READ_TOKEN`]).
+static HQ_URLS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that an HQ process started with [`HQ_READ_TOKEN`] answers at `url`.
+pub fn hq_at(url: &str) {
+    if let Ok(mut urls) = HQ_URLS.lock() {
+        urls.push(url.to_owned());
+    }
+}
+
+/// `request` to `url` sent as the member `open_shifts` signed in at the till `body` names, or,
+/// to a read endpoint of a chain's HQ, with the read-API token.
 pub fn signed(
     request: reqwest::RequestBuilder,
     url: &str,
     body: &serde_json::Value,
 ) -> reqwest::RequestBuilder {
+    let hq_read = !url.contains("/v1/sync/")
+        && HQ_URLS.lock().is_ok_and(|urls| {
+            urls.iter().any(|u| {
+                url.strip_prefix(u.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+        });
     match session_at(url, body["terminal"].as_str()) {
         Some(session) => request.bearer_auth(session),
+        None if hq_read => request.bearer_auth(HQ_READ_TOKEN),
         None => request,
     }
 }
