@@ -14,7 +14,7 @@ use crate::api::ApiError;
 
 /// The first name in backticks in a message, which is how serde names the field at fault
 /// (``duplicate field `from` ``).
-fn backticked(message: &str) -> Option<&str> {
+pub(crate) fn backticked(message: &str) -> Option<&str> {
     let (_, rest) = message.split_once('`')?;
     let (name, _) = rest.split_once('`')?;
     (!name.is_empty()).then_some(name)

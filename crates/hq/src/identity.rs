@@ -676,13 +676,8 @@ async fn insert_key(
     now_ms: i64,
     action: &str,
 ) -> Result<NewKey, IdentityError> {
-    let mut id = [0_u8; 6];
-    let mut secret = [0_u8; 32];
-    getrandom::fill(&mut id)
-        .and_then(|()| getrandom::fill(&mut secret))
-        .map_err(|e| IdentityError::Hash(format!("no randomness: {e}")))?;
-    let id = format!("key-{}", hex::encode(id));
-    let secret = format!("{KEY_PREFIX}{id}_{}", hex::encode(secret));
+    let id = format!("key-{}", random_hex(6)?);
+    let secret = format!("{KEY_PREFIX}{id}_{}", random_hex(32)?);
     let key = ApiKey {
         id,
         name: name.to_owned(),
@@ -705,7 +700,7 @@ async fn insert_key(
             .collect::<Vec<_>>()
             .join(" "),
     )
-    .bind(hex::encode(crate::token_hash(&secret)))
+    .bind(crate::hex_hash(&secret))
     .bind(now_ms)
     .bind(&key.created_by)
     .execute(&mut *tx)
@@ -877,7 +872,7 @@ pub async fn key_for_secret(
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE secret_hash = $1"
     )))
-    .bind(hex::encode(crate::token_hash(secret)))
+    .bind(crate::hex_hash(secret))
     .fetch_optional(&db.pool)
     .await?;
     Ok(row.as_ref().map(key_of).filter(|k| k.live(now_ms)))
@@ -911,9 +906,7 @@ pub struct Session {
 }
 
 fn random_hex(bytes: usize) -> Result<String, IdentityError> {
-    let mut buf = vec![0_u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| IdentityError::Hash(format!("no randomness: {e}")))?;
-    Ok(hex::encode(buf))
+    crate::random_hex(bytes).map_err(|e| IdentityError::Hash(format!("no randomness: {e}")))
 }
 
 fn user_of(row: &sqlx::any::AnyRow, name: String) -> Result<User, IdentityError> {
@@ -941,7 +934,7 @@ pub async fn start_session(db: &Db, user: &User, now_ms: i64) -> Result<NewSessi
         "INSERT INTO sessions (token_hash, user_id, csrf, created_ms, last_seen_ms, expires_ms)
          VALUES ($1, $2, $3, $4, $4, $5)",
     )
-    .bind(hex::encode(crate::token_hash(&session.token)))
+    .bind(crate::hex_hash(&session.token))
     .bind(&user.name)
     .bind(&session.csrf)
     .bind(now_ms)
@@ -958,7 +951,7 @@ pub async fn session_for(
     token: &str,
     now_ms: i64,
 ) -> Result<Option<Session>, IdentityError> {
-    let hash = hex::encode(crate::token_hash(token));
+    let hash = crate::hex_hash(token);
     let row = sqlx::query(
         "SELECT s.user_id, s.csrf, s.expires_ms, s.last_seen_ms, u.display_name, u.role, u.stores
          FROM sessions s JOIN users u ON u.id = s.user_id
@@ -995,7 +988,7 @@ pub async fn end_sessions(
     everywhere: bool,
     now_ms: i64,
 ) -> Result<u64, IdentityError> {
-    let hash = hex::encode(crate::token_hash(token));
+    let hash = crate::hex_hash(token);
     let mut tx = db.pool.begin().await?;
     let user: Option<String> = sqlx::query_scalar(
         "SELECT user_id FROM sessions WHERE token_hash = $1 AND ended_ms IS NULL",

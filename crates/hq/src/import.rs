@@ -307,12 +307,6 @@ async fn complete(
     Ok(())
 }
 
-/// The SHA-256 of a payload's text, in hex: what a batch keeps of each payload it wrote.
-fn payload_hash(payload: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(payload.as_bytes()))
-}
-
 /// Whether HQ holds the entity exactly as wanted: the same JSON, whatever its key order and
 /// spacing.
 fn same(held: Option<&Option<String>>, wanted: Option<&str>) -> bool {
@@ -567,7 +561,7 @@ pub async fn commit_chunks(
                 Arg::Text(w.kind.clone()),
                 Arg::Text(w.key.clone()),
                 Arg::OptText(before.cloned().flatten()),
-                Arg::OptText(w.payload.as_deref().map(payload_hash)),
+                Arg::OptText(w.payload.as_deref().map(crate::hex_hash)),
                 Arg::OptText(w.provenance),
             ]);
             upserts.push((w.kind, w.key, w.payload));
@@ -825,7 +819,7 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
         let current: Option<String> = row.get("current");
         // As the batch left it (or as a rollback of a later batch restored it)?
         let unchanged = match (&current, &after_hash, &after) {
-            (Some(c), Some(h), _) => payload_hash(c) == *h,
+            (Some(c), Some(h), _) => crate::hex_hash(c) == *h,
             // Batches committed before the hash was kept.
             (Some(c), None, Some(a)) => {
                 serde_json::from_str::<Value>(c).ok() == serde_json::from_str::<Value>(a).ok()

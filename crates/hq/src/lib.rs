@@ -67,6 +67,19 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// [`token_hash`] in hex: what HQ keeps of an API key's secret, a session's token and a
+/// payload an import batch wrote.
+pub(crate) fn hex_hash(text: &str) -> String {
+    hex::encode(token_hash(text))
+}
+
+/// `bytes` random bytes in hex, for secrets, tokens and ids.
+pub(crate) fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buf = vec![0_u8; bytes];
+    getrandom::fill(&mut buf)?;
+    Ok(hex::encode(buf))
+}
+
 /// Registers a store and issues its sync credential (shown once; HQ keeps only its hash). A
 /// store that exists is refused: a new credential would lock the running store out of sync, so
 /// replacing one is its own command ([`rotate_credential`]).
@@ -107,9 +120,8 @@ pub async fn rotate_credential(db: &Db, store: &StoreId) -> Result<String, HqErr
 }
 
 fn new_credential(store: &StoreId) -> Result<String, HqError> {
-    let mut secret = [0_u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| HqError::Invalid(format!("no randomness: {e}")))?;
-    Ok(format!("kassa_{}_{}", store, hex::encode(secret)))
+    let secret = random_hex(32).map_err(|e| HqError::Invalid(format!("no randomness: {e}")))?;
+    Ok(format!("kassa_{store}_{secret}"))
 }
 
 /// Registers a terminal of a store with its public key (hex, as `kassa store provision` prints).

@@ -104,9 +104,7 @@ pub(crate) async fn sign_in(
     let body = read_body(&headers, body, SIGN_IN_BYTES).await?;
     let form: SignIn = serde_json::from_slice(&body).map_err(|e| {
         let message = e.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
+        let field = crate::extract::backticked(&message)
             .filter(|f| ["name", "password"].contains(f))
             .map(str::to_owned);
         let error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
