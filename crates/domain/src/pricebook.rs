@@ -193,6 +193,48 @@ pub fn price_at(
     in_scope(&Scope::Store(store.clone())).or_else(|| in_scope(&Scope::Chain))
 }
 
+/// A price change: from `at` the variant costs `price`, until the next price the book already
+/// had starts (or for good).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriceChange {
+    /// When it takes effect.
+    pub at: Timestamp,
+    /// The new price.
+    pub price: Money,
+}
+
+/// The entries of `sku` in one book with `changes` applied to `base` (its entries), earliest
+/// first: each change ends the entry in force at its instant there, replaces one that starts
+/// then, and holds until the next entry of the book starts (or for good). Applying the
+/// remaining changes to the same base is how one is cancelled, so a cancelled change leaves
+/// exactly what the others make. The result never overlaps.
+pub fn with_changes(sku: &Sku, base: &[PriceEntry], changes: &[PriceChange]) -> Vec<PriceEntry> {
+    let mut entries = base.to_vec();
+    let mut ordered = changes.to_vec();
+    ordered.sort_by_key(|c| c.at);
+    for change in ordered {
+        entries.retain(|e| e.from != change.at);
+        let next = entries
+            .iter()
+            .map(|e| e.from)
+            .filter(|from| *from > change.at)
+            .min();
+        for entry in &mut entries {
+            if entry.contains(change.at) {
+                entry.to = Some(change.at);
+            }
+        }
+        entries.push(PriceEntry {
+            sku: sku.clone(),
+            price: change.price,
+            from: change.at,
+            to: next,
+        });
+    }
+    entries.sort_by_key(|e| e.from);
+    entries
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +392,77 @@ mod tests {
             ),
             Err(PricebookError::Currency { .. })
         ));
+    }
+
+    fn change(minor: i64, at: i64) -> PriceChange {
+        PriceChange {
+            at: Timestamp::from_millis(at),
+            price: eur(minor),
+        }
+    }
+
+    #[test]
+    fn a_change_ends_the_price_in_force_and_holds_until_the_next_one() {
+        let base = [
+            entry("A", 1000, 0, Some(100)),
+            entry("A", 800, 100, Some(150)),
+            entry("A", 1200, 200, None),
+        ];
+        let got = with_changes(&sku("A"), &base, &[change(900, 50), change(700, 160)]);
+        assert_eq!(
+            got,
+            vec![
+                entry("A", 1000, 0, Some(50)),
+                entry("A", 900, 50, Some(100)),
+                entry("A", 800, 100, Some(150)),
+                entry("A", 700, 160, Some(200)),
+                entry("A", 1200, 200, None),
+            ]
+        );
+        assert_eq!(
+            with_changes(&sku("A"), &[], &[change(5, 10)]),
+            vec![entry("A", 5, 10, None)]
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the base and the changes, the result builds (no overlap), and at every
+        /// instant the price is the latest change's unless a base entry started after it.
+        #[test]
+        fn changes_never_overlap_and_the_latest_one_holds(
+            cuts in proptest::collection::btree_set(0_i64..1000, 0..6),
+            open_end in proptest::bool::ANY,
+            changes in proptest::collection::btree_map(0_i64..1000, 1_i64..5000, 0..5),
+            probes in proptest::collection::vec(0_i64..1100, 20),
+        ) {
+            let starts: Vec<i64> = cuts.into_iter().collect();
+            let base: Vec<PriceEntry> = starts
+                .iter()
+                .enumerate()
+                .map(|(i, from)| {
+                    let to = starts.get(i + 1).copied().or((!open_end).then_some(1000));
+                    entry("A", 10_000 + *from, *from, to)
+                })
+                .collect();
+            let changes: Vec<PriceChange> =
+                changes.iter().map(|(at, minor)| change(*minor, *at)).collect();
+            let got = with_changes(&sku("A"), &base, &changes);
+            let book = Pricebook::build("c", 1, Scope::Chain, Currency::EUR, got);
+            proptest::prop_assert!(book.is_ok(), "{:?}", book);
+            let Ok(book) = book else { return Ok(()) };
+            for t in probes {
+                let at = Timestamp::from_millis(t);
+                let latest_change = changes.iter().filter(|c| c.at <= at).max_by_key(|c| c.at);
+                let latest_base_start = base.iter().filter(|e| e.from <= at).map(|e| e.from).max();
+                let expected = match (latest_change, latest_base_start) {
+                    (Some(c), Some(b)) if b > c.at => {
+                        base.iter().find(|e| e.contains(at)).map(|e| e.price)
+                    }
+                    (Some(c), _) => Some(c.price),
+                    (None, _) => base.iter().find(|e| e.contains(at)).map(|e| e.price),
+                };
+                proptest::prop_assert_eq!(book.entry_at(&sku("A"), at).map(|e| e.price), expected, "at {}", t);
+            }
+        }
     }
 }

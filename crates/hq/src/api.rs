@@ -70,6 +70,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    extra: serde_json::Map<String, Value>,
 }
 
 impl ApiError {
@@ -79,7 +80,14 @@ impl ApiError {
             code,
             message: message.to_string(),
             field: None,
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// The same error, with `name: value` in its body (what changed, the entity as it is).
+    pub(crate) fn with(mut self, name: &str, value: Value) -> Self {
+        self.extra.insert(name.to_owned(), value);
+        self
     }
 
     /// The same error, naming the field at fault.
@@ -102,11 +110,13 @@ impl From<sqlx::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"code": self.code, "message": self.message});
-        if let (Some(field), Some(map)) = (self.field, body.as_object_mut()) {
-            map.insert("field".into(), Value::String(field));
+        let mut body = self.extra;
+        body.insert("code".into(), Value::String(self.code.to_owned()));
+        body.insert("message".into(), Value::String(self.message));
+        if let Some(field) = self.field {
+            body.insert("field".into(), Value::String(field));
         }
-        (self.status, Json(body)).into_response()
+        (self.status, Json(Value::Object(body))).into_response()
     }
 }
 
@@ -146,6 +156,18 @@ pub fn router(hq: Arc<Hq>) -> Router {
         )
         .route("/v1/exceptions/stored-value", get(stored_value::overdrawn))
         .route("/v1/audit-log", get(audit_log))
+        .route(
+            "/v1/variants/{sku}",
+            get(crate::catalog::read_variant).put(crate::catalog::write_variant),
+        )
+        .route(
+            "/v1/price-changes",
+            get(crate::catalog::list_changes).post(crate::catalog::schedule),
+        )
+        .route(
+            "/v1/price-changes/{id}",
+            get(crate::catalog::read_change).delete(crate::catalog::cancel),
+        )
         .route("/v1/cards/pending", get(crate::cards::pending))
         .route("/v1/exceptions/card-declines", get(crate::cards::declines))
         .fallback(|| async {
@@ -214,26 +236,53 @@ pub(crate) async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResul
     store.ok_or_else(unauthorized)
 }
 
-/// Lets a read through that needs `scope`, of `store`'s data when the request names one, and
-/// names the reader as the audit log does (`user:NAME`, `key:ID`, `token`): a
-/// signed-in person whose role holds the scope (a store manager only for a store they run), an
-/// API key holding it, or the read API's bearer token (`--api-token`, every read scope). A
-/// session that has ended, or a key that is unknown, revoked or expired, is refused whatever
-/// else is configured; so is one without the scope (`403 missing_scope`) or another store's
-/// manager (`403 store_not_yours`).
+/// What a request does with the data it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Reads it.
+    Read,
+    /// Changes it: a session must send its CSRF token, and the read-API token is not enough.
+    Write,
+}
+
+/// Lets a read through that needs `scope`: [`authorize`] for reading.
 pub(crate) async fn authorize_reader(
     hq: &Hq,
     headers: &HeaderMap,
     scope: Scope,
     store: Option<&str>,
 ) -> ApiResult<String> {
+    authorize(hq, headers, scope, store, Access::Read).await
+}
+
+/// Lets a request through that needs `scope`, of `store`'s data when the request names one,
+/// and names the caller as the audit log does (`user:NAME`, `key:ID`, `token`): a signed-in
+/// person whose role holds the scope (a store manager only for a store they run; a change
+/// only with the session's CSRF token), an API key holding it, or, for a read, the read API's
+/// bearer token (`--api-token`, every read scope). A session that has ended, or a key that is
+/// unknown, revoked or expired, is refused whatever else is configured; so is one without the
+/// scope (`403 missing_scope`) or another store's manager (`403 store_not_yours`).
+pub(crate) async fn authorize(
+    hq: &Hq,
+    headers: &HeaderMap,
+    scope: Scope,
+    store: Option<&str>,
+    access: Access,
+) -> ApiResult<String> {
+    let verb = match access {
+        Access::Read => "read",
+        Access::Write => "change",
+    };
     if let Some(session) = crate::sessions::session_of(hq, headers).await? {
+        if access == Access::Write {
+            crate::sessions::check_csrf(headers, &session)?;
+        }
         let user = &session.user;
         if !user.role.scopes().contains(&scope) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "missing_scope",
-                format!("the role {} may not read this (`{scope}`)", user.role),
+                format!("the role {} may not {verb} this (`{scope}`)", user.role),
             ));
         }
         if user.role == crate::identity::Role::StoreManager
@@ -242,7 +291,7 @@ pub(crate) async fn authorize_reader(
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "store_not_yours",
-                "a store manager reads the stores they run: name one of them",
+                format!("a store manager may {verb} the stores they run: name one of them"),
             ));
         }
         return Ok(crate::identity::Actor::User(session.user.name).to_string());
@@ -266,12 +315,22 @@ pub(crate) async fn authorize_reader(
         }
         return Ok(format!("key:{}", key.id));
     }
-    match (&hq.api_token, bearer(headers)) {
-        (Some(expected), Some(given)) if given == expected => Ok("token".to_owned()),
+    match (&hq.api_token, bearer(headers), access) {
+        (Some(expected), Some(given), Access::Read) if given == expected => Ok("token".to_owned()),
+        (Some(expected), Some(given), Access::Write) if given == expected => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+            "the read-API token only reads: changes need a session or an API key with the scope",
+        )),
         _ => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "the read API needs a session (sign in), an API key or the read-API token",
+            match access {
+                Access::Read => {
+                    "the read API needs a session (sign in), an API key or the read-API token"
+                }
+                Access::Write => "a change needs a session (sign in) or an API key",
+            },
         )),
     }
 }
@@ -547,6 +606,19 @@ async fn reference(
     let store = authenticate_store(&hq, &headers).await?;
     let since = integer_param("since", q.since.as_deref())?.unwrap_or(0);
     let update = crate::refdata::changes_since(&hq.db, &store, since.max(0)).await?;
+    {
+        // Which version each store was sent, so the back office can say which stores hold a
+        // change (a price change's preview).
+        let _guard = hq.db.write_guard().await;
+        sqlx::query(
+            "UPDATE stores SET reference_version = $1, reference_pulled_ms = $2 WHERE id = $3",
+        )
+        .bind(update.to_version)
+        .bind(now_ms())
+        .bind(&store)
+        .execute(&hq.db.pool)
+        .await?;
+    }
     let body = encode_reference(&update);
     hq.metrics
         .bytes_sent

@@ -485,25 +485,6 @@ async fn lock_for_writing(tx: &mut sqlx::AnyConnection, db: &Db) -> Result<(), s
     Ok(())
 }
 
-async fn next_version(tx: &mut sqlx::AnyConnection, db: &Db) -> Result<(i64, i64), sqlx::Error> {
-    let current: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT version FROM ref_meta WHERE singleton = 1{}",
-        db.backend.for_update()
-    )))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let current = current.unwrap_or(0);
-    Ok((current, current + 1))
-}
-
-async fn set_version(tx: &mut sqlx::AnyConnection, version: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO ref_meta (singleton, version) VALUES (1, $1) ON CONFLICT (singleton) DO UPDATE SET version = excluded.version")
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
 /// Commits `writes` and opening `counts` as one batch at a new reference version, labelled
 /// `label`, at `created_ms` (ms since the Unix epoch, also the instant of its counts). Entities
 /// that HQ already holds exactly so, and counts the last batch to count them set to the same
@@ -531,7 +512,7 @@ pub async fn commit_chunks(
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     lock_for_writing(&mut tx, db).await?;
-    let (current, version) = next_version(&mut tx, db).await?;
+    let (current, version) = crate::refdata::next_version(&mut tx, db.backend).await?;
     let batch = format!("import-{version}");
     // Recorded first, so the entity rows can name it; when nothing changes the transaction is
     // rolled back and no batch remains.
@@ -633,7 +614,7 @@ pub async fn commit_chunks(
         applied += set_levels(&mut tx, db.backend, sets, LevelGuard::OlderCount).await?;
     }
     let counts_superseded = plan.counts.len().saturating_sub(applied);
-    set_version(&mut tx, version).await?;
+    crate::refdata::set_version(&mut tx, version).await?;
     tx.commit().await?;
     Ok(Committed {
         batch: Some(batch),
@@ -798,7 +779,7 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
             version,
         });
     }
-    let (_, version) = next_version(&mut tx, db).await?;
+    let (_, version) = crate::refdata::next_version(&mut tx, db.backend).await?;
     let rows = sqlx::query(
         "SELECT b.kind, b.key, b.before_payload, b.after_hash, b.after_payload, e.payload AS current
          FROM import_batch_entities b LEFT JOIN ref_entities e ON e.kind = b.kind AND e.key = b.key
@@ -854,7 +835,7 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
         .bind(batch)
         .execute(&mut *tx)
         .await?;
-    set_version(&mut tx, version).await?;
+    crate::refdata::set_version(&mut tx, version).await?;
     tx.commit().await?;
     Ok(RolledBack {
         version,

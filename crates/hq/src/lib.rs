@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod cards;
+mod catalog;
 pub mod db;
 mod extract;
 pub mod identity;
@@ -14,6 +15,7 @@ pub mod ingest;
 pub mod refdata;
 pub mod sessions;
 pub mod stored_value;
+mod writes;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -55,6 +55,34 @@ pub(crate) async fn write_entities(
     .await
 }
 
+/// The reference version now and the next one, the row locked (on PostgreSQL) until the
+/// transaction ends so that two writers never take the same version.
+pub(crate) async fn next_version(
+    tx: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+) -> Result<(i64, i64), sqlx::Error> {
+    let current: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM ref_meta WHERE singleton = 1{}",
+        backend.for_update()
+    )))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let current = current.unwrap_or(0);
+    Ok((current, current + 1))
+}
+
+/// Makes `version` the reference version stores pull up to.
+pub(crate) async fn set_version(
+    tx: &mut sqlx::AnyConnection,
+    version: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO ref_meta (singleton, version) VALUES (1, $1) ON CONFLICT (singleton) DO UPDATE SET version = excluded.version")
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// Publishes a whole reference data set as the new state: returns the new version (or the
 /// current one when nothing changed). Staff PINs given in clear are hashed under the chain's
 /// `pepper` and only the hash is kept and published; a PIN that matches the hash already held
@@ -97,13 +125,7 @@ pub async fn publish(db: &Db, seed: &SeedDto, pepper: &[u8]) -> Result<i64, Publ
         (PIN_PEPPER_KIND.to_owned(), "chain".to_owned()),
         serde_json::json!({ "id": protocol::pin::pepper_id(pepper) }).to_string(),
     );
-    let current: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT version FROM ref_meta WHERE singleton = 1{}",
-        db.backend.for_update()
-    )))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let version = current.unwrap_or(0) + 1;
+    let (current, version) = next_version(&mut tx, db.backend).await?;
     let rows = sqlx::query("SELECT kind, key, payload FROM ref_entities")
         .fetch_all(&mut *tx)
         .await?;
@@ -128,12 +150,9 @@ pub async fn publish(db: &Db, seed: &SeedDto, pepper: &[u8]) -> Result<i64, Publ
     write_entities(&mut tx, db.backend, version, upserts).await?;
     if changed == 0 {
         tx.rollback().await?;
-        return Ok(current.unwrap_or(0));
+        return Ok(current);
     }
-    sqlx::query("INSERT INTO ref_meta (singleton, version) VALUES (1, $1) ON CONFLICT (singleton) DO UPDATE SET version = excluded.version")
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
+    set_version(&mut tx, version).await?;
     tx.commit().await?;
     Ok(version)
 }

@@ -156,19 +156,26 @@ pub(crate) async fn session_of(hq: &Hq, headers: &HeaderMap) -> ApiResult<Option
     }
 }
 
+/// Refuses a state-changing request of `session` that does not carry its CSRF token.
+pub(crate) fn check_csrf(headers: &HeaderMap, session: &Session) -> ApiResult<()> {
+    let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    if sent == Some(session.csrf.as_str()) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "csrf",
+        "this request does not carry the session's CSRF token (X-CSRF-Token)",
+    )
+    .at(CSRF_HEADER))
+}
+
 /// The session of a state-changing request: its cookie, and its CSRF token in the header.
 async fn changing_session(hq: &Hq, headers: &HeaderMap) -> ApiResult<(Session, String)> {
     let session = session_of(hq, headers)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "sign in first"))?;
-    let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    if sent != Some(session.csrf.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "csrf",
-            "this request does not carry the session's CSRF token (X-CSRF-Token)",
-        ));
-    }
+    check_csrf(headers, &session)?;
     let token = cookie_token(headers).unwrap_or_default().to_owned();
     Ok((session, token))
 }

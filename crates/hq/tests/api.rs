@@ -49,6 +49,9 @@ macro_rules! scenarios {
 }
 
 scenarios! {
+    a_variant_is_created_and_edited_with_if_match_and_a_stale_edit_is_told_what_changed,
+    price_changes_are_previewed_scheduled_and_cancelled_and_reach_the_stores_reference,
+    writes_need_a_caller_with_the_scope_and_a_retried_write_is_answered_not_repeated,
     the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded,
     api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_once,
     people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_the_csrf_token,
@@ -1272,4 +1275,667 @@ async fn the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded(d
     assert_eq!(by("user:olga", "audit.read"), 4, "every read that answered");
     assert_eq!(by("user:olga", "audit.export"), 1);
     assert_eq!(by(&format!("key:{}", key.key.id), "audit.read"), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The write API
+
+const PEPPER: &[u8] = b"kassa test pepper";
+
+/// The demo chain published, and an API key that may write the catalog.
+async fn catalog_writer(db: &Db) -> String {
+    use hq::identity::{Actor, Scope, create_api_key};
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/demo/seed.json");
+    let seed = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    hq::refdata::publish(db, &seed, PEPPER).await.unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    create_api_key(
+        db,
+        &Actor::Cli,
+        "merchandising system",
+        &[Scope::CatalogRead, Scope::CatalogWrite],
+        now,
+    )
+    .await
+    .unwrap()
+    .secret
+}
+
+/// A JSON request with `headers`.
+fn json_request(method: &str, path: &str, headers: &[(&str, &str)], body: &Value) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Body::from(body.to_string())).unwrap()
+}
+
+/// Sends `request`: status, `ETag`, body.
+async fn call(router: &axum::Router, request: Request<Body>) -> (StatusCode, String, Value) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        etag,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn reference_version(db: &Db) -> i64 {
+    sqlx::query_scalar("SELECT version FROM ref_meta WHERE singleton = 1")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn audit_actions(db: &Db) -> Vec<String> {
+    sqlx::query_scalar("SELECT action FROM audit_log ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// A variant is created, read with its version as the ETag, and edited with `If-Match`; an
+/// edit without it is `428`, one based on an older version is `409` naming what changed since
+/// and writes nothing; bad fields are refused by name; each change is a new reference version
+/// and a line of the audit log.
+async fn a_variant_is_created_and_edited_with_if_match_and_a_stale_edit_is_told_what_changed(
+    db: &Db,
+) {
+    let key = catalog_writer(db).await;
+    let r = router(db);
+    let auth = format!("Bearer {key}");
+    let auth = [("authorization", auth.as_str())];
+    let variant = serde_json::json!({
+        "product_id": "P-TEA",
+        "product_name": "Green tea",
+        "variant": {
+            "sku": "GRO-TEA-0001",
+            "name": "Green tea 20 bags",
+            "identifiers": [{"gtin": "4006381333931"}],
+            "tax": "reduced",
+            "unit": "each",
+            "channels": "all"
+        }
+    });
+    let start = reference_version(db).await;
+    let (status, etag, body) = call(
+        &r,
+        json_request("PUT", "/v1/variants/GRO-TEA-0001", &auth, &variant),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["version"], start + 1);
+    assert_eq!(etag, format!("\"{}\"", start + 1));
+    let (status, read_etag, read) = call(
+        &r,
+        json_request("GET", "/v1/variants/GRO-TEA-0001", &auth, &Value::Null),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read_etag, etag);
+    assert_eq!(read["variant"], variant);
+
+    // Bad fields, each refused by its name, nothing written.
+    let mut bad_gtin = variant.clone();
+    bad_gtin["variant"]["identifiers"][0]["gtin"] = "4006381333932".into();
+    let mut bad_tax = variant.clone();
+    bad_tax["variant"]["tax"] = "luxury".into();
+    let mut taken = variant.clone();
+    taken["variant"]["identifiers"] = serde_json::json!([{"plu": "10001"}]);
+    let mut other_sku = variant.clone();
+    other_sku["variant"]["sku"] = "GRO-TEA-0002".into();
+    let mut unknown = variant.clone();
+    unknown["variant"]["colour"] = "green".into();
+    let if_match = [auth[0], ("if-match", etag.as_str())];
+    for (body, status, code, field) in [
+        (
+            &bad_gtin,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "variant.identifiers[0]",
+        ),
+        (
+            &bad_tax,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "variant.tax",
+        ),
+        (
+            &taken,
+            StatusCode::CONFLICT,
+            "identifier_taken",
+            "variant.identifiers[0]",
+        ),
+        (
+            &other_sku,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "variant.sku",
+        ),
+        (&unknown, StatusCode::BAD_REQUEST, "invalid_body", "variant"),
+    ] {
+        let answer = send(
+            &r,
+            json_request("PUT", "/v1/variants/GRO-TEA-0001", &if_match, body),
+        )
+        .await;
+        assert_error(&answer, status, code, None);
+        assert!(
+            answer.2["field"].as_str().unwrap().starts_with(field),
+            "{}",
+            answer.2
+        );
+    }
+    assert_eq!(
+        reference_version(db).await,
+        start + 1,
+        "a refusal writes nothing"
+    );
+
+    // An edit needs the version it was read at.
+    let mut renamed = variant.clone();
+    renamed["variant"]["name"] = "Green tea, 20 bags".into();
+    let answer = send(
+        &r,
+        json_request("PUT", "/v1/variants/GRO-TEA-0001", &auth, &renamed),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::PRECONDITION_REQUIRED,
+        "if_match_required",
+        Some("if-match"),
+    );
+    let (status, second_etag, body) = call(
+        &r,
+        json_request("PUT", "/v1/variants/GRO-TEA-0001", &if_match, &renamed),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ne!(second_etag, etag);
+
+    // Someone who read the first version and changes the product name is told what changed.
+    let mut other_edit = variant.clone();
+    other_edit["product_name"] = "Tea".into();
+    let (status, _, stale) = call(
+        &r,
+        json_request("PUT", "/v1/variants/GRO-TEA-0001", &if_match, &other_edit),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{stale}");
+    assert_eq!(stale["code"], "stale");
+    assert_eq!(stale["field"], "if-match");
+    assert_eq!(stale["changed"], serde_json::json!(["variant.name"]));
+    assert_eq!(stale["current"], renamed);
+    assert_eq!(stale["version"], start + 2);
+    let (_, _, read) = call(
+        &r,
+        json_request("GET", "/v1/variants/GRO-TEA-0001", &auth, &Value::Null),
+    )
+    .await;
+    assert_eq!(read["variant"], renamed, "the stale write changed nothing");
+
+    // The same body again changes nothing and makes no version.
+    let again = [auth[0], ("if-match", second_etag.as_str())];
+    let (status, _, _) = call(
+        &r,
+        json_request("PUT", "/v1/variants/GRO-TEA-0001", &again, &renamed),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reference_version(db).await, start + 2);
+
+    // A store pulls the variant as any other reference change.
+    let update = hq::refdata::changes_since(db, "vienna-01", start)
+        .await
+        .unwrap();
+    assert!(update.entities.iter().any(|e| e.kind == "variant"
+        && e.key == "GRO-TEA-0001"
+        && e.payload.as_ref() == Some(&renamed)));
+    let actions = audit_actions(db).await;
+    let writes: Vec<&String> = actions
+        .iter()
+        .filter(|a| a.starts_with("variant."))
+        .collect();
+    assert_eq!(writes, ["variant.create", "variant.update"]);
+}
+
+/// A chain-wide price change given in the stores' local time is previewed per store (a store
+/// with its own price keeps it), scheduled as a price entry from that instant that stores pull,
+/// refused at an instant already taken or in the past, and cancelled, which gives back the
+/// entries it cut; a change already in effect is not cancelled. A store's own change goes to
+/// its store book.
+async fn price_changes_are_previewed_scheduled_and_cancelled_and_reach_the_stores_reference(
+    db: &Db,
+) {
+    let key = catalog_writer(db).await;
+    let r = router(db);
+    let auth = format!("Bearer {key}");
+    let auth = [("authorization", auth.as_str())];
+    let entries = |db: &Db, key: &'static str| {
+        let db = db.clone();
+        async move {
+            let payload: String = sqlx::query_scalar(
+                "SELECT payload FROM ref_entities WHERE kind = 'prices' AND key = $1",
+            )
+            .bind(key)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            serde_json::from_str::<Value>(&payload).unwrap()["entries"].clone()
+        }
+    };
+    let original = entries(db, "chain-eur|GRO-DAI-0030").await;
+    let ask = serde_json::json!({
+        "sku": "GRO-DAI-0030",
+        "price": "0.59",
+        "effective": "2031-03-01T06:00",
+        "currency": "EUR"
+    });
+    let start = reference_version(db).await;
+    let (status, _, preview) = call(
+        &r,
+        json_request("POST", "/v1/price-changes?dry_run=true", &auth, &ask),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(
+        reference_version(db).await,
+        start,
+        "a preview writes nothing"
+    );
+    let change = &preview["change"];
+    // 06:00 in Vienna on 1 March is 05:00 UTC.
+    assert_eq!(change["effective"], "2031-03-01T05:00:00Z");
+    assert_eq!(change["time_zone"], "Europe/Vienna");
+    let stores: Vec<(String, Value, Value)> = change["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["store"].as_str().unwrap().to_owned(),
+                s["price_before"].clone(),
+                s["price_after"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        stores,
+        [
+            (
+                "graz-01".to_owned(),
+                Value::from("0.69"),
+                Value::from("0.69")
+            ),
+            (
+                "vienna-01".to_owned(),
+                original[0]["price"].clone(),
+                Value::from("0.59")
+            ),
+        ],
+        "graz-01 keeps its own price; zurich-01 trades in CHF"
+    );
+
+    let (status, _, scheduled) =
+        call(&r, json_request("POST", "/v1/price-changes", &auth, &ask)).await;
+    assert_eq!(status, StatusCode::CREATED, "{scheduled}");
+    assert_eq!(scheduled["status"], "scheduled");
+    assert_eq!(scheduled["version"], start + 1);
+    let id = scheduled["id"].as_str().unwrap().to_owned();
+    let after = entries(db, "chain-eur|GRO-DAI-0030").await;
+    assert_eq!(after.as_array().unwrap().len(), 2, "{after}");
+    assert_eq!(after[0]["to"], "2031-03-01T05:00:00Z");
+    assert_eq!(
+        after[1],
+        serde_json::json!({"sku": "GRO-DAI-0030", "price": "0.59", "from": "2031-03-01T05:00:00Z", "to": null})
+    );
+    let update = hq::refdata::changes_since(db, "vienna-01", start)
+        .await
+        .unwrap();
+    assert_eq!(update.entities.len(), 1);
+    assert_eq!(update.entities[0].key, "chain-eur|GRO-DAI-0030");
+    let update = hq::refdata::changes_since(db, "zurich-01", start)
+        .await
+        .unwrap();
+    assert!(
+        update.entities.is_empty(),
+        "a CHF store does not get a EUR price"
+    );
+
+    // The same instant again, or one in the past, is refused and writes nothing.
+    let answer = send(&r, json_request("POST", "/v1/price-changes", &auth, &ask)).await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "change_at_that_instant",
+        Some("effective"),
+    );
+    let mut past = ask.clone();
+    past["effective"] = "2020-01-01T00:00:00Z".into();
+    assert_error(
+        &send(&r, json_request("POST", "/v1/price-changes", &auth, &past)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("effective"),
+    );
+    for (field, value) in [
+        ("price", "0,59"),
+        ("sku", "NOPE-0001"),
+        ("currency", "USD"),
+        ("effective", "tomorrow"),
+    ] {
+        let mut bad = ask.clone();
+        bad[field] = value.into();
+        assert_error(
+            &send(&r, json_request("POST", "/v1/price-changes", &auth, &bad)).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some(field),
+        );
+    }
+    let mut two_zones = ask.clone();
+    two_zones.as_object_mut().unwrap().remove("currency");
+    two_zones["sku"] = "GRO-BRD-0001".into();
+    assert_error(
+        &send(
+            &r,
+            json_request("POST", "/v1/price-changes", &auth, &two_zones),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("currency"),
+    );
+    assert_eq!(reference_version(db).await, start + 1);
+
+    // The change and the variant's history list it; the store has not been sent it yet.
+    let (_, _, read) = call(
+        &r,
+        json_request(
+            "GET",
+            &format!("/v1/price-changes/{id}"),
+            &auth,
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(read["status"], "scheduled");
+    assert_eq!(read["stores"][1]["sent"], false);
+    let (_, _, variant) = call(
+        &r,
+        json_request("GET", "/v1/variants/GRO-DAI-0030", &auth, &Value::Null),
+    )
+    .await;
+    assert_eq!(variant["price_changes"][0]["id"], id.as_str());
+    assert_eq!(variant["prices"].as_array().unwrap().len(), 3, "{variant}");
+
+    // A store's own change goes to its book; a later chain change is cut by nothing it holds.
+    let own = serde_json::json!({"sku": "GRO-BRD-0001", "price": "0.40", "effective": "2031-03-02T00:00:00+01:00", "store": "vienna-01"});
+    let (status, _, mine) = call(&r, json_request("POST", "/v1/price-changes", &auth, &own)).await;
+    assert_eq!(status, StatusCode::CREATED, "{mine}");
+    assert_eq!(mine["book"], "store-vienna-01");
+    assert_eq!(mine["stores"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["stores"][0]["price_after"], "0.40");
+    let update = hq::refdata::changes_since(db, "graz-01", start + 1)
+        .await
+        .unwrap();
+    assert!(
+        update.entities.is_empty(),
+        "another store's book is not sent to graz-01"
+    );
+
+    // Cancelling gives back exactly the entries the change cut.
+    let (status, _, cancelled) = call(
+        &r,
+        json_request(
+            "DELETE",
+            &format!("/v1/price-changes/{id}"),
+            &auth,
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(entries(db, "chain-eur|GRO-DAI-0030").await, original);
+    let answer = send(
+        &r,
+        json_request(
+            "DELETE",
+            &format!("/v1/price-changes/{id}"),
+            &auth,
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "already_cancelled",
+        Some("id"),
+    );
+
+    // A change that takes effect now cannot be cancelled.
+    let now_change = serde_json::json!({"sku": "GRO-DAI-0030", "price": "0.65", "currency": "EUR"});
+    let (status, _, now_change) = call(
+        &r,
+        json_request("POST", "/v1/price-changes", &auth, &now_change),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{now_change}");
+    let answer = send(
+        &r,
+        json_request(
+            "DELETE",
+            &format!("/v1/price-changes/{}", now_change["id"].as_str().unwrap()),
+            &auth,
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "already_effective",
+        Some("id"),
+    );
+
+    // A publish that rewrites the prices replaces the changes pending on them.
+    let later = serde_json::json!({"sku": "GRO-DAI-0030", "price": "0.55", "effective": "2032-01-01T00:00:00Z", "currency": "EUR"});
+    let (_, _, later) = call(&r, json_request("POST", "/v1/price-changes", &auth, &later)).await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/demo/seed.json");
+    let mut seed: protocol::seed::SeedDto =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    seed.pricebooks[0].version += 1;
+    hq::refdata::publish(db, &seed, PEPPER).await.unwrap();
+    let answer = send(
+        &r,
+        json_request(
+            "DELETE",
+            &format!("/v1/price-changes/{}", later["id"].as_str().unwrap()),
+            &auth,
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::CONFLICT, "replaced", Some("id"));
+
+    let actions = audit_actions(db).await;
+    let prices: Vec<&String> = actions.iter().filter(|a| a.starts_with("price.")).collect();
+    assert_eq!(
+        prices,
+        [
+            "price.schedule",
+            "price.schedule",
+            "price.cancel",
+            "price.schedule",
+            "price.schedule"
+        ]
+    );
+}
+
+/// Writes are refused without a caller, with the read token, with a key or role lacking the
+/// scope, and with a session that does not send its CSRF token; a write sent again with its
+/// `Idempotency-Key` is answered as the first time and applied once, and the key with
+/// another body is refused.
+async fn writes_need_a_caller_with_the_scope_and_a_retried_write_is_answered_not_repeated(db: &Db) {
+    use hq::identity::{Actor, NewUser, Role, Scope, add_user, create_api_key};
+    let key = catalog_writer(db).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let reader = create_api_key(db, &Actor::Cli, "reader", &[Scope::CatalogRead], now)
+        .await
+        .unwrap()
+        .secret;
+    for (name, role) in [("anna", Role::Merchandiser), ("fritz", Role::Finance)] {
+        let user = NewUser {
+            name: name.into(),
+            display_name: name.into(),
+            role,
+            stores: vec![],
+            password: "correct horse battery".into(),
+        };
+        add_user(db, &user, &Actor::Cli, now).await.unwrap();
+    }
+    let r = router(db);
+    let ask = serde_json::json!({"sku": "GRO-BRD-0001", "price": "0.49", "effective": "2031-01-01T00:00:00Z", "currency": "EUR"});
+    let start = reference_version(db).await;
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (read_token, reader_key) = (bearer(READ_TOKEN), bearer(&reader));
+    for (headers, status, code) in [
+        (vec![], StatusCode::UNAUTHORIZED, "unauthorized"),
+        (
+            vec![("authorization", read_token.as_str())],
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+        ),
+        (
+            vec![("authorization", reader_key.as_str())],
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+        ),
+        (
+            vec![("authorization", "Bearer kassa_key_nobody_0000")],
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+    ] {
+        let answer = send(
+            &r,
+            json_request("POST", "/v1/price-changes", &headers, &ask),
+        )
+        .await;
+        assert_error(&answer, status, code, None);
+    }
+    let (_, anna_cookie, anna) = sign_in(&r, "anna", "correct horse battery").await;
+    let anna_cookie = format!("{}={}", hq::sessions::COOKIE, cookie_value(&anna_cookie));
+    let (_, fritz_cookie, fritz) = sign_in(&r, "fritz", "correct horse battery").await;
+    let fritz_cookie = format!("{}={}", hq::sessions::COOKIE, cookie_value(&fritz_cookie));
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/price-changes",
+            &[("cookie", anna_cookie.as_str())],
+            &ask,
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::FORBIDDEN,
+        "csrf",
+        Some(hq::sessions::CSRF_HEADER),
+    );
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/price-changes",
+            &[
+                ("cookie", anna_cookie.as_str()),
+                (hq::sessions::CSRF_HEADER, fritz["csrf"].as_str().unwrap()),
+            ],
+            &ask,
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "csrf", None);
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/price-changes",
+            &[
+                ("cookie", fritz_cookie.as_str()),
+                (hq::sessions::CSRF_HEADER, fritz["csrf"].as_str().unwrap()),
+            ],
+            &ask,
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "missing_scope", None);
+    assert_eq!(reference_version(db).await, start, "no refused write wrote");
+
+    // Anna, signed in with her CSRF token, schedules it with an idempotency key.
+    let anna_headers = [
+        ("cookie", anna_cookie.as_str()),
+        (hq::sessions::CSRF_HEADER, anna["csrf"].as_str().unwrap()),
+        ("idempotency-key", "order-42"),
+    ];
+    let (status, _, first) = call(
+        &r,
+        json_request("POST", "/v1/price-changes", &anna_headers, &ask),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["created_by"], "user:anna");
+    let (status, _, again) = call(
+        &r,
+        json_request("POST", "/v1/price-changes", &anna_headers, &ask),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again, first, "the retry is answered with the first answer");
+    assert_eq!(reference_version(db).await, start + 1, "and applied once");
+    let mut other = ask.clone();
+    other["price"] = "0.48".into();
+    let answer = send(
+        &r,
+        json_request("POST", "/v1/price-changes", &anna_headers, &other),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+        Some("idempotency-key"),
+    );
+    // The same key from another caller is another key.
+    let key_headers = [
+        ("authorization", bearer(&key)),
+        ("idempotency-key", "order-42".to_owned()),
+    ];
+    let key_headers: Vec<(&str, &str)> =
+        key_headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let (status, _, body) = call(
+        &r,
+        json_request("POST", "/v1/price-changes", &key_headers, &other),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "change_at_that_instant", "{body}");
+    assert_eq!(reference_version(db).await, start + 1);
 }
