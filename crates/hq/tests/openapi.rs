@@ -243,7 +243,8 @@ fn every_error_answer_is_documented_as_the_json_error() {
             assert!(
                 [
                     "#/components/schemas/Error",
-                    "#/components/schemas/Rejection"
+                    "#/components/schemas/Rejection",
+                    "#/components/schemas/Stale"
                 ]
                 .contains(&schema),
                 "{method} {path} {status} answers {schema}"
@@ -254,6 +255,12 @@ fn every_error_answer_is_documented_as_the_json_error() {
     for field in ["code", "message", "field"] {
         assert!(error[field]["description"].is_string(), "Error.{field}");
     }
+    // A stale write's answer is the error with what the entity is now.
+    let stale = &doc["components"]["schemas"]["Stale"];
+    for field in ["code", "message", "field"] {
+        assert_eq!(stale["properties"][field]["type"], "string", "Stale.{field}");
+    }
+    assert_eq!(stale["required"], serde_json::json!(["code", "message"]));
 }
 
 #[test]
