@@ -36,7 +36,20 @@ pub struct Hq {
     metrics: Metrics,
     /// Sign-ins checking a password now.
     pub(crate) sign_ins: tokio::sync::Semaphore,
+    /// The reference version as last seen, for pulls that wait for the next one.
+    reference: Arc<tokio::sync::watch::Sender<i64>>,
+    watching: std::sync::atomic::AtomicBool,
+    /// Set when HQ shuts down, so that waiting pulls answer at once.
+    closing: tokio::sync::watch::Sender<bool>,
 }
+
+/// How often HQ reads the reference version for the pulls waiting on it: a change made by
+/// another process on the same database (`kassa hq publish`, an import, another HQ) reaches
+/// them within this; a change made through this process's API at once.
+const VERSION_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The longest a store's reference pull may wait for a new version, in seconds.
+pub const REFERENCE_WAIT_MAX_S: i64 = 25;
 
 #[derive(Debug, Default)]
 struct Metrics {
@@ -59,8 +72,73 @@ impl Hq {
             api_token,
             metrics: Metrics::default(),
             sign_ins: tokio::sync::Semaphore::new(crate::sessions::SIGN_INS_AT_ONCE),
+            reference: Arc::new(tokio::sync::watch::channel(0).0),
+            watching: std::sync::atomic::AtomicBool::new(false),
+            closing: tokio::sync::watch::channel(false).0,
         }
     }
+
+    /// Ends every wait for a new reference version: HQ is shutting down.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Wakes the pulls waiting for a version up to `version`, just committed by this process.
+    pub(crate) fn announce_version(&self, version: i64) {
+        announce(&self.reference, version);
+    }
+
+    /// Waits until the reference version is past `since`, `wait` has passed, or HQ shuts down.
+    async fn wait_for_version(&self, since: i64, wait: std::time::Duration) {
+        self.watch_versions();
+        let mut versions = self.reference.subscribe();
+        let mut closing = self.closing.subscribe();
+        let _ = tokio::time::timeout(wait, async {
+            loop {
+                if *versions.borrow_and_update() > since || *closing.borrow_and_update() {
+                    return;
+                }
+                tokio::select! {
+                    changed = versions.changed() => if changed.is_err() { return },
+                    changed = closing.changed() => if changed.is_err() { return },
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Starts (once) the task that reads the reference version every [`VERSION_POLL`] for the
+    /// waiting pulls; it ends with this state.
+    fn watch_versions(&self) {
+        if self.watching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let db = self.db.clone();
+        let sender = Arc::downgrade(&self.reference);
+        tokio::spawn(async move {
+            while let Some(versions) = sender.upgrade() {
+                let read: Result<Option<i64>, sqlx::Error> =
+                    sqlx::query_scalar("SELECT version FROM ref_meta WHERE singleton = 1")
+                        .fetch_optional(&db.pool)
+                        .await;
+                if let Ok(Some(version)) = read {
+                    announce(&versions, version);
+                }
+                drop(versions);
+                tokio::time::sleep(VERSION_POLL).await;
+            }
+        });
+    }
+}
+
+fn announce(versions: &tokio::sync::watch::Sender<i64>, version: i64) {
+    versions.send_if_modified(|seen| {
+        let newer = version > *seen;
+        if newer {
+            *seen = version;
+        }
+        newer
+    });
 }
 
 /// An error answer: status, code, message.
@@ -581,6 +659,8 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Body) -> ApiR
 #[derive(Debug, Deserialize)]
 struct Since {
     since: Option<String>,
+    /// Seconds to wait for a version past `since` before answering that nothing changed.
+    wait: Option<String>,
 }
 
 /// A query parameter that must be an integer, when present (absent or empty is `None`).
@@ -605,6 +685,22 @@ async fn reference(
 ) -> ApiResult<Response> {
     let store = authenticate_store(&hq, &headers).await?;
     let since = integer_param("since", q.since.as_deref())?.unwrap_or(0);
+    let wait = integer_param("wait", q.wait.as_deref())?
+        .unwrap_or(0)
+        .clamp(0, REFERENCE_WAIT_MAX_S);
+    if since > 0 && wait > 0 {
+        // A long poll: a change made at HQ reaches a store as soon as it is committed, not at
+        // the store's next pull. Only a store at the version HQ has waits: one behind gets the
+        // change now, one ahead (another log) is answered now and refuses it.
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM ref_meta WHERE singleton = 1")
+                .fetch_optional(&hq.db.pool)
+                .await?;
+        if current == Some(since) {
+            hq.wait_for_version(since, std::time::Duration::from_secs(wait.unsigned_abs()))
+                .await;
+        }
+    }
     let update = crate::refdata::changes_since(&hq.db, &store, since.max(0)).await?;
     {
         // Which version each store was sent, so the back office can say which stores hold a

@@ -260,6 +260,7 @@ pub(crate) async fn write_variant(
     let answer = json!({ "variant": entity, "version": version });
     writes::remember(&key, &mut tx, status, &answer, now).await?;
     tx.commit().await?;
+    hq.announce_version(version);
     Ok(writes::tagged(status, answer, version))
 }
 
@@ -779,6 +780,7 @@ pub(crate) async fn schedule(
     .await?;
     writes::remember(&key, &mut tx, StatusCode::CREATED, &change, now).await?;
     tx.commit().await?;
+    hq.announce_version(version);
     Ok((StatusCode::CREATED, Json(change)).into_response())
 }
 
@@ -1042,5 +1044,6 @@ pub(crate) async fn cancel(
     .await?;
     writes::remember(&key, &mut tx, StatusCode::OK, &after, now).await?;
     tx.commit().await?;
+    hq.announce_version(version);
     Ok(Json(after).into_response())
 }

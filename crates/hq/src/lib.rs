@@ -227,6 +227,11 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), HqError> {
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            state.close();
+        };
         axum::serve(self.listener, api::router(self.state))
             .with_graceful_shutdown(shutdown)
             .await

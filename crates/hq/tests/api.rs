@@ -52,6 +52,7 @@ scenarios! {
     a_variant_is_created_and_edited_with_if_match_and_a_stale_edit_is_told_what_changed,
     price_changes_are_previewed_scheduled_and_cancelled_and_reach_the_stores_reference,
     writes_need_a_caller_with_the_scope_and_a_retried_write_is_answered_not_repeated,
+    a_waiting_reference_pull_is_answered_when_a_change_is_committed,
     the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded,
     api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_once,
     people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_the_csrf_token,
@@ -1938,4 +1939,87 @@ async fn writes_need_a_caller_with_the_scope_and_a_retried_write_is_answered_not
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "change_at_that_instant", "{body}");
     assert_eq!(reference_version(db).await, start + 1);
+}
+
+/// A store's pull at HQ's version with `wait` is held until a change is committed (then
+/// answered with it at once) or the wait passes (then answered with nothing); a store behind
+/// is answered at once.
+async fn a_waiting_reference_pull_is_answered_when_a_change_is_committed(db: &Db) {
+    let key = catalog_writer(db).await;
+    let store = hq::add_store(db, &StoreId::parse("vienna-01").unwrap(), "Wien")
+        .await
+        .unwrap();
+    let r = router(db);
+    let version = reference_version(db).await;
+    let pull = |since: i64, wait: u64| {
+        let r = r.clone();
+        let store = store.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let request = Request::get(format!("/v1/sync/reference?since={since}&wait={wait}"))
+                .header("authorization", format!("Bearer {store}"))
+                .body(Body::empty())
+                .unwrap();
+            let response = r.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let update = protocol::sync::decode_reference(&bytes).unwrap();
+            (started.elapsed(), update)
+        }
+    };
+    let (took, update) = pull(version - 1, 5).await;
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "a store behind waits for nothing: {took:?}"
+    );
+    assert_eq!(update.to_version, version);
+    let (took, update) = pull(version, 1).await;
+    assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
+    assert!(update.entities.is_empty());
+
+    let waiting = tokio::spawn(pull(version, 20));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let auth = format!("Bearer {key}");
+    let ask = serde_json::json!({"sku": "GRO-BRD-0001", "price": "0.49", "currency": "EUR"});
+    let committed = std::time::Instant::now();
+    let (status, _, body) = call(
+        &r,
+        json_request(
+            "POST",
+            "/v1/price-changes",
+            &[("authorization", auth.as_str())],
+            &ask,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (took, update) = waiting.await.unwrap();
+    assert!(
+        committed.elapsed() < std::time::Duration::from_secs(2),
+        "answered {:?} after the commit",
+        committed.elapsed()
+    );
+    assert!(took >= std::time::Duration::from_millis(300), "{took:?}");
+    assert_eq!(update.to_version, version + 1);
+    assert_eq!(update.entities[0].key, "chain-eur|GRO-BRD-0001");
+
+    // A change committed by another process (here: straight into the database) is seen by
+    // the version watch.
+    let waiting = tokio::spawn(pull(version + 1, 20));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/demo/seed.json");
+    let mut seed: protocol::seed::SeedDto =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    seed.stores[0].name = "Kassa Wien Mitte".into();
+    hq::refdata::publish(db, &seed, PEPPER).await.unwrap();
+    let published = std::time::Instant::now();
+    let (_, update) = waiting.await.unwrap();
+    assert!(
+        published.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        published.elapsed()
+    );
+    assert_eq!(update.to_version, version + 2);
 }

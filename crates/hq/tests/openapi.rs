@@ -258,7 +258,10 @@ fn every_error_answer_is_documented_as_the_json_error() {
     // A stale write's answer is the error with what the entity is now.
     let stale = &doc["components"]["schemas"]["Stale"];
     for field in ["code", "message", "field"] {
-        assert_eq!(stale["properties"][field]["type"], "string", "Stale.{field}");
+        assert_eq!(
+            stale["properties"][field]["type"], "string",
+            "Stale.{field}"
+        );
     }
     assert_eq!(stale["required"], serde_json::json!(["code", "message"]));
 }

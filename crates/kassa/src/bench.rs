@@ -42,6 +42,15 @@ enum BenchWhat {
         #[arg(long, default_value_t = 300_000)]
         variants: usize,
     },
+    /// How long a price changed at HQ takes to reach a till.
+    Prices {
+        /// Changes that take effect at once, made one after another.
+        #[arg(long, default_value_t = 100)]
+        changes: usize,
+        /// Changes scheduled a moment ahead.
+        #[arg(long, default_value_t = 10)]
+        scheduled: usize,
+    },
     /// Bytes per sale on the wire, HQ ingest rate, sale-to-HQ latency.
     Sync {
         /// Sales to ring and sync.
@@ -67,6 +76,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         } => runtime.block_on(bench_store(sales, clients, dir)),
         BenchWhat::Catalog { variants } => {
             runtime.block_on(crate::bench_sync::bench_catalog(variants))
+        }
+        BenchWhat::Prices { changes, scheduled } => {
+            runtime.block_on(crate::bench_prices::bench_prices(changes, scheduled))
         }
         BenchWhat::Sync {
             sales,
@@ -111,7 +123,7 @@ pub(crate) async fn device_token(
     }
 }
 
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: usize) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

@@ -14,7 +14,7 @@ use store::clock::SystemClock;
 use crate::bench::DEMO_SEED;
 
 /// The PIN pepper of the benchmark chain (nobody signs in).
-const BENCH_PEPPER: &[u8; 32] = b"kassa benchmark pepper, 32 bytes";
+pub(crate) const BENCH_PEPPER: &[u8; 32] = b"kassa benchmark pepper, 32 bytes";
 
 impl Node {
     /// Opens a shift on each till (a sale needs one); answers each till's credential, in
@@ -28,6 +28,15 @@ impl Node {
     }
 }
 
+/// The reference version the node holds from HQ's change log; 0 until it follows the log.
+pub(crate) async fn followed_version(node: &Node) -> anyhow::Result<i64> {
+    let followed = store::refdata::hq_log(&node.node.pools.reader).await?;
+    Ok(match followed {
+        Some(_) => node.node.context().map_or(0, |c| c.version),
+        None => 0,
+    })
+}
+
 /// What a browser POS sends per sale: a request line and headers, then the order as JSON.
 fn http_request_bytes(path: &str, content_type: &str, body_len: usize) -> usize {
     format!(
@@ -38,8 +47,8 @@ fn http_request_bytes(path: &str, content_type: &str, body_len: usize) -> usize 
         + body_len
 }
 
-struct Node {
-    url: String,
+pub(crate) struct Node {
+    pub(crate) url: String,
     data: std::path::PathBuf,
     /// Terminal ids with their public keys (hex), in provisioning order.
     terminals: Vec<(TerminalId, String)>,
@@ -47,7 +56,7 @@ struct Node {
     _app: tokio::task::JoinHandle<()>,
 }
 
-async fn start_node(
+pub(crate) async fn start_node(
     dir: &Path,
     sync: Option<store::sync::SyncSettings>,
     terminals: usize,

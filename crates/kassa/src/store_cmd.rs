@@ -10,6 +10,10 @@ use serde::Deserialize;
 use store::clock::SystemClock;
 
 /// Arguments of `kassa store`.
+/// Seconds between a store's pulls of stock from HQ, and between reference pulls when HQ does
+/// not hold them open until a change.
+pub const DEFAULT_PULL_EVERY_S: u64 = 5;
+
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
     /// A TOML file with defaults for the options below (flags and environment win).
@@ -35,8 +39,9 @@ enum StoreCommand {
         /// The store credential HQ issued (`kassa hq store add`).
         #[arg(long, env = "KASSA_HQ_TOKEN", hide_env_values = true)]
         hq_token: Option<String>,
-        /// Seconds between pulls of reference data and stock from HQ.
-        #[arg(long, default_value_t = 5)]
+        /// Seconds between pulls of stock from HQ; reference data comes as soon as HQ commits
+        /// it (HQ holds each pull open until a change), or after this when HQ does not.
+        #[arg(long, default_value_t = DEFAULT_PULL_EVERY_S)]
         pull_every: u64,
         /// The most this store may redeem from gift cards and store credit while HQ cannot be
         /// reached (major units, e.g. `500.00`), counting redemptions HQ has not acknowledged.

@@ -19,6 +19,10 @@ use sqlx::Row;
 
 use crate::node::Node;
 
+/// How long a reference pull waits at HQ for a change, in seconds (within the HTTP client's
+/// timeout).
+const REFERENCE_WAIT_S: u64 = 20;
+
 /// Where HQ is and how this store proves who it is.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
@@ -322,11 +326,13 @@ async fn push_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Clien
     }
 }
 
-async fn pull_once(
+/// Pulls what changed in HQ's reference data since the node's version, waiting at HQ up to
+/// [`REFERENCE_WAIT_S`] for a change when there is none yet; whether a change was applied.
+async fn pull_reference(
     node: &Node,
     settings: &SyncSettings,
     http: &reqwest::Client,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let followed = crate::refdata::hq_log(&node.pools.reader)
         .await
         .map_err(|e| e.to_string())?;
@@ -336,7 +342,7 @@ async fn pull_once(
     let since = if followed.is_some() { held } else { 0 };
     let response = http
         .get(format!(
-            "{}/v1/sync/reference?since={since}",
+            "{}/v1/sync/reference?since={since}&wait={REFERENCE_WAIT_S}",
             settings.hq_url
         ))
         .bearer_auth(&settings.token)
@@ -364,6 +370,7 @@ async fn pull_once(
             };
             if update.to_version > since {
                 apply_reference(node, &update, &from, followed.is_none(), held).await?;
+                return Ok(true);
             } else if followed.is_none() && held > 0 {
                 // Not silence either: the store sells on data HQ does not know about.
                 refuse_reference(
@@ -378,6 +385,15 @@ async fn pull_once(
             }
         }
     }
+    Ok(false)
+}
+
+/// Pulls HQ's view of the store's stock.
+async fn pull_stock(
+    node: &Node,
+    settings: &SyncSettings,
+    http: &reqwest::Client,
+) -> Result<(), String> {
     let response = http
         .get(format!("{}/v1/sync/stock", settings.hq_url))
         .bearer_auth(&settings.token)
@@ -499,9 +515,29 @@ pub fn check_pin_pepper(node: &Node, followed: Option<&crate::refdata::HqLog>) {
 }
 
 async fn pull_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Client) {
+    tokio::spawn(stock_loop(node.clone(), settings.clone(), http.clone()));
     loop {
-        if let Err(reason) = pull_once(&node, &settings, &http).await {
-            tracing::debug!(%reason, "pull failed");
+        let started = tokio::time::Instant::now();
+        match pull_reference(&node, &settings, &http).await {
+            // HQ answers a waiting pull as soon as a change is committed, or after the wait:
+            // ask again at once after a change or a wait, but no sooner than `pull_every` after
+            // a pull that brought nothing at once (an HQ that does not wait, a node not yet
+            // following its log).
+            Ok(true) => {}
+            Ok(false) => tokio::time::sleep_until(started + settings.pull_every).await,
+            Err(reason) => {
+                tracing::debug!(%reason, "reference pull failed");
+                node.update_sync(|s| s.online = false);
+                tokio::time::sleep(settings.pull_every).await;
+            }
+        }
+    }
+}
+
+async fn stock_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Client) {
+    loop {
+        if let Err(reason) = pull_stock(&node, &settings, &http).await {
+            tracing::debug!(%reason, "stock pull failed");
             node.update_sync(|s| s.online = false);
         }
         tokio::time::sleep(settings.pull_every).await;
