@@ -193,23 +193,16 @@ pub(crate) async fn write_variant(
     let _guard = hq.db.write_guard().await;
     let mut tx = hq.db.pool.begin().await?;
     check_tax_category(&mut tx, &entity.variant.tax).await?;
-    for (i, identifier) in entity.variant.identifiers.iter().enumerate() {
-        let pattern = serde_json::to_string(identifier).unwrap_or_default();
-        let other: Option<String> = sqlx::query_scalar(
-            "SELECT key FROM ref_entities WHERE kind = 'variant' AND key <> $1 AND payload LIKE $2 ESCAPE '\\' LIMIT 1",
+    crate::search::refresh_within(&mut tx, hq.db.backend).await?;
+    let keys = crate::search::identifier_keys(&entity);
+    if let Some((key, other)) = crate::search::holders(&mut tx, &keys, &sku).await?.first() {
+        let i = keys.iter().position(|k| k == key).unwrap_or(0);
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "identifier_taken",
+            format!("{key} belongs to variant `{other}`"),
         )
-        .bind(&sku)
-        .bind(format!("%{}%", pattern.replace('%', "\\%").replace('_', "\\_")))
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(other) = other {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "identifier_taken",
-                format!("{pattern} belongs to variant `{other}`"),
-            )
-            .at(format!("variant.identifiers[{i}]")));
-        }
+        .at(format!("variant.identifiers[{i}]")));
     }
     let held = writes::held(&mut tx, "variant", &sku).await?;
     writes::check_version(&mut tx, &headers, "variant", &sku, held.as_ref()).await?;

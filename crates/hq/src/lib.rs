@@ -13,6 +13,7 @@ pub mod identity;
 pub mod import;
 pub mod ingest;
 pub mod refdata;
+pub mod search;
 pub mod sessions;
 pub mod stored_value;
 mod writes;
@@ -228,13 +229,16 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), HqError> {
         let state = self.state.clone();
+        let indexer = tokio::spawn(search::keep_fresh(self.state.db.clone()));
         let shutdown = async move {
             shutdown.await;
             state.close();
         };
-        axum::serve(self.listener, api::router(self.state))
+        let served = axum::serve(self.listener, api::router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(HqError::Serve)
+            .map_err(HqError::Serve);
+        indexer.abort();
+        served
     }
 }

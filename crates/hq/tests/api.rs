@@ -53,6 +53,7 @@ scenarios! {
     price_changes_are_previewed_scheduled_and_cancelled_and_reach_the_stores_reference,
     writes_need_a_caller_with_the_scope_and_a_retried_write_is_answered_not_repeated,
     a_waiting_reference_pull_is_answered_when_a_change_is_committed,
+    the_catalog_is_searched_by_name_sku_and_barcode_a_page_at_a_time,
     the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded,
     api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_once,
     people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_the_csrf_token,
@@ -2022,4 +2023,132 @@ async fn a_waiting_reference_pull_is_answered_when_a_change_is_committed(db: &Db
         published.elapsed()
     );
     assert_eq!(update.to_version, version + 2);
+}
+
+/// The catalog is searched by a part of a name (any case, umlauts included), of a SKU, by a
+/// barcode (as GTIN-13 or GTIN-14) and a PLU, a page at a time; a variant written through the
+/// API is found at once; bad paging is refused by name.
+async fn the_catalog_is_searched_by_name_sku_and_barcode_a_page_at_a_time(db: &Db) {
+    let key = catalog_writer(db).await;
+    let r = router(db);
+    let auth = format!("Bearer {key}");
+    let auth = [("authorization", auth.as_str())];
+    let skus = |body: &Value| -> Vec<String> {
+        body["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["sku"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let find = |q: &str| {
+        let r = r.clone();
+        let path = format!("/v1/variants?q={q}");
+        async move {
+            let (status, _, body) = call(&r, json_request("GET", &path, &auth, &Value::Null)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    assert_eq!(skus(&find("k%C3%BCrbiskernbrot").await), ["GRO-BRD-0013"]);
+    assert_eq!(skus(&find("K%C3%9CRBISKERNBROT").await), ["GRO-BRD-0013"]);
+    assert_eq!(skus(&find("gro-brd-001").await).len(), 10);
+    assert_eq!(skus(&find("9003909062415").await), ["GRO-BRD-0012"]);
+    assert_eq!(
+        skus(&find("09003909062415").await),
+        ["GRO-BRD-0012"],
+        "as GTIN-14"
+    );
+    assert!(skus(&find("10012").await).contains(&"GRO-BRD-0012".to_owned()));
+    assert!(skus(&find("nothing-like-this").await).is_empty());
+    // `%` and `_` are searched for, not wildcards.
+    let percent = find("%25").await;
+    let names: Vec<&str> = percent["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Vollmilch 3,5 % 1 l"), "{names:?}");
+    assert!(names.iter().all(|n| n.contains('%')), "{names:?}");
+    assert!(skus(&find("_").await).is_empty());
+
+    // Pages: every variant once, in SKU order.
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let path = format!("/v1/variants?limit=37&after={after}");
+        let (status, _, body) = call(&r, json_request("GET", &path, &auth, &Value::Null)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        seen.extend(skus(&body));
+        match body["after_next"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => break,
+        }
+    }
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM ref_entities WHERE kind = 'variant' AND payload IS NOT NULL",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(seen.len() as i64, held);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, seen);
+
+    let variant = serde_json::json!({
+        "product_id": "P-TEA",
+        "product_name": "Grüner Tee",
+        "variant": {"sku": "GRO-TEA-0001", "name": "Grüner Tee 20 Beutel", "identifiers": [{"gtin": "4006381333931"}], "tax": "reduced", "unit": "each", "channels": "all"}
+    });
+    let (status, _, body) = call(
+        &r,
+        json_request("PUT", "/v1/variants/GRO-TEA-0001", &auth, &variant),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        skus(&find("gr%C3%BCner%20tee%2020").await),
+        ["GRO-TEA-0001"]
+    );
+    assert_eq!(
+        find("4006381333931").await["variants"][0]["identifiers"],
+        serde_json::json!(["gtin:04006381333931"])
+    );
+    // Its barcode is taken now, however it is written.
+    let mut other = variant.clone();
+    other["variant"]["sku"] = "GRO-TEA-0002".into();
+    other["variant"]["identifiers"] = serde_json::json!([{"gtin": "04006381333931"}]);
+    let answer = send(
+        &r,
+        json_request("PUT", "/v1/variants/GRO-TEA-0002", &auth, &other),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "identifier_taken",
+        Some("variant.identifiers[0]"),
+    );
+
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=x", "limit"),
+        ("page=2", "page"),
+    ] {
+        let answer = send(
+            &r,
+            json_request("GET", &format!("/v1/variants?{query}"), &auth, &Value::Null),
+        )
+        .await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            Some(field),
+        );
+    }
 }

@@ -236,7 +236,9 @@ async fn api_keys_are_hashed_rotated_with_an_overlap_revoked_and_audited(db: &Db
     assert!(!stored[0].contains(&made.secret[KEY_PREFIX.len()..]));
     let found = key_for_secret(db, &made.secret, NOW).await.unwrap();
     assert_eq!(found.as_ref().map(|k| &k.id), Some(&made.key.id));
-    let wrong = format!("{}0", &made.secret[..made.secret.len() - 1]);
+    // The secret with its last hex digit changed (to another digit, whatever it was).
+    let last = if made.secret.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &made.secret[..made.secret.len() - 1]);
     assert_eq!(key_for_secret(db, &wrong, NOW).await.unwrap(), None);
 
     // Rotated with a minute's overlap: both work within it, only the new one after.

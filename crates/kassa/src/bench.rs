@@ -42,6 +42,12 @@ enum BenchWhat {
         #[arg(long, default_value_t = 300_000)]
         variants: usize,
     },
+    /// Catalog search at HQ over a large catalog.
+    Search {
+        /// Variants in the catalog.
+        #[arg(long, default_value_t = 300_000)]
+        variants: usize,
+    },
     /// How long a price changed at HQ takes to reach a till.
     Prices {
         /// Changes that take effect at once, made one after another.
@@ -77,8 +83,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Catalog { variants } => {
             runtime.block_on(crate::bench_sync::bench_catalog(variants))
         }
+        BenchWhat::Search { variants } => {
+            runtime.block_on(crate::bench_back_office::bench_search(variants))
+        }
         BenchWhat::Prices { changes, scheduled } => {
-            runtime.block_on(crate::bench_prices::bench_prices(changes, scheduled))
+            runtime.block_on(crate::bench_back_office::bench_prices(changes, scheduled))
         }
         BenchWhat::Sync {
             sales,

@@ -416,7 +416,7 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
 
 /// A synthetic chain catalog of `variants` variants, each with a GTIN, priced in both chain
 /// books, plus the demo chain's stores and tax rules.
-fn large_seed(variants: usize) -> anyhow::Result<protocol::seed::SeedDto> {
+pub(crate) fn large_seed(variants: usize) -> anyhow::Result<protocol::seed::SeedDto> {
     use protocol::seed::{
         IdentifierDto, PriceEntryDto, PricebookDto, ProductDto, ScopeDto, VariantDto,
     };

@@ -1,7 +1,7 @@
 //! The `kassa` binary: flags, configuration and wiring; the work happens in the library crates.
 
 mod bench;
-mod bench_prices;
+mod bench_back_office;
 mod bench_sync;
 mod catalog_cmd;
 mod catalog_report;

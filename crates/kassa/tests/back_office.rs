@@ -100,14 +100,20 @@ async fn a_price_scheduled_at_hq_reaches_a_running_till_at_its_instant() {
         if shown == "4.44" {
             break now;
         }
-        assert_eq!(shown, before, "the till shows the old price until the change");
+        assert_eq!(
+            shown, before,
+            "the till shows the old price until the change"
+        );
         assert!(
             now < effective + jiff::SignedDuration::from_secs(10),
             "4.44 not shown 10 s after its instant"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(seen >= effective, "shown at {seen}, before its instant {effective}");
+    assert!(
+        seen >= effective,
+        "shown at {seen}, before its instant {effective}"
+    );
     let late = seen.duration_since(effective);
     assert!(
         late < jiff::SignedDuration::from_secs(1),

@@ -1,4 +1,5 @@
-//! `kassa bench prices`: how long a price changed at HQ takes to reach a till. HQ (SQLite) and a
+//! The back office's benchmarks. `kassa bench search`: catalog search at HQ over a large
+//! catalog (below). `kassa bench prices`: how long a price changed at HQ takes to reach a till. HQ (SQLite) and a
 //! store node run with real HTTP on 127.0.0.1 and the store's default pull interval; prices are
 //! changed through HQ's write API with an API key, and the node's item lookup (what the till
 //! asks when an item is scanned) is watched for the new price. Beside it, the raw limit
@@ -186,4 +187,145 @@ pub async fn bench_prices(changes: usize, scheduled: usize) -> anyhow::Result<()
         ms(p(&late, 95))
     );
     Ok(())
+}
+
+/// `kassa bench search`: catalog search over HTTP at HQ over `variants` variants (HQ on
+/// SQLite), by kind of query, beside the raw limit measured in the same run: the same
+/// database scanning every variant's folded text once (what a search that matches nothing
+/// costs at least).
+pub async fn bench_search(variants: usize) -> anyhow::Result<()> {
+    let temp = tempfile::Builder::new()
+        .prefix("kassa-bench-search-")
+        .tempdir_in(".")?;
+    let url = hq::db::sqlite_url(&temp.path().join("hq"))?;
+    let db = hq::db::open(&url).await?;
+    let seed = crate::bench_sync::large_seed(variants)?;
+    let started = Instant::now();
+    hq::refdata::publish(&db, &seed, BENCH_PEPPER).await?;
+    let publish = started.elapsed();
+    let started = Instant::now();
+    let indexed = hq::search::refresh(&db).await?;
+    let index = started.elapsed();
+    let now = jiff::Timestamp::now().as_millisecond();
+    let key = hq::identity::create_api_key(
+        &db,
+        &hq::identity::Actor::Cli,
+        "search benchmark",
+        &[hq::identity::Scope::CatalogRead],
+        now,
+    )
+    .await?
+    .secret;
+    let app = hq::App::build(&hq::Settings {
+        database_url: url,
+        listen: "127.0.0.1:0".parse()?,
+        api_token: None,
+    })
+    .await?;
+    let hq_url = format!("http://{}", app.local_addr().context("no address")?);
+    tokio::spawn(app.run(std::future::pending()));
+    let http = reqwest::Client::new();
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        usize::try_from(rng % variants as u64).unwrap_or(0)
+    };
+    let gtin = |i: usize| -> anyhow::Result<String> {
+        let payload = format!("20{i:010}");
+        let check = domain::barcode::gtin_check_digit(&payload).context("check digit")?;
+        Ok(format!("{payload}{check}"))
+    };
+    let mut kinds: Vec<(&str, Vec<String>)> = vec![
+        ("name (a word of one product)", Vec::new()),
+        ("SKU prefix", Vec::new()),
+        ("barcode", Vec::new()),
+        ("common word (first page)", Vec::new()),
+        ("no match (whole catalog read)", Vec::new()),
+    ];
+    for k in 0..100 {
+        kinds[0].1.push(format!("Artikel {} 500", next()));
+        kinds[1].1.push(format!("bulk-{:05}", next() / 100));
+        kinds[2].1.push(gtin(next())?);
+        kinds[3]
+            .1
+            .push(["artikel", "500 g", "bulk"][k % 3].to_owned());
+        kinds[4].1.push(format!("zz{k}qq"));
+    }
+    // Warm-up: the first queries read the tables from disk.
+    for q in kinds.iter().flat_map(|(_, qs)| qs.iter().take(5)) {
+        search(&http, &hq_url, &key, q).await?;
+    }
+    println!(
+        "## Catalog search at HQ ({variants} variants, HQ on SQLite, HTTP on 127.0.0.1, 50 per page)"
+    );
+    println!(
+        "publish {:.1} s; index built in {:.1} s ({indexed} variants)",
+        publish.as_secs_f64(),
+        index.as_secs_f64()
+    );
+    let mut all = Vec::new();
+    for (kind, queries) in &kinds {
+        let mut samples = Vec::with_capacity(queries.len());
+        for q in queries {
+            let asked = Instant::now();
+            let found = search(&http, &hq_url, &key, q).await?;
+            samples.push(asked.elapsed());
+            anyhow::ensure!(
+                !kind.starts_with("no match") || found == 0,
+                "`{q}` found {found}"
+            );
+            anyhow::ensure!(
+                kind.starts_with("no match") || found > 0,
+                "`{q}` found nothing"
+            );
+        }
+        samples.sort();
+        let p = crate::bench::percentile;
+        println!(
+            "{kind}: p50 {:.1} ms, p95 {:.1} ms",
+            ms(p(&samples, 50)),
+            ms(p(&samples, 95))
+        );
+        all.extend(samples);
+    }
+    all.sort();
+    let p = crate::bench::percentile;
+    println!(
+        "all {} searches: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+        all.len(),
+        ms(p(&all, 50)),
+        ms(p(&all, 95)),
+        ms(all.last().copied().unwrap_or_default())
+    );
+    let mut raw = Vec::new();
+    for k in 0..20 {
+        let asked = Instant::now();
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM catalog_search WHERE folded LIKE $1")
+            .bind(format!("%zz{k}qq%"))
+            .fetch_one(&db.pool)
+            .await?;
+        raw.push(asked.elapsed());
+    }
+    raw.sort();
+    println!(
+        "raw limit: one scan of every variant's folded text in the same database, p50 {:.1} ms",
+        ms(p(&raw, 50))
+    );
+    Ok(())
+}
+
+/// Searches HQ's catalog; how many variants the first page holds.
+async fn search(http: &reqwest::Client, hq: &str, key: &str, q: &str) -> anyhow::Result<usize> {
+    let url = reqwest::Url::parse_with_params(&format!("{hq}/v1/variants"), &[("q", q)])?;
+    let page: Value = http
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(page["variants"].as_array().map_or(0, Vec::len))
 }

@@ -1,0 +1,303 @@
+//! Catalog search at HQ: an index of every variant's names, SKU and identifiers, kept from the
+//! reference change log in order of version, whoever wrote it (a publish, an import, the write
+//! API, another HQ process). The index is brought up to date before each search and each
+//! variant write, and in the background while HQ runs, a batch at a time so that a
+//! million-variant import never holds the database for long.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use domain::barcode::Gtin;
+use domain::catalog::{Identifier, Plu};
+use protocol::sync::VariantEntity;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::api::{Access, ApiError, ApiResult, Hq, authorize};
+use crate::db::{Arg, Db, insert_many};
+use crate::extract::Query;
+use crate::identity::Scope;
+
+/// Variant rows indexed per transaction.
+const BATCH: i64 = 5_000;
+
+/// The most variants one page answers.
+pub const PAGE_MAX: i64 = 200;
+
+/// The identifier keys (`gtin:…`, `plu:…`, `legacy:…`) of a variant, as the catalog compares
+/// them.
+pub(crate) fn identifier_keys(entity: &VariantEntity) -> Vec<String> {
+    entity
+        .variant
+        .identifiers
+        .iter()
+        .filter_map(|dto| {
+            Some(match dto {
+                protocol::seed::IdentifierDto::Gtin(g) => Identifier::Gtin(Gtin::parse(g).ok()?),
+                protocol::seed::IdentifierDto::Plu(p) => Identifier::Plu(Plu::parse(p).ok()?),
+                protocol::seed::IdentifierDto::Legacy { system, id } => Identifier::Legacy {
+                    system: system.clone(),
+                    id: id.clone(),
+                },
+            })
+        })
+        .map(|i| i.key())
+        .collect()
+}
+
+/// Brings the index up to the reference change log, a batch per transaction; the variant rows
+/// indexed.
+pub async fn refresh(db: &Db) -> Result<u64, sqlx::Error> {
+    let mut indexed = 0;
+    loop {
+        let _guard = db.write_guard().await;
+        let mut tx = db.pool.begin().await?;
+        let step = refresh_batch(&mut tx, db.backend).await?;
+        tx.commit().await?;
+        if step == 0 {
+            return Ok(indexed);
+        }
+        indexed += step;
+    }
+}
+
+/// Brings the index up to date inside `tx`, whose writer holds the write guard: a write that
+/// checks the index sees every variant committed before it (on PostgreSQL the cursor row is
+/// locked until `tx` ends, so two such writers take turns).
+pub(crate) async fn refresh_within(
+    tx: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+) -> Result<(), sqlx::Error> {
+    while refresh_batch(tx, backend).await? > 0 {}
+    Ok(())
+}
+
+/// Indexes the next [`BATCH`] variant rows after the cursor; the rows indexed.
+async fn refresh_batch(
+    tx: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+) -> Result<u64, sqlx::Error> {
+    let cursor: Option<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT version, key FROM search_cursor WHERE singleton = 1{}",
+        backend.for_update()
+    )))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (version, key) = cursor.unwrap_or((0, String::new()));
+    let rows = sqlx::query(
+        "SELECT key, version, payload FROM ref_entities
+         WHERE kind = 'variant' AND (version > $1 OR (version = $1 AND key > $2))
+         ORDER BY version, key LIMIT $3",
+    )
+    .bind(version)
+    .bind(&key)
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    let Some(last) = rows.last() else {
+        return Ok(0);
+    };
+    let next: (i64, String) = (last.get("version"), last.get("key"));
+    let skus: Vec<String> = rows.iter().map(|r| r.get("key")).collect();
+    for table in ["catalog_search", "catalog_identifiers"] {
+        for chunk in skus.chunks(500) {
+            let mut marks = backend.marks();
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE sku IN {}",
+                marks.tuple(chunk.len())
+            )));
+            for sku in chunk {
+                query = query.bind(sku.clone());
+            }
+            query.execute(&mut *tx).await?;
+        }
+    }
+    let mut search_rows = Vec::new();
+    let mut identifier_rows = Vec::new();
+    for row in &rows {
+        let sku: String = row.get("key");
+        let payload: Option<String> = row.get("payload");
+        let Some(entity) = payload.and_then(|p| serde_json::from_str::<VariantEntity>(&p).ok())
+        else {
+            continue;
+        };
+        let keys = identifier_keys(&entity);
+        let raw: Vec<String> = entity
+            .variant
+            .identifiers
+            .iter()
+            .map(|i| match i {
+                protocol::seed::IdentifierDto::Gtin(g) => g.clone(),
+                protocol::seed::IdentifierDto::Plu(p) => p.clone(),
+                protocol::seed::IdentifierDto::Legacy { id, .. } => id.clone(),
+            })
+            .collect();
+        let folded = format!(
+            "{} {} {} {}",
+            entity.product_name,
+            entity.variant.name,
+            sku,
+            raw.join(" ")
+        )
+        .to_lowercase();
+        for k in &keys {
+            identifier_rows.push(vec![Arg::Text(k.clone()), Arg::Text(sku.clone())]);
+        }
+        search_rows.push(vec![
+            Arg::Text(sku),
+            Arg::Text(entity.product_id),
+            Arg::Text(entity.product_name),
+            Arg::Text(entity.variant.name),
+            Arg::Text(folded),
+            Arg::Text(keys.join(" ")),
+        ]);
+    }
+    insert_many(
+        &mut *tx,
+        backend,
+        "INSERT INTO catalog_search (sku, product_id, product_name, name, folded, identifiers) VALUES",
+        "",
+        search_rows,
+    )
+    .await?;
+    insert_many(
+        &mut *tx,
+        backend,
+        "INSERT INTO catalog_identifiers (identifier, sku) VALUES",
+        "ON CONFLICT (identifier, sku) DO NOTHING",
+        identifier_rows,
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO search_cursor (singleton, version, key) VALUES (1, $1, $2)
+         ON CONFLICT (singleton) DO UPDATE SET version = excluded.version, key = excluded.key",
+    )
+    .bind(next.0)
+    .bind(&next.1)
+    .execute(&mut *tx)
+    .await?;
+    Ok(rows.len() as u64)
+}
+
+/// Keeps the index up to date while HQ runs: a publish or an import by another process is
+/// searchable within seconds without a search paying for it.
+pub(crate) async fn keep_fresh(db: Db) {
+    loop {
+        if let Err(e) = refresh(&db).await {
+            tracing::warn!(error = %e, "catalog search index not refreshed");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+/// The SKUs other than `sku` that hold any of `keys`.
+pub(crate) async fn holders(
+    conn: &mut sqlx::AnyConnection,
+    keys: &[String],
+    sku: &str,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let mut out = Vec::new();
+    for key in keys {
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT sku FROM catalog_identifiers WHERE identifier = $1 AND sku <> $2",
+        )
+        .bind(key)
+        .bind(sku)
+        .fetch_all(&mut *conn)
+        .await?;
+        out.extend(found.into_iter().map(|s| (key.clone(), s)));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchQuery {
+    q: Option<String>,
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/variants`: variants whose product name, name, SKU or an identifier contains `q`
+/// (any case), or whose barcode or PLU is `q`, in SKU order, a page at a time (`after` the last
+/// SKU of the previous page).
+pub(crate) async fn search(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Query(q): Query<SearchQuery>,
+) -> ApiResult<Json<Value>> {
+    authorize(&hq, &headers, Scope::CatalogRead, None, Access::Read).await?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=PAGE_MAX).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("limit must be 1 to {PAGE_MAX}"),
+        )
+        .at("limit"));
+    }
+    let needle = q.q.unwrap_or_default().trim().to_lowercase();
+    if needle.chars().count() > 100 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "a search is at most 100 characters",
+        )
+        .at("q"));
+    }
+    refresh(&hq.db).await?;
+    let exact: Vec<String> = [
+        Gtin::parse(&needle).ok().map(|g| Identifier::Gtin(g).key()),
+        Plu::parse(&needle).ok().map(|p| Identifier::Plu(p).key()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let pattern = format!(
+        "%{}%",
+        needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let rows = sqlx::query(
+        "SELECT sku, product_id, product_name, name, identifiers FROM catalog_search
+         WHERE sku > $1
+           AND (folded LIKE $2 ESCAPE '\\'
+                OR sku IN (SELECT sku FROM catalog_identifiers WHERE identifier IN ($3, $4)))
+         ORDER BY sku LIMIT $5",
+    )
+    .bind(q.after.unwrap_or_default())
+    .bind(&pattern)
+    .bind(exact.first().cloned().unwrap_or_default())
+    .bind(exact.get(1).cloned().unwrap_or_default())
+    .bind(limit + 1)
+    .fetch_all(&hq.db.pool)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let variants: Vec<Value> = rows
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(|r| {
+            let identifiers: String = r.get("identifiers");
+            json!({
+                "sku": r.get::<String, _>("sku"),
+                "product_id": r.get::<String, _>("product_id"),
+                "product_name": r.get::<String, _>("product_name"),
+                "name": r.get::<String, _>("name"),
+                "identifiers": identifiers.split_whitespace().collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let next = more
+        .then(|| {
+            variants
+                .last()
+                .and_then(|v| v["sku"].as_str().map(str::to_owned))
+        })
+        .flatten();
+    Ok(Json(json!({ "variants": variants, "after_next": next })))
+}
