@@ -86,21 +86,43 @@ async fn refresh_batch(
     )))
     .fetch_optional(&mut *tx)
     .await?;
+    // The cursor is the last variant row indexed, or `(version, "")` once every row up to
+    // `version` is: a version's rows are committed together, so none can follow.
     let (version, key) = cursor.unwrap_or((0, String::new()));
-    let rows = sqlx::query(
-        "SELECT key, version, payload FROM ref_entities
-         WHERE kind = 'variant' AND (version > $1 OR (version = $1 AND key > $2))
-         ORDER BY version, key LIMIT $3",
-    )
-    .bind(version)
-    .bind(&key)
-    .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
-    let Some(last) = rows.last() else {
-        return Ok(0);
+    let mut rows = Vec::new();
+    if !key.is_empty() {
+        rows = sqlx::query(
+            "SELECT key, version, payload FROM ref_entities
+             WHERE kind = 'variant' AND version = $1 AND key > $2 ORDER BY key LIMIT $3",
+        )
+        .bind(version)
+        .bind(&key)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+    }
+    if rows.is_empty() {
+        // SQLite would walk every variant by the primary key (kind, key) for this; rows past a
+        // version are found by the version index.
+        let by_version = match backend {
+            crate::db::Backend::Sqlite => "INDEXED BY ref_entities_by_version",
+            crate::db::Backend::Postgres => "",
+        };
+        rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT key, version, payload FROM ref_entities {by_version}
+             WHERE kind = 'variant' AND version > $1 ORDER BY version, key LIMIT $2"
+        )))
+        .bind(version)
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+    }
+    let next: (i64, String) = match rows.last() {
+        Some(last) if rows.len() as i64 == BATCH => (last.get("version"), last.get("key")),
+        Some(last) => (last.get("version"), String::new()),
+        None if key.is_empty() => return Ok(0),
+        None => (version, String::new()),
     };
-    let next: (i64, String) = (last.get("version"), last.get("key"));
     let skus: Vec<String> = rows.iter().map(|r| r.get("key")).collect();
     for table in ["catalog_search", "catalog_identifiers"] {
         for chunk in skus.chunks(500) {
@@ -221,8 +243,8 @@ pub(crate) struct SearchQuery {
     limit: Option<i64>,
 }
 
-/// `GET /v1/variants`: variants whose product name, name, SKU or an identifier contains `q`
-/// (any case), or whose barcode or PLU is `q`, in SKU order, a page at a time (`after` the last
+/// `GET /v1/variants`: the variants whose barcode or PLU is `q`, when there are any, else
+/// those whose product name, name, SKU or an identifier contains `q` (any case), in SKU order, a page at a time (`after` the last
 /// SKU of the previous page).
 pub(crate) async fn search(
     State(hq): State<Arc<Hq>>,
@@ -263,20 +285,39 @@ pub(crate) async fn search(
             .replace('%', "\\%")
             .replace('_', "\\_")
     );
-    let rows = sqlx::query(
-        "SELECT sku, product_id, product_name, name, identifiers FROM catalog_search
-         WHERE sku > $1
-           AND (folded LIKE $2 ESCAPE '\\'
-                OR sku IN (SELECT sku FROM catalog_identifiers WHERE identifier IN ($3, $4)))
-         ORDER BY sku LIMIT $5",
+    let after = q.after.unwrap_or_default();
+    // A barcode or PLU that is some variant's finds exactly those; anything else is looked
+    // for in the names, SKUs and identifiers.
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM catalog_identifiers WHERE identifier IN ($1, $2)",
     )
-    .bind(q.after.unwrap_or_default())
-    .bind(&pattern)
     .bind(exact.first().cloned().unwrap_or_default())
     .bind(exact.get(1).cloned().unwrap_or_default())
-    .bind(limit + 1)
-    .fetch_all(&hq.db.pool)
+    .fetch_optional(&hq.db.pool)
     .await?;
+    let rows = if held.unwrap_or(0) > 0 {
+        sqlx::query(
+            "SELECT sku, product_id, product_name, name, identifiers FROM catalog_search
+             WHERE sku > $1 AND sku IN (SELECT sku FROM catalog_identifiers WHERE identifier IN ($2, $3))
+             ORDER BY sku LIMIT $4",
+        )
+        .bind(&after)
+        .bind(exact.first().cloned().unwrap_or_default())
+        .bind(exact.get(1).cloned().unwrap_or_default())
+        .bind(limit + 1)
+        .fetch_all(&hq.db.pool)
+        .await?
+    } else {
+        sqlx::query(
+            "SELECT sku, product_id, product_name, name, identifiers FROM catalog_search
+             WHERE sku > $1 AND folded LIKE $2 ESCAPE '\\' ORDER BY sku LIMIT $3",
+        )
+        .bind(&after)
+        .bind(&pattern)
+        .bind(limit + 1)
+        .fetch_all(&hq.db.pool)
+        .await?
+    };
     let more = rows.len() as i64 > limit;
     let variants: Vec<Value> = rows
         .iter()

@@ -143,7 +143,10 @@ pub async fn bench_prices(changes: usize, scheduled: usize) -> anyhow::Result<()
     for k in 0..scheduled {
         let before = till_price(&http, &node.url).await?.unwrap_or_default();
         let price = format!("9.{k:02}");
-        let effective = jiff::Timestamp::now() + jiff::SignedDuration::from_millis(1500);
+        // HQ keeps instants to the millisecond: so does the instant compared with.
+        let effective = jiff::Timestamp::from_millisecond(
+            (jiff::Timestamp::now() + jiff::SignedDuration::from_millis(1500)).as_millisecond(),
+        )?;
         change(&http, &hq_url, &key, &price, Some(effective.to_string())).await?;
         // Until the instant the till keeps the price before; from it on, the new one.
         loop {

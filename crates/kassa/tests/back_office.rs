@@ -85,7 +85,11 @@ async fn a_price_scheduled_at_hq_reaches_a_running_till_at_its_instant() {
     let before = till_price(&http, &store).await;
     assert!(!before.is_empty(), "the bread has a price at the till");
 
-    let effective = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(4);
+    // HQ keeps instants to the millisecond: so does the instant compared with.
+    let effective = jiff::Timestamp::from_millisecond(
+        (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(4)).as_millisecond(),
+    )
+    .unwrap();
     let change = schedule(
         &http,
         &hq,
