@@ -162,6 +162,15 @@ impl ApiError {
         }
     }
 
+    /// The same error, its field named within `path` (`line 4: price`).
+    pub(crate) fn within(mut self, path: &str) -> Self {
+        self.field = Some(match self.field {
+            Some(field) => format!("{path}: {field}"),
+            None => path.to_owned(),
+        });
+        self
+    }
+
     /// The same error, with `name: value` in its body (what changed, the entity as it is).
     pub(crate) fn with(mut self, name: &str, value: Value) -> Self {
         self.extra.insert(name.to_owned(), value);
@@ -242,6 +251,11 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route(
             "/v1/price-changes",
             get(crate::catalog::list_changes).post(crate::catalog::schedule),
+        )
+        .route("/v1/price-lists", post(crate::price_list::upload))
+        .route(
+            "/v1/price-lists/{batch}",
+            axum::routing::delete(crate::price_list::undo),
         )
         .route(
             "/v1/price-changes/{id}",

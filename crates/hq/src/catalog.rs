@@ -29,11 +29,11 @@ use crate::identity::{Audit, Scope};
 use crate::now_ms;
 use crate::writes::{self, Idempotency};
 
-fn invalid(field: impl Into<String>, reason: impl ToString) -> ApiError {
+pub(crate) fn invalid(field: impl Into<String>, reason: impl ToString) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", reason).at(field)
 }
 
-fn field_error(e: protocol::FieldError) -> ApiError {
+pub(crate) fn field_error(e: protocol::FieldError) -> ApiError {
     invalid(e.field, e.reason)
 }
 
@@ -64,7 +64,9 @@ async fn prices_of(
 }
 
 /// Every store HQ holds, by id.
-async fn stores(conn: &mut sqlx::AnyConnection) -> Result<BTreeMap<String, StoreDto>, sqlx::Error> {
+pub(crate) async fn stores(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<BTreeMap<String, StoreDto>, sqlx::Error> {
     let rows: Vec<(String, Option<String>)> =
         sqlx::query_as("SELECT key, payload FROM ref_entities WHERE kind = 'store'")
             .fetch_all(conn)
@@ -78,7 +80,7 @@ async fn stores(conn: &mut sqlx::AnyConnection) -> Result<BTreeMap<String, Store
         .collect())
 }
 
-fn book_of(entity: &PricesEntity) -> Result<Pricebook, protocol::FieldError> {
+pub(crate) fn book_of(entity: &PricesEntity) -> Result<Pricebook, protocol::FieldError> {
     PricebookDto {
         id: entity.book.clone(),
         version: entity.version,
@@ -89,7 +91,7 @@ fn book_of(entity: &PricesEntity) -> Result<Pricebook, protocol::FieldError> {
     .parse(&format!("prices {}|{}", entity.book, entity.sku))
 }
 
-fn entry_dtos(entries: &[PriceEntry]) -> Vec<PriceEntryDto> {
+pub(crate) fn entry_dtos(entries: &[PriceEntry]) -> Vec<PriceEntryDto> {
     entries
         .iter()
         .map(|e| PriceEntryDto {
@@ -290,34 +292,34 @@ async fn check_tax_category(conn: &mut sqlx::AnyConnection, category: &str) -> A
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewPriceChange {
-    sku: String,
+    pub(crate) sku: String,
     /// In the book's currency, major units (`2.49`).
-    price: String,
+    pub(crate) price: String,
     /// An RFC 3339 instant, or a local date and time (`2027-01-01T06:00`) in the time zone of
     /// the stores it applies to; absent: now.
-    effective: Option<String>,
+    pub(crate) effective: Option<String>,
     /// One store's own price (its store book); absent: the chain book.
-    store: Option<String>,
+    pub(crate) store: Option<String>,
     /// The chain book's currency, when the variant is priced in several.
-    currency: Option<String>,
+    pub(crate) currency: Option<String>,
 }
 
 /// Where a price change goes: a book, its scope and currency, and the stores it reaches.
-struct Target {
-    book: String,
-    scope: ScopeDto,
-    currency: Currency,
+pub(crate) struct Target {
+    pub(crate) book: String,
+    pub(crate) scope: ScopeDto,
+    pub(crate) currency: Currency,
     /// The book's version and scope as the change log holds it, when it exists.
-    held: Option<(i64, PricesEntity)>,
-    stores: Vec<StoreDto>,
+    pub(crate) held: Option<(i64, PricesEntity)>,
+    pub(crate) stores: Vec<StoreDto>,
 }
 
-async fn target(
-    conn: &mut sqlx::AnyConnection,
+/// The book a change goes to and the stores it reaches, among `all` the stores HQ holds.
+pub(crate) fn target(
+    all: &BTreeMap<String, StoreDto>,
     ask: &NewPriceChange,
     books: &BTreeMap<String, (i64, PricesEntity)>,
 ) -> ApiResult<Target> {
-    let all = stores(conn).await?;
     if let Some(store) = &ask.store {
         let Some(dto) = all.get(store) else {
             return Err(invalid("store", format!("HQ holds no store `{store}`")));
@@ -382,7 +384,11 @@ async fn target(
         }
     };
     let currency = Currency::parse(&code).map_err(|e| invalid("currency", e))?;
-    let stores: Vec<StoreDto> = all.into_values().filter(|s| s.currency == code).collect();
+    let stores: Vec<StoreDto> = all
+        .values()
+        .filter(|s| s.currency == code)
+        .cloned()
+        .collect();
     if stores.is_empty() {
         return Err(invalid(
             "currency",
@@ -399,7 +405,7 @@ async fn target(
 }
 
 /// The instant a change takes effect, and the local date and time and zone it was given in.
-fn effective(
+pub(crate) fn effective(
     ask: &NewPriceChange,
     stores: &[StoreDto],
     now: i64,
@@ -645,7 +651,8 @@ pub(crate) async fn schedule(
         return Err(invalid("sku", format!("HQ holds no variant `{sku}`")));
     }
     let mut books = prices_of(&mut tx, sku.as_str()).await?;
-    let target = target(&mut tx, &ask, &books).await?;
+    let all = stores(&mut tx).await?;
+    let target = target(&all, &ask, &books)?;
     let price = Money::parse_major(&ask.price, target.currency).map_err(|e| invalid("price", e))?;
     if price.is_negative() {
         return Err(invalid("price", "a price must not be negative"));

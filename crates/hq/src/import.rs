@@ -223,7 +223,7 @@ pub type Held = BTreeMap<(String, String), Option<String>>;
 
 /// What HQ holds of the entities `keys` name, read a few hundred keys a statement: an import
 /// reads only what it is about to compare, never the whole catalog at once.
-async fn held_for(
+pub(crate) async fn held_for(
     conn: &mut sqlx::AnyConnection,
     backend: crate::db::Backend,
     keys: &[(String, String)],
@@ -372,7 +372,7 @@ impl ChunkSource for Made<'_> {
     }
 }
 
-fn chunks_of(writes: &[EntityWrite]) -> Made<'_> {
+pub(crate) fn chunks_of(writes: &[EntityWrite]) -> impl ChunkSource + '_ {
     Made {
         rest: writes,
         next: &[],
@@ -445,6 +445,20 @@ fn plan_counts(plan: &mut Plan, held: &HashMap<u128, i64>, counts: &[CountWrite]
     }
 }
 
+/// What committing `writes` would do, read inside the caller's transaction.
+pub(crate) async fn plan_within(
+    conn: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    writes: &[EntityWrite],
+) -> Result<Plan, ImportError> {
+    let mut plan = Plan::default();
+    let mut chunks = chunks_of(writes);
+    while let Some((chunk, held)) = next_chunk(conn, backend, &mut chunks).await? {
+        plan_of(&mut plan, &held, &chunk);
+    }
+    Ok(plan)
+}
+
 /// What committing `writes` and `counts` would do, without writing.
 pub async fn plan(
     db: &Db,
@@ -511,8 +525,29 @@ pub async fn commit_chunks(
     check_counts(counts)?;
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
-    lock_for_writing(&mut tx, db).await?;
-    let (current, version) = crate::refdata::next_version(&mut tx, db.backend).await?;
+    let committed = commit_within(&mut tx, db, label, created_ms, chunks, counts).await?;
+    if committed.batch.is_some() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(committed)
+}
+
+/// [`commit_chunks`] inside the caller's transaction `tx` (whose writer holds the write
+/// guard), so that the caller can record what it did (an audit line, an idempotency key) with
+/// the batch. When nothing changes, `batch` is `None` and the caller rolls `tx` back.
+pub(crate) async fn commit_within(
+    tx: &mut sqlx::AnyConnection,
+    db: &Db,
+    label: &str,
+    created_ms: i64,
+    chunks: &mut dyn ChunkSource,
+    counts: &[CountWrite],
+) -> Result<Committed, ImportError> {
+    check_counts(counts)?;
+    lock_for_writing(tx, db).await?;
+    let (current, version) = crate::refdata::next_version(tx, db.backend).await?;
     let batch = format!("import-{version}");
     // Recorded first, so the entity rows can name it; when nothing changes the transaction is
     // rolled back and no batch remains.
@@ -526,7 +561,7 @@ pub async fn commit_chunks(
     .execute(&mut *tx)
     .await?;
     let mut plan = Plan::default();
-    while let Some((chunk, held)) = next_chunk(&mut tx, db.backend, chunks).await? {
+    while let Some((chunk, held)) = next_chunk(tx, db.backend, chunks).await? {
         plan_of(&mut plan, &held, &chunk);
         // The rows to bind copy every payload twice: a chunk at a time keeps that small.
         let mut upserts = Vec::with_capacity(chunk.len());
@@ -547,9 +582,9 @@ pub async fn commit_chunks(
             ]);
             upserts.push((w.kind, w.key, w.payload));
         }
-        crate::refdata::write_entities(&mut tx, db.backend, version, upserts).await?;
+        crate::refdata::write_entities(tx, db.backend, version, upserts).await?;
         insert_many(
-            &mut tx,
+            tx,
             db.backend,
             "INSERT INTO import_batch_entities (batch, kind, key, before_payload, after_hash, provenance) VALUES",
             "",
@@ -558,10 +593,9 @@ pub async fn commit_chunks(
         .await?;
     }
     if !counts.is_empty() {
-        plan_counts(&mut plan, &held_counts(&mut tx).await?, counts);
+        plan_counts(&mut plan, &held_counts(tx).await?, counts);
     }
     if plan.is_empty() {
-        tx.rollback().await?;
         return Ok(Committed {
             batch: None,
             version: current,
@@ -596,7 +630,7 @@ pub async fn commit_chunks(
             })
             .collect();
         insert_many(
-            &mut tx,
+            tx,
             db.backend,
             "INSERT INTO import_batch_counts (batch, location, sku, counted, provenance) VALUES",
             "",
@@ -611,11 +645,10 @@ pub async fn commit_chunks(
                 clock: Some((created_ms, version, batch.clone())),
             })
             .collect();
-        applied += set_levels(&mut tx, db.backend, sets, LevelGuard::OlderCount).await?;
+        applied += set_levels(tx, db.backend, sets, LevelGuard::OlderCount).await?;
     }
     let counts_superseded = plan.counts.len().saturating_sub(applied);
-    crate::refdata::set_version(&mut tx, version).await?;
-    tx.commit().await?;
+    crate::refdata::set_version(tx, version).await?;
     Ok(Committed {
         batch: Some(batch),
         version,
@@ -763,7 +796,18 @@ pub struct RolledBack {
 pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
-    lock_for_writing(&mut tx, db).await?;
+    let done = rollback_within(&mut tx, db, batch).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// [`rollback`] inside the caller's transaction `tx` (whose writer holds the write guard).
+pub(crate) async fn rollback_within(
+    tx: &mut sqlx::AnyConnection,
+    db: &Db,
+    batch: &str,
+) -> Result<RolledBack, ImportError> {
+    lock_for_writing(tx, db).await?;
     let info: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
         "SELECT created_ms, version, rolled_back_version FROM import_batches WHERE id = $1",
     )
@@ -779,7 +823,7 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
             version,
         });
     }
-    let (_, version) = crate::refdata::next_version(&mut tx, db.backend).await?;
+    let (_, version) = crate::refdata::next_version(tx, db.backend).await?;
     let rows = sqlx::query(
         "SELECT b.kind, b.key, b.before_payload, b.after_hash, b.after_payload, e.payload AS current
          FROM import_batch_entities b LEFT JOIN ref_entities e ON e.kind = b.kind AND e.key = b.key
@@ -820,23 +864,20 @@ pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
         upserts.push((kind, key, before));
     }
     if !changed.is_empty() {
-        tx.rollback().await?;
         return Err(ImportError::ChangedSince {
             batch: batch.to_owned(),
             keys: changed,
         });
     }
-    crate::refdata::write_entities(&mut tx, db.backend, version, upserts).await?;
+    crate::refdata::write_entities(tx, db.backend, version, upserts).await?;
     let clock = (created_ms, batch_version, batch.to_owned());
-    let (counts_withdrawn, counts_superseded) =
-        withdraw_counts(&mut tx, db.backend, &clock).await?;
+    let (counts_withdrawn, counts_superseded) = withdraw_counts(tx, db.backend, &clock).await?;
     sqlx::query("UPDATE import_batches SET rolled_back_version = $1 WHERE id = $2")
         .bind(version)
         .bind(batch)
         .execute(&mut *tx)
         .await?;
-    crate::refdata::set_version(&mut tx, version).await?;
-    tx.commit().await?;
+    crate::refdata::set_version(tx, version).await?;
     Ok(RolledBack {
         version,
         restored,

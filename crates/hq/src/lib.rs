@@ -12,6 +12,7 @@ mod extract;
 pub mod identity;
 pub mod import;
 pub mod ingest;
+mod price_list;
 pub mod refdata;
 pub mod search;
 pub mod sessions;

@@ -288,13 +288,12 @@ pub(crate) async fn search(
     let after = q.after.unwrap_or_default();
     // A barcode or PLU that is some variant's finds exactly those; anything else is looked
     // for in the names, SKUs and identifiers.
-    let held: Option<i64> = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM catalog_identifiers WHERE identifier IN ($1, $2)",
-    )
-    .bind(exact.first().cloned().unwrap_or_default())
-    .bind(exact.get(1).cloned().unwrap_or_default())
-    .fetch_optional(&hq.db.pool)
-    .await?;
+    let held: Option<i64> =
+        sqlx::query_scalar("SELECT COUNT(*) FROM catalog_identifiers WHERE identifier IN ($1, $2)")
+            .bind(exact.first().cloned().unwrap_or_default())
+            .bind(exact.get(1).cloned().unwrap_or_default())
+            .fetch_optional(&hq.db.pool)
+            .await?;
     let rows = if held.unwrap_or(0) > 0 {
         sqlx::query(
             "SELECT sku, product_id, product_name, name, identifiers FROM catalog_search

@@ -54,6 +54,7 @@ scenarios! {
     writes_need_a_caller_with_the_scope_and_a_retried_write_is_answered_not_repeated,
     a_waiting_reference_pull_is_answered_when_a_change_is_committed,
     the_catalog_is_searched_by_name_sku_and_barcode_a_page_at_a_time,
+    a_price_list_is_previewed_committed_as_one_batch_and_undone,
     the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded,
     api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_once,
     people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_the_csrf_token,
@@ -2151,4 +2152,231 @@ async fn the_catalog_is_searched_by_name_sku_and_barcode_a_page_at_a_time(db: &D
             Some(field),
         );
     }
+}
+
+fn csv_request(path: &str, key: &str, body: &str) -> Request<Body> {
+    Request::post(path)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "text/csv")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+/// A price list (CSV) is previewed row by row, committed as one batch at one new version, and
+/// undone exactly; a bad row is refused by its line and column and writes nothing; a list
+/// whose prices changed since is not undone.
+async fn a_price_list_is_previewed_committed_as_one_batch_and_undone(db: &Db) {
+    let key = catalog_writer(db).await;
+    let r = router(db);
+    let prices = |key: &'static str| {
+        let db = db.clone();
+        async move {
+            let payload: Option<String> = sqlx::query_scalar(
+                "SELECT payload FROM ref_entities WHERE kind = 'prices' AND key = $1",
+            )
+            .bind(key)
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap()
+            .flatten();
+            payload.map(|p| serde_json::from_str::<Value>(&p).unwrap()["entries"].clone())
+        }
+    };
+    let before = (
+        prices("chain-eur|GRO-BRD-0001").await,
+        prices("chain-chf|GRO-BRD-0001").await,
+    );
+    let list = "SKU,Price,Currency,Store,Effective\n\
+                GRO-BRD-0001,0.39,EUR,,\n\
+                GRO-BRD-0001,0.52,CHF,,2031-06-01T00:00\n\
+                GRO-BRD-0002,0.69,,vienna-01,2031-06-01T06:00:00+02:00\n";
+    let start = reference_version(db).await;
+    let (status, _, preview) =
+        send(&r, csv_request("/v1/price-lists?dry_run=true", &key, list)).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(
+        reference_version(db).await,
+        start,
+        "a preview writes nothing"
+    );
+    let rows = preview["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[1]["line"], 3);
+    assert_eq!(rows[1]["book"], "chain-chf");
+    // Midnight in Zürich on 1 June is 22:00 UTC the day before.
+    assert_eq!(rows[1]["effective"], "2031-05-31T22:00:00Z");
+    assert_eq!(rows[1]["price_after"], "0.52");
+    assert_eq!(rows[2]["book"], "store-vienna-01");
+    assert_eq!(rows[2]["price_before"], Value::Null);
+    assert_eq!(preview["books_created"], 1);
+    assert_eq!(preview["books_updated"], 2);
+
+    for (list, field) in [
+        ("sku,price,colour\nGRO-BRD-0001,1.00,red\n", "line 1"),
+        ("sku\nGRO-BRD-0001\n", "line 1"),
+        (
+            "sku,price,currency\nGRO-BRD-0001,1.00,EUR\nNOPE-0001,1.00,EUR\n",
+            "line 3: sku",
+        ),
+        ("sku,price,currency\nGRO-BRD-0001,1,0,EUR\n", "line 2"),
+        (
+            "sku,price,currency\nGRO-BRD-0001,abc,EUR\n",
+            "line 2: price",
+        ),
+        (
+            "sku,price,currency,effective\nGRO-BRD-0001,1.00,EUR,2020-01-01T00:00:00Z\n",
+            "line 2: effective",
+        ),
+        (
+            "sku,price,currency,effective\nGRO-BRD-0001,1.00,EUR,2031-01-01T00:00:00Z\nGRO-BRD-0001,1.10,EUR,2031-01-01T00:00:00Z\n",
+            "line 3: effective",
+        ),
+        ("sku,price\n", "body"),
+    ] {
+        let answer = send(&r, csv_request("/v1/price-lists", &key, list)).await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some(field),
+        );
+    }
+    assert_eq!(
+        reference_version(db).await,
+        start,
+        "a refused list writes nothing"
+    );
+
+    // A change scheduled through the API on one of those prices is replaced by the list.
+    let auth = format!("Bearer {key}");
+    let ask = serde_json::json!({"sku": "GRO-BRD-0001", "price": "0.41", "currency": "EUR", "effective": "2032-01-01T00:00:00Z"});
+    let (_, _, pending) = call(
+        &r,
+        json_request(
+            "POST",
+            "/v1/price-changes",
+            &[("authorization", auth.as_str())],
+            &ask,
+        ),
+    )
+    .await;
+    let with_pending = prices("chain-eur|GRO-BRD-0001").await;
+    let (status, _, committed) = send(&r, csv_request("/v1/price-lists", &key, list)).await;
+    assert_eq!(status, StatusCode::CREATED, "{committed}");
+    let batch = committed["batch"].as_str().unwrap().to_owned();
+    assert_eq!(
+        committed["version"],
+        start + 2,
+        "one version for the whole list"
+    );
+    let eur = prices("chain-eur|GRO-BRD-0001").await.unwrap();
+    let last = eur
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["to"].is_null())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        last["price"], "0.41",
+        "the pending change still takes effect after the list's price"
+    );
+    let (_, _, read) = call(
+        &r,
+        json_request(
+            "GET",
+            &format!("/v1/price-changes/{}", pending["id"].as_str().unwrap()),
+            &[("authorization", auth.as_str())],
+            &Value::Null,
+        ),
+    )
+    .await;
+    assert_eq!(read["status"], "replaced", "{read}");
+    assert!(prices("store-vienna-01|GRO-BRD-0002").await.is_some());
+
+    // Undone: every price as it was before the list.
+    let (status, _, undone) = send(
+        &r,
+        Request::delete(format!("/v1/price-lists/{batch}"))
+            .header("authorization", auth.as_str())
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{undone}");
+    assert_eq!(prices("chain-eur|GRO-BRD-0001").await, with_pending);
+    assert_eq!(prices("chain-chf|GRO-BRD-0001").await, before.1);
+    assert_eq!(prices("store-vienna-01|GRO-BRD-0002").await, None);
+    let answer = send(
+        &r,
+        Request::delete(format!("/v1/price-lists/{batch}"))
+            .header("authorization", auth.as_str())
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "already_undone",
+        Some("batch"),
+    );
+    let answer = send(
+        &r,
+        Request::delete("/v1/price-lists/import-1")
+            .header("authorization", auth.as_str())
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "not_found", Some("batch"));
+
+    // A list whose price changed since is not undone.
+    let (_, _, again) = send(
+        &r,
+        csv_request(
+            "/v1/price-lists",
+            &key,
+            "sku,price,currency\nGRO-BRD-0003,0.99,EUR\n",
+        ),
+    )
+    .await;
+    let ask = serde_json::json!({"sku": "GRO-BRD-0003", "price": "0.95", "currency": "EUR"});
+    call(
+        &r,
+        json_request(
+            "POST",
+            "/v1/price-changes",
+            &[("authorization", auth.as_str())],
+            &ask,
+        ),
+    )
+    .await;
+    let (status, _, refused) = send(
+        &r,
+        Request::delete(format!(
+            "/v1/price-lists/{}",
+            again["batch"].as_str().unwrap()
+        ))
+        .header("authorization", auth.as_str())
+        .body(Body::empty())
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["code"], "changed_since");
+    assert_eq!(
+        refused["changed"],
+        serde_json::json!(["prices/chain-eur|GRO-BRD-0003"])
+    );
+    let actions = audit_actions(db).await;
+    let lists: Vec<&String> = actions
+        .iter()
+        .filter(|a| a.starts_with("price-list."))
+        .collect();
+    assert_eq!(
+        lists,
+        ["price-list.commit", "price-list.undo", "price-list.commit"]
+    );
 }
