@@ -13,6 +13,7 @@ pub mod identity;
 pub mod import;
 pub mod ingest;
 mod price_list;
+pub mod reconcile;
 pub mod refdata;
 pub mod search;
 pub mod sessions;

@@ -76,6 +76,7 @@ scenarios! {
         stored_value_balances_follow_loads_redemptions_voids_and_refunds,
         card_events_project_pending_approvals_and_later_declines,
         a_store_is_added_once_and_its_credential_replaced_on_purpose,
+        a_day_with_a_gap_a_cash_shortfall_and_a_card_difference_has_those_findings,
     ],
     postgres_only: [
         concurrent_pushes_of_one_batch_apply_it_once,
@@ -1774,4 +1775,171 @@ async fn a_store_is_added_once_and_its_credential_replaced_on_purpose(db: &Db) {
     let log = hq::refdata::log_id(db).await.unwrap();
     assert_eq!(log.len(), 32);
     assert_eq!(hq::refdata::log_id(db).await.unwrap(), log, "made once");
+}
+
+/// A shift's opening, and its close with what the till expected and counted.
+fn shift_opened(float_minor: i64) -> EventBody {
+    EventBody::ShiftOpened {
+        shift: "s1".into(),
+        staff: StaffId::parse("anna").unwrap(),
+        float: Money::from_minor(float_minor, Currency::EUR),
+    }
+}
+
+fn shift_closed(up_to_seq: u64, expected_minor: i64, counted_minor: i64) -> EventBody {
+    EventBody::ShiftClosed {
+        shift: "s1".into(),
+        staff: StaffId::parse("anna").unwrap(),
+        up_to_seq,
+        expected: Money::from_minor(expected_minor, Currency::EUR),
+        counted: Money::from_minor(counted_minor, Currency::EUR),
+    }
+}
+
+/// One business day of two stores: graz-01's till lacks two events at HQ, vienna-01's shift
+/// counted 2.00 short and its card terminal approved 5.00 no sale took. Reconciliation names
+/// exactly those three; when graz-01's events arrive its day reconciles, and vienna-01's keeps
+/// its two differences. Before the day (and its grace) ends, the day is open.
+async fn a_day_with_a_gap_a_cash_shortfall_and_a_card_difference_has_those_findings(db: &Db) {
+    hq::refdata::publish(db, &demo_seed(), PEPPER)
+        .await
+        .unwrap();
+    let graz = Till::new("graz-01", "graz-01-t1", 50);
+    let vienna = Till::new("vienna-01", "vienna-01-t1", 51);
+    graz.register(db).await;
+    vienna.register(db).await;
+    let cash_sale = |receipt: &str| {
+        sale(
+            receipt,
+            "GRO-BRD-0001",
+            1000,
+            1,
+            "reduced",
+            TenderKind::Cash,
+            None,
+        )
+    };
+    let total = |body: &EventBody| match body {
+        EventBody::SaleCompleted(s) => s.settlement.due.minor(),
+        _ => 0,
+    };
+    let first = cash_sale("R-1");
+    let second = cash_sale("R-2");
+    let cash = total(&first) + total(&second);
+    let graz_chain = graz.chain(vec![
+        (WALL, shift_opened(10_000)),
+        (WALL + 1, first.clone()),
+        (WALL + 2, second.clone()),
+        (WALL + 3, cash_sale("R-3")),
+        (
+            WALL + 4,
+            shift_closed(
+                4,
+                10_000 + cash + total(&cash_sale("R-3")),
+                10_000 + cash + total(&cash_sale("R-3")),
+            ),
+        ),
+    ]);
+    // Everything but sequences 2 and 3 reaches HQ.
+    graz.push(db, &graz_chain[..1]).await.unwrap();
+    graz.push(db, &graz_chain[3..]).await.unwrap();
+
+    let card_sale = sale(
+        "R-10",
+        "GRO-BRD-0002",
+        2500,
+        1,
+        "reduced",
+        TenderKind::Card,
+        None,
+    );
+    let card_total = total(&card_sale);
+    let [asked, approved] = card_payment("c1", card_total, false);
+    let [stray_asked, stray_approved] = card_payment("c2", 500, false);
+    let till_cash = total(&cash_sale("R-11"));
+    let vienna_chain = vienna.chain(vec![
+        (WALL, shift_opened(10_000)),
+        (WALL + 1, asked),
+        (WALL + 2, approved),
+        (WALL + 3, card_sale),
+        (WALL + 4, cash_sale("R-11")),
+        (WALL + 5, stray_asked),
+        (WALL + 6, stray_approved),
+        (
+            WALL + 7,
+            shift_closed(7, 10_000 + till_cash, 10_000 + till_cash - 200),
+        ),
+    ]);
+    vienna.push(db, &vienna_chain).await.unwrap();
+
+    let day = jiff::civil::Date::constant(2026, 11, 24);
+    let late = NOW_MS;
+    let graz_day = hq::reconcile::reconcile(db, "graz-01", day, 0, late)
+        .await
+        .unwrap();
+    assert_eq!(graz_day.status, "incomplete");
+    assert_eq!(
+        graz_day.missing,
+        [hq::reconcile::Missing {
+            terminal: "graz-01-t1".into(),
+            from_seq: 2,
+            to_seq: 3
+        }]
+    );
+    assert!(graz_day.findings.is_empty(), "{:?}", graz_day.findings);
+    let vienna_day = hq::reconcile::reconcile(db, "vienna-01", day, 0, late)
+        .await
+        .unwrap();
+    assert_eq!(vienna_day.status, "with_differences");
+    let found: Vec<(&str, &str, &str)> = vienna_day
+        .findings
+        .iter()
+        .map(|f| (f.kind, f.expected.as_str(), f.difference.as_str()))
+        .collect();
+    let card = Money::from_minor(card_total, Currency::EUR).amount_string();
+    assert_eq!(
+        found,
+        [
+            (
+                "cash_over_short",
+                Money::from_minor(10_000 + till_cash, Currency::EUR)
+                    .amount_string()
+                    .as_str(),
+                "-2.00"
+            ),
+            ("card_difference", card.as_str(), "5.00"),
+        ]
+    );
+    assert!(vienna_day.missing.is_empty());
+
+    // A tolerance of 2.00 lets the shortfall through; the day before the grace ends is open.
+    let tolerant = hq::reconcile::reconcile(db, "vienna-01", day, 200, late)
+        .await
+        .unwrap();
+    assert_eq!(tolerant.findings.len(), 1);
+    let during = hq::reconcile::reconcile(db, "vienna-01", day, 0, WALL + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(during.status, "open");
+
+    // The missing events arrive: graz-01's day reconciles.
+    graz.push(db, &graz_chain[1..3]).await.unwrap();
+    let graz_day = hq::reconcile::reconcile(db, "graz-01", day, 0, late)
+        .await
+        .unwrap();
+    assert_eq!(graz_day.status, "reconciled", "{graz_day:?}");
+    assert!(graz_day.findings.is_empty() && graz_day.missing.is_empty());
+    assert_eq!(graz_day.shifts.len(), 1);
+    assert!(graz_day.shifts[0].complete);
+
+    // Over the API, as the back office reads it, and recorded as a privileged read.
+    let api = read_api(db, "/v1/reconciliation?store=vienna-01&day=2026-11-24").await;
+    assert_eq!(api["status"], "with_differences");
+    assert_eq!(api["findings"].as_array().unwrap().len(), 2);
+    let read: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'reconciliation.read'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(read, 1);
 }
