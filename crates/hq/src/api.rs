@@ -264,6 +264,7 @@ pub fn router(hq: Arc<Hq>) -> Router {
         )
         .route("/v1/cards/pending", get(crate::cards::pending))
         .route("/v1/exceptions/card-declines", get(crate::cards::declines))
+        .merge(crate::pages::router())
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

@@ -38,7 +38,7 @@ pub(crate) fn field_error(e: protocol::FieldError) -> ApiError {
 }
 
 /// The `prices` entities of `sku` in every book, by book.
-async fn prices_of(
+pub(crate) async fn prices_of(
     conn: &mut sqlx::AnyConnection,
     sku: &str,
 ) -> Result<BTreeMap<String, (i64, PricesEntity)>, sqlx::Error> {
@@ -785,7 +785,7 @@ pub(crate) async fn schedule(
 }
 
 /// Price changes matching `condition` on `value`, newest instant first, as the API shows them.
-async fn changes_where(
+pub(crate) async fn changes_where(
     conn: &mut sqlx::AnyConnection,
     condition: &str,
     value: &str,

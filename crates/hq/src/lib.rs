@@ -12,6 +12,7 @@ mod extract;
 pub mod identity;
 pub mod import;
 pub mod ingest;
+pub mod pages;
 mod price_list;
 pub mod reconcile;
 pub mod refdata;

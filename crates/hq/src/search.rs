@@ -235,6 +235,100 @@ pub(crate) async fn holders(
     Ok(out)
 }
 
+/// A variant found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Found {
+    pub sku: String,
+    pub product_id: String,
+    pub product_name: String,
+    pub name: String,
+    /// As the catalog compares them (`gtin:…`, `plu:…`).
+    pub identifiers: Vec<String>,
+}
+
+/// A page of variants found.
+pub(crate) struct Page {
+    pub variants: Vec<Found>,
+    /// The SKU to go on after, when there is more.
+    pub after_next: Option<String>,
+}
+
+/// The variants whose barcode or PLU is `needle` (lower case), when there are any, else those
+/// whose names, SKU or identifiers contain it; in SKU order after `after`, at most `limit`.
+pub(crate) async fn find(
+    db: &Db,
+    needle: &str,
+    after: &str,
+    limit: i64,
+) -> Result<Page, sqlx::Error> {
+    refresh(db).await?;
+    let exact: Vec<String> = [
+        Gtin::parse(needle).ok().map(|g| Identifier::Gtin(g).key()),
+        Plu::parse(needle).ok().map(|p| Identifier::Plu(p).key()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let pattern = format!(
+        "%{}%",
+        needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let held: Option<i64> =
+        sqlx::query_scalar("SELECT COUNT(*) FROM catalog_identifiers WHERE identifier IN ($1, $2)")
+            .bind(exact.first().cloned().unwrap_or_default())
+            .bind(exact.get(1).cloned().unwrap_or_default())
+            .fetch_optional(&db.pool)
+            .await?;
+    let rows = if held.unwrap_or(0) > 0 {
+        sqlx::query(
+            "SELECT sku, product_id, product_name, name, identifiers FROM catalog_search
+             WHERE sku > $1 AND sku IN (SELECT sku FROM catalog_identifiers WHERE identifier IN ($2, $3))
+             ORDER BY sku LIMIT $4",
+        )
+        .bind(after)
+        .bind(exact.first().cloned().unwrap_or_default())
+        .bind(exact.get(1).cloned().unwrap_or_default())
+        .bind(limit + 1)
+        .fetch_all(&db.pool)
+        .await?
+    } else {
+        sqlx::query(
+            "SELECT sku, product_id, product_name, name, identifiers FROM catalog_search
+             WHERE sku > $1 AND folded LIKE $2 ESCAPE '\\' ORDER BY sku LIMIT $3",
+        )
+        .bind(after)
+        .bind(&pattern)
+        .bind(limit + 1)
+        .fetch_all(&db.pool)
+        .await?
+    };
+    let more = rows.len() as i64 > limit;
+    let variants: Vec<Found> = rows
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(|r| {
+            let identifiers: String = r.get("identifiers");
+            Found {
+                sku: r.get("sku"),
+                product_id: r.get("product_id"),
+                product_name: r.get("product_name"),
+                name: r.get("name"),
+                identifiers: identifiers.split_whitespace().map(str::to_owned).collect(),
+            }
+        })
+        .collect();
+    let after_next = more
+        .then(|| variants.last().map(|v| v.sku.clone()))
+        .flatten();
+    Ok(Page {
+        variants,
+        after_next,
+    })
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SearchQuery {
@@ -270,74 +364,8 @@ pub(crate) async fn search(
         )
         .at("q"));
     }
-    refresh(&hq.db).await?;
-    let exact: Vec<String> = [
-        Gtin::parse(&needle).ok().map(|g| Identifier::Gtin(g).key()),
-        Plu::parse(&needle).ok().map(|p| Identifier::Plu(p).key()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let pattern = format!(
-        "%{}%",
-        needle
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
-    let after = q.after.unwrap_or_default();
-    // A barcode or PLU that is some variant's finds exactly those; anything else is looked
-    // for in the names, SKUs and identifiers.
-    let held: Option<i64> =
-        sqlx::query_scalar("SELECT COUNT(*) FROM catalog_identifiers WHERE identifier IN ($1, $2)")
-            .bind(exact.first().cloned().unwrap_or_default())
-            .bind(exact.get(1).cloned().unwrap_or_default())
-            .fetch_optional(&hq.db.pool)
-            .await?;
-    let rows = if held.unwrap_or(0) > 0 {
-        sqlx::query(
-            "SELECT sku, product_id, product_name, name, identifiers FROM catalog_search
-             WHERE sku > $1 AND sku IN (SELECT sku FROM catalog_identifiers WHERE identifier IN ($2, $3))
-             ORDER BY sku LIMIT $4",
-        )
-        .bind(&after)
-        .bind(exact.first().cloned().unwrap_or_default())
-        .bind(exact.get(1).cloned().unwrap_or_default())
-        .bind(limit + 1)
-        .fetch_all(&hq.db.pool)
-        .await?
-    } else {
-        sqlx::query(
-            "SELECT sku, product_id, product_name, name, identifiers FROM catalog_search
-             WHERE sku > $1 AND folded LIKE $2 ESCAPE '\\' ORDER BY sku LIMIT $3",
-        )
-        .bind(&after)
-        .bind(&pattern)
-        .bind(limit + 1)
-        .fetch_all(&hq.db.pool)
-        .await?
-    };
-    let more = rows.len() as i64 > limit;
-    let variants: Vec<Value> = rows
-        .iter()
-        .take(usize::try_from(limit).unwrap_or(0))
-        .map(|r| {
-            let identifiers: String = r.get("identifiers");
-            json!({
-                "sku": r.get::<String, _>("sku"),
-                "product_id": r.get::<String, _>("product_id"),
-                "product_name": r.get::<String, _>("product_name"),
-                "name": r.get::<String, _>("name"),
-                "identifiers": identifiers.split_whitespace().collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let next = more
-        .then(|| {
-            variants
-                .last()
-                .and_then(|v| v["sku"].as_str().map(str::to_owned))
-        })
-        .flatten();
+    let page = find(&hq.db, &needle, &q.after.unwrap_or_default(), limit).await?;
+    let next = page.after_next.clone();
+    let variants: Vec<Value> = page.variants.iter().map(|v| json!(v)).collect();
     Ok(Json(json!({ "variants": variants, "after_next": next })))
 }

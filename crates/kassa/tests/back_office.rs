@@ -1,12 +1,16 @@
 //! The back office end to end, with real `kassa` processes on 127.0.0.1: a price changed
 //! through HQ's write API (an API key made with `kassa hq api-key create`) reaches a running
-//! store node through sync, and the till's item lookup answers it from its instant on.
+//! store node through sync, and the till's item lookup answers it from its instant on; and the
+//! back office's pages in headless Chromium, signed in as people with roles made with
+//! `kassa hq user add`, each page checked with axe-core and kept as a screenshot.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use test_support::Process;
+use test_support::browser::{Browser, TestPage, dt};
 use test_support::chain::{ChainSpec, HqDatabase, StoreSpec, kassa_cli, spawn_chain};
 
 /// The bread's barcode, as a till scans it, and its SKU.
@@ -159,4 +163,335 @@ async fn a_price_scheduled_at_hq_reaches_a_running_till_at_its_instant() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(chain);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pages
+
+/// axe-core as `.ci/tools` installs it (pinned by its package-lock.json).
+fn axe_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../hq/tests/node/node_modules/axe-core/axe.min.js")
+}
+
+/// Runs axe-core on the page as it is and fails on any serious or critical violation.
+async fn assert_accessible(page: &TestPage, axe: &str, what: &str) {
+    page.eval(axe).await.unwrap();
+    let violations = page
+        .eval(
+            "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations \
+               .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+               .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(' | ')))",
+        )
+        .await
+        .unwrap();
+    assert_eq!(violations, json!([]), "{what}: accessibility violations");
+}
+
+async fn go(page: &TestPage, url: &str, ready: &str) {
+    page.eval(&format!("location.assign({})", json!(url)))
+        .await
+        .unwrap();
+    page.wait_for(
+        ready,
+        &format!(
+            "document.querySelector('{}') && document.readyState === 'complete'",
+            ready.replace('\'', "\\'")
+        ),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+}
+
+async fn sign_in(page: &TestPage, name: &str, password: &str) {
+    page.wait_visible(&dt("sign-in")).await.unwrap();
+    page.fill("#name", name).await.unwrap();
+    page.fill("#password", password).await.unwrap();
+    page.click("form[data-sign-in] button[type=submit]")
+        .await
+        .unwrap();
+}
+
+/// Fetches `path` from the page (with its session cookie): status and JSON answer.
+async fn fetch(
+    page: &TestPage,
+    method: &str,
+    path: &str,
+    headers: Value,
+    body: Option<Value>,
+) -> (u64, Value) {
+    let answer = page
+        .eval(&format!(
+            "fetch({}, {{method: {}, headers: Object.assign({{'Content-Type': 'application/json'}}, {}), body: {}}}) \
+               .then(async r => ({{status: r.status, body: await r.json().catch(() => null)}}))",
+            json!(path),
+            json!(method),
+            headers,
+            body.map_or("undefined".to_owned(), |b| json!(b.to_string()).to_string()),
+        ))
+        .await
+        .unwrap();
+    (
+        answer["status"].as_u64().unwrap_or(0),
+        answer["body"].clone(),
+    )
+}
+
+/// An admin and a store manager sign in to HQ's back office in Chromium: the admin sees the
+/// dashboard of every store, searches the catalog, opens a variant, previews and schedules a
+/// price change (a bad price is refused at its field), sees it listed and in the audit log,
+/// and reads the dashboard in German; a request without the CSRF token is refused; the store
+/// manager sees only their store and may not open the catalog. Every page passes axe-core's
+/// check and is kept as a screenshot in `artifacts/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn people_run_the_chain_from_the_back_office_pages() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let axe = match std::fs::read_to_string(axe_path()) {
+        Ok(axe) => axe,
+        Err(_) => {
+            test_support::skip::skip(
+                "the back office's page test needs axe-core, which is not installed",
+                "run `npm ci --prefix crates/hq/tests/node` (.ci/tools does)",
+            );
+            return;
+        }
+    };
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("hq").display().to_string();
+    let seed = test_support::demo_seed_path().display().to_string();
+    let hq = |args: &[&str]| {
+        let mut all = vec!["hq".to_owned(), "--data".to_owned(), data.clone()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        all
+    };
+    kassa_cli(&kassa(), &hq(&["publish", &seed])).await.unwrap();
+    kassa_cli(
+        &kassa(),
+        &hq(&["store", "add", "--id", "vienna-01", "--name", "Kassa Wien"]),
+    )
+    .await
+    .unwrap();
+    let password = root.path().join("password");
+    std::fs::write(&password, "correct horse battery\n").unwrap();
+    let password_file = password.display().to_string();
+    kassa_cli(
+        &kassa(),
+        &hq(&[
+            "user",
+            "add",
+            "--name",
+            "ana",
+            "--role",
+            "admin",
+            "--password-file",
+            &password_file,
+        ]),
+    )
+    .await
+    .unwrap();
+    kassa_cli(
+        &kassa(),
+        &hq(&[
+            "user",
+            "add",
+            "--name",
+            "max",
+            "--role",
+            "store-manager",
+            "--store",
+            "vienna-01",
+            "--password-file",
+            &password_file,
+        ]),
+    )
+    .await
+    .unwrap();
+    let server = Process::spawn(
+        &kassa(),
+        &["hq", "--data", &data, "run", "--listen", "127.0.0.1:0"],
+    )
+    .await
+    .unwrap();
+    let url = server.url.clone();
+
+    // Signed out, every page sends to the sign-in page; a wrong password is said at the form.
+    let page = browser.open(&format!("{url}/dashboard")).await.unwrap();
+    page.set_viewport(1280, 800).await.unwrap();
+    sign_in(&page, "ana", "wrong horse battery").await;
+    page.wait_for(
+        "the refusal",
+        "document.querySelector('[data-error=form]').textContent.length > 0",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_accessible(&page, &axe, "sign-in").await;
+    page.screenshot("back-office-sign-in").await.unwrap();
+    page.fill("#password", "").await.unwrap();
+    sign_in(&page, "ana", "correct horse battery").await;
+    page.wait_visible(&dt("dashboard")).await.unwrap();
+    assert_eq!(page.text(&dt("user")).await.unwrap(), "ana");
+    assert_eq!(page.count("[data-test=sales] tbody tr").await.unwrap(), 3);
+    assert_eq!(
+        page.count("[data-test=exceptions] tbody tr").await.unwrap(),
+        4
+    );
+    assert_accessible(&page, &axe, "dashboard").await;
+    page.screenshot("back-office-dashboard").await.unwrap();
+
+    // The catalog: search, then a variant.
+    go(
+        &page,
+        &format!("{url}/catalog?q=bauernbrot"),
+        "[data-test=results]",
+    )
+    .await;
+    assert_eq!(page.count("[data-test=results] tbody tr").await.unwrap(), 1);
+    assert_accessible(&page, &axe, "catalog").await;
+    page.screenshot("back-office-catalog").await.unwrap();
+    page.click("[data-test=results] tbody a").await.unwrap();
+    page.wait_visible(&dt("variant")).await.unwrap();
+    assert!(
+        page.text(&dt("variant"))
+            .await
+            .unwrap()
+            .contains("GRO-BRD-0012")
+    );
+
+    // A price change for tomorrow 06:00 in the stores' time, previewed, then scheduled.
+    let tomorrow = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::get("Europe/Vienna").unwrap())
+        .date()
+        .tomorrow()
+        .unwrap();
+    page.fill("#price", "4.44").await.unwrap();
+    page.eval(&format!(
+        "document.querySelector('#effective').value = '{tomorrow}T06:00:00'; document.querySelector('#currency').value = 'EUR'"
+    ))
+    .await
+    .unwrap();
+    page.click(&dt("preview")).await.unwrap();
+    page.wait_for(
+        "the preview",
+        "document.querySelectorAll('[data-preview-rows] tr').length === 2",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let preview = page.text(&dt("preview-table")).await.unwrap();
+    assert!(
+        preview.contains("vienna-01") && preview.contains("4.44"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains(&format!("{tomorrow}T06:00:00+01:00")),
+        "{preview}"
+    );
+    assert_accessible(&page, &axe, "variant with a preview").await;
+    page.screenshot("back-office-price-change-preview")
+        .await
+        .unwrap();
+    page.assert_requests_follow(hq::api::OPENAPI).await.unwrap();
+    // A bad price is refused at its field and changes nothing.
+    page.fill("#price", "4,44").await.unwrap();
+    page.click(&dt("schedule")).await.unwrap();
+    page.wait_for("the price refused", "document.querySelector('#price').getAttribute('aria-invalid') === 'true' && document.querySelector('[data-error=price]').textContent.length > 0", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(page.count("[data-test=changes] tbody tr").await.unwrap(), 0);
+    page.fill("#price", "4.44").await.unwrap();
+    page.click(&dt("schedule")).await.unwrap();
+    page.wait_for(
+        "the change listed",
+        "document.querySelectorAll('[data-test=changes] tbody tr').length === 1",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.text("[data-test=changes] [data-test=status]")
+            .await
+            .unwrap(),
+        "scheduled"
+    );
+    assert_accessible(&page, &axe, "variant with a change").await;
+    page.screenshot("back-office-variant").await.unwrap();
+
+    // Without the CSRF token the API refuses the page's session; the audit log names Ana.
+    let (status, body) = fetch(
+        &page,
+        "POST",
+        "/v1/price-changes",
+        json!({}),
+        Some(json!({"sku": "GRO-BRD-0012", "price": "1.00", "currency": "EUR"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("csrf")),
+        "{body}"
+    );
+    let (status, log) = fetch(
+        &page,
+        "GET",
+        "/v1/audit-log?action=price.schedule",
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{log}");
+    assert_eq!(log["entries"][0]["actor"], "user:ana", "{log}");
+
+    // In German.
+    go(
+        &page,
+        &format!("{url}/dashboard?lang=de"),
+        "[data-test=dashboard]",
+    )
+    .await;
+    assert_eq!(page.text(&dt("dashboard")).await.unwrap(), "Übersicht");
+    assert_eq!(
+        page.attr("html", "lang").await.unwrap().as_deref(),
+        Some("de")
+    );
+    assert_accessible(&page, &axe, "dashboard in German").await;
+    page.set_viewport(1920, 1080).await.unwrap();
+    page.screenshot("back-office-dashboard-de").await.unwrap();
+
+    // Signed out, and in as the store manager of vienna-01.
+    page.click(&dt("sign-out")).await.unwrap();
+    page.wait_visible(&dt("sign-in")).await.unwrap();
+    sign_in(&page, "max", "correct horse battery").await;
+    page.wait_visible(&dt("dashboard")).await.unwrap();
+    assert_eq!(page.count("[data-test=sales] tbody tr").await.unwrap(), 1);
+    assert_eq!(
+        page.count("[data-test=sales] tbody tr[data-store=vienna-01]")
+            .await
+            .unwrap(),
+        1
+    );
+    page.screenshot("back-office-dashboard-store-manager")
+        .await
+        .unwrap();
+    let (status, _) = fetch(
+        &page,
+        "GET",
+        "/v1/reports/sales?store=graz-01",
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    go(&page, &format!("{url}/catalog"), "[data-test=message]").await;
+    // The language chosen earlier is kept (a cookie) across sign-out and sign-in.
+    assert_eq!(
+        page.text(&dt("message")).await.unwrap(),
+        "Ihre Rolle darf diese Seite nicht sehen."
+    );
+    assert_accessible(&page, &axe, "forbidden").await;
+    browser.close().await;
+    drop(server);
 }

@@ -553,7 +553,9 @@ async fn against_hq(node: &Node, db: &hq::db::Db, till: &Figures) {
     );
     // HQ's reconciliation folds the shift's events again: the cash it expects is the Z
     // report's (the counted cash and the card terminal are other matters).
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
     let mut days = vec![today];
     days.extend(today.yesterday().ok());
     let mut shifts = Vec::new();

@@ -1,0 +1,676 @@
+//! The back office's pages ([ADR 0004](../../../../docs/adr/0004-back-office.md)): HTML rendered
+//! on the server from askama templates compiled into the binary, reading through the same
+//! queries and the same role scopes as the JSON API; every change a page makes is a call of
+//! that API from a few lines of plain script with the session's CSRF token. English and
+//! German; filters and paging in the URL.
+
+mod i18n;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use protocol::seed::StoreDto;
+use protocol::sync::{PricesEntity, VariantEntity};
+use sqlx::Row;
+
+pub use i18n::Lang;
+
+use crate::api::Hq;
+use crate::extract::{Path, Query};
+use crate::identity::{Role, Scope, Session};
+
+/// The cookie the language choice is kept in.
+const LANG_COOKIE: &str = "kassa_hq_lang";
+
+/// A till not heard from for longer is shown offline.
+const ONLINE_WITHIN_MS: i64 = 10 * 60_000;
+
+/// The pages and their assets.
+pub(crate) fn router() -> Router<Arc<Hq>> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/dashboard") }))
+        .route("/sign-in", get(sign_in))
+        .route("/dashboard", get(dashboard))
+        .route("/catalog", get(catalog))
+        .route("/catalog/{sku}", get(variant))
+        .route(
+            "/ui/hq.css",
+            get(|| async { asset("text/css", include_str!("../../ui/hq.css")) }),
+        )
+        .route(
+            "/ui/hq.js",
+            get(|| async { asset("text/javascript", include_str!("../../ui/hq.js")) }),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+type Params = BTreeMap<String, String>;
+
+/// The page's language: `?lang=` (kept in a cookie), else the cookie, else the browser's
+/// first choice.
+fn language(headers: &HeaderMap, params: &Params) -> (Lang, bool) {
+    let parse = |code: &str| match code.trim().get(..2) {
+        Some("de") => Some(Lang::De),
+        Some("en") => Some(Lang::En),
+        _ => None,
+    };
+    if let Some(lang) = params.get("lang").and_then(|c| parse(c)) {
+        return (lang, true);
+    }
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == LANG_COOKIE)
+        .and_then(|(_, value)| parse(value));
+    let browser = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse);
+    (cookie.or(browser).unwrap_or(Lang::En), false)
+}
+
+/// A rendered page with the back office's headers (and the language cookie when it changed).
+fn page(template: &impl Template, status: StatusCode, lang: (Lang, bool)) -> Response {
+    let html = match template.render() {
+        Ok(html) => html,
+        Err(e) => {
+            tracing::error!(error = %e, "a page did not render");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "the page did not render").into_response();
+        }
+    };
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if lang.1 {
+        if let Ok(cookie) = HeaderValue::from_str(&format!(
+            "{LANG_COOKIE}={}; SameSite=Strict; Path=/; Max-Age=31536000",
+            lang.0.code()
+        )) {
+            headers.insert(header::SET_COOKIE, cookie);
+        }
+    }
+    response
+}
+
+/// Who is looking: the session, or the answer that sends them to sign in.
+async fn viewer(hq: &Hq, headers: &HeaderMap, uri: &OriginalUri) -> Result<Session, Response> {
+    match crate::sessions::session_of(hq, headers).await {
+        Ok(Some(session)) => Ok(session),
+        _ => {
+            let next = uri
+                .0
+                .path_and_query()
+                .map_or("/dashboard", |p| p.as_str())
+                .to_owned();
+            let target = format!(
+                "/sign-in?next={}",
+                next.replace('%', "%25")
+                    .replace('&', "%26")
+                    .replace('#', "%23")
+            );
+            Err(Redirect::to(&target).into_response())
+        }
+    }
+}
+
+/// The header every page shows.
+struct Frame {
+    t: Lang,
+    csrf: String,
+    user: String,
+    role: String,
+    here: &'static str,
+}
+
+impl Frame {
+    fn of(session: &Session, lang: Lang, here: &'static str) -> Frame {
+        Frame {
+            t: lang,
+            csrf: session.csrf.clone(),
+            user: session.user.name.clone(),
+            role: session.user.role.as_str().to_owned(),
+            here,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct Message {
+    t: Lang,
+    csrf: String,
+    user: String,
+    role: String,
+    here: &'static str,
+    heading: String,
+    text: String,
+}
+
+fn forbidden(frame: Frame, lang: (Lang, bool)) -> Response {
+    let text = frame.t.get("err.forbidden").to_owned();
+    let template = Message {
+        heading: "403".into(),
+        text,
+        t: frame.t,
+        csrf: frame.csrf,
+        user: frame.user,
+        role: frame.role,
+        here: frame.here,
+    };
+    page(&template, StatusCode::FORBIDDEN, lang)
+}
+
+fn not_found(frame: Frame, lang: (Lang, bool)) -> Response {
+    let text = frame.t.get("err.not_found").to_owned();
+    let template = Message {
+        heading: "404".into(),
+        text,
+        t: frame.t,
+        csrf: frame.csrf,
+        user: frame.user,
+        role: frame.role,
+        here: frame.here,
+    };
+    page(&template, StatusCode::NOT_FOUND, lang)
+}
+
+fn failed(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "a page's data could not be read");
+    (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignIn {
+    t: Lang,
+    csrf: String,
+    user: String,
+    role: String,
+    here: &'static str,
+    next: String,
+}
+
+/// `GET /sign-in`.
+async fn sign_in(headers: HeaderMap, Query(params): Query<Params>) -> Response {
+    let lang = language(&headers, &params);
+    // Only a path of this site is followed after signing in.
+    let next = params
+        .get("next")
+        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .cloned()
+        .unwrap_or_else(|| "/dashboard".into());
+    let template = SignIn {
+        t: lang.0,
+        csrf: String::new(),
+        user: String::new(),
+        role: String::new(),
+        here: "sign-in",
+        next,
+    };
+    page(&template, StatusCode::OK, lang)
+}
+
+/// The stores a person sees: a store manager their own, everyone else all.
+async fn visible_stores(hq: &Hq, session: &Session) -> Result<Vec<StoreDto>, sqlx::Error> {
+    let mut conn = hq.db.pool.acquire().await?;
+    let all = crate::catalog::stores(&mut conn).await?;
+    Ok(all
+        .into_values()
+        .filter(|s| session.user.role != Role::StoreManager || session.user.stores.contains(&s.id))
+        .collect())
+}
+
+fn zone_of(name: &str) -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get(name).unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
+/// An instant in a time zone, as the back office shows it (`2026-12-04 14:05 Europe/Vienna`).
+fn local(ms: i64, zone: &str) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(
+        |_| "–".into(),
+        |t| {
+            format!(
+                "{} {zone}",
+                t.to_zoned(zone_of(zone)).strftime("%Y-%m-%d %H:%M")
+            )
+        },
+    )
+}
+
+struct SalesRow {
+    store: String,
+    name: String,
+    day: String,
+    today: String,
+    count: i64,
+    last_week: String,
+    change: String,
+}
+
+struct TillRow {
+    id: String,
+    store: String,
+    last_contact: String,
+    state: &'static str,
+    state_text: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    t: Lang,
+    csrf: String,
+    user: String,
+    role: String,
+    here: &'static str,
+    sales: Option<Vec<SalesRow>>,
+    tills: Option<Vec<TillRow>>,
+    exceptions: Option<Vec<(&'static str, i64)>>,
+}
+
+/// `GET /dashboard`: today's sales per store against the same weekday last week, the tills
+/// with their last contact, and the open exceptions; each part only for a role that may read it
+/// (a store manager: their stores).
+async fn dashboard(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Query(params): Query<Params>,
+) -> Response {
+    let lang = language(&headers, &params);
+    let session = match viewer(&hq, &headers, &uri).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    match dashboard_data(&hq, &session, lang.0).await {
+        Ok((sales, tills, exceptions)) => {
+            let frame = Frame::of(&session, lang.0, "dashboard");
+            let template = Dashboard {
+                t: frame.t,
+                csrf: frame.csrf,
+                user: frame.user,
+                role: frame.role,
+                here: frame.here,
+                sales,
+                tills,
+                exceptions,
+            };
+            page(&template, StatusCode::OK, lang)
+        }
+        Err(e) => failed(e),
+    }
+}
+
+type DashboardData = (
+    Option<Vec<SalesRow>>,
+    Option<Vec<TillRow>>,
+    Option<Vec<(&'static str, i64)>>,
+);
+
+async fn dashboard_data(hq: &Hq, session: &Session, t: Lang) -> Result<DashboardData, sqlx::Error> {
+    let scopes = session.user.role.scopes();
+    let stores = visible_stores(hq, session).await?;
+    let ids: Vec<&str> = stores.iter().map(|s| s.id.as_str()).collect();
+    let now = crate::now_ms();
+    let sales = if scopes.contains(&Scope::ReportsRead) {
+        let mut rows = Vec::new();
+        for store in &stores {
+            let today = jiff::Timestamp::from_millisecond(now)
+                .map(|ts| ts.to_zoned(zone_of(&store.timezone)).date())
+                .unwrap_or_default();
+            let week_ago = today
+                .checked_sub(jiff::Span::new().days(7))
+                .unwrap_or(today);
+            let figure = |day: jiff::civil::Date| {
+                let store = store.id.clone();
+                async move {
+                    let row: Option<(i64, i64)> = sqlx::query_as(
+                        "SELECT gross_minor, sales FROM sales_daily WHERE store = $1 AND day = $2",
+                    )
+                    .bind(store)
+                    .bind(day.to_string())
+                    .fetch_optional(&hq.db.pool)
+                    .await?;
+                    Ok::<_, sqlx::Error>(row.unwrap_or((0, 0)))
+                }
+            };
+            let (gross, count) = figure(today).await?;
+            let (before, _) = figure(week_ago).await?;
+            let currency =
+                domain::Currency::parse(&store.currency).unwrap_or(domain::Currency::EUR);
+            let amount = |minor| domain::Money::from_minor(minor, currency).amount_string();
+            let change = if before == 0 {
+                "–".to_owned()
+            } else {
+                let percent = (gross - before) as f64 * 100.0 / before as f64;
+                format!("{percent:+.1} %")
+            };
+            rows.push(SalesRow {
+                store: store.id.clone(),
+                name: store.name.clone(),
+                day: today.to_string(),
+                today: t.money(&amount(gross), &store.currency),
+                count,
+                last_week: t.money(&amount(before), &store.currency),
+                change,
+            });
+        }
+        Some(rows)
+    } else {
+        None
+    };
+    let tills = if scopes.contains(&Scope::FleetRead) || session.user.role == Role::StoreManager {
+        let rows =
+            sqlx::query("SELECT id, store, last_contact_ms FROM terminals ORDER BY store, id")
+                .fetch_all(&hq.db.pool)
+                .await?;
+        let zones: BTreeMap<&str, &str> = stores
+            .iter()
+            .map(|s| (s.id.as_str(), s.timezone.as_str()))
+            .collect();
+        Some(
+            rows.iter()
+                .filter(|r| {
+                    session.user.role != Role::StoreManager
+                        || ids.contains(&r.get::<String, _>("store").as_str())
+                })
+                .map(|r| {
+                    let store: String = r.get("store");
+                    let last: Option<i64> = r.get("last_contact_ms");
+                    let online = last.is_some_and(|ms| now - ms <= ONLINE_WITHIN_MS);
+                    let zone = zones.get(store.as_str()).copied().unwrap_or("UTC");
+                    TillRow {
+                        id: r.get("id"),
+                        last_contact: last
+                            .map_or_else(|| t.get("dash.never").to_owned(), |ms| local(ms, zone)),
+                        store,
+                        state: if online { "online" } else { "offline" },
+                        state_text: t.get(if online {
+                            "dash.online"
+                        } else {
+                            "dash.offline"
+                        }),
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let exceptions = if scopes.contains(&Scope::ReportsRead) {
+        let mine = |store: &str| session.user.role != Role::StoreManager || ids.contains(&store);
+        let mut out = Vec::new();
+        for (label, sql) in [
+            (
+                "exc.negative_stock",
+                "SELECT location, COUNT(*) FROM stock_levels WHERE on_hand < 0 GROUP BY location",
+            ),
+            (
+                "exc.parked",
+                "SELECT store, COUNT(*) FROM parked GROUP BY store",
+            ),
+            (
+                "exc.card_declines",
+                "SELECT store, COUNT(*) FROM card_declines GROUP BY store",
+            ),
+            (
+                "exc.pending_cards",
+                "SELECT store, COUNT(*) FROM card_payments WHERE settlement = 'pending' GROUP BY store",
+            ),
+        ] {
+            let counts: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&hq.db.pool).await?;
+            let total = counts.iter().filter(|(s, _)| mine(s)).map(|(_, n)| n).sum();
+            out.push((t.get(label), total));
+        }
+        Some(out)
+    } else {
+        None
+    };
+    Ok((sales, tills, exceptions))
+}
+
+#[derive(Template)]
+#[template(path = "catalog.html")]
+struct Catalog {
+    t: Lang,
+    csrf: String,
+    user: String,
+    role: String,
+    here: &'static str,
+    q: String,
+    found: Vec<crate::search::Found>,
+    next: Option<String>,
+}
+
+/// `GET /catalog?q=…&after=…`: the catalog searched, 50 variants a page.
+async fn catalog(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Query(params): Query<Params>,
+) -> Response {
+    let lang = language(&headers, &params);
+    let session = match viewer(&hq, &headers, &uri).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let frame = Frame::of(&session, lang.0, "catalog");
+    if !session.user.role.scopes().contains(&Scope::CatalogRead) {
+        return forbidden(frame, lang);
+    }
+    let q: String = params
+        .get("q")
+        .map(|q| q.trim().chars().take(100).collect())
+        .unwrap_or_default();
+    let after = params.get("after").cloned().unwrap_or_default();
+    match crate::search::find(&hq.db, &q.to_lowercase(), &after, 50).await {
+        Ok(found) => {
+            let template = Catalog {
+                t: frame.t,
+                csrf: frame.csrf,
+                user: frame.user,
+                role: frame.role,
+                here: frame.here,
+                q,
+                found: found.variants,
+                next: found.after_next,
+            };
+            page(&template, StatusCode::OK, lang)
+        }
+        Err(e) => failed(e),
+    }
+}
+
+struct PriceRow {
+    book: String,
+    scope: String,
+    from: String,
+    until: String,
+    price: String,
+}
+
+struct ChangeRow {
+    id: String,
+    effective: String,
+    book: String,
+    price: String,
+    status: &'static str,
+    by: String,
+    cancellable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "variant.html")]
+struct Variant {
+    t: Lang,
+    csrf: String,
+    user: String,
+    role: String,
+    here: &'static str,
+    sku: String,
+    name: String,
+    product: String,
+    identifiers: String,
+    prices: Vec<PriceRow>,
+    changes: Vec<ChangeRow>,
+    can_write: bool,
+    stores: Vec<String>,
+    currencies: Vec<String>,
+}
+
+/// `GET /catalog/{sku}`: a variant with its prices in every book (their history), the price
+/// changes made through the API, and (for a role that may) the form that schedules one.
+async fn variant(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(sku): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
+    let lang = language(&headers, &params);
+    let session = match viewer(&hq, &headers, &uri).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let frame = Frame::of(&session, lang.0, "catalog");
+    let scopes = session.user.role.scopes();
+    if !scopes.contains(&Scope::CatalogRead) {
+        return forbidden(frame, lang);
+    }
+    let t = lang.0;
+    let data = async {
+        let mut conn = hq.db.pool.acquire().await?;
+        let held = crate::writes::held(&mut conn, "variant", &sku).await?;
+        let entity = held
+            .and_then(|h| h.payload)
+            .and_then(|p| serde_json::from_str::<VariantEntity>(&p).ok());
+        let books = crate::catalog::prices_of(&mut conn, &sku).await?;
+        let changes = crate::catalog::changes_where(&mut conn, "sku = $1", &sku).await?;
+        let stores = crate::catalog::stores(&mut conn).await?;
+        Ok::<_, sqlx::Error>((entity, books, changes, stores))
+    };
+    let (entity, books, changes, stores) = match data.await {
+        Ok(data) => data,
+        Err(e) => return failed(e),
+    };
+    let Some(entity) = entity else {
+        return not_found(frame, lang);
+    };
+    // Instants of a store book in its store's zone; of a chain book in the zone of the stores
+    // trading in its currency (UTC when they differ).
+    let zone_for = |p: &PricesEntity| -> String {
+        let zones: Vec<&str> = stores
+            .values()
+            .filter(|s| match &p.scope {
+                protocol::seed::ScopeDto::Store { store } => &s.id == store,
+                protocol::seed::ScopeDto::Chain(_) => s.currency == p.currency,
+            })
+            .map(|s| s.timezone.as_str())
+            .collect();
+        match zones.as_slice() {
+            [first, rest @ ..] if rest.iter().all(|z| z == first) => (*first).to_owned(),
+            _ => "UTC".to_owned(),
+        }
+    };
+    let mut prices = Vec::new();
+    for (_, book) in books.values() {
+        let zone = zone_for(book);
+        let at = |text: &Option<String>| {
+            text.as_deref()
+                .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+                .map_or_else(|| "–".to_owned(), |ts| local(ts.as_millisecond(), &zone))
+        };
+        for entry in &book.entries {
+            prices.push(PriceRow {
+                book: book.book.clone(),
+                scope: match &book.scope {
+                    protocol::seed::ScopeDto::Store { store } => store.clone(),
+                    protocol::seed::ScopeDto::Chain(_) => t.get("var.chain").to_owned(),
+                },
+                from: at(&entry.from),
+                until: at(&entry.to),
+                price: t.money(&entry.price, &book.currency),
+            });
+        }
+    }
+    let can_write = scopes.contains(&Scope::CatalogWrite);
+    let changes = changes
+        .iter()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+            let status = match c["status"].as_str() {
+                Some("scheduled") => "status.scheduled",
+                Some("effective") => "status.effective",
+                Some("cancelled") => "status.cancelled",
+                _ => "status.replaced",
+            };
+            let effective = match (c["effective_local"].as_str(), c["time_zone"].as_str()) {
+                (Some(local_time), Some(zone)) => {
+                    format!("{} {zone}", local_time.replace('T', " "))
+                }
+                _ => c["effective_ms"]
+                    .as_i64()
+                    .map_or_else(String::new, |ms| local(ms, "UTC")),
+            };
+            ChangeRow {
+                id: text("id"),
+                effective,
+                book: text("book"),
+                price: t.money(&text("price"), &text("currency")),
+                status: t.get(status),
+                by: text("created_by"),
+                cancellable: can_write && status == "status.scheduled",
+            }
+        })
+        .collect();
+    let mut currencies: Vec<String> = stores.values().map(|s| s.currency.clone()).collect();
+    currencies.sort();
+    currencies.dedup();
+    let template = Variant {
+        t: frame.t,
+        csrf: frame.csrf,
+        user: frame.user,
+        role: frame.role,
+        here: frame.here,
+        name: entity.variant.name.clone(),
+        product: entity.product_name.clone(),
+        identifiers: crate::search::identifier_keys(&entity).join(", "),
+        sku,
+        prices,
+        changes,
+        can_write,
+        stores: stores.keys().cloned().collect(),
+        currencies,
+    };
+    page(&template, StatusCode::OK, lang)
+}

@@ -1,0 +1,97 @@
+// The back office's few scripts: every change goes through HQ's JSON API with the session's
+// CSRF token, and an error is shown at the field the API names. No framework, no build step.
+"use strict";
+
+const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+async function api(method, path, body) {
+  const headers = { "X-CSRF-Token": csrf() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method,
+    headers,
+    credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let answer = null;
+  try { answer = await response.json(); } catch (_) { answer = null; }
+  return { ok: response.ok, status: response.status, answer };
+}
+
+// Shows an API error at its field (or at the form), and clears the others.
+function showError(form, answer) {
+  form.querySelectorAll("[data-error]").forEach((el) => { el.textContent = ""; });
+  form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+  if (!answer) return;
+  const field = answer.field || "form";
+  const slot = form.querySelector(`[data-error="${CSS.escape(field)}"]`) || form.querySelector('[data-error="form"]');
+  if (slot) slot.textContent = answer.message || answer.code || "error";
+  const input = form.querySelector(`[name="${CSS.escape(field)}"]`);
+  if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
+}
+
+function signIn(form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const result = await api("POST", "/v1/session", { name: data.get("name"), password: data.get("password") });
+    if (result.ok) {
+      location.assign(form.dataset.next || "/dashboard");
+    } else {
+      showError(form, result.answer);
+    }
+  });
+}
+
+function priceChange(form) {
+  const body = () => {
+    const data = new FormData(form);
+    const change = { sku: form.dataset.sku, price: data.get("price") };
+    if (data.get("effective")) change.effective = data.get("effective");
+    if (data.get("store")) change.store = data.get("store"); else change.currency = data.get("currency");
+    return change;
+  };
+  const preview = document.querySelector("[data-preview-section]");
+  const rows = document.querySelector("[data-preview-rows]");
+  form.querySelector("[data-preview]").addEventListener("click", async () => {
+    const result = await api("POST", "/v1/price-changes?dry_run=true", body());
+    showError(form, result.ok ? null : result.answer);
+    if (!result.ok) return;
+    rows.replaceChildren(...result.answer.change.stores.map((s) => {
+      const tr = document.createElement("tr");
+      for (const value of [s.store, s.effective_local, s.price_before, s.price_after, s.terminals.join(", ")]) {
+        const td = document.createElement("td");
+        td.textContent = value ?? "–";
+        tr.append(td);
+      }
+      return tr;
+    }));
+    preview.hidden = false;
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const result = await api("POST", "/v1/price-changes", body());
+    showError(form, result.ok ? null : result.answer);
+    if (result.ok) {
+      form.querySelector("[data-result]").textContent = form.dataset.done;
+      location.reload();
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-sign-in]").forEach(signIn);
+  document.querySelectorAll("[data-price-change]").forEach(priceChange);
+  document.querySelectorAll("[data-cancel]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const result = await api("DELETE", `/v1/price-changes/${encodeURIComponent(button.dataset.cancel)}`);
+      if (result.ok) location.reload(); else alert(result.answer?.message || "error");
+    });
+  });
+  document.querySelectorAll("[data-sign-out]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      await api("DELETE", "/v1/session");
+      location.assign("/sign-in");
+    });
+  });
+});
