@@ -386,7 +386,7 @@ async fn demo_people(db: &hq::db::Db, hq_addr: &str) -> anyhow::Result<String> {
     .await?;
     println!("  HQ        {hq_addr}   (/metrics is open; the read API needs a sign-in or a key)");
     println!(
-        "            sign in (POST /v1/session): {}",
+        "            back office: {hq_addr}/ — sign in as {}",
         signins.join(", ")
     );
     println!(
