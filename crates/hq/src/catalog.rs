@@ -27,7 +27,7 @@ use crate::api::{Access, ApiError, ApiResult, Hq, authorize};
 use crate::extract::{Path, Query};
 use crate::identity::{Audit, Scope};
 use crate::now_ms;
-use crate::writes::{self, Idempotency};
+use crate::writes;
 
 pub(crate) fn invalid(field: impl Into<String>, reason: impl ToString) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", reason).at(field)
@@ -169,9 +169,8 @@ pub(crate) async fn write_variant(
     )
     .await?
     {
-        Idempotency::Replay(answer) => return Ok(answer),
-        Idempotency::Fresh(key) => Some(key),
-        Idempotency::None => None,
+        Ok(key) => key,
+        Err(answer) => return Ok(answer),
     };
     if entity.variant.sku != sku {
         return Err(invalid(
@@ -636,9 +635,8 @@ pub(crate) async fn schedule(
         match writes::idempotency(&hq, &headers, &actor, &[b"POST /v1/price-changes", &bytes])
             .await?
         {
-            Idempotency::Replay(answer) => return Ok(answer),
-            Idempotency::Fresh(key) => Some(key),
-            Idempotency::None => None,
+            Ok(key) => key,
+            Err(answer) => return Ok(answer),
         }
     };
     let sku = Sku::parse(&ask.sku).map_err(|e| invalid("sku", e))?;
@@ -937,9 +935,8 @@ pub(crate) async fn cancel(
     )
     .await?
     {
-        Idempotency::Replay(answer) => return Ok(answer),
-        Idempotency::Fresh(key) => Some(key),
-        Idempotency::None => None,
+        Ok(key) => key,
+        Err(answer) => return Ok(answer),
     };
     let now = now_ms();
     let _guard = hq.db.write_guard().await;

@@ -25,7 +25,7 @@ use crate::extract::{Path, Query, read_body, require_content_type};
 use crate::identity::{Audit, Scope};
 use crate::import::{EntityWrite, ImportError};
 use crate::now_ms;
-use crate::writes::{self, Idempotency};
+use crate::writes;
 
 /// The largest price list (about 300,000 rows).
 const PRICE_LIST_BYTES: u64 = 16 * 1024 * 1024;
@@ -135,9 +135,8 @@ pub(crate) async fn upload(
     } else {
         match writes::idempotency(&hq, &headers, &actor, &[b"POST /v1/price-lists", &bytes]).await?
         {
-            Idempotency::Replay(answer) => return Ok(answer),
-            Idempotency::Fresh(key) => Some(key),
-            Idempotency::None => None,
+            Ok(key) => key,
+            Err(answer) => return Ok(answer),
         }
     };
     let asks = parse(&bytes)?;
@@ -399,9 +398,8 @@ pub(crate) async fn undo(
     )
     .await?
     {
-        Idempotency::Replay(answer) => return Ok(answer),
-        Idempotency::Fresh(key) => Some(key),
-        Idempotency::None => None,
+        Ok(key) => key,
+        Err(answer) => return Ok(answer),
     };
     let now = now_ms();
     let _guard = hq.db.write_guard().await;

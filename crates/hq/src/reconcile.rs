@@ -334,8 +334,19 @@ pub async fn reconcile(
         .bind(end)
         .fetch_one(&db.pool)
         .await?;
-        if later.is_some() {
-            report.open_shifts.push(terminal.clone());
+        // A shift that closes on a later day is reconciled with that day; one that has not
+        // closed at all (as HQ knows) leaves this day open.
+        if let Some(last) = later {
+            let closed_later: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM inbox WHERE terminal = $1 AND kind = 'ShiftClosed' AND seq > $2",
+            )
+            .bind(terminal)
+            .bind(last)
+            .fetch_one(&db.pool)
+            .await?;
+            if closed_later == 0 {
+                report.open_shifts.push(terminal.clone());
+            }
         }
     }
     report.status = if now_ms < end + GRACE_MS {

@@ -46,16 +46,6 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
     Ok((value, bytes))
 }
 
-/// What a request's `Idempotency-Key` says to do.
-pub(crate) enum Idempotency {
-    /// The request has no key: apply it.
-    None,
-    /// The key is new: apply the request and [`Key::record`] its answer with the change.
-    Fresh(Key),
-    /// The key answered this same request before: send that answer again.
-    Replay(Response),
-}
-
 /// A new idempotency key, to be recorded with the answer.
 pub(crate) struct Key {
     actor: String,
@@ -63,17 +53,19 @@ pub(crate) struct Key {
     hash: String,
 }
 
-/// Looks up the request's `Idempotency-Key` for `actor`. `request` names the request
-/// (method, path and body); the same key with another request is `409
-/// idempotency_key_reused`.
+/// What a request's `Idempotency-Key` says to do: `Ok(None)` without a key and
+/// `Ok(Some(key))` for a new one (apply the request and [`remember`] its answer with the
+/// change), or `Err(answer)` when the key answered this same request before (send that answer
+/// again). `request` names the request (method, path and body); the same key with another
+/// request is `409 idempotency_key_reused`.
 pub(crate) async fn idempotency(
     hq: &Hq,
     headers: &HeaderMap,
     actor: &str,
     request: &[&[u8]],
-) -> ApiResult<Idempotency> {
+) -> ApiResult<Result<Option<Key>, Response>> {
     let Some(raw) = headers.get(IDEMPOTENCY_HEADER) else {
-        return Ok(Idempotency::None);
+        return Ok(Ok(None));
     };
     let key = raw
         .to_str()
@@ -105,11 +97,11 @@ pub(crate) async fn idempotency(
     .fetch_optional(&hq.db.pool)
     .await?;
     match held {
-        None => Ok(Idempotency::Fresh(Key {
+        None => Ok(Ok(Some(Key {
             actor: actor.to_owned(),
             key: key.to_owned(),
             hash,
-        })),
+        }))),
         Some((held_hash, status, response)) if held_hash == hash => {
             let status = u16::try_from(status)
                 .ok()
@@ -120,7 +112,7 @@ pub(crate) async fn idempotency(
             answer
                 .headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Ok(Idempotency::Replay(answer))
+            Ok(Err(answer))
         }
         Some(_) => Err(ApiError::new(
             StatusCode::CONFLICT,

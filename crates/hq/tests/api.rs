@@ -83,11 +83,21 @@ fn router(db: &Db) -> axum::Router {
 /// Sends `request` and returns the status, the content type and the body as JSON (`Null` when
 /// it is not JSON).
 async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, String, Value) {
+    exchange(router, request, "content-type").await
+}
+
+/// Sends `request` and returns the status, the value of the answer's `header` (empty without
+/// one) and the body as JSON (`Null` when it is not JSON).
+async fn exchange(
+    router: &axum::Router,
+    request: Request<Body>,
+    header: &str,
+) -> (StatusCode, String, Value) {
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
-    let content_type = response
+    let value = response
         .headers()
-        .get("content-type")
+        .get(header)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
@@ -96,7 +106,7 @@ async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, Str
         .unwrap();
     (
         status,
-        content_type,
+        value,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
@@ -956,21 +966,7 @@ async fn sign_in(router: &axum::Router, name: &str, password: &str) -> (StatusCo
             serde_json::json!({"name": name, "password": password}).to_string(),
         ))
         .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        cookie,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    exchange(router, request, "set-cookie").await
 }
 
 /// The value of a `Set-Cookie` header.
@@ -1318,21 +1314,7 @@ fn json_request(method: &str, path: &str, headers: &[(&str, &str)], body: &Value
 
 /// Sends `request`: status, `ETag`, body.
 async fn call(router: &axum::Router, request: Request<Body>) -> (StatusCode, String, Value) {
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let etag = response
-        .headers()
-        .get("etag")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        etag,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    exchange(router, request, "etag").await
 }
 
 async fn reference_version(db: &Db) -> i64 {

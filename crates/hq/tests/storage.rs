@@ -1932,6 +1932,41 @@ async fn a_day_with_a_gap_a_cash_shortfall_and_a_card_difference_has_those_findi
     assert_eq!(graz_day.shifts.len(), 1);
     assert!(graz_day.shifts[0].complete);
 
+    // A shift still open leaves the day incomplete until it closes (here: the next day, whose
+    // reconciliation it then belongs to).
+    let graz_tail = link_from(
+        graz_chain.last().unwrap().hash,
+        vec![
+            graz.event(6, WALL + 100, shift_opened(10_000)),
+            graz.event(7, WALL + 101, cash_sale("R-4")),
+        ],
+    );
+    graz.push(db, &graz_tail).await.unwrap();
+    let graz_day = hq::reconcile::reconcile(db, "graz-01", day, 0, late)
+        .await
+        .unwrap();
+    assert_eq!(graz_day.status, "incomplete");
+    assert_eq!(graz_day.open_shifts, ["graz-01-t1"]);
+    let expected = 10_000 + total(&cash_sale("R-4"));
+    let closing = link_from(
+        graz_tail.last().unwrap().hash,
+        vec![graz.event(8, WALL + 86_400_000, shift_closed(7, expected, expected))],
+    );
+    graz.push(db, &closing).await.unwrap();
+    let graz_day = hq::reconcile::reconcile(db, "graz-01", day, 0, late)
+        .await
+        .unwrap();
+    assert_eq!(graz_day.status, "reconciled", "{graz_day:?}");
+    let next_day = hq::reconcile::reconcile(db, "graz-01", day.tomorrow().unwrap(), 0, late)
+        .await
+        .unwrap();
+    assert_eq!(next_day.status, "reconciled", "{next_day:?}");
+    assert_eq!(next_day.shifts.len(), 1);
+    assert_eq!(
+        (next_day.shifts[0].from_seq, next_day.shifts[0].to_seq),
+        (6, 7)
+    );
+
     // Over the API, as the back office reads it, and recorded as a privileged read.
     let api = read_api(db, "/v1/reconciliation?store=vienna-01&day=2026-11-24").await;
     assert_eq!(api["status"], "with_differences");

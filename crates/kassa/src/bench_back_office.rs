@@ -66,6 +66,29 @@ async fn until_price(http: &reqwest::Client, node: &str, price: &str) -> anyhow:
     }
 }
 
+/// Serves HQ over `db` (at `url`) on 127.0.0.1 with an API key holding `scope`: its base URL
+/// and the key's secret.
+async fn serve_hq(
+    db: &hq::db::Db,
+    url: String,
+    name: &str,
+    scope: hq::identity::Scope,
+) -> anyhow::Result<(String, String)> {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let key = hq::identity::create_api_key(db, &hq::identity::Actor::Cli, name, &[scope], now)
+        .await?
+        .secret;
+    let app = hq::App::build(&hq::Settings {
+        database_url: url,
+        listen: "127.0.0.1:0".parse()?,
+        api_token: None,
+    })
+    .await?;
+    let hq_url = format!("http://{}", app.local_addr().context("no address")?);
+    tokio::spawn(app.run(std::future::pending()));
+    Ok((hq_url, key))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -81,24 +104,13 @@ pub async fn bench_prices(changes: usize, scheduled: usize) -> anyhow::Result<()
     hq::refdata::publish(&db, &seed, BENCH_PEPPER).await?;
     let store = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
     let token = hq::add_store(&db, &store, "bench").await?;
-    let now = jiff::Timestamp::now().as_millisecond();
-    let key = hq::identity::create_api_key(
+    let (hq_url, key) = serve_hq(
         &db,
-        &hq::identity::Actor::Cli,
+        url,
         "price benchmark",
-        &[hq::identity::Scope::CatalogWrite],
-        now,
+        hq::identity::Scope::CatalogWrite,
     )
-    .await?
-    .secret;
-    let app = hq::App::build(&hq::Settings {
-        database_url: url,
-        listen: "127.0.0.1:0".parse()?,
-        api_token: None,
-    })
     .await?;
-    let hq_url = format!("http://{}", app.local_addr().context("no address")?);
-    tokio::spawn(app.run(std::future::pending()));
     let pull_every = Duration::from_secs(crate::store_cmd::DEFAULT_PULL_EVERY_S);
     let node = start_node(
         &dir.join("store"),
@@ -209,24 +221,13 @@ pub async fn bench_search(variants: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let indexed = hq::search::refresh(&db).await?;
     let index = started.elapsed();
-    let now = jiff::Timestamp::now().as_millisecond();
-    let key = hq::identity::create_api_key(
+    let (hq_url, key) = serve_hq(
         &db,
-        &hq::identity::Actor::Cli,
+        url,
         "search benchmark",
-        &[hq::identity::Scope::CatalogRead],
-        now,
+        hq::identity::Scope::CatalogRead,
     )
-    .await?
-    .secret;
-    let app = hq::App::build(&hq::Settings {
-        database_url: url,
-        listen: "127.0.0.1:0".parse()?,
-        api_token: None,
-    })
     .await?;
-    let hq_url = format!("http://{}", app.local_addr().context("no address")?);
-    tokio::spawn(app.run(std::future::pending()));
     let http = reqwest::Client::new();
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move || {

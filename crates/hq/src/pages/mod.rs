@@ -176,32 +176,26 @@ struct Message {
     text: String,
 }
 
-fn forbidden(frame: Frame, lang: (Lang, bool)) -> Response {
-    let text = frame.t.get("err.forbidden").to_owned();
+/// A page that only says why there is nothing to show.
+fn message(frame: Frame, lang: (Lang, bool), status: StatusCode, key: &str) -> Response {
     let template = Message {
-        heading: "403".into(),
-        text,
+        heading: status.as_u16().to_string(),
+        text: frame.t.get(key).to_owned(),
         t: frame.t,
         csrf: frame.csrf,
         user: frame.user,
         role: frame.role,
         here: frame.here,
     };
-    page(&template, StatusCode::FORBIDDEN, lang)
+    page(&template, status, lang)
+}
+
+fn forbidden(frame: Frame, lang: (Lang, bool)) -> Response {
+    message(frame, lang, StatusCode::FORBIDDEN, "err.forbidden")
 }
 
 fn not_found(frame: Frame, lang: (Lang, bool)) -> Response {
-    let text = frame.t.get("err.not_found").to_owned();
-    let template = Message {
-        heading: "404".into(),
-        text,
-        t: frame.t,
-        csrf: frame.csrf,
-        user: frame.user,
-        role: frame.role,
-        here: frame.here,
-    };
-    page(&template, StatusCode::NOT_FOUND, lang)
+    message(frame, lang, StatusCode::NOT_FOUND, "err.not_found")
 }
 
 fn failed(e: impl std::fmt::Display) -> Response {
