@@ -1183,20 +1183,8 @@ async fn audit_log(
         to_ms: q.to_ms,
         before_id: q.before,
     };
-    let entries = crate::identity::audit_entries(&hq.db, &filter, limit).await?;
-    let asked = serde_json::to_string(&filter).ok();
-    let mut conn = hq.db.pool.acquire().await?;
-    crate::identity::Audit {
-        at_ms: now_ms(),
-        actor: &reader,
-        source: None,
-        action: if csv { "audit.export" } else { "audit.read" },
-        target: None,
-        before: None,
-        after: asked.as_deref(),
-    }
-    .append(&mut conn)
-    .await?;
+    let action = if csv { "audit.export" } else { "audit.read" };
+    let entries = crate::identity::read_audit(&hq.db, &reader, &filter, limit, action).await?;
     if !csv {
         let next = entries
             .last()

@@ -543,6 +543,32 @@ pub async fn audit_entries(
         .collect())
 }
 
+/// The audit log's lines as [`audit_entries`] reads them, the reading itself recorded as a line
+/// (`action`: `audit.read` or `audit.export`, with the filter) by `reader`.
+pub(crate) async fn read_audit(
+    db: &Db,
+    reader: &str,
+    filter: &AuditFilter,
+    limit: i64,
+    action: &str,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let entries = audit_entries(db, filter, limit).await?;
+    let asked = serde_json::to_string(filter).ok();
+    let mut conn = db.pool.acquire().await?;
+    Audit {
+        at_ms: crate::now_ms(),
+        actor: reader,
+        source: None,
+        action,
+        target: None,
+        before: None,
+        after: asked.as_deref(),
+    }
+    .append(&mut conn)
+    .await?;
+    Ok(entries)
+}
+
 /// What an API key may do. A key holds the scopes it was made with; a read endpoint names the
 /// scope it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -361,6 +361,33 @@ pub async fn reconcile(
     Ok(report)
 }
 
+/// [`reconcile`] now, recorded in the audit log as read by `reader` (the day shows cash and
+/// card totals).
+pub(crate) async fn recorded(
+    db: &Db,
+    reader: &str,
+    store: &str,
+    day: jiff::civil::Date,
+    tolerance_minor: i64,
+) -> Result<DayReport, ReconcileError> {
+    let report = reconcile(db, store, day, tolerance_minor, now_ms()).await?;
+    let target = format!("store:{store}");
+    let asked = json!({"day": report.day, "status": report.status}).to_string();
+    let mut conn = db.pool.acquire().await?;
+    Audit {
+        at_ms: now_ms(),
+        actor: reader,
+        source: None,
+        action: "reconciliation.read",
+        target: Some(&target),
+        before: None,
+        after: Some(&asked),
+    }
+    .append(&mut conn)
+    .await?;
+    Ok(report)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DayQuery {
@@ -403,7 +430,7 @@ pub(crate) async fn read_day(
                 .at("tolerance")
             })?,
     };
-    let report = reconcile(&hq.db, &store, day, tolerance, now_ms())
+    let report = recorded(&hq.db, &reader, &store, day, tolerance)
         .await
         .map_err(|e| match e {
             ReconcileError::Db(e) => e.into(),
@@ -411,20 +438,6 @@ pub(crate) async fn read_day(
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
             }
         })?;
-    let target = format!("store:{store}");
-    let asked = json!({"day": report.day, "status": report.status}).to_string();
-    let mut conn = hq.db.pool.acquire().await?;
-    Audit {
-        at_ms: now_ms(),
-        actor: &reader,
-        source: None,
-        action: "reconciliation.read",
-        target: Some(&target),
-        before: None,
-        after: Some(&asked),
-    }
-    .append(&mut conn)
-    .await?;
     Ok(Json(json!(report)))
 }
 

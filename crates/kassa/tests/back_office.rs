@@ -445,6 +445,47 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     assert_eq!(status, 200, "{log}");
     assert_eq!(log["entries"][0]["actor"], "user:ana", "{log}");
 
+    // Reconciliation (yesterday of the first store: no till closed a shift) and the audit log.
+    go(
+        &page,
+        &format!("{url}/reconciliation"),
+        "[data-test=reconciliation]",
+    )
+    .await;
+    assert_eq!(
+        page.attr(&dt("status"), "data-status")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("reconciled")
+    );
+    assert_accessible(&page, &axe, "reconciliation").await;
+    page.screenshot("back-office-reconciliation").await.unwrap();
+    go(
+        &page,
+        &format!("{url}/audit-log?action=price.schedule"),
+        "[data-test=entries]",
+    )
+    .await;
+    assert_eq!(page.count("[data-test=entries] tbody tr").await.unwrap(), 1);
+    assert!(
+        page.text("[data-test=entries] tbody tr")
+            .await
+            .unwrap()
+            .contains("user:ana")
+    );
+    let csv = page
+        .attr(&dt("csv"), "href")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        csv.starts_with("/v1/audit-log?action=price.schedule"),
+        "{csv}"
+    );
+    assert_accessible(&page, &axe, "audit log").await;
+    page.screenshot("back-office-audit-log").await.unwrap();
+
     // In German.
     go(
         &page,
@@ -485,6 +526,26 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     )
     .await;
     assert_eq!(status, 403);
+    let links = page
+        .eval("[...document.querySelectorAll('header nav a')].map(a => a.getAttribute('href'))")
+        .await
+        .unwrap();
+    assert_eq!(
+        links,
+        json!(["/dashboard", "/reconciliation"]),
+        "a store manager's pages"
+    );
+    go(
+        &page,
+        &format!("{url}/reconciliation?store=graz-01"),
+        "[data-test=reconciliation]",
+    )
+    .await;
+    let shown = page
+        .eval("document.querySelector('#store').value")
+        .await
+        .unwrap();
+    assert_eq!(shown, "vienna-01", "another store's day is never shown");
     go(&page, &format!("{url}/catalog"), "[data-test=message]").await;
     // The language chosen earlier is kept (a cookie) across sign-out and sign-in.
     assert_eq!(

@@ -39,6 +39,8 @@ pub(crate) fn router() -> Router<Arc<Hq>> {
         .route("/dashboard", get(dashboard))
         .route("/catalog", get(catalog))
         .route("/catalog/{sku}", get(variant))
+        .route("/reconciliation", get(reconciliation))
+        .route("/audit-log", get(audit_log))
         .route(
             "/ui/hq.css",
             get(|| async { asset("text/css", include_str!("../../ui/hq.css")) }),
@@ -143,23 +145,60 @@ async fn viewer(hq: &Hq, headers: &HeaderMap, uri: &OriginalUri) -> Result<Sessi
     }
 }
 
-/// The header every page shows.
+/// The header every page shows: the language, the session's CSRF token, who is signed in and
+/// the pages their role may open.
 struct Frame {
     t: Lang,
     csrf: String,
     user: String,
     role: String,
+    /// The page's own link.
     here: &'static str,
+    /// `(href, word key)` of each page in the navigation.
+    links: Vec<(&'static str, &'static str)>,
 }
 
 impl Frame {
     fn of(session: &Session, lang: Lang, here: &'static str) -> Frame {
+        let scopes = session.user.role.scopes();
+        let links = [
+            ("/dashboard", "nav.dashboard", None),
+            ("/catalog", "nav.catalog", Some(Scope::CatalogRead)),
+            (
+                "/reconciliation",
+                "nav.reconciliation",
+                Some(Scope::ReportsRead),
+            ),
+            ("/audit-log", "nav.audit", Some(Scope::AuditRead)),
+        ]
+        .into_iter()
+        .filter(|(_, _, scope)| scope.is_none_or(|s| scopes.contains(&s)))
+        .map(|(href, key, _)| (href, key))
+        .collect();
         Frame {
             t: lang,
             csrf: session.csrf.clone(),
             user: session.user.name.clone(),
             role: session.user.role.as_str().to_owned(),
             here,
+            links,
+        }
+    }
+
+    /// Whether `href` is this page's link.
+    fn is_here(&self, href: &str) -> bool {
+        self.here == href
+    }
+
+    /// The frame of a page nobody is signed in to.
+    fn anonymous(lang: Lang, here: &'static str) -> Frame {
+        Frame {
+            t: lang,
+            csrf: String::new(),
+            user: String::new(),
+            role: String::new(),
+            here,
+            links: Vec::new(),
         }
     }
 }
@@ -167,11 +206,7 @@ impl Frame {
 #[derive(Template)]
 #[template(path = "message.html")]
 struct Message {
-    t: Lang,
-    csrf: String,
-    user: String,
-    role: String,
-    here: &'static str,
+    f: Frame,
     heading: String,
     text: String,
 }
@@ -181,11 +216,7 @@ fn message(frame: Frame, lang: (Lang, bool), status: StatusCode, key: &str) -> R
     let template = Message {
         heading: status.as_u16().to_string(),
         text: frame.t.get(key).to_owned(),
-        t: frame.t,
-        csrf: frame.csrf,
-        user: frame.user,
-        role: frame.role,
-        here: frame.here,
+        f: frame,
     };
     page(&template, status, lang)
 }
@@ -206,11 +237,7 @@ fn failed(e: impl std::fmt::Display) -> Response {
 #[derive(Template)]
 #[template(path = "sign_in.html")]
 struct SignIn {
-    t: Lang,
-    csrf: String,
-    user: String,
-    role: String,
-    here: &'static str,
+    f: Frame,
     next: String,
 }
 
@@ -224,11 +251,7 @@ async fn sign_in(headers: HeaderMap, Query(params): Query<Params>) -> Response {
         .cloned()
         .unwrap_or_else(|| "/dashboard".into());
     let template = SignIn {
-        t: lang.0,
-        csrf: String::new(),
-        user: String::new(),
-        role: String::new(),
-        here: "sign-in",
+        f: Frame::anonymous(lang.0, "/sign-in"),
         next,
     };
     page(&template, StatusCode::OK, lang)
@@ -282,11 +305,7 @@ struct TillRow {
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct Dashboard {
-    t: Lang,
-    csrf: String,
-    user: String,
-    role: String,
-    here: &'static str,
+    f: Frame,
     sales: Option<Vec<SalesRow>>,
     tills: Option<Vec<TillRow>>,
     exceptions: Option<Vec<(&'static str, i64)>>,
@@ -308,13 +327,9 @@ async fn dashboard(
     };
     match dashboard_data(&hq, &session, lang.0).await {
         Ok((sales, tills, exceptions)) => {
-            let frame = Frame::of(&session, lang.0, "dashboard");
+            let frame = Frame::of(&session, lang.0, "/dashboard");
             let template = Dashboard {
-                t: frame.t,
-                csrf: frame.csrf,
-                user: frame.user,
-                role: frame.role,
-                here: frame.here,
+                f: frame,
                 sales,
                 tills,
                 exceptions,
@@ -456,11 +471,7 @@ async fn dashboard_data(hq: &Hq, session: &Session, t: Lang) -> Result<Dashboard
 #[derive(Template)]
 #[template(path = "catalog.html")]
 struct Catalog {
-    t: Lang,
-    csrf: String,
-    user: String,
-    role: String,
-    here: &'static str,
+    f: Frame,
     q: String,
     found: Vec<crate::search::Found>,
     next: Option<String>,
@@ -478,7 +489,7 @@ async fn catalog(
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    let frame = Frame::of(&session, lang.0, "catalog");
+    let frame = Frame::of(&session, lang.0, "/catalog");
     if !session.user.role.scopes().contains(&Scope::CatalogRead) {
         return forbidden(frame, lang);
     }
@@ -490,11 +501,7 @@ async fn catalog(
     match crate::search::find(&hq.db, &q.to_lowercase(), &after, 50).await {
         Ok(found) => {
             let template = Catalog {
-                t: frame.t,
-                csrf: frame.csrf,
-                user: frame.user,
-                role: frame.role,
-                here: frame.here,
+                f: frame,
                 q,
                 found: found.variants,
                 next: found.after_next,
@@ -526,11 +533,7 @@ struct ChangeRow {
 #[derive(Template)]
 #[template(path = "variant.html")]
 struct Variant {
-    t: Lang,
-    csrf: String,
-    user: String,
-    role: String,
-    here: &'static str,
+    f: Frame,
     sku: String,
     name: String,
     product: String,
@@ -556,7 +559,7 @@ async fn variant(
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    let frame = Frame::of(&session, lang.0, "catalog");
+    let frame = Frame::of(&session, lang.0, "/catalog");
     let scopes = session.user.role.scopes();
     if !scopes.contains(&Scope::CatalogRead) {
         return forbidden(frame, lang);
@@ -651,11 +654,7 @@ async fn variant(
     currencies.sort();
     currencies.dedup();
     let template = Variant {
-        t: frame.t,
-        csrf: frame.csrf,
-        user: frame.user,
-        role: frame.role,
-        here: frame.here,
+        f: frame,
         name: entity.variant.name.clone(),
         product: entity.product_name.clone(),
         identifiers: crate::search::identifier_keys(&entity).join(", "),
@@ -665,6 +664,251 @@ async fn variant(
         can_write,
         stores: stores.keys().cloned().collect(),
         currencies,
+    };
+    page(&template, StatusCode::OK, lang)
+}
+
+struct FindingRow {
+    kind: &'static str,
+    label: &'static str,
+    terminal: String,
+    shift: String,
+    expected: String,
+    actual: String,
+    difference: String,
+}
+
+#[derive(Template)]
+#[template(path = "reconciliation.html")]
+struct Reconciliation {
+    f: Frame,
+    stores: Vec<String>,
+    store: String,
+    day: String,
+    tolerance: String,
+    status: &'static str,
+    status_text: &'static str,
+    findings: Vec<FindingRow>,
+    missing: Vec<(String, String)>,
+    open_shifts: Vec<String>,
+    shifts: Vec<(String, String, String, &'static str)>,
+}
+
+/// `GET /reconciliation?store=…&day=…&tolerance=…`: a store's business day reconciled (by
+/// default the first store the person sees, yesterday in its time zone), recorded in the audit
+/// log as the API's read is.
+async fn reconciliation(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Query(params): Query<Params>,
+) -> Response {
+    let lang = language(&headers, &params);
+    let session = match viewer(&hq, &headers, &uri).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let frame = Frame::of(&session, lang.0, "/reconciliation");
+    if !session.user.role.scopes().contains(&Scope::ReportsRead) {
+        return forbidden(frame, lang);
+    }
+    let stores = match visible_stores(&hq, &session).await {
+        Ok(stores) => stores,
+        Err(e) => return failed(e),
+    };
+    let chosen = params
+        .get("store")
+        .and_then(|id| stores.iter().find(|s| &s.id == id))
+        .or_else(|| stores.first());
+    let Some(store) = chosen else {
+        return not_found(frame, lang);
+    };
+    let day = params
+        .get("day")
+        .and_then(|d| d.parse::<jiff::civil::Date>().ok())
+        .unwrap_or_else(|| {
+            jiff::Timestamp::now()
+                .to_zoned(zone_of(&store.timezone))
+                .date()
+                .yesterday()
+                .unwrap_or_default()
+        });
+    let tolerance = params.get("tolerance").cloned().unwrap_or_default();
+    let tolerance_minor = domain::Money::parse_major(
+        if tolerance.trim().is_empty() {
+            "0"
+        } else {
+            tolerance.trim()
+        },
+        domain::Currency::parse(&store.currency).unwrap_or(domain::Currency::EUR),
+    )
+    .map(|m| m.minor().max(0))
+    .unwrap_or(0);
+    let actor = crate::identity::Actor::User(session.user.name.clone()).to_string();
+    let report =
+        match crate::reconcile::recorded(&hq.db, &actor, &store.id, day, tolerance_minor).await {
+            Ok(report) => report,
+            Err(e) => return failed(e),
+        };
+    let t = lang.0;
+    let money = |amount: &str| t.money(amount, &store.currency);
+    let template = Reconciliation {
+        stores: stores.iter().map(|s| s.id.clone()).collect(),
+        store: store.id.clone(),
+        day: report.day.clone(),
+        tolerance,
+        status: report.status,
+        status_text: t.get(&format!("rec.status.{}", report.status)),
+        findings: report
+            .findings
+            .iter()
+            .map(|x| FindingRow {
+                kind: x.kind,
+                label: t.get(&format!("rec.kind.{}", x.kind)),
+                terminal: x.terminal.clone(),
+                shift: x.shift.clone(),
+                expected: money(&x.expected),
+                actual: money(&x.actual),
+                difference: money(&x.difference),
+            })
+            .collect(),
+        missing: report
+            .missing
+            .iter()
+            .map(|m| (m.terminal.clone(), format!("{}–{}", m.from_seq, m.to_seq)))
+            .collect(),
+        open_shifts: report.open_shifts.clone(),
+        shifts: report
+            .shifts
+            .iter()
+            .map(|s| {
+                (
+                    s.terminal.clone(),
+                    s.shift.clone(),
+                    format!("{}–{}", s.from_seq, s.to_seq),
+                    t.get(if s.complete {
+                        "rec.complete"
+                    } else {
+                        "rec.incomplete"
+                    }),
+                )
+            })
+            .collect(),
+        f: frame,
+    };
+    page(&template, StatusCode::OK, lang)
+}
+
+struct EntryRow {
+    when: String,
+    actor: String,
+    action: String,
+    target: String,
+    source: String,
+    summary: String,
+    change: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditLog {
+    f: Frame,
+    actor: String,
+    action: String,
+    csv: String,
+    entries: Vec<EntryRow>,
+    older: Option<String>,
+}
+
+/// The lines the audit log page shows at once.
+const AUDIT_PAGE: i64 = 100;
+
+/// `GET /audit-log?actor=…&action=…&before=…`: the audit log, newest first, filtered and paged
+/// as the API pages it; the reading is itself a line of the log.
+async fn audit_log(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Query(params): Query<Params>,
+) -> Response {
+    let lang = language(&headers, &params);
+    let session = match viewer(&hq, &headers, &uri).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let frame = Frame::of(&session, lang.0, "/audit-log");
+    if !session.user.role.scopes().contains(&Scope::AuditRead) {
+        return forbidden(frame, lang);
+    }
+    let given = |name: &str| {
+        params
+            .get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let filter = crate::identity::AuditFilter {
+        actor: given("actor"),
+        action: given("action"),
+        target: given("target"),
+        from_ms: None,
+        to_ms: None,
+        before_id: given("before").and_then(|b| b.parse().ok()),
+    };
+    let reader = crate::identity::Actor::User(session.user.name.clone()).to_string();
+    let entries =
+        match crate::identity::read_audit(&hq.db, &reader, &filter, AUDIT_PAGE, "audit.read").await
+        {
+            Ok(entries) => entries,
+            Err(e) => return failed(e),
+        };
+    let link = |extra: &[(&str, String)]| {
+        let mut pairs: Vec<(&str, String)> = [
+            ("actor", &filter.actor),
+            ("action", &filter.action),
+            ("target", &filter.target),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.clone().map(|v| (name, v)))
+        .collect();
+        pairs.extend(extra.iter().cloned());
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    };
+    let older = (entries.len() as i64 == AUDIT_PAGE)
+        .then(|| {
+            entries
+                .last()
+                .map(|e| format!("/audit-log?{}", link(&[("before", e.id.to_string())])))
+        })
+        .flatten();
+    let rows = entries
+        .iter()
+        .map(|e| {
+            let change = [("before", &e.before), ("after", &e.after)]
+                .into_iter()
+                .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name}: {v}")))
+                .collect::<Vec<_>>()
+                .join("\n");
+            EntryRow {
+                when: local(e.at_ms, "UTC"),
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                target: e.target.clone().unwrap_or_default(),
+                source: e.source.clone().unwrap_or_default(),
+                summary: change.chars().take(60).collect(),
+                change,
+            }
+        })
+        .collect();
+    let template = AuditLog {
+        actor: filter.actor.clone().unwrap_or_default(),
+        action: filter.action.clone().unwrap_or_default(),
+        csv: format!(
+            "/v1/audit-log?{}",
+            link(&[("format", "csv".to_owned()), ("limit", "1000".to_owned())])
+        ),
+        entries: rows,
+        older,
+        f: frame,
     };
     page(&template, StatusCode::OK, lang)
 }
