@@ -41,6 +41,11 @@ pub struct Hq {
     watching: std::sync::atomic::AtomicBool,
     /// Set when HQ shuts down, so that waiting pulls answer at once.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Whether `/metrics` needs a reader with `fleet:read`.
+    metrics_closed: bool,
+    /// Failed sign-ins per source address in the current window, for throttling.
+    pub(crate) sign_in_failures:
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, i64)>>,
 }
 
 /// How often HQ reads the reference version for the pulls waiting on it: a change made by
@@ -75,7 +80,15 @@ impl Hq {
             reference: Arc::new(tokio::sync::watch::channel(0).0),
             watching: std::sync::atomic::AtomicBool::new(false),
             closing: tokio::sync::watch::channel(false).0,
+            metrics_closed: false,
+            sign_in_failures: std::sync::Mutex::default(),
         }
+    }
+
+    /// The same state, with `/metrics` closed to all but readers with `fleet:read`.
+    pub fn with_metrics_closed(mut self, closed: bool) -> Self {
+        self.metrics_closed = closed;
+        self
     }
 
     /// Ends every wait for a new reference version: HQ is shutting down.
@@ -1032,7 +1045,10 @@ async fn negative_stock(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiRes
     Ok(Json(json!({"negative_stock": level_views(&rows)})))
 }
 
-async fn metrics(State(hq): State<Arc<Hq>>) -> ApiResult<Response> {
+async fn metrics(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Response> {
+    if hq.metrics_closed {
+        authorize_reader(&hq, &headers, Scope::FleetRead, None).await?;
+    }
     let m = &hq.metrics;
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, value: u64| {

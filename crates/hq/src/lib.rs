@@ -190,6 +190,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// A bearer token the read API requires, if set.
     pub api_token: Option<String>,
+    /// Whether `/metrics` needs a reader with `fleet:read` (a session, a key or the read-API
+    /// token) instead of being open to the network's scraper.
+    pub close_metrics: bool,
 }
 
 /// A built HQ, listening, not yet serving.
@@ -211,7 +214,10 @@ impl App {
                     source,
                 })?;
         Ok(App {
-            state: Arc::new(api::Hq::new(db, settings.api_token.clone())),
+            state: Arc::new(
+                api::Hq::new(db, settings.api_token.clone())
+                    .with_metrics_closed(settings.close_metrics),
+            ),
             listener,
         })
     }
@@ -237,10 +243,13 @@ impl App {
             shutdown.await;
             state.close();
         };
-        let served = axum::serve(self.listener, api::router(self.state))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(HqError::Serve);
+        let served = axum::serve(
+            self.listener,
+            api::router(self.state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(HqError::Serve);
         indexer.abort();
         served
     }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -29,6 +32,47 @@ const SIGN_IN_BYTES: u64 = 4 * 1024;
 
 /// Password checks running at once; more sign-ins wait a moment and are refused (`429`).
 pub(crate) const SIGN_INS_AT_ONCE: usize = 2;
+
+/// Failed sign-ins from one address (whatever names they try) after which that address is
+/// refused until [`THROTTLE_WINDOW_MS`] has passed since its first failure: the per-account
+/// lockout stops guessing one password, this stops trying one password on many names.
+pub const FAILURES_PER_ADDRESS: u32 = 20;
+
+/// The window failed sign-ins from an address are counted in.
+pub const THROTTLE_WINDOW_MS: i64 = 15 * 60_000;
+
+/// Addresses kept at most; past it, windows that ended are dropped first, then all.
+const ADDRESSES_KEPT: usize = 10_000;
+
+/// Whether `address` has failed too often in its window.
+fn throttled(hq: &Hq, address: IpAddr, now_ms: i64) -> bool {
+    let failures = hq
+        .sign_in_failures
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    failures.get(&address).is_some_and(|(count, since)| {
+        *count >= FAILURES_PER_ADDRESS && now_ms - since < THROTTLE_WINDOW_MS
+    })
+}
+
+/// Counts a failed sign-in from `address`.
+fn failed_from(hq: &Hq, address: IpAddr, now_ms: i64) {
+    let mut failures = hq
+        .sign_in_failures
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if failures.len() >= ADDRESSES_KEPT {
+        failures.retain(|_, (_, since)| now_ms - *since < THROTTLE_WINDOW_MS);
+        if failures.len() >= ADDRESSES_KEPT {
+            failures.clear();
+        }
+    }
+    let entry = failures.entry(address).or_insert((0, now_ms));
+    if now_ms - entry.1 >= THROTTLE_WINDOW_MS {
+        *entry = (0, now_ms);
+    }
+    entry.0 += 1;
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,9 +141,18 @@ fn set_cookie(value: &str, max_age_s: i64) -> HeaderValue {
 /// `POST /v1/session`: signs in with `{name, password}`.
 pub(crate) async fn sign_in(
     State(hq): State<Arc<Hq>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    let address = peer.map(|Extension(ConnectInfo(at))| at.ip());
+    if address.is_some_and(|a| throttled(&hq, a, now_ms())) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            "too many failed sign-ins from this address: try again in 15 minutes",
+        ));
+    }
     require_content_type(&headers, "application/json")?;
     let body = read_body(&headers, body, SIGN_IN_BYTES).await?;
     let form: SignIn = serde_json::from_slice(&body).map_err(|e| {
@@ -121,9 +174,17 @@ pub(crate) async fn sign_in(
         ));
     };
     let now = now_ms();
-    let user = identity::sign_in(&hq.db, &form.name, &form.password, None, now)
-        .await
-        .map_err(identity_error)?;
+    let source = address.map(|a| a.to_string());
+    let user =
+        match identity::sign_in(&hq.db, &form.name, &form.password, source.as_deref(), now).await {
+            Ok(user) => user,
+            Err(e) => {
+                if let (Some(a), IdentityError::WrongPassword { .. }) = (address, &e) {
+                    failed_from(&hq, a, now);
+                }
+                return Err(identity_error(e));
+            }
+        };
     let started = identity::start_session(&hq.db, &user, now)
         .await
         .map_err(identity_error)?;

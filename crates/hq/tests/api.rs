@@ -55,6 +55,7 @@ scenarios! {
     a_waiting_reference_pull_is_answered_when_a_change_is_committed,
     the_catalog_is_searched_by_name_sku_and_barcode_a_page_at_a_time,
     a_price_list_is_previewed_committed_as_one_batch_and_undone,
+    sign_ins_are_throttled_per_address_and_metrics_can_be_closed,
     the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded,
     api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_once,
     people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_the_csrf_token,
@@ -2361,4 +2362,78 @@ async fn a_price_list_is_previewed_committed_as_one_batch_and_undone(db: &Db) {
         lists,
         ["price-list.commit", "price-list.undo", "price-list.commit"]
     );
+}
+
+/// A sign-in request as it arrives from `address`.
+fn sign_in_from(address: &str, name: &str, password: &str) -> Request<Body> {
+    let mut request = Request::post("/v1/session")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            serde_json::json!({"name": name, "password": password}).to_string(),
+        ))
+        .unwrap();
+    let peer: std::net::SocketAddr = format!("{address}:40000").parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    request
+}
+
+/// Twenty failed sign-ins from one address, over many names, stop that address (even with the
+/// right password) but no other; each attempt is in the audit log with its address. `/metrics`
+/// is open by default and, closed, answers only a reader with `fleet:read`.
+async fn sign_ins_are_throttled_per_address_and_metrics_can_be_closed(db: &Db) {
+    use hq::identity::{Actor, NewUser, Role, Scope, add_user, create_api_key};
+    let now = jiff::Timestamp::now().as_millisecond();
+    let user = NewUser {
+        name: "ana".into(),
+        display_name: "Ana".into(),
+        role: Role::Admin,
+        stores: vec![],
+        password: "correct horse battery".into(),
+    };
+    add_user(db, &user, &Actor::Cli, now).await.unwrap();
+    let r = router(db);
+    for i in 0..hq::sessions::FAILURES_PER_ADDRESS {
+        let (status, _, body) = send(
+            &r,
+            sign_in_from("10.0.0.7", &format!("guess{i}"), "wrong password"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    let answer = send(&r, sign_in_from("10.0.0.7", "ana", "correct horse battery")).await;
+    assert_error(&answer, StatusCode::TOO_MANY_REQUESTS, "throttled", None);
+    let (status, _, body) =
+        send(&r, sign_in_from("10.0.0.8", "ana", "correct horse battery")).await;
+    assert_eq!(status, StatusCode::OK, "another address signs in: {body}");
+    let sources: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT source FROM audit_log WHERE action LIKE 'sign-in%' AND target = 'user:ana' ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(sources, [Some("10.0.0.8".to_owned())]);
+
+    let (status, _) = get(&r, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK, "open by default");
+    let closed = hq::api::router(Arc::new(
+        hq::api::Hq::new(db.clone(), Some(READ_TOKEN.into())).with_metrics_closed(true),
+    ));
+    let (status, _) = get(&closed, "/metrics", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let stock_key = create_api_key(db, &Actor::Cli, "stock", &[Scope::StockRead], now)
+        .await
+        .unwrap()
+        .secret;
+    let fleet_key = create_api_key(db, &Actor::Cli, "scraper", &[Scope::FleetRead], now)
+        .await
+        .unwrap()
+        .secret;
+    let (status, _) = get(&closed, "/metrics", Some(&stock_key)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = get(&closed, "/metrics", Some(&fleet_key)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = get(&closed, "/metrics", Some(READ_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -82,6 +82,7 @@ async fn serve_hq(
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
+        close_metrics: false,
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);

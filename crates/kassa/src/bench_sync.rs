@@ -361,6 +361,7 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
+        close_metrics: false,
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);
@@ -494,6 +495,7 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
+        close_metrics: false,
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);

@@ -95,6 +95,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         database_url: hq_url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
+        close_metrics: false,
     })
     .await?;
     let hq_addr = format!("http://{}", hq_app.local_addr().context("no HQ address")?);

@@ -40,6 +40,10 @@ enum HqCommand {
         /// and other systems use API keys.
         #[arg(long, env = "KASSA_HQ_API_TOKEN", hide_env_values = true)]
         api_token: Option<String>,
+        /// `/metrics` answers only a reader with `fleet:read` (a signed-in person, an API key
+        /// or the read-API token) instead of anyone who can reach HQ.
+        #[arg(long, env = "KASSA_HQ_CLOSE_METRICS")]
+        close_metrics: bool,
     },
     /// Stores.
     Store {
@@ -194,11 +198,16 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         match args.command {
-            HqCommand::Run { listen, api_token } => {
+            HqCommand::Run {
+                listen,
+                api_token,
+                close_metrics,
+            } => {
                 let app = hq::App::build(&hq::Settings {
                     database_url: url,
                     listen,
                     api_token,
+                    close_metrics,
                 })
                 .await?;
                 let addr = app.local_addr().context("listener has no address")?;
