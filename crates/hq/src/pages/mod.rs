@@ -241,13 +241,18 @@ struct SignIn {
     next: String,
 }
 
+/// Whether `next` is a path of this site, the only place a sign-in goes on to: browsers read
+/// `//host` and `/\host` as another site.
+fn own_path(next: &str) -> bool {
+    next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')
+}
+
 /// `GET /sign-in`.
 async fn sign_in(headers: HeaderMap, Query(params): Query<Params>) -> Response {
     let lang = language(&headers, &params);
-    // Only a path of this site is followed after signing in.
     let next = params
         .get("next")
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .filter(|n| own_path(n))
         .cloned()
         .unwrap_or_else(|| "/dashboard".into());
     let template = SignIn {
@@ -911,4 +916,22 @@ async fn audit_log(
         f: frame,
     };
     page(&template, StatusCode::OK, lang)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_path;
+
+    #[test]
+    fn a_sign_in_goes_on_only_to_a_path_of_this_site() {
+        assert!(own_path("/catalog?q=brot"));
+        for other in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "evil",
+        ] {
+            assert!(!own_path(other), "{other}");
+        }
+    }
 }
