@@ -803,12 +803,32 @@ fn milli(value: i64) -> String {
     domain::quantity::format_signed_milli(value)
 }
 
-async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    authorize_reader(&hq, &headers, Scope::FleetRead, None).await?;
+/// A till as HQ knows it: what it acknowledged, what it holds beyond a gap, when it was last
+/// heard from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct TerminalState {
+    pub id: String,
+    pub store: String,
+    pub acked_seq: i64,
+    pub held_beyond_gaps: usize,
+    pub gaps: Vec<(u64, u64)>,
+    pub last_contact_ms: Option<i64>,
+    pub lag_ms: Option<i64>,
+    /// Batches of the till HQ refused and parked.
+    pub parked: i64,
+}
+
+/// Every till HQ knows, by id.
+pub(crate) async fn terminal_states(db: &Db) -> Result<Vec<TerminalState>, sqlx::Error> {
     let rows =
         sqlx::query("SELECT id, store, acked_seq, last_contact_ms FROM terminals ORDER BY id")
-            .fetch_all(&hq.db.pool)
+            .fetch_all(&db.pool)
             .await?;
+    let parked: Vec<(String, i64)> =
+        sqlx::query_as("SELECT terminal, COUNT(*) FROM parked GROUP BY terminal")
+            .fetch_all(&db.pool)
+            .await?;
+    let parked: BTreeMap<String, i64> = parked.into_iter().collect();
     let mut out = Vec::new();
     for row in rows {
         let id: String = row.get("id");
@@ -818,19 +838,40 @@ async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<J
         )
         .bind(&id)
         .bind(acked)
-        .fetch_all(&hq.db.pool)
+        .fetch_all(&db.pool)
         .await?;
         let last_contact: Option<i64> = row.get("last_contact_ms");
-        out.push(json!({
-            "id": id,
-            "store": row.get::<String, _>("store"),
-            "acked_seq": acked,
-            "held_beyond_gaps": held.len(),
-            "gaps": gap_ranges(acked, &held),
-            "last_contact_ms": last_contact,
-            "lag_ms": last_contact.map(|t| now_ms() - t),
-        }));
+        out.push(TerminalState {
+            parked: parked.get(&id).copied().unwrap_or(0),
+            store: row.get("store"),
+            acked_seq: acked,
+            held_beyond_gaps: held.len(),
+            gaps: gap_ranges(acked, &held),
+            last_contact_ms: last_contact,
+            lag_ms: last_contact.map(|t| now_ms() - t),
+            id,
+        });
     }
+    Ok(out)
+}
+
+async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    authorize_reader(&hq, &headers, Scope::FleetRead, None).await?;
+    let out: Vec<Value> = terminal_states(&hq.db)
+        .await?
+        .into_iter()
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "store": t.store,
+                "acked_seq": t.acked_seq,
+                "held_beyond_gaps": t.held_beyond_gaps,
+                "gaps": t.gaps,
+                "last_contact_ms": t.last_contact_ms,
+                "lag_ms": t.lag_ms,
+            })
+        })
+        .collect();
     Ok(Json(json!({"terminals": out})))
 }
 

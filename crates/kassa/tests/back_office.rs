@@ -274,6 +274,44 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     )
     .await
     .unwrap();
+    // A till provisioned at the store and registered at HQ, never heard from yet.
+    let store_data = root.path().join("store").display().to_string();
+    let printed = kassa_cli(
+        &kassa(),
+        &[
+            "store".into(),
+            "--data".into(),
+            store_data,
+            "provision".into(),
+            "--store".into(),
+            "vienna-01".into(),
+            "--terminal".into(),
+            "vienna-01-t1".into(),
+        ],
+    )
+    .await
+    .unwrap();
+    let public_key = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("vienna-01-t1 "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    kassa_cli(
+        &kassa(),
+        &hq(&[
+            "terminal",
+            "add",
+            "--store",
+            "vienna-01",
+            "--id",
+            "vienna-01-t1",
+            "--public-key",
+            &public_key,
+        ]),
+    )
+    .await
+    .unwrap();
     let password = root.path().join("password");
     std::fs::write(&password, "correct horse battery\n").unwrap();
     let password_file = password.display().to_string();
@@ -486,6 +524,23 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     assert_accessible(&page, &axe, "audit log").await;
     page.screenshot("back-office-audit-log").await.unwrap();
 
+    // The fleet: the till HQ has never heard from needs attention.
+    go(
+        &page,
+        &format!("{url}/fleet?silent_minutes=30"),
+        "[data-test=fleet]",
+    )
+    .await;
+    assert_eq!(
+        page.attr("tr[data-till=vienna-01-t1]", "data-state")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("offline")
+    );
+    assert_accessible(&page, &axe, "fleet").await;
+    page.screenshot("back-office-fleet").await.unwrap();
+
     // In German.
     go(
         &page,
@@ -534,6 +589,11 @@ async fn people_run_the_chain_from_the_back_office_pages() {
         links,
         json!(["/dashboard", "/reconciliation"]),
         "a store manager's pages"
+    );
+    assert_eq!(
+        page.count("[data-test=tills] tbody tr").await.unwrap(),
+        1,
+        "their store's till on their dashboard"
     );
     go(
         &page,

@@ -133,6 +133,15 @@ const EN: &[(&str, &str)] = &[
     ("audit.filter", "Filter"),
     ("audit.csv", "Export as CSV"),
     ("audit.older", "Older entries"),
+    ("nav.fleet", "Fleet"),
+    ("fleet.title", "Fleet"),
+    ("fleet.threshold", "Silent for more than (minutes)"),
+    ("fleet.acked", "Synced up to"),
+    ("fleet.gaps", "Missing sequences"),
+    ("fleet.held", "Held beyond a gap"),
+    ("fleet.parked", "Parked batches"),
+    ("fleet.ok", "ok"),
+    ("fleet.attention", "needs attention"),
 ];
 
 const DE: &[(&str, &str)] = &[
@@ -258,6 +267,15 @@ const DE: &[(&str, &str)] = &[
     ("audit.filter", "Filtern"),
     ("audit.csv", "Als CSV exportieren"),
     ("audit.older", "Ältere Einträge"),
+    ("nav.fleet", "Kassen"),
+    ("fleet.title", "Kassen im Überblick"),
+    ("fleet.threshold", "Still seit mehr als (Minuten)"),
+    ("fleet.acked", "Übertragen bis"),
+    ("fleet.gaps", "Fehlende Sequenzen"),
+    ("fleet.held", "Nach einer Lücke gehalten"),
+    ("fleet.parked", "Geparkte Stapel"),
+    ("fleet.ok", "in Ordnung"),
+    ("fleet.attention", "braucht Aufmerksamkeit"),
 ];
 
 impl Lang {

@@ -41,6 +41,7 @@ pub(crate) fn router() -> Router<Arc<Hq>> {
         .route("/catalog/{sku}", get(variant))
         .route("/reconciliation", get(reconciliation))
         .route("/audit-log", get(audit_log))
+        .route("/fleet", get(fleet))
         .route(
             "/ui/hq.css",
             get(|| async { asset("text/css", include_str!("../../ui/hq.css")) }),
@@ -914,6 +915,102 @@ async fn audit_log(
         entries: rows,
         older,
         f: frame,
+    };
+    page(&template, StatusCode::OK, lang)
+}
+
+struct FleetRow {
+    id: String,
+    store: String,
+    acked: i64,
+    gaps: String,
+    held: usize,
+    parked: i64,
+    last_contact: String,
+    state: &'static str,
+    state_text: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "fleet.html")]
+struct Fleet {
+    f: Frame,
+    silent_minutes: i64,
+    rows: Vec<FleetRow>,
+}
+
+/// `GET /fleet?silent_minutes=60`: every till with how far HQ holds its ledger, the sequences
+/// it lacks, what it holds beyond them, the parked batches and the last contact; a till
+/// silent past the threshold set on the page, or with a gap or a parked batch, needs attention.
+async fn fleet(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Query(params): Query<Params>,
+) -> Response {
+    let lang = language(&headers, &params);
+    let session = match viewer(&hq, &headers, &uri).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let frame = Frame::of(&session, lang.0, "/fleet");
+    if !session.user.role.scopes().contains(&Scope::FleetRead) {
+        return forbidden(frame, lang);
+    }
+    let silent_minutes = params
+        .get("silent_minutes")
+        .and_then(|m| m.trim().parse::<i64>().ok())
+        .filter(|m| (1..=525_600).contains(m))
+        .unwrap_or(60);
+    let (states, stores) = match async {
+        let states = crate::api::terminal_states(&hq.db).await?;
+        let mut conn = hq.db.pool.acquire().await?;
+        let stores = crate::catalog::stores(&mut conn).await?;
+        Ok::<_, sqlx::Error>((states, stores))
+    }
+    .await
+    {
+        Ok(data) => data,
+        Err(e) => return failed(e),
+    };
+    let t = lang.0;
+    let now = crate::now_ms();
+    let rows = states
+        .into_iter()
+        .map(|s| {
+            let zone = stores.get(&s.store).map_or("UTC", |c| c.timezone.as_str());
+            let silent = s
+                .last_contact_ms
+                .is_none_or(|at| now - at > silent_minutes * 60_000);
+            let attention = silent || !s.gaps.is_empty() || s.parked > 0;
+            FleetRow {
+                gaps: s
+                    .gaps
+                    .iter()
+                    .map(|(from, to)| format!("{from}–{to}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                last_contact: s
+                    .last_contact_ms
+                    .map_or_else(|| t.get("dash.never").to_owned(), |ms| local(ms, zone)),
+                state: if attention { "offline" } else { "online" },
+                state_text: t.get(if attention {
+                    "fleet.attention"
+                } else {
+                    "fleet.ok"
+                }),
+                id: s.id,
+                store: s.store,
+                acked: s.acked_seq,
+                held: s.held_beyond_gaps,
+                parked: s.parked,
+            }
+        })
+        .collect();
+    let template = Fleet {
+        f: frame,
+        silent_minutes,
+        rows,
     };
     page(&template, StatusCode::OK, lang)
 }
