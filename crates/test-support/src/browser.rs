@@ -259,8 +259,11 @@ impl TestPage {
     pub async fn fill(&self, selector: &str, text: &str) -> anyhow::Result<()> {
         self.wait_visible(selector).await?;
         let s = serde_json::to_string(selector)?;
+        // A zero-delay timer first: a dialog that has just opened moves the focus to its first
+        // field on such a timer, and typing must not start before it has (the timers run in
+        // order, so the page's runs before this one).
         self.eval(&format!(
-            "(() => {{ const e = document.querySelector({s}); e.focus(); e.value = ''; e.dispatchEvent(new Event('input')); }})()"
+            "(async () => {{ await new Promise(r => setTimeout(r, 0)); const e = document.querySelector({s}); e.focus(); e.value = ''; e.dispatchEvent(new Event('input')); }})()"
         ))
         .await?;
         self.type_keys(text).await
