@@ -257,6 +257,11 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/v1/exceptions/stored-value", get(stored_value::overdrawn))
         .route("/v1/audit-log", get(audit_log))
         .route("/v1/reconciliation", get(crate::reconcile::read_day))
+        .route("/v1/exceptions", get(crate::exceptions::list))
+        .route(
+            "/v1/exceptions/{kind}/{key}",
+            axum::routing::put(crate::exceptions::say),
+        )
         .route("/v1/variants", get(crate::search::search))
         .route(
             "/v1/variants/{sku}",

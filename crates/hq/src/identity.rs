@@ -585,17 +585,20 @@ pub enum Scope {
     FleetRead,
     /// The audit log.
     AuditRead,
+    /// Acknowledging and resolving exceptions (with a note).
+    ExceptionsWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::CatalogRead,
         Scope::CatalogWrite,
         Scope::StockRead,
         Scope::ReportsRead,
         Scope::FleetRead,
         Scope::AuditRead,
+        Scope::ExceptionsWrite,
     ];
 
     /// Its name (`catalog:read`, …).
@@ -607,6 +610,7 @@ impl Scope {
             Scope::ReportsRead => "reports:read",
             Scope::FleetRead => "fleet:read",
             Scope::AuditRead => "audit:read",
+            Scope::ExceptionsWrite => "exceptions:write",
         }
     }
 
@@ -1069,10 +1073,11 @@ impl Role {
                 ReportsRead,
                 FleetRead,
                 AuditRead,
+                ExceptionsWrite,
             ],
             Role::Merchandiser => &[CatalogRead, CatalogWrite, StockRead],
-            Role::StoreManager => &[StockRead, ReportsRead],
-            Role::Finance => &[ReportsRead, StockRead],
+            Role::StoreManager => &[StockRead, ReportsRead, ExceptionsWrite],
+            Role::Finance => &[ReportsRead, StockRead, ExceptionsWrite],
             Role::Support => &[FleetRead],
             Role::Auditor => &[CatalogRead, StockRead, ReportsRead, FleetRead, AuditRead],
         }

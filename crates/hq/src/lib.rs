@@ -8,6 +8,7 @@ pub mod api;
 pub mod cards;
 mod catalog;
 pub mod db;
+pub mod exceptions;
 mod extract;
 pub mod identity;
 pub mod import;

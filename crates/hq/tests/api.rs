@@ -56,6 +56,7 @@ scenarios! {
     the_catalog_is_searched_by_name_sku_and_barcode_a_page_at_a_time,
     a_price_list_is_previewed_committed_as_one_batch_and_undone,
     sign_ins_are_throttled_per_address_and_metrics_can_be_closed,
+    exceptions_are_listed_by_store_acknowledged_and_resolved_with_a_note,
     the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded,
     api_keys_read_what_their_scopes_allow_and_a_revoked_key_is_refused_at_once,
     people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_the_csrf_token,
@@ -2436,4 +2437,202 @@ async fn sign_ins_are_throttled_per_address_and_metrics_can_be_closed(db: &Db) {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = get(&closed, "/metrics", Some(READ_TOKEN)).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// The exceptions HQ finds (here: stock gone negative at two stores and a parked batch) are
+/// listed per store; finance acknowledges one and resolves another with a note, each a line of
+/// the audit log; a resolved one leaves the inbox; a store manager sees and answers only their
+/// store's; a bad state or an empty note changes nothing.
+async fn exceptions_are_listed_by_store_acknowledged_and_resolved_with_a_note(db: &Db) {
+    use hq::identity::{Actor, NewUser, Role, add_user};
+    let now = jiff::Timestamp::now().as_millisecond();
+    for (location, sku, on_hand) in [
+        ("vienna-01", "GRO-BRD-0001", -2000_i64),
+        ("graz-01", "GRO-BRD-0002", -1000),
+    ] {
+        sqlx::query("INSERT INTO stock_levels (location, sku, on_hand) VALUES ($1, $2, $3)")
+            .bind(location)
+            .bind(sku)
+            .bind(on_hand)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("INSERT INTO parked (store, terminal, from_seq, count, code, reason, received_ms) VALUES ('vienna-01', 'vienna-01-t1', 5, 2, 'batch_conflict', 'sequence 5 is held with other bytes', $1)")
+        .bind(now)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    for store in ["vienna-01", "graz-01"] {
+        hq::add_store(db, &StoreId::parse(store).unwrap(), store)
+            .await
+            .unwrap();
+    }
+    for (name, role, stores) in [
+        ("fritz", Role::Finance, vec![]),
+        ("maria", Role::StoreManager, vec!["graz-01".to_owned()]),
+    ] {
+        let user = NewUser {
+            name: name.into(),
+            display_name: name.into(),
+            role,
+            stores,
+            password: "correct horse battery".into(),
+        };
+        add_user(db, &user, &Actor::Cli, now).await.unwrap();
+    }
+    let r = router(db);
+    let session = |name: &'static str| {
+        let r = r.clone();
+        async move {
+            let (_, cookie, body) = sign_in(&r, name, "correct horse battery").await;
+            (
+                format!("{}={}", hq::sessions::COOKIE, cookie_value(&cookie)),
+                body["csrf"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (fritz, fritz_csrf) = session("fritz").await;
+    let (maria, maria_csrf) = session("maria").await;
+    let list = |cookie: String, query: &'static str| {
+        let r = r.clone();
+        async move {
+            let (status, _, body) = call(
+                &r,
+                json_request(
+                    "GET",
+                    &format!("/v1/exceptions{query}"),
+                    &[("cookie", cookie.as_str())],
+                    &Value::Null,
+                ),
+            )
+            .await;
+            (status, body)
+        }
+    };
+    let (status, all) = list(fritz.clone(), "").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let kinds: Vec<(String, String)> = all["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["key"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds.len(), 3, "{all}");
+    let parked_key = kinds
+        .iter()
+        .find(|(k, _)| k == "parked_batch")
+        .unwrap()
+        .1
+        .clone();
+    let (status, graz) = list(maria.clone(), "?store=graz-01").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(graz["exceptions"].as_array().unwrap().len(), 1);
+    let (status, _) = list(maria.clone(), "?store=vienna-01").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let say = |cookie: String, csrf: String, path: String, body: Value| {
+        let r = r.clone();
+        async move {
+            send(
+                &r,
+                json_request(
+                    "PUT",
+                    &path,
+                    &[
+                        ("cookie", cookie.as_str()),
+                        (hq::sessions::CSRF_HEADER, csrf.as_str()),
+                    ],
+                    &body,
+                ),
+            )
+            .await
+        }
+    };
+    let negative = "/v1/exceptions/negative_stock/vienna-01%7CGRO-BRD-0001".to_owned();
+    let answer = say(
+        fritz.clone(),
+        fritz_csrf.clone(),
+        negative.clone(),
+        serde_json::json!({"state": "closed", "note": "x"}),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("state"),
+    );
+    let answer = say(
+        fritz.clone(),
+        fritz_csrf.clone(),
+        negative.clone(),
+        serde_json::json!({"state": "resolved", "note": "  "}),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("note"),
+    );
+    let answer = say(
+        maria.clone(),
+        maria_csrf.clone(),
+        negative.clone(),
+        serde_json::json!({"state": "resolved", "note": "not mine"}),
+    )
+    .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "store_not_yours", None);
+    let answer = say(
+        fritz.clone(),
+        fritz_csrf.clone(),
+        "/v1/exceptions/parked_batch/999999".into(),
+        serde_json::json!({"state": "resolved", "note": "x"}),
+    )
+    .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "not_found", Some("key"));
+    let (status, _, body) = say(
+        fritz.clone(),
+        fritz_csrf.clone(),
+        negative.clone(),
+        serde_json::json!({"state": "resolved", "note": "counted again: 2 found in the back room"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["by"], "user:fritz");
+    let (status, _, body) = say(
+        fritz.clone(),
+        fritz_csrf.clone(),
+        format!("/v1/exceptions/parked_batch/{parked_key}"),
+        serde_json::json!({"state": "acknowledged", "note": "support is on it"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (_, open) = list(fritz.clone(), "").await;
+    let states: Vec<(&str, &str)> = open["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [("negative_stock", "open"), ("parked_batch", "acknowledged")],
+        "the resolved one left: {open}"
+    );
+    let (_, everything) = list(fritz.clone(), "?state=all").await;
+    assert_eq!(everything["exceptions"].as_array().unwrap().len(), 3);
+    let actions = audit_actions(db).await;
+    let said: Vec<&String> = actions
+        .iter()
+        .filter(|a| a.starts_with("exception."))
+        .collect();
+    assert_eq!(said, ["exception.resolve", "exception.acknowledge"]);
 }

@@ -79,7 +79,18 @@ function priceChange(form) {
   });
 }
 
+function answerException(form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const state = event.submitter ? event.submitter.value : "acknowledged";
+    const path = `/v1/exceptions/${encodeURIComponent(form.dataset.kind)}/${encodeURIComponent(form.dataset.key)}`;
+    const result = await api("PUT", path, { state, note: new FormData(form).get("note") || "" });
+    if (result.ok) location.reload(); else showError(form, result.answer);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-answer]").forEach(answerException);
   document.querySelectorAll("[data-sign-in]").forEach(signIn);
   document.querySelectorAll("[data-price-change]").forEach(priceChange);
   document.querySelectorAll("[data-cancel]").forEach((button) => {

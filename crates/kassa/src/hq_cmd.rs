@@ -123,8 +123,8 @@ enum ApiKeyCommand {
         /// What it is for (shown in lists and the audit log).
         #[arg(long)]
         name: String,
-        /// A scope: catalog:read, catalog:write, stock:read, reports:read, fleet:read or
-        /// audit:read (repeat for several).
+        /// A scope: catalog:read, catalog:write, stock:read, reports:read, fleet:read,
+        /// audit:read or exceptions:write (repeat for several).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },

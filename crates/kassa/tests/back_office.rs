@@ -483,10 +483,26 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     assert_eq!(status, 200, "{log}");
     assert_eq!(log["entries"][0]["actor"], "user:ana", "{log}");
 
-    // Reconciliation (yesterday of the first store: no till closed a shift) and the audit log.
+    // Reconciliation of the first store: yesterday by default (still `open` in the first two
+    // hours after its midnight), and two days ago, long ended, reconciled (no till closed a
+    // shift).
     go(
         &page,
         &format!("{url}/reconciliation"),
+        "[data-test=reconciliation]",
+    )
+    .await;
+    let yesterday = tomorrow.checked_sub(jiff::Span::new().days(2)).unwrap();
+    assert_eq!(
+        page.eval("document.querySelector('#day').value")
+            .await
+            .unwrap(),
+        json!(yesterday.to_string())
+    );
+    let before = yesterday.yesterday().unwrap();
+    go(
+        &page,
+        &format!("{url}/reconciliation?store=graz-01&day={before}"),
         "[data-test=reconciliation]",
     )
     .await;
@@ -523,6 +539,50 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     );
     assert_accessible(&page, &axe, "audit log").await;
     page.screenshot("back-office-audit-log").await.unwrap();
+
+    // The exceptions inbox: stock gone negative at vienna-01 (written into HQ's database as
+    // the projection would), resolved with a note.
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{data}/hq.sqlite"))
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO stock_levels (location, sku, on_hand) VALUES ('vienna-01', 'GRO-BRD-0012', -3000)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    go(&page, &format!("{url}/exceptions"), "[data-test=inbox]").await;
+    assert_eq!(page.count("[data-test=inbox] tbody tr").await.unwrap(), 1);
+    assert_accessible(&page, &axe, "exceptions").await;
+    page.screenshot("back-office-exceptions").await.unwrap();
+    // A resolution without a note is refused at the note.
+    page.click("[data-answer] button[value=resolved]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the note asked for",
+        "document.querySelector('[data-answer] [data-error=note]').textContent.length > 0",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    page.fill("[data-answer] input[name=note]", "counted again")
+        .await
+        .unwrap();
+    page.click("[data-answer] button[value=resolved]")
+        .await
+        .unwrap();
+    page.wait_visible(&dt("none")).await.unwrap();
+    let (_, said) = fetch(
+        &page,
+        "GET",
+        "/v1/audit-log?action=exception.resolve",
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(said["entries"][0]["actor"], "user:ana", "{said}");
 
     // The fleet: the till HQ has never heard from needs attention.
     go(
@@ -587,7 +647,7 @@ async fn people_run_the_chain_from_the_back_office_pages() {
         .unwrap();
     assert_eq!(
         links,
-        json!(["/dashboard", "/reconciliation"]),
+        json!(["/dashboard", "/reconciliation", "/exceptions"]),
         "a store manager's pages"
     );
     assert_eq!(

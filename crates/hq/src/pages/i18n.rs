@@ -142,6 +142,22 @@ const EN: &[(&str, &str)] = &[
     ("fleet.parked", "Parked batches"),
     ("fleet.ok", "ok"),
     ("fleet.attention", "needs attention"),
+    ("nav.exceptions", "Exceptions"),
+    ("exc.title", "Exceptions"),
+    ("exc.what", "What"),
+    ("exc.note", "Note"),
+    ("exc.acknowledge", "Acknowledge"),
+    ("exc.resolve", "Resolve"),
+    ("exc.kind.negative_stock", "Negative stock"),
+    ("exc.kind.parked_batch", "Parked batch"),
+    (
+        "exc.kind.card_declined",
+        "Card declined after an offline approval",
+    ),
+    ("exc.kind.silent_till", "Silent till"),
+    ("exc.state.open", "open"),
+    ("exc.state.acknowledged", "acknowledged"),
+    ("exc.state.resolved", "resolved"),
 ];
 
 const DE: &[(&str, &str)] = &[
@@ -276,6 +292,22 @@ const DE: &[(&str, &str)] = &[
     ("fleet.parked", "Geparkte Stapel"),
     ("fleet.ok", "in Ordnung"),
     ("fleet.attention", "braucht Aufmerksamkeit"),
+    ("nav.exceptions", "Ausnahmen"),
+    ("exc.title", "Ausnahmen"),
+    ("exc.what", "Was"),
+    ("exc.note", "Notiz"),
+    ("exc.acknowledge", "Zur Kenntnis nehmen"),
+    ("exc.resolve", "Erledigen"),
+    ("exc.kind.negative_stock", "Negativer Bestand"),
+    ("exc.kind.parked_batch", "Geparkter Stapel"),
+    (
+        "exc.kind.card_declined",
+        "Kartenablehnung nach Offline-Freigabe",
+    ),
+    ("exc.kind.silent_till", "Stille Kasse"),
+    ("exc.state.open", "offen"),
+    ("exc.state.acknowledged", "zur Kenntnis genommen"),
+    ("exc.state.resolved", "erledigt"),
 ];
 
 impl Lang {

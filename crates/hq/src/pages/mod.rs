@@ -42,6 +42,7 @@ pub(crate) fn router() -> Router<Arc<Hq>> {
         .route("/reconciliation", get(reconciliation))
         .route("/audit-log", get(audit_log))
         .route("/fleet", get(fleet))
+        .route("/exceptions", get(exceptions_inbox))
         .route(
             "/ui/hq.css",
             get(|| async { asset("text/css", include_str!("../../ui/hq.css")) }),
@@ -170,6 +171,8 @@ impl Frame {
                 "nav.reconciliation",
                 Some(Scope::ReportsRead),
             ),
+            ("/exceptions", "nav.exceptions", Some(Scope::ReportsRead)),
+            ("/fleet", "nav.fleet", Some(Scope::FleetRead)),
             ("/audit-log", "nav.audit", Some(Scope::AuditRead)),
         ]
         .into_iter()
@@ -1011,6 +1014,73 @@ async fn fleet(
         f: frame,
         silent_minutes,
         rows,
+    };
+    page(&template, StatusCode::OK, lang)
+}
+
+struct ExceptionRow {
+    kind: &'static str,
+    key: String,
+    label: &'static str,
+    store: String,
+    summary: String,
+    state: String,
+    state_text: &'static str,
+    note: String,
+    by: String,
+}
+
+#[derive(Template)]
+#[template(path = "exceptions.html")]
+struct ExceptionsInbox {
+    f: Frame,
+    rows: Vec<ExceptionRow>,
+    can_answer: bool,
+}
+
+/// `GET /exceptions`: the inbox of what is not resolved (a store manager: their stores), each
+/// acknowledged or resolved with a note through the API.
+async fn exceptions_inbox(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Query(params): Query<Params>,
+) -> Response {
+    let lang = language(&headers, &params);
+    let session = match viewer(&hq, &headers, &uri).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let frame = Frame::of(&session, lang.0, "/exceptions");
+    let scopes = session.user.role.scopes();
+    if !scopes.contains(&Scope::ReportsRead) {
+        return forbidden(frame, lang);
+    }
+    let mine = (session.user.role == Role::StoreManager).then(|| session.user.stores.clone());
+    let found = match crate::exceptions::exceptions(&hq.db, mine.as_deref()).await {
+        Ok(found) => found,
+        Err(e) => return failed(e),
+    };
+    let t = lang.0;
+    let rows = found
+        .into_iter()
+        .filter(|e| e.state != "resolved")
+        .map(|e| ExceptionRow {
+            label: t.get(&format!("exc.kind.{}", e.kind)),
+            state_text: t.get(&format!("exc.state.{}", e.state)),
+            kind: e.kind,
+            key: e.key,
+            store: e.store,
+            summary: e.summary,
+            state: e.state,
+            note: e.note.unwrap_or_default(),
+            by: e.by.unwrap_or_default(),
+        })
+        .collect();
+    let template = ExceptionsInbox {
+        f: frame,
+        rows,
+        can_answer: scopes.contains(&Scope::ExceptionsWrite),
     };
     page(&template, StatusCode::OK, lang)
 }
