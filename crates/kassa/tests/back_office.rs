@@ -188,14 +188,20 @@ async fn assert_accessible(page: &TestPage, axe: &str, what: &str) {
     assert_eq!(violations, json!([]), "{what}: accessibility violations");
 }
 
+/// Opens `url` in the page and waits until the new document has loaded and shows `ready`.
+/// The document being left is marked first, so that a page like the one being left (its
+/// `ready` element present) is never taken for the new one.
 async fn go(page: &TestPage, url: &str, ready: &str) {
-    page.eval(&format!("location.assign({})", json!(url)))
-        .await
-        .unwrap();
+    page.eval(&format!(
+        "window.kassaLeaving = true; location.assign({})",
+        json!(url)
+    ))
+    .await
+    .unwrap();
     page.wait_for(
         ready,
         &format!(
-            "document.querySelector('{}') && document.readyState === 'complete'",
+            "!window.kassaLeaving && document.querySelector('{}') && document.readyState === 'complete'",
             ready.replace('\'', "\\'")
         ),
         Duration::from_secs(10),
