@@ -147,6 +147,25 @@ async fn viewer(hq: &Hq, headers: &HeaderMap, uri: &OriginalUri) -> Result<Sessi
     }
 }
 
+/// Who opens page `here`, in which language, and the page's frame; or the answer instead: the
+/// sign-in page for nobody signed in, the 403 page for a role without `scope`.
+async fn enter(
+    hq: &Hq,
+    headers: &HeaderMap,
+    uri: &OriginalUri,
+    params: &Params,
+    here: &'static str,
+    scope: Option<Scope>,
+) -> Result<(Session, Frame, (Lang, bool)), Response> {
+    let lang = language(headers, params);
+    let session = viewer(hq, headers, uri).await?;
+    let frame = Frame::of(&session, lang.0, here);
+    if scope.is_some_and(|s| !session.user.role.scopes().contains(&s)) {
+        return Err(forbidden(frame, lang));
+    }
+    Ok((session, frame, lang))
+}
+
 /// The header every page shows: the language, the session's CSRF token, who is signed in and
 /// the pages their role may open.
 struct Frame {
@@ -329,14 +348,13 @@ async fn dashboard(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let lang = language(&headers, &params);
-    let session = match viewer(&hq, &headers, &uri).await {
-        Ok(s) => s,
+    let (session, frame, lang) = match enter(&hq, &headers, &uri, &params, "/dashboard", None).await
+    {
+        Ok(entered) => entered,
         Err(answer) => return answer,
     };
     match dashboard_data(&hq, &session, lang.0).await {
         Ok((sales, tills, exceptions)) => {
-            let frame = Frame::of(&session, lang.0, "/dashboard");
             let template = Dashboard {
                 f: frame,
                 sales,
@@ -493,15 +511,19 @@ async fn catalog(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let lang = language(&headers, &params);
-    let session = match viewer(&hq, &headers, &uri).await {
-        Ok(s) => s,
+    let (_, frame, lang) = match enter(
+        &hq,
+        &headers,
+        &uri,
+        &params,
+        "/catalog",
+        Some(Scope::CatalogRead),
+    )
+    .await
+    {
+        Ok(entered) => entered,
         Err(answer) => return answer,
     };
-    let frame = Frame::of(&session, lang.0, "/catalog");
-    if !session.user.role.scopes().contains(&Scope::CatalogRead) {
-        return forbidden(frame, lang);
-    }
     let q: String = params
         .get("q")
         .map(|q| q.trim().chars().take(100).collect())
@@ -563,16 +585,20 @@ async fn variant(
     Path(sku): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
-    let lang = language(&headers, &params);
-    let session = match viewer(&hq, &headers, &uri).await {
-        Ok(s) => s,
+    let (session, frame, lang) = match enter(
+        &hq,
+        &headers,
+        &uri,
+        &params,
+        "/catalog",
+        Some(Scope::CatalogRead),
+    )
+    .await
+    {
+        Ok(entered) => entered,
         Err(answer) => return answer,
     };
-    let frame = Frame::of(&session, lang.0, "/catalog");
     let scopes = session.user.role.scopes();
-    if !scopes.contains(&Scope::CatalogRead) {
-        return forbidden(frame, lang);
-    }
     let t = lang.0;
     let data = async {
         let mut conn = hq.db.pool.acquire().await?;
@@ -712,15 +738,19 @@ async fn reconciliation(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let lang = language(&headers, &params);
-    let session = match viewer(&hq, &headers, &uri).await {
-        Ok(s) => s,
+    let (session, frame, lang) = match enter(
+        &hq,
+        &headers,
+        &uri,
+        &params,
+        "/reconciliation",
+        Some(Scope::ReportsRead),
+    )
+    .await
+    {
+        Ok(entered) => entered,
         Err(answer) => return answer,
     };
-    let frame = Frame::of(&session, lang.0, "/reconciliation");
-    if !session.user.role.scopes().contains(&Scope::ReportsRead) {
-        return forbidden(frame, lang);
-    }
     let stores = match visible_stores(&hq, &session).await {
         Ok(stores) => stores,
         Err(e) => return failed(e),
@@ -840,15 +870,19 @@ async fn audit_log(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let lang = language(&headers, &params);
-    let session = match viewer(&hq, &headers, &uri).await {
-        Ok(s) => s,
+    let (session, frame, lang) = match enter(
+        &hq,
+        &headers,
+        &uri,
+        &params,
+        "/audit-log",
+        Some(Scope::AuditRead),
+    )
+    .await
+    {
+        Ok(entered) => entered,
         Err(answer) => return answer,
     };
-    let frame = Frame::of(&session, lang.0, "/audit-log");
-    if !session.user.role.scopes().contains(&Scope::AuditRead) {
-        return forbidden(frame, lang);
-    }
     let given = |name: &str| {
         params
             .get(name)
@@ -951,15 +985,19 @@ async fn fleet(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let lang = language(&headers, &params);
-    let session = match viewer(&hq, &headers, &uri).await {
-        Ok(s) => s,
+    let (_, frame, lang) = match enter(
+        &hq,
+        &headers,
+        &uri,
+        &params,
+        "/fleet",
+        Some(Scope::FleetRead),
+    )
+    .await
+    {
+        Ok(entered) => entered,
         Err(answer) => return answer,
     };
-    let frame = Frame::of(&session, lang.0, "/fleet");
-    if !session.user.role.scopes().contains(&Scope::FleetRead) {
-        return forbidden(frame, lang);
-    }
     let silent_minutes = params
         .get("silent_minutes")
         .and_then(|m| m.trim().parse::<i64>().ok())
@@ -1046,16 +1084,20 @@ async fn exceptions_inbox(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let lang = language(&headers, &params);
-    let session = match viewer(&hq, &headers, &uri).await {
-        Ok(s) => s,
+    let (session, frame, lang) = match enter(
+        &hq,
+        &headers,
+        &uri,
+        &params,
+        "/exceptions",
+        Some(Scope::ReportsRead),
+    )
+    .await
+    {
+        Ok(entered) => entered,
         Err(answer) => return answer,
     };
-    let frame = Frame::of(&session, lang.0, "/exceptions");
     let scopes = session.user.role.scopes();
-    if !scopes.contains(&Scope::ReportsRead) {
-        return forbidden(frame, lang);
-    }
     let mine = (session.user.role == Role::StoreManager).then(|| session.user.stores.clone());
     let found = match crate::exceptions::exceptions(&hq.db, mine.as_deref()).await {
         Ok(found) => found,
