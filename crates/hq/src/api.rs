@@ -190,6 +190,16 @@ impl ApiError {
         self
     }
 
+    /// What is wrong, in words.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The field at fault, when one is.
+    pub(crate) fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     /// The same error, naming the field at fault.
     pub(crate) fn at(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
@@ -242,7 +252,7 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/v1/sync/stock", get(stock_for_store))
         .route("/v1/terminals", get(terminals))
         .route("/v1/parked", get(parked))
-        .route("/v1/reports/sales", get(sales_report))
+        .route("/v1/reports/sales", get(crate::reports::sales_report))
         .route("/v1/stock", get(stock))
         .route("/v1/exceptions/negative-stock", get(negative_stock))
         .route(
@@ -905,16 +915,12 @@ async fn parked(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json
     Ok(Json(json!({"parked": parked})))
 }
 
-#[derive(Debug, Deserialize)]
-struct SalesQuery {
-    store: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-}
-
 /// A business day filter, `YYYY-MM-DD` exactly (the form the projection keeps), when present
 /// (absent or empty does not filter).
-fn business_day(name: &str, value: Option<&str>) -> ApiResult<Option<jiff::civil::Date>> {
+pub(crate) fn business_day(
+    name: &str,
+    value: Option<&str>,
+) -> ApiResult<Option<jiff::civil::Date>> {
     let Some(text) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -939,110 +945,6 @@ fn business_day(name: &str, value: Option<&str>) -> ApiResult<Option<jiff::civil
         )
         .at(name)
     })
-}
-
-async fn sales_report(
-    State(hq): State<Arc<Hq>>,
-    headers: HeaderMap,
-    Query(q): Query<SalesQuery>,
-) -> ApiResult<Json<Value>> {
-    let store = q.store.as_deref().filter(|s| !s.is_empty());
-    authorize_reader(&hq, &headers, Scope::ReportsRead, store).await?;
-    let from = business_day("from", q.from.as_deref())?;
-    let to = business_day("to", q.to.as_deref())?;
-    if let (Some(from), Some(to)) = (from, to) {
-        if from > to {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_range",
-                format!("`to` ({to}) is before `from` ({from})"),
-            )
-            .at("to"));
-        }
-    }
-    let store = q.store.unwrap_or_default();
-    let from = from.map(|d| d.to_string()).unwrap_or_default();
-    let to = to.map(|d| d.to_string()).unwrap_or_default();
-    let rows = sqlx::query(
-        "SELECT store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor, voided_minor, goods_net_minor, rounding_minor FROM sales_daily
-         WHERE ($1 = '' OR store = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3) ORDER BY store, day",
-    )
-    .bind(&store)
-    .bind(&from)
-    .bind(&to)
-    .fetch_all(&hq.db.pool)
-    .await?;
-    let tax_rows = sqlx::query(
-        "SELECT store, day, code, rate, base_minor, tax_minor FROM sales_daily_taxes
-         WHERE ($1 = '' OR store = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3) ORDER BY store, day, code, rate",
-    )
-    .bind(&store)
-    .bind(&from)
-    .bind(&to)
-    .fetch_all(&hq.db.pool)
-    .await?;
-    let money = |minor: i64, currency: &str| {
-        domain::Currency::parse(currency).map_or_else(
-            |_| minor.to_string(),
-            |c| domain::Money::from_minor(minor, c).amount_string(),
-        )
-    };
-    let mut taxes_by_day: std::collections::BTreeMap<(String, String), Vec<&sqlx::any::AnyRow>> =
-        std::collections::BTreeMap::new();
-    for t in &tax_rows {
-        taxes_by_day
-            .entry((t.get("store"), t.get("day")))
-            .or_default()
-            .push(t);
-    }
-    let days: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            let currency: String = r.get("currency");
-            let (store, day): (String, String) = (r.get("store"), r.get("day"));
-            let taxes: Vec<Value> = tax_rows
-                .iter()
-                .filter(|t| {
-                    t.get::<String, _>("store") == store && t.get::<String, _>("day") == day
-                })
-                .map(|t| {
-                    json!({
-                        "code": t.get::<String, _>("code"),
-                        "rate": t.get::<String, _>("rate"),
-                        "base": money(t.get("base_minor"), &currency),
-                        "tax": money(t.get("tax_minor"), &currency),
-                    })
-                })
-                .collect();
-            let gross: i64 = r.get("gross_minor");
-            let refunds: i64 = r.get("refunds_minor");
-            json!({
-                "store": store,
-                "day": day,
-                "currency": currency,
-                "sales": r.get::<i64, _>("sales"),
-                "voids": r.get::<i64, _>("voids"),
-                "returns": r.get::<i64, _>("returns"),
-                "gross": money(gross, &currency),
-                "voided": money(r.get("voided_minor"), &currency),
-                "refunds": money(refunds, &currency),
-                "net": money(gross - refunds, &currency),
-                "goods_net": money(r.get("goods_net_minor"), &currency),
-                "tax": money(r.get("tax_minor"), &currency),
-                "rounding": money(r.get("rounding_minor"), &currency),
-                "taxes": taxes,
-                "cash": money(r.get("cash_minor"), &currency),
-                "shifts_closed": r.get::<i64, _>("shifts_closed"),
-                "cash_expected": money(r.get("cash_expected_minor"), &currency),
-                "cash_counted": money(r.get("cash_counted_minor"), &currency),
-                "cash_over_short": money(
-                    r.get::<i64, _>("cash_counted_minor") - r.get::<i64, _>("cash_expected_minor"),
-                    &currency,
-                ),
-            })
-        })
-        .collect();
-    Ok(Json(json!({"days": days})))
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,6 +17,7 @@ pub mod pages;
 mod price_list;
 pub mod reconcile;
 pub mod refdata;
+pub mod reports;
 pub mod search;
 pub mod sessions;
 pub mod stored_value;

@@ -221,7 +221,9 @@ pub async fn balance_for_store(
     })
 }
 
-fn money(minor: i64, currency: &str) -> String {
+/// An amount in minor units as a decimal string of its currency (the minor units when the
+/// currency is unknown).
+pub(crate) fn money(minor: i64, currency: &str) -> String {
     Currency::parse(currency).map_or_else(
         |_| minor.to_string(),
         |c| Money::from_minor(minor, c).amount_string(),

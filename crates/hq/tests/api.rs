@@ -543,6 +543,7 @@ async fn the_sales_report_refuses_dates_that_are_not_dates(db: &Db) {
         ("from=20260101", "from", "invalid_date"),
         ("from=2026-01-01T00:00:00", "from", "invalid_date"),
         ("from=2026-03-01&to=2026-02-28", "to", "invalid_range"),
+        ("format=xml", "format", "invalid_format"),
     ] {
         let answer = send(
             &router,

@@ -607,6 +607,97 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     assert_accessible(&page, &axe, "fleet").await;
     page.screenshot("back-office-fleet").await.unwrap();
 
+    // The sales report over the last 30 days (days written into HQ's database as ingest keeps
+    // them): a row per store, a total and a chart per currency, the same days as CSV.
+    let (day1, day2) = (
+        tomorrow.checked_sub(jiff::Span::new().days(3)).unwrap(),
+        tomorrow.checked_sub(jiff::Span::new().days(2)).unwrap(),
+    );
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{data}/hq.sqlite"))
+            .await
+            .unwrap();
+        for (store, day, currency, gross, refunds) in [
+            ("vienna-01", day1, "EUR", 10_000, 0),
+            ("vienna-01", day2, "EUR", 20_000, 1_500),
+            ("graz-01", day2, "EUR", 5_000, 0),
+            ("zurich-01", day1, "CHF", 7_000, 0),
+        ] {
+            sqlx::query(
+                "INSERT INTO sales_daily (store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor, voided_minor, goods_net_minor, rounding_minor)
+                 VALUES ($1, $2, $3, 4, 0, 1, $4, $5, $6, 0, 1, 1000, 990, 0, $7, 0)",
+            )
+            .bind(store)
+            .bind(day.to_string())
+            .bind(currency)
+            .bind(gross)
+            .bind(gross / 10)
+            .bind(refunds)
+            .bind(gross - gross / 10)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+    }
+    go(&page, &format!("{url}/reports"), "[data-test=reports]").await;
+    assert_eq!(page.count("[data-test=stores] tbody tr").await.unwrap(), 3);
+    let gross =
+        |store: &str| format!("[data-test=stores] tr[data-store={store}] td:nth-of-type(4)");
+    assert_eq!(page.text(&gross("vienna-01")).await.unwrap(), "EUR 300.00");
+    assert_eq!(
+        page.text("[data-test=stores] tr[data-store=vienna-01] td:nth-of-type(6)")
+            .await
+            .unwrap(),
+        "EUR 285.00",
+        "net is gross less refunds"
+    );
+    let totals = page
+        .eval("[...document.querySelectorAll('[data-test=total]')].map(r => [r.querySelector('th').textContent, r.querySelector('td:nth-of-type(4)').textContent])")
+        .await
+        .unwrap();
+    assert_eq!(
+        totals,
+        json!([["Total (CHF)", "CHF 70.00"], ["Total (EUR)", "EUR 350.00"]])
+    );
+    assert_eq!(
+        page.count("[data-test=chart][data-currency=EUR] rect")
+            .await
+            .unwrap(),
+        2,
+        "a bar per day with sales"
+    );
+    let csv_href = page
+        .attr(&dt("csv"), "href")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    let csv = page
+        .eval(&format!("fetch({}).then(r => r.text())", json!(csv_href)))
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.as_str().unwrap_or_default().lines().collect();
+    assert_eq!(lines.len(), 5, "a header and four days: {csv}");
+    assert!(lines[0].starts_with("store,day,currency,"), "{csv}");
+    assert!(
+        lines.contains(&format!("vienna-01,{day2},EUR,4,0,1,200.00,0.00,15.00,185.00,180.00,20.00,0.00,0.00,1,10.00,9.90,-0.10").as_str()),
+        "{csv}"
+    );
+    assert_accessible(&page, &axe, "reports").await;
+    page.screenshot("back-office-reports").await.unwrap();
+    // A range that ends before it starts is refused at its field.
+    go(
+        &page,
+        &format!("{url}/reports?from={day2}&to={day1}"),
+        "[data-test=error]",
+    )
+    .await;
+    assert_eq!(
+        page.attr("#to", "aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert_accessible(&page, &axe, "reports with an error").await;
+
     // In German.
     go(
         &page,
@@ -653,13 +744,27 @@ async fn people_run_the_chain_from_the_back_office_pages() {
         .unwrap();
     assert_eq!(
         links,
-        json!(["/dashboard", "/reconciliation", "/exceptions"]),
+        json!(["/dashboard", "/reports", "/reconciliation", "/exceptions"]),
         "a store manager's pages"
     );
     assert_eq!(
         page.count("[data-test=tills] tbody tr").await.unwrap(),
         1,
         "their store's till on their dashboard"
+    );
+    // Their report is of their store only, and offers no other.
+    go(&page, &format!("{url}/reports"), "[data-test=reports]").await;
+    assert_eq!(
+        page.eval("[...document.querySelectorAll('[data-test=stores] tbody tr')].map(r => r.dataset.store)")
+            .await
+            .unwrap(),
+        json!(["vienna-01"])
+    );
+    assert_eq!(
+        page.eval("[...document.querySelectorAll('#store option')].map(o => o.value)")
+            .await
+            .unwrap(),
+        json!(["vienna-01"])
     );
     go(
         &page,

@@ -465,6 +465,7 @@ async fn hq_report(db: &hq::db::Db, store: &StoreId) -> Value {
         Some(test_support::HQ_READ_TOKEN.into()),
     )));
     let response = router
+        .clone()
         .oneshot(
             Request::get(format!("/v1/reports/sales?store={store}"))
                 .header(
@@ -480,7 +481,39 @@ async fn hq_report(db: &hq::db::Db, store: &StoreId) -> Value {
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
+    let report: Value = serde_json::from_slice(&bytes).unwrap();
+    // The CSV export is the same days, field for field.
+    let response = router
+        .oneshot(
+            Request::get(format!("/v1/reports/sales?store={store}&format=csv"))
+                .header(
+                    "authorization",
+                    format!("Bearer {}", test_support::HQ_READ_TOKEN),
+                )
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let mut csv = csv::Reader::from_reader(&bytes[..]);
+    let columns: Vec<String> = csv.headers().unwrap().iter().map(str::to_owned).collect();
+    let records: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    let days = report["days"].as_array().unwrap();
+    assert_eq!(records.len(), days.len());
+    for (record, day) in records.iter().zip(days) {
+        for (column, value) in columns.iter().zip(record) {
+            let expected = match &day[column] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(value, expected, "CSV column {column} of {day}");
+        }
+    }
+    report
 }
 
 async fn check(store: &str, ops: Vec<Op>, postgres: Option<&str>) {

@@ -5,6 +5,7 @@
 //! German; filters and paging in the URL.
 
 mod i18n;
+mod reports;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub(crate) fn router() -> Router<Arc<Hq>> {
         .route("/dashboard", get(dashboard))
         .route("/catalog", get(catalog))
         .route("/catalog/{sku}", get(variant))
+        .route("/reports", get(reports::reports))
         .route("/reconciliation", get(reconciliation))
         .route("/audit-log", get(audit_log))
         .route("/fleet", get(fleet))
@@ -185,6 +187,7 @@ impl Frame {
         let links = [
             ("/dashboard", "nav.dashboard", None),
             ("/catalog", "nav.catalog", Some(Scope::CatalogRead)),
+            ("/reports", "nav.reports", Some(Scope::ReportsRead)),
             (
                 "/reconciliation",
                 "nav.reconciliation",
