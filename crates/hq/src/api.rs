@@ -814,7 +814,7 @@ async fn stock_for_store(
     Ok(Json(stock_snapshot(&hq.db, &store).await?))
 }
 
-fn milli(value: i64) -> String {
+pub(crate) fn milli(value: i64) -> String {
     domain::quantity::format_signed_milli(value)
 }
 

@@ -311,6 +311,7 @@ pub async fn add_user(
         (_, true) => {}
     }
     let hash = hash_password(&user.password)?;
+    let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     for store in &stores {
         let known: Option<String> = sqlx::query_scalar("SELECT id FROM stores WHERE id = $1")
@@ -379,6 +380,21 @@ pub async fn sign_in(
     now_ms: i64,
 ) -> Result<User, IdentityError> {
     let name = name.trim().to_lowercase();
+    // The password is checked (slow by design) before the write begins, so that a sign-in never
+    // holds up the other writers; the check counts only if the hash is still the one checked.
+    let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(&name)
+        .fetch_optional(&db.pool)
+        .await?;
+    let right = match &hash {
+        Some(hash) => checked(password, hash.clone()).await,
+        // The same work as a known name, so that timing does not tell which names exist.
+        None => {
+            let _ = checked(password, dummy_hash().to_owned()).await;
+            false
+        }
+    };
+    let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     let row = sqlx::query(
         "SELECT display_name, role, stores, password_hash, disabled_ms, failed_sign_ins, locked_until_ms
@@ -388,8 +404,6 @@ pub async fn sign_in(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
-        // The same work as a known name, so that timing does not tell which names exist.
-        let _ = checked(password, dummy_hash().to_owned()).await;
         return Err(IdentityError::WrongPassword {
             attempts_left: None,
         });
@@ -409,7 +423,7 @@ pub async fn sign_in(
         return Err(IdentityError::Locked { until_ms, now_ms });
     }
     let stored: String = row.get("password_hash");
-    if !checked(password, stored).await {
+    if !right || hash.as_deref() != Some(stored.as_str()) {
         let failed = row.get::<i64, _>("failed_sign_ins") + 1;
         let locked_until = (failed >= SIGN_IN_ATTEMPTS).then_some(now_ms + LOCKOUT_MS);
         sqlx::query("UPDATE users SET failed_sign_ins = $1, locked_until_ms = $2 WHERE id = $3")
@@ -775,6 +789,7 @@ pub async fn create_api_key(
     let mut scopes = scopes.to_vec();
     scopes.sort_unstable();
     scopes.dedup();
+    let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     let made = insert_key(&mut tx, actor, name, &scopes, now_ms, "key.create").await?;
     tx.commit().await?;
@@ -809,6 +824,7 @@ pub async fn rotate_api_key(
             reason: "the overlap cannot be negative".into(),
         });
     }
+    let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     let old = key_by_id(&mut tx, id).await?;
     if !old.live(now_ms) {
@@ -846,6 +862,7 @@ pub async fn revoke_api_key(
     id: &str,
     now_ms: i64,
 ) -> Result<ApiKey, IdentityError> {
+    let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     let old = key_by_id(&mut tx, id).await?;
     if old.revoked_ms.is_some() {
@@ -1019,6 +1036,7 @@ pub async fn end_sessions(
     now_ms: i64,
 ) -> Result<u64, IdentityError> {
     let hash = crate::hex_hash(token);
+    let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     let user: Option<String> = sqlx::query_scalar(
         "SELECT user_id FROM sessions WHERE token_hash = $1 AND ended_ms IS NULL",

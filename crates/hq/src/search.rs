@@ -253,6 +253,28 @@ pub(crate) struct Page {
     pub after_next: Option<String>,
 }
 
+/// The identifier keys `needle` (lower case) is as a barcode or a PLU, when it is one.
+pub(crate) fn exact_keys(needle: &str) -> Vec<String> {
+    [
+        Gtin::parse(needle).ok().map(|g| Identifier::Gtin(g).key()),
+        Plu::parse(needle).ok().map(|p| Identifier::Plu(p).key()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A `LIKE … ESCAPE '\'` pattern for the names, SKUs and identifiers holding `needle`.
+pub(crate) fn like_pattern(needle: &str) -> String {
+    format!(
+        "%{}%",
+        needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 /// The variants whose barcode or PLU is `needle` (lower case), when there are any, else those
 /// whose names, SKU or identifiers contain it; in SKU order after `after`, at most `limit`.
 pub(crate) async fn find(
@@ -262,20 +284,8 @@ pub(crate) async fn find(
     limit: i64,
 ) -> Result<Page, sqlx::Error> {
     refresh(db).await?;
-    let exact: Vec<String> = [
-        Gtin::parse(needle).ok().map(|g| Identifier::Gtin(g).key()),
-        Plu::parse(needle).ok().map(|p| Identifier::Plu(p).key()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let pattern = format!(
-        "%{}%",
-        needle
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let exact = exact_keys(needle);
+    let pattern = like_pattern(needle);
     let held: Option<i64> =
         sqlx::query_scalar("SELECT COUNT(*) FROM catalog_identifiers WHERE identifier IN ($1, $2)")
             .bind(exact.first().cloned().unwrap_or_default())

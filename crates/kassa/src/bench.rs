@@ -57,6 +57,21 @@ enum BenchWhat {
         #[arg(long, default_value_t = 10)]
         scheduled: usize,
     },
+    /// The back office's dashboard and a 90-day sales report of a large chain, and HQ's memory.
+    Pages {
+        /// Stores in the chain.
+        #[arg(long, default_value_t = 100)]
+        stores: usize,
+        /// Tills per store.
+        #[arg(long, default_value_t = 4)]
+        tills: usize,
+        /// Business days of sales (the report's range).
+        #[arg(long, default_value_t = 90)]
+        days: usize,
+        /// Fetches of each page.
+        #[arg(long, default_value_t = 30)]
+        rounds: usize,
+    },
     /// Bytes per sale on the wire, HQ ingest rate, sale-to-HQ latency.
     Sync {
         /// Sales to ring and sync.
@@ -89,6 +104,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Prices { changes, scheduled } => {
             runtime.block_on(crate::bench_back_office::bench_prices(changes, scheduled))
         }
+        BenchWhat::Pages {
+            stores,
+            tills,
+            days,
+            rounds,
+        } => runtime.block_on(crate::bench_back_office::bench_pages(
+            stores,
+            tills.max(1),
+            days.max(1),
+            rounds.max(1),
+        )),
         BenchWhat::Sync {
             sales,
             postgres,

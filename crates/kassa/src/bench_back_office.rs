@@ -334,3 +334,259 @@ async fn search(http: &reqwest::Client, hq: &str, key: &str, q: &str) -> anyhow:
         .await?;
     Ok(page["variants"].as_array().map_or(0, Vec::len))
 }
+
+/// `kassa bench pages`: the dashboard and a 90-day sales report of a chain of `stores` stores
+/// with `tills` tills each, served by `kassa hq run` (this binary, a process of its own, as a
+/// user runs it) on SQLite, fetched over HTTP with an admin's session; HQ's peak memory read
+/// from the kernel. The chain's days are written into HQ's daily figures as ingest keeps them
+/// (`sales_daily`, three tax rates a day): the pages read those figures, never the events, and
+/// ingest has its own benchmark (`kassa bench sync`). Beside it, the raw limits measured in the
+/// same run: a static asset's round trip through the same server and the report's query alone.
+pub async fn bench_pages(
+    stores: usize,
+    tills: usize,
+    days: usize,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let data = temp.path().join("hq");
+    std::fs::create_dir_all(&data)?;
+    let url = hq::db::sqlite_url(&data)?;
+    let db = hq::db::open(&url).await?;
+    let today = jiff::Zoned::now()
+        .with_time_zone(jiff::tz::TimeZone::get("Europe/Vienna")?)
+        .date();
+    let first = today
+        .checked_sub(jiff::Span::new().days(i64::try_from(days.max(1) - 1)?))
+        .context("range")?;
+    eprintln!(
+        "writing a chain of {stores} stores × {tills} tills, {days} days ({first} to {today}) …"
+    );
+    let mut seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
+    let template = seed
+        .stores
+        .first()
+        .cloned()
+        .context("the demo has stores")?;
+    seed.stores = (0..stores)
+        .map(|i| protocol::seed::StoreDto {
+            id: format!("store-{i:03}"),
+            name: format!("Kassa Filiale {i:03}"),
+            ..template.clone()
+        })
+        .collect();
+    hq::refdata::publish(&db, &seed, BENCH_PEPPER).await?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for s in &seed.stores {
+        let store = StoreId::parse(&s.id).map_err(anyhow::Error::msg)?;
+        hq::add_store(&db, &store, &s.name).await?;
+        for t in 1..=tills {
+            let key = ed25519_dalek::SigningKey::from_bytes(
+                &next().to_le_bytes().repeat(4)[..32].try_into()?,
+            );
+            let terminal =
+                domain::TerminalId::parse(&format!("{}-t{t}", s.id)).map_err(anyhow::Error::msg)?;
+            hq::add_terminal(
+                &db,
+                &store,
+                &terminal,
+                &hex::encode(key.verifying_key().as_bytes()),
+            )
+            .await?;
+            // Most tills were heard from a moment ago, one in ten hours ago.
+            let last = if next() % 10 == 0 {
+                now - 5 * 3_600_000
+            } else {
+                now - 30_000
+            };
+            sqlx::query("UPDATE terminals SET last_contact_ms = $1 WHERE id = $2")
+                .bind(last)
+                .bind(terminal.as_str())
+                .execute(&db.pool)
+                .await?;
+        }
+        let mut tx = db.pool.begin().await?;
+        for day in first.series(jiff::Span::new().days(1)).take(days) {
+            let sales = i64::try_from(tills)? * (150 + (next() % 100) as i64);
+            let gross = sales * (1_500 + (next() % 1_000) as i64);
+            let tax = gross / 9;
+            let expected = gross / 3;
+            sqlx::query(
+                "INSERT INTO sales_daily (store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor, voided_minor, goods_net_minor, rounding_minor)
+                 VALUES ($1, $2, 'EUR', $3, $4, $5, $6, $7, $8, $9, $10, $9, $11, $12, $13, 0)",
+            )
+            .bind(&s.id)
+            .bind(day.to_string())
+            .bind(sales)
+            .bind(sales / 50)
+            .bind(sales / 40)
+            .bind(gross)
+            .bind(tax)
+            .bind(gross / 60)
+            .bind(expected)
+            .bind(i64::try_from(tills)?)
+            .bind(expected - (next() % 500) as i64)
+            .bind(gross / 70)
+            .bind(gross - tax)
+            .execute(&mut *tx)
+            .await?;
+            for (code, rate, share) in [
+                ("standard", "20", 5),
+                ("reduced", "10", 3),
+                ("zero", "0", 1),
+            ] {
+                let base = gross * share / 9;
+                sqlx::query(
+                    "INSERT INTO sales_daily_taxes (store, day, code, rate, base_minor, tax_minor) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&s.id)
+                .bind(day.to_string())
+                .bind(code)
+                .bind(rate)
+                .bind(base)
+                .bind(base * rate.parse::<i64>()? / 100)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+    }
+    let password = "benchmark password 1";
+    hq::identity::add_user(
+        &db,
+        &hq::identity::NewUser {
+            name: "bench".into(),
+            display_name: "Benchmark".into(),
+            role: hq::identity::Role::Admin,
+            stores: Vec::new(),
+            password: password.into(),
+        },
+        &hq::identity::Actor::Cli,
+        now,
+    )
+    .await?;
+    // The report's query alone, in this process, against the same file: the floor under the page.
+    let range = hq::reports::Range {
+        store: String::new(),
+        from: first.to_string(),
+        to: today.to_string(),
+    };
+    let mut query = Vec::with_capacity(rounds);
+    let mut rows = 0;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        rows = hq::reports::sales_days(&db, &range).await?.len();
+        query.push(t.elapsed());
+    }
+    db.pool.close().await;
+
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["hq", "--data"])
+        .arg(&data)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("HQ has no process id")?;
+    let stdout = child.stdout.take().context("HQ's output")?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let hq = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .context("HQ did not say where it listens")??
+            .context("HQ stopped before listening")?;
+        if let Some(url) = line.strip_prefix("kassa hq listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    let http = reqwest::Client::new();
+    let signed_in = http
+        .post(format!("{hq}/v1/session"))
+        .json(&json!({"name": "bench", "password": password}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        signed_in.status().is_success(),
+        "sign-in refused: {}",
+        signed_in.text().await?
+    );
+    // The session cookie, sent back as a browser would.
+    let cookie = signed_in
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let report = format!("{hq}/reports?from={first}&to={today}");
+    let dashboard = format!("{hq}/dashboard");
+    let asset = format!("{hq}/ui/hq.css");
+    let mut timings: [(&str, &str, Vec<Duration>); 3] = [
+        ("dashboard", &dashboard, Vec::new()),
+        ("sales report", &report, Vec::new()),
+        ("static asset (raw)", &asset, Vec::new()),
+    ];
+    for round in 0..=rounds {
+        for (_, target, times) in &mut timings {
+            let t = Instant::now();
+            let response = http
+                .get(*target)
+                .header(reqwest::header::COOKIE, &cookie)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{target}: {}",
+                response.status()
+            );
+            let body = response.bytes().await?;
+            let took = t.elapsed();
+            anyhow::ensure!(!body.is_empty(), "{target} answered nothing");
+            // The first round warms the caches and is not counted.
+            if round > 0 {
+                times.push(took);
+            }
+        }
+    }
+    let peak = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    child.kill().await.ok();
+
+    println!(
+        "back-office pages: {stores} stores × {tills} tills, {days} days ({rows} store-days), {rounds} fetches each, kassa hq run on SQLite"
+    );
+    for (what, _, times) in &mut timings {
+        times.sort();
+        println!(
+            "  {what:<20} p50 {:>8.1} ms   p95 {:>8.1} ms   max {:>8.1} ms",
+            ms(crate::bench::percentile(times, 50)),
+            ms(crate::bench::percentile(times, 95)),
+            ms(*times.last().unwrap_or(&Duration::ZERO)),
+        );
+    }
+    query.sort();
+    println!(
+        "  {:<20} p50 {:>8.1} ms   p95 {:>8.1} ms   (raw: the report's query in-process)",
+        "report query",
+        ms(crate::bench::percentile(&query, 50)),
+        ms(crate::bench::percentile(&query, 95)),
+    );
+    match peak {
+        Some(kb) => println!("  HQ's peak memory (VmHWM): {:.1} MB", kb as f64 / 1024.0),
+        None => println!("  HQ's peak memory: not readable on this system"),
+    }
+    Ok(())
+}

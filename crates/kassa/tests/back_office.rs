@@ -489,6 +489,22 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     assert_eq!(status, 200, "{log}");
     assert_eq!(log["entries"][0]["actor"], "user:ana", "{log}");
 
+    // The catalog's scheduled changes on a page of their own, each with its cancel button.
+    go(
+        &page,
+        &format!("{url}/price-changes"),
+        "[data-test=price-changes]",
+    )
+    .await;
+    assert_eq!(
+        page.eval("[...document.querySelectorAll('[data-test=changes] tbody tr')].map(r => [r.querySelector('th').textContent, !!r.querySelector('[data-cancel]')])")
+            .await
+            .unwrap(),
+        json!([["GRO-BRD-0012", true]])
+    );
+    assert_accessible(&page, &axe, "price changes").await;
+    page.screenshot("back-office-price-changes").await.unwrap();
+
     // Reconciliation of the first store: yesterday by default (still `open` in the first two
     // hours after its midnight), and two days ago, long ended, reconciled (no till closed a
     // shift).
@@ -589,6 +605,37 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     )
     .await;
     assert_eq!(said["entries"][0]["actor"], "user:ana", "{said}");
+
+    // Stock: the negative level found by name and by the negative filter, with a page of its
+    // own; a SKU the store has no stock record of is not listed.
+    go(
+        &page,
+        &format!("{url}/stock?location=vienna-01&q=bauernbrot"),
+        "[data-test=stock]",
+    )
+    .await;
+    assert_eq!(
+        page.eval("[...document.querySelectorAll('[data-test=levels] tbody tr')].map(r => [r.dataset.sku, r.querySelector('td.num').textContent])")
+            .await
+            .unwrap(),
+        json!([["GRO-BRD-0012", "-3 (negative)"]])
+    );
+    go(
+        &page,
+        &format!("{url}/stock?location=vienna-01&negative=1"),
+        "[data-test=stock]",
+    )
+    .await;
+    assert_eq!(page.count("[data-test=levels] tbody tr").await.unwrap(), 1);
+    assert_accessible(&page, &axe, "stock").await;
+    page.screenshot("back-office-stock").await.unwrap();
+    go(
+        &page,
+        &format!("{url}/stock?location=graz-01&negative=1"),
+        "[data-test=stock]",
+    )
+    .await;
+    page.wait_visible(&dt("none")).await.unwrap();
 
     // The fleet: the till HQ has never heard from needs attention.
     go(
@@ -744,13 +791,32 @@ async fn people_run_the_chain_from_the_back_office_pages() {
         .unwrap();
     assert_eq!(
         links,
-        json!(["/dashboard", "/reports", "/reconciliation", "/exceptions"]),
+        json!([
+            "/dashboard",
+            "/stock",
+            "/reports",
+            "/reconciliation",
+            "/exceptions"
+        ]),
         "a store manager's pages"
     );
     assert_eq!(
         page.count("[data-test=tills] tbody tr").await.unwrap(),
         1,
         "their store's till on their dashboard"
+    );
+    // Another store's stock is never shown to them.
+    go(
+        &page,
+        &format!("{url}/stock?location=graz-01"),
+        "[data-test=stock]",
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.querySelector('#location').value")
+            .await
+            .unwrap(),
+        "vienna-01"
     );
     // Their report is of their store only, and offers no other.
     go(&page, &format!("{url}/reports"), "[data-test=reports]").await;

@@ -5,7 +5,9 @@
 //! German; filters and paging in the URL.
 
 mod i18n;
+mod prices;
 mod reports;
+mod stock;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +42,8 @@ pub(crate) fn router() -> Router<Arc<Hq>> {
         .route("/dashboard", get(dashboard))
         .route("/catalog", get(catalog))
         .route("/catalog/{sku}", get(variant))
+        .route("/price-changes", get(prices::price_changes))
+        .route("/stock", get(stock::stock))
         .route("/reports", get(reports::reports))
         .route("/reconciliation", get(reconciliation))
         .route("/audit-log", get(audit_log))
@@ -187,6 +191,12 @@ impl Frame {
         let links = [
             ("/dashboard", "nav.dashboard", None),
             ("/catalog", "nav.catalog", Some(Scope::CatalogRead)),
+            (
+                "/price-changes",
+                "nav.price_changes",
+                Some(Scope::CatalogRead),
+            ),
+            ("/stock", "nav.stock", Some(Scope::StockRead)),
             ("/reports", "nav.reports", Some(Scope::ReportsRead)),
             (
                 "/reconciliation",
@@ -554,16 +564,6 @@ struct PriceRow {
     price: String,
 }
 
-struct ChangeRow {
-    id: String,
-    effective: String,
-    book: String,
-    price: String,
-    status: &'static str,
-    by: String,
-    cancellable: bool,
-}
-
 #[derive(Template)]
 #[template(path = "variant.html")]
 struct Variant {
@@ -573,7 +573,7 @@ struct Variant {
     product: String,
     identifiers: String,
     prices: Vec<PriceRow>,
-    changes: Vec<ChangeRow>,
+    changes: Vec<prices::ChangeRow>,
     can_write: bool,
     stores: Vec<String>,
     currencies: Vec<String>,
@@ -659,35 +659,7 @@ async fn variant(
         }
     }
     let can_write = scopes.contains(&Scope::CatalogWrite);
-    let changes = changes
-        .iter()
-        .map(|c| {
-            let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-            let status = match c["status"].as_str() {
-                Some("scheduled") => "status.scheduled",
-                Some("effective") => "status.effective",
-                Some("cancelled") => "status.cancelled",
-                _ => "status.replaced",
-            };
-            let effective = match (c["effective_local"].as_str(), c["time_zone"].as_str()) {
-                (Some(local_time), Some(zone)) => {
-                    format!("{} {zone}", local_time.replace('T', " "))
-                }
-                _ => c["effective_ms"]
-                    .as_i64()
-                    .map_or_else(String::new, |ms| local(ms, "UTC")),
-            };
-            ChangeRow {
-                id: text("id"),
-                effective,
-                book: text("book"),
-                price: t.money(&text("price"), &text("currency")),
-                status: t.get(status),
-                by: text("created_by"),
-                cancellable: can_write && status == "status.scheduled",
-            }
-        })
-        .collect();
+    let changes = prices::change_rows(t, &changes, can_write);
     let mut currencies: Vec<String> = stores.values().map(|s| s.currency.clone()).collect();
     currencies.sort();
     currencies.dedup();
