@@ -334,3 +334,69 @@ async fn api_keys_are_hashed_rotated_with_an_overlap_revoked_and_audited_on_post
     })
     .await;
 }
+
+/// Sign-ins while HQ writes other things at the same moment (keys made, the catalog published
+/// and indexed): every sign-in is answered, none fails because another writer held the
+/// database.
+async fn sign_ins_beside_other_writes_all_succeed(db: &Db) {
+    add_user(db, &user("ana", Role::Admin, &[]), &Actor::Cli, NOW)
+        .await
+        .unwrap();
+    let seed: protocol::seed::SeedDto =
+        serde_json::from_str(&std::fs::read_to_string(test_support::demo_seed_path()).unwrap())
+            .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let signing = db.clone();
+        tasks.spawn(async move {
+            sign_in(
+                &signing,
+                "ana",
+                "correct horse battery",
+                Some("127.0.0.1"),
+                NOW + i,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        });
+        let db = db.clone();
+        tasks.spawn(async move {
+            hq::identity::create_api_key(
+                &db,
+                &Actor::Cli,
+                &format!("key-{i}"),
+                &[hq::identity::Scope::CatalogRead],
+                NOW + i,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        });
+    }
+    {
+        let db = db.clone();
+        tasks.spawn(async move {
+            hq::refdata::publish(&db, &seed, &[7; 32])
+                .await
+                .map_err(|e| e.to_string())?;
+            hq::search::refresh(&db)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_beside_other_writes_all_succeed_on_sqlite() {
+    on_sqlite(|db| async move { sign_ins_beside_other_writes_all_succeed(&db).await }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_beside_other_writes_all_succeed_on_postgres() {
+    on_postgres(|db| async move { sign_ins_beside_other_writes_all_succeed(&db).await }).await;
+}
