@@ -290,6 +290,23 @@ pub fn router(hq: Arc<Hq>) -> Router {
             "/v1/price-changes/{id}",
             get(crate::catalog::read_change).delete(crate::catalog::cancel),
         )
+        .route(
+            "/v1/users",
+            get(crate::people::list_users).post(crate::people::add_user),
+        )
+        .route(
+            "/v1/users/{name}/disabled",
+            axum::routing::put(crate::people::set_disabled),
+        )
+        .route(
+            "/v1/api-keys",
+            get(crate::people::list_keys).post(crate::people::create_key),
+        )
+        .route(
+            "/v1/api-keys/{id}",
+            axum::routing::delete(crate::people::revoke_key),
+        )
+        .route("/v1/api-keys/{id}/rotate", post(crate::people::rotate_key))
         .route("/v1/cards/pending", get(crate::cards::pending))
         .route("/v1/exceptions/card-declines", get(crate::cards::declines))
         .merge(crate::pages::router())

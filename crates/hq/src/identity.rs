@@ -117,6 +117,9 @@ pub enum IdentityError {
     /// The password could not be hashed.
     #[error("password hashing: {0}")]
     Hash(String),
+    /// No user has that name.
+    #[error("no user `{0}`")]
+    UnknownUser(String),
     /// No API key has that id.
     #[error("no API key `{0}`")]
     UnknownKey(String),
@@ -581,6 +584,117 @@ pub(crate) async fn read_audit(
     .append(&mut conn)
     .await?;
     Ok(entries)
+}
+
+/// A user as the list of users shows them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserView {
+    /// Sign-in name.
+    pub name: String,
+    /// The name shown.
+    pub display_name: String,
+    /// The role.
+    pub role: String,
+    /// A store manager's stores.
+    pub stores: Vec<String>,
+    /// When they were added, epoch ms.
+    pub created_ms: i64,
+    /// When they were disabled, epoch ms.
+    pub disabled_ms: Option<i64>,
+    /// Locked after wrong passwords until then, epoch ms.
+    pub locked_until_ms: Option<i64>,
+}
+
+/// Every user, by name.
+pub async fn users(db: &Db) -> Result<Vec<UserView>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, display_name, role, stores, created_ms, disabled_ms, locked_until_ms FROM users ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| UserView {
+            name: r.get("id"),
+            display_name: r.get("display_name"),
+            role: r.get("role"),
+            stores: r
+                .get::<String, _>("stores")
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            created_ms: r.get("created_ms"),
+            disabled_ms: r.get("disabled_ms"),
+            locked_until_ms: r.get("locked_until_ms"),
+        })
+        .collect())
+}
+
+/// Disables the user `name` (their sessions end at once and they cannot sign in) or enables
+/// them again (and lifts a lockout); recorded in the audit log as done by `actor`. A person
+/// cannot disable themselves, so that a chain always keeps the admin who acts.
+pub async fn set_disabled(
+    db: &Db,
+    actor: &Actor,
+    name: &str,
+    disabled: bool,
+    now_ms: i64,
+) -> Result<(), IdentityError> {
+    let name = name.trim().to_lowercase();
+    if disabled && *actor == Actor::User(name.clone()) {
+        return Err(IdentityError::Invalid {
+            field: "disabled",
+            reason: "you cannot disable yourself: ask another admin".into(),
+        });
+    }
+    let _guard = db.write_guard().await;
+    let mut tx = db.pool.begin().await?;
+    let before: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT disabled_ms FROM users WHERE id = $1")
+            .bind(&name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(before) = before else {
+        return Err(IdentityError::UnknownUser(name));
+    };
+    sqlx::query(
+        "UPDATE users SET disabled_ms = $1, failed_sign_ins = 0, locked_until_ms = NULL WHERE id = $2",
+    )
+    .bind(disabled.then_some(now_ms))
+    .bind(&name)
+    .execute(&mut *tx)
+    .await?;
+    let ended = if disabled {
+        sqlx::query("UPDATE sessions SET ended_ms = $1 WHERE user_id = $2 AND ended_ms IS NULL")
+            .bind(now_ms)
+            .bind(&name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+    } else {
+        0
+    };
+    let target = format!("user:{name}");
+    let before = serde_json::json!({ "disabled": before.is_some() }).to_string();
+    let after = serde_json::json!({ "disabled": disabled, "sessions_ended": ended }).to_string();
+    Audit {
+        at_ms: now_ms,
+        actor: &actor.to_string(),
+        source: None,
+        action: if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        },
+        target: Some(&target),
+        before: Some(&before),
+        after: Some(&after),
+    }
+    .append(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// What an API key may do. A key holds the scopes it was made with; a read endpoint names the

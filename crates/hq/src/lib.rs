@@ -14,6 +14,7 @@ pub mod identity;
 pub mod import;
 pub mod ingest;
 pub mod pages;
+mod people;
 mod price_list;
 pub mod reconcile;
 pub mod refdata;

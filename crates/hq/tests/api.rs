@@ -67,6 +67,7 @@ scenarios! {
     the_sales_report_refuses_dates_that_are_not_dates,
     repeated_refusals_are_parked_once_and_parked_records_are_capped,
     fuzzed_batches_are_never_applied,
+    users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2636,4 +2637,328 @@ async fn exceptions_are_listed_by_store_acknowledged_and_resolved_with_a_note(db
         .filter(|a| a.starts_with("exception."))
         .collect();
     assert_eq!(said, ["exception.resolve", "exception.acknowledge"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users and API keys over HTTP.
+
+/// Only a signed-in admin changes users and keys (with the CSRF token), an auditor reads them,
+/// an API key does neither; bad input is refused at its field and writes nothing; a key made
+/// here works at once and stops at once when revoked; a disabled person's session ends.
+async fn users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key(db: &Db) {
+    use hq::identity::{Actor, NewUser, Role, Scope, add_user, create_api_key, users};
+    use serde_json::json;
+    let now = jiff::Timestamp::now().as_millisecond();
+    for (name, role) in [
+        ("ada", Role::Admin),
+        ("anna", Role::Merchandiser),
+        ("olga", Role::Auditor),
+    ] {
+        let user = NewUser {
+            name: name.into(),
+            display_name: name.into(),
+            role,
+            stores: vec![],
+            password: "correct horse battery".into(),
+        };
+        add_user(db, &user, &Actor::Cli, now).await.unwrap();
+    }
+    let strong = create_api_key(db, &Actor::Cli, "everything", &Scope::ALL, now)
+        .await
+        .unwrap()
+        .secret;
+    let r = router(db);
+    let session = |name: &'static str| {
+        let r = r.clone();
+        async move {
+            let (_, cookie, answer) = sign_in(&r, name, "correct horse battery").await;
+            (
+                format!("{}={}", hq::sessions::COOKIE, cookie_value(&cookie)),
+                answer["csrf"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    let (ada, ada_csrf) = session("ada").await;
+    let (anna, _) = session("anna").await;
+    let (olga, olga_csrf) = session("olga").await;
+    let key = format!("Bearer {strong}");
+    let new_user =
+        json!({"name": "lena", "role": "merchandiser", "password": "a long enough passphrase"});
+    // Who may not.
+    for (headers, status, code) in [
+        (vec![], StatusCode::UNAUTHORIZED, "unauthorized"),
+        (
+            vec![("authorization", key.as_str())],
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+        ),
+        (
+            vec![("cookie", anna.as_str())],
+            StatusCode::FORBIDDEN,
+            "missing_role",
+        ),
+        (
+            vec![
+                ("cookie", olga.as_str()),
+                (hq::sessions::CSRF_HEADER, olga_csrf.as_str()),
+            ],
+            StatusCode::FORBIDDEN,
+            "missing_role",
+        ),
+        (
+            vec![("cookie", ada.as_str())],
+            StatusCode::FORBIDDEN,
+            "csrf",
+        ),
+    ] {
+        let answer = send(&r, json_request("POST", "/v1/users", &headers, &new_user)).await;
+        assert_error(&answer, status, code, None);
+    }
+    for (headers, status) in [
+        (
+            vec![("authorization", key.as_str())],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (vec![("cookie", anna.as_str())], StatusCode::FORBIDDEN),
+        (vec![("cookie", olga.as_str())], StatusCode::OK),
+    ] {
+        for path in ["/v1/users", "/v1/api-keys"] {
+            let mut request = Request::get(path);
+            for (name, value) in &headers {
+                request = request.header(*name, *value);
+            }
+            let (got, _, body) = send(&r, request.body(Body::empty()).unwrap()).await;
+            assert_eq!(got, status, "{path}: {body}");
+        }
+    }
+    let admin = [
+        ("cookie", ada.as_str()),
+        (hq::sessions::CSRF_HEADER, ada_csrf.as_str()),
+    ];
+    // Bad input, at its field, nothing written.
+    let before = users(db).await.unwrap().len();
+    for (body, code, field) in [
+        (
+            json!({"name": "lena", "role": "cashier", "password": "a long enough passphrase"}),
+            "invalid_body",
+            "role",
+        ),
+        (
+            json!({"name": "lena", "role": "merchandiser", "password": "short"}),
+            "invalid_body",
+            "password",
+        ),
+        (
+            json!({"name": "Lena Huber!", "role": "merchandiser", "password": "a long enough passphrase"}),
+            "invalid_body",
+            "name",
+        ),
+        (
+            json!({"name": "lena", "role": "store-manager", "password": "a long enough passphrase"}),
+            "invalid_body",
+            "stores",
+        ),
+        (
+            json!({"name": "lena", "role": "merchandiser", "password": "a long enough passphrase", "admin": true}),
+            "invalid_body",
+            "admin",
+        ),
+        (
+            json!({"name": "anna", "role": "merchandiser", "password": "a long enough passphrase"}),
+            "user_exists",
+            "name",
+        ),
+    ] {
+        let answer = send(&r, json_request("POST", "/v1/users", &admin, &body)).await;
+        let status = if code == "user_exists" {
+            StatusCode::CONFLICT
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_error(&answer, status, code, Some(field));
+    }
+    assert_eq!(users(db).await.unwrap().len(), before);
+    let (status, _, added) = send(&r, json_request("POST", "/v1/users", &admin, &new_user)).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["role"], "merchandiser");
+    let (_, _, lena) = sign_in(&r, "lena", "a long enough passphrase").await;
+    assert_eq!(lena["name"], "lena");
+    // Keys: a bad scope is named by its place; a key made works at once.
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/api-keys",
+            &admin,
+            &json!({"name": "shop", "scopes": ["catalog:read", "everything"]}),
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        Some("scopes[1]"),
+    );
+    let (status, _, made) = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/api-keys",
+            &admin,
+            &json!({"name": "shop", "scopes": ["catalog:read"]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_str().unwrap().to_owned();
+    let secret = made["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get_with(&r, "/v1/variants?q=brot", &secret).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_with(&r, "/v1/stock", &secret).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, _, listed) = send(
+        &r,
+        with_session("GET", "/v1/api-keys", &cookie_value_of(&olga), None),
+    )
+    .await;
+    assert!(
+        listed["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k.get("secret").is_none()),
+        "a list never holds a secret: {listed}"
+    );
+    // Rotated: the overlap is bounded; the new key works.
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            &format!("/v1/api-keys/{id}/rotate"),
+            &admin,
+            &json!({"overlap_hours": 1000}),
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        Some("overlap_hours"),
+    );
+    let (status, _, rotated) = send(
+        &r,
+        json_request(
+            "POST",
+            &format!("/v1/api-keys/{id}/rotate"),
+            &admin,
+            &json!({"overlap_hours": 24}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    let new_id = rotated["id"].as_str().unwrap().to_owned();
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    for s in [&secret, &new_secret] {
+        assert_eq!(
+            get_with(&r, "/v1/variants?q=brot", s).await.0,
+            StatusCode::OK,
+            "within the overlap both work"
+        );
+    }
+    // Revoked: refused at once; revoking again is a conflict.
+    let revoke = |id: String| {
+        let mut request = Request::delete(format!("/v1/api-keys/{id}"));
+        for (name, value) in admin {
+            request = request.header(name, value);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    let (status, _, _) = send(&r, revoke(new_id.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        get_with(&r, "/v1/variants?q=brot", &new_secret).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_error(
+        &send(&r, revoke(new_id)).await,
+        StatusCode::CONFLICT,
+        "key_not_live",
+        None,
+    );
+    assert_error(
+        &send(&r, revoke("key-nobody".into())).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        None,
+    );
+    // Disabled: the session ends at once; nobody disables themselves.
+    let (status, _, _) = send(
+        &r,
+        json_request(
+            "PUT",
+            "/v1/users/anna/disabled",
+            &admin,
+            &json!({"disabled": true}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(
+        &r,
+        with_session("GET", "/v1/variants?q=brot", &cookie_value_of(&anna), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let answer = send(
+        &r,
+        json_request(
+            "PUT",
+            "/v1/users/ada/disabled",
+            &admin,
+            &json!({"disabled": true}),
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        Some("disabled"),
+    );
+    // Each change is the admin's in the audit log.
+    for action in [
+        "user.add",
+        "key.create",
+        "key.rotate",
+        "key.revoke",
+        "user.disable",
+    ] {
+        let entries = hq::identity::audit_entries(
+            db,
+            &hq::identity::AuditFilter {
+                action: Some(action.into()),
+                ..Default::default()
+            },
+            1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            entries.first().map(|e| e.actor.as_str()),
+            Some("user:ada"),
+            "{action}"
+        );
+    }
+}
+
+/// The cookie value of `name=value`.
+fn cookie_value_of(cookie: &str) -> String {
+    cookie.split_once('=').unwrap().1.to_owned()
 }

@@ -89,10 +89,52 @@ function answerException(form) {
   });
 }
 
+// Shows a secret HQ answers once (a new API key) in the page's secret box.
+function showSecret(secret) {
+  const box = document.querySelector("[data-secret-box]");
+  if (!box) return false;
+  box.querySelector("[data-secret]").textContent = secret;
+  box.hidden = false;
+  box.querySelector("[data-secret]").focus();
+  return true;
+}
+
+// A form whose fields are a JSON body: <form data-json="POST /v1/users">. Fields named in
+// data-list (comma-separated) are arrays (checkboxes, a multiple select); empty fields are left
+// out. On success a secret in the answer is shown, else the page reloads.
+function jsonForm(form) {
+  const [method, path] = form.dataset.json.split(" ");
+  const lists = (form.dataset.list || "").split(",").filter(Boolean);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = {};
+    for (const name of lists) body[name] = [];
+    for (const [name, value] of new FormData(form)) {
+      if (lists.includes(name)) body[name].push(value);
+      else if (value !== "") body[name] = value;
+    }
+    const result = await api(method, path, body);
+    showError(form, result.ok ? null : result.answer);
+    if (result.ok && !(result.answer?.secret && showSecret(result.answer.secret))) location.reload();
+  });
+}
+
+// A button that makes one call: data-call="PUT /v1/users/x/disabled", data-body='{"disabled":true}'.
+function callButton(button) {
+  button.addEventListener("click", async () => {
+    const [method, path] = button.dataset.call.split(" ");
+    const result = await api(method, path, button.dataset.body ? JSON.parse(button.dataset.body) : undefined);
+    if (!result.ok) { alert(result.answer?.message || "error"); return; }
+    if (!(result.answer?.secret && showSecret(result.answer.secret))) location.reload();
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-answer]").forEach(answerException);
   document.querySelectorAll("[data-sign-in]").forEach(signIn);
   document.querySelectorAll("[data-price-change]").forEach(priceChange);
+  document.querySelectorAll("form[data-json]").forEach(jsonForm);
+  document.querySelectorAll("button[data-call]").forEach(callButton);
   document.querySelectorAll("[data-cancel]").forEach((button) => {
     button.addEventListener("click", async () => {
       const result = await api("DELETE", `/v1/price-changes/${encodeURIComponent(button.dataset.cancel)}`);

@@ -745,6 +745,118 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     );
     assert_accessible(&page, &axe, "reports with an error").await;
 
+    // Users and API keys: a person added (a short password refused at its field), a key made
+    // (its secret shown once, working as a bearer), revoked (refused at once), a person
+    // disabled; each step in the audit log as the admin's.
+    go(&page, &format!("{url}/users"), "[data-test=people]").await;
+    page.fill("#u-name", "lena").await.unwrap();
+    page.fill("#u-password", "short").await.unwrap();
+    page.click("[data-test=add-user] button[type=submit]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the password refused",
+        "document.querySelector('#u-password-error').textContent.length > 0",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.attr("#u-password", "aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    page.fill("#u-password", "a long enough passphrase")
+        .await
+        .unwrap();
+    page.eval(
+        "document.querySelector('#u-role').value = 'merchandiser'; window.kassaLeaving = true",
+    )
+    .await
+    .unwrap();
+    page.click("[data-test=add-user] button[type=submit]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "lena listed",
+        "!window.kassaLeaving && document.querySelector('tr[data-user=lena]')",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    page.fill("#k-name", "web shop").await.unwrap();
+    page.click("[data-test=add-key] input[value='catalog:read']")
+        .await
+        .unwrap();
+    page.click("[data-test=add-key] button[type=submit]")
+        .await
+        .unwrap();
+    page.wait_visible(&dt("secret")).await.unwrap();
+    let secret = page.text(&dt("secret")).await.unwrap();
+    let with_key = |path: &str| {
+        format!(
+            "fetch({}, {{credentials: 'omit', headers: {{Authorization: 'Bearer ' + {}}}}}).then(r => r.status)",
+            json!(path),
+            json!(secret)
+        )
+    };
+    assert_eq!(
+        page.eval(&with_key("/v1/variants?q=brot")).await.unwrap(),
+        json!(200)
+    );
+    assert_eq!(
+        page.eval(&with_key("/v1/users")).await.unwrap(),
+        json!(401),
+        "a key never manages people"
+    );
+    go(&page, &format!("{url}/users"), "[data-test=keys]").await;
+    assert_accessible(&page, &axe, "users and keys").await;
+    page.screenshot("back-office-users").await.unwrap();
+    page.eval("window.kassaLeaving = true").await.unwrap();
+    page.click("[data-test=keys] [data-test=revoke]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the key revoked",
+        "!window.kassaLeaving && document.querySelector('[data-test=keys] tbody tr [data-test=state]').textContent === 'revoked'",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.eval(&with_key("/v1/variants?q=brot")).await.unwrap(),
+        json!(401)
+    );
+    page.eval("window.kassaLeaving = true").await.unwrap();
+    page.click("tr[data-user=lena] button[data-call]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "lena disabled",
+        "!window.kassaLeaving && document.querySelector('tr[data-user=lena] [data-test=state]').textContent === 'disabled'",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.count("tr[data-user=ana] button").await.unwrap(),
+        0,
+        "nobody disables themselves"
+    );
+    for action in ["user.add", "key.create", "key.revoke", "user.disable"] {
+        let (_, log) = fetch(
+            &page,
+            "GET",
+            &format!("/v1/audit-log?action={action}"),
+            json!({}),
+            None,
+        )
+        .await;
+        assert_eq!(log["entries"][0]["actor"], "user:ana", "{action}: {log}");
+    }
+
     // In German.
     go(
         &page,

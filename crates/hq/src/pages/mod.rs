@@ -5,6 +5,7 @@
 //! German; filters and paging in the URL.
 
 mod i18n;
+mod people;
 mod prices;
 mod reports;
 mod stock;
@@ -49,6 +50,7 @@ pub(crate) fn router() -> Router<Arc<Hq>> {
         .route("/audit-log", get(audit_log))
         .route("/fleet", get(fleet))
         .route("/exceptions", get(exceptions_inbox))
+        .route("/users", get(people::users))
         .route(
             "/ui/hq.css",
             get(|| async { asset("text/css", include_str!("../../ui/hq.css")) }),
@@ -205,6 +207,7 @@ impl Frame {
             ),
             ("/exceptions", "nav.exceptions", Some(Scope::ReportsRead)),
             ("/fleet", "nav.fleet", Some(Scope::FleetRead)),
+            ("/users", "nav.users", Some(Scope::AuditRead)),
             ("/audit-log", "nav.audit", Some(Scope::AuditRead)),
         ]
         .into_iter()
