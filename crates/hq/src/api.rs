@@ -290,6 +290,11 @@ pub fn router(hq: Arc<Hq>) -> Router {
             "/v1/price-changes/{id}",
             get(crate::catalog::read_change).delete(crate::catalog::cancel),
         )
+        .route("/v1/stores", get(crate::stores::list))
+        .route(
+            "/v1/stores/{id}",
+            get(crate::stores::read).put(crate::stores::write),
+        )
         .route(
             "/v1/users",
             get(crate::people::list_users).post(crate::people::add_user),

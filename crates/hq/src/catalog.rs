@@ -205,57 +205,21 @@ pub(crate) async fn write_variant(
         )
         .at(format!("variant.identifiers[{i}]")));
     }
-    let held = writes::held(&mut tx, "variant", &sku).await?;
-    writes::check_version(&mut tx, &headers, "variant", &sku, held.as_ref()).await?;
-    let before = held.as_ref().and_then(|h| h.payload.clone());
-    if before.as_deref() == Some(payload.as_str()) {
-        // Nothing changes: the answer is the entity as it is, and no new version is made.
-        let version = held.as_ref().map_or(0, |h| h.version);
-        let answer = json!({ "variant": entity, "version": version });
-        writes::remember(&key, &mut tx, StatusCode::OK, &answer, now_ms()).await?;
-        tx.commit().await?;
-        return Ok(writes::tagged(StatusCode::OK, answer, version));
-    }
-    let (_, version) = crate::refdata::next_version(&mut tx, hq.db.backend).await?;
-    if let Some(h) = &held {
-        writes::keep_revision(&mut tx, "variant", &sku, h.version, h.payload.as_deref()).await?;
-    }
-    writes::keep_revision(&mut tx, "variant", &sku, version, Some(&payload)).await?;
-    crate::refdata::write_entities(
-        &mut tx,
-        hq.db.backend,
-        version,
-        vec![("variant".into(), sku.clone(), Some(payload.clone()))],
+    let answer = writes::put_entity(
+        &hq,
+        tx,
+        &headers,
+        &key,
+        &actor,
+        writes::Entity {
+            kind: "variant",
+            key: &sku,
+            payload,
+            answer: json!({ "variant": entity }),
+        },
     )
     .await?;
-    crate::refdata::set_version(&mut tx, version).await?;
-    let now = now_ms();
-    let target = format!("variant:{sku}");
-    Audit {
-        at_ms: now,
-        actor: &actor,
-        source: None,
-        action: if before.is_some() {
-            "variant.update"
-        } else {
-            "variant.create"
-        },
-        target: Some(&target),
-        before: before.as_deref(),
-        after: Some(&payload),
-    }
-    .append(&mut tx)
-    .await?;
-    let status = if before.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    let answer = json!({ "variant": entity, "version": version });
-    writes::remember(&key, &mut tx, status, &answer, now).await?;
-    tx.commit().await?;
-    hq.announce_version(version);
-    Ok(writes::tagged(status, answer, version))
+    Ok(answer)
 }
 
 /// Refuses a tax category no jurisdiction at HQ defines.

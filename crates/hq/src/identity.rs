@@ -715,11 +715,13 @@ pub enum Scope {
     AuditRead,
     /// Acknowledging and resolving exceptions (with a note).
     ExceptionsWrite,
+    /// Changing stores' configuration (the write API).
+    StoresWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::CatalogRead,
         Scope::CatalogWrite,
         Scope::StockRead,
@@ -727,6 +729,7 @@ impl Scope {
         Scope::FleetRead,
         Scope::AuditRead,
         Scope::ExceptionsWrite,
+        Scope::StoresWrite,
     ];
 
     /// Its name (`catalog:read`, …).
@@ -739,6 +742,7 @@ impl Scope {
             Scope::FleetRead => "fleet:read",
             Scope::AuditRead => "audit:read",
             Scope::ExceptionsWrite => "exceptions:write",
+            Scope::StoresWrite => "stores:write",
         }
     }
 
@@ -1206,6 +1210,7 @@ impl Role {
                 FleetRead,
                 AuditRead,
                 ExceptionsWrite,
+                StoresWrite,
             ],
             Role::Merchandiser => &[CatalogRead, CatalogWrite, StockRead],
             Role::StoreManager => &[StockRead, ReportsRead, ExceptionsWrite],

@@ -22,6 +22,7 @@ pub mod reports;
 pub mod search;
 pub mod sessions;
 pub mod stored_value;
+mod stores;
 mod writes;
 
 use std::future::Future;

@@ -354,6 +354,87 @@ pub(crate) async fn keep_revision(
     Ok(())
 }
 
+/// A reference entity to write: its kind and key in the change log, its payload as stores
+/// receive it, and the answer's body (the version is added to it).
+pub(crate) struct Entity<'a> {
+    pub kind: &'a str,
+    pub key: &'a str,
+    pub payload: String,
+    pub answer: Value,
+}
+
+/// Writes `entity` as the next version of the reference change log inside `tx` (which holds
+/// the write guard) and commits: the `If-Match` checked against what HQ holds, the revision
+/// kept, the audit line (`<kind>.create` or `<kind>.update`, before and after) and the
+/// idempotency key's answer recorded with it. A payload equal to what HQ holds makes no new
+/// version. The answer carries the version as its `ETag`; `201` for a new entity.
+pub(crate) async fn put_entity(
+    hq: &Hq,
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    headers: &HeaderMap,
+    key: &Option<Key>,
+    actor: &str,
+    entity: Entity<'_>,
+) -> ApiResult<Response> {
+    let Entity {
+        kind,
+        key: id,
+        payload,
+        mut answer,
+    } = entity;
+    let held = held(&mut tx, kind, id).await?;
+    check_version(&mut tx, headers, kind, id, held.as_ref()).await?;
+    let before = held.as_ref().and_then(|h| h.payload.clone());
+    if before.as_deref() == Some(payload.as_str()) {
+        // Nothing changes: the answer is the entity as it is, and no new version is made.
+        let version = held.as_ref().map_or(0, |h| h.version);
+        answer["version"] = json!(version);
+        remember(key, &mut tx, StatusCode::OK, &answer, crate::now_ms()).await?;
+        tx.commit().await?;
+        return Ok(tagged(StatusCode::OK, answer, version));
+    }
+    let (_, version) = crate::refdata::next_version(&mut tx, hq.db.backend).await?;
+    if let Some(h) = &held {
+        keep_revision(&mut tx, kind, id, h.version, h.payload.as_deref()).await?;
+    }
+    keep_revision(&mut tx, kind, id, version, Some(&payload)).await?;
+    crate::refdata::write_entities(
+        &mut tx,
+        hq.db.backend,
+        version,
+        vec![(kind.to_owned(), id.to_owned(), Some(payload.clone()))],
+    )
+    .await?;
+    crate::refdata::set_version(&mut tx, version).await?;
+    let now = crate::now_ms();
+    let target = format!("{kind}:{id}");
+    let action = format!(
+        "{kind}.{}",
+        if before.is_some() { "update" } else { "create" }
+    );
+    crate::identity::Audit {
+        at_ms: now,
+        actor,
+        source: None,
+        action: &action,
+        target: Some(&target),
+        before: before.as_deref(),
+        after: Some(&payload),
+    }
+    .append(&mut tx)
+    .await?;
+    let status = if before.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    answer["version"] = json!(version);
+    remember(key, &mut tx, status, &answer, now).await?;
+    tx.commit().await?;
+    hq.announce_version(version);
+    Ok(tagged(status, answer, version))
+}
+
 #[cfg(test)]
 mod tests {
     use super::differences;

@@ -68,6 +68,7 @@ scenarios! {
     repeated_refusals_are_parked_once_and_parked_records_are_capped,
     fuzzed_batches_are_never_applied,
     users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key,
+    a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2961,4 +2962,133 @@ async fn users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key(db: 
 /// The cookie value of `name=value`.
 fn cookie_value_of(cookie: &str) -> String {
     cookie.split_once('=').unwrap().1.to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores through the write API.
+
+/// A store's configuration is read with its version as the ETag and changed with `If-Match`;
+/// bad fields are refused by name and write nothing; a stale change is told what changed; the
+/// change is a new reference version, audited; only `stores:write` changes it.
+async fn a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name(db: &Db) {
+    use hq::identity::{Actor, Scope, create_api_key};
+    use serde_json::json;
+    let catalog_key = catalog_writer(db).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let key = create_api_key(
+        db,
+        &Actor::Cli,
+        "store setup",
+        &[Scope::FleetRead, Scope::StoresWrite],
+        now,
+    )
+    .await
+    .unwrap()
+    .secret;
+    let r = router(db);
+    let bearer = format!("Bearer {key}");
+    let (status, etag, read) = call(
+        &r,
+        Request::get("/v1/stores/vienna-01")
+            .header("authorization", &bearer)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    let store = read["store"].clone();
+    let mut renamed = store.clone();
+    renamed["name"] = json!("Kassa Wien Neubau");
+    let start = reference_version(db).await;
+    // Without If-Match, or with the catalog's key: refused, nothing written.
+    let answer = send(
+        &r,
+        json_request(
+            "PUT",
+            "/v1/stores/vienna-01",
+            &[("authorization", &bearer)],
+            &renamed,
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::PRECONDITION_REQUIRED,
+        "if_match_required",
+        None,
+    );
+    let catalog = format!("Bearer {catalog_key}");
+    let answer = send(
+        &r,
+        json_request(
+            "PUT",
+            "/v1/stores/vienna-01",
+            &[("authorization", &catalog), ("if-match", &etag)],
+            &renamed,
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "missing_scope", None);
+    // Bad fields, by name.
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("if-match", etag.as_str()),
+    ];
+    for (field, value, at) in [
+        ("timezone", json!("Europe/Wien"), "timezone"),
+        ("jurisdiction", json!("XX"), "jurisdiction"),
+        ("currency", json!("CHF"), "currency"),
+        ("name", json!(" "), "name"),
+        ("tax_id", json!("ATU 1234 <b>"), "tax_id"),
+        (
+            "quick_keys",
+            json!([{"label": "Brot", "keys": [{"sku": "NOPE-0001"}]}]),
+            "quick_keys[0].keys[0].sku",
+        ),
+        ("id", json!("graz-01"), "id"),
+    ] {
+        let mut bad = store.clone();
+        bad[field] = value;
+        let answer = send(
+            &r,
+            json_request("PUT", "/v1/stores/vienna-01", &headers, &bad),
+        )
+        .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_body", Some(at));
+    }
+    assert_eq!(
+        reference_version(db).await,
+        start,
+        "a refusal writes nothing"
+    );
+    // Changed with If-Match: a new version, audited, listed.
+    let (status, new_etag, written) = call(
+        &r,
+        json_request("PUT", "/v1/stores/vienna-01", &headers, &renamed),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{written}");
+    assert_eq!(written["version"], reference_version(db).await);
+    assert_ne!(new_etag, etag);
+    assert!(audit_actions(db).await.contains(&"store.update".to_owned()));
+    let (_, listed) = get(&r, "/v1/stores", Some(&key)).await;
+    let names: Vec<&str> = listed["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["id"] == "vienna-01")
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Kassa Wien Neubau"]);
+    // A change based on the old version is stale and says what changed.
+    let mut other = store.clone();
+    other["address"] = json!("Neubaugasse 1, 1070 Wien");
+    let answer = send(
+        &r,
+        json_request("PUT", "/v1/stores/vienna-01", &headers, &other),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::CONFLICT, "{}", answer.2);
+    assert_eq!(answer.2["code"], "stale");
+    assert_eq!(answer.2["changed"], json!(["name"]), "{}", answer.2);
 }

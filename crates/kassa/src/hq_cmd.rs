@@ -124,7 +124,7 @@ enum ApiKeyCommand {
         #[arg(long)]
         name: String,
         /// A scope: catalog:read, catalog:write, stock:read, reports:read, fleet:read,
-        /// audit:read or exceptions:write (repeat for several).
+        /// audit:read, exceptions:write or stores:write (repeat for several).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },

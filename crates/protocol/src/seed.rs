@@ -213,10 +213,11 @@ pub struct QuickKeyDto {
 
 impl QuickKeyPageDto {
     /// Checks a store's pages against the catalog: labels given and not too long, every key's
-    /// SKU known, colours `#rrggbb`, positions from 1 to the page size and not repeated.
-    fn check_pages(
+    /// SKU in the catalog (`known`), colours `#rrggbb`, positions from 1 to the page size and
+    /// not repeated.
+    pub fn check_pages(
         pages: &[QuickKeyPageDto],
-        catalog: &Catalog,
+        known: &dyn Fn(&Sku) -> bool,
         field: &str,
     ) -> Result<(), FieldError> {
         if pages.len() > QUICK_KEY_PAGES {
@@ -251,10 +252,10 @@ impl QuickKeyPageDto {
             for (k, key) in page.keys.iter().enumerate() {
                 let f = format!("{f}.keys[{k}]");
                 let sku = Sku::parse(&key.sku).at(|| format!("{f}.sku"))?;
-                if catalog.by_sku(&sku).is_none() {
+                if !known(&sku) {
                     return Err(FieldError::new(
                         format!("{f}.sku"),
-                        format!("no variant `{sku}` in this file's catalog"),
+                        format!("no variant `{sku}` in the catalog"),
                     ));
                 }
                 if let Some(text) = &key.label {
@@ -377,6 +378,100 @@ pub struct PriceEntryDto {
     pub price: String,
     pub from: Option<String>,
     pub to: Option<String>,
+}
+
+impl StoreDto {
+    /// Validates a store at `path` (`stores[2]`) against the jurisdictions it may name: a
+    /// name and a locale, a time zone the tz database knows, its jurisdiction's currency, a
+    /// VAT number's form. Its quick keys are checked against a catalog
+    /// ([`QuickKeyPageDto::check_pages`]).
+    pub fn parse(
+        &self,
+        path: &str,
+        jurisdictions: &[Jurisdiction],
+    ) -> Result<StoreConfig, FieldError> {
+        let s = self;
+        let f = |name: &str| format!("{path}.{name}");
+        let text = |name: &str, value: &str, least: usize, most: usize| {
+            let n = value.trim().chars().count();
+            if n < least || value.chars().count() > most {
+                return Err(FieldError::new(
+                    f(name),
+                    format!("{least} to {most} characters"),
+                ));
+            }
+            Ok(())
+        };
+        text("name", &s.name, 1, 100)?;
+        text("address", &s.address, 0, 500)?;
+        text("locale", &s.locale, 2, 35)?;
+        if jiff::tz::TimeZone::get(&s.timezone).is_err() {
+            return Err(FieldError::new(
+                f("timezone"),
+                format!(
+                    "`{}` is not a time zone of the tz database (Europe/Vienna)",
+                    s.timezone
+                ),
+            ));
+        }
+        let jurisdiction = jurisdictions
+            .iter()
+            .find(|j| j.code() == s.jurisdiction)
+            .cloned()
+            .ok_or_else(|| {
+                FieldError::new(
+                    f("jurisdiction"),
+                    format!("no jurisdiction `{}` is defined", s.jurisdiction),
+                )
+            })?;
+        let currency = Currency::parse(&s.currency).at(|| f("currency"))?;
+        if currency != jurisdiction.currency() {
+            return Err(FieldError::new(
+                f("currency"),
+                format!(
+                    "{currency} differs from jurisdiction {}'s {}",
+                    jurisdiction.code(),
+                    jurisdiction.currency()
+                ),
+            ));
+        }
+        let tax_id = match s.tax_id.as_deref().map(str::trim) {
+            None => None,
+            Some(id)
+                if !id.is_empty()
+                    && id.chars().count() <= 40
+                    && id.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '/')
+                    }) =>
+            {
+                Some(id.to_owned())
+            }
+            Some(id) => {
+                return Err(FieldError::new(
+                    f("tax_id"),
+                    format!(
+                        "`{id}` is not a VAT number: 1 to 40 letters, digits, spaces, `.`, `-` or `/`"
+                    ),
+                ));
+            }
+        };
+        Ok(StoreConfig {
+            tax_id,
+            id: StoreId::parse(&s.id).at(|| f("id"))?,
+            name: s.name.clone(),
+            address: s.address.clone(),
+            currency,
+            locale: s.locale.clone(),
+            timezone: s.timezone.clone(),
+            jurisdiction,
+            layouts: s
+                .scale_layouts
+                .iter()
+                .enumerate()
+                .map(|(l, layout)| layout.parse(&f(&format!("scale_layouts[{l}]"))))
+                .collect::<Result<_, _>>()?,
+        })
+    }
 }
 
 /// A store's configuration as domain values.
@@ -658,66 +753,7 @@ impl SeedDto {
             .stores
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                let f = |name: &str| format!("stores[{i}].{name}");
-                let jurisdiction = jurisdictions
-                    .iter()
-                    .find(|j| j.code() == s.jurisdiction)
-                    .cloned()
-                    .ok_or_else(|| {
-                        FieldError::new(
-                            f("jurisdiction"),
-                            format!("no jurisdiction `{}` in this file", s.jurisdiction),
-                        )
-                    })?;
-                let currency = Currency::parse(&s.currency).at(|| f("currency"))?;
-                if currency != jurisdiction.currency() {
-                    return Err(FieldError::new(
-                        f("currency"),
-                        format!(
-                            "{currency} differs from jurisdiction {}'s {}",
-                            jurisdiction.code(),
-                            jurisdiction.currency()
-                        ),
-                    ));
-                }
-                let tax_id = match s.tax_id.as_deref().map(str::trim) {
-                    None => None,
-                    Some(id)
-                        if !id.is_empty()
-                            && id.chars().count() <= 40
-                            && id.chars().all(|c| {
-                                c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '-' | '/')
-                            }) =>
-                    {
-                        Some(id.to_owned())
-                    }
-                    Some(id) => {
-                        return Err(FieldError::new(
-                            f("tax_id"),
-                            format!(
-                                "`{id}` is not a VAT number: 1 to 40 letters, digits, spaces, `.`, `-` or `/`"
-                            ),
-                        ));
-                    }
-                };
-                Ok(StoreConfig {
-                    tax_id,
-                    id: StoreId::parse(&s.id).at(|| f("id"))?,
-                    name: s.name.clone(),
-                    address: s.address.clone(),
-                    currency,
-                    locale: s.locale.clone(),
-                    timezone: s.timezone.clone(),
-                    jurisdiction,
-                    layouts: s
-                        .scale_layouts
-                        .iter()
-                        .enumerate()
-                        .map(|(l, layout)| layout.parse(&f(&format!("scale_layouts[{l}]"))))
-                        .collect::<Result<_, _>>()?,
-                })
-            })
+            .map(|(i, s)| s.parse(&format!("stores[{i}]"), &jurisdictions))
             .collect::<Result<Vec<_>, FieldError>>()?;
         let products = self
             .products
@@ -737,7 +773,7 @@ impl SeedDto {
         for (i, store) in self.stores.iter().enumerate() {
             QuickKeyPageDto::check_pages(
                 &store.quick_keys,
-                &catalog,
+                &|sku| catalog.by_sku(sku).is_some(),
                 &format!("stores[{i}].quick_keys"),
             )?;
         }

@@ -1,0 +1,149 @@
+//! Stores' configuration through the write API: `GET /v1/stores`, `GET/PUT /v1/stores/{id}`.
+//!
+//! A store's configuration (name, address, time zone, jurisdiction, currency, receipt
+//! header and footer, quick keys, …) is a reference entity like a variant: a `PUT` is the next
+//! version of the change log, which the store pulls as it pulls everything else, with the
+//! version as its `ETag`, `If-Match` to change it, `Idempotency-Key`, and the audit log. The
+//! store's sync credential is not part of it: `kassa hq store add` issues that.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use domain::catalog::Sku;
+use protocol::seed::{JurisdictionDto, QuickKeyPageDto, StoreDto};
+use serde_json::{Value, json};
+
+use crate::api::{Access, ApiError, ApiResult, Hq, authorize};
+use crate::extract::Path;
+use crate::identity::Scope;
+use crate::writes;
+
+fn field_error(e: protocol::FieldError) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.reason).at(e.field)
+}
+
+/// `GET /v1/stores`: every store's configuration, by id (`fleet:read`).
+pub(crate) async fn list(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    authorize(&hq, &headers, Scope::FleetRead, None, Access::Read).await?;
+    let mut conn = hq.db.pool.acquire().await?;
+    let stores: Vec<StoreDto> = crate::catalog::stores(&mut conn)
+        .await?
+        .into_values()
+        .collect();
+    Ok(Json(json!({ "stores": stores })))
+}
+
+/// `GET /v1/stores/{id}`: the configuration with its version as the `ETag`.
+pub(crate) async fn read(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    authorize(&hq, &headers, Scope::FleetRead, Some(&id), Access::Read).await?;
+    let mut conn = hq.db.pool.acquire().await?;
+    let held = writes::held(&mut conn, "store", &id).await?;
+    let Some((version, Some(payload))) = held.map(|h| (h.version, h.payload)) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no store `{id}`"),
+        )
+        .at("id"));
+    };
+    let store: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+    Ok(writes::tagged(
+        StatusCode::OK,
+        json!({ "store": store, "version": version }),
+        version,
+    ))
+}
+
+/// `PUT /v1/stores/{id}` (`stores:write`): creates the store's configuration, or replaces it
+/// when `If-Match` names the version it was read at. Validated as a published file's stores
+/// are: its jurisdiction one HQ defines (and its currency that jurisdiction's), a time zone of
+/// the tz database, every quick key's SKU a variant HQ holds.
+pub(crate) async fn write(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let actor = authorize(&hq, &headers, Scope::StoresWrite, None, Access::Write).await?;
+    let (store, bytes): (StoreDto, _) = writes::json_body(&headers, body).await?;
+    let key = match writes::idempotency(
+        &hq,
+        &headers,
+        &actor,
+        &[b"PUT /v1/stores/", id.as_bytes(), &bytes],
+    )
+    .await?
+    {
+        Ok(key) => key,
+        Err(answer) => return Ok(answer),
+    };
+    if store.id != id {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("`{}` is not the store of the path (`{id}`)", store.id),
+        )
+        .at("id"));
+    }
+    let payload = serde_json::to_string(&store)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+    let _guard = hq.db.write_guard().await;
+    let mut tx = hq.db.pool.begin().await?;
+    let jurisdictions: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT payload FROM ref_entities WHERE kind = 'jurisdiction'")
+            .fetch_all(&mut *tx)
+            .await?;
+    let jurisdictions = jurisdictions
+        .into_iter()
+        .flatten()
+        .filter_map(|p| serde_json::from_str::<JurisdictionDto>(&p).ok())
+        .filter_map(|j| j.parse("jurisdiction").ok())
+        .collect::<Vec<_>>();
+    store.parse("", &jurisdictions).map_err(|mut e| {
+        e.field = e.field.trim_start_matches('.').to_owned();
+        field_error(e)
+    })?;
+    let skus: BTreeSet<String> = store
+        .quick_keys
+        .iter()
+        .flat_map(|page| page.keys.iter().map(|k| k.sku.clone()))
+        .collect();
+    let mut held = BTreeSet::new();
+    for sku in &skus {
+        if writes::held(&mut tx, "variant", sku)
+            .await?
+            .is_some_and(|h| h.payload.is_some())
+        {
+            held.insert(sku.clone());
+        }
+    }
+    QuickKeyPageDto::check_pages(
+        &store.quick_keys,
+        &|sku: &Sku| held.contains(sku.as_str()),
+        "quick_keys",
+    )
+    .map_err(field_error)?;
+    writes::put_entity(
+        &hq,
+        tx,
+        &headers,
+        &key,
+        &actor,
+        writes::Entity {
+            kind: "store",
+            key: &id,
+            payload,
+            answer: json!({ "store": store }),
+        },
+    )
+    .await
+}
