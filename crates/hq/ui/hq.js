@@ -129,11 +129,37 @@ function callButton(button) {
   });
 }
 
+// A store's details changed: read the store with its version, change the form's fields, and
+// send it back with If-Match, so that a change made meanwhile by someone else is refused (the
+// API says what changed), never overwritten.
+function storeEdit(form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const path = `/v1/stores/${encodeURIComponent(form.dataset.storeEdit)}`;
+    const read = await fetch(path, { credentials: "same-origin" });
+    if (!read.ok) { showError(form, await read.json().catch(() => null)); return; }
+    const etag = read.headers.get("ETag");
+    const store = (await read.json()).store;
+    for (const [name, value] of new FormData(form)) {
+      if (name === "tax_id" && value.trim() === "") delete store.tax_id; else store[name] = value;
+    }
+    const response = await fetch(path, {
+      method: "PUT",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf(), "If-Match": etag },
+      body: JSON.stringify(store),
+    });
+    if (response.ok) { location.reload(); return; }
+    showError(form, await response.json().catch(() => null));
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-answer]").forEach(answerException);
   document.querySelectorAll("[data-sign-in]").forEach(signIn);
   document.querySelectorAll("[data-price-change]").forEach(priceChange);
   document.querySelectorAll("form[data-json]").forEach(jsonForm);
+  document.querySelectorAll("form[data-store-edit]").forEach(storeEdit);
   document.querySelectorAll("button[data-call]").forEach(callButton);
   document.querySelectorAll("[data-cancel]").forEach((button) => {
     button.addEventListener("click", async () => {

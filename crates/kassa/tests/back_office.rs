@@ -857,6 +857,63 @@ async fn people_run_the_chain_from_the_back_office_pages() {
         assert_eq!(log["entries"][0]["actor"], "user:ana", "{action}: {log}");
     }
 
+    // Stores and tills: a store's details edited in place (a time zone the tz database does
+    // not know is refused at its field), a new reference version, audited.
+    go(&page, &format!("{url}/stores"), "[data-test=stores]").await;
+    assert_eq!(
+        page.text("[data-store=vienna-01] [data-test=tills]")
+            .await
+            .unwrap(),
+        "vienna-01-t1"
+    );
+    let version: i64 = page.text(&dt("version")).await.unwrap().parse().unwrap();
+    assert_accessible(&page, &axe, "stores").await;
+    page.screenshot("back-office-stores").await.unwrap();
+    page.click("[data-store=vienna-01] summary").await.unwrap();
+    page.fill("#timezone-vienna-01", "Europe/Wien")
+        .await
+        .unwrap();
+    page.click("[data-store-edit=vienna-01] button[type=submit]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the time zone refused",
+        "document.querySelector('#timezone-vienna-01-error').textContent.length > 0",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    page.fill("#timezone-vienna-01", "Europe/Vienna")
+        .await
+        .unwrap();
+    page.fill("#name-vienna-01", "Kassa Wien Neubau")
+        .await
+        .unwrap();
+    page.eval("window.kassaLeaving = true").await.unwrap();
+    page.click("[data-store-edit=vienna-01] button[type=submit]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the store renamed",
+        "!window.kassaLeaving && document.querySelector('#store-vienna-01').textContent.startsWith('Kassa Wien Neubau')",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.text(&dt("version")).await.unwrap(),
+        (version + 1).to_string()
+    );
+    let (_, log) = fetch(
+        &page,
+        "GET",
+        "/v1/audit-log?action=store.update",
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(log["entries"][0]["actor"], "user:ana", "{log}");
+
     // In German.
     go(
         &page,

@@ -9,6 +9,7 @@ mod people;
 mod prices;
 mod reports;
 mod stock;
+mod stores;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub(crate) fn router() -> Router<Arc<Hq>> {
         .route("/fleet", get(fleet))
         .route("/exceptions", get(exceptions_inbox))
         .route("/users", get(people::users))
+        .route("/stores", get(stores::stores))
         .route(
             "/ui/hq.css",
             get(|| async { asset("text/css", include_str!("../../ui/hq.css")) }),
@@ -206,6 +208,7 @@ impl Frame {
                 Some(Scope::ReportsRead),
             ),
             ("/exceptions", "nav.exceptions", Some(Scope::ReportsRead)),
+            ("/stores", "nav.stores", Some(Scope::FleetRead)),
             ("/fleet", "nav.fleet", Some(Scope::FleetRead)),
             ("/users", "nav.users", Some(Scope::AuditRead)),
             ("/audit-log", "nav.audit", Some(Scope::AuditRead)),
