@@ -46,6 +46,8 @@ pub struct Hq {
     /// Failed sign-ins per source address in the current window, for throttling.
     pub(crate) sign_in_failures:
         std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, i64)>>,
+    /// The chain's PIN pepper, when HQ was given it: the staff write API hashes PINs with it.
+    pub(crate) pin_pepper: Option<[u8; 32]>,
 }
 
 /// How often HQ reads the reference version for the pulls waiting on it: a change made by
@@ -82,7 +84,14 @@ impl Hq {
             closing: tokio::sync::watch::channel(false).0,
             metrics_closed: false,
             sign_in_failures: std::sync::Mutex::default(),
+            pin_pepper: None,
         }
+    }
+
+    /// The same state, hashing the PINs the staff write API is sent under `pepper`.
+    pub fn with_pin_pepper(mut self, pepper: Option<[u8; 32]>) -> Self {
+        self.pin_pepper = pepper;
+        self
     }
 
     /// The same state, with `/metrics` closed to all but readers with `fleet:read`.
@@ -294,6 +303,11 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route(
             "/v1/stores/{id}",
             get(crate::stores::read).put(crate::stores::write),
+        )
+        .route("/v1/staff", get(crate::staff::list))
+        .route(
+            "/v1/staff/{id}",
+            get(crate::staff::read).put(crate::staff::write),
         )
         .route(
             "/v1/users",

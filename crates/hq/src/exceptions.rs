@@ -1,6 +1,7 @@
-//! The exceptions inbox: what needs a person's eye — stock gone negative, a batch HQ parked, a
-//! card declined after the customer left with an offline approval, a till silent for too long
-//! — found in HQ's projections when asked, each with what people said of it (acknowledged or
+//! The exceptions inbox: what needs a person's eye — stock gone negative, a batch HQ parked,
+//! sequences missing from a till's ledger, a card declined after the customer left with an
+//! offline approval, a gift card redeemed below zero offline, a day's counted cash off by more
+//! than the tolerance, a till silent for too long — found in HQ's projections when asked, each with what people said of it (acknowledged or
 //! resolved, with a note, who and when). Saying something of one is a line of the audit log.
 
 use std::collections::BTreeMap;
@@ -25,20 +26,31 @@ use crate::writes;
 /// A till not heard from for longer is an exception.
 pub const SILENT_MS: i64 = 24 * 3_600_000;
 
+/// A business day whose counted cash differs from the expected by more is an exception (in
+/// minor units of the store's currency: 5.00).
+pub const CASH_TOLERANCE_MINOR: i64 = 500;
+
+/// How far back cash differences are looked for, in days.
+const CASH_DAYS: i64 = 90;
+
 /// The kinds of exception.
-pub const KINDS: [&str; 4] = [
+pub const KINDS: [&str; 7] = [
     "negative_stock",
     "parked_batch",
+    "sequence_gap",
     "card_declined",
+    "stored_value_overdrawn",
+    "cash_over_short",
     "silent_till",
 ];
 
 /// An exception and what was said of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exception {
-    /// `negative_stock`, `parked_batch`, `card_declined` or `silent_till`.
+    /// One of [`KINDS`].
     pub kind: &'static str,
-    /// Which one: `location|sku`, the parked record's id, `terminal|service id`, the till.
+    /// Which one: `location|sku`, the parked record's id, `terminal|from-to`, `terminal|service
+    /// id`, the redemption's event id, `store|day`, the till.
     pub key: String,
     /// The store it concerns.
     pub store: String,
@@ -112,6 +124,78 @@ pub async fn exceptions(db: &Db, stores: Option<&[String]>) -> Result<Vec<Except
             format!(
                 "{terminal}: {amount} declined after an offline approval (receipt {})",
                 receipt.unwrap_or_default()
+            ),
+        ));
+    }
+    for till in crate::api::terminal_states(db).await? {
+        for (from, to) in &till.gaps {
+            found.push((
+                "sequence_gap",
+                format!("{}|{from}-{to}", till.id),
+                till.store.clone(),
+                format!(
+                    "{}: sequences {from} to {to} missing, {} events held beyond them",
+                    till.id, till.held_beyond_gaps
+                ),
+            ));
+        }
+    }
+    let rows = sqlx::query(
+        "SELECT m.event_id, m.number, m.store, m.terminal, a.currency, m.balance_after_minor
+         FROM stored_value_moves m JOIN stored_value_accounts a ON a.number = m.number
+         WHERE m.kind = 'redemption' AND m.balance_after_minor < 0
+         ORDER BY m.hlc_wall, m.terminal, m.seq",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    for r in rows {
+        let number: String = r.get("number");
+        let terminal: String = r.get("terminal");
+        let currency: String = r.get("currency");
+        // The account's number is a bearer's secret: the inbox shows its last four.
+        let tail: String = number
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        found.push((
+            "stored_value_overdrawn",
+            r.get("event_id"),
+            r.get("store"),
+            format!(
+                "{terminal}: card …{tail} redeemed offline below zero: balance {} {currency}",
+                crate::stored_value::money(r.get("balance_after_minor"), &currency)
+            ),
+        ));
+    }
+    let since = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(24 * CASH_DAYS))
+        .map(|t| t.strftime("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT store, day, currency, cash_expected_minor, cash_counted_minor FROM sales_daily
+         WHERE day >= $1 AND shifts_closed > 0 AND ABS(cash_counted_minor - cash_expected_minor) > $2
+         ORDER BY day, store",
+    )
+    .bind(&since)
+    .bind(CASH_TOLERANCE_MINOR)
+    .fetch_all(&db.pool)
+    .await?;
+    for r in rows {
+        let (store, day, currency): (String, String, String) =
+            (r.get("store"), r.get("day"), r.get("currency"));
+        let difference =
+            r.get::<i64, _>("cash_counted_minor") - r.get::<i64, _>("cash_expected_minor");
+        found.push((
+            "cash_over_short",
+            format!("{store}|{day}"),
+            store.clone(),
+            format!(
+                "{store} on {day}: counted cash {} {currency} against the expected",
+                crate::stored_value::money(difference, &currency)
             ),
         ));
     }

@@ -21,6 +21,7 @@ pub mod refdata;
 pub mod reports;
 pub mod search;
 pub mod sessions;
+mod staff;
 pub mod stored_value;
 mod stores;
 mod writes;
@@ -197,6 +198,8 @@ pub struct Settings {
     /// Whether `/metrics` needs a reader with `fleet:read` (a session, a key or the read-API
     /// token) instead of being open to the network's scraper.
     pub close_metrics: bool,
+    /// The chain's PIN pepper, for the staff write API (without it a PIN is refused).
+    pub pin_pepper: Option<[u8; 32]>,
 }
 
 /// A built HQ, listening, not yet serving.
@@ -220,7 +223,8 @@ impl App {
         Ok(App {
             state: Arc::new(
                 api::Hq::new(db, settings.api_token.clone())
-                    .with_metrics_closed(settings.close_metrics),
+                    .with_metrics_closed(settings.close_metrics)
+                    .with_pin_pepper(settings.pin_pepper),
             ),
             listener,
         })

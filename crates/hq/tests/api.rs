@@ -69,6 +69,7 @@ scenarios! {
     fuzzed_batches_are_never_applied,
     users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key,
     a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name,
+    staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2461,6 +2462,25 @@ async fn exceptions_are_listed_by_store_acknowledged_and_resolved_with_a_note(db
             .await
             .unwrap();
     }
+    // Counted cash off by 8.00 yesterday (an exception), by 3.00 the day before (within the
+    // tolerance), by 50.00 long ago (beyond the 90 days looked at).
+    let today = jiff::Zoned::now().date();
+    let cash_day = today.yesterday().unwrap().to_string();
+    for (days_ago, counted) in [(1, 9_200_i64), (2, 9_700), (400, 5_000)] {
+        let day = today
+            .checked_sub(jiff::Span::new().days(days_ago))
+            .unwrap()
+            .to_string();
+        sqlx::query(
+            "INSERT INTO sales_daily (store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor, voided_minor, goods_net_minor, rounding_minor)
+             VALUES ('vienna-01', $1, 'EUR', 1, 0, 0, 100, 10, 0, 100, 1, 10000, $2, 0, 90, 0)",
+        )
+        .bind(day)
+        .bind(counted)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
     sqlx::query("INSERT INTO parked (store, terminal, from_seq, count, code, reason, received_ms) VALUES ('vienna-01', 'vienna-01-t1', 5, 2, 'batch_conflict', 'sequence 5 is held with other bytes', $1)")
         .bind(now)
         .execute(&db.pool)
@@ -2526,7 +2546,14 @@ async fn exceptions_are_listed_by_store_acknowledged_and_resolved_with_a_note(db
             )
         })
         .collect();
-    assert_eq!(kinds.len(), 3, "{all}");
+    assert_eq!(kinds.len(), 4, "{all}");
+    assert!(
+        kinds.contains(&(
+            "cash_over_short".to_owned(),
+            format!("vienna-01|{cash_day}")
+        )),
+        "{all}"
+    );
     let parked_key = kinds
         .iter()
         .find(|(k, _)| k == "parked_batch")
@@ -2627,11 +2654,15 @@ async fn exceptions_are_listed_by_store_acknowledged_and_resolved_with_a_note(db
         .collect();
     assert_eq!(
         states,
-        [("negative_stock", "open"), ("parked_batch", "acknowledged")],
+        [
+            ("negative_stock", "open"),
+            ("parked_batch", "acknowledged"),
+            ("cash_over_short", "open")
+        ],
         "the resolved one left: {open}"
     );
     let (_, everything) = list(fritz.clone(), "?state=all").await;
-    assert_eq!(everything["exceptions"].as_array().unwrap().len(), 3);
+    assert_eq!(everything["exceptions"].as_array().unwrap().len(), 4);
     let actions = audit_actions(db).await;
     let said: Vec<&String> = actions
         .iter()
@@ -3091,4 +3122,130 @@ async fn a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name(
     assert_eq!(answer.0, StatusCode::CONFLICT, "{}", answer.2);
     assert_eq!(answer.2["code"], "stale");
     assert_eq!(answer.2["changed"], json!(["name"]), "{}", answer.2);
+}
+
+/// The chain's PIN pepper of the staff write API's HQ.
+const STAFF_PEPPER: [u8; 32] = [7; 32];
+
+/// Staff through the write API: a new member needs a PIN, which is hashed under the chain's
+/// pepper and never answered; a change without a PIN keeps theirs; `If-Match` as for every
+/// entity; HQ without the pepper refuses a PIN and writes nothing.
+async fn staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed(db: &Db) {
+    use hq::identity::{Actor, Scope, create_api_key};
+    use serde_json::json;
+    catalog_writer(db).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let key = create_api_key(
+        db,
+        &Actor::Cli,
+        "hr",
+        &[Scope::FleetRead, Scope::StoresWrite],
+        now,
+    )
+    .await
+    .unwrap()
+    .secret;
+    let bearer = format!("Bearer {key}");
+    let without_pepper = router(db);
+    let r = hq::api::router(Arc::new(
+        hq::api::Hq::new(db.clone(), Some(READ_TOKEN.into())).with_pin_pepper(Some(STAFF_PEPPER)),
+    ));
+    let headers = [("authorization", bearer.as_str())];
+    let start = reference_version(db).await;
+    for (body, code, field) in [
+        (
+            json!({"id": "s-900", "name": "Eva", "role": "cashier"}),
+            "invalid_body",
+            "pin",
+        ),
+        (
+            json!({"id": "s-900", "name": "Eva", "role": "cashier", "pin": "12a4"}),
+            "invalid_body",
+            "pin",
+        ),
+        (
+            json!({"id": "s-900", "name": "Eva", "role": "owner", "pin": "1234"}),
+            "invalid_body",
+            "role",
+        ),
+        (
+            json!({"id": "s-900", "name": " ", "role": "cashier", "pin": "1234"}),
+            "invalid_body",
+            "name",
+        ),
+        (
+            json!({"id": "s-901", "name": "Eva", "role": "cashier", "pin": "1234"}),
+            "invalid_body",
+            "id",
+        ),
+    ] {
+        let answer = send(&r, json_request("PUT", "/v1/staff/s-900", &headers, &body)).await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, code, Some(field));
+    }
+    let eva = json!({"id": "s-900", "name": "Eva", "role": "cashier", "pin": "4711"});
+    let answer = send(
+        &without_pepper,
+        json_request("PUT", "/v1/staff/s-900", &headers, &eva),
+    )
+    .await;
+    assert_error(&answer, StatusCode::CONFLICT, "no_pin_pepper", Some("pin"));
+    assert_eq!(
+        reference_version(db).await,
+        start,
+        "a refusal writes nothing"
+    );
+    let (status, etag, added) =
+        call(&r, json_request("PUT", "/v1/staff/s-900", &headers, &eva)).await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(
+        added["staff"],
+        json!({"id": "s-900", "name": "Eva", "role": "cashier"})
+    );
+    let held = || async {
+        let payload: String = sqlx::query_scalar(
+            "SELECT payload FROM ref_entities WHERE kind = 'staff' AND key = 's-900'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        serde_json::from_str::<protocol::seed::StaffDto>(&payload).unwrap()
+    };
+    let first = held().await;
+    assert!(first.pin.is_none());
+    let hash = first.pin_hash.clone().unwrap();
+    assert!(protocol::pin::verify(&STAFF_PEPPER, "4711", &hash));
+    // Promoted without a PIN: the PIN stays; with If-Match only.
+    let promoted = json!({"id": "s-900", "name": "Eva Berger", "role": "supervisor"});
+    let answer = send(
+        &r,
+        json_request("PUT", "/v1/staff/s-900", &headers, &promoted),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::PRECONDITION_REQUIRED,
+        "if_match_required",
+        None,
+    );
+    let with_tag = [
+        ("authorization", bearer.as_str()),
+        ("if-match", etag.as_str()),
+    ];
+    let (status, _, changed) = call(
+        &r,
+        json_request("PUT", "/v1/staff/s-900", &with_tag, &promoted),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let second = held().await;
+    assert_eq!(
+        (second.role.as_str(), second.pin_hash),
+        ("supervisor", Some(hash))
+    );
+    let (_, listed) = get(&r, "/v1/staff", Some(&key)).await;
+    assert!(
+        !listed.to_string().contains("argon2"),
+        "a list never shows a PIN's hash: {listed}"
+    );
+    assert!(audit_actions(db).await.contains(&"staff.update".to_owned()));
 }

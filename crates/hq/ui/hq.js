@@ -154,12 +154,31 @@ function storeEdit(form) {
   });
 }
 
+// A member of staff added or changed: an existing one is read first for its version, so that
+// a change someone made meanwhile is refused (If-Match), never overwritten.
+function staffEdit(form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const member = { id: data.get("id"), name: data.get("name"), role: data.get("role") };
+    if (data.get("pin")) member.pin = data.get("pin");
+    const path = `/v1/staff/${encodeURIComponent(member.id)}`;
+    const headers = { "Content-Type": "application/json", "X-CSRF-Token": csrf() };
+    const read = await fetch(path, { credentials: "same-origin" });
+    if (read.ok) headers["If-Match"] = read.headers.get("ETag");
+    const response = await fetch(path, { method: "PUT", credentials: "same-origin", headers, body: JSON.stringify(member) });
+    if (response.ok) { location.reload(); return; }
+    showError(form, await response.json().catch(() => null));
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-answer]").forEach(answerException);
   document.querySelectorAll("[data-sign-in]").forEach(signIn);
   document.querySelectorAll("[data-price-change]").forEach(priceChange);
   document.querySelectorAll("form[data-json]").forEach(jsonForm);
   document.querySelectorAll("form[data-store-edit]").forEach(storeEdit);
+  document.querySelectorAll("form[data-staff-edit]").forEach(staffEdit);
   document.querySelectorAll("button[data-call]").forEach(callButton);
   document.querySelectorAll("[data-cancel]").forEach((button) => {
     button.addEventListener("click", async () => {

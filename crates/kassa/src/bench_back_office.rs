@@ -83,6 +83,7 @@ async fn serve_hq(
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
         close_metrics: false,
+        pin_pepper: None,
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);

@@ -362,6 +362,7 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
         close_metrics: false,
+        pin_pepper: None,
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);
@@ -496,6 +497,7 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
         close_metrics: false,
+        pin_pepper: None,
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);

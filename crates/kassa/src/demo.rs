@@ -96,6 +96,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
         close_metrics: false,
+        pin_pepper: Some(pepper),
     })
     .await?;
     let hq_addr = format!("http://{}", hq_app.local_addr().context("no HQ address")?);

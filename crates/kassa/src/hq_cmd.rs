@@ -203,11 +203,16 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 api_token,
                 close_metrics,
             } => {
+                // The staff write API hashes PINs under the chain's pepper: the data directory's
+                // own or the file given; on PostgreSQL without a file, PINs cannot be set.
+                let pin_pepper =
+                    pin_pepper(args.data.as_deref(), args.pin_pepper_file.as_deref()).ok();
                 let app = hq::App::build(&hq::Settings {
                     database_url: url,
                     listen,
                     api_token,
                     close_metrics,
+                    pin_pepper,
                 })
                 .await?;
                 let addr = app.local_addr().context("listener has no address")?;

@@ -914,6 +914,43 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     .await;
     assert_eq!(log["entries"][0]["actor"], "user:ana", "{log}");
 
+    // Staff: a member added at the tills' sign-in (a PIN that is not 4 to 8 digits refused at
+    // its field); the PIN is never shown.
+    go(&page, &format!("{url}/staff"), "[data-test=staff]").await;
+    let members = page.count("[data-test=members] tbody tr").await.unwrap();
+    page.fill("#m-id", "s-950").await.unwrap();
+    page.fill("#m-name", "Eva Berger").await.unwrap();
+    page.fill("#m-pin", "12").await.unwrap();
+    page.click("[data-staff-edit] button[type=submit]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the PIN refused",
+        "document.querySelector('#m-pin-error').textContent.length > 0",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    page.fill("#m-pin", "4711").await.unwrap();
+    page.eval("window.kassaLeaving = true").await.unwrap();
+    page.click("[data-staff-edit] button[type=submit]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the member listed",
+        "!window.kassaLeaving && document.querySelector('tr[data-member=s-950]')",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.count("[data-test=members] tbody tr").await.unwrap(),
+        members + 1
+    );
+    assert!(!page.text("main").await.unwrap().contains("4711"));
+    assert_accessible(&page, &axe, "staff").await;
+    page.screenshot("back-office-staff").await.unwrap();
+
     // In German.
     go(
         &page,

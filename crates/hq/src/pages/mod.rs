@@ -8,6 +8,7 @@ mod i18n;
 mod people;
 mod prices;
 mod reports;
+mod staff;
 mod stock;
 mod stores;
 
@@ -53,6 +54,7 @@ pub(crate) fn router() -> Router<Arc<Hq>> {
         .route("/exceptions", get(exceptions_inbox))
         .route("/users", get(people::users))
         .route("/stores", get(stores::stores))
+        .route("/staff", get(staff::staff))
         .route(
             "/ui/hq.css",
             get(|| async { asset("text/css", include_str!("../../ui/hq.css")) }),
@@ -209,6 +211,7 @@ impl Frame {
             ),
             ("/exceptions", "nav.exceptions", Some(Scope::ReportsRead)),
             ("/stores", "nav.stores", Some(Scope::FleetRead)),
+            ("/staff", "nav.staff", Some(Scope::FleetRead)),
             ("/fleet", "nav.fleet", Some(Scope::FleetRead)),
             ("/users", "nav.users", Some(Scope::AuditRead)),
             ("/audit-log", "nav.audit", Some(Scope::AuditRead)),
