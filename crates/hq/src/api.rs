@@ -433,27 +433,32 @@ pub(crate) async fn authorize(
         Access::Write => "change",
     };
     if let Some(session) = crate::sessions::session_of(hq, headers).await? {
+        let actor = crate::identity::Actor::User(session.user.name.clone()).to_string();
         if access == Access::Write {
-            crate::sessions::check_csrf(headers, &session)?;
+            if let Err(e) = crate::sessions::check_csrf(headers, &session) {
+                return Err(refused(hq, &actor, e, &format!("scope:{scope}"), store).await);
+            }
         }
         let user = &session.user;
         if !user.role.scopes().contains(&scope) {
-            return Err(ApiError::new(
+            let e = ApiError::new(
                 StatusCode::FORBIDDEN,
                 "missing_scope",
                 format!("the role {} may not {verb} this (`{scope}`)", user.role),
-            ));
+            );
+            return Err(refused(hq, &actor, e, &format!("scope:{scope}"), store).await);
         }
         if user.role == crate::identity::Role::StoreManager
             && !store.is_some_and(|s| user.stores.iter().any(|mine| mine == s))
         {
-            return Err(ApiError::new(
+            let e = ApiError::new(
                 StatusCode::FORBIDDEN,
                 "store_not_yours",
                 format!("a store manager may {verb} the stores they run: name one of them"),
-            ));
+            );
+            return Err(refused(hq, &actor, e, &format!("scope:{scope}"), store).await);
         }
-        return Ok(crate::identity::Actor::User(session.user.name).to_string());
+        return Ok(actor);
     }
     if let Some(secret) = bearer(headers).filter(|t| t.starts_with(crate::identity::KEY_PREFIX)) {
         let key = crate::identity::key_for_secret(&hq.db, secret, now_ms())
@@ -466,11 +471,19 @@ pub(crate) async fn authorize(
                 )
             })?;
         if !key.scopes.contains(&scope) {
-            return Err(ApiError::new(
+            let e = ApiError::new(
                 StatusCode::FORBIDDEN,
                 "missing_scope",
                 format!("the API key {} lacks the scope `{scope}`", key.id),
-            ));
+            );
+            return Err(refused(
+                hq,
+                &format!("key:{}", key.id),
+                e,
+                &format!("scope:{scope}"),
+                store,
+            )
+            .await);
         }
         return Ok(format!("key:{}", key.id));
     }
@@ -492,6 +505,38 @@ pub(crate) async fn authorize(
             },
         )),
     }
+}
+
+/// Records that a known caller (a person signed in, an API key) was refused `what` (`scope:…`,
+/// `users`; of `store`), as a line of the audit log (`access.refused`), and answers the
+/// refusal. A failure to record is logged, never turned into another answer.
+pub(crate) async fn refused(
+    hq: &Hq,
+    actor: &str,
+    error: ApiError,
+    what: &str,
+    store: Option<&str>,
+) -> ApiError {
+    let target = what;
+    let after = json!({ "code": error.code, "store": store }).to_string();
+    let recorded = async {
+        let mut conn = hq.db.pool.acquire().await?;
+        crate::identity::Audit {
+            at_ms: now_ms(),
+            actor,
+            source: None,
+            action: "access.refused",
+            target: Some(target),
+            before: None,
+            after: Some(&after),
+        }
+        .append(&mut conn)
+        .await
+    };
+    if let Err(e) = recorded.await {
+        tracing::error!(error = %e, "a refused access was not recorded in the audit log");
+    }
+    error
 }
 
 /// Parked records kept per terminal of a store. A terminal whose batches keep failing needs an

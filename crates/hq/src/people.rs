@@ -37,20 +37,26 @@ async fn manager(hq: &Hq, headers: &HeaderMap, write: bool) -> ApiResult<Session
         true => role == Role::Admin,
         false => matches!(role, Role::Admin | Role::Auditor),
     };
-    if !may {
-        return Err(ApiError::new(
+    let refusal = if !may {
+        Some(ApiError::new(
             StatusCode::FORBIDDEN,
             "missing_role",
             format!(
                 "the role {role} may not {} users and API keys",
                 if write { "change" } else { "read" }
             ),
-        ));
+        ))
+    } else if write {
+        crate::sessions::check_csrf(headers, &session).err()
+    } else {
+        None
+    };
+    match refusal {
+        Some(e) => {
+            Err(crate::api::refused(hq, &actor(&session).to_string(), e, "users", None).await)
+        }
+        None => Ok(session),
     }
-    if write {
-        crate::sessions::check_csrf(headers, &session)?;
-    }
-    Ok(session)
 }
 
 fn actor(session: &Session) -> Actor {

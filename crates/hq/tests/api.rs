@@ -1137,6 +1137,8 @@ async fn people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_
         [
             "sign-in.refused",
             "sign-in",
+            // A read of another store, refused.
+            "access.refused",
             "sign-in",
             "sign-out",
             "sign-in",
@@ -1178,8 +1180,8 @@ async fn the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded(d
         .collect();
     assert_eq!(
         actions,
-        ["sign-in", "sign-in", "user.add", "user.add"],
-        "newest first"
+        ["access.refused", "sign-in", "sign-in", "user.add", "user.add"],
+        "newest first (anna's refused read first)"
     );
     let (_, _, page) = send(
         &r,
@@ -1261,8 +1263,8 @@ async fn the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded(d
     );
     assert_eq!(
         lines.len(),
-        1 + 1,
-        "anna's sign-in (her refused read read nothing): {text}"
+        1 + 2,
+        "anna's sign-in and her refused read (which read nothing): {text}"
     );
 
     let key = create_api_key(db, &Actor::Cli, "SIEM", &[Scope::AuditRead], now)
@@ -2963,6 +2965,24 @@ async fn users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key(db: 
         StatusCode::BAD_REQUEST,
         "invalid_body",
         Some("disabled"),
+    );
+    // A signed-in person's refused attempt is a line of the audit log too, naming them.
+    let refusals = hq::identity::audit_entries(
+        db,
+        &hq::identity::AuditFilter {
+            action: Some("access.refused".into()),
+            actor: Some("user:anna".into()),
+            ..Default::default()
+        },
+        10,
+    )
+    .await
+    .unwrap();
+    assert!(
+        refusals
+            .iter()
+            .any(|e| e.target.as_deref() == Some("users")),
+        "{refusals:?}"
     );
     // Each change is the admin's in the audit log.
     for action in [
