@@ -300,6 +300,11 @@ pub fn router(hq: Arc<Hq>) -> Router {
             get(crate::catalog::read_change).delete(crate::catalog::cancel),
         )
         .route("/v1/stores", get(crate::stores::list))
+        .route("/v1/jurisdictions", get(crate::stores::jurisdictions))
+        .route(
+            "/v1/jurisdictions/{code}",
+            axum::routing::put(crate::stores::write_jurisdiction),
+        )
         .route(
             "/v1/stores/{id}",
             get(crate::stores::read).put(crate::stores::write),

@@ -715,7 +715,8 @@ pub enum Scope {
     AuditRead,
     /// Acknowledging and resolving exceptions (with a note).
     ExceptionsWrite,
-    /// Changing stores' configuration (the write API).
+    /// Changing the chain's configuration through the write API: stores, staff, tax
+    /// jurisdictions.
     StoresWrite,
 }
 

@@ -147,3 +147,135 @@ pub(crate) async fn write(
     )
     .await
 }
+
+/// `GET /v1/jurisdictions` (`fleet:read`): every tax jurisdiction with its rules.
+pub(crate) async fn jurisdictions(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    authorize(&hq, &headers, Scope::FleetRead, None, Access::Read).await?;
+    let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT key, version, payload FROM ref_entities WHERE kind = 'jurisdiction' ORDER BY key",
+    )
+    .fetch_all(&hq.db.pool)
+    .await?;
+    let list: Vec<Value> = rows
+        .into_iter()
+        .filter_map(|(_, version, payload)| {
+            let jurisdiction: Value = serde_json::from_str(&payload?).ok()?;
+            Some(json!({ "jurisdiction": jurisdiction, "version": version }))
+        })
+        .collect();
+    Ok(Json(json!({ "jurisdictions": list })))
+}
+
+/// `PUT /v1/jurisdictions/{code}` (`stores:write`): a jurisdiction's currency, pricing,
+/// rounding and tax rules (by category, with the dates they hold), `If-Match` as for a store.
+/// Validated as a published file's are; refused when a store of the jurisdiction keeps another
+/// currency, or when a tax category a variant uses would no longer be defined.
+pub(crate) async fn write_jurisdiction(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let actor = authorize(&hq, &headers, Scope::StoresWrite, None, Access::Write).await?;
+    let (jurisdiction, bytes): (JurisdictionDto, _) = writes::json_body(&headers, body).await?;
+    let key = match writes::idempotency(
+        &hq,
+        &headers,
+        &actor,
+        &[b"PUT /v1/jurisdictions/", code.as_bytes(), &bytes],
+    )
+    .await?
+    {
+        Ok(key) => key,
+        Err(answer) => return Ok(answer),
+    };
+    if jurisdiction.code != code {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!(
+                "`{}` is not the jurisdiction of the path (`{code}`)",
+                jurisdiction.code
+            ),
+        )
+        .at("code"));
+    }
+    jurisdiction.parse("").map_err(|mut e| {
+        e.field = e.field.trim_start_matches('.').to_owned();
+        field_error(e)
+    })?;
+    let payload = serde_json::to_string(&jurisdiction)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+    let _guard = hq.db.write_guard().await;
+    let mut tx = hq.db.pool.begin().await?;
+    let stores = crate::catalog::stores(&mut tx).await?;
+    if let Some(store) = stores
+        .values()
+        .find(|s| s.jurisdiction == code && s.currency != jurisdiction.currency)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "in_use",
+            format!(
+                "store `{}` of this jurisdiction keeps {}: change the store first",
+                store.id, store.currency
+            ),
+        )
+        .at("currency"));
+    }
+    // A category this jurisdiction defined and defines no more must not be a variant's (unless
+    // another jurisdiction still defines it).
+    let held = writes::held(&mut tx, "jurisdiction", &code).await?;
+    let before: Vec<String> = held
+        .as_ref()
+        .and_then(|h| serde_json::from_str::<JurisdictionDto>(h.payload.as_deref()?).ok())
+        .map(|j| j.rules.into_iter().map(|r| r.category).collect())
+        .unwrap_or_default();
+    let others: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT payload FROM ref_entities WHERE kind = 'jurisdiction' AND key <> $1",
+    )
+    .bind(&code)
+    .fetch_all(&mut *tx)
+    .await?;
+    let defined: BTreeSet<String> = others
+        .into_iter()
+        .flatten()
+        .filter_map(|p| serde_json::from_str::<JurisdictionDto>(&p).ok())
+        .flat_map(|j| j.rules.into_iter().map(|r| r.category))
+        .chain(jurisdiction.rules.iter().map(|r| r.category.clone()))
+        .collect();
+    for category in before.iter().filter(|c| !defined.contains(*c)) {
+        let pattern = format!("%\"tax\":{}%", json!(category));
+        let user: Option<String> = sqlx::query_scalar(
+            "SELECT key FROM ref_entities WHERE kind = 'variant' AND payload LIKE $1 LIMIT 1",
+        )
+        .bind(&pattern)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(sku) = user {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "in_use",
+                format!("the tax category `{category}` is variant `{sku}`'s: keep its rule"),
+            )
+            .at("rules"));
+        }
+    }
+    writes::put_entity(
+        &hq,
+        tx,
+        &headers,
+        &key,
+        &actor,
+        writes::Entity {
+            kind: "jurisdiction",
+            key: &code,
+            payload,
+            answer: json!({ "jurisdiction": jurisdiction }),
+        },
+    )
+    .await
+}

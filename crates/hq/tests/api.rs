@@ -70,6 +70,7 @@ scenarios! {
     users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key,
     a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name,
     staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed,
+    a_jurisdiction_is_changed_and_what_depends_on_it_is_kept,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1180,7 +1181,13 @@ async fn the_audit_log_is_read_filtered_and_exported_and_each_read_is_recorded(d
         .collect();
     assert_eq!(
         actions,
-        ["access.refused", "sign-in", "sign-in", "user.add", "user.add"],
+        [
+            "access.refused",
+            "sign-in",
+            "sign-in",
+            "user.add",
+            "user.add"
+        ],
         "newest first (anna's refused read first)"
     );
     let (_, _, page) = send(
@@ -3268,4 +3275,120 @@ async fn staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed(db: &Db)
         "a list never shows a PIN's hash: {listed}"
     );
     assert!(audit_actions(db).await.contains(&"staff.update".to_owned()));
+}
+
+/// A tax jurisdiction is changed with `If-Match`; a change that would strand a store's currency
+/// or a variant's tax category is refused by name and writes nothing.
+async fn a_jurisdiction_is_changed_and_what_depends_on_it_is_kept(db: &Db) {
+    use hq::identity::{Actor, Scope, create_api_key};
+    use serde_json::json;
+    let catalog_key = catalog_writer(db).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let key = create_api_key(
+        db,
+        &Actor::Cli,
+        "tax",
+        &[Scope::FleetRead, Scope::StoresWrite],
+        now,
+    )
+    .await
+    .unwrap()
+    .secret;
+    let r = router(db);
+    let (status, list) = get(&r, "/v1/jurisdictions", Some(&key)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let at = list["jurisdictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["jurisdiction"]["code"] == "AT")
+        .unwrap()
+        .clone();
+    let etag = format!("\"{}\"", at["version"]);
+    let bearer = format!("Bearer {key}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("if-match", etag.as_str()),
+    ];
+    let start = reference_version(db).await;
+    let mut chf = at["jurisdiction"].clone();
+    chf["currency"] = json!("CHF");
+    let answer = send(
+        &r,
+        json_request("PUT", "/v1/jurisdictions/AT", &headers, &chf),
+    )
+    .await;
+    assert_error(&answer, StatusCode::CONFLICT, "in_use", Some("currency"));
+    let mut bad = at["jurisdiction"].clone();
+    bad["pricing"] = json!("sometimes");
+    let answer = send(
+        &r,
+        json_request("PUT", "/v1/jurisdictions/AT", &headers, &bad),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        Some("pricing"),
+    );
+    assert_eq!(
+        reference_version(db).await,
+        start,
+        "a refusal writes nothing"
+    );
+    // A rule added: a new version, audited.
+    let mut more = at["jurisdiction"].clone();
+    let mut rule = more["rules"][0].clone();
+    rule["category"] = json!("books");
+    more["rules"].as_array_mut().unwrap().push(rule);
+    let (status, books_etag, written) = call(
+        &r,
+        json_request("PUT", "/v1/jurisdictions/AT", &headers, &more),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{written}");
+    assert!(reference_version(db).await > start);
+    assert!(
+        audit_actions(db)
+            .await
+            .contains(&"jurisdiction.update".to_owned())
+    );
+    // A variant taxed as books: the rule can no longer go.
+    let catalog = format!("Bearer {catalog_key}");
+    let book = json!({"product_id": "book-1", "product_name": "Kochbuch", "variant": {
+        "sku": "BOOK-0001", "name": "Kochbuch", "identifiers": [], "tax": "books",
+        "unit": "each", "channels": "all", "open_price": false}});
+    let (status, _, made) = call(
+        &r,
+        json_request(
+            "PUT",
+            "/v1/variants/BOOK-0001",
+            &[("authorization", catalog.as_str())],
+            &book,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let with_books = [
+        ("authorization", bearer.as_str()),
+        ("if-match", books_etag.as_str()),
+    ];
+    let before = reference_version(db).await;
+    let answer = send(
+        &r,
+        json_request(
+            "PUT",
+            "/v1/jurisdictions/AT",
+            &with_books,
+            &at["jurisdiction"],
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::CONFLICT, "in_use", Some("rules"));
+    assert_eq!(
+        reference_version(db).await,
+        before,
+        "a refusal writes nothing"
+    );
 }
