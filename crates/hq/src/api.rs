@@ -259,7 +259,10 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/v1/sync/push", post(push))
         .route("/v1/sync/reference", get(reference))
         .route("/v1/sync/stock", get(stock_for_store))
-        .route("/v1/terminals", get(terminals))
+        .route(
+            "/v1/terminals",
+            get(terminals).post(crate::stores::register_terminal),
+        )
         .route("/v1/parked", get(parked))
         .route("/v1/reports/sales", get(crate::reports::sales_report))
         .route("/v1/stock", get(stock))

@@ -56,6 +56,9 @@ pub enum HqError {
     /// The store is not registered.
     #[error("store `{0}` is not registered: run `kassa hq store add` first")]
     UnknownStore(String),
+    /// The terminal is registered with another store or key.
+    #[error("terminal `{0}` is already registered with another store or key")]
+    TerminalTaken(String),
     /// Binding the listener failed.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -142,7 +145,16 @@ pub async fn add_terminal(
     terminal: &TerminalId,
     public_key_hex: &str,
 ) -> Result<(), HqError> {
-    let key = hex::decode(public_key_hex.trim())
+    let _guard = db.write_guard().await;
+    let mut tx = db.pool.begin().await?;
+    add_terminal_within(&mut tx, store, terminal, public_key_hex).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A terminal's public key, checked: 32 bytes of an Ed25519 key, in hex.
+pub(crate) fn terminal_key(public_key_hex: &str) -> Result<ed25519_dalek::VerifyingKey, HqError> {
+    hex::decode(public_key_hex.trim())
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
@@ -150,28 +162,34 @@ pub async fn add_terminal(
             HqError::Invalid(format!(
                 "public key `{public_key_hex}` is not a 32-byte Ed25519 key in hex"
             ))
-        })?;
+        })
+}
+
+/// [`add_terminal`] inside the caller's transaction (which holds the write guard): whether the
+/// terminal is new (registering it again with the same store and key changes nothing).
+pub(crate) async fn add_terminal_within(
+    tx: &mut sqlx::AnyConnection,
+    store: &StoreId,
+    terminal: &TerminalId,
+    public_key_hex: &str,
+) -> Result<bool, HqError> {
+    let key = terminal_key(public_key_hex)?;
     let known: Option<String> = sqlx::query_scalar("SELECT id FROM stores WHERE id = $1")
         .bind(store.as_str())
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *tx)
         .await?;
     if known.is_none() {
-        return Err(HqError::Invalid(format!(
-            "store `{store}` is not registered: run `kassa hq store add` first"
-        )));
+        return Err(HqError::UnknownStore(store.to_string()));
     }
     let existing: Option<(String, Vec<u8>)> =
         sqlx::query_as("SELECT store, public_key FROM terminals WHERE id = $1")
             .bind(terminal.as_str())
-            .fetch_optional(&db.pool)
+            .fetch_optional(&mut *tx)
             .await?;
     match existing {
-        Some((s, k)) if s == store.as_str() && k == key.to_bytes() => Ok(()),
-        Some(_) => Err(HqError::Invalid(format!(
-            "terminal `{terminal}` is already registered with another store or key"
-        ))),
+        Some((s, k)) if s == store.as_str() && k == key.to_bytes() => Ok(false),
+        Some(_) => Err(HqError::TerminalTaken(terminal.to_string())),
         None => {
-            let _guard = db.write_guard().await;
             sqlx::query(
                 "INSERT INTO terminals (id, store, public_key, acked_seq, acked_hash) VALUES ($1, $2, $3, 0, $4)",
             )
@@ -179,9 +197,9 @@ pub async fn add_terminal(
             .bind(store.as_str())
             .bind(&key.to_bytes()[..])
             .bind(&protocol::chain::GENESIS[..])
-            .execute(&db.pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(())
+            Ok(true)
         }
     }
 }

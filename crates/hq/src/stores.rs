@@ -13,7 +13,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use domain::catalog::Sku;
 use protocol::seed::{JurisdictionDto, QuickKeyPageDto, StoreDto};
 use serde_json::{Value, json};
@@ -278,4 +278,68 @@ pub(crate) async fn write_jurisdiction(
         },
     )
     .await
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewTerminal {
+    store: String,
+    id: String,
+    public_key: String,
+}
+
+/// `POST /v1/terminals` (`stores:write`): registers a till of a registered store with the
+/// public key its ledger is signed with (as `kassa store provision` prints it), audited
+/// (`terminal.register`). The same till, store and key again changes nothing (`200`).
+pub(crate) async fn register_terminal(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let actor = authorize(&hq, &headers, Scope::StoresWrite, None, Access::Write).await?;
+    let (asked, _): (NewTerminal, _) = writes::json_body(&headers, body).await?;
+    let bad = |field: &str, reason: String| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", reason).at(field)
+    };
+    let store = domain::StoreId::parse(&asked.store).map_err(|e| bad("store", e.to_string()))?;
+    let terminal = domain::TerminalId::parse(&asked.id).map_err(|e| bad("id", e.to_string()))?;
+    crate::terminal_key(&asked.public_key).map_err(|e| bad("public_key", e.to_string()))?;
+    let _guard = hq.db.write_guard().await;
+    let mut tx = hq.db.pool.begin().await?;
+    let added = crate::add_terminal_within(&mut tx, &store, &terminal, &asked.public_key)
+        .await
+        .map_err(|e| match e {
+            crate::HqError::UnknownStore(_) => bad("store", e.to_string()),
+            crate::HqError::TerminalTaken(_) => {
+                ApiError::new(StatusCode::CONFLICT, "terminal_taken", e.to_string()).at("id")
+            }
+            crate::HqError::Sqlx(e) => e.into(),
+            e => bad("public_key", e.to_string()),
+        })?;
+    let answer = json!({
+        "store": store.as_str(),
+        "id": terminal.as_str(),
+        "public_key": asked.public_key.trim().to_lowercase(),
+    });
+    if added {
+        let target = format!("terminal:{terminal}");
+        crate::identity::Audit {
+            at_ms: crate::now_ms(),
+            actor: &actor,
+            source: None,
+            action: "terminal.register",
+            target: Some(&target),
+            before: None,
+            after: Some(&answer.to_string()),
+        }
+        .append(&mut tx)
+        .await?;
+    }
+    tx.commit().await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(answer)).into_response())
 }

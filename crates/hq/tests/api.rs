@@ -515,7 +515,7 @@ async fn extractor_rejections_answer_the_json_error(db: &Db) {
         let answer = send(&router, request.body(Body::empty()).unwrap()).await;
         assert_error(&answer, status, code, field);
     }
-    let request = Request::post("/v1/terminals").body(Body::empty()).unwrap();
+    let request = Request::delete("/v1/terminals").body(Body::empty()).unwrap();
     let answer = send(&router, request).await;
     assert_error(
         &answer,
@@ -3138,6 +3138,60 @@ async fn a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name(
         .filter_map(|s| s["name"].as_str())
         .collect();
     assert_eq!(names, ["Kassa Wien Neubau"]);
+    // A till registered through the API: bad fields by name, again unchanged, taken elsewhere.
+    hq::add_store(db, &StoreId::parse("vienna-01").unwrap(), "Wien")
+        .await
+        .unwrap();
+    let public_key = hex::encode(SigningKey::from_bytes(&[9; 32]).verifying_key().as_bytes());
+    let auth = [("authorization", bearer.as_str())];
+    for (body, field) in [
+        (
+            json!({"store": "vienna-01", "id": "vienna-01-t7", "public_key": "abc"}),
+            "public_key",
+        ),
+        (
+            json!({"store": "linz-01", "id": "linz-01-t1", "public_key": public_key}),
+            "store",
+        ),
+        (
+            json!({"store": "vienna-01", "id": "no spaces", "public_key": public_key}),
+            "id",
+        ),
+    ] {
+        let answer = send(&r, json_request("POST", "/v1/terminals", &auth, &body)).await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            Some(field),
+        );
+    }
+    let till = json!({"store": "vienna-01", "id": "vienna-01-t7", "public_key": public_key});
+    for expected in [StatusCode::CREATED, StatusCode::OK] {
+        let (status, _, body) = send(&r, json_request("POST", "/v1/terminals", &auth, &till)).await;
+        assert_eq!(status, expected, "{body}");
+    }
+    let other_key = hex::encode(SigningKey::from_bytes(&[8; 32]).verifying_key().as_bytes());
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/terminals",
+            &auth,
+            &json!({"store": "vienna-01", "id": "vienna-01-t7", "public_key": other_key}),
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::CONFLICT, "terminal_taken", Some("id"));
+    let registered = audit_actions(db).await;
+    assert_eq!(
+        registered
+            .iter()
+            .filter(|a| *a == "terminal.register")
+            .count(),
+        1,
+        "registered once, audited once"
+    );
     // A change based on the old version is stale and says what changed.
     let mut other = store.clone();
     other["address"] = json!("Neubaugasse 1, 1070 Wien");
