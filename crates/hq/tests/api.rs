@@ -515,7 +515,9 @@ async fn extractor_rejections_answer_the_json_error(db: &Db) {
         let answer = send(&router, request.body(Body::empty()).unwrap()).await;
         assert_error(&answer, status, code, field);
     }
-    let request = Request::delete("/v1/terminals").body(Body::empty()).unwrap();
+    let request = Request::delete("/v1/terminals")
+        .body(Body::empty())
+        .unwrap();
     let answer = send(&router, request).await;
     assert_error(
         &answer,

@@ -701,6 +701,84 @@ async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_
             .any(|l| l.starts_with('{') && l.contains("\"level\"")),
         "the log file holds no log lines:\n{log}"
     );
+
+    // The back office of the chain the demo ran (its HQ started again on the demo's data,
+    // signed in as the admin the first run printed) shows the simulated sales moving: today's
+    // sales on the dashboard, a chart on the report, the tills online on the fleet page.
+    let admin = first
+        .split("sign in as ")
+        .nth(1)
+        .and_then(|rest| rest.split(", ").next())
+        .and_then(|entry| entry.split_once(" / "))
+        .map(|(name, rest)| {
+            (
+                name.to_owned(),
+                rest.split(' ').next().unwrap_or("").to_owned(),
+            )
+        })
+        .unwrap_or_else(|| panic!("no sign-in printed:\n{first}"));
+    let hq_data = arg(&data.join("hq"));
+    let server = test_support::Process::spawn(
+        &kassa(),
+        &["hq", "--data", &hq_data, "run", "--listen", "127.0.0.1:0"],
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let signed_in = http
+        .post(format!("{}/v1/session", server.url))
+        .json(&json!({"name": admin.0, "password": admin.1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(signed_in.status().is_success(), "{admin:?}");
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let page = |path: &'static str| {
+        let (http, cookie, url) = (http.clone(), cookie.clone(), server.url.clone());
+        async move {
+            let response = http
+                .get(format!("{url}{path}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success(), "{path}");
+            response.text().await.unwrap()
+        }
+    };
+    let dashboard = page("/dashboard").await;
+    let counts: Vec<i64> = dashboard
+        .split("<tr data-store=")
+        .skip(1)
+        .filter_map(|row| row.split("<td class=\"num\">").nth(2))
+        .filter_map(|cell| cell.split('<').next()?.trim().parse().ok())
+        .collect();
+    assert_eq!(counts.len(), 3, "a sales row per store:\n{dashboard}");
+    assert!(
+        counts.iter().sum::<i64>() > 0,
+        "no sales today on the dashboard: {counts:?}"
+    );
+    assert!(
+        dashboard.contains("class=\"state online\""),
+        "no till online on the dashboard"
+    );
+    let report = page("/reports").await;
+    assert!(
+        report.contains("data-test=\"chart\"") && report.contains("<rect"),
+        "no chart"
+    );
+    let fleet = page("/fleet").await;
+    assert!(
+        fleet.contains("data-state=\"online\""),
+        "no till online on the fleet page"
+    );
+    drop(server);
 }
 
 /// Issue 16, item 7: `KASSA_LOG=text` wrote colour codes into pipes and files. Plain lines
