@@ -951,6 +951,45 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     assert_accessible(&page, &axe, "staff").await;
     page.screenshot("back-office-staff").await.unwrap();
 
+    // Every page the admin opens, at the smallest and the largest screen the back office is
+    // made for, each checked by axe-core at both.
+    for path in [
+        "/dashboard",
+        "/catalog?q=brot",
+        "/catalog/GRO-BRD-0012",
+        "/price-changes?all=1",
+        "/stock?location=vienna-01",
+        "/reports",
+        "/reconciliation",
+        "/exceptions?state=all",
+        "/stores",
+        "/staff",
+        "/fleet",
+        "/users",
+        "/audit-log",
+    ] {
+        let name = path
+            .trim_start_matches('/')
+            .split(['?', '/'])
+            .next()
+            .unwrap_or("page")
+            .to_owned()
+            + if path.starts_with("/catalog/") {
+                "-variant"
+            } else {
+                ""
+            };
+        for (width, height) in [(1280, 800), (1920, 1080)] {
+            page.set_viewport(width, height).await.unwrap();
+            go(&page, &format!("{url}{path}"), "main h1").await;
+            assert_accessible(&page, &axe, &format!("{path} at {width}×{height}")).await;
+            page.screenshot(&format!("back-office-{name}-{width}x{height}"))
+                .await
+                .unwrap();
+        }
+    }
+    page.set_viewport(1280, 800).await.unwrap();
+
     // In German.
     go(
         &page,
