@@ -159,28 +159,15 @@ pub(crate) async fn write_variant(
     Path(sku): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    let actor = authorize(&hq, &headers, Scope::CatalogWrite, None, Access::Write).await?;
-    let (entity, bytes): (VariantEntity, _) = writes::json_body(&headers, body).await?;
-    let key = match writes::idempotency(
-        &hq,
-        &headers,
-        &actor,
-        &[b"PUT /v1/variants/", sku.as_bytes(), &bytes],
-    )
-    .await?
-    {
-        Ok(key) => key,
-        Err(answer) => return Ok(answer),
-    };
-    if entity.variant.sku != sku {
-        return Err(invalid(
-            "variant.sku",
-            format!(
-                "`{}` is not the SKU of the path (`{sku}`)",
-                entity.variant.sku
-            ),
-        ));
-    }
+    let path = format!("/v1/variants/{sku}");
+    let (actor, entity, key) =
+        match writes::put_request::<VariantEntity>(&hq, &headers, Scope::CatalogWrite, &path, body)
+            .await?
+        {
+            Ok(asked) => asked,
+            Err(answer) => return Ok(answer),
+        };
+    writes::same_as_path("variant.sku", &entity.variant.sku, &sku)?;
     if entity.product_id.trim().is_empty() {
         return Err(invalid("product_id", "a product id is required"));
     }

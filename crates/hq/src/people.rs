@@ -67,7 +67,7 @@ pub(crate) fn identity_error(e: IdentityError) -> ApiError {
     match e {
         IdentityError::Db(e) => e.into(),
         IdentityError::Invalid { field, reason } => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", reason).at(field)
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", reason).at(field)
         }
         e @ IdentityError::UserExists(_) => {
             ApiError::new(StatusCode::CONFLICT, "user_exists", e).at("name")
@@ -243,7 +243,7 @@ pub(crate) async fn rotate_key(
     if form.overlap_hours > MAX_OVERLAP_HOURS {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_body",
+            "invalid_field",
             format!("an overlap is at most {MAX_OVERLAP_HOURS} hours"),
         )
         .at("overlap_hours"));

@@ -92,27 +92,20 @@ pub(crate) async fn write(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    let actor = authorize(&hq, &headers, Scope::StoresWrite, None, Access::Write).await?;
-    let (member, bytes): (Member, _) = writes::json_body(&headers, body).await?;
-    let key = match writes::idempotency(
+    let path = format!("/v1/staff/{id}");
+    let (actor, member, key) = match writes::put_request::<Member>(
         &hq,
         &headers,
-        &actor,
-        &[b"PUT /v1/staff/", id.as_bytes(), &bytes],
+        Scope::StoresWrite,
+        &path,
+        body,
     )
     .await?
     {
-        Ok(key) => key,
+        Ok(asked) => asked,
         Err(answer) => return Ok(answer),
     };
-    if member.id != id {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("`{}` is not the member of the path (`{id}`)", member.id),
-        )
-        .at("id"));
-    }
+    writes::same_as_path("id", &member.id, &id)?;
     let mut dto = StaffDto {
         id: member.id,
         name: member.name,
@@ -121,7 +114,7 @@ pub(crate) async fn write(
         pin_hash: None,
     };
     let invalid = |e: protocol::FieldError| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.reason)
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.reason)
             .at(e.field.trim_start_matches('.').to_owned())
     };
     // The PIN, when one is sent, is checked and hashed (slow by design) before the write
@@ -137,7 +130,7 @@ pub(crate) async fn write(
             .at("pin")
         })?;
         dto = dto.hashed(pepper).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()).at("pin")
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string()).at("pin")
         })?;
     }
     let _guard = hq.db.write_guard().await;
@@ -150,7 +143,7 @@ pub(crate) async fn write(
         if dto.pin_hash.is_none() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_body",
+                "invalid_field",
                 "a new member of staff needs a PIN",
             )
             .at("pin"));

@@ -24,7 +24,7 @@ use crate::identity::Scope;
 use crate::writes;
 
 fn field_error(e: protocol::FieldError) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.reason).at(e.field)
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.reason).at(e.field)
 }
 
 /// `GET /v1/stores`: every store's configuration, by id (`fleet:read`).
@@ -73,27 +73,15 @@ pub(crate) async fn write(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    let actor = authorize(&hq, &headers, Scope::StoresWrite, None, Access::Write).await?;
-    let (store, bytes): (StoreDto, _) = writes::json_body(&headers, body).await?;
-    let key = match writes::idempotency(
-        &hq,
-        &headers,
-        &actor,
-        &[b"PUT /v1/stores/", id.as_bytes(), &bytes],
-    )
-    .await?
-    {
-        Ok(key) => key,
-        Err(answer) => return Ok(answer),
-    };
-    if store.id != id {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("`{}` is not the store of the path (`{id}`)", store.id),
-        )
-        .at("id"));
-    }
+    let path = format!("/v1/stores/{id}");
+    let (actor, store, key) =
+        match writes::put_request::<StoreDto>(&hq, &headers, Scope::StoresWrite, &path, body)
+            .await?
+        {
+            Ok(asked) => asked,
+            Err(answer) => return Ok(answer),
+        };
+    writes::same_as_path("id", &store.id, &id)?;
     let payload = serde_json::to_string(&store)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
     let _guard = hq.db.write_guard().await;
@@ -179,30 +167,20 @@ pub(crate) async fn write_jurisdiction(
     Path(code): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
-    let actor = authorize(&hq, &headers, Scope::StoresWrite, None, Access::Write).await?;
-    let (jurisdiction, bytes): (JurisdictionDto, _) = writes::json_body(&headers, body).await?;
-    let key = match writes::idempotency(
+    let path = format!("/v1/jurisdictions/{code}");
+    let (actor, jurisdiction, key) = match writes::put_request::<JurisdictionDto>(
         &hq,
         &headers,
-        &actor,
-        &[b"PUT /v1/jurisdictions/", code.as_bytes(), &bytes],
+        Scope::StoresWrite,
+        &path,
+        body,
     )
     .await?
     {
-        Ok(key) => key,
+        Ok(asked) => asked,
         Err(answer) => return Ok(answer),
     };
-    if jurisdiction.code != code {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!(
-                "`{}` is not the jurisdiction of the path (`{code}`)",
-                jurisdiction.code
-            ),
-        )
-        .at("code"));
-    }
+    writes::same_as_path("code", &jurisdiction.code, &code)?;
     jurisdiction.parse("").map_err(|mut e| {
         e.field = e.field.trim_start_matches('.').to_owned();
         field_error(e)
@@ -299,7 +277,7 @@ pub(crate) async fn register_terminal(
     let actor = authorize(&hq, &headers, Scope::StoresWrite, None, Access::Write).await?;
     let (asked, _): (NewTerminal, _) = writes::json_body(&headers, body).await?;
     let bad = |field: &str, reason: String| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", reason).at(field)
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", reason).at(field)
     };
     let store = domain::StoreId::parse(&asked.store).map_err(|e| bad("store", e.to_string()))?;
     let terminal = domain::TerminalId::parse(&asked.id).map_err(|e| bad("id", e.to_string()))?;

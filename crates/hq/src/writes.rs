@@ -354,6 +354,38 @@ pub(crate) async fn keep_revision(
     Ok(())
 }
 
+/// What a `PUT` of a reference entity starts with: the caller, who must hold `scope`; the body
+/// as `T`; and the `Idempotency-Key` — or, in `Err`, the answer a retried request gets again.
+pub(crate) async fn put_request<T: DeserializeOwned>(
+    hq: &Hq,
+    headers: &HeaderMap,
+    scope: crate::identity::Scope,
+    path: &str,
+    body: Body,
+) -> ApiResult<Result<(String, T, Option<Key>), Response>> {
+    let actor = crate::api::authorize(hq, headers, scope, None, crate::api::Access::Write).await?;
+    let (value, bytes): (T, _) = json_body(headers, body).await?;
+    Ok(
+        match idempotency(hq, headers, &actor, &[b"PUT ", path.as_bytes(), &bytes]).await? {
+            Ok(key) => Ok((actor, value, key)),
+            Err(answer) => Err(answer),
+        },
+    )
+}
+
+/// Refuses a body whose `field` (`given`) is not the entity of the path (`id`).
+pub(crate) fn same_as_path(field: &str, given: &str, id: &str) -> ApiResult<()> {
+    if given == id {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        format!("`{given}` is not the one of the path (`{id}`)"),
+    )
+    .at(field))
+}
+
 /// A reference entity to write: its kind and key in the change log, its payload as stores
 /// receive it, and the answer's body (the version is added to it).
 pub(crate) struct Entity<'a> {

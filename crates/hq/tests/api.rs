@@ -2783,22 +2783,22 @@ async fn users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key(db: 
     for (body, code, field) in [
         (
             json!({"name": "lena", "role": "cashier", "password": "a long enough passphrase"}),
-            "invalid_body",
+            "invalid_field",
             "role",
         ),
         (
             json!({"name": "lena", "role": "merchandiser", "password": "short"}),
-            "invalid_body",
+            "invalid_field",
             "password",
         ),
         (
             json!({"name": "Lena Huber!", "role": "merchandiser", "password": "a long enough passphrase"}),
-            "invalid_body",
+            "invalid_field",
             "name",
         ),
         (
             json!({"name": "lena", "role": "store-manager", "password": "a long enough passphrase"}),
-            "invalid_body",
+            "invalid_field",
             "stores",
         ),
         (
@@ -2840,7 +2840,7 @@ async fn users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key(db: 
     assert_error(
         &answer,
         StatusCode::BAD_REQUEST,
-        "invalid_body",
+        "invalid_field",
         Some("scopes[1]"),
     );
     let (status, _, made) = send(
@@ -2891,7 +2891,7 @@ async fn users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key(db: 
     assert_error(
         &answer,
         StatusCode::BAD_REQUEST,
-        "invalid_body",
+        "invalid_field",
         Some("overlap_hours"),
     );
     let (status, _, rotated) = send(
@@ -2972,7 +2972,7 @@ async fn users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key(db: 
     assert_error(
         &answer,
         StatusCode::BAD_REQUEST,
-        "invalid_body",
+        "invalid_field",
         Some("disabled"),
     );
     // A signed-in person's refused attempt is a line of the audit log too, naming them.
@@ -3114,7 +3114,7 @@ async fn a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name(
             json_request("PUT", "/v1/stores/vienna-01", &headers, &bad),
         )
         .await;
-        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_body", Some(at));
+        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_field", Some(at));
     }
     assert_eq!(
         reference_version(db).await,
@@ -3164,7 +3164,7 @@ async fn a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name(
         assert_error(
             &answer,
             StatusCode::BAD_REQUEST,
-            "invalid_body",
+            "invalid_field",
             Some(field),
         );
     }
@@ -3238,27 +3238,27 @@ async fn staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed(db: &Db)
     for (body, code, field) in [
         (
             json!({"id": "s-900", "name": "Eva", "role": "cashier"}),
-            "invalid_body",
+            "invalid_field",
             "pin",
         ),
         (
             json!({"id": "s-900", "name": "Eva", "role": "cashier", "pin": "12a4"}),
-            "invalid_body",
+            "invalid_field",
             "pin",
         ),
         (
             json!({"id": "s-900", "name": "Eva", "role": "owner", "pin": "1234"}),
-            "invalid_body",
+            "invalid_field",
             "role",
         ),
         (
             json!({"id": "s-900", "name": " ", "role": "cashier", "pin": "1234"}),
-            "invalid_body",
+            "invalid_field",
             "name",
         ),
         (
             json!({"id": "s-901", "name": "Eva", "role": "cashier", "pin": "1234"}),
-            "invalid_body",
+            "invalid_field",
             "id",
         ),
     ] {
@@ -3385,7 +3385,7 @@ async fn a_jurisdiction_is_changed_and_what_depends_on_it_is_kept(db: &Db) {
     assert_error(
         &answer,
         StatusCode::BAD_REQUEST,
-        "invalid_body",
+        "invalid_field",
         Some("pricing"),
     );
     assert_eq!(
