@@ -159,6 +159,17 @@ async fn viewer(hq: &Hq, headers: &HeaderMap, uri: &OriginalUri) -> Result<Sessi
     }
 }
 
+/// [`enter`], or from the handler the answer instead of the page.
+macro_rules! entered {
+    ($($arg:expr),* $(,)?) => {
+        match crate::pages::enter($($arg),*).await {
+            Ok(entered) => entered,
+            Err(answer) => return answer,
+        }
+    };
+}
+pub(crate) use entered;
+
 /// Who opens page `here`, in which language, and the page's frame; or the answer instead: the
 /// sign-in page for nobody signed in, the 403 page for a role without `scope`.
 async fn enter(
@@ -370,11 +381,7 @@ async fn dashboard(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(&hq, &headers, &uri, &params, "/dashboard", None).await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+    let (session, frame, lang) = entered!(&hq, &headers, &uri, &params, "/dashboard", None);
     match dashboard_data(&hq, &session, lang.0).await {
         Ok((sales, tills, exceptions)) => {
             let template = Dashboard {
@@ -533,19 +540,14 @@ async fn catalog(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (_, frame, lang) = match enter(
+    let (_, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/catalog",
-        Some(Scope::CatalogRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::CatalogRead)
+    );
     let q: String = params
         .get("q")
         .map(|q| q.trim().chars().take(100).collect())
@@ -597,19 +599,14 @@ async fn variant(
     Path(sku): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/catalog",
-        Some(Scope::CatalogRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::CatalogRead)
+    );
     let scopes = session.user.role.scopes();
     let t = lang.0;
     let data = async {
@@ -722,19 +719,14 @@ async fn reconciliation(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/reconciliation",
-        Some(Scope::ReportsRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::ReportsRead)
+    );
     let stores = match visible_stores(&hq, &session).await {
         Ok(stores) => stores,
         Err(e) => return failed(e),
@@ -854,19 +846,14 @@ async fn audit_log(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/audit-log",
-        Some(Scope::AuditRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::AuditRead)
+    );
     let given = |name: &str| {
         params
             .get(name)
@@ -969,19 +956,14 @@ async fn fleet(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (_, frame, lang) = match enter(
+    let (_, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/fleet",
-        Some(Scope::FleetRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::FleetRead)
+    );
     let silent_minutes = params
         .get("silent_minutes")
         .and_then(|m| m.trim().parse::<i64>().ok())
@@ -1068,19 +1050,14 @@ async fn exceptions_inbox(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/exceptions",
-        Some(Scope::ReportsRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::ReportsRead)
+    );
     let scopes = session.user.role.scopes();
     let mine = (session.user.role == Role::StoreManager).then(|| session.user.stores.clone());
     let found = match crate::exceptions::exceptions(&hq.db, mine.as_deref()).await {

@@ -9,7 +9,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{Frame, Params, enter, failed, local, page, visible_stores};
+use super::{Frame, Params, entered, failed, local, page, visible_stores};
 use crate::api::Hq;
 use crate::extract::Query;
 use crate::identity::{self, Role, Scope};
@@ -52,19 +52,14 @@ pub(super) async fn users(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/users",
-        Some(Scope::AuditRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::AuditRead)
+    );
     let t = lang.0;
     let (users, keys, stores) = match tokio::try_join!(
         identity::users(&hq.db),

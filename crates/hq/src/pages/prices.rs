@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
-use super::{Frame, Lang, Params, enter, failed, local, page};
+use super::{Frame, Lang, Params, entered, failed, local, page};
 use crate::api::Hq;
 use crate::extract::Query;
 use crate::identity::Scope;
@@ -76,19 +76,14 @@ pub(super) async fn price_changes(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/price-changes",
-        Some(Scope::CatalogRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::CatalogRead)
+    );
     let all = params.get("all").is_some_and(|v| v == "1");
     let changes = match hq.db.pool.acquire().await {
         Ok(mut conn) => crate::catalog::changes_where(&mut conn, "$1 = $1", "").await,

@@ -10,7 +10,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{Frame, Lang, Params, enter, failed, page, visible_stores, zone_of};
+use super::{Frame, Lang, Params, entered, failed, page, visible_stores, zone_of};
 use crate::api::Hq;
 use crate::extract::Query;
 use crate::identity::{Role, Scope};
@@ -121,19 +121,14 @@ pub(super) async fn reports(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/reports",
-        Some(Scope::ReportsRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::ReportsRead)
+    );
     let t = lang.0;
     let stores = match visible_stores(&hq, &session).await {
         Ok(stores) => stores,

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use protocol::seed::StaffDto;
 
-use super::{Frame, Params, enter, failed, page};
+use super::{Frame, Params, entered, failed, page};
 use crate::api::Hq;
 use crate::extract::Query;
 use crate::identity::Scope;
@@ -30,19 +30,14 @@ pub(super) async fn staff(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/staff",
-        Some(Scope::FleetRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::FleetRead)
+    );
     let rows: Vec<Option<String>> = match sqlx::query_scalar(
         "SELECT payload FROM ref_entities WHERE kind = 'staff' ORDER BY key",
     )

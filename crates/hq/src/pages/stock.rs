@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use sqlx::Row;
 
-use super::{Frame, Params, enter, failed, not_found, page, visible_stores};
+use super::{Frame, Params, entered, failed, not_found, page, visible_stores};
 use crate::api::{Hq, milli};
 use crate::extract::Query;
 use crate::identity::Scope;
@@ -42,19 +42,14 @@ pub(super) async fn stock(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/stock",
-        Some(Scope::StockRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::StockRead)
+    );
     let stores = match visible_stores(&hq, &session).await {
         Ok(stores) => stores,
         Err(e) => return failed(e),

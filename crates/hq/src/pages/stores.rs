@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use sqlx::Row;
 
-use super::{Frame, Params, enter, failed, local, page};
+use super::{Frame, Params, entered, failed, local, page};
 use crate::api::Hq;
 use crate::extract::Query;
 use crate::identity::Scope;
@@ -47,19 +47,14 @@ pub(super) async fn stores(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (session, frame, lang) = match enter(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
         &params,
         "/stores",
-        Some(Scope::FleetRead),
-    )
-    .await
-    {
-        Ok(entered) => entered,
-        Err(answer) => return answer,
-    };
+        Some(Scope::FleetRead)
+    );
     let t = lang.0;
     let read = async {
         let mut conn = hq.db.pool.acquire().await?;
