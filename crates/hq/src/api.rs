@@ -812,12 +812,52 @@ fn integer_param(name: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
     }
 }
 
+/// Keeps what a store node says of itself with its pull (version, unsynced events, clock), as
+/// far as it is readable: a header that is absent or not what it should be is kept as unknown,
+/// never refused (an older node sends none).
+async fn record_node_status(hq: &Hq, store: &str, headers: &HeaderMap) -> ApiResult<()> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let version = text(protocol::sync::NODE_VERSION_HEADER)
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 40
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-._".contains(c))
+        })
+        .map(str::to_owned);
+    let unsynced = text(protocol::sync::NODE_UNSYNCED_HEADER)
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|n| *n >= 0);
+    let now = now_ms();
+    let offset = text(protocol::sync::NODE_CLOCK_HEADER)
+        .and_then(|v| v.parse::<i64>().ok())
+        .and_then(|clock| clock.checked_sub(now));
+    let _guard = hq.db.write_guard().await;
+    sqlx::query(
+        "UPDATE stores SET node_version = $1, node_unsynced = $2, node_clock_offset_ms = $3, node_status_ms = $4 WHERE id = $5",
+    )
+    .bind(version)
+    .bind(unsynced)
+    .bind(offset)
+    .bind(now)
+    .bind(store)
+    .execute(&hq.db.pool)
+    .await?;
+    Ok(())
+}
+
 async fn reference(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
     Query(q): Query<Since>,
 ) -> ApiResult<Response> {
     let store = authenticate_store(&hq, &headers).await?;
+    record_node_status(&hq, &store, &headers).await?;
     let since = integer_param("since", q.since.as_deref())?.unwrap_or(0);
     let wait = integer_param("wait", q.wait.as_deref())?
         .unwrap_or(0)

@@ -33,9 +33,10 @@ async fn manager(hq: &Hq, headers: &HeaderMap, write: bool) -> ApiResult<Session
         ));
     };
     let role = session.user.role;
-    let may = match write {
-        true => role == Role::Admin,
-        false => matches!(role, Role::Admin | Role::Auditor),
+    let may = if write {
+        role == Role::Admin
+    } else {
+        matches!(role, Role::Admin | Role::Auditor)
     };
     let refusal = if !may {
         Some(ApiError::new(
@@ -63,7 +64,7 @@ fn actor(session: &Session) -> Actor {
     Actor::User(session.user.name.clone())
 }
 
-pub(crate) fn identity_error(e: IdentityError) -> ApiError {
+fn identity_error(e: IdentityError) -> ApiError {
     match e {
         IdentityError::Db(e) => e.into(),
         IdentityError::Invalid { field, reason } => {

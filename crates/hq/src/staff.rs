@@ -113,14 +113,10 @@ pub(crate) async fn write(
         pin: member.pin,
         pin_hash: None,
     };
-    let invalid = |e: protocol::FieldError| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.reason)
-            .at(e.field.trim_start_matches('.').to_owned())
-    };
     // The PIN, when one is sent, is checked and hashed (slow by design) before the write
     // begins; without one the member's held hash stands in for the check.
     if dto.pin.is_some() {
-        dto.check("").map_err(invalid)?;
+        dto.check("").map_err(crate::stores::field_error)?;
         let pepper = hq.pin_pepper.as_ref().ok_or_else(|| {
             ApiError::new(
                 StatusCode::CONFLICT,
@@ -148,7 +144,7 @@ pub(crate) async fn write(
             )
             .at("pin"));
         }
-        dto.check("").map_err(invalid)?;
+        dto.check("").map_err(crate::stores::field_error)?;
     }
     let payload = serde_json::to_string(&dto)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;

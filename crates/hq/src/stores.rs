@@ -1,7 +1,9 @@
-//! Stores' configuration through the write API: `GET /v1/stores`, `GET/PUT /v1/stores/{id}`.
+//! The chain's configuration through the write API: stores (`GET /v1/stores`, `GET/PUT
+//! /v1/stores/{id}`), tax jurisdictions (`GET /v1/jurisdictions`, `PUT
+//! /v1/jurisdictions/{code}`) and the registration of tills (`POST /v1/terminals`).
 //!
-//! A store's configuration (name, address, time zone, jurisdiction, currency, receipt
-//! header and footer, quick keys, …) is a reference entity like a variant: a `PUT` is the next
+//! A store's configuration (name, address, time zone, jurisdiction, currency, VAT number,
+//! scale-label layouts, quick keys) is a reference entity like a variant: a `PUT` is the next
 //! version of the change log, which the store pulls as it pulls everything else, with the
 //! version as its `ETag`, `If-Match` to change it, `Idempotency-Key`, and the audit log. The
 //! store's sync credential is not part of it: `kassa hq store add` issues that.
@@ -23,8 +25,10 @@ use crate::extract::Path;
 use crate::identity::Scope;
 use crate::writes;
 
-fn field_error(e: protocol::FieldError) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.reason).at(e.field)
+/// A validation error of an entity checked at the root (`.name` is answered as `name`).
+pub(crate) fn field_error(e: protocol::FieldError) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.reason)
+        .at(e.field.trim_start_matches('.').to_owned())
 }
 
 /// `GET /v1/stores`: every store's configuration, by id (`fleet:read`).
@@ -96,10 +100,7 @@ pub(crate) async fn write(
         .filter_map(|p| serde_json::from_str::<JurisdictionDto>(&p).ok())
         .filter_map(|j| j.parse("jurisdiction").ok())
         .collect::<Vec<_>>();
-    store.parse("", &jurisdictions).map_err(|mut e| {
-        e.field = e.field.trim_start_matches('.').to_owned();
-        field_error(e)
-    })?;
+    store.parse("", &jurisdictions).map_err(field_error)?;
     let skus: BTreeSet<String> = store
         .quick_keys
         .iter()
@@ -181,10 +182,7 @@ pub(crate) async fn write_jurisdiction(
         Err(answer) => return Ok(answer),
     };
     writes::same_as_path("code", &jurisdiction.code, &code)?;
-    jurisdiction.parse("").map_err(|mut e| {
-        e.field = e.field.trim_start_matches('.').to_owned();
-        field_error(e)
-    })?;
+    jurisdiction.parse("").map_err(field_error)?;
     let payload = serde_json::to_string(&jurisdiction)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
     let _guard = hq.db.write_guard().await;

@@ -71,6 +71,7 @@ scenarios! {
     a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name,
     staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed,
     a_jurisdiction_is_changed_and_what_depends_on_it_is_kept,
+    a_store_node_reports_its_version_backlog_and_clock_on_each_pull,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3447,4 +3448,58 @@ async fn a_jurisdiction_is_changed_and_what_depends_on_it_is_kept(db: &Db) {
         before,
         "a refusal writes nothing"
     );
+}
+
+/// What a store node says of itself on a reference pull (version, unsynced events, clock) is
+/// kept for the fleet page; headers that are absent or garbage are kept as unknown and the
+/// pull is answered all the same.
+async fn a_store_node_reports_its_version_backlog_and_clock_on_each_pull(db: &Db) {
+    catalog_writer(db).await;
+    let store = hq::add_store(db, &StoreId::parse("vienna-01").unwrap(), "Wien")
+        .await
+        .unwrap();
+    let r = router(db);
+    let pull = |headers: Vec<(&'static str, String)>| {
+        let (r, store) = (r.clone(), store.clone());
+        async move {
+            let mut request = Request::get("/v1/sync/reference?since=0")
+                .header("authorization", format!("Bearer {store}"));
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let response = r
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    };
+    let status = || async {
+        sqlx::query_as::<_, (Option<String>, Option<i64>, Option<i64>, Option<i64>)>(
+            "SELECT node_version, node_unsynced, node_clock_offset_ms, node_status_ms FROM stores WHERE id = 'vienna-01'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    let ahead = jiff::Timestamp::now().as_millisecond() + 90_000;
+    pull(vec![
+        (protocol::sync::NODE_VERSION_HEADER, "0.9.1".into()),
+        (protocol::sync::NODE_UNSYNCED_HEADER, "37".into()),
+        (protocol::sync::NODE_CLOCK_HEADER, ahead.to_string()),
+    ])
+    .await;
+    let (version, unsynced, offset, at) = status().await;
+    assert_eq!((version.as_deref(), unsynced), (Some("0.9.1"), Some(37)));
+    let offset = offset.unwrap();
+    assert!((85_000..=90_000).contains(&offset), "{offset}");
+    assert!(at.is_some());
+    pull(vec![
+        (protocol::sync::NODE_VERSION_HEADER, "<script>".into()),
+        (protocol::sync::NODE_UNSYNCED_HEADER, "-4".into()),
+        (protocol::sync::NODE_CLOCK_HEADER, "soon".into()),
+    ])
+    .await;
+    assert_eq!(status().await.0, None);
+    assert_eq!((status().await.1, status().await.2), (None, None));
 }

@@ -85,12 +85,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
 
     let hq_url = hq::db::sqlite_url(&root.join("hq"))?;
-    let db = hq::db::open(&hq_url).await?;
     let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
     // One PIN pepper for the chain: HQ hashes the staff PINs with it, every store checks them.
     let pepper = store::keys::pepper(&root.join("hq"), None)?;
     let pepper_hex = hex::encode(pepper);
-    hq::refdata::publish(&db, &seed, &pepper).await?;
     let hq_app = hq::App::build(&hq::Settings {
         database_url: hq_url,
         listen: "127.0.0.1:0".parse()?,
@@ -99,6 +97,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         pin_pepper: Some(pepper),
     })
     .await?;
+    // The demo's own writes (publish, stores, tills, people) go through HQ's pool, so that
+    // HQ's write guard orders them with the writes HQ makes while it serves.
+    let db = hq_app.state().db.clone();
+    hq::refdata::publish(&db, &seed, &pepper).await?;
     let hq_addr = format!("http://{}", hq_app.local_addr().context("no HQ address")?);
     tokio::spawn(hq_app.run(stopped(stop_rx.clone())));
     println!(

@@ -778,6 +778,11 @@ async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_
         fleet.contains("data-state=\"online\""),
         "no till online on the fleet page"
     );
+    // Each store node reported its version on its pulls.
+    assert!(
+        fleet.contains(&format!("<td>{}</td>", env!("CARGO_PKG_VERSION"))),
+        "no node version on the fleet page"
+    );
     drop(server);
 }
 

@@ -342,6 +342,13 @@ pub const REFERENCE_MEDIA_TYPE: &str = "application/vnd.kassa.ref+zstd";
 /// stores that predate it.
 pub const REFERENCE_LOG_HEADER: &str = "kassa-reference-log";
 
+/// The software version a store node sends with each reference pull.
+pub const NODE_VERSION_HEADER: &str = "kassa-node-version";
+/// The node's clock (epoch ms) when it sent the pull, for HQ to tell how far apart they are.
+pub const NODE_CLOCK_HEADER: &str = "kassa-node-clock";
+/// The events the node's tills hold that HQ has not acknowledged yet.
+pub const NODE_UNSYNCED_HEADER: &str = "kassa-node-unsynced";
+
 /// The entity kind HQ publishes the identity of its PIN pepper under ([`crate::pin::pepper_id`]),
 /// so a store can tell that it lacks the pepper the published PIN hashes are keyed with.
 pub const PIN_PEPPER_KIND: &str = "pin_pepper";

@@ -340,12 +340,27 @@ async fn pull_reference(
     // A version counts only within the log it came from: a node not yet following HQ's log
     // asks for HQ's snapshot, whatever its local seed's version number is.
     let since = if followed.is_some() { held } else { 0 };
+    // What the node says of itself on each pull (the fleet page shows it): its version, the
+    // events HQ has yet to acknowledge, its clock.
+    let unsynced: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events e LEFT JOIN outbox o ON o.terminal = e.terminal
+         WHERE e.seq > COALESCE(o.acked_seq, 0)",
+    )
+    .fetch_one(&node.pools.reader)
+    .await
+    .map_err(|e| e.to_string())?;
     let response = http
         .get(format!(
             "{}/v1/sync/reference?since={since}&wait={REFERENCE_WAIT_S}",
             settings.hq_url
         ))
         .bearer_auth(&settings.token)
+        .header(
+            protocol::sync::NODE_VERSION_HEADER,
+            env!("CARGO_PKG_VERSION"),
+        )
+        .header(protocol::sync::NODE_UNSYNCED_HEADER, unsynced.to_string())
+        .header(protocol::sync::NODE_CLOCK_HEADER, now_ms().to_string())
         .send()
         .await
         .map_err(|e| e.to_string())?;

@@ -945,6 +945,7 @@ struct Fleet {
     f: Frame,
     silent_minutes: i64,
     rows: Vec<FleetRow>,
+    nodes: Vec<NodeRow>,
 }
 
 /// `GET /fleet?silent_minutes=60`: every till with how far HQ holds its ledger, the sequences
@@ -969,11 +970,16 @@ async fn fleet(
         .and_then(|m| m.trim().parse::<i64>().ok())
         .filter(|m| (1..=525_600).contains(m))
         .unwrap_or(60);
-    let (states, stores) = match async {
+    let (states, stores, nodes) = match async {
         let states = crate::api::terminal_states(&hq.db).await?;
         let mut conn = hq.db.pool.acquire().await?;
         let stores = crate::catalog::stores(&mut conn).await?;
-        Ok::<_, sqlx::Error>((states, stores))
+        let nodes: Vec<NodeStatus> = sqlx::query_as(
+            "SELECT id, node_version, node_unsynced, node_clock_offset_ms, node_status_ms FROM stores ORDER BY id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok::<_, sqlx::Error>((states, stores, nodes))
     }
     .await
     {
@@ -1014,12 +1020,50 @@ async fn fleet(
             }
         })
         .collect();
+    let nodes = nodes
+        .into_iter()
+        .map(|(id, version, unsynced, offset, at)| {
+            let zone = stores.get(&id).map_or("UTC", |c| c.timezone.as_str());
+            NodeRow {
+                version: version.unwrap_or_else(|| "–".into()),
+                unsynced: unsynced.map_or_else(|| "–".into(), |n| n.to_string()),
+                offset: offset
+                    .map_or_else(|| "–".into(), |ms| format!("{:+.1} s", ms as f64 / 1000.0)),
+                skewed: offset.is_some_and(|ms| ms.abs() > CLOCK_SKEW_MS),
+                reported: at.map_or_else(|| t.get("dash.never").to_owned(), |ms| local(ms, zone)),
+                id,
+            }
+        })
+        .collect();
     let template = Fleet {
         f: frame,
         silent_minutes,
         rows,
+        nodes,
     };
     page(&template, StatusCode::OK, lang)
+}
+
+/// `(store, version, unsynced events, clock offset ms, reported at ms)` as HQ keeps them.
+type NodeStatus = (
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// A store node whose clock is further from HQ's is marked on the fleet page.
+const CLOCK_SKEW_MS: i64 = 60_000;
+
+/// A store node as it last reported itself.
+struct NodeRow {
+    id: String,
+    version: String,
+    unsynced: String,
+    offset: String,
+    skewed: bool,
+    reported: String,
 }
 
 struct ExceptionRow {
