@@ -313,7 +313,11 @@ pub async fn add_user(
         }
         (_, true) => {}
     }
-    let hash = hash_password(&user.password)?;
+    // Hashing is slow by design: on a blocking thread, not the server's.
+    let password = user.password.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| IdentityError::Hash(e.to_string()))??;
     let _guard = db.write_guard().await;
     let mut tx = db.pool.begin().await?;
     for store in &stores {

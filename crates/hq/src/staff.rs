@@ -125,9 +125,14 @@ pub(crate) async fn write(
             )
             .at("pin")
         })?;
-        dto = dto.hashed(pepper).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string()).at("pin")
-        })?;
+        let (asked, pepper) = (dto.clone(), *pepper);
+        // Hashing is slow by design: on a blocking thread, not the server's.
+        dto = tokio::task::spawn_blocking(move || asked.hashed(&pepper))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string()).at("pin")
+            })?;
     }
     let _guard = hq.db.write_guard().await;
     let mut tx = hq.db.pool.begin().await?;
