@@ -591,8 +591,7 @@ async fn park(hq: &Hq, store: &str, digest: &str, refusal: Refusal<'_>) -> ApiRe
     let reason = clip(&reason, REASON_CHARS);
     tracing::warn!(store, terminal, from_seq, code, reason, "batch parked");
     let now = now_ms();
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     // On PostgreSQL the store's row serialises its parkings, so the caps hold under
     // concurrent pushes (SQLite serialises writers with the write guard).
     sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -178,8 +178,7 @@ pub(crate) async fn write_variant(
     let payload = serde_json::to_string(&entity)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
 
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     check_tax_category(&mut tx, &entity.variant.tax).await?;
     crate::search::refresh_within(&mut tx, hq.db.backend).await?;
     let keys = crate::search::identifier_keys(&entity);
@@ -593,8 +592,7 @@ pub(crate) async fn schedule(
     let sku = Sku::parse(&ask.sku).map_err(|e| invalid("sku", e))?;
     let now = now_ms();
 
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     let variant = writes::held(&mut tx, "variant", sku.as_str()).await?;
     if variant.and_then(|h| h.payload).is_none() {
         return Err(invalid("sku", format!("HQ holds no variant `{sku}`")));
@@ -890,8 +888,7 @@ pub(crate) async fn cancel(
         Err(answer) => return Ok(answer),
     };
     let now = now_ms();
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     let row = one_change(&mut tx, &id).await?;
     let before = change_json(&row, now);
     let refuse =

@@ -94,6 +94,27 @@ impl Db {
             Backend::Postgres => None,
         }
     }
+
+    /// A write transaction with the write guard held. On SQLite it begins `IMMEDIATE`: the
+    /// database's write lock is taken at once (waiting out another process's writer), so a
+    /// transaction that reads before it writes can never fail as "database is locked" when a
+    /// `kassa hq …` command writes beside a serving HQ. On PostgreSQL a plain transaction.
+    pub async fn begin_write(
+        &self,
+    ) -> Result<
+        (
+            Option<tokio::sync::MutexGuard<'_, ()>>,
+            sqlx::Transaction<'static, sqlx::Any>,
+        ),
+        sqlx::Error,
+    > {
+        let guard = self.write_guard().await;
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok((guard, tx))
+    }
 }
 
 /// The SQLite URL for a data directory.

@@ -351,8 +351,7 @@ pub(crate) async fn say(
         .at("note"));
     }
     let now = now_ms();
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     sqlx::query(
         "INSERT INTO exception_states (kind, key, state, note, by_actor, at_ms) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (kind, key) DO UPDATE SET state = excluded.state, note = excluded.note, by_actor = excluded.by_actor, at_ms = excluded.at_ms",

@@ -318,8 +318,7 @@ pub async fn add_user(
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| IdentityError::Hash(e.to_string()))??;
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     for store in &stores {
         let known: Option<String> = sqlx::query_scalar("SELECT id FROM stores WHERE id = $1")
             .bind(store)
@@ -401,8 +400,7 @@ pub async fn sign_in(
             false
         }
     };
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     let row = sqlx::query(
         "SELECT display_name, role, stores, password_hash, disabled_ms, failed_sign_ins, locked_until_ms
          FROM users WHERE id = $1",
@@ -652,8 +650,7 @@ pub async fn set_disabled(
             reason: "you cannot disable yourself: ask another admin".into(),
         });
     }
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     let before: Option<Option<i64>> =
         sqlx::query_scalar("SELECT disabled_ms FROM users WHERE id = $1")
             .bind(&name)
@@ -912,8 +909,7 @@ pub async fn create_api_key(
     let mut scopes = scopes.to_vec();
     scopes.sort_unstable();
     scopes.dedup();
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     let made = insert_key(&mut tx, actor, name, &scopes, now_ms, "key.create").await?;
     tx.commit().await?;
     Ok(made)
@@ -947,8 +943,7 @@ pub async fn rotate_api_key(
             reason: "the overlap cannot be negative".into(),
         });
     }
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     let old = key_by_id(&mut tx, id).await?;
     if !old.live(now_ms) {
         return Err(IdentityError::KeyNotLive(old.id));
@@ -985,8 +980,7 @@ pub async fn revoke_api_key(
     id: &str,
     now_ms: i64,
 ) -> Result<ApiKey, IdentityError> {
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     let old = key_by_id(&mut tx, id).await?;
     if old.revoked_ms.is_some() {
         return Err(IdentityError::KeyNotLive(old.id));
@@ -1159,8 +1153,7 @@ pub async fn end_sessions(
     now_ms: i64,
 ) -> Result<u64, IdentityError> {
     let hash = crate::hex_hash(token);
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     let user: Option<String> = sqlx::query_scalar(
         "SELECT user_id FROM sessions WHERE token_hash = $1 AND ended_ms IS NULL",
     )

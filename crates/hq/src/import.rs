@@ -523,8 +523,7 @@ pub async fn commit_chunks(
     counts: &[CountWrite],
 ) -> Result<Committed, ImportError> {
     check_counts(counts)?;
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     let committed = commit_within(&mut tx, db, label, created_ms, chunks, counts).await?;
     if committed.batch.is_some() {
         tx.commit().await?;
@@ -794,8 +793,7 @@ pub struct RolledBack {
 /// since the import are kept either way. Where a later count (a till's) has replaced the
 /// batch's, the level already no longer depends on it and is left alone.
 pub async fn rollback(db: &Db, batch: &str) -> Result<RolledBack, ImportError> {
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     let done = rollback_within(&mut tx, db, batch).await?;
     tx.commit().await?;
     Ok(done)

@@ -35,8 +35,7 @@ pub async fn ingest(
     events: &[VerifiedEvent],
     now_ms: i64,
 ) -> Result<PushAck, IngestError> {
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     let head = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT acked_seq, acked_hash FROM terminals WHERE id = $1{}",
         db.backend.for_update()

@@ -145,8 +145,7 @@ pub async fn add_terminal(
     terminal: &TerminalId,
     public_key_hex: &str,
 ) -> Result<(), HqError> {
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     add_terminal_within(&mut tx, store, terminal, public_key_hex).await?;
     tx.commit().await?;
     Ok(())

@@ -141,8 +141,7 @@ pub(crate) async fn upload(
     };
     let asks = parse(&bytes)?;
     let now = now_ms();
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     let stores = crate::catalog::stores(&mut tx).await?;
 
     // What HQ holds of every SKU named: the variant, and its prices in every book (found in
@@ -402,8 +401,7 @@ pub(crate) async fn undo(
         Err(answer) => return Ok(answer),
     };
     let now = now_ms();
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     let label: Option<String> =
         sqlx::query_scalar("SELECT label FROM import_batches WHERE id = $1")
             .bind(&batch)

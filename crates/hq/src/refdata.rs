@@ -90,8 +90,7 @@ pub(crate) async fn set_version(
 pub async fn publish(db: &Db, seed: &SeedDto, pepper: &[u8]) -> Result<i64, PublishError> {
     // Validate everything first: a set that does not build is never published.
     seed.parse()?;
-    let _guard = db.write_guard().await;
-    let mut tx = db.pool.begin().await?;
+    let (_guard, mut tx) = db.begin_write().await?;
     let mut seed = seed.clone();
     for member in &mut seed.staff {
         let Some(pin) = member.pin.take() else {

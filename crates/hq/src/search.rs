@@ -53,6 +53,8 @@ pub(crate) fn identifier_keys(entity: &VariantEntity) -> Vec<String> {
 pub async fn refresh(db: &Db) -> Result<u64, sqlx::Error> {
     let mut indexed = 0;
     loop {
+        // Deferred, not `begin_write`: before every search there is mostly nothing to index,
+        // and a search should not take the database's write lock to find that out.
         let _guard = db.write_guard().await;
         let mut tx = db.pool.begin().await?;
         let step = refresh_batch(&mut tx, db.backend).await?;

@@ -134,8 +134,7 @@ pub(crate) async fn write(
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.to_string()).at("pin")
             })?;
     }
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     if dto.pin_hash.is_none() {
         let held = writes::held(&mut tx, "staff", &id).await?;
         dto.pin_hash = held

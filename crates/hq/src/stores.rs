@@ -88,8 +88,7 @@ pub(crate) async fn write(
     writes::same_as_path("id", &store.id, &id)?;
     let payload = serde_json::to_string(&store)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     let jurisdictions: Vec<Option<String>> =
         sqlx::query_scalar("SELECT payload FROM ref_entities WHERE kind = 'jurisdiction'")
             .fetch_all(&mut *tx)
@@ -185,8 +184,7 @@ pub(crate) async fn write_jurisdiction(
     jurisdiction.parse("").map_err(field_error)?;
     let payload = serde_json::to_string(&jurisdiction)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     let stores = crate::catalog::stores(&mut tx).await?;
     if let Some(store) = stores
         .values()
@@ -280,8 +278,7 @@ pub(crate) async fn register_terminal(
     let store = domain::StoreId::parse(&asked.store).map_err(|e| bad("store", e.to_string()))?;
     let terminal = domain::TerminalId::parse(&asked.id).map_err(|e| bad("id", e.to_string()))?;
     crate::terminal_key(&asked.public_key).map_err(|e| bad("public_key", e.to_string()))?;
-    let _guard = hq.db.write_guard().await;
-    let mut tx = hq.db.pool.begin().await?;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     let added = crate::add_terminal_within(&mut tx, &store, &terminal, &asked.public_key)
         .await
         .map_err(|e| match e {
