@@ -400,3 +400,47 @@ async fn sign_ins_beside_other_writes_all_succeed_on_sqlite() {
 async fn sign_ins_beside_other_writes_all_succeed_on_postgres() {
     on_postgres(|db| async move { sign_ins_beside_other_writes_all_succeed(&db).await }).await;
 }
+
+/// Two HQ processes on one SQLite file (here two pools, each with its own write guard, as a
+/// `kassa hq …` command beside a serving HQ): sign-ins on one and keys made on the other all
+/// succeed, each write waiting for the other's lock instead of failing as "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_of_two_processes_on_one_sqlite_file_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = hq::db::sqlite_url(dir.path()).unwrap();
+    let serving = hq::db::open(&url).await.unwrap();
+    let command = hq::db::open(&url).await.unwrap();
+    for name in ["ana", "ben"] {
+        add_user(&serving, &user(name, Role::Admin, &[]), &Actor::Cli, NOW)
+            .await
+            .unwrap();
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        // A sign-in reads the account, then writes: on each side, beside the other's writes.
+        for (db, name) in [(serving.clone(), "ana"), (command.clone(), "ben")] {
+            tasks.spawn(async move {
+                sign_in(&db, name, "correct horse battery", None, NOW + i)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            });
+        }
+        let db = command.clone();
+        tasks.spawn(async move {
+            hq::identity::create_api_key(
+                &db,
+                &Actor::Cli,
+                &format!("key-{i}"),
+                &[hq::identity::Scope::CatalogRead],
+                NOW + i,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+}
