@@ -132,7 +132,8 @@ pub async fn sales_days(db: &Db, range: &Range) -> Result<Vec<SalesDay>, sqlx::E
         .collect())
 }
 
-/// The columns of the CSV export, in order; amounts are decimal strings in the row's currency.
+/// The columns of the CSV export, in order: the JSON report's fields of a day but its tax lines
+/// (amounts are decimal strings in the row's currency).
 const CSV_COLUMNS: [&str; 18] = [
     "store",
     "day",
@@ -184,30 +185,6 @@ impl SalesDay {
             "cash_over_short": m(self.cash_over_short_minor()),
         })
     }
-
-    fn csv_record(&self) -> [String; 18] {
-        let m = |minor| money(minor, &self.currency);
-        [
-            self.store.clone(),
-            self.day.clone(),
-            self.currency.clone(),
-            self.sales.to_string(),
-            self.voids.to_string(),
-            self.returns.to_string(),
-            m(self.gross_minor),
-            m(self.voided_minor),
-            m(self.refunds_minor),
-            m(self.net_minor()),
-            m(self.goods_net_minor),
-            m(self.tax_minor),
-            m(self.rounding_minor),
-            m(self.cash_minor),
-            self.shifts_closed.to_string(),
-            m(self.cash_expected_minor),
-            m(self.cash_counted_minor),
-            m(self.cash_over_short_minor()),
-        ]
-    }
 }
 
 /// The days as CSV, a header line first.
@@ -215,7 +192,11 @@ pub fn csv(days: &[SalesDay]) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(CSV_COLUMNS)?;
     for day in days {
-        out.write_record(day.csv_record())?;
+        let fields = day.json();
+        out.write_record(CSV_COLUMNS.map(|column| match &fields[column] {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        }))?;
     }
     out.into_inner().map_err(|e| e.into_error().into())
 }
