@@ -265,6 +265,11 @@ pub fn router(hq: Arc<Hq>) -> Router {
         )
         .route("/v1/parked", get(parked))
         .route("/v1/reports/sales", get(crate::reports::sales_report))
+        .route(
+            "/v1/reports/breakdown",
+            get(crate::reports::breakdown_report),
+        )
+        .route("/v1/reports/shifts", get(crate::reports::shifts_report))
         .route("/v1/stock", get(stock))
         .route("/v1/exceptions/negative-stock", get(negative_stock))
         .route(

@@ -171,11 +171,13 @@ pub async fn open(url: &str) -> Result<Db, DbError> {
         Backend::Sqlite => SQLITE.run(&pool).await?,
         Backend::Postgres => POSTGRES.run(&pool).await?,
     }
-    Ok(Db {
+    let db = Db {
         pool,
         backend,
         writes: std::sync::Arc::default(),
-    })
+    };
+    crate::breakdown::backfill(&db).await?;
+    Ok(db)
 }
 
 /// Bind markers for dynamic SQL: `$1, $2, …` on PostgreSQL, anonymous `?` on SQLite.

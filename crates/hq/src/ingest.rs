@@ -254,7 +254,19 @@ pub fn business_day(ms: i64, timezone: &str) -> String {
     ts.to_zoned(zone).date().to_string()
 }
 
-async fn store_timezone(tx: &mut Transaction<'_, Any>, store: &str) -> Result<String, sqlx::Error> {
+/// The hour of the day (0–23) at `ms` in `timezone` (UTC for an unknown zone).
+pub fn business_hour(ms: i64, timezone: &str) -> i8 {
+    let Ok(ts) = jiff::Timestamp::from_millisecond(ms) else {
+        return 0;
+    };
+    let zone = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    ts.to_zoned(zone).hour()
+}
+
+pub(crate) async fn store_timezone(
+    tx: &mut Transaction<'_, Any>,
+    store: &str,
+) -> Result<String, sqlx::Error> {
     let payload: Option<Option<String>> =
         sqlx::query_scalar("SELECT payload FROM ref_entities WHERE kind = 'store' AND key = $1")
             .bind(store)
@@ -278,7 +290,7 @@ fn money_overflow(e: domain::MoneyError) -> sqlx::Error {
 
 /// The sale a void takes back: the terminal's event just before it, found in this batch or in
 /// the inbox (`None` when HQ does not hold it; the ledger never records such a void).
-async fn voided_sale(
+pub(crate) async fn voided_sale(
     tx: &mut Transaction<'_, Any>,
     batch: &[&Event],
     void: &domain::ledger::SaleVoided,
@@ -305,7 +317,7 @@ async fn voided_sale(
 
 /// What a sale, void (of `voided`, its sale) or return does to the sales figures (`None` for
 /// other events). A void takes back exactly what its sale added.
-fn sales_effect(
+pub(crate) fn sales_effect(
     event: &Event,
     voided: Option<&domain::ledger::SaleCompleted>,
 ) -> Result<Option<SalesEffect>, sqlx::Error> {
@@ -345,6 +357,7 @@ async fn apply_all(
     }
     crate::stored_value::apply(tx, backend, events).await?;
     crate::cards::apply(tx, events).await?;
+    crate::breakdown::apply(tx, events).await?;
     let mut zones: BTreeMap<String, String> = BTreeMap::new();
     let mut days: BTreeMap<(String, String, String), [i64; DAY_FIGURES]> = BTreeMap::new();
     let mut day_taxes: BTreeMap<(String, String, String, String), (i64, i64)> = BTreeMap::new();
@@ -675,5 +688,7 @@ mod tests {
         assert_eq!(business_day(ms, "UTC"), "2026-11-23");
         assert_eq!(business_day(ms, "Europe/Vienna"), "2026-11-24");
         assert_eq!(business_day(ms, "Not/AZone"), "2026-11-23");
+        assert_eq!(business_hour(ms, "UTC"), 23);
+        assert_eq!(business_hour(ms, "Europe/Vienna"), 0);
     }
 }

@@ -5,6 +5,7 @@
 //! one database.
 
 pub mod api;
+pub mod breakdown;
 pub mod cards;
 mod catalog;
 pub mod db;

@@ -189,11 +189,17 @@ impl SalesDay {
 
 /// The days as CSV, a header line first.
 pub fn csv(days: &[SalesDay]) -> Result<Vec<u8>, csv::Error> {
+    let rows: Vec<Value> = days.iter().map(SalesDay::json).collect();
+    csv_of(&CSV_COLUMNS, &rows)
+}
+
+/// `rows` (JSON objects) as CSV with `columns` in order, a header line first; a string field is
+/// written as it is, any other as its JSON text.
+fn csv_of(columns: &[&str], rows: &[Value]) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(CSV_COLUMNS)?;
-    for day in days {
-        let fields = day.json();
-        out.write_record(CSV_COLUMNS.map(|column| match &fields[column] {
+    out.write_record(columns)?;
+    for fields in rows {
+        out.write_record(columns.iter().map(|column| match &fields[*column] {
             Value::String(text) => text.clone(),
             other => other.to_string(),
         }))?;
@@ -201,10 +207,15 @@ pub fn csv(days: &[SalesDay]) -> Result<Vec<u8>, csv::Error> {
     out.into_inner().map_err(|e| e.into_error().into())
 }
 
-/// The CSV export as a download named after its range.
-pub(crate) fn csv_download(days: &[SalesDay], range: &Range) -> ApiResult<Response> {
-    let body = csv(days).map_err(|e| {
-        tracing::error!(error = %e, "the sales report did not write as CSV");
+/// `rows` as a CSV download named after the report and its range.
+fn csv_download(
+    report: &str,
+    columns: &[&str],
+    rows: &[Value],
+    range: &Range,
+) -> ApiResult<Response> {
+    let body = csv_of(columns, rows).map_err(|e| {
+        tracing::error!(error = %e, report, "a report did not write as CSV");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "export_failed",
@@ -212,7 +223,7 @@ pub(crate) fn csv_download(days: &[SalesDay], range: &Range) -> ApiResult<Respon
         )
     })?;
     let name = format!(
-        "sales{}{}{}.csv",
+        "{report}{}{}{}.csv",
         dash(&range.store),
         dash(&range.from),
         dash(&range.to)
@@ -239,7 +250,7 @@ fn dash(part: &str) -> String {
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct SalesQuery {
+pub(crate) struct ReportQuery {
     store: Option<String>,
     from: Option<String>,
     to: Option<String>,
@@ -271,33 +282,232 @@ pub(crate) fn range_of(
     })
 }
 
+/// Whether `format` asks for CSV (`json`, the default, or `csv`).
+fn wants_csv(format: Option<&str>) -> ApiResult<bool> {
+    match format.unwrap_or("json") {
+        "json" => Ok(false),
+        "csv" => Ok(true),
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_format",
+            format!(
+                "`{}` is not a format of the report: `json` or `csv`",
+                other.chars().take(40).collect::<String>()
+            ),
+        )
+        .at("format")),
+    }
+}
+
+/// The caller checked for `reports:read` on the store asked for, the range and the format.
+async fn report_request(hq: &Hq, headers: &HeaderMap, q: &ReportQuery) -> ApiResult<(Range, bool)> {
+    let store = q.store.as_deref().filter(|s| !s.is_empty());
+    authorize_reader(hq, headers, Scope::ReportsRead, store).await?;
+    let csv = wants_csv(q.format.as_deref())?;
+    Ok((range_of(store, q.from.as_deref(), q.to.as_deref())?, csv))
+}
+
 /// `GET /v1/reports/sales[?format=csv]`.
 pub(crate) async fn sales_report(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
-    Query(q): Query<SalesQuery>,
+    Query(q): Query<ReportQuery>,
 ) -> ApiResult<Response> {
-    let store = q.store.as_deref().filter(|s| !s.is_empty());
-    authorize_reader(&hq, &headers, Scope::ReportsRead, store).await?;
-    let csv = match q.format.as_deref().unwrap_or("json") {
-        "json" => false,
-        "csv" => true,
-        other => {
+    let (range, csv) = report_request(&hq, &headers, &q).await?;
+    let days: Vec<Value> = sales_days(&hq.db, &range)
+        .await?
+        .iter()
+        .map(SalesDay::json)
+        .collect();
+    if csv {
+        return csv_download("sales", &CSV_COLUMNS, &days, &range);
+    }
+    Ok(Json(json!({"days": days})).into_response())
+}
+
+/// One row of a breakdown: a store's business day, one key of the dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakdownRow {
+    pub store: String,
+    pub day: String,
+    pub key: String,
+    pub currency: String,
+    /// Sales (less voided ones) in it; for a tender, sales paid with it.
+    pub count: i64,
+    /// Gross (hour, cashier) or money taken (tender), in minor units.
+    pub amount_minor: i64,
+}
+
+/// The rows of `dimension` (`breakdown::HOUR`, `TENDER` or `CASHIER`) in `range`, ordered by
+/// store, day and key.
+pub async fn breakdown(
+    db: &Db,
+    dimension: &str,
+    range: &Range,
+) -> Result<Vec<BreakdownRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT store, day, key, currency, count, amount_minor FROM sales_breakdown
+         WHERE dimension = $1 AND ($2 = '' OR store = $2) AND ($3 = '' OR day >= $3) AND ($4 = '' OR day <= $4)
+         ORDER BY store, day, key",
+    )
+    .bind(dimension)
+    .bind(&range.store)
+    .bind(&range.from)
+    .bind(&range.to)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| BreakdownRow {
+            store: r.get("store"),
+            day: r.get("day"),
+            key: r.get("key"),
+            currency: r.get("currency"),
+            count: r.get("count"),
+            amount_minor: r.get("amount_minor"),
+        })
+        .collect())
+}
+
+/// A shift closed in the range, with its count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShiftRow {
+    pub store: String,
+    pub day: String,
+    pub terminal: String,
+    pub shift: String,
+    pub closed_ms: i64,
+    pub staff: String,
+    pub currency: String,
+    pub expected_minor: i64,
+    pub counted_minor: i64,
+}
+
+impl ShiftRow {
+    /// Counted less expected cash.
+    pub fn over_short_minor(&self) -> i64 {
+        self.counted_minor - self.expected_minor
+    }
+}
+
+/// The shifts closed on the business days of `range`, ordered by store, close and terminal.
+pub async fn shifts(db: &Db, range: &Range) -> Result<Vec<ShiftRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT store, day, terminal, shift, closed_ms, staff, currency, expected_minor, counted_minor FROM shift_closes
+         WHERE ($1 = '' OR store = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3)
+         ORDER BY store, closed_ms, terminal",
+    )
+    .bind(&range.store)
+    .bind(&range.from)
+    .bind(&range.to)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ShiftRow {
+            store: r.get("store"),
+            day: r.get("day"),
+            terminal: r.get("terminal"),
+            shift: r.get("shift"),
+            closed_ms: r.get("closed_ms"),
+            staff: r.get("staff"),
+            currency: r.get("currency"),
+            expected_minor: r.get("expected_minor"),
+            counted_minor: r.get("counted_minor"),
+        })
+        .collect())
+}
+
+const BREAKDOWN_COLUMNS: [&str; 6] = ["store", "day", "key", "currency", "count", "amount"];
+
+const SHIFT_COLUMNS: [&str; 10] = [
+    "store",
+    "day",
+    "terminal",
+    "shift",
+    "closed_at",
+    "staff",
+    "currency",
+    "expected",
+    "counted",
+    "over_short",
+];
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct BreakdownQuery {
+    dimension: Option<String>,
+    #[serde(flatten)]
+    report: ReportQuery,
+}
+
+/// `GET /v1/reports/breakdown?dimension=hour|tender|cashier[&format=csv]`.
+pub(crate) async fn breakdown_report(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Query(q): Query<BreakdownQuery>,
+) -> ApiResult<Response> {
+    let (range, csv) = report_request(&hq, &headers, &q.report).await?;
+    let dimension = match q.dimension.as_deref() {
+        Some(
+            d @ (crate::breakdown::HOUR | crate::breakdown::TENDER | crate::breakdown::CASHIER),
+        ) => d,
+        _ => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "invalid_format",
-                format!(
-                    "`{}` is not a format of the report: `json` or `csv`",
-                    other.chars().take(40).collect::<String>()
-                ),
+                "invalid_dimension",
+                "`dimension` is one of `hour`, `tender` and `cashier`",
             )
-            .at("format"));
+            .at("dimension"));
         }
     };
-    let range = range_of(store, q.from.as_deref(), q.to.as_deref())?;
-    let days = sales_days(&hq.db, &range).await?;
+    let rows: Vec<Value> = breakdown(&hq.db, dimension, &range)
+        .await?
+        .iter()
+        .map(|r| {
+            json!({
+                "store": r.store,
+                "day": r.day,
+                "key": r.key,
+                "currency": r.currency,
+                "count": r.count,
+                "amount": money(r.amount_minor, &r.currency),
+            })
+        })
+        .collect();
     if csv {
-        return csv_download(&days, &range);
+        return csv_download(dimension, &BREAKDOWN_COLUMNS, &rows, &range);
     }
-    Ok(Json(json!({"days": days.iter().map(SalesDay::json).collect::<Vec<_>>()})).into_response())
+    Ok(Json(json!({"dimension": dimension, "rows": rows})).into_response())
+}
+
+/// `GET /v1/reports/shifts[?format=csv]`: each shift closed in the range with its cash count.
+pub(crate) async fn shifts_report(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult<Response> {
+    let (range, csv) = report_request(&hq, &headers, &q).await?;
+    let rows: Vec<Value> = shifts(&hq.db, &range)
+        .await?
+        .iter()
+        .map(|s| {
+            let m = |minor| money(minor, &s.currency);
+            json!({
+                "store": s.store,
+                "day": s.day,
+                "terminal": s.terminal,
+                "shift": s.shift,
+                "closed_at": jiff::Timestamp::from_millisecond(s.closed_ms).map(|t| t.to_string()).unwrap_or_default(),
+                "staff": s.staff,
+                "currency": s.currency,
+                "expected": m(s.expected_minor),
+                "counted": m(s.counted_minor),
+                "over_short": m(s.over_short_minor()),
+            })
+        })
+        .collect();
+    if csv {
+        return csv_download("shifts", &SHIFT_COLUMNS, &rows, &range);
+    }
+    Ok(Json(json!({"shifts": rows})).into_response())
 }

@@ -18,6 +18,8 @@ use protocol::seed::StaffDto;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use std::collections::BTreeMap;
+
 use crate::api::{Access, ApiError, ApiResult, Hq, authorize};
 use crate::extract::Path;
 use crate::identity::Scope;
@@ -30,6 +32,19 @@ fn shown(member: &StaffDto) -> Value {
 
 fn held_member(payload: Option<&str>) -> Option<StaffDto> {
     serde_json::from_str::<StaffDto>(payload?).ok()
+}
+
+/// Every member's name by id.
+pub(crate) async fn names(db: &crate::db::Db) -> Result<BTreeMap<String, String>, sqlx::Error> {
+    let rows: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT payload FROM ref_entities WHERE kind = 'staff'")
+            .fetch_all(&db.pool)
+            .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|p| held_member(p.as_deref()))
+        .map(|m| (m.id.to_string(), m.name))
+        .collect())
 }
 
 /// `GET /v1/staff` (`fleet:read`): every member of staff, without PINs.

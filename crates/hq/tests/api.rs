@@ -551,10 +551,37 @@ async fn the_sales_report_refuses_dates_that_are_not_dates(db: &Db) {
         ("from=2026-01-01T00:00:00", "from", "invalid_date"),
         ("from=2026-03-01&to=2026-02-28", "to", "invalid_range"),
         ("format=xml", "format", "invalid_format"),
+        (
+            "breakdown?from=2026-02-30&dimension=hour",
+            "from",
+            "invalid_date",
+        ),
+        (
+            "breakdown?dimension=weekday",
+            "dimension",
+            "invalid_dimension",
+        ),
+        ("breakdown?", "dimension", "invalid_dimension"),
+        (
+            "breakdown?dimension=tender&format=pdf",
+            "format",
+            "invalid_format",
+        ),
+        (
+            "shifts?from=2026-03-01&to=2026-02-28",
+            "to",
+            "invalid_range",
+        ),
     ] {
+        // `breakdown?…` and `shifts?…` are the other reports; a bare query is the sales report's.
+        let path = if query.contains('?') {
+            query.to_owned()
+        } else {
+            format!("sales?{query}")
+        };
         let answer = send(
             &router,
-            Request::get(format!("/v1/reports/sales?{query}"))
+            Request::get(format!("/v1/reports/{path}"))
                 .header("authorization", format!("Bearer {READ_TOKEN}"))
                 .body(Body::empty())
                 .unwrap(),
@@ -576,6 +603,15 @@ async fn the_sales_report_refuses_dates_that_are_not_dates(db: &Db) {
         .await;
         assert_eq!(status, StatusCode::OK, "{query}: {body}");
         assert!(body["days"].is_array());
+    }
+    for (path, field) in [
+        ("breakdown?dimension=hour&store=vienna-01", "rows"),
+        ("breakdown?dimension=cashier&from=2026-02-28", "rows"),
+        ("shifts?to=2026-02-28", "shifts"),
+    ] {
+        let (status, body) = get(&router, &format!("/v1/reports/{path}"), Some(READ_TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(body[field].is_array(), "{path}: {body}");
     }
 }
 
@@ -1070,6 +1106,9 @@ async fn people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_
     for path in [
         "/v1/reports/sales?store=graz-01",
         "/v1/reports/sales",
+        "/v1/reports/breakdown?dimension=tender&store=graz-01",
+        "/v1/reports/breakdown?dimension=hour",
+        "/v1/reports/shifts?store=graz-01&format=csv",
         "/v1/stock?location=graz-01",
         "/v1/stock",
         "/v1/reports/stored-value",

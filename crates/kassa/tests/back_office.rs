@@ -686,8 +686,94 @@ async fn people_run_the_chain_from_the_back_office_pages() {
             .await
             .unwrap();
         }
+        // The breakdowns of the same days, and one shift whose count was off.
+        for (store, day, dimension, key, currency, count, amount) in [
+            ("vienna-01", day1, "hour", "09", "EUR", 3, 6_000),
+            ("vienna-01", day2, "hour", "09", "EUR", 1, 2_000),
+            ("vienna-01", day1, "hour", "17", "EUR", 1, 4_000),
+            ("graz-01", day2, "hour", "12", "EUR", 4, 5_000),
+            ("vienna-01", day1, "tender", "cash", "EUR", 3, 6_000),
+            ("vienna-01", day1, "tender", "card", "EUR", 1, 4_000),
+            ("vienna-01", day1, "cashier", "anna", "EUR", 4, 10_000),
+            ("graz-01", day2, "cashier", "", "EUR", 4, 5_000),
+        ] {
+            sqlx::query(
+                "INSERT INTO sales_breakdown (store, day, dimension, key, currency, count, amount_minor) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(store)
+            .bind(day.to_string())
+            .bind(dimension)
+            .bind(key)
+            .bind(currency)
+            .bind(count)
+            .bind(amount)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        for (store, terminal, counted) in [
+            ("vienna-01", "vienna-01-t1", 990),
+            ("graz-01", "graz-01-t1", 1_000),
+        ] {
+            sqlx::query(
+                "INSERT INTO shift_closes (terminal, shift, store, day, closed_ms, staff, currency, expected_minor, counted_minor)
+                 VALUES ($1, 's1', $2, $3, $4, 'anna', 'EUR', 1000, $5)",
+            )
+            .bind(terminal)
+            .bind(store)
+            .bind(day1.to_string())
+            .bind(jiff::Timestamp::now().as_millisecond())
+            .bind(counted)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
     }
     go(&page, &format!("{url}/reports"), "[data-test=reports]").await;
+    // By hour: a bar per hour with sales (the days of the stores summed), and the same in a table.
+    assert_eq!(
+        page.count("[data-test=hour-chart][data-currency=EUR] rect")
+            .await
+            .unwrap(),
+        3
+    );
+    let table = |test: &str| {
+        format!(
+            "[...document.querySelectorAll('[data-test={test}] tbody tr')].map(r => [...r.children].map(c => c.textContent))"
+        )
+    };
+    assert_eq!(
+        page.eval(&table("by-hour")).await.unwrap(),
+        json!([
+            ["09:00", "EUR", "4", "EUR 80.00"],
+            ["12:00", "EUR", "4", "EUR 50.00"],
+            ["17:00", "EUR", "1", "EUR 40.00"]
+        ])
+    );
+    assert_eq!(
+        page.eval(&table("by-tender")).await.unwrap(),
+        json!([
+            ["Card", "EUR", "1", "EUR 40.00"],
+            ["Cash", "EUR", "3", "EUR 60.00"]
+        ])
+    );
+    assert_eq!(
+        page.eval(&table("by-cashier")).await.unwrap(),
+        json!([
+            ["No cashier named", "EUR", "4", "EUR 50.00"],
+            ["Anna Berger (anna)", "EUR", "4", "EUR 100.00"]
+        ])
+    );
+    // Only the shift whose count was off is listed.
+    assert_eq!(
+        page.eval(
+            "[...document.querySelectorAll('[data-test=shifts] tbody th')].map(c => c.textContent)"
+        )
+        .await
+        .unwrap(),
+        json!(["vienna-01-t1"])
+    );
+    assert_eq!(page.count("[data-test=liability]").await.unwrap(), 1);
     assert_eq!(page.count("[data-test=stores] tbody tr").await.unwrap(), 3);
     let gross =
         |store: &str| format!("[data-test=stores] tr[data-store={store}] td:nth-of-type(4)");
@@ -1071,6 +1157,16 @@ async fn people_run_the_chain_from_the_back_office_pages() {
             .unwrap(),
         json!(["vienna-01"])
     );
+    // Its breakdowns hold nothing of another store's, and the chain's liability is not theirs.
+    assert_eq!(
+        page.eval(
+            "[...document.querySelectorAll('[data-test=by-hour] tbody th')].map(c => c.textContent)"
+        )
+        .await
+        .unwrap(),
+        json!(["09:00", "17:00"])
+    );
+    assert_eq!(page.count("[data-test=liability]").await.unwrap(), 0);
     assert_eq!(
         page.eval("[...document.querySelectorAll('#store option')].map(o => o.value)")
             .await

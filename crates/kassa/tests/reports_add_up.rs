@@ -584,6 +584,7 @@ async fn against_hq(node: &Node, db: &hq::db::Db, till: &Figures) {
         "HQ's sales report agrees with the till ({:?})",
         db.backend
     );
+    breakdowns_add_up(db, node.store.as_str()).await;
     // HQ's reconciliation folds the shift's events again: the cash it expects is the Z
     // report's (the counted cash and the card terminal are other matters).
     let today = jiff::Timestamp::now()
@@ -605,6 +606,60 @@ async fn against_hq(node: &Node, db: &hq::db::Db, till: &Figures) {
     }
     assert_eq!(shifts.len(), 1, "{shifts:?}");
     assert!(shifts[0].complete);
+}
+
+/// The report's breakdowns add up to its days: hours and cashiers to the gross and the sales
+/// less voids, the cash tender to the cash, the shift closes to the cash over/short; and the
+/// fold of the held events an upgraded HQ runs once gives the same rows as ingest did.
+async fn breakdowns_add_up(db: &hq::db::Db, store: &str) {
+    use hq::breakdown::{CASHIER, HOUR, TENDER};
+    let range = hq::reports::Range {
+        store: store.to_owned(),
+        ..Default::default()
+    };
+    let days = hq::reports::sales_days(db, &range).await.unwrap();
+    let read = || async {
+        let mut rows = Vec::new();
+        for dimension in [HOUR, CASHIER, TENDER] {
+            rows.push(hq::reports::breakdown(db, dimension, &range).await.unwrap());
+        }
+        (rows, hq::reports::shifts(db, &range).await.unwrap())
+    };
+    let (rows, shifts) = read().await;
+    for day in &days {
+        let of_day = |rows: &[hq::reports::BreakdownRow], key: Option<&str>| {
+            rows.iter()
+                .filter(|r| r.day == day.day && key.is_none_or(|k| r.key == k))
+                .fold((0, 0), |(c, a), r| (c + r.count, a + r.amount_minor))
+        };
+        let sold = (day.sales - day.voids, day.gross_minor);
+        assert_eq!(of_day(&rows[0], None), sold, "hours of {}", day.day);
+        assert_eq!(of_day(&rows[1], None), sold, "cashiers of {}", day.day);
+        assert_eq!(
+            of_day(&rows[2], Some("cash")).1,
+            day.cash_minor,
+            "cash of {}",
+            day.day
+        );
+        let closes: Vec<_> = shifts.iter().filter(|s| s.day == day.day).collect();
+        assert_eq!(closes.len() as i64, day.shifts_closed);
+        assert_eq!(
+            closes.iter().map(|s| s.over_short_minor()).sum::<i64>(),
+            day.cash_over_short_minor()
+        );
+    }
+    for table in ["sales_breakdown", "shift_closes", "projection_backfills"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    hq::breakdown::backfill(db).await.unwrap();
+    assert_eq!(
+        read().await,
+        (rows, shifts),
+        "the backfill folds what ingest folded"
+    );
 }
 
 /// `url` with its database replaced by `name`.
