@@ -202,13 +202,15 @@ impl Breakdowns {
     }
 }
 
-/// Folds `events` (in sequence order per terminal, each applied once) into the breakdowns.
+/// Folds `events` (in sequence order per terminal, each applied once) into the breakdowns, and
+/// marks the store-days they fall on due for reconciliation.
 pub(crate) async fn apply(
     tx: &mut Transaction<'_, Any>,
     events: &[&Event],
 ) -> Result<(), sqlx::Error> {
     let mut zones: BTreeMap<String, String> = BTreeMap::new();
     let mut breakdowns = Breakdowns::default();
+    let mut days = std::collections::BTreeSet::new();
     for event in events {
         let voided = match &event.body {
             EventBody::SaleVoided(v) => voided_sale(tx, events, v).await?,
@@ -220,9 +222,14 @@ pub(crate) async fn apply(
             zones.insert(store.to_owned(), zone);
         }
         let zone = zones.get(store).map_or("UTC", String::as_str);
+        days.insert((
+            store.to_owned(),
+            business_day(event.meta.hlc.wall_ms(), zone),
+        ));
         breakdowns.event(event, voided.as_ref(), zone)?;
     }
-    breakdowns.write(tx).await
+    breakdowns.write(tx).await?;
+    crate::reconcile::mark_due(tx, &days).await
 }
 
 /// Folds every event HQ applied before the breakdowns existed, once per database (an HQ

@@ -1,8 +1,10 @@
 //! The exceptions inbox: what needs a person's eye — stock gone negative, a batch HQ parked,
 //! sequences missing from a till's ledger, a card declined after the customer left with an
 //! offline approval, a gift card redeemed below zero offline, a day's counted cash off by more
-//! than the tolerance, a till silent for too long — found in HQ's projections when asked, each with what people said of it (acknowledged or
-//! resolved, with a note, who and when). Saying something of one is a line of the audit log.
+//! than the tolerance, a shift whose events or card terminal disagree with what the till said at
+//! its close (kept by the daily reconciliation), a till silent for too long — found in HQ's
+//! projections when asked, each with what people said of it (acknowledged or resolved, with a
+//! note, who and when). Saying something of one is a line of the audit log.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,13 +36,15 @@ pub const CASH_TOLERANCE_MINOR: i64 = 500;
 const CASH_DAYS: i64 = 90;
 
 /// The kinds of exception.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 9] = [
     "negative_stock",
     "parked_batch",
     "sequence_gap",
     "card_declined",
     "stored_value_overdrawn",
     "cash_over_short",
+    "z_mismatch",
+    "card_difference",
     "silent_till",
 ];
 
@@ -50,7 +54,7 @@ pub struct Exception {
     /// One of [`KINDS`].
     pub kind: &'static str,
     /// Which one: `location|sku`, the parked record's id, `terminal|from-to`, `terminal|service
-    /// id`, the redemption's event id, `store|day`, the till.
+    /// id`, the redemption's event id, `store|day`, `terminal|shift` (reconciliation), the till.
     pub key: String,
     /// The store it concerns.
     pub store: String,
@@ -196,6 +200,37 @@ pub async fn exceptions(db: &Db, stores: Option<&[String]>) -> Result<Vec<Except
             format!(
                 "{store} on {day}: counted cash {} {currency} against the expected",
                 crate::stored_value::money(difference, &currency)
+            ),
+        ));
+    }
+    let rows = sqlx::query(
+        "SELECT store, day, kind, terminal, shift, currency, expected, actual, difference
+         FROM reconciliation_findings ORDER BY day, store, terminal, kind",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    for r in rows {
+        let kind: String = r.get("kind");
+        let Some(kind) = KINDS.iter().copied().find(|k| *k == kind) else {
+            continue;
+        };
+        let (terminal, shift, currency): (String, String, String) =
+            (r.get("terminal"), r.get("shift"), r.get("currency"));
+        let what = if kind == "z_mismatch" {
+            "the events HQ holds come to"
+        } else {
+            "the card terminal's approvals come to"
+        };
+        found.push((
+            kind,
+            format!("{terminal}|{shift}"),
+            r.get("store"),
+            format!(
+                "{terminal}, shift {shift} of {}: the till said {} {currency}, {what} {} {currency} (difference {} {currency})",
+                r.get::<String, _>("day"),
+                r.get::<String, _>("expected"),
+                r.get::<String, _>("actual"),
+                r.get::<String, _>("difference"),
             ),
         ));
     }

@@ -265,6 +265,7 @@ impl App {
     ) -> Result<(), HqError> {
         let state = self.state.clone();
         let indexer = tokio::spawn(search::keep_fresh(self.state.db.clone()));
+        let reconciler = tokio::spawn(reconcile::keep_up(self.state.db.clone()));
         let shutdown = async move {
             shutdown.await;
             state.close();
@@ -277,6 +278,7 @@ impl App {
         .await
         .map_err(HqError::Serve);
         indexer.abort();
+        reconciler.abort();
         served
     }
 }

@@ -441,6 +441,111 @@ pub(crate) async fn read_day(
     Ok(Json(json!(report)))
 }
 
+/// Marks the store-days `days` (store, `YYYY-MM-DD`) as due for reconciliation: events of
+/// theirs were just applied.
+pub(crate) async fn mark_due(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    days: &std::collections::BTreeSet<(String, String)>,
+) -> Result<(), sqlx::Error> {
+    for (store, day) in days {
+        sqlx::query(
+            "INSERT INTO reconcile_due (store, day) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(store)
+        .bind(day)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The differences kept for the exceptions inbox: the till's own fold and the card terminal's
+/// (a day's counted cash is its own kind of exception, with its own tolerance).
+const KEPT: [&str; 2] = ["z_mismatch", "card_difference"];
+
+/// Reconciles, at `now_ms`, up to `limit` due store-days whose grace has ended, keeping the
+/// differences of each in place of what an earlier run kept. Answers how many it reconciled.
+pub async fn sweep(db: &Db, now_ms: i64, limit: usize) -> Result<usize, ReconcileError> {
+    let due: Vec<(String, String)> =
+        sqlx::query_as("SELECT store, day FROM reconcile_due ORDER BY day, store")
+            .fetch_all(&db.pool)
+            .await?;
+    let mut done = 0;
+    for (store, day) in due {
+        if done == limit {
+            break;
+        }
+        let Ok(date) = day.parse::<jiff::civil::Date>() else {
+            // Not a day (an event with a clock no calendar holds): nothing to reconcile.
+            forget(db, &store, &day).await?;
+            continue;
+        };
+        let report = reconcile(db, &store, date, 0, now_ms).await?;
+        if report.status == "open" {
+            continue;
+        }
+        let currency: Option<String> =
+            sqlx::query_scalar("SELECT currency FROM sales_daily WHERE store = $1 AND day = $2")
+                .bind(&store)
+                .bind(&day)
+                .fetch_optional(&db.pool)
+                .await?;
+        let (_guard, mut tx) = db.begin_write().await?;
+        sqlx::query("DELETE FROM reconciliation_findings WHERE store = $1 AND day = $2")
+            .bind(&store)
+            .bind(&day)
+            .execute(&mut *tx)
+            .await?;
+        for f in report.findings.iter().filter(|f| KEPT.contains(&f.kind)) {
+            sqlx::query(
+                "INSERT INTO reconciliation_findings (store, day, kind, terminal, shift, currency, expected, actual, difference)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            )
+            .bind(&store)
+            .bind(&day)
+            .bind(f.kind)
+            .bind(&f.terminal)
+            .bind(&f.shift)
+            .bind(currency.as_deref().unwrap_or_default())
+            .bind(&f.expected)
+            .bind(&f.actual)
+            .bind(&f.difference)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM reconcile_due WHERE store = $1 AND day = $2")
+            .bind(&store)
+            .bind(&day)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        done += 1;
+    }
+    Ok(done)
+}
+
+async fn forget(db: &Db, store: &str, day: &str) -> Result<(), sqlx::Error> {
+    let (_guard, mut tx) = db.begin_write().await?;
+    sqlx::query("DELETE FROM reconcile_due WHERE store = $1 AND day = $2")
+        .bind(store)
+        .bind(day)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// Sweeps the due days in the background: at once while some are ready, then every 30 s.
+pub(crate) async fn keep_up(db: Db) {
+    loop {
+        match sweep(&db, now_ms(), 50).await {
+            Ok(50) => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reconciliation sweep failed"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::missing_in;

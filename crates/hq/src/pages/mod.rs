@@ -492,31 +492,38 @@ async fn dashboard_data(hq: &Hq, session: &Session, t: Lang) -> Result<Dashboard
     } else {
         None
     };
+    // The inbox's exceptions not yet resolved, per kind, and the offline card approvals still
+    // waiting for the terminal's word.
     let exceptions = if scopes.contains(&Scope::ReportsRead) {
-        let mine = |store: &str| session.user.role != Role::StoreManager || ids.contains(&store);
-        let mut out = Vec::new();
-        for (label, sql) in [
-            (
-                "exc.negative_stock",
-                "SELECT location, COUNT(*) FROM stock_levels WHERE on_hand < 0 GROUP BY location",
-            ),
-            (
-                "exc.parked",
-                "SELECT store, COUNT(*) FROM parked GROUP BY store",
-            ),
-            (
-                "exc.card_declines",
-                "SELECT store, COUNT(*) FROM card_declines GROUP BY store",
-            ),
-            (
-                "exc.pending_cards",
-                "SELECT store, COUNT(*) FROM card_payments WHERE settlement = 'pending' GROUP BY store",
-            ),
-        ] {
-            let counts: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&hq.db.pool).await?;
-            let total = counts.iter().filter(|(s, _)| mine(s)).map(|(_, n)| n).sum();
-            out.push((t.get(label), total));
-        }
+        let scope = (session.user.role == Role::StoreManager)
+            .then(|| ids.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        let found = crate::exceptions::exceptions(&hq.db, scope.as_deref()).await?;
+        let mut out: Vec<(&'static str, i64)> = crate::exceptions::KINDS
+            .iter()
+            .map(|kind| {
+                let open = found
+                    .iter()
+                    .filter(|e| e.kind == *kind && e.state != "resolved")
+                    .count();
+                (
+                    t.get(&format!("exc.kind.{kind}")),
+                    i64::try_from(open).unwrap_or(i64::MAX),
+                )
+            })
+            .collect();
+        let pending: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT store, COUNT(*) FROM card_payments WHERE settlement = 'pending' GROUP BY store",
+        )
+        .fetch_all(&hq.db.pool)
+        .await?;
+        out.push((
+            t.get("exc.pending_cards"),
+            pending
+                .iter()
+                .filter(|(store, _)| scope.is_none() || ids.contains(&store.as_str()))
+                .map(|(_, n)| n)
+                .sum(),
+        ));
         Some(out)
     } else {
         None
