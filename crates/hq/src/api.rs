@@ -263,6 +263,10 @@ pub fn router(hq: Arc<Hq>) -> Router {
             "/v1/terminals",
             get(terminals).post(crate::stores::register_terminal),
         )
+        .route(
+            "/v1/terminals/{id}/revoke",
+            post(crate::stores::revoke_terminal),
+        )
         .route("/v1/parked", get(parked))
         .route("/v1/reports/sales", get(crate::reports::sales_report))
         .route(
@@ -711,13 +715,13 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Body) -> ApiR
     };
     let from_seq = batch.header.from_seq;
     let count = batch.events.len();
-    let key: Option<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT store, public_key FROM terminals WHERE id = $1")
+    let key: Option<(String, Vec<u8>, Option<i64>)> =
+        sqlx::query_as("SELECT store, public_key, revoked_after_seq FROM terminals WHERE id = $1")
             .bind(&terminal)
             .fetch_optional(&hq.db.pool)
             .await?;
-    let key = match key {
-        Some((owner, key)) if owner == store => key,
+    let (key, revoked_after) = match key {
+        Some((owner, key, revoked_after)) if owner == store => (key, revoked_after),
         _ => {
             let reason = format!("terminal `{terminal}` is not registered to store `{store}`");
             let refusal = Refusal {
@@ -765,20 +769,15 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Body) -> ApiR
             return refuse(&hq, &store, &digest, REJECTED, refusal).await;
         }
     };
-    match ingest(&hq.db, &terminal, &verified, now_ms()).await {
-        Ok(ack) => {
-            hq.metrics
-                .events_accepted
-                .fetch_add(u64::from(ack.accepted), Ordering::Relaxed);
-            hq.metrics
-                .events_duplicate
-                .fetch_add(u64::from(ack.duplicates), Ordering::Relaxed);
-            hq.metrics.push_micros.fetch_add(
-                u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                Ordering::Relaxed,
-            );
-            Ok(Json(ack).into_response())
-        }
+    // A revoked till: what it signed up to the revocation point is taken, the rest parked.
+    let (verified, beyond): (Vec<protocol::sync::VerifiedEvent>, Vec<_>) = match revoked_after {
+        Some(point) => verified
+            .into_iter()
+            .partition(|v| i64::try_from(v.event.meta.seq).is_ok_and(|seq| seq <= point)),
+        None => (verified, Vec::new()),
+    };
+    let ack = match ingest(&hq.db, &terminal, &verified, now_ms()).await {
+        Ok(ack) => ack,
         Err(IngestError::Conflict(reason)) => {
             let refusal = Refusal {
                 terminal: &terminal,
@@ -788,10 +787,35 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Body) -> ApiR
                 reason,
             };
             let answer = (StatusCode::CONFLICT, "batch_conflict");
-            refuse(&hq, &store, &digest, answer, refusal).await
+            return refuse(&hq, &store, &digest, answer, refusal).await;
         }
-        Err(IngestError::Db(e)) => Err(e.into()),
+        Err(IngestError::Db(e)) => return Err(e.into()),
+    };
+    hq.metrics
+        .events_accepted
+        .fetch_add(u64::from(ack.accepted), Ordering::Relaxed);
+    hq.metrics
+        .events_duplicate
+        .fetch_add(u64::from(ack.duplicates), Ordering::Relaxed);
+    hq.metrics.push_micros.fetch_add(
+        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    if let (Some(point), Some(first)) = (revoked_after, beyond.first()) {
+        let refusal = Refusal {
+            terminal: &terminal,
+            from_seq: first.event.meta.seq,
+            count: beyond.len(),
+            code: "terminal_revoked",
+            reason: format!(
+                "terminal `{terminal}` was revoked at HQ after sequence {point}: events from {} on are not taken",
+                first.event.meta.seq
+            ),
+        };
+        let answer = (StatusCode::FORBIDDEN, "terminal_revoked");
+        return refuse(&hq, &store, &digest, answer, refusal).await;
     }
+    Ok(Json(ack).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -964,12 +988,23 @@ pub(crate) struct TerminalState {
     pub lag_ms: Option<i64>,
     /// Batches of the till HQ refused and parked.
     pub parked: i64,
+    /// Revoked at HQ: the last sequence taken, when, by whom and why.
+    pub revoked: Option<Revoked>,
+}
+
+/// A till's revocation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Revoked {
+    pub after_seq: i64,
+    pub at_ms: i64,
+    pub by: String,
+    pub reason: String,
 }
 
 /// Every till HQ knows, by id.
 pub(crate) async fn terminal_states(db: &Db) -> Result<Vec<TerminalState>, sqlx::Error> {
     let rows =
-        sqlx::query("SELECT id, store, acked_seq, last_contact_ms FROM terminals ORDER BY id")
+        sqlx::query("SELECT id, store, acked_seq, last_contact_ms, revoked_after_seq, revoked_ms, revoked_by, revoked_reason FROM terminals ORDER BY id")
             .fetch_all(&db.pool)
             .await?;
     let parked: Vec<(String, i64)> =
@@ -989,7 +1024,20 @@ pub(crate) async fn terminal_states(db: &Db) -> Result<Vec<TerminalState>, sqlx:
         .fetch_all(&db.pool)
         .await?;
         let last_contact: Option<i64> = row.get("last_contact_ms");
+        let revoked = row
+            .get::<Option<i64>, _>("revoked_after_seq")
+            .map(|after_seq| Revoked {
+                after_seq,
+                at_ms: row.get::<Option<i64>, _>("revoked_ms").unwrap_or_default(),
+                by: row
+                    .get::<Option<String>, _>("revoked_by")
+                    .unwrap_or_default(),
+                reason: row
+                    .get::<Option<String>, _>("revoked_reason")
+                    .unwrap_or_default(),
+            });
         out.push(TerminalState {
+            revoked,
             parked: parked.get(&id).copied().unwrap_or(0),
             store: row.get("store"),
             acked_seq: acked,
@@ -1017,6 +1065,7 @@ async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<J
                 "gaps": t.gaps,
                 "last_contact_ms": t.last_contact_ms,
                 "lag_ms": t.lag_ms,
+                "revoked": t.revoked,
             })
         })
         .collect();

@@ -262,6 +262,109 @@ pub(crate) struct NewTerminal {
     public_key: String,
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Revocation {
+    reason: String,
+    after_seq: Option<u64>,
+}
+
+/// The longest reason for a revocation.
+const REASON_CHARS: usize = 500;
+
+/// `POST /v1/terminals/{id}/revoke` (`stores:write`): a till stolen or lost. HQ keeps what it
+/// holds of the till's ledger up to `after_seq` (by default all it holds now; never less) and
+/// parks every batch beyond it from then on. Audited (`terminal.revoke`); a till is revoked
+/// once.
+pub(crate) async fn revoke_terminal(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult<Response> {
+    let actor = authorize(&hq, &headers, Scope::StoresWrite, None, Access::Write).await?;
+    let (asked, _): (Revocation, _) = writes::json_body(&headers, body).await?;
+    let reason = asked.reason.trim();
+    if reason.is_empty() || reason.chars().count() > REASON_CHARS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("say why the till is revoked, in 1 to {REASON_CHARS} characters"),
+        )
+        .at("reason"));
+    }
+    let (_guard, mut tx) = hq.db.begin_write().await?;
+    let held: Option<(String, i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT store, acked_seq, revoked_after_seq FROM terminals WHERE id = $1{}",
+        hq.db.backend.for_update()
+    )))
+    .bind(&id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((store, acked, revoked)) = held else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no till `{}` is registered",
+                id.chars().take(64).collect::<String>()
+            ),
+        ));
+    };
+    if let Some(point) = revoked {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_revoked",
+            format!("till `{id}` was revoked after sequence {point}"),
+        ));
+    }
+    let after = match asked.after_seq.map(i64::try_from) {
+        None => acked,
+        Some(Ok(seq)) if seq >= acked => seq,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_field",
+                format!(
+                    "HQ already holds the till's ledger up to sequence {acked}; revoke it after that or later"
+                ),
+            )
+            .at("after_seq"));
+        }
+    };
+    let now = crate::now_ms();
+    sqlx::query(
+        "UPDATE terminals SET revoked_after_seq = $1, revoked_ms = $2, revoked_by = $3, revoked_reason = $4 WHERE id = $5",
+    )
+    .bind(after)
+    .bind(now)
+    .bind(&actor)
+    .bind(reason)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    let answer = json!({
+        "id": id,
+        "store": store,
+        "revoked_after_seq": after,
+        "reason": reason,
+    });
+    let target = format!("terminal:{id}");
+    crate::identity::Audit {
+        at_ms: now,
+        actor: &actor,
+        source: None,
+        action: "terminal.revoke",
+        target: Some(&target),
+        before: Some(&json!({ "acked_seq": acked }).to_string()),
+        after: Some(&answer.to_string()),
+    }
+    .append(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(answer).into_response())
+}
+
 /// `POST /v1/terminals` (`stores:write`): registers a till of a registered store with the
 /// public key its ledger is signed with (as `kassa store provision` prints it), audited
 /// (`terminal.register`). The same till, store and key again changes nothing (`200`).

@@ -70,6 +70,7 @@ scenarios! {
     users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key,
     a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name,
     staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed,
+    a_revoked_till_keeps_what_hq_held_and_its_later_batches_are_parked,
     a_jurisdiction_is_changed_and_what_depends_on_it_is_kept,
     a_store_node_reports_its_version_backlog_and_clock_on_each_pull,
 }
@@ -3245,6 +3246,146 @@ async fn a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name(
     assert_eq!(answer.0, StatusCode::CONFLICT, "{}", answer.2);
     assert_eq!(answer.2["code"], "stale");
     assert_eq!(answer.2["changed"], json!(["name"]), "{}", answer.2);
+}
+
+/// A till revoked at HQ (stolen): only a caller with `stores:write` revokes it, with a reason,
+/// once; HQ keeps what it holds and takes what the till signed up to the revocation point, and
+/// parks every batch beyond it (`403 terminal_revoked`); the till's other store-mates go on.
+async fn a_revoked_till_keeps_what_hq_held_and_its_later_batches_are_parked(db: &Db) {
+    use hq::identity::{Actor, Scope, create_api_key};
+    use serde_json::json;
+    let till = Till::new("vienna-01", "vienna-01-t1", 1);
+    let token = till.register(db).await;
+    let mate = Till::new("vienna-01", "vienna-01-t2", 2);
+    mate.register_terminal(db).await;
+    let r = router(db);
+    let events = till.chain(6, 1000);
+    let pushed = |events: &[Linked]| wire(&batch(&till.store, till.id.as_str(), &till.key, events));
+    let (status, ack) = push(&r, &token, pushed(&events[..2])).await;
+    assert_eq!(
+        (status, &ack["acked_seq"]),
+        (StatusCode::OK, &json!(2)),
+        "{ack}"
+    );
+
+    let now = jiff::Timestamp::now().as_millisecond();
+    let reader = create_api_key(db, &Actor::Cli, "reader", &[Scope::FleetRead], now)
+        .await
+        .unwrap()
+        .secret;
+    let writer = create_api_key(db, &Actor::Cli, "it", &[Scope::StoresWrite], now)
+        .await
+        .unwrap()
+        .secret;
+    let (reader, writer) = (format!("Bearer {reader}"), format!("Bearer {writer}"));
+    let revoke = |auth: &str, body: &serde_json::Value| {
+        json_request(
+            "POST",
+            "/v1/terminals/vienna-01-t1/revoke",
+            &[("authorization", auth)],
+            body,
+        )
+    };
+    let stolen = json!({"reason": "stolen from the counter", "after_seq": 3});
+    let answer = send(
+        &r,
+        Request::post("/v1/terminals/vienna-01-t1/revoke")
+            .header("content-type", "application/json")
+            .body(Body::from(stolen.to_string()))
+            .unwrap(),
+    )
+    .await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    let answer = send(&r, revoke(&reader, &stolen)).await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "missing_scope", None);
+    for (body, field) in [
+        (json!({"reason": "  "}), "reason"),
+        (json!({"reason": "x".repeat(501)}), "reason"),
+        (json!({"reason": "stolen", "after_seq": 1}), "after_seq"),
+    ] {
+        let answer = send(&r, revoke(&writer, &body)).await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some(field),
+        );
+    }
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/terminals/vienna-01-t9/revoke",
+            &[("authorization", &writer)],
+            &stolen,
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "not_found", None);
+    assert!(
+        !audit_actions(db)
+            .await
+            .contains(&"terminal.revoke".to_owned())
+    );
+
+    // Revoked after sequence 3: the till's batch of 3 to 6 gives HQ 3, the rest is parked.
+    let (status, _, revoked) = send(&r, revoke(&writer, &stolen)).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert_eq!(revoked["revoked_after_seq"], 3);
+    let answer = send(&r, revoke(&writer, &stolen)).await;
+    assert_error(&answer, StatusCode::CONFLICT, "already_revoked", None);
+    let (status, refused) = push(&r, &token, pushed(&events[2..])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["code"], "terminal_revoked");
+    let (_, listed) = get(&r, "/v1/terminals", Some(READ_TOKEN)).await;
+    let t1 = listed["terminals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "vienna-01-t1")
+        .unwrap()
+        .clone();
+    assert_eq!(t1["acked_seq"], 3, "{t1}");
+    assert_eq!(t1["revoked"]["after_seq"], 3, "{t1}");
+    assert_eq!(t1["revoked"]["reason"], "stolen from the counter");
+    assert!(
+        t1["revoked"]["by"].as_str().unwrap().starts_with("key:"),
+        "{t1}"
+    );
+    let (_, parked) = get(&r, "/v1/parked", Some(READ_TOKEN)).await;
+    assert_eq!(parked["parked"][0]["code"], "terminal_revoked", "{parked}");
+    assert_eq!(parked["parked"][0]["from_seq"], 4, "{parked}");
+    assert_eq!(parked["parked"][0]["count"], 3, "{parked}");
+    // Pushed again, the same: nothing more taken, the refusal counted on its record.
+    let (status, _) = push(&r, &token, pushed(&events[3..])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, listed) = get(&r, "/v1/terminals", Some(READ_TOKEN)).await;
+    assert!(
+        listed["terminals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "vienna-01-t1" && t["acked_seq"] == 3)
+    );
+    // The store's other till is not touched.
+    let (status, ack) = push(
+        &r,
+        &token,
+        wire(&batch(
+            &mate.store,
+            mate.id.as_str(),
+            &mate.key,
+            &mate.chain(2, 7),
+        )),
+    )
+    .await;
+    assert_eq!(
+        (status, &ack["acked_seq"]),
+        (StatusCode::OK, &json!(2)),
+        "{ack}"
+    );
+    let audit: Vec<String> = audit_actions(db).await;
+    assert_eq!(audit.iter().filter(|a| *a == "terminal.revoke").count(), 1);
 }
 
 /// The chain's PIN pepper of the staff write API's HQ.

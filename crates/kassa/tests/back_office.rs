@@ -954,7 +954,7 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     // not know is refused at its field), a new reference version, audited.
     go(&page, &format!("{url}/stores"), "[data-test=stores]").await;
     assert_eq!(
-        page.text("[data-store=vienna-01] [data-test=tills]")
+        page.text("[data-store=vienna-01] [data-test=tills] tbody th")
             .await
             .unwrap(),
         "vienna-01-t1"
@@ -1006,6 +1006,51 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     )
     .await;
     assert_eq!(log["entries"][0]["actor"], "user:ana", "{log}");
+    // A till revoked (stolen): without a reason refused at the field, then revoked after all
+    // HQ holds of it, shown so, audited.
+    let till = "[data-till=vienna-01-t1]";
+    page.click(&format!("{till} button[type=submit]"))
+        .await
+        .unwrap();
+    page.wait_for(
+        "the reason asked for",
+        "document.querySelector('#reason-vienna-01-t1-error').textContent.length > 0",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    page.fill("#reason-vienna-01-t1", "stolen from the counter")
+        .await
+        .unwrap();
+    page.eval("window.kassaLeaving = true").await.unwrap();
+    page.click(&format!("{till} button[type=submit]"))
+        .await
+        .unwrap();
+    page.wait_for(
+        "the till revoked",
+        "!window.kassaLeaving && document.querySelector('[data-till=vienna-01-t1] [data-test=state]').textContent.startsWith('revoked after sequence 0')",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert!(
+        page.text(&format!("{till} [data-test=state]"))
+            .await
+            .unwrap()
+            .ends_with("by user:ana: stolen from the counter")
+    );
+    let (_, log) = fetch(
+        &page,
+        "GET",
+        "/v1/audit-log?action=terminal.revoke",
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        log["entries"][0]["target"], "terminal:vienna-01-t1",
+        "{log}"
+    );
 
     // Staff: a member added at the tills' sign-in (a PIN that is not 4 to 8 digits refused at
     // its field); the PIN is never shown.

@@ -28,7 +28,13 @@ struct StoreRow {
     registered: bool,
     pulled: String,
     current: bool,
-    tills: Vec<String>,
+    tills: Vec<TillRow>,
+}
+
+/// A till of a store, and its revocation when it was revoked.
+struct TillRow {
+    id: String,
+    revoked: Option<String>,
 }
 
 #[derive(Template)]
@@ -67,8 +73,8 @@ pub(super) async fn stores(
             sqlx::query("SELECT id, reference_version, reference_pulled_ms FROM stores")
                 .fetch_all(&mut *conn)
                 .await?;
-        let tills: Vec<(String, String)> =
-            sqlx::query_as("SELECT store, id FROM terminals ORDER BY id")
+        let tills: Vec<(String, String, Option<i64>, Option<i64>, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT store, id, revoked_after_seq, revoked_ms, revoked_by, revoked_reason FROM terminals ORDER BY id")
                 .fetch_all(&mut *conn)
                 .await?;
         Ok::<_, sqlx::Error>((configured, version, registered, tills))
@@ -100,8 +106,17 @@ pub(super) async fn stores(
                 current: pulled_version == Some(version),
                 tills: tills
                     .iter()
-                    .filter(|(store, _)| *store == s.id)
-                    .map(|(_, id)| id.clone())
+                    .filter(|till| till.0 == s.id)
+                    .map(|(_, id, after, at, by, reason)| TillRow {
+                        id: id.clone(),
+                        revoked: after.map(|after| {
+                            t.get("stores.revoked_as")
+                                .replace("{seq}", &after.to_string())
+                                .replace("{at}", &local(at.unwrap_or_default(), &s.timezone))
+                                .replace("{by}", by.as_deref().unwrap_or_default())
+                                .replace("{reason}", reason.as_deref().unwrap_or_default())
+                        }),
+                    })
                     .collect(),
                 tax_id: s.tax_id.clone().unwrap_or_default(),
                 id: s.id,
