@@ -294,6 +294,11 @@ pub fn router(hq: Arc<Hq>) -> Router {
             axum::routing::put(crate::exceptions::say),
         )
         .route("/v1/variants", get(crate::search::search))
+        .route("/v1/categories", get(crate::categories::list))
+        .route(
+            "/v1/categories/{id}",
+            axum::routing::put(crate::categories::write),
+        )
         .route(
             "/v1/variants/{sku}",
             get(crate::catalog::read_variant).put(crate::catalog::write_variant),

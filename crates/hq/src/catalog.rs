@@ -136,6 +136,19 @@ pub(crate) async fn read_variant(
         .map(|(_, p)| json!(p))
         .collect();
     let changes = changes_where(&mut conn, "sku = $1", &sku).await?;
+    let imports: Vec<Value> = imports_of(&mut conn, &sku)
+        .await?
+        .iter()
+        .map(|i| {
+            json!({
+                "batch": i.batch,
+                "label": i.label,
+                "at_ms": i.at_ms,
+                "undone": i.undone,
+                "provenance": i.provenance,
+            })
+        })
+        .collect();
     Ok(writes::tagged(
         StatusCode::OK,
         json!({
@@ -143,9 +156,49 @@ pub(crate) async fn read_variant(
             "version": version,
             "prices": prices,
             "price_changes": changes,
+            "imports": imports,
         }),
         version,
     ))
+}
+
+/// An import batch that wrote a variant, and where its fields came from.
+pub(crate) struct ImportRow {
+    pub batch: String,
+    pub label: String,
+    pub at_ms: i64,
+    /// Whether the batch was undone since.
+    pub undone: bool,
+    /// The import's provenance of the variant: for each source row, its system, file, line,
+    /// legacy id and the fields it gave (or a note, such as what it was merged into).
+    pub provenance: Value,
+}
+
+/// The import batches that wrote variant `sku`, the latest first.
+pub(crate) async fn imports_of(
+    conn: &mut sqlx::AnyConnection,
+    sku: &str,
+) -> Result<Vec<ImportRow>, sqlx::Error> {
+    let rows: Vec<(String, String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT b.id, b.label, b.created_ms, b.rolled_back_version, e.provenance
+         FROM import_batch_entities e JOIN import_batches b ON b.id = e.batch
+         WHERE e.kind = 'variant' AND e.key = $1 ORDER BY b.created_ms DESC, b.id",
+    )
+    .bind(sku)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(batch, label, at_ms, undone, provenance)| ImportRow {
+            batch,
+            label,
+            at_ms,
+            undone: undone.is_some(),
+            provenance: provenance.map_or(Value::Null, |text| {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            }),
+        })
+        .collect())
 }
 
 /// `PUT /v1/variants/{sku}`: creates the variant, or replaces it when `If-Match` names the
@@ -178,8 +231,20 @@ pub(crate) async fn write_variant(
     let payload = serde_json::to_string(&entity)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
 
+    if let Some(category) = &entity.category {
+        protocol::seed::check_category_id(category, "category")
+            .map_err(crate::stores::field_error)?;
+    }
     let (_guard, mut tx) = hq.db.begin_write().await?;
     check_tax_category(&mut tx, &entity.variant.tax).await?;
+    if let Some(category) = &entity.category {
+        if !crate::categories::held(&mut tx)
+            .await?
+            .contains_key(category)
+        {
+            return Err(invalid("category", &format!("no category `{category}`")));
+        }
+    }
     crate::search::refresh_within(&mut tx, hq.db.backend).await?;
     let keys = crate::search::identifier_keys(&entity);
     if let Some((key, other)) = crate::search::holders(&mut tx, &keys, &sku).await?.first() {

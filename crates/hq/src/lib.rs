@@ -8,6 +8,7 @@ pub mod api;
 pub mod breakdown;
 pub mod cards;
 mod catalog;
+mod categories;
 pub mod db;
 pub mod exceptions;
 mod extract;

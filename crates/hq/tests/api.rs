@@ -71,6 +71,7 @@ scenarios! {
     a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name,
     staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed,
     a_revoked_till_keeps_what_hq_held_and_its_later_batches_are_parked,
+    categories_form_a_tree_products_name_one_and_a_variant_shows_its_imports,
     a_jurisdiction_is_changed_and_what_depends_on_it_is_kept,
     a_store_node_reports_its_version_backlog_and_clock_on_each_pull,
 }
@@ -3386,6 +3387,173 @@ async fn a_revoked_till_keeps_what_hq_held_and_its_later_batches_are_parked(db: 
     );
     let audit: Vec<String> = audit_actions(db).await;
     assert_eq!(audit.iter().filter(|a| *a == "terminal.revoke").count(), 1);
+}
+
+/// Categories: added at the top and under another, listed with their paths; an unknown parent,
+/// a category under itself (however far down) and a bad id are refused at their field and
+/// write nothing; a variant names a category HQ holds, or is refused at `category`. A variant
+/// written by an import batch shows the batch and where its fields came from.
+async fn categories_form_a_tree_products_name_one_and_a_variant_shows_its_imports(db: &Db) {
+    use serde_json::json;
+    let key = catalog_writer(db).await;
+    let bearer = format!("Bearer {key}");
+    let r = router(db);
+    let auth = [("authorization", bearer.as_str())];
+    let put =
+        |id: &str, body: &Value| json_request("PUT", &format!("/v1/categories/{id}"), &auth, body);
+    for (id, body) in [
+        ("food", json!({"id": "food", "name": "Lebensmittel"})),
+        (
+            "bakery",
+            json!({"id": "bakery", "name": "Brot & Gebäck", "parent": "food"}),
+        ),
+        (
+            "rye",
+            json!({"id": "rye", "name": "Roggen", "parent": "bakery"}),
+        ),
+    ] {
+        let (status, _, answer) = send(&r, put(id, &body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let start = reference_version(db).await;
+    for (id, body, field) in [
+        (
+            "dairy",
+            json!({"id": "dairy", "name": "Milch", "parent": "drinks"}),
+            "parent",
+        ),
+        ("Dairy", json!({"id": "Dairy", "name": "Milch"}), "id"),
+        ("dairy", json!({"id": "dairy", "name": "  "}), "name"),
+        ("dairy", json!({"id": "milk", "name": "Milch"}), "id"),
+    ] {
+        let answer = send(&r, put(id, &body)).await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some(field),
+        );
+    }
+    // Food moved under rye (which is under bakery, under food), or under itself: refused.
+    let mut moved = Request::builder()
+        .method("PUT")
+        .uri("/v1/categories/food")
+        .header("content-type", "application/json")
+        .header("authorization", &bearer)
+        .header("if-match", "*")
+        .body(Body::from(
+            json!({"id": "food", "name": "Lebensmittel", "parent": "rye"}).to_string(),
+        ))
+        .unwrap();
+    let answer = send(&r, moved).await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("parent"),
+    );
+    moved = Request::builder()
+        .method("PUT")
+        .uri("/v1/categories/food")
+        .header("content-type", "application/json")
+        .header("authorization", &bearer)
+        .header("if-match", "*")
+        .body(Body::from(
+            json!({"id": "food", "name": "Lebensmittel", "parent": "food"}).to_string(),
+        ))
+        .unwrap();
+    let answer = send(&r, moved).await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("parent"),
+    );
+    assert_eq!(
+        reference_version(db).await,
+        start,
+        "a refusal writes nothing"
+    );
+    let (status, listed) = get(&r, "/v1/categories", Some(&key)).await;
+    assert_eq!(status, StatusCode::OK);
+    let paths: Vec<(&str, &str)> = listed["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["path"].as_str().unwrap()))
+        .filter(|(id, _)| ["food", "bakery", "rye"].contains(id))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("bakery", "Lebensmittel › Brot & Gebäck"),
+            ("food", "Lebensmittel"),
+            ("rye", "Lebensmittel › Brot & Gebäck › Roggen")
+        ]
+    );
+
+    // A variant in a category: one HQ holds, or refused at the field.
+    let (_, etag, read) = call(
+        &r,
+        Request::get("/v1/variants/GRO-BRD-0012")
+            .header("authorization", &bearer)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let mut entity = read["variant"].clone();
+    entity["category"] = json!("pastry");
+    let with_etag = [
+        ("authorization", bearer.as_str()),
+        ("if-match", etag.as_str()),
+    ];
+    let answer = send(
+        &r,
+        json_request("PUT", "/v1/variants/GRO-BRD-0012", &with_etag, &entity),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("category"),
+    );
+    entity["category"] = json!("rye");
+    let (status, _, written) = send(
+        &r,
+        json_request("PUT", "/v1/variants/GRO-BRD-0012", &with_etag, &entity),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{written}");
+    assert_eq!(written["variant"]["category"], "rye");
+    assert!(read["imports"].as_array().unwrap().is_empty(), "{read}");
+
+    // An import batch writes the variant: the variant says which batch and from where.
+    let provenance = json!([{"source": "sku", "system": "square", "file": "items.csv", "line": 7, "legacy_id": "SQ-1", "fields": ["name", "gtin"]}]);
+    let mut imported: protocol::sync::VariantEntity =
+        serde_json::from_value(entity.clone()).unwrap();
+    imported.variant.name = "Bauernbrot 1 kg".into();
+    hq::import::commit(
+        db,
+        "square catalog",
+        jiff::Timestamp::now().as_millisecond(),
+        &[hq::import::EntityWrite {
+            kind: "variant".into(),
+            key: "GRO-BRD-0012".into(),
+            payload: Some(serde_json::to_string(&imported).unwrap()),
+            provenance: Some(provenance.to_string()),
+        }],
+        &[],
+    )
+    .await
+    .unwrap();
+    let (_, read) = get(&r, "/v1/variants/GRO-BRD-0012", Some(&key)).await;
+    let imports = read["imports"].as_array().unwrap();
+    assert_eq!(imports.len(), 1, "{read}");
+    assert_eq!(imports[0]["label"], "square catalog");
+    assert_eq!(imports[0]["undone"], false);
+    assert_eq!(imports[0]["provenance"], provenance);
+    assert_eq!(read["variant"]["category"], "rye", "{read}");
 }
 
 /// The chain's PIN pepper of the staff write API's HQ.

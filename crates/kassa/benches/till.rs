@@ -45,6 +45,7 @@ fn large_seed(variants: usize) -> SeedDto {
             id: format!("bulk-{i:07}"),
             name: format!("Artikel {i}"),
             brand: None,
+            category: None,
             variants: vec![VariantDto {
                 sku: sku.clone(),
                 name: format!("Artikel {i} 500 g"),

@@ -433,6 +433,7 @@ pub(crate) fn large_seed(variants: usize) -> anyhow::Result<protocol::seed::Seed
             id: format!("bulk-{i:07}"),
             name: format!("Artikel {i}"),
             brand: None,
+            category: None,
             variants: vec![VariantDto {
                 sku: sku.clone(),
                 name: format!("Artikel {i} 500 g"),

@@ -1338,12 +1338,15 @@ impl Entities<'_> {
         let mut keys = std::collections::HashSet::new();
         let mut product_id = v.product_id.clone();
         let mut product_name = v.product_name.clone();
+        let mut category = None;
         if let Some(old) =
             payload("variant", &sku).and_then(|p| serde_json::from_str::<VariantEntity>(p).ok())
         {
-            // An update keeps what HQ had: its product, and identifiers the import lacks.
+            // An update keeps what HQ had: its product and category, and identifiers the
+            // import lacks.
             product_id = old.product_id;
             product_name = old.product_name;
+            category = old.category;
             for id in old.variant.identifiers {
                 if keys.insert(id_key(&id)) {
                     identifiers.push(id);
@@ -1371,6 +1374,7 @@ impl Entities<'_> {
         let entity = VariantEntity {
             product_id,
             product_name,
+            category,
             variant: VariantDto {
                 sku: sku.clone(),
                 name: v.name.clone(),

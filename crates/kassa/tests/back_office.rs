@@ -405,6 +405,12 @@ async fn people_run_the_chain_from_the_back_office_pages() {
             .unwrap()
             .contains("GRO-BRD-0012")
     );
+    // Its category, and no import wrote it (the demo chain was published, not imported).
+    assert_eq!(
+        page.text(&dt("category")).await.unwrap(),
+        "Lebensmittel › Brot & Gebäck"
+    );
+    assert_eq!(page.count(&dt("no-imports")).await.unwrap(), 1);
 
     // A price change for tomorrow 06:00 in the stores' time, previewed, then scheduled.
     let tomorrow = jiff::Zoned::now()

@@ -34,6 +34,95 @@ pub struct SeedDto {
     /// import (`kassa store seed`, `kassa hq publish`), never further.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub staff: Vec<StaffDto>,
+    /// The catalog's category tree; a product names the category it sits in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<CategoryDto>,
+}
+
+/// A category of the catalog, under another or at the top.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryDto {
+    /// Category id (1 to 64 of `a-z`, `0-9`, `-`, `_`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The category it sits under; none at the top.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+/// The longest category name.
+pub const CATEGORY_NAME_CHARS: usize = 100;
+
+impl CategoryDto {
+    /// Checks id and name; `path` names the entry in errors.
+    pub fn check(&self, path: &str) -> Result<(), FieldError> {
+        check_category_id(&self.id, &format!("{path}.id"))?;
+        let name = self.name.trim();
+        if name.is_empty() || self.name.chars().count() > CATEGORY_NAME_CHARS {
+            return Err(FieldError::new(
+                format!("{path}.name"),
+                format!("must be 1 to {CATEGORY_NAME_CHARS} characters"),
+            ));
+        }
+        if let Some(parent) = &self.parent {
+            check_category_id(parent, &format!("{path}.parent"))?;
+        }
+        Ok(())
+    }
+
+    /// Checks a whole tree: each category, ids unique, every parent one of them, and no
+    /// category under itself (however far down).
+    pub fn check_tree(categories: &[CategoryDto], path: &str) -> Result<(), FieldError> {
+        let mut parents = std::collections::BTreeMap::new();
+        for (i, c) in categories.iter().enumerate() {
+            c.check(&format!("{path}[{i}]"))?;
+            if parents.insert(c.id.as_str(), c.parent.as_deref()).is_some() {
+                return Err(FieldError::new(
+                    format!("{path}[{i}].id"),
+                    format!("`{}` appears twice", c.id),
+                ));
+            }
+        }
+        for (i, c) in categories.iter().enumerate() {
+            let at = || format!("{path}[{i}].parent");
+            let mut up = c.parent.as_deref();
+            let mut steps = 0;
+            while let Some(parent) = up {
+                if parent == c.id || steps > categories.len() {
+                    return Err(FieldError::new(
+                        at(),
+                        format!("`{}` would sit under itself", c.id),
+                    ));
+                }
+                up = *parents
+                    .get(parent)
+                    .ok_or_else(|| FieldError::new(at(), format!("no category `{parent}`")))?;
+                steps += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a category id: 1 to 64 of `a-z`, `0-9`, `-`, `_`.
+pub fn check_category_id(id: &str, path: &str) -> Result<(), FieldError> {
+    let fine = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if fine {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            path,
+            format!(
+                "`{}` is not 1 to 64 of a-z, 0-9, `-` and `_`",
+                id.chars().take(64).collect::<String>()
+            ),
+        ))
+    }
 }
 
 /// A member of staff.
@@ -314,6 +403,9 @@ pub struct ProductDto {
     pub name: String,
     #[serde(default)]
     pub brand: Option<String>,
+    /// The category the product sits in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     pub variants: Vec<VariantDto>,
 }
 
@@ -747,6 +839,17 @@ impl SeedDto {
                     format!("staff[{i}].id"),
                     format!("`{}` appears twice", member.id),
                 ));
+            }
+        }
+        CategoryDto::check_tree(&self.categories, "categories")?;
+        for (p, product) in self.products.iter().enumerate() {
+            if let Some(category) = &product.category {
+                if !self.categories.iter().any(|c| c.id == *category) {
+                    return Err(FieldError::new(
+                        format!("products[{p}].category"),
+                        format!("no category `{category}`"),
+                    ));
+                }
             }
         }
         let stores = self

@@ -388,6 +388,9 @@ pub struct VariantEntity {
     pub product_id: String,
     /// The product name.
     pub product_name: String,
+    /// The product's category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     /// The variant.
     pub variant: crate::seed::VariantDto,
 }
@@ -429,11 +432,18 @@ pub fn entities_of(
     for member in &seed.staff {
         out.insert(("staff".to_owned(), member.id.clone()), value(member));
     }
+    for category in &seed.categories {
+        out.insert(
+            ("category".to_owned(), category.id.clone()),
+            value(category),
+        );
+    }
     for product in &seed.products {
         for variant in &product.variants {
             let entity = VariantEntity {
                 product_id: product.id.clone(),
                 product_name: product.name.clone(),
+                category: product.category.clone(),
                 variant: variant.clone(),
             };
             out.insert(("variant".to_owned(), variant.sku.clone()), value(&entity));

@@ -322,6 +322,7 @@ async fn apply(
         products: vec![],
         pricebooks: vec![],
         staff: vec![],
+        categories: vec![],
     };
     let config = check.parse()?.stores.pop().ok_or(RefError::NotLoaded)?;
     let mut variant_rows = Vec::new();
@@ -533,6 +534,7 @@ pub async fn load_context(pool: &SqlitePool) -> Result<Option<StoreContext>, Ref
         products: vec![],
         pricebooks: vec![],
         staff: vec![],
+        categories: vec![],
     };
     let mut parsed = seed.parse()?;
     let config = parsed.stores.pop().ok_or(RefError::NotLoaded)?;

@@ -589,12 +589,56 @@ struct Variant {
     sku: String,
     name: String,
     product: String,
+    /// The path of names to the product's category, when it has one.
+    category: Option<String>,
     identifiers: String,
     prices: Vec<PriceRow>,
     changes: Vec<prices::ChangeRow>,
+    /// The import batches that wrote the variant, the latest first.
+    imports: Vec<ImportView>,
     can_write: bool,
     stores: Vec<String>,
     currencies: Vec<String>,
+}
+
+/// An import batch of a variant as the page shows it: where each field came from.
+struct ImportView {
+    label: String,
+    batch: String,
+    at: String,
+    undone: bool,
+    sources: Vec<String>,
+}
+
+/// The lines of an import's provenance of a variant: `system file:line (legacy id): fields`
+/// for each source row, or the note it holds.
+fn provenance_lines(provenance: &serde_json::Value) -> Vec<String> {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    match provenance {
+        serde_json::Value::Array(rows) => rows
+            .iter()
+            .map(|row| {
+                let fields: Vec<String> = row["fields"]
+                    .as_array()
+                    .map(|f| f.iter().map(text).collect())
+                    .unwrap_or_default();
+                format!(
+                    "{} {}:{} ({}): {}",
+                    text(&row["system"]),
+                    text(&row["file"]),
+                    text(&row["line"]),
+                    text(&row["legacy_id"]),
+                    fields.join(", ")
+                )
+            })
+            .collect(),
+        serde_json::Value::Null => Vec::new(),
+        other => vec![text(other)],
+    }
 }
 
 /// `GET /catalog/{sku}`: a variant with its prices in every book (their history), the price
@@ -625,9 +669,11 @@ async fn variant(
         let books = crate::catalog::prices_of(&mut conn, &sku).await?;
         let changes = crate::catalog::changes_where(&mut conn, "sku = $1", &sku).await?;
         let stores = crate::catalog::stores(&mut conn).await?;
-        Ok::<_, sqlx::Error>((entity, books, changes, stores))
+        let imports = crate::catalog::imports_of(&mut conn, &sku).await?;
+        let categories = crate::categories::held(&mut conn).await?;
+        Ok::<_, sqlx::Error>((entity, books, changes, stores, imports, categories))
     };
-    let (entity, books, changes, stores) = match data.await {
+    let (entity, books, changes, stores, imports, categories) = match data.await {
         Ok(data) => data,
         Err(e) => return failed(e),
     };
@@ -680,7 +726,21 @@ async fn variant(
         f: frame,
         name: entity.variant.name.clone(),
         product: entity.product_name.clone(),
+        category: entity
+            .category
+            .as_deref()
+            .map(|c| crate::categories::path_of(&categories, c)),
         identifiers: crate::search::identifier_keys(&entity).join(", "),
+        imports: imports
+            .iter()
+            .map(|i| ImportView {
+                label: i.label.clone(),
+                batch: i.batch.clone(),
+                at: local(i.at_ms, "UTC"),
+                undone: i.undone,
+                sources: provenance_lines(&i.provenance),
+            })
+            .collect(),
         sku,
         prices,
         changes,
