@@ -48,6 +48,8 @@ pub struct Hq {
         std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, i64)>>,
     /// The chain's PIN pepper, when HQ was given it: the staff write API hashes PINs with it.
     pub(crate) pin_pepper: Option<[u8; 32]>,
+    /// Whether the session cookie is `Secure` (HQ is reached over HTTPS).
+    pub(crate) secure_cookies: bool,
 }
 
 /// How often HQ reads the reference version for the pulls waiting on it: a change made by
@@ -85,7 +87,14 @@ impl Hq {
             metrics_closed: false,
             sign_in_failures: std::sync::Mutex::default(),
             pin_pepper: None,
+            secure_cookies: false,
         }
+    }
+
+    /// The same state, its session cookie `Secure` when `secure` (HQ is reached over HTTPS).
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
     }
 
     /// The same state, hashing the PINs the staff write API is sent under `pepper`.

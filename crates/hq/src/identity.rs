@@ -227,6 +227,29 @@ impl Audit<'_> {
     }
 }
 
+/// Records a privileged read (an export, a gift card's account, the people and keys who may
+/// act, a reconciliation): who read `action` of `target`, and what they asked (`asked`).
+pub(crate) async fn record_read(
+    db: &crate::db::Db,
+    actor: &str,
+    action: &str,
+    target: &str,
+    asked: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let mut conn = db.pool.acquire().await?;
+    Audit {
+        at_ms: crate::now_ms(),
+        actor,
+        source: None,
+        action,
+        target: Some(target),
+        before: None,
+        after: Some(&asked.to_string()),
+    }
+    .append(&mut conn)
+    .await
+}
+
 fn check_name(name: &str) -> Result<String, IdentityError> {
     let name = name.trim().to_lowercase();
     let ok = !name.is_empty()

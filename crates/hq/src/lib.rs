@@ -219,6 +219,9 @@ pub struct Settings {
     pub close_metrics: bool,
     /// The chain's PIN pepper, for the staff write API (without it a PIN is refused).
     pub pin_pepper: Option<[u8; 32]>,
+    /// Whether people reach HQ over HTTPS (a TLS-terminating proxy in front of it): the session
+    /// cookie is then `Secure`, never sent over plain HTTP.
+    pub secure_cookies: bool,
 }
 
 /// A built HQ, listening, not yet serving.
@@ -243,7 +246,8 @@ impl App {
             state: Arc::new(
                 api::Hq::new(db, settings.api_token.clone())
                     .with_metrics_closed(settings.close_metrics)
-                    .with_pin_pepper(settings.pin_pepper),
+                    .with_pin_pepper(settings.pin_pepper)
+                    .with_secure_cookies(settings.secure_cookies),
             ),
             listener,
         })

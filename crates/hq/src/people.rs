@@ -93,7 +93,9 @@ pub(crate) async fn list_users(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    manager(&hq, &headers, false).await?;
+    let session = manager(&hq, &headers, false).await?;
+    let reader = actor(&session).to_string();
+    identity::record_read(&hq.db, &reader, "users.read", "users", &json!({})).await?;
     Ok(Json(json!({ "users": identity::users(&hq.db).await? })))
 }
 
@@ -172,7 +174,9 @@ pub(crate) async fn list_keys(
     State(hq): State<Arc<Hq>>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    manager(&hq, &headers, false).await?;
+    let session = manager(&hq, &headers, false).await?;
+    let reader = actor(&session).to_string();
+    identity::record_read(&hq.db, &reader, "keys.read", "api-keys", &json!({})).await?;
     let now = now_ms();
     let keys: Vec<Value> = identity::api_keys(&hq.db)
         .await?

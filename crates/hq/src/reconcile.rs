@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::api::{ApiError, ApiResult, Hq, authorize_reader};
 use crate::db::Db;
 use crate::extract::Query;
-use crate::identity::{Audit, Scope};
+use crate::identity::Scope;
 use crate::now_ms;
 
 /// How long after a business day ends (in the store's time zone) its reconciliation is due:
@@ -371,19 +371,14 @@ pub(crate) async fn recorded(
     tolerance_minor: i64,
 ) -> Result<DayReport, ReconcileError> {
     let report = reconcile(db, store, day, tolerance_minor, now_ms()).await?;
-    let target = format!("store:{store}");
-    let asked = json!({"day": report.day, "status": report.status}).to_string();
-    let mut conn = db.pool.acquire().await?;
-    Audit {
-        at_ms: now_ms(),
-        actor: reader,
-        source: None,
-        action: "reconciliation.read",
-        target: Some(&target),
-        before: None,
-        after: Some(&asked),
-    }
-    .append(&mut conn)
+    let asked = json!({"day": report.day, "status": report.status});
+    crate::identity::record_read(
+        db,
+        reader,
+        "reconciliation.read",
+        &format!("store:{store}"),
+        &asked,
+    )
     .await?;
     Ok(report)
 }

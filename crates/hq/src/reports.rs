@@ -300,11 +300,33 @@ fn wants_csv(format: Option<&str>) -> ApiResult<bool> {
 }
 
 /// The caller checked for `reports:read` on the store asked for, the range and the format.
-async fn report_request(hq: &Hq, headers: &HeaderMap, q: &ReportQuery) -> ApiResult<(Range, bool)> {
+async fn report_request(
+    hq: &Hq,
+    headers: &HeaderMap,
+    q: &ReportQuery,
+) -> ApiResult<(Range, bool, String)> {
     let store = q.store.as_deref().filter(|s| !s.is_empty());
-    authorize_reader(hq, headers, Scope::ReportsRead, store).await?;
+    let reader = authorize_reader(hq, headers, Scope::ReportsRead, store).await?;
     let csv = wants_csv(q.format.as_deref())?;
-    Ok((range_of(store, q.from.as_deref(), q.to.as_deref())?, csv))
+    Ok((
+        range_of(store, q.from.as_deref(), q.to.as_deref())?,
+        csv,
+        reader,
+    ))
+}
+
+/// A report exported as CSV is a privileged read: recorded with its range.
+async fn record_export(hq: &Hq, reader: &str, report: &str, range: &Range) -> ApiResult<()> {
+    let asked = json!({"store": range.store, "from": range.from, "to": range.to});
+    crate::identity::record_read(
+        &hq.db,
+        reader,
+        "report.export",
+        &format!("report:{report}"),
+        &asked,
+    )
+    .await?;
+    Ok(())
 }
 
 /// `GET /v1/reports/sales[?format=csv]`.
@@ -313,13 +335,14 @@ pub(crate) async fn sales_report(
     headers: HeaderMap,
     Query(q): Query<ReportQuery>,
 ) -> ApiResult<Response> {
-    let (range, csv) = report_request(&hq, &headers, &q).await?;
+    let (range, csv, reader) = report_request(&hq, &headers, &q).await?;
     let days: Vec<Value> = sales_days(&hq.db, &range)
         .await?
         .iter()
         .map(SalesDay::json)
         .collect();
     if csv {
+        record_export(&hq, &reader, "sales", &range).await?;
         return csv_download("sales", &CSV_COLUMNS, &days, &range);
     }
     Ok(Json(json!({"days": days})).into_response())
@@ -446,7 +469,7 @@ pub(crate) async fn breakdown_report(
     headers: HeaderMap,
     Query(q): Query<BreakdownQuery>,
 ) -> ApiResult<Response> {
-    let (range, csv) = report_request(&hq, &headers, &q.report).await?;
+    let (range, csv, reader) = report_request(&hq, &headers, &q.report).await?;
     let dimension = match q.dimension.as_deref() {
         Some(
             d @ (crate::breakdown::HOUR | crate::breakdown::TENDER | crate::breakdown::CASHIER),
@@ -475,6 +498,7 @@ pub(crate) async fn breakdown_report(
         })
         .collect();
     if csv {
+        record_export(&hq, &reader, dimension, &range).await?;
         return csv_download(dimension, &BREAKDOWN_COLUMNS, &rows, &range);
     }
     Ok(Json(json!({"dimension": dimension, "rows": rows})).into_response())
@@ -486,7 +510,7 @@ pub(crate) async fn shifts_report(
     headers: HeaderMap,
     Query(q): Query<ReportQuery>,
 ) -> ApiResult<Response> {
-    let (range, csv) = report_request(&hq, &headers, &q).await?;
+    let (range, csv, reader) = report_request(&hq, &headers, &q).await?;
     let rows: Vec<Value> = shifts(&hq.db, &range)
         .await?
         .iter()
@@ -507,6 +531,7 @@ pub(crate) async fn shifts_report(
         })
         .collect();
     if csv {
+        record_export(&hq, &reader, "shifts", &range).await?;
         return csv_download("shifts", &SHIFT_COLUMNS, &rows, &range);
     }
     Ok(Json(json!({"shifts": rows})).into_response())

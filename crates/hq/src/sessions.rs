@@ -131,9 +131,10 @@ fn session_json(session: &Session) -> serde_json::Value {
     })
 }
 
-fn set_cookie(value: &str, max_age_s: i64) -> HeaderValue {
+fn set_cookie(hq: &Hq, value: &str, max_age_s: i64) -> HeaderValue {
+    let secure = if hq.secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}"
+        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("kassa_hq_session=; Max-Age=0"))
 }
@@ -196,7 +197,7 @@ pub(crate) async fn sign_in(
     let mut response = Json(session_json(&session)).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        set_cookie(&started.token, identity::SESSION_MS / 1000),
+        set_cookie(&hq, &started.token, identity::SESSION_MS / 1000),
     );
     Ok(response)
 }
@@ -261,7 +262,7 @@ async fn end(hq: &Hq, headers: &HeaderMap, everywhere: bool) -> ApiResult<Respon
     let mut response = Json(json!({ "sessions_ended": ended })).into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, set_cookie("", 0));
+        .insert(header::SET_COOKIE, set_cookie(&hq, "", 0));
     Ok(response)
 }
 

@@ -606,6 +606,35 @@ async fn the_sales_report_refuses_dates_that_are_not_dates(db: &Db) {
         assert_eq!(status, StatusCode::OK, "{query}: {body}");
         assert!(body["days"].is_array());
     }
+    // An export is a privileged read; the JSON report is not recorded.
+    let exports = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT target FROM audit_log WHERE action = 'report.export' ORDER BY id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+    };
+    assert!(exports().await.is_empty());
+    for path in [
+        "sales?format=csv&from=2026-02-01",
+        "breakdown?dimension=tender&format=csv",
+        "shifts?format=csv",
+    ] {
+        let answer = send(
+            &router,
+            Request::get(format!("/v1/reports/{path}"))
+                .header("authorization", format!("Bearer {READ_TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(answer.0, StatusCode::OK, "{path}");
+    }
+    assert_eq!(
+        exports().await,
+        ["report:sales", "report:tender", "report:shifts"]
+    );
     for (path, field) in [
         ("breakdown?dimension=hour&store=vienna-01", "rows"),
         ("breakdown?dimension=cashier&from=2026-02-28", "rows"),
@@ -1076,6 +1105,29 @@ async fn people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
+    assert!(!set_cookie.contains("Secure"), "plain HTTP: {set_cookie}");
+    // Reached over HTTPS (a TLS proxy in front), the cookie is never sent over plain HTTP.
+    let behind_tls = hq::api::router(Arc::new(
+        hq::api::Hq::new(db.clone(), Some(READ_TOKEN.into())).with_secure_cookies(true),
+    ));
+    let (_, secure_cookie, secure) = sign_in(&behind_tls, "anna", "correct horse battery").await;
+    assert!(secure_cookie.ends_with("; Secure"), "{secure_cookie}");
+    let (status, ended, _) = exchange(
+        &behind_tls,
+        with_session(
+            "DELETE",
+            "/v1/session",
+            &cookie_value(&secure_cookie),
+            secure["csrf"].as_str(),
+        ),
+        "set-cookie",
+    )
+    .await;
+    assert!(status.is_success(), "{status}");
+    assert!(
+        ended.ends_with("; Secure"),
+        "the cookie cleared as it was set: {ended}"
+    );
     assert_eq!(anna["role"], "merchandiser");
     let token = cookie_value(&set_cookie);
     let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM sessions")
@@ -1182,6 +1234,9 @@ async fn people_sign_in_read_what_their_role_and_stores_allow_and_sign_out_with_
         [
             "sign-in.refused",
             "sign-in",
+            // Signed in and out again behind TLS.
+            "sign-in",
+            "sign-out",
             // A read of another store, refused.
             "access.refused",
             "sign-in",
@@ -2816,6 +2871,15 @@ async fn users_and_keys_are_managed_by_a_signed_in_admin_and_never_by_a_key(db: 
             assert_eq!(got, status, "{path}: {body}");
         }
     }
+    // Who may act is a privileged read: the auditor's two reads are recorded, the refused
+    // ones as refusals.
+    let reads: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_log WHERE action IN ('users.read', 'keys.read') AND actor = 'user:olga' ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(reads, ["users.read", "keys.read"]);
     let admin = [
         ("cookie", ada.as_str()),
         (hq::sessions::CSRF_HEADER, ada_csrf.as_str()),

@@ -84,6 +84,7 @@ async fn serve_hq(
         api_token: None,
         close_metrics: false,
         pin_pepper: None,
+        secure_cookies: false,
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);

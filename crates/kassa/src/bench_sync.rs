@@ -363,6 +363,7 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
         api_token: None,
         close_metrics: false,
         pin_pepper: None,
+        secure_cookies: false,
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);
@@ -499,6 +500,7 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
         api_token: None,
         close_metrics: false,
         pin_pepper: None,
+        secure_cookies: false,
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);

@@ -95,6 +95,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         api_token: None,
         close_metrics: false,
         pin_pepper: Some(pepper),
+        secure_cookies: false,
     })
     .await?;
     // The demo's own writes (publish, stores, tills, people) go through HQ's pool, so that

@@ -44,6 +44,10 @@ enum HqCommand {
         /// or the read-API token) instead of anyone who can reach HQ.
         #[arg(long, env = "KASSA_HQ_CLOSE_METRICS")]
         close_metrics: bool,
+        /// People reach HQ over HTTPS (a TLS-terminating proxy in front of it): the session
+        /// cookie is marked `Secure`, so a browser never sends it over plain HTTP.
+        #[arg(long, env = "KASSA_HQ_SECURE_COOKIES")]
+        secure_cookies: bool,
     },
     /// Stores.
     Store {
@@ -202,6 +206,7 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 listen,
                 api_token,
                 close_metrics,
+                secure_cookies,
             } => {
                 // The staff write API hashes PINs under the chain's pepper: the data directory's
                 // own or the file given; on PostgreSQL without a file, PINs cannot be set.
@@ -213,6 +218,7 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                     api_token,
                     close_metrics,
                     pin_pepper,
+                    secure_cookies,
                 })
                 .await?;
                 let addr = app.local_addr().context("listener has no address")?;
