@@ -23,7 +23,7 @@ use sqlx::Row;
 use crate::db::Db;
 use crate::extract::{Query, read_body, require_content_type};
 use crate::identity::Scope;
-use crate::ingest::{IngestError, gap_ranges, ingest};
+use crate::ingest::{IngestError, gap_ranges, ingest_pushed};
 use crate::stored_value;
 use crate::{now_ms, token_hash};
 
@@ -706,6 +706,7 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Body) -> ApiR
         .bytes_received
         .fetch_add(body.len() as u64, Ordering::Relaxed);
     let digest = hex::encode(Sha256::digest(&body));
+    let wire_bytes = body.len() as u64;
     let unreadable = |reason: String| Refusal {
         terminal: "?",
         from_seq: 0,
@@ -790,7 +791,7 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Body) -> ApiR
             .partition(|v| i64::try_from(v.event.meta.seq).is_ok_and(|seq| seq <= point)),
         None => (verified, Vec::new()),
     };
-    let ack = match ingest(&hq.db, &terminal, &verified, now_ms()).await {
+    let ack = match ingest_pushed(&hq.db, &terminal, &verified, now_ms(), wire_bytes).await {
         Ok(ack) => ack,
         Err(IngestError::Conflict(reason)) => {
             let refusal = Refusal {
@@ -875,18 +876,22 @@ async fn record_node_status(hq: &Hq, store: &str, headers: &HeaderMap) -> ApiRes
     let unsynced = text(protocol::sync::NODE_UNSYNCED_HEADER)
         .and_then(|v| v.parse::<i64>().ok())
         .filter(|n| *n >= 0);
+    let oldest = text(protocol::sync::NODE_OLDEST_UNSYNCED_HEADER)
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|ms| *ms > 0);
     let now = now_ms();
     let offset = text(protocol::sync::NODE_CLOCK_HEADER)
         .and_then(|v| v.parse::<i64>().ok())
         .and_then(|clock| clock.checked_sub(now));
     let _guard = hq.db.write_guard().await;
     sqlx::query(
-        "UPDATE stores SET node_version = $1, node_unsynced = $2, node_clock_offset_ms = $3, node_status_ms = $4 WHERE id = $5",
+        "UPDATE stores SET node_version = $1, node_unsynced = $2, node_clock_offset_ms = $3, node_status_ms = $4, node_oldest_unsynced_ms = $5 WHERE id = $6",
     )
     .bind(version)
     .bind(unsynced)
     .bind(offset)
     .bind(now)
+    .bind(oldest)
     .bind(store)
     .execute(&hq.db.pool)
     .await?;
@@ -1004,6 +1009,10 @@ pub(crate) struct TerminalState {
     pub parked: i64,
     /// Revoked at HQ: the last sequence taken, when, by whom and why.
     pub revoked: Option<Revoked>,
+    /// How long its latest event took to reach HQ (received less the event's clock), ms.
+    pub push_lag_ms: Option<i64>,
+    /// Bytes its pushes brought today (UTC).
+    pub bytes_today: i64,
 }
 
 /// A till's revocation.
@@ -1026,6 +1035,12 @@ pub(crate) async fn terminal_states(db: &Db) -> Result<Vec<TerminalState>, sqlx:
             .fetch_all(&db.pool)
             .await?;
     let parked: BTreeMap<String, i64> = parked.into_iter().collect();
+    let traffic: Vec<(String, i64)> =
+        sqlx::query_as("SELECT terminal, bytes FROM push_traffic WHERE day = $1")
+            .bind(crate::ingest::business_day(now_ms(), "UTC"))
+            .fetch_all(&db.pool)
+            .await?;
+    let traffic: BTreeMap<String, i64> = traffic.into_iter().collect();
     let mut out = Vec::new();
     for row in rows {
         let id: String = row.get("id");
@@ -1038,6 +1053,12 @@ pub(crate) async fn terminal_states(db: &Db) -> Result<Vec<TerminalState>, sqlx:
         .fetch_all(&db.pool)
         .await?;
         let last_contact: Option<i64> = row.get("last_contact_ms");
+        let push_lag_ms: Option<i64> = sqlx::query_scalar(
+            "SELECT received_ms - hlc_wall FROM inbox WHERE terminal = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(&id)
+        .fetch_optional(&db.pool)
+        .await?;
         let revoked = row
             .get::<Option<i64>, _>("revoked_after_seq")
             .map(|after_seq| Revoked {
@@ -1052,6 +1073,8 @@ pub(crate) async fn terminal_states(db: &Db) -> Result<Vec<TerminalState>, sqlx:
             });
         out.push(TerminalState {
             revoked,
+            push_lag_ms,
+            bytes_today: traffic.get(&id).copied().unwrap_or(0),
             parked: parked.get(&id).copied().unwrap_or(0),
             store: row.get("store"),
             acked_seq: acked,
@@ -1080,6 +1103,8 @@ async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<J
                 "last_contact_ms": t.last_contact_ms,
                 "lag_ms": t.lag_ms,
                 "revoked": t.revoked,
+                "push_lag_ms": t.push_lag_ms,
+                "bytes_today": t.bytes_today,
             })
         })
         .collect();

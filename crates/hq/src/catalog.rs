@@ -274,7 +274,10 @@ pub(crate) async fn write_variant(
 }
 
 /// Refuses a tax category no jurisdiction at HQ defines.
-async fn check_tax_category(conn: &mut sqlx::AnyConnection, category: &str) -> ApiResult<()> {
+/// The tax categories the jurisdictions HQ holds define, sorted.
+pub(crate) async fn tax_categories(
+    conn: &mut sqlx::AnyConnection,
+) -> Result<Vec<String>, sqlx::Error> {
     let jurisdictions: Vec<Option<String>> =
         sqlx::query_scalar("SELECT payload FROM ref_entities WHERE kind = 'jurisdiction'")
             .fetch_all(conn)
@@ -287,6 +290,11 @@ async fn check_tax_category(conn: &mut sqlx::AnyConnection, category: &str) -> A
         .collect();
     known.sort();
     known.dedup();
+    Ok(known)
+}
+
+async fn check_tax_category(conn: &mut sqlx::AnyConnection, category: &str) -> ApiResult<()> {
+    let known = tax_categories(conn).await?;
     if known.iter().any(|k| k == category) {
         return Ok(());
     }

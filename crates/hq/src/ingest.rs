@@ -35,7 +35,30 @@ pub async fn ingest(
     events: &[VerifiedEvent],
     now_ms: i64,
 ) -> Result<PushAck, IngestError> {
+    ingest_pushed(db, terminal, events, now_ms, 0).await
+}
+
+/// [`ingest`] of a push of `bytes` on the wire, counted for the till's day (UTC) in the same
+/// transaction (the fleet page's bytes per day).
+pub async fn ingest_pushed(
+    db: &Db,
+    terminal: &str,
+    events: &[VerifiedEvent],
+    now_ms: i64,
+    bytes: u64,
+) -> Result<PushAck, IngestError> {
     let (_guard, mut tx) = db.begin_write().await?;
+    if bytes > 0 {
+        sqlx::query(
+            "INSERT INTO push_traffic (terminal, day, pushes, bytes) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (terminal, day) DO UPDATE SET pushes = push_traffic.pushes + 1, bytes = push_traffic.bytes + excluded.bytes",
+        )
+        .bind(terminal)
+        .bind(business_day(now_ms, "UTC"))
+        .bind(i64_of(bytes))
+        .execute(&mut *tx)
+        .await?;
+    }
     let head = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT acked_seq, acked_hash FROM terminals WHERE id = $1{}",
         db.backend.for_update()

@@ -60,11 +60,24 @@ pub async fn refresh(db: &Db) -> Result<u64, sqlx::Error> {
         let step = refresh_batch(&mut tx, db.backend).await?;
         tx.commit().await?;
         if step == 0 {
-            return Ok(indexed);
+            break;
         }
         indexed += step;
     }
+    // A large change of the index (a publish, an import) on PostgreSQL: its statistics are
+    // brought up to date at once, not whenever autovacuum gets to it, so the planner takes the
+    // identifier's index for a barcode instead of walking the catalog (measured: 95 ms for
+    // 300,000 variants before, 1 ms after).
+    if db.backend == crate::db::Backend::Postgres && indexed >= ANALYZE_AFTER {
+        sqlx::query("ANALYZE catalog_search, catalog_identifiers")
+            .execute(&db.pool)
+            .await?;
+    }
+    Ok(indexed)
 }
+
+/// Variants indexed in one refresh past which PostgreSQL's statistics of the index are renewed.
+const ANALYZE_AFTER: u64 = 10_000;
 
 /// Brings the index up to date inside `tx`, whose writer holds the write guard: a write that
 /// checks the index sees every variant committed before it (on PostgreSQL the cursor row is
@@ -296,9 +309,12 @@ pub(crate) async fn find(
             .await?;
     let rows = if held.unwrap_or(0) > 0 {
         sqlx::query(
-            "SELECT sku, product_id, product_name, name, identifiers FROM catalog_search
-             WHERE sku > $1 AND sku IN (SELECT sku FROM catalog_identifiers WHERE identifier IN ($2, $3))
-             ORDER BY sku LIMIT $4",
+            // Driven by the identifier's index: PostgreSQL otherwise walks the whole catalog in
+            // SKU order probing each (50 ms for 300,000 variants instead of 1).
+            "SELECT DISTINCT s.sku, s.product_id, s.product_name, s.name, s.identifiers
+             FROM catalog_identifiers i JOIN catalog_search s ON s.sku = i.sku
+             WHERE i.identifier IN ($2, $3) AND s.sku > $1
+             ORDER BY s.sku LIMIT $4",
         )
         .bind(after)
         .bind(exact.first().cloned().unwrap_or_default())

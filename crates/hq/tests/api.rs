@@ -3332,6 +3332,12 @@ async fn a_revoked_till_keeps_what_hq_held_and_its_later_batches_are_parked(db: 
         (StatusCode::OK, &json!(2)),
         "{ack}"
     );
+    // The fleet's figures of the till: bytes of today's pushes and how late its last event came.
+    let body_bytes = pushed(&events[..2]).len();
+    let (_, listed) = get(&r, "/v1/terminals", Some(READ_TOKEN)).await;
+    let t1 = &listed["terminals"][0];
+    assert_eq!(t1["bytes_today"], json!(body_bytes), "{t1}");
+    assert!(t1["push_lag_ms"].as_i64().unwrap() > 0, "{t1}");
 
     let now = jiff::Timestamp::now().as_millisecond();
     let reader = create_api_key(db, &Actor::Cli, "reader", &[Scope::FleetRead], now)
@@ -3914,4 +3920,28 @@ async fn a_store_node_reports_its_version_backlog_and_clock_on_each_pull(db: &Db
     .await;
     assert_eq!(status().await.0, None);
     assert_eq!((status().await.1, status().await.2), (None, None));
+    // The oldest unsynced event's clock, when the node names one; garbage is unknown.
+    let oldest = || async {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT node_oldest_unsynced_ms FROM stores WHERE id = 'vienna-01'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    pull(vec![
+        (protocol::sync::NODE_UNSYNCED_HEADER, "2".into()),
+        (
+            protocol::sync::NODE_OLDEST_UNSYNCED_HEADER,
+            "1795476600000".into(),
+        ),
+    ])
+    .await;
+    assert_eq!(oldest().await, Some(1_795_476_600_000));
+    pull(vec![(
+        protocol::sync::NODE_OLDEST_UNSYNCED_HEADER,
+        "yesterday".into(),
+    )])
+    .await;
+    assert_eq!(oldest().await, None);
 }

@@ -154,6 +154,37 @@ function storeEdit(form) {
   });
 }
 
+// A variant edited: read with its version, the form's fields set (GTINs one per line; its PLUs
+// and legacy ids kept), sent back with If-Match; an error at a GTIN is shown at the list.
+function variantEdit(form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const path = `/v1/variants/${encodeURIComponent(form.dataset.variantEdit)}`;
+    const read = await fetch(path, { credentials: "same-origin" });
+    if (!read.ok) { showError(form, await read.json().catch(() => null)); return; }
+    const etag = read.headers.get("ETag");
+    const entity = (await read.json()).variant;
+    const data = new FormData(form);
+    entity.product_name = data.get("product_name");
+    entity.variant.name = data.get("variant.name");
+    entity.variant.tax = data.get("variant.tax");
+    entity.variant.channels = data.get("variant.channels");
+    if (data.get("category")) entity.category = data.get("category"); else delete entity.category;
+    const gtins = data.get("gtins").split(/\s+/).filter(Boolean).map((gtin) => ({ gtin }));
+    entity.variant.identifiers = gtins.concat(entity.variant.identifiers.filter((i) => !("gtin" in i)));
+    const response = await fetch(path, {
+      method: "PUT",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf(), "If-Match": etag },
+      body: JSON.stringify(entity),
+    });
+    if (response.ok) { location.reload(); return; }
+    const answer = await response.json().catch(() => null);
+    if (answer?.field?.startsWith("variant.identifiers")) answer.field = "gtins";
+    showError(form, answer);
+  });
+}
+
 // A member of staff added or changed: an existing one is read first for its version, so that
 // a change someone made meanwhile is refused (If-Match), never overwritten.
 function staffEdit(form) {
@@ -179,6 +210,7 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("form[data-json]").forEach(jsonForm);
   document.querySelectorAll("form[data-store-edit]").forEach(storeEdit);
   document.querySelectorAll("form[data-staff-edit]").forEach(staffEdit);
+  document.querySelectorAll("form[data-variant-edit]").forEach(variantEdit);
   document.querySelectorAll("button[data-call]").forEach(callButton);
   document.querySelectorAll("[data-cancel]").forEach((button) => {
     button.addEventListener("click", async () => {

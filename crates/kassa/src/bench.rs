@@ -47,6 +47,9 @@ enum BenchWhat {
         /// Variants in the catalog.
         #[arg(long, default_value_t = 300_000)]
         variants: usize,
+        /// Run HQ on this PostgreSQL server instead of SQLite (a scratch database is created).
+        #[arg(long, env = "KASSA_BENCH_POSTGRES")]
+        postgres: Option<String>,
     },
     /// How long a price changed at HQ takes to reach a till.
     Prices {
@@ -98,9 +101,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Catalog { variants } => {
             runtime.block_on(crate::bench_sync::bench_catalog(variants))
         }
-        BenchWhat::Search { variants } => {
-            runtime.block_on(crate::bench_back_office::bench_search(variants))
-        }
+        BenchWhat::Search { variants, postgres } => runtime.block_on(
+            crate::bench_back_office::bench_search(variants, postgres.as_deref()),
+        ),
         BenchWhat::Prices { changes, scheduled } => {
             runtime.block_on(crate::bench_back_office::bench_prices(changes, scheduled))
         }

@@ -208,14 +208,22 @@ pub async fn bench_prices(changes: usize, scheduled: usize) -> anyhow::Result<()
 }
 
 /// `kassa bench search`: catalog search over HTTP at HQ over `variants` variants (HQ on
-/// SQLite), by kind of query, beside the raw limit measured in the same run: the same
+/// SQLite, or on the PostgreSQL server `postgres` names), by kind of query, beside the raw limit measured in the same run: the same
 /// database scanning every variant's folded text once (what a search that matches nothing
 /// costs at least).
-pub async fn bench_search(variants: usize) -> anyhow::Result<()> {
+pub async fn bench_search(variants: usize, postgres: Option<&str>) -> anyhow::Result<()> {
     let temp = tempfile::Builder::new()
         .prefix("kassa-bench-search-")
         .tempdir_in(".")?;
-    let url = hq::db::sqlite_url(&temp.path().join("hq"))?;
+    let url = match postgres {
+        Some(server) => crate::bench_sync::fresh_postgres(server).await?,
+        None => hq::db::sqlite_url(&temp.path().join("hq"))?,
+    };
+    let backend = if postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     let db = hq::db::open(&url).await?;
     let seed = crate::bench_sync::large_seed(variants)?;
     let started = Instant::now();
@@ -265,7 +273,7 @@ pub async fn bench_search(variants: usize) -> anyhow::Result<()> {
         search(&http, &hq_url, &key, q).await?;
     }
     println!(
-        "## Catalog search at HQ ({variants} variants, HQ on SQLite, HTTP on 127.0.0.1, 50 per page)"
+        "## Catalog search at HQ ({variants} variants, HQ on {backend}, HTTP on 127.0.0.1, 50 per page)"
     );
     println!(
         "publish {:.1} s; index built in {:.1} s ({indexed} variants)",

@@ -240,7 +240,8 @@ fn process_cpu_secs() -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-async fn fresh_postgres(url: &str) -> anyhow::Result<String> {
+/// A scratch database on the PostgreSQL server of `url`, named after this process.
+pub(crate) async fn fresh_postgres(url: &str) -> anyhow::Result<String> {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(url).await?;
     let name = format!("kassa_bench_{}", std::process::id());

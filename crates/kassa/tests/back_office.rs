@@ -411,6 +411,48 @@ async fn people_run_the_chain_from_the_back_office_pages() {
         "Lebensmittel › Brot & Gebäck"
     );
     assert_eq!(page.count(&dt("no-imports")).await.unwrap(), 1);
+    // Edited in place: a barcode whose check digit is wrong is refused at the barcodes, then
+    // a new name and category are saved with the version it was read at.
+    page.eval("document.querySelector('[data-test=variant-edit]').closest('details').open = true")
+        .await
+        .unwrap();
+    let gtins = page
+        .eval("document.querySelector('#edit-gtins').value")
+        .await
+        .unwrap();
+    page.fill("#edit-gtins", "4006381333932").await.unwrap();
+    page.click("[data-variant-edit] button[type=submit]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the barcode refused",
+        "document.querySelector('#edit-gtins-error').textContent.length > 0",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    page.fill("#edit-gtins", gtins.as_str().unwrap_or_default())
+        .await
+        .unwrap();
+    page.fill("#edit-name", "Bauernbrot 1 kg").await.unwrap();
+    page.eval("document.querySelector('#edit-category').value = 'feinkost'")
+        .await
+        .unwrap();
+    page.eval("window.kassaLeaving = true").await.unwrap();
+    page.click("[data-variant-edit] button[type=submit]")
+        .await
+        .unwrap();
+    page.wait_for(
+        "the variant saved",
+        "!window.kassaLeaving && document.querySelector('[data-test=variant]').textContent.startsWith('Bauernbrot 1 kg')",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        page.text(&dt("category")).await.unwrap(),
+        "Lebensmittel › Feinkost"
+    );
 
     // A price change for tomorrow 06:00 in the stores' time, previewed, then scheduled.
     let tomorrow = jiff::Zoned::now()

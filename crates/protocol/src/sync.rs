@@ -348,6 +348,8 @@ pub const NODE_VERSION_HEADER: &str = "kassa-node-version";
 pub const NODE_CLOCK_HEADER: &str = "kassa-node-clock";
 /// The events the node's tills hold that HQ has not acknowledged yet.
 pub const NODE_UNSYNCED_HEADER: &str = "kassa-node-unsynced";
+/// When (epoch ms, the event's clock) the oldest of those was recorded; absent when none.
+pub const NODE_OLDEST_UNSYNCED_HEADER: &str = "kassa-node-oldest-unsynced";
 
 /// The entity kind HQ publishes the identity of its PIN pepper under ([`crate::pin::pepper_id`]),
 /// so a store can tell that it lacks the pepper the published PIN hashes are keyed with.

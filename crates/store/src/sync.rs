@@ -342,14 +342,14 @@ async fn pull_reference(
     let since = if followed.is_some() { held } else { 0 };
     // What the node says of itself on each pull (the fleet page shows it): its version, the
     // events HQ has yet to acknowledge, its clock.
-    let unsynced: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM events e LEFT JOIN outbox o ON o.terminal = e.terminal
+    let (unsynced, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(e.hlc_wall) FROM events e LEFT JOIN outbox o ON o.terminal = e.terminal
          WHERE e.seq > COALESCE(o.acked_seq, 0)",
     )
     .fetch_one(&node.pools.reader)
     .await
     .map_err(|e| e.to_string())?;
-    let response = http
+    let mut request = http
         .get(format!(
             "{}/v1/sync/reference?since={since}&wait={REFERENCE_WAIT_S}",
             settings.hq_url
@@ -360,10 +360,14 @@ async fn pull_reference(
             env!("CARGO_PKG_VERSION"),
         )
         .header(protocol::sync::NODE_UNSYNCED_HEADER, unsynced.to_string())
-        .header(protocol::sync::NODE_CLOCK_HEADER, now_ms().to_string())
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+        .header(protocol::sync::NODE_CLOCK_HEADER, now_ms().to_string());
+    if let Some(oldest) = oldest {
+        request = request.header(
+            protocol::sync::NODE_OLDEST_UNSYNCED_HEADER,
+            oldest.to_string(),
+        );
+    }
+    let response = request.send().await.map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         return Err(format!("HQ answered {}", response.status()));
     }

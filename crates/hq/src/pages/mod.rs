@@ -596,9 +596,23 @@ struct Variant {
     changes: Vec<prices::ChangeRow>,
     /// The import batches that wrote the variant, the latest first.
     imports: Vec<ImportView>,
+    /// What the edit form starts from and offers.
+    edit: VariantEdit,
     can_write: bool,
     stores: Vec<String>,
     currencies: Vec<String>,
+}
+
+/// The variant edit form: the fields as they are and the choices.
+struct VariantEdit {
+    tax: String,
+    taxes: Vec<String>,
+    channels: String,
+    category: String,
+    /// (id, path of names) of every category.
+    categories: Vec<(String, String)>,
+    /// The GTINs, one per line (PLUs and legacy ids are kept as they are).
+    gtins: String,
 }
 
 /// An import batch of a variant as the page shows it: where each field came from.
@@ -671,9 +685,10 @@ async fn variant(
         let stores = crate::catalog::stores(&mut conn).await?;
         let imports = crate::catalog::imports_of(&mut conn, &sku).await?;
         let categories = crate::categories::held(&mut conn).await?;
-        Ok::<_, sqlx::Error>((entity, books, changes, stores, imports, categories))
+        let taxes = crate::catalog::tax_categories(&mut conn).await?;
+        Ok::<_, sqlx::Error>((entity, books, changes, stores, imports, categories, taxes))
     };
-    let (entity, books, changes, stores, imports, categories) = match data.await {
+    let (entity, books, changes, stores, imports, categories, taxes) = match data.await {
         Ok(data) => data,
         Err(e) => return failed(e),
     };
@@ -741,6 +756,26 @@ async fn variant(
                 sources: provenance_lines(&i.provenance),
             })
             .collect(),
+        edit: VariantEdit {
+            tax: entity.variant.tax.clone(),
+            taxes,
+            channels: entity.variant.channels.clone(),
+            category: entity.category.clone().unwrap_or_default(),
+            categories: categories
+                .keys()
+                .map(|id| (id.clone(), crate::categories::path_of(&categories, id)))
+                .collect(),
+            gtins: entity
+                .variant
+                .identifiers
+                .iter()
+                .filter_map(|i| match i {
+                    protocol::seed::IdentifierDto::Gtin(g) => Some(g.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        },
         sku,
         prices,
         changes,
@@ -1002,6 +1037,8 @@ struct FleetRow {
     held: usize,
     parked: i64,
     last_contact: String,
+    push_lag: String,
+    bytes_today: String,
     state: &'static str,
     state_text: &'static str,
 }
@@ -1042,7 +1079,7 @@ async fn fleet(
         let mut conn = hq.db.pool.acquire().await?;
         let stores = crate::catalog::stores(&mut conn).await?;
         let nodes: Vec<NodeStatus> = sqlx::query_as(
-            "SELECT id, node_version, node_unsynced, node_clock_offset_ms, node_status_ms FROM stores ORDER BY id",
+            "SELECT id, node_version, node_unsynced, node_clock_offset_ms, node_status_ms, node_oldest_unsynced_ms FROM stores ORDER BY id",
         )
         .fetch_all(&mut *conn)
         .await?;
@@ -1073,6 +1110,8 @@ async fn fleet(
                 last_contact: s
                     .last_contact_ms
                     .map_or_else(|| t.get("dash.never").to_owned(), |ms| local(ms, zone)),
+                push_lag: s.push_lag_ms.map_or_else(|| "–".into(), duration_text),
+                bytes_today: format!("{:.1} kB", s.bytes_today as f64 / 1000.0),
                 state: if attention { "offline" } else { "online" },
                 state_text: t.get(if attention {
                     "fleet.attention"
@@ -1089,11 +1128,23 @@ async fn fleet(
         .collect();
     let nodes = nodes
         .into_iter()
-        .map(|(id, version, unsynced, offset, at)| {
+        .map(|(id, version, unsynced, offset, at, oldest)| {
             let zone = stores.get(&id).map_or("UTC", |c| c.timezone.as_str());
+            // The oldest unsynced event's age when the node reported, told in words.
+            let age = oldest
+                .zip(at)
+                .filter(|_| unsynced.is_some_and(|n| n > 0))
+                .map(|(oldest, at)| {
+                    format!(
+                        " ({} {})",
+                        t.get("fleet.oldest"),
+                        duration_text(at - oldest)
+                    )
+                })
+                .unwrap_or_default();
             NodeRow {
                 version: version.unwrap_or_else(|| "–".into()),
-                unsynced: unsynced.map_or_else(|| "–".into(), |n| n.to_string()),
+                unsynced: unsynced.map_or_else(|| "–".into(), |n| format!("{n}{age}")),
                 offset: offset
                     .map_or_else(|| "–".into(), |ms| format!("{:+.1} s", ms as f64 / 1000.0)),
                 skewed: offset.is_some_and(|ms| ms.abs() > CLOCK_SKEW_MS),
@@ -1111,10 +1162,23 @@ async fn fleet(
     page(&template, StatusCode::OK, lang)
 }
 
-/// `(store, version, unsynced events, clock offset ms, reported at ms)` as HQ keeps them.
+/// A span of milliseconds as people read it: `850 ms`, `12.3 s`, `4 min`, `3.5 h`.
+fn duration_text(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{} min", ms / 60_000),
+        _ => format!("{:.1} h", ms as f64 / 3_600_000.0),
+    }
+}
+
+/// `(store, version, unsynced events, clock offset ms, reported at ms, oldest unsynced ms)` as
+/// HQ keeps them.
 type NodeStatus = (
     String,
     Option<String>,
+    Option<i64>,
     Option<i64>,
     Option<i64>,
     Option<i64>,
