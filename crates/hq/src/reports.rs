@@ -349,7 +349,7 @@ pub(crate) async fn sales_report(
 }
 
 /// One row of a breakdown: a store's business day, one key of the dimension.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BreakdownRow {
     pub store: String,
     pub day: String,
@@ -368,7 +368,7 @@ pub async fn breakdown(
     dimension: &str,
     range: &Range,
 ) -> Result<Vec<BreakdownRow>, sqlx::Error> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT store, day, key, currency, count, amount_minor FROM sales_breakdown
          WHERE dimension = $1 AND ($2 = '' OR store = $2) AND ($3 = '' OR day >= $3) AND ($4 = '' OR day <= $4)
          ORDER BY store, day, key",
@@ -378,22 +378,11 @@ pub async fn breakdown(
     .bind(&range.from)
     .bind(&range.to)
     .fetch_all(&db.pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| BreakdownRow {
-            store: r.get("store"),
-            day: r.get("day"),
-            key: r.get("key"),
-            currency: r.get("currency"),
-            count: r.get("count"),
-            amount_minor: r.get("amount_minor"),
-        })
-        .collect())
+    .await
 }
 
 /// A shift closed in the range, with its count.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ShiftRow {
     pub store: String,
     pub day: String,
@@ -415,7 +404,7 @@ impl ShiftRow {
 
 /// The shifts closed on the business days of `range`, ordered by store, close and terminal.
 pub async fn shifts(db: &Db, range: &Range) -> Result<Vec<ShiftRow>, sqlx::Error> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT store, day, terminal, shift, closed_ms, staff, currency, expected_minor, counted_minor FROM shift_closes
          WHERE ($1 = '' OR store = $1) AND ($2 = '' OR day >= $2) AND ($3 = '' OR day <= $3)
          ORDER BY store, closed_ms, terminal",
@@ -424,21 +413,7 @@ pub async fn shifts(db: &Db, range: &Range) -> Result<Vec<ShiftRow>, sqlx::Error
     .bind(&range.from)
     .bind(&range.to)
     .fetch_all(&db.pool)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| ShiftRow {
-            store: r.get("store"),
-            day: r.get("day"),
-            terminal: r.get("terminal"),
-            shift: r.get("shift"),
-            closed_ms: r.get("closed_ms"),
-            staff: r.get("staff"),
-            currency: r.get("currency"),
-            expected_minor: r.get("expected_minor"),
-            counted_minor: r.get("counted_minor"),
-        })
-        .collect())
+    .await
 }
 
 const BREAKDOWN_COLUMNS: [&str; 6] = ["store", "day", "key", "currency", "count", "amount"];
