@@ -284,6 +284,18 @@ pub fn router(hq: Arc<Hq>) -> Router {
         )
         .route("/v1/reports/shifts", get(crate::reports::shifts_report))
         .route("/v1/stock", get(stock))
+        .route("/v1/availability", get(crate::availability::read))
+        .route("/v1/availability/changes", get(crate::availability::feed))
+        .route("/v1/reservations", post(crate::availability::create))
+        .route("/v1/reservations/{id}", get(crate::availability::read_one))
+        .route(
+            "/v1/reservations/{id}/actions",
+            post(crate::availability::act),
+        )
+        .route(
+            "/v1/safety-stock/{location}/{sku}",
+            axum::routing::put(crate::availability::set_safety),
+        )
         .route("/v1/exceptions/negative-stock", get(negative_stock))
         .route(
             "/v1/sync/stored-value/{number}",

@@ -174,12 +174,15 @@ pub(crate) struct ImportRow {
     pub provenance: Value,
 }
 
+/// (batch, label, created, the version that undid it, provenance) as HQ keeps them.
+type ImportRecord = (String, String, i64, Option<i64>, Option<String>);
+
 /// The import batches that wrote variant `sku`, the latest first.
 pub(crate) async fn imports_of(
     conn: &mut sqlx::AnyConnection,
     sku: &str,
 ) -> Result<Vec<ImportRow>, sqlx::Error> {
-    let rows: Vec<(String, String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<ImportRecord> = sqlx::query_as(
         "SELECT b.id, b.label, b.created_ms, b.rolled_back_version, e.provenance
          FROM import_batch_entities e JOIN import_batches b ON b.id = e.batch
          WHERE e.kind = 'variant' AND e.key = $1 ORDER BY b.created_ms DESC, b.id",
@@ -242,7 +245,7 @@ pub(crate) async fn write_variant(
             .await?
             .contains_key(category)
         {
-            return Err(invalid("category", &format!("no category `{category}`")));
+            return Err(invalid("category", format!("no category `{category}`")));
         }
     }
     crate::search::refresh_within(&mut tx, hq.db.backend).await?;

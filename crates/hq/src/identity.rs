@@ -742,11 +742,13 @@ pub enum Scope {
     /// Changing the chain's configuration through the write API: stores, staff, tax
     /// jurisdictions.
     StoresWrite,
+    /// Holding stock: a web shop's carts, a store's holds for a customer.
+    ReservationsWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::CatalogRead,
         Scope::CatalogWrite,
         Scope::StockRead,
@@ -755,6 +757,7 @@ impl Scope {
         Scope::AuditRead,
         Scope::ExceptionsWrite,
         Scope::StoresWrite,
+        Scope::ReservationsWrite,
     ];
 
     /// Its name (`catalog:read`, …).
@@ -768,6 +771,7 @@ impl Scope {
             Scope::AuditRead => "audit:read",
             Scope::ExceptionsWrite => "exceptions:write",
             Scope::StoresWrite => "stores:write",
+            Scope::ReservationsWrite => "reservations:write",
         }
     }
 
@@ -1232,9 +1236,10 @@ impl Role {
                 AuditRead,
                 ExceptionsWrite,
                 StoresWrite,
+                ReservationsWrite,
             ],
             Role::Merchandiser => &[CatalogRead, CatalogWrite, StockRead],
-            Role::StoreManager => &[StockRead, ReportsRead, ExceptionsWrite],
+            Role::StoreManager => &[StockRead, ReportsRead, ExceptionsWrite, ReservationsWrite],
             Role::Finance => &[ReportsRead, StockRead, ExceptionsWrite],
             Role::Support => &[FleetRead],
             Role::Auditor => &[CatalogRead, StockRead, ReportsRead, FleetRead, AuditRead],

@@ -5,6 +5,7 @@
 //! one database.
 
 pub mod api;
+pub mod availability;
 pub mod breakdown;
 pub mod cards;
 mod catalog;
@@ -271,6 +272,7 @@ impl App {
         let state = self.state.clone();
         let indexer = tokio::spawn(search::keep_fresh(self.state.db.clone()));
         let reconciler = tokio::spawn(reconcile::keep_up(self.state.db.clone()));
+        let expirer = tokio::spawn(availability::keep_up(self.state.db.clone()));
         let shutdown = async move {
             shutdown.await;
             state.close();
@@ -284,6 +286,7 @@ impl App {
         .map_err(HqError::Serve);
         indexer.abort();
         reconciler.abort();
+        expirer.abort();
         served
     }
 }

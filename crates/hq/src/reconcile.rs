@@ -444,7 +444,8 @@ pub(crate) async fn mark_due(
 ) -> Result<(), sqlx::Error> {
     for (store, day) in days {
         sqlx::query(
-            "INSERT INTO reconcile_due (store, day) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            "INSERT INTO reconcile_due (store, day, marks) VALUES ($1, $2, 1)
+             ON CONFLICT (store, day) DO UPDATE SET marks = reconcile_due.marks + 1",
         )
         .bind(store)
         .bind(day)
@@ -461,21 +462,29 @@ const KEPT: [&str; 2] = ["z_mismatch", "card_difference"];
 /// Reconciles, at `now_ms`, up to `limit` due store-days whose grace has ended, keeping the
 /// differences of each in place of what an earlier run kept. Answers how many it reconciled.
 pub async fn sweep(db: &Db, now_ms: i64, limit: usize) -> Result<usize, ReconcileError> {
-    let due: Vec<(String, String)> =
-        sqlx::query_as("SELECT store, day FROM reconcile_due ORDER BY day, store")
+    let due: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT store, day, marks FROM reconcile_due ORDER BY day, store")
             .fetch_all(&db.pool)
             .await?;
     let mut done = 0;
-    for (store, day) in due {
+    for (store, day, marks) in due {
         if done == limit {
             break;
         }
         let Ok(date) = day.parse::<jiff::civil::Date>() else {
             // Not a day (an event with a clock no calendar holds): nothing to reconcile.
-            forget(db, &store, &day).await?;
+            forget(db, &store, &day, marks).await?;
             continue;
         };
-        let report = reconcile(db, &store, date, 0, now_ms).await?;
+        let report = match reconcile(db, &store, date, 0, now_ms).await {
+            Ok(report) => report,
+            // A day whose events do not read stays due (and named in the log); the others go on.
+            Err(ReconcileError::Data(e)) => {
+                tracing::warn!(store, day, error = %e, "a due day did not reconcile");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if report.status == "open" {
             continue;
         }
@@ -508,22 +517,20 @@ pub async fn sweep(db: &Db, now_ms: i64, limit: usize) -> Result<usize, Reconcil
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("DELETE FROM reconcile_due WHERE store = $1 AND day = $2")
-            .bind(&store)
-            .bind(&day)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
+        forget(db, &store, &day, marks).await?;
         done += 1;
     }
     Ok(done)
 }
 
-async fn forget(db: &Db, store: &str, day: &str) -> Result<(), sqlx::Error> {
+/// No longer due, unless events marked the day again since it was read with `marks`.
+async fn forget(db: &Db, store: &str, day: &str, marks: i64) -> Result<(), sqlx::Error> {
     let (_guard, mut tx) = db.begin_write().await?;
-    sqlx::query("DELETE FROM reconcile_due WHERE store = $1 AND day = $2")
+    sqlx::query("DELETE FROM reconcile_due WHERE store = $1 AND day = $2 AND marks = $3")
         .bind(store)
         .bind(day)
+        .bind(marks)
         .execute(&mut *tx)
         .await?;
     tx.commit().await

@@ -262,7 +262,7 @@ async fn end(hq: &Hq, headers: &HeaderMap, everywhere: bool) -> ApiResult<Respon
     let mut response = Json(json!({ "sessions_ended": ended })).into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, set_cookie(&hq, "", 0));
+        .insert(header::SET_COOKIE, set_cookie(hq, "", 0));
     Ok(response)
 }
 

@@ -72,6 +72,7 @@ scenarios! {
     staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed,
     a_revoked_till_keeps_what_hq_held_and_its_later_batches_are_parked,
     categories_form_a_tree_products_name_one_and_a_variant_shows_its_imports,
+    reservations_never_take_available_below_zero_and_end_as_asked,
     a_jurisdiction_is_changed_and_what_depends_on_it_is_kept,
     a_store_node_reports_its_version_backlog_and_clock_on_each_pull,
 }
@@ -3605,6 +3606,322 @@ async fn categories_form_a_tree_products_name_one_and_a_variant_shows_its_import
     assert_eq!(imports[0]["undone"], false);
     assert_eq!(imports[0]["provenance"], provenance);
     assert_eq!(read["variant"]["category"], "rye", "{read}");
+}
+
+/// Availability and reservations: available = on hand − reserved − safety stock; a reservation
+/// the store cannot promise is refused at its line; of eight requests for the last unit at once
+/// exactly one holds it; an expired reservation holds nothing; extend, release and convert end
+/// it as asked (the same action again changes nothing, another is `409 not_active`); a retried
+/// request is answered, not repeated; every change is on the feed; bad input by field.
+async fn reservations_never_take_available_below_zero_and_end_as_asked(db: &Db) {
+    use hq::identity::{Actor, Scope, create_api_key};
+    use serde_json::json;
+    catalog_writer(db).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let shop = create_api_key(
+        db,
+        &Actor::Cli,
+        "web shop",
+        &[
+            Scope::StockRead,
+            Scope::ReservationsWrite,
+            Scope::StoresWrite,
+        ],
+        now,
+    )
+    .await
+    .unwrap()
+    .secret;
+    let reader = create_api_key(db, &Actor::Cli, "reader", &[Scope::StockRead], now)
+        .await
+        .unwrap()
+        .secret;
+    let bearer = format!("Bearer {shop}");
+    let auth = [("authorization", bearer.as_str())];
+    let r = router(db);
+    let set_on_hand = |milli: i64| async move {
+        sqlx::query(
+            "DELETE FROM stock_levels WHERE location = 'vienna-01' AND sku = 'GRO-BRD-0012'",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO stock_levels (location, sku, on_hand) VALUES ('vienna-01', 'GRO-BRD-0012', $1)")
+            .bind(milli)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    };
+    set_on_hand(3000).await;
+    let available = || async {
+        let (status, body) = get(
+            &r,
+            "/v1/availability?skus=GRO-BRD-0012,NOPE-1&location=vienna-01",
+            Some(&shop),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["variants"][1]["known"], false, "{body}");
+        body["variants"][0]["locations"][0].clone()
+    };
+    let figures = available().await;
+    assert_eq!(
+        (
+            &figures["on_hand"],
+            &figures["reserved"],
+            &figures["available"]
+        ),
+        (&json!("3"), &json!("0"), &json!("3"))
+    );
+    // One kept back.
+    let (status, _, body) = send(
+        &r,
+        json_request(
+            "PUT",
+            "/v1/safety-stock/vienna-01/GRO-BRD-0012",
+            &auth,
+            &json!({"quantity": "1"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(available().await["available"], "2");
+
+    let reserve = |quantity: &str, ttl: Option<i64>| {
+        let mut body = json!({"location": "vienna-01", "lines": [{"sku": "GRO-BRD-0012", "quantity": quantity}], "reference": "cart-1"});
+        if let Some(ttl) = ttl {
+            body["ttl_seconds"] = json!(ttl);
+        }
+        json_request("POST", "/v1/reservations", &auth, &body)
+    };
+    // Bad input by field, nothing held.
+    for (body, field) in [
+        (
+            json!({"location": "vienna-01", "lines": [{"sku": "GRO-BRD-0012", "quantity": "0"}]}),
+            "lines[0].quantity",
+        ),
+        (
+            json!({"location": "vienna-01", "lines": [{"sku": "NOPE-1", "quantity": "1"}]}),
+            "lines[0].sku",
+        ),
+        (json!({"location": "vienna-01", "lines": []}), "lines"),
+        (
+            json!({"location": "vienna-01", "lines": [{"sku": "GRO-BRD-0012", "quantity": "1"}], "ttl_seconds": 5}),
+            "ttl_seconds",
+        ),
+        (
+            json!({"location": "linz-01", "lines": [{"sku": "GRO-BRD-0012", "quantity": "1"}]}),
+            "location",
+        ),
+    ] {
+        let answer = send(&r, json_request("POST", "/v1/reservations", &auth, &body)).await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some(field),
+        );
+    }
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/reservations",
+            &auth,
+            &json!({"location": "vienna-01", "lines": [{"sku": "GRO-BRD-0001", "quantity": "1"}]}),
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "not_sold_online",
+        Some("lines[0].sku"),
+    );
+    let reader_bearer = format!("Bearer {reader}");
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/reservations",
+            &[("authorization", &reader_bearer)],
+            &json!({"location": "vienna-01", "lines": [{"sku": "GRO-BRD-0012", "quantity": "1"}]}),
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "missing_scope", None);
+    assert_eq!(available().await["reserved"], "0");
+
+    // Two of the two available held; a third refused with what is available.
+    let (status, _, held) = send(&r, reserve("2", None)).await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    assert_eq!(held["state"], "active");
+    let id = held["id"].as_str().unwrap().to_owned();
+    assert_eq!(available().await["available"], "0");
+    let answer = send(&r, reserve("1", None)).await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "insufficient_stock",
+        Some("lines[0].quantity"),
+    );
+    assert!(
+        answer.2["message"]
+            .as_str()
+            .unwrap()
+            .contains("can promise 0"),
+        "{}",
+        answer.2
+    );
+    let act = |id: &str, body: serde_json::Value| {
+        json_request(
+            "POST",
+            &format!("/v1/reservations/{id}/actions"),
+            &auth,
+            &body,
+        )
+    };
+    // Released: available again; released twice is the same; extended after is not.
+    for _ in 0..2 {
+        let (status, _, released) = send(&r, act(&id, json!({"action": "release"}))).await;
+        assert_eq!(
+            (status, &released["state"]),
+            (StatusCode::OK, &json!("released"))
+        );
+    }
+    let answer = send(
+        &r,
+        act(&id, json!({"action": "extend", "ttl_seconds": 600})),
+    )
+    .await;
+    assert_error(&answer, StatusCode::CONFLICT, "not_active", None);
+    assert_eq!(available().await["available"], "2");
+
+    // The last unit, asked for eight times at once: exactly one holds it (three rounds).
+    set_on_hand(1000).await;
+    sqlx::query("DELETE FROM safety_stock")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    for round in 0..3 {
+        sqlx::query("UPDATE reservations SET state = 'released' WHERE state = 'active'")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let r = r.clone();
+                let request = reserve("1", None);
+                tokio::spawn(async move { send(&r, request).await.0 })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for racer in racers {
+            outcomes.push(racer.await.unwrap());
+        }
+        assert_eq!(
+            outcomes
+                .iter()
+                .filter(|s| **s == StatusCode::CREATED)
+                .count(),
+            1,
+            "round {round}: {outcomes:?}"
+        );
+        assert!(
+            outcomes
+                .iter()
+                .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
+            "{outcomes:?}"
+        );
+        assert_eq!(available().await["available"], "0");
+    }
+
+    // Expired: holds nothing, reads expired, cannot be extended; the sweep records it.
+    let winner: String = sqlx::query_scalar("SELECT id FROM reservations WHERE state = 'active'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE reservations SET expires_ms = $1 WHERE id = $2")
+        .bind(now - 1)
+        .bind(&winner)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(available().await["available"], "1");
+    let (_, read) = get(&r, &format!("/v1/reservations/{winner}"), Some(&reader)).await;
+    assert_eq!(read["state"], "expired", "{read}");
+    let answer = send(&r, act(&winner, json!({"action": "convert"}))).await;
+    assert_error(&answer, StatusCode::CONFLICT, "not_active", None);
+    assert_eq!(
+        hq::availability::expire(db, jiff::Timestamp::now().as_millisecond())
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Extended, then converted; a retried request with its key is answered, not repeated.
+    let keyed = |key: &str| {
+        let mut request = reserve("1", Some(60));
+        request
+            .headers_mut()
+            .insert("idempotency-key", key.parse().unwrap());
+        request
+    };
+    let (status, _, first) = send(&r, keyed("cart-1-hold")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, _, again) = send(&r, keyed("cart-1-hold")).await;
+    assert_eq!((status, &again["id"]), (StatusCode::CREATED, &first["id"]));
+    let id = first["id"].as_str().unwrap().to_owned();
+    let (status, _, extended) = send(
+        &r,
+        act(&id, json!({"action": "extend", "ttl_seconds": 3600})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{extended}");
+    assert!(
+        extended["expires_ms"].as_i64().unwrap()
+            > first["expires_ms"].as_i64().unwrap() + 3_000_000
+    );
+    let (status, _, converted) = send(&r, act(&id, json!({"action": "convert"}))).await;
+    assert_eq!(
+        (status, &converted["state"]),
+        (StatusCode::OK, &json!("converted"))
+    );
+    assert_eq!(
+        available().await["available"],
+        "1",
+        "a converted hold no longer holds stock"
+    );
+    let answer = send(&r, act(&id, json!({"action": "dance"}))).await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("action"),
+    );
+
+    // Every change of the figure is on the feed; read to its end, it is empty.
+    let (_, feed) = get(
+        &r,
+        "/v1/availability/changes?after=0&limit=1000",
+        Some(&reader),
+    )
+    .await;
+    let changes = feed["changes"].as_array().unwrap();
+    assert!(changes.len() >= 6, "{feed}");
+    assert!(
+        changes
+            .iter()
+            .all(|c| c["location"] == "vienna-01" && c["sku"] == "GRO-BRD-0012"),
+        "{feed}"
+    );
+    let (_, rest) = get(
+        &r,
+        &format!("/v1/availability/changes?after={}", feed["next"]),
+        Some(&reader),
+    )
+    .await;
+    assert_eq!(rest["changes"], json!([]), "{rest}");
 }
 
 /// The chain's PIN pepper of the staff write API's HQ.

@@ -1,10 +1,12 @@
 -- Daily reconciliation kept, not only computed when asked: ingest marks each store-day its
 -- events fall on as due (`reconcile_due`); once the day plus its grace has ended in the store's
 -- zone, a background sweep reconciles it and keeps its differences (`reconciliation_findings`,
--- replaced each time), which the exceptions inbox lists. Late events mark the day due again.
+-- replaced each time), which the exceptions inbox lists. Late events mark the day due again;
+-- `marks` counts the markings, so a sweep forgets a day only if none came while it reconciled.
 CREATE TABLE reconcile_due (
     store TEXT NOT NULL,
     day TEXT NOT NULL,
+    marks BIGINT NOT NULL,
     PRIMARY KEY (store, day)
 );
 

@@ -31,6 +31,16 @@ struct StoreRow {
     tills: Vec<TillRow>,
 }
 
+/// (store, till, revoked after, when, by, why) as HQ keeps a till.
+type TillRecord = (
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
 /// A till of a store, and its revocation when it was revoked.
 struct TillRow {
     id: String,
@@ -73,7 +83,7 @@ pub(super) async fn stores(
             sqlx::query("SELECT id, reference_version, reference_pulled_ms FROM stores")
                 .fetch_all(&mut *conn)
                 .await?;
-        let tills: Vec<(String, String, Option<i64>, Option<i64>, Option<String>, Option<String>)> =
+        let tills: Vec<TillRecord> =
             sqlx::query_as("SELECT store, id, revoked_after_seq, revoked_ms, revoked_by, revoked_reason FROM terminals ORDER BY id")
                 .fetch_all(&mut *conn)
                 .await?;
