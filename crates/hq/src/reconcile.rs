@@ -517,8 +517,8 @@ pub async fn sweep(db: &Db, now_ms: i64, limit: usize) -> Result<usize, Reconcil
             .execute(&mut *tx)
             .await?;
         }
+        forget_within(&mut tx, &store, &day, marks).await?;
         tx.commit().await?;
-        forget(db, &store, &day, marks).await?;
         done += 1;
     }
     Ok(done)
@@ -527,13 +527,23 @@ pub async fn sweep(db: &Db, now_ms: i64, limit: usize) -> Result<usize, Reconcil
 /// No longer due, unless events marked the day again since it was read with `marks`.
 async fn forget(db: &Db, store: &str, day: &str, marks: i64) -> Result<(), sqlx::Error> {
     let (_guard, mut tx) = db.begin_write().await?;
+    forget_within(&mut tx, store, day, marks).await?;
+    tx.commit().await
+}
+
+async fn forget_within(
+    tx: &mut sqlx::AnyConnection,
+    store: &str,
+    day: &str,
+    marks: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM reconcile_due WHERE store = $1 AND day = $2 AND marks = $3")
         .bind(store)
         .bind(day)
         .bind(marks)
-        .execute(&mut *tx)
+        .execute(tx)
         .await?;
-    tx.commit().await
+    Ok(())
 }
 
 /// Sweeps the due days in the background: at once while some are ready, then every 30 s.
