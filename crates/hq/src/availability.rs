@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::api::{Access, ApiError, ApiResult, Hq, authorize};
-use crate::db::Db;
+use crate::db::{Arg, Db, insert_many};
 use crate::extract::{Path, Query};
 use crate::identity::Scope;
 use crate::now_ms;
@@ -71,68 +71,115 @@ impl Figures {
     }
 }
 
-/// The figures of `skus` at `locations` at `now_ms`, by (location, SKU).
+/// The figures of `skus` (at most [`MAX_SKUS`]) at `locations` at `now_ms`, by (location,
+/// SKU): three statements whatever the number of stores and SKUs.
 pub(crate) async fn figures(
     conn: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
     locations: &[String],
     skus: &[String],
     now_ms: i64,
 ) -> Result<BTreeMap<(String, String), Figures>, sqlx::Error> {
-    let mut out: BTreeMap<(String, String), Figures> = BTreeMap::new();
-    for location in locations {
-        let safety: Vec<(String, i64)> =
-            sqlx::query_as("SELECT sku, quantity_milli FROM safety_stock WHERE location = $1")
-                .bind(location)
-                .fetch_all(&mut *conn)
-                .await?;
-        let safety: BTreeMap<String, i64> = safety.into_iter().collect();
-        let default = safety.get(EVERY_SKU).copied().unwrap_or(0);
-        for sku in skus {
-            let on_hand: Option<i64> = sqlx::query_scalar(
-                "SELECT on_hand FROM stock_levels WHERE location = $1 AND sku = $2",
-            )
-            .bind(location)
-            .bind(sku)
-            .fetch_optional(&mut *conn)
-            .await?;
-            let reserved: Option<i64> = sqlx::query_scalar(
-                "SELECT CAST(SUM(l.quantity_milli) AS BIGINT) FROM reservation_lines l
-                 JOIN reservations r ON r.id = l.reservation
-                 WHERE r.location = $1 AND l.sku = $2 AND r.state = 'active' AND r.expires_ms > $3",
-            )
-            .bind(location)
-            .bind(sku)
-            .bind(now_ms)
-            .fetch_one(&mut *conn)
-            .await?;
-            out.insert(
-                (location.clone(), sku.clone()),
-                Figures {
-                    on_hand: on_hand.unwrap_or(0),
-                    reserved: reserved.unwrap_or(0),
-                    safety: safety.get(sku).copied().unwrap_or(default),
-                },
-            );
+    let mut out: BTreeMap<(String, String), Figures> = locations
+        .iter()
+        .flat_map(|l| {
+            skus.iter()
+                .map(move |s| ((l.clone(), s.clone()), Figures::default()))
+        })
+        .collect();
+    if skus.is_empty() {
+        return Ok(out);
+    }
+    let mut marks = backend.marks();
+    let listed = marks.tuple(skus.len());
+    let on_hand = format!("SELECT location, sku, on_hand FROM stock_levels WHERE sku IN {listed}");
+    let mut query = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(on_hand));
+    for sku in skus {
+        query = query.bind(sku);
+    }
+    for (location, sku, milli) in query.fetch_all(&mut *conn).await? {
+        if let Some(f) = out.get_mut(&(location, sku)) {
+            f.on_hand = milli;
         }
+    }
+    let mut marks = backend.marks();
+    let listed = marks.tuple(skus.len());
+    let reserved = format!(
+        "SELECT r.location, l.sku, CAST(SUM(l.quantity_milli) AS BIGINT) FROM reservation_lines l
+         JOIN reservations r ON r.id = l.reservation
+         WHERE l.sku IN {listed} AND r.state = 'active' AND r.expires_ms > {}
+         GROUP BY r.location, l.sku",
+        marks.next()
+    );
+    let mut query =
+        sqlx::query_as::<_, (String, String, Option<i64>)>(sqlx::AssertSqlSafe(reserved));
+    for sku in skus {
+        query = query.bind(sku);
+    }
+    for (location, sku, milli) in query.bind(now_ms).fetch_all(&mut *conn).await? {
+        if let Some(f) = out.get_mut(&(location, sku)) {
+            f.reserved = milli.unwrap_or(0);
+        }
+    }
+    // Safety stock is set by hand: a small table, read whole.
+    let safety: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT location, sku, quantity_milli FROM safety_stock")
+            .fetch_all(&mut *conn)
+            .await?;
+    let safety: BTreeMap<(String, String), i64> =
+        safety.into_iter().map(|(l, s, q)| ((l, s), q)).collect();
+    for ((location, sku), f) in &mut out {
+        f.safety = safety
+            .get(&(location.clone(), sku.clone()))
+            .or_else(|| safety.get(&(location.clone(), EVERY_SKU.to_owned())))
+            .copied()
+            .unwrap_or(0);
     }
     Ok(out)
 }
 
-/// Records that the figures of `keys` (location, SKU) changed at `now_ms`.
+/// Records that the figures of `keys` (location, SKU) changed at `now_ms`, in a statement or
+/// a few (ingest records every SKU a batch moved).
 pub(crate) async fn changed(
     conn: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
     keys: &BTreeSet<(String, String)>,
     now_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    for (location, sku) in keys {
-        sqlx::query("INSERT INTO availability_changes (location, sku, at_ms) VALUES ($1, $2, $3)")
-            .bind(location)
-            .bind(sku)
-            .bind(now_ms)
-            .execute(&mut *conn)
-            .await?;
-    }
+    let rows = keys
+        .iter()
+        .map(|(location, sku)| {
+            vec![
+                Arg::Text(location.clone()),
+                Arg::Text(sku.clone()),
+                Arg::Int(now_ms),
+            ]
+        })
+        .collect();
+    insert_many(
+        conn,
+        backend,
+        "INSERT INTO availability_changes (location, sku, at_ms) VALUES",
+        "",
+        rows,
+    )
+    .await?;
     Ok(())
+}
+
+/// How long the change feed keeps a change: a shop away longer reads every figure again.
+pub const FEED_DAYS: i64 = 7;
+
+/// Forgets the changes of the feed older than [`FEED_DAYS`]; how many.
+pub async fn prune(db: &Db, now_ms: i64) -> Result<u64, sqlx::Error> {
+    let (_guard, mut tx) = db.begin_write().await?;
+    let gone = sqlx::query("DELETE FROM availability_changes WHERE at_ms < $1")
+        .bind(now_ms - FEED_DAYS * 24 * 3_600_000)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(gone)
 }
 
 fn invalid(field: impl Into<String>, reason: impl ToString) -> ApiError {
@@ -221,7 +268,7 @@ pub(crate) async fn read(
     };
     let held = variants(&mut conn, &skus).await?;
     let now = now_ms();
-    let figures = figures(&mut conn, &locations, &skus, now).await?;
+    let figures = figures(&mut conn, hq.db.backend, &locations, &skus, now).await?;
     let variants: Vec<Value> = skus
         .iter()
         .map(|sku| {
@@ -422,6 +469,9 @@ pub(crate) async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    // The caller holds the scope before a byte of the body is read; then the store is checked
+    // as theirs (a store manager's).
+    authorize(&hq, &headers, Scope::ReservationsWrite, None, Access::Write).await?;
     let (asked, bytes): (NewReservation, _) = writes::json_body(&headers, body).await?;
     let actor = authorize(
         &hq,
@@ -502,7 +552,14 @@ pub(crate) async fn create(
         .map(|s| (asked.location.clone(), s.clone()))
         .collect();
     lock(&mut tx, hq.db.backend, &keys).await?;
-    let figures = figures(&mut tx, std::slice::from_ref(&asked.location), &skus, now).await?;
+    let figures = figures(
+        &mut tx,
+        hq.db.backend,
+        std::slice::from_ref(&asked.location),
+        &skus,
+        now,
+    )
+    .await?;
     for (i, line) in asked.lines.iter().enumerate() {
         let f = figures
             .get(&(asked.location.clone(), line.sku.clone()))
@@ -547,7 +604,7 @@ pub(crate) async fn create(
         .execute(&mut *tx)
         .await?;
     }
-    changed(&mut tx, &keys, now).await?;
+    changed(&mut tx, hq.db.backend, &keys, now).await?;
     let answer = view(&mut tx, &id).await?.unwrap_or(Value::Null);
     writes::remember(&key, &mut tx, StatusCode::CREATED, &answer, now).await?;
     tx.commit().await?;
@@ -599,6 +656,7 @@ pub(crate) async fn act(
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult<Response> {
+    authorize(&hq, &headers, Scope::ReservationsWrite, None, Access::Write).await?;
     let (asked, _): (Change, _) = writes::json_body(&headers, body).await?;
     let location: Option<String> =
         sqlx::query_scalar("SELECT location FROM reservations WHERE id = $1")
@@ -606,8 +664,6 @@ pub(crate) async fn act(
             .fetch_optional(&hq.db.pool)
             .await?;
     let Some(location) = location else {
-        // The caller is checked before anything is said of what HQ holds.
-        authorize(&hq, &headers, Scope::ReservationsWrite, None, Access::Write).await?;
         return Err(not_found(&id));
     };
     authorize(
@@ -666,7 +722,7 @@ pub(crate) async fn act(
             .fetch_all(&mut *tx)
             .await?;
     let keys = skus.into_iter().map(|s| (location.clone(), s)).collect();
-    changed(&mut tx, &keys, now).await?;
+    changed(&mut tx, hq.db.backend, &keys, now).await?;
     let answer = view(&mut tx, &id).await?.unwrap_or(Value::Null);
     tx.commit().await?;
     Ok(Json(answer).into_response())
@@ -736,12 +792,8 @@ pub(crate) async fn set_safety(
     .append(&mut tx)
     .await?;
     if sku != EVERY_SKU {
-        changed(
-            &mut tx,
-            &BTreeSet::from([(location.clone(), sku.clone())]),
-            now,
-        )
-        .await?;
+        let key = BTreeSet::from([(location.clone(), sku.clone())]);
+        changed(&mut tx, hq.db.backend, &key, now).await?;
     }
     tx.commit().await?;
     Ok(Json(answer).into_response())
@@ -771,16 +823,21 @@ pub async fn expire(db: &Db, now_ms: i64) -> Result<usize, sqlx::Error> {
                 .await?;
         keys.extend(skus.into_iter().map(|s| (location.clone(), s)));
     }
-    changed(&mut tx, &keys, now_ms).await?;
+    changed(&mut tx, db.backend, &keys, now_ms).await?;
     tx.commit().await?;
     Ok(gone.len())
 }
 
-/// Expires reservations in the background, every 15 s.
+/// Expires reservations in the background, every 15 s, and prunes the feed every hour.
 pub(crate) async fn keep_up(db: Db) {
-    loop {
+    for round in 0_u64.. {
         if let Err(e) = expire(&db, now_ms()).await {
             tracing::warn!(error = %e, "reservations not expired");
+        }
+        if round % 240 == 0 {
+            if let Err(e) = prune(&db, now_ms()).await {
+                tracing::warn!(error = %e, "availability feed not pruned");
+            }
         }
         tokio::time::sleep(std::time::Duration::from_secs(15)).await;
     }

@@ -566,7 +566,7 @@ async fn apply_all(
     if keys.is_empty() {
         return Ok(());
     }
-    crate::availability::changed(tx, &keys, crate::now_ms()).await?;
+    crate::availability::changed(tx, backend, &keys, crate::now_ms()).await?;
     let key_rows = || {
         keys.iter()
             .map(|(l, s)| vec![Arg::Text(l.clone()), Arg::Text(s.clone())])

@@ -3922,6 +3922,21 @@ async fn reservations_never_take_available_below_zero_and_end_as_asked(db: &Db) 
     )
     .await;
     assert_eq!(rest["changes"], json!([]), "{rest}");
+    // The feed keeps a week: pruned eight days on, nothing is left.
+    assert_eq!(
+        hq::availability::prune(db, now + 7 * 24 * 3_600_000 - 60_000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        hq::availability::prune(db, now + 8 * 24 * 3_600_000)
+            .await
+            .unwrap()
+            >= 6
+    );
+    let (_, pruned) = get(&r, "/v1/availability/changes?after=0", Some(&reader)).await;
+    assert_eq!(pruned["changes"], json!([]), "{pruned}");
 }
 
 /// The chain's PIN pepper of the staff write API's HQ.

@@ -1,6 +1,6 @@
 -- One stock for every channel: reservations (a web shop's cart, a hold for a customer) with
 -- their lines, the safety stock kept back per location and SKU (`*`: the location's default),
--- and the change feed a shop follows with a cursor.
+-- and the change feed a shop follows with a cursor (kept 7 days).
 CREATE TABLE safety_stock (
     location TEXT NOT NULL,
     sku TEXT NOT NULL,
@@ -36,3 +36,5 @@ CREATE TABLE availability_changes (
     sku TEXT NOT NULL,
     at_ms BIGINT NOT NULL
 );
+
+CREATE INDEX availability_changes_by_time ON availability_changes (at_ms);
