@@ -1057,20 +1057,22 @@ pub(crate) async fn terminal_states(db: &Db) -> Result<Vec<TerminalState>, sqlx:
     for row in rows {
         let id: String = row.get("id");
         let acked: i64 = row.get("acked_seq");
-        let held: Vec<i64> = sqlx::query_scalar(
-            "SELECT seq FROM inbox WHERE terminal = $1 AND seq > $2 ORDER BY seq",
+        // The acknowledged event and every one held beyond it, with how late each arrived: the
+        // gaps come from the sequences, the push lag from the latest.
+        let from_acked: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT seq, received_ms - hlc_wall FROM inbox WHERE terminal = $1 AND seq >= $2 ORDER BY seq",
         )
         .bind(&id)
         .bind(acked)
         .fetch_all(&db.pool)
         .await?;
+        let push_lag_ms = from_acked.last().map(|(_, lag)| *lag);
+        let held: Vec<i64> = from_acked
+            .iter()
+            .map(|(seq, _)| *seq)
+            .filter(|seq| *seq > acked)
+            .collect();
         let last_contact: Option<i64> = row.get("last_contact_ms");
-        let push_lag_ms: Option<i64> = sqlx::query_scalar(
-            "SELECT received_ms - hlc_wall FROM inbox WHERE terminal = $1 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(&id)
-        .fetch_optional(&db.pool)
-        .await?;
         let revoked = row
             .get::<Option<i64>, _>("revoked_after_seq")
             .map(|after_seq| Revoked {

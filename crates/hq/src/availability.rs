@@ -186,28 +186,38 @@ fn invalid(field: impl Into<String>, reason: impl ToString) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", reason).at(field)
 }
 
-/// The variants HQ holds of `skus`, with whether each is sold online.
+/// The variants HQ holds of `skus` (at most [`MAX_SKUS`]), with the channels each is sold in
+/// (stores, online): one statement.
 async fn variants(
     conn: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
     skus: &[String],
 ) -> Result<BTreeMap<String, (bool, bool)>, sqlx::Error> {
-    let mut out = BTreeMap::new();
-    for sku in skus {
-        let held = writes::held(&mut *conn, "variant", sku).await?;
-        let Some(entity) = held
-            .and_then(|h| h.payload)
-            .and_then(|p| serde_json::from_str::<protocol::sync::VariantEntity>(&p).ok())
-        else {
-            continue;
-        };
-        let channels = match entity.variant.channels.as_str() {
-            "store" => (true, false),
-            "online" => (false, true),
-            _ => (true, true),
-        };
-        out.insert(sku.clone(), channels);
+    if skus.is_empty() {
+        return Ok(BTreeMap::new());
     }
-    Ok(out)
+    let listed = backend.marks().tuple(skus.len());
+    let sql = format!(
+        "SELECT key, payload FROM ref_entities WHERE kind = 'variant' AND payload IS NOT NULL AND key IN {listed}"
+    );
+    let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+    for sku in skus {
+        query = query.bind(sku);
+    }
+    Ok(query
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .filter_map(|(sku, payload)| {
+            let entity = serde_json::from_str::<protocol::sync::VariantEntity>(&payload).ok()?;
+            let channels = match entity.variant.channels.as_str() {
+                "store" => (true, false),
+                "online" => (false, true),
+                _ => (true, true),
+            };
+            Some((sku, channels))
+        })
+        .collect())
 }
 
 /// Every store HQ holds, by id.
@@ -266,7 +276,7 @@ pub(crate) async fn read(
         }
         None => all,
     };
-    let held = variants(&mut conn, &skus).await?;
+    let held = variants(&mut conn, hq.db.backend, &skus).await?;
     let now = now_ms();
     let figures = figures(&mut conn, hq.db.backend, &locations, &skus, now).await?;
     let variants: Vec<Value> = skus
@@ -519,7 +529,7 @@ pub(crate) async fn create(
         ));
     }
     let skus: Vec<String> = lines.keys().cloned().collect();
-    let held = variants(&mut tx, &skus).await?;
+    let held = variants(&mut tx, hq.db.backend, &skus).await?;
     for (i, line) in asked.lines.iter().enumerate() {
         match held.get(&line.sku) {
             None => {
@@ -754,7 +764,7 @@ pub(crate) async fn set_safety(
         return Err(invalid("location", format!("no store `{location}`")));
     }
     if sku != EVERY_SKU
-        && variants(&mut tx, std::slice::from_ref(&sku))
+        && variants(&mut tx, hq.db.backend, std::slice::from_ref(&sku))
             .await?
             .is_empty()
     {

@@ -6,10 +6,11 @@
 //! its gross, the cash tender to its cash. A void counts against the hour it was made in and the
 //! cashier of the sale it voids; a return's refund is taken from the tenders it was paid out in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use domain::ledger::{Event, EventBody, SaleCompleted};
 use domain::sale::{Tender, TenderKind};
+use domain::shift::SalesEffect;
 use sqlx::{Any, Row, Transaction};
 
 use crate::db::Db;
@@ -25,12 +26,14 @@ const BACKFILL: &str = "report_breakdowns";
 
 type Key = (String, String, &'static str, String);
 
-/// What a run of events adds to the breakdowns, written with one statement per row touched.
+/// What a run of events adds to the breakdowns, written with one statement per row touched,
+/// and the store-days the events fall on (due for reconciliation).
 #[derive(Default)]
-struct Breakdowns {
+pub(crate) struct Breakdowns {
     /// (store, day, dimension, key) → (currency, count, amount in minor units).
     rows: BTreeMap<Key, (String, i64, i64)>,
     closes: Vec<ShiftClose>,
+    due: BTreeSet<(String, String)>,
 }
 
 struct ShiftClose {
@@ -80,19 +83,23 @@ impl Breakdowns {
         entry.2 += amount;
     }
 
-    /// Adds `event` (of a store whose zone is `zone`; `voided` is the sale it voids).
-    fn event(
+    /// Adds `event`, which falls on business `day` of its store (whose zone is `zone`);
+    /// `voided` is the sale it voids, `effect` what it does to the sales figures (as ingest
+    /// worked them out for the daily figures).
+    pub(crate) fn event(
         &mut self,
         event: &Event,
         voided: Option<&SaleCompleted>,
+        effect: Option<&SalesEffect>,
         zone: &str,
-    ) -> Result<(), sqlx::Error> {
+        day: &str,
+    ) {
         let store = event.meta.store.as_str();
         let wall = event.meta.hlc.wall_ms();
-        let day = business_day(wall, zone);
-        let at = (store, day.as_str());
+        self.due.insert((store.to_owned(), day.to_owned()));
+        let at = (store, day);
         // Gross by hour and cashier: a sale adds, its void takes back.
-        if let Some(effect) = sales_effect(event, voided)? {
+        if let Some(effect) = effect {
             let gross = effect.sold.minor() - effect.voided.minor();
             let currency = effect.sold.currency().code().to_owned();
             let (count, cashier) = match &event.body {
@@ -136,16 +143,16 @@ impl Breakdowns {
                     terminal: event.meta.terminal.to_string(),
                     shift: shift.clone(),
                     store: store.to_owned(),
-                    day: day.clone(),
+                    day: day.to_owned(),
                     closed_ms: wall,
                     staff: staff.to_string(),
                     currency: expected.currency().code().to_owned(),
                     expected: expected.minor(),
                     counted: counted.minor(),
                 });
-                return Ok(());
+                return;
             }
-            _ => return Ok(()),
+            _ => return,
         };
         let counts = matches!(
             event.body,
@@ -161,10 +168,10 @@ impl Breakdowns {
                 sign * amount,
             );
         }
-        Ok(())
     }
 
-    async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<(), sqlx::Error> {
+    /// Writes what the events added, and marks their store-days due for reconciliation.
+    pub(crate) async fn write(self, tx: &mut Transaction<'_, Any>) -> Result<(), sqlx::Error> {
         for ((store, day, dimension, key), (currency, count, amount)) in self.rows {
             sqlx::query(
                 "INSERT INTO sales_breakdown (store, day, dimension, key, currency, count, amount_minor) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -198,38 +205,31 @@ impl Breakdowns {
             .execute(&mut **tx)
             .await?;
         }
-        Ok(())
+        crate::reconcile::mark_due(tx, &self.due).await
     }
 }
 
-/// Folds `events` (in sequence order per terminal, each applied once) into the breakdowns, and
-/// marks the store-days they fall on due for reconciliation.
-pub(crate) async fn apply(
-    tx: &mut Transaction<'_, Any>,
-    events: &[&Event],
-) -> Result<(), sqlx::Error> {
+/// Folds `events` HQ applied before the breakdowns existed (in sequence order per terminal)
+/// into them; ingest folds new events in its own pass over a batch.
+async fn fold_held(tx: &mut Transaction<'_, Any>, events: &[&Event]) -> Result<(), sqlx::Error> {
     let mut zones: BTreeMap<String, String> = BTreeMap::new();
     let mut breakdowns = Breakdowns::default();
-    let mut days = std::collections::BTreeSet::new();
     for event in events {
         let voided = match &event.body {
             EventBody::SaleVoided(v) => voided_sale(tx, events, v).await?,
             _ => None,
         };
+        let effect = sales_effect(event, voided.as_ref())?;
         let store = event.meta.store.as_str();
         if !zones.contains_key(store) {
             let zone = store_timezone(tx, store).await?;
             zones.insert(store.to_owned(), zone);
         }
         let zone = zones.get(store).map_or("UTC", String::as_str);
-        days.insert((
-            store.to_owned(),
-            business_day(event.meta.hlc.wall_ms(), zone),
-        ));
-        breakdowns.event(event, voided.as_ref(), zone)?;
+        let day = business_day(event.meta.hlc.wall_ms(), zone);
+        breakdowns.event(event, voided.as_ref(), effect.as_ref(), zone, &day);
     }
-    breakdowns.write(tx).await?;
-    crate::reconcile::mark_due(tx, &days).await
+    breakdowns.write(tx).await
 }
 
 /// Folds every event HQ applied before the breakdowns existed, once per database (an HQ
@@ -264,7 +264,7 @@ pub async fn backfill(db: &Db) -> Result<(), sqlx::Error> {
                 .filter_map(|r| protocol::event::decode(&r.get::<Vec<u8>, _>("body")).ok())
                 .collect();
             let events: Vec<&Event> = events.iter().collect();
-            apply(&mut tx, &events).await?;
+            fold_held(&mut tx, &events).await?;
         }
     }
     sqlx::query("INSERT INTO projection_backfills (name, done_ms) VALUES ($1, $2)")

@@ -380,7 +380,7 @@ async fn apply_all(
     }
     crate::stored_value::apply(tx, backend, events).await?;
     crate::cards::apply(tx, events).await?;
-    crate::breakdown::apply(tx, events).await?;
+    let mut breakdowns = crate::breakdown::Breakdowns::default();
     let mut zones: BTreeMap<String, String> = BTreeMap::new();
     let mut days: BTreeMap<(String, String, String), [i64; DAY_FIGURES]> = BTreeMap::new();
     let mut day_taxes: BTreeMap<(String, String, String, String), (i64, i64)> = BTreeMap::new();
@@ -394,6 +394,13 @@ async fn apply_all(
             _ => None,
         };
         let effect = sales_effect(event, voided.as_ref())?;
+        if !zones.contains_key(store) {
+            let zone = store_timezone(tx, store).await?;
+            zones.insert(store.to_owned(), zone);
+        }
+        let zone = zones.get(store).map_or("UTC", String::as_str);
+        let day = business_day(event.meta.hlc.wall_ms(), zone);
+        breakdowns.event(event, voided.as_ref(), effect.as_ref(), zone, &day);
         let cash_of = |tenders: &[domain::sale::Tender]| -> i64 {
             tenders
                 .iter()
@@ -464,12 +471,6 @@ async fn apply_all(
             _ => None,
         };
         if let Some((currency, figures)) = figures {
-            if !zones.contains_key(store) {
-                let zone = store_timezone(tx, store).await?;
-                zones.insert(store.to_owned(), zone);
-            }
-            let zone = zones.get(store).map_or("UTC", String::as_str);
-            let day = business_day(event.meta.hlc.wall_ms(), zone);
             for t in effect.iter().flat_map(|e| &e.taxes) {
                 let entry = day_taxes
                     .entry((
@@ -509,6 +510,7 @@ async fn apply_all(
             }
         }
     }
+    breakdowns.write(tx).await?;
     for ((store, day, currency), f) in days {
         sqlx::query(
             "INSERT INTO sales_daily (store, day, currency, sales, voids, returns, gross_minor, tax_minor, refunds_minor, cash_minor, shifts_closed, cash_expected_minor, cash_counted_minor, voided_minor, goods_net_minor, rounding_minor)
