@@ -3750,6 +3750,53 @@ async fn reservations_never_take_available_below_zero_and_end_as_asked(db: &Db) 
     )
     .await;
     assert_error(&answer, StatusCode::FORBIDDEN, "missing_scope", None);
+    // No credential at all; a store manager of graz-01 holding stock at vienna-01; the same
+    // manager without the CSRF token.
+    let hold =
+        json!({"location": "vienna-01", "lines": [{"sku": "GRO-BRD-0012", "quantity": "1"}]});
+    let answer = send(&r, json_request("POST", "/v1/reservations", &[], &hold)).await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    hq::add_store(db, &StoreId::parse("graz-01").unwrap(), "Graz")
+        .await
+        .unwrap();
+    let manager = hq::identity::NewUser {
+        name: "maria".into(),
+        display_name: "Maria".into(),
+        role: hq::identity::Role::StoreManager,
+        stores: vec!["graz-01".to_owned()],
+        password: "correct horse battery".into(),
+    };
+    hq::identity::add_user(db, &manager, &Actor::Cli, now)
+        .await
+        .unwrap();
+    let (_, cookie, signed_in) = sign_in(&r, "maria", "correct horse battery").await;
+    let cookie = format!("{}={}", hq::sessions::COOKIE, cookie_value(&cookie));
+    let csrf = signed_in["csrf"].as_str().unwrap();
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/reservations",
+            &[
+                ("cookie", cookie.as_str()),
+                (hq::sessions::CSRF_HEADER, csrf),
+            ],
+            &hold,
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "store_not_yours", None);
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/reservations",
+            &[("cookie", cookie.as_str())],
+            &hold,
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "csrf", None);
     assert_eq!(available().await["reserved"], "0");
 
     // Two of the two available held; a third refused with what is available.
