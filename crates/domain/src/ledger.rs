@@ -256,6 +256,105 @@ pub enum EventBody {
     StoredValueToppedUp(StoredValueLoad),
     /// A card request to the payment terminal, its outcome, or an offline approval settling.
     Card(crate::card::CardEvent),
+    /// A step of an order from the web at this store: picked, ready for pickup, shipped or
+    /// handed over.
+    OrderStep(OrderStep),
+    /// Goods of an in-store sale that the customer returned through the web shop (HQ's returns
+    /// API, with the sale's receipt number) arrived at this store and went back into its stock.
+    /// The money was refunded by the web shop, never through this store's drawer.
+    ReturnReceived(ReturnReceived),
+    /// What the law of the till's country adds to one of its receipts (Austria: the signed
+    /// RKSV code), made in the transaction of the receipt it belongs to and chained right
+    /// after it; or a receipt of the fiscal regime's own (a start, null or month receipt).
+    FiscalReceipt(FiscalReceipt),
+}
+
+/// A fiscal receipt: the regime's document for one receipt of the till.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiscalReceipt {
+    /// The regime (`AT-RKSV`).
+    pub regime: String,
+    /// The receipt it belongs to (a sale's, a return's, or its own number).
+    pub receipt: String,
+    /// What kind, in the regime's words (RKSV: `start`, `standard`, `storno`, `training`,
+    /// `null`).
+    pub kind: String,
+    /// The regime's document (RKSV: the compact JWS).
+    pub document: String,
+    /// The signature device had failed: the document is marked, not signed.
+    pub device_failed: bool,
+}
+
+/// A return through the web shop received at a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnReceived {
+    /// HQ's id of the return.
+    pub web_return: String,
+    /// Its number, as the customer knows it (`R-000123`).
+    pub number: String,
+    /// The receipt of the sale the goods came from.
+    pub sale_receipt: String,
+    /// What arrived.
+    pub lines: Vec<(Sku, Quantity)>,
+    /// Who received it.
+    pub staff: StaffId,
+}
+
+/// What a store did with an order from the web. Stock leaves the store when the order is
+/// shipped or handed over, not when it was ordered or picked; a handover paid at the till names
+/// the sale that took the money (and moved the stock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderStep {
+    /// HQ's id of the order.
+    pub order: String,
+    /// Its number, as the customer knows it.
+    pub number: String,
+    /// What was done.
+    pub step: OrderStepKind,
+    /// The quantities the step concerns: what was picked, shipped or handed over.
+    pub lines: Vec<(Sku, Quantity)>,
+    /// The sale that took payment at pickup, by receipt number.
+    pub sale_receipt: Option<String>,
+    /// A return the customer took as store credit at the till instead of a refund from the web
+    /// shop: the account credited and how much (the returned lines at the order's prices).
+    pub store_credit: Option<(crate::stored_value::AccountNumber, crate::Money)>,
+    /// Who did it.
+    pub staff: StaffId,
+}
+
+/// The steps of an order at a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderStepKind {
+    /// Taken from the shelf: the quantities found (fewer than ordered is a short pick).
+    Picked,
+    /// Waiting at the counter for the customer (a pickup order).
+    Ready,
+    /// Given to a carrier.
+    Shipped {
+        /// The carrier.
+        carrier: String,
+        /// Its tracking number.
+        tracking: String,
+    },
+    /// Given to the customer at the till.
+    HandedOver,
+    /// Brought back to this store by the customer after it was handed over or shipped: the
+    /// goods go back into this store's stock, and the money is refunded by the web shop, which
+    /// took it (a till cannot refund a card it never saw).
+    Returned,
+}
+
+impl OrderStepKind {
+    /// Its name on the wire.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderStepKind::Picked => "picked",
+            OrderStepKind::Ready => "ready",
+            OrderStepKind::Shipped { .. } => "shipped",
+            OrderStepKind::HandedOver => "handed-over",
+            OrderStepKind::Returned => "returned",
+        }
+    }
 }
 
 impl EventBody {
@@ -277,6 +376,9 @@ impl EventBody {
             EventBody::StoredValueIssued(_) => "StoredValueIssued",
             EventBody::StoredValueToppedUp(_) => "StoredValueToppedUp",
             EventBody::Card(card) => card.kind(),
+            EventBody::OrderStep(_) => "OrderStep",
+            EventBody::ReturnReceived(_) => "ReturnReceived",
+            EventBody::FiscalReceipt(_) => "FiscalReceipt",
         }
     }
 }
@@ -356,5 +458,26 @@ pub fn stock_movements(event: &Event) -> Vec<StockMovement> {
         | EventBody::StoredValueIssued(_)
         | EventBody::StoredValueToppedUp(_) => Vec::new(),
         EventBody::Card(_) => Vec::new(),
+        // An order leaves the store when it is shipped or handed over; a handover paid at the
+        // till was taken out by its sale.
+        EventBody::OrderStep(step) => match (&step.step, &step.sale_receipt) {
+            (OrderStepKind::Shipped { .. }, _) | (OrderStepKind::HandedOver, None) => step
+                .lines
+                .iter()
+                .map(|(sku, q)| moved(here, sku, -q.milli()))
+                .collect(),
+            (OrderStepKind::Returned, _) => step
+                .lines
+                .iter()
+                .map(|(sku, q)| moved(here, sku, q.milli()))
+                .collect(),
+            _ => Vec::new(),
+        },
+        EventBody::ReturnReceived(r) => r
+            .lines
+            .iter()
+            .map(|(sku, q)| moved(here, sku, q.milli()))
+            .collect(),
+        EventBody::FiscalReceipt(_) => Vec::new(),
     }
 }

@@ -430,6 +430,16 @@ pub fn movements(body: &EventBody) -> Vec<Movement> {
             tender_movements(&sale.tenders, MovementKind::Redemption, -1)
         }
         EventBody::ReturnCompleted(ret) => tender_movements(&ret.tenders, MovementKind::Refund, 1),
+        // An online order brought back to a till and refunded as store credit.
+        EventBody::OrderStep(step) => step
+            .store_credit
+            .iter()
+            .map(|(account, amount)| Movement {
+                account: account.clone(),
+                kind: MovementKind::Refund,
+                delta: *amount,
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }

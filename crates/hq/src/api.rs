@@ -286,6 +286,7 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/v1/stock", get(stock))
         .route("/v1/availability", get(crate::availability::read))
         .route("/v1/availability/changes", get(crate::availability::feed))
+        .route("/v1/reorder-suggestions", get(crate::reorder::read))
         .route("/v1/reservations", post(crate::availability::create))
         .route("/v1/reservations/{id}", get(crate::availability::read_one))
         .route(
@@ -295,6 +296,41 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route(
             "/v1/safety-stock/{location}/{sku}",
             axum::routing::put(crate::availability::set_safety),
+        )
+        .route(
+            "/v1/orders",
+            get(crate::orders::list).post(crate::orders::create),
+        )
+        .route("/v1/orders/{id}", get(crate::orders::read_one))
+        .route("/v1/orders/{id}/actions", post(crate::orders::act))
+        .route(
+            "/v1/returns",
+            get(crate::returns::list).post(crate::returns::create),
+        )
+        .route("/v1/returns/{id}", get(crate::returns::read_one))
+        .route(
+            "/v1/webhooks",
+            get(crate::webhooks::list).post(crate::webhooks::subscribe),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            axum::routing::delete(crate::webhooks::remove),
+        )
+        .route(
+            "/v1/webhooks/{id}/rotate-secret",
+            post(crate::webhooks::rotate),
+        )
+        .route(
+            "/v1/webhooks/{id}/deliveries",
+            get(crate::webhooks::deliveries),
+        )
+        .route(
+            "/v1/webhook-deliveries/{id}",
+            get(crate::webhooks::delivery),
+        )
+        .route(
+            "/v1/webhook-deliveries/{id}/redeliver",
+            post(crate::webhooks::redeliver),
         )
         .route("/v1/exceptions/negative-stock", get(negative_stock))
         .route(
@@ -316,6 +352,7 @@ pub fn router(hq: Arc<Hq>) -> Router {
         )
         .route("/v1/variants", get(crate::search::search))
         .route("/v1/categories", get(crate::categories::list))
+        .route("/v1/catalog/changes", get(crate::catalog_feed::changes))
         .route(
             "/v1/categories/{id}",
             axum::routing::put(crate::categories::write),
@@ -529,6 +566,29 @@ pub(crate) async fn authorize(
             .await);
         }
         return Ok(format!("key:{}", key.id));
+    }
+    // A store node holds stock for a customer at its own store (a hold placed at a till) with
+    // its sync credential: that scope only, that store only.
+    if scope == Scope::ReservationsWrite {
+        if let Some(token) = bearer(headers) {
+            let own: Option<String> =
+                sqlx::query_scalar("SELECT id FROM stores WHERE token_hash = $1")
+                    .bind(&token_hash(token)[..])
+                    .fetch_optional(&hq.db.pool)
+                    .await?;
+            if let Some(own) = own {
+                let actor = format!("store:{own}");
+                if store.is_some_and(|s| s != own) {
+                    let e = ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "store_not_yours",
+                        "a store holds stock at its own store only",
+                    );
+                    return Err(refused(hq, &actor, e, &format!("scope:{scope}"), store).await);
+                }
+                return Ok(actor);
+            }
+        }
     }
     match (&hq.api_token, bearer(headers), access) {
         (Some(expected), Some(given), Access::Read) if given == expected => Ok("token".to_owned()),
@@ -975,6 +1035,14 @@ pub async fn stock_snapshot(db: &Db, location: &str) -> Result<StockSnapshot, sq
         .bind(location)
         .fetch_all(&mut *tx)
         .await?;
+    let reserved: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT sku, CAST(SUM(quantity_milli) AS BIGINT) FROM reservation_lines
+         WHERE location = $1 AND live_until_ms > $2 GROUP BY sku",
+    )
+    .bind(location)
+    .bind(crate::now_ms())
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(StockSnapshot {
         location: location.to_owned(),
@@ -990,6 +1058,10 @@ pub async fn stock_snapshot(db: &Db, location: &str) -> Result<StockSnapshot, sq
         levels: levels
             .iter()
             .map(|r| (r.get::<String, _>("sku"), r.get::<i64, _>("on_hand")))
+            .collect(),
+        reserved: reserved
+            .into_iter()
+            .filter_map(|(sku, milli)| milli.filter(|m| *m > 0).map(|m| (sku, m)))
             .collect(),
     })
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use domain::ledger::{Event, EventBody, SaleCompleted};
 use domain::sale::{Tender, TenderKind};
 use domain::shift::SalesEffect;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
 use crate::db::Db;
 use crate::ingest::{business_day, business_hour, sales_effect, store_timezone, voided_sale};
@@ -235,42 +235,5 @@ async fn fold_held(tx: &mut Transaction<'_, Any>, events: &[&Event]) -> Result<(
 /// Folds every event HQ applied before the breakdowns existed, once per database (an HQ
 /// upgraded from an earlier version); a database that has run it does nothing.
 pub async fn backfill(db: &Db) -> Result<(), sqlx::Error> {
-    let (_guard, mut tx) = db.begin_write().await?;
-    let done: Option<i64> =
-        sqlx::query_scalar("SELECT done_ms FROM projection_backfills WHERE name = $1")
-            .bind(BACKFILL)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if done.is_some() {
-        return Ok(());
-    }
-    let terminals: Vec<String> = sqlx::query_scalar("SELECT id FROM terminals ORDER BY id")
-        .fetch_all(&mut *tx)
-        .await?;
-    for terminal in terminals {
-        let mut after = 0_i64;
-        loop {
-            let rows = sqlx::query(
-                "SELECT seq, body FROM inbox WHERE terminal = $1 AND applied = 1 AND seq > $2 ORDER BY seq LIMIT 1000",
-            )
-            .bind(&terminal)
-            .bind(after)
-            .fetch_all(&mut *tx)
-            .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.get("seq");
-            let events: Vec<Event> = rows
-                .iter()
-                .filter_map(|r| protocol::event::decode(&r.get::<Vec<u8>, _>("body")).ok())
-                .collect();
-            let events: Vec<&Event> = events.iter().collect();
-            fold_held(&mut tx, &events).await?;
-        }
-    }
-    sqlx::query("INSERT INTO projection_backfills (name, done_ms) VALUES ($1, $2)")
-        .bind(BACKFILL)
-        .bind(jiff::Timestamp::now().as_millisecond())
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+    crate::ingest::backfill_once(db, BACKFILL, async |tx, events| fold_held(tx, events).await).await
 }

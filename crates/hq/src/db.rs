@@ -177,6 +177,7 @@ pub async fn open(url: &str) -> Result<Db, DbError> {
         writes: std::sync::Arc::default(),
     };
     crate::breakdown::backfill(&db).await?;
+    crate::returns::backfill(&db).await?;
     Ok(db)
 }
 

@@ -2,7 +2,8 @@
 //! sequences missing from a till's ledger, a card declined after the customer left with an
 //! offline approval, a gift card redeemed below zero offline, a day's counted cash off by more
 //! than the tolerance, a shift whose events or card terminal disagree with what the till said at
-//! its close (kept by the daily reconciliation), a till silent for too long — found in HQ's
+//! its close (kept by the daily reconciliation), a till silent for too long, an order from the
+//! web its store cannot cover or handed over after it was cancelled — found in HQ's
 //! projections when asked, each with what people said of it (acknowledged or resolved, with a
 //! note, who and when). Saying something of one is a line of the audit log.
 
@@ -14,6 +15,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use domain::quantity::format_signed_milli;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -36,7 +38,7 @@ pub const CASH_TOLERANCE_MINOR: i64 = 500;
 const CASH_DAYS: i64 = 90;
 
 /// The kinds of exception.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 13] = [
     "negative_stock",
     "parked_batch",
     "sequence_gap",
@@ -46,6 +48,10 @@ pub const KINDS: [&str; 9] = [
     "z_mismatch",
     "card_difference",
     "silent_till",
+    "stock_conflict",
+    "order_conflict",
+    "returned_twice",
+    "fiscal_device_out",
 ];
 
 /// An exception and what was said of it.
@@ -249,6 +255,60 @@ pub async fn exceptions(db: &Db, stores: Option<&[String]>) -> Result<Vec<Except
                 format!("{id}: silent for {} hours", (now - last) / 3_600_000),
             ));
         }
+    }
+    let rows = sqlx::query(
+        "SELECT number, store, status, exception FROM orders WHERE exception IS NOT NULL ORDER BY created_ms",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    for r in rows {
+        let number: String = r.get("number");
+        let status: String = r.get("status");
+        match r.get::<String, _>("exception").as_str() {
+            "stock_conflict" if ["placed", "picked", "ready"].contains(&status.as_str()) => {
+                found.push((
+                    "stock_conflict",
+                    number.clone(),
+                    r.get("store"),
+                    format!("order {number}: the store has fewer than its open orders hold (sold at a till)"),
+                ));
+            }
+            "order_conflict" => found.push((
+                "order_conflict",
+                number.clone(),
+                r.get("store"),
+                format!(
+                    "order {number}: the store handed it over or shipped it after it was cancelled"
+                ),
+            )),
+            _ => {}
+        }
+    }
+    let mut conn = db.pool.acquire().await?;
+    for (receipt, store, sku, sold, back) in crate::returns::returned_twice(&mut conn).await? {
+        found.push((
+            "returned_twice",
+            format!("{receipt}|{sku}"),
+            store,
+            format!(
+                "sale {receipt}: {} of `{sku}` taken back at a till and through the web shop, {} sold (a till returned it while its store did not know of the web return)",
+                format_signed_milli(back),
+                format_signed_milli(sold)
+            ),
+        ));
+    }
+    drop(conn);
+    for (terminal, store, since) in crate::fiscal::long_outages(db, now).await? {
+        found.push((
+            "fiscal_device_out",
+            terminal.clone(),
+            store,
+            format!(
+                "{terminal}: the signature device has been out for {} hours (since {}): report the outage to the tax office and mend or replace the device",
+                (now - since) / 3_600_000,
+                jiff::Timestamp::from_millisecond(since).map_or_else(|_| since.to_string(), |t| t.to_string())
+            ),
+        ));
     }
     let said: Vec<(String, String, String, String, String, i64)> =
         sqlx::query_as("SELECT kind, key, state, note, by_actor, at_ms FROM exception_states")

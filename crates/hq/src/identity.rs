@@ -744,11 +744,17 @@ pub enum Scope {
     StoresWrite,
     /// Holding stock: a web shop's carts, a store's holds for a customer.
     ReservationsWrite,
+    /// Orders from the web and their state.
+    OrdersRead,
+    /// Placing orders (a shop) and working them (a store: pick, ready, ship, hand over).
+    OrdersWrite,
+    /// Subscribing to webhooks, redelivering, rotating their secrets.
+    WebhooksWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 12] = [
         Scope::CatalogRead,
         Scope::CatalogWrite,
         Scope::StockRead,
@@ -758,6 +764,9 @@ impl Scope {
         Scope::ExceptionsWrite,
         Scope::StoresWrite,
         Scope::ReservationsWrite,
+        Scope::OrdersRead,
+        Scope::OrdersWrite,
+        Scope::WebhooksWrite,
     ];
 
     /// Its name (`catalog:read`, …).
@@ -772,6 +781,9 @@ impl Scope {
             Scope::ExceptionsWrite => "exceptions:write",
             Scope::StoresWrite => "stores:write",
             Scope::ReservationsWrite => "reservations:write",
+            Scope::OrdersRead => "orders:read",
+            Scope::OrdersWrite => "orders:write",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -1237,12 +1249,29 @@ impl Role {
                 ExceptionsWrite,
                 StoresWrite,
                 ReservationsWrite,
+                OrdersRead,
+                OrdersWrite,
+                WebhooksWrite,
             ],
             Role::Merchandiser => &[CatalogRead, CatalogWrite, StockRead],
-            Role::StoreManager => &[StockRead, ReportsRead, ExceptionsWrite, ReservationsWrite],
-            Role::Finance => &[ReportsRead, StockRead, ExceptionsWrite],
-            Role::Support => &[FleetRead],
-            Role::Auditor => &[CatalogRead, StockRead, ReportsRead, FleetRead, AuditRead],
+            Role::StoreManager => &[
+                StockRead,
+                ReportsRead,
+                ExceptionsWrite,
+                ReservationsWrite,
+                OrdersRead,
+                OrdersWrite,
+            ],
+            Role::Finance => &[ReportsRead, StockRead, ExceptionsWrite, OrdersRead],
+            Role::Support => &[FleetRead, WebhooksWrite],
+            Role::Auditor => &[
+                CatalogRead,
+                StockRead,
+                ReportsRead,
+                FleetRead,
+                AuditRead,
+                OrdersRead,
+            ],
         }
     }
 }

@@ -237,6 +237,54 @@ pub async fn ingest_pushed(
     })
 }
 
+/// Runs `fold` once per database under `name` over every event HQ applied before (each
+/// terminal's in sequence order, a thousand at a time, in one transaction): how a projection
+/// added in a later version is filled from the inbox. A database that has run it does nothing.
+pub(crate) async fn backfill_once(
+    db: &Db,
+    name: &str,
+    mut fold: impl AsyncFnMut(&mut Transaction<'static, Any>, &[&Event]) -> Result<(), sqlx::Error>,
+) -> Result<(), sqlx::Error> {
+    let (_guard, mut tx) = db.begin_write().await?;
+    let done: Option<i64> =
+        sqlx::query_scalar("SELECT done_ms FROM projection_backfills WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if done.is_some() {
+        return Ok(());
+    }
+    let terminals: Vec<String> = sqlx::query_scalar("SELECT id FROM terminals ORDER BY id")
+        .fetch_all(&mut *tx)
+        .await?;
+    for terminal in terminals {
+        let mut after = 0_i64;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, body FROM inbox WHERE terminal = $1 AND applied = 1 AND seq > $2 ORDER BY seq LIMIT 1000",
+            )
+            .bind(&terminal)
+            .bind(after)
+            .fetch_all(&mut *tx)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.get("seq");
+            let events: Vec<Event> = rows
+                .iter()
+                .filter_map(|r| protocol::event::decode(&r.get::<Vec<u8>, _>("body")).ok())
+                .collect();
+            let events: Vec<&Event> = events.iter().collect();
+            fold(&mut tx, &events).await?;
+        }
+    }
+    sqlx::query("INSERT INTO projection_backfills (name, done_ms) VALUES ($1, $2)")
+        .bind(name)
+        .bind(jiff::Timestamp::now().as_millisecond())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
 /// Missing ranges between the acknowledged head and the highest event held.
 async fn gaps_in(
     tx: &mut Transaction<'_, Any>,
@@ -380,6 +428,9 @@ async fn apply_all(
     }
     crate::stored_value::apply(tx, backend, events).await?;
     crate::cards::apply(tx, events).await?;
+    crate::returns::apply(tx, backend, events).await?;
+    crate::fiscal::apply(tx, backend, events).await?;
+    let order_keys = crate::orders::apply(tx, backend, events).await?;
     let mut breakdowns = crate::breakdown::Breakdowns::default();
     let mut zones: BTreeMap<String, String> = BTreeMap::new();
     let mut days: BTreeMap<(String, String, String), [i64; DAY_FIGURES]> = BTreeMap::new();
@@ -565,10 +616,26 @@ async fn apply_all(
         .map(|(key, _)| key.clone())
         .chain(counts.keys().cloned())
         .collect();
-    if keys.is_empty() {
-        return Ok(());
+    if !keys.is_empty() {
+        apply_stock(tx, backend, &keys, &moves, &counts).await?;
     }
-    crate::availability::changed(tx, backend, &keys, crate::now_ms()).await?;
+    // What the orders now hold and what the stores now have: a line the store can no longer
+    // cover is the order's stock conflict; every figure that changed is a change of the feed.
+    crate::orders::check_conflicts(tx, backend, &keys).await?;
+    let changed: BTreeSet<StockKey> = keys.into_iter().chain(order_keys).collect();
+    crate::availability::changed(tx, backend, &changed, crate::now_ms()).await?;
+    Ok(())
+}
+
+/// Applies the movements and counts of a batch to the stock levels of `keys`: movements
+/// inserted in bulk, each level updated once, a count setting its level as of its clock.
+async fn apply_stock(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    keys: &BTreeSet<StockKey>,
+    moves: &BTreeMap<(StockKey, StockClock), i64>,
+    counts: &BTreeMap<StockKey, (StockClock, i64)>,
+) -> Result<(), sqlx::Error> {
     let key_rows = || {
         keys.iter()
             .map(|(l, s)| vec![Arg::Text(l.clone()), Arg::Text(s.clone())])
@@ -636,7 +703,7 @@ async fn apply_all(
         }
     }
     let mut deltas: BTreeMap<&StockKey, i64> = BTreeMap::new();
-    for ((key, clock), delta) in &moves {
+    for ((key, clock), delta) in moves {
         if counts.get(key).is_some_and(|(c, _)| {
             latest
                 .get(key)
@@ -676,7 +743,7 @@ async fn apply_all(
     }
     // A count sets on-hand as of its clock reading: the counted quantity plus every movement
     // recorded after it, whatever order they arrived in.
-    for (key, ((wall, counter, id), counted)) in &counts {
+    for (key, ((wall, counter, id), counted)) in counts {
         sqlx::query(
             "UPDATE stock_levels SET on_hand = $1 + COALESCE((SELECT SUM(m.delta) FROM stock_moves m
                  WHERE m.location = $2 AND m.sku = $3 AND (m.hlc_wall, m.hlc_counter, m.event_id) > ($4, $5, $6)), 0),

@@ -9,24 +9,30 @@ pub mod availability;
 pub mod breakdown;
 pub mod cards;
 mod catalog;
+mod catalog_feed;
 mod categories;
 pub mod db;
 pub mod exceptions;
 mod extract;
+pub mod fiscal;
 pub mod identity;
 pub mod import;
 pub mod ingest;
+pub mod orders;
 pub mod pages;
 mod people;
 mod price_list;
 pub mod reconcile;
 pub mod refdata;
+pub mod reorder;
 pub mod reports;
+pub mod returns;
 pub mod search;
 pub mod sessions;
 mod staff;
 pub mod stored_value;
 mod stores;
+pub mod webhooks;
 mod writes;
 
 use std::future::Future;
@@ -223,6 +229,8 @@ pub struct Settings {
     /// Whether people reach HQ over HTTPS (a TLS-terminating proxy in front of it): the session
     /// cookie is then `Secure`, never sent over plain HTTP.
     pub secure_cookies: bool,
+    /// When failed webhook deliveries are tried again.
+    pub webhook_backoff: webhooks::Backoff,
 }
 
 /// A built HQ, listening, not yet serving.
@@ -230,6 +238,7 @@ pub struct Settings {
 pub struct App {
     state: Arc<api::Hq>,
     listener: TcpListener,
+    webhook_backoff: webhooks::Backoff,
 }
 
 impl App {
@@ -251,6 +260,7 @@ impl App {
                     .with_secure_cookies(settings.secure_cookies),
             ),
             listener,
+            webhook_backoff: settings.webhook_backoff,
         })
     }
 
@@ -273,6 +283,10 @@ impl App {
         let indexer = tokio::spawn(search::keep_fresh(self.state.db.clone()));
         let reconciler = tokio::spawn(reconcile::keep_up(self.state.db.clone()));
         let expirer = tokio::spawn(availability::keep_up(self.state.db.clone()));
+        let deliverer = tokio::spawn(webhooks::keep_up(
+            self.state.db.clone(),
+            self.webhook_backoff,
+        ));
         let shutdown = async move {
             shutdown.await;
             state.close();
@@ -287,6 +301,7 @@ impl App {
         indexer.abort();
         reconciler.abort();
         expirer.abort();
+        deliverer.abort();
         served
     }
 }

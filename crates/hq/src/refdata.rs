@@ -83,6 +83,27 @@ pub(crate) async fn set_version(
     Ok(())
 }
 
+/// Writes one entity as the next version of the reference change log and makes that version
+/// the one stores pull up to; answers it (announce it once the transaction commits).
+pub(crate) async fn publish_entity(
+    tx: &mut sqlx::AnyConnection,
+    backend: crate::db::Backend,
+    kind: &str,
+    key: &str,
+    payload: String,
+) -> Result<i64, sqlx::Error> {
+    let (_, version) = next_version(tx, backend).await?;
+    write_entities(
+        tx,
+        backend,
+        version,
+        vec![(kind.to_owned(), key.to_owned(), Some(payload))],
+    )
+    .await?;
+    set_version(tx, version).await?;
+    Ok(version)
+}
+
 /// Publishes a whole reference data set as the new state: returns the new version (or the
 /// current one when nothing changed). Staff PINs given in clear are hashed under the chain's
 /// `pepper` and only the hash is kept and published; a PIN that matches the hash already held
@@ -125,7 +146,7 @@ pub async fn publish(db: &Db, seed: &SeedDto, pepper: &[u8]) -> Result<i64, Publ
         serde_json::json!({ "id": protocol::pin::pepper_id(pepper) }).to_string(),
     );
     let (current, version) = next_version(&mut tx, db.backend).await?;
-    let rows = sqlx::query("SELECT kind, key, payload FROM ref_entities")
+    let rows = sqlx::query("SELECT kind, key, payload FROM ref_entities WHERE kind <> 'order'")
         .fetch_all(&mut *tx)
         .await?;
     let mut held: BTreeMap<(String, String), Option<String>> = BTreeMap::new();
@@ -141,6 +162,11 @@ pub async fn publish(db: &Db, seed: &SeedDto, pepper: &[u8]) -> Result<i64, Publ
         upserts.push((kind.clone(), key.clone(), Some(payload.clone())));
     }
     for ((kind, key), payload) in &held {
+        // Orders and web returns are not reference data a data set holds: publishing leaves
+        // them be.
+        if kind == protocol::sync::ORDER_KIND || kind == protocol::sync::WEB_RETURN_KIND {
+            continue;
+        }
         if payload.is_some() && !wanted.contains_key(&(kind.clone(), key.clone())) {
             upserts.push((kind.clone(), key.clone(), None));
         }
@@ -221,6 +247,19 @@ pub async fn changes_since(
         let value: Option<serde_json::Value> = payload.and_then(|p| serde_json::from_str(&p).ok());
         let concerns = match kind.as_str() {
             "store" => key == store,
+            // An order goes to its store; a snapshot leaves out the ones that have ended.
+            // A web return goes to the store that sold the goods and the one receiving them.
+            protocol::sync::WEB_RETURN_KIND => value.as_ref().is_none_or(|v| {
+                v["sale_store"].as_str() == Some(store) || v["receive_at"].as_str() == Some(store)
+            }),
+            protocol::sync::ORDER_KIND => value.as_ref().is_none_or(|v| {
+                v["store"].as_str() == Some(store)
+                    && !(since == 0
+                        && matches!(
+                            v["status"].as_str(),
+                            Some("shipped" | "collected" | "cancelled")
+                        ))
+            }),
             "prices" => match value
                 .as_ref()
                 .and_then(|v| serde_json::from_value::<PricesEntity>(v.clone()).ok())

@@ -73,8 +73,15 @@ scenarios! {
     a_revoked_till_keeps_what_hq_held_and_its_later_batches_are_parked,
     categories_form_a_tree_products_name_one_and_a_variant_shows_its_imports,
     reservations_never_take_available_below_zero_and_end_as_asked,
+    a_store_holds_stock_for_its_customers_with_its_own_credential_and_nothing_more,
+    webhooks_deliver_every_event_once_accepted_in_order_through_failures_and_an_outage,
+    an_order_holds_its_stock_reaches_its_store_and_moves_on_with_the_store_ledger,
+    a_thousand_concurrent_reservations_for_ten_units_leave_exactly_ten,
+    a_shop_reads_the_whole_catalog_a_page_at_a_time_and_then_what_changed,
     a_jurisdiction_is_changed_and_what_depends_on_it_is_kept,
     a_store_node_reports_its_version_backlog_and_clock_on_each_pull,
+    a_sale_returned_through_the_web_shop_is_checked_priced_routed_and_received,
+    a_tills_fiscal_receipts_are_kept_exported_and_a_long_device_outage_is_an_exception,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,9 +243,25 @@ impl Till {
     /// `n` stock adjustments of this till, from seq 1, linked from genesis; `delta` varies
     /// the bodies so two chains of one till can differ.
     fn chain(&self, n: u64, delta: i64) -> Vec<Linked> {
+        self.linked(
+            (1..=n)
+                .map(|seq| EventBody::StockAdjusted {
+                    sku: Sku::parse("GRO-BRD-0012").unwrap(),
+                    delta_milli: delta * i64::try_from(seq).unwrap(),
+                    reason: AdjustmentReason::Received,
+                    note: None,
+                })
+                .collect(),
+        )
+    }
+
+    /// `bodies` as this till's events from seq 1, linked from genesis.
+    fn linked(&self, bodies: Vec<EventBody>) -> Vec<Linked> {
         let mut prev = GENESIS;
-        (1..=n)
-            .map(|seq| {
+        bodies
+            .into_iter()
+            .zip(1_u64..)
+            .map(|(body, seq)| {
                 let event = Event {
                     meta: EventMeta {
                         id: EventId::parse(&format!(
@@ -251,12 +274,7 @@ impl Till {
                         seq,
                         hlc: Hlc::new(1_795_476_600_000 + i64::try_from(seq).unwrap(), 0),
                     },
-                    body: EventBody::StockAdjusted {
-                        sku: Sku::parse("GRO-BRD-0012").unwrap(),
-                        delta_milli: delta * i64::try_from(seq).unwrap(),
-                        reason: AdjustmentReason::Received,
-                        note: None,
-                    },
+                    body,
                 };
                 let bytes = protocol::event::encode(&event);
                 let hash = chain::link(&prev, &bytes);
@@ -3613,6 +3631,114 @@ async fn categories_form_a_tree_products_name_one_and_a_variant_shows_its_import
 /// exactly one holds it; an expired reservation holds nothing; extend, release and convert end
 /// it as asked (the same action again changes nothing, another is `409 not_active`); a retried
 /// request is answered, not repeated; every change is on the feed; bad input by field.
+async fn a_store_holds_stock_for_its_customers_with_its_own_credential_and_nothing_more(db: &Db) {
+    use serde_json::json;
+    catalog_writer(db).await;
+    let vienna = hq::add_store(db, &StoreId::parse("vienna-01").unwrap(), "Wien")
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO stock_levels (location, sku, on_hand) VALUES ('vienna-01', 'GRO-BRD-0012', 3000)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {vienna}");
+    let auth = [("authorization", bearer.as_str())];
+    let r = router(db);
+    let hold = |location: &str, channel: &str, quantity: &str| {
+        json!({"location": location, "channel": channel, "ttl_seconds": 86_400,
+               "reference": "Frau Berger", "lines": [{"sku": "GRO-BRD-0012", "quantity": quantity}]})
+    };
+    // Another store's stock, a cart for the web, more than the store can promise: refused.
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/reservations",
+            &auth,
+            &hold("graz-01", "store", "1"),
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "store_not_yours", None);
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/reservations",
+            &auth,
+            &hold("vienna-01", "online", "1"),
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::FORBIDDEN,
+        "missing_scope",
+        Some("channel"),
+    );
+    let answer = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/reservations",
+            &auth,
+            &hold("vienna-01", "store", "4"),
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "insufficient_stock",
+        Some("lines[0].quantity"),
+    );
+    // Its own customers' hold: taken, by the store, and released by it.
+    let (status, _, held) = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/reservations",
+            &auth,
+            &hold("vienna-01", "store", "2"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    let actor: String = sqlx::query_scalar("SELECT actor FROM reservations WHERE id = $1")
+        .bind(held["id"].as_str().unwrap())
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(actor, "store:vienna-01");
+    let snapshot = hq::api::stock_snapshot(db, "vienna-01").await.unwrap();
+    assert_eq!(
+        snapshot.reserved.get("GRO-BRD-0012"),
+        Some(&2000),
+        "{snapshot:?}"
+    );
+    let release = format!("/v1/reservations/{}/actions", held["id"].as_str().unwrap());
+    let (status, _, released) = send(
+        &r,
+        json_request("POST", &release, &auth, &json!({"action": "release"})),
+    )
+    .await;
+    assert_eq!(
+        (status, &released["state"]),
+        (StatusCode::OK, &json!("released")),
+        "{released}"
+    );
+    assert!(
+        hq::api::stock_snapshot(db, "vienna-01")
+            .await
+            .unwrap()
+            .reserved
+            .is_empty()
+    );
+    // The credential opens nothing else of the API.
+    let (status, _) = get(&r, "/v1/availability?skus=GRO-BRD-0012", Some(&vienna)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
 async fn reservations_never_take_available_below_zero_and_end_as_asked(db: &Db) {
     use hq::identity::{Actor, Scope, create_api_key};
     use serde_json::json;
@@ -3855,6 +3981,10 @@ async fn reservations_never_take_available_below_zero_and_end_as_asked(db: &Db) 
             .execute(&db.pool)
             .await
             .unwrap();
+        sqlx::query("UPDATE reservation_lines SET live_until_ms = 0")
+            .execute(&db.pool)
+            .await
+            .unwrap();
         let racers: Vec<_> = (0..8)
             .map(|_| {
                 let r = r.clone();
@@ -3889,6 +4019,12 @@ async fn reservations_never_take_available_below_zero_and_end_as_asked(db: &Db) 
         .await
         .unwrap();
     sqlx::query("UPDATE reservations SET expires_ms = $1 WHERE id = $2")
+        .bind(now - 1)
+        .bind(&winner)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE reservation_lines SET live_until_ms = $1 WHERE reservation = $2")
         .bind(now - 1)
         .bind(&winner)
         .execute(&db.pool)
@@ -4304,4 +4440,1517 @@ async fn a_store_node_reports_its_version_backlog_and_clock_on_each_pull(db: &Db
     )])
     .await;
     assert_eq!(oldest().await, None);
+}
+
+/// A webhook receiver on 127.0.0.1 that refuses every other request with a 500 and records
+/// each request: (event id, type, resource, sequence, accepted, signature header, body).
+#[derive(Default)]
+struct Receiver {
+    seen: std::sync::Mutex<Vec<Received>>,
+    count: AtomicU64,
+}
+
+/// One request a receiver got.
+#[derive(Clone)]
+struct Received {
+    id: String,
+    kind: String,
+    resource: String,
+    sequence: i64,
+    accepted: bool,
+    signature: String,
+    body: Vec<u8>,
+}
+
+async fn receive(
+    axum::extract::State(receiver): axum::extract::State<Arc<Receiver>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let accept = receiver.count.fetch_add(1, Ordering::SeqCst) % 2 == 1;
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("kassa-webhook-id"), event["id"].as_str().unwrap());
+    receiver.seen.lock().unwrap().push(Received {
+        id: event["id"].as_str().unwrap_or_default().to_owned(),
+        kind: event["type"].as_str().unwrap_or_default().to_owned(),
+        resource: event["resource"].as_str().unwrap_or_default().to_owned(),
+        sequence: event["sequence"].as_i64().unwrap_or_default(),
+        accepted: accept,
+        signature: header("kassa-webhook-signature"),
+        body: body.to_vec(),
+    });
+    if accept {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+/// What a receiver computes, written from the documented scheme (not HQ's code): HMAC-SHA256
+/// under the secret of `<t>.<body>`, in hex, one `v1=` per secret that signs.
+fn signatures_of(header: &str, secret: &str, body: &[u8]) -> (i64, bool) {
+    use hmac::{KeyInit, Mac};
+    let t: i64 = header
+        .split(',')
+        .find_map(|p| p.strip_prefix("t="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    let expected = hex::encode(mac.finalize().into_bytes());
+    (
+        t,
+        header
+            .split(',')
+            .any(|p| p.strip_prefix("v1=") == Some(expected.as_str())),
+    )
+}
+
+/// A shop subscribes to reservations and availability; its receiver is down at first and then
+/// refuses every other request. Every event is accepted exactly once by id (a retry repeats the
+/// id), each resource's events are accepted in sequence order, every request is signed under
+/// the secret (and the previous one while a rotation overlaps), the delivery log shows the
+/// refusals, a delivery is sent again by hand, another key sees none of it, and bad
+/// subscriptions are refused by field.
+async fn webhooks_deliver_every_event_once_accepted_in_order_through_failures_and_an_outage(
+    db: &Db,
+) {
+    use hq::identity::{Actor, Scope, create_api_key};
+    use serde_json::json;
+    catalog_writer(db).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let shop = create_api_key(
+        db,
+        &Actor::Cli,
+        "web shop",
+        &[
+            Scope::StockRead,
+            Scope::ReservationsWrite,
+            Scope::WebhooksWrite,
+        ],
+        now,
+    )
+    .await
+    .unwrap();
+    let other = create_api_key(db, &Actor::Cli, "erp", &[Scope::WebhooksWrite], now)
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", shop.secret);
+    let auth = [("authorization", bearer.as_str())];
+    let other_bearer = format!("Bearer {}", other.secret);
+    let other_auth = [("authorization", other_bearer.as_str())];
+    let r = router(db);
+    sqlx::query("INSERT INTO stock_levels (location, sku, on_hand) VALUES ('vienna-01', 'GRO-BRD-0012', 100000)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    // Bad subscriptions, by field; nothing kept.
+    for (body, field) in [
+        (json!({"url": "ftp://127.0.0.1/x", "events": ["*"]}), "url"),
+        (json!({"url": "not a url", "events": ["*"]}), "url"),
+        (
+            json!({"url": "http://u:p@127.0.0.1/x", "events": ["*"]}),
+            "url",
+        ),
+        (
+            json!({"url": "http://127.0.0.1/x", "events": ["order.nope"]}),
+            "events[0]",
+        ),
+        (json!({"url": "http://127.0.0.1/x", "events": []}), "events"),
+        (
+            json!({"url": "http://127.0.0.1/x", "events": ["*"], "api_key": other.key.id}),
+            "api_key",
+        ),
+    ] {
+        let answer = send(&r, json_request("POST", "/v1/webhooks", &auth, &body)).await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some(field),
+        );
+    }
+
+    // The receiver's port, not listening yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let (status, _, subscription) = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/webhooks",
+            &auth,
+            &json!({"url": url, "events": ["reservation.*", "availability.changed"]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{subscription}");
+    let id = subscription["id"].as_str().unwrap().to_owned();
+    let secret = subscription["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let (status, listed) = get(&r, "/v1/webhooks", Some(&other.secret)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["subscriptions"], json!([]), "another key sees none");
+    let (status, _) = get(
+        &r,
+        &format!("/v1/webhooks/{id}/deliveries"),
+        Some(&other.secret),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let answer = send(
+        &r,
+        Request::delete(format!("/v1/webhooks/{id}"))
+            .header("authorization", &other_bearer)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::NOT_FOUND);
+    let _ = other_auth;
+
+    // Ten reservations, five released: 15 reservation events, 15 of availability (one resource).
+    let mut reservations = Vec::new();
+    for i in 0..10 {
+        let (status, _, body) = send(
+            &r,
+            json_request(
+                "POST",
+                "/v1/reservations",
+                &auth,
+                &json!({"location": "vienna-01", "lines": [{"sku": "GRO-BRD-0012", "quantity": "1"}], "reference": format!("cart-{i}")}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        reservations.push(body["id"].as_str().unwrap().to_owned());
+    }
+    for id in &reservations[..5] {
+        let (status, _, body) = send(
+            &r,
+            json_request(
+                "POST",
+                &format!("/v1/reservations/{id}/actions"),
+                &auth,
+                &json!({"action": "release"}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let events: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT id, resource, seq FROM webhook_events ORDER BY created_ms, seq")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(events.len(), 30);
+
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let backoff = hq::webhooks::Backoff {
+        base_ms: 20,
+        cap_ms: 200,
+    };
+    // Down: attempts fail and are logged; nothing is lost.
+    for _ in 0..5 {
+        hq::webhooks::deliver_due(
+            db,
+            &client,
+            backoff,
+            jiff::Timestamp::now().as_millisecond(),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+    let (status, log) = get(
+        &r,
+        &format!("/v1/webhooks/{id}/deliveries?state=pending"),
+        Some(&shop.secret),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert_eq!(log["deliveries"].as_array().unwrap().len(), 30, "{log}");
+    let tried: Vec<&Value> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["attempts"].as_i64().unwrap() > 0)
+        .collect();
+    assert!(!tried.is_empty());
+    assert!(
+        tried
+            .iter()
+            .all(|d| d["last_status"].is_null() && d["last_error"].is_string())
+    );
+
+    // Up, refusing every other request.
+    let receiver = Arc::new(Receiver::default());
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        hq::webhooks::deliver_due(
+            db,
+            &client,
+            backoff,
+            jiff::Timestamp::now().as_millisecond(),
+        )
+        .await
+        .unwrap();
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{pending} still pending"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    let seen = receiver.seen.lock().unwrap().clone();
+    let accepted: Vec<_> = seen.iter().filter(|s| s.accepted).collect();
+    let ids: std::collections::BTreeSet<&String> = events.iter().map(|e| &e.0).collect();
+    let accepted_ids: std::collections::BTreeSet<&String> =
+        accepted.iter().map(|s| &s.id).collect();
+    assert_eq!(accepted.len(), 30, "each accepted once");
+    assert_eq!(accepted_ids, ids, "every event accepted");
+    assert!(
+        seen.len() >= 60,
+        "every other request was refused: {}",
+        seen.len()
+    );
+    assert!(
+        seen.iter().all(|s| ids.contains(&s.id)),
+        "a repeat carries an event's id"
+    );
+    let now_s = jiff::Timestamp::now().as_second();
+    for s in &seen {
+        let (t, valid) = signatures_of(&s.signature, &secret, &s.body);
+        assert!(valid, "signed: {}", s.signature);
+        assert!((now_s - t).abs() < 120);
+    }
+    let mut last: std::collections::BTreeMap<&String, i64> = std::collections::BTreeMap::new();
+    for s in &accepted {
+        let before = last.insert(&s.resource, s.sequence).unwrap_or(0);
+        assert_eq!(
+            s.sequence,
+            before + 1,
+            "{} accepted in sequence",
+            s.resource
+        );
+    }
+    assert_eq!(last[&"availability:vienna-01|GRO-BRD-0012".to_owned()], 15);
+    let released = format!("reservation:{}", reservations[0]);
+    assert_eq!(last[&released], 2);
+    let data: Value = serde_json::from_slice(
+        &accepted
+            .iter()
+            .rfind(|s| s.kind == "availability.changed")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(data["data"]["reserved"], "5", "{data}");
+    assert_eq!(data["data"]["available"], "95", "{data}");
+
+    // The log: delivered, with the refused attempt before.
+    let (_, log) = get(
+        &r,
+        &format!("/v1/webhooks/{id}/deliveries?state=delivered&limit=1000"),
+        Some(&shop.secret),
+    )
+    .await;
+    let delivered = log["deliveries"].as_array().unwrap();
+    assert_eq!(delivered.len(), 30);
+    let refused_first = delivered
+        .iter()
+        .find(|d| d["attempts"].as_i64().unwrap() > 1)
+        .unwrap();
+    let (status, one) = get(
+        &r,
+        &format!("/v1/webhook-deliveries/{}", refused_first["id"]),
+        Some(&shop.secret),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    let attempts = one["attempts"].as_array().unwrap();
+    assert!(attempts.iter().any(|a| a["status"] == 500), "{one}");
+    assert_eq!(attempts.last().unwrap()["status"], 204, "{one}");
+
+    // Rotation: while the overlap lasts both secrets sign.
+    let (status, _, rotated) = send(
+        &r,
+        json_request(
+            "POST",
+            &format!("/v1/webhooks/{id}/rotate-secret"),
+            &auth,
+            &json!({"overlap_seconds": 3600}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    // Sent again by hand: the same event, id and body.
+    let (status, _, again) = send(
+        &r,
+        json_request(
+            "POST",
+            &format!("/v1/webhook-deliveries/{}/redeliver", refused_first["id"]),
+            &auth,
+            &json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["state"], "pending");
+    let before = receiver.seen.lock().unwrap().len();
+    for _ in 0..50 {
+        hq::webhooks::deliver_due(
+            db,
+            &client,
+            backoff,
+            jiff::Timestamp::now().as_millisecond(),
+        )
+        .await
+        .unwrap();
+        if receiver
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(before)
+            .any(|s| s.accepted)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    let seen = receiver.seen.lock().unwrap().clone();
+    let resent = &seen[before..];
+    assert!(!resent.is_empty());
+    for s in resent {
+        assert_eq!(s.id, refused_first["event"].as_str().unwrap());
+        assert!(
+            signatures_of(&s.signature, &new_secret, &s.body).1,
+            "new secret signs"
+        );
+        assert!(
+            signatures_of(&s.signature, &secret, &s.body).1,
+            "previous secret signs in the overlap"
+        );
+    }
+    let actions = audit_actions(db).await;
+    for action in [
+        "webhook.subscribe",
+        "webhook.rotate-secret",
+        "webhook.redeliver",
+    ] {
+        assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
+
+    // Removed: later changes are not told.
+    let answer = send(
+        &r,
+        Request::delete(format!("/v1/webhooks/{id}"))
+            .header("authorization", &bearer)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::NO_CONTENT);
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let (status, _, _) = send(
+        &r,
+        json_request(
+            "POST",
+            &format!("/v1/reservations/{}/actions", reservations[9]),
+            &auth,
+            &json!({"action": "release"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_events")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(after, held);
+    server.abort();
+}
+
+/// A shop's order: bad input refused by field with nothing written, a cart hold converted, the
+/// same request twice answered once, routed to its store's reference pull (and no other),
+/// cancelled with its stock available again; a till selling what it holds puts it in
+/// `stock_conflict` (exception and webhook) until stock comes back; the store's ledger picks
+/// it short, readies it and hands it over, which ends its hold and takes the stock out once.
+async fn an_order_holds_its_stock_reaches_its_store_and_moves_on_with_the_store_ledger(db: &Db) {
+    use domain::ledger::{OrderStep, OrderStepKind};
+    use domain::quantity::Quantity;
+    use hq::identity::{Actor, NewUser, Role, Scope, add_user, create_api_key};
+    use serde_json::json;
+    catalog_writer(db).await;
+    let till = Till::new("vienna-01", "vienna-01-t1", 7);
+    let token = till.register(db).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let shop = create_api_key(
+        db,
+        &Actor::Cli,
+        "web shop",
+        &[
+            Scope::StockRead,
+            Scope::ReservationsWrite,
+            Scope::OrdersRead,
+            Scope::OrdersWrite,
+            Scope::WebhooksWrite,
+        ],
+        now,
+    )
+    .await
+    .unwrap()
+    .secret;
+    let bearer = format!("Bearer {shop}");
+    let auth = [("authorization", bearer.as_str())];
+    let r = router(db);
+    let (status, _, _) = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/webhooks",
+            &auth,
+            &json!({"url": "http://127.0.0.1:9/hook", "events": ["order.*"]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    sqlx::query("INSERT INTO stock_levels (location, sku, on_hand) VALUES ('vienna-01', 'GRO-BRD-0012', 5000)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let figures = || async {
+        let (status, body) = get(
+            &r,
+            "/v1/availability?skus=GRO-BRD-0012&location=vienna-01",
+            Some(&shop),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let f = &body["variants"][0]["locations"][0];
+        (
+            f["on_hand"].as_str().unwrap().to_owned(),
+            f["reserved"].as_str().unwrap().to_owned(),
+            f["available"].as_str().unwrap().to_owned(),
+        )
+    };
+    let order = |lines: Value| {
+        json!({
+            "store": "vienna-01",
+            "fulfilment": "pickup",
+            "payment": {"state": "paid", "psp_reference": "psp-1"},
+            "customer": {"name": "Eva Huber", "email": "eva@example.at"},
+            "lines": lines,
+            "reference": "shop-1001",
+        })
+    };
+    let bread = |q: &str| json!([{"sku": "GRO-BRD-0012", "quantity": q, "unit_price": "4.20"}]);
+
+    // Bad input, by field; nothing written.
+    let mut cases = vec![
+        (
+            order(json!([{"sku": "NOPE-1", "quantity": "1", "unit_price": "1"}])),
+            "lines[0].sku",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            order(bread("-1")),
+            "lines[0].quantity",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            order(bread("1.5")),
+            "lines[0].quantity",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            order(json!([{"sku": "GRO-BRD-0012", "quantity": "1", "unit_price": "-1"}])),
+            "lines[0].unit_price",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            order(json!([{"sku": "GRO-BRD-0001", "quantity": "1", "unit_price": "0.45"}])),
+            "lines[0].sku",
+            StatusCode::CONFLICT,
+            "not_sold_online",
+        ),
+        (
+            order(bread("6")),
+            "lines[0].quantity",
+            StatusCode::CONFLICT,
+            "insufficient_stock",
+        ),
+        (
+            order(json!([])),
+            "lines",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+    ];
+    let mut unpaid = order(bread("1"));
+    unpaid["payment"] = json!({"state": "paid"});
+    cases.push((
+        unpaid,
+        "payment.psp_reference",
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    ));
+    let mut shipped_unpaid = order(bread("1"));
+    shipped_unpaid["fulfilment"] = json!("ship-from-store");
+    shipped_unpaid["payment"] = json!({"state": "at-pickup"});
+    shipped_unpaid["shipping_address"] = json!("Hauptstraße 1, 1010 Wien");
+    cases.push((
+        shipped_unpaid,
+        "payment.state",
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    ));
+    let mut no_address = order(bread("1"));
+    no_address["fulfilment"] = json!("ship-from-store");
+    cases.push((
+        no_address,
+        "shipping_address",
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    ));
+    let mut elsewhere = order(bread("1"));
+    elsewhere["fulfilment"] = json!("elsewhere");
+    cases.push((
+        elsewhere,
+        "fulfilment",
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    ));
+    let mut nameless = order(bread("1"));
+    nameless["customer"] = json!({"name": " "});
+    cases.push((
+        nameless,
+        "customer.name",
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    ));
+    let mut other_store = order(bread("1"));
+    other_store["store"] = json!("linz-01");
+    cases.push((
+        other_store,
+        "store",
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    ));
+    for (body, field, status, code) in cases {
+        let answer = send(&r, json_request("POST", "/v1/orders", &auth, &body)).await;
+        assert_error(&answer, status, code, Some(field));
+    }
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(held, 0);
+    assert_eq!(figures().await, ("5".into(), "0".into(), "5".into()));
+
+    // A cart hold of 2 converted into an order of 3, sent twice under one key.
+    let (status, _, cart) = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/reservations",
+            &auth,
+            &json!({"location": "vienna-01", "lines": [{"sku": "GRO-BRD-0012", "quantity": "2"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{cart}");
+    let mut first = order(bread("3"));
+    first["reservation"] = cart["id"].clone();
+    let keyed = [
+        ("authorization", bearer.as_str()),
+        ("idempotency-key", "order-1"),
+    ];
+    let (status, _, placed) = send(&r, json_request("POST", "/v1/orders", &keyed, &first)).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    let (status, _, again) = send(&r, json_request("POST", "/v1/orders", &keyed, &first)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again["id"], placed["id"]);
+    assert_eq!(placed["status"], "placed");
+    assert_eq!(placed["number"], "W-000001");
+    assert_eq!(placed["lines"][0]["unit_price"], "4.20");
+    assert_eq!(figures().await, ("5".into(), "3".into(), "2".into()));
+    let (_, cart_now) = get(
+        &r,
+        &format!("/v1/reservations/{}", cart["id"].as_str().unwrap()),
+        Some(&shop),
+    )
+    .await;
+    assert_eq!(cart_now["state"], "converted");
+    let order_id = placed["id"].as_str().unwrap().to_owned();
+
+    // Routed to its store's pull, not another's.
+    let pulled = hq::refdata::changes_since(db, "vienna-01", 0)
+        .await
+        .unwrap();
+    let routed: Vec<_> = pulled
+        .entities
+        .iter()
+        .filter(|e| e.kind == "order")
+        .collect();
+    assert_eq!(routed.len(), 1);
+    assert_eq!(routed[0].payload.as_ref().unwrap()["number"], "W-000001");
+    let elsewhere = hq::refdata::changes_since(db, "graz-01", 0).await.unwrap();
+    assert!(elsewhere.entities.iter().all(|e| e.kind != "order"));
+
+    // A second order takes the rest; a third finds nothing; cancelling gives it back.
+    let (status, _, second) = send(
+        &r,
+        json_request("POST", "/v1/orders", &auth, &order(bread("2"))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let answer = send(
+        &r,
+        json_request("POST", "/v1/orders", &auth, &order(bread("1"))),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "insufficient_stock",
+        Some("lines[0].quantity"),
+    );
+    let cancel = format!("/v1/orders/{}/actions", second["number"].as_str().unwrap());
+    for _ in 0..2 {
+        let (status, _, cancelled) = send(
+            &r,
+            json_request(
+                "POST",
+                &cancel,
+                &auth,
+                &json!({"action": "cancel", "reason": "customer asked"}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{cancelled}");
+        assert_eq!(cancelled["status"], "cancelled");
+    }
+    assert_eq!(figures().await, ("5".into(), "3".into(), "2".into()));
+    let answer = send(
+        &r,
+        json_request("POST", &cancel, &auth, &json!({"action": "ship"})),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("action"),
+    );
+
+    // Another store's manager reads none of it.
+    hq::add_store(db, &StoreId::parse("graz-01").unwrap(), "Graz")
+        .await
+        .unwrap();
+    add_user(
+        db,
+        &NewUser {
+            name: "gus".into(),
+            display_name: "Gus".into(),
+            role: Role::StoreManager,
+            stores: vec!["graz-01".into()],
+            password: "correct horse battery".into(),
+        },
+        &Actor::Cli,
+        now,
+    )
+    .await
+    .unwrap();
+    let (_, set_cookie, _) = sign_in(&r, "gus", "correct horse battery").await;
+    let cookie = format!("{}={}", hq::sessions::COOKIE, cookie_value(&set_cookie));
+    let (status, _, _) = send(
+        &r,
+        Request::get(format!("/v1/orders/{order_id}"))
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The till sells four (offline, it never asks): the order cannot be covered.
+    let staff = domain::StaffId::parse("anna").unwrap();
+    let step = |step: OrderStepKind, q: i64| {
+        EventBody::OrderStep(OrderStep {
+            order: order_id.clone(),
+            number: "W-000001".into(),
+            step,
+            lines: vec![(
+                Sku::parse("GRO-BRD-0012").unwrap(),
+                Quantity::from_milli(q).unwrap(),
+            )],
+            sale_receipt: None,
+            store_credit: None,
+            staff: staff.clone(),
+        })
+    };
+    let events = till.linked(vec![
+        EventBody::StockAdjusted {
+            sku: Sku::parse("GRO-BRD-0012").unwrap(),
+            delta_milli: -4000,
+            reason: AdjustmentReason::Damaged,
+            note: None,
+        },
+        EventBody::StockCounted {
+            sku: Sku::parse("GRO-BRD-0012").unwrap(),
+            counted_milli: 10_000,
+        },
+        step(OrderStepKind::Picked, 2000),
+        step(OrderStepKind::Ready, 2000),
+        step(OrderStepKind::HandedOver, 2000),
+    ]);
+    let push = |range: std::ops::Range<usize>| {
+        let events = events[range].to_vec();
+        let token = token.clone();
+        let r = r.clone();
+        let till_store = till.store.clone();
+        let till_key = till.key.clone();
+        let till_id = till.id.to_string();
+        async move {
+            let b = batch(&till_store, &till_id, &till_key, &events);
+            let (status, _, body) = send(&r, push_request(&token, wire(&b))).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    push(0..1).await;
+    assert_eq!(figures().await, ("1".into(), "3".into(), "0".into()));
+    let (_, conflicted) = get(&r, &format!("/v1/orders/{order_id}"), Some(&shop)).await;
+    assert_eq!(conflicted["exception"], "stock_conflict", "{conflicted}");
+    let inbox = hq::exceptions::exceptions(db, None).await.unwrap();
+    assert!(
+        inbox
+            .iter()
+            .any(|e| e.kind == "stock_conflict" && e.key == "W-000001"),
+        "{inbox:?}"
+    );
+    let told: Vec<String> = sqlx::query_scalar(
+        "SELECT type FROM webhook_events WHERE resource = 'order:W-000001' ORDER BY seq",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(told, ["order.created", "order.stock_conflict"]);
+
+    // Counted back to 10: covered again.
+    push(1..2).await;
+    let (_, covered) = get(&r, &format!("/v1/orders/{order_id}"), Some(&shop)).await;
+    assert_eq!(covered["exception"], Value::Null, "{covered}");
+    assert_eq!(figures().await, ("10".into(), "3".into(), "7".into()));
+
+    // Picked short (2 of 3), ready, handed over: the hold ends, the stock leaves once.
+    push(2..3).await;
+    let (_, picked) = get(&r, &format!("/v1/orders/{order_id}"), Some(&shop)).await;
+    assert_eq!(
+        (&picked["status"], &picked["short"]),
+        (&json!("picked"), &json!(true)),
+        "{picked}"
+    );
+    assert_eq!(picked["lines"][0]["picked"], "2");
+    assert_eq!(figures().await, ("10".into(), "2".into(), "8".into()));
+    push(3..5).await;
+    let (_, collected) = get(&r, &format!("/v1/orders/{order_id}"), Some(&shop)).await;
+    assert_eq!(collected["status"], "collected", "{collected}");
+    assert_eq!(figures().await, ("8".into(), "0".into(), "8".into()));
+    let history: Vec<&str> = collected["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["placed", "picked", "ready", "collected"]);
+    let told: Vec<String> = sqlx::query_scalar(
+        "SELECT type FROM webhook_events WHERE resource = 'order:W-000001' ORDER BY seq",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        told,
+        [
+            "order.created",
+            "order.stock_conflict",
+            "order.picked",
+            "order.ready",
+            "order.collected"
+        ]
+    );
+    // An ended order leaves a store's snapshot; its last state is in the change log.
+    let pulled = hq::refdata::changes_since(db, "vienna-01", 0)
+        .await
+        .unwrap();
+    assert!(
+        pulled
+            .entities
+            .iter()
+            .all(|e| e.kind != "order" || e.key != order_id)
+    );
+    let (status, open) = get(&r, "/v1/orders?store=vienna-01&status=open", Some(&shop)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(open["orders"], json!([]));
+    let (_, cancelled) = get(&r, "/v1/orders?status=cancelled", Some(&shop)).await;
+    assert_eq!(cancelled["orders"].as_array().unwrap().len(), 1);
+
+    // The back office: an admin sees both orders and the delivery log; Graz's manager neither.
+    add_user(
+        db,
+        &NewUser {
+            name: "ada".into(),
+            display_name: "Ada".into(),
+            role: Role::Admin,
+            stores: vec![],
+            password: "correct horse battery".into(),
+        },
+        &Actor::Cli,
+        now,
+    )
+    .await
+    .unwrap();
+    let (_, set_cookie, _) = sign_in(&r, "ada", "correct horse battery").await;
+    let admin = format!("{}={}", hq::sessions::COOKIE, cookie_value(&set_cookie));
+    let html = |path: &str, cookie: &str| {
+        let request = Request::get(path)
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap();
+        let r = r.clone();
+        async move {
+            let response = r.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    };
+    let (status, page) = html("/orders", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"data-order="W-000001""#) && page.contains(r#"data-order="W-000002""#),
+        "{page}"
+    );
+    let (_, page) = html("/orders?status=open", &admin).await;
+    assert!(page.contains(r#"data-test="no-orders""#));
+    let (_, page) = html("/orders", &cookie).await;
+    assert!(
+        page.contains(r#"data-test="no-orders""#),
+        "another store's manager sees none"
+    );
+    let (status, page) = html("/webhooks", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("order.collected") && page.contains("127.0.0.1:9/hook"),
+        "{page}"
+    );
+    let (status, _) = html("/webhooks", &cookie).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// 1,000 reservations of one unit each sent at once for 10 units on hand: exactly 10 are held,
+/// every other answer is `409 insufficient_stock`, and the figures add up.
+async fn a_thousand_concurrent_reservations_for_ten_units_leave_exactly_ten(db: &Db) {
+    use hq::identity::{Actor, Scope, create_api_key};
+    use serde_json::json;
+    catalog_writer(db).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let shop = create_api_key(
+        db,
+        &Actor::Cli,
+        "web shop",
+        &[Scope::StockRead, Scope::ReservationsWrite],
+        now,
+    )
+    .await
+    .unwrap()
+    .secret;
+    sqlx::query("INSERT INTO stock_levels (location, sku, on_hand) VALUES ('vienna-01', 'GRO-BRD-0012', 10000)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let r = router(db);
+    let bearer = format!("Bearer {shop}");
+    let tasks: Vec<_> = (0..1000)
+        .map(|i| {
+            let r = r.clone();
+            let bearer = bearer.clone();
+            tokio::spawn(async move {
+                let request = json_request(
+                    "POST",
+                    "/v1/reservations",
+                    &[("authorization", bearer.as_str())],
+                    &json!({"location": "vienna-01", "lines": [{"sku": "GRO-BRD-0012", "quantity": "1"}], "reference": format!("cart-{i}")}),
+                );
+                let (status, _, body) = send(&r, request).await;
+                (status, body)
+            })
+        })
+        .collect();
+    let mut held = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        match status {
+            StatusCode::CREATED => held += 1,
+            StatusCode::CONFLICT => assert_eq!(body["code"], "insufficient_stock", "{body}"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(held, 10);
+    let (_, figures) = get(
+        &r,
+        "/v1/availability?skus=GRO-BRD-0012&location=vienna-01",
+        Some(&shop),
+    )
+    .await;
+    let f = &figures["variants"][0]["locations"][0];
+    assert_eq!(
+        (&f["on_hand"], &f["reserved"], &f["available"]),
+        (&json!("10"), &json!("10"), &json!("0")),
+        "{figures}"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reservations WHERE state = 'active'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 10);
+}
+
+/// A shop reads every variant, price row and category a page at a time, then only what changed
+/// after its cursor; a bad cursor is refused by name.
+async fn a_shop_reads_the_whole_catalog_a_page_at_a_time_and_then_what_changed(db: &Db) {
+    use hq::identity::{Actor, Scope, create_api_key};
+    catalog_writer(db).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let shop = create_api_key(db, &Actor::Cli, "web shop", &[Scope::CatalogRead], now)
+        .await
+        .unwrap()
+        .secret;
+    let r = router(db);
+    let read_all = |after: String| {
+        let r = r.clone();
+        let shop = shop.clone();
+        async move {
+            let mut after = after;
+            let mut seen = Vec::new();
+            loop {
+                let (status, page) = get(
+                    &r,
+                    &format!("/v1/catalog/changes?limit=37&after={}", urlencode(&after)),
+                    Some(&shop),
+                )
+                .await;
+                assert_eq!(status, StatusCode::OK, "{page}");
+                for c in page["changes"].as_array().unwrap() {
+                    seen.push((
+                        c["kind"].as_str().unwrap().to_owned(),
+                        c["key"].as_str().unwrap().to_owned(),
+                        c["payload"].clone(),
+                    ));
+                }
+                after = page["next"].as_str().unwrap().to_owned();
+                if !page["more"].as_bool().unwrap() {
+                    return (seen, after);
+                }
+            }
+        }
+    };
+    let (all, cursor) = read_all(String::new()).await;
+    let held: Vec<(String, String)> = sqlx::query_as(
+        "SELECT kind, key FROM ref_entities WHERE kind IN ('category', 'prices', 'variant') AND payload IS NOT NULL ORDER BY kind, key",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let mut read: Vec<(String, String)> = all
+        .iter()
+        .map(|(k, key, _)| (k.clone(), key.clone()))
+        .collect();
+    read.sort();
+    assert_eq!(read, held, "every catalog entity once, nothing else");
+    assert!(held.len() > 100);
+    // Nothing new: an empty page at the same cursor.
+    let (none, same) = read_all(cursor.clone()).await;
+    assert!(none.is_empty());
+    assert_eq!(same, cursor);
+    // One variant renamed: only it.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/demo/seed.json");
+    let mut seed: protocol::seed::SeedDto =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let variant = seed.products[0].variants[0].sku.clone();
+    seed.products[0].variants[0].name = "Renamed for the shop".into();
+    hq::refdata::publish(db, &seed, PEPPER).await.unwrap();
+    let (changed, _) = read_all(cursor).await;
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(
+        (changed[0].0.as_str(), changed[0].1.as_str()),
+        ("variant", variant.as_str())
+    );
+    assert_eq!(changed[0].2["variant"]["name"], "Renamed for the shop");
+    let (status, body) = get(&r, "/v1/catalog/changes?after=x", Some(&shop)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "after", "{body}");
+}
+
+/// `value` for a query string.
+fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An in-store sale returned through the web shop: bad input is refused by field with nothing
+/// written; the return is priced like a till's (the refund is the lines' share of the sale),
+/// answered once under one key, routed to the selling store only, never takes more than the
+/// sale sold less what tills and the web took back, and is received by the store's ledger
+/// (stock back, `return.received`). A till that returned the same goods offline is not refused
+/// by HQ: the receipt shows up as returned twice.
+async fn a_sale_returned_through_the_web_shop_is_checked_priced_routed_and_received(db: &Db) {
+    use domain::catalog::TaxCategory;
+    use domain::ledger::{ReturnCompleted, ReturnReceived, SaleCompleted};
+    use domain::quantity::{Quantity, UnitOfSale};
+    use domain::sale::{LineInput, Tender, TenderKind, price_cart, price_return, settle};
+    use domain::{Currency, Money, Timestamp};
+    use hq::identity::{Actor, Scope, create_api_key};
+    use serde_json::json;
+    catalog_writer(db).await;
+    let till = Till::new("vienna-01", "vienna-01-t1", 8);
+    let token = till.register(db).await;
+    hq::add_store(db, &StoreId::parse("graz-01").unwrap(), "Graz")
+        .await
+        .unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    let shop = create_api_key(
+        db,
+        &Actor::Cli,
+        "web shop",
+        &[Scope::OrdersRead, Scope::OrdersWrite, Scope::WebhooksWrite],
+        now,
+    )
+    .await
+    .unwrap()
+    .secret;
+    let bearer = format!("Bearer {shop}");
+    let auth = [("authorization", bearer.as_str())];
+    let r = router(db);
+    let (status, _, _) = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/webhooks",
+            &auth,
+            &json!({"url": "http://127.0.0.1:9/hook", "events": ["return.*"]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Three loaves and a tea on one receipt, paid in cash (Austria rounds nothing).
+    let at = domain::presets::jurisdiction("AT").unwrap();
+    let line = |sku: &str, minor: i64, quantity: i64| LineInput {
+        sku: Sku::parse(sku).unwrap(),
+        name: format!("item {sku}"),
+        unit_price: Money::from_minor(minor, Currency::EUR),
+        quantity: Quantity::each(quantity).unwrap(),
+        unit: UnitOfSale::Each,
+        tax_category: TaxCategory::parse("reduced").unwrap(),
+        discount: None,
+        fixed_amount: None,
+    };
+    let cart = price_cart(
+        &at,
+        &[line("GRO-BRD-0012", 333, 3), line("GRO-TEA-0001", 299, 1)],
+        None,
+        Timestamp::from_millis(1_795_476_600_000),
+    )
+    .unwrap();
+    let tenders = vec![Tender {
+        kind: TenderKind::Cash,
+        amount: cart.total,
+        reference: None,
+    }];
+    let settlement = settle(&cart, &tenders, at.cash_rounding()).unwrap();
+    let receipt = "vienna-01-t1-000001";
+    let sale = EventBody::SaleCompleted(SaleCompleted {
+        receipt: receipt.into(),
+        cashier: Some(domain::StaffId::parse("anna").unwrap()),
+        cart: cart.clone(),
+        tenders,
+        settlement: settlement.clone(),
+        approvals: Vec::new(),
+    });
+    let push = |events: Vec<Linked>| {
+        let token = token.clone();
+        let r = r.clone();
+        let b = batch(&till.store, till.id.as_str(), &till.key, &events);
+        async move {
+            let (status, _, body) = send(&r, push_request(&token, wire(&b))).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    let ask = |lines: Value| json!({"receipt": receipt, "lines": lines, "reason": "too big", "reference": "rma-7"});
+    let bread = |q: &str| json!([{"sku": "GRO-BRD-0012", "quantity": q}]);
+
+    // Before the sale reached HQ: the receipt is not known (the store has not synced).
+    let answer = send(
+        &r,
+        json_request("POST", "/v1/returns", &auth, &ask(bread("1"))),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("receipt"),
+    );
+    push(till.linked(vec![sale.clone()])).await;
+
+    // Bad input, by field; nothing written.
+    let mut elsewhere = ask(bread("1"));
+    elsewhere["receive_at"] = json!("nowhere-01");
+    let cases = [
+        (
+            ask(json!([{"sku": "GRO-BRD-0001", "quantity": "1"}])),
+            "lines[0].sku",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            ask(bread("-1")),
+            "lines[0].quantity",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            ask(bread("0")),
+            "lines[0].quantity",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            ask(bread("1.5")),
+            "lines[0].quantity",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            ask(bread("4")),
+            "lines[0].quantity",
+            StatusCode::CONFLICT,
+            "more_than_sold",
+        ),
+        (
+            ask(json!([])),
+            "lines",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            elsewhere,
+            "receive_at",
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+    ];
+    for (body, field, status, code) in cases {
+        let answer = send(&r, json_request("POST", "/v1/returns", &auth, &body)).await;
+        assert_error(&answer, status, code, Some(field));
+    }
+    let (status, listed) = get(&r, &format!("/v1/returns?receipt={receipt}"), Some(&shop)).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["returns"], json!([]));
+
+    // Two loaves, sent twice under one key: one return, priced like the till would.
+    let keyed = [
+        ("authorization", bearer.as_str()),
+        ("idempotency-key", "rma-7"),
+    ];
+    let body = ask(bread("2"));
+    let (status, _, made) = send(&r, json_request("POST", "/v1/returns", &keyed, &body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (status, _, again) = send(&r, json_request("POST", "/v1/returns", &keyed, &body)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(again["id"], made["id"]);
+    let expected = price_return(
+        &cart,
+        &settlement,
+        &[0, 0],
+        &[(0, Quantity::each(2).unwrap())],
+    )
+    .unwrap();
+    assert_eq!(
+        made["refund_due"],
+        expected.refund.amount_string(),
+        "{made}"
+    );
+    assert_eq!(made["refund_due"], "6.66");
+    assert_eq!(
+        (&made["number"], &made["status"]),
+        (&json!("R-000001"), &json!("open"))
+    );
+    assert_eq!(
+        (&made["sale_store"], &made["receive_at"]),
+        (&json!("vienna-01"), &json!("vienna-01"))
+    );
+    assert_eq!(
+        made["lines"],
+        json!([{"line": 0, "sku": "GRO-BRD-0012", "name": "item GRO-BRD-0012", "quantity": "2"}])
+    );
+    let id = made["id"].as_str().unwrap().to_owned();
+
+    // One loaf is left: two more is too many, by the line.
+    let answer = send(
+        &r,
+        json_request("POST", "/v1/returns", &auth, &ask(bread("2"))),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "more_than_sold",
+        Some("lines[0].quantity"),
+    );
+    assert!(
+        answer.2["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1 more"),
+        "{}",
+        answer.2
+    );
+
+    // Routed to the selling store, not to another.
+    let pulled = hq::refdata::changes_since(db, "vienna-01", 0)
+        .await
+        .unwrap();
+    let routed: Vec<_> = pulled
+        .entities
+        .iter()
+        .filter(|e| e.kind == "web-return")
+        .collect();
+    assert_eq!(routed.len(), 1);
+    assert_eq!(routed[0].payload.as_ref().unwrap()["sale_receipt"], receipt);
+    let other = hq::refdata::changes_since(db, "graz-01", 0).await.unwrap();
+    assert!(other.entities.iter().all(|e| e.kind != "web-return"));
+
+    // The parcel arrives at the store: two loaves back into stock, the shop is told.
+    let on_hand = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT on_hand FROM stock_levels WHERE location = 'vienna-01' AND sku = 'GRO-BRD-0012'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(on_hand().await, -3000);
+    let received = EventBody::ReturnReceived(ReturnReceived {
+        web_return: id.clone(),
+        number: "R-000001".into(),
+        sale_receipt: receipt.into(),
+        lines: vec![(
+            Sku::parse("GRO-BRD-0012").unwrap(),
+            Quantity::each(2).unwrap(),
+        )],
+        staff: domain::StaffId::parse("anna").unwrap(),
+    });
+    // Offline, the till also took back two loaves of the sale: HQ keeps the store's fact.
+    let till_return = EventBody::ReturnCompleted(ReturnCompleted {
+        receipt: "vienna-01-t1-000002".into(),
+        original_receipt: Some(receipt.into()),
+        reason: None,
+        refund: price_return(
+            &cart,
+            &settlement,
+            &[0, 0],
+            &[(0, Quantity::each(2).unwrap())],
+        )
+        .unwrap(),
+        tenders: vec![Tender {
+            kind: TenderKind::Cash,
+            amount: expected.refund,
+            reference: None,
+        }],
+        approvals: Vec::new(),
+    });
+    let events = till.linked(vec![sale, received, till_return]);
+    push(events[1..2].to_vec()).await;
+    assert_eq!(on_hand().await, -1000);
+    let (_, now_received) = get(&r, "/v1/returns/R-000001", Some(&shop)).await;
+    assert_eq!(now_received["status"], "received", "{now_received}");
+    assert!(now_received["received_ms"].is_i64());
+    let told: Vec<String> = sqlx::query_scalar(
+        "SELECT type FROM webhook_events WHERE resource = 'return:R-000001' ORDER BY seq",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(told, ["return.created", "return.received"]);
+    let inbox = hq::exceptions::exceptions(db, None).await.unwrap();
+    assert!(
+        inbox.iter().all(|e| e.kind != "returned_twice"),
+        "{inbox:?}"
+    );
+    push(events[2..3].to_vec()).await;
+    let inbox = hq::exceptions::exceptions(db, None).await.unwrap();
+    let twice: Vec<_> = inbox
+        .iter()
+        .filter(|e| e.kind == "returned_twice")
+        .collect();
+    assert_eq!(twice.len(), 1, "{inbox:?}");
+    assert_eq!(twice[0].key, format!("{receipt}|GRO-BRD-0012"));
+    assert_eq!(twice[0].store, "vienna-01");
+    // Nothing is left to return through the web; the tea still is.
+    let answer = send(
+        &r,
+        json_request("POST", "/v1/returns", &auth, &ask(bread("1"))),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "more_than_sold",
+        Some("lines[0].quantity"),
+    );
+    let (status, _, tea) = send(
+        &r,
+        json_request(
+            "POST",
+            "/v1/returns",
+            &auth,
+            &json!({"receipt": receipt, "lines": [{"sku": "GRO-TEA-0001", "quantity": "1"}], "receive_at": "graz-01"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{tea}");
+    assert_eq!(tea["refund_due"], "2.99");
+    // Sent back to Graz: both stores hear of it.
+    let graz = hq::refdata::changes_since(db, "graz-01", 0).await.unwrap();
+    assert_eq!(
+        graz.entities
+            .iter()
+            .filter(|e| e.kind == "web-return")
+            .count(),
+        1
+    );
+    let (_, listed) = get(&r, &format!("/v1/returns?receipt={receipt}"), Some(&shop)).await;
+    assert_eq!(listed["returns"].as_array().unwrap().len(), 2);
+}
+
+/// HQ keeps a till's fiscal documents as its events carried them, exports them per till of a
+/// store, and a signature device out for more than 48 hours (here since the events' day, long
+/// before now) is an exception until a signed receipt follows.
+async fn a_tills_fiscal_receipts_are_kept_exported_and_a_long_device_outage_is_an_exception(
+    db: &Db,
+) {
+    use domain::ledger::FiscalReceipt;
+    let till = Till::new("vienna-01", "vienna-01-t1", 9);
+    let token = till.register(db).await;
+    let r = router(db);
+    let fiscal = |receipt: &str, kind: &str, failed: bool| {
+        EventBody::FiscalReceipt(FiscalReceipt {
+            regime: "AT-RKSV".into(),
+            receipt: receipt.into(),
+            kind: kind.into(),
+            document: format!("header.payload-{receipt}.signature"),
+            device_failed: failed,
+        })
+    };
+    let events = till.linked(vec![
+        fiscal("vienna-01-t1-000001", "start", false),
+        fiscal("vienna-01-t1-000002", "standard", true),
+        fiscal("vienna-01-t1-000003", "standard", true),
+        fiscal("vienna-01-t1-000004", "null", false),
+    ]);
+    let push = |range: std::ops::Range<usize>| {
+        let b = batch(&till.store, till.id.as_str(), &till.key, &events[range]);
+        let (r, token) = (r.clone(), token.clone());
+        async move {
+            let (status, _, body) = send(&r, push_request(&token, wire(&b))).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    };
+    let out = || async {
+        hq::exceptions::exceptions(db, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "fiscal_device_out")
+            .collect::<Vec<_>>()
+    };
+    push(0..3).await;
+    let found = out().await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].key.as_str(), found[0].store.as_str()),
+        ("vienna-01-t1", "vienna-01")
+    );
+    assert!(
+        found[0].summary.contains("report the outage"),
+        "{}",
+        found[0].summary
+    );
+    // The Sammelbeleg, signed: the device is back, the exception goes.
+    push(3..4).await;
+    assert!(out().await.is_empty());
+    let exports = hq::fiscal::export_store(db, "vienna-01").await.unwrap();
+    let dep: Value = serde_json::from_str(&exports["vienna-01-t1"]).unwrap();
+    let receipts = dep["Belege-Gruppe"][0]["Belege-kompakt"]
+        .as_array()
+        .unwrap();
+    assert_eq!(receipts.len(), 4);
+    assert_eq!(receipts[1], "header.payload-vienna-01-t1-000002.signature");
+    assert!(
+        hq::fiscal::export_store(db, "graz-01")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -42,11 +42,47 @@ enum BenchWhat {
         #[arg(long, default_value_t = 300_000)]
         variants: usize,
     },
+    /// What signing a receipt for Austria's RKSV costs: the whole receipt (code, counter,
+    /// chain, signature) with the software key and, given a token, with PKCS#11; beside the
+    /// raw ECDSA P-256 signature of the same bytes.
+    Rksv {
+        /// Receipts to sign.
+        #[arg(long, default_value_t = 5000)]
+        receipts: usize,
+        /// A PKCS#11 module to sign with as well (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so).
+        #[arg(long, requires_all = ["token", "pin_file", "key_label"])]
+        pkcs11_module: Option<PathBuf>,
+        /// The token's label.
+        #[arg(long)]
+        token: Option<String>,
+        /// A file whose first line is the user PIN.
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+        /// The label of a P-256 key pair on the token.
+        #[arg(long)]
+        key_label: Option<String>,
+    },
     /// Catalog search at HQ over a large catalog.
     Search {
         /// Variants in the catalog.
         #[arg(long, default_value_t = 300_000)]
         variants: usize,
+        /// Run HQ on this PostgreSQL server instead of SQLite (a scratch database is created).
+        #[arg(long, env = "KASSA_BENCH_POSTGRES")]
+        postgres: Option<String>,
+    },
+    /// The web shop's view: a till sale reaching HQ's availability API and webhook, and
+    /// reservations per second at HQ.
+    Shop {
+        /// Sales at the till, one at a time.
+        #[arg(long, default_value_t = 100)]
+        sales: usize,
+        /// Reservations made at HQ.
+        #[arg(long, default_value_t = 2000)]
+        reservations: usize,
+        /// Clients making them at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
         /// Run HQ on this PostgreSQL server instead of SQLite (a scratch database is created).
         #[arg(long, env = "KASSA_BENCH_POSTGRES")]
         postgres: Option<String>,
@@ -98,12 +134,41 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             clients,
             dir,
         } => runtime.block_on(bench_store(sales, clients, dir)),
+        BenchWhat::Rksv {
+            receipts,
+            pkcs11_module,
+            token,
+            pin_file,
+            key_label,
+        } => {
+            let pkcs11 = match (pkcs11_module, token, pin_file, key_label) {
+                (Some(module), Some(token), Some(pin_file), Some(key_label)) => {
+                    let pin = std::fs::read_to_string(&pin_file)
+                        .with_context(|| format!("{}", pin_file.display()))?;
+                    let pin = pin.lines().next().unwrap_or_default().trim().to_owned();
+                    Some((module, token, pin, key_label))
+                }
+                _ => None,
+            };
+            bench_rksv(receipts.max(1), pkcs11)
+        }
         BenchWhat::Catalog { variants } => {
             runtime.block_on(crate::bench_sync::bench_catalog(variants))
         }
         BenchWhat::Search { variants, postgres } => runtime.block_on(
             crate::bench_back_office::bench_search(variants, postgres.as_deref()),
         ),
+        BenchWhat::Shop {
+            sales,
+            reservations,
+            concurrency,
+            postgres,
+        } => runtime.block_on(crate::bench_shop::bench_shop(
+            sales.max(1),
+            reservations.max(1),
+            concurrency.max(1),
+            postgres.as_deref(),
+        )),
         BenchWhat::Prices { changes, scheduled } => {
             runtime.block_on(crate::bench_back_office::bench_prices(changes, scheduled))
         }
@@ -224,20 +289,39 @@ fn basket(lines: usize, k: usize) -> Value {
     json!({"terminal": "bench-t1", "lines": lines, "tenders": [{"kind": "cash", "amount": "1000.00"}]})
 }
 
-async fn bench_store(
-    sales: usize,
-    clients: Vec<usize>,
-    dir: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    let temp = tempfile::Builder::new()
-        .prefix("kassa-bench-")
-        .tempdir_in(dir.unwrap_or_else(|| PathBuf::from(".")))?;
-    let data = temp.path().join("node");
-    let store_id = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
+/// One node for the store benchmark: `store_id` with a till `bench-t1`, commissioned for the
+/// RKSV (a software key, not a legal device) when `rksv`; answers its URL and a device token.
+async fn bench_node(root: &Path, store_id: &str, rksv: bool) -> anyhow::Result<(String, String)> {
+    let data = root.join(store_id);
+    let store = StoreId::parse(store_id).map_err(anyhow::Error::msg)?;
     let terminal = TerminalId::parse("bench-t1").map_err(anyhow::Error::msg)?;
-    store::provision(&data, &store_id, &[terminal]).await?;
+    store::provision(&data, &store, std::slice::from_ref(&terminal)).await?;
     let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
     store::seed(&data, &seed).await?;
+    if rksv {
+        let key_file = data.join("rksv.pem");
+        store::fiscal::ensure_software_key(&key_file, "U:ATU13572463-bench")
+            .map_err(anyhow::Error::msg)?;
+        let pools = store::db::open(&data).await?;
+        store::fiscal::commission(
+            &pools.writer,
+            &data,
+            &terminal,
+            &store::fiscal::Commission {
+                register_id: "bench-t1".into(),
+                aes_key: fiscal::rksv::new_aes_key().map_err(anyhow::Error::msg)?,
+                device: store::fiscal::DeviceConfig::SoftwareKeyNotALegalDevice {
+                    key_file,
+                    key_id: "U:ATU13572463-bench".into(),
+                },
+                time_zone: "Europe/Vienna".into(),
+            },
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        pools.writer.close().await;
+        pools.reader.close().await;
+    }
     let settings = store::Settings {
         data_dir: data,
         listen: "127.0.0.1:0".parse()?,
@@ -247,57 +331,94 @@ async fn bench_store(
     let token = crate::bench::open_shift(&app.node(), "bench-t1").await?;
     let url = format!("http://{}", app.local_addr().context("no address")?);
     tokio::spawn(app.run(std::future::pending()));
+    Ok((url, token))
+}
+
+async fn bench_store(
+    sales: usize,
+    clients: Vec<usize>,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let temp = tempfile::Builder::new()
+        .prefix("kassa-bench-")
+        .tempdir_in(dir.unwrap_or_else(|| PathBuf::from(".")))?;
+    // An Austrian store whose till signs every receipt for the RKSV, and a Swiss one whose
+    // till has no fiscal step, in the same run.
+    let nodes = [
+        (
+            "vienna-01 (RKSV)",
+            bench_node(temp.path(), "vienna-01", true).await?,
+        ),
+        (
+            "zurich-01",
+            bench_node(temp.path(), "zurich-01", false).await?,
+        ),
+    ];
 
     println!(
         "Kassa store benchmark: {sales} durable sales per row, completed over HTTP on 127.0.0.1"
     );
-    println!("| clients | basket | sales/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|");
+    println!("| store | clients | basket | sales/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|");
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
-    let mut best = 0.0_f64;
-    let rows = clients.iter().flat_map(|c| [1, 4, 16].map(|l| (*c, l)));
-    for (round, (clients, lines)) in rows.enumerate() {
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for c in 0..clients {
-            let (http, url, token) = (http.clone(), url.clone(), token.clone());
-            let per = sales / clients;
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(per);
-                for i in 0..per {
-                    let k = c * per + i;
-                    let t = Instant::now();
-                    let response = http
-                        .post(format!("{url}/v1/sales"))
-                        .header("Idempotency-Key", format!("bench-{round}-{k}"))
-                        .bearer_auth(&token)
-                        .json(&basket(lines, k))
-                        .send()
-                        .await?;
-                    let status = response.status();
-                    let _ = response.bytes().await?;
-                    anyhow::ensure!(status.as_u16() == 201, "sale refused: {status}");
-                    latencies.push(t.elapsed());
-                }
-                Ok::<_, anyhow::Error>(latencies)
-            }));
+    let mut bests = Vec::new();
+    for (name, (url, token)) in &nodes {
+        let mut best = 0.0_f64;
+        let rows = clients.iter().flat_map(|c| [1, 4, 16].map(|l| (*c, l)));
+        for (round, (clients, lines)) in rows.enumerate() {
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for c in 0..clients {
+                let (http, url, token) = (http.clone(), url.clone(), token.clone());
+                let per = sales / clients;
+                tasks.push(tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(per);
+                    for i in 0..per {
+                        let k = c * per + i;
+                        let t = Instant::now();
+                        let response = http
+                            .post(format!("{url}/v1/sales"))
+                            .header("Idempotency-Key", format!("bench-{round}-{k}"))
+                            .bearer_auth(&token)
+                            .json(&basket(lines, k))
+                            .send()
+                            .await?;
+                        let status = response.status();
+                        let body = response.bytes().await?;
+                        anyhow::ensure!(
+                            status.as_u16() == 201,
+                            "sale refused: {status} {}",
+                            String::from_utf8_lossy(&body)
+                        );
+                        latencies.push(t.elapsed());
+                    }
+                    Ok::<_, anyhow::Error>(latencies)
+                }));
+            }
+            let mut latencies = Vec::new();
+            for t in tasks {
+                latencies.extend(t.await??);
+            }
+            let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+            best = best.max(rate);
+            latencies.sort();
+            println!(
+                "| {name} | {clients} | {lines} line{} | {rate:.0} | {} | {} |",
+                if lines == 1 { "" } else { "s" },
+                ms(percentile(&latencies, 50)),
+                ms(percentile(&latencies, 99))
+            );
         }
-        let mut latencies = Vec::new();
-        for t in tasks {
-            latencies.extend(t.await??);
-        }
-        let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
-        best = best.max(rate);
-        latencies.sort();
-        println!(
-            "| {clients} | {lines} line{} | {rate:.0} | {} | {} |",
-            if lines == 1 { "" } else { "s" },
-            ms(percentile(&latencies, 50)),
-            ms(percentile(&latencies, 99))
-        );
+        bests.push(best);
     }
+    let best = bests.iter().copied().fold(0.0_f64, f64::max);
+    println!();
+    println!(
+        "best sales/s with the RKSV step over without it: {:.0} %",
+        bests[0] / bests[1] * 100.0
+    );
     let raw = raw_inserts(temp.path(), sales.min(2000)).await?;
     println!();
     println!(
@@ -307,5 +428,80 @@ async fn bench_store(
         "best sales/s over raw inserts/s: {:.0} %",
         best / raw * 100.0
     );
+    Ok(())
+}
+
+/// Signs `receipts` receipts of a register with `device`: the time per receipt.
+fn sign_receipts(receipts: usize, device: &dyn fiscal::signer::Signer) -> anyhow::Result<Duration> {
+    use fiscal::rksv::{Amounts, Kind, Receipt, Register};
+    let mut register = Register::new(
+        "bench-t1",
+        &fiscal::rksv::new_aes_key().map_err(anyhow::Error::msg)?,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let at: jiff::civil::DateTime = "2026-12-05T10:00:00".parse()?;
+    let start = Receipt {
+        number: "0",
+        at,
+        kind: Kind::Start,
+        amounts: Amounts::default(),
+    };
+    register.sign(&start, device).map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    for n in 1..=receipts {
+        let number = n.to_string();
+        let receipt = Receipt {
+            number: &number,
+            at,
+            kind: Kind::Standard,
+            amounts: Amounts([1234, 560, 0, 0, 0]),
+        };
+        register
+            .sign(&receipt, device)
+            .map_err(anyhow::Error::msg)?;
+    }
+    Ok(started.elapsed() / u32::try_from(receipts).unwrap_or(u32::MAX))
+}
+
+fn bench_rksv(
+    receipts: usize,
+    pkcs11: Option<(PathBuf, String, String, String)>,
+) -> anyhow::Result<()> {
+    use fiscal::signer::Signer as _;
+    let key = fiscal::signer::SoftwareKeyNotALegalDevice::generate("U:ATU13572463-bench")
+        .map_err(anyhow::Error::msg)?;
+    // The raw limit: the ECDSA signature alone, over bytes as long as a receipt's.
+    let message = [b'x'; 220];
+    let started = Instant::now();
+    for _ in 0..receipts {
+        key.sign(&message).map_err(anyhow::Error::msg)?;
+    }
+    let raw = started.elapsed() / u32::try_from(receipts).unwrap_or(u32::MAX);
+    println!("Kassa RKSV benchmark: {receipts} receipts signed per device");
+    println!("| device | per receipt µs | receipts/s |");
+    println!("|---|---|---|");
+    let row = |name: &str, per: Duration| {
+        println!(
+            "| {name} | {:.0} | {:.0} |",
+            per.as_secs_f64() * 1e6,
+            1.0 / per.as_secs_f64()
+        );
+    };
+    row(
+        "software key (not a legal device)",
+        sign_receipts(receipts, &key)?,
+    );
+    if let Some((module, token, pin, key_label)) = pkcs11 {
+        let token = fiscal::signer::pkcs11::Token::open(&module, &token, &pin)
+            .map_err(anyhow::Error::msg)?;
+        let device = token
+            .device(&key_label, "U:ATU13572463-hsm")
+            .map_err(anyhow::Error::msg)?;
+        row(
+            &format!("PKCS#11 ({})", module.display()),
+            sign_receipts(receipts, &device)?,
+        );
+    }
+    row("raw: one ECDSA P-256 signature (software)", raw);
     Ok(())
 }

@@ -85,6 +85,7 @@ async fn serve_hq(
         close_metrics: false,
         pin_pepper: None,
         secure_cookies: false,
+        webhook_backoff: hq::webhooks::Backoff::default(),
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);

@@ -19,7 +19,7 @@ pub(crate) const BENCH_PEPPER: &[u8; 32] = b"kassa benchmark pepper, 32 bytes";
 impl Node {
     /// Opens a shift on each till (a sale needs one); answers each till's credential, in
     /// the order of the tills.
-    async fn open_shifts(&self) -> anyhow::Result<Vec<String>> {
+    pub(crate) async fn open_shifts(&self) -> anyhow::Result<Vec<String>> {
         let mut tokens = Vec::with_capacity(self.terminals.len());
         for (terminal, _) in &self.terminals {
             tokens.push(crate::bench::open_shift(&self.node, terminal.as_str()).await?);
@@ -51,7 +51,7 @@ pub(crate) struct Node {
     pub(crate) url: String,
     data: std::path::PathBuf,
     /// Terminal ids with their public keys (hex), in provisioning order.
-    terminals: Vec<(TerminalId, String)>,
+    pub(crate) terminals: Vec<(TerminalId, String)>,
     node: Arc<store::node::Node>,
     _app: tokio::task::JoinHandle<()>,
 }
@@ -365,6 +365,7 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
         close_metrics: false,
         pin_pepper: None,
         secure_cookies: false,
+        webhook_backoff: hq::webhooks::Backoff::default(),
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);
@@ -502,6 +503,7 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
         close_metrics: false,
         pin_pepper: None,
         secure_cookies: false,
+        webhook_backoff: hq::webhooks::Backoff::default(),
     })
     .await?;
     let hq_url = format!("http://{}", app.local_addr().context("no address")?);

@@ -96,6 +96,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         close_metrics: false,
         pin_pepper: Some(pepper),
         secure_cookies: false,
+        webhook_backoff: hq::webhooks::Backoff::default(),
     })
     .await?;
     // The demo's own writes (publish, stores, tills, people) go through HQ's pool, so that
@@ -129,6 +130,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             hq::add_terminal(&db, &store, &terminal, &hex::encode(public)).await?;
         }
         store::keys::pepper(&data, Some(&pepper_hex))?;
+        let jurisdiction = seed
+            .stores
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.jurisdiction.clone())
+            .unwrap_or_default();
+        if jurisdiction == "AT" {
+            commission_rksv(&data, &terminals).await?;
+        }
         let app = store::App::build(
             &store::Settings {
                 data_dir: data,
@@ -399,4 +409,34 @@ async fn demo_people(db: &hq::db::Db, hq_addr: &str) -> anyhow::Result<String> {
         key.secret
     );
     Ok(key.secret)
+}
+
+/// Commissions the Austrian tills for the RKSV with a software key each — **not a legal
+/// signature device**, a demonstration's — so that their receipts carry signed codes; a till
+/// commissioned by an earlier run stays as it is.
+async fn commission_rksv(data: &std::path::Path, terminals: &[TerminalId]) -> anyhow::Result<()> {
+    let pools = store::db::open(data).await?;
+    for terminal in terminals {
+        let key_file = data.join(format!("rksv-{terminal}.pem"));
+        let key_id = format!("U:ATU13572463-{terminal}");
+        store::fiscal::ensure_software_key(&key_file, &key_id).map_err(anyhow::Error::msg)?;
+        let aes_key = store::fiscal::ensure_aes_key(&data.join(format!("rksv-{terminal}.aes")))
+            .map_err(anyhow::Error::msg)?;
+        let commission = store::fiscal::Commission {
+            register_id: terminal.to_string(),
+            aes_key,
+            device: store::fiscal::DeviceConfig::SoftwareKeyNotALegalDevice {
+                key_file: key_file.clone(),
+                key_id,
+            },
+            time_zone: "Europe/Vienna".into(),
+        };
+        match store::fiscal::commission(&pools.writer, data, terminal, &commission).await {
+            Err(e) if !e.contains("commissioned already") => anyhow::bail!("{e}"),
+            _ => {}
+        }
+    }
+    pools.writer.close().await;
+    pools.reader.close().await;
+    Ok(())
 }

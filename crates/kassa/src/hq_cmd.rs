@@ -48,11 +48,21 @@ enum HqCommand {
         /// cookie is marked `Secure`, so a browser never sends it over plain HTTP.
         #[arg(long, env = "KASSA_HQ_SECURE_COOKIES")]
         secure_cookies: bool,
+        /// The wait before the first retry of a failed webhook delivery, in milliseconds; it
+        /// doubles per failed attempt up to an hour, for 72 hours.
+        #[arg(long, env = "KASSA_HQ_WEBHOOK_RETRY_MS", default_value_t = 5_000,
+              value_parser = clap::value_parser!(i64).range(100..=3_600_000))]
+        webhook_retry_ms: i64,
     },
     /// Stores.
     Store {
         #[command(subcommand)]
         command: StoreCommand,
+    },
+    /// Fiscal receipts the tills made (Austria: RKSV).
+    Fiscal {
+        #[command(subcommand)]
+        command: FiscalCommand,
     },
     /// Terminals.
     Terminal {
@@ -98,6 +108,21 @@ enum StoreCommand {
 }
 
 #[derive(Debug, clap::Subcommand)]
+enum FiscalCommand {
+    /// Write the DEP export of every till of a store, as HQ holds it, into a directory
+    /// (`<till>.dep7.json`); the cryptographic material container comes from the store
+    /// (`kassa store fiscal export`), which holds the AES key and the device.
+    Export {
+        /// The store.
+        #[arg(long)]
+        store: String,
+        /// The directory to write into (made when missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
 enum UserCommand {
     /// Add a user (the first admin comes from here); recorded in the audit log as done by `cli`.
     Add {
@@ -128,7 +153,8 @@ enum ApiKeyCommand {
         #[arg(long)]
         name: String,
         /// A scope: catalog:read, catalog:write, stock:read, reports:read, fleet:read,
-        /// audit:read, exceptions:write or stores:write (repeat for several).
+        /// audit:read, exceptions:write, stores:write, reservations:write, orders:read,
+        /// orders:write or webhooks:write (repeat for several).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },
@@ -207,6 +233,7 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 api_token,
                 close_metrics,
                 secure_cookies,
+                webhook_retry_ms,
             } => {
                 // The staff write API hashes PINs under the chain's pepper: the data directory's
                 // own or the file given; on PostgreSQL without a file, PINs cannot be set.
@@ -219,6 +246,10 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                     close_metrics,
                     pin_pepper,
                     secure_cookies,
+                    webhook_backoff: hq::webhooks::Backoff {
+                        base_ms: webhook_retry_ms,
+                        ..hq::webhooks::Backoff::default()
+                    },
                 })
                 .await?;
                 let addr = app.local_addr().context("listener has no address")?;
@@ -243,6 +274,22 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                     "store {store} has a new credential; the old one is refused from now on: restart the store with --hq-token set to the line below"
                 );
                 println!("{token}");
+            }
+            HqCommand::Fiscal {
+                command: FiscalCommand::Export { store, out },
+            } => {
+                let db = hq::db::open(&url).await?;
+                let exports = hq::fiscal::export_store(&db, &store).await?;
+                anyhow::ensure!(
+                    !exports.is_empty(),
+                    "HQ holds no fiscal receipts of store {store} (is it a store whose tills are commissioned, and has it synced?)"
+                );
+                std::fs::create_dir_all(&out)?;
+                for (terminal, dep) in exports {
+                    let path = out.join(format!("{terminal}.dep7.json"));
+                    std::fs::write(&path, dep)?;
+                    println!("wrote {}", path.display());
+                }
             }
             HqCommand::Terminal {
                 command:

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_back_office;
+mod bench_shop;
 mod bench_sync;
 mod catalog_cmd;
 mod catalog_report;

@@ -151,6 +151,7 @@ pub fn run(args: &PriceArgs) -> anyhow::Result<()> {
         }),
         footer: Vec::new(),
         copy: false,
+        fiscal: None,
     };
     let document = printer::receipt_document(&data, &layout, printer::Labels::for_tag(&tag))?;
     print!("{}", printer::render_text(&document));

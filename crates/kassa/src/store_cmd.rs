@@ -124,6 +124,11 @@ enum StoreCommand {
         #[command(subcommand)]
         action: DeviceAction,
     },
+    /// Fiscal receipts (Austria's RKSV): commission a till, export what the tax office reads.
+    Fiscal {
+        #[command(subcommand)]
+        action: FiscalAction,
+    },
     /// Write a terminal's journal as JSON lines to standard output.
     Export {
         /// The terminal.
@@ -132,6 +137,64 @@ enum StoreCommand {
         /// First sequence number.
         #[arg(long, default_value_t = 1)]
         from: u64,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum FiscalAction {
+    /// Commission a till for the RKSV: its register id (Kassen-ID), AES key and signature
+    /// device. The till signs its start receipt when the node next starts; from then on every
+    /// receipt carries its signed code.
+    Commission {
+        /// The terminal.
+        #[arg(long)]
+        terminal: String,
+        /// The register id as registered with the tax office (FinanzOnline); the terminal's id
+        /// when left out.
+        #[arg(long)]
+        register_id: Option<String>,
+        /// A file holding the register's AES-256 key in base64; a new key is made and written
+        /// there when the file does not exist (keep it: the tax office's checks need it).
+        #[arg(long)]
+        aes_key_file: PathBuf,
+        /// A P-256 key in a PKCS#8 PEM file, made when it does not exist: NOT a legal signature
+        /// device, for demonstrations and tests only.
+        #[arg(long, conflicts_with = "pkcs11_module")]
+        software_key_not_a_legal_device: Option<PathBuf>,
+        /// The PKCS#11 module of a smart card or HSM (`/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so`).
+        #[arg(long, requires_all = ["token", "pin_file", "key_label"])]
+        pkcs11_module: Option<PathBuf>,
+        /// The token's label.
+        #[arg(long)]
+        token: Option<String>,
+        /// A file whose first line is the token's user PIN.
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+        /// The key pair's label on the token.
+        #[arg(long)]
+        key_label: Option<String>,
+        /// The key id receipts name the device with, as registered (`U:ATU12345678-K1`).
+        #[arg(long)]
+        key_id: String,
+        /// The time zone receipts are dated in.
+        #[arg(long, default_value = "Europe/Vienna")]
+        time_zone: String,
+    },
+    /// Write a till's DEP export (`dep7.json`) and its cryptographic material container
+    /// (`cryptographic-material.json`) into a directory, for the tax office or a verifier.
+    Export {
+        /// The terminal.
+        #[arg(long)]
+        terminal: String,
+        /// First day (local), inclusive.
+        #[arg(long)]
+        from: Option<jiff::civil::Date>,
+        /// Last day (local), inclusive.
+        #[arg(long)]
+        to: Option<jiff::civil::Date>,
+        /// The directory to write into (made when missing).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -291,6 +354,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 println!("terminal {terminal} prints to {target} on {paper} mm paper");
                 Ok(())
             }
+            StoreCommand::Fiscal { action } => fiscal(&data, action).await,
             StoreCommand::Device { action } => {
                 let pools = store::db::open(&data).await?;
                 let now = jiff::Timestamp::now().as_millisecond();
@@ -406,4 +470,92 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+async fn fiscal(data: &std::path::Path, action: FiscalAction) -> anyhow::Result<()> {
+    let pools = store::db::open(data).await?;
+    let terminal_of =
+        |id: &str| domain::TerminalId::parse(id).map_err(|e| anyhow::anyhow!("--terminal: {e}"));
+    match action {
+        FiscalAction::Commission {
+            terminal,
+            register_id,
+            aes_key_file,
+            software_key_not_a_legal_device,
+            pkcs11_module,
+            token,
+            pin_file,
+            key_label,
+            key_id,
+            time_zone,
+        } => {
+            let terminal = terminal_of(&terminal)?;
+            let aes_key =
+                store::fiscal::ensure_aes_key(&aes_key_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let device = match (software_key_not_a_legal_device, pkcs11_module) {
+                (Some(key_file), None) => {
+                    store::fiscal::ensure_software_key(&key_file, &key_id)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    store::fiscal::DeviceConfig::SoftwareKeyNotALegalDevice {
+                        key_file: std::path::absolute(&key_file)?,
+                        key_id: key_id.clone(),
+                    }
+                }
+                (None, Some(module)) => store::fiscal::DeviceConfig::Pkcs11 {
+                    module,
+                    token: token.unwrap_or_default(),
+                    pin_file: std::path::absolute(pin_file.unwrap_or_default())?,
+                    key_label: key_label.unwrap_or_default(),
+                    key_id: key_id.clone(),
+                },
+                _ => anyhow::bail!(
+                    "name the signature device: --pkcs11-module (a smart card or HSM) or --software-key-not-a-legal-device"
+                ),
+            };
+            let register_id = register_id.unwrap_or_else(|| terminal.to_string());
+            store::fiscal::commission(
+                &pools.writer,
+                data,
+                &terminal,
+                &store::fiscal::Commission {
+                    register_id: register_id.clone(),
+                    aes_key,
+                    device,
+                    time_zone,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "terminal {terminal} is commissioned as register {register_id} with device {key_id}; it signs its start receipt when the node next starts"
+            );
+            Ok(())
+        }
+        FiscalAction::Export {
+            terminal,
+            from,
+            to,
+            out,
+        } => {
+            let terminal = terminal_of(&terminal)?;
+            let range = match (from, to) {
+                (None, None) => None,
+                (Some(from), Some(to)) if from <= to => Some((from, to)),
+                (Some(_), Some(_)) => anyhow::bail!("--from is after --to"),
+                _ => anyhow::bail!("give both --from and --to, or neither"),
+            };
+            let (dep, material) = store::fiscal::export(&pools.reader, data, &terminal, range)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("dep7.json"), dep)?;
+            std::fs::write(out.join("cryptographic-material.json"), material)?;
+            println!(
+                "wrote {} and {}",
+                out.join("dep7.json").display(),
+                out.join("cryptographic-material.json").display()
+            );
+            Ok(())
+        }
+    }
 }

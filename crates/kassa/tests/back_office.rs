@@ -382,7 +382,7 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     // Every kind of the inbox and the offline card approvals waiting.
     assert_eq!(
         page.count("[data-test=exceptions] tbody tr").await.unwrap(),
-        10
+        hq::exceptions::KINDS.len() + 1
     );
     assert_accessible(&page, &axe, "dashboard").await;
     page.screenshot("back-office-dashboard").await.unwrap();
@@ -1153,6 +1153,9 @@ async fn people_run_the_chain_from_the_back_office_pages() {
         "/fleet",
         "/users",
         "/audit-log",
+        "/orders",
+        "/webhooks",
+        "/reorder",
     ] {
         let name = path
             .trim_start_matches('/')
@@ -1225,6 +1228,8 @@ async fn people_run_the_chain_from_the_back_office_pages() {
         json!([
             "/dashboard",
             "/stock",
+            "/orders",
+            "/reorder",
             "/reports",
             "/reconciliation",
             "/exceptions"

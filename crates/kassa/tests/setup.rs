@@ -4,6 +4,9 @@
 //! mistyped data directory, a re-run demo. Each of these once went wrong without a word.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
+#[path = "../../fiscal/tests/verifier/mod.rs"]
+mod verifier;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -675,6 +678,39 @@ async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_
     let first = demo(&data, "6");
     let after_first = demo_receipts(&data).await;
     assert!(after_first > 0, "the first run rang no sales:\n{first}");
+    // The Austrian tills are commissioned for the RKSV: a till's DEP export, written by the
+    // command the README shows, verifies receipt by receipt; the Swiss store has none.
+    let export = dir.path().join("dep-vienna-01-t1");
+    let vienna = arg(&data.join("vienna-01"));
+    ok(&[
+        "store",
+        "--data",
+        &vienna,
+        "fiscal",
+        "export",
+        "--terminal",
+        "vienna-01-t1",
+        "--out",
+        &arg(&export),
+    ]);
+    let report = verifier::verify(
+        &std::fs::read_to_string(export.join("dep7.json")).unwrap(),
+        &std::fs::read_to_string(export.join("cryptographic-material.json")).unwrap(),
+    )
+    .unwrap_or_else(|finding| panic!("{finding}"));
+    assert!(report.receipts > 1, "{report:?}");
+    let zurich = refused(&[
+        "store",
+        "--data",
+        &arg(&data.join("zurich-01")),
+        "fiscal",
+        "export",
+        "--terminal",
+        "zurich-01-t1",
+        "--out",
+        &arg(&dir.path().join("dep-zurich")),
+    ]);
+    assert!(zurich.contains("not commissioned"), "{zurich}");
     // The second run is shorter: with the first run's keys it would ring nothing new.
     let second = demo(&data, "3");
     let after_second = demo_receipts(&data).await;

@@ -1439,3 +1439,603 @@ async fn two_hq_processes_share_one_postgres_database() {
     drop(chain);
     db.cleanup().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// (e) An order from the web placed while its store is offline.
+
+/// What a shop's webhook receiver got: (type, resource, sequence) of each event, in arrival order.
+type Told = Arc<std::sync::Mutex<Vec<(String, String, i64)>>>;
+
+async fn hear(
+    axum::extract::State(told): axum::extract::State<Told>,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    told.lock().unwrap().push((
+        event["type"].as_str().unwrap_or_default().to_owned(),
+        event["resource"].as_str().unwrap_or_default().to_owned(),
+        event["sequence"].as_i64().unwrap_or_default(),
+    ));
+    axum::http::StatusCode::OK
+}
+
+async fn an_order_placed_while_its_store_is_offline_is_picked_up_after_it_reconnects(
+    backend: Backend,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = hq_db(
+        backend,
+        dir.path(),
+        "an_order_placed_while_its_store_is_offline",
+    )
+    .await
+    else {
+        return;
+    };
+    let mut chain = spawn_chain(
+        &kassa(),
+        dir.path(),
+        db.database.clone(),
+        ChainSpec {
+            stores: vec![StoreSpec::new(
+                "vienna-01",
+                "Kassa Wien Mariahilf",
+                &["vienna-01-t1"],
+            )],
+            hq_up: true,
+            pull_every_secs: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let terminal = "vienna-01-t1";
+    let url = store_url(&chain, "vienna-01");
+    test_support::open_shifts(&http, &url, &[terminal])
+        .await
+        .unwrap();
+    let (status, body) = post(
+        &http,
+        &format!("{url}/v1/stock/counts"),
+        "count-bread",
+        &json!({"terminal": terminal, "sku": "GRO-BRD-0012", "counted": "5"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    chain.wait_synced(&http, SYNC_TIMEOUT, &[]).await.unwrap();
+
+    // The shop: an API key, and a receiver that is down for now.
+    let shop = shop_key(
+        &db.database,
+        &[
+            hq::identity::Scope::OrdersRead,
+            hq::identity::Scope::OrdersWrite,
+            hq::identity::Scope::StockRead,
+            hq::identity::Scope::WebhooksWrite,
+        ],
+    )
+    .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hq = chain.hq_url().unwrap().to_owned();
+    let answer = http
+        .post(format!("{hq}/v1/webhooks"))
+        .bearer_auth(&shop)
+        .json(&json!({"url": format!("http://127.0.0.1:{port}/hook"), "events": ["order.*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+
+    // The store goes offline; the order is placed; HQ dies before telling anyone.
+    chain.kill_store(0).await.unwrap();
+    let answer = http
+        .post(format!("{hq}/v1/orders"))
+        .bearer_auth(&shop)
+        .header("Idempotency-Key", "shop-order-1001")
+        .json(&json!({
+            "store": "vienna-01",
+            "fulfilment": "pickup",
+            "payment": {"state": "paid", "psp_reference": "psp-8841"},
+            "customer": {"name": "Eva Huber", "email": "eva@example.at"},
+            "lines": [{"sku": "GRO-BRD-0012", "quantity": "2", "unit_price": "4.20"}],
+            "reference": "shop-1001",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let order: Value = answer.json().await.unwrap();
+    let number = order["number"].as_str().unwrap().to_owned();
+    chain.kill_hq().await.unwrap();
+    chain.start_hq().await.unwrap();
+    let hq = chain.hq_url().unwrap().to_owned();
+
+    // The store comes back and finds the order on its task list.
+    chain.start_store(0).await.unwrap();
+    let url = store_url(&chain, "vienna-01");
+    test_support::open_shifts(&http, &url, &[terminal])
+        .await
+        .unwrap();
+    let session = test_support::session(&url, terminal).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let list: Value = http
+            .get(format!("{url}/v1/web-orders"))
+            .bearer_auth(&session)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["orders"].as_array().is_some_and(|o| !o.is_empty()) {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the order never reached the store: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(listed["orders"][0]["number"], number.as_str());
+    assert_eq!(listed["orders"][0]["task"], "pick");
+    let step = |key: &str, order: &str, body: Value| {
+        let http = http.clone();
+        let url = url.clone();
+        let (key, order) = (key.to_owned(), order.to_owned());
+        async move {
+            post(
+                &http,
+                &format!("{url}/v1/web-orders/{order}/steps"),
+                &key,
+                &body,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // Somebody else's order, and a step out of turn: refused, nothing written.
+    let (status, body) = step(
+        "no-such",
+        "W-999999",
+        json!({"terminal": terminal, "step": "picked"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("order_not_found")),
+        "{body}"
+    );
+    let (status, body) = step(
+        "too-early",
+        &number,
+        json!({"terminal": terminal, "step": "handed-over"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("order_not_ready")),
+        "{body}"
+    );
+    let (status, body) = step(
+        "too-many",
+        &number,
+        json!({"terminal": terminal, "step": "picked", "lines": [{"sku": "GRO-BRD-0012", "quantity": "3"}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("lines[0].quantity")),
+        "{body}"
+    );
+    for (key, body) in [
+        (
+            "pick",
+            json!({"terminal": terminal, "step": "picked", "lines": [{"sku": "GRO-BRD-0012", "quantity": "2"}]}),
+        ),
+        ("ready", json!({"terminal": terminal, "step": "ready"})),
+    ] {
+        let (status, answer) = step(key, &number, body).await;
+        assert_eq!(status, 201, "{key}: {answer}");
+    }
+    // The customer shows the QR code at the counter.
+    let qr = format!("kassa-order:{number}");
+    let found: Value = http
+        .get(format!("{url}/v1/web-orders/{qr}"))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&found["status"], &found["task"]),
+        (&json!("ready"), &json!("hand-over")),
+        "{found}"
+    );
+    let (status, answer) = step(
+        "hand-over",
+        &qr,
+        json!({"terminal": terminal, "step": "handed-over"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let (status, body) = step(
+        "hand-over-again",
+        &number,
+        json!({"terminal": terminal, "step": "handed-over"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("order_not_ready")),
+        "{body}"
+    );
+    // The customer brings one back to the till: the till refunds nothing (it never saw the
+    // card); the stock comes back here and the shop is told to refund.
+    let (status, body) = step(
+        "return-too-many",
+        &number,
+        json!({"terminal": terminal, "step": "returned", "lines": [{"sku": "GRO-BRD-0012", "quantity": "3"}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("lines[0].quantity")),
+        "{body}"
+    );
+    let (status, body) = step(
+        "return-one",
+        &number,
+        json!({"terminal": terminal, "step": "returned", "lines": [{"sku": "GRO-BRD-0012", "quantity": "1"}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = step(
+        "return-two-more",
+        &number,
+        json!({"terminal": terminal, "step": "returned", "lines": [{"sku": "GRO-BRD-0012", "quantity": "2"}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("lines[0].quantity")),
+        "{body}"
+    );
+    chain.wait_synced(&http, SYNC_TIMEOUT, &[]).await.unwrap();
+
+    // HQ, the store and the shop agree.
+    let at_hq: Value = http
+        .get(format!("{hq}/v1/orders/{number}"))
+        .bearer_auth(&shop)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(at_hq["status"], "collected", "{at_hq}");
+    assert_eq!(at_hq["lines"][0]["returned"], "1", "{at_hq}");
+    assert_eq!(at_hq["refund_due"], "4.20", "{at_hq}");
+    let figures: Value = http
+        .get(format!(
+            "{hq}/v1/availability?skus=GRO-BRD-0012&location=vienna-01"
+        ))
+        .bearer_auth(&shop)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let f = &figures["variants"][0]["locations"][0];
+    assert_eq!(
+        (&f["on_hand"], &f["reserved"], &f["available"]),
+        (&json!("4"), &json!("0"), &json!("4")),
+        "{figures}"
+    );
+    let at_store = get_json(&http, &format!("{url}/v1/stock/GRO-BRD-0012")).await;
+    assert_eq!(at_store["on_hand"], "4", "{at_store}");
+    // The order's goods left the store online: 2 handed over, 1 came back.
+    let reorder: Value = http
+        .get(format!("{hq}/v1/reorder-suggestions?store=vienna-01&all=1"))
+        .bearer_auth(&shop)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bread = reorder["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sku"] == "GRO-BRD-0012")
+        .unwrap_or_else(|| panic!("{reorder}"));
+    assert_eq!(
+        (&bread["sold_in_store"], &bread["sold_online"]),
+        (&json!("0"), &json!("1")),
+        "{reorder}"
+    );
+    let csv = http
+        .get(format!(
+            "{hq}/v1/reorder-suggestions?store=vienna-01&all=1&format=csv"
+        ))
+        .bearer_auth(&shop)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("sku,name,sold_in_store,sold_online,per_day,"),
+        "{csv}"
+    );
+    assert!(csv.contains("GRO-BRD-0012,"), "{csv}");
+    // The receiver comes up: every step, in order, though HQ was killed after the order.
+    let told: Told = Arc::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(hear))
+        .with_state(told.clone());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if told.lock().unwrap().len() >= 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "told only {:?}",
+            told.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let told = told.lock().unwrap().clone();
+    let resource = format!("order:{number}");
+    assert_eq!(
+        told,
+        [
+            ("order.created".to_owned(), resource.clone(), 1),
+            ("order.picked".to_owned(), resource.clone(), 2),
+            ("order.ready".to_owned(), resource.clone(), 3),
+            ("order.collected".to_owned(), resource.clone(), 4),
+            ("order.returned".to_owned(), resource, 5),
+        ]
+    );
+    server.abort();
+    drop(chain);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_placed_while_its_store_is_offline_is_picked_up_after_it_reconnects_sqlite() {
+    an_order_placed_while_its_store_is_offline_is_picked_up_after_it_reconnects(Backend::Sqlite)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_placed_while_its_store_is_offline_is_picked_up_after_it_reconnects_postgres() {
+    an_order_placed_while_its_store_is_offline_is_picked_up_after_it_reconnects(Backend::Postgres)
+        .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// (f) The last item, sold at a till and reserved by the web shop at the same instant.
+
+/// A shop's API key with `scopes`, made on HQ's database.
+async fn shop_key(database: &HqDatabase, scopes: &[hq::identity::Scope]) -> String {
+    let db = hq::db::open(&database.url()).await.unwrap();
+    let key = hq::identity::create_api_key(
+        &db,
+        &hq::identity::Actor::Cli,
+        "web shop",
+        scopes,
+        jiff::Timestamp::now().as_millisecond(),
+    )
+    .await
+    .unwrap()
+    .secret;
+    db.pool.close().await;
+    key
+}
+
+async fn the_last_item_sold_and_reserved_at_once_follows_the_policy(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = hq_db(
+        backend,
+        dir.path(),
+        "the_last_item_sold_and_reserved_at_once",
+    )
+    .await
+    else {
+        return;
+    };
+    let chain = spawn_chain(
+        &kassa(),
+        dir.path(),
+        db.database.clone(),
+        ChainSpec {
+            stores: vec![StoreSpec::new(
+                "vienna-01",
+                "Kassa Wien Mariahilf",
+                &["vienna-01-t1"],
+            )],
+            hq_up: true,
+            pull_every_secs: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let terminal = "vienna-01-t1";
+    let url = store_url(&chain, "vienna-01");
+    test_support::open_shifts(&http, &url, &[terminal])
+        .await
+        .unwrap();
+    let hq = chain.hq_url().unwrap().to_owned();
+    let shop = shop_key(
+        &db.database,
+        &[
+            hq::identity::Scope::StockRead,
+            hq::identity::Scope::ReservationsWrite,
+        ],
+    )
+    .await;
+    let figures = || async {
+        let answer: Value = http
+            .get(format!(
+                "{hq}/v1/availability?skus={BREAD_SKU}&location=vienna-01"
+            ))
+            .bearer_auth(&shop)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let f = answer["variants"][0]["locations"][0].clone();
+        (
+            f["on_hand"].as_str().unwrap().to_owned(),
+            f["reserved"].as_str().unwrap().to_owned(),
+            f["available"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (mut held, mut refused) = (0, 0);
+    for round in 0..100 {
+        let (status, body) = post(
+            &http,
+            &format!("{url}/v1/stock/counts"),
+            &format!("count-{round}"),
+            &json!({"terminal": terminal, "sku": BREAD_SKU, "counted": "1"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 201, "{body}");
+        // HQ has the count (the node pushes after every commit).
+        let deadline = Instant::now() + SYNC_TIMEOUT;
+        while figures().await.2 != "1" {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the count never reached HQ"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (sale_url, sale_key) = (format!("{url}/v1/sales"), format!("sale-{round}"));
+        let sale_body = json!({"terminal": terminal, "lines": [{"code": BREAD, "quantity": "1"}], "tenders": [{"kind": "cash", "amount": "20.00"}]});
+        let sale = post(&http, &sale_url, &sale_key, &sale_body);
+        // The shop's request leaves at the till's instant or a few milliseconds later, so that
+        // both orders of arrival at HQ occur.
+        let lag = Duration::from_millis(round % 4 * 15);
+        let reservation = async {
+            tokio::time::sleep(lag).await;
+            http.post(format!("{hq}/v1/reservations"))
+                .bearer_auth(&shop)
+                .json(&json!({"location": "vienna-01", "lines": [{"sku": BREAD_SKU, "quantity": "1"}], "reference": format!("cart-{round}")}))
+                .send()
+                .await
+        };
+        let (sale, reservation) = tokio::join!(sale, reservation);
+        // The store never refuses a sale.
+        let (status, body) = sale.unwrap();
+        assert_eq!(status, 201, "round {round}: {body}");
+        let reservation = reservation.unwrap();
+        let status = reservation.status().as_u16();
+        let answer: Value = reservation.json().await.unwrap();
+        let id = match status {
+            201 => {
+                held += 1;
+                answer["id"].as_str().map(str::to_owned)
+            }
+            409 => {
+                assert_eq!(answer["code"], "insufficient_stock", "{answer}");
+                refused += 1;
+                None
+            }
+            other => panic!("round {round}: {other} {answer}"),
+        };
+        let deadline = Instant::now() + SYNC_TIMEOUT;
+        while figures().await.0 != "0" {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the sale never reached HQ"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Both sides agree: the unit left with the customer at the till; a hold the shop got
+        // first stands against nothing and promises nothing more.
+        let expected_reserved = if id.is_some() { "1" } else { "0" };
+        assert_eq!(
+            figures().await,
+            ("0".to_owned(), expected_reserved.to_owned(), "0".to_owned()),
+            "round {round}"
+        );
+        let at_store = get_json(&http, &format!("{url}/v1/stock/{BREAD_SKU}")).await;
+        assert_eq!(at_store["on_hand"], "0", "round {round}");
+        if let Some(id) = id {
+            let answer = http
+                .post(format!("{hq}/v1/reservations/{id}/actions"))
+                .bearer_auth(&shop)
+                .json(&json!({"action": "release"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+    }
+    assert_eq!(held + refused, 100);
+    // A hundred sold at the till in the window: what to order.
+    let reorder: Value = http
+        .get(format!(
+            "{hq}/v1/reorder-suggestions?store=vienna-01&window_days=28&lead_days=7&cover_days=14"
+        ))
+        .bearer_auth(&shop)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bread = reorder["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sku"] == BREAD_SKU)
+        .unwrap_or_else(|| panic!("{reorder}"));
+    // 100 / 28 = 3.571 a day; nothing left: 3.571 × (7 + 14) = 74.991, ordered whole: 75.
+    assert_eq!(
+        (
+            &bread["sold_in_store"],
+            &bread["sold_online"],
+            &bread["per_day"],
+            &bread["suggested"]
+        ),
+        (&json!("100"), &json!("0"), &json!("3.571"), &json!("75")),
+        "{reorder}"
+    );
+    eprintln!(
+        "[{}] the last item: the till sold it 100 times out of 100; the shop's hold was taken {held} times (before HQ heard of the sale) and refused {refused} times",
+        db.database.backend()
+    );
+    drop(chain);
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_item_sold_and_reserved_at_once_follows_the_policy_sqlite() {
+    the_last_item_sold_and_reserved_at_once_follows_the_policy(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_item_sold_and_reserved_at_once_follows_the_policy_postgres() {
+    the_last_item_sold_and_reserved_at_once_follows_the_policy(Backend::Postgres).await;
+}

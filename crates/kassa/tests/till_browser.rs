@@ -2026,3 +2026,355 @@ async fn a_price_check_shows_the_price_and_nothing_else_and_no_sale_opens_the_dr
         .unwrap();
     browser.close().await;
 }
+
+/// An order from the web as HQ routes it, written into the node's own table of them (how it
+/// gets there from HQ is `kassa/tests/sync.rs`'s real-process test).
+async fn route_order(data: &Path, number: &str, payment: &str, status: &str) {
+    use sqlx::Connection;
+    let order = protocol::sync::OrderEntity {
+        id: format!("id-{number}"),
+        number: number.to_owned(),
+        store: "vienna-01".into(),
+        fulfilment: "pickup".into(),
+        payment: payment.into(),
+        psp_reference: (payment == "paid").then(|| "psp-1".to_owned()),
+        status: status.into(),
+        customer: protocol::sync::OrderCustomer {
+            name: "Eva Huber".into(),
+            email: None,
+            phone: None,
+        },
+        shipping_address: None,
+        currency: "EUR".into(),
+        lines: vec![protocol::sync::OrderLine {
+            sku: "GRO-BRD-0012".into(),
+            name: "Bauernbrot 750 g".into(),
+            quantity: 2000,
+            picked: None,
+            returned: None,
+            unit_price_minor: 420,
+        }],
+        created_ms: 1,
+    };
+    let url = format!("sqlite://{}", store::db::db_path(data).display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO web_orders (id, number, status, payload) VALUES ($1, $2, $3, $4)")
+        .bind(&order.id)
+        .bind(number)
+        .bind(status)
+        .bind(serde_json::to_string(&order).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_order_is_picked_short_handed_over_by_its_qr_code_and_taken_back_at_the_till() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    route_order(&node._dir.path().join("node"), "W-000007", "paid", "placed").await;
+    let before = get(&format!("{url}/v1/stock/GRO-BRD-0012")).await;
+    let page = open_till(&browser, &url, T1).await;
+
+    // The task list, then the order: one of two loaves found.
+    page.click(&dt("btn-orders")).await.unwrap();
+    page.wait_visible(&dt("order-W-000007")).await.unwrap();
+    let listed = page.text(&dt("order-W-000007")).await.unwrap();
+    assert!(
+        listed.contains("Eva Huber") && listed.contains("to pick"),
+        "{listed}"
+    );
+    page.click(&dt("order-W-000007")).await.unwrap();
+    page.wait_visible(&dt("order-pick-qty")).await.unwrap();
+    page.fill(&dt("order-pick-qty"), "1").await.unwrap();
+    page.click(&dt("order-step")).await.unwrap();
+    page.wait_for(
+        "picked",
+        "document.querySelector('[data-test=orders-result]').textContent.includes('picked')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    // Ready for pickup.
+    page.click(&dt("order-step")).await.unwrap();
+    page.wait_for(
+        "ready",
+        "document.querySelector('[data-test=orders-result]').textContent.includes('ready')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.screenshot("till-web-order").await.unwrap();
+
+    // The customer shows the QR code: scanned into the open dialog, found, handed over.
+    page.click(&format!("{} [data-close]", dt("orders-dialog")))
+        .await
+        .unwrap();
+    page.click(&dt("btn-orders")).await.unwrap();
+    page.wait_visible(&dt("orders-find")).await.unwrap();
+    page.scan("kassa-order:W-000007").await.unwrap();
+    page.wait_for(
+        "found by its QR code",
+        "document.querySelector('[data-test=order-title]').textContent.includes('ready for pickup')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.click(&dt("order-step")).await.unwrap();
+    page.wait_for(
+        "handed over",
+        "document.querySelector('[data-test=orders-result]').textContent.includes('collected')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.wait_visible(&dt("orders-none")).await.unwrap();
+    let order = get(&format!("{url}/v1/web-orders/W-000007")).await;
+    assert_eq!(order["status"], "collected", "{order}");
+    assert_eq!(order["picked"][0]["quantity"], "1", "{order}");
+    let handed = get(&format!("{url}/v1/stock/GRO-BRD-0012")).await;
+    let on_hand =
+        |v: &Value| domain::quantity::parse_signed_milli(v["on_hand"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        on_hand(&before) - on_hand(&handed),
+        1000,
+        "{before} {handed}"
+    );
+
+    // The customer brings the loaf back: more than was delivered is refused at the line; one
+    // goes back into stock, and the till pays nothing out.
+    page.wait_visible(&dt("order-return-qty")).await.unwrap();
+    page.fill(&dt("order-return-qty"), "2").await.unwrap();
+    page.click(&dt("order-return")).await.unwrap();
+    page.wait_for(
+        "a return of more than was delivered refused",
+        "document.querySelector('[data-test=orders-error]').textContent.includes('at most 1 more')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    // The customer takes store credit here rather than wait for the web shop's refund.
+    page.fill(&dt("order-return-qty"), "1").await.unwrap();
+    page.eval("(() => { const s = document.querySelector('[data-test=order-refund]'); s.value = 'store-credit'; s.dispatchEvent(new Event('change')); return true; })()")
+        .await
+        .unwrap();
+    page.click(&dt("order-return")).await.unwrap();
+    page.wait_for(
+        "taken back as store credit",
+        "document.querySelector('[data-test=orders-result]').textContent.includes('Store credit SC')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let result = page.text(&dt("orders-result")).await.unwrap();
+    let credit = result
+        .split_whitespace()
+        .find(|w| w.starts_with("SC"))
+        .unwrap()
+        .to_owned();
+    // The account holds the loaf at the order's price (4.20, shown the Austrian way).
+    assert!(result.contains("4,20"), "{result}");
+    let balance = get(&format!("{url}/v1/stored-value/{credit}")).await;
+    assert_eq!(balance["balance"], "4.20", "{balance}");
+    page.wait_for(
+        "nothing more to take back",
+        "document.querySelector('[data-test=order-return]').hidden",
+        WAIT,
+    )
+    .await
+    .unwrap();
+
+    // Four order steps on the till's ledger; the loaf left at the handover and came back.
+    let kinds = journal_kinds(&url, T1).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "OrderStep").count(),
+        4,
+        "{kinds:?}"
+    );
+    let order = get(&format!("{url}/v1/web-orders/W-000007")).await;
+    assert_eq!(order["returned"][0]["quantity"], "1", "{order}");
+    let after = get(&format!("{url}/v1/stock/GRO-BRD-0012")).await;
+    assert_eq!(on_hand(&before), on_hand(&after), "{before} {after}");
+
+    // An order paid at pickup was paid, and its stock taken, by a till sale: it comes back as
+    // a return of that sale, never as an order return (no second refund, no second restock).
+    route_order(
+        &node._dir.path().join("node"),
+        "W-000008",
+        "at-pickup",
+        "collected",
+    )
+    .await;
+    page.fill(&dt("orders-find"), "W-000008").await.unwrap();
+    page.click(&dt("orders-load")).await.unwrap();
+    page.wait_for(
+        "the order paid at pickup",
+        "document.querySelector('[data-test=order-title]').textContent.includes('W-000008')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(hidden(&page, "order-return").await);
+    let steps = format!("{url}/v1/web-orders/W-000008/steps");
+    let body = json!({"terminal": T1, "step": "returned",
+                      "lines": [{"sku": "GRO-BRD-0012", "quantity": "1"}]});
+    let signed_in = test_support::sign_in(&client(), &url, T1, "anna", "1111")
+        .await
+        .unwrap();
+    let answer = client()
+        .post(&steps)
+        .bearer_auth(signed_in["session"].as_str().unwrap())
+        .header("Idempotency-Key", "return-paid-at-till")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 409);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["code"], "paid_at_till", "{answer}");
+    assert_eq!(
+        on_hand(&get(&format!("{url}/v1/stock/GRO-BRD-0012")).await),
+        on_hand(&after)
+    );
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+}
+
+/// A parcel of goods bought here and sent back through the web shop is listed under the
+/// orders and received with one press: the loaves go back into stock with a `ReturnReceived`
+/// event, and the list empties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parcel_returned_through_the_web_shop_is_received_into_stock_at_the_till() {
+    use sqlx::Connection;
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let parcel = protocol::sync::WebReturnEntity {
+        id: "id-R-000009".into(),
+        number: "R-000009".into(),
+        sale_receipt: "vienna-01-t1-000003".into(),
+        sale_store: "vienna-01".into(),
+        receive_at: "vienna-01".into(),
+        status: "open".into(),
+        currency: "EUR".into(),
+        refund_minor: 840,
+        lines: vec![protocol::sync::WebReturnLine {
+            line: 0,
+            sku: "GRO-BRD-0012".into(),
+            name: "Bauernbrot 750 g".into(),
+            quantity: 2000,
+        }],
+        created_ms: 1,
+    };
+    let db = format!(
+        "sqlite://{}",
+        store::db::db_path(&node._dir.path().join("node")).display()
+    );
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+    sqlx::query("INSERT INTO web_returns (id, number, sale_receipt, receive_at, status, payload) VALUES ($1, $2, $3, $4, 'open', $5)")
+        .bind(&parcel.id)
+        .bind(&parcel.number)
+        .bind(&parcel.sale_receipt)
+        .bind(&parcel.receive_at)
+        .bind(serde_json::to_string(&parcel).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let before = get(&format!("{url}/v1/stock/GRO-BRD-0012")).await;
+    let page = open_till(&browser, &url, T1).await;
+    page.click(&dt("btn-orders")).await.unwrap();
+    page.wait_visible(&dt("parcel-R-000009")).await.unwrap();
+    let listed = page.text(&dt("parcels-list")).await.unwrap();
+    assert!(
+        listed.contains("vienna-01-t1-000003") && listed.contains("Bauernbrot"),
+        "{listed}"
+    );
+    page.click(&dt("parcel-R-000009")).await.unwrap();
+    page.wait_for(
+        "the parcel received",
+        "document.querySelector('[data-test=orders-result]').textContent.includes('R-000009')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.wait_for(
+        "the list emptied",
+        "document.querySelector('[data-test=parcels-list]').hidden",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let after = get(&format!("{url}/v1/stock/GRO-BRD-0012")).await;
+    let on_hand =
+        |v: &Value| domain::quantity::parse_signed_milli(v["on_hand"].as_str().unwrap()).unwrap();
+    assert_eq!(on_hand(&after) - on_hand(&before), 2000, "{before} {after}");
+    let kinds = journal_kinds(&url, T1).await;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "ReturnReceived").count(),
+        1,
+        "{kinds:?}"
+    );
+    let all = get(&format!("{url}/v1/web-returns?show=all")).await;
+    assert_eq!(all["returns"][0]["status"], "received", "{all}");
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_for_a_customer_is_refused_without_hq_and_the_cart_stays() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let node = start_node(&[]).await;
+    let url = node.process.url.clone();
+    let page = open_till(&browser, &url, T1).await;
+    page.scan("9003909062415").await.unwrap();
+    wait_lines(&page, 1).await;
+    page.click(&dt("btn-hold")).await.unwrap();
+    page.wait_visible(&dt("hold-customer")).await.unwrap();
+    assert!(
+        page.text(&dt("hold-lines"))
+            .await
+            .unwrap()
+            .contains("Bauernbrot"),
+        "the hold names the cart's goods"
+    );
+    page.wait_visible(&dt("holds-none")).await.unwrap();
+    // Without a customer: refused at the field, before HQ is asked.
+    page.click(&dt("hold-ok")).await.unwrap();
+    page.wait_for(
+        "the customer asked for",
+        "document.querySelector('[data-test=hold-error]').textContent.includes('Say who it is held for')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    // A node without HQ keeps no holds: a hold is HQ's promise to the web shop.
+    page.fill(&dt("hold-customer"), "Frau Berger")
+        .await
+        .unwrap();
+    page.click(&dt("hold-ok")).await.unwrap();
+    page.wait_for(
+        "refused without HQ",
+        "document.querySelector('[data-test=hold-error]').textContent.includes('without HQ')",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.click(&format!("{} [data-close]", dt("hold-dialog")))
+        .await
+        .unwrap();
+    wait_lines(&page, 1).await;
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+}

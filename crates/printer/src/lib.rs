@@ -34,8 +34,8 @@ pub use html::render_html;
 pub use labels::Labels;
 pub use locale::{Language, LocalDateTime, Locale};
 pub use receipt::{
-    Layout, ReceiptBody, ReceiptCode, ReceiptData, ReturnReceipt, SaleReceipt, StoreHeader,
-    receipt_document,
+    FiscalCode, Layout, ReceiptBody, ReceiptCode, ReceiptData, ReturnReceipt, SaleReceipt,
+    StoreHeader, receipt_document,
 };
 pub use report::{
     CashCount, DenominationCount, ShiftReport, TaxTotal, TenderTotal, blind_x_report_document,

@@ -161,6 +161,17 @@ pub struct ReceiptData {
     pub footer: Vec<String>,
     /// A reprint: marked as a copy at the top, and the drawer stays shut.
     pub copy: bool,
+    /// The fiscal regime's code (Austria: the RKSV QR code), when the till has one.
+    pub fiscal: Option<FiscalCode>,
+}
+
+/// The machine-readable code a fiscal regime puts on a receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiscalCode {
+    /// The QR code's text.
+    pub qr: String,
+    /// The signature device had failed: printed under the code.
+    pub device_failed: bool,
 }
 
 fn centred(bold: bool, size: Size) -> Style {
@@ -633,6 +644,15 @@ pub fn receipt_document(
         ReceiptBody::Return(ret) => push_return(&mut doc, ret, layout, labels)?,
     }
     doc.separator();
+    if let Some(fiscal) = &data.fiscal {
+        doc.push(Block::Qr(fiscal.qr.clone()));
+        if fiscal.device_failed {
+            doc.text(
+                "Sicherheitseinrichtung ausgefallen",
+                centred(false, Size::Normal),
+            );
+        }
+    }
     push_code(&mut doc, &data.number, layout);
     push_footer(&mut doc, &data.footer);
     Ok(doc)

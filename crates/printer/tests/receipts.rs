@@ -112,6 +112,7 @@ fn zurich(body: ReceiptBody) -> ReceiptData {
         body,
         footer: vec!["Danke für Ihren Einkauf!".into()],
         copy: false,
+        fiscal: None,
     }
 }
 
@@ -192,6 +193,7 @@ fn vienna(body: ReceiptBody, number: &str) -> ReceiptData {
         body,
         footer: vec!["Umtausch binnen 14 Tagen mit Beleg.".into()],
         copy: false,
+        fiscal: None,
     }
 }
 

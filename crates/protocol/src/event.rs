@@ -6,8 +6,9 @@
 use domain::catalog::{Sku, TaxCategory};
 use domain::ids::{EventId, StaffId};
 use domain::ledger::{
-    AdjustmentReason, Approval, CashMovementKind, Event, EventBody, EventMeta, ReturnCompleted,
-    SaleCompleted, SaleVoided, TransferLeg,
+    AdjustmentReason, Approval, CashMovementKind, Event, EventBody, EventMeta, FiscalReceipt,
+    OrderStep, OrderStepKind, ReturnCompleted, ReturnReceived, SaleCompleted, SaleVoided,
+    TransferLeg,
 };
 use domain::sale::{
     LineTax, PricedCart, PricedLine, PricedReturn, ReturnedLine, Settlement, TaxSummary, Tender,
@@ -114,6 +115,55 @@ pub enum BodyDto {
     StoredValueIssued(LoadDto),
     StoredValueToppedUp(LoadDto),
     Card(card::CardDto),
+    OrderStep(OrderStepDto),
+    ReturnReceived(ReturnReceivedDto),
+    FiscalReceipt(FiscalReceiptDto),
+}
+
+/// A fiscal receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct FiscalReceiptDto {
+    pub regime: String,
+    pub receipt: String,
+    pub kind: String,
+    pub document: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub device_failed: bool,
+}
+
+/// A return through the web shop received at a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ReturnReceivedDto {
+    pub web_return: String,
+    pub number: String,
+    pub sale: String,
+    /// (SKU, thousandths).
+    pub lines: Vec<(String, i64)>,
+    pub staff: String,
+}
+
+/// A step of an order from the web at a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct OrderStepDto {
+    pub order: String,
+    pub number: String,
+    /// `picked`, `ready`, `shipped` or `handed-over`.
+    pub step: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<String>,
+    /// (SKU, thousandths).
+    pub lines: Vec<(String, i64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale: Option<String>,
+    /// A return refunded as store credit: the account, minor units, currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credit: Option<(String, i64, String)>,
+    pub staff: String,
 }
 
 /// An approval: which permission, given by whom.
@@ -469,6 +519,53 @@ impl From<&EventBody> for BodyDto {
             EventBody::StoredValueIssued(load) => BodyDto::StoredValueIssued(load.into()),
             EventBody::StoredValueToppedUp(load) => BodyDto::StoredValueToppedUp(load.into()),
             EventBody::Card(card) => BodyDto::Card(card::CardDto::from(card)),
+            EventBody::OrderStep(o) => {
+                let (carrier, tracking) = match &o.step {
+                    OrderStepKind::Shipped { carrier, tracking } => {
+                        (Some(carrier.clone()), Some(tracking.clone()))
+                    }
+                    _ => (None, None),
+                };
+                BodyDto::OrderStep(OrderStepDto {
+                    order: o.order.clone(),
+                    number: o.number.clone(),
+                    step: o.step.as_str().to_owned(),
+                    carrier,
+                    tracking,
+                    lines: o
+                        .lines
+                        .iter()
+                        .map(|(sku, q)| (sku.to_string(), q.milli()))
+                        .collect(),
+                    sale: o.sale_receipt.clone(),
+                    credit: o.store_credit.as_ref().map(|(account, amount)| {
+                        (
+                            account.to_string(),
+                            amount.minor(),
+                            amount.currency().code().to_owned(),
+                        )
+                    }),
+                    staff: o.staff.to_string(),
+                })
+            }
+            EventBody::FiscalReceipt(f) => BodyDto::FiscalReceipt(FiscalReceiptDto {
+                regime: f.regime.clone(),
+                receipt: f.receipt.clone(),
+                kind: f.kind.clone(),
+                document: f.document.clone(),
+                device_failed: f.device_failed,
+            }),
+            EventBody::ReturnReceived(r) => BodyDto::ReturnReceived(ReturnReceivedDto {
+                web_return: r.web_return.clone(),
+                number: r.number.clone(),
+                sale: r.sale_receipt.clone(),
+                lines: r
+                    .lines
+                    .iter()
+                    .map(|(sku, q)| (sku.to_string(), q.milli()))
+                    .collect(),
+                staff: r.staff.to_string(),
+            }),
         }
     }
 }
@@ -865,6 +962,103 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
         BodyDto::StoredValueIssued(load) => stored_value::issued(load)?,
         BodyDto::StoredValueToppedUp(load) => stored_value::topped_up(load)?,
         BodyDto::Card(card) => EventBody::Card(card::card_from(card)?),
+        BodyDto::OrderStep(o) => {
+            let r = Reader { path: "body" };
+            let step = match (o.step.as_str(), &o.carrier, &o.tracking) {
+                ("picked", None, None) => OrderStepKind::Picked,
+                ("ready", None, None) => OrderStepKind::Ready,
+                ("shipped", Some(carrier), Some(tracking)) => OrderStepKind::Shipped {
+                    carrier: carrier.clone(),
+                    tracking: tracking.clone(),
+                },
+                ("handed-over", None, None) => OrderStepKind::HandedOver,
+                ("returned", None, None) => OrderStepKind::Returned,
+                _ => {
+                    return Err(FieldError::new(
+                        "body.step",
+                        "picked, ready, handed-over, returned, or shipped with carrier and tracking",
+                    ));
+                }
+            };
+            let mut lines = Vec::with_capacity(o.lines.len());
+            for (i, (sku, milli)) in o.lines.iter().enumerate() {
+                lines.push((
+                    r.sku(&format!("lines[{i}].sku"), sku)?,
+                    r.qty(&format!("lines[{i}].qty"), *milli)?,
+                ));
+            }
+            EventBody::OrderStep(OrderStep {
+                order: o.order.clone(),
+                number: o.number.clone(),
+                step,
+                lines,
+                sale_receipt: o.sale.clone(),
+                store_credit: match &o.credit {
+                    None => None,
+                    Some((account, minor, cur)) => {
+                        if o.step != "returned" || *minor <= 0 {
+                            return Err(FieldError::new(
+                                "body.credit",
+                                "store credit, more than zero, is given only for a return",
+                            ));
+                        }
+                        let account = domain::stored_value::AccountNumber::parse_kind(
+                            account,
+                            domain::stored_value::StoredValueKind::StoreCredit,
+                        )
+                        .map_err(|e| FieldError::new("body.credit", e.to_string()))?;
+                        Some((
+                            account,
+                            Money::from_minor(*minor, r.currency("credit", cur)?),
+                        ))
+                    }
+                },
+                staff: r.staff("staff", &o.staff)?,
+            })
+        }
+        BodyDto::FiscalReceipt(d) => {
+            for (field, value) in [
+                ("body.regime", &d.regime),
+                ("body.receipt", &d.receipt),
+                ("body.kind", &d.kind),
+                ("body.document", &d.document),
+            ] {
+                if value.is_empty() {
+                    return Err(FieldError::new(field, "required"));
+                }
+            }
+            EventBody::FiscalReceipt(FiscalReceipt {
+                regime: d.regime.clone(),
+                receipt: d.receipt.clone(),
+                kind: d.kind.clone(),
+                document: d.document.clone(),
+                device_failed: d.device_failed,
+            })
+        }
+        BodyDto::ReturnReceived(d) => {
+            let r = Reader { path: "body" };
+            if d.lines.is_empty() {
+                return Err(FieldError::new("body.lines", "at least one line"));
+            }
+            let mut lines = Vec::with_capacity(d.lines.len());
+            for (i, (sku, milli)) in d.lines.iter().enumerate() {
+                let quantity = r.qty(&format!("lines[{i}].qty"), *milli)?;
+                if quantity.milli() <= 0 {
+                    return Err(FieldError::new(
+                        format!("body.lines[{i}].qty"),
+                        "more than zero",
+                    ));
+                }
+                lines.push((r.sku(&format!("lines[{i}].sku"), sku)?, quantity));
+            }
+            EventBody::ReturnReceived(ReturnReceived {
+                web_return: d.web_return.clone(),
+                number: d.number.clone(),
+                sale_receipt: d.sale.clone(),
+                lines,
+                staff: r.staff("staff", &d.staff)?,
+            })
+        }
     })
 }
 

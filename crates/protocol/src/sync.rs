@@ -397,6 +397,118 @@ pub struct VariantEntity {
     pub variant: crate::seed::VariantDto,
 }
 
+/// The entity kind HQ publishes orders from the web under, keyed by the order's id; a store
+/// takes those routed to it.
+pub const ORDER_KIND: &str = "order";
+
+/// An order from the web as HQ routes it to its store through the reference change log (its
+/// latest state at every change). A store older than orders ignores the kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderEntity {
+    /// HQ's id.
+    pub id: String,
+    /// The number the customer knows (`W-000123`), also in the pickup QR code.
+    pub number: String,
+    /// The store that fulfils it.
+    pub store: String,
+    /// `pickup` or `ship-from-store`.
+    pub fulfilment: String,
+    /// `paid` (online, `psp_reference` names the payment) or `at-pickup`.
+    pub payment: String,
+    /// The payment service provider's reference of an order paid online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psp_reference: Option<String>,
+    /// `placed`, `picked`, `ready`, `shipped`, `collected` or `cancelled`.
+    pub status: String,
+    /// Who ordered.
+    pub customer: OrderCustomer,
+    /// Where to ship (ship-from-store), as the customer wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<String>,
+    /// The currency of the prices.
+    pub currency: String,
+    /// What was ordered.
+    pub lines: Vec<OrderLine>,
+    /// When it was placed, epoch ms.
+    pub created_ms: i64,
+}
+
+/// The customer of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCustomer {
+    /// Their name.
+    pub name: String,
+    /// Their e-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Their phone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// A line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    /// The variant.
+    pub sku: String,
+    /// Its name when ordered.
+    pub name: String,
+    /// Ordered, in thousandths.
+    pub quantity: i64,
+    /// Picked, in thousandths (once picked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picked: Option<i64>,
+    /// Brought back to a store after delivery, in thousandths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned: Option<i64>,
+    /// The price of one unit in minor units, tax included, as the shop charged or quoted it.
+    pub unit_price_minor: i64,
+}
+
+/// The reference kind of a return made through the web shop.
+pub const WEB_RETURN_KIND: &str = "web-return";
+
+/// An in-store sale returned through the web shop (HQ's returns API, with the sale's receipt
+/// number), as HQ routes it through the reference change log to the store that sold it (whose
+/// tills may then return only what is left) and to the store the goods are sent back to (which
+/// receives them into its stock). A store older than web returns ignores the kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebReturnEntity {
+    /// HQ's id.
+    pub id: String,
+    /// The number the customer knows (`R-000123`), also on the parcel.
+    pub number: String,
+    /// The receipt number of the sale.
+    pub sale_receipt: String,
+    /// The store that sold the goods.
+    pub sale_store: String,
+    /// The store the goods are sent back to.
+    pub receive_at: String,
+    /// `open` (on the way) or `received`.
+    pub status: String,
+    /// The currency of the refund.
+    pub currency: String,
+    /// What the web shop refunds, in minor units (the returned lines' share of the sale).
+    pub refund_minor: i64,
+    /// What comes back.
+    pub lines: Vec<WebReturnLine>,
+    /// When it was made, epoch ms.
+    pub created_ms: i64,
+}
+
+/// A line of a web return: which line of the sale, and how much of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebReturnLine {
+    /// The line's index on the sale.
+    pub line: u32,
+    /// The variant.
+    pub sku: String,
+    /// Its name on the sale.
+    pub name: String,
+    /// Returned, in thousandths.
+    pub quantity: i64,
+}
+
 /// The prices of one SKU in one pricebook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -508,4 +620,9 @@ pub struct StockSnapshot {
     pub watermarks: std::collections::BTreeMap<String, u64>,
     /// SKU → on hand in thousandths.
     pub levels: std::collections::BTreeMap<String, i64>,
+    /// SKU → what the web shop's carts, orders and the store's holds for customers reserve at
+    /// the location now, in thousandths (HQ's promise, not a lock on the shelf); absent from an
+    /// older HQ.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub reserved: std::collections::BTreeMap<String, i64>,
 }

@@ -365,6 +365,24 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/stock/counts", post(count))
         .route("/v1/stock/{sku}", get(stock))
         .route("/v1/receipts/{number}", get(receipt))
+        .route("/v1/web-orders", get(crate::web_orders::list))
+        .route("/v1/web-orders/{number}", get(crate::web_orders::one))
+        .route(
+            "/v1/web-orders/{number}/steps",
+            post(crate::web_orders::step),
+        )
+        .route("/v1/fiscal/null-receipt", post(crate::fiscal::null_receipt))
+        .route("/v1/fiscal/close", post(crate::fiscal::close))
+        .route("/v1/web-returns", get(crate::web_returns::list))
+        .route(
+            "/v1/web-returns/{number}/receive",
+            post(crate::web_returns::receive),
+        )
+        .route(
+            "/v1/holds",
+            get(crate::holds::list).post(crate::holds::place),
+        )
+        .route("/v1/holds/{id}/release", post(crate::holds::release))
         .route("/v1/journal", get(journal))
         .merge(crate::till::routes())
         .merge(crate::staff_api::routes())
@@ -487,6 +505,7 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
         "pin_pepper_error": node.pin_pepper_problem(),
         "currency": ctx.as_ref().map(|c| c.config.currency.code().to_owned()),
         "terminals": terminals,
+        "fiscal": crate::fiscal::status(&node.pools.reader).await?,
         "sync": {
             "online": sync.online,
             "outbox": unsynced,
@@ -573,7 +592,7 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
     Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
 }
 
-fn lookup_error(e: domain::catalog::CatalogError, field: String) -> ApiError {
+pub(crate) fn lookup_error(e: domain::catalog::CatalogError, field: String) -> ApiError {
     use domain::barcode::BarcodeError;
     use domain::catalog::CatalogError;
     // A stable `reason` beside `invalid_code`, so that the till can say what is wrong with the
@@ -646,6 +665,7 @@ async fn item(State(node): State<Arc<Node>>, Path(code): Path<String>) -> ApiRes
         "sold_in_store": found.sold_in_store,
         "open_price": found.open_price,
         "on_hand": format_signed_milli(stock),
+        "reserved": node.hq_reserved(found.sku.as_str()).map(format_signed_milli),
     })))
 }
 
@@ -1219,9 +1239,12 @@ async fn count(
 async fn stock(State(node): State<Arc<Node>>, Path(sku): Path<String>) -> ApiResult<Json<Value>> {
     let sku = sku_field(&sku)?;
     let milli = on_hand(&node, sku.as_str()).await?;
-    Ok(Json(
-        json!({"sku": sku.to_string(), "on_hand": format_signed_milli(milli)}),
-    ))
+    let mut answer = json!({"sku": sku.to_string(), "on_hand": format_signed_milli(milli)});
+    // What HQ promised the web shop and customers out of this store, as of the last pull.
+    if let Some(reserved) = node.hq_reserved(sku.as_str()) {
+        answer["reserved"] = json!(format_signed_milli(reserved));
+    }
+    Ok(Json(answer))
 }
 
 /// A receipt, for any member signed in at this node (a return or a reprint starts from it).

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::shifts::{self, OpenShift};
 use crate::views;
+use fiscal::rksv::{Amounts, Kind};
 
 /// How many queued requests one commit takes at most.
 const MAX_GROUP: usize = 256;
@@ -89,7 +90,7 @@ pub(crate) async fn last_voidable_sale(
     terminal: &TerminalId,
 ) -> Result<(Event, SaleCompleted), WriteError> {
     let last = sqlx::query(
-        "SELECT id, body, kind FROM events WHERE terminal = $1 ORDER BY seq DESC LIMIT 1",
+        "SELECT id, body, kind FROM events WHERE terminal = $1 AND kind != 'FiscalReceipt' ORDER BY seq DESC LIMIT 1",
     )
     .bind(terminal.as_str())
     .fetch_optional(&mut *conn)
@@ -109,11 +110,13 @@ pub(crate) async fn last_voidable_sale(
             "stored sale does not decode as a sale".into(),
         ));
     };
-    let returned: Option<i64> =
-        sqlx::query_scalar("SELECT SUM(milli) FROM returned_lines WHERE sale_receipt = $1")
-            .bind(&sale.receipt)
-            .fetch_one(&mut *conn)
-            .await?;
+    let returned: Option<i64> = sqlx::query_scalar(
+        "SELECT SUM(milli) FROM (SELECT milli FROM returned_lines WHERE sale_receipt = $1
+                                 UNION ALL SELECT milli FROM web_return_lines WHERE sale_receipt = $1)",
+    )
+    .bind(&sale.receipt)
+    .fetch_one(&mut *conn)
+    .await?;
     if returned.unwrap_or(0) > 0 {
         return Err(rejected(
             "sale_partly_returned",
@@ -300,6 +303,37 @@ pub enum Op {
         /// Until when, epoch milliseconds.
         until_ms: i64,
     },
+    /// A step of an order from the web: checked against the order as this store holds it
+    /// and recorded with it.
+    OrderStep {
+        /// Terminal.
+        terminal: TerminalId,
+        /// Who.
+        staff: StaffId,
+        /// What.
+        step: crate::web_orders::Step,
+    },
+    /// The parcel of a web return arrived at this store: its goods go back into stock.
+    ReceiveWebReturn {
+        /// Terminal.
+        terminal: TerminalId,
+        /// Who.
+        staff: StaffId,
+        /// The return's number or id.
+        number: String,
+    },
+    /// A till commissioned for a fiscal regime makes its start receipt.
+    FiscalStart {
+        /// Terminal.
+        terminal: TerminalId,
+    },
+    /// A null receipt on demand, or (`close`) the Schlussbeleg that closes the register.
+    FiscalNull {
+        /// Terminal.
+        terminal: TerminalId,
+        /// Close the register with it.
+        close: bool,
+    },
     /// Record a card request, its outcome or an offline settlement, with its journal row.
     Card {
         /// Terminal (the till the payment terminal belongs to).
@@ -326,7 +360,11 @@ impl Op {
             | Op::NoSale { terminal, .. }
             | Op::CloseShift { terminal, .. }
             | Op::LockOut { terminal, .. }
-            | Op::LoadStoredValue { terminal, .. } => terminal,
+            | Op::LoadStoredValue { terminal, .. }
+            | Op::OrderStep { terminal, .. }
+            | Op::ReceiveWebReturn { terminal, .. }
+            | Op::FiscalStart { terminal }
+            | Op::FiscalNull { terminal, .. } => terminal,
             Op::Card { terminal, .. } => terminal,
         }
     }
@@ -341,6 +379,10 @@ impl Op {
                 | Op::OpenShift { .. }
                 | Op::LockOut { .. }
                 | Op::Card { .. }
+                | Op::OrderStep { .. }
+                | Op::ReceiveWebReturn { .. }
+                | Op::FiscalStart { .. }
+                | Op::FiscalNull { .. }
         )
     }
 }
@@ -384,6 +426,8 @@ struct TerminalState {
     next_receipt: u64,
     key: SigningKey,
     shift: Option<OpenShift>,
+    /// The fiscal regime's register, when the till is commissioned for one.
+    fiscal: Option<crate::fiscal::FiscalTill>,
 }
 
 #[derive(Clone)]
@@ -398,6 +442,7 @@ pub async fn start(
     pool: SqlitePool,
     store: StoreId,
     keys: HashMap<TerminalId, SigningKey>,
+    mut fiscal: HashMap<TerminalId, crate::fiscal::FiscalTill>,
     clock: Arc<dyn Clock>,
     appended: Arc<tokio::sync::Notify>,
 ) -> Result<Ledger, WriteError> {
@@ -432,6 +477,7 @@ pub async fn start(
                 .fetch_one(&pool)
                 .await?;
         let shift = shifts::open_shift(&pool, &terminal).await?;
+        let fiscal = fiscal.remove(&terminal);
         terminals.insert(
             terminal,
             TerminalState {
@@ -440,6 +486,7 @@ pub async fn start(
                 next_receipt: u64::try_from(receipts).unwrap_or(0) + 1,
                 key,
                 shift,
+                fiscal,
             },
         );
     }
@@ -572,6 +619,8 @@ async fn apply(
             approvals,
             ..
         } => {
+            let per_rate = gross_per_rate(cart.lines.iter().map(|l| (&l.taxes, l.gross)), 1);
+            fiscal_check(state, clock, &terminal, &per_rate)?;
             crate::payments::check_card_tenders(conn, &terminal, tenders).await?;
             let receipt = next_receipt(state, &terminal);
             let body = EventBody::SaleCompleted(SaleCompleted {
@@ -585,6 +634,16 @@ async fn apply(
             let event = append(conn, state, clock, &terminal, body).await?;
             index_receipt(conn, &receipt, &event, "sale").await?;
             crate::payments::use_card_tenders(conn, &terminal, tenders, &receipt).await?;
+            fiscal_receipt(
+                conn,
+                state,
+                clock,
+                &terminal,
+                &receipt,
+                Kind::Standard,
+                &per_rate,
+            )
+            .await?;
             Recorded {
                 status: 201,
                 body: views::event_view(&event),
@@ -652,6 +711,12 @@ async fn apply(
                     .fetch_optional(&mut *conn)
                     .await?
                     .unwrap_or(0);
+            fiscal_check(
+                state,
+                clock,
+                &terminal,
+                &gross_per_rate(refund.lines.iter().map(|l| (&l.taxes, l.gross)), -1),
+            )?;
             let currency = refund.total.currency();
             let payout = domain::sale::pay_out_refund(
                 refund,
@@ -695,6 +760,20 @@ async fn apply(
                 .await?;
             }
             index_receipt(conn, &receipt, &event, "return").await?;
+            if let EventBody::ReturnCompleted(ret) = &event.body {
+                let per_rate =
+                    gross_per_rate(ret.refund.lines.iter().map(|l| (&l.taxes, l.gross)), -1);
+                fiscal_receipt(
+                    conn,
+                    state,
+                    clock,
+                    &terminal,
+                    &receipt,
+                    Kind::Standard,
+                    &per_rate,
+                )
+                .await?;
+            }
             Recorded {
                 status: 201,
                 body: views::event_view(&event),
@@ -708,6 +787,8 @@ async fn apply(
             approvals,
             ..
         } => {
+            let per_rate = gross_per_rate(refund.lines.iter().map(|l| (&l.taxes, l.gross)), -1);
+            fiscal_check(state, clock, &terminal, &per_rate)?;
             let receipt = next_receipt(state, &terminal);
             let body = EventBody::ReturnCompleted(ReturnCompleted {
                 receipt: receipt.clone(),
@@ -723,6 +804,16 @@ async fn apply(
             });
             let event = append(conn, state, clock, &terminal, body).await?;
             index_receipt(conn, &receipt, &event, "return").await?;
+            fiscal_receipt(
+                conn,
+                state,
+                clock,
+                &terminal,
+                &receipt,
+                Kind::Standard,
+                &per_rate,
+            )
+            .await?;
             Recorded {
                 status: 201,
                 body: views::event_view(&event),
@@ -734,6 +825,8 @@ async fn apply(
             approvals,
             ..
         } => {
+            // A closed register rings no storno either.
+            fiscal_check(state, clock, &terminal, &[])?;
             let (event, sale) = last_voidable_sale(&mut *conn, &terminal).await?;
             // The cashier confirmed one sale; another sale since (on this terminal) is not it.
             if let Some(confirmed) = confirmed.as_ref().filter(|r| **r != sale.receipt) {
@@ -764,6 +857,26 @@ async fn apply(
                 .bind(&sale.receipt)
                 .execute(&mut *conn)
                 .await?;
+            // The fiscal regime's cancellation of the sale: a storno receipt of its own number.
+            if state
+                .terminals
+                .get(&terminal)
+                .is_some_and(|t| t.fiscal.is_some())
+            {
+                let storno = next_receipt(state, &terminal);
+                let per_rate =
+                    gross_per_rate(sale.cart.lines.iter().map(|l| (&l.taxes, l.gross)), -1);
+                fiscal_receipt(
+                    conn,
+                    state,
+                    clock,
+                    &terminal,
+                    &storno,
+                    Kind::Storno,
+                    &per_rate,
+                )
+                .await?;
+            }
             Recorded {
                 status: 201,
                 body: views::event_view(&voided),
@@ -786,6 +899,128 @@ async fn apply(
             Recorded {
                 status: 201,
                 body: views::event_view(&event),
+            }
+        }
+        Op::OrderStep { staff, step, .. } => {
+            let (order, status, lines) = crate::web_orders::check(conn, step).await?;
+            let store_credit = match &step.store_credit {
+                None => None,
+                Some(account) => {
+                    let value = crate::web_orders::value_of(&order, &lines)
+                        .filter(domain::Money::is_positive)
+                        .ok_or_else(|| WriteError::Rejected {
+                            code: "invalid_field",
+                            field: "lines".into(),
+                            message: "the returned lines are worth nothing at the order's prices: no store credit to give".into(),
+                        })?;
+                    Some((account.clone(), value))
+                }
+            };
+            let body = EventBody::OrderStep(domain::ledger::OrderStep {
+                order: order.entity.id.clone(),
+                number: order.entity.number.clone(),
+                step: step.step.clone(),
+                lines: lines.clone(),
+                sale_receipt: step.sale_receipt.clone(),
+                store_credit,
+                staff: staff.clone(),
+            });
+            let event = append(conn, state, clock, &terminal, body).await?;
+            crate::web_orders::record(conn, &order, status, &step.step, &lines).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::ReceiveWebReturn { staff, number, .. } => {
+            let received =
+                crate::web_returns::check_receive(conn, state.store.as_str(), number, staff)
+                    .await?;
+            let id = received.web_return.clone();
+            let event = append(
+                conn,
+                state,
+                clock,
+                &terminal,
+                EventBody::ReturnReceived(received),
+            )
+            .await?;
+            crate::web_returns::record_received(conn, &id).await?;
+            Recorded {
+                status: 201,
+                body: views::event_view(&event),
+            }
+        }
+        Op::FiscalStart { .. } => {
+            let Some(till) = state
+                .terminals
+                .get(&terminal)
+                .and_then(|t| t.fiscal.as_ref())
+            else {
+                return Err(WriteError::Conflict {
+                    code: "not_commissioned",
+                    message: format!("terminal {terminal} is not commissioned for a fiscal regime"),
+                });
+            };
+            if till.started() {
+                return Err(WriteError::Conflict {
+                    code: "started_already",
+                    message: format!("terminal {terminal} has made its start receipt already"),
+                });
+            }
+            let number = next_receipt(state, &terminal);
+            fiscal_receipt(conn, state, clock, &terminal, &number, Kind::Start, &[]).await?;
+            Recorded {
+                status: 201,
+                body: serde_json::json!({"terminal": terminal.to_string(), "receipt": number}),
+            }
+        }
+        Op::FiscalNull { close, .. } => {
+            let Some(till) = state
+                .terminals
+                .get(&terminal)
+                .and_then(|t| t.fiscal.as_ref())
+                .filter(|t| t.started())
+            else {
+                return Err(WriteError::Conflict {
+                    code: "not_commissioned",
+                    message: format!(
+                        "terminal {terminal} is not commissioned for a fiscal regime (or has not made its start receipt)"
+                    ),
+                });
+            };
+            if let Some(closed) = till.closed() {
+                return Err(WriteError::Conflict {
+                    code: "register_closed",
+                    message: format!(
+                        "the register of terminal {terminal} was closed with receipt {closed}"
+                    ),
+                });
+            }
+            let number = next_receipt(state, &terminal);
+            fiscal_receipt(conn, state, clock, &terminal, &number, Kind::Null, &[]).await?;
+            if *close {
+                if let Some(till) = state
+                    .terminals
+                    .get_mut(&terminal)
+                    .and_then(|t| t.fiscal.as_mut())
+                {
+                    till.close(conn, &terminal, &number).await?;
+                }
+            }
+            let document: Option<String> =
+                sqlx::query_scalar("SELECT document FROM fiscal_receipts WHERE receipt = $1")
+                    .bind(&number)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            Recorded {
+                status: 201,
+                body: serde_json::json!({
+                    "terminal": terminal.to_string(),
+                    "receipt": number,
+                    "closed": *close,
+                    "qr": document.as_deref().and_then(fiscal::rksv::qr_text),
+                }),
             }
         }
         Op::Count {
@@ -1019,6 +1254,121 @@ fn set_shift(state: &mut State, terminal: &TerminalId, shift: Option<OpenShift>)
     }
 }
 
+/// Gross amounts per tax rate (the percentage as text, cents times `sign`) of priced lines.
+fn gross_per_rate<'a>(
+    lines: impl Iterator<Item = (&'a Vec<domain::sale::LineTax>, domain::Money)>,
+    sign: i64,
+) -> Vec<(String, i64)> {
+    lines
+        .map(|(taxes, gross)| {
+            let rate = taxes
+                .iter()
+                .map(|t| t.rate.percent())
+                .reduce(|a, b| a + b)
+                .map_or_else(|| "0".to_owned(), |r| r.normalize().to_string());
+            (rate, gross.minor() * sign)
+        })
+        .collect()
+}
+
+/// The fiscal document of `receipt` on a commissioned till, each its own `FiscalReceipt`
+/// event chained after the receipt: first the regime's receipts that are due (the month's null
+/// receipt, the Sammelbeleg after an outage), then this one. Nothing on a till that is not
+/// commissioned, or has not made its start receipt yet (then only the start receipt itself).
+async fn fiscal_receipt(
+    conn: &mut SqliteConnection,
+    state: &mut State,
+    clock: &dyn Clock,
+    terminal: &TerminalId,
+    receipt: &str,
+    kind: Kind,
+    per_rate: &[(String, i64)],
+) -> Result<(), WriteError> {
+    let Some(mut till) = state.terminals.get(terminal).and_then(|t| t.fiscal.clone()) else {
+        return Ok(());
+    };
+    if !till.started() && kind != Kind::Start {
+        return Ok(());
+    }
+    let at = till.local(clock.now().millis().max(state.hlc.wall_ms()));
+    let amounts = till
+        .amounts(per_rate, at.date())
+        .map_err(|e| WriteError::Db(format!("fiscal receipt: {e}")))?;
+    let failed = |e: fiscal::rksv::RksvError| WriteError::Db(format!("fiscal receipt: {e}"));
+    let mut due = Vec::new();
+    if kind != Kind::Start && till.month_due(at) {
+        due.push(Kind::Null);
+    }
+    due.push(kind);
+    let mut sammelbeleg_made = false;
+    while let Some(next) = due.first().copied() {
+        // A receipt due before this one is a null receipt, numbered here.
+        let before = next != kind;
+        let number = if before {
+            next_receipt(state, terminal)
+        } else {
+            receipt.to_owned()
+        };
+        let amounts = if before { Amounts::default() } else { amounts };
+        let signed = match till.sign(&number, at, next, amounts) {
+            Err(fiscal::rksv::RksvError::SammelbelegDue) if !sammelbeleg_made => {
+                sammelbeleg_made = true;
+                due.insert(0, Kind::Null);
+                continue;
+            }
+            other => other.map_err(failed)?,
+        };
+        due.remove(0);
+        let event = append(
+            conn,
+            state,
+            clock,
+            terminal,
+            EventBody::FiscalReceipt(signed.clone()),
+        )
+        .await?;
+        // A sale's or a return's number is theirs; the regime's own receipts are indexed here.
+        if next != Kind::Standard {
+            index_receipt(conn, &number, &event, "fiscal").await?;
+        }
+        till.record(conn, terminal, event.meta.seq, &signed).await?;
+    }
+    if let Some(t) = state.terminals.get_mut(terminal) {
+        t.fiscal = Some(till);
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is written, a receipt whose rates the till's fiscal regime has no
+/// column for (a rate a jurisdiction was given that the regime's table does not know).
+fn fiscal_check(
+    state: &State,
+    clock: &dyn Clock,
+    terminal: &TerminalId,
+    per_rate: &[(String, i64)],
+) -> Result<(), WriteError> {
+    let Some(till) = state
+        .terminals
+        .get(terminal)
+        .and_then(|t| t.fiscal.as_ref())
+        .filter(|t| t.started())
+    else {
+        return Ok(());
+    };
+    if let Some(closed) = till.closed() {
+        return Err(WriteError::Conflict {
+            code: "register_closed",
+            message: format!(
+                "the register of terminal {terminal} was closed with receipt {closed}: this till rings no more receipts"
+            ),
+        });
+    }
+    let day = till.local(clock.now().millis()).date();
+    till.amounts(per_rate, day)
+        .map(|_| ())
+        .map_err(|e| rejected("fiscal_rate", "lines", e.to_string()))
+}
+
 fn next_receipt(state: &mut State, terminal: &TerminalId) -> String {
     let Some(t) = state.terminals.get_mut(terminal) else {
         return String::new();
@@ -1200,5 +1550,7 @@ async fn returned_milli(
             *slot = row.get("milli");
         }
     }
+    // What the web shop took back of the sale is returned too.
+    crate::web_returns::add_returned(conn, receipt, &mut returned).await?;
     Ok(returned)
 }

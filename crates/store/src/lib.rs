@@ -11,9 +11,12 @@ pub mod cards;
 pub mod cards_api;
 pub mod clock;
 pub mod db;
+pub mod fiscal;
+pub mod holds;
 pub mod keys;
 pub mod ledger;
 pub mod node;
+pub mod online;
 pub mod payments;
 pub mod printing;
 pub mod refdata;
@@ -25,6 +28,8 @@ pub mod sync;
 pub mod till;
 pub mod verify;
 pub mod views;
+pub mod web_orders;
+pub mod web_returns;
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -209,14 +214,27 @@ impl App {
         }
         let context = refdata::load_context(&pools.writer).await?;
         let appended = Arc::new(tokio::sync::Notify::new());
+        let fiscal = fiscal::load(&pools.writer, &settings.data_dir).await?;
+        let unstarted: Vec<TerminalId> = fiscal
+            .iter()
+            .filter(|(_, till)| !till.started())
+            .map(|(terminal, _)| terminal.clone())
+            .collect();
         let ledger = ledger::start(
             pools.writer.clone(),
             store.clone(),
             signing,
+            fiscal,
             clock.clone(),
             appended.clone(),
         )
         .await?;
+        // A till commissioned since the node last ran makes its start receipt first.
+        for terminal in unstarted {
+            ledger
+                .write(None, ledger::Op::FiscalStart { terminal })
+                .await?;
+        }
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -239,7 +257,7 @@ impl App {
         // Said at start, not only at the first sign-in: the operator sees it in the log.
         sync::check_pin_pepper(&node, followed.as_ref());
         if let Some(settings) = &settings.sync {
-            node.stored_value.connect(settings);
+            node.online.connect(settings);
             sync::start(node.clone(), settings.clone());
         }
         Ok(App { node, listener })

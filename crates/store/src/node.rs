@@ -31,8 +31,10 @@ pub struct Node {
     pub pepper: crate::staff::Pepper,
     /// Signed-in staff, by session token.
     pub sessions: crate::staff::Sessions,
-    /// Gift cards and store credit: HQ's balances and the offline cap.
+    /// Gift cards and store credit: one check and its write at a time.
     pub stored_value: crate::stored_value::Service,
+    /// How to ask HQ while a customer waits.
+    pub online: crate::online::Online,
     /// Each till's payment terminal.
     pub cards: crate::cards::Cards,
     /// Why PINs published by HQ cannot be checked here (HQ's pepper is not this node's), if so.
@@ -64,6 +66,7 @@ impl Node {
             pepper,
             sessions: crate::staff::Sessions::default(),
             stored_value: crate::stored_value::Service::default(),
+            online: crate::online::Online::default(),
             cards: crate::cards::Cards::default(),
             pin_pepper_problem: RwLock::new(None),
         }
@@ -97,6 +100,14 @@ impl Node {
             .lock()
             .map(|s| s.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// What HQ reserves of `sku` at this store as of the last stock pull (`None` before the
+    /// first): read under the lock, without copying the snapshot.
+    pub fn hq_reserved(&self, sku: &str) -> Option<i64> {
+        let guard = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        let snapshot = guard.hq_stock.as_ref()?;
+        Some(snapshot.reserved.get(sku).copied().unwrap_or(0))
     }
 
     /// Changes the sync status.

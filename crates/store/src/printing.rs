@@ -181,6 +181,7 @@ async fn receipt_document(
         Some(id) => Some(crate::staff::display_name(node, &id).await?),
         None => None,
     };
+    let number_for_fiscal = number.clone();
     let data = ReceiptData {
         store: crate::shifts::store_header(config),
         number,
@@ -193,6 +194,9 @@ async fn receipt_document(
         body,
         footer: Vec::new(),
         copy,
+        fiscal: crate::fiscal::qr_of(&node.pools.reader, &number_for_fiscal)
+            .await?
+            .map(|(qr, device_failed)| printer::FiscalCode { qr, device_failed }),
     };
     let locale = printer::Locale::parse(&config.locale);
     let mut layout = printer::Layout::new(paper, locale);

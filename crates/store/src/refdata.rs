@@ -418,6 +418,40 @@ async fn apply(
                     ]);
                 }
             }
+            protocol::sync::ORDER_KIND => {
+                let Some(payload) = &change.payload else {
+                    sqlx::query("DELETE FROM web_orders WHERE id = $1")
+                        .bind(&change.key)
+                        .execute(&mut *tx)
+                        .await?;
+                    continue;
+                };
+                let order: protocol::sync::OrderEntity = entity(change, payload)?;
+                if order.store != store.as_str() {
+                    continue;
+                }
+                // What the tills did stays: HQ's state is the latest it has heard.
+                sqlx::query(
+                    "INSERT INTO web_orders (id, number, status, payload) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (id) DO UPDATE SET status = excluded.status, payload = excluded.payload",
+                )
+                .bind(&order.id)
+                .bind(&order.number)
+                .bind(&order.status)
+                .bind(payload.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
+            protocol::sync::WEB_RETURN_KIND => {
+                let Some(payload) = &change.payload else {
+                    continue;
+                };
+                let ret: protocol::sync::WebReturnEntity = entity(change, payload)?;
+                if ret.sale_store != store.as_str() && ret.receive_at != store.as_str() {
+                    continue;
+                }
+                crate::web_returns::keep(&mut tx, &ret, payload).await?;
+            }
             "staff" => {
                 sqlx::query("DELETE FROM staff WHERE id = $1")
                     .bind(&change.key)

@@ -10,8 +10,7 @@
 //! HQ's watermarks.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -34,29 +33,12 @@ use sqlx::sqlite::SqliteConnection;
 use crate::api::{ApiError, ApiResult, WriteRequest, context, recorded, replay, terminal};
 use crate::ledger::{Op, WriteError};
 use crate::node::Node;
-use crate::sync::SyncSettings;
 
-/// How long a redemption check waits for HQ before it counts HQ as out of reach.
-const HQ_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The node's stored-value service: how to reach HQ, and the lock that makes a check and the
-/// write it allows one step.
+/// The node's stored-value service: the lock that makes a check and the write it allows one
+/// step.
 #[derive(Debug, Default)]
 pub struct Service {
-    hq: OnceLock<(SyncSettings, reqwest::Client)>,
     lock: tokio::sync::Mutex<()>,
-}
-
-impl Service {
-    /// Lets the service ask HQ for balances (called when the node syncs).
-    pub fn connect(&self, settings: &SyncSettings) {
-        let http = reqwest::Client::builder()
-            .timeout(HQ_TIMEOUT)
-            .connect_timeout(HQ_TIMEOUT)
-            .build()
-            .unwrap_or_default();
-        let _ = self.hq.set((settings.clone(), http));
-    }
 }
 
 /// Sets the store's offline liability cap (major units of the store's currency), kept in the
@@ -156,7 +138,7 @@ enum HqAnswer {
 }
 
 async fn ask_hq(node: &Node, number: &AccountNumber) -> HqAnswer {
-    let Some((settings, http)) = node.stored_value.hq.get() else {
+    let Some((settings, http)) = node.online.link() else {
         return HqAnswer::Standalone;
     };
     let response = http

@@ -127,6 +127,40 @@ pub fn event_view(event: &Event) -> Value {
             "staff": staff.to_string(),
             "approvals": approvals(given),
         }),
+        EventBody::OrderStep(o) => json!({
+            "order": o.order,
+            "number": o.number,
+            "step": o.step.as_str(),
+            "carrier": match &o.step {
+                domain::ledger::OrderStepKind::Shipped { carrier, .. } => Some(carrier),
+                _ => None,
+            },
+            "tracking": match &o.step {
+                domain::ledger::OrderStepKind::Shipped { tracking, .. } => Some(tracking),
+                _ => None,
+            },
+            "lines": o.lines.iter().map(|(sku, q)| json!({"sku": sku.to_string(), "quantity": q.to_string()})).collect::<Vec<_>>(),
+            "sale": o.sale_receipt,
+            "store_credit": o.store_credit.as_ref().map(|(account, amount)| json!({
+                "number": account.to_string(),
+                "amount": amount.amount_string(),
+            })),
+            "staff": o.staff.to_string(),
+        }),
+        EventBody::FiscalReceipt(f) => json!({
+            "regime": f.regime,
+            "receipt": f.receipt,
+            "fiscal_kind": f.kind,
+            "document": f.document,
+            "device_failed": f.device_failed,
+        }),
+        EventBody::ReturnReceived(r) => json!({
+            "web_return": r.web_return,
+            "number": r.number,
+            "sale": r.sale_receipt,
+            "lines": r.lines.iter().map(|(sku, q)| json!({"sku": sku.to_string(), "quantity": q.to_string()})).collect::<Vec<_>>(),
+            "staff": r.staff.to_string(),
+        }),
         EventBody::StaffLockedOut { staff, until_ms } => json!({
             "staff": staff.to_string(),
             "until_ms": until_ms,

@@ -831,6 +831,159 @@ async fn write_without_idempotency_key_is_refused() {
 
 // --- Returns -----------------------------------------------------------------------------------
 
+/// A web return HQ routed to this node, written into its tables the way a reference update
+/// keeps it (HQ's side and the real update are `hq/tests/api.rs` and `kassa/tests/web_shop.rs`).
+async fn route_web_return(
+    node: &TestNode,
+    number: &str,
+    receipt: &str,
+    receive_at: &str,
+    milli: i64,
+) {
+    use sqlx::Connection;
+    let entity = protocol::sync::WebReturnEntity {
+        id: format!("id-{number}"),
+        number: number.into(),
+        sale_receipt: receipt.into(),
+        sale_store: "vienna-01".into(),
+        receive_at: receive_at.into(),
+        status: "open".into(),
+        currency: "EUR".into(),
+        refund_minor: 349,
+        lines: vec![protocol::sync::WebReturnLine {
+            line: 0,
+            sku: BREAD.into(),
+            name: "Bauernbrot".into(),
+            quantity: milli,
+        }],
+        created_ms: 1,
+    };
+    let url = format!("sqlite://{}", store::db::db_path(node.dir.path()).display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO web_returns (id, number, sale_receipt, receive_at, status, payload) VALUES ($1, $2, $3, $4, 'open', $5)")
+        .bind(&entity.id)
+        .bind(number)
+        .bind(receipt)
+        .bind(receive_at)
+        .bind(serde_json::to_string(&entity).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO web_return_lines (web_return, sale_receipt, line, milli) VALUES ($1, $2, 0, $3)")
+        .bind(&entity.id)
+        .bind(receipt)
+        .bind(milli)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// A loaf of a sale sent back through the web shop is returned: the till may take back only
+/// the other, refunded at its share; the sale can no longer be voided; the parcel is received
+/// once, only at the store it was sent to.
+#[tokio::test]
+async fn a_sale_returned_through_the_web_shop_leaves_the_till_only_what_is_left() {
+    let node = TestNode::vienna().await;
+    let (status, sale) = node.sale(&bread_and_tee(T1)).await;
+    assert_eq!(status, StatusCode::CREATED, "{sale}");
+    let receipt = sale["receipt"].as_str().unwrap().to_owned();
+    route_web_return(&node, "R-000001", &receipt, "vienna-01", 1000).await;
+    route_web_return(&node, "R-000002", "elsewhere-t1-000001", "graz-01", 1000).await;
+
+    let (status, body) = node
+        .post(
+            "/v1/sales/void-last",
+            Some("void-after-web"),
+            &json!({"terminal": T1, "reason": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("sale_partly_returned")
+        ),
+        "{body}"
+    );
+    let before = node.total_events().await;
+    let (status, body) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "receipt": receipt, "lines": [{"line": 0, "quantity": "2"}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("already_returned")),
+        "{body}"
+    );
+    assert_eq!(node.total_events().await, before);
+    let (status, body) = node
+        .write(
+            "/v1/returns",
+            &json!({"terminal": T1, "receipt": receipt, "lines": [{"line": 0, "quantity": "1"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["refund"], "3.49");
+
+    // The parcel: listed, received once into stock; another store's is not this one's.
+    let (status, listed) = node.get("/v1/web-returns").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let numbers: Vec<&str> = listed["returns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["R-000001"]);
+    let stock = node.on_hand(BREAD).await;
+    assert_eq!(stock, "-1");
+    let (status, body) = node
+        .write("/v1/web-returns/R-000001/receive", &json!({"terminal": T1}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        (&body["kind"], &body["sale"]),
+        (&json!("ReturnReceived"), &json!(receipt))
+    );
+    assert_eq!(node.on_hand(BREAD).await, "0");
+    for (path, code, want) in [
+        (
+            "/v1/web-returns/R-000001/receive",
+            "already_received",
+            StatusCode::CONFLICT,
+        ),
+        (
+            "/v1/web-returns/R-000002/receive",
+            "wrong_store",
+            StatusCode::CONFLICT,
+        ),
+        (
+            "/v1/web-returns/R-999999/receive",
+            "return_not_found",
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let (status, body) = node.write(path, &json!({"terminal": T1})).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (want, Some(code)),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = node.get("/v1/web-returns?show=everything").await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("show")),
+        "{body}"
+    );
+    let (_, all) = node.get("/v1/web-returns?show=all").await;
+    assert_eq!(all["returns"].as_array().unwrap().len(), 2, "{all}");
+    node.assert_chain_intact().await;
+}
+
 #[tokio::test]
 async fn returns_with_receipt_never_exceed_what_was_sold_and_refund_what_was_paid() {
     let node = TestNode::vienna().await;

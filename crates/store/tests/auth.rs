@@ -181,6 +181,18 @@ fn write_routes(receipt: &str, gift_card: &str) -> Vec<(String, Value)> {
         ("/v1/card-payments/reconcile-offline", json!({"terminal": T1})),
         (&format!("/v1/receipts/{receipt}/print"), json!({})),
         ("/v1/display/vienna-01-t1", json!({"state": "idle"})),
+        (
+            "/v1/web-orders/W-000001/steps",
+            json!({"terminal": T1, "step": "ready"}),
+        ),
+        (
+            "/v1/holds",
+            json!({"terminal": T1, "customer": "Eva", "lines": [{"code": "GRO-BRD-0012", "quantity": "1"}]}),
+        ),
+        ("/v1/holds/h-1/release", json!({"terminal": T1})),
+        ("/v1/web-returns/R-000001/receive", json!({"terminal": T1})),
+        ("/v1/fiscal/null-receipt", json!({"terminal": T1})),
+        ("/v1/fiscal/close", json!({"terminal": T1})),
     ]
     .into_iter()
     .map(|(path, body)| (path.to_owned(), body))
@@ -203,6 +215,9 @@ fn template_of(path: &str, receipt: &str, gift_card: &str) -> String {
     path.replace(gift_card, "{number}")
         .replace(receipt, "{number}")
         .replace("poi-1", "{poi}")
+        .replace("W-000001", "{number}")
+        .replace("R-000001", "{number}")
+        .replace("/h-1/", "/{id}/")
         .replace(T1, "{terminal}")
 }
 

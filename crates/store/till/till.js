@@ -359,6 +359,7 @@
         $(target).value = code;
         if (top.id === "dlg-price-check") priceCheck(code);
         if (top.id === "dlg-stored-value") checkBalance();
+        if (top.id === "dlg-orders") findOrder();
       }
       return;
     }
@@ -519,11 +520,18 @@
       const r = await api("GET", "/v1/stock/" + encodeURIComponent(sku));
       if (r.status === 200 && S.lastItem && S.lastItem.sku === sku) {
         S.lastItem.on_hand = r.body.on_hand;
+        S.lastItem.reserved = r.body.reserved;
         renderItem(S.lastItem);
       }
     } catch (e) {
       /* the status poll shows the node is down */
     }
+  }
+
+  /** On hand, and what HQ reserves of it for web orders and holds, when anything. */
+  function stockText(item) {
+    const onHand = t("item.on_hand", { qty: quantity(item.on_hand, item.unit) });
+    return Number(item.reserved || 0) > 0 ? `${onHand} · ${t("item.reserved", { qty: quantity(item.reserved, item.unit) })}` : onHand;
   }
 
   function renderItem(item) {
@@ -534,7 +542,7 @@
       el("div", { class: "label", text: t("item.last") }),
       el("div", { class: "name", "data-test": "item-name", text: item.name }),
       el("div", { "data-test": "item-price", text: `${money(item.price)} ${item.unit !== "each" ? t("price_check.per", { unit: t("unit." + item.unit) }) : ""}` }),
-      el("div", { "data-test": "stock-on-hand", "data-on-hand": item.on_hand, text: t("item.on_hand", { qty: quantity(item.on_hand, item.unit) }) }),
+      el("div", { "data-test": "stock-on-hand", "data-on-hand": item.on_hand, text: stockText(item) }),
     );
   }
 
@@ -1451,7 +1459,7 @@
       el("div", { class: "price", "data-test": "price-check-price", "data-amount": item.price, text: `${money(item.price)} ${item.unit !== "each" ? t("price_check.per", { unit: t("unit." + item.unit) }) : ""}` }),
       item.embedded && item.embedded.price ? el("div", { text: money(item.embedded.price) }) : null,
       item.embedded && item.embedded.weight_kg ? el("div", { text: quantity(item.embedded.weight_kg, "kg") }) : null,
-      el("div", { "data-test": "price-check-stock", text: t("item.on_hand", { qty: quantity(item.on_hand, item.unit) }) }),
+      el("div", { "data-test": "price-check-stock", text: stockText(item) }),
       el("div", { class: "sku", text: item.sku }),
     ];
     box.append(...parts.filter(Boolean));
@@ -2122,6 +2130,8 @@
     banner.textContent = t("status.offline");
     banner.dataset.reason = offline ? "hq" : "";
     $("banner-rejected").hidden = !rejected;
+    const fiscal = (r.body.fiscal || []).find((f) => f.terminal === K.terminal);
+    $("banner-fiscal").hidden = !(fiscal && fiscal.device_failed);
     const p = $("pending");
     p.dataset.count = String(pending);
     p.dataset.state = offline ? "offline" : pending > 0 ? "pending" : "synced";
@@ -2138,6 +2148,235 @@
       ...(terminals || []).map((id) => el("li", {}, el("a", { href: `/till?terminal=${encodeURIComponent(id)}&lang=${K.lang}`, text: id }))),
     );
     show("error");
+  }
+
+  // ---------------------------------------------------------------------------------------
+  /** Sends a request; on a network failure or an answer other than `ok`, says why in the
+   * element `errorId` and answers null. */
+  async function apiOr(errorId, ok, method, path, body) {
+    let r;
+    try {
+      r = await api(method, path, body);
+    } catch (e) {
+      $(errorId).textContent = t("error.network");
+      return null;
+    }
+    if (r.status !== ok) {
+      $(errorId).textContent = errorText(r);
+      return null;
+    }
+    return r;
+  }
+
+  // Orders from the web: the store's task list, pick, ready, ship, hand over
+
+  const STEP_OF_TASK = { pick: "picked", ready: "ready", ship: "shipped", "hand-over": "handed-over" };
+
+  async function openOrders() {
+    S.order = null;
+    $("order-detail").hidden = true;
+    $("order-step").hidden = true;
+    $("orders-result").textContent = "";
+    $("orders-find").value = "";
+    openDialog("dlg-orders");
+    await listOrders();
+    await listParcels();
+  }
+
+  async function listOrders() {
+    const r = await apiOr("orders-error", 200, "GET", "/v1/web-orders");
+    if (!r) return;
+    const orders = r.body.orders || [];
+    $("orders-list").replaceChildren(
+      ...(orders.length
+        ? orders.map((o) => {
+            const b = el("button", { "data-test": "order-" + o.number, text: `${o.number} · ${o.customer.name} · ${t("orders.task." + o.task)}` });
+            b.onclick = () => showOrder(o);
+            return el("li", {}, b);
+          })
+        : [el("li", { "data-test": "orders-none", text: t("orders.none") })]),
+    );
+  }
+
+  // Parcels of returns through the web shop (in-store sales sent back with their receipt):
+  // listed under the orders, received here into stock with one press.
+  async function listParcels() {
+    const r = await apiOr("orders-error", 200, "GET", "/v1/web-returns");
+    if (!r) return;
+    const parcels = r.body.returns || [];
+    $("parcels-title").hidden = parcels.length === 0;
+    $("parcels-list").hidden = parcels.length === 0;
+    $("parcels-list").replaceChildren(
+      ...parcels.map((p) => {
+        const what = p.lines.map((l) => `${l.quantity} × ${l.name}`).join(", ");
+        const b = el("button", { "data-test": "parcel-" + p.number, text: t("parcels.receive") });
+        b.onclick = () => receiveParcel(p);
+        return el("li", {}, el("span", { text: `${p.number} · ${t("parcels.receipt", { receipt: p.receipt })} · ${what}` }), b);
+      }),
+    );
+  }
+
+  async function receiveParcel(p) {
+    $("orders-error").textContent = "";
+    const r = await apiOr("orders-error", 201, "POST", "/v1/web-returns/" + encodeURIComponent(p.number) + "/receive", { terminal: K.terminal });
+    if (!r) return;
+    $("orders-result").textContent = t("parcels.received", { number: p.number });
+    await listParcels();
+  }
+
+  async function findOrder() {
+    const asked = $("orders-find").value.trim();
+    if (!asked) return;
+    $("orders-error").textContent = "";
+    const r = await apiOr("orders-error", 200, "GET", "/v1/web-orders/" + encodeURIComponent(asked));
+    if (!r) return;
+    showOrder(r.body);
+  }
+
+  function showOrder(o) {
+    S.order = o;
+    $("orders-error").textContent = "";
+    $("order-detail").hidden = false;
+    $("order-title").textContent = `${o.number} · ${o.task ? t("orders.task." + o.task) : o.status}`;
+    $("order-customer").textContent = `${o.customer.name} · ${t(o.payment === "paid" ? "orders.paid" : "orders.at-pickup")}`;
+    const picking = o.task === "pick";
+    // A delivered order can be brought back: at most what was delivered less what came back.
+    // (One paid at pickup comes back as a return of the sale that took the payment.)
+    const delivered = (o.status === "collected" || o.status === "shipped") && o.payment === "paid";
+    const qtyOf = (list, sku) => Number(((list || []).find((x) => x.sku === sku) || {}).quantity || 0);
+    const returnable = (l) => (o.picked ? qtyOf(o.picked, l.sku) : Number(l.quantity)) - qtyOf(o.returned, l.sku);
+    $("order-lines").replaceChildren(
+      ...o.lines.map((l, i) =>
+        el(
+          "li",
+          {},
+          el("span", { text: `${l.name} (${l.sku})` }),
+          el("span", { text: delivered ? t("orders.returnable", { qty: returnable(l) }) : t("orders.ordered", { qty: l.quantity }) }),
+          picking ? el("input", { class: "short", "data-test": "order-pick-qty", "data-line": String(i), value: l.quantity, inputmode: "decimal", "aria-label": l.name }) : null,
+          delivered && returnable(l) > 0 ? el("input", { class: "short", "data-test": "order-return-qty", "data-line": String(i), value: "0", inputmode: "decimal", "aria-label": l.name }) : null,
+        ),
+      ),
+    );
+    $("order-return").hidden = !(delivered && o.lines.some((l) => returnable(l) > 0));
+    $("order-refund-row").hidden = $("order-return").hidden;
+    $("order-refund").value = "web";
+    $("order-ship").hidden = o.task !== "ship";
+    $("order-receipt").hidden = !(o.task === "hand-over" && o.payment === "at-pickup");
+    $("order-receipt").value = "";
+    $("order-step").hidden = !o.task;
+    if (o.task) $("order-step").textContent = t("orders.step." + o.task);
+  }
+
+  async function stepOrder() {
+    const o = S.order;
+    if (!o || !o.task) return;
+    const body = { terminal: K.terminal, step: STEP_OF_TASK[o.task] };
+    if (o.task === "pick") {
+      body.lines = Array.from(document.querySelectorAll("[data-test=order-pick-qty]")).map((input) => ({
+        sku: o.lines[Number(input.dataset.line)].sku,
+        quantity: input.value.trim().replace(",", ".") || "0",
+      }));
+    }
+    if (o.task === "ship") {
+      body.carrier = $("order-carrier").value.trim();
+      body.tracking = $("order-tracking").value.trim();
+    }
+    if (o.task === "hand-over" && o.payment === "at-pickup") {
+      body.sale_receipt = $("order-receipt").value.trim();
+    }
+    $("orders-error").textContent = "";
+    const r = await apiOr("orders-error", 201, "POST", "/v1/web-orders/" + encodeURIComponent(o.number) + "/steps", body);
+    if (!r) return;
+    const now = await api("GET", "/v1/web-orders/" + encodeURIComponent(o.number));
+    if (now.status === 200) {
+      $("orders-result").textContent = t("orders.done", { number: o.number, status: now.body.status });
+      showOrder(now.body);
+    }
+    await listOrders();
+  }
+
+  async function returnOrder() {
+    const o = S.order;
+    if (!o) return;
+    const lines = Array.from(document.querySelectorAll("[data-test=order-return-qty]"))
+      .map((input) => ({ sku: o.lines[Number(input.dataset.line)].sku, quantity: input.value.trim().replace(",", ".") || "0" }))
+      .filter((l) => Number(l.quantity) !== 0);
+    if (!lines.length) {
+      $("orders-error").textContent = t("orders.return_none");
+      return;
+    }
+    $("orders-error").textContent = "";
+    const refund = $("order-refund").value;
+    const r = await apiOr("orders-error", 201, "POST", "/v1/web-orders/" + encodeURIComponent(o.number) + "/steps", { terminal: K.terminal, step: "returned", lines, refund });
+    if (!r) return;
+    const now = await api("GET", "/v1/web-orders/" + encodeURIComponent(o.number));
+    if (now.status === 200) showOrder(now.body);
+    const credit = r.body.store_credit;
+    $("orders-result").textContent = credit
+      ? t("orders.returned_credit", { number: o.number, credit: credit.number, amount: money(credit.amount) })
+      : t("orders.returned", { number: o.number });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Holds for a customer: the cart's goods held at HQ for some days, so the web shop cannot
+  // promise them; the till still sells them.
+
+  async function openHold() {
+    $("hold-error").textContent = "";
+    $("hold-result").textContent = "";
+    const any = S.lines.length > 0;
+    $("hold-new").hidden = !any;
+    $("hold-ok").hidden = !any;
+    $("hold-lines").textContent = S.lines.map((l) => `${l.quantity || "1"} × ${l.name || l.code}`).join(", ");
+    $("hold-customer").value = "";
+    $("hold-days").value = "2";
+    openDialog("dlg-hold");
+    await listHolds();
+  }
+
+  async function listHolds() {
+    const r = await apiOr("hold-error", 200, "GET", "/v1/holds");
+    if (!r) return;
+    const holds = r.body.holds || [];
+    $("hold-list").replaceChildren(
+      ...(holds.length
+        ? holds.map((h) => {
+            const release = el("button", { "data-test": "hold-release", text: t("hold.release") });
+            release.onclick = () => releaseHold(h);
+            const what = (h.lines || []).map((l) => `${l.quantity} × ${l.sku}`).join(", ");
+            return el("li", { "data-test": "hold-" + h.id }, el("span", { text: `${h.customer} · ${what} · ${t("hold.until", { date: dateTime(h.until_ms) })}` }), release);
+          })
+        : [el("li", { "data-test": "holds-none", text: t("hold.none") })]),
+    );
+  }
+
+  async function placeHold() {
+    const body = {
+      terminal: K.terminal,
+      customer: $("hold-customer").value.trim(),
+      days: Number($("hold-days").value.trim() || "2"),
+      lines: S.lines.map((l) => ({ code: l.sku || l.code, quantity: String(l.quantity || "1") })),
+    };
+    $("hold-error").textContent = "";
+    if (!body.customer) {
+      $("hold-error").textContent = t("hold.customer_needed");
+      return;
+    }
+    const r = await apiOr("hold-error", 201, "POST", "/v1/holds", body);
+    if (!r) return;
+    clearSale();
+    $("hold-new").hidden = true;
+    $("hold-ok").hidden = true;
+    $("hold-result").textContent = t("hold.done", { customer: body.customer, date: dateTime(r.body.expires_ms) });
+    await listHolds();
+  }
+
+  async function releaseHold(h) {
+    $("hold-error").textContent = "";
+    const r = await apiOr("hold-error", 201, "POST", "/v1/holds/" + encodeURIComponent(h.id) + "/release", { terminal: K.terminal });
+    if (!r) return;
+    $("hold-result").textContent = t("hold.released", { customer: h.customer });
+    await listHolds();
   }
 
   function wire() {
@@ -2200,6 +2439,15 @@
     $("tender-gift-card").onclick = () => openStoredValue("tender", "gift-card");
     $("tender-store-credit").onclick = () => openStoredValue("tender", "store-credit");
     $("btn-gift-card").onclick = () => openStoredValue("manage");
+    $("btn-orders").onclick = openOrders;
+    $("order-return").onclick = returnOrder;
+    $("btn-hold").onclick = openHold;
+    $("hold-ok").onclick = placeHold;
+    $("orders-load").onclick = findOrder;
+    $("orders-find").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") findOrder();
+    });
+    $("order-step").onclick = stepOrder;
     $("sv-check").onclick = checkBalance;
     $("sv-use").onclick = useStoredValue;
     $("sv-issue").onclick = () => loadStoredValue(true);

@@ -336,6 +336,8 @@ impl Chain {
         args.extend(self.hq.database.cli_args());
         args.extend(["run".into(), "--listen".into(), "127.0.0.1:0".into()]);
         args.extend(["--api-token".into(), crate::HQ_READ_TOKEN.into()]);
+        // Webhook retries in the tests' time, not a shop's.
+        args.extend(["--webhook-retry-ms".into(), "200".into()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let process = Process::spawn(&self.kassa, &args).await?;
         crate::hq_at(&process.url);

@@ -98,6 +98,16 @@ fn forbidden(name: &str) -> &'static [&'static str] {
             "tokio",
         ],
         "payments" => &["store", "hq", "import", "kassa", "test-support", "sqlx"],
+        "fiscal" => &[
+            "store",
+            "hq",
+            "import",
+            "kassa",
+            "test-support",
+            "sqlx",
+            "axum",
+            "tokio",
+        ],
         "test-support" => &[],
         _ => &[],
     }

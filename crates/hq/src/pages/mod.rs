@@ -4,6 +4,7 @@
 //! that API from a few lines of plain script with the session's CSRF token. English and
 //! German; filters and paging in the URL.
 
+mod commerce;
 mod i18n;
 mod people;
 mod prices;
@@ -55,6 +56,9 @@ pub(crate) fn router() -> Router<Arc<Hq>> {
         .route("/users", get(people::users))
         .route("/stores", get(stores::stores))
         .route("/staff", get(staff::staff))
+        .route("/orders", get(commerce::orders))
+        .route("/webhooks", get(commerce::webhooks))
+        .route("/reorder", get(commerce::reorder))
         .route(
             "/ui/hq.css",
             get(|| async { asset("text/css", include_str!("../../ui/hq.css")) }),
@@ -214,6 +218,8 @@ impl Frame {
                 Some(Scope::CatalogRead),
             ),
             ("/stock", "nav.stock", Some(Scope::StockRead)),
+            ("/orders", "nav.orders", Some(Scope::OrdersRead)),
+            ("/reorder", "nav.reorder", Some(Scope::StockRead)),
             ("/reports", "nav.reports", Some(Scope::ReportsRead)),
             (
                 "/reconciliation",
@@ -226,6 +232,7 @@ impl Frame {
             ("/fleet", "nav.fleet", Some(Scope::FleetRead)),
             ("/users", "nav.users", Some(Scope::AuditRead)),
             ("/audit-log", "nav.audit", Some(Scope::AuditRead)),
+            ("/webhooks", "nav.webhooks", Some(Scope::WebhooksWrite)),
         ]
         .into_iter()
         .filter(|(_, _, scope)| scope.is_none_or(|s| scopes.contains(&s)))

@@ -343,3 +343,82 @@ fn a_refund_to_a_presented_card_has_its_own_pinned_kind_and_the_older_kinds_keep
     let unknown = golden("refund-to-card");
     assert_eq!(decode(unknown.as_bytes()).unwrap_err().field, "body.kind");
 }
+
+/// An online order brought back to a till and refunded as store credit: the credit travels with
+/// the step, round-trips, and an order step without one encodes as it always did.
+#[test]
+fn an_order_return_taken_as_store_credit_round_trips_and_older_steps_keep_their_bytes() {
+    let account = AccountNumber::generate(StoredValueKind::StoreCredit, 42);
+    let step = |store_credit| Event {
+        meta: meta(9),
+        body: EventBody::OrderStep(OrderStep {
+            order: "id-1".into(),
+            number: "W-000001".into(),
+            step: OrderStepKind::Returned,
+            lines: vec![(
+                Sku::parse("GRO-BRD-0012").unwrap(),
+                Quantity::each(1).unwrap(),
+            )],
+            sale_receipt: None,
+            store_credit,
+            staff: domain::StaffId::parse("anna").unwrap(),
+        }),
+    };
+    let credited = step(Some((
+        account.clone(),
+        Money::from_minor(420, Currency::EUR),
+    )));
+    let bytes = encode(&credited);
+    assert_eq!(decode(&bytes).unwrap(), credited);
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(
+        text.contains(&format!(r#""credit":["{account}",420,"EUR"]"#)),
+        "{text}"
+    );
+    let plain = String::from_utf8(encode(&step(None))).unwrap();
+    assert!(!plain.contains("credit"), "{plain}");
+    // A credit on a step that is not a return, or of nothing, is refused by field.
+    for (from, to) in [
+        (r#""step":"returned""#, r#""step":"ready""#),
+        (",420,", ",0,"),
+    ] {
+        let bad = text.replace(from, to);
+        let dto: EventDto = serde_json::from_str(&bad).unwrap();
+        assert_eq!(
+            Event::try_from(&dto).unwrap_err().field,
+            "body.credit",
+            "{bad}"
+        );
+    }
+}
+
+/// Goods returned through the web shop and received at a store: the event round-trips, raises
+/// the store's stock, and a line of nothing is refused by field.
+#[test]
+fn a_web_return_received_at_a_store_round_trips_and_puts_the_goods_back() {
+    let sku = Sku::parse("GRO-BRD-0012").unwrap();
+    let received = Event {
+        meta: meta(10),
+        body: EventBody::ReturnReceived(ReturnReceived {
+            web_return: "id-7".into(),
+            number: "R-000007".into(),
+            sale_receipt: "T1-000042".into(),
+            lines: vec![(sku.clone(), Quantity::each(2).unwrap())],
+            staff: domain::StaffId::parse("anna").unwrap(),
+        }),
+    };
+    let bytes = encode(&received);
+    assert_eq!(decode(&bytes).unwrap(), received);
+    let moves = domain::ledger::stock_movements(&received);
+    assert_eq!(moves.len(), 1);
+    assert_eq!(moves[0].sku, sku);
+    assert_eq!(moves[0].effect, domain::ledger::StockEffect::Move(2000));
+    let text = String::from_utf8(bytes).unwrap();
+    let bad = text.replace(",2000]", ",0]");
+    assert_ne!(bad, text);
+    let dto: EventDto = serde_json::from_str(&bad).unwrap();
+    assert_eq!(
+        Event::try_from(&dto).unwrap_err().field,
+        "body.lines[0].qty"
+    );
+}
