@@ -115,8 +115,9 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> RksvError {
 pub struct Receipt<'a> {
     /// Its number (Belegnummer), unique within the register.
     pub number: &'a str,
-    /// Its local date and time (the register's time zone).
-    pub at: jiff::civil::DateTime,
+    /// When, in the register's time zone: the code writes the local date and time; the
+    /// instant orders receipts (the hour a daylight-saving change repeats does not run back).
+    pub at: jiff::Zoned,
     /// What kind.
     pub kind: Kind,
     /// Gross amounts per column, in cents.
@@ -143,8 +144,8 @@ pub struct RegisterState {
     pub turnover: i64,
     /// The last receipt's compact JWS (none before the start receipt).
     pub last_jws: Option<String>,
-    /// The last receipt's local time.
-    pub last_at: Option<jiff::civil::DateTime>,
+    /// When the last receipt was made.
+    pub last_at: Option<jiff::Zoned>,
 }
 
 /// One register (Kassen-ID) with its AES key and its state.
@@ -250,11 +251,11 @@ impl Register {
         if matches!(receipt.kind, Kind::Start | Kind::Null) && !receipt.amounts.is_zero() {
             return Err(invalid("amounts", "a start or null receipt has no amounts"));
         }
-        if let Some(last) = self.state.last_at {
-            if receipt.at < last {
+        if let Some(last) = &self.state.last_at {
+            if receipt.at.timestamp() < last.timestamp() {
                 return Err(RksvError::ClockBackwards {
-                    at: time_text(receipt.at),
-                    last: time_text(last),
+                    at: receipt.at.to_string(),
+                    last: last.to_string(),
                 });
             }
         }
@@ -283,7 +284,7 @@ impl Register {
             device.provider(),
             self.id,
             receipt.number,
-            time_text(receipt.at),
+            time_text(receipt.at.datetime()),
             receipt
                 .amounts
                 .0
@@ -309,7 +310,7 @@ impl Register {
         self.state = RegisterState {
             turnover,
             last_jws: Some(jws.clone()),
-            last_at: Some(receipt.at),
+            last_at: Some(receipt.at.clone()),
         };
         Ok(Signed {
             machine_code,

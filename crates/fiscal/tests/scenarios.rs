@@ -56,6 +56,15 @@ fn cents(raw: &RawValue) -> i64 {
     i64::try_from(cents).unwrap()
 }
 
+/// A scenario's local time (the scenarios name no zone; UTC has no daylight-saving change).
+fn utc(local: &str) -> jiff::Zoned {
+    local
+        .parse::<jiff::civil::DateTime>()
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .unwrap()
+}
+
 /// A device that has failed (unplugged, broken) for the receipts the scenario says.
 #[derive(Debug)]
 struct Failed<'a>(&'a dyn Signer);
@@ -144,7 +153,7 @@ fn run_with(file: &str, scenario: &Scenario, devices: &[&dyn Signer]) -> Run {
             .sign(
                 &Receipt {
                     number: &step.receipt_identifier,
-                    at: step.date_to_use.parse().unwrap(),
+                    at: utc(&step.date_to_use),
                     kind,
                     amounts,
                 },
@@ -182,7 +191,7 @@ fn the_start_receipt_of_scenario_one_is_byte_for_byte_the_known_one() {
         .sign(
             &Receipt {
                 number: "CASHBOX-DEMO-1-Receipt-ID-1",
-                at: "2016-03-11T03:57:08".parse().unwrap(),
+                at: utc("2016-03-11T03:57:08"),
                 kind: Kind::Start,
                 amounts: Amounts::default(),
             },
@@ -252,15 +261,71 @@ fn the_eight_official_scenarios_verify_receipt_by_receipt() {
     }
 }
 
+/// The night the clocks go back in Vienna repeats the hour from 02:00: a receipt at 02:10
+/// after one at 02:50 is later, not earlier, and is signed; a clock that really ran back is
+/// refused.
+#[test]
+fn the_repeated_hour_of_a_daylight_saving_change_is_not_a_clock_running_backwards() {
+    let device = SoftwareKeyNotALegalDevice::generate("U:ATU12345678-K0").unwrap();
+    let mut register =
+        Register::new("KASSE-1", "WQRtiiya3hYh/Uz44Bv3x8ETl1nrH6nCdErn69g5/lU=").unwrap();
+    let vienna = |s: &str| s.parse::<jiff::Zoned>().unwrap();
+    let receipt = |number, at: &str, kind| Receipt {
+        number,
+        at: vienna(at),
+        kind,
+        amounts: Amounts::default(),
+    };
+    let sale = |number, at: &str| Receipt {
+        amounts: Amounts([500, 0, 0, 0, 0]),
+        ..receipt(number, at, Kind::Standard)
+    };
+    register
+        .sign(
+            &receipt("1", "2026-10-25T01:30:00+02:00[Europe/Vienna]", Kind::Start),
+            &device,
+        )
+        .unwrap();
+    register
+        .sign(
+            &sale("2", "2026-10-25T02:50:00+02:00[Europe/Vienna]"),
+            &device,
+        )
+        .unwrap();
+    let after = register
+        .sign(
+            &sale("3", "2026-10-25T02:10:00+01:00[Europe/Vienna]"),
+            &device,
+        )
+        .unwrap();
+    assert!(
+        after.machine_code.contains("_3_2026-10-25T02:10:00_"),
+        "{}",
+        after.machine_code
+    );
+    let before = register.state().clone();
+    let e = register
+        .sign(
+            &sale("4", "2026-10-25T02:05:00+01:00[Europe/Vienna]"),
+            &device,
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the clock ran backwards: 2026-10-25T02:05:00+01:00"),
+        "{e}"
+    );
+    assert_eq!(register.state(), &before);
+}
+
 #[test]
 fn a_register_refuses_what_the_rules_forbid_and_stays_as_it_was() {
     let key = "WQRtiiya3hYh/Uz44Bv3x8ETl1nrH6nCdErn69g5/lU=";
     let device = SoftwareKeyNotALegalDevice::generate("U:ATU12345678-K0").unwrap();
     let mut register = Register::new("KASSE-1", key).unwrap();
-    let at = |s: &str| s.parse::<jiff::civil::DateTime>().unwrap();
     let receipt = |number, when, kind, amounts| Receipt {
         number,
-        at: at(when),
+        at: utc(when),
         kind,
         amounts: Amounts(amounts),
     };

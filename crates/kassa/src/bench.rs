@@ -439,10 +439,10 @@ fn sign_receipts(receipts: usize, device: &dyn fiscal::signer::Signer) -> anyhow
         &fiscal::rksv::new_aes_key().map_err(anyhow::Error::msg)?,
     )
     .map_err(anyhow::Error::msg)?;
-    let at: jiff::civil::DateTime = "2026-12-05T10:00:00".parse()?;
+    let at = "2026-12-05T10:00:00[Europe/Vienna]".parse::<jiff::Zoned>()?;
     let start = Receipt {
         number: "0",
-        at,
+        at: at.clone(),
         kind: Kind::Start,
         amounts: Amounts::default(),
     };
@@ -452,7 +452,7 @@ fn sign_receipts(receipts: usize, device: &dyn fiscal::signer::Signer) -> anyhow
         let number = n.to_string();
         let receipt = Receipt {
             number: &number,
-            at,
+            at: at.clone(),
             kind: Kind::Standard,
             amounts: Amounts([1234, 560, 0, 0, 0]),
         };

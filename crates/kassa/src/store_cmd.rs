@@ -180,8 +180,10 @@ enum FiscalAction {
         #[arg(long, default_value = "Europe/Vienna")]
         time_zone: String,
     },
-    /// Write a till's DEP export (`dep7.json`) and its cryptographic material container
-    /// (`cryptographic-material.json`) into a directory, for the tax office or a verifier.
+    /// Write a till's DEP export (`dep7.json`), its cryptographic material container
+    /// (`cryptographic-material.json`) and its full journal for the same days
+    /// (`journal.jsonl`, DEP131: every event with its hash chain and signature) into a
+    /// directory, for the tax office or a verifier.
     Export {
         /// The terminal.
         #[arg(long)]
@@ -544,17 +546,19 @@ async fn fiscal(data: &std::path::Path, action: FiscalAction) -> anyhow::Result<
                 (Some(_), Some(_)) => anyhow::bail!("--from is after --to"),
                 _ => anyhow::bail!("give both --from and --to, or neither"),
             };
-            let (dep, material) = store::fiscal::export(&pools.reader, data, &terminal, range)
+            let export = store::fiscal::export(&pools.reader, data, &terminal, range)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             std::fs::create_dir_all(&out)?;
-            std::fs::write(out.join("dep7.json"), dep)?;
-            std::fs::write(out.join("cryptographic-material.json"), material)?;
-            println!(
-                "wrote {} and {}",
-                out.join("dep7.json").display(),
-                out.join("cryptographic-material.json").display()
-            );
+            let files = [
+                ("dep7.json", export.dep.as_bytes()),
+                ("cryptographic-material.json", export.material.as_bytes()),
+                ("journal.jsonl", export.journal.as_slice()),
+            ];
+            for (name, contents) in files {
+                std::fs::write(out.join(name), contents)?;
+                println!("wrote {}", out.join(name).display());
+            }
             Ok(())
         }
     }

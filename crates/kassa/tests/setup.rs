@@ -699,6 +699,52 @@ async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_
     )
     .unwrap_or_else(|finding| panic!("{finding}"));
     assert!(report.receipts > 1, "{report:?}");
+    // Beside it, the till's full journal (DEP131): every event, chained and signed.
+    let journal = std::fs::read_to_string(export.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.lines().count() > report.receipts,
+        "{} journal lines for {} receipts",
+        journal.lines().count(),
+        report.receipts
+    );
+    // HQ holds the same receipts, as far as the till had synced when the demo stopped: its
+    // export is the store's from the start, and verifies with the store's material.
+    let at_hq = dir.path().join("dep-hq");
+    ok(&[
+        "hq",
+        "--data",
+        &arg(&data.join("hq")),
+        "fiscal",
+        "export",
+        "--store",
+        "vienna-01",
+        "--out",
+        &arg(&at_hq),
+    ]);
+    let receipts_of = |dep: &str| -> Vec<String> {
+        let dep: serde_json::Value = serde_json::from_str(dep).unwrap();
+        dep["Belege-Gruppe"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["Belege-kompakt"].as_array().cloned().unwrap_or_default())
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let hq_dep = std::fs::read_to_string(at_hq.join("vienna-01-t1.dep7.json")).unwrap();
+    let at_store = receipts_of(&std::fs::read_to_string(export.join("dep7.json")).unwrap());
+    let at_hq = receipts_of(&hq_dep);
+    assert!(
+        !at_hq.is_empty() && at_store.starts_with(&at_hq),
+        "HQ holds {} receipts that are not the store's first ones ({} at the store)",
+        at_hq.len(),
+        at_store.len()
+    );
+    verifier::verify(
+        &hq_dep,
+        &std::fs::read_to_string(export.join("cryptographic-material.json")).unwrap(),
+    )
+    .unwrap_or_else(|finding| panic!("HQ's export: {finding}"));
     let zurich = refused(&[
         "store",
         "--data",

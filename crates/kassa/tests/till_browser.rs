@@ -2378,3 +2378,98 @@ async fn a_hold_for_a_customer_is_refused_without_hq_and_the_cart_stays() {
         .await
         .unwrap();
 }
+
+/// An Austrian till commissioned for the RKSV (the command the README shows): from the shift
+/// menu a cashier rings the basket as a training receipt — signed as training, nothing sold,
+/// the basket cleared; a null receipt is refused to a cashier and made for a manager.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_austrian_till_makes_training_and_null_receipts_from_the_shift_menu() {
+    let Some(browser) = Browser::launch_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    provision_demo_store(&data, "vienna-01", &[T1])
+        .await
+        .unwrap();
+    let at = |name: &str| data.join(name).display().to_string();
+    let commissioned = std::process::Command::new(kassa())
+        .args(["store", "--data", &at(""), "fiscal", "commission"])
+        .args(["--terminal", T1, "--aes-key-file", &at("rksv.aes")])
+        .args(["--software-key-not-a-legal-device", &at("rksv.pem")])
+        .args(["--key-id", "U:ATU13572463-K1"])
+        .output()
+        .unwrap();
+    assert!(
+        commissioned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&commissioned.stderr)
+    );
+    let process = spawn(&data, &[]).await;
+    let page = open_till(&browser, &process.url, T1).await;
+    let report_says = |text: &'static str| {
+        format!("document.querySelector('[data-test=shift-report]').textContent.includes('{text}')")
+    };
+
+    scan_three_loaves(&page).await;
+    page.click(&dt("btn-shift")).await.unwrap();
+    page.wait_for(
+        "the fiscal buttons",
+        "!document.querySelector('[data-test=shift-fiscal]').hidden",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    page.click(&dt("fiscal-training")).await.unwrap();
+    page.wait_for(
+        "the training receipt",
+        &report_says("nothing was sold"),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let report = page.text(&dt("shift-report")).await.unwrap();
+    assert!(
+        report.contains("10,47") && report.contains("_VFJB_"),
+        "{report}"
+    );
+    wait_lines(&page, 0).await;
+
+    page.click(&dt("fiscal-null")).await.unwrap();
+    page.wait_for(
+        "the null receipt refused",
+        "document.querySelector('[data-test=shift-dialog-error]').textContent !== ''",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !page
+            .text(&dt("shift-report"))
+            .await
+            .unwrap()
+            .contains("Null receipt"),
+    );
+    page.click(&dt("shift-dialog-close")).await.unwrap();
+    page.click(&dt("sign-out")).await.unwrap();
+    page.wait_for(
+        "signed out",
+        "document.body.dataset.screen === 'signin'",
+        WAIT,
+    )
+    .await
+    .unwrap();
+    sign_in(&page, "maria", "3333").await;
+    page.click(&dt("btn-shift")).await.unwrap();
+    page.click(&dt("fiscal-null")).await.unwrap();
+    page.wait_for("the null receipt", &report_says("Null receipt"), WAIT)
+        .await
+        .unwrap();
+    let report = page.text(&dt("shift-report")).await.unwrap();
+    assert!(report.contains("_0,00_0,00_0,00_0,00_0,00_"), "{report}");
+    page.screenshot("till-fiscal-null").await.unwrap();
+    page.assert_requests_follow(store::api::OPENAPI)
+        .await
+        .unwrap();
+    browser.close().await;
+}

@@ -1,6 +1,7 @@
 -- Tills commissioned for a fiscal regime (Austria's RKSV): the register id, its AES key, the
 -- signature device, the time zone receipts are dated in, and the register's state after its
--- last receipt (turnover counter, the last receipt's document and local time), written in the
+-- last receipt (turnover counter, the last receipt's document and its time with offset and zone,
+-- `2026-10-25T02:10:00+01:00[Europe/Vienna]`), written in the
 -- transaction of that receipt.
 CREATE TABLE fiscal_registers (
     terminal TEXT PRIMARY KEY,

@@ -373,6 +373,10 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/v1/fiscal/null-receipt", post(crate::fiscal::null_receipt))
         .route("/v1/fiscal/close", post(crate::fiscal::close))
+        .route(
+            "/v1/fiscal/training-receipt",
+            post(crate::fiscal::training_receipt),
+        )
         .route("/v1/web-returns", get(crate::web_returns::list))
         .route(
             "/v1/web-returns/{number}/receive",

@@ -232,7 +232,7 @@ pub async fn load(
         };
         let last_at = row
             .get::<Option<String>, _>("last_at")
-            .map(|t| t.parse::<jiff::civil::DateTime>())
+            .map(|t| t.parse::<jiff::Zoned>())
             .transpose()
             .map_err(fiscal_error)?;
         let register = Register::resume(
@@ -320,19 +320,20 @@ impl FiscalTill {
         Ok(())
     }
 
-    /// The local time of `at_ms`, to the second.
-    pub fn local(&self, at_ms: i64) -> jiff::civil::DateTime {
-        let at = jiff::Timestamp::from_millisecond(at_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        let local = at.to_zoned(self.zone.clone()).datetime();
-        local.with().subsec_nanosecond(0).build().unwrap_or(local)
+    /// The time `at_ms` in the till's zone, to the second.
+    pub fn local(&self, at_ms: i64) -> jiff::Zoned {
+        let at = jiff::Timestamp::from_second(at_ms.div_euclid(1000))
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        at.to_zoned(self.zone.clone())
     }
 
     /// Whether a month's null receipt is due before a receipt at `at` (the last receipt was
     /// in an earlier month).
-    pub fn month_due(&self, at: jiff::civil::DateTime) -> bool {
+    pub fn month_due(&self, at: &jiff::Zoned) -> bool {
         self.register
             .state()
             .last_at
+            .as_ref()
             .is_some_and(|last| (last.year(), last.month()) != (at.year(), at.month()))
     }
 
@@ -351,7 +352,7 @@ impl FiscalTill {
     pub fn sign(
         &mut self,
         number: &str,
-        at: jiff::civil::DateTime,
+        at: jiff::Zoned,
         kind: Kind,
         amounts: Amounts,
     ) -> Result<FiscalReceipt, RksvError> {
@@ -387,7 +388,7 @@ impl FiscalTill {
         )
         .bind(state.turnover)
         .bind(&state.last_jws)
-        .bind(state.last_at.map(|t| t.to_string()))
+        .bind(state.last_at.as_ref().map(ToString::to_string))
         .bind(terminal.as_str())
         .execute(&mut *conn)
         .await?;
@@ -427,20 +428,36 @@ pub async fn qr_of(pool: &SqlitePool, number: &str) -> Result<Option<(String, bo
     Ok(row.and_then(|(jws, failed)| Some((fiscal::rksv::qr_text(&jws)?, failed != 0))))
 }
 
-/// The DEP export of `terminal` for receipts from `from` to `to` (local dates, inclusive),
-/// and its cryptographic material container, as JSON texts.
+/// What the tax office gets of a till for a range of days.
+#[derive(Debug)]
+pub struct FiscalExport {
+    /// The DEP export (DEP7): the receipts' compact JWS, JSON.
+    pub dep: String,
+    /// The cryptographic material container a verifier reads with it, JSON.
+    pub material: String,
+    /// The full journal of the till for the same days (DEP131): every event of its ledger —
+    /// sales, returns, voids, cash movements, shifts, the fiscal receipts — with its hash chain
+    /// and signature, as JSON lines that `kassa verify` checks.
+    pub journal: Vec<u8>,
+}
+
+/// The exports of `terminal` for receipts from `from` to `to` (local dates, inclusive; all
+/// when none).
 pub async fn export(
     pool: &SqlitePool,
     data_dir: &Path,
     terminal: &TerminalId,
     range: Option<(jiff::civil::Date, jiff::civil::Date)>,
-) -> Result<(String, String), String> {
-    let row = sqlx::query("SELECT aes_key, device FROM fiscal_registers WHERE terminal = $1")
-        .bind(terminal.as_str())
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("terminal {terminal} is not commissioned for a fiscal regime"))?;
+) -> Result<FiscalExport, String> {
+    let row =
+        sqlx::query("SELECT aes_key, device, time_zone FROM fiscal_registers WHERE terminal = $1")
+            .bind(terminal.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!("terminal {terminal} is not commissioned for a fiscal regime")
+            })?;
     let documents: Vec<String> =
         sqlx::query_scalar("SELECT document FROM fiscal_receipts WHERE terminal = $1 ORDER BY seq")
             .bind(terminal.as_str())
@@ -466,10 +483,51 @@ pub async fn export(
     let device = open_device(data_dir, &config)?;
     let material = CryptographicMaterial::of(row.get("aes_key"), &[device.as_ref()])
         .map_err(|e| e.to_string())?;
-    Ok((
-        serde_json::to_string_pretty(&dep).map_err(|e| e.to_string())?,
-        serde_json::to_string_pretty(&material).map_err(|e| e.to_string())?,
-    ))
+    let zone =
+        jiff::tz::TimeZone::get(row.get::<&str, _>("time_zone")).map_err(|e| e.to_string())?;
+    let journal = journal(pool, terminal, &zone, range).await?;
+    Ok(FiscalExport {
+        dep: serde_json::to_string_pretty(&dep).map_err(|e| e.to_string())?,
+        material: serde_json::to_string_pretty(&material).map_err(|e| e.to_string())?,
+        journal,
+    })
+}
+
+/// The till's journal for the local days of `range` (all of it when none), as JSON lines.
+async fn journal(
+    pool: &SqlitePool,
+    terminal: &TerminalId,
+    zone: &jiff::tz::TimeZone,
+    range: Option<(jiff::civil::Date, jiff::civil::Date)>,
+) -> Result<Vec<u8>, String> {
+    let start_of = |day: jiff::civil::Date| {
+        day.to_zoned(zone.clone())
+            .map(|z| z.timestamp().as_millisecond())
+            .map_err(|e| e.to_string())
+    };
+    let (from_ms, until_ms) = match range {
+        None => (i64::MIN, i64::MAX),
+        Some((from, to)) => (
+            start_of(from)?,
+            start_of(to.tomorrow().map_err(|e| e.to_string())?)?,
+        ),
+    };
+    let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT min(seq), max(seq) FROM events WHERE terminal = $1 AND hlc_wall >= $2 AND hlc_wall < $3",
+    )
+    .bind(terminal.as_str())
+    .bind(from_ms)
+    .bind(until_ms)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    if let (Some(first), Some(last)) = (first, last) {
+        crate::verify::export_range(pool, terminal, first..=last, &mut out)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(out)
 }
 
 /// The fiscal state of each commissioned till, for the status the tills poll: its regime and
@@ -521,6 +579,47 @@ pub(crate) async fn close(
     request: crate::api::WriteRequest,
 ) -> crate::api::ApiResult<axum::response::Response> {
     null_or_close(&node, request, true).await
+}
+
+/// `POST /v1/fiscal/training-receipt`: a basket rung in training mode — priced as a sale
+/// would be and signed as a training receipt (its counter field says `TRA`). Nothing is sold:
+/// no stock moves, no money, no report counts it.
+pub(crate) async fn training_receipt(
+    axum::extract::State(node): axum::extract::State<Arc<crate::node::Node>>,
+    crate::api::WriteRequest { key, body, caller }: crate::api::WriteRequest,
+) -> crate::api::ApiResult<axum::response::Response> {
+    if let Some(response) = crate::api::replay(&node, &key).await? {
+        return Ok(response);
+    }
+    let request: TrainingRequest = body.parse()?;
+    let terminal = crate::api::terminal(&node, &request.terminal)?;
+    caller.at(&terminal)?;
+    if request.lines.is_empty() {
+        return Err(crate::api::ApiError::invalid(
+            "invalid_sale",
+            "lines",
+            "a training receipt needs at least one line",
+        ));
+    }
+    let ctx = crate::api::context(&node)?;
+    let lines = crate::api::resolve_lines(&node, &ctx, &request.lines).await?;
+    let discount = crate::api::cart_discount(request.discount.as_ref(), &ctx)?;
+    let cart =
+        domain::sale::price_cart(&ctx.config.jurisdiction, &lines, discount, node.clock.now())
+            .map_err(crate::api::sale_error)?;
+    let op = crate::ledger::Op::FiscalTraining { terminal, cart };
+    Ok(crate::api::recorded(
+        node.ledger.write(Some(key), op).await?,
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainingRequest {
+    terminal: String,
+    lines: Vec<protocol::api::CartLineRequest>,
+    #[serde(default)]
+    discount: Option<protocol::api::DiscountDto>,
 }
 
 async fn null_or_close(

@@ -334,6 +334,14 @@ pub enum Op {
         /// Close the register with it.
         close: bool,
     },
+    /// A training receipt (Trainingsbuchung): a priced basket signed as training. Nothing is
+    /// sold, no stock moves, no report and no turnover counter counts it.
+    FiscalTraining {
+        /// Terminal.
+        terminal: TerminalId,
+        /// The basket, priced as a sale would be.
+        cart: PricedCart,
+    },
     /// Record a card request, its outcome or an offline settlement, with its journal row.
     Card {
         /// Terminal (the till the payment terminal belongs to).
@@ -364,7 +372,8 @@ impl Op {
             | Op::OrderStep { terminal, .. }
             | Op::ReceiveWebReturn { terminal, .. }
             | Op::FiscalStart { terminal }
-            | Op::FiscalNull { terminal, .. } => terminal,
+            | Op::FiscalNull { terminal, .. }
+            | Op::FiscalTraining { terminal, .. } => terminal,
             Op::Card { terminal, .. } => terminal,
         }
     }
@@ -383,6 +392,7 @@ impl Op {
                 | Op::ReceiveWebReturn { .. }
                 | Op::FiscalStart { .. }
                 | Op::FiscalNull { .. }
+                | Op::FiscalTraining { .. }
         )
     }
 }
@@ -976,27 +986,7 @@ async fn apply(
             }
         }
         Op::FiscalNull { close, .. } => {
-            let Some(till) = state
-                .terminals
-                .get(&terminal)
-                .and_then(|t| t.fiscal.as_ref())
-                .filter(|t| t.started())
-            else {
-                return Err(WriteError::Conflict {
-                    code: "not_commissioned",
-                    message: format!(
-                        "terminal {terminal} is not commissioned for a fiscal regime (or has not made its start receipt)"
-                    ),
-                });
-            };
-            if let Some(closed) = till.closed() {
-                return Err(WriteError::Conflict {
-                    code: "register_closed",
-                    message: format!(
-                        "the register of terminal {terminal} was closed with receipt {closed}"
-                    ),
-                });
-            }
+            started_register(state, &terminal)?;
             let number = next_receipt(state, &terminal);
             fiscal_receipt(conn, state, clock, &terminal, &number, Kind::Null, &[]).await?;
             if *close {
@@ -1008,18 +998,39 @@ async fn apply(
                     till.close(conn, &terminal, &number).await?;
                 }
             }
-            let document: Option<String> =
-                sqlx::query_scalar("SELECT document FROM fiscal_receipts WHERE receipt = $1")
-                    .bind(&number)
-                    .fetch_optional(&mut *conn)
-                    .await?;
             Recorded {
                 status: 201,
                 body: serde_json::json!({
                     "terminal": terminal.to_string(),
                     "receipt": number,
                     "closed": *close,
-                    "qr": document.as_deref().and_then(fiscal::rksv::qr_text),
+                    "qr": fiscal_qr(conn, &number).await?,
+                }),
+            }
+        }
+        Op::FiscalTraining { cart, .. } => {
+            started_register(state, &terminal)?;
+            let per_rate = gross_per_rate(cart.lines.iter().map(|l| (&l.taxes, l.gross)), 1);
+            fiscal_check(state, clock, &terminal, &per_rate)?;
+            let number = next_receipt(state, &terminal);
+            fiscal_receipt(
+                conn,
+                state,
+                clock,
+                &terminal,
+                &number,
+                Kind::Training,
+                &per_rate,
+            )
+            .await?;
+            Recorded {
+                status: 201,
+                body: serde_json::json!({
+                    "terminal": terminal.to_string(),
+                    "receipt": number,
+                    "training": true,
+                    "cart": protocol::api::CartView::new(cart, None),
+                    "qr": fiscal_qr(conn, &number).await?,
                 }),
             }
         }
@@ -1296,7 +1307,7 @@ async fn fiscal_receipt(
         .map_err(|e| WriteError::Db(format!("fiscal receipt: {e}")))?;
     let failed = |e: fiscal::rksv::RksvError| WriteError::Db(format!("fiscal receipt: {e}"));
     let mut due = Vec::new();
-    if kind != Kind::Start && till.month_due(at) {
+    if kind != Kind::Start && till.month_due(&at) {
         due.push(Kind::Null);
     }
     due.push(kind);
@@ -1310,7 +1321,7 @@ async fn fiscal_receipt(
             receipt.to_owned()
         };
         let amounts = if before { Amounts::default() } else { amounts };
-        let signed = match till.sign(&number, at, next, amounts) {
+        let signed = match till.sign(&number, at.clone(), next, amounts) {
             Err(fiscal::rksv::RksvError::SammelbelegDue) if !sammelbeleg_made => {
                 sammelbeleg_made = true;
                 due.insert(0, Kind::Null);
@@ -1347,26 +1358,60 @@ fn fiscal_check(
     terminal: &TerminalId,
     per_rate: &[(String, i64)],
 ) -> Result<(), WriteError> {
-    let Some(till) = state
+    let started = state
         .terminals
         .get(terminal)
         .and_then(|t| t.fiscal.as_ref())
-        .filter(|t| t.started())
-    else {
+        .is_some_and(|t| t.started());
+    if !started {
         return Ok(());
-    };
-    if let Some(closed) = till.closed() {
-        return Err(WriteError::Conflict {
-            code: "register_closed",
-            message: format!(
-                "the register of terminal {terminal} was closed with receipt {closed}: this till rings no more receipts"
-            ),
-        });
     }
+    let till = started_register(state, terminal)?;
     let day = till.local(clock.now().millis()).date();
     till.amounts(per_rate, day)
         .map(|_| ())
         .map_err(|e| rejected("fiscal_rate", "lines", e.to_string()))
+}
+
+/// The register of `terminal` when it may sign a receipt of its own: commissioned, started
+/// and not closed.
+fn started_register<'s>(
+    state: &'s State,
+    terminal: &TerminalId,
+) -> Result<&'s crate::fiscal::FiscalTill, WriteError> {
+    let till = state
+        .terminals
+        .get(terminal)
+        .and_then(|t| t.fiscal.as_ref())
+        .filter(|t| t.started())
+        .ok_or_else(|| WriteError::Conflict {
+            code: "not_commissioned",
+            message: format!(
+                "terminal {terminal} is not commissioned for a fiscal regime (or has not made its start receipt)"
+            ),
+        })?;
+    match till.closed() {
+        Some(closed) => Err(WriteError::Conflict {
+            code: "register_closed",
+            message: format!(
+                "the register of terminal {terminal} was closed with receipt {closed}: this till rings no more receipts"
+            ),
+        }),
+        None => Ok(till),
+    }
+}
+
+/// The QR code's text of the fiscal receipt `number`, once written.
+async fn fiscal_qr(
+    conn: &mut SqliteConnection,
+    number: &str,
+) -> Result<Option<String>, WriteError> {
+    let document: Option<String> =
+        sqlx::query_scalar("SELECT document FROM fiscal_receipts WHERE receipt = $1")
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(document.as_deref().and_then(fiscal::rksv::qr_text))
 }
 
 fn next_receipt(state: &mut State, terminal: &TerminalId) -> String {

@@ -144,11 +144,24 @@ pub async fn export(
     from: u64,
     out: &mut impl Write,
 ) -> Result<u64, ExportError> {
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
+    export_range(pool, terminal, from..=i64::MAX, out).await
+}
+
+/// Writes the entries of `terminal`'s journal whose sequence is in `seqs` as JSON lines;
+/// returns how many.
+pub async fn export_range(
+    pool: &SqlitePool,
+    terminal: &TerminalId,
+    seqs: std::ops::RangeInclusive<i64>,
+    out: &mut impl Write,
+) -> Result<u64, ExportError> {
     let rows = sqlx::query(
-        "SELECT seq, id, kind, body, hash, signature FROM events WHERE terminal = $1 AND seq >= $2 ORDER BY seq",
+        "SELECT seq, id, kind, body, hash, signature FROM events WHERE terminal = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq",
     )
     .bind(terminal.as_str())
-    .bind(i64::try_from(from).unwrap_or(i64::MAX))
+    .bind(seqs.start())
+    .bind(seqs.end())
     .fetch_all(pool)
     .await?;
     let mut written = 0;

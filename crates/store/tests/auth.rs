@@ -193,6 +193,10 @@ fn write_routes(receipt: &str, gift_card: &str) -> Vec<(String, Value)> {
         ("/v1/web-returns/R-000001/receive", json!({"terminal": T1})),
         ("/v1/fiscal/null-receipt", json!({"terminal": T1})),
         ("/v1/fiscal/close", json!({"terminal": T1})),
+        (
+            "/v1/fiscal/training-receipt",
+            json!({"terminal": T1, "lines": [{"code": BREAD_GTIN}]}),
+        ),
     ]
     .into_iter()
     .map(|(path, body)| (path.to_owned(), body))

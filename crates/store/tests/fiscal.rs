@@ -183,6 +183,22 @@ async fn an_austrian_till_signs_every_receipt_and_its_export_verifies() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{back}");
+    // A basket rung in training mode: priced, signed as training (the counter field says
+    // `TRA`), and nothing sold.
+    let (status, training) = call(
+        &router,
+        "POST",
+        "/v1/fiscal/training-receipt",
+        Some(json!({"terminal": T1, "lines": [{"code": "9003909062415", "quantity": "5"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{training}");
+    assert!(
+        training["qr"].as_str().unwrap().contains("_VFJB_"),
+        "{training}"
+    );
+    assert!(cents(&training["cart"]["total"]) > 0, "{training}");
+    let training_number = training["receipt"].as_str().unwrap().to_owned();
     let (status, second) = call(
         &router,
         "POST",
@@ -219,7 +235,7 @@ async fn an_austrian_till_signs_every_receipt_and_its_export_verifies() {
     assert_eq!(
         kinds,
         [
-            "start", "standard", "standard", "standard", "storno", "null", "standard"
+            "start", "standard", "standard", "training", "standard", "storno", "null", "standard"
         ]
     );
 
@@ -291,7 +307,7 @@ async fn an_austrian_till_signs_every_receipt_and_its_export_verifies() {
             .await
             .unwrap();
     assert_eq!(
-        after[7..],
+        after[8..],
         [
             ("standard".to_owned(), 1),
             ("null".to_owned(), 0),
@@ -348,17 +364,45 @@ async fn an_austrian_till_signs_every_receipt_and_its_export_verifies() {
     );
 
     // The export verifies, and adds up to what the sales took.
-    let (dep, material) = store::fiscal::export(&pools.reader, dir.path(), &terminal, None)
+    let export = store::fiscal::export(&pools.reader, dir.path(), &terminal, None)
         .await
         .unwrap();
-    let report = verifier::verify(&dep, &material).unwrap_or_else(|f| panic!("{f}"));
-    assert_eq!(report.receipts, 12);
+    let report = verifier::verify(&export.dep, &export.material).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(report.receipts, 13);
     assert_eq!(report.unsigned, 1);
     let taken = cents(&first["cart"]["due"]) - cents(&back["refund"])
         + cents(&third["cart"]["due"])
         + cents(&fourth["cart"]["due"])
         + cents(&fifth["cart"]["due"]);
     assert_eq!(report.turnover, taken);
+    // The training receipt is only a fiscal document: no sale, no stock movement names it.
+    let naming: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM events WHERE CAST(body AS TEXT) LIKE '%' || $1 || '%'",
+    )
+    .bind(&training_number)
+    .fetch_all(&pools.reader)
+    .await
+    .unwrap();
+    assert_eq!(naming, ["FiscalReceipt"]);
+    // The full journal (DEP131) beside it: every event of the till, in order, chained.
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE terminal = $1")
+        .bind(T1)
+        .fetch_one(&pools.reader)
+        .await
+        .unwrap();
+    let journal: Vec<Value> = String::from_utf8(export.journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(journal.len() as i64, events);
+    assert!(
+        journal
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e["seq"] == json!(i + 1) && e["hash"].is_string()),
+        "{journal:?}"
+    );
     let december = store::fiscal::export(
         &pools.reader,
         dir.path(),
@@ -367,7 +411,20 @@ async fn an_austrian_till_signs_every_receipt_and_its_export_verifies() {
     )
     .await
     .unwrap();
-    assert_eq!(december.0.matches("eyJhbGciOiJFUzI1NiJ9.").count(), 7);
+    assert_eq!(december.dep.matches("eyJhbGciOiJFUzI1NiJ9.").count(), 7);
+    // December's journal starts with December's first event: the sale past midnight.
+    let first_of_december: Value =
+        serde_json::from_slice(december.journal.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(
+        first_of_december["kind"], "SaleCompleted",
+        "{first_of_december}"
+    );
+    assert!(
+        first_of_december
+            .to_string()
+            .contains(third["receipt"].as_str().unwrap()),
+        "{first_of_december}"
+    );
     let empty = store::fiscal::export(
         &pools.reader,
         dir.path(),

@@ -1429,6 +1429,33 @@
     $("shift-report").textContent = t(r.body && r.body.drawer === "opened" ? "shift.no_sale.done" : "shift.no_sale.no_printer");
   }
 
+  /** The fiscal register's own receipts (RKSV): a null receipt, or the basket as training. */
+  async function fiscalReceipt(path, body, done) {
+    const r = await writeWithApproval(path, { terminal: K.terminal, ...body });
+    if (!r) return;
+    if (r.status !== 201) {
+      $("shift-dialog-error").textContent = errorText(r);
+      return;
+    }
+    $("shift-dialog-error").textContent = "";
+    $("shift-report").textContent = done(r.body) + (r.body.qr ? "\n" + r.body.qr : "");
+  }
+
+  function nullReceipt() {
+    return fiscalReceipt("/v1/fiscal/null-receipt", {}, (b) => t("fiscal.null.done", { receipt: b.receipt }));
+  }
+
+  function trainingReceipt() {
+    if (!S.lines.length) {
+      $("shift-dialog-error").textContent = t("fiscal.training.empty");
+      return;
+    }
+    return fiscalReceipt("/v1/fiscal/training-receipt", cartRequest(false), (b) => {
+      clearSale();
+      return t("fiscal.training.done", { receipt: b.receipt, total: money(b.cart.total) });
+    });
+  }
+
   function newSale() {
     closeDialog("dlg-receipt");
     publish({ state: "idle" });
@@ -2132,6 +2159,7 @@
     $("banner-rejected").hidden = !rejected;
     const fiscal = (r.body.fiscal || []).find((f) => f.terminal === K.terminal);
     $("banner-fiscal").hidden = !(fiscal && fiscal.device_failed);
+    $("shift-fiscal").hidden = !(fiscal && fiscal.started && !fiscal.closed_receipt);
     const p = $("pending");
     p.dataset.count = String(pending);
     p.dataset.state = offline ? "offline" : pending > 0 ? "pending" : "synced";
@@ -2410,6 +2438,8 @@
       pollStatus();
     };
     $("btn-shift").onclick = openShiftMenu;
+    $("fiscal-null").onclick = nullReceipt;
+    $("fiscal-training").onclick = trainingReceipt;
     $("qty-ok").onclick = () => qtyDone($("qty-input").value.trim() || null);
     $("qty-input").addEventListener("keydown", (e) => {
       if (e.key === "Enter") qtyDone($("qty-input").value.trim() || null);
