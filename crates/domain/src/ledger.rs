@@ -283,6 +283,10 @@ pub struct FiscalReceipt {
     pub document: String,
     /// The signature device had failed: the document is marked, not signed.
     pub device_failed: bool,
+    /// With the register's first receipt: what a verifier needs beside its documents (RKSV:
+    /// the cryptographic material container — the register's AES key and the device's
+    /// certificate or public key — as JSON), so HQ can export what the till can.
+    pub material: Option<String>,
 }
 
 /// A return through the web shop received at a store.

@@ -212,6 +212,11 @@ impl Register {
         &self.id
     }
 
+    /// The register's AES key, base64 (what the cryptographic material container holds).
+    pub fn aes_key_base64(&self) -> String {
+        STANDARD.encode(self.key)
+    }
+
     /// The state after the last receipt.
     pub fn state(&self) -> &RegisterState {
         &self.state

@@ -145,4 +145,7 @@ impl Signer for SoftwareKeyNotALegalDevice {
     }
 }
 
+pub mod certified;
 pub mod pkcs11;
+
+pub use certified::Certified;

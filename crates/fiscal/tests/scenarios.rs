@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use fiscal::rksv::dep::{CryptographicMaterial, Dep};
 use fiscal::rksv::{Amounts, Kind, Receipt, Register, RksvError};
-use fiscal::signer::{Signer, SignerError, SoftwareKeyNotALegalDevice};
+use fiscal::signer::{Certified, Signer, SignerError, SoftwareKeyNotALegalDevice};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -116,6 +116,7 @@ fn run(file: &str) -> Run {
 fn run_with(file: &str, scenario: &Scenario, devices: &[&dyn Signer]) -> Run {
     let mut register = Register::new(&scenario.cash_box_id, &scenario.base64_aes_key).unwrap();
     let mut receipts = Vec::new();
+    let mut certificates = Vec::new();
     let mut expected_sum = 0;
     let mut unsigned = 0;
     let mut codes = Vec::new();
@@ -166,8 +167,14 @@ fn run_with(file: &str, scenario: &Scenario, devices: &[&dyn Signer]) -> Run {
         assert!(signed.qr.starts_with(&signed.machine_code), "{}", signed.qr);
         codes.push(signed.machine_code);
         receipts.push(signed.jws);
+        certificates.push(devices[step.used_signature_device].certificate_der());
     }
-    let dep = Dep::of(receipts.iter().map(|r| (r.as_str(), None)));
+    let dep = Dep::of(
+        receipts
+            .iter()
+            .zip(&certificates)
+            .map(|(r, c)| (r.as_str(), c.as_deref())),
+    );
     let material = CryptographicMaterial::of(&scenario.base64_aes_key, devices).unwrap();
     Run {
         dep: serde_json::to_string(&dep).unwrap(),
@@ -635,4 +642,88 @@ fn a_pkcs11_token_signs_the_official_scenario_and_what_it_cannot_sign_with_is_re
     let report = verifier::verify(&run.dep, &run.material).unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(report.receipts, run.receipts);
     assert_eq!(report.turnover, FINAL_COUNTERS[0]);
+}
+
+/// A self-signed certificate of `key` with `serial`, valid from the first of January of
+/// `from` to that of `until`, as PEM.
+fn certificate(key: &rcgen::KeyPair, serial: &[u8], from: i32, until: i32) -> String {
+    let mut params =
+        rcgen::CertificateParams::new(vec!["Kassa test signature device".to_owned()]).unwrap();
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+    params.not_before = rcgen::date_time_ymd(from, 1, 1);
+    params.not_after = rcgen::date_time_ymd(until, 1, 1);
+    params.self_signed(key).unwrap().pem()
+}
+
+/// Devices certified by a provider (their certificates made here, as a card's would come
+/// with it): receipts name them `AT1` and by the certificate's serial, the DEP export groups
+/// receipts under each device's certificate, and the verifier reads the key from it. A
+/// certificate for another key or another curve, out of its validity, not a certificate, or a
+/// provider id that is not one, is refused.
+#[test]
+fn a_certified_device_is_named_by_its_certificate_and_one_for_another_key_is_refused() {
+    let now = jiff::Timestamp::now().as_second();
+    let file = "TESTSUITE_TEST_SZENARIO_1.json";
+    let scenario = scenario(file);
+    let certified: Vec<Certified> = (0..scenario.number_of_signature_devices)
+        .map(|i| {
+            let key = SoftwareKeyNotALegalDevice::generate("unused").unwrap();
+            let pair = rcgen::KeyPair::from_pem(&key.to_pkcs8_pem().unwrap()).unwrap();
+            let serial = [0x00, 0x1f, u8::try_from(i + 1).unwrap()];
+            let pem = certificate(&pair, &serial, 2020, 2040);
+            Certified::new(Box::new(key), pem.as_bytes(), "AT1", now).unwrap()
+        })
+        .collect();
+    let devices: Vec<&dyn Signer> = certified.iter().map(|d| d as &dyn Signer).collect();
+    let run = run_with(file, &scenario, &devices);
+    let report = verifier::verify(&run.dep, &run.material).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(report.turnover, FINAL_COUNTERS[0]);
+    // Each receipt names the device that signed it: serial 00 1f <device + 1>.
+    for (code, step) in run.codes.iter().zip(&scenario.cash_box_instruction_list) {
+        let fields: Vec<&str> = code.split('_').collect();
+        let serial = format!("1f{:02x}", step.used_signature_device + 1);
+        assert_eq!(
+            (fields[1], fields[11]),
+            ("R1-AT1", serial.as_str()),
+            "{code}"
+        );
+    }
+    let dep: serde_json::Value = serde_json::from_str(&run.dep).unwrap();
+    assert!(
+        dep["Belege-Gruppe"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["Signaturzertifikat"]
+                .as_str()
+                .is_some_and(|c| c.len() > 100)),
+        "{dep}"
+    );
+
+    let own = SoftwareKeyNotALegalDevice::generate("unused")
+        .unwrap()
+        .to_pkcs8_pem()
+        .unwrap();
+    let own_pair = rcgen::KeyPair::from_pem(&own).unwrap();
+    let key = || SoftwareKeyNotALegalDevice::from_pkcs8_pem(&own, "unused").unwrap();
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    for (certificate, provider, expected) in [
+        (
+            certificate(&other, &[7], 2020, 2040),
+            "AT1",
+            "for another key than the device's",
+        ),
+        (certificate(&p384, &[7], 2020, 2040), "AT1", "not on P-256"),
+        (certificate(&own_pair, &[7], 2019, 2021), "AT1", "not now"),
+        (certificate(&own_pair, &[7], 2020, 2040), "AT0", "AT1, AT2"),
+        (
+            "not a certificate".to_owned(),
+            "AT2",
+            "not an X.509 certificate",
+        ),
+    ] {
+        let e = Certified::new(Box::new(key()), certificate.as_bytes(), provider, now).unwrap_err();
+        assert!(e.to_string().contains(expected), "{e}");
+    }
 }

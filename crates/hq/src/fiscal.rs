@@ -31,6 +31,7 @@ pub(crate) async fn apply(
                 Arg::Text(f.document.clone()),
                 Arg::Int(i64::from(f.device_failed)),
                 Arg::Int(event.meta.hlc.wall_ms()),
+                Arg::OptText(f.material.clone()),
             ]),
             _ => None,
         })
@@ -41,7 +42,7 @@ pub(crate) async fn apply(
     insert_many(
         tx,
         backend,
-        "INSERT INTO fiscal_receipts (terminal, seq, store, regime, receipt, kind, document, device_failed, at_ms) VALUES",
+        "INSERT INTO fiscal_receipts (terminal, seq, store, regime, receipt, kind, document, device_failed, at_ms, material) VALUES",
         "ON CONFLICT DO NOTHING",
         rows,
     )
@@ -71,31 +72,93 @@ pub(crate) async fn long_outages(
         .collect())
 }
 
-/// The DEP export of each till of `store` that has fiscal documents, as HQ holds them: the
-/// till's id and the export's JSON text (the cryptographic material stays with the store,
-/// which holds the AES key and the device).
-pub async fn export_store(db: &Db, store: &str) -> Result<BTreeMap<String, String>, sqlx::Error> {
+/// What HQ exports of one till for the tax office.
+#[derive(Debug, Clone)]
+pub struct TillExport {
+    /// The DEP export (DEP7), JSON.
+    pub dep: String,
+    /// The cryptographic material container, JSON, as the till sent it with its start receipt
+    /// (none when HQ has not had that receipt).
+    pub material: Option<String>,
+    /// The till's journal as HQ holds it (DEP131): every event with its chain hash, as JSON
+    /// lines in the format of `kassa store export` (HQ keeps no signatures: it checked them).
+    pub journal: Vec<u8>,
+}
+
+/// The exports of each till of `store` that has fiscal documents, from what HQ holds.
+pub async fn export_store(
+    db: &Db,
+    store: &str,
+) -> Result<BTreeMap<String, TillExport>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT terminal, document FROM fiscal_receipts WHERE store = $1 ORDER BY terminal, seq",
+        "SELECT terminal, document, material FROM fiscal_receipts WHERE store = $1 ORDER BY terminal, seq",
     )
     .bind(store)
     .fetch_all(&db.pool)
     .await?;
-    let mut per_till: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut per_till: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
     for row in rows {
-        per_till
-            .entry(row.get("terminal"))
-            .or_default()
-            .push(row.get("document"));
+        let till = per_till.entry(row.get("terminal")).or_default();
+        till.0.push(row.get("document"));
+        if let Some(material) = row.get::<Option<String>, _>("material") {
+            till.1 = Some(material);
+        }
     }
-    Ok(per_till
-        .into_iter()
-        .map(|(terminal, documents)| {
-            let dep = fiscal::rksv::dep::Dep::of(documents.iter().map(|d| (d.as_str(), None)));
-            (
-                terminal,
-                serde_json::to_string_pretty(&dep).unwrap_or_default(),
-            )
+    let mut out = BTreeMap::new();
+    for (terminal, (documents, material)) in per_till {
+        let certificate = material.as_deref().and_then(certificate_of);
+        let dep = fiscal::rksv::dep::Dep::of(
+            documents
+                .iter()
+                .map(|d| (d.as_str(), certificate.as_deref())),
+        );
+        let journal = journal(db, &terminal).await?;
+        out.insert(
+            terminal,
+            TillExport {
+                dep: serde_json::to_string_pretty(&dep).unwrap_or_default(),
+                material,
+                journal,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The signing certificate (DER) a container names, when its device has one.
+fn certificate_of(material: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let material: fiscal::rksv::dep::CryptographicMaterial = serde_json::from_str(material).ok()?;
+    material
+        .devices
+        .values()
+        .find(|d| d.kind == fiscal::rksv::dep::DeviceType::Certificate)
+        .and_then(|d| {
+            base64::engine::general_purpose::STANDARD
+                .decode(&d.material)
+                .ok()
         })
-        .collect())
+}
+
+/// `terminal`'s events as HQ holds them, as journal lines.
+async fn journal(db: &Db, terminal: &str) -> Result<Vec<u8>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT seq, id, kind, body, hash FROM inbox WHERE terminal = $1 ORDER BY seq")
+            .bind(terminal)
+            .fetch_all(&db.pool)
+            .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let entry = protocol::journal::entry(
+            r.get("seq"),
+            r.get("id"),
+            r.get("kind"),
+            &r.get::<Vec<u8>, _>("body"),
+            &r.get::<Vec<u8>, _>("hash"),
+            None,
+        );
+        out.extend_from_slice(entry.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    Ok(out)
 }

@@ -5901,6 +5901,7 @@ async fn a_tills_fiscal_receipts_are_kept_exported_and_a_long_device_outage_is_a
             kind: kind.into(),
             document: format!("header.payload-{receipt}.signature"),
             device_failed: failed,
+            material: (kind == "start").then(|| r#"{"base64AESKey":"k"}"#.to_owned()),
         })
     };
     let events = till.linked(vec![
@@ -5941,7 +5942,24 @@ async fn a_tills_fiscal_receipts_are_kept_exported_and_a_long_device_outage_is_a
     push(3..4).await;
     assert!(out().await.is_empty());
     let exports = hq::fiscal::export_store(db, "vienna-01").await.unwrap();
-    let dep: Value = serde_json::from_str(&exports["vienna-01-t1"]).unwrap();
+    let export = &exports["vienna-01-t1"];
+    assert_eq!(export.material.as_deref(), Some(r#"{"base64AESKey":"k"}"#));
+    // The journal: every event HQ holds of the till, in order.
+    let journal: Vec<Value> = String::from_utf8(export.journal.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        journal.iter().map(|e| e["seq"].clone()).collect::<Vec<_>>(),
+        [1, 2, 3, 4].map(|n| serde_json::json!(n))
+    );
+    assert!(
+        journal
+            .iter()
+            .all(|e| e["kind"] == "FiscalReceipt" && e["hash"].is_string())
+    );
+    let dep: Value = serde_json::from_str(&export.dep).unwrap();
     let receipts = dep["Belege-Gruppe"][0]["Belege-kompakt"]
         .as_array()
         .unwrap();

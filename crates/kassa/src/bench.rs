@@ -313,6 +313,7 @@ async fn bench_node(root: &Path, store_id: &str, rksv: bool) -> anyhow::Result<(
                 device: store::fiscal::DeviceConfig::SoftwareKeyNotALegalDevice {
                     key_file,
                     key_id: "U:ATU13572463-bench".into(),
+                    certificate: None,
                 },
                 time_zone: "Europe/Vienna".into(),
             },

@@ -428,6 +428,7 @@ async fn commission_rksv(data: &std::path::Path, terminals: &[TerminalId]) -> an
             device: store::fiscal::DeviceConfig::SoftwareKeyNotALegalDevice {
                 key_file: key_file.clone(),
                 key_id,
+                certificate: None,
             },
             time_zone: "Europe/Vienna".into(),
         };

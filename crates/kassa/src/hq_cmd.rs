@@ -285,10 +285,24 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                     "HQ holds no fiscal receipts of store {store} (is it a store whose tills are commissioned, and has it synced?)"
                 );
                 std::fs::create_dir_all(&out)?;
-                for (terminal, dep) in exports {
-                    let path = out.join(format!("{terminal}.dep7.json"));
-                    std::fs::write(&path, dep)?;
-                    println!("wrote {}", path.display());
+                for (terminal, export) in exports {
+                    let mut files = vec![
+                        ("dep7.json", export.dep.into_bytes()),
+                        ("journal.jsonl", export.journal),
+                    ];
+                    match export.material {
+                        Some(material) => {
+                            files.push(("cryptographic-material.json", material.into_bytes()));
+                        }
+                        None => eprintln!(
+                            "HQ has not had the start receipt of {terminal}: no cryptographic material container for it (take it from the store: kassa store fiscal export)"
+                        ),
+                    }
+                    for (name, contents) in files {
+                        let path = out.join(format!("{terminal}.{name}"));
+                        std::fs::write(&path, contents)?;
+                        println!("wrote {}", path.display());
+                    }
                 }
             }
             HqCommand::Terminal {

@@ -140,6 +140,8 @@ enum StoreCommand {
     },
 }
 
+// Parsed once per run: the size of the commissioning variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 enum FiscalAction {
     /// Commission a till for the RKSV: its register id (Kassen-ID), AES key and signature
@@ -173,9 +175,18 @@ enum FiscalAction {
         /// The key pair's label on the token.
         #[arg(long)]
         key_label: Option<String>,
-        /// The key id receipts name the device with, as registered (`U:ATU12345678-K1`).
-        #[arg(long)]
-        key_id: String,
+        /// The key id receipts name the device with, as registered (`U:ATU12345678-K1`); a
+        /// device with a certificate is named by the certificate's serial instead.
+        #[arg(long, required_unless_present = "certificate")]
+        key_id: Option<String>,
+        /// The certificate of the device's key (PEM or DER), when a certification service
+        /// provider certified it; it must be for the device's key and valid now.
+        #[arg(long, requires = "provider")]
+        certificate: Option<PathBuf>,
+        /// The certification service provider of `--certificate` (`AT1` A-Trust, `AT2`
+        /// GlobalTrust, …).
+        #[arg(long, requires = "certificate")]
+        provider: Option<String>,
         /// The time zone receipts are dated in.
         #[arg(long, default_value = "Europe/Vienna")]
         time_zone: String,
@@ -489,9 +500,19 @@ async fn fiscal(data: &std::path::Path, action: FiscalAction) -> anyhow::Result<
             pin_file,
             key_label,
             key_id,
+            certificate,
+            provider,
             time_zone,
         } => {
             let terminal = terminal_of(&terminal)?;
+            let key_id = key_id.unwrap_or_default();
+            let certificate = match (certificate, provider) {
+                (Some(file), Some(provider)) => Some(store::fiscal::CertificateConfig {
+                    file: std::path::absolute(file)?,
+                    provider,
+                }),
+                _ => None,
+            };
             let aes_key =
                 store::fiscal::ensure_aes_key(&aes_key_file).map_err(|e| anyhow::anyhow!("{e}"))?;
             let device = match (software_key_not_a_legal_device, pkcs11_module) {
@@ -501,6 +522,7 @@ async fn fiscal(data: &std::path::Path, action: FiscalAction) -> anyhow::Result<
                     store::fiscal::DeviceConfig::SoftwareKeyNotALegalDevice {
                         key_file: std::path::absolute(&key_file)?,
                         key_id: key_id.clone(),
+                        certificate,
                     }
                 }
                 (None, Some(module)) => store::fiscal::DeviceConfig::Pkcs11 {
@@ -509,13 +531,14 @@ async fn fiscal(data: &std::path::Path, action: FiscalAction) -> anyhow::Result<
                     pin_file: std::path::absolute(pin_file.unwrap_or_default())?,
                     key_label: key_label.unwrap_or_default(),
                     key_id: key_id.clone(),
+                    certificate,
                 },
                 _ => anyhow::bail!(
                     "name the signature device: --pkcs11-module (a smart card or HSM) or --software-key-not-a-legal-device"
                 ),
             };
             let register_id = register_id.unwrap_or_else(|| terminal.to_string());
-            store::fiscal::commission(
+            let device = store::fiscal::commission(
                 &pools.writer,
                 data,
                 &terminal,
@@ -529,7 +552,7 @@ async fn fiscal(data: &std::path::Path, action: FiscalAction) -> anyhow::Result<
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
-                "terminal {terminal} is commissioned as register {register_id} with device {key_id}; it signs its start receipt when the node next starts"
+                "terminal {terminal} is commissioned as register {register_id} with device {device}; it signs its start receipt when the node next starts"
             );
             Ok(())
         }

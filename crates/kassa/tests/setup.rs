@@ -708,8 +708,9 @@ async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_
         report.receipts
     );
     // HQ holds the same receipts, as far as the till had synced when the demo stopped: its
-    // export is the store's from the start, and verifies with the store's material.
-    let at_hq = dir.path().join("dep-hq");
+    // export is the store's from the start, and verifies with the material the till sent
+    // with its start receipt; beside it, the till's journal as HQ holds it.
+    let at_hq_dir = dir.path().join("dep-hq");
     ok(&[
         "hq",
         "--data",
@@ -719,21 +720,11 @@ async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_
         "--store",
         "vienna-01",
         "--out",
-        &arg(&at_hq),
+        &arg(&at_hq_dir),
     ]);
-    let receipts_of = |dep: &str| -> Vec<String> {
-        let dep: serde_json::Value = serde_json::from_str(dep).unwrap();
-        dep["Belege-Gruppe"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|g| g["Belege-kompakt"].as_array().cloned().unwrap_or_default())
-            .map(|r| r.as_str().unwrap().to_owned())
-            .collect()
-    };
-    let hq_dep = std::fs::read_to_string(at_hq.join("vienna-01-t1.dep7.json")).unwrap();
-    let at_store = receipts_of(&std::fs::read_to_string(export.join("dep7.json")).unwrap());
-    let at_hq = receipts_of(&hq_dep);
+    let hq_dep = std::fs::read_to_string(at_hq_dir.join("vienna-01-t1.dep7.json")).unwrap();
+    let at_store = verifier::receipts(&std::fs::read_to_string(export.join("dep7.json")).unwrap());
+    let at_hq = verifier::receipts(&hq_dep);
     assert!(
         !at_hq.is_empty() && at_store.starts_with(&at_hq),
         "HQ holds {} receipts that are not the store's first ones ({} at the store)",
@@ -742,9 +733,17 @@ async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_
     );
     verifier::verify(
         &hq_dep,
-        &std::fs::read_to_string(export.join("cryptographic-material.json")).unwrap(),
+        &std::fs::read_to_string(at_hq_dir.join("vienna-01-t1.cryptographic-material.json"))
+            .unwrap(),
     )
     .unwrap_or_else(|finding| panic!("HQ's export: {finding}"));
+    let hq_journal = std::fs::read_to_string(at_hq_dir.join("vienna-01-t1.journal.jsonl")).unwrap();
+    assert!(
+        hq_journal.lines().count() >= at_hq.len(),
+        "{} journal lines at HQ for {} receipts",
+        hq_journal.lines().count(),
+        at_hq.len()
+    );
     let zurich = refused(&[
         "store",
         "--data",

@@ -130,6 +130,8 @@ pub struct FiscalReceiptDto {
     pub document: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub device_failed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material: Option<String>,
 }
 
 /// A return through the web shop received at a store.
@@ -554,6 +556,7 @@ impl From<&EventBody> for BodyDto {
                 kind: f.kind.clone(),
                 document: f.document.clone(),
                 device_failed: f.device_failed,
+                material: f.material.clone(),
             }),
             EventBody::ReturnReceived(r) => BodyDto::ReturnReceived(ReturnReceivedDto {
                 web_return: r.web_return.clone(),
@@ -1033,6 +1036,7 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
                 kind: d.kind.clone(),
                 document: d.document.clone(),
                 device_failed: d.device_failed,
+                material: d.material.clone(),
             })
         }
         BodyDto::ReturnReceived(d) => {

@@ -7,6 +7,7 @@ pub mod api;
 pub mod chain;
 mod error;
 pub mod event;
+pub mod journal;
 pub mod pin;
 pub mod seed;
 pub mod stored_value;

@@ -587,6 +587,47 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
         "Bytes received from HQ since start.",
         vec![(None, sync.bytes_received.to_string())],
     );
+    let mut failed = Vec::new();
+    let mut unsigned = Vec::new();
+    for (terminal, since) in crate::fiscal::unsigned_since(&node.pools.reader).await? {
+        let t = Some(terminal);
+        failed.push((t.clone(), u8::from(since.is_some()).to_string()));
+        let age_ms = since.map_or(0, |w| (now - w).max(0));
+        unsigned.push((t, format!("{:.3}", age_ms as f64 / 1000.0)));
+    }
+    gauge(
+        "kassa_store_fiscal_device_failed",
+        "1 while the till's fiscal signature device fails (receipts are marked, not signed).",
+        failed,
+    );
+    gauge(
+        "kassa_store_fiscal_unsigned_seconds",
+        "Age of the till's first unsigned fiscal receipt since its last signed one (0 while it signs).",
+        unsigned,
+    );
+    let mut offline = Vec::new();
+    let mut offline_oldest = Vec::new();
+    for (terminal, cards) in crate::cards_api::tills(&node, None)? {
+        let pending = cards
+            .service
+            .pending_offline()
+            .await
+            .map_err(crate::cards_api::payment_error)?;
+        let t = Some(terminal.to_string());
+        let oldest = pending.iter().map(|p| p.age_secs).max().unwrap_or(0);
+        offline.push((t.clone(), pending.len().to_string()));
+        offline_oldest.push((t, oldest.to_string()));
+    }
+    gauge(
+        "kassa_store_offline_card_approvals",
+        "Card payments approved offline by the terminal and not settled yet.",
+        offline,
+    );
+    gauge(
+        "kassa_store_offline_card_oldest_seconds",
+        "Age of the oldest card payment approved offline and not settled yet.",
+        offline_oldest,
+    );
     out.push_str(&format!(
         "# HELP kassa_store_pushes_total Pushes HQ acknowledged.\n# TYPE kassa_store_pushes_total counter\nkassa_store_pushes_total {}\n\
          # HELP kassa_store_push_seconds_total Seconds spent in acknowledged pushes.\n# TYPE kassa_store_push_seconds_total counter\nkassa_store_push_seconds_total {:.6}\n\
@@ -1300,13 +1341,13 @@ async fn journal(
     let events: Vec<Value> = rows
         .iter()
         .map(|r| {
-            crate::verify::journal_entry(
+            protocol::journal::entry(
                 r.get("seq"),
                 r.get("id"),
                 r.get("kind"),
                 r.get("body"),
                 r.get("hash"),
-                r.get("signature"),
+                Some(r.get("signature")),
             )
         })
         .collect();

@@ -63,7 +63,7 @@ fn till_cards(node: &Node, till: &TerminalId) -> ApiResult<Arc<TillCards>> {
     }
 }
 
-fn payment_error(e: PaymentError) -> ApiError {
+pub(crate) fn payment_error(e: PaymentError) -> ApiError {
     match &e {
         PaymentError::Unresolved { .. } | PaymentError::OutcomeUnknown { .. } => ApiError::new(
             StatusCode::CONFLICT,
@@ -999,7 +999,11 @@ struct TillQuery {
     terminal: Option<String>,
 }
 
-fn tills(node: &Node, only: Option<&str>) -> ApiResult<Vec<(TerminalId, Arc<TillCards>)>> {
+/// The tills with a payment terminal (one, or all in order).
+pub(crate) fn tills(
+    node: &Node,
+    only: Option<&str>,
+) -> ApiResult<Vec<(TerminalId, Arc<TillCards>)>> {
     match only {
         Some(t) => {
             let till = terminal(node, t)?;

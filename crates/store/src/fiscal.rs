@@ -38,6 +38,9 @@ pub enum DeviceConfig {
         key_file: PathBuf,
         /// The key id receipts name it with (`U:ATU12345678-K1`).
         key_id: String,
+        /// A certificate of the key (for tests of certified devices; a real one is a card's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<CertificateConfig>,
     },
     /// A key pair on a PKCS#11 token (a smart card, an HSM).
     Pkcs11 {
@@ -51,7 +54,21 @@ pub enum DeviceConfig {
         key_label: String,
         /// The key id receipts name it with.
         key_id: String,
+        /// The key's certificate, when a certification service provider certified it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<CertificateConfig>,
     },
+}
+
+/// The certificate of a device's key: receipts then name the device by the provider's id and
+/// the certificate's serial number, and the DEP export carries the certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// The certificate, PEM or DER (relative to the data directory, or absolute).
+    pub file: PathBuf,
+    /// The certification service provider's id (`AT1` A-Trust, `AT2` GlobalTrust, …).
+    pub provider: String,
 }
 
 /// What a till is commissioned with.
@@ -98,17 +115,25 @@ fn resolve(data_dir: &Path, path: &Path) -> PathBuf {
     }
 }
 
-/// Opens the device `config` names.
+/// Opens the device `config` names (with its certificate, checked against its key, when it
+/// has one).
 pub fn open_device(data_dir: &Path, config: &DeviceConfig) -> Result<Arc<dyn Signer>, String> {
-    match config {
-        DeviceConfig::SoftwareKeyNotALegalDevice { key_file, key_id } => {
+    let (device, certificate): (Box<dyn Signer>, _) = match config {
+        DeviceConfig::SoftwareKeyNotALegalDevice {
+            key_file,
+            key_id,
+            certificate,
+        } => {
             let path = resolve(data_dir, key_file);
             let pem = std::fs::read_to_string(&path)
                 .map_err(|e| format!("the key file {}: {e}", path.display()))?;
-            Ok(Arc::new(
-                SoftwareKeyNotALegalDevice::from_pkcs8_pem(&pem, key_id)
-                    .map_err(|e| e.to_string())?,
-            ))
+            (
+                Box::new(
+                    SoftwareKeyNotALegalDevice::from_pkcs8_pem(&pem, key_id)
+                        .map_err(|e| e.to_string())?,
+                ),
+                certificate,
+            )
         }
         DeviceConfig::Pkcs11 {
             module,
@@ -116,6 +141,7 @@ pub fn open_device(data_dir: &Path, config: &DeviceConfig) -> Result<Arc<dyn Sig
             pin_file,
             key_label,
             key_id,
+            certificate,
         } => {
             let path = resolve(data_dir, pin_file);
             let pin = std::fs::read_to_string(&path)
@@ -123,11 +149,26 @@ pub fn open_device(data_dir: &Path, config: &DeviceConfig) -> Result<Arc<dyn Sig
             let pin = pin.lines().next().unwrap_or_default().trim().to_owned();
             let token = fiscal::signer::pkcs11::Token::open(module, token, &pin)
                 .map_err(|e| e.to_string())?;
-            Ok(Arc::new(
-                token.device(key_label, key_id).map_err(|e| e.to_string())?,
-            ))
+            (
+                Box::new(token.device(key_label, key_id).map_err(|e| e.to_string())?),
+                certificate,
+            )
         }
-    }
+    };
+    let Some(certificate) = certificate else {
+        return Ok(Arc::from(device));
+    };
+    let path = resolve(data_dir, &certificate.file);
+    let bytes =
+        std::fs::read(&path).map_err(|e| format!("the certificate {}: {e}", path.display()))?;
+    let certified = fiscal::signer::Certified::new(
+        device,
+        &bytes,
+        &certificate.provider,
+        jiff::Timestamp::now().as_second(),
+    )
+    .map_err(|e| format!("the certificate {}: {e}", path.display()))?;
+    Ok(Arc::new(certified))
 }
 
 /// The register's AES key kept in `path` (base64, one line); a new key is made and written
@@ -155,15 +196,16 @@ pub fn ensure_software_key(path: &Path, key_id: &str) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Commissions `terminal` for the RKSV: checks the AES key, the device (it must sign) and the
-/// time zone, and keeps them; the till signs its start receipt when the node next starts. A
-/// till commissioned before is refused.
+/// Commissions `terminal` for the RKSV: checks the AES key, the device (it must sign; a
+/// certificate must be for its key) and the time zone, and keeps them; the till signs its start
+/// receipt when the node next starts. A till commissioned before is refused. Answers the name
+/// receipts give the device (a certified one's certificate serial).
 pub async fn commission(
     pool: &SqlitePool,
     data_dir: &Path,
     terminal: &TerminalId,
     commission: &Commission,
-) -> Result<(), String> {
+) -> Result<String, String> {
     Register::new(&commission.register_id, &commission.aes_key).map_err(|e| e.to_string())?;
     // The till's receipt numbers (`<terminal>-000042`) go into the code, whose separator is `_`.
     if terminal.as_str().contains('_') {
@@ -177,6 +219,8 @@ pub async fn commission(
     device
         .sign(b"commissioning")
         .map_err(|e| format!("the signature device does not sign: {e}"))?;
+    // A certified device is named by its certificate's serial, whatever key id was given.
+    let config = commission.device.clone().named(device.key_id());
     let known: Option<String> = sqlx::query_scalar("SELECT id FROM terminals WHERE id = $1")
         .bind(terminal.as_str())
         .fetch_optional(pool)
@@ -193,7 +237,7 @@ pub async fn commission(
     .bind(RKSV)
     .bind(&commission.register_id)
     .bind(&commission.aes_key)
-    .bind(serde_json::to_string(&commission.device).map_err(|e| e.to_string())?)
+    .bind(serde_json::to_string(&config).map_err(|e| e.to_string())?)
     .bind(&commission.time_zone)
     .execute(pool)
     .await
@@ -203,7 +247,7 @@ pub async fn commission(
             "terminal {terminal} is commissioned already (its register and receipts stay as they are)"
         ));
     }
-    Ok(())
+    Ok(device.key_id().to_owned())
 }
 
 /// The commissioned tills of this node, with their state after their last receipt. A device
@@ -261,20 +305,53 @@ pub async fn load(
     Ok(out)
 }
 
+impl DeviceConfig {
+    /// The key id and the certification service provider receipts name the device with.
+    fn names(&self) -> (&str, &str) {
+        let (key_id, certificate) = match self {
+            DeviceConfig::SoftwareKeyNotALegalDevice {
+                key_id,
+                certificate,
+                ..
+            }
+            | DeviceConfig::Pkcs11 {
+                key_id,
+                certificate,
+                ..
+            } => (key_id, certificate),
+        };
+        (
+            key_id,
+            certificate.as_ref().map_or("AT0", |c| c.provider.as_str()),
+        )
+    }
+
+    /// The same device named `name` (a certified device by its certificate's serial).
+    fn named(mut self, name: &str) -> Self {
+        match &mut self {
+            DeviceConfig::SoftwareKeyNotALegalDevice { key_id, .. }
+            | DeviceConfig::Pkcs11 { key_id, .. } => name.clone_into(key_id),
+        }
+        self
+    }
+}
+
 /// A device that could not be opened: every signature fails, as an unplugged card's would.
 #[derive(Debug)]
 struct Unavailable {
     key_id: String,
+    provider: String,
     why: String,
 }
 
 impl Unavailable {
     fn of(config: &DeviceConfig, why: String) -> Self {
-        let key_id = match config {
-            DeviceConfig::SoftwareKeyNotALegalDevice { key_id, .. }
-            | DeviceConfig::Pkcs11 { key_id, .. } => key_id.clone(),
-        };
-        Self { key_id, why }
+        let (key_id, provider) = config.names();
+        Self {
+            key_id: key_id.to_owned(),
+            provider: provider.to_owned(),
+            why,
+        }
     }
 }
 
@@ -283,7 +360,7 @@ impl Signer for Unavailable {
         &self.key_id
     }
     fn provider(&self) -> &str {
-        "AT0"
+        &self.provider
     }
     fn public_key_sec1(&self) -> Vec<u8> {
         Vec::new()
@@ -365,12 +442,23 @@ impl FiscalTill {
             },
             self.device.as_ref(),
         )?;
+        // The start receipt carries what a verifier needs beside the documents, for HQ.
+        let material = match kind {
+            Kind::Start => Some(
+                CryptographicMaterial::of(&self.register.aes_key_base64(), &[self.device.as_ref()])
+                    .ok()
+                    .and_then(|m| serde_json::to_string(&m).ok())
+                    .ok_or_else(|| RksvError::Device("the device's public key".into()))?,
+            ),
+            _ => None,
+        };
         Ok(FiscalReceipt {
             regime: RKSV.into(),
             receipt: number.to_owned(),
             kind: kind_name(kind).into(),
             document: signed.jws,
             device_failed: signed.device_failed,
+            material,
         })
     }
 
@@ -477,10 +565,11 @@ pub async fn export(
     if chosen.is_empty() {
         return Err(format!("terminal {terminal} has no receipts in that range"));
     }
-    let dep = Dep::of(chosen.iter().map(|d| (d.as_str(), None)));
     let config: DeviceConfig =
         serde_json::from_str(row.get::<&str, _>("device")).map_err(|e| e.to_string())?;
     let device = open_device(data_dir, &config)?;
+    let certificate = device.certificate_der();
+    let dep = Dep::of(chosen.iter().map(|d| (d.as_str(), certificate.as_deref())));
     let material = CryptographicMaterial::of(row.get("aes_key"), &[device.as_ref()])
         .map_err(|e| e.to_string())?;
     let zone =
@@ -554,6 +643,23 @@ pub async fn status(pool: &SqlitePool) -> Result<Vec<serde_json::Value>, sqlx::E
             })
         })
         .collect())
+}
+
+/// Per commissioned till: since when (epoch ms) its receipts go unsigned — the first receipt
+/// marked "Sicherheitseinrichtung ausgefallen" after its last signed one — or none while its
+/// device signs. What the alert on the RKSV's 48 hours reads.
+pub async fn unsigned_since(pool: &SqlitePool) -> Result<Vec<(String, Option<i64>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.terminal,
+                (SELECT min(e.hlc_wall) FROM fiscal_receipts f
+                   JOIN events e ON e.terminal = f.terminal AND e.seq = f.seq
+                  WHERE f.terminal = r.terminal AND f.device_failed = 1
+                    AND f.seq > coalesce((SELECT max(g.seq) FROM fiscal_receipts g
+                                           WHERE g.terminal = r.terminal AND g.device_failed = 0), 0))
+           FROM fiscal_registers r ORDER BY r.terminal",
+    )
+    .fetch_all(pool)
+    .await
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -5,7 +5,6 @@ use std::io::Write;
 
 use domain::TerminalId;
 use protocol::chain::{self, GENESIS, Hash};
-use serde_json::{Value, json};
 use sqlx::{Row, SqlitePool};
 
 use crate::keys::verifying_key;
@@ -117,26 +116,6 @@ pub async fn verify(pool: &SqlitePool) -> Result<Vec<TerminalReport>, sqlx::Erro
     Ok(reports)
 }
 
-/// One journal entry as JSON: position, chain data and the signed event itself.
-pub fn journal_entry(
-    seq: i64,
-    id: String,
-    kind: String,
-    body: Vec<u8>,
-    hash: Vec<u8>,
-    signature: Vec<u8>,
-) -> Value {
-    let event: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    json!({
-        "seq": seq,
-        "id": id,
-        "kind": kind,
-        "hash": hex::encode(hash),
-        "signature": hex::encode(signature),
-        "event": event,
-    })
-}
-
 /// Writes `terminal`'s journal from sequence `from` as JSON lines; returns how many.
 pub async fn export(
     pool: &SqlitePool,
@@ -166,13 +145,13 @@ pub async fn export_range(
     .await?;
     let mut written = 0;
     for r in rows {
-        let entry = journal_entry(
+        let entry = protocol::journal::entry(
             r.get("seq"),
             r.get("id"),
             r.get("kind"),
             r.get("body"),
             r.get("hash"),
-            r.get("signature"),
+            Some(r.get("signature")),
         );
         writeln!(out, "{entry}")?;
         written += 1;

@@ -70,17 +70,26 @@ fn cents(amount: &Value) -> i64 {
         + frac.parse::<i64>().unwrap())
 }
 
+/// A provisioned and seeded Vienna store with one till, `T1`, in `dir`.
+async fn vienna_store(dir: &std::path::Path) -> TerminalId {
+    let terminal = TerminalId::parse(T1).unwrap();
+    store::provision(
+        dir,
+        &StoreId::parse("vienna-01").unwrap(),
+        std::slice::from_ref(&terminal),
+    )
+    .await
+    .unwrap();
+    let seed: protocol::seed::SeedDto =
+        serde_json::from_str(&std::fs::read_to_string(SEED).unwrap()).unwrap();
+    store::seed(dir, &seed).await.unwrap();
+    terminal
+}
+
 #[tokio::test]
 async fn an_austrian_till_signs_every_receipt_and_its_export_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let store_id = StoreId::parse("vienna-01").unwrap();
-    let terminal = TerminalId::parse(T1).unwrap();
-    store::provision(dir.path(), &store_id, std::slice::from_ref(&terminal))
-        .await
-        .unwrap();
-    let seed: protocol::seed::SeedDto =
-        serde_json::from_str(&std::fs::read_to_string(SEED).unwrap()).unwrap();
-    store::seed(dir.path(), &seed).await.unwrap();
+    let terminal = vienna_store(dir.path()).await;
 
     // Commissioning: what it refuses changes nothing; then the till is commissioned once.
     let key = SoftwareKeyNotALegalDevice::generate("U:ATU12345678-K1").unwrap();
@@ -92,6 +101,7 @@ async fn an_austrian_till_signs_every_receipt_and_its_export_verifies() {
         device: DeviceConfig::SoftwareKeyNotALegalDevice {
             key_file: key_file.into(),
             key_id: "U:ATU12345678-K1".into(),
+            certificate: None,
         },
         time_zone: "Europe/Vienna".into(),
     };
@@ -121,7 +131,30 @@ async fn an_austrian_till_signs_every_receipt_and_its_export_verifies() {
         .unwrap_err();
         assert!(e.contains(expected), "{e}");
     }
-    store::fiscal::commission(
+    // A certificate that is not the key's: refused, nothing kept.
+    let stranger = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["another card".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2040, 1, 1);
+    std::fs::write(
+        dir.path().join("stranger.pem"),
+        params.self_signed(&stranger).unwrap().pem(),
+    )
+    .unwrap();
+    let mut certified = commission(AES_KEY, "rksv-t1.pem");
+    certified.device = DeviceConfig::SoftwareKeyNotALegalDevice {
+        key_file: "rksv-t1.pem".into(),
+        key_id: String::new(),
+        certificate: Some(store::fiscal::CertificateConfig {
+            file: "stranger.pem".into(),
+            provider: "AT1".into(),
+        }),
+    };
+    let e = store::fiscal::commission(&pools.writer, dir.path(), &terminal, &certified)
+        .await
+        .unwrap_err();
+    assert!(e.contains("for another key than the device's"), "{e}");
+    let named = store::fiscal::commission(
         &pools.writer,
         dir.path(),
         &terminal,
@@ -129,6 +162,7 @@ async fn an_austrian_till_signs_every_receipt_and_its_export_verifies() {
     )
     .await
     .unwrap();
+    assert_eq!(named, "U:ATU12345678-K1");
     let again = store::fiscal::commission(
         &pools.writer,
         dir.path(),
@@ -443,4 +477,90 @@ async fn an_austrian_till_signs_every_receipt_and_its_export_verifies() {
     .await
     .unwrap_err();
     assert!(unknown.contains("not commissioned"), "{unknown}");
+}
+
+/// A till whose device has a certificate (a card of a certification service provider; here a
+/// software key and a certificate made for it): its receipts name the provider and the
+/// certificate's serial, and its export carries the certificate, which the verifier reads the
+/// key from.
+#[tokio::test]
+async fn a_till_with_a_certified_device_names_it_by_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let terminal = vienna_store(dir.path()).await;
+    let key = SoftwareKeyNotALegalDevice::generate("unused").unwrap();
+    let pem = key.to_pkcs8_pem().unwrap();
+    std::fs::write(dir.path().join("card.pem"), &pem).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["signature card".to_owned()]).unwrap();
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x0a, 0xbc, 0xde, 0xf1]));
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2040, 1, 1);
+    let pair = rcgen::KeyPair::from_pem(&pem).unwrap();
+    std::fs::write(
+        dir.path().join("card.crt"),
+        params.self_signed(&pair).unwrap().pem(),
+    )
+    .unwrap();
+    let pools = store::db::open(dir.path()).await.unwrap();
+    let named = store::fiscal::commission(
+        &pools.writer,
+        dir.path(),
+        &terminal,
+        &Commission {
+            register_id: "KASSE-7".into(),
+            aes_key: AES_KEY.into(),
+            device: DeviceConfig::SoftwareKeyNotALegalDevice {
+                key_file: "card.pem".into(),
+                key_id: String::new(),
+                certificate: Some(store::fiscal::CertificateConfig {
+                    file: "card.crt".into(),
+                    provider: "AT1".into(),
+                }),
+            },
+            time_zone: "Europe/Vienna".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(named, "abcdef1");
+    let clock = Arc::new(TestClock(AtomicI64::new(ms("2026-12-04T09:00:00Z"))));
+    let app = store::App::build(
+        &store::Settings {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            sync: None,
+        },
+        clock,
+    )
+    .await
+    .unwrap();
+    // The start receipt, made as the node starts.
+    for _ in 0..100 {
+        let made: i64 = sqlx::query_scalar("SELECT count(*) FROM fiscal_receipts")
+            .fetch_one(&pools.reader)
+            .await
+            .unwrap();
+        if made > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(app);
+    let export = store::fiscal::export(&pools.reader, dir.path(), &terminal, None)
+        .await
+        .unwrap();
+    let report = verifier::verify(&export.dep, &export.material).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(report.receipts, 1);
+    let dep: Value = serde_json::from_str(&export.dep).unwrap();
+    let group = &dep["Belege-Gruppe"][0];
+    assert!(
+        group["Signaturzertifikat"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{dep}"
+    );
+    let code = fiscal::rksv::qr_text(group["Belege-kompakt"][0].as_str().unwrap()).unwrap();
+    assert!(
+        code.starts_with("_R1-AT1_KASSE-7_") && code.contains("_abcdef1_"),
+        "{code}"
+    );
 }

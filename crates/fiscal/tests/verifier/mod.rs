@@ -109,19 +109,25 @@ fn public_keys(material: &Value) -> Result<BTreeMap<String, Vec<u8>>, String> {
         .ok_or("the container has no certificateOrPublicKeyMap")?;
     let mut keys = BTreeMap::new();
     for (id, device) in map {
-        if device["signatureDeviceType"] != "PUBLIC_KEY" {
-            return Err(format!(
-                "device {id}: only PUBLIC_KEY devices are read by this verifier"
-            ));
-        }
         let der = device["signatureCertificateOrPublicKey"]
             .as_str()
             .and_then(|s| BASE64.decode(s.as_bytes()).ok())
             .ok_or(format!("device {id}: its key is not base64"))?;
-        if der.len() != 91 || der[..26] != P256_SPKI_PREFIX {
+        let spki = match device["signatureDeviceType"].as_str() {
+            Some("PUBLIC_KEY") => der.as_slice(),
+            // A certificate holds its key as the same SubjectPublicKeyInfo: found by its
+            // P-256 prefix (a certificate for another curve has none).
+            Some("CERTIFICATE") => der
+                .windows(P256_SPKI_PREFIX.len())
+                .position(|w| w == P256_SPKI_PREFIX)
+                .and_then(|at| der.get(at..at + 91))
+                .ok_or(format!("device {id}: its certificate holds no P-256 key"))?,
+            other => return Err(format!("device {id}: unknown device type {other:?}")),
+        };
+        if spki.len() != 91 || spki[..26] != P256_SPKI_PREFIX {
             return Err(format!("device {id}: not a P-256 public key"));
         }
-        keys.insert(id.clone(), der[26..].to_vec());
+        keys.insert(id.clone(), spki[26..].to_vec());
     }
     Ok(keys)
 }
@@ -304,4 +310,18 @@ pub fn verify(dep: &str, material: &str) -> Result<Report, Finding> {
         return Err(whole("the export holds no receipt".into()));
     }
     Ok(report)
+}
+
+/// The receipts of a DEP export, each its compact JWS, in order (none when it cannot be read).
+#[allow(dead_code)] // Not every test crate that includes the verifier lists receipts.
+pub fn receipts(dep: &str) -> Vec<String> {
+    let dep: Value = serde_json::from_str(dep).unwrap_or(Value::Null);
+    dep["Belege-Gruppe"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["Belege-kompakt"].as_array())
+        .flatten()
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect()
 }

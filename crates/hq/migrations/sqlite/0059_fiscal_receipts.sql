@@ -11,6 +11,9 @@ CREATE TABLE fiscal_receipts (
     document TEXT NOT NULL,
     device_failed BIGINT NOT NULL,
     at_ms BIGINT NOT NULL,
+    -- With a till's first receipt: the cryptographic material container (JSON) a verifier
+    -- reads beside the till's export.
+    material TEXT,
     PRIMARY KEY (terminal, seq)
 );
 
