@@ -182,6 +182,11 @@ pub struct ApiError {
     extra: serde_json::Map<String, Value>,
 }
 
+/// A caller's value as an error message repeats it: cut to 64 characters.
+pub(crate) fn echo(value: &str) -> String {
+    value.chars().take(64).collect()
+}
+
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl ToString) -> Self {
         ApiError {
@@ -191,6 +196,15 @@ impl ApiError {
             field: None,
             extra: serde_json::Map::new(),
         }
+    }
+
+    /// `404 not_found`: there is no `what` by the id the caller gave (`no order `…``).
+    pub(crate) fn not_found(what: &str, id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} `{}`", echo(id)),
+        )
     }
 
     /// The same error, its field named within `path` (`line 4: price`).

@@ -311,7 +311,7 @@ pub(crate) async fn read(
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_query",
-                format!("no store `{}`", l.chars().take(64).collect::<String>()),
+                format!("no store `{}`", crate::api::echo(l)),
             )
             .at("location"));
         }
@@ -744,14 +744,7 @@ pub(crate) async fn read_one(
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!(
-            "no reservation `{}`",
-            id.chars().take(64).collect::<String>()
-        ),
-    )
+    ApiError::not_found("reservation", id)
 }
 
 #[derive(Debug, Deserialize)]

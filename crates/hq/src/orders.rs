@@ -514,11 +514,7 @@ async fn find(
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no order `{}`", id.chars().take(64).collect::<String>()),
-    )
+    ApiError::not_found("order", id)
 }
 
 /// `GET /v1/orders/{id}` (`orders:read`; by id or number): the order with its history.

@@ -228,7 +228,7 @@ pub(crate) async fn read(
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_query",
-            format!("no store `{}`", store.chars().take(64).collect::<String>()),
+            format!("no store `{}`", crate::api::echo(&store)),
         )
         .at("store"));
     }

@@ -205,7 +205,7 @@ pub(crate) async fn create(
             "receipt",
             format!(
                 "HQ holds no sale `{}` (a sale reaches HQ when its store syncs: try again once it is online)",
-                receipt.chars().take(64).collect::<String>()
+                crate::api::echo(&receipt)
             ),
         ));
     };
@@ -424,11 +424,7 @@ pub(crate) async fn create(
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no return `{}`", id.chars().take(64).collect::<String>()),
-    )
+    ApiError::not_found("return", id)
 }
 
 /// `GET /v1/returns/{id}` (`orders:read`; by id or number).

@@ -305,10 +305,7 @@ pub(crate) async fn revoke_terminal(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!(
-                "no till `{}` is registered",
-                id.chars().take(64).collect::<String>()
-            ),
+            format!("no till `{}` is registered", crate::api::echo(&id)),
         ));
     };
     if let Some(point) = revoked {

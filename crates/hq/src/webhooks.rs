@@ -533,7 +533,7 @@ fn check_events(events: &[String]) -> Result<String, ApiError> {
                 &format!("events[{i}]"),
                 format!(
                     "`{}` is no event type (one of {}, a prefix with `.*`, or `*`)",
-                    e.chars().take(64).collect::<String>(),
+                    crate::api::echo(e),
                     EVENT_TYPES.join(", ")
                 ),
             ));
@@ -596,10 +596,7 @@ pub(crate) async fn subscribe(
     if !live {
         return Err(invalid(
             "api_key",
-            format!(
-                "no live API key `{}`",
-                api_key.chars().take(64).collect::<String>()
-            ),
+            format!("no live API key `{}`", crate::api::echo(&api_key)),
         ));
     }
     let secret = new_secret()?;
@@ -667,14 +664,7 @@ async fn owned(hq: &Hq, actor: &str, id: &str) -> ApiResult<sqlx::any::AnyRow> {
     .await?;
     match row {
         Some(row) if key_of(actor).is_none_or(|k| row.get::<String, _>("api_key") == k) => Ok(row),
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!(
-                "no webhook subscription `{}`",
-                id.chars().take(64).collect::<String>()
-            ),
-        )),
+        _ => Err(ApiError::not_found("webhook subscription", id)),
     }
 }
 

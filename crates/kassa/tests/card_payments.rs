@@ -271,6 +271,27 @@ async fn an_offline_approval_declined_later_is_an_exception_at_hq() {
     let pending = get(&http, &format!("{url}/v1/card-payments/pending")).await;
     assert_eq!(pending["count"], 1, "{pending}");
     assert_eq!(pending["pending"][0]["receipt"], sale["receipt"]);
+    // The gauge the alert on ageing offline approvals reads counts it too.
+    let offline_gauge = || async {
+        let metrics = http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "kassa_store_offline_card_approvals{{terminal=\"{T1}\"}} "
+                ))
+                .map(str::to_owned)
+            })
+            .unwrap_or_else(|| panic!("{metrics}"))
+    };
+    assert_eq!(offline_gauge().await, "1");
     chain
         .wait_synced(&http, Duration::from_secs(60), &[])
         .await
@@ -293,6 +314,7 @@ async fn an_offline_approval_declined_later_is_an_exception_at_hq() {
         .await
         .unwrap();
     assert_eq!(done["declined"].as_array().unwrap().len(), 1, "{done}");
+    assert_eq!(offline_gauge().await, "0");
     chain
         .wait_synced(&http, Duration::from_secs(60), &[])
         .await

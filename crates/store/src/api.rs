@@ -540,7 +540,8 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
     let mut last = Vec::new();
     let mut unsynced = Vec::new();
     let mut oldest = Vec::new();
-    for h in outbox_heads(&node).await? {
+    let heads = outbox_heads(&node).await?;
+    for h in &heads {
         let t = Some(h.terminal.to_string());
         let age_ms = h.oldest_unsynced_ms.map_or(0, |w| (now - w).max(0));
         last.push((t.clone(), h.last_seq.to_string()));
@@ -605,18 +606,17 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
         "Age of the till's first unsigned fiscal receipt since its last signed one (0 while it signs).",
         unsigned,
     );
+    let pending = crate::payments::pending_offline_per_till(&node.pools.reader).await?;
     let mut offline = Vec::new();
     let mut offline_oldest = Vec::new();
-    for (terminal, cards) in crate::cards_api::tills(&node, None)? {
-        let pending = cards
-            .service
-            .pending_offline()
-            .await
-            .map_err(crate::cards_api::payment_error)?;
-        let t = Some(terminal.to_string());
-        let oldest = pending.iter().map(|p| p.age_secs).max().unwrap_or(0);
-        offline.push((t.clone(), pending.len().to_string()));
-        offline_oldest.push((t, oldest.to_string()));
+    for h in &heads {
+        let terminal = h.terminal.to_string();
+        let (count, oldest) = pending.get(&terminal).cloned().unwrap_or_default();
+        let age_ms = oldest
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |at| (now - at.as_millisecond()).max(0));
+        offline.push((Some(terminal.clone()), count.to_string()));
+        offline_oldest.push((Some(terminal), (age_ms / 1000).to_string()));
     }
     gauge(
         "kassa_store_offline_card_approvals",

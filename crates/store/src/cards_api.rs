@@ -63,7 +63,7 @@ fn till_cards(node: &Node, till: &TerminalId) -> ApiResult<Arc<TillCards>> {
     }
 }
 
-pub(crate) fn payment_error(e: PaymentError) -> ApiError {
+fn payment_error(e: PaymentError) -> ApiError {
     match &e {
         PaymentError::Unresolved { .. } | PaymentError::OutcomeUnknown { .. } => ApiError::new(
             StatusCode::CONFLICT,
@@ -999,11 +999,7 @@ struct TillQuery {
     terminal: Option<String>,
 }
 
-/// The tills with a payment terminal (one, or all in order).
-pub(crate) fn tills(
-    node: &Node,
-    only: Option<&str>,
-) -> ApiResult<Vec<(TerminalId, Arc<TillCards>)>> {
+fn tills(node: &Node, only: Option<&str>) -> ApiResult<Vec<(TerminalId, Arc<TillCards>)>> {
     match only {
         Some(t) => {
             let till = terminal(node, t)?;

@@ -988,7 +988,8 @@ async fn apply(
         Op::FiscalNull { close, .. } => {
             started_register(state, &terminal)?;
             let number = next_receipt(state, &terminal);
-            fiscal_receipt(conn, state, clock, &terminal, &number, Kind::Null, &[]).await?;
+            let qr =
+                fiscal_receipt(conn, state, clock, &terminal, &number, Kind::Null, &[]).await?;
             if *close {
                 if let Some(till) = state
                     .terminals
@@ -1004,7 +1005,7 @@ async fn apply(
                     "terminal": terminal.to_string(),
                     "receipt": number,
                     "closed": *close,
-                    "qr": fiscal_qr(conn, &number).await?,
+                    "qr": qr,
                 }),
             }
         }
@@ -1013,7 +1014,7 @@ async fn apply(
             let per_rate = gross_per_rate(cart.lines.iter().map(|l| (&l.taxes, l.gross)), 1);
             fiscal_check(state, clock, &terminal, &per_rate)?;
             let number = next_receipt(state, &terminal);
-            fiscal_receipt(
+            let qr = fiscal_receipt(
                 conn,
                 state,
                 clock,
@@ -1030,7 +1031,7 @@ async fn apply(
                     "receipt": number,
                     "training": true,
                     "cart": protocol::api::CartView::new(cart, None),
-                    "qr": fiscal_qr(conn, &number).await?,
+                    "qr": qr,
                 }),
             }
         }
@@ -1294,12 +1295,12 @@ async fn fiscal_receipt(
     receipt: &str,
     kind: Kind,
     per_rate: &[(String, i64)],
-) -> Result<(), WriteError> {
+) -> Result<Option<String>, WriteError> {
     let Some(mut till) = state.terminals.get(terminal).and_then(|t| t.fiscal.clone()) else {
-        return Ok(());
+        return Ok(None);
     };
     if !till.started() && kind != Kind::Start {
-        return Ok(());
+        return Ok(None);
     }
     let at = till.local(clock.now().millis().max(state.hlc.wall_ms()));
     let amounts = till
@@ -1312,6 +1313,7 @@ async fn fiscal_receipt(
     }
     due.push(kind);
     let mut sammelbeleg_made = false;
+    let mut asked = None;
     while let Some(next) = due.first().copied() {
         // A receipt due before this one is a null receipt, numbered here.
         let before = next != kind;
@@ -1343,11 +1345,14 @@ async fn fiscal_receipt(
             index_receipt(conn, &number, &event, "fiscal").await?;
         }
         till.record(conn, terminal, event.meta.seq, &signed).await?;
+        if number == receipt {
+            asked = fiscal::rksv::qr_text(&signed.document);
+        }
     }
     if let Some(t) = state.terminals.get_mut(terminal) {
         t.fiscal = Some(till);
     }
-    Ok(())
+    Ok(asked)
 }
 
 /// Refuses, before anything is written, a receipt whose rates the till's fiscal regime has no
@@ -1399,19 +1404,6 @@ fn started_register<'s>(
         }),
         None => Ok(till),
     }
-}
-
-/// The QR code's text of the fiscal receipt `number`, once written.
-async fn fiscal_qr(
-    conn: &mut SqliteConnection,
-    number: &str,
-) -> Result<Option<String>, WriteError> {
-    let document: Option<String> =
-        sqlx::query_scalar("SELECT document FROM fiscal_receipts WHERE receipt = $1")
-            .bind(number)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(document.as_deref().and_then(fiscal::rksv::qr_text))
 }
 
 fn next_receipt(state: &mut State, terminal: &TerminalId) -> String {

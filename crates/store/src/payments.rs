@@ -271,6 +271,25 @@ pub(crate) async fn records_where(
         .collect()
 }
 
+/// Per till, the card payments its terminal approved offline that have not settled yet: how
+/// many, and when the oldest was asked for (RFC 3339). One query over the projection, for the
+/// metrics a scraper reads every few seconds (the payment service's own list reads each
+/// request of the till).
+pub(crate) async fn pending_offline_per_till(
+    pool: &SqlitePool,
+) -> Result<std::collections::HashMap<String, (i64, Option<String>)>, sqlx::Error> {
+    let rows: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT terminal, count(*), min(json_extract(op, '$.started_at')) FROM card_requests
+         WHERE json_extract(outcome, '$.Approved.settlement') = 'Pending' GROUP BY terminal",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(terminal, count, oldest)| (terminal, (count, oldest)))
+        .collect())
+}
+
 /// Applies a card event's change to the `card_requests` projection (inside the ledger writer's
 /// transaction).
 pub(crate) async fn project(
