@@ -579,6 +579,26 @@ async fn an_oscar_shop_sells_the_stores_stock_and_follows_its_orders_through_the
         !basket.contains(bread["title"].as_str().unwrap()),
         "{landed}: {basket}"
     );
+    // The lag is written only once the connector has read HQ's availability feed to its end:
+    // else its next pass (every half second) puts back the figure HQ gave, and the shop's own
+    // check refuses the basket before HQ is asked.
+    until("the connector to have read HQ's availability feed", || {
+        let (http, hq, shop_key, shop) = (&http, &hq, &shop_key, &shop);
+        async move {
+            let cursor = shop
+                .row("SELECT json_object('c', value) FROM kassa_state WHERE key = 'availability.after'")
+                .await?;
+            let after = cursor["c"].as_str()?.to_owned();
+            let page = hq_get(
+                http,
+                &format!("{hq}/v1/availability/changes?after={after}&limit=1"),
+                shop_key,
+            )
+            .await;
+            page["changes"].as_array()?.is_empty().then_some(())
+        }
+    })
+    .await;
     shop.write(&format!(
         "UPDATE partner_stockrecord SET num_in_stock = 9 WHERE partner_sku = '{BREAD_SKU}'"
     ))
