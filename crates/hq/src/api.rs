@@ -50,6 +50,8 @@ pub struct Hq {
     pub(crate) pin_pepper: Option<[u8; 32]>,
     /// Whether the session cookie is `Secure` (HQ is reached over HTTPS).
     pub(crate) secure_cookies: bool,
+    /// The chain's CA (PEM) HQ's HTTPS certificate chains to: what enrolment codes pin.
+    pub(crate) ca_pem: Option<String>,
 }
 
 /// How often HQ reads the reference version for the pulls waiting on it: a change made by
@@ -88,6 +90,7 @@ impl Hq {
             sign_in_failures: std::sync::Mutex::default(),
             pin_pepper: None,
             secure_cookies: false,
+            ca_pem: None,
         }
     }
 
@@ -100,6 +103,12 @@ impl Hq {
     /// The same state, hashing the PINs the staff write API is sent under `pepper`.
     pub fn with_pin_pepper(mut self, pepper: Option<[u8; 32]>) -> Self {
         self.pin_pepper = pepper;
+        self
+    }
+
+    /// The same state, issuing enrolment codes that pin the CA `ca_pem`.
+    pub fn with_ca(mut self, ca_pem: Option<String>) -> Self {
+        self.ca_pem = ca_pem;
         self
     }
 
@@ -280,6 +289,8 @@ pub fn router(hq: Arc<Hq>) -> Router {
             post(crate::sessions::sign_out_everywhere),
         )
         .route("/v1/sync/push", post(push))
+        .route("/v1/enrol", post(crate::enrol::redeem))
+        .route("/v1/stores/{id}/enrolment", post(crate::enrol::issue_route))
         .route("/v1/sync/reference", get(reference))
         .route("/v1/sync/stock", get(stock_for_store))
         .route(

@@ -12,9 +12,11 @@ mod catalog;
 mod catalog_feed;
 mod categories;
 pub mod db;
+pub mod enrol;
 pub mod exceptions;
 mod extract;
 pub mod fiscal;
+pub mod https;
 pub mod identity;
 pub mod import;
 pub mod ingest;
@@ -142,7 +144,7 @@ pub async fn rotate_credential(db: &Db, store: &StoreId) -> Result<String, HqErr
     Ok(token)
 }
 
-fn new_credential(store: &StoreId) -> Result<String, HqError> {
+pub(crate) fn new_credential(store: &StoreId) -> Result<String, HqError> {
     let secret = random_hex(32).map_err(|e| HqError::Invalid(format!("no randomness: {e}")))?;
     Ok(format!("kassa_{store}_{secret}"))
 }
@@ -231,6 +233,12 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// When failed webhook deliveries are tried again.
     pub webhook_backoff: webhooks::Backoff,
+    /// HTTPS with this configuration; plain HTTP when `None` (behind a TLS-terminating proxy,
+    /// or a lab: `kassa hq run --insecure-http`).
+    pub tls: Option<Arc<tls::rustls::ServerConfig>>,
+    /// The chain's CA (PEM) the certificate of `tls` chains to, for the enrolment codes the
+    /// back office issues.
+    pub ca_pem: Option<String>,
 }
 
 /// A built HQ, listening, not yet serving.
@@ -239,6 +247,7 @@ pub struct App {
     state: Arc<api::Hq>,
     listener: TcpListener,
     webhook_backoff: webhooks::Backoff,
+    tls: Option<Arc<tls::rustls::ServerConfig>>,
 }
 
 impl App {
@@ -257,10 +266,12 @@ impl App {
                 api::Hq::new(db, settings.api_token.clone())
                     .with_metrics_closed(settings.close_metrics)
                     .with_pin_pepper(settings.pin_pepper)
-                    .with_secure_cookies(settings.secure_cookies),
+                    .with_secure_cookies(settings.secure_cookies || settings.tls.is_some())
+                    .with_ca(settings.ca_pem.clone()),
             ),
             listener,
             webhook_backoff: settings.webhook_backoff,
+            tls: settings.tls.clone(),
         })
     }
 
@@ -291,12 +302,23 @@ impl App {
             shutdown.await;
             state.close();
         };
-        let served = axum::serve(
-            self.listener,
-            api::router(self.state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        let service = api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = match self.tls {
+            Some(config) => {
+                use axum::serve::ListenerExt as _;
+                let listener = https::TlsListener::new(self.listener, config)
+                    .map_err(HqError::Serve)?
+                    .tap_io(|_| ());
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(self.listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
         .map_err(HqError::Serve);
         indexer.abort();
         reconciler.abort();

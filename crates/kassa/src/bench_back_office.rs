@@ -79,6 +79,8 @@ async fn serve_hq(
         .await?
         .secret;
     let app = hq::App::build(&hq::Settings {
+        tls: None,
+        ca_pem: None,
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
@@ -122,6 +124,7 @@ pub async fn bench_prices(changes: usize, scheduled: usize) -> anyhow::Result<()
             hq_url: hq_url.clone(),
             token,
             pull_every,
+            hq_ca: None,
         }),
         1,
     )

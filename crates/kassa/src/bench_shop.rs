@@ -105,6 +105,8 @@ pub async fn bench_shop(
     .await?
     .secret;
     let app = hq::App::build(&hq::Settings {
+        tls: None,
+        ca_pem: None,
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
@@ -145,6 +147,7 @@ pub async fn bench_shop(
             hq_url: hq_url.clone(),
             token,
             pull_every: Duration::from_secs(crate::store_cmd::DEFAULT_PULL_EVERY_S),
+            hq_ca: None,
         }),
         1,
     )

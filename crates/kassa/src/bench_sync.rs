@@ -359,6 +359,8 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
     let store = StoreId::parse("vienna-01").map_err(anyhow::Error::msg)?;
     let token = hq::add_store(&db, &store, "bench").await?;
     let app = hq::App::build(&hq::Settings {
+        tls: None,
+        ca_pem: None,
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
@@ -376,6 +378,7 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
             hq_url,
             token,
             pull_every: Duration::from_secs(60),
+            hq_ca: None,
         }),
         1,
     )
@@ -497,6 +500,8 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
     let terminal = TerminalId::parse("vienna-01-t1").map_err(anyhow::Error::msg)?;
     let token = hq::add_store(&db, &store, "bench").await?;
     let app = hq::App::build(&hq::Settings {
+        tls: None,
+        ca_pem: None,
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
@@ -522,6 +527,7 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
                 hq_url,
                 token,
                 pull_every: Duration::from_millis(200),
+                hq_ca: None,
             }),
         },
         Arc::new(SystemClock),

@@ -88,8 +88,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let seed: protocol::seed::SeedDto = serde_json::from_str(DEMO_SEED)?;
     // One PIN pepper for the chain: HQ hashes the staff PINs with it, every store checks them.
     let pepper = store::keys::pepper(&root.join("hq"), None)?;
-    let pepper_hex = hex::encode(pepper);
+    // HTTPS, as a chain runs across the WAN: the demo's own CA (made on the first run, like
+    // `kassa hq tls init`), HQ's certificate under it, and every store enrolled with a code
+    // that pins it.
+    let tls_dir = root.join("hq").join("tls");
+    let (ca, identity) = demo_tls(&tls_dir)?;
     let hq_app = hq::App::build(&hq::Settings {
+        tls: Some(identity.server_config()?),
+        ca_pem: Some(ca.cert_pem.clone()),
         database_url: hq_url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
@@ -103,7 +109,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // HQ's write guard orders them with the writes HQ makes while it serves.
     let db = hq_app.state().db.clone();
     hq::refdata::publish(&db, &seed, &pepper).await?;
-    let hq_addr = format!("http://{}", hq_app.local_addr().context("no HQ address")?);
+    let hq_addr = format!("https://{}", hq_app.local_addr().context("no HQ address")?);
+    let hq_http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .tls_backend_preconfigured(tls::client_config(&ca.cert_pem)?)
+        .build()?;
     tokio::spawn(hq_app.run(stopped(stop_rx.clone())));
     println!(
         "Kassa demo chain (data in {}, log in {})",
@@ -120,16 +130,34 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?;
         let data = root.join(id);
-        // A re-run with `--dir` finds its stores registered: the demo runs them itself, so it
-        // issues each a new credential.
-        let token = match hq::add_store(&db, &store, name).await {
-            Err(hq::HqError::StoreExists(_)) => hq::rotate_credential(&db, &store).await?,
-            other => other?,
-        };
-        for (terminal, public) in store::provision(&data, &store, &terminals).await? {
-            hq::add_terminal(&db, &store, &terminal, &hex::encode(public)).await?;
+        // Enrolled as an operator would: a one-time code from HQ, redeemed by the node, which
+        // registers its tills' keys and keeps HQ's URL, its credential and the chain's CA. A
+        // re-run with `--dir` finds the store registered and enrols it again.
+        match hq::add_store(&db, &store, name).await {
+            Err(hq::HqError::StoreExists(_)) => {}
+            other => {
+                other?;
+            }
         }
-        store::keys::pepper(&data, Some(&pepper_hex))?;
+        let code = hq::enrol::issue(
+            &db,
+            &store,
+            &hq::enrol::Issue {
+                url: hq_addr.clone(),
+                ca_pem: Some(ca.cert_pem.clone()),
+                hours: 1,
+            },
+            "demo",
+        )
+        .await?;
+        store::enrol::enrol(
+            &data,
+            &code.encode(),
+            &terminals,
+            false,
+            jiff::Timestamp::now().as_millisecond(),
+        )
+        .await?;
         let jurisdiction = seed
             .stores
             .iter()
@@ -139,15 +167,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         if jurisdiction == "AT" {
             commission_rksv(&data, &terminals).await?;
         }
+        let sync = store::enrol::link(&data, Duration::from_secs(2))?;
         let app = store::App::build(
             &store::Settings {
                 data_dir: data,
                 listen: "127.0.0.1:0".parse()?,
-                sync: Some(store::sync::SyncSettings {
-                    hq_url: hq_addr.clone(),
-                    token,
-                    pull_every: Duration::from_secs(2),
-                }),
+                sync,
             },
             Arc::new(SystemClock),
         )
@@ -180,7 +205,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         tokio::spawn(app.run(stopped(stop_rx.clone())));
     }
     // After the stores: the manager runs one of them.
-    let read_key = demo_people(&db, &hq_addr).await?;
+    let read_key = demo_people(&db, &hq_addr, &tls_dir.join("ca.pem")).await?;
     println!(
         "Stores pull their catalog, prices and tax rules from HQ; sales reach HQ within seconds."
     );
@@ -201,6 +226,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("Ctrl-C stops the chain.");
     tokio::spawn(progress(
+        hq_http.clone(),
         (hq_addr.clone(), read_key.clone()),
         store_urls,
         Duration::from_secs(args.progress_every.max(1)),
@@ -215,7 +241,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
         None => crate::shutdown_signal().await,
     }
-    let report = reqwest::Client::new()
+    let report = hq_http
         .get(format!("{hq_addr}/v1/reports/sales"))
         .bearer_auth(&read_key)
         .send()
@@ -243,15 +269,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 /// Prints a line every `every`: sales the simulator rang in this run, events HQ holds, and the
 /// events the stores hold that HQ has not acknowledged yet (with the age of the oldest).
 async fn progress(
+    http: reqwest::Client,
     (hq, read_key): (String, String),
     stores: Vec<String>,
     every: Duration,
     stop: watch::Receiver<bool>,
 ) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_default();
     let get = |url: String| {
         let http = http.clone();
         // HQ's read API needs the key; a store node's status does not.
@@ -359,7 +382,11 @@ async fn simulate(
 /// (each with a fresh password) and a read-only API key; prints how to use them and answers the
 /// key's secret. A person who exists from an earlier run in the same directory keeps the
 /// password printed then.
-async fn demo_people(db: &hq::db::Db, hq_addr: &str) -> anyhow::Result<String> {
+async fn demo_people(
+    db: &hq::db::Db,
+    hq_addr: &str,
+    ca_file: &std::path::Path,
+) -> anyhow::Result<String> {
     use hq::identity::{Actor, IdentityError, NewUser, Role, Scope};
     let now = jiff::Timestamp::now().as_millisecond();
     let store = STORES.first().map_or("vienna-01", |(id, _)| *id);
@@ -405,10 +432,33 @@ async fn demo_people(db: &hq::db::Db, hq_addr: &str) -> anyhow::Result<String> {
         signins.join(", ")
     );
     println!(
-        "            read-only key: curl -H 'Authorization: Bearer {}' {hq_addr}/v1/reports/sales",
+        "            HTTPS under the demo chain's own CA, {}: a browser warns until it trusts it",
+        ca_file.display()
+    );
+    println!(
+        "            read-only key: curl --cacert {} -H 'Authorization: Bearer {}' {hq_addr}/v1/reports/sales",
+        ca_file.display(),
         key.secret
     );
     Ok(key.secret)
+}
+
+/// The demo chain's CA and HQ's certificate in `dir`, the files `kassa hq tls init` writes (so
+/// `kassa hq --data DIR/hq run` serves the same chain afterwards): the CA made on the first run
+/// and kept, so the stores enrolled then still trust it; HQ's certificate issued on every run.
+fn demo_tls(dir: &std::path::Path) -> anyhow::Result<(tls::Authority, tls::Identity)> {
+    let (cert, key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    let ca = if cert.exists() {
+        tls::Authority::load(&cert, &key)?
+    } else {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let ca = tls::Authority::create("Kassa demo")?;
+        ca.save(&cert, &key)?;
+        ca
+    };
+    let identity = ca.issue_server(&["127.0.0.1".into(), "localhost".into()])?;
+    identity.save(&dir.join("hq.pem"), &dir.join("hq.key"))?;
+    Ok((ca, identity))
 }
 
 /// Commissions the Austrian tills for the RKSV with a software key each — **not a legal

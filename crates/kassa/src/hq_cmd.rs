@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use domain::{StoreId, TerminalId};
@@ -25,6 +26,10 @@ pub struct HqArgs {
     /// in `DIR/keys/pin.pepper`; copy that one to the stores.
     #[arg(long, env = "KASSA_PIN_PEPPER_FILE", global = true)]
     pin_pepper_file: Option<PathBuf>,
+    /// Where the chain's CA and HQ's certificate are kept (`kassa hq tls init` writes them):
+    /// `DIR/tls` under `--data` unless given.
+    #[arg(long, env = "KASSA_HQ_TLS_DIR", global = true)]
+    tls_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: HqCommand,
 }
@@ -53,6 +58,22 @@ enum HqCommand {
         #[arg(long, env = "KASSA_HQ_WEBHOOK_RETRY_MS", default_value_t = 5_000,
               value_parser = clap::value_parser!(i64).range(100..=3_600_000))]
         webhook_retry_ms: i64,
+        /// HQ's certificate chain (PEM, its own certificate first) instead of the one `kassa
+        /// hq tls init` made.
+        #[arg(long, env = "KASSA_HQ_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of `--tls-cert` (PEM).
+        #[arg(long, env = "KASSA_HQ_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve plain HTTP: for a lab, or behind a proxy that terminates TLS. Stores then need
+        /// `--insecure-http` too.
+        #[arg(long, env = "KASSA_HQ_INSECURE_HTTP", conflicts_with_all = ["tls_cert", "tls_key"])]
+        insecure_http: bool,
+    },
+    /// The chain's certificate authority and HQ's HTTPS certificate.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
     },
     /// Stores.
     Store {
@@ -88,8 +109,9 @@ enum HqCommand {
 
 #[derive(Debug, clap::Subcommand)]
 enum StoreCommand {
-    /// Register a new store and print its sync credential (shown once). An existing store is
-    /// refused: see `rotate-credential`.
+    /// Register a new store. With `--url`, print its one-time enrolment code (for `kassa store
+    /// enrol`); without, its sync credential (shown once). An existing store is refused: see
+    /// `enrol` and `rotate-credential`.
     Add {
         /// Store id.
         #[arg(long)]
@@ -97,6 +119,26 @@ enum StoreCommand {
         /// Display name.
         #[arg(long)]
         name: String,
+        /// HQ's URL as the store reaches it (`https://hq.example.com:8443`): print an
+        /// enrolment code instead of the credential.
+        #[arg(long)]
+        url: Option<String>,
+        /// How long the enrolment code works, in hours.
+        #[arg(long, default_value_t = hq::enrol::DEFAULT_HOURS)]
+        hours: u32,
+    },
+    /// Print a one-time enrolment code for a registered store (a new store PC, or a node set
+    /// up again); an earlier code not yet used stops working. Recorded in the audit log.
+    Enrol {
+        /// Store id.
+        #[arg(long)]
+        id: String,
+        /// HQ's URL as the store reaches it (`https://hq.example.com:8443`).
+        #[arg(long)]
+        url: String,
+        /// How long the code works, in hours.
+        #[arg(long, default_value_t = hq::enrol::DEFAULT_HOURS)]
+        hours: u32,
     },
     /// Issue a registered store a new sync credential and print it. The old one is refused
     /// from then on: restart the store with the new one.
@@ -105,6 +147,29 @@ enum StoreCommand {
         #[arg(long)]
         id: String,
     },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TlsCommand {
+    /// Make the chain's CA and HQ's certificate (in the TLS directory; refused when a CA is
+    /// there). Prints the CA's fingerprint, which enrolment codes pin.
+    Init {
+        /// The chain's name, in the CA's name.
+        #[arg(long, default_value = "Kassa")]
+        chain: String,
+        /// A host name or IP address stores reach HQ by (repeat for several).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+    },
+    /// Issue HQ a new certificate under the chain's CA (before the old one expires, or for
+    /// other names); restart HQ to serve it. Stores keep trusting the same CA.
+    Renew {
+        /// A host name or IP address stores reach HQ by (repeat for several).
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+    },
+    /// Show the CA's fingerprint and how long HQ's certificate has left.
+    Show,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -222,19 +287,182 @@ fn pin_pepper(
     }
 }
 
+/// The TLS directory: `--tls-dir`, else `tls` under `--data`.
+fn tls_dir(data: &Option<PathBuf>, given: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    given
+        .clone()
+        .or_else(|| data.as_ref().map(|d| d.join("tls")))
+        .context("--tls-dir DIR is needed: with --database-url, HQ has no data directory to keep its certificates in")
+}
+
+/// What `kassa hq run` serves: HTTPS with the given files, else with the TLS directory's, or
+/// plain HTTP when asked for; and the chain's CA, for enrolment codes.
+fn https(
+    data: &Option<PathBuf>,
+    dir: &Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    insecure_http: bool,
+) -> anyhow::Result<(Option<Arc<tls::rustls::ServerConfig>>, Option<String>)> {
+    if insecure_http {
+        tracing::warn!(
+            "serving plain HTTP (--insecure-http): credentials cross the network in clear"
+        );
+        return Ok((None, None));
+    }
+    let dir = tls_dir(data, dir).ok();
+    let ca_pem = dir
+        .as_ref()
+        .and_then(|d| std::fs::read_to_string(d.join(CA_FILE)).ok());
+    let (cert, key) = match (cert, key, &dir) {
+        (Some(cert), Some(key), _) => (cert, key),
+        (_, _, Some(d)) if d.join(CERT_FILE).exists() => (d.join(CERT_FILE), d.join(KEY_FILE)),
+        _ => anyhow::bail!(
+            "HQ serves HTTPS: run `kassa hq tls init --name HOST` once (the chain's CA and HQ's certificate{}), or give --tls-cert and --tls-key; --insecure-http serves plain HTTP (a lab, or behind a proxy that terminates TLS)",
+            dir.map(|d| format!(", in {}", d.display()))
+                .unwrap_or_default()
+        ),
+    };
+    let identity = tls::Identity::load(&cert, &key)?;
+    let config = identity
+        .server_config()
+        .with_context(|| format!("{} and {}", cert.display(), key.display()))?;
+    match identity.days_left() {
+        Ok(days) if days < 0 => anyhow::bail!(
+            "HQ's certificate {} has expired: `kassa hq tls renew --name HOST` issues a new one",
+            cert.display()
+        ),
+        Ok(days) if days < 30 => tracing::warn!(
+            days,
+            "HQ's certificate expires soon: `kassa hq tls renew --name HOST` issues a new one"
+        ),
+        _ => {}
+    }
+    Ok((Some(config), ca_pem))
+}
+
+const CA_FILE: &str = "ca.pem";
+const CA_KEY_FILE: &str = "ca.key";
+const CERT_FILE: &str = "hq.pem";
+const KEY_FILE: &str = "hq.key";
+
+fn tls_command(
+    data: &Option<PathBuf>,
+    dir: &Option<PathBuf>,
+    command: TlsCommand,
+) -> anyhow::Result<()> {
+    let dir = tls_dir(data, dir)?;
+    let (ca_file, ca_key) = (dir.join(CA_FILE), dir.join(CA_KEY_FILE));
+    let issue = |ca: &tls::Authority, names: &[String]| -> anyhow::Result<()> {
+        let identity = ca.issue_server(names)?;
+        // Written beside, then renamed: a running HQ or a crash never sees half a pair.
+        let (cert_new, key_new) = (dir.join("hq.pem.new"), dir.join("hq.key.new"));
+        identity.save(&cert_new, &key_new)?;
+        std::fs::rename(&key_new, dir.join(KEY_FILE))?;
+        std::fs::rename(&cert_new, dir.join(CERT_FILE))?;
+        println!(
+            "HQ's certificate for {}: {} (valid {} days; restart HQ to serve it)",
+            names.join(", "),
+            dir.join(CERT_FILE).display(),
+            tls::SERVER_DAYS
+        );
+        Ok(())
+    };
+    match command {
+        TlsCommand::Init { chain, names } => {
+            anyhow::ensure!(
+                !ca_file.exists(),
+                "{} holds a CA already; the stores trust it. `kassa hq tls renew --name HOST` issues HQ a new certificate under it",
+                dir.display()
+            );
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let ca = tls::Authority::create(&chain)?;
+            ca.save(&ca_file, &ca_key)?;
+            println!(
+                "the chain's CA: {} (its key: {}; keep it safe, offline if you can)",
+                ca_file.display(),
+                ca_key.display()
+            );
+            println!(
+                "its SHA-256 fingerprint, which enrolment codes pin: {}",
+                ca.fingerprint()
+            );
+            issue(&ca, &names)?;
+        }
+        TlsCommand::Renew { names } => {
+            let ca = tls::Authority::load(&ca_file, &ca_key)
+                .context("the chain's CA (made by `kassa hq tls init`)")?;
+            issue(&ca, &names)?;
+        }
+        TlsCommand::Show => {
+            let ca = std::fs::read_to_string(&ca_file).with_context(|| {
+                format!(
+                    "cannot read {} (run `kassa hq tls init`)",
+                    ca_file.display()
+                )
+            })?;
+            println!("the chain's CA: {}", ca_file.display());
+            println!("SHA-256 fingerprint: {}", tls::fingerprint(&ca)?);
+            let identity = tls::Identity::load(&dir.join(CERT_FILE), &dir.join(KEY_FILE))?;
+            println!("HQ's certificate: {} days left", identity.days_left()?);
+        }
+    }
+    Ok(())
+}
+
+/// Prints a store's enrolment code, pinning the CA in `tls_dir` for an https URL.
+async fn print_code(
+    db: &hq::db::Db,
+    store: &StoreId,
+    url: String,
+    hours: u32,
+    tls_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let ca_pem = match tls_dir {
+        Some(dir) if url.starts_with("https://") => {
+            Some(std::fs::read_to_string(dir.join(CA_FILE)).with_context(|| {
+                format!(
+                    "an https URL needs the chain's CA: cannot read {} (run `kassa hq tls init`)",
+                    dir.join(CA_FILE).display()
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let code = hq::enrol::issue(db, store, &hq::enrol::Issue { url, ca_pem, hours }, "cli").await?;
+    eprintln!(
+        "enrolment code for store {store} (works once, until {}); on the store's PC run `kassa store enrol CODE --terminal …`:",
+        jiff::Timestamp::from_millisecond(code.expires_ms)
+            .map_or_else(|_| String::new(), |t| t.to_string())
+    );
+    println!("{}", code.encode());
+    Ok(())
+}
+
 /// Runs `kassa hq …`.
 pub fn run(args: HqArgs) -> anyhow::Result<()> {
-    let url = database_url(&args)?;
+    // The certificates live in files; the database is not needed for them.
+    let url = match &args.command {
+        HqCommand::Tls { .. } => String::new(),
+        _ => database_url(&args)?,
+    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         match args.command {
+            HqCommand::Tls { command } => tls_command(&args.data, &args.tls_dir, command)?,
             HqCommand::Run {
                 listen,
                 api_token,
                 close_metrics,
                 secure_cookies,
                 webhook_retry_ms,
+                tls_cert,
+                tls_key,
+                insecure_http,
             } => {
+                let (tls, ca_pem) = https(&args.data, &args.tls_dir, tls_cert, tls_key, insecure_http)?;
+                let scheme = if tls.is_some() { "https" } else { "http" };
                 // The staff write API hashes PINs under the chain's pepper: the data directory's
                 // own or the file given; on PostgreSQL without a file, PINs cannot be set.
                 let pin_pepper =
@@ -250,19 +478,46 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                         base_ms: webhook_retry_ms,
                         ..hq::webhooks::Backoff::default()
                     },
+                    tls,
+                    ca_pem,
                 })
                 .await?;
                 let addr = app.local_addr().context("listener has no address")?;
-                println!("kassa hq listening on http://{addr}");
+                println!("kassa hq listening on {scheme}://{addr}");
                 app.run(crate::shutdown_signal()).await?;
             }
             HqCommand::Store {
-                command: StoreCommand::Add { id, name },
+                command:
+                    StoreCommand::Add {
+                        id,
+                        name,
+                        url: enrol_url,
+                        hours,
+                    },
             } => {
                 let db = hq::db::open(&url).await?;
                 let store = StoreId::parse(&id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
                 let token = hq::add_store(&db, &store, &name).await?;
-                println!("{token}");
+                match enrol_url {
+                    Some(enrol_url) => {
+                        let dir = tls_dir(&args.data, &args.tls_dir).ok();
+                        print_code(&db, &store, enrol_url, hours, dir.as_deref()).await?;
+                    }
+                    None => println!("{token}"),
+                }
+            }
+            HqCommand::Store {
+                command:
+                    StoreCommand::Enrol {
+                        id,
+                        url: enrol_url,
+                        hours,
+                    },
+            } => {
+                let db = hq::db::open(&url).await?;
+                let store = StoreId::parse(&id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+                let dir = tls_dir(&args.data, &args.tls_dir).ok();
+                print_code(&db, &store, enrol_url, hours, dir.as_deref()).await?;
             }
             HqCommand::Store {
                 command: StoreCommand::RotateCredential { id },

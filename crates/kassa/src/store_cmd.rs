@@ -33,12 +33,21 @@ enum StoreCommand {
         /// Listen address.
         #[arg(long, env = "KASSA_STORE_LISTEN")]
         listen: Option<SocketAddr>,
-        /// HQ's base URL, for sync.
+        /// HQ's base URL, for sync. A node enrolled with `kassa store enrol` needs none of
+        /// the `--hq-…` options: it keeps HQ's URL, its credential and the chain's CA.
         #[arg(long, env = "KASSA_HQ_URL")]
         hq_url: Option<String>,
         /// The store credential HQ issued (`kassa hq store add`).
         #[arg(long, env = "KASSA_HQ_TOKEN", hide_env_values = true)]
         hq_token: Option<String>,
+        /// The chain's CA (PEM, `ca.pem` of `kassa hq tls init`): the only CA trusted for an
+        /// https:// `--hq-url`.
+        #[arg(long, env = "KASSA_HQ_CA")]
+        hq_ca: Option<PathBuf>,
+        /// Allow an http:// `--hq-url` (a lab, or a link already encrypted underneath): the
+        /// store's credential then crosses the network in clear.
+        #[arg(long, env = "KASSA_INSECURE_HTTP")]
+        insecure_http: bool,
         /// Seconds between pulls of stock from HQ; reference data comes as soon as HQ commits
         /// it (HQ holds each pull open until a change), or after this when HQ does not.
         #[arg(long, default_value_t = DEFAULT_PULL_EVERY_S)]
@@ -48,6 +57,20 @@ enum StoreCommand {
         /// Kept in the node's database; zero until set.
         #[arg(long, env = "KASSA_STORED_VALUE_OFFLINE_CAP")]
         stored_value_offline_cap: Option<String>,
+    },
+    /// Set the node up from a one-time enrolment code HQ printed (`kassa hq store add --url`
+    /// or `kassa hq store enrol`): each terminal's key is made and registered with HQ, and the
+    /// node keeps HQ's URL, the store's credential, the chain's CA and PIN pepper, so that
+    /// `kassa store run` syncs with no `--hq-…` option.
+    Enrol {
+        /// The code (or `-` to read it from standard input, or `@FILE` to read it from a file).
+        code: String,
+        /// A terminal the node hosts (repeat for several).
+        #[arg(long = "terminal")]
+        terminals: Vec<String>,
+        /// Allow a code for an HQ that serves plain HTTP (a lab).
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// Register the store and its terminals, creating each terminal's signing key.
     Provision {
@@ -247,6 +270,7 @@ struct FileConfig {
     terminals: Option<Vec<String>>,
     hq_url: Option<String>,
     hq_token: Option<String>,
+    hq_ca: Option<PathBuf>,
 }
 
 fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
@@ -274,21 +298,42 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 listen,
                 hq_url,
                 hq_token,
+                hq_ca,
+                insecure_http,
                 pull_every,
                 stored_value_offline_cap,
             } => {
                 let listen = listen
                     .or(file.listen)
                     .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
+                let pull_every = std::time::Duration::from_secs(pull_every.max(1));
                 let sync = match (hq_url.or(file.hq_url), hq_token.or(file.hq_token)) {
                     (Some(url), Some(token)) => Some(store::sync::SyncSettings {
                         hq_url: url.trim_end_matches('/').to_owned(),
                         token,
-                        pull_every: std::time::Duration::from_secs(pull_every.max(1)),
+                        pull_every,
+                        hq_ca: hq_ca
+                            .or(file.hq_ca)
+                            .map(|f| {
+                                std::fs::read_to_string(&f)
+                                    .with_context(|| format!("--hq-ca: cannot read {}", f.display()))
+                            })
+                            .transpose()?,
                     }),
-                    (None, None) => None,
+                    (None, None) => store::enrol::link(&data, pull_every)?,
                     _ => bail!("--hq-url and --hq-token go together"),
                 };
+                if let Some(sync) = &sync {
+                    if sync.hq_url.starts_with("http://") && !insecure_http {
+                        bail!(
+                            "{} is plain HTTP: the store's credential would cross the network in clear. Use HQ's https:// URL with --hq-ca (or enrol the node: `kassa store enrol`), or pass --insecure-http for a lab",
+                            sync.hq_url
+                        );
+                    }
+                    if !sync.hq_url.starts_with("https://") && !sync.hq_url.starts_with("http://") {
+                        bail!("--hq-url `{}` is not an http(s) URL", sync.hq_url);
+                    }
+                }
                 let settings = store::Settings {
                     data_dir: data,
                     listen,
@@ -304,6 +349,47 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 println!("kassa store listening on http://{addr}");
                 tracing::info!(%addr, "store node listening");
                 app.run(crate::shutdown_signal()).await?;
+                Ok(())
+            }
+            StoreCommand::Enrol {
+                code,
+                terminals,
+                insecure_http,
+            } => {
+                let code = match code.as_str() {
+                    "-" => std::io::read_to_string(std::io::stdin())
+                        .context("cannot read the code from standard input")?,
+                    other => match other.strip_prefix('@') {
+                        Some(file) => std::fs::read_to_string(file)
+                            .with_context(|| format!("cannot read {file}"))?,
+                        None => code,
+                    },
+                };
+                let terminals = if terminals.is_empty() {
+                    file.terminals.unwrap_or_default()
+                } else {
+                    terminals
+                };
+                let terminals = terminals
+                    .iter()
+                    .map(|t| TerminalId::parse(t).map_err(|e| anyhow::anyhow!("--terminal: {e}")))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let enrolled = store::enrol::enrol(
+                    &data,
+                    &code,
+                    &terminals,
+                    insecure_http,
+                    jiff::Timestamp::now().as_millisecond(),
+                )
+                .await?;
+                println!(
+                    "store {} enrolled with HQ at {}; terminals registered:",
+                    enrolled.store, enrolled.url
+                );
+                for (terminal, public) in &enrolled.terminals {
+                    println!("{terminal} {}", hex::encode(public));
+                }
+                println!("start the node with `kassa store run --data {}`", data.display());
                 Ok(())
             }
             StoreCommand::Provision {

@@ -145,12 +145,10 @@ async fn the_alert_rules_and_the_dashboard_read_what_kassa_exports() {
         "--name",
         "Kassa Wien",
     ]);
-    let hq = Process::spawn(
-        &kassa(),
-        &["hq", "--data", &hq_data, "run", "--listen", "127.0.0.1:0"],
-    )
-    .await
-    .unwrap();
+    let tls = test_support::test_ca().hq_run_args();
+    let mut hq_args = vec!["hq", "--data", &hq_data, "run", "--listen", "127.0.0.1:0"];
+    hq_args.extend(tls.iter().map(String::as_str));
+    let hq = Process::spawn(&kassa(), &hq_args).await.unwrap();
     let store = start_store(&node).await;
     sell(&store.url, "alerting-1").await;
 

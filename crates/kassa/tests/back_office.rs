@@ -85,7 +85,7 @@ async fn a_price_scheduled_at_hq_reaches_a_running_till_at_its_instant() {
     let key = printed.lines().last().unwrap().trim().to_owned();
     let hq = chain.hq.url().unwrap().to_owned();
     let store = chain.stores[0].url().unwrap().to_owned();
-    let http = reqwest::Client::new();
+    let http = test_support::client();
     let before = till_price(&http, &store).await;
     assert!(!before.is_empty(), "the bread has a price at the till");
 
@@ -355,7 +355,16 @@ async fn people_run_the_chain_from_the_back_office_pages() {
     .unwrap();
     let server = Process::spawn(
         &kassa(),
-        &["hq", "--data", &data, "run", "--listen", "127.0.0.1:0"],
+        // Plain HTTP: the browser under test knows no chain CA (the TLS link is the stores').
+        &[
+            "hq",
+            "--data",
+            &data,
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-http",
+        ],
     )
     .await
     .unwrap();

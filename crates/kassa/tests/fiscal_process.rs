@@ -59,6 +59,7 @@ async fn start(data: &Path, hq: &str, token: &str, clock: Arc<TestClock>) -> Nod
                 hq_url: hq.to_owned(),
                 token: token.to_owned(),
                 pull_every: Duration::from_secs(1),
+                hq_ca: Some(test_support::test_ca().ca_pem.clone()),
             }),
         },
         clock,

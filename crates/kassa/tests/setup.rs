@@ -234,6 +234,8 @@ async fn start_hq(hq_args: &[String], log: &Path) -> Server {
     let mut args: Vec<&str> = vec!["hq"];
     args.extend(hq_args.iter().map(String::as_str));
     args.extend(["run", "--listen", "127.0.0.1:0"]);
+    let tls = test_support::test_ca().hq_run_args();
+    args.extend(tls.iter().map(String::as_str));
     Server::start(&args, log).await
 }
 
@@ -251,6 +253,8 @@ async fn start_store(data: &Path, hq: &str, token: &str, log: &Path) -> Server {
             hq,
             "--hq-token",
             token,
+            "--hq-ca",
+            &arg(&test_support::test_ca().ca_file),
             "--pull-every",
             "1",
         ],
@@ -404,7 +408,7 @@ async fn a_store_without_hqs_pin_pepper_says_so_and_counts_no_tries() {
     node.stop().await;
     let node = start_store(
         &store,
-        "http://127.0.0.1:1",
+        "https://127.0.0.1:1",
         &token,
         &root.join("store-2.log"),
     )
@@ -799,13 +803,20 @@ async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_
         })
         .unwrap_or_else(|| panic!("no sign-in printed:\n{first}"));
     let hq_data = arg(&data.join("hq"));
+    // HQ serves HTTPS with the certificate the demo left in its TLS directory (as `kassa hq
+    // tls init` would have), under the demo chain's CA.
     let server = test_support::Process::spawn(
         &kassa(),
         &["hq", "--data", &hq_data, "run", "--listen", "127.0.0.1:0"],
     )
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let demo_ca = std::fs::read_to_string(data.join("hq").join("tls").join("ca.pem")).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls::client_config(&demo_ca).unwrap())
+        .build()
+        .unwrap();
     let signed_in = http
         .post(format!("{}/v1/session", server.url))
         .json(&json!({"name": admin.0, "password": admin.1}))
@@ -1124,12 +1135,12 @@ async fn api_keys_are_made_rotated_and_revoked_from_the_command_line_against_a_r
         "a list never shows a secret: {listed}"
     );
 
-    let hq = test_support::Process::spawn(
-        &kassa(),
-        &["hq", "--data", &hq_arg, "run", "--listen", "127.0.0.1:0"],
-    )
-    .await
-    .unwrap();
+    let tls = test_support::test_ca().hq_run_args();
+    let mut hq_args = vec!["hq", "--data", &hq_arg, "run", "--listen", "127.0.0.1:0"];
+    hq_args.extend(tls.iter().map(String::as_str));
+    let hq = test_support::Process::spawn(&kassa(), &hq_args)
+        .await
+        .unwrap();
     let http = client();
     let status = |path: &'static str, secret: String| {
         let (http, url) = (http.clone(), hq.url.clone());

@@ -893,7 +893,7 @@ async fn a_store_two_hours_behind_still_syncs(backend: Backend) {
     )
     .await
     .unwrap();
-    let proxy = FaultProxy::start(hq.trim_start_matches("http://").parse().unwrap())
+    let proxy = FaultProxy::start(test_support::chain::addr_of(&hq).unwrap())
         .await
         .unwrap();
     const OFFSET_MS: i64 = -2 * 3600 * 1000;
@@ -902,9 +902,10 @@ async fn a_store_two_hours_behind_still_syncs(backend: Backend) {
             data_dir: data,
             listen: "127.0.0.1:0".parse().unwrap(),
             sync: Some(store::sync::SyncSettings {
-                hq_url: proxy.url(),
+                hq_url: format!("https://{}", proxy.addr()),
                 token,
                 pull_every: Duration::from_secs(1),
+                hq_ca: Some(test_support::test_ca().ca_pem.clone()),
             }),
         },
         Arc::new(store::clock::OffsetClock(OFFSET_MS)),

@@ -517,8 +517,9 @@ async fn offline_banner_and_pending_count_show_while_hq_is_unreachable_and_the_s
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let hq = format!("http://127.0.0.1:{closed}");
-    let node = start_node(&["--hq-url", &hq, "--hq-token", "unused"]).await;
+    let hq = format!("https://127.0.0.1:{closed}");
+    let ca = test_support::test_ca().ca_file.display().to_string();
+    let node = start_node(&["--hq-url", &hq, "--hq-token", "unused", "--hq-ca", &ca]).await;
     let url = node.process.url.clone();
     let page = open_till(&browser, &url, T1).await;
 

@@ -96,6 +96,10 @@ impl Shop {
             ("SHOP_DATABASE", database.display().to_string()),
             ("KASSA_URL", hq.to_owned()),
             ("KASSA_API_KEY", key.to_owned()),
+            (
+                "KASSA_CA_FILE",
+                test_support::test_ca().ca_file.display().to_string(),
+            ),
             ("KASSA_STORE", STORE.to_owned()),
             ("KASSA_STORE_NAME", "Kassa Wien Mariahilf".to_owned()),
         ];

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use ::tls::{restrict_to_owner, write_private};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -28,34 +29,6 @@ pub enum TlsError {
     /// File IO.
     #[error("certificate file: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// Writes a private key readable by its owner only (mode 0600 on Unix), created with that mode
-/// so it is never readable by others, not even for a moment.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-/// Makes an existing key file readable by its owner only.
-fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }
 
 /// The host name a terminal's certificate carries; clients connect to it, resolved to the
@@ -127,20 +100,14 @@ impl TerminalIdentity {
 
 /// A client configuration that trusts only the given CA (PEM).
 pub fn client_config(ca_pem: &[u8]) -> Result<rustls::ClientConfig, TlsError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca_pem) {
-        let c = c.map_err(|e| TlsError::Pem {
-            path: "ca".into(),
-            reason: e.to_string(),
-        })?;
-        roots.add(c)?;
-    }
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth())
+    let pem = std::str::from_utf8(ca_pem).map_err(|e| TlsError::Pem {
+        path: "ca".into(),
+        reason: e.to_string(),
+    })?;
+    ::tls::client_config(pem).map_err(|e| TlsError::Pem {
+        path: "ca".into(),
+        reason: e.to_string(),
+    })
 }
 
 fn generate(poi_id: &str) -> Result<(String, String, String), TlsError> {

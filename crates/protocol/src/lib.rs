@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod enrol;
 mod error;
 pub mod event;
 pub mod journal;

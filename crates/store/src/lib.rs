@@ -11,6 +11,7 @@ pub mod cards;
 pub mod cards_api;
 pub mod clock;
 pub mod db;
+pub mod enrol;
 pub mod fiscal;
 pub mod holds;
 pub mod keys;
@@ -50,6 +51,9 @@ pub enum StoreError {
     /// Opening the database failed.
     #[error(transparent)]
     Db(#[from] db::DbError),
+    /// HQ cannot be reached the way the node was told to.
+    #[error("HQ link {0}")]
+    HqLink(String),
     /// SQLite failed.
     #[error("database: {0}")]
     Sqlx(#[from] sqlx::Error),
@@ -257,8 +261,18 @@ impl App {
         // Said at start, not only at the first sign-in: the operator sees it in the log.
         sync::check_pin_pepper(&node, followed.as_ref());
         if let Some(settings) = &settings.sync {
-            node.online.connect(settings);
-            sync::start(node.clone(), settings.clone());
+            let link = |timeout, connect| {
+                settings
+                    .client(timeout, connect)
+                    .map_err(|e| StoreError::HqLink(format!("{}: {e}", settings.hq_url)))
+            };
+            node.online
+                .connect(settings, link(online::HQ_TIMEOUT, online::HQ_TIMEOUT)?);
+            sync::start(
+                node.clone(),
+                settings.clone(),
+                link(sync::TIMEOUT, sync::CONNECT_TIMEOUT)?,
+            );
         }
         Ok(App { node, listener })
     }

@@ -17,13 +17,9 @@ pub struct Online {
 }
 
 impl Online {
-    /// Lets the node ask HQ (called when the node starts syncing).
-    pub fn connect(&self, settings: &SyncSettings) {
-        let http = reqwest::Client::builder()
-            .timeout(HQ_TIMEOUT)
-            .connect_timeout(HQ_TIMEOUT)
-            .build()
-            .unwrap_or_default();
+    /// Lets the node ask HQ (called when the node starts syncing), with `http` from
+    /// [`SyncSettings::client`] with [`HQ_TIMEOUT`].
+    pub fn connect(&self, settings: &SyncSettings, http: reqwest::Client) {
         let _ = self.link.set((settings.clone(), http));
     }
 

@@ -32,6 +32,36 @@ pub struct SyncSettings {
     pub token: String,
     /// How often reference data and stock are pulled.
     pub pull_every: Duration,
+    /// The chain's CA (PEM), the only one trusted for an `https://` HQ; `None` for plain HTTP,
+    /// which the command line allows only with `--insecure-http`.
+    pub hq_ca: Option<String>,
+}
+
+impl SyncSettings {
+    /// An HTTP client for HQ with these timeouts: over HTTPS it trusts the chain's CA alone,
+    /// never the operating system's roots.
+    pub fn client(
+        &self,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<reqwest::Client, String> {
+        let builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(connect_timeout);
+        let builder = match (&self.hq_ca, self.hq_url.starts_with("https://")) {
+            (Some(ca), true) => builder.tls_backend_preconfigured(
+                tls::client_config(ca).map_err(|e| format!("the chain's CA: {e}"))?,
+            ),
+            (None, true) => {
+                return Err(format!(
+                    "{} is HTTPS, but the node holds no CA to trust it with: enrol the node (`kassa store enrol`) or give --hq-ca",
+                    self.hq_url
+                ));
+            }
+            (_, false) => builder,
+        };
+        builder.build().map_err(|e| format!("HTTP client: {e}"))
+    }
 }
 
 /// How a terminal's outbox stands.
@@ -82,13 +112,27 @@ fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-/// Starts the outbox and the puller.
-pub fn start(node: Arc<Node>, settings: SyncSettings) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_default();
+/// An error with its causes, joined: a request error's own message hides why (a certificate
+/// under another CA, a refused connection).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The timeouts of sync's requests (a reference pull waits at HQ for up to
+/// `REFERENCE_WAIT_S`).
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long sync waits for a connection to HQ.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts the outbox and the puller, with `http` from [`SyncSettings::client`].
+pub fn start(node: Arc<Node>, settings: SyncSettings, http: reqwest::Client) {
     tokio::spawn(push_loop(node.clone(), settings.clone(), http.clone()));
     tokio::spawn(pull_loop(node, settings, http));
 }
@@ -187,7 +231,7 @@ async fn push_terminal(
         .await;
     let response = match response {
         Ok(r) => r,
-        Err(e) => return Ok(PushOutcome::Unreachable(e.to_string())),
+        Err(e) => return Ok(PushOutcome::Unreachable(error_chain(&e))),
     };
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
@@ -367,7 +411,7 @@ async fn pull_reference(
             oldest.to_string(),
         );
     }
-    let response = request.send().await.map_err(|e| e.to_string())?;
+    let response = request.send().await.map_err(|e| error_chain(&e))?;
     if !response.status().is_success() {
         return Err(format!("HQ answered {}", response.status()));
     }

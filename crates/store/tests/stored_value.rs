@@ -61,6 +61,7 @@ impl Node {
                     hq_url: url.to_owned(),
                     token: "no-such-credential".into(),
                     pull_every: Duration::from_secs(3600),
+                    hq_ca: None,
                 }),
             },
             Arc::new(store::clock::SystemClock),

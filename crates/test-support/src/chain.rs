@@ -187,9 +187,10 @@ pub async fn dead_addr() -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// The socket address of a base URL `http://IP:PORT` (as [`Process::url`] has it).
+/// The socket address of a base URL `http(s)://IP:PORT` (as [`Process::url`] has it).
 pub fn addr_of(url: &str) -> anyhow::Result<SocketAddr> {
-    url.trim_start_matches("http://")
+    url.trim_start_matches("https://")
+        .trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
         .with_context(|| format!("`{url}` is not http://IP:PORT"))
@@ -336,6 +337,8 @@ impl Chain {
         args.extend(self.hq.database.cli_args());
         args.extend(["run".into(), "--listen".into(), "127.0.0.1:0".into()]);
         args.extend(["--api-token".into(), crate::HQ_READ_TOKEN.into()]);
+        // HTTPS, as across a WAN: the stores trust the tests' CA alone.
+        args.extend(crate::test_ca().hq_run_args());
         // Webhook retries in the tests' time, not a shop's.
         args.extend(["--webhook-retry-ms".into(), "200".into()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -379,7 +382,9 @@ impl Chain {
             return Ok(());
         }
         let data = store.data.display().to_string();
-        let hq_url = store.proxy.url();
+        // TLS passes through the proxy: the store checks HQ's certificate for 127.0.0.1.
+        let hq_url = format!("https://{}", store.proxy.addr());
+        let ca = crate::test_ca().ca_file.display().to_string();
         let mut args = vec![
             "store",
             "--data",
@@ -391,6 +396,8 @@ impl Chain {
             &hq_url,
             "--hq-token",
             &store.token,
+            "--hq-ca",
+            &ca,
             "--pull-every",
             &pull_every,
         ];

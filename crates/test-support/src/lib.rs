@@ -98,14 +98,74 @@ impl Process {
 /// API answers nothing without a session, a key or this token.
 pub const HQ_READ_TOKEN: &str = "kassa-test-read-token";
 
-/// An HTTP client with short timeouts, for tests.
+/// An HTTP client with short timeouts, for tests; over HTTPS it trusts the tests' CA
+/// ([`test_ca`]) alone, as a store node trusts its chain's.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    with_test_ca(reqwest::Client::builder())
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(16)
         .build()
         .unwrap_or_default()
+}
+
+/// `builder` trusting the tests' CA alone for HTTPS.
+pub fn with_test_ca(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    match tls::client_config(&test_ca().ca_pem) {
+        Ok(config) => builder.tls_backend_preconfigured(config),
+        Err(_) => builder,
+    }
+}
+
+/// The chain CA of the tests, and HQ's certificate under it for 127.0.0.1 and `localhost`, in
+/// files (made once per test process): what `kassa hq run --tls-cert/--tls-key` serves and
+/// `kassa store run --hq-ca` trusts.
+#[derive(Debug)]
+pub struct TestCa {
+    /// The CA (PEM).
+    pub ca_pem: String,
+    /// The CA's file.
+    pub ca_file: PathBuf,
+    /// HQ's certificate chain.
+    pub cert_file: PathBuf,
+    /// HQ's key.
+    pub key_file: PathBuf,
+}
+
+impl TestCa {
+    /// `kassa hq run`'s options that serve HTTPS with the tests' certificate.
+    pub fn hq_run_args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.cert_file.display().to_string(),
+            "--tls-key".into(),
+            self.key_file.display().to_string(),
+        ]
+    }
+}
+
+/// The tests' CA (see [`TestCa`]).
+pub fn test_ca() -> &'static TestCa {
+    static CA: std::sync::OnceLock<TestCa> = std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("kassa-test-ca-{}", std::process::id()));
+        let made = (|| -> anyhow::Result<TestCa> {
+            std::fs::create_dir_all(&dir)?;
+            let ca = tls::Authority::create("Kassa tests")?;
+            let hq = ca.issue_server(&["127.0.0.1".into(), "localhost".into()])?;
+            let ca_file = dir.join("ca.pem");
+            std::fs::write(&ca_file, &ca.cert_pem)?;
+            let (cert_file, key_file) = (dir.join("hq.pem"), dir.join("hq.key"));
+            hq.save(&cert_file, &key_file)?;
+            Ok(TestCa {
+                ca_pem: ca.cert_pem.clone(),
+                ca_file,
+                cert_file,
+                key_file,
+            })
+        })();
+        made.unwrap_or_else(|e| panic!("cannot make the tests' CA in {}: {e}", dir.display()))
+    })
 }
 
 /// The sessions `open_shifts` signed in, by node URL and terminal: every write to a store node

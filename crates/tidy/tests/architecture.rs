@@ -108,6 +108,16 @@ fn forbidden(name: &str) -> &'static [&'static str] {
             "axum",
             "tokio",
         ],
+        "tls" => &[
+            "store",
+            "hq",
+            "import",
+            "kassa",
+            "test-support",
+            "sqlx",
+            "axum",
+            "tokio",
+        ],
         "test-support" => &[],
         _ => &[],
     }

@@ -2,7 +2,8 @@
 starts from. Configured from the environment:
 
 KASSA_URL, KASSA_API_KEY, KASSA_STORE (and KASSA_STORE_NAME): HQ, the shop's API key, the
-store whose stock it sells; SHOP_DATABASE: its SQLite file; SHOP_SECRET_KEY.
+store whose stock it sells; KASSA_CA_FILE: the chain's CA, for an HQ that serves HTTPS under it;
+SHOP_DATABASE: its SQLite file; SHOP_SECRET_KEY.
 """
 
 import os
@@ -20,6 +21,9 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 KASSA = {
     "URL": os.environ.get("KASSA_URL", "http://127.0.0.1:8080"),
     "API_KEY": os.environ.get("KASSA_API_KEY", ""),
+    # The chain's CA (PEM) HQ's HTTPS certificate is issued under (`kassa hq tls init`'s
+    # ca.pem); unset: the system's roots (HQ behind a public certificate).
+    "CA_FILE": os.environ.get("KASSA_CA_FILE") or None,
     "STORE": os.environ.get("KASSA_STORE", "vienna-01"),
     "STORE_NAME": os.environ.get("KASSA_STORE_NAME", "Kassa Wien Mariahilf"),
     # Online payment (a demonstration that moves no money); "" leaves pickup orders to be

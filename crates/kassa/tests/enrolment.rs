@@ -1,0 +1,433 @@
+//! Issue 21, items 1 and 2: HQ serves HTTPS under the chain's own CA (`kassa hq tls init`), and
+//! a store node is set up from a one-time enrolment code alone (`kassa store enrol CODE`): it
+//! pins the CA, registers its tills' keys, receives its credential and syncs with no `--hq-…`
+//! option. A damaged, replayed, expired or mis-pinned code, a CA that is not the chain's and
+//! plain HTTP without `--insecure-http` are refused with what to do, and change nothing.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use protocol::enrol::EnrolmentCode;
+use serde_json::{Value, json};
+use test_support::{Process, client, demo_seed_path, open_shifts, session};
+
+const STORE: &str = "vienna-01";
+const T1: &str = "vienna-01-t1";
+const T2: &str = "vienna-01-t2";
+const BREAD_GTIN: &str = "9003909062415";
+
+fn kassa() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kassa"))
+}
+
+fn arg(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Runs `kassa ARGS…`: `Ok(stdout)` or `Err(stderr)`.
+fn run(args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(kassa())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn ok(args: &[&str]) -> String {
+    run(args).unwrap_or_else(|e| panic!("`kassa {}` failed: {e}", args.join(" ")))
+}
+
+fn refused(args: &[&str]) -> String {
+    match run(args) {
+        Ok(out) => panic!("`kassa {}` succeeded: {out}", args.join(" ")),
+        Err(e) => e,
+    }
+}
+
+/// The last line a command printed (the code, the credential).
+fn last_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap()
+        .to_owned()
+}
+
+async fn sqlite(hq: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", hq.join("hq.sqlite").display()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_enrolled_with_a_one_time_code_syncs_over_tls_and_bad_codes_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = dir.path().join("hq");
+    let hq_arg = arg(&hq);
+    ok(&["hq", "--data", &hq_arg, "publish", &arg(&demo_seed_path())]);
+
+    // Without certificates HQ does not fall back to plain HTTP: it says what to do.
+    let why = refused(&["hq", "--data", &hq_arg, "run", "--listen", "127.0.0.1:0"]);
+    assert!(
+        why.contains("kassa hq tls init") && why.contains("--insecure-http"),
+        "{why}"
+    );
+    let made = ok(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "tls",
+        "init",
+        "--chain",
+        "Test",
+        "--name",
+        "127.0.0.1",
+    ]);
+    let pin = made
+        .lines()
+        .find_map(|l| l.split("pin: ").nth(1))
+        .unwrap_or_else(|| panic!("no fingerprint printed:\n{made}"))
+        .trim()
+        .to_owned();
+    assert_eq!(pin.len(), 64, "{made}");
+    let again = refused(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "tls",
+        "init",
+        "--name",
+        "127.0.0.1",
+    ]);
+    assert!(again.contains("holds a CA already"), "{again}");
+    let key_mode = {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(hq.join("tls/ca.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(key_mode, 0o600, "the CA's key is readable by others");
+
+    let server = Process::spawn(
+        &kassa(),
+        &[
+            "hq",
+            "--data",
+            &hq_arg,
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-token",
+            "enrolment-test-read",
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    // A client that trusts the operating system's roots does not trust the chain's CA.
+    let stranger = reqwest::Client::new()
+        .get(format!("{}/openapi.json", server.url))
+        .send()
+        .await;
+    assert!(
+        stranger.is_err(),
+        "HQ's certificate passed a stranger's check"
+    );
+
+    // The code, printed by `store add --url`; HQ keeps only its secret's hash.
+    let code_text = last_line(&ok(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "store",
+        "add",
+        "--id",
+        STORE,
+        "--name",
+        "Kassa Wien",
+        "--url",
+        &server.url,
+    ]));
+    let code = EnrolmentCode::decode(&code_text).unwrap();
+    assert_eq!(code.ca_pin.as_deref(), Some(pin.as_str()));
+    let db = sqlite(&hq).await;
+    let kept: Vec<String> = sqlx::query_scalar("SELECT secret_hash FROM enrolments")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![protocol::enrol::secret_hash(&code.secret)]);
+
+    let node = dir.path().join("node");
+    let node_arg = arg(&node);
+    let enrol = |code: &str, data: &str, extra: &[&str]| {
+        let mut args = vec![
+            "store",
+            "--data",
+            data,
+            "enrol",
+            code,
+            "--terminal",
+            T1,
+            "--terminal",
+            T2,
+        ];
+        args.extend(extra);
+        run(&args)
+    };
+
+    // A damaged code, a code pinning another CA, and a plain-HTTP code without the flag: each
+    // refused with what to do, and the node's directory never made.
+    let cut = enrol(&code_text[..code_text.len() - 3], &node_arg, &[]).unwrap_err();
+    assert!(cut.contains("not a Kassa enrolment code"), "{cut}");
+    let other_ca = tls::Authority::create("Someone else").unwrap();
+    let mispinned = EnrolmentCode {
+        ca_pin: Some(other_ca.fingerprint()),
+        ..code.clone()
+    };
+    let why = enrol(&mispinned.encode(), &node_arg, &[]).unwrap_err();
+    assert!(
+        why.contains("cannot reach HQ") && why.contains("pinned fingerprint"),
+        "{why}"
+    );
+    let plain = EnrolmentCode {
+        url: server.url.replace("https://", "http://"),
+        ca_pin: None,
+        ..code.clone()
+    };
+    let why = enrol(&plain.encode(), &node_arg, &[]).unwrap_err();
+    assert!(why.contains("--insecure-http"), "{why}");
+    let stale = EnrolmentCode {
+        expires_ms: 1_000,
+        ..code.clone()
+    };
+    let why = enrol(&stale.encode(), &node_arg, &[]).unwrap_err();
+    assert!(why.contains("expired"), "{why}");
+    assert!(
+        !node.exists(),
+        "a refused enrolment left {}",
+        node.display()
+    );
+
+    // The code itself: the node is set up, its tills registered at HQ with their keys.
+    let done = enrol(&code_text, &node_arg, &[]).unwrap();
+    assert!(done.contains("enrolled"), "{done}");
+    for file in [
+        "hq.json",
+        "keys/hq-ca.pem",
+        "keys/hq.credential",
+        "keys/pin.pepper",
+    ] {
+        assert!(node.join(file).exists(), "no {file}");
+    }
+    assert_eq!(
+        std::fs::read(node.join("keys/pin.pepper")).unwrap(),
+        std::fs::read(hq.join("keys/pin.pepper")).unwrap(),
+        "the node holds another PIN pepper than HQ"
+    );
+    let registered: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT id, public_key FROM terminals WHERE store = $1 ORDER BY id")
+            .bind(STORE)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    let printed: Vec<(String, String)> = done
+        .lines()
+        .filter_map(|l| l.trim().split_once(' '))
+        .filter(|(t, _)| t.starts_with(STORE))
+        .map(|(t, k)| (t.to_owned(), k.to_owned()))
+        .collect();
+    assert_eq!(
+        registered
+            .iter()
+            .map(|(t, k)| (t.clone(), hex::encode(k)))
+            .collect::<Vec<_>>(),
+        printed
+    );
+
+    // The same code again, on another PC: used, refused; that directory never made either.
+    let second = dir.path().join("second");
+    let why = enrol(&code_text, &arg(&second), &[]).unwrap_err();
+    assert!(why.contains("enrolment_used"), "{why}");
+    assert!(!second.exists());
+    // A new code HQ holds as expired is refused by HQ.
+    let late = last_line(&ok(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "store",
+        "enrol",
+        "--id",
+        STORE,
+        "--url",
+        &server.url,
+    ]));
+    sqlx::query("UPDATE enrolments SET expires_ms = 1 WHERE used_ms IS NULL")
+        .execute(&db)
+        .await
+        .unwrap();
+    let why = enrol(&late, &arg(&second), &[]).unwrap_err();
+    assert!(why.contains("enrolment_expired"), "{why}");
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE target = $1 ORDER BY id")
+            .bind(format!("store:{STORE}"))
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        actions,
+        [
+            "store.enrolment_issued",
+            "store.enrolled",
+            "store.enrolment_issued"
+        ]
+    );
+
+    // The enrolled node syncs over HTTPS with nothing but its data directory.
+    let store = Process::spawn(
+        &kassa(),
+        &[
+            "store",
+            "--data",
+            &node_arg,
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    )
+    .await
+    .unwrap();
+    let http = client();
+    let started = std::time::Instant::now();
+    while open_shifts(&http, &store.url, &[T1]).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the node never had HQ's staff and catalog"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let sale = http
+        .post(format!("{}/v1/sales", store.url))
+        .header("Idempotency-Key", "enrolled-1")
+        .bearer_auth(session(&store.url, T1).unwrap())
+        .json(&json!({"terminal": T1, "lines": [{"code": BREAD_GTIN}],
+                      "tenders": [{"kind": "cash", "amount": "10.00"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sale.status().as_u16(), 201);
+    // Read back at HQ by a client that trusts the chain's CA, as the node does.
+    let at_hq = reqwest::Client::builder()
+        .tls_backend_preconfigured(
+            tls::client_config(&std::fs::read_to_string(hq.join("tls/ca.pem")).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let terminals: Value = at_hq
+            .get(format!("{}/v1/terminals", server.url))
+            .bearer_auth("enrolment-test-read")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let acked = terminals["terminals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == T1)
+            .and_then(|t| t["acked_seq"].as_u64())
+            .unwrap_or(0);
+        if acked > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "HQ never had the sale: {terminals}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    drop(store);
+
+    // A node told to trust another CA does not send its credential to HQ: the push is
+    // refused at the handshake, and its status says why.
+    let credential = std::fs::read_to_string(node.join("keys/hq.credential")).unwrap();
+    let wrong_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&wrong_ca, &other_ca.cert_pem).unwrap();
+    let store = Process::spawn(
+        &kassa(),
+        &[
+            "store",
+            "--data",
+            &node_arg,
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--hq-url",
+            &server.url,
+            "--hq-token",
+            credential.trim(),
+            "--hq-ca",
+            &arg(&wrong_ca),
+        ],
+    )
+    .await
+    .unwrap();
+    open_shifts(&http, &store.url, &[T1]).await.unwrap();
+    let sale = http
+        .post(format!("{}/v1/sales", store.url))
+        .header("Idempotency-Key", "enrolled-2")
+        .bearer_auth(session(&store.url, T1).unwrap())
+        .json(&json!({"terminal": T1, "lines": [{"code": BREAD_GTIN}],
+                      "tenders": [{"kind": "cash", "amount": "10.00"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sale.status().as_u16(), 201, "a sale waits on no link");
+    let started = std::time::Instant::now();
+    let reason = loop {
+        let status: Value = http
+            .get(format!("{}/v1/status", store.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let outbox = status["sync"]["outbox"].to_string();
+        if outbox.contains("unreachable") && outbox.contains("certificate") {
+            break outbox;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the node never said why HQ is out of reach: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(reason.to_lowercase().contains("issuer"), "{reason}");
+
+    // Plain HTTP is a choice the operator makes out loud.
+    let why = refused(&[
+        "store",
+        "--data",
+        &node_arg,
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--hq-url",
+        "http://127.0.0.1:1",
+        "--hq-token",
+        "x",
+    ]);
+    assert!(why.contains("--insecure-http"), "{why}");
+}
