@@ -290,6 +290,7 @@ pub fn router(hq: Arc<Hq>) -> Router {
         )
         .route("/v1/sync/push", post(push))
         .route("/v1/enrol", post(crate::enrol::redeem))
+        .route("/v1/sync/credential", post(crate::enrol::rotate))
         .route("/v1/stores/{id}/enrolment", post(crate::enrol::issue_route))
         .route("/v1/sync/reference", get(reference))
         .route("/v1/sync/stock", get(stock_for_store))
@@ -460,12 +461,24 @@ async fn openapi() -> Response {
     ([("content-type", "application/json")], OPENAPI).into_response()
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
+}
+
+/// The store whose credential `token` is: its current one, or the one it replaced itself while
+/// the overlap lasts.
+async fn store_of_credential(hq: &Hq, token: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM stores WHERE token_hash = $1 OR (previous_token_hash = $1 AND previous_until_ms > $2)",
+    )
+    .bind(&token_hash(token)[..])
+    .bind(now_ms())
+    .fetch_optional(&hq.db.pool)
+    .await
 }
 
 /// The store a sync request's credential belongs to.
@@ -481,10 +494,7 @@ pub(crate) async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResul
         tracing::warn!("sync request refused: no store credential");
         return Err(unauthorized());
     };
-    let store: Option<String> = sqlx::query_scalar("SELECT id FROM stores WHERE token_hash = $1")
-        .bind(&token_hash(token)[..])
-        .fetch_optional(&hq.db.pool)
-        .await?;
+    let store = store_of_credential(hq, token).await?;
     if store.is_none() {
         // The credential names its store (`kassa_<store>_…`), which tells the operator which
         // store still runs with a replaced or mistyped credential; the secret is never logged.
@@ -596,12 +606,7 @@ pub(crate) async fn authorize(
     // its sync credential: that scope only, that store only.
     if scope == Scope::ReservationsWrite {
         if let Some(token) = bearer(headers) {
-            let own: Option<String> =
-                sqlx::query_scalar("SELECT id FROM stores WHERE token_hash = $1")
-                    .bind(&token_hash(token)[..])
-                    .fetch_optional(&hq.db.pool)
-                    .await?;
-            if let Some(own) = own {
+            if let Some(own) = store_of_credential(hq, token).await? {
                 let actor = format!("store:{own}");
                 if store.is_some_and(|s| s != own) {
                     let e = ApiError::new(

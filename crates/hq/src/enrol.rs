@@ -2,7 +2,8 @@
 //! enrol`, or `POST /v1/stores/{id}/enrolment` from the back office); the node redeems it
 //! (`POST /v1/enrol`) with its terminals' public keys and receives the store's credential, the
 //! chain's CA and the PIN pepper. HQ keeps only the secret's SHA-256, the code works once and
-//! expires, and every step is in the audit log.
+//! expires, and every step is in the audit log. A store later replaces its own credential
+//! (`POST /v1/sync/credential`), the old one working on for an overlap.
 
 use std::sync::Arc;
 
@@ -12,7 +13,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{StoreId, TerminalId};
-use protocol::enrol::{EnrolAnswer, EnrolRequest, EnrolmentCode, secret_hash};
+use protocol::enrol::{
+    DEFAULT_OVERLAP_HOURS, EnrolAnswer, EnrolRequest, EnrolmentCode, MAX_OVERLAP_HOURS,
+    RotateAnswer, RotateRequest, secret_hash,
+};
 use serde_json::json;
 
 use crate::api::{Access, ApiError, ApiResult, Hq, authorize};
@@ -276,8 +280,10 @@ pub(crate) async fn redeem(
             })?;
     }
     let credential = crate::new_credential(&store_id).map_err(|e| internal(e.to_string()))?;
-    sqlx::query("UPDATE stores SET token_hash = $1 WHERE id = $2")
-        .bind(&crate::token_hash(&credential)[..])
+    sqlx::query(
+        "UPDATE stores SET token_hash = $1, previous_token_hash = NULL, previous_until_ms = NULL WHERE id = $2",
+    )
+    .bind(&crate::token_hash(&credential)[..])
         .bind(&store)
         .execute(&mut *tx)
         .await?;
@@ -310,6 +316,66 @@ pub(crate) async fn redeem(
         credential,
         ca_pem,
         pin_pepper: hq.pin_pepper.map(hex::encode),
+    };
+    Ok((StatusCode::OK, Json(answer)).into_response())
+}
+
+/// `POST /v1/sync/credential` (the store's credential): the store replaces its own credential.
+/// The one that asked keeps working for the overlap (24 hours unless asked for another, at
+/// most a week), so requests already on their way with it pass and a node picks the new one up
+/// without a gap. Audited (`store.credential_rotated`).
+pub(crate) async fn rotate(
+    State(hq): State<Arc<Hq>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let store = crate::api::authenticate_store(&hq, &headers).await?;
+    let (asked, _): (RotateRequest, _) = writes::json_body(&headers, body).await?;
+    let hours = asked.overlap_hours.unwrap_or(DEFAULT_OVERLAP_HOURS);
+    if !(1..=MAX_OVERLAP_HOURS).contains(&hours) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("the overlap is 1 to {MAX_OVERLAP_HOURS} hours, not {hours}"),
+        )
+        .at("overlap_hours"));
+    }
+    let presented = crate::api::bearer(&headers).unwrap_or_default();
+    let store_id = StoreId::parse(&store)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let credential = crate::new_credential(&store_id)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let now = crate::now_ms();
+    let until = now + i64::from(hours) * 3_600_000;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
+    sqlx::query(
+        "UPDATE stores SET token_hash = $1, previous_token_hash = $2, previous_until_ms = $3 WHERE id = $4",
+    )
+    .bind(&crate::token_hash(&credential)[..])
+    .bind(&crate::token_hash(presented)[..])
+    .bind(until)
+    .bind(&store)
+    .execute(&mut *tx)
+    .await?;
+    let target = format!("store:{store}");
+    let actor = format!("store:{store}");
+    let after = json!({ "previous_valid_until_ms": until }).to_string();
+    Audit {
+        at_ms: now,
+        actor: &actor,
+        source: None,
+        action: "store.credential_rotated",
+        target: Some(&target),
+        before: None,
+        after: Some(&after),
+    }
+    .append(&mut tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%store, until, "store replaced its credential");
+    let answer = RotateAnswer {
+        credential,
+        previous_valid_until_ms: until,
     };
     Ok((StatusCode::OK, Json(answer)).into_response())
 }

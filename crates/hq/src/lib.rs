@@ -132,7 +132,9 @@ pub async fn add_store(db: &Db, store: &StoreId, name: &str) -> Result<String, H
 pub async fn rotate_credential(db: &Db, store: &StoreId) -> Result<String, HqError> {
     let token = new_credential(store)?;
     let _guard = db.write_guard().await;
-    let changed = sqlx::query("UPDATE stores SET token_hash = $1 WHERE id = $2")
+    let changed = sqlx::query(
+        "UPDATE stores SET token_hash = $1, previous_token_hash = NULL, previous_until_ms = NULL WHERE id = $2",
+    )
         .bind(&token_hash(&token)[..])
         .bind(store.as_str())
         .execute(&db.pool)

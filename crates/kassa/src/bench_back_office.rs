@@ -122,7 +122,7 @@ pub async fn bench_prices(changes: usize, scheduled: usize) -> anyhow::Result<()
         &dir.join("store"),
         Some(store::sync::SyncSettings {
             hq_url: hq_url.clone(),
-            token,
+            token: token.into(),
             pull_every,
             hq_ca: None,
         }),

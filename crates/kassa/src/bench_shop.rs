@@ -145,7 +145,7 @@ pub async fn bench_shop(
         &dir.join("store"),
         Some(store::sync::SyncSettings {
             hq_url: hq_url.clone(),
-            token,
+            token: token.into(),
             pull_every: Duration::from_secs(crate::store_cmd::DEFAULT_PULL_EVERY_S),
             hq_ca: None,
         }),

@@ -376,7 +376,7 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
         &dir.join("latency"),
         Some(store::sync::SyncSettings {
             hq_url,
-            token,
+            token: token.into(),
             pull_every: Duration::from_secs(60),
             hq_ca: None,
         }),
@@ -525,7 +525,7 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
             listen: "127.0.0.1:0".parse()?,
             sync: Some(store::sync::SyncSettings {
                 hq_url,
-                token,
+                token: token.into(),
                 pull_every: Duration::from_millis(200),
                 hq_ca: None,
             }),

@@ -72,6 +72,33 @@ enum StoreCommand {
         #[arg(long)]
         insecure_http: bool,
     },
+    /// Copy the node — its ledger, consistent while it sells, and its keys and HQ link — into
+    /// one file (`kassa-store-backup/1`, zstd). Keep it off the PC: it holds the tills'
+    /// signing keys.
+    Backup {
+        /// The file to write (written beside and renamed when whole).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into `--data`, a new or empty directory (a new PC). Refused when the
+    /// file is damaged, or when HQ already holds a till further than the backup (restored, the
+    /// till would fork its chain).
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Do not ask HQ how far it holds the tills (HQ out of reach, and the store has not
+        /// synced since the backup was taken).
+        #[arg(long)]
+        without_hq: bool,
+    },
+    /// Replace an enrolled node's credential with a new one from HQ. HQ keeps the old one
+    /// working for the overlap; a running node takes the new one the first time HQ refuses the
+    /// old, so run this any time (from a timer, say monthly). Recorded in HQ's audit log.
+    RotateCredential {
+        /// How long the old credential keeps working, in hours (1 to 168).
+        #[arg(long, default_value_t = protocol::enrol::DEFAULT_OVERLAP_HOURS)]
+        overlap_hours: u32,
+    },
     /// Register the store and its terminals, creating each terminal's signing key.
     Provision {
         /// The store this node serves.
@@ -260,6 +287,16 @@ enum DeviceAction {
     },
 }
 
+/// Each terminal of a backup and its last sequence, for a message.
+fn up_to(manifest: &store::backup::Manifest) -> String {
+    manifest
+        .terminals
+        .iter()
+        .map(|(t, seq)| format!("{t} up to {seq}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The optional TOML file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -310,7 +347,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 let sync = match (hq_url.or(file.hq_url), hq_token.or(file.hq_token)) {
                     (Some(url), Some(token)) => Some(store::sync::SyncSettings {
                         hq_url: url.trim_end_matches('/').to_owned(),
-                        token,
+                        token: token.into(),
                         pull_every,
                         hq_ca: hq_ca
                             .or(file.hq_ca)
@@ -390,6 +427,36 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                     println!("{terminal} {}", hex::encode(public));
                 }
                 println!("start the node with `kassa store run --data {}`", data.display());
+                Ok(())
+            }
+            StoreCommand::Backup { out } => {
+                let manifest = store::backup::backup(&data, &out).await?;
+                println!(
+                    "backup of store {} written to {} ({})",
+                    manifest.store,
+                    out.display(),
+                    up_to(&manifest)
+                );
+                Ok(())
+            }
+            StoreCommand::Restore { file, without_hq } => {
+                let manifest = store::backup::restore(&file, &data, !without_hq).await?;
+                println!(
+                    "store {} restored into {} ({}); start it with `kassa store run --data {}`",
+                    manifest.store,
+                    data.display(),
+                    up_to(&manifest),
+                    data.display()
+                );
+                Ok(())
+            }
+            StoreCommand::RotateCredential { overlap_hours } => {
+                let until = store::enrol::rotate(&data, overlap_hours).await?;
+                println!(
+                    "the node has a new credential; HQ takes the old one until {}",
+                    jiff::Timestamp::from_millisecond(until)
+                        .map_or_else(|_| until.to_string(), |t| t.to_string())
+                );
                 Ok(())
             }
             StoreCommand::Provision {

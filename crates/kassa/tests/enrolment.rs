@@ -5,44 +5,19 @@
 //! plain HTTP without `--insecure-http` are refused with what to do, and change nothing.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use common::{arg, kassa, ok, run, sell, wait_synced};
 use protocol::enrol::EnrolmentCode;
-use serde_json::{Value, json};
-use test_support::{Process, client, demo_seed_path, open_shifts, session};
+use serde_json::Value;
+use test_support::{Process, client, demo_seed_path, open_shifts};
+
+mod common;
 
 const STORE: &str = "vienna-01";
 const T1: &str = "vienna-01-t1";
 const T2: &str = "vienna-01-t2";
-const BREAD_GTIN: &str = "9003909062415";
-
-fn kassa() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kassa"))
-}
-
-fn arg(p: &Path) -> String {
-    p.display().to_string()
-}
-
-/// Runs `kassa ARGS…`: `Ok(stdout)` or `Err(stderr)`.
-fn run(args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new(kassa())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-fn ok(args: &[&str]) -> String {
-    run(args).unwrap_or_else(|e| panic!("`kassa {}` failed: {e}", args.join(" ")))
-}
-
 fn refused(args: &[&str]) -> String {
     match run(args) {
         Ok(out) => panic!("`kassa {}` succeeded: {out}", args.join(" ")),
@@ -313,16 +288,10 @@ async fn a_store_enrolled_with_a_one_time_code_syncs_over_tls_and_bad_codes_chan
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let sale = http
-        .post(format!("{}/v1/sales", store.url))
-        .header("Idempotency-Key", "enrolled-1")
-        .bearer_auth(session(&store.url, T1).unwrap())
-        .json(&json!({"terminal": T1, "lines": [{"code": BREAD_GTIN}],
-                      "tenders": [{"kind": "cash", "amount": "10.00"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sale.status().as_u16(), 201);
+    assert!(
+        sell(&http, &store.url, T1, "enrolled-1").await.is_some(),
+        "the sale"
+    );
     // Read back at HQ by a client that trusts the chain's CA, as the node does.
     let at_hq = reqwest::Client::builder()
         .tls_backend_preconfigured(
@@ -330,33 +299,81 @@ async fn a_store_enrolled_with_a_one_time_code_syncs_over_tls_and_bad_codes_chan
         )
         .build()
         .unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        let terminals: Value = at_hq
-            .get(format!("{}/v1/terminals", server.url))
-            .bearer_auth("enrolment-test-read")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let acked = terminals["terminals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == T1)
-            .and_then(|t| t["acked_seq"].as_u64())
-            .unwrap_or(0);
-        if acked > 0 {
-            break;
+    wait_synced(
+        &http,
+        &store.url,
+        &at_hq,
+        &server.url,
+        "enrolment-test-read",
+    )
+    .await;
+
+    // Item 3: the node replaces its own credential while it runs. HQ takes the old one for
+    // the overlap, then refuses it; the running node takes the new one from its data directory
+    // the first time HQ refuses the old, and nothing waits longer than that.
+    let old = std::fs::read_to_string(node.join("keys/hq.credential")).unwrap();
+    let rotated = ok(&[
+        "store",
+        "--data",
+        &node_arg,
+        "rotate-credential",
+        "--overlap-hours",
+        "2",
+    ]);
+    assert!(rotated.contains("new credential"), "{rotated}");
+    let new = std::fs::read_to_string(node.join("keys/hq.credential")).unwrap();
+    assert_ne!(old.trim(), new.trim());
+    let stock_with = |credential: String| {
+        let (at_hq, url) = (at_hq.clone(), server.url.clone());
+        async move {
+            at_hq
+                .get(format!("{url}/v1/sync/stock"))
+                .bearer_auth(credential.trim())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "HQ never had the sale: {terminals}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    };
+    assert_eq!(
+        stock_with(old.clone()).await,
+        200,
+        "the old credential within the overlap"
+    );
+    assert_eq!(stock_with(new.clone()).await, 200);
+    sqlx::query("UPDATE stores SET previous_until_ms = 1 WHERE id = $1")
+        .bind(STORE)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        stock_with(old.clone()).await,
+        401,
+        "the old credential after the overlap"
+    );
+    assert!(
+        sell(&http, &store.url, T1, "enrolled-rotated")
+            .await
+            .is_some(),
+        "the sale"
+    );
+    wait_synced(
+        &http,
+        &store.url,
+        &at_hq,
+        &server.url,
+        "enrolment-test-read",
+    )
+    .await;
+    let rotations: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action = 'store.credential_rotated' AND actor = $1",
+    )
+    .bind(format!("store:{STORE}"))
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(rotations, 1);
     drop(store);
 
     // A node told to trust another CA does not send its credential to HQ: the push is
@@ -384,16 +401,10 @@ async fn a_store_enrolled_with_a_one_time_code_syncs_over_tls_and_bad_codes_chan
     .await
     .unwrap();
     open_shifts(&http, &store.url, &[T1]).await.unwrap();
-    let sale = http
-        .post(format!("{}/v1/sales", store.url))
-        .header("Idempotency-Key", "enrolled-2")
-        .bearer_auth(session(&store.url, T1).unwrap())
-        .json(&json!({"terminal": T1, "lines": [{"code": BREAD_GTIN}],
-                      "tenders": [{"kind": "cash", "amount": "10.00"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sale.status().as_u16(), 201, "a sale waits on no link");
+    assert!(
+        sell(&http, &store.url, T1, "enrolled-2").await.is_some(),
+        "a sale waits on no link"
+    );
     let started = std::time::Instant::now();
     let reason = loop {
         let status: Value = http

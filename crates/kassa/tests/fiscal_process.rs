@@ -57,7 +57,7 @@ async fn start(data: &Path, hq: &str, token: &str, clock: Arc<TestClock>) -> Nod
             listen: "127.0.0.1:0".parse().unwrap(),
             sync: Some(store::sync::SyncSettings {
                 hq_url: hq.to_owned(),
-                token: token.to_owned(),
+                token: token.into(),
                 pull_every: Duration::from_secs(1),
                 hq_ca: Some(test_support::test_ca().ca_pem.clone()),
             }),

@@ -903,7 +903,7 @@ async fn a_store_two_hours_behind_still_syncs(backend: Backend) {
             listen: "127.0.0.1:0".parse().unwrap(),
             sync: Some(store::sync::SyncSettings {
                 hq_url: format!("https://{}", proxy.addr()),
-                token,
+                token: token.into(),
                 pull_every: Duration::from_secs(1),
                 hq_ca: Some(test_support::test_ca().ca_pem.clone()),
             }),

@@ -124,6 +124,28 @@ pub struct EnrolAnswer {
     pub pin_pepper: Option<String>,
 }
 
+/// `POST /v1/sync/credential`: a store replaces its own credential.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// How long the credential in use keeps working, in hours (24 unless given, at most 168).
+    pub overlap_hours: Option<u32>,
+}
+
+/// HQ's answer to a rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateAnswer {
+    /// The store's new credential.
+    pub credential: String,
+    /// Until when the credential that asked keeps working (milliseconds since the epoch).
+    pub previous_valid_until_ms: i64,
+}
+
+/// The overlap a rotation gives unless asked for another.
+pub const DEFAULT_OVERLAP_HOURS: u32 = 24;
+/// The longest overlap.
+pub const MAX_OVERLAP_HOURS: u32 = 168;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -169,18 +169,8 @@ async fn redeem(
         .send()
         .await
         .map_err(unreachable)?;
-    let status = response.status();
-    if !status.is_success() {
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        return Err(EnrolError::Refused {
-            code: body["code"]
-                .as_str()
-                .map_or_else(|| status.as_u16().to_string(), str::to_owned),
-            message: body["message"]
-                .as_str()
-                .unwrap_or("no reason given")
-                .to_owned(),
-        });
+    if !response.status().is_success() {
+        return Err(refusal(response).await);
     }
     let answer: EnrolAnswer = response.json().await.map_err(unreachable)?;
     if answer.store != store.as_str() {
@@ -208,6 +198,71 @@ async fn redeem(
     })
 }
 
+/// HQ's refusal, from its JSON error.
+async fn refusal(response: reqwest::Response) -> EnrolError {
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    EnrolError::Refused {
+        code: body["code"]
+            .as_str()
+            .map_or_else(|| status.as_u16().to_string(), str::to_owned),
+        message: body["message"]
+            .as_str()
+            .unwrap_or("no reason given")
+            .to_owned(),
+    }
+}
+
+/// Writes the credential file whole or not at all (beside, then renamed), readable by its
+/// owner only.
+fn write_credential(data_dir: &Path, credential: &str) -> std::io::Result<()> {
+    let path = credential_path(data_dir);
+    let fresh = path.with_extension("new");
+    tls::write_private(&fresh, credential.as_bytes())?;
+    std::fs::rename(&fresh, &path)
+}
+
+/// Replaces an enrolled node's credential with a new one from HQ (`kassa store
+/// rotate-credential`). HQ keeps the one in use working for `overlap_hours`; a running node
+/// takes the new one from its data directory the first time HQ refuses the old, so it never
+/// stops syncing. Answers until when the old one works.
+pub async fn rotate(data_dir: &Path, overlap_hours: u32) -> Result<i64, EnrolError> {
+    let settings = link(data_dir, Duration::from_secs(5))?.ok_or_else(|| {
+        EnrolError::Files(
+            "this node is not enrolled (`kassa store enrol`): a credential given with --hq-token is replaced at HQ (`kassa hq store rotate-credential`)".into(),
+        )
+    })?;
+    let http = settings
+        .client(TIMEOUT, Duration::from_secs(10))
+        .map_err(EnrolError::Files)?;
+    let response = http
+        .post(format!("{}/v1/sync/credential", settings.hq_url))
+        .bearer_auth(settings.token.get())
+        .json(&protocol::enrol::RotateRequest {
+            overlap_hours: Some(overlap_hours),
+        })
+        .send()
+        .await
+        .map_err(|e| EnrolError::Unreachable {
+            url: settings.hq_url.clone(),
+            reason: crate::sync::error_chain(&e),
+        })?;
+    if !response.status().is_success() {
+        return Err(refusal(response).await);
+    }
+    let answer: protocol::enrol::RotateAnswer = response
+        .json()
+        .await
+        .map_err(|e| EnrolError::Answer(e.to_string()))?;
+    write_credential(data_dir, &answer.credential).map_err(|e| {
+        EnrolError::Files(format!(
+            "HQ issued a new credential, but it could not be kept ({e}); the old one works until {}: rotate again before then",
+            answer.previous_valid_until_ms
+        ))
+    })?;
+    Ok(answer.previous_valid_until_ms)
+}
+
 fn keep(data_dir: &Path, code: &EnrolmentCode, answer: &EnrolAnswer) -> Result<(), EnrolError> {
     let files = |e: std::io::Error| EnrolError::Files(format!("cannot write the HQ link: {e}"));
     if let Some(pepper) = &answer.pin_pepper {
@@ -216,7 +271,7 @@ fn keep(data_dir: &Path, code: &EnrolmentCode, answer: &EnrolAnswer) -> Result<(
     if let Some(ca) = &answer.ca_pem {
         std::fs::write(ca_path(data_dir), ca).map_err(files)?;
     }
-    tls::write_private(&credential_path(data_dir), answer.credential.as_bytes()).map_err(files)?;
+    write_credential(data_dir, &answer.credential).map_err(files)?;
     let link = LinkFile {
         url: code.url.clone(),
         store: answer.store.clone(),
@@ -253,7 +308,7 @@ pub fn link(data_dir: &Path, pull_every: Duration) -> Result<Option<SyncSettings
     };
     Ok(Some(SyncSettings {
         hq_url: link.url,
-        token: token.trim().to_owned(),
+        token: crate::sync::Credential::kept_in(token.trim().to_owned(), credential_file),
         pull_every,
         hq_ca,
     }))

@@ -161,7 +161,7 @@ pub(crate) async fn place(
     });
     let response = http
         .post(format!("{}/v1/reservations", settings.hq_url))
-        .bearer_auth(&settings.token)
+        .bearer_auth(settings.token.get())
         .header(
             "Idempotency-Key",
             format!("hold-{}-{}", node.store, key.key),
@@ -207,7 +207,7 @@ pub(crate) async fn release(
     let (settings, http) = hq(&node)?;
     let response = http
         .post(format!("{}/v1/reservations/{id}/actions", settings.hq_url))
-        .bearer_auth(&settings.token)
+        .bearer_auth(settings.token.get())
         .json(&json!({"action": "release"}))
         .send()
         .await

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod cards;
 pub mod cards_api;
 pub mod clock;

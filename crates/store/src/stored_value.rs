@@ -146,7 +146,7 @@ async fn ask_hq(node: &Node, number: &AccountNumber) -> HqAnswer {
             "{}/v1/sync/stored-value/{}",
             settings.hq_url, number
         ))
-        .bearer_auth(&settings.token)
+        .bearer_auth(settings.token.get())
         .send()
         .await;
     let response = match response {

@@ -28,13 +28,79 @@ const REFERENCE_WAIT_S: u64 = 20;
 pub struct SyncSettings {
     /// HQ's base URL.
     pub hq_url: String,
-    /// The store credential HQ issued (`kassa hq store add`).
-    pub token: String,
+    /// The store credential HQ issued (enrolment, or `kassa hq store add`).
+    pub token: Credential,
     /// How often reference data and stock are pulled.
     pub pull_every: Duration,
     /// The chain's CA (PEM), the only one trusted for an `https://` HQ; `None` for plain HTTP,
     /// which the command line allows only with `--insecure-http`.
     pub hq_ca: Option<String>,
+}
+
+/// The store's credential, shared by every link of the node to HQ and replaced in place when
+/// the node reads a newer one from its data directory (`kassa store rotate-credential` wrote
+/// it). Never printed.
+#[derive(Clone)]
+pub struct Credential {
+    secret: Arc<std::sync::RwLock<String>>,
+    file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<String> for Credential {
+    fn from(secret: String) -> Self {
+        Credential {
+            secret: Arc::new(std::sync::RwLock::new(secret)),
+            file: None,
+        }
+    }
+}
+
+impl From<&str> for Credential {
+    fn from(secret: &str) -> Self {
+        secret.to_owned().into()
+    }
+}
+
+impl Credential {
+    /// A credential kept in `file` (an enrolled node's), read again when HQ refuses the one held.
+    pub fn kept_in(secret: String, file: std::path::PathBuf) -> Self {
+        Credential {
+            file: Some(file),
+            ..secret.into()
+        }
+    }
+
+    /// The secret.
+    pub fn get(&self) -> String {
+        self.secret.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Reads the credential's file again: whether it held another credential than the one in
+    /// use (which it then replaces).
+    pub fn reload(&self) -> bool {
+        let Some(file) = &self.file else {
+            return false;
+        };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return false;
+        };
+        let fresh = text.trim();
+        match self.secret.write() {
+            Ok(mut held) if !fresh.is_empty() && *held != fresh => {
+                fresh.clone_into(&mut held);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl SyncSettings {
@@ -224,7 +290,7 @@ async fn push_terminal(
     let started = std::time::Instant::now();
     let response = http
         .post(format!("{}/v1/sync/push", settings.hq_url))
-        .bearer_auth(&settings.token)
+        .bearer_auth(settings.token.get())
         .header("content-type", BATCH_MEDIA_TYPE)
         .body(body)
         .send()
@@ -271,6 +337,16 @@ async fn push_terminal(
         return Ok(PushOutcome::Pushed);
     }
     if status.as_u16() == 401 {
+        // A newer credential in the data directory (rotated while the node ran) is taken at
+        // once and the push tried again.
+        if settings.token.reload() {
+            tracing::info!(
+                "HQ refused the store's credential; took the newer one from the data directory"
+            );
+            return Ok(PushOutcome::Unreachable(
+                "took the store's newer credential; pushing again".into(),
+            ));
+        }
         // Retried like an outage (a restart with the right credential fixes it, and nothing is
         // lost meanwhile), but named for what it is and logged by the push loop.
         return Ok(PushOutcome::Unreachable(format!(
@@ -398,7 +474,7 @@ async fn pull_reference(
             "{}/v1/sync/reference?since={since}&wait={REFERENCE_WAIT_S}",
             settings.hq_url
         ))
-        .bearer_auth(&settings.token)
+        .bearer_auth(settings.token.get())
         .header(
             protocol::sync::NODE_VERSION_HEADER,
             env!("CARGO_PKG_VERSION"),
@@ -459,7 +535,7 @@ async fn pull_stock(
 ) -> Result<(), String> {
     let response = http
         .get(format!("{}/v1/sync/stock", settings.hq_url))
-        .bearer_auth(&settings.token)
+        .bearer_auth(settings.token.get())
         .send()
         .await
         .map_err(|e| e.to_string())?;

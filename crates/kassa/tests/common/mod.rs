@@ -1,0 +1,124 @@
+//! What the fleet process tests (enrolment, backup) share: the `kassa` command run to its end,
+//! a sale at a till, and the wait until HQ holds what a node has.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use test_support::session;
+
+/// A bread the demo chain's Austrian stores sell.
+pub const BREAD_GTIN: &str = "9003909062415";
+
+/// The binary under test.
+pub fn kassa() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kassa"))
+}
+
+/// A path as a command-line argument.
+pub fn arg(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Runs `kassa ARGS…`: `Ok(stdout)` or `Err(stderr)`.
+pub fn run(args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(kassa())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Runs `kassa ARGS…`, which must succeed: its standard output.
+pub fn ok(args: &[&str]) -> String {
+    run(args).unwrap_or_else(|e| panic!("`kassa {}` failed: {e}", args.join(" ")))
+}
+
+/// One bread sold for cash at `till` of the node at `url` by the member signed in there: its
+/// receipt number, or `None` when the node did not answer `201`.
+pub async fn sell(http: &reqwest::Client, url: &str, till: &str, key: &str) -> Option<String> {
+    let response = http
+        .post(format!("{url}/v1/sales"))
+        .header("Idempotency-Key", key)
+        .bearer_auth(session(url, till)?)
+        .json(&json!({"terminal": till, "lines": [{"code": BREAD_GTIN}],
+                      "tenders": [{"kind": "cash", "amount": "10.00"}]}))
+        .send()
+        .await
+        .ok()?;
+    if response.status().as_u16() != 201 {
+        return None;
+    }
+    let sale: Value = response.json().await.ok()?;
+    sale["receipt"].as_str().map(str::to_owned)
+}
+
+/// Each terminal of the node at `url` with its last sequence.
+pub async fn last_seqs(http: &reqwest::Client, url: &str) -> Vec<(String, u64)> {
+    let status: Value = http
+        .get(format!("{url}/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    status["terminals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_owned(),
+                t["last_seq"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until HQ at `hq` (read with `at_hq` and the read-API token `token`) holds every event
+/// the node at `node` has.
+pub async fn wait_synced(
+    http: &reqwest::Client,
+    node: &str,
+    at_hq: &reqwest::Client,
+    hq: &str,
+    token: &str,
+) {
+    let heads = last_seqs(http, node).await;
+    let started = std::time::Instant::now();
+    loop {
+        let at: Value = at_hq
+            .get(format!("{hq}/v1/terminals"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let held = |id: &str| {
+            at["terminals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["id"] == id)
+                .and_then(|t| t["acked_seq"].as_u64())
+                .unwrap_or(0)
+        };
+        if heads.iter().all(|(id, seq)| held(id) >= *seq) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "HQ never caught up with the node's {heads:?}: {at}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
