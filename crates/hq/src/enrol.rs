@@ -148,6 +148,12 @@ pub(crate) async fn issue_route(
     };
     let store = StoreId::parse(&id).map_err(|e| bad("id", e.to_string()))?;
     let hours = asked.hours.unwrap_or(DEFAULT_HOURS);
+    if !(1..=MAX_HOURS).contains(&hours) {
+        return Err(bad(
+            "hours",
+            format!("a code works for 1 to {MAX_HOURS} hours, not {hours}"),
+        ));
+    }
     let made = issue(
         &hq.db,
         &store,
@@ -162,7 +168,6 @@ pub(crate) async fn issue_route(
     .map_err(|e| match e {
         HqError::UnknownStore(_) => ApiError::not_found("store", &id),
         HqError::Sqlx(e) => e.into(),
-        e if e.to_string().contains("hours") => bad("hours", e.to_string()),
         e => bad("url", e.to_string()),
     })?;
     let answer = json!({
@@ -175,6 +180,20 @@ pub(crate) async fn issue_route(
 
 /// An enrolment row: store, CA, expiry, use and who issued it.
 type Enrolment = (String, Option<String>, i64, Option<i64>, String);
+
+/// `500 internal`, logged: what the caller could not have caused.
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "store credential");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+}
+
+/// A failed credential replacement: the database's own answer, else `500`.
+fn credential_error(e: HqError) -> ApiError {
+    match e {
+        HqError::Sqlx(e) => e.into(),
+        e => internal(e),
+    }
+}
 
 fn refused(status: StatusCode, code: &'static str, message: String) -> ApiError {
     ApiError::new(status, code, message)
@@ -260,11 +279,7 @@ pub(crate) async fn redeem(
             ),
         ));
     }
-    let internal = |e: String| {
-        tracing::error!(error = %e, "enrolment");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e)
-    };
-    let store_id = StoreId::parse(&store).map_err(|e| internal(e.to_string()))?;
+    let store_id = StoreId::parse(&store).map_err(internal)?;
     for (i, (terminal, key)) in terminals.iter().enumerate() {
         crate::add_terminal_within(&mut tx, &store_id, terminal, key)
             .await
@@ -279,14 +294,9 @@ pub(crate) async fn redeem(
                 e => bad(format!("terminals[{i}]"), e.to_string()),
             })?;
     }
-    let credential = crate::new_credential(&store_id).map_err(|e| internal(e.to_string()))?;
-    sqlx::query(
-        "UPDATE stores SET token_hash = $1, previous_token_hash = NULL, previous_until_ms = NULL WHERE id = $2",
-    )
-    .bind(&crate::token_hash(&credential)[..])
-        .bind(&store)
-        .execute(&mut *tx)
-        .await?;
+    let credential = crate::replace_credential_within(&mut tx, &store_id, None)
+        .await
+        .map_err(credential_error)?;
     sqlx::query("UPDATE enrolments SET used_ms = $1 WHERE secret_hash = $2")
         .bind(now)
         .bind(&hash)
@@ -341,22 +351,13 @@ pub(crate) async fn rotate(
         .at("overlap_hours"));
     }
     let presented = crate::api::bearer(&headers).unwrap_or_default();
-    let store_id = StoreId::parse(&store)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let credential = crate::new_credential(&store_id)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let store_id = StoreId::parse(&store).map_err(internal)?;
     let now = crate::now_ms();
     let until = now + i64::from(hours) * 3_600_000;
     let (_guard, mut tx) = hq.db.begin_write().await?;
-    sqlx::query(
-        "UPDATE stores SET token_hash = $1, previous_token_hash = $2, previous_until_ms = $3 WHERE id = $4",
-    )
-    .bind(&crate::token_hash(&credential)[..])
-    .bind(&crate::token_hash(presented)[..])
-    .bind(until)
-    .bind(&store)
-    .execute(&mut *tx)
-    .await?;
+    let credential = crate::replace_credential_within(&mut tx, &store_id, Some((presented, until)))
+        .await
+        .map_err(credential_error)?;
     let target = format!("store:{store}");
     let actor = format!("store:{store}");
     let after = json!({ "previous_valid_until_ms": until }).to_string();

@@ -130,23 +130,38 @@ pub async fn add_store(db: &Db, store: &StoreId, name: &str) -> Result<String, H
 /// Issues a registered store a new sync credential; the old one stops working at once, so the
 /// store must be restarted with the new one.
 pub async fn rotate_credential(db: &Db, store: &StoreId) -> Result<String, HqError> {
-    let token = new_credential(store)?;
-    let _guard = db.write_guard().await;
-    let changed = sqlx::query(
-        "UPDATE stores SET token_hash = $1, previous_token_hash = NULL, previous_until_ms = NULL WHERE id = $2",
-    )
-        .bind(&token_hash(&token)[..])
-        .bind(store.as_str())
-        .execute(&db.pool)
-        .await?;
-    if changed.rows_affected() == 0 {
-        return Err(HqError::UnknownStore(store.to_string()));
-    }
+    let (_guard, mut tx) = db.begin_write().await?;
+    let token = replace_credential_within(&mut tx, store, None).await?;
+    tx.commit().await?;
     tracing::warn!(%store, "store credential replaced; the old one is refused from now on");
     Ok(token)
 }
 
-pub(crate) fn new_credential(store: &StoreId) -> Result<String, HqError> {
+/// Issues `store` a new sync credential inside the caller's transaction (which holds the write
+/// guard) and answers it. With `keep` (a credential and an instant), that credential keeps
+/// working until the instant; without, every earlier one stops at once.
+pub(crate) async fn replace_credential_within(
+    tx: &mut sqlx::AnyConnection,
+    store: &StoreId,
+    keep: Option<(&str, i64)>,
+) -> Result<String, HqError> {
+    let token = new_credential(store)?;
+    let changed = sqlx::query(
+        "UPDATE stores SET token_hash = $1, previous_token_hash = $2, previous_until_ms = $3 WHERE id = $4",
+    )
+    .bind(&token_hash(&token)[..])
+    .bind(keep.map(|(old, _)| token_hash(old).to_vec()))
+    .bind(keep.map(|(_, until)| until))
+    .bind(store.as_str())
+    .execute(&mut *tx)
+    .await?;
+    if changed.rows_affected() == 0 {
+        return Err(HqError::UnknownStore(store.to_string()));
+    }
+    Ok(token)
+}
+
+fn new_credential(store: &StoreId) -> Result<String, HqError> {
     let secret = random_hex(32).map_err(|e| HqError::Invalid(format!("no randomness: {e}")))?;
     Ok(format!("kassa_{store}_{secret}"))
 }
