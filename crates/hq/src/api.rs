@@ -303,6 +303,7 @@ pub fn router(hq: Arc<Hq>) -> Router {
             post(crate::stores::revoke_terminal),
         )
         .route("/v1/parked", get(parked))
+        .route("/v1/licence", get(licence))
         .route("/v1/reports/sales", get(crate::reports::sales_report))
         .route(
             "/v1/reports/breakdown",
@@ -1227,6 +1228,20 @@ async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<J
     Ok(Json(json!({"terminals": out})))
 }
 
+/// `GET /v1/licence` (`fleet:read`): the installed licence, what the chain uses of it and where
+/// it stands (`null` standing: no licence, HQ runs unrestricted).
+async fn licence(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    authorize_reader(&hq, &headers, Scope::FleetRead, None).await?;
+    let report = crate::licence::report(&hq.db, now_ms())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let notice = report.notice();
+    let mut answer = serde_json::to_value(&report)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    answer["notice"] = json!(notice);
+    Ok(Json(answer))
+}
+
 async fn parked(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
     authorize_reader(&hq, &headers, Scope::FleetRead, None).await?;
     let rows = sqlx::query("SELECT id, store, terminal, from_seq, count, code, reason, received_ms, repeats, last_ms FROM parked ORDER BY id")
@@ -1427,6 +1442,22 @@ async fn metrics(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Res
         .fetch_one(&hq.db.pool)
         .await?;
     out.push_str(&format!("# HELP kassa_hq_parked_batches Parked batches on record.\n# TYPE kassa_hq_parked_batches gauge\nkassa_hq_parked_batches {parked}\n"));
+    let licence = crate::licence::report(&hq.db, now_ms())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    out.push_str("# HELP kassa_hq_licence_state The chain against its licence: 0 within, 1 grace period, 2 lapsed (no new store or till admitted); no sample without a licence.\n# TYPE kassa_hq_licence_state gauge\n");
+    out.push_str("# HELP kassa_hq_licence_expires_seconds Seconds until the licence's last day ends (negative once past).\n# TYPE kassa_hq_licence_expires_seconds gauge\n");
+    if let (Some(installed), Some(standing)) = (&licence.licence, &licence.standing) {
+        let state = match standing {
+            protocol::licence::Standing::Valid => 0,
+            protocol::licence::Standing::Grace { .. } => 1,
+            protocol::licence::Standing::Lapsed { .. } => 2,
+        };
+        out.push_str(&format!(
+            "kassa_hq_licence_state {state}\nkassa_hq_licence_expires_seconds {}\n",
+            (installed.terms.expires_after_ms() - now_ms()) / 1000
+        ));
+    }
     Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
 }
 

@@ -291,6 +291,7 @@ pub(crate) async fn redeem(
                 )
                 .at(format!("terminals[{i}].id")),
                 HqError::Sqlx(e) => e.into(),
+                HqError::Licence(m) => crate::licence::refusal(m),
                 e => bad(format!("terminals[{i}]"), e.to_string()),
             })?;
     }

@@ -20,6 +20,7 @@ pub mod https;
 pub mod identity;
 pub mod import;
 pub mod ingest;
+pub mod licence;
 pub mod orders;
 pub mod pages;
 mod people;
@@ -70,6 +71,9 @@ pub enum HqError {
     /// The terminal is registered with another store or key.
     #[error("terminal `{0}` is already registered with another store or key")]
     TerminalTaken(String),
+    /// The licence admits no new store or terminal.
+    #[error("{0}")]
+    Licence(String),
     /// Binding the listener failed.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -110,7 +114,16 @@ pub(crate) fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
 /// replacing one is its own command ([`rotate_credential`]).
 pub async fn add_store(db: &Db, store: &StoreId, name: &str) -> Result<String, HqError> {
     let token = new_credential(store)?;
-    let _guard = db.write_guard().await;
+    let (_guard, mut tx) = db.begin_write().await?;
+    let known: Option<String> = sqlx::query_scalar("SELECT id FROM stores WHERE id = $1")
+        .bind(store.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if known.is_some() {
+        return Err(HqError::StoreExists(store.to_string()));
+    }
+    let now = now_ms();
+    licence::admit(&mut tx, licence::Adding::Store, now).await?;
     let added = sqlx::query(
         "INSERT INTO stores (id, name, token_hash, created_ms) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO NOTHING",
@@ -118,12 +131,13 @@ pub async fn add_store(db: &Db, store: &StoreId, name: &str) -> Result<String, H
     .bind(store.as_str())
     .bind(name)
     .bind(&token_hash(&token)[..])
-    .bind(now_ms())
-    .execute(&db.pool)
+    .bind(now)
+    .execute(&mut *tx)
     .await?;
     if added.rows_affected() == 0 {
         return Err(HqError::StoreExists(store.to_string()));
     }
+    tx.commit().await?;
     Ok(token)
 }
 
@@ -217,6 +231,7 @@ pub(crate) async fn add_terminal_within(
         Some((s, k)) if s == store.as_str() && k == key.to_bytes() => Ok(false),
         Some(_) => Err(HqError::TerminalTaken(terminal.to_string())),
         None => {
+            licence::admit(&mut *tx, licence::Adding::Terminal, now_ms()).await?;
             sqlx::query(
                 "INSERT INTO terminals (id, store, public_key, acked_seq, acked_hash) VALUES ($1, $2, $3, 0, $4)",
             )

@@ -387,6 +387,7 @@ pub(crate) async fn register_terminal(
                 ApiError::new(StatusCode::CONFLICT, "terminal_taken", e.to_string()).at("id")
             }
             crate::HqError::Sqlx(e) => e.into(),
+            crate::HqError::Licence(m) => crate::licence::refusal(m),
             e => bad("public_key", e.to_string()),
         })?;
     let answer = json!({

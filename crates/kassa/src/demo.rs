@@ -109,6 +109,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // HQ's write guard orders them with the writes HQ makes while it serves.
     let db = hq_app.state().db.clone();
     hq::refdata::publish(&db, &seed, &pepper).await?;
+    demo_licence(&db, &root.join("vendor")).await?;
     let hq_addr = format!("https://{}", hq_app.local_addr().context("no HQ address")?);
     let hq_http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -446,6 +447,36 @@ async fn demo_people(
 /// The demo chain's CA and HQ's certificate in `dir`, the files `kassa hq tls init` writes (so
 /// `kassa hq --data DIR/hq run` serves the same chain afterwards): the CA made on the first run
 /// and kept, so the stores enrolled then still trust it; HQ's certificate issued on every run.
+/// The demo chain's licence, issued as a vendor would (`kassa licence issue`) with a vendor key
+/// the demo makes on its first run, and installed at HQ: a year, room for two more stores.
+async fn demo_licence(db: &hq::db::Db, dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let key_file = dir.join("licence.key");
+    let key = if key_file.exists() {
+        crate::licence_cmd::read_secret_key(&key_file)?
+    } else {
+        crate::licence_cmd::keygen(&key_file)?
+    };
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let stores = u32::try_from(STORES.len())?;
+    let terms = protocol::licence::Terms {
+        licence: "DEMO-1".into(),
+        customer: "kassa-demo".into(),
+        customer_name: "Kassa demo chain".into(),
+        stores: stores + 2,
+        terminals: 2 * (stores + 2),
+        issued: today.to_string(),
+        expires: (today + jiff::Span::new().days(365)).to_string(),
+        grace_days: protocol::licence::DEFAULT_GRACE_DAYS,
+        features: vec!["fiscal-at".into(), "web-shop".into()],
+    };
+    let file = terms.sign(&key)?;
+    hq::licence::install(db, &file.to_text(), &[key.verifying_key()], "demo").await?;
+    Ok(())
+}
+
 fn demo_tls(dir: &std::path::Path) -> anyhow::Result<(tls::Authority, tls::Identity)> {
     let (cert, key) = (dir.join("ca.pem"), dir.join("ca.key"));
     let ca = if cert.exists() {

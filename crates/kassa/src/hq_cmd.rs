@@ -80,6 +80,11 @@ enum HqCommand {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// The chain's licence from its vendor.
+    Licence {
+        #[command(subcommand)]
+        command: LicenceCommand,
+    },
     /// Fiscal receipts the tills made (Austria: RKSV).
     Fiscal {
         #[command(subcommand)]
@@ -147,6 +152,23 @@ enum StoreCommand {
         #[arg(long)]
         id: String,
     },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum LicenceCommand {
+    /// Install the licence file the vendor sent (its signature checked offline); it replaces
+    /// the installed licence when it is of the same customer and not older. Recorded in the
+    /// audit log.
+    Install {
+        /// The licence file.
+        file: PathBuf,
+        /// A vendor's public licence key to trust (repeat for several); a build with a
+        /// built-in vendor key trusts that one alone.
+        #[arg(long, env = "KASSA_LICENCE_KEY")]
+        licence_key: Vec<PathBuf>,
+    },
+    /// Show the licence, what the chain uses of it and where it stands.
+    Show,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -440,6 +462,41 @@ async fn print_code(
     Ok(())
 }
 
+/// Prints the licence and where the chain stands with it.
+async fn print_licence(db: &hq::db::Db) -> anyhow::Result<()> {
+    let report = hq::licence::report(db, jiff::Timestamp::now().as_millisecond()).await?;
+    let Some(installed) = &report.licence else {
+        println!(
+            "no licence installed: HQ runs unrestricted ({} stores, {} terminals registered)",
+            report.usage.stores, report.usage.terminals
+        );
+        return Ok(());
+    };
+    let t = &installed.terms;
+    println!(
+        "licence {} for {} ({}), valid through {}, signed by vendor key {}",
+        t.licence, t.customer_name, t.customer, t.expires, installed.key_id
+    );
+    println!(
+        "stores {} of {}, terminals {} of {} ({} checked in within a week); features: {}",
+        report.usage.stores,
+        t.stores,
+        report.usage.terminals,
+        t.terminals,
+        report.checked_in,
+        if t.features.is_empty() {
+            "none".to_owned()
+        } else {
+            t.features.join(", ")
+        }
+    );
+    match report.notice() {
+        Some(notice) => println!("{notice}"),
+        None => println!("within the licence"),
+    }
+    Ok(())
+}
+
 /// Runs `kassa hq …`.
 pub fn run(args: HqArgs) -> anyhow::Result<()> {
     // The certificates live in files; the database is not needed for them.
@@ -518,6 +575,26 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 let store = StoreId::parse(&id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
                 let dir = tls_dir(&args.data, &args.tls_dir).ok();
                 print_code(&db, &store, enrol_url, hours, dir.as_deref()).await?;
+            }
+            HqCommand::Licence {
+                command: LicenceCommand::Install { file, licence_key },
+            } => {
+                let named = licence_key
+                    .iter()
+                    .map(|p| crate::licence_cmd::read_public_key(p))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let trusted = hq::licence::trusted_keys(&named)?;
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let db = hq::db::open(&url).await?;
+                hq::licence::install(&db, &text, &trusted, "cli").await?;
+                print_licence(&db).await?;
+            }
+            HqCommand::Licence {
+                command: LicenceCommand::Show,
+            } => {
+                let db = hq::db::open(&url).await?;
+                print_licence(&db).await?;
             }
             HqCommand::Store {
                 command: StoreCommand::RotateCredential { id },

@@ -8,6 +8,7 @@ mod catalog_cmd;
 mod catalog_report;
 mod demo;
 mod hq_cmd;
+mod licence_cmd;
 mod price;
 mod store_cmd;
 mod terminal_sim_cmd;
@@ -44,6 +45,8 @@ enum Command {
     TerminalSim(terminal_sim_cmd::TerminalSimArgs),
     /// Catalog migration: profile legacy exports, merge them into HQ's catalog, roll back.
     Catalog(catalog_cmd::CatalogArgs),
+    /// The vendor's side of licences: its signing key and the licence files it signs.
+    Licence(licence_cmd::LicenceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::TerminalSim(args) => terminal_sim_cmd::run(args),
         Command::Catalog(args) => catalog_cmd::run(args),
+        Command::Licence(args) => licence_cmd::run(args),
     }
 }
 

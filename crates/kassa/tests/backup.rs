@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{arg, kassa, last_seqs, ok, run, sell, wait_synced};
+use common::{arg, kassa, last_seqs, ok, run, sell, wait_for_shifts, wait_synced};
 use test_support::{HQ_READ_TOKEN, Process, client, demo_seed_path, open_shifts, test_ca};
 
 mod common;
@@ -95,14 +95,7 @@ async fn a_backup_taken_while_four_tills_sell_restores_every_sale_once_and_never
     )
     .await
     .unwrap();
-    let started = std::time::Instant::now();
-    while open_shifts(&client(), &store.url, &TILLS).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no staff from HQ"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_shifts(&store.url, &TILLS).await;
 
     // Four tills sell as fast as they can; a backup is taken in the middle.
     let selling = Arc::new(AtomicBool::new(true));

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use common::{arg, kassa, ok, run, sell, wait_synced};
+use common::{arg, hq_client, kassa, ok, run, sell, wait_for_shifts, wait_synced};
 use protocol::enrol::EnrolmentCode;
 use serde_json::Value;
 use test_support::{Process, client, demo_seed_path, open_shifts};
@@ -280,25 +280,13 @@ async fn a_store_enrolled_with_a_one_time_code_syncs_over_tls_and_bad_codes_chan
     .await
     .unwrap();
     let http = client();
-    let started = std::time::Instant::now();
-    while open_shifts(&http, &store.url, &[T1]).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the node never had HQ's staff and catalog"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_shifts(&store.url, &[T1]).await;
     assert!(
         sell(&http, &store.url, T1, "enrolled-1").await.is_some(),
         "the sale"
     );
     // Read back at HQ by a client that trusts the chain's CA, as the node does.
-    let at_hq = reqwest::Client::builder()
-        .tls_backend_preconfigured(
-            tls::client_config(&std::fs::read_to_string(hq.join("tls/ca.pem")).unwrap()).unwrap(),
-        )
-        .build()
-        .unwrap();
+    let at_hq = hq_client(&hq);
     wait_synced(
         &http,
         &store.url,

@@ -870,6 +870,14 @@ async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_
         fleet.contains("data-state=\"online\""),
         "no till online on the fleet page"
     );
+    // The demo's licence, issued and installed as a vendor's would be, with what the chain uses.
+    assert!(
+        fleet.contains("DEMO-1")
+            && fleet.contains("data-test=\"licence-stores\">3 / 5")
+            && fleet.contains("data-test=\"licence-terminals\">6 / 10")
+            && !fleet.contains("licence-notice"),
+        "no demo licence on the fleet page:\n{fleet}"
+    );
     // Each store node reported its version on its pulls.
     assert!(
         fleet.contains(&format!("<td>{}</td>", env!("CARGO_PKG_VERSION"))),

@@ -9,6 +9,7 @@ pub mod enrol;
 mod error;
 pub mod event;
 pub mod journal;
+pub mod licence;
 pub mod pin;
 pub mod seed;
 pub mod stored_value;

@@ -1057,6 +1057,7 @@ struct Fleet {
     silent_minutes: i64,
     rows: Vec<FleetRow>,
     nodes: Vec<NodeRow>,
+    licence: crate::licence::Report,
 }
 
 /// `GET /fleet?silent_minutes=60`: every till with how far HQ holds its ledger, the sequences
@@ -1081,6 +1082,10 @@ async fn fleet(
         .and_then(|m| m.trim().parse::<i64>().ok())
         .filter(|m| (1..=525_600).contains(m))
         .unwrap_or(60);
+    let licence = match crate::licence::report(&hq.db, crate::now_ms()).await {
+        Ok(report) => report,
+        Err(e) => return failed(e),
+    };
     let (states, stores, nodes) = match async {
         let states = crate::api::terminal_states(&hq.db).await?;
         let mut conn = hq.db.pool.acquire().await?;
@@ -1165,6 +1170,7 @@ async fn fleet(
         silent_minutes,
         rows,
         nodes,
+        licence,
     };
     page(&template, StatusCode::OK, lang)
 }

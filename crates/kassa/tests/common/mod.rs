@@ -122,3 +122,27 @@ pub async fn wait_synced(
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Waits until the node at `url` has HQ's staff and catalog and a shift is open at each of
+/// `tills`.
+pub async fn wait_for_shifts(url: &str, tills: &[&str]) {
+    let http = test_support::client();
+    let started = std::time::Instant::now();
+    while test_support::open_shifts(&http, url, tills).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the node never had HQ's staff and catalog"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A client of HQ that trusts the CA `kassa hq tls init` made in HQ's data directory `hq`
+/// alone, as an enrolled node does.
+pub fn hq_client(hq: &Path) -> reqwest::Client {
+    let ca = std::fs::read_to_string(hq.join("tls/ca.pem")).unwrap();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls::client_config(&ca).unwrap())
+        .build()
+        .unwrap()
+}
