@@ -292,6 +292,12 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route("/v1/enrol", post(crate::enrol::redeem))
         .route("/v1/sync/credential", post(crate::enrol::rotate))
         .route("/v1/stores/{id}/enrolment", post(crate::enrol::issue_route))
+        .route(
+            "/v1/stores/{id}/support",
+            get(crate::support::list).post(crate::support::ask),
+        )
+        .route("/v1/sync/support", get(crate::support::pending))
+        .route("/v1/sync/support/{id}", post(crate::support::answer))
         .route("/v1/sync/reference", get(reference))
         .route("/v1/sync/stock", get(stock_for_store))
         .route(

@@ -750,11 +750,13 @@ pub enum Scope {
     OrdersWrite,
     /// Subscribing to webhooks, redelivering, rotating their secrets.
     WebhooksWrite,
+    /// Remote support of store nodes: diagnostics bundles, re-syncs (the `support` role only).
+    SupportWrite,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 12] = [
+    pub const ALL: [Scope; 13] = [
         Scope::CatalogRead,
         Scope::CatalogWrite,
         Scope::StockRead,
@@ -767,6 +769,7 @@ impl Scope {
         Scope::OrdersRead,
         Scope::OrdersWrite,
         Scope::WebhooksWrite,
+        Scope::SupportWrite,
     ];
 
     /// Its name (`catalog:read`, …).
@@ -784,6 +787,7 @@ impl Scope {
             Scope::OrdersRead => "orders:read",
             Scope::OrdersWrite => "orders:write",
             Scope::WebhooksWrite => "webhooks:write",
+            Scope::SupportWrite => "support:write",
         }
     }
 
@@ -1263,7 +1267,7 @@ impl Role {
                 OrdersWrite,
             ],
             Role::Finance => &[ReportsRead, StockRead, ExceptionsWrite, OrdersRead],
-            Role::Support => &[FleetRead, WebhooksWrite],
+            Role::Support => &[FleetRead, WebhooksWrite, SupportWrite],
             Role::Auditor => &[
                 CatalogRead,
                 StockRead,

@@ -35,6 +35,7 @@ pub mod sessions;
 mod staff;
 pub mod stored_value;
 mod stores;
+pub mod support;
 pub mod webhooks;
 mod writes;
 

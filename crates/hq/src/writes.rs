@@ -26,8 +26,17 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<(T, axum::body::Bytes)> {
+    json_body_limited(headers, body, WRITE_BODY_BYTES).await
+}
+
+/// [`json_body`] of at most `limit` bytes.
+pub(crate) async fn json_body_limited<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+) -> ApiResult<(T, axum::body::Bytes)> {
     require_content_type(headers, "application/json")?;
-    let bytes = read_body(headers, body, WRITE_BODY_BYTES).await?;
+    let bytes = read_body(headers, body, limit).await?;
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -76,6 +76,7 @@ scenarios! {
         stored_value_balances_follow_loads_redemptions_voids_and_refunds,
         card_events_project_pending_approvals_and_later_declines,
         a_store_is_added_once_and_its_credential_replaced_on_purpose,
+        a_licence_admits_through_its_grace_period_then_no_new_store_or_till,
         a_day_with_a_gap_a_cash_shortfall_and_a_card_difference_has_those_findings,
     ],
     postgres_only: [
@@ -1741,6 +1742,126 @@ fn refund_to_presented_card(service: &str, minor: i64) -> [EventBody; 2] {
 /// Issue 16, item 3: adding a registered store again used to issue it a new credential and lock
 /// the running store out. It is refused and changes nothing; `rotate_credential` replaces one on
 /// purpose. The reference log's id, which stores keep with their version, is made once.
+async fn a_licence_admits_through_its_grace_period_then_no_new_store_or_till(db: &Db) {
+    use protocol::licence::{Standing, Terms};
+    let vendor = SigningKey::from_bytes(&[7; 32]);
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let terms = Terms {
+        licence: "L-1".into(),
+        customer: "acme".into(),
+        customer_name: "Acme".into(),
+        stores: 1,
+        terminals: 1,
+        issued: today.to_string(),
+        expires: (today + jiff::Span::new().days(100)).to_string(),
+        grace_days: 10,
+        features: vec![],
+    };
+    let file = terms.sign(&vendor).unwrap().to_text();
+    let now = || jiff::Timestamp::now().as_millisecond();
+    assert!(
+        hq::licence::report(db, now())
+            .await
+            .unwrap()
+            .standing
+            .is_none()
+    );
+    hq::licence::install(db, &file, &[vendor.verifying_key()], "test")
+        .await
+        .unwrap();
+    let key = |seed: u8| {
+        hex::encode(
+            SigningKey::from_bytes(&[seed; 32])
+                .verifying_key()
+                .to_bytes(),
+        )
+    };
+    let vienna = StoreId::parse("vienna-01").unwrap();
+    hq::add_store(db, &vienna, "Wien").await.unwrap();
+    hq::add_terminal(
+        db,
+        &vienna,
+        &TerminalId::parse("vienna-01-t1").unwrap(),
+        &key(1),
+    )
+    .await
+    .unwrap();
+    let report = hq::licence::report(db, now()).await.unwrap();
+    assert_eq!(report.standing, Some(Standing::Valid));
+    // One over: admitted, the grace period started now.
+    hq::add_terminal(
+        db,
+        &vienna,
+        &TerminalId::parse("vienna-01-t2").unwrap(),
+        &key(2),
+    )
+    .await
+    .unwrap();
+    let report = hq::licence::report(db, now()).await.unwrap();
+    assert!(
+        matches!(&report.standing, Some(Standing::Grace { until_ms, .. }) if *until_ms > now() + 9 * 86_400_000),
+        "{report:?}"
+    );
+    // The same till again is no new till.
+    hq::add_terminal(
+        db,
+        &vienna,
+        &TerminalId::parse("vienna-01-t2").unwrap(),
+        &key(2),
+    )
+    .await
+    .unwrap();
+    // Past the grace period: refused, nothing added.
+    sqlx::query("UPDATE licence SET over_since_ms = over_since_ms - 11 * 86400000")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let refused = hq::add_terminal(
+        db,
+        &vienna,
+        &TerminalId::parse("vienna-01-t3").unwrap(),
+        &key(3),
+    )
+    .await;
+    assert!(
+        matches!(&refused, Err(hq::HqError::Licence(m)) if m.contains("grace period ended")),
+        "{refused:?}"
+    );
+    let refused = hq::add_store(db, &StoreId::parse("graz-01").unwrap(), "Graz").await;
+    assert!(
+        matches!(&refused, Err(hq::HqError::Licence(_))),
+        "{refused:?}"
+    );
+    let report = hq::licence::report(db, now()).await.unwrap();
+    assert_eq!(report.usage.stores, 1);
+    assert_eq!(report.usage.terminals, 2);
+    assert!(matches!(report.standing, Some(Standing::Lapsed { .. })));
+    // A renewed licence for more.
+    let renewed = Terms {
+        licence: "L-2".into(),
+        stores: 5,
+        terminals: 5,
+        ..terms
+    };
+    hq::licence::install(
+        db,
+        &renewed.sign(&vendor).unwrap().to_text(),
+        &[vendor.verifying_key()],
+        "test",
+    )
+    .await
+    .unwrap();
+    hq::add_store(db, &StoreId::parse("graz-01").unwrap(), "Graz")
+        .await
+        .unwrap();
+    assert_eq!(
+        hq::licence::report(db, now()).await.unwrap().standing,
+        Some(Standing::Valid)
+    );
+}
+
 async fn a_store_is_added_once_and_its_credential_replaced_on_purpose(db: &Db) {
     let store = StoreId::parse("vienna-01").unwrap();
     let first = hq::add_store(db, &store, "Wien").await.unwrap();

@@ -72,6 +72,8 @@ fn main() -> anyhow::Result<()> {
 /// only when they go to a terminal (colour codes in a pipe or a file are noise).
 pub(crate) fn init_logging(file: Option<std::fs::File>) {
     use std::io::IsTerminal as _;
+    // The last lines are also kept in memory, for a diagnostics bundle support asks for.
+    use tracing_subscriber::fmt::writer::MakeWriterExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let text = std::env::var("KASSA_LOG").is_ok_and(|v| v == "text");
@@ -80,7 +82,7 @@ pub(crate) fn init_logging(file: Option<std::fs::File>) {
             let builder = tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file));
+                .with_writer(std::sync::Mutex::new(file).and(store::support::recent_log));
             if text {
                 builder.init();
             } else {
@@ -91,7 +93,7 @@ pub(crate) fn init_logging(file: Option<std::fs::File>) {
             let builder = tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_ansi(std::io::stderr().is_terminal())
-                .with_writer(std::io::stderr);
+                .with_writer(std::io::stderr.and(store::support::recent_log));
             if text {
                 builder.init();
             } else {

@@ -13,6 +13,7 @@ pub mod licence;
 pub mod pin;
 pub mod seed;
 pub mod stored_value;
+pub mod support;
 pub mod sync;
 
 pub use error::FieldError;

@@ -53,6 +53,12 @@ pub struct ApiError {
     detail: Option<serde_json::Map<String, Value>>,
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.status, self.message)
+    }
+}
+
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl ToString) -> Self {
         ApiError {
@@ -472,7 +478,12 @@ async fn outbox_heads(node: &Node) -> ApiResult<Vec<OutboxHead>> {
 }
 
 async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
-    let heads = outbox_heads(&node).await?;
+    status_json(&node).await.map(Json)
+}
+
+/// What `GET /v1/status` answers; also the status in a diagnostics bundle.
+pub(crate) async fn status_json(node: &Node) -> ApiResult<Value> {
+    let heads = outbox_heads(node).await?;
     let terminals: Vec<Value> = heads
         .iter()
         .map(|h| json!({"id": h.terminal.to_string(), "last_seq": h.last_seq}))
@@ -497,7 +508,7 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
     let followed = crate::refdata::hq_log(&node.pools.reader)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", e))?;
-    Ok(Json(json!({
+    Ok(json!({
         "store": node.store.to_string(),
         "version": env!("CARGO_PKG_VERSION"),
         "reference_version": ctx.as_ref().map(|c| c.version),
@@ -519,7 +530,7 @@ async fn status(State(node): State<Arc<Node>>) -> ApiResult<Json<Value>> {
             "bytes_received": sync.bytes_received,
             "reference_error": sync.reference_error,
         },
-    })))
+    }))
 }
 
 /// Prometheus metrics: per terminal the last sequence, the sequence HQ acknowledged, unsynced

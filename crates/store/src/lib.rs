@@ -26,6 +26,7 @@ pub mod shifts;
 pub mod staff;
 pub mod staff_api;
 pub mod stored_value;
+pub mod support;
 pub mod sync;
 pub mod till;
 pub mod verify;

@@ -200,7 +200,18 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starts the outbox and the puller, with `http` from [`SyncSettings::client`].
 pub fn start(node: Arc<Node>, settings: SyncSettings, http: reqwest::Client) {
     tokio::spawn(push_loop(node.clone(), settings.clone(), http.clone()));
+    tokio::spawn(support_loop(node.clone(), settings.clone(), http.clone()));
     tokio::spawn(pull_loop(node, settings, http));
+}
+
+/// Asks HQ for support requests every `pull_every` and answers them (`crate::support`).
+async fn support_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Client) {
+    loop {
+        if let Err(reason) = crate::support::serve(&node, &settings, &http).await {
+            tracing::debug!(%reason, "support requests not fetched");
+        }
+        tokio::time::sleep(settings.pull_every).await;
+    }
 }
 
 enum PushOutcome {

@@ -1058,6 +1058,20 @@ struct Fleet {
     rows: Vec<FleetRow>,
     nodes: Vec<NodeRow>,
     licence: crate::licence::Report,
+    /// Whether the viewer may ask nodes for support (`support:write`).
+    can_support: bool,
+    support: Vec<SupportRow>,
+}
+
+/// A support request as the fleet page lists it.
+struct SupportRow {
+    id: i64,
+    store: String,
+    kind: String,
+    reason: String,
+    asked_by: String,
+    asked: String,
+    state: String,
 }
 
 /// `GET /fleet?silent_minutes=60`: every till with how far HQ holds its ledger, the sequences
@@ -1069,7 +1083,7 @@ async fn fleet(
     uri: OriginalUri,
     Query(params): Query<Params>,
 ) -> Response {
-    let (_, frame, lang) = entered!(
+    let (session, frame, lang) = entered!(
         &hq,
         &headers,
         &uri,
@@ -1077,6 +1091,7 @@ async fn fleet(
         "/fleet",
         Some(Scope::FleetRead)
     );
+    let can_support = session.user.role.scopes().contains(&Scope::SupportWrite);
     let silent_minutes = params
         .get("silent_minutes")
         .and_then(|m| m.trim().parse::<i64>().ok())
@@ -1086,7 +1101,7 @@ async fn fleet(
         Ok(report) => report,
         Err(e) => return failed(e),
     };
-    let (states, stores, nodes) = match async {
+    let (states, stores, nodes, support) = match async {
         let states = crate::api::terminal_states(&hq.db).await?;
         let mut conn = hq.db.pool.acquire().await?;
         let stores = crate::catalog::stores(&mut conn).await?;
@@ -1095,7 +1110,17 @@ async fn fleet(
         )
         .fetch_all(&mut *conn)
         .await?;
-        Ok::<_, sqlx::Error>((states, stores, nodes))
+        let support: Vec<SupportRequestRow> = if can_support {
+            sqlx::query_as(
+                "SELECT id, store, kind, reason, asked_by, asked_ms, fetched_ms, answered_ms, done
+                 FROM support_requests ORDER BY id DESC LIMIT 20",
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, sqlx::Error>((states, stores, nodes, support))
     }
     .await
     {
@@ -1165,12 +1190,38 @@ async fn fleet(
             }
         })
         .collect();
+    let support = support
+        .into_iter()
+        .map(
+            |(id, store, kind, reason, asked_by, asked_ms, fetched, answered, done)| {
+                let zone = stores.get(&store).map_or("UTC", |c| c.timezone.as_str());
+                SupportRow {
+                    asked: local(asked_ms, zone),
+                    state: t
+                        .get(match (fetched, answered, done) {
+                            (_, Some(_), Some(1)) => "support.done",
+                            (_, Some(_), _) => "support.failed",
+                            (Some(_), None, _) => "support.fetched",
+                            (None, None, _) => "support.pending",
+                        })
+                        .to_owned(),
+                    id,
+                    store,
+                    kind,
+                    reason,
+                    asked_by,
+                }
+            },
+        )
+        .collect();
     let template = Fleet {
         f: frame,
         silent_minutes,
         rows,
         nodes,
         licence,
+        can_support,
+        support,
     };
     page(&template, StatusCode::OK, lang)
 }
@@ -1192,6 +1243,20 @@ type NodeStatus = (
     String,
     Option<String>,
     Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// `(id, store, kind, reason, asked by, asked ms, fetched ms, answered ms, done)` of a support
+/// request.
+type SupportRequestRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
     Option<i64>,
     Option<i64>,
     Option<i64>,
