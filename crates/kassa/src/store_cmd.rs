@@ -57,6 +57,18 @@ enum StoreCommand {
         /// Kept in the node's database; zero until set.
         #[arg(long, env = "KASSA_STORED_VALUE_OFFLINE_CAP")]
         stored_value_offline_cap: Option<String>,
+        /// Back the node up into this directory while it runs (on another disk than the data
+        /// directory, and not inside it): a hot backup like `kassa store backup`, every
+        /// `--backup-every`, the newest `--backup-keep` files kept.
+        #[arg(long, env = "KASSA_STORE_BACKUP_DIR")]
+        backup_dir: Option<PathBuf>,
+        /// How often (`30m`, `6h`, `1d`; `s` for seconds).
+        #[arg(long, env = "KASSA_STORE_BACKUP_EVERY", default_value = "6h", value_parser = every, requires = "backup_dir")]
+        backup_every: std::time::Duration,
+        /// How many of the newest backups are kept.
+        #[arg(long, env = "KASSA_STORE_BACKUP_KEEP", default_value_t = 28,
+              value_parser = clap::value_parser!(u32).range(1..=10_000), requires = "backup_dir")]
+        backup_keep: u32,
     },
     /// Set the node up from a one-time enrolment code HQ printed (`kassa hq store add --url`
     /// or `kassa hq store enrol`): each terminal's key is made and registered with HQ, and the
@@ -339,6 +351,9 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 insecure_http,
                 pull_every,
                 stored_value_offline_cap,
+                backup_dir,
+                backup_every,
+                backup_keep,
             } => {
                 let listen = listen
                     .or(file.listen)
@@ -372,11 +387,23 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                     }
                 }
                 let settings = store::Settings {
-                    data_dir: data,
+                    data_dir: data.clone(),
                     listen,
                     sync,
                 };
                 let app = store::App::build(&settings, Arc::new(SystemClock)).await?;
+                if let Some(dir) = backup_dir {
+                    store::backup::schedule(
+                        app.node(),
+                        data,
+                        store::backup::Schedule {
+                            dir,
+                            every: backup_every,
+                            keep: usize::try_from(backup_keep)?,
+                        },
+                    )
+                    .map_err(|e| anyhow::anyhow!("--backup-dir: {e}"))?;
+                }
                 if let Some(cap) = stored_value_offline_cap {
                     store::stored_value::set_offline_cap(&app.node(), &cap)
                         .await
@@ -736,6 +763,45 @@ async fn fiscal(data: &std::path::Path, action: FiscalAction) -> anyhow::Result<
                 println!("wrote {}", out.join(name).display());
             }
             Ok(())
+        }
+    }
+}
+
+/// A backup interval: a whole number and a unit, `s`, `m`, `h` or `d` (`90s`, `30m`, `6h`).
+fn every(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let unit = text.chars().last().unwrap_or(' ');
+    let number = &text[..text.len() - unit.len_utf8().min(text.len())];
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => {
+            return Err(format!(
+                "`{text}` is not an interval: a number and s, m, h or d (6h)"
+            ));
+        }
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n.saturating_mul(seconds))),
+        _ => Err(format!(
+            "`{text}` is not an interval: a number above 0 and s, m, h or d (6h)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backup_intervals_read_as_people_write_them_and_nothing_else() {
+        let secs = |t: &str| super::every(t).map(|d| d.as_secs());
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs(" 30m"), Ok(1_800));
+        assert_eq!(secs("6h"), Ok(21_600));
+        assert_eq!(secs("1d"), Ok(86_400));
+        for bad in ["", "h", "0h", "6", "6 h", "-1h", "6é", "é", "1.5h"] {
+            assert!(secs(bad).is_err(), "{bad}");
         }
     }
 }

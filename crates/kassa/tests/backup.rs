@@ -232,3 +232,251 @@ async fn a_backup_taken_while_four_tills_sell_restores_every_sale_once_and_never
     }
     wait_synced(&client(), &store.url, &client(), &server.url, HQ_READ_TOKEN).await;
 }
+
+/// Fills `path` with `bytes` bytes that do not compress (a stand-in for a large file in the
+/// data directory, so that writing and reading a backup take long enough to be cut short).
+fn incompressible(path: &Path, bytes: usize) {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let data: Vec<u8> = (0..bytes / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// Starts `kassa ARGS…` and kills it with SIGKILL the moment `marker` says it is half-way
+/// (`Some(what was seen)`), or lets it finish (`None`) when it never did.
+fn kill_when(args: &[&str], marker: impl Fn() -> Option<String>) -> Option<String> {
+    let mut child = std::process::Command::new(kassa())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Some(seen) = marker() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return Some(seen);
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// A name in `dir` that starts with `prefix` or ends with `suffix`.
+fn entry_like(dir: &Path, prefix: &str, suffix: &str) -> Option<String> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with(prefix) && n.ends_with(suffix))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_keep_the_newest_and_a_backup_or_restore_killed_half_way_leaves_nothing_whole()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let node = path("node");
+    let node_arg = arg(&node);
+    const T1: &str = "vienna-01-t1";
+    ok(&[
+        "store",
+        "--data",
+        &node_arg,
+        "provision",
+        "--store",
+        STORE,
+        "--terminal",
+        T1,
+    ]);
+    ok(&[
+        "store",
+        "--data",
+        &node_arg,
+        "seed",
+        &arg(&demo_seed_path()),
+    ]);
+    // A large file in the data directory: a backup carries the directory's files.
+    incompressible(&node.join("notes/big.bin"), 16 << 20);
+
+    // A backup directory inside the data directory is refused: each backup would hold the last.
+    let why = run(&[
+        "store",
+        "--data",
+        &node_arg,
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--backup-dir",
+        &arg(&node.join("backups")),
+    ])
+    .unwrap_err();
+    assert!(why.contains("inside the data directory"), "{why}");
+    let why = run(&[
+        "store",
+        "--data",
+        &node_arg,
+        "run",
+        "--backup-dir",
+        &arg(&path("b")),
+        "--backup-every",
+        "6 hours",
+    ])
+    .unwrap_err();
+    assert!(why.contains("not an interval"), "{why}");
+
+    let backups = path("backups");
+    let store = Process::spawn(
+        &kassa(),
+        &[
+            "store",
+            "--data",
+            &node_arg,
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--backup-dir",
+            &arg(&backups),
+            "--backup-every",
+            "1s",
+            "--backup-keep",
+            "2",
+        ],
+    )
+    .await
+    .unwrap();
+    let http = client();
+    open_shifts(&http, &store.url, &[T1]).await.unwrap();
+    let mut sold = Vec::new();
+    for n in 0..20 {
+        sold.push(
+            sell(&http, &store.url, T1, &format!("scheduled-{n}"))
+                .await
+                .unwrap(),
+        );
+    }
+    // Three backups and more taken, the newest two kept.
+    let started = std::time::Instant::now();
+    let status = loop {
+        let status: serde_json::Value = http
+            .get(format!("{}/v1/status", store.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["backups"]["taken"].as_u64().unwrap_or(0) >= 3 {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no three scheduled backups: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["backups"]["last_error"], serde_json::Value::Null);
+    let mut kept: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".kassa-backup"))
+        .collect();
+    kept.sort();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let metrics = http
+        .get(format!("{}/metrics", store.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("kassa_store_backup_interval_seconds 1\n"),
+        "{metrics}"
+    );
+    let newest = backups.join(kept.last().unwrap());
+    let restored = path("restored");
+    ok(&[
+        "store",
+        "--data",
+        &arg(&restored),
+        "restore",
+        &arg(&newest),
+        "--without-hq",
+    ]);
+    let mut in_backup = sales_in(&restored).await;
+    in_backup.sort();
+    sold.sort();
+    assert_eq!(
+        in_backup, sold,
+        "the scheduled backup lacks sales made before it"
+    );
+    drop(store);
+
+    // `kassa store backup` killed while it copies the ledger, and while it writes the file:
+    // no file at the target, and the node's data as it was.
+    let target = path("manual.kassa-backup");
+    let out_arg = arg(&target);
+    let backup_args = ["store", "--data", &node_arg, "backup", "--out", &out_arg];
+    let scratch = kill_when(&backup_args, || {
+        entry_like(dir.path(), ".kassa-backup-", "")
+    });
+    assert!(
+        scratch.is_some(),
+        "the backup never made its scratch directory"
+    );
+    assert!(
+        !target.exists(),
+        "a backup killed half-way left {}",
+        target.display()
+    );
+    let partial = kill_when(&backup_args, || {
+        entry_like(dir.path(), "manual", ".partial")
+    });
+    assert!(partial.is_some(), "the backup was never caught writing");
+    assert!(
+        !target.exists(),
+        "a backup killed while writing left {}",
+        target.display()
+    );
+    ok(&["store", "--data", &node_arg, "verify"]);
+    ok(&backup_args);
+
+    // `kassa store restore` killed while it writes the new directory: no data directory, and
+    // the next restore succeeds.
+    let fresh = path("fresh");
+    let fresh_arg = arg(&fresh);
+    let restore_args = [
+        "store",
+        "--data",
+        &fresh_arg,
+        "restore",
+        &out_arg,
+        "--without-hq",
+    ];
+    let staging = kill_when(&restore_args, || {
+        entry_like(dir.path(), ".kassa-restore-", "")
+    });
+    assert!(staging.is_some(), "the restore was never caught half-way");
+    assert!(
+        !fresh.exists(),
+        "a restore killed half-way left a data directory"
+    );
+    ok(&restore_args);
+    ok(&["store", "--data", &fresh_arg, "verify"]);
+    let mut again = sales_in(&fresh).await;
+    again.sort();
+    assert_eq!(again, sold);
+}

@@ -530,6 +530,7 @@ pub(crate) async fn status_json(node: &Node) -> ApiResult<Value> {
             "bytes_received": sync.bytes_received,
             "reference_error": sync.reference_error,
         },
+        "backups": node.backups(),
     }))
 }
 
@@ -638,6 +639,26 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
         "kassa_store_offline_card_oldest_seconds",
         "Age of the oldest card payment approved offline and not settled yet.",
         offline_oldest,
+    );
+    let backups = node.backups();
+    gauge(
+        "kassa_store_backup_age_seconds",
+        "Seconds since the last scheduled backup was written whole (since the schedule started, before the first); no sample without scheduled backups.",
+        backups
+            .iter()
+            .map(|b| {
+                let since = b.last_ok_ms.unwrap_or(b.started_ms);
+                (None, ((now - since).max(0) / 1000).to_string())
+            })
+            .collect(),
+    );
+    gauge(
+        "kassa_store_backup_interval_seconds",
+        "The interval of the scheduled backups.",
+        backups
+            .iter()
+            .map(|b| (None, b.every_s.to_string()))
+            .collect(),
     );
     out.push_str(&format!(
         "# HELP kassa_store_pushes_total Pushes HQ acknowledged.\n# TYPE kassa_store_pushes_total counter\nkassa_store_pushes_total {}\n\

@@ -460,3 +460,135 @@ pub async fn hq_watermarks(dir: &Path) -> Result<HqWatermarks, BackupError> {
         .map_err(|e| BackupError::HqUnreachable(e.to_string()))?;
     Ok(Some(snapshot.watermarks))
 }
+
+/// Backups the node takes of itself while it runs (`kassa store run --backup-dir DIR`).
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Where the files go: not inside the data directory.
+    pub dir: PathBuf,
+    /// How often.
+    pub every: Duration,
+    /// How many of the newest files are kept; older ones are removed.
+    pub keep: usize,
+}
+
+/// What the scheduled backups did, for `/v1/status` and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScheduleState {
+    /// The directory.
+    pub dir: String,
+    /// Seconds between backups.
+    pub every_s: u64,
+    /// When the schedule started (ms).
+    pub started_ms: i64,
+    /// Backups taken since.
+    pub taken: u64,
+    /// When the last one was written whole (ms).
+    pub last_ok_ms: Option<i64>,
+    /// Its file.
+    pub last_file: Option<String>,
+    /// Why the last attempt failed, when it did (cleared by the next success).
+    pub last_error: Option<String>,
+}
+
+/// Leftovers of a backup killed half-way (its scratch directory, its `.partial` file) older
+/// than this are removed from the backup directory.
+const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
+
+/// Starts the node's scheduled backups of `data_dir` into `schedule.dir`: the first after a
+/// minute (or `every`, when shorter), then every `every`; the newest `keep` files are kept.
+/// Refused when the directory cannot be made or lies inside the data directory.
+pub fn schedule(
+    node: std::sync::Arc<crate::node::Node>,
+    data_dir: PathBuf,
+    schedule: Schedule,
+) -> Result<(), BackupError> {
+    std::fs::create_dir_all(&schedule.dir).map_err(|e| file_error(&schedule.dir, e))?;
+    let dir = schedule
+        .dir
+        .canonicalize()
+        .map_err(|e| file_error(&schedule.dir, e))?;
+    let data = data_dir
+        .canonicalize()
+        .map_err(|e| file_error(&data_dir, e))?;
+    if dir.starts_with(&data) {
+        return Err(BackupError::Node(format!(
+            "the backup directory {} is inside the data directory {}: each backup would hold the ones before it, and a dead disk would take both; choose a directory on another disk",
+            dir.display(),
+            data.display()
+        )));
+    }
+    if schedule.keep == 0 || schedule.every.is_zero() {
+        return Err(BackupError::Node(
+            "scheduled backups need an interval and keep at least one file".into(),
+        ));
+    }
+    node.set_backups(ScheduleState {
+        dir: dir.display().to_string(),
+        every_s: schedule.every.as_secs(),
+        started_ms: jiff::Timestamp::now().as_millisecond(),
+        ..ScheduleState::default()
+    });
+    tokio::spawn(async move {
+        tokio::time::sleep(schedule.every.min(Duration::from_secs(60))).await;
+        loop {
+            let name = format!(
+                "{}-{}.kassa-backup",
+                node.store,
+                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ")
+            );
+            let file = dir.join(&name);
+            match backup(&data_dir, &file).await {
+                Ok(_) => {
+                    let removed = prune(&dir, node.store.as_str(), schedule.keep);
+                    tracing::info!(file = %file.display(), removed, "scheduled backup written");
+                    node.update_backups(|s| {
+                        s.taken += 1;
+                        s.last_ok_ms = Some(jiff::Timestamp::now().as_millisecond());
+                        s.last_file = Some(file.display().to_string());
+                        s.last_error = None;
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "scheduled backup failed");
+                    node.update_backups(|s| s.last_error = Some(e.to_string()));
+                }
+            }
+            tokio::time::sleep(schedule.every).await;
+        }
+    });
+    Ok(())
+}
+
+/// Removes all but the newest `keep` backups of `store` in `dir` (their names sort by time),
+/// and leftovers of backups killed half-way; how many files it removed.
+fn prune(dir: &Path, store: &str, keep: usize) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let prefix = format!("{store}-");
+    let mut backups = Vec::new();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > LEFTOVER_AGE);
+        if name.starts_with(&prefix) && name.ends_with(".kassa-backup") {
+            backups.push(name);
+        } else if old && name.starts_with(&prefix) && name.ends_with(".partial") {
+            removed += usize::from(std::fs::remove_file(entry.path()).is_ok());
+        } else if old && name.starts_with(".kassa-backup-") {
+            removed += usize::from(std::fs::remove_dir_all(entry.path()).is_ok());
+        }
+    }
+    backups.sort();
+    let surplus = backups.len().saturating_sub(keep);
+    for name in &backups[..surplus] {
+        removed += usize::from(std::fs::remove_file(dir.join(name)).is_ok());
+    }
+    removed
+}

@@ -39,6 +39,8 @@ pub struct Node {
     pub cards: crate::cards::Cards,
     /// Why PINs published by HQ cannot be checked here (HQ's pepper is not this node's), if so.
     pin_pepper_problem: RwLock<Option<String>>,
+    /// The scheduled backups, when the node takes them.
+    backups: Mutex<Option<crate::backup::ScheduleState>>,
 }
 
 impl Node {
@@ -69,6 +71,32 @@ impl Node {
             online: crate::online::Online::default(),
             cards: crate::cards::Cards::default(),
             pin_pepper_problem: RwLock::new(None),
+            backups: Mutex::new(None),
+        }
+    }
+
+    /// What the scheduled backups did; `None` when the node takes none.
+    pub fn backups(&self) -> Option<crate::backup::ScheduleState> {
+        self.backups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Starts recording scheduled backups.
+    pub fn set_backups(&self, state: crate::backup::ScheduleState) {
+        *self.backups.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+    }
+
+    /// Records what a scheduled backup did.
+    pub fn update_backups(&self, change: impl FnOnce(&mut crate::backup::ScheduleState)) {
+        if let Some(state) = self
+            .backups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            change(state);
         }
     }
 
