@@ -455,6 +455,16 @@ pub fn router(hq: Arc<Hq>) -> Router {
         // The push reads its own body under `MAX_PUSH_BYTES`, after the store credential; every
         // other body (a sign-in) gets this small cap.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Every answer states the sync protocols HQ accepts from store nodes.
+        .layer(axum::middleware::map_response(
+            |mut answer: Response| async move {
+                answer.headers_mut().insert(
+                    protocol::sync::ACCEPTED_PROTOCOLS_HEADER,
+                    ACCEPTED_PROTOCOLS.clone(),
+                );
+                answer
+            },
+        ))
         .with_state(hq)
 }
 
@@ -489,7 +499,75 @@ async fn store_of_credential(hq: &Hq, token: &str) -> Result<Option<String>, sql
 }
 
 /// The store a sync request's credential belongs to.
+/// The oldest sync protocol HQ still accepts from a store node: HQ is upgraded first, and keeps
+/// taking the previous release's nodes until they are upgraded too.
+pub const OLDEST_NODE_PROTOCOL: u32 = 1;
+/// [`OLDEST_NODE_PROTOCOL`] to [`protocol::sync::SYNC_PROTOCOL`], as HQ states it (`1-1`).
+static ACCEPTED_PROTOCOLS: std::sync::LazyLock<axum::http::HeaderValue> =
+    std::sync::LazyLock::new(|| {
+        axum::http::HeaderValue::from(OLDEST_NODE_PROTOCOL)
+            .to_str()
+            .ok()
+            .and_then(|oldest| {
+                axum::http::HeaderValue::from_str(&format!(
+                    "{oldest}-{}",
+                    protocol::sync::SYNC_PROTOCOL
+                ))
+                .ok()
+            })
+            .unwrap_or(axum::http::HeaderValue::from_static("1-1"))
+    });
+
+/// `426 node_protocol_unsupported` for a node that speaks a sync protocol HQ does not accept
+/// (an older node past [`OLDEST_NODE_PROTOCOL`], or a node newer than HQ); a node that names
+/// none speaks the first. The node keeps every event and tries again.
+fn check_node_protocol(headers: &HeaderMap) -> ApiResult<()> {
+    let Some(value) = headers.get(protocol::sync::NODE_PROTOCOL_HEADER) else {
+        return Ok(());
+    };
+    let spoken = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    let accepted = OLDEST_NODE_PROTOCOL..=protocol::sync::SYNC_PROTOCOL;
+    match spoken {
+        Some(p) if accepted.contains(&p) => Ok(()),
+        spoken => {
+            let node = headers
+                .get(protocol::sync::NODE_VERSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| "?".to_owned(), |v| clip(v, 40).to_owned());
+            let what = match spoken {
+                Some(p) if p > protocol::sync::SYNC_PROTOCOL => {
+                    "the node is newer than HQ: upgrade HQ first"
+                }
+                Some(_) => "the node is older than HQ still accepts: upgrade the node",
+                None => "the node names no protocol HQ can read",
+            };
+            Err(ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "node_protocol_unsupported",
+                format!(
+                    "this node (kassa {node}) speaks sync protocol {}, HQ (kassa {}) accepts {}-{}: {what}; the node keeps every event until then",
+                    spoken.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+                    env!("CARGO_PKG_VERSION"),
+                    accepted.start(),
+                    accepted.end()
+                ),
+            ))
+        }
+    }
+}
+
+/// Who sends a sync request, by the store credential, once the node's sync protocol is one HQ
+/// accepts.
 pub(crate) async fn authenticate_store(hq: &Hq, headers: &HeaderMap) -> ApiResult<String> {
+    let store = authenticate_store_only(hq, headers).await?;
+    check_node_protocol(headers)?;
+    Ok(store)
+}
+
+async fn authenticate_store_only(hq: &Hq, headers: &HeaderMap) -> ApiResult<String> {
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,

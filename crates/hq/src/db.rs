@@ -167,10 +167,12 @@ pub async fn open(url: &str) -> Result<Db, DbError> {
             })
         });
     let pool = options.connect(url).await?;
-    match backend {
-        Backend::Sqlite => SQLITE.run(&pool).await?,
-        Backend::Postgres => POSTGRES.run(&pool).await?,
-    }
+    let migrator = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    before_migrating(&pool, backend, url, migrator).await?;
+    migrator.run(&pool).await?;
     let db = Db {
         pool,
         backend,
@@ -179,6 +181,62 @@ pub async fn open(url: &str) -> Result<Db, DbError> {
     crate::breakdown::backfill(&db).await?;
     crate::returns::backfill(&db).await?;
     Ok(db)
+}
+
+/// Before this build migrates an HQ database written by an older release: on SQLite a copy of
+/// it as it was, `pre-migration/hq-schema-V-….sqlite` beside the database (the newest three
+/// kept), so that a failed upgrade can go back; on PostgreSQL, which HQ cannot copy itself, a
+/// warning to take a `pg_dump` first next time.
+async fn before_migrating(
+    pool: &sqlx::AnyPool,
+    backend: Backend,
+    url: &str,
+    migrator: &Migrator,
+) -> Result<(), DbError> {
+    let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    let found: Option<i64> = match sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
+    )
+    .fetch_one(pool)
+    .await
+    {
+        Ok(found) => found,
+        // A new database: nothing to keep.
+        Err(_) => return Ok(()),
+    };
+    let Some(found) = found.filter(|v| *v < latest) else {
+        return Ok(());
+    };
+    let file = url
+        .strip_prefix("sqlite://")
+        .map(|rest| Path::new(rest.split('?').next().unwrap_or(rest)));
+    match (backend, file.and_then(Path::parent)) {
+        (Backend::Sqlite, Some(dir)) => {
+            let dir = dir.join("pre-migration");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| DbError::Dir(dir.display().to_string(), e))?;
+            let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ");
+            let copy = dir.join(format!("hq-schema-{found}-{stamp}.sqlite"));
+            sqlx::query("VACUUM INTO $1")
+                .bind(copy.display().to_string())
+                .execute(pool)
+                .await?;
+            tracing::warn!(from = found, to = latest, copy = %copy.display(), "migrating HQ's database to this release's schema; a copy of it as it was is kept");
+            let mut copies: Vec<_> = std::fs::read_dir(&dir)
+                .map(|e| e.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            copies.sort();
+            for old in &copies[..copies.len().saturating_sub(3)] {
+                let _ = std::fs::remove_file(old);
+            }
+        }
+        _ => tracing::warn!(
+            from = found,
+            to = latest,
+            "migrating HQ's PostgreSQL database to this release's schema: take a pg_dump before each upgrade"
+        ),
+    }
+    Ok(())
 }
 
 /// Bind markers for dynamic SQL: `$1, $2, …` on PostgreSQL, anonymous `?` on SQLite.

@@ -63,6 +63,7 @@ scenarios! {
     an_unauthenticated_push_is_refused_before_its_body_is_read,
     an_oversized_push_is_refused_with_a_json_413_unread,
     a_push_that_is_not_a_batch_media_type_is_refused_with_a_json_415,
+    a_node_speaking_a_sync_protocol_hq_does_not_accept_is_told_to_upgrade_and_nothing_is_taken,
     extractor_rejections_answer_the_json_error,
     the_sales_report_refuses_dates_that_are_not_dates,
     repeated_refusals_are_parked_once_and_parked_records_are_capped,
@@ -463,6 +464,66 @@ async fn a_push_that_is_not_a_batch_media_type_is_refused_with_a_json_415(db: &D
     // The same body with its media type is taken.
     let (status, ack) = push(&router, &token, body).await;
     assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["acked_seq"], 2);
+}
+
+async fn a_node_speaking_a_sync_protocol_hq_does_not_accept_is_told_to_upgrade_and_nothing_is_taken(
+    db: &Db,
+) {
+    let till = Till::new("vienna-01", "vienna-01-t1", 1);
+    let token = till.register(db).await;
+    let router = router(db);
+    let body = wire(&batch(
+        &till.store,
+        till.id.as_str(),
+        &till.key,
+        &till.chain(2, 1000),
+    ));
+    let speaking = |protocol: &str| {
+        Request::post("/v1/sync/push")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", BATCH_MEDIA_TYPE)
+            .header(protocol::sync::NODE_PROTOCOL_HEADER, protocol)
+            .header(protocol::sync::NODE_VERSION_HEADER, "9.0.0")
+            .body(Body::from(body.clone()))
+            .unwrap()
+    };
+    for (spoken, says) in [
+        ("99", "upgrade HQ first"),
+        ("0", "upgrade the node"),
+        ("one", "names no protocol"),
+    ] {
+        let answer = send(&router, speaking(spoken)).await;
+        assert_error(
+            &answer,
+            StatusCode::UPGRADE_REQUIRED,
+            "node_protocol_unsupported",
+            None,
+        );
+        let message = answer.2["message"].as_str().unwrap();
+        assert!(
+            message.contains(says) && message.contains("kassa 9.0.0"),
+            "{message}"
+        );
+    }
+    assert!(state(db).await.iter().all(|row| !row.starts_with("inbox")));
+    // HQ states what it accepts on every answer; the protocol it speaks, or none named (the
+    // first releases name none), is taken.
+    let (status, accepted, ack) = exchange(
+        &router,
+        speaking(&protocol::sync::SYNC_PROTOCOL.to_string()),
+        protocol::sync::ACCEPTED_PROTOCOLS_HEADER,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(
+        accepted,
+        format!(
+            "{}-{}",
+            hq::api::OLDEST_NODE_PROTOCOL,
+            protocol::sync::SYNC_PROTOCOL
+        )
+    );
     assert_eq!(ack["acked_seq"], 2);
 }
 

@@ -342,8 +342,16 @@ pub const REFERENCE_MEDIA_TYPE: &str = "application/vnd.kassa.ref+zstd";
 /// stores that predate it.
 pub const REFERENCE_LOG_HEADER: &str = "kassa-reference-log";
 
-/// The software version a store node sends with each reference pull.
+/// The software version a store node sends with each push and pull.
 pub const NODE_VERSION_HEADER: &str = "kassa-node-version";
+/// The sync protocol a store node speaks, sent with each push and pull: the formats of this
+/// module (`kassa-batch/1`, `kassa-ref/1`, stock snapshots) and the meaning of the sync routes.
+/// A change a node or HQ of the previous release could not read takes the next number.
+pub const NODE_PROTOCOL_HEADER: &str = "kassa-sync-protocol";
+/// The sync protocol this build speaks.
+pub const SYNC_PROTOCOL: u32 = 1;
+/// The response header in which HQ states the sync protocols it accepts (`1-1`).
+pub const ACCEPTED_PROTOCOLS_HEADER: &str = "kassa-sync-protocols";
 /// The node's clock (epoch ms) when it sent the pull, for HQ to tell how far apart they are.
 pub const NODE_CLOCK_HEADER: &str = "kassa-node-clock";
 /// The events the node's tills hold that HQ has not acknowledged yet.

@@ -103,9 +103,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Whether a path in the data directory is part of the live database (copied through SQLite,
-/// never as a file), a backup's or a restore's scratch, or a backup file written there.
+/// never as a file), a copy of it kept before a migration, a backup's or a restore's scratch,
+/// or a backup file written there.
 fn skipped(name: &str) -> bool {
     name.starts_with("ledger.sqlite")
+        || name.starts_with(crate::db::PRE_MIGRATION_DIR)
         || name.starts_with(".kassa-backup-")
         || name.starts_with(".kassa-restore-")
         || name.ends_with(".partial")

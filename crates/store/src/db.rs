@@ -113,7 +113,10 @@ pub async fn open(data_dir: &Path) -> Result<Pools, DbError> {
         .min_connections(1)
         .connect_with(options(&path))
         .await?;
-    check_not_newer(&writer, &path).await?;
+    let found = check_not_newer(&writer, &path).await?;
+    if found.is_some_and(|v| v < latest()) {
+        copy_before_migrating(&writer, data_dir, found.unwrap_or(0)).await?;
+    }
     MIGRATOR.run(&writer).await?;
     let reader = SqlitePoolOptions::new()
         .max_connections(4)
@@ -122,26 +125,80 @@ pub async fn open(data_dir: &Path) -> Result<Pools, DbError> {
     Ok(Pools { writer, reader })
 }
 
-async fn check_not_newer(pool: &SqlitePool, path: &Path) -> Result<(), DbError> {
+/// The newest schema version this build knows.
+fn latest() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Where copies of the ledger taken before a migration are kept (inside the data directory,
+/// left out of backups).
+pub const PRE_MIGRATION_DIR: &str = "pre-migration";
+/// How many such copies are kept.
+const PRE_MIGRATION_KEEP: usize = 3;
+
+/// A copy of the ledger as it is, before this build migrates it from schema `version`: an
+/// upgrade that goes wrong can go back to the previous release with it. The oldest copies
+/// beyond the newest three are removed.
+async fn copy_before_migrating(
+    pool: &SqlitePool,
+    data_dir: &Path,
+    version: i64,
+) -> Result<(), DbError> {
+    let dir = data_dir.join(PRE_MIGRATION_DIR);
+    std::fs::create_dir_all(&dir).map_err(|source| DbError::Dir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ");
+    let copy = dir.join(format!("ledger-schema-{version}-{stamp}.sqlite"));
+    sqlx::query("VACUUM INTO $1")
+        .bind(copy.display().to_string())
+        .execute(pool)
+        .await?;
+    tracing::warn!(
+        from = version,
+        to = latest(),
+        copy = %copy.display(),
+        "migrating the ledger to this release's schema; a copy of it as it was is kept"
+    );
+    let mut copies: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "sqlite"))
+                .collect()
+        })
+        .unwrap_or_default();
+    copies.sort();
+    let surplus = copies.len().saturating_sub(PRE_MIGRATION_KEEP);
+    for old in &copies[..surplus] {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(())
+}
+
+/// The database's schema version (`None`: a new file), refused when newer than this build's.
+async fn check_not_newer(pool: &SqlitePool, path: &Path) -> Result<Option<i64>, DbError> {
     let has_table: Option<(String,)> = sqlx::query_as(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
     )
     .fetch_optional(pool)
     .await?;
     if has_table.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let (found,): (Option<i64>,) =
         sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
             .fetch_one(pool)
             .await?;
-    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    let known = latest();
     match found {
         Some(found) if found > known => Err(DbError::TooNew {
             path: path.display().to_string(),
             found,
             known,
         }),
-        _ => Ok(()),
+        found => Ok(found),
     }
 }

@@ -111,9 +111,21 @@ impl SyncSettings {
         timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<reqwest::Client, String> {
+        // Every request to HQ names the node's release and the sync protocol it speaks, so
+        // that HQ can refuse a protocol it does not accept instead of misreading it.
+        let mut said = reqwest::header::HeaderMap::new();
+        said.insert(
+            protocol::sync::NODE_VERSION_HEADER,
+            reqwest::header::HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+        );
+        said.insert(
+            protocol::sync::NODE_PROTOCOL_HEADER,
+            reqwest::header::HeaderValue::from(protocol::sync::SYNC_PROTOCOL),
+        );
         let builder = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(connect_timeout);
+            .connect_timeout(connect_timeout)
+            .default_headers(said);
         let builder = match (&self.hq_ca, self.hq_url.starts_with("https://")) {
             (Some(ca), true) => builder.tls_backend_preconfigured(
                 tls::client_config(ca).map_err(|e| format!("the chain's CA: {e}"))?,
@@ -486,10 +498,6 @@ async fn pull_reference(
             settings.hq_url
         ))
         .bearer_auth(settings.token.get())
-        .header(
-            protocol::sync::NODE_VERSION_HEADER,
-            env!("CARGO_PKG_VERSION"),
-        )
         .header(protocol::sync::NODE_UNSYNCED_HEADER, unsynced.to_string())
         .header(protocol::sync::NODE_CLOCK_HEADER, now_ms().to_string());
     if let Some(oldest) = oldest {

@@ -1,5 +1,6 @@
-//! Schema versions: a node database written by an older Kassa migrates forward on open; one
-//! written by a newer Kassa is refused with a message that says so.
+//! Schema versions: a node database written by an older Kassa migrates forward on open, a copy
+//! of it as it was kept first; one written by a newer Kassa is refused with a message that says
+//! so.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a test failure.
 
 use std::path::Path;
@@ -69,6 +70,40 @@ async fn an_older_database_migrates_forward() {
         .await
         .unwrap();
     assert_eq!(rows, 0);
+
+    // Before migrating, the ledger as the older release left it was copied aside: a failed
+    // upgrade can go back to that release with it.
+    let copies: Vec<_> = std::fs::read_dir(data.join(store::db::PRE_MIGRATION_DIR))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let name = copies[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(name.starts_with("ledger-schema-1-"), "{name}");
+    let copy = raw_pool(&copies[0]).await;
+    let (version, store): (i64, String) = sqlx::query_as(
+        "SELECT (SELECT MAX(version) FROM _sqlx_migrations), (SELECT store_id FROM node)",
+    )
+    .fetch_one(&copy)
+    .await
+    .unwrap();
+    assert_eq!((version, store.as_str()), (1, "vienna-01"));
+    copy.close().await;
+    // Opening it again at the same schema copies nothing more.
+    pools.writer.close().await;
+    pools.reader.close().await;
+    store::db::open(&data).await.unwrap();
+    assert_eq!(
+        std::fs::read_dir(data.join(store::db::PRE_MIGRATION_DIR))
+            .unwrap()
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
