@@ -250,15 +250,25 @@ pub async fn commission(
     Ok(device.key_id().to_owned())
 }
 
+/// A register's state after its last receipt, as columns `turnover`, `last_jws` and `last_at`,
+/// with the `FROM` over `fiscal_registers r`: the last receipt's row, or the register's own
+/// columns for a till whose last receipt predates the receipts carrying it (or that has none).
+const STATE: &str = "COALESCE(last.turnover, r.turnover) AS turnover,
+     COALESCE(last.document, r.last_jws) AS last_jws,
+     CASE WHEN last.turnover IS NULL THEN r.last_at ELSE last.at END AS last_at
+     FROM fiscal_registers r LEFT JOIN fiscal_receipts last
+       ON last.terminal = r.terminal
+      AND last.seq = (SELECT MAX(seq) FROM fiscal_receipts f WHERE f.terminal = r.terminal)";
+
 /// The commissioned tills of this node, with their state after their last receipt. A device
 /// that cannot be opened is opened as failed: its till goes on selling, marking its receipts.
 pub async fn load(
     pool: &SqlitePool,
     data_dir: &Path,
 ) -> Result<HashMap<TerminalId, FiscalTill>, WriteError> {
-    let rows = sqlx::query(
-        "SELECT terminal, register_id, aes_key, device, time_zone, turnover, last_jws, last_at, closed_receipt FROM fiscal_registers",
-    )
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT r.terminal, r.register_id, r.aes_key, r.device, r.time_zone, r.closed_receipt, {STATE}"
+    )))
     .fetch_all(pool)
     .await?;
     let columns = Arc::new(ColumnTable::austria().map_err(fiscal_error)?);
@@ -470,18 +480,11 @@ impl FiscalTill {
         seq: u64,
         receipt: &FiscalReceipt,
     ) -> Result<(), WriteError> {
+        // The register's state after the receipt goes into the receipt's own row: the till's
+        // state is its last receipt's row (see `load`), no second row is rewritten per receipt.
         let state = self.register.state();
         sqlx::query(
-            "UPDATE fiscal_registers SET turnover = $1, last_jws = $2, last_at = $3 WHERE terminal = $4",
-        )
-        .bind(state.turnover)
-        .bind(&state.last_jws)
-        .bind(state.last_at.as_ref().map(ToString::to_string))
-        .bind(terminal.as_str())
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO fiscal_receipts (terminal, seq, receipt, kind, document, device_failed) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO fiscal_receipts (terminal, seq, receipt, kind, document, device_failed, turnover, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(terminal.as_str())
         .bind(i64::try_from(seq).unwrap_or(i64::MAX))
@@ -489,6 +492,8 @@ impl FiscalTill {
         .bind(&receipt.kind)
         .bind(&receipt.document)
         .bind(i64::from(receipt.device_failed))
+        .bind(state.turnover)
+        .bind(state.last_at.as_ref().map(ToString::to_string))
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -623,9 +628,9 @@ async fn journal(
 /// register, whether it has made its start receipt, and whether its last receipt was made
 /// without the signature device (then every receipt is marked until the device is back).
 pub async fn status(pool: &SqlitePool) -> Result<Vec<serde_json::Value>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT terminal, regime, register_id, last_jws, last_at, closed_receipt FROM fiscal_registers ORDER BY terminal",
-    )
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT r.terminal, r.regime, r.register_id, r.closed_receipt, {STATE} ORDER BY r.terminal"
+    )))
     .fetch_all(pool)
     .await?;
     Ok(rows
