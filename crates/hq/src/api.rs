@@ -1181,12 +1181,18 @@ pub async fn stock_snapshot(db: &Db, location: &str) -> Result<StockSnapshot, sq
     })
 }
 
-async fn stock_for_store(
-    State(hq): State<Arc<Hq>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<StockSnapshot>> {
+/// `GET /v1/sync/stock`: the store's stock as HQ holds it, with the number of support requests
+/// waiting for the node (`Kassa-Support-Pending`), so that the node asks for them only when
+/// there are some.
+async fn stock_for_store(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Response> {
     let store = authenticate_store(&hq, &headers).await?;
-    Ok(Json(stock_snapshot(&hq.db, &store).await?))
+    let snapshot = stock_snapshot(&hq.db, &store).await?;
+    let pending = crate::support::pending_count(&hq.db, &store).await?;
+    Ok((
+        [(protocol::support::PENDING_HEADER, pending.to_string())],
+        Json(snapshot),
+    )
+        .into_response())
 }
 
 pub(crate) fn milli(value: i64) -> String {

@@ -1,7 +1,7 @@
 //! Remote support: support staff ask a store node for a diagnostics bundle or a re-sync from
 //! the back office or the API (`POST /v1/stores/{id}/support`, scope `support:write`, which only
-//! the `support` role holds); the node fetches what is pending on its sync cycle (`GET
-//! /v1/sync/support`, its store credential) and answers each request once (`POST
+//! the `support` role holds); the node learns that some are waiting from its stock pull
+//! (`Kassa-Support-Pending`), fetches them (`GET /v1/sync/support`, its store credential) and answers each request once (`POST
 //! /v1/sync/support/{id}`). Asking and answering are in the audit log with who asked and why.
 //! No remote shell: a node does only the kinds `protocol::support` names.
 
@@ -166,6 +166,16 @@ pub(crate) async fn list(
     Ok(Json(
         json!({"requests": rows.iter().map(request_json).collect::<Vec<_>>()}),
     ))
+}
+
+/// How many requests of `store` its node has not answered.
+pub(crate) async fn pending_count(db: &crate::db::Db, store: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM support_requests WHERE store = $1 AND answered_ms IS NULL",
+    )
+    .bind(store)
+    .fetch_one(&db.pool)
+    .await
 }
 
 /// `GET /v1/sync/support` (store credential): the requests the store's node has not answered,

@@ -1,8 +1,12 @@
 //! Remote support: what support staff ask of a store node from HQ, and what the node answers.
-//! The node fetches its pending requests on its sync cycle (`GET /v1/sync/support`) and answers
-//! each once (`POST /v1/sync/support/{id}`); there is no remote shell, only these kinds.
+//! The node learns from its stock pull that requests wait ([`PENDING_HEADER`]), fetches them
+//! (`GET /v1/sync/support`) and answers each once (`POST /v1/sync/support/{id}`); there is no
+//! remote shell, only these kinds.
 
 use serde::{Deserialize, Serialize};
+
+/// The header of HQ's answer to a node's stock pull: how many support requests wait for it.
+pub const PENDING_HEADER: &str = "kassa-support-pending";
 
 /// What support may ask of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,11 +1,11 @@
 //! Remote support on the node: the requests HQ holds for this store (`protocol::support`),
-//! fetched on the sync cycle and each answered once — a diagnostics bundle (recent log lines,
+//! fetched when HQ's answer to the stock pull says some wait, and each answered once — a diagnostics bundle (recent log lines,
 //! status, configuration without secrets, SQLite's integrity check, the ledger's verification)
 //! or a re-sync (each till's outbox cursor back to what HQ holds, then pushed). Nothing else is
 //! done for HQ; there is no remote shell.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use protocol::support::{SupportAnswer, SupportKind, SupportRequest, SupportRequests};
 use serde_json::json;
@@ -62,7 +62,7 @@ pub fn recent_lines() -> Vec<String> {
 
 /// Asks HQ for this store's pending requests and answers each; `Err` when HQ cannot be asked.
 pub async fn serve(
-    node: &Arc<Node>,
+    node: &Node,
     settings: &SyncSettings,
     http: &reqwest::Client,
 ) -> Result<usize, String> {

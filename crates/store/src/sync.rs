@@ -212,18 +212,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starts the outbox and the puller, with `http` from [`SyncSettings::client`].
 pub fn start(node: Arc<Node>, settings: SyncSettings, http: reqwest::Client) {
     tokio::spawn(push_loop(node.clone(), settings.clone(), http.clone()));
-    tokio::spawn(support_loop(node.clone(), settings.clone(), http.clone()));
     tokio::spawn(pull_loop(node, settings, http));
-}
-
-/// Asks HQ for support requests every `pull_every` and answers them (`crate::support`).
-async fn support_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Client) {
-    loop {
-        if let Err(reason) = crate::support::serve(&node, &settings, &http).await {
-            tracing::debug!(%reason, "support requests not fetched");
-        }
-        tokio::time::sleep(settings.pull_every).await;
-    }
 }
 
 enum PushOutcome {
@@ -559,6 +548,12 @@ async fn pull_stock(
         .await
         .map_err(|e| e.to_string())?;
     if response.status().is_success() {
+        let support_waiting = response
+            .headers()
+            .get(protocol::support::PENDING_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > 0);
         let bytes = response.bytes().await.map_err(|e| e.to_string())?;
         let snapshot: StockSnapshot = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
         node.update_sync(|s| {
@@ -567,6 +562,10 @@ async fn pull_stock(
             s.last_pull_ms = Some(now_ms());
             s.online = true;
         });
+        // Support asked something of this node: answered now, on this sync cycle.
+        if support_waiting && let Err(reason) = crate::support::serve(node, settings, http).await {
+            tracing::warn!(%reason, "support requests not answered");
+        }
     }
     Ok(())
 }
