@@ -9,7 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use common::{arg, hq_client, kassa, last_seqs, ok, sell, wait_for_shifts, wait_synced};
+use common::{
+    arg, held_at_hq, hq_client, kassa, last_seqs, ok, sell, wait_for_shifts, wait_synced,
+};
 use serde_json::{Value, json};
 use test_support::{Process, client, demo_seed_path};
 
@@ -330,16 +332,7 @@ async fn support_asks_a_node_for_diagnostics_and_a_resync_and_nobody_else_can() 
     std::fs::copy(path("hq-backup.sqlite"), hq.join("hq.sqlite")).unwrap();
     let server = start_hq(&hq, port).await;
     let acked = |at_hq: reqwest::Client, url: String| async move {
-        let at: Value = at_hq
-            .get(format!("{url}/v1/terminals"))
-            .bearer_auth(READ)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        at["terminals"][0]["acked_seq"].as_u64().unwrap()
+        held_at_hq(&at_hq, &url, READ).await[T1]
     };
     assert_eq!(acked(at_hq.clone(), server.url.clone()).await, held_then);
     assert!(held_then < last);

@@ -94,30 +94,14 @@ pub async fn wait_synced(
     let heads = last_seqs(http, node).await;
     let started = std::time::Instant::now();
     loop {
-        let at: Value = at_hq
-            .get(format!("{hq}/v1/terminals"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let held = |id: &str| {
-            at["terminals"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|t| t["id"] == id)
-                .and_then(|t| t["acked_seq"].as_u64())
-                .unwrap_or(0)
-        };
+        let at = held_at_hq(at_hq, hq, token).await;
+        let held = |id: &str| at.get(id).copied().unwrap_or(0);
         if heads.iter().all(|(id, seq)| held(id) >= *seq) {
             return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "HQ never caught up with the node's {heads:?}: {at}"
+            "HQ never caught up with the node's {heads:?}: {at:?}"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -145,4 +129,28 @@ pub fn hq_client(hq: &Path) -> reqwest::Client {
         .tls_backend_preconfigured(tls::client_config(&ca).unwrap())
         .build()
         .unwrap()
+}
+
+/// Each till HQ at `hq` knows with the sequence it holds it up to (`GET /v1/terminals`, read
+/// with the read-API token `token`).
+pub async fn held_at_hq(
+    at_hq: &reqwest::Client,
+    hq: &str,
+    token: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    let at: Value = at_hq
+        .get(format!("{hq}/v1/terminals"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    at["terminals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some((t["id"].as_str()?.to_owned(), t["acked_seq"].as_u64()?)))
+        .collect()
 }
