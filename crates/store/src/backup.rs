@@ -540,7 +540,14 @@ pub fn schedule(
                 jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ")
             );
             let file = dir.join(&name);
-            match backup(&data_dir, &file).await {
+            // The copy reads and compresses the whole ledger with blocking file I/O: on a
+            // blocking thread of its own, so the runtime's workers go on answering the tills.
+            let runtime = tokio::runtime::Handle::current();
+            let (from, to) = (data_dir.clone(), file.clone());
+            let taken = tokio::task::spawn_blocking(move || runtime.block_on(backup(&from, &to)))
+                .await
+                .unwrap_or_else(|e| Err(BackupError::Node(format!("the backup task: {e}"))));
+            match taken {
                 Ok(_) => {
                     let removed = prune(&dir, node.store.as_str(), schedule.keep);
                     tracing::info!(file = %file.display(), removed, "scheduled backup written");

@@ -535,12 +535,12 @@ async fn pull_reference(
     Ok(false)
 }
 
-/// Pulls HQ's view of the store's stock.
+/// Pulls HQ's view of the store's stock; whether support requests wait for the node.
 async fn pull_stock(
     node: &Node,
     settings: &SyncSettings,
     http: &reqwest::Client,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let response = http
         .get(format!("{}/v1/sync/stock", settings.hq_url))
         .bearer_auth(settings.token.get())
@@ -562,12 +562,9 @@ async fn pull_stock(
             s.last_pull_ms = Some(now_ms());
             s.online = true;
         });
-        // Support asked something of this node: answered now, on this sync cycle.
-        if support_waiting && let Err(reason) = crate::support::serve(node, settings, http).await {
-            tracing::warn!(%reason, "support requests not answered");
-        }
+        return Ok(support_waiting);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Why an answer to a reference pull must not be applied, if it must not: it comes from another
@@ -693,9 +690,27 @@ async fn pull_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Clien
 
 async fn stock_loop(node: Arc<Node>, settings: SyncSettings, http: reqwest::Client) {
     loop {
-        if let Err(reason) = pull_stock(&node, &settings, &http).await {
-            tracing::debug!(%reason, "stock pull failed");
-            node.update_sync(|s| s.online = false);
+        match pull_stock(&node, &settings, &http).await {
+            // Support asked something of this node: answered now, on a blocking thread of its
+            // own (a diagnostics bundle verifies the whole ledger), so the runtime's workers go
+            // on answering the tills.
+            Ok(true) => {
+                let (node, settings, http) = (node.clone(), settings.clone(), http.clone());
+                let runtime = tokio::runtime::Handle::current();
+                let served = tokio::task::spawn_blocking(move || {
+                    runtime.block_on(crate::support::serve(&node, &settings, &http))
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the support task: {e}")));
+                if let Err(reason) = served {
+                    tracing::warn!(%reason, "support requests not answered");
+                }
+            }
+            Ok(false) => {}
+            Err(reason) => {
+                tracing::debug!(%reason, "stock pull failed");
+                node.update_sync(|s| s.online = false);
+            }
         }
         tokio::time::sleep(settings.pull_every).await;
     }
