@@ -1,4 +1,5 @@
-//! Remote support: support staff ask a store node for a diagnostics bundle or a re-sync from
+//! Remote support: support staff ask a store node for a diagnostics bundle, a re-sync or a
+//! configuration profile from
 //! the back office or the API (`POST /v1/stores/{id}/support`, scope `support:write`, which only
 //! the `support` role holds); the node learns that some are waiting from its stock pull
 //! (`Kassa-Support-Pending`), fetches them (`GET /v1/sync/support`, its store credential) and answers each request once (`POST
@@ -12,7 +13,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use protocol::support::{SupportAnswer, SupportKind, SupportRequest, SupportRequests};
+use protocol::support::{Profile, SupportAnswer, SupportKind, SupportRequest, SupportRequests};
 use serde_json::{Value, json};
 use sqlx::Row as _;
 
@@ -33,6 +34,8 @@ const MAX_PENDING: i64 = 20;
 pub(crate) struct Ask {
     kind: SupportKind,
     reason: String,
+    #[serde(default)]
+    profile: Option<Profile>,
 }
 
 fn bad(field: &str, reason: String) -> ApiError {
@@ -72,6 +75,27 @@ pub(crate) async fn ask(
             format!("say why you ask, in 1 to {REASON_CHARS} characters"),
         ));
     }
+    let profile = match (asked.kind, &asked.profile) {
+        (SupportKind::Profile, Some(profile)) => {
+            profile
+                .check()
+                .map_err(|e| bad(&e.field, e.reason.clone()))?;
+            serde_json::to_string(profile).ok()
+        }
+        (SupportKind::Profile, None) => {
+            return Err(bad(
+                "profile",
+                "a profile request carries the profile".into(),
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(bad(
+                "profile",
+                "only a profile request carries a profile".into(),
+            ));
+        }
+        (_, None) => None,
+    };
     known_store(&hq, &id).await?;
     let now = crate::now_ms();
     let (_guard, mut tx) = hq.db.begin_write().await?;
@@ -91,11 +115,12 @@ pub(crate) async fn ask(
         ));
     }
     let request: i64 = sqlx::query_scalar(
-        "INSERT INTO support_requests (store, kind, reason, asked_by, asked_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO support_requests (store, kind, reason, profile, asked_by, asked_ms) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(&id)
     .bind(asked.kind.as_str())
     .bind(reason)
+    .bind(profile.as_deref())
     .bind(&actor)
     .bind(now)
     .fetch_one(&mut *tx)
@@ -108,6 +133,7 @@ pub(crate) async fn ask(
         "asked_by": actor,
         "asked_ms": now,
         "state": "pending",
+        "profile": asked.profile,
     });
     Audit {
         at_ms: now,
@@ -128,6 +154,7 @@ fn request_json(r: &sqlx::any::AnyRow) -> Value {
     let answered: Option<i64> = r.get("answered_ms");
     let fetched: Option<i64> = r.get("fetched_ms");
     let result: Option<String> = r.get("result");
+    let profile: Option<String> = r.get("profile");
     json!({
         "id": r.get::<i64, _>("id"),
         "store": r.get::<String, _>("store"),
@@ -144,6 +171,7 @@ fn request_json(r: &sqlx::any::AnyRow) -> Value {
             (None, None, _) => "pending",
         },
         "result": result.and_then(|t| serde_json::from_str::<Value>(&t).ok()),
+        "profile": profile.and_then(|t| serde_json::from_str::<Value>(&t).ok()),
     })
 }
 
@@ -157,7 +185,7 @@ pub(crate) async fn list(
     authorize(&hq, &headers, Scope::SupportWrite, Some(&id), Access::Read).await?;
     known_store(&hq, &id).await?;
     let rows = sqlx::query(
-        "SELECT id, store, kind, reason, asked_by, asked_ms, fetched_ms, answered_ms, done, result
+        "SELECT id, store, kind, reason, profile, asked_by, asked_ms, fetched_ms, answered_ms, done, result
          FROM support_requests WHERE store = $1 ORDER BY id DESC LIMIT 50",
     )
     .bind(&id)
@@ -185,8 +213,8 @@ pub(crate) async fn pending(
     headers: HeaderMap,
 ) -> ApiResult<Json<SupportRequests>> {
     let store = authenticate_store(&hq, &headers).await?;
-    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-        "SELECT id, kind, asked_by, reason FROM support_requests
+    let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, kind, asked_by, reason, profile FROM support_requests
          WHERE store = $1 AND answered_ms IS NULL ORDER BY id",
     )
     .bind(&store)
@@ -206,13 +234,14 @@ pub(crate) async fn pending(
     .await?;
     let requests = rows
         .into_iter()
-        .filter_map(|(id, kind, asked_by, reason)| {
+        .filter_map(|(id, kind, asked_by, reason, profile)| {
             let kind = serde_json::from_value(Value::String(kind)).ok()?;
             Some(SupportRequest {
                 id,
                 kind,
                 asked_by,
                 reason,
+                profile: profile.and_then(|p| serde_json::from_str(&p).ok()),
             })
         })
         .collect();

@@ -286,6 +286,57 @@ async fn support_asks_a_node_for_diagnostics_and_a_resync_and_nobody_else_can() 
             "a key file is in the bundle"
         );
     }
+    // A configuration profile: a printer on a device path is refused at HQ (only network
+    // printers are set from afar), a good one applied by the node.
+    let profile = |profile: Value| {
+        let (at_hq, url, sam) = (at_hq.clone(), hq_url.clone(), sam.clone());
+        async move {
+            let answer = at_hq
+                .post(format!("{url}/v1/stores/{STORE}/support"))
+                .header("cookie", &sam.0)
+                .header("x-csrf-token", &sam.1)
+                .json(&json!({"kind": "profile", "reason": "new printer at till 1", "profile": profile}))
+                .send()
+                .await
+                .unwrap();
+            (
+                answer.status().as_u16(),
+                answer.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, why) =
+        profile(json!({"printers": {T1: {"target": "/etc/passwd", "paper": 80}}})).await;
+    assert_eq!(status, 400, "{why}");
+    assert_eq!(why["field"], format!("profile.printers.{T1}.target"));
+    let (status, asked) = profile(json!({
+        "stored_value_offline_cap": "250.00",
+        "printers": {T1: {"target": "tcp:127.0.0.1:9100", "paper": 58}},
+    }))
+    .await;
+    assert_eq!(status, 201, "{asked}");
+    let applied = answered(&at_hq, &server.url, &sam).await;
+    assert_eq!(applied["state"], "done", "{applied}");
+    let ledger = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=ro",
+        node_dir.join("ledger.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    let printer: (String, String) =
+        sqlx::query_as("SELECT target, paper FROM printers WHERE terminal = $1")
+            .bind(T1)
+            .fetch_one(&ledger)
+            .await
+            .unwrap();
+    assert_eq!(printer, ("tcp:127.0.0.1:9100".to_owned(), "58".to_owned()));
+    let cap: String = sqlx::query_scalar("SELECT offline_cap FROM stored_value_settings")
+        .fetch_one(&ledger)
+        .await
+        .unwrap();
+    assert_eq!(cap, "250.00");
+    ledger.close().await;
+
     // Answered once.
     let again = at_hq
         .post(format!("{}/v1/sync/support/{id}", server.url))
@@ -388,14 +439,17 @@ async fn support_asks_a_node_for_diagnostics_and_a_resync_and_nobody_else_can() 
         audit("target=store:vienna-01").await,
         [
             "support.resync user:sam store:vienna-01",
+            "support.profile user:sam store:vienna-01",
             "support.diagnostics user:sam store:vienna-01",
         ]
     );
     let resync = answer["id"].as_i64().unwrap();
+    let applied = applied["id"].as_i64().unwrap();
     assert_eq!(
         audit("action=support.answered").await,
         [
             format!("support.answered store:vienna-01 support:{resync}"),
+            format!("support.answered store:vienna-01 support:{applied}"),
             format!("support.answered store:vienna-01 support:{id}"),
         ]
     );

@@ -1,13 +1,15 @@
 //! Remote support on the node: the requests HQ holds for this store (`protocol::support`),
-//! fetched when HQ's answer to the stock pull says some wait, and each answered once — a diagnostics bundle (recent log lines,
-//! status, configuration without secrets, SQLite's integrity check, the ledger's verification)
-//! or a re-sync (each till's outbox cursor back to what HQ holds, then pushed). Nothing else is
-//! done for HQ; there is no remote shell.
+//! fetched when HQ's answer to the stock pull says some wait, and each answered once — a
+//! diagnostics bundle (recent log lines, status, configuration without secrets, SQLite's
+//! integrity check, the ledger's verification), a re-sync (each till's outbox cursor back to
+//! what HQ holds, then pushed) or a configuration profile (the offline cap of stored value,
+//! network receipt printers). Nothing else is done for HQ; there is no remote shell.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, OnceLock};
 
-use protocol::support::{SupportAnswer, SupportKind, SupportRequest, SupportRequests};
+use domain::TerminalId;
+use protocol::support::{Profile, SupportAnswer, SupportKind, SupportRequest, SupportRequests};
 use serde_json::json;
 
 use crate::node::Node;
@@ -82,6 +84,7 @@ pub async fn serve(
         let answer = match request.kind {
             SupportKind::Diagnostics => diagnostics(node, settings, &request).await,
             SupportKind::Resync => resync(node, settings, http).await,
+            SupportKind::Profile => apply_profile(node, request.profile.as_ref()).await,
         };
         let sent = http
             .post(format!(
@@ -228,5 +231,56 @@ async fn resync(node: &Node, settings: &SyncSettings, http: &reqwest::Client) ->
     SupportAnswer {
         done: true,
         result: json!({"terminals": terminals}),
+    }
+}
+
+/// Applies a configuration profile: every setting checked first (the profile's own checks, the
+/// tills being this node's, the amount in the store's currency), then each applied; a profile
+/// with a setting that does not hold changes nothing.
+async fn apply_profile(node: &Node, profile: Option<&Profile>) -> SupportAnswer {
+    let refused = |why: String| SupportAnswer {
+        done: false,
+        result: json!({"error": why, "applied": false}),
+    };
+    let Some(profile) = profile else {
+        return refused("the request carries no profile".into());
+    };
+    if let Err(e) = profile.check() {
+        return refused(e.to_string());
+    }
+    let mut tills = Vec::new();
+    for till in profile.printers.keys() {
+        match TerminalId::parse(till) {
+            Ok(t) if node.terminals().contains(&t) => tills.push(t),
+            _ => {
+                return refused(format!(
+                    "profile.printers: `{till}` is not a till of this node"
+                ));
+            }
+        }
+    }
+    if let Some(cap) = &profile.stored_value_offline_cap
+        && let Some(ctx) = node.context()
+        && let Err(e) = domain::Money::parse_major(cap, ctx.config.currency)
+    {
+        return refused(format!("profile.stored_value_offline_cap: {e}"));
+    }
+    if let Some(cap) = &profile.stored_value_offline_cap
+        && let Err(e) = crate::stored_value::set_offline_cap(node, cap).await
+    {
+        return refused(e);
+    }
+    for (till, printer) in tills.iter().zip(profile.printers.values()) {
+        if let Err(e) =
+            crate::printing::set_printer(&node.pools.writer, till, &printer.target, printer.paper)
+                .await
+        {
+            return refused(format!("profile.printers.{till}: {e}"));
+        }
+    }
+    tracing::info!(profile = %serde_json::to_string(profile).unwrap_or_default(), "configuration profile from HQ applied");
+    SupportAnswer {
+        done: true,
+        result: json!({"applied": true, "profile": profile}),
     }
 }

@@ -1,11 +1,12 @@
 -- Remote support (`POST /v1/stores/{id}/support`, the `support` role): what was asked of a
--- store node, by whom and why; when the node fetched it on its sync cycle and what it answered
--- (a diagnostics bundle, or what a re-sync did).
+-- store node (a diagnostics bundle, a re-sync, a configuration profile: `profile`, JSON), by
+-- whom and why; when the node fetched it and what it answered.
 CREATE TABLE support_requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     store TEXT NOT NULL REFERENCES stores (id),
     kind TEXT NOT NULL,
     reason TEXT NOT NULL,
+    profile TEXT,
     asked_by TEXT NOT NULL,
     asked_ms BIGINT NOT NULL,
     fetched_ms BIGINT,
