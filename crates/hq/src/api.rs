@@ -505,16 +505,8 @@ pub const OLDEST_NODE_PROTOCOL: u32 = 1;
 /// [`OLDEST_NODE_PROTOCOL`] to [`protocol::sync::SYNC_PROTOCOL`], as HQ states it (`1-1`).
 static ACCEPTED_PROTOCOLS: std::sync::LazyLock<axum::http::HeaderValue> =
     std::sync::LazyLock::new(|| {
-        axum::http::HeaderValue::from(OLDEST_NODE_PROTOCOL)
-            .to_str()
-            .ok()
-            .and_then(|oldest| {
-                axum::http::HeaderValue::from_str(&format!(
-                    "{oldest}-{}",
-                    protocol::sync::SYNC_PROTOCOL
-                ))
-                .ok()
-            })
+        let range = format!("{OLDEST_NODE_PROTOCOL}-{}", protocol::sync::SYNC_PROTOCOL);
+        axum::http::HeaderValue::from_str(&range)
             .unwrap_or(axum::http::HeaderValue::from_static("1-1"))
     });
 
@@ -1187,7 +1179,7 @@ pub async fn stock_snapshot(db: &Db, location: &str) -> Result<StockSnapshot, sq
 async fn stock_for_store(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Response> {
     let store = authenticate_store(&hq, &headers).await?;
     let snapshot = stock_snapshot(&hq.db, &store).await?;
-    let pending = crate::support::pending_count(&hq.db, &store).await?;
+    let pending = crate::support::pending_count(&mut *hq.db.pool.acquire().await?, &store).await?;
     Ok((
         [(protocol::support::PENDING_HEADER, pending.to_string())],
         Json(snapshot),

@@ -86,12 +86,6 @@ pub struct Report {
 impl Report {
     /// One line on the standing for a person: `None` when there is nothing to say.
     pub fn notice(&self) -> Option<String> {
-        let breaches = |b: &[licence::Breach]| {
-            b.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
         match self.standing.as_ref()? {
             Standing::Valid => None,
             Standing::Grace {
@@ -99,7 +93,7 @@ impl Report {
                 until_ms,
             } => Some(format!(
                 "{}. New stores and terminals are admitted until {}; then none until a renewed licence is installed. Registered tills sell on.",
-                breaches(b),
+                breaches_text(b),
                 licence::day_of(*until_ms)
             )),
             Standing::Lapsed {
@@ -107,11 +101,20 @@ impl Report {
                 since_ms,
             } => Some(format!(
                 "{}. Since {} no new store or terminal is admitted: install a renewed licence (`kassa hq licence install FILE`). Registered tills sell on.",
-                breaches(b),
+                breaches_text(b),
                 licence::day_of(*since_ms)
             )),
         }
     }
+}
+
+/// Why a chain is outside its licence, as one sentence.
+fn breaches_text(breaches: &[licence::Breach]) -> String {
+    breaches
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 type Row = (String, String, String, i64, String, Option<i64>);
@@ -316,11 +319,7 @@ pub(crate) async fn admit(
     let over_after = over(&terms, after);
     let standing = licence::standing(&terms, after, over_after.then_some(since), now_ms);
     if let Standing::Lapsed { breaches, since_ms } = &standing {
-        let why = breaches
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let why = breaches_text(breaches);
         let what = match adding {
             Adding::Store => "store",
             Adding::Terminal => "terminal",

@@ -99,12 +99,7 @@ pub(crate) async fn ask(
     known_store(&hq, &id).await?;
     let now = crate::now_ms();
     let (_guard, mut tx) = hq.db.begin_write().await?;
-    let pending: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM support_requests WHERE store = $1 AND answered_ms IS NULL",
-    )
-    .bind(&id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let pending = pending_count(&mut tx, &id).await?;
     if pending >= MAX_PENDING {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -150,6 +145,21 @@ pub(crate) async fn ask(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
+/// A request's state from when it was fetched and answered and whether it was done:
+/// `pending`, `fetched`, `done` or `failed`.
+pub(crate) fn state(
+    fetched: Option<i64>,
+    answered: Option<i64>,
+    done: Option<i64>,
+) -> &'static str {
+    match (fetched, answered, done) {
+        (_, Some(_), Some(1)) => "done",
+        (_, Some(_), _) => "failed",
+        (Some(_), None, _) => "fetched",
+        (None, None, _) => "pending",
+    }
+}
+
 fn request_json(r: &sqlx::any::AnyRow) -> Value {
     let answered: Option<i64> = r.get("answered_ms");
     let fetched: Option<i64> = r.get("fetched_ms");
@@ -164,12 +174,7 @@ fn request_json(r: &sqlx::any::AnyRow) -> Value {
         "asked_ms": r.get::<i64, _>("asked_ms"),
         "fetched_ms": fetched,
         "answered_ms": answered,
-        "state": match (fetched, answered, r.get::<Option<i64>, _>("done")) {
-            (_, Some(_), Some(1)) => "done",
-            (_, Some(_), _) => "failed",
-            (Some(_), None, _) => "fetched",
-            (None, None, _) => "pending",
-        },
+        "state": state(fetched, answered, r.get("done")),
         "result": result.and_then(|t| serde_json::from_str::<Value>(&t).ok()),
         "profile": profile.and_then(|t| serde_json::from_str::<Value>(&t).ok()),
     })
@@ -197,12 +202,15 @@ pub(crate) async fn list(
 }
 
 /// How many requests of `store` its node has not answered.
-pub(crate) async fn pending_count(db: &crate::db::Db, store: &str) -> Result<i64, sqlx::Error> {
+pub(crate) async fn pending_count(
+    conn: &mut sqlx::AnyConnection,
+    store: &str,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM support_requests WHERE store = $1 AND answered_ms IS NULL",
     )
     .bind(store)
-    .fetch_one(&db.pool)
+    .fetch_one(conn)
     .await
 }
 

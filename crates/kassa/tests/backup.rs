@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{arg, kassa, last_seqs, ok, run, sell, wait_for_shifts, wait_synced};
+use common::{arg, kassa, last_seqs, ok, run, run_node, sell, wait_for_shifts, wait_synced};
 use test_support::{HQ_READ_TOKEN, Process, client, demo_seed_path, open_shifts, test_ca};
 
 mod common;
@@ -82,19 +82,7 @@ async fn a_backup_taken_while_four_tills_sell_restores_every_sale_once_and_never
         enrol.extend(["--terminal", till]);
     }
     ok(&enrol);
-    let store = Process::spawn(
-        &kassa(),
-        &[
-            "store",
-            "--data",
-            &node_arg,
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    )
-    .await
-    .unwrap();
+    let store = run_node(&node_arg, &[]).await;
     wait_for_shifts(&store.url, &TILLS).await;
 
     // Four tills sell as fast as they can; a backup is taken in the middle.
@@ -208,19 +196,7 @@ async fn a_backup_taken_while_four_tills_sell_restores_every_sale_once_and_never
     }
 
     // The new PC carries on: the same sequences, then the next ones, which HQ takes.
-    let store = Process::spawn(
-        &kassa(),
-        &[
-            "store",
-            "--data",
-            &arg(&fresh),
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    )
-    .await
-    .unwrap();
+    let store = run_node(&arg(&fresh), &[]).await;
     assert_eq!(last_seqs(&client(), &store.url).await, heads);
     open_shifts(&client(), &store.url, &TILLS).await.unwrap();
     for till in TILLS {
@@ -336,15 +312,9 @@ async fn scheduled_backups_keep_the_newest_and_a_backup_or_restore_killed_half_w
     assert!(why.contains("not an interval"), "{why}");
 
     let backups = path("backups");
-    let store = Process::spawn(
-        &kassa(),
+    let store = run_node(
+        &node_arg,
         &[
-            "store",
-            "--data",
-            &node_arg,
-            "run",
-            "--listen",
-            "127.0.0.1:0",
             "--backup-dir",
             &arg(&backups),
             "--backup-every",
@@ -353,8 +323,7 @@ async fn scheduled_backups_keep_the_newest_and_a_backup_or_restore_killed_half_w
             "2",
         ],
     )
-    .await
-    .unwrap();
+    .await;
     let http = client();
     open_shifts(&http, &store.url, &[T1]).await.unwrap();
     let mut sold = Vec::new();

@@ -8,10 +8,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use common::{arg, hq_client, kassa, ok, run, sell, wait_for_shifts, wait_synced};
+use common::{arg, hq_client, ok, run, run_hq, run_node, sell, wait_for_shifts, wait_synced};
 use protocol::enrol::EnrolmentCode;
 use serde_json::Value;
-use test_support::{Process, client, demo_seed_path, open_shifts};
+use test_support::{client, demo_seed_path, open_shifts};
 
 mod common;
 
@@ -91,21 +91,7 @@ async fn a_store_enrolled_with_a_one_time_code_syncs_over_tls_and_bad_codes_chan
     };
     assert_eq!(key_mode, 0o600, "the CA's key is readable by others");
 
-    let server = Process::spawn(
-        &kassa(),
-        &[
-            "hq",
-            "--data",
-            &hq_arg,
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-token",
-            "enrolment-test-read",
-        ],
-    )
-    .await
-    .unwrap();
+    let server = run_hq(&hq_arg, "127.0.0.1:0", "enrolment-test-read").await;
     assert!(server.url.starts_with("https://"), "{}", server.url);
     // A client that trusts the operating system's roots does not trust the chain's CA.
     let stranger = reqwest::Client::new()
@@ -266,19 +252,7 @@ async fn a_store_enrolled_with_a_one_time_code_syncs_over_tls_and_bad_codes_chan
     );
 
     // The enrolled node syncs over HTTPS with nothing but its data directory.
-    let store = Process::spawn(
-        &kassa(),
-        &[
-            "store",
-            "--data",
-            &node_arg,
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    )
-    .await
-    .unwrap();
+    let store = run_node(&node_arg, &[]).await;
     let http = client();
     wait_for_shifts(&store.url, &[T1]).await;
     assert!(
@@ -369,15 +343,9 @@ async fn a_store_enrolled_with_a_one_time_code_syncs_over_tls_and_bad_codes_chan
     let credential = std::fs::read_to_string(node.join("keys/hq.credential")).unwrap();
     let wrong_ca = dir.path().join("other-ca.pem");
     std::fs::write(&wrong_ca, &other_ca.cert_pem).unwrap();
-    let store = Process::spawn(
-        &kassa(),
+    let store = run_node(
+        &node_arg,
         &[
-            "store",
-            "--data",
-            &node_arg,
-            "run",
-            "--listen",
-            "127.0.0.1:0",
             "--hq-url",
             &server.url,
             "--hq-token",
@@ -386,8 +354,7 @@ async fn a_store_enrolled_with_a_one_time_code_syncs_over_tls_and_bad_codes_chan
             &arg(&wrong_ca),
         ],
     )
-    .await
-    .unwrap();
+    .await;
     open_shifts(&http, &store.url, &[T1]).await.unwrap();
     assert!(
         sell(&http, &store.url, T1, "enrolled-2").await.is_some(),

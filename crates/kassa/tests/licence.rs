@@ -8,9 +8,9 @@
 
 use std::path::Path;
 
-use common::{arg, hq_client, kassa, ok, run, sell, wait_for_shifts, wait_synced};
+use common::{arg, hq_client, ok, run, run_hq, run_node, sell, wait_for_shifts, wait_synced};
 use serde_json::Value;
-use test_support::{Process, client, demo_seed_path};
+use test_support::{client, demo_seed_path};
 
 mod common;
 
@@ -182,21 +182,7 @@ async fn a_licence_is_checked_offline_and_past_its_grace_admits_no_new_till_whil
             .unwrap();
     assert_eq!(installs, ["licence:L-1"]);
 
-    let server = Process::spawn(
-        &kassa(),
-        &[
-            "hq",
-            "--data",
-            &hq_arg,
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-token",
-            READ,
-        ],
-    )
-    .await
-    .unwrap();
+    let server = run_hq(&hq_arg, "127.0.0.1:0", READ).await;
     let at_hq = hq_client(&hq);
     // A new store: registered with a code (`store add --url`), then the node enrolled with it.
     let enrol = |store: &str, data: &Path, tills: &[&str]| {
@@ -320,19 +306,7 @@ async fn a_licence_is_checked_offline_and_past_its_grace_admits_no_new_till_whil
     assert_eq!(counted, 4, "a till was registered past the grace period");
 
     // A till registered before sells on, and HQ takes its sale.
-    let node = Process::spawn(
-        &kassa(),
-        &[
-            "store",
-            "--data",
-            &arg(&path("vienna")),
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    )
-    .await
-    .unwrap();
+    let node = run_node(&arg(&path("vienna")), &[]).await;
     let http = client();
     wait_for_shifts(&node.url, &["vienna-01-t1"]).await;
     assert!(

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    arg, held_at_hq, hq_client, kassa, last_seqs, ok, sell, wait_for_shifts, wait_synced,
+    arg, held_at_hq, hq_client, last_seqs, ok, run_hq, run_node, sell, wait_for_shifts, wait_synced,
 };
 use serde_json::{Value, json};
 use test_support::{Process, client, demo_seed_path};
@@ -31,21 +31,7 @@ fn free_port() -> u16 {
 
 async fn start_hq(hq: &Path, port: u16) -> Process {
     let listen = format!("127.0.0.1:{port}");
-    Process::spawn(
-        &kassa(),
-        &[
-            "hq",
-            "--data",
-            &arg(hq),
-            "run",
-            "--listen",
-            &listen,
-            "--api-token",
-            READ,
-        ],
-    )
-    .await
-    .unwrap()
+    run_hq(&arg(hq), &listen, READ).await
 }
 
 /// A person signed in: the session cookie and its CSRF token.
@@ -158,21 +144,7 @@ async fn support_asks_a_node_for_diagnostics_and_a_resync_and_nobody_else_can() 
         "hq", "--data", &hq_arg, "store", "add", "--id", "graz-01", "--name", "Graz",
     ]);
     let neighbour = neighbour.lines().last().unwrap().trim().to_owned();
-    let node = Process::spawn(
-        &kassa(),
-        &[
-            "store",
-            "--data",
-            &arg(&node_dir),
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--pull-every",
-            "1",
-        ],
-    )
-    .await
-    .unwrap();
+    let node = run_node(&arg(&node_dir), &["--pull-every", "1"]).await;
     wait_for_shifts(&node.url, &[T1]).await;
     let http = client();
     assert!(sell(&http, &node.url, T1, "support-1").await.is_some());

@@ -1198,12 +1198,10 @@ async fn fleet(
                 SupportRow {
                     asked: local(asked_ms, zone),
                     state: t
-                        .get(match (fetched, answered, done) {
-                            (_, Some(_), Some(1)) => "support.done",
-                            (_, Some(_), _) => "support.failed",
-                            (Some(_), None, _) => "support.fetched",
-                            (None, None, _) => "support.pending",
-                        })
+                        .get(&format!(
+                            "support.{}",
+                            crate::support::state(fetched, answered, done)
+                        ))
                         .to_owned(),
                     id,
                     store,

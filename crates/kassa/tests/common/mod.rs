@@ -154,3 +154,26 @@ pub async fn held_at_hq(
         .filter_map(|t| Some((t["id"].as_str()?.to_owned(), t["acked_seq"].as_u64()?)))
         .collect()
 }
+
+/// `kassa store --data DATA run --listen 127.0.0.1:0 EXTRA…`, once it listens.
+pub async fn run_node(data: &str, extra: &[&str]) -> test_support::Process {
+    let mut args = vec!["store", "--data", data, "run", "--listen", "127.0.0.1:0"];
+    args.extend(extra);
+    test_support::Process::spawn(&kassa(), &args).await.unwrap()
+}
+
+/// `kassa hq --data HQ run --listen LISTEN --api-token TOKEN`, once it listens: HTTPS with the
+/// certificate `kassa hq tls init` made in HQ's data directory.
+pub async fn run_hq(data: &str, listen: &str, token: &str) -> test_support::Process {
+    let args = [
+        "hq",
+        "--data",
+        data,
+        "run",
+        "--listen",
+        listen,
+        "--api-token",
+        token,
+    ];
+    test_support::Process::spawn(&kassa(), &args).await.unwrap()
+}
