@@ -267,6 +267,13 @@ pub enum EventBody {
     /// RKSV code), made in the transaction of the receipt it belongs to and chained right
     /// after it; or a receipt of the fiscal regime's own (a start, null or month receipt).
     FiscalReceipt(FiscalReceipt),
+    /// The terminal's signing key was replaced: this event is the last one signed by the old
+    /// key, every later one is signed by `public_key` (an Ed25519 public key). The chain goes
+    /// on unbroken; a verifier takes the new key from here.
+    KeyRotated {
+        /// The new public key.
+        public_key: [u8; 32],
+    },
 }
 
 /// A fiscal receipt: the regime's document for one receipt of the till.
@@ -361,6 +368,9 @@ impl OrderStepKind {
     }
 }
 
+/// The type name of [`EventBody::KeyRotated`]: a sync batch ends at such an event.
+pub const KEY_ROTATED: &str = "KeyRotated";
+
 impl EventBody {
     /// The event's type name, as on the wire.
     pub fn kind(&self) -> &'static str {
@@ -383,6 +393,7 @@ impl EventBody {
             EventBody::OrderStep(_) => "OrderStep",
             EventBody::ReturnReceived(_) => "ReturnReceived",
             EventBody::FiscalReceipt(_) => "FiscalReceipt",
+            EventBody::KeyRotated { .. } => KEY_ROTATED,
         }
     }
 }
@@ -482,6 +493,6 @@ pub fn stock_movements(event: &Event) -> Vec<StockMovement> {
             .iter()
             .map(|(sku, q)| moved(here, sku, q.milli()))
             .collect(),
-        EventBody::FiscalReceipt(_) => Vec::new(),
+        EventBody::FiscalReceipt(_) | EventBody::KeyRotated { .. } => Vec::new(),
     }
 }

@@ -909,11 +909,15 @@ async fn push(State(hq): State<Arc<Hq>>, headers: HeaderMap, body: Body) -> ApiR
     };
     let from_seq = batch.header.from_seq;
     let count = batch.events.len();
-    let key: Option<(String, Vec<u8>, Option<i64>)> =
-        sqlx::query_as("SELECT store, public_key, revoked_after_seq FROM terminals WHERE id = $1")
-            .bind(&terminal)
-            .fetch_optional(&hq.db.pool)
-            .await?;
+    // The key in force at the batch's first event: the registered one, or the one the last key
+    // rotation before it named.
+    let key: Option<(String, Vec<u8>, Option<i64>)> = sqlx::query_as(
+        "SELECT t.store, COALESCE((SELECT k.public_key FROM terminal_keys k WHERE k.terminal_id = t.id AND k.from_seq <= $2 ORDER BY k.from_seq DESC LIMIT 1), t.public_key), t.revoked_after_seq FROM terminals t WHERE t.id = $1",
+    )
+    .bind(&terminal)
+    .bind(i64::try_from(from_seq).unwrap_or(i64::MAX))
+    .fetch_optional(&hq.db.pool)
+    .await?;
     let (key, revoked_after) = match key {
         Some((owner, key, revoked_after)) if owner == store => (key, revoked_after),
         _ => {

@@ -179,6 +179,11 @@ pub async fn ingest_pushed(
         ));
     }
     let accepted = u32::try_from(fresh.len()).unwrap_or(u32::MAX);
+    for e in &fresh {
+        if let EventBody::KeyRotated { public_key } = &e.event.body {
+            record_key_rotation(&mut tx, terminal, &e.event, public_key, now_ms).await?;
+        }
+    }
     // Events held beyond a gap that the batch filled are applied now, in sequence order.
     loop {
         let next = sqlx::query("SELECT seq, body, prev_hash, hash FROM inbox WHERE terminal = $1 AND seq > $2 AND applied = 0 ORDER BY seq LIMIT 1000")
@@ -235,6 +240,56 @@ pub async fn ingest_pushed(
         duplicates,
         gaps,
     })
+}
+
+/// Keeps the key a terminal's `KeyRotated` event names as its key from the next sequence on
+/// (the batch that carried the event ended with it and was signed by the key before), makes it
+/// the terminal's newest key unless a later rotation is held already, and audits it.
+async fn record_key_rotation(
+    tx: &mut Transaction<'static, Any>,
+    terminal: &str,
+    event: &Event,
+    public_key: &[u8; 32],
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    let from_seq = i64_of(event.meta.seq).saturating_add(1);
+    sqlx::query(
+        "INSERT INTO terminal_keys (terminal_id, from_seq, public_key, rotated_ms) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(terminal)
+    .bind(from_seq)
+    .bind(&public_key[..])
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE terminals SET public_key = $1 WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM terminal_keys WHERE terminal_id = $2 AND from_seq > $3)",
+    )
+    .bind(&public_key[..])
+    .bind(terminal)
+    .bind(from_seq)
+    .execute(&mut **tx)
+    .await?;
+    let actor = format!("store:{}", event.meta.store);
+    let target = format!("terminal:{terminal}");
+    let after = serde_json::json!({
+        "from_seq": from_seq,
+        "public_key": hex::encode(public_key),
+    })
+    .to_string();
+    crate::identity::Audit {
+        at_ms: now_ms,
+        actor: &actor,
+        source: None,
+        action: "terminal.key_rotated",
+        target: Some(&target),
+        before: None,
+        after: Some(&after),
+    }
+    .append(&mut **tx)
+    .await?;
+    tracing::info!(%terminal, from_seq, "a terminal's signing key was rotated");
+    Ok(())
 }
 
 /// Runs `fold` once per database under `name` over every event HQ applied before (each

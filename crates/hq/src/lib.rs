@@ -242,6 +242,13 @@ pub(crate) async fn add_terminal_within(
             .bind(&protocol::chain::GENESIS[..])
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "INSERT INTO terminal_keys (terminal_id, from_seq, public_key) VALUES ($1, 1, $2)",
+            )
+            .bind(terminal.as_str())
+            .bind(&key.to_bytes()[..])
+            .execute(&mut *tx)
+            .await?;
             Ok(true)
         }
     }

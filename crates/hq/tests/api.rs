@@ -72,6 +72,7 @@ scenarios! {
     a_store_is_configured_with_if_match_and_bad_fields_are_refused_by_name,
     staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed,
     a_revoked_till_keeps_what_hq_held_and_its_later_batches_are_parked,
+    a_tills_new_key_is_taken_from_the_batch_its_old_key_signed_and_the_old_key_signs_no_more,
     categories_form_a_tree_products_name_one_and_a_variant_shows_its_imports,
     reservations_never_take_available_below_zero_and_end_as_asked,
     a_store_holds_stock_for_its_customers_with_its_own_credential_and_nothing_more,
@@ -3537,6 +3538,122 @@ async fn a_revoked_till_keeps_what_hq_held_and_its_later_batches_are_parked(db: 
     );
     let audit: Vec<String> = audit_actions(db).await;
     assert_eq!(audit.iter().filter(|a| *a == "terminal.revoke").count(), 1);
+}
+
+/// Issue 21, item 3: a till's key rotates. The `KeyRotated` event ends a batch signed by the
+/// old key; HQ takes the new key for the events after it, while the old key still verifies a
+/// batch of before (pushed again). A batch after the rotation signed by the old key (a thief's),
+/// and a rotation inside a batch (the new key vouching for itself), are refused.
+async fn a_tills_new_key_is_taken_from_the_batch_its_old_key_signed_and_the_old_key_signs_no_more(
+    db: &Db,
+) {
+    use serde_json::json;
+    let till = Till::new("vienna-01", "vienna-01-t1", 1);
+    let token = till.register(db).await;
+    let r = router(db);
+    let new = SigningKey::from_bytes(&[0x5a; 32]);
+    let adjusted = |delta: i64| EventBody::StockAdjusted {
+        sku: Sku::parse("GRO-BRD-0012").unwrap(),
+        delta_milli: delta,
+        reason: AdjustmentReason::Received,
+        note: None,
+    };
+    let rotation = EventBody::KeyRotated {
+        public_key: new.verifying_key().to_bytes(),
+    };
+    let events = till.linked(vec![
+        adjusted(1000),
+        adjusted(2000),
+        rotation.clone(),
+        adjusted(3000),
+        adjusted(4000),
+    ]);
+    let pushed = |events: &[Linked], key: &SigningKey| {
+        wire(&batch(&till.store, till.id.as_str(), key, events))
+    };
+
+    // A rotation inside a batch: the head is signed by the key the batch itself announces.
+    let (status, refused) = push(&r, &token, pushed(&events, &new)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("must end its batch"),
+        "{refused}"
+    );
+    // The rotation ends a batch signed by the old key: taken, and the new key with it.
+    let (status, ack) = push(&r, &token, pushed(&events[..3], &till.key)).await;
+    assert_eq!(
+        (status, &ack["acked_seq"]),
+        (StatusCode::OK, &json!(3)),
+        "{ack}"
+    );
+    // After it, the old key signs no more; the new key does.
+    let (status, refused) = push(&r, &token, pushed(&events[3..], &till.key)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["code"], "batch_rejected", "{refused}");
+    let (status, ack) = push(&r, &token, pushed(&events[3..], &new)).await;
+    assert_eq!(
+        (status, &ack["acked_seq"]),
+        (StatusCode::OK, &json!(5)),
+        "{ack}"
+    );
+    // A batch of before the rotation, pushed again, still verifies with the key of its time.
+    let (status, ack) = push(&r, &token, pushed(&events[1..3], &till.key)).await;
+    assert_eq!(
+        (status, &ack["duplicates"]),
+        (StatusCode::OK, &json!(2)),
+        "{ack}"
+    );
+
+    let keys: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT from_seq, public_key FROM terminal_keys WHERE terminal_id = 'vienna-01-t1' ORDER BY from_seq",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        keys,
+        vec![
+            (1, till.key.verifying_key().to_bytes().to_vec()),
+            (4, new.verifying_key().to_bytes().to_vec()),
+        ]
+    );
+    let current: Vec<u8> =
+        sqlx::query_scalar("SELECT public_key FROM terminals WHERE id = 'vienna-01-t1'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(current, new.verifying_key().to_bytes().to_vec());
+    // Registering the till again names its current key; its first key is another till's now.
+    hq::add_terminal(
+        db,
+        &till.store,
+        &till.id,
+        &hex::encode(new.verifying_key().to_bytes()),
+    )
+    .await
+    .unwrap();
+    assert!(
+        hq::add_terminal(
+            db,
+            &till.store,
+            &till.id,
+            &hex::encode(till.key.verifying_key().to_bytes()),
+        )
+        .await
+        .is_err()
+    );
+    let audit: Vec<String> = audit_actions(db).await;
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| *a == "terminal.key_rotated")
+            .count(),
+        1,
+        "{audit:?}"
+    );
 }
 
 /// Categories: added at the top and under another, listed with their paths; an unknown parent,

@@ -111,6 +111,16 @@ enum StoreCommand {
         #[arg(long, default_value_t = protocol::enrol::DEFAULT_OVERLAP_HOURS)]
         overlap_hours: u32,
     },
+    /// Replace a terminal's signing key (yearly, or when its key may have been seen): makes the
+    /// new key beside the old one. When the node next starts it records the new public key in
+    /// the terminal's ledger, signed by the old key, and signs with the new key from then on;
+    /// HQ takes the new key from that event, offline periods included. The old key file is gone
+    /// afterwards.
+    RotateKey {
+        /// The terminal.
+        #[arg(long)]
+        terminal: String,
+    },
     /// Register the store and its terminals, creating each terminal's signing key.
     Provision {
         /// The store this node serves.
@@ -474,6 +484,16 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                     data.display(),
                     up_to(&manifest),
                     data.display()
+                );
+                Ok(())
+            }
+            StoreCommand::RotateKey { terminal } => {
+                let terminal = TerminalId::parse(&terminal)
+                    .map_err(|e| anyhow::anyhow!("--terminal: {e}"))?;
+                let public_key = store::prepare_key_rotation(&data, &terminal).await?;
+                println!(
+                    "terminal {terminal}: new key {} ready; (re)start the node to rotate to it",
+                    hex::encode(public_key)
                 );
                 Ok(())
             }

@@ -118,6 +118,10 @@ pub enum BodyDto {
     OrderStep(OrderStepDto),
     ReturnReceived(ReturnReceivedDto),
     FiscalReceipt(FiscalReceiptDto),
+    KeyRotated {
+        /// The new Ed25519 public key, hex.
+        key: String,
+    },
 }
 
 /// A fiscal receipt.
@@ -558,6 +562,9 @@ impl From<&EventBody> for BodyDto {
                 device_failed: f.device_failed,
                 material: f.material.clone(),
             }),
+            EventBody::KeyRotated { public_key } => BodyDto::KeyRotated {
+                key: hex::encode(public_key),
+            },
             EventBody::ReturnReceived(r) => BodyDto::ReturnReceived(ReturnReceivedDto {
                 web_return: r.web_return.clone(),
                 number: r.number.clone(),
@@ -1038,6 +1045,14 @@ fn body_from(dto: &BodyDto) -> Result<EventBody, FieldError> {
                 device_failed: d.device_failed,
                 material: d.material.clone(),
             })
+        }
+        BodyDto::KeyRotated { key } => {
+            let public_key = hex::decode(key)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .filter(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_ok())
+                .ok_or_else(|| FieldError::new("body.key", "not a 32-byte Ed25519 key in hex"))?;
+            EventBody::KeyRotated { public_key }
         }
         BodyDto::ReturnReceived(d) => {
             let r = Reader { path: "body" };

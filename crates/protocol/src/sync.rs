@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use domain::ledger::Event;
+use domain::ledger::{Event, EventBody};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
@@ -120,9 +120,12 @@ pub struct VerifiedEvent {
     pub hash: Hash,
 }
 
-/// Verifies a batch against the store it came from and the terminal's public key: every event
-/// decodes, belongs to that store and terminal, the sequence is contiguous from `from_seq`, the
-/// chain recomputed from `prev_hash` ends in a link the head signature verifies.
+/// Verifies a batch against the store it came from and the terminal's public key at the batch's
+/// first event: every event decodes, belongs to that store and terminal, the sequence is
+/// contiguous from `from_seq`, the chain recomputed from `prev_hash` ends in a link the head
+/// signature verifies. A key rotation may only be the last event, so the key that signs the
+/// head is always `key` and a rotation is vouched for by the key it replaces; the receiver
+/// takes the new key for the events after it ([`rotated_key`]).
 pub fn verify_batch(
     batch: &Batch,
     store: &str,
@@ -165,6 +168,12 @@ pub fn verify_batch(
                 format!("expected sequence {expected_seq}, found {}", event.meta.seq),
             ));
         }
+        if matches!(event.body, EventBody::KeyRotated { .. }) && i + 1 != batch.events.len() {
+            return Err(FieldError::new(
+                format!("events[{i}]"),
+                "a key rotation must end its batch, so that the old key signs it",
+            ));
+        }
         let hash = chain::link(&previous, bytes);
         out.push(VerifiedEvent {
             event,
@@ -181,6 +190,21 @@ pub fn verify_batch(
         ));
     }
     Ok(out)
+}
+
+/// The key a verified batch hands over to, when its last event is a key rotation.
+pub fn rotated_key(verified: &[VerifiedEvent]) -> Option<(u64, [u8; 32])> {
+    match verified.last() {
+        Some(VerifiedEvent {
+            event:
+                Event {
+                    body: EventBody::KeyRotated { public_key },
+                    meta,
+                },
+            ..
+        }) => Some((meta.seq, *public_key)),
+        _ => None,
+    }
 }
 
 /// Below this many events a batch is decoded on the calling thread: starting threads would cost
@@ -232,33 +256,90 @@ mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
 
-    fn events(n: u64) -> (Batch, SigningKey) {
-        let key = SigningKey::from_bytes(&[3; 32]);
-        let mut bytes = Vec::new();
-        let mut prev = chain::GENESIS;
-        for seq in 1..=n {
-            let text = format!(
-                r#"{{"v":1,"id":"01935f4e-8a2b-7c3d-9e4f-{seq:012}","store":"s1","terminal":"t1","seq":{seq},"hlc":[1790000000000,{seq}],"body":{{"StockCounted":{{"sku":"A","counted":{seq}000}}}}}}"#
-            );
-            prev = chain::link(&prev, text.as_bytes());
-            bytes.push(text.into_bytes());
+    fn counted(seq: u64) -> String {
+        format!(
+            r#"{{"v":1,"id":"01935f4e-8a2b-7c3d-9e4f-{seq:012}","store":"s1","terminal":"t1","seq":{seq},"hlc":[1790000000000,{seq}],"body":{{"StockCounted":{{"sku":"A","counted":{seq}000}}}}}}"#
+        )
+    }
+
+    fn rotated(seq: u64, to: &SigningKey) -> String {
+        format!(
+            r#"{{"v":1,"id":"01935f4e-8a2b-7c3d-9e4f-{seq:012}","store":"s1","terminal":"t1","seq":{seq},"hlc":[1790000000000,{seq}],"body":{{"KeyRotated":{{"key":"{}"}}}}}}"#,
+            hex::encode(to.verifying_key().to_bytes())
+        )
+    }
+
+    /// `texts` as the batch from `from_seq` after the link `prev`, its head signed by `key`;
+    /// and the link after its last event.
+    fn signed(texts: Vec<String>, from_seq: u64, prev: Hash, key: &SigningKey) -> (Batch, Hash) {
+        let mut head = prev;
+        for text in &texts {
+            head = chain::link(&head, text.as_bytes());
         }
         let header = BatchHeader {
             format: BATCH_FORMAT.into(),
             store: "s1".into(),
             terminal: "t1".into(),
-            from_seq: 1,
-            count: u32::try_from(n).unwrap(),
-            prev_hash: hex::encode(chain::GENESIS),
-            head_signature: hex::encode(chain::sign(&key, &prev)),
+            from_seq,
+            count: u32::try_from(texts.len()).unwrap(),
+            prev_hash: hex::encode(prev),
+            head_signature: hex::encode(chain::sign(key, &head)),
         };
-        (
-            Batch {
-                header,
-                events: bytes,
-            },
-            key,
-        )
+        let events = texts.into_iter().map(String::into_bytes).collect();
+        (Batch { header, events }, head)
+    }
+
+    fn events(n: u64) -> (Batch, SigningKey) {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let (batch, _) = signed((1..=n).map(counted).collect(), 1, chain::GENESIS, &key);
+        (batch, key)
+    }
+
+    #[test]
+    fn a_key_rotation_ends_its_batch_signed_by_the_key_it_replaces() {
+        let old = SigningKey::from_bytes(&[3; 32]);
+        let new = SigningKey::from_bytes(&[5; 32]);
+        // Counted, counted, rotated: signed by the old key, it hands over to the new one.
+        let (first, head) = signed(
+            vec![counted(1), counted(2), rotated(3, &new)],
+            1,
+            chain::GENESIS,
+            &old,
+        );
+        let verified = verify_batch(&first, "s1", &old.verifying_key()).unwrap();
+        assert_eq!(
+            rotated_key(&verified),
+            Some((3, new.verifying_key().to_bytes()))
+        );
+        assert_eq!(rotated_key(&verified[..2]), None);
+        // The same batch signed by the new key is not vouched for by the old one.
+        let (forged, _) = signed(
+            vec![counted(1), counted(2), rotated(3, &new)],
+            1,
+            chain::GENESIS,
+            &new,
+        );
+        assert!(verify_batch(&forged, "s1", &old.verifying_key()).is_err());
+        // After the rotation the new key signs; the old key no longer does.
+        let (after, _) = signed(vec![counted(4), counted(5)], 4, head, &new);
+        assert!(verify_batch(&after, "s1", &new.verifying_key()).is_ok());
+        let (stale, _) = signed(vec![counted(4), counted(5)], 4, head, &old);
+        assert_eq!(
+            verify_batch(&stale, "s1", &new.verifying_key())
+                .unwrap_err()
+                .field,
+            "batch.header.head_signature"
+        );
+        // A rotation inside a batch would let the new key vouch for itself: refused.
+        let (inside, _) = signed(
+            vec![counted(1), rotated(2, &new), counted(3)],
+            1,
+            chain::GENESIS,
+            &new,
+        );
+        let err = verify_batch(&inside, "s1", &old.verifying_key()).unwrap_err();
+        assert_eq!(err.field, "events[1]", "{err}");
+        assert!(err.to_string().contains("must end its batch"), "{err}");
     }
 
     #[test]

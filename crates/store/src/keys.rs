@@ -34,6 +34,12 @@ pub enum KeyError {
         /// Its mode.
         mode: u32,
     },
+    /// A key rotation is already waiting for the node to carry it out.
+    #[error("a key rotation is already waiting ({path}); start the node to carry it out")]
+    Pending {
+        /// The waiting key's file.
+        path: String,
+    },
     /// No randomness was available.
     #[error("no randomness available to create a key: {0}")]
     Random(String),
@@ -53,6 +59,49 @@ pub fn create_or_load(data_dir: &Path, terminal: &TerminalId) -> Result<SigningK
 /// Loads `terminal`'s key, refusing a file that other users can read.
 pub fn load(data_dir: &Path, terminal: &TerminalId) -> Result<SigningKey, KeyError> {
     load_secret(&key_path(data_dir, terminal)).map(|seed| SigningKey::from_bytes(&seed))
+}
+
+/// Where a terminal's next key waits until the node rotates to it (see [`prepare_rotation`]).
+pub fn next_key_path(data_dir: &Path, terminal: &TerminalId) -> PathBuf {
+    data_dir
+        .join("keys")
+        .join(format!("{terminal}.ed25519.next"))
+}
+
+/// Makes `terminal`'s next key and keeps it beside the current one; the node announces it in
+/// its ledger (signed by the current key) and switches to it when it next starts. A rotation
+/// already waiting is kept, not replaced: its key may already be announced.
+pub fn prepare_rotation(data_dir: &Path, terminal: &TerminalId) -> Result<SigningKey, KeyError> {
+    let path = next_key_path(data_dir, terminal);
+    if path.exists() {
+        return Err(KeyError::Pending {
+            path: path.display().to_string(),
+        });
+    }
+    create_or_load_secret(data_dir, &path, None).map(|seed| SigningKey::from_bytes(&seed))
+}
+
+/// `terminal`'s next key, when a rotation is waiting.
+pub fn next_key(data_dir: &Path, terminal: &TerminalId) -> Result<Option<SigningKey>, KeyError> {
+    let path = next_key_path(data_dir, terminal);
+    if !path.exists() {
+        return Ok(None);
+    }
+    load_secret(&path).map(|seed| Some(SigningKey::from_bytes(&seed)))
+}
+
+/// Makes the waiting next key `terminal`'s key: renamed over the old one (which is gone from
+/// then on), the directory synced so the rename survives a power cut.
+pub fn promote_next(data_dir: &Path, terminal: &TerminalId) -> Result<(), KeyError> {
+    let path = key_path(data_dir, terminal);
+    let io = |source| KeyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    fs::rename(next_key_path(data_dir, terminal), &path).map_err(io)?;
+    fs::File::open(data_dir.join("keys"))
+        .and_then(|dir| dir.sync_all())
+        .map_err(io)
 }
 
 /// Where the chain's PIN pepper lives: the secret every PIN hash is keyed with. HQ and all

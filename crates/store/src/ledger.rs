@@ -90,7 +90,7 @@ pub(crate) async fn last_voidable_sale(
     terminal: &TerminalId,
 ) -> Result<(Event, SaleCompleted), WriteError> {
     let last = sqlx::query(
-        "SELECT id, body, kind FROM events WHERE terminal = $1 AND kind != 'FiscalReceipt' ORDER BY seq DESC LIMIT 1",
+        "SELECT id, body, kind FROM events WHERE terminal = $1 AND kind NOT IN ('FiscalReceipt', 'KeyRotated') ORDER BY seq DESC LIMIT 1",
     )
     .bind(terminal.as_str())
     .fetch_optional(&mut *conn)
@@ -342,6 +342,14 @@ pub enum Op {
         /// The basket, priced as a sale would be.
         cart: PricedCart,
     },
+    /// Replace the terminal's signing key: a `KeyRotated` event naming the new key, signed by
+    /// the current one; every later event is signed by the new key.
+    RotateKey {
+        /// Terminal.
+        terminal: TerminalId,
+        /// The new key.
+        key: SigningKey,
+    },
     /// Record a card request, its outcome or an offline settlement, with its journal row.
     Card {
         /// Terminal (the till the payment terminal belongs to).
@@ -373,7 +381,8 @@ impl Op {
             | Op::ReceiveWebReturn { terminal, .. }
             | Op::FiscalStart { terminal }
             | Op::FiscalNull { terminal, .. }
-            | Op::FiscalTraining { terminal, .. } => terminal,
+            | Op::FiscalTraining { terminal, .. }
+            | Op::RotateKey { terminal, .. } => terminal,
             Op::Card { terminal, .. } => terminal,
         }
     }
@@ -393,6 +402,7 @@ impl Op {
                 | Op::FiscalStart { .. }
                 | Op::FiscalNull { .. }
                 | Op::FiscalTraining { .. }
+                | Op::RotateKey { .. }
         )
     }
 }
@@ -959,6 +969,32 @@ async fn apply(
             Recorded {
                 status: 201,
                 body: views::event_view(&event),
+            }
+        }
+        Op::RotateKey { key, .. } => {
+            let public_key = crate::keys::public_bytes(key);
+            append(
+                conn,
+                state,
+                clock,
+                &terminal,
+                EventBody::KeyRotated { public_key },
+            )
+            .await?;
+            sqlx::query("UPDATE terminals SET public_key = $1 WHERE id = $2")
+                .bind(&public_key[..])
+                .bind(terminal.as_str())
+                .execute(&mut *conn)
+                .await?;
+            if let Some(head) = state.terminals.get_mut(&terminal) {
+                head.key = key.clone();
+            }
+            Recorded {
+                status: 201,
+                body: serde_json::json!({
+                    "terminal": terminal.to_string(),
+                    "public_key": hex::encode(public_key),
+                }),
             }
         }
         Op::FiscalStart { .. } => {

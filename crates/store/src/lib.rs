@@ -79,6 +79,9 @@ pub enum StoreError {
         /// The store asked for.
         requested: String,
     },
+    /// The node hosts no such terminal.
+    #[error("this node hosts no terminal `{0}`")]
+    UnknownTerminal(String),
     /// A terminal's key file does not match the key registered for it.
     #[error("key file of terminal {0} does not match its registered public key")]
     KeyMismatch(String),
@@ -147,11 +150,13 @@ pub async fn provision(
             }
             Some(_) => {}
             None => {
-                sqlx::query("INSERT INTO terminals (id, public_key) VALUES ($1, $2)")
-                    .bind(terminal.as_str())
-                    .bind(&public[..])
-                    .execute(&pools.writer)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO terminals (id, public_key, genesis_key) VALUES ($1, $2, $2)",
+                )
+                .bind(terminal.as_str())
+                .bind(&public[..])
+                .execute(&pools.writer)
+                .await?;
             }
         }
         out.push((terminal.clone(), public));
@@ -161,12 +166,56 @@ pub async fn provision(
     Ok(out)
 }
 
+/// `terminal`'s signing key, which must be the one its chain names last (`public_key`). A
+/// rotation the ledger recorded before the node stopped short of renaming the key file is
+/// finished here.
+fn signing_key(
+    data_dir: &Path,
+    terminal: &TerminalId,
+    public_key: &[u8],
+) -> Result<ed25519_dalek::SigningKey, StoreError> {
+    let key = keys::load(data_dir, terminal)?;
+    if keys::public_bytes(&key)[..] == *public_key {
+        return Ok(key);
+    }
+    match keys::next_key(data_dir, terminal)? {
+        Some(next) if keys::public_bytes(&next)[..] == *public_key => {
+            keys::promote_next(data_dir, terminal)?;
+            tracing::info!(%terminal, "finished a key rotation the ledger had recorded");
+            Ok(next)
+        }
+        _ => Err(StoreError::KeyMismatch(terminal.to_string())),
+    }
+}
+
 async fn provisioned_store(pools: &db::Pools, data_dir: &Path) -> Result<StoreId, StoreError> {
     let store: Option<String> = sqlx::query_scalar("SELECT store_id FROM node")
         .fetch_optional(&pools.writer)
         .await?;
     let store = store.ok_or_else(|| StoreError::NotProvisioned(data_dir.display().to_string()))?;
     StoreId::parse(&store).map_err(|_| StoreError::NotProvisioned(data_dir.display().to_string()))
+}
+
+/// Prepares a new signing key for one of the node's terminals (see [`keys::prepare_rotation`]);
+/// the node announces it in the terminal's ledger, signed by the current key, when it next
+/// starts. Answers the new public key.
+pub async fn prepare_key_rotation(
+    data_dir: &Path,
+    terminal: &TerminalId,
+) -> Result<[u8; 32], StoreError> {
+    let pools = db::open_existing(data_dir).await?;
+    provisioned_store(&pools, data_dir).await?;
+    let hosted: Option<i64> = sqlx::query_scalar("SELECT 1 FROM terminals WHERE id = $1")
+        .bind(terminal.as_str())
+        .fetch_optional(&pools.reader)
+        .await?;
+    pools.writer.close().await;
+    pools.reader.close().await;
+    if hosted.is_none() {
+        return Err(StoreError::UnknownTerminal(terminal.to_string()));
+    }
+    let key = keys::prepare_rotation(data_dir, terminal)?;
+    Ok(keys::public_bytes(&key))
 }
 
 /// Loads a reference data file (format `kassa-seed/1`) into the node, whole or not at all.
@@ -207,13 +256,14 @@ impl App {
             .await?;
         let mut signing = HashMap::new();
         let mut terminals = BTreeSet::new();
+        let mut rotations = Vec::new();
         for row in rows {
             let id: String = row.get("id");
             let terminal =
                 TerminalId::parse(&id).map_err(|_| StoreError::KeyMismatch(id.clone()))?;
-            let key = keys::load(&settings.data_dir, &terminal)?;
-            if keys::public_bytes(&key)[..] != row.get::<&[u8], _>("public_key")[..] {
-                return Err(StoreError::KeyMismatch(id));
+            let key = signing_key(&settings.data_dir, &terminal, row.get("public_key"))?;
+            if let Some(next) = keys::next_key(&settings.data_dir, &terminal)? {
+                rotations.push((terminal.clone(), next));
             }
             terminals.insert(terminal.clone());
             signing.insert(terminal, key);
@@ -240,6 +290,22 @@ impl App {
             ledger
                 .write(None, ledger::Op::FiscalStart { terminal })
                 .await?;
+        }
+        // A key rotation asked for since the node last ran (`kassa store rotate-key`): announced
+        // in the ledger under the old key, then the new key file takes the old one's place.
+        for (terminal, key) in rotations {
+            let public_key = hex::encode(keys::public_bytes(&key));
+            ledger
+                .write(
+                    None,
+                    ledger::Op::RotateKey {
+                        terminal: terminal.clone(),
+                        key,
+                    },
+                )
+                .await?;
+            keys::promote_next(&settings.data_dir, &terminal)?;
+            tracing::info!(%terminal, %public_key, "the terminal's signing key was rotated");
         }
         let listener =
             TcpListener::bind(settings.listen)

@@ -232,8 +232,9 @@ async fn acked(node: &Node, terminal: &TerminalId) -> Result<i64, sqlx::Error> {
     )
 }
 
-/// The batch of `terminal`'s events after `acked_seq` (at most `limit`), as the outbox sends it:
-/// the link before the first event and the signature of the last.
+/// The batch of `terminal`'s events after `acked_seq` (at most `limit`, and up to the first key
+/// rotation), as the outbox sends it: the link before the first event and the signature of the
+/// last.
 pub async fn build_batch(
     pool: &sqlx::SqlitePool,
     store: &str,
@@ -241,12 +242,20 @@ pub async fn build_batch(
     acked_seq: i64,
     limit: i64,
 ) -> Result<Option<Batch>, sqlx::Error> {
-    let rows = sqlx::query("SELECT seq, body, signature FROM events WHERE terminal = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+    let mut rows = sqlx::query("SELECT seq, kind, body, signature FROM events WHERE terminal = $1 AND seq > $2 ORDER BY seq LIMIT $3")
         .bind(terminal)
         .bind(acked_seq)
         .bind(limit)
         .fetch_all(pool)
         .await?;
+    // A key rotation ends its batch: the batch's one signature, over its last event, is then
+    // the old key's, which is what vouches for the new key at HQ.
+    if let Some(at) = rows
+        .iter()
+        .position(|r| r.get::<&str, _>("kind") == domain::ledger::KEY_ROTATED)
+    {
+        rows.truncate(at + 1);
+    }
     let Some(last) = rows.last() else {
         return Ok(None);
     };

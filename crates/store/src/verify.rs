@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use domain::TerminalId;
+use domain::ledger::{Event, EventBody};
 use protocol::chain::{self, GENESIS, Hash};
 use sqlx::{Row, SqlitePool};
 
@@ -45,15 +46,19 @@ pub struct TerminalReport {
 
 /// Verifies every terminal's chain: contiguous sequence from 1, the canonical bytes decode and
 /// agree with the stored columns, each hash links to the one before, each signature verifies
-/// with the terminal's public key.
+/// with the terminal's key at that point (the key it was provisioned with, then each key a
+/// `KeyRotated` event names, from the event after it).
 pub async fn verify(pool: &SqlitePool) -> Result<Vec<TerminalReport>, sqlx::Error> {
-    let terminals = sqlx::query("SELECT id, public_key FROM terminals ORDER BY id")
-        .fetch_all(pool)
-        .await?;
+    let terminals = sqlx::query(
+        "SELECT id, COALESCE(genesis_key, public_key) AS first_key FROM terminals ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
     let mut reports = Vec::new();
     for t in terminals {
         let terminal: String = t.get("id");
-        let key = verifying_key(t.get::<&[u8], _>("public_key"));
+        // The key the chain begins with; a `KeyRotated` event hands over to the key it names.
+        let mut key = verifying_key(t.get::<&[u8], _>("first_key"));
         let rows = sqlx::query(
             "SELECT seq, id, body, hash, signature FROM events WHERE terminal = $1 ORDER BY seq",
         )
@@ -80,7 +85,8 @@ pub async fn verify(pool: &SqlitePool) -> Result<Vec<TerminalReport>, sqlx::Erro
                 Some(format!("sequence gap: expected {expected_seq}"))
             } else {
                 let computed = chain::link(&previous, &body);
-                match protocol::event::decode(&body) {
+                let decoded = protocol::event::decode(&body);
+                let problem = match &decoded {
                     Err(e) => Some(format!("event bytes do not decode: {e}")),
                     Ok(event)
                         if event.meta.terminal.as_str() != terminal
@@ -99,7 +105,15 @@ pub async fn verify(pool: &SqlitePool) -> Result<Vec<TerminalReport>, sqlx::Erro
                         }
                         Some(_) => None,
                     },
+                };
+                if let Ok(Event {
+                    body: EventBody::KeyRotated { public_key },
+                    ..
+                }) = &decoded
+                {
+                    key = verifying_key(public_key);
                 }
+                problem
             };
             if let Some(reason) = problem {
                 broken = Some(fail(reason));

@@ -161,6 +161,9 @@ pub fn event_view(event: &Event) -> Value {
             "lines": r.lines.iter().map(|(sku, q)| json!({"sku": sku.to_string(), "quantity": q.to_string()})).collect::<Vec<_>>(),
             "staff": r.staff.to_string(),
         }),
+        EventBody::KeyRotated { public_key } => json!({
+            "public_key": hex::encode(public_key),
+        }),
         EventBody::StaffLockedOut { staff, until_ms } => json!({
             "staff": staff.to_string(),
             "until_ms": until_ms,
