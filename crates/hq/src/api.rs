@@ -52,6 +52,8 @@ pub struct Hq {
     pub(crate) secure_cookies: bool,
     /// The chain's CA (PEM) HQ's HTTPS certificate chains to: what enrolment codes pin.
     pub(crate) ca_pem: Option<String>,
+    /// The chain's CA with its key: what store nodes' client certificates are issued under.
+    pub(crate) client_ca: Option<Arc<tls::Authority>>,
 }
 
 /// How often HQ reads the reference version for the pulls waiting on it: a change made by
@@ -91,6 +93,7 @@ impl Hq {
             pin_pepper: None,
             secure_cookies: false,
             ca_pem: None,
+            client_ca: None,
         }
     }
 
@@ -103,6 +106,12 @@ impl Hq {
     /// The same state, hashing the PINs the staff write API is sent under `pepper`.
     pub fn with_pin_pepper(mut self, pepper: Option<[u8; 32]>) -> Self {
         self.pin_pepper = pepper;
+        self
+    }
+
+    /// The same state, issuing store nodes client certificates under `ca`.
+    pub fn with_client_ca(mut self, ca: Option<Arc<tls::Authority>>) -> Self {
+        self.client_ca = ca;
         self
     }
 
@@ -455,6 +464,10 @@ pub fn router(hq: Arc<Hq>) -> Router {
         // The push reads its own body under `MAX_PUSH_BYTES`, after the store credential; every
         // other body (a sign-in) gets this small cap.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            hq.clone(),
+            client_certificates,
+        ))
         // Every answer states the sync protocols HQ accepts from store nodes.
         .layer(axum::middleware::map_response(
             |mut answer: Response| async move {
@@ -486,16 +499,75 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The store whose credential `token` is: its current one, or the one it replaced itself while
-/// the overlap lasts.
-async fn store_of_credential(hq: &Hq, token: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM stores WHERE token_hash = $1 OR (previous_token_hash = $1 AND previous_until_ms > $2)",
+/// Mutual TLS per store, checked for every request made with a store's credential before its
+/// handler runs: over a connection whose client certificate names another store it is refused
+/// (`403 client_certificate_mismatch`), and without the store's own certificate it is refused
+/// when the store requires one (`401 client_certificate_required`, `kassa hq store client-cert
+/// --id S --require`). Other requests (a session, an API key, an unknown credential, which the
+/// handler refuses) pass untouched.
+async fn client_certificates(
+    State(hq): State<Arc<Hq>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(token) = bearer(request.headers())
+        .filter(|t| t.starts_with("kassa_") && !t.starts_with(crate::identity::KEY_PREFIX))
+    else {
+        return next.run(request).await;
+    };
+    let owner = match credential_owner(&hq, token).await {
+        Ok(Some(owner)) => owner,
+        Ok(None) => return next.run(request).await,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let presented = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::https::Peer>>()
+        .and_then(|info| info.0.client_store.clone());
+    let (store, required) = owner;
+    match presented {
+        Some(certified) if certified != store => {
+            tracing::warn!(%certified, %store, "store request refused: another store's client certificate");
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "client_certificate_mismatch",
+                format!(
+                    "the connection's client certificate is store `{certified}`'s, the credential store `{store}`'s"
+                ),
+            )
+            .into_response()
+        }
+        None if required => {
+            tracing::warn!(%store, "store request refused: no client certificate");
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "client_certificate_required",
+                format!(
+                    "store `{store}` must connect with its client certificate (mutual TLS), which enrolment gives the node (keys/hq-client.pem): enrol the node again if it has none"
+                ),
+            )
+            .into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
+
+/// The store whose credential `token` is (its current one, or the one it replaced itself while
+/// the overlap lasts), and whether it must show its client certificate.
+async fn credential_owner(hq: &Hq, token: &str) -> Result<Option<(String, bool)>, sqlx::Error> {
+    let found: Option<(String, i64)> = sqlx::query_as(
+        "SELECT id, client_cert_required FROM stores WHERE token_hash = $1 OR (previous_token_hash = $1 AND previous_until_ms > $2)",
     )
     .bind(&token_hash(token)[..])
     .bind(now_ms())
     .fetch_optional(&hq.db.pool)
-    .await
+    .await?;
+    Ok(found.map(|(store, required)| (store, required != 0)))
+}
+
+/// The store whose credential `token` is.
+async fn store_of_credential(hq: &Hq, token: &str) -> Result<Option<String>, sqlx::Error> {
+    Ok(credential_owner(hq, token).await?.map(|(store, _)| store))
 }
 
 /// The store a sync request's credential belongs to.

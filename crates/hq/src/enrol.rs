@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::{StoreId, TerminalId};
 use protocol::enrol::{
-    DEFAULT_OVERLAP_HOURS, EnrolAnswer, EnrolRequest, EnrolmentCode, MAX_OVERLAP_HOURS,
-    RotateAnswer, RotateRequest, secret_hash,
+    ClientCertificate, DEFAULT_OVERLAP_HOURS, EnrolAnswer, EnrolRequest, EnrolmentCode,
+    MAX_OVERLAP_HOURS, RotateAnswer, RotateRequest, secret_hash,
 };
 use serde_json::json;
 
@@ -320,15 +320,30 @@ pub(crate) async fn redeem(
     }
     .append(&mut tx)
     .await?;
+    // Issued before the code is spent, so a failure leaves the code to be used again.
+    let client_certificate = client_certificate(&hq, &store)?;
     tx.commit().await?;
     tracing::info!(%store, terminals = terminals.len(), "store enrolled");
     let answer = EnrolAnswer {
+        client_certificate,
         store,
         credential,
         ca_pem,
         pin_pepper: hq.pin_pepper.map(hex::encode),
     };
     Ok((StatusCode::OK, Json(answer)).into_response())
+}
+
+/// A client certificate for `store`'s node, when HQ holds the chain's CA key.
+fn client_certificate(hq: &Hq, store: &str) -> ApiResult<Option<ClientCertificate>> {
+    let Some(ca) = &hq.client_ca else {
+        return Ok(None);
+    };
+    let issued = ca.issue_store_client(store).map_err(internal)?;
+    Ok(Some(ClientCertificate {
+        chain_pem: issued.chain_pem.clone(),
+        key_pem: issued.key_pem.clone(),
+    }))
 }
 
 /// `POST /v1/sync/credential` (the store's credential): the store replaces its own credential.
@@ -373,11 +388,13 @@ pub(crate) async fn rotate(
     }
     .append(&mut tx)
     .await?;
+    let client_certificate = client_certificate(&hq, &store)?;
     tx.commit().await?;
     tracing::info!(%store, until, "store replaced its credential");
     let answer = RotateAnswer {
         credential,
         previous_valid_until_ms: until,
+        client_certificate,
     };
     Ok((StatusCode::OK, Json(answer)).into_response())
 }

@@ -1,6 +1,7 @@
 //! HTTPS for HQ: a listener that completes each TLS handshake in a task of its own, so a slow
 //! or silent client never holds up the next one, and hands only finished handshakes to the
-//! HTTP server.
+//! HTTP server, each with who is at the other end ([`Peer`]): its address, and the store its
+//! client certificate names when it presented one (mutual TLS).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,10 +18,42 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// connections that never finish their handshake takes no more than this).
 const HANDSHAKES: usize = 512;
 
+/// Who is at the other end of a connection, as every request on it sees it
+/// (`ConnectInfo<Peer>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The store whose client certificate the client presented, verified under the chain's CA
+    /// in the handshake (see [`tls::client_store`]); `None` without one, and over plain HTTP.
+    pub client_store: Option<String>,
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(addr: SocketAddr) -> Self {
+        Peer {
+            addr,
+            client_store: None,
+        }
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Peer::from(*stream.remote_addr())
+    }
+}
+
 /// A TCP listener whose connections arrive as finished TLS sessions.
 #[derive(Debug)]
 pub struct TlsListener {
-    sessions: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    sessions: mpsc::Receiver<(TlsStream<TcpStream>, Peer)>,
     local: SocketAddr,
     acceptor: tokio::task::JoinHandle<()>,
 }
@@ -51,7 +84,7 @@ impl Drop for TlsListener {
 async fn accept(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    sessions: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    sessions: mpsc::Sender<(TlsStream<TcpStream>, Peer)>,
 ) {
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES));
     loop {
@@ -74,6 +107,16 @@ async fn accept(
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(session)) => {
                     drop(permit);
+                    let client_store = session
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .and_then(|leaf| tls::client_store(leaf));
+                    let peer = Peer {
+                        addr: peer,
+                        client_store,
+                    };
                     let _ = sessions.send((session, peer)).await;
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
@@ -85,7 +128,7 @@ async fn accept(
 
 impl axum::serve::Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
+    type Addr = Peer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.sessions.recv().await {
@@ -96,6 +139,6 @@ impl axum::serve::Listener for TlsListener {
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+        Ok(Peer::from(self.local))
     }
 }

@@ -286,7 +286,7 @@ async fn record_key_rotation(
         before: None,
         after: Some(&after),
     }
-    .append(&mut **tx)
+    .append(tx)
     .await?;
     tracing::info!(%terminal, from_seq, "a terminal's signing key was rotated");
     Ok(())

@@ -152,6 +152,35 @@ pub async fn rotate_credential(db: &Db, store: &StoreId) -> Result<String, HqErr
     Ok(token)
 }
 
+/// Mutual TLS per store: whether HQ takes `store`'s credential only with its client
+/// certificate (see `api::client_certificates`). Audited (`store.client_cert_required`).
+pub async fn require_client_cert(db: &Db, store: &StoreId, required: bool) -> Result<(), HqError> {
+    let (_guard, mut tx) = db.begin_write().await?;
+    let changed = sqlx::query("UPDATE stores SET client_cert_required = $1 WHERE id = $2")
+        .bind(i64::from(required))
+        .bind(store.as_str())
+        .execute(&mut *tx)
+        .await?;
+    if changed.rows_affected() == 0 {
+        return Err(HqError::UnknownStore(store.to_string()));
+    }
+    let target = format!("store:{store}");
+    let after = serde_json::json!({ "client_cert_required": required }).to_string();
+    identity::Audit {
+        at_ms: now_ms(),
+        actor: "cli",
+        source: None,
+        action: "store.client_cert_required",
+        target: Some(&target),
+        before: None,
+        after: Some(&after),
+    }
+    .append(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Issues `store` a new sync credential inside the caller's transaction (which holds the write
 /// guard) and answers it. With `keep` (a credential and an instant), that credential keeps
 /// working until the instant; without, every earlier one stops at once.
@@ -279,6 +308,9 @@ pub struct Settings {
     /// The chain's CA (PEM) the certificate of `tls` chains to, for the enrolment codes the
     /// back office issues.
     pub ca_pem: Option<String>,
+    /// The chain's CA with its key, when HQ holds it: HQ then issues each enrolled store node a
+    /// client certificate for mutual TLS (renewed with each rotation of its credential).
+    pub client_ca: Option<Arc<tls::Authority>>,
 }
 
 /// A built HQ, listening, not yet serving.
@@ -307,7 +339,8 @@ impl App {
                     .with_metrics_closed(settings.close_metrics)
                     .with_pin_pepper(settings.pin_pepper)
                     .with_secure_cookies(settings.secure_cookies || settings.tls.is_some())
-                    .with_ca(settings.ca_pem.clone()),
+                    .with_ca(settings.ca_pem.clone())
+                    .with_client_ca(settings.client_ca.clone()),
             ),
             listener,
             webhook_backoff: settings.webhook_backoff,
@@ -342,13 +375,11 @@ impl App {
             shutdown.await;
             state.close();
         };
-        let service = api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let service = api::router(self.state).into_make_service_with_connect_info::<https::Peer>();
         let served = match self.tls {
             Some(config) => {
-                use axum::serve::ListenerExt as _;
-                let listener = https::TlsListener::new(self.listener, config)
-                    .map_err(HqError::Serve)?
-                    .tap_io(|_| ());
+                let listener =
+                    https::TlsListener::new(self.listener, config).map_err(HqError::Serve)?;
                 axum::serve(listener, service)
                     .with_graceful_shutdown(shutdown)
                     .await

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::Extension;
 use axum::extract::{ConnectInfo, State};
@@ -142,11 +142,11 @@ fn set_cookie(hq: &Hq, value: &str, max_age_s: i64) -> HeaderValue {
 /// `POST /v1/session`: signs in with `{name, password}`.
 pub(crate) async fn sign_in(
     State(hq): State<Arc<Hq>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    peer: Option<Extension<ConnectInfo<crate::https::Peer>>>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let address = peer.map(|Extension(ConnectInfo(at))| at.ip());
+    let address = peer.map(|Extension(ConnectInfo(at))| at.addr.ip());
     if address.is_some_and(|a| throttled(&hq, a, now_ms())) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

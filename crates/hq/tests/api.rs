@@ -2569,7 +2569,7 @@ fn sign_in_from(address: &str, name: &str, password: &str) -> Request<Body> {
     let peer: std::net::SocketAddr = format!("{address}:40000").parse().unwrap();
     request
         .extensions_mut()
-        .insert(axum::extract::ConnectInfo(peer));
+        .insert(axum::extract::ConnectInfo(hq::https::Peer::from(peer)));
     request
 }
 

@@ -81,6 +81,7 @@ async fn serve_hq(
     let app = hq::App::build(&hq::Settings {
         tls: None,
         ca_pem: None,
+        client_ca: None,
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
@@ -125,6 +126,7 @@ pub async fn bench_prices(changes: usize, scheduled: usize) -> anyhow::Result<()
             token: token.into(),
             pull_every,
             hq_ca: None,
+            hq_client_cert: None,
         }),
         1,
     )

@@ -107,6 +107,7 @@ pub async fn bench_shop(
     let app = hq::App::build(&hq::Settings {
         tls: None,
         ca_pem: None,
+        client_ca: None,
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
@@ -148,6 +149,7 @@ pub async fn bench_shop(
             token: token.into(),
             pull_every: Duration::from_secs(crate::store_cmd::DEFAULT_PULL_EVERY_S),
             hq_ca: None,
+            hq_client_cert: None,
         }),
         1,
     )

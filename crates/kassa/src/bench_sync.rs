@@ -361,6 +361,7 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
     let app = hq::App::build(&hq::Settings {
         tls: None,
         ca_pem: None,
+        client_ca: None,
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
@@ -379,6 +380,7 @@ async fn latency(dir: &Path) -> anyhow::Result<()> {
             token: token.into(),
             pull_every: Duration::from_secs(60),
             hq_ca: None,
+            hq_client_cert: None,
         }),
         1,
     )
@@ -502,6 +504,7 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
     let app = hq::App::build(&hq::Settings {
         tls: None,
         ca_pem: None,
+        client_ca: None,
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
@@ -528,6 +531,7 @@ pub async fn bench_catalog(variants: usize) -> anyhow::Result<()> {
                 token: token.into(),
                 pull_every: Duration::from_millis(200),
                 hq_ca: None,
+                hq_client_cert: None,
             }),
         },
         Arc::new(SystemClock),

@@ -93,9 +93,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // that pins it.
     let tls_dir = root.join("hq").join("tls");
     let (ca, identity) = demo_tls(&tls_dir)?;
+    let ca = Arc::new(ca);
     let hq_app = hq::App::build(&hq::Settings {
-        tls: Some(identity.server_config()?),
+        tls: Some(identity.server_config(Some(&ca.cert_pem))?),
         ca_pem: Some(ca.cert_pem.clone()),
+        client_ca: Some(ca.clone()),
         database_url: hq_url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,
@@ -159,6 +161,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             jiff::Timestamp::now().as_millisecond(),
         )
         .await?;
+        // Enrolment gave the node a client certificate: HQ takes this store's credential only
+        // with it (mutual TLS), as a chain that wants it would configure.
+        hq::require_client_cert(&db, &store, true).await?;
         let jurisdiction = seed
             .stores
             .iter()

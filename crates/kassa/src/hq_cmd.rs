@@ -152,6 +152,21 @@ enum StoreCommand {
         #[arg(long)]
         id: String,
     },
+    /// Mutual TLS for a store: with `--require`, HQ takes a request made with the store's
+    /// credential only over a connection on which the node presented its own client
+    /// certificate (enrolment gives it one); `--allow` goes back to the credential alone.
+    /// Recorded in the audit log.
+    ClientCert {
+        /// Store id.
+        #[arg(long)]
+        id: String,
+        /// Require the store's client certificate.
+        #[arg(long, conflicts_with = "allow", required_unless_present = "allow")]
+        require: bool,
+        /// Take the credential alone again.
+        #[arg(long)]
+        allow: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -317,25 +332,44 @@ fn tls_dir(data: &Option<PathBuf>, given: &Option<PathBuf>) -> anyhow::Result<Pa
         .context("--tls-dir DIR is needed: with --database-url, HQ has no data directory to keep its certificates in")
 }
 
+/// How `kassa hq run` serves.
+#[derive(Default)]
+struct Https {
+    /// HTTPS with this configuration; plain HTTP without.
+    config: Option<Arc<tls::rustls::ServerConfig>>,
+    /// The chain's CA, for enrolment codes and to verify client certificates.
+    ca_pem: Option<String>,
+    /// The chain's CA with its key, for the store nodes' client certificates.
+    client_ca: Option<Arc<tls::Authority>>,
+}
+
 /// What `kassa hq run` serves: HTTPS with the given files, else with the TLS directory's, or
-/// plain HTTP when asked for; and the chain's CA, for enrolment codes.
+/// plain HTTP when asked for; and the chain's CA, for enrolment codes and (with its key at hand)
+/// the store nodes' client certificates.
 fn https(
     data: &Option<PathBuf>,
     dir: &Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
     insecure_http: bool,
-) -> anyhow::Result<(Option<Arc<tls::rustls::ServerConfig>>, Option<String>)> {
+) -> anyhow::Result<Https> {
     if insecure_http {
         tracing::warn!(
             "serving plain HTTP (--insecure-http): credentials cross the network in clear"
         );
-        return Ok((None, None));
+        return Ok(Https::default());
     }
     let dir = tls_dir(data, dir).ok();
     let ca_pem = dir
         .as_ref()
         .and_then(|d| std::fs::read_to_string(d.join(CA_FILE)).ok());
+    let client_ca = match &dir {
+        Some(d) if d.join(CA_KEY_FILE).exists() => Some(Arc::new(
+            tls::Authority::load(&d.join(CA_FILE), &d.join(CA_KEY_FILE))
+                .context("the chain's CA, for the store nodes' client certificates")?,
+        )),
+        _ => None,
+    };
     let (cert, key) = match (cert, key, &dir) {
         (Some(cert), Some(key), _) => (cert, key),
         (_, _, Some(d)) if d.join(CERT_FILE).exists() => (d.join(CERT_FILE), d.join(KEY_FILE)),
@@ -347,7 +381,7 @@ fn https(
     };
     let identity = tls::Identity::load(&cert, &key)?;
     let config = identity
-        .server_config()
+        .server_config(ca_pem.as_deref())
         .with_context(|| format!("{} and {}", cert.display(), key.display()))?;
     match identity.days_left() {
         Ok(days) if days < 0 => anyhow::bail!(
@@ -360,7 +394,11 @@ fn https(
         ),
         _ => {}
     }
-    Ok((Some(config), ca_pem))
+    Ok(Https {
+        config: Some(config),
+        ca_pem,
+        client_ca,
+    })
 }
 
 const CA_FILE: &str = "ca.pem";
@@ -518,7 +556,11 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 tls_key,
                 insecure_http,
             } => {
-                let (tls, ca_pem) = https(&args.data, &args.tls_dir, tls_cert, tls_key, insecure_http)?;
+                let Https {
+                    config: tls,
+                    ca_pem,
+                    client_ca,
+                } = https(&args.data, &args.tls_dir, tls_cert, tls_key, insecure_http)?;
                 let scheme = if tls.is_some() { "https" } else { "http" };
                 // The staff write API hashes PINs under the chain's pepper: the data directory's
                 // own or the file given; on PostgreSQL without a file, PINs cannot be set.
@@ -537,6 +579,7 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                     },
                     tls,
                     ca_pem,
+                    client_ca,
                 })
                 .await?;
                 let addr = app.local_addr().context("listener has no address")?;
@@ -595,6 +638,21 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
             } => {
                 let db = hq::db::open(&url).await?;
                 print_licence(&db).await?;
+            }
+            HqCommand::Store {
+                command: StoreCommand::ClientCert { id, require, .. },
+            } => {
+                let db = hq::db::open(&url).await?;
+                let store = StoreId::parse(&id).map_err(|e| anyhow::anyhow!("--id: {e}"))?;
+                hq::require_client_cert(&db, &store, require).await?;
+                println!(
+                    "store {store}: {}",
+                    if require {
+                        "HQ takes its credential only with its client certificate (mutual TLS)"
+                    } else {
+                        "HQ takes its credential alone (no client certificate required)"
+                    }
+                );
             }
             HqCommand::Store {
                 command: StoreCommand::RotateCredential { id },

@@ -381,6 +381,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                                     .with_context(|| format!("--hq-ca: cannot read {}", f.display()))
                             })
                             .transpose()?,
+                        hq_client_cert: None,
                     }),
                     (None, None) => store::enrol::link(&data, pull_every)?,
                     _ => bail!("--hq-url and --hq-token go together"),

@@ -667,3 +667,178 @@ async fn a_tills_key_rotates_while_hq_is_out_of_reach_and_hq_verifies_across_the
     );
     drop(server);
 }
+
+/// A client of HQ that trusts the chain's CA and presents `identity` when asked.
+fn client_as(hq: &Path, identity: Option<&tls::Identity>) -> reqwest::Client {
+    let ca = std::fs::read_to_string(hq.join("tls/ca.pem")).unwrap();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls::client_config_as(&ca, identity).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Issue 21, item 1: mutual TLS per store. Enrolment gives the node a client certificate under
+/// the chain's CA; once HQ requires it for the store, the node syncs as before, while the
+/// store's credential alone, or with another store's certificate, or with a certificate of
+/// another CA, is refused. Rotating the credential renews the certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_must_show_its_client_certificate_syncs_with_it_and_nothing_else_passes() {
+    const READ: &str = "mtls-test-read";
+    let dir = tempfile::tempdir().unwrap();
+    let hq = dir.path().join("hq");
+    let hq_arg = arg(&hq);
+    ok(&["hq", "--data", &hq_arg, "publish", &arg(&demo_seed_path())]);
+    ok(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "tls",
+        "init",
+        "--name",
+        "127.0.0.1",
+    ]);
+    let server = run_hq(&hq_arg, "127.0.0.1:0", READ).await;
+    let code = last_line(&ok(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "store",
+        "add",
+        "--id",
+        STORE,
+        "--name",
+        "Wien",
+        "--url",
+        &server.url,
+    ]));
+    let node = dir.path().join("node");
+    let node_arg = arg(&node);
+    ok(&[
+        "store",
+        "--data",
+        &node_arg,
+        "enrol",
+        &code,
+        "--terminal",
+        T1,
+    ]);
+    let (chain, key) = (
+        node.join("keys/hq-client.pem"),
+        node.join("keys/hq-client.key"),
+    );
+    let key_mode = {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(key_mode, 0o600, "the client key is readable by others");
+    let issued = std::fs::read_to_string(&chain).unwrap();
+
+    let why = run(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "store",
+        "client-cert",
+        "--id",
+        "graz-01",
+        "--require",
+    ])
+    .unwrap_err();
+    assert!(why.contains("graz-01"), "{why}");
+    ok(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "store",
+        "client-cert",
+        "--id",
+        STORE,
+        "--require",
+    ]);
+
+    // The node presents its certificate and syncs as before.
+    let http = client();
+    let at_hq = hq_client(&hq);
+    let running = run_node(&node_arg, &["--pull-every", "1"]).await;
+    wait_for_shifts(&running.url, &[T1]).await;
+    assert!(sell(&http, &running.url, T1, "mtls-1").await.is_some());
+    wait_synced(&http, &running.url, &at_hq, &server.url, READ).await;
+
+    // The credential alone, or with another store's certificate, is refused.
+    let credential = std::fs::read_to_string(node.join("keys/hq.credential")).unwrap();
+    let pull = |client: reqwest::Client| {
+        let request = client
+            .get(format!("{}/v1/sync/stock", server.url))
+            .bearer_auth(credential.trim())
+            .send();
+        async move {
+            match request.await {
+                Ok(answer) => {
+                    let status = answer.status().as_u16();
+                    Ok((status, answer.json::<Value>().await.unwrap_or(Value::Null)))
+                }
+                Err(e) => Err(format!("{e:?}")),
+            }
+        }
+    };
+    let (status, why) = pull(client_as(&hq, None)).await.unwrap();
+    assert_eq!(
+        (status, why["code"].as_str()),
+        (401, Some("client_certificate_required")),
+        "{why}"
+    );
+    let ca = tls::Authority::load(&hq.join("tls/ca.pem"), &hq.join("tls/ca.key")).unwrap();
+    let graz = ca.issue_store_client("graz-01").unwrap();
+    let (status, why) = pull(client_as(&hq, Some(&graz))).await.unwrap();
+    assert_eq!(
+        (status, why["code"].as_str()),
+        (403, Some("client_certificate_mismatch")),
+        "{why}"
+    );
+    // A certificate for this store from another CA does not pass the handshake.
+    let stranger = tls::Authority::create("Stranger")
+        .unwrap()
+        .issue_store_client(STORE)
+        .unwrap();
+    assert!(pull(client_as(&hq, Some(&stranger))).await.is_err());
+    // With its own certificate the same request passes.
+    let own = tls::Identity::load(&chain, &key).unwrap();
+    let (status, why) = pull(client_as(&hq, Some(&own))).await.unwrap();
+    assert_eq!(status, 200, "{why}");
+
+    // The credential's rotation renews the certificate; `--allow` takes the credential alone.
+    ok(&["store", "--data", &node_arg, "rotate-credential"]);
+    let renewed = std::fs::read_to_string(&chain).unwrap();
+    assert_ne!(renewed, issued, "the client certificate was not renewed");
+    ok(&[
+        "hq",
+        "--data",
+        &hq_arg,
+        "store",
+        "client-cert",
+        "--id",
+        STORE,
+        "--allow",
+    ]);
+    let credential = std::fs::read_to_string(node.join("keys/hq.credential")).unwrap();
+    let answer = client_as(&hq, None)
+        .get(format!("{}/v1/sync/stock", server.url))
+        .bearer_auth(credential.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let db = sqlite(&hq).await;
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT after_json FROM audit_log WHERE action = 'store.client_cert_required' ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert!(
+        audited[0].contains("true") && audited[1].contains("false"),
+        "{audited:?}"
+    );
+    drop(running);
+}

@@ -60,6 +60,7 @@ async fn start(data: &Path, hq: &str, token: &str, clock: Arc<TestClock>) -> Nod
                 token: token.into(),
                 pull_every: Duration::from_secs(1),
                 hq_ca: Some(test_support::test_ca().ca_pem.clone()),
+                hq_client_cert: None,
             }),
         },
         clock,

@@ -906,6 +906,7 @@ async fn a_store_two_hours_behind_still_syncs(backend: Backend) {
                 token: token.into(),
                 pull_every: Duration::from_secs(1),
                 hq_ca: Some(test_support::test_ca().ca_pem.clone()),
+                hq_client_cert: None,
             }),
         },
         Arc::new(store::clock::OffsetClock(OFFSET_MS)),

@@ -122,6 +122,26 @@ pub struct EnrolAnswer {
     pub ca_pem: Option<String>,
     /// The chain's PIN pepper (64 hex digits), so that PINs HQ publishes verify at the tills.
     pub pin_pepper: Option<String>,
+    /// The node's client certificate for mutual TLS, when HQ holds the chain's CA key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+/// A store node's client certificate for its links to HQ (mutual TLS), issued under the
+/// chain's CA, with its private key (PEM both). It crosses the network once, inside the TLS
+/// session that also carries the store's credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCertificate {
+    /// The certificate, then the CA's.
+    pub chain_pem: String,
+    /// The private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificate").finish_non_exhaustive()
+    }
 }
 
 /// `POST /v1/sync/credential`: a store replaces its own credential.
@@ -139,6 +159,9 @@ pub struct RotateAnswer {
     pub credential: String,
     /// Until when the credential that asked keeps working (milliseconds since the epoch).
     pub previous_valid_until_ms: i64,
+    /// A new client certificate for mutual TLS, when HQ holds the chain's CA key: the renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificate>,
 }
 
 /// The overlap a rotation gives unless asked for another.

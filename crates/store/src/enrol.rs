@@ -6,6 +6,7 @@
 //! not exist before as it was: absent.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{StoreId, TerminalId};
@@ -75,6 +76,26 @@ fn link_path(data_dir: &Path) -> PathBuf {
 
 fn credential_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keys").join("hq.credential")
+}
+
+fn client_cert_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
+    let keys = data_dir.join("keys");
+    (keys.join("hq-client.pem"), keys.join("hq-client.key"))
+}
+
+/// Keeps the node's client certificate for mutual TLS (the key readable by its owner only;
+/// each written beside and renamed, the key first).
+fn keep_client_certificate(
+    data_dir: &Path,
+    issued: &protocol::enrol::ClientCertificate,
+) -> std::io::Result<()> {
+    let (chain, key) = client_cert_paths(data_dir);
+    for (path, text) in [(&key, &issued.key_pem), (&chain, &issued.chain_pem)] {
+        let fresh = path.with_extension("new");
+        tls::write_private(&fresh, text.as_bytes())?;
+        std::fs::rename(&fresh, path)?;
+    }
+    Ok(())
 }
 
 /// Where the chain's CA is kept.
@@ -260,6 +281,15 @@ pub async fn rotate(data_dir: &Path, overlap_hours: u32) -> Result<i64, EnrolErr
             answer.previous_valid_until_ms
         ))
     })?;
+    // The client certificate is renewed with the credential; the one in use stays valid, and a
+    // running node presents the new one from its next start.
+    if let Some(issued) = &answer.client_certificate {
+        keep_client_certificate(data_dir, issued).map_err(|e| {
+            EnrolError::Files(format!(
+                "HQ issued a new client certificate, but it could not be kept ({e}); the one in use stays valid: rotate again"
+            ))
+        })?;
+    }
     Ok(answer.previous_valid_until_ms)
 }
 
@@ -272,6 +302,9 @@ fn keep(data_dir: &Path, code: &EnrolmentCode, answer: &EnrolAnswer) -> Result<(
         std::fs::write(ca_path(data_dir), ca).map_err(files)?;
     }
     write_credential(data_dir, &answer.credential).map_err(files)?;
+    if let Some(issued) = &answer.client_certificate {
+        keep_client_certificate(data_dir, issued).map_err(files)?;
+    }
     let link = LinkFile {
         url: code.url.clone(),
         store: answer.store.clone(),
@@ -306,10 +339,19 @@ pub fn link(data_dir: &Path, pull_every: Duration) -> Result<Option<SyncSettings
     } else {
         None
     };
+    let (chain, key) = client_cert_paths(data_dir);
+    let hq_client_cert = if chain.exists() {
+        Some(Arc::new(
+            tls::Identity::load(&chain, &key).map_err(|e| file(&chain, &e))?,
+        ))
+    } else {
+        None
+    };
     Ok(Some(SyncSettings {
         hq_url: link.url,
         token: crate::sync::Credential::kept_in(token.trim().to_owned(), credential_file),
         pull_every,
         hq_ca,
+        hq_client_cert,
     }))
 }

@@ -35,6 +35,9 @@ pub struct SyncSettings {
     /// The chain's CA (PEM), the only one trusted for an `https://` HQ; `None` for plain HTTP,
     /// which the command line allows only with `--insecure-http`.
     pub hq_ca: Option<String>,
+    /// The node's client certificate, presented when HQ asks for one (mutual TLS); enrolment
+    /// keeps it in `keys/hq-client.pem`.
+    pub hq_client_cert: Option<Arc<tls::Identity>>,
 }
 
 /// The store's credential, shared by every link of the node to HQ and replaced in place when
@@ -128,7 +131,8 @@ impl SyncSettings {
             .default_headers(said);
         let builder = match (&self.hq_ca, self.hq_url.starts_with("https://")) {
             (Some(ca), true) => builder.tls_backend_preconfigured(
-                tls::client_config(ca).map_err(|e| format!("the chain's CA: {e}"))?,
+                tls::client_config_as(ca, self.hq_client_cert.as_deref())
+                    .map_err(|e| format!("the chain's CA or the node's client certificate: {e}"))?,
             ),
             (None, true) => {
                 return Err(format!(

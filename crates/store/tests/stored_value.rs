@@ -62,6 +62,7 @@ impl Node {
                     token: "no-such-credential".into(),
                     pull_every: Duration::from_secs(3600),
                     hq_ca: None,
+                    hq_client_cert: None,
                 }),
             },
             Arc::new(store::clock::SystemClock),

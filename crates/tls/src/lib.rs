@@ -24,6 +24,11 @@ use sha2::{Digest as _, Sha256};
 const CA_DAYS: i64 = 20 * 366;
 /// How long a server certificate is valid: renewed well before (`kassa hq tls renew`).
 pub const SERVER_DAYS: i64 = 2 * 366;
+/// How long a store node's client certificate is valid: a new one comes with each rotation of
+/// the store's credential (`kassa store rotate-credential`, monthly from a timer).
+pub const CLIENT_DAYS: i64 = 397;
+/// The common name of a store node's client certificate starts with this, then the store's id.
+const STORE_CLIENT_PREFIX: &str = "kassa-store:";
 
 /// Errors setting up TLS.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +186,29 @@ impl Authority {
         params.not_after = days_from_now(SERVER_DAYS);
         self.issue(params)
     }
+
+    /// A client certificate for store `store`'s links to HQ (mutual TLS): common name
+    /// `kassa-store:<store>`, client authentication only, valid for [`CLIENT_DAYS`].
+    pub fn issue_store_client(&self, store: &str) -> Result<Identity, TlsError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{STORE_CLIENT_PREFIX}{store}"));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = days_from_now(-1);
+        params.not_after = days_from_now(CLIENT_DAYS);
+        self.issue(params)
+    }
+}
+
+/// The store a client certificate (DER) names, by its common name `kassa-store:<store>`. Only
+/// meaningful for a certificate the TLS handshake verified under the chain's CA.
+pub fn client_store(cert_der: &[u8]) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    let name = parsed.subject().iter_common_name().next()?.as_str().ok()?;
+    name.strip_prefix(STORE_CLIENT_PREFIX)
+        .filter(|store| !store.is_empty())
+        .map(str::to_owned)
 }
 
 impl Identity {
@@ -197,18 +225,41 @@ impl Identity {
         std::fs::write(chain, &self.chain_pem).map_err(|e| file_error(chain, e))
     }
 
-    /// A server configuration presenting this chain (HTTP/1.1 and HTTP/2 offered).
-    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    fn parts(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
         let chain = certificates(&self.chain_pem, "the certificate chain")?;
         let key =
             PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| TlsError::Pem {
                 what: "the private key".into(),
                 reason: e.to_string(),
             })?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
+        Ok((chain, key))
+    }
+
+    /// A server configuration presenting this chain (HTTP/1.1). With `client_ca` (the chain's
+    /// CA, PEM) it also asks each client for a certificate under that CA, which a client may
+    /// decline (a browser, a node without one); one it presents must verify, or the handshake
+    /// fails. Who presented which is then the connection's ([`client_store`]).
+    pub fn server_config(
+        &self,
+        client_ca: Option<&str>,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let (chain, key) = self.parts()?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca_pem) => {
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots(ca_pem)?),
+                    provider(),
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -257,16 +308,35 @@ pub fn fingerprint(cert_pem: &str) -> Result<String, TlsError> {
     Ok(fingerprint_der(&all[0]))
 }
 
-/// A client configuration that trusts the CA `ca_pem` and nothing else (HTTP/1.1).
-pub fn client_config(ca_pem: &str) -> Result<rustls::ClientConfig, TlsError> {
+fn roots(ca_pem: &str) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for c in certificates(ca_pem, "the CA certificate")? {
         roots.add(c)?;
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    Ok(roots)
+}
+
+/// A client configuration that trusts the CA `ca_pem` and nothing else (HTTP/1.1).
+pub fn client_config(ca_pem: &str) -> Result<rustls::ClientConfig, TlsError> {
+    client_config_as(ca_pem, None)
+}
+
+/// [`client_config`] that presents `identity` when the server asks for a client certificate
+/// (a store node's, for mutual TLS).
+pub fn client_config_as(
+    ca_pem: &str,
+    identity: Option<&Identity>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots(ca_pem)?);
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let (chain, key) = identity.parts()?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -409,7 +479,8 @@ mod tests {
         let server = ca
             .issue_server(&["hq.example".into(), "127.0.0.1".into()])
             .unwrap();
-        assert!(server.server_config().is_ok());
+        assert!(server.server_config(None).is_ok());
+        assert!(server.server_config(Some(&ca.cert_pem)).is_ok());
         assert!(client_config(&ca.cert_pem).is_ok());
         let days = server.days_left().unwrap();
         assert!((SERVER_DAYS - 2..=SERVER_DAYS).contains(&days), "{days}");
@@ -419,6 +490,20 @@ mod tests {
         assert!(matches!(err, TlsError::PinMismatch { .. }), "{err}");
         // The server's chain carries its CA, which is what a pinned client looks for.
         assert!(server.chain_pem.ends_with(&ca.cert_pem));
+    }
+
+    #[test]
+    fn a_store_client_certificate_names_its_store_and_a_server_certificate_none() {
+        let ca = Authority::create("Test").unwrap();
+        let client = ca.issue_store_client("vienna-01").unwrap();
+        let der = certificates(&client.chain_pem, "chain").unwrap();
+        assert_eq!(client_store(&der[0]).as_deref(), Some("vienna-01"));
+        assert!(client.chain_pem.ends_with(&ca.cert_pem));
+        assert!(client_config_as(&ca.cert_pem, Some(&client)).is_ok());
+        let server = ca.issue_server(&["hq.example".into()]).unwrap();
+        let der = certificates(&server.chain_pem, "chain").unwrap();
+        assert_eq!(client_store(&der[0]), None);
+        assert_eq!(client_store(b"not a certificate"), None);
     }
 
     #[test]
