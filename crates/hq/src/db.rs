@@ -194,19 +194,22 @@ async fn before_migrating(
     migrator: &Migrator,
 ) -> Result<(), DbError> {
     let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-    let found: Option<i64> = match sqlx::query_scalar::<_, Option<i64>>(
-        "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
-    )
-    .fetch_one(pool)
-    .await
-    {
-        Ok(found) => found,
-        // A new database: nothing to keep.
-        Err(_) => return Ok(()),
-    };
-    let Some(found) = found.filter(|v| *v < latest) else {
+    let applied: std::collections::BTreeSet<i64> =
+        match sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(applied) => applied.into_iter().collect(),
+            // A new database: nothing to keep.
+            Err(_) => return Ok(()),
+        };
+    // Any migration of this build the database lacks changes it: keep it as it was first.
+    let Some(&found) = applied.last() else {
         return Ok(());
     };
+    if migrator.iter().all(|m| applied.contains(&m.version)) {
+        return Ok(());
+    }
     let file = url
         .strip_prefix("sqlite://")
         .map(|rest| Path::new(rest.split('?').next().unwrap_or(rest)));
