@@ -49,9 +49,21 @@ pub struct TerminalReport {
 /// with the terminal's key at that point (the key it was provisioned with, then each key a
 /// `KeyRotated` event names, from the event after it).
 pub async fn verify(pool: &SqlitePool) -> Result<Vec<TerminalReport>, sqlx::Error> {
-    let terminals = sqlx::query(
-        "SELECT id, COALESCE(genesis_key, public_key) AS first_key FROM terminals ORDER BY id",
+    // A ledger of a release before key rotation (a backup's copy, read as it is) has no
+    // `genesis_key`: its `public_key` is the key its chains began with.
+    let rotations: bool = sqlx::query_scalar(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('terminals') WHERE name = 'genesis_key'",
     )
+    .fetch_one(pool)
+    .await?;
+    let first_key = if rotations {
+        "COALESCE(genesis_key, public_key)"
+    } else {
+        "public_key"
+    };
+    let terminals = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id, {first_key} AS first_key FROM terminals ORDER BY id"
+    )))
     .fetch_all(pool)
     .await?;
     let mut reports = Vec::new();
