@@ -1138,7 +1138,7 @@ async fn record_node_status(hq: &Hq, store: &str, headers: &HeaderMap) -> ApiRes
     let offset = text(protocol::sync::NODE_CLOCK_HEADER)
         .and_then(|v| v.parse::<i64>().ok())
         .and_then(|clock| clock.checked_sub(now));
-    let _guard = hq.db.write_guard().await;
+    let (_guard, mut tx) = hq.db.begin_write().await?;
     sqlx::query(
         "UPDATE stores SET node_version = $1, node_unsynced = $2, node_clock_offset_ms = $3, node_status_ms = $4, node_oldest_unsynced_ms = $5 WHERE id = $6",
     )
@@ -1148,8 +1148,75 @@ async fn record_node_status(hq: &Hq, store: &str, headers: &HeaderMap) -> ApiRes
     .bind(now)
     .bind(oldest)
     .bind(store)
-    .execute(&hq.db.pool)
+    .execute(&mut *tx)
     .await?;
+    if let Some(heads) = text(protocol::sync::NODE_HEADS_HEADER) {
+        record_heads(&mut tx, store, &protocol::sync::parse_heads(heads), now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Keeps what a node says of its tills' ledgers (`Kassa-Node-Heads`). A till whose ledger now
+/// ends before where the node said it ended (its PC replaced, restored from an older backup)
+/// lost the sequences in between that HQ does not hold: they are kept in `lost_sequences`
+/// (an exception for people, a line of the audit log), since the till's new events take those
+/// numbers again. A till of another store is left alone.
+async fn record_heads(
+    tx: &mut sqlx::AnyConnection,
+    store: &str,
+    heads: &[(String, u64)],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for (terminal, head) in heads {
+        let head = i64::try_from(*head).unwrap_or(i64::MAX);
+        let known: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT acked_seq, reported_seq FROM terminals WHERE id = $1 AND store = $2",
+        )
+        .bind(terminal)
+        .bind(store)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((acked, reported)) = known else {
+            continue;
+        };
+        if let Some(reported) = reported.filter(|r| head < *r) {
+            let from = head.max(acked) + 1;
+            if from <= reported {
+                sqlx::query(
+                    "INSERT INTO lost_sequences (terminal_id, from_seq, to_seq, detected_ms) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(terminal)
+                .bind(from)
+                .bind(reported)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let actor = format!("store:{store}");
+                let target = format!("terminal:{terminal}");
+                let after =
+                    json!({"from_seq": from, "to_seq": reported, "ledger_now_ends_at": head})
+                        .to_string();
+                crate::identity::Audit {
+                    at_ms: now,
+                    actor: &actor,
+                    source: None,
+                    action: "terminal.sequences_lost",
+                    target: Some(&target),
+                    before: None,
+                    after: Some(&after),
+                }
+                .append(tx)
+                .await?;
+                tracing::warn!(%store, %terminal, from, to = reported, "a till's ledger came back shorter: sequences lost");
+            }
+        }
+        sqlx::query("UPDATE terminals SET reported_seq = $1 WHERE id = $2")
+            .bind(head)
+            .bind(terminal)
+            .execute(&mut *tx)
+            .await?;
+    }
     Ok(())
 }
 

@@ -38,7 +38,7 @@ pub const CASH_TOLERANCE_MINOR: i64 = 500;
 const CASH_DAYS: i64 = 90;
 
 /// The kinds of exception.
-pub const KINDS: [&str; 13] = [
+pub const KINDS: [&str; 14] = [
     "negative_stock",
     "parked_batch",
     "sequence_gap",
@@ -52,6 +52,7 @@ pub const KINDS: [&str; 13] = [
     "order_conflict",
     "returned_twice",
     "fiscal_device_out",
+    "sequences_lost",
 ];
 
 /// An exception and what was said of it.
@@ -60,7 +61,8 @@ pub struct Exception {
     /// One of [`KINDS`].
     pub kind: &'static str,
     /// Which one: `location|sku`, the parked record's id, `terminal|from-to`, `terminal|service
-    /// id`, the redemption's event id, `store|day`, `terminal|shift` (reconciliation), the till.
+    /// id`, the redemption's event id, `store|day`, `terminal|shift` (reconciliation), the till,
+    /// `terminal|from-to@detected_ms` (sequences lost).
     pub key: String,
     /// The store it concerns.
     pub store: String,
@@ -237,6 +239,24 @@ pub async fn exceptions(db: &Db, stores: Option<&[String]>) -> Result<Vec<Except
                 r.get::<String, _>("expected"),
                 r.get::<String, _>("actual"),
                 r.get::<String, _>("difference"),
+            ),
+        ));
+    }
+    let rows = sqlx::query(
+        "SELECT l.terminal_id, t.store, l.from_seq, l.to_seq, l.detected_ms FROM lost_sequences l JOIN terminals t ON t.id = l.terminal_id ORDER BY l.detected_ms, l.terminal_id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    for r in rows {
+        let terminal: String = r.get("terminal_id");
+        let (from, to, at): (i64, i64, i64) =
+            (r.get("from_seq"), r.get("to_seq"), r.get("detected_ms"));
+        found.push((
+            "sequences_lost",
+            format!("{terminal}|{from}-{to}@{at}"),
+            r.get("store"),
+            format!(
+                "{terminal}: sequences {from} to {to} were written at the store but never reached HQ, and its ledger came back without them (a replaced PC, an older backup): those events are lost, and the till's new events take their numbers again"
             ),
         ));
     }

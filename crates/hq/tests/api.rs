@@ -73,6 +73,7 @@ scenarios! {
     staff_are_added_and_changed_and_a_pin_is_only_ever_kept_hashed,
     a_revoked_till_keeps_what_hq_held_and_its_later_batches_are_parked,
     a_tills_new_key_is_taken_from_the_batch_its_old_key_signed_and_the_old_key_signs_no_more,
+    a_till_that_comes_back_with_less_than_it_said_has_the_sequences_between_named_lost,
     categories_form_a_tree_products_name_one_and_a_variant_shows_its_imports,
     reservations_never_take_available_below_zero_and_end_as_asked,
     a_store_holds_stock_for_its_customers_with_its_own_credential_and_nothing_more,
@@ -3653,6 +3654,96 @@ async fn a_tills_new_key_is_taken_from_the_batch_its_old_key_signed_and_the_old_
             .count(),
         1,
         "{audit:?}"
+    );
+}
+
+/// Issue 21, item 4: a store node says on each reference pull where each till's ledger ends.
+/// When a till comes back with less (its PC replaced, restored from an older backup), HQ names
+/// the sequences between that it does not hold as lost — an exception and an audit line — since
+/// the till's new events take those numbers again. Nothing is named while the ledger only
+/// grows; another store's till and a malformed header change nothing.
+async fn a_till_that_comes_back_with_less_than_it_said_has_the_sequences_between_named_lost(
+    db: &Db,
+) {
+    let till = Till::new("vienna-01", "vienna-01-t1", 1);
+    let token = till.register(db).await;
+    let other = Till::new("graz-01", "graz-01-t1", 2);
+    other.register(db).await;
+    let r = router(db);
+    let (status, ack) = push(
+        &r,
+        &token,
+        wire(&batch(
+            &till.store,
+            till.id.as_str(),
+            &till.key,
+            &till.chain(4, 5),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    let pull = |heads: &str| {
+        Request::get("/v1/sync/reference")
+            .header("authorization", format!("Bearer {token}"))
+            .header(protocol::sync::NODE_HEADS_HEADER, heads)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let lost = || async {
+        hq::exceptions::exceptions(db, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "sequences_lost")
+            .map(|e| (e.store, e.summary))
+            .collect::<Vec<_>>()
+    };
+    // The ledger grows: 6, then 10 (events 5 to 10 not pushed yet); another store's till and
+    // nonsense are ignored.
+    for heads in [
+        "vienna-01-t1=6",
+        "vienna-01-t1=10,graz-01-t1=1",
+        "vienna-01-t1=x",
+        "",
+    ] {
+        let (status, _, body) = send(&r, pull(heads)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert!(lost().await.is_empty());
+    // The PC dies; a backup ending at 6 is restored: 7 to 10 were never at HQ and are lost.
+    let (status, _, body) = send(&r, pull("vienna-01-t1=6")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let named = lost().await;
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert_eq!(named[0].0, "vienna-01");
+    assert!(named[0].1.contains("sequences 7 to 10"), "{named:?}");
+    // Said again, or grown again, nothing more is named.
+    for heads in ["vienna-01-t1=6", "vienna-01-t1=8"] {
+        send(&r, pull(heads)).await;
+    }
+    assert_eq!(lost().await.len(), 1);
+    let reported: Option<i64> =
+        sqlx::query_scalar("SELECT reported_seq FROM terminals WHERE id = 'graz-01-t1'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        reported, None,
+        "another store's credential spoke for graz-01-t1"
+    );
+    // Below what HQ holds (a backup older than HQ, restored without asking it): only what HQ
+    // does not hold is lost.
+    send(&r, pull("vienna-01-t1=2")).await;
+    let named = lost().await;
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert!(named[1].1.contains("sequences 5 to 8"), "{named:?}");
+    let audit: Vec<String> = audit_actions(db).await;
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|a| *a == "terminal.sequences_lost")
+            .count(),
+        2
     );
 }
 

@@ -607,6 +607,25 @@ async fn a_tills_key_rotates_while_hq_is_out_of_reach_and_hq_verifies_across_the
     .fetch_one(&ledger(&node).await)
     .await
     .unwrap();
+    // The node says where each till's ledger ends on its reference pulls (what HQ compares a
+    // restored node with, to name what it lost).
+    let started = std::time::Instant::now();
+    loop {
+        let reported: Option<i64> =
+            sqlx::query_scalar("SELECT reported_seq FROM terminals WHERE id = $1")
+                .bind(T1)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        if reported == Some(head_seq) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "HQ never heard where {T1}'s ledger ends ({head_seq}): {reported:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     running.kill9().await.unwrap();
     let seq = head_seq + 1;
     let forged = format!(

@@ -343,6 +343,20 @@ mod tests {
     }
 
     #[test]
+    fn heads_round_trip_and_a_bad_entry_is_left_out() {
+        let heads = vec![
+            ("vienna-01-t1".to_owned(), 130),
+            ("vienna-01-t2".to_owned(), 0),
+        ];
+        assert_eq!(parse_heads(&encode_heads(&heads)), heads);
+        assert_eq!(
+            parse_heads("t1=5, =3,t2=x,t 3=4,t4=-1,t5"),
+            vec![("t1".to_owned(), 5)]
+        );
+        assert!(parse_heads("").is_empty());
+    }
+
+    #[test]
     fn batches_round_trip_and_verify() {
         let (batch, key) = events(5);
         let wire = encode_batch(&batch, 3);
@@ -437,6 +451,34 @@ pub const ACCEPTED_PROTOCOLS_HEADER: &str = "kassa-sync-protocols";
 pub const NODE_CLOCK_HEADER: &str = "kassa-node-clock";
 /// The events the node's tills hold that HQ has not acknowledged yet.
 pub const NODE_UNSYNCED_HEADER: &str = "kassa-node-unsynced";
+/// Each of the node's tills with the last sequence its ledger holds (`T1=130,T2=55`, see
+/// [`encode_heads`]): what HQ names lost when a node comes back with less.
+pub const NODE_HEADS_HEADER: &str = "kassa-node-heads";
+/// The most tills one heads header names.
+pub const MAX_HEADS: usize = 256;
+
+/// The value of [`NODE_HEADS_HEADER`].
+pub fn encode_heads(heads: &[(String, u64)]) -> String {
+    heads
+        .iter()
+        .take(MAX_HEADS)
+        .map(|(terminal, seq)| format!("{terminal}={seq}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Reads [`NODE_HEADS_HEADER`]: the tills it names with their last sequence; an entry that is
+/// not `TERMINAL=SEQUENCE` with a valid terminal id is left out, never guessed.
+pub fn parse_heads(text: &str) -> Vec<(String, u64)> {
+    text.split(',')
+        .take(MAX_HEADS)
+        .filter_map(|entry| {
+            let (terminal, seq) = entry.trim().split_once('=')?;
+            let terminal = domain::TerminalId::parse(terminal).ok()?;
+            Some((terminal.as_str().to_owned(), seq.parse().ok()?))
+        })
+        .collect()
+}
 /// When (epoch ms, the event's clock) the oldest of those was recorded; absent when none.
 pub const NODE_OLDEST_UNSYNCED_HEADER: &str = "kassa-node-oldest-unsynced";
 

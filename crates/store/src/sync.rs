@@ -486,7 +486,7 @@ async fn pull_reference(
     // asks for HQ's snapshot, whatever its local seed's version number is.
     let since = if followed.is_some() { held } else { 0 };
     // What the node says of itself on each pull (the fleet page shows it): its version, the
-    // events HQ has yet to acknowledge, its clock.
+    // events HQ has yet to acknowledge, each till's last sequence, its clock.
     let (unsynced, oldest): (i64, Option<i64>) = sqlx::query_as(
         "SELECT COUNT(*), MIN(e.hlc_wall) FROM events e LEFT JOIN outbox o ON o.terminal = e.terminal
          WHERE e.seq > COALESCE(o.acked_seq, 0)",
@@ -494,6 +494,15 @@ async fn pull_reference(
     .fetch_one(&node.pools.reader)
     .await
     .map_err(|e| e.to_string())?;
+    let heads: Vec<(String, i64)> =
+        sqlx::query_as("SELECT terminal, MAX(seq) FROM events GROUP BY terminal ORDER BY terminal")
+            .fetch_all(&node.pools.reader)
+            .await
+            .map_err(|e| e.to_string())?;
+    let heads: Vec<(String, u64)> = heads
+        .into_iter()
+        .map(|(terminal, seq)| (terminal, u64::try_from(seq).unwrap_or(0)))
+        .collect();
     let mut request = http
         .get(format!(
             "{}/v1/sync/reference?since={since}&wait={REFERENCE_WAIT_S}",
@@ -501,6 +510,10 @@ async fn pull_reference(
         ))
         .bearer_auth(settings.token.get())
         .header(protocol::sync::NODE_UNSYNCED_HEADER, unsynced.to_string())
+        .header(
+            protocol::sync::NODE_HEADS_HEADER,
+            protocol::sync::encode_heads(&heads),
+        )
         .header(protocol::sync::NODE_CLOCK_HEADER, now_ms().to_string());
     if let Some(oldest) = oldest {
         request = request.header(

@@ -389,6 +389,7 @@ const EN: &[(&str, &str)] = &[
     ("exc.kind.returned_twice", "Returned twice"),
     ("exc.kind.fiscal_device_out", "Signature device out"),
     ("exc.kind.sequence_gap", "Sequences missing"),
+    ("exc.kind.sequences_lost", "Sequences lost with a store PC"),
     (
         "exc.kind.stored_value_overdrawn",
         "Gift card overdrawn offline",
@@ -801,6 +802,10 @@ const DE: &[(&str, &str)] = &[
         "Signatureinrichtung ausgefallen",
     ),
     ("exc.kind.sequence_gap", "Fehlende Belegnummern"),
+    (
+        "exc.kind.sequences_lost",
+        "Mit einem Kassenrechner verlorene Nummern",
+    ),
     (
         "exc.kind.stored_value_overdrawn",
         "Gutschein offline überzogen",
