@@ -1353,6 +1353,13 @@ pub(crate) struct TerminalState {
     pub push_lag_ms: Option<i64>,
     /// Bytes its pushes brought today (UTC).
     pub bytes_today: i64,
+    /// The sequence from which the till signs with its current key: 1 until its key rotates.
+    pub key_since_seq: i64,
+    /// Where its store node last said the till's ledger ends.
+    pub reported_seq: Option<i64>,
+    /// Sequences HQ knows the till wrote and will never receive (its ledger came back without
+    /// them), oldest first.
+    pub lost: Vec<(i64, i64)>,
 }
 
 /// A till's revocation.
@@ -1367,9 +1374,23 @@ pub(crate) struct Revoked {
 /// Every till HQ knows, by id.
 pub(crate) async fn terminal_states(db: &Db) -> Result<Vec<TerminalState>, sqlx::Error> {
     let rows =
-        sqlx::query("SELECT id, store, acked_seq, last_contact_ms, revoked_after_seq, revoked_ms, revoked_by, revoked_reason FROM terminals ORDER BY id")
+        sqlx::query("SELECT id, store, acked_seq, last_contact_ms, revoked_after_seq, revoked_ms, revoked_by, revoked_reason, reported_seq FROM terminals ORDER BY id")
             .fetch_all(&db.pool)
             .await?;
+    let keys: Vec<(String, i64)> =
+        sqlx::query_as("SELECT terminal_id, MAX(from_seq) FROM terminal_keys GROUP BY terminal_id")
+            .fetch_all(&db.pool)
+            .await?;
+    let keys: BTreeMap<String, i64> = keys.into_iter().collect();
+    let lost: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT terminal_id, from_seq, to_seq FROM lost_sequences ORDER BY detected_ms, from_seq",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut lost_by: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for (terminal, from, to) in lost {
+        lost_by.entry(terminal).or_default().push((from, to));
+    }
     let parked: Vec<(String, i64)> =
         sqlx::query_as("SELECT terminal, COUNT(*) FROM parked GROUP BY terminal")
             .fetch_all(&db.pool)
@@ -1414,6 +1435,9 @@ pub(crate) async fn terminal_states(db: &Db) -> Result<Vec<TerminalState>, sqlx:
                     .unwrap_or_default(),
             });
         out.push(TerminalState {
+            key_since_seq: keys.get(&id).copied().unwrap_or(1),
+            reported_seq: row.get("reported_seq"),
+            lost: lost_by.remove(&id).unwrap_or_default(),
             revoked,
             push_lag_ms,
             bytes_today: traffic.get(&id).copied().unwrap_or(0),
@@ -1447,6 +1471,9 @@ async fn terminals(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<J
                 "revoked": t.revoked,
                 "push_lag_ms": t.push_lag_ms,
                 "bytes_today": t.bytes_today,
+                "key_since_seq": t.key_since_seq,
+                "reported_seq": t.reported_seq,
+                "lost": t.lost,
             })
         })
         .collect();

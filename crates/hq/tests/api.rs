@@ -3621,6 +3621,8 @@ async fn a_tills_new_key_is_taken_from_the_batch_its_old_key_signed_and_the_old_
             (4, new.verifying_key().to_bytes().to_vec()),
         ]
     );
+    let (_, listed) = get(&r, "/v1/terminals", Some(READ_TOKEN)).await;
+    assert_eq!(listed["terminals"][0]["key_since_seq"], 4, "{listed}");
     let current: Vec<u8> =
         sqlx::query_scalar("SELECT public_key FROM terminals WHERE id = 'vienna-01-t1'")
             .fetch_one(&db.pool)
@@ -3737,6 +3739,16 @@ async fn a_till_that_comes_back_with_less_than_it_said_has_the_sequences_between
     let named = lost().await;
     assert_eq!(named.len(), 2, "{named:?}");
     assert!(named[1].1.contains("sequences 5 to 8"), "{named:?}");
+    let (_, listed) = get(&r, "/v1/terminals", Some(READ_TOKEN)).await;
+    let t1 = listed["terminals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "vienna-01-t1")
+        .unwrap()
+        .clone();
+    assert_eq!(t1["lost"], serde_json::json!([[7, 10], [5, 8]]), "{t1}");
+    assert_eq!(t1["reported_seq"], 2, "{t1}");
     let audit: Vec<String> = audit_actions(db).await;
     assert_eq!(
         audit

@@ -9,7 +9,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use common::{arg, hq_client, ok, run, run_hq, run_node, sell, wait_for_shifts, wait_synced};
+use common::{
+    arg, free_listen, hq_client, ok, prepare_hq, run, run_hq, run_node, sell, wait_for_shifts,
+    wait_synced,
+};
 use protocol::enrol::EnrolmentCode;
 use serde_json::Value;
 use test_support::{client, demo_seed_path, open_shifts};
@@ -430,24 +433,8 @@ async fn a_tills_key_rotates_while_hq_is_out_of_reach_and_hq_verifies_across_the
     let dir = tempfile::tempdir().unwrap();
     let hq = dir.path().join("hq");
     let hq_arg = arg(&hq);
-    ok(&["hq", "--data", &hq_arg, "publish", &arg(&demo_seed_path())]);
-    ok(&[
-        "hq",
-        "--data",
-        &hq_arg,
-        "tls",
-        "init",
-        "--name",
-        "127.0.0.1",
-    ]);
-    let listen = {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        format!("127.0.0.1:{port}")
-    };
+    prepare_hq(&common::kassa(), &hq);
+    let listen = free_listen();
     let server = run_hq(&hq_arg, &listen, READ).await;
     let hq_url = server.url.clone();
     let code = last_line(&ok(&[
@@ -706,16 +693,7 @@ async fn a_store_that_must_show_its_client_certificate_syncs_with_it_and_nothing
     let dir = tempfile::tempdir().unwrap();
     let hq = dir.path().join("hq");
     let hq_arg = arg(&hq);
-    ok(&["hq", "--data", &hq_arg, "publish", &arg(&demo_seed_path())]);
-    ok(&[
-        "hq",
-        "--data",
-        &hq_arg,
-        "tls",
-        "init",
-        "--name",
-        "127.0.0.1",
-    ]);
+    prepare_hq(&common::kassa(), &hq);
     let server = run_hq(&hq_arg, "127.0.0.1:0", READ).await;
     let code = last_line(&ok(&[
         "hq",

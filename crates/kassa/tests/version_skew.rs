@@ -8,8 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use common::{arg, hq_client, kassa, sell, wait_for_shifts, wait_synced};
-use test_support::{Process, client, demo_seed_path};
+use common::{
+    arg, free_listen, hq_client, kassa, ok_with, prepare_hq, sell, wait_for_shifts, wait_synced,
+};
+use test_support::{Process, client};
 
 mod common;
 
@@ -32,32 +34,6 @@ fn previous_release() -> PathBuf {
     );
     let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     root.join(path)
-}
-
-/// `BINARY ARGS…`, which must succeed: its standard output.
-fn ok_with(binary: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(binary)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "`{} {}` failed: {}",
-        binary.display(),
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn free_listen() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
 }
 
 async fn hq_process(binary: &Path, hq: &Path, listen: &str) -> Process {
@@ -139,29 +115,7 @@ async fn the_previous_store_node_syncs_with_this_hq_and_is_upgraded_in_place() {
     let (hq, node) = (dir.path().join("hq"), dir.path().join("node"));
     let listen = free_listen();
     let url = format!("https://{listen}");
-    // This HQ's CA and certificate first, so that it can serve while the old node enrols.
-    ok_with(
-        &current,
-        &[
-            "hq",
-            "--data",
-            &arg(&hq),
-            "publish",
-            &arg(&demo_seed_path()),
-        ],
-    );
-    ok_with(
-        &current,
-        &[
-            "hq",
-            "--data",
-            &arg(&hq),
-            "tls",
-            "init",
-            "--name",
-            "127.0.0.1",
-        ],
-    );
+    prepare_hq(&current, &hq);
     let server = hq_process(&current, &hq, &listen).await;
     chain_enrol(&current, &previous, &hq, &node, &url);
     let http = client();
@@ -226,28 +180,7 @@ async fn this_store_node_syncs_with_the_previous_hq_which_is_upgraded_in_place()
     let (hq, node) = (dir.path().join("hq"), dir.path().join("node"));
     let listen = free_listen();
     let url = format!("https://{listen}");
-    ok_with(
-        &previous,
-        &[
-            "hq",
-            "--data",
-            &arg(&hq),
-            "publish",
-            &arg(&demo_seed_path()),
-        ],
-    );
-    ok_with(
-        &previous,
-        &[
-            "hq",
-            "--data",
-            &arg(&hq),
-            "tls",
-            "init",
-            "--name",
-            "127.0.0.1",
-        ],
-    );
+    prepare_hq(&previous, &hq);
     let old = hq_process(&previous, &hq, &listen).await;
     chain_enrol(&previous, &current, &hq, &node, &url);
     let http = client();

@@ -37,7 +37,47 @@ pub fn run(args: &[&str]) -> Result<String, String> {
 
 /// Runs `kassa ARGS…`, which must succeed: its standard output.
 pub fn ok(args: &[&str]) -> String {
-    run(args).unwrap_or_else(|e| panic!("`kassa {}` failed: {e}", args.join(" ")))
+    ok_with(&kassa(), args)
+}
+
+/// Runs `BINARY ARGS…` (this release's `kassa`, or another's), which must succeed: its
+/// standard output.
+pub fn ok_with(binary: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(binary)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "`{} {}` failed: {}",
+        binary.display(),
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// HQ's data directory `hq` made ready by `binary` as the fleet tests start it: the demo
+/// chain's reference data published, the chain's CA and HQ's certificate for 127.0.0.1.
+pub fn prepare_hq(binary: &Path, hq: &Path) {
+    let hq = arg(hq);
+    let seed = arg(&test_support::demo_seed_path());
+    ok_with(binary, &["hq", "--data", &hq, "publish", &seed]);
+    ok_with(
+        binary,
+        &["hq", "--data", &hq, "tls", "init", "--name", "127.0.0.1"],
+    );
+}
+
+/// A free address on 127.0.0.1, for a process that must keep it across a restart.
+pub fn free_listen() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
 }
 
 /// One bread sold for cash at `till` of the node at `url` by the member signed in there: its
