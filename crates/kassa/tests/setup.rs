@@ -883,6 +883,20 @@ async fn a_rerun_of_the_demo_rings_new_sales_and_its_console_shows_progress_not_
         fleet.contains(&format!("<td>{}</td>", env!("CARGO_PKG_VERSION"))),
         "no node version on the fleet page"
     );
+    // The demo's stores connect with their client certificates, and HQ requires them; no till
+    // has rotated its key or lost sequences.
+    assert_eq!(
+        fleet
+            .matches("data-test=\"client-cert\">required (mutual TLS)")
+            .count(),
+        3,
+        "the fleet page does not show the demo's stores requiring client certificates"
+    );
+    assert_eq!(
+        fleet.matches("data-test=\"key-since\">1<").count(),
+        6,
+        "the fleet page does not show each till's key since sequence 1"
+    );
     drop(server);
 }
 

@@ -1042,6 +1042,8 @@ struct FleetRow {
     acked: i64,
     gaps: String,
     held: usize,
+    lost: String,
+    key_since: i64,
     parked: i64,
     last_contact: String,
     push_lag: String,
@@ -1106,7 +1108,7 @@ async fn fleet(
         let mut conn = hq.db.pool.acquire().await?;
         let stores = crate::catalog::stores(&mut conn).await?;
         let nodes: Vec<NodeStatus> = sqlx::query_as(
-            "SELECT id, node_version, node_unsynced, node_clock_offset_ms, node_status_ms, node_oldest_unsynced_ms FROM stores ORDER BY id",
+            "SELECT id, node_version, node_unsynced, node_clock_offset_ms, node_status_ms, node_oldest_unsynced_ms, client_cert_required FROM stores ORDER BY id",
         )
         .fetch_all(&mut *conn)
         .await?;
@@ -1136,7 +1138,7 @@ async fn fleet(
             let silent = s
                 .last_contact_ms
                 .is_none_or(|at| now - at > silent_minutes * 60_000);
-            let attention = silent || !s.gaps.is_empty() || s.parked > 0;
+            let attention = silent || !s.gaps.is_empty() || s.parked > 0 || !s.lost.is_empty();
             FleetRow {
                 gaps: s
                     .gaps
@@ -1144,6 +1146,13 @@ async fn fleet(
                     .map(|(from, to)| format!("{from}–{to}"))
                     .collect::<Vec<_>>()
                     .join(", "),
+                lost: s
+                    .lost
+                    .iter()
+                    .map(|(from, to)| format!("{from}–{to}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                key_since: s.key_since_seq,
                 last_contact: s
                     .last_contact_ms
                     .map_or_else(|| t.get("dash.never").to_owned(), |ms| local(ms, zone)),
@@ -1165,7 +1174,7 @@ async fn fleet(
         .collect();
     let nodes = nodes
         .into_iter()
-        .map(|(id, version, unsynced, offset, at, oldest)| {
+        .map(|(id, version, unsynced, offset, at, oldest, client_cert)| {
             let zone = stores.get(&id).map_or("UTC", |c| c.timezone.as_str());
             // The oldest unsynced event's age when the node reported, told in words.
             let age = oldest
@@ -1186,6 +1195,11 @@ async fn fleet(
                     .map_or_else(|| "–".into(), |ms| format!("{:+.1} s", ms as f64 / 1000.0)),
                 skewed: offset.is_some_and(|ms| ms.abs() > CLOCK_SKEW_MS),
                 reported: at.map_or_else(|| t.get("dash.never").to_owned(), |ms| local(ms, zone)),
+                client_cert: t.get(if client_cert != 0 {
+                    "fleet.client_cert_required"
+                } else {
+                    "fleet.client_cert_optional"
+                }),
                 id,
             }
         })
@@ -1235,7 +1249,8 @@ fn duration_text(ms: i64) -> String {
     }
 }
 
-/// `(store, version, unsynced events, clock offset ms, reported at ms, oldest unsynced ms)` as
+/// `(store, version, unsynced events, clock offset ms, reported at ms, oldest unsynced ms, client
+/// certificate required)` as
 /// HQ keeps them.
 type NodeStatus = (
     String,
@@ -1244,6 +1259,7 @@ type NodeStatus = (
     Option<i64>,
     Option<i64>,
     Option<i64>,
+    i64,
 );
 
 /// `(id, store, kind, reason, asked by, asked ms, fetched ms, answered ms, done)` of a support
@@ -1271,6 +1287,8 @@ struct NodeRow {
     offset: String,
     skewed: bool,
     reported: String,
+    /// Whether HQ takes the store's credential only with its client certificate.
+    client_cert: &'static str,
 }
 
 struct ExceptionRow {
