@@ -1211,11 +1211,14 @@ async fn record_heads(
                 tracing::warn!(%store, %terminal, from, to = reported, "a till's ledger came back shorter: sequences lost");
             }
         }
-        sqlx::query("UPDATE terminals SET reported_seq = $1 WHERE id = $2")
-            .bind(head)
-            .bind(terminal)
-            .execute(&mut *tx)
-            .await?;
+        // Every pull reports every till: a head that did not move costs no write.
+        if reported != Some(head) {
+            sqlx::query("UPDATE terminals SET reported_seq = $1 WHERE id = $2")
+                .bind(head)
+                .bind(terminal)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    arg, free_listen, hq_client, ok, prepare_hq, run, run_hq, run_node, sell, wait_for_shifts,
-    wait_synced,
+    arg, enrol_store, free_listen, hq_client, ok, prepare_hq, run, run_hq, run_node, sell,
+    wait_for_shifts, wait_synced,
 };
 use protocol::enrol::EnrolmentCode;
 use serde_json::Value;
@@ -437,22 +437,10 @@ async fn a_tills_key_rotates_while_hq_is_out_of_reach_and_hq_verifies_across_the
     let listen = free_listen();
     let server = run_hq(&hq_arg, &listen, READ).await;
     let hq_url = server.url.clone();
-    let code = last_line(&ok(&[
-        "hq", "--data", &hq_arg, "store", "add", "--id", STORE, "--name", "Wien", "--url", &hq_url,
-    ]));
     let node = dir.path().join("node");
     let node_arg = arg(&node);
-    ok(&[
-        "store",
-        "--data",
-        &node_arg,
-        "enrol",
-        &code,
-        "--terminal",
-        T1,
-        "--terminal",
-        T2,
-    ]);
+    let kassa = common::kassa();
+    enrol_store((&kassa, &hq), (&kassa, &node), &hq_url, STORE, &[T1, T2]);
     let first_key = std::fs::read_to_string(node.join(format!("keys/{T1}.ed25519"))).unwrap();
     let http = client();
     let at_hq = hq_client(&hq);
@@ -695,30 +683,10 @@ async fn a_store_that_must_show_its_client_certificate_syncs_with_it_and_nothing
     let hq_arg = arg(&hq);
     prepare_hq(&common::kassa(), &hq);
     let server = run_hq(&hq_arg, "127.0.0.1:0", READ).await;
-    let code = last_line(&ok(&[
-        "hq",
-        "--data",
-        &hq_arg,
-        "store",
-        "add",
-        "--id",
-        STORE,
-        "--name",
-        "Wien",
-        "--url",
-        &server.url,
-    ]));
     let node = dir.path().join("node");
     let node_arg = arg(&node);
-    ok(&[
-        "store",
-        "--data",
-        &node_arg,
-        "enrol",
-        &code,
-        "--terminal",
-        T1,
-    ]);
+    let kassa = common::kassa();
+    enrol_store((&kassa, &hq), (&kassa, &node), &server.url, STORE, &[T1]);
     let (chain, key) = (
         node.join("keys/hq-client.pem"),
         node.join("keys/hq-client.key"),

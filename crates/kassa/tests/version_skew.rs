@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use common::{
-    arg, free_listen, hq_client, kassa, ok_with, prepare_hq, sell, wait_for_shifts, wait_synced,
+    arg, enrol_store, free_listen, hq_client, kassa, ok_with, prepare_hq, sell, wait_for_shifts,
+    wait_synced,
 };
 use test_support::{Process, client};
 
@@ -117,7 +118,7 @@ async fn the_previous_store_node_syncs_with_this_hq_and_is_upgraded_in_place() {
     let url = format!("https://{listen}");
     prepare_hq(&current, &hq);
     let server = hq_process(&current, &hq, &listen).await;
-    chain_enrol(&current, &previous, &hq, &node, &url);
+    enrol_store((&current, &hq), (&previous, &node), &url, STORE, &[T1]);
     let http = client();
     let at_hq = hq_client(&hq);
 
@@ -182,7 +183,7 @@ async fn this_store_node_syncs_with_the_previous_hq_which_is_upgraded_in_place()
     let url = format!("https://{listen}");
     prepare_hq(&previous, &hq);
     let old = hq_process(&previous, &hq, &listen).await;
-    chain_enrol(&previous, &current, &hq, &node, &url);
+    enrol_store((&previous, &hq), (&current, &node), &url, STORE, &[T1]);
     let http = client();
     let at_hq = hq_client(&hq);
 
@@ -204,42 +205,4 @@ async fn this_store_node_syncs_with_the_previous_hq_which_is_upgraded_in_place()
     sell_n(&running.url, "new-hq", 2).await;
     wait_synced(&http, &running.url, &at_hq, &upgraded.url, READ).await;
     assert_eq!(sales_at_hq(&hq).await, (7, true));
-}
-
-/// A store enrolled by `node_binary` with the HQ under `hq` (made by `binary`, serving at
-/// `url`).
-fn chain_enrol(binary: &Path, node_binary: &Path, hq: &Path, node: &Path, url: &str) {
-    let code = ok_with(
-        binary,
-        &[
-            "hq",
-            "--data",
-            &arg(hq),
-            "store",
-            "add",
-            "--id",
-            STORE,
-            "--name",
-            "Wien",
-            "--url",
-            url,
-        ],
-    );
-    let code = code
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap();
-    ok_with(
-        node_binary,
-        &[
-            "store",
-            "--data",
-            &arg(node),
-            "enrol",
-            code,
-            "--terminal",
-            T1,
-        ],
-    );
 }

@@ -70,6 +70,44 @@ pub fn prepare_hq(binary: &Path, hq: &Path) {
     );
 }
 
+/// Store `store` added by `hq_binary` at the HQ under `hq` (serving at `url`) and enrolled
+/// by `node_binary` into `node` with `terminals`, from the one-time code HQ printed.
+pub fn enrol_store(
+    (hq_binary, hq): (&Path, &Path),
+    (node_binary, node): (&Path, &Path),
+    url: &str,
+    store: &str,
+    terminals: &[&str],
+) {
+    let printed = ok_with(
+        hq_binary,
+        &[
+            "hq",
+            "--data",
+            &arg(hq),
+            "store",
+            "add",
+            "--id",
+            store,
+            "--name",
+            store,
+            "--url",
+            url,
+        ],
+    );
+    let code = printed
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_else(|| panic!("no enrolment code printed: {printed}"));
+    let node = arg(node);
+    let mut args = vec!["store", "--data", &node, "enrol", code];
+    for terminal in terminals {
+        args.extend(["--terminal", terminal]);
+    }
+    ok_with(node_binary, &args);
+}
+
 /// A free address on 127.0.0.1, for a process that must keep it across a restart.
 pub fn free_listen() -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
