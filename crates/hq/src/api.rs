@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use protocol::sync::{
     BATCH_MEDIA_TYPE, MAX_PUSH_BYTES, REFERENCE_MEDIA_TYPE, StockSnapshot, decode_batch,
@@ -54,6 +54,8 @@ pub struct Hq {
     pub(crate) ca_pem: Option<String>,
     /// The chain's CA with its key: what store nodes' client certificates are issued under.
     pub(crate) client_ca: Option<Arc<tls::Authority>>,
+    /// Where store backups are kept, when HQ keeps them.
+    pub(crate) store_backups: Option<crate::store_backups::StoreBackups>,
 }
 
 /// How often HQ reads the reference version for the pulls waiting on it: a change made by
@@ -94,6 +96,7 @@ impl Hq {
             secure_cookies: false,
             ca_pem: None,
             client_ca: None,
+            store_backups: None,
         }
     }
 
@@ -112,6 +115,12 @@ impl Hq {
     /// The same state, issuing store nodes client certificates under `ca`.
     pub fn with_client_ca(mut self, ca: Option<Arc<tls::Authority>>) -> Self {
         self.client_ca = ca;
+        self
+    }
+
+    /// The same state, keeping the store backups the nodes send in `kept`.
+    pub fn with_store_backups(mut self, kept: Option<crate::store_backups::StoreBackups>) -> Self {
+        self.store_backups = kept;
         self
     }
 
@@ -304,6 +313,15 @@ pub fn router(hq: Arc<Hq>) -> Router {
         .route(
             "/v1/stores/{id}/support",
             get(crate::support::list).post(crate::support::ask),
+        )
+        .route("/v1/stores/{id}/backups", get(crate::store_backups::list))
+        .route(
+            "/v1/stores/{id}/backups/{name}",
+            get(crate::store_backups::download),
+        )
+        .route(
+            "/v1/sync/backups/{name}",
+            put(crate::store_backups::put_piece),
         )
         .route("/v1/sync/support", get(crate::support::pending))
         .route("/v1/sync/support/{id}", post(crate::support::answer))

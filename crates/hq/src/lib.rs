@@ -33,6 +33,7 @@ pub mod returns;
 pub mod search;
 pub mod sessions;
 mod staff;
+pub mod store_backups;
 pub mod stored_value;
 mod stores;
 pub mod support;
@@ -311,6 +312,8 @@ pub struct Settings {
     /// The chain's CA with its key, when HQ holds it: HQ then issues each enrolled store node a
     /// client certificate for mutual TLS (renewed with each rotation of its credential).
     pub client_ca: Option<Arc<tls::Authority>>,
+    /// Where store backups the nodes send are kept; `None`: HQ takes none.
+    pub store_backups: Option<store_backups::StoreBackups>,
 }
 
 /// A built HQ, listening, not yet serving.
@@ -340,7 +343,8 @@ impl App {
                     .with_pin_pepper(settings.pin_pepper)
                     .with_secure_cookies(settings.secure_cookies || settings.tls.is_some())
                     .with_ca(settings.ca_pem.clone())
-                    .with_client_ca(settings.client_ca.clone()),
+                    .with_client_ca(settings.client_ca.clone())
+                    .with_store_backups(settings.store_backups.clone()),
             ),
             listener,
             webhook_backoff: settings.webhook_backoff,

@@ -42,7 +42,7 @@ fn bad(field: &str, reason: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", reason).at(field)
 }
 
-async fn known_store(hq: &Hq, id: &str) -> ApiResult<()> {
+pub(crate) async fn known_store(hq: &Hq, id: &str) -> ApiResult<()> {
     let known: Option<String> = sqlx::query_scalar("SELECT id FROM stores WHERE id = $1")
         .bind(id)
         .fetch_optional(&hq.db.pool)

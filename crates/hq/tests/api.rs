@@ -85,6 +85,7 @@ scenarios! {
     a_store_node_reports_its_version_backlog_and_clock_on_each_pull,
     a_sale_returned_through_the_web_shop_is_checked_priced_routed_and_received,
     a_tills_fiscal_receipts_are_kept_exported_and_a_long_device_outage_is_an_exception,
+    store_backups_arrive_in_pieces_resume_are_checked_kept_to_the_newest_and_fetched_by_support_alone,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -6251,5 +6252,403 @@ async fn a_tills_fiscal_receipts_are_kept_exported_and_a_long_device_outage_is_a
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A `PUT` of a piece of a store backup with the store credential `token` (`None`: without).
+fn backup_piece(
+    token: Option<&str>,
+    name: &str,
+    offset: u64,
+    whole: &[u8],
+    bytes: Vec<u8>,
+) -> Request<Body> {
+    use sha2::Digest as _;
+    let sum = hex::encode(sha2::Sha256::digest(whole));
+    let mut request = Request::put(format!(
+        "/v1/sync/backups/{name}?offset={offset}&size={}&sha256={sum}",
+        whole.len()
+    ))
+    .header("content-type", "application/octet-stream");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    request.body(Body::from(bytes)).unwrap()
+}
+
+/// Bytes that do not repeat (a backup is compressed, then encrypted).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Issue 21, item 4: store backups sent to HQ. A node's backup arrives piece by piece with its
+/// store credential and resumes where HQ's copy ends; a piece from elsewhere, a name that is not
+/// a file name, a piece too large, bytes that do not match the file's SHA-256 are refused and
+/// keep nothing; a second store's upload of the same name is its own. HQ keeps each store's
+/// newest backups (a new upload drops an incomplete one) and hands them to a person with the
+/// support role alone — not the read-API token, not another role, not the store — each
+/// download and each backup received in the audit log. Without `--store-backups` HQ takes none.
+async fn store_backups_arrive_in_pieces_resume_are_checked_kept_to_the_newest_and_fetched_by_support_alone(
+    db: &Db,
+) {
+    use hq::identity::{Actor, NewUser, Role, add_user};
+    const MIB: usize = 1024 * 1024;
+    let vienna = hq::add_store(db, &StoreId::parse("vienna-01").unwrap(), "Wien")
+        .await
+        .unwrap();
+    let graz = hq::add_store(db, &StoreId::parse("graz-01").unwrap(), "Graz")
+        .await
+        .unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    for (name, role) in [("sam", Role::Support), ("anna", Role::Merchandiser)] {
+        let user = NewUser {
+            name: name.into(),
+            display_name: name.into(),
+            role,
+            stores: vec![],
+            password: "correct horse battery".into(),
+        };
+        add_user(db, &user, &Actor::Cli, now).await.unwrap();
+    }
+    let whole = noise(2 * MIB + 12_345, 1);
+    let name = "vienna-01-20261206T010203.004Z.kassa-backup.age";
+
+    // HQ started without a store backups directory takes none.
+    let answer = send(
+        &router(db),
+        backup_piece(Some(&vienna), name, 0, &whole, vec![]),
+    )
+    .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "store_backups_off", None);
+
+    let kept = tempfile::tempdir().unwrap();
+    let r = hq::api::router(Arc::new(
+        hq::api::Hq::new(db.clone(), Some(READ_TOKEN.into())).with_store_backups(Some(
+            hq::store_backups::StoreBackups {
+                dir: kept.path().to_path_buf(),
+                keep: 2,
+            },
+        )),
+    ));
+    let held = |answer: &(StatusCode, String, Value)| {
+        assert_eq!(answer.0, StatusCode::OK, "{}", answer.2);
+        (
+            answer.2["received"].as_u64().unwrap(),
+            answer.2["complete"].as_bool().unwrap(),
+        )
+    };
+
+    // Without the store's credential, with a name that is not a file name, a piece too large,
+    // a checksum that is not one: refused, nothing kept.
+    let answer = send(&r, backup_piece(None, name, 0, &whole, vec![1])).await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "unauthorized", None);
+    for bad in [
+        "..%2F..%2Fetc.kassa-backup.age",
+        ".hidden.kassa-backup.age",
+        "notes.txt",
+    ] {
+        let answer = send(&r, backup_piece(Some(&vienna), bad, 0, &whole, vec![1])).await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            Some("name"),
+        );
+    }
+    let answer = send(
+        &r,
+        Request::put(format!(
+            "/v1/sync/backups/{name}?offset=0&size=10&sha256=not-hex"
+        ))
+        .header("authorization", format!("Bearer {vienna}"))
+        .body(Body::from(vec![1u8]))
+        .unwrap(),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        Some("sha256"),
+    );
+    let answer = send(
+        &r,
+        backup_piece(Some(&vienna), name, 0, &whole, whole.clone()),
+    )
+    .await;
+    assert_eq!(
+        answer.0,
+        StatusCode::OK,
+        "a piece within the limit: {}",
+        answer.2
+    );
+    let big = noise(4 * MIB + 1, 9);
+    let answer = send(
+        &r,
+        backup_piece(
+            Some(&vienna),
+            "big.kassa-backup.age",
+            0,
+            &noise(5 * MIB, 9),
+            big,
+        ),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        None,
+    );
+    assert!(
+        std::fs::read_dir(kept.path().join("vienna-01"))
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().starts_with("big")),
+        "a refused piece left a file"
+    );
+    // That one was taken whole at once: a fresh name for the piece-by-piece upload.
+    let name = "vienna-01-20261206T020000.000Z.kassa-backup.age";
+    let answer = send(&r, backup_piece(Some(&vienna), name, 0, &whole, vec![])).await;
+    assert_eq!(held(&answer), (0, false));
+    let answer = send(
+        &r,
+        backup_piece(Some(&vienna), name, 0, &whole, whole[..MIB].to_vec()),
+    )
+    .await;
+    assert_eq!(held(&answer), (MIB as u64, false));
+    // The same piece again (its answer lost on the way): refused, HQ says where it stands.
+    let answer = send(
+        &r,
+        backup_piece(Some(&vienna), name, 0, &whole, whole[..MIB].to_vec()),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::CONFLICT,
+        "offset_mismatch",
+        Some("offset"),
+    );
+    let answer = send(&r, backup_piece(Some(&vienna), name, 0, &whole, vec![])).await;
+    assert_eq!(
+        held(&answer),
+        (MIB as u64, false),
+        "resumed where HQ's copy ends"
+    );
+    // Another store's upload of the same name is its own, and graz's half-sent one stays apart.
+    let answer = send(
+        &r,
+        backup_piece(Some(&graz), name, 0, &whole, whole[..10].to_vec()),
+    )
+    .await;
+    assert_eq!(held(&answer), (10, false));
+    let mut at = MIB;
+    while at < whole.len() {
+        let end = (at + MIB).min(whole.len());
+        let answer = send(
+            &r,
+            backup_piece(
+                Some(&vienna),
+                name,
+                at as u64,
+                &whole,
+                whole[at..end].to_vec(),
+            ),
+        )
+        .await;
+        assert_eq!(held(&answer), (end as u64, end == whole.len()));
+        at = end;
+    }
+    assert_eq!(
+        std::fs::read(kept.path().join("vienna-01").join(name)).unwrap(),
+        whole
+    );
+    assert!(
+        !kept
+            .path()
+            .join("vienna-01")
+            .join(format!("{name}.partial"))
+            .exists()
+    );
+    // Sent again after it is whole: answered whole. Another file under the same name: refused.
+    let answer = send(&r, backup_piece(Some(&vienna), name, 0, &whole, vec![])).await;
+    assert_eq!(held(&answer), (whole.len() as u64, true));
+    let answer = send(
+        &r,
+        backup_piece(Some(&vienna), name, 0, &noise(100, 2), vec![]),
+    )
+    .await;
+    assert_error(&answer, StatusCode::CONFLICT, "backup_differs", None);
+
+    // Bytes that do not match the SHA-256 the node named: dropped whole.
+    let liar = "vienna-01-20261206T030000.000Z.kassa-backup.age";
+    let claimed = noise(1000, 3);
+    let answer = send(
+        &r,
+        backup_piece(Some(&vienna), liar, 0, &claimed, noise(1000, 4)),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "backup_checksum_mismatch",
+        Some("sha256"),
+    );
+    assert!(
+        !kept
+            .path()
+            .join("vienna-01")
+            .join(format!("{liar}.partial"))
+            .exists()
+    );
+
+    // A new upload drops the store's incomplete one; the newest two whole ones are kept.
+    let half = "vienna-01-20261206T040000.000Z.kassa-backup.age";
+    let answer = send(
+        &r,
+        backup_piece(
+            Some(&vienna),
+            half,
+            0,
+            &noise(2000, 5),
+            noise(2000, 5)[..700].to_vec(),
+        ),
+    )
+    .await;
+    assert_eq!(held(&answer), (700, false));
+    for (n, stamp) in ["050000", "060000"].iter().enumerate() {
+        let small = noise(3000, 10 + n as u64);
+        let answer = send(
+            &r,
+            backup_piece(
+                Some(&vienna),
+                &format!("vienna-01-20261206T{stamp}.000Z.kassa-backup.age"),
+                0,
+                &small,
+                small.clone(),
+            ),
+        )
+        .await;
+        assert_eq!(held(&answer), (3000, true));
+    }
+    let mut files: Vec<String> = std::fs::read_dir(kept.path().join("vienna-01"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "vienna-01-20261206T050000.000Z.kassa-backup.age",
+            "vienna-01-20261206T060000.000Z.kassa-backup.age"
+        ],
+        "the newest two whole backups, nothing else"
+    );
+
+    // Read by support alone.
+    let (_, sam, _) = sign_in(&r, "sam", "correct horse battery").await;
+    let (_, anna, _) = sign_in(&r, "anna", "correct horse battery").await;
+    let (sam, anna) = (cookie_value(&sam), cookie_value(&anna));
+    let listed = send(
+        &r,
+        with_session("GET", "/v1/stores/vienna-01/backups", &sam, None),
+    )
+    .await;
+    assert_eq!(listed.0, StatusCode::OK, "{}", listed.2);
+    let names: Vec<&str> = listed.2["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "vienna-01-20261206T060000.000Z.kassa-backup.age",
+            "vienna-01-20261206T050000.000Z.kassa-backup.age"
+        ]
+    );
+    assert_eq!(listed.2["keep"], 2);
+    assert!(listed.2["incoming"].is_null(), "{}", listed.2);
+    let graz_listed = send(
+        &r,
+        with_session("GET", "/v1/stores/graz-01/backups", &sam, None),
+    )
+    .await;
+    assert_eq!(graz_listed.2["backups"], serde_json::json!([]));
+    assert_eq!(graz_listed.2["incoming"]["received"], 10);
+    let newest = "/v1/stores/vienna-01/backups/vienna-01-20261206T060000.000Z.kassa-backup.age";
+    let answer = send(&r, with_session("GET", newest, &anna, None)).await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "missing_scope", None);
+    let answer = send(
+        &r,
+        with_session("GET", "/v1/stores/vienna-01/backups", &anna, None),
+    )
+    .await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "missing_scope", None);
+    let (status, _) = get(&r, newest, Some(READ_TOKEN)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the read-API token fetches no backup"
+    );
+    let (status, _) = get(&r, newest, Some(&vienna)).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "nor does a store's credential"
+    );
+    let (status, _) = get(&r, newest, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let answer = send(
+        &r,
+        with_session(
+            "GET",
+            "/v1/stores/vienna-01/backups/vienna-01-20261206T040000.000Z.kassa-backup.age",
+            &sam,
+            None,
+        ),
+    )
+    .await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "not_found", None);
+    let response = r
+        .clone()
+        .oneshot(with_session("GET", newest, &sam, None))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("vienna-01-20261206T060000.000Z.kassa-backup.age")
+    );
+    let fetched = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(fetched.as_ref(), noise(3000, 11).as_slice());
+    let audit: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, action FROM audit_log WHERE action LIKE 'store.backup_%' ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let received = audit
+        .iter()
+        .filter(|(actor, action)| actor == "store:vienna-01" && action == "store.backup_received")
+        .count();
+    assert_eq!(received, 4, "{audit:?}");
+    assert_eq!(
+        audit.last().unwrap(),
+        &("user:sam".to_owned(), "store.backup_downloaded".to_owned())
     );
 }

@@ -82,6 +82,7 @@ async fn serve_hq(
         tls: None,
         ca_pem: None,
         client_ca: None,
+        store_backups: None,
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,

@@ -108,6 +108,7 @@ pub async fn bench_shop(
         tls: None,
         ca_pem: None,
         client_ca: None,
+        store_backups: None,
         database_url: url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,

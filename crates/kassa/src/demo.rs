@@ -98,6 +98,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         tls: Some(identity.server_config(Some(&ca.cert_pem))?),
         ca_pem: Some(ca.cert_pem.clone()),
         client_ca: Some(ca.clone()),
+        store_backups: None,
         database_url: hq_url,
         listen: "127.0.0.1:0".parse()?,
         api_token: None,

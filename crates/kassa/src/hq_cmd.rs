@@ -69,6 +69,15 @@ enum HqCommand {
         /// `--insecure-http` too.
         #[arg(long, env = "KASSA_HQ_INSECURE_HTTP", conflicts_with_all = ["tls_cert", "tls_key"])]
         insecure_http: bool,
+        /// Keep the backups store nodes send (`kassa store run --backup-to-hq`) in this
+        /// directory, a folder per store. They arrive encrypted to the chain's recovery key:
+        /// HQ cannot read them. Without it, HQ takes none.
+        #[arg(long, env = "KASSA_HQ_STORE_BACKUPS")]
+        store_backups: Option<PathBuf>,
+        /// How many of each store's newest backups HQ keeps.
+        #[arg(long, env = "KASSA_HQ_STORE_BACKUPS_KEEP", default_value_t = 7,
+              value_parser = clap::value_parser!(u32).range(1..=1000), requires = "store_backups")]
+        store_backups_keep: u32,
     },
     /// The chain's certificate authority and HQ's HTTPS certificate.
     Tls {
@@ -555,6 +564,8 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 tls_cert,
                 tls_key,
                 insecure_http,
+                store_backups,
+                store_backups_keep,
             } => {
                 let Https {
                     config: tls,
@@ -580,6 +591,17 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                     tls,
                     ca_pem,
                     client_ca,
+                    store_backups: store_backups
+                        .map(|dir| {
+                            std::fs::create_dir_all(&dir).with_context(|| {
+                                format!("--store-backups: cannot make {}", dir.display())
+                            })?;
+                            anyhow::Ok(hq::store_backups::StoreBackups {
+                                dir,
+                                keep: usize::try_from(store_backups_keep)?,
+                            })
+                        })
+                        .transpose()?,
                 })
                 .await?;
                 let addr = app.local_addr().context("listener has no address")?;

@@ -69,6 +69,23 @@ enum StoreCommand {
         #[arg(long, env = "KASSA_STORE_BACKUP_KEEP", default_value_t = 28,
               value_parser = clap::value_parser!(u32).range(1..=10_000), requires = "backup_dir")]
         backup_keep: u32,
+        /// Send each scheduled backup to HQ too, encrypted to the chain's recovery key
+        /// (`--backup-recipient`): HQ keeps it without being able to read it, and a dead PC
+        /// with a dead backup disk is restored from HQ's copy.
+        #[arg(long, env = "KASSA_STORE_BACKUP_TO_HQ", requires_all = ["backup_dir", "backup_recipient"])]
+        backup_to_hq: bool,
+        /// The public half of the chain's recovery key (`age1…`, printed by `kassa store
+        /// recovery-key`), the only key that can decrypt the backups sent to HQ.
+        #[arg(long, env = "KASSA_STORE_BACKUP_RECIPIENT", requires = "backup_to_hq")]
+        backup_recipient: Option<String>,
+    },
+    /// Make the chain's recovery key, which decrypts the backups store nodes send to HQ: writes
+    /// the key file (keep it, and a copy, off the store PCs and off HQ) and prints its public
+    /// half, which every node is given (`--backup-recipient`). Needs no data directory.
+    RecoveryKey {
+        /// The key file to write (refused when it exists).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Set the node up from a one-time enrolment code HQ printed (`kassa hq store add --url`
     /// or `kassa hq store enrol`): each terminal's key is made and registered with HQ, and the
@@ -102,6 +119,9 @@ enum StoreCommand {
         /// synced since the backup was taken).
         #[arg(long)]
         without_hq: bool,
+        /// The chain's recovery key file, for a backup HQ kept (encrypted).
+        #[arg(long)]
+        identity: Option<PathBuf>,
     },
     /// Replace an enrolled node's credential with a new one from HQ. HQ keeps the old one
     /// working for the overlap; a running node takes the new one the first time HQ refuses the
@@ -309,6 +329,27 @@ enum DeviceAction {
     },
 }
 
+/// `kassa store recovery-key --out FILE`: the key file written (owner only, never over another
+/// file), its public half printed.
+fn recovery_key(out: &std::path::Path) -> anyhow::Result<()> {
+    let (text, recipient) = store::offsite::new_recovery_key(jiff::Timestamp::now());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| format!("--out: cannot create {} (it must not exist)", out.display()))?;
+    tls::restrict_to_owner(out).with_context(|| format!("--out: {}", out.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("--out: cannot write {}", out.display()))?;
+    println!(
+        "recovery key written to {}: keep it, and a copy, off the store PCs and off HQ",
+        out.display()
+    );
+    println!("give each store node its public key: --backup-recipient {recipient}");
+    Ok(())
+}
+
 /// Each terminal of a backup and its last sequence, for a message.
 fn up_to(manifest: &store::backup::Manifest) -> String {
     manifest
@@ -344,6 +385,9 @@ fn file_config(path: Option<&PathBuf>) -> anyhow::Result<FileConfig> {
 
 /// Runs `kassa store …`.
 pub fn run(args: StoreArgs) -> anyhow::Result<()> {
+    if let StoreCommand::RecoveryKey { out } = &args.command {
+        return recovery_key(out);
+    }
     let file = file_config(args.config.as_ref())?;
     let data = args
         .data
@@ -364,6 +408,8 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 backup_dir,
                 backup_every,
                 backup_keep,
+                backup_to_hq,
+                backup_recipient,
             } => {
                 let listen = listen
                     .or(file.listen)
@@ -397,6 +443,17 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                         bail!("--hq-url `{}` is not an http(s) URL", sync.hq_url);
                     }
                 }
+                let to_hq = match (backup_to_hq, backup_recipient, &sync) {
+                    (true, Some(recipient), Some(link)) => Some(store::offsite::ToHq {
+                        link: link.clone(),
+                        recipient: store::offsite::parse_recipient(&recipient)
+                            .map_err(|e| anyhow::anyhow!("--backup-recipient: {e}"))?,
+                    }),
+                    (true, _, None) => bail!(
+                        "--backup-to-hq: this node has no link to HQ (enrol it with `kassa store enrol`, or give --hq-url)"
+                    ),
+                    _ => None,
+                };
                 let settings = store::Settings {
                     data_dir: data.clone(),
                     listen,
@@ -411,6 +468,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                             dir,
                             every: backup_every,
                             keep: usize::try_from(backup_keep)?,
+                            to_hq,
                         },
                     )
                     .map_err(|e| anyhow::anyhow!("--backup-dir: {e}"))?;
@@ -467,6 +525,7 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 println!("start the node with `kassa store run --data {}`", data.display());
                 Ok(())
             }
+            StoreCommand::RecoveryKey { out } => recovery_key(&out),
             StoreCommand::Backup { out } => {
                 let manifest = store::backup::backup(&data, &out).await?;
                 println!(
@@ -477,8 +536,13 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                 );
                 Ok(())
             }
-            StoreCommand::Restore { file, without_hq } => {
-                let manifest = store::backup::restore(&file, &data, !without_hq).await?;
+            StoreCommand::Restore {
+                file,
+                without_hq,
+                identity,
+            } => {
+                let manifest =
+                    store::backup::restore(&file, &data, !without_hq, identity.as_deref()).await?;
                 println!(
                     "store {} restored into {} ({}); start it with `kassa store run --data {}`",
                     manifest.store,

@@ -449,3 +449,300 @@ async fn scheduled_backups_keep_the_newest_and_a_backup_or_restore_killed_half_w
     again.sort();
     assert_eq!(again, sold);
 }
+
+/// `GET url` as JSON with `cookie` (a person signed in at HQ).
+async fn json_with(http: &reqwest::Client, url: &str, cookie: &str) -> serde_json::Value {
+    http.get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `kassa hq run` on `listen` keeping store backups in `kept`, the newest two per store.
+async fn hq_keeping_backups(hq: &Path, listen: &str, kept: &Path) -> Process {
+    let (hq, kept) = (arg(hq), arg(kept));
+    let args = [
+        "hq",
+        "--data",
+        &hq,
+        "run",
+        "--listen",
+        listen,
+        "--api-token",
+        HQ_READ_TOKEN,
+        "--store-backups",
+        &kept,
+        "--store-backups-keep",
+        "2",
+    ];
+    Process::spawn(&kassa(), &args).await.unwrap()
+}
+
+/// Issue 21, item 4, "and optionally to HQ": a node sends its scheduled backups to HQ encrypted
+/// to the chain's recovery key, which neither holds; while HQ is down the copy waits and is sent
+/// when HQ is back; HQ keeps the newest two. Support fetches the newest from HQ, and it restores
+/// onto a fresh directory with the recovery key alone — every sale present once; without the
+/// key, or with another, it is refused and nothing is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_sent_to_hq_are_encrypted_wait_out_an_outage_and_restore_with_the_recovery_key() {
+    const T1: &str = "vienna-01-t1";
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let (hq, node, kept) = (path("hq"), path("node"), path("kept"));
+    common::prepare_hq(&kassa(), &hq);
+    std::fs::write(path("password"), "a long enough password\n").unwrap();
+    ok(&[
+        "hq",
+        "--data",
+        &arg(&hq),
+        "user",
+        "add",
+        "--name",
+        "sam",
+        "--role",
+        "support",
+        "--password-file",
+        &arg(&path("password")),
+    ]);
+    let listen = common::free_listen();
+    let server = hq_keeping_backups(&hq, &listen, &kept).await;
+    common::enrol_store(
+        (&kassa(), &hq),
+        (&kassa(), &node),
+        &server.url,
+        STORE,
+        &[T1],
+    );
+
+    // The chain's recovery key, made once; its public half is all a node gets.
+    let printed = ok(&[
+        "store",
+        "recovery-key",
+        "--out",
+        &arg(&path("recovery.key")),
+    ]);
+    let recipient = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("age1"))
+        .unwrap_or_else(|| panic!("no public key printed: {printed}"))
+        .to_owned();
+    let again = run(&[
+        "store",
+        "recovery-key",
+        "--out",
+        &arg(&path("recovery.key")),
+    ])
+    .unwrap_err();
+    assert!(again.contains("must not exist"), "{again}");
+    let why = run(&[
+        "store",
+        "--data",
+        &arg(&node),
+        "run",
+        "--backup-dir",
+        &arg(&path("backups")),
+        "--backup-to-hq",
+        "--backup-recipient",
+        "age1-not-a-key",
+    ])
+    .unwrap_err();
+    assert!(why.contains("--backup-recipient"), "{why}");
+
+    let store = run_node(
+        &arg(&node),
+        &[
+            "--backup-dir",
+            &arg(&path("backups")),
+            "--backup-every",
+            "2s",
+            "--backup-keep",
+            "3",
+            "--backup-to-hq",
+            "--backup-recipient",
+            &recipient,
+        ],
+    )
+    .await;
+    wait_for_shifts(&store.url, &[T1]).await;
+    let http = client();
+    let mut sold = Vec::new();
+    for n in 0..5 {
+        sold.push(
+            sell(&http, &store.url, T1, &format!("online-{n}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let status = |http: reqwest::Client, url: String| async move {
+        http.get(format!("{url}/v1/status"))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let wait_for = |what: &'static str, done: Box<dyn Fn(&serde_json::Value) -> bool + Send>| {
+        let (http, url) = (http.clone(), store.url.clone());
+        async move {
+            let started = std::time::Instant::now();
+            loop {
+                let now = status(http.clone(), url.clone()).await;
+                if done(&now["backups"]["to_hq"]) {
+                    return now;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(90),
+                    "{what}: {}",
+                    now["backups"]
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_for(
+        "no backup reached HQ",
+        Box::new(|s| s["sent"].as_u64().unwrap_or(0) >= 1),
+    )
+    .await;
+
+    // HQ goes down; the node sells on and its backups wait.
+    server.kill9().await.unwrap();
+    for n in 0..3 {
+        sold.push(
+            sell(&http, &store.url, T1, &format!("offline-{n}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let after_sales = format!(
+        "{STORE}-{}",
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ")
+    );
+    let down = wait_for(
+        "the node never said HQ was out of reach",
+        Box::new(|s| s["last_error"].is_string()),
+    )
+    .await;
+    let sent_before = down["backups"]["to_hq"]["sent"].as_u64().unwrap();
+    let server = hq_keeping_backups(&hq, &listen, &kept).await;
+    let newest = {
+        let after_sales = after_sales.clone();
+        wait_for(
+            "the backups taken while HQ was down never reached it",
+            Box::new(move |s| {
+                s["sent"].as_u64().unwrap_or(0) > sent_before
+                    && s["last_error"].is_null()
+                    && s["last_file"]
+                        .as_str()
+                        .is_some_and(|f| *f > *after_sales.as_str())
+            }),
+        )
+        .await
+    };
+    let newest = newest["backups"]["to_hq"]["last_file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    store.kill9().await.unwrap();
+
+    // At HQ: the newest two, each an age file; no key, no ledger in clear.
+    let held: Vec<std::path::PathBuf> = std::fs::read_dir(kept.join(STORE))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    let till_key = std::fs::read(node.join(format!("keys/{T1}.ed25519"))).unwrap();
+    for file in &held {
+        let bytes = std::fs::read(file).unwrap();
+        assert!(bytes.starts_with(b"age-encryption.org/v1\n"), "{file:?}");
+        assert!(
+            !bytes
+                .windows(till_key.len().min(32))
+                .any(|w| w == &till_key[..till_key.len().min(32)]),
+            "{file:?} holds the till's key in clear"
+        );
+        assert!(!bytes.windows(13).any(|w| w == b"manifest.json"));
+    }
+
+    // Support fetches the newest from HQ.
+    let at_hq = common::hq_client(&hq);
+    let (cookie, _) = common::sign_in(&at_hq, &server.url, "sam").await;
+    let listed = json_with(
+        &at_hq,
+        &format!("{}/v1/stores/{STORE}/backups", server.url),
+        &cookie,
+    )
+    .await;
+    assert_eq!(listed["backups"][0]["name"], newest.as_str(), "{listed}");
+    let fleet = at_hq
+        .get(format!("{}/fleet", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        fleet.contains(&format!(
+            "href=\"/v1/stores/{STORE}/backups/{newest}\" download"
+        )),
+        "the fleet page offers support no download of the newest backup:\n{fleet}"
+    );
+    let fetched = at_hq
+        .get(format!("{}/v1/stores/{STORE}/backups/{newest}", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(fetched.status().is_success());
+    let file = path(&newest);
+    std::fs::write(&file, fetched.bytes().await.unwrap()).unwrap();
+
+    // Without the recovery key, or with another: refused, nothing made.
+    let restored = path("restored");
+    let why = run(&["store", "--data", &arg(&restored), "restore", &arg(&file)]).unwrap_err();
+    assert!(why.contains("--identity"), "{why}");
+    ok(&["store", "recovery-key", "--out", &arg(&path("other.key"))]);
+    let why = run(&[
+        "store",
+        "--data",
+        &arg(&restored),
+        "restore",
+        &arg(&file),
+        "--identity",
+        &arg(&path("other.key")),
+    ])
+    .unwrap_err();
+    assert!(why.contains("another key"), "{why}");
+    assert!(!restored.exists());
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().flatten().all(|e| !e
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".kassa-restore-")),
+        "a refused restore left its scratch"
+    );
+
+    // With it: every sale once, HQ asked how far it holds the till.
+    ok(&[
+        "store",
+        "--data",
+        &arg(&restored),
+        "restore",
+        &arg(&file),
+        "--identity",
+        &arg(&path("recovery.key")),
+    ]);
+    let mut present = sales_in(&restored).await;
+    present.sort();
+    sold.sort();
+    assert_eq!(present, sold);
+    drop(server);
+}

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    arg, held_at_hq, hq_client, last_seqs, ok, run_hq, run_node, sell, wait_for_shifts, wait_synced,
+    arg, held_at_hq, hq_client, last_seqs, ok, run_hq, run_node, sell, sign_in, wait_for_shifts,
+    wait_synced,
 };
 use serde_json::{Value, json};
 use test_support::{Process, client, demo_seed_path};
@@ -32,26 +33,6 @@ fn free_port() -> u16 {
 async fn start_hq(hq: &Path, port: u16) -> Process {
     let listen = format!("127.0.0.1:{port}");
     run_hq(&arg(hq), &listen, READ).await
-}
-
-/// A person signed in: the session cookie and its CSRF token.
-async fn sign_in(at_hq: &reqwest::Client, url: &str, name: &str) -> (String, String) {
-    let answer = at_hq
-        .post(format!("{url}/v1/session"))
-        .json(&json!({"name": name, "password": "a long enough password"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(answer.status().is_success(), "{name} could not sign in");
-    let cookie = answer
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .to_owned();
-    let body: Value = answer.json().await.unwrap();
-    (cookie, body["csrf"].as_str().unwrap().to_owned())
 }
 
 /// The requests of the store as support reads them, once the newest is answered.

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod backup;
 pub mod chain;
 pub mod enrol;
 mod error;

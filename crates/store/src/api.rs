@@ -653,6 +653,18 @@ async fn metrics(State(node): State<Arc<Node>>) -> ApiResult<Response> {
             .collect(),
     );
     gauge(
+        "kassa_store_backup_hq_age_seconds",
+        "Seconds since HQ last held one of the node's backups whole (since the schedule started, before the first); no sample unless the node sends its backups to HQ.",
+        backups
+            .iter()
+            .filter_map(|b| {
+                let sent = b.to_hq.as_ref()?;
+                let since = sent.last_ok_ms.unwrap_or(b.started_ms);
+                Some((None, ((now - since).max(0) / 1000).to_string()))
+            })
+            .collect(),
+    );
+    gauge(
         "kassa_store_backup_interval_seconds",
         "The interval of the scheduled backups.",
         backups

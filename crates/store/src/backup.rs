@@ -329,8 +329,61 @@ fn unpack(file: &Path) -> Result<(Manifest, Entries), BackupError> {
 }
 
 /// Restores the backup `file` into `data_dir`, which must not exist or be empty. With `ask_hq`,
-/// HQ is asked how far it holds each of the store's terminals first ([`hq_watermarks`]).
-pub async fn restore(file: &Path, data_dir: &Path, ask_hq: bool) -> Result<Manifest, BackupError> {
+/// HQ is asked how far it holds each of the store's terminals first ([`hq_watermarks`]). A
+/// backup HQ kept is encrypted (`crate::offsite`): it is decrypted with the chain's recovery
+/// key `identity` into scratch beside `data_dir` first.
+pub async fn restore(
+    file: &Path,
+    data_dir: &Path,
+    ask_hq: bool,
+    identity: Option<&Path>,
+) -> Result<Manifest, BackupError> {
+    if !crate::offsite::is_encrypted(file) {
+        return restore_plain(file, data_dir, ask_hq).await;
+    }
+    let Some(identity) = identity else {
+        return Err(BackupError::Node(format!(
+            "{} is encrypted to the chain's recovery key (a backup HQ kept): pass --identity with the recovery key's file",
+            file.display()
+        )));
+    };
+    let identity = crate::offsite::read_identity(identity)?;
+    let parent = scratch_parent(data_dir);
+    std::fs::create_dir_all(parent).map_err(|e| file_error(parent, e))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".kassa-restore-")
+        .tempdir_in(parent)
+        .map_err(|e| file_error(parent, e))?;
+    let plain = scratch.path().join("backup.kassa-backup");
+    let (from, to) = (file.to_path_buf(), plain.clone());
+    tokio::task::spawn_blocking(move || crate::offsite::decrypt(&from, &identity, &to))
+        .await
+        .map_err(|e| BackupError::Node(format!("decrypting: {e}")))??;
+    restore_plain(&plain, data_dir, ask_hq)
+        .await
+        .map_err(|e| match e {
+            // The decrypted copy is scratch: name the file the operator gave.
+            BackupError::Damaged { reason, .. } => BackupError::Damaged {
+                path: file.display().to_string(),
+                reason,
+            },
+            other => other,
+        })
+}
+
+/// The directory beside `data_dir`, where a restore's scratch goes.
+fn scratch_parent(data_dir: &Path) -> &Path {
+    data_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+async fn restore_plain(
+    file: &Path,
+    data_dir: &Path,
+    ask_hq: bool,
+) -> Result<Manifest, BackupError> {
     if data_dir.exists()
         && std::fs::read_dir(data_dir)
             .map_err(|e| file_error(data_dir, e))?
@@ -340,10 +393,7 @@ pub async fn restore(file: &Path, data_dir: &Path, ask_hq: bool) -> Result<Manif
         return Err(BackupError::NotEmpty(data_dir.display().to_string()));
     }
     let (manifest, entries) = unpack(file)?;
-    let parent = data_dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = scratch_parent(data_dir);
     std::fs::create_dir_all(parent).map_err(|e| file_error(parent, e))?;
     let staging = tempfile::Builder::new()
         .prefix(".kassa-restore-")
@@ -472,6 +522,8 @@ pub struct Schedule {
     pub every: Duration,
     /// How many of the newest files are kept; older ones are removed.
     pub keep: usize,
+    /// Each backup also sent to HQ, encrypted, when set.
+    pub to_hq: Option<crate::offsite::ToHq>,
 }
 
 /// What the scheduled backups did, for `/v1/status` and `/metrics`.
@@ -491,6 +543,8 @@ pub struct ScheduleState {
     pub last_file: Option<String>,
     /// Why the last attempt failed, when it did (cleared by the next success).
     pub last_error: Option<String>,
+    /// The backups sent to HQ, when the node sends them (`--backup-to-hq`).
+    pub to_hq: Option<crate::offsite::ToHqState>,
 }
 
 /// Leftovers of a backup killed half-way (its scratch directory, its `.partial` file) older
@@ -531,6 +585,11 @@ pub fn schedule(
         started_ms: jiff::Timestamp::now().as_millisecond(),
         ..ScheduleState::default()
     });
+    let to_hq = schedule
+        .to_hq
+        .clone()
+        .map(|to_hq| crate::offsite::start(node.clone(), &dir, to_hq))
+        .transpose()?;
     tokio::spawn(async move {
         tokio::time::sleep(schedule.every.min(Duration::from_secs(60))).await;
         loop {
@@ -557,6 +616,9 @@ pub fn schedule(
                         s.last_file = Some(file.display().to_string());
                         s.last_error = None;
                     });
+                    if let Some(to_hq) = &to_hq {
+                        to_hq.offer(file.clone());
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "scheduled backup failed");

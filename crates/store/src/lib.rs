@@ -18,6 +18,7 @@ pub mod holds;
 pub mod keys;
 pub mod ledger;
 pub mod node;
+pub mod offsite;
 pub mod online;
 pub mod payments;
 pub mod printing;

@@ -1063,6 +1063,17 @@ struct Fleet {
     /// Whether the viewer may ask nodes for support (`support:write`).
     can_support: bool,
     support: Vec<SupportRow>,
+    /// Whether HQ keeps the store backups the nodes send (`--store-backups`).
+    keeps_backups: bool,
+    backups: Vec<StoreBackupRow>,
+}
+
+/// A whole store backup HQ keeps, as the fleet page lists it for support.
+struct StoreBackupRow {
+    store: String,
+    name: String,
+    size: String,
+    received: String,
 }
 
 /// A support request as the fleet page lists it.
@@ -1103,7 +1114,7 @@ async fn fleet(
         Ok(report) => report,
         Err(e) => return failed(e),
     };
-    let (states, stores, nodes, support) = match async {
+    let (states, stores, nodes, support, backups) = match async {
         let states = crate::api::terminal_states(&hq.db).await?;
         let mut conn = hq.db.pool.acquire().await?;
         let stores = crate::catalog::stores(&mut conn).await?;
@@ -1122,7 +1133,18 @@ async fn fleet(
         } else {
             Vec::new()
         };
-        Ok::<_, sqlx::Error>((states, stores, nodes, support))
+        let backups: Vec<(String, String, i64, i64)> =
+            if can_support && hq.store_backups.is_some() {
+                sqlx::query_as(
+                    "SELECT store, name, size, completed_ms FROM store_backups
+                     WHERE completed_ms IS NOT NULL ORDER BY store, completed_ms DESC, name DESC",
+                )
+                .fetch_all(&mut *conn)
+                .await?
+            } else {
+                Vec::new()
+            };
+        Ok::<_, sqlx::Error>((states, stores, nodes, support, backups))
     }
     .await
     {
@@ -1226,6 +1248,18 @@ async fn fleet(
             },
         )
         .collect();
+    let backups = backups
+        .into_iter()
+        .map(|(store, name, size, completed_ms)| StoreBackupRow {
+            received: local(
+                completed_ms,
+                stores.get(&store).map_or("UTC", |c| c.timezone.as_str()),
+            ),
+            size: format!("{:.1} MB", size as f64 / 1_000_000.0),
+            store,
+            name,
+        })
+        .collect();
     let template = Fleet {
         f: frame,
         silent_minutes,
@@ -1234,6 +1268,8 @@ async fn fleet(
         licence,
         can_support,
         support,
+        keeps_backups: hq.store_backups.is_some(),
+        backups,
     };
     page(&template, StatusCode::OK, lang)
 }

@@ -255,3 +255,24 @@ pub async fn run_hq(data: &str, listen: &str, token: &str) -> test_support::Proc
     ];
     test_support::Process::spawn(&kassa(), &args).await.unwrap()
 }
+
+/// `name` signed in at HQ at `url` with the tests' password (`a long enough password`): the
+/// session cookie and its CSRF token.
+pub async fn sign_in(at_hq: &reqwest::Client, url: &str, name: &str) -> (String, String) {
+    let answer = at_hq
+        .post(format!("{url}/v1/session"))
+        .json(&json!({"name": name, "password": "a long enough password"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{name} could not sign in");
+    let cookie = answer
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let body: Value = answer.json().await.unwrap();
+    (cookie, body["csrf"].as_str().unwrap().to_owned())
+}
