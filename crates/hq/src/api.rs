@@ -33,7 +33,7 @@ pub struct Hq {
     /// The database.
     pub db: Db,
     api_token: Option<String>,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     /// Sign-ins checking a password now.
     pub(crate) sign_ins: tokio::sync::Semaphore,
     /// The reference version as last seen, for pulls that wait for the next one.
@@ -67,7 +67,7 @@ const VERSION_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 pub const REFERENCE_WAIT_MAX_S: i64 = 25;
 
 #[derive(Debug, Default)]
-struct Metrics {
+pub(crate) struct Metrics {
     pushes: AtomicU64,
     events_accepted: AtomicU64,
     events_duplicate: AtomicU64,
@@ -77,6 +77,8 @@ struct Metrics {
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     push_micros: AtomicU64,
+    /// Bytes of store backups appended (pieces taken).
+    pub(crate) backup_bytes: AtomicU64,
 }
 
 impl Hq {
@@ -1668,6 +1670,11 @@ async fn metrics(State(hq): State<Arc<Hq>>, headers: HeaderMap) -> ApiResult<Res
         "kassa_hq_bytes_sent_total",
         "Reference bytes sent.",
         m.bytes_sent.load(Ordering::Relaxed),
+    );
+    counter(
+        "kassa_hq_store_backup_bytes_total",
+        "Bytes of store backups received (pieces appended; a resumed backup counts only what it still lacked).",
+        m.backup_bytes.load(Ordering::Relaxed),
     );
     counter(
         "kassa_hq_push_seconds_micros_total",

@@ -184,6 +184,9 @@ pub(crate) async fn put_piece(
         .await
         .map_err(|e| io_error(std::io::Error::other(e)))?
         .map_err(io_error)?;
+    hq.metrics
+        .backup_bytes
+        .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
     let received = received + length;
     sqlx::query("UPDATE store_backups SET received = $1 WHERE store = $2 AND name = $3")
         .bind(i64::try_from(received).unwrap_or(i64::MAX))

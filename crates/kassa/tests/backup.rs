@@ -483,12 +483,13 @@ async fn hq_keeping_backups(hq: &Path, listen: &str, kept: &Path) -> Process {
 }
 
 /// Issue 21, item 4, "and optionally to HQ": a node sends its scheduled backups to HQ encrypted
-/// to the chain's recovery key, which neither holds; while HQ is down the copy waits and is sent
-/// when HQ is back; HQ keeps the newest two. Support fetches the newest from HQ, and it restores
+/// to the chain's recovery key, which neither holds; HQ killed half-way through one, the copy
+/// waits and is finished from where HQ's copy ends when HQ is back; HQ keeps the newest two. Support fetches the newest from HQ, and it restores
 /// onto a fresh directory with the recovery key alone — every sale present once; without the
 /// key, or with another, it is refused and nothing is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backups_sent_to_hq_are_encrypted_wait_out_an_outage_and_restore_with_the_recovery_key() {
+async fn backups_sent_to_hq_are_encrypted_resume_after_an_outage_and_restore_with_the_recovery_key()
+{
     const T1: &str = "vienna-01-t1";
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
@@ -552,13 +553,15 @@ async fn backups_sent_to_hq_are_encrypted_wait_out_an_outage_and_restore_with_th
     .unwrap_err();
     assert!(why.contains("--backup-recipient"), "{why}");
 
+    // A large file in the data directory: each backup goes to HQ in a dozen pieces.
+    incompressible(&node.join("notes/big.bin"), 12 << 20);
     let store = run_node(
         &arg(&node),
         &[
             "--backup-dir",
             &arg(&path("backups")),
             "--backup-every",
-            "2s",
+            "10s",
             "--backup-keep",
             "3",
             "--backup-to-hq",
@@ -604,14 +607,33 @@ async fn backups_sent_to_hq_are_encrypted_wait_out_an_outage_and_restore_with_th
             }
         }
     };
-    wait_for(
-        "no backup reached HQ",
-        Box::new(|s| s["sent"].as_u64().unwrap_or(0) >= 1),
-    )
-    .await;
-
-    // HQ goes down; the node sells on and its backups wait.
+    // HQ is killed while the first backup is on its way, a few pieces in.
+    let arriving = kept.join(STORE);
+    let started = std::time::Instant::now();
+    loop {
+        let held = std::fs::read_dir(&arriving)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            .filter_map(|e| e.metadata().ok())
+            .any(|m| m.len() >= 3 << 20);
+        if held {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "HQ never received the first backup's first pieces"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     server.kill9().await.unwrap();
+    assert!(
+        entry_like(&arriving, "", ".partial").is_some()
+            && entry_like(&arriving, "", ".age").is_none(),
+        "the first backup reached HQ whole before HQ was killed"
+    );
+    // The node sells on; its backup waits.
     for n in 0..3 {
         sold.push(
             sell(&http, &store.url, T1, &format!("offline-{n}"))
@@ -623,20 +645,58 @@ async fn backups_sent_to_hq_are_encrypted_wait_out_an_outage_and_restore_with_th
         "{STORE}-{}",
         jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ")
     );
-    let down = wait_for(
+    wait_for(
         "the node never said HQ was out of reach",
         Box::new(|s| s["last_error"].is_string()),
     )
     .await;
-    let sent_before = down["backups"]["to_hq"]["sent"].as_u64().unwrap();
     let server = hq_keeping_backups(&hq, &listen, &kept).await;
+    let at_hq = common::hq_client(&hq);
+    let (cookie, _) = common::sign_in(&at_hq, &server.url, "sam").await;
+
+    // HQ back: the first backup is finished from where HQ's copy ended, not sent again whole.
+    wait_for(
+        "the first backup never reached HQ whole",
+        Box::new(|s| s["sent"].as_u64().unwrap_or(0) >= 1 && s["last_error"].is_null()),
+    )
+    .await;
+    let metrics = at_hq
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let listed = json_with(
+        &at_hq,
+        &format!("{}/v1/stores/{STORE}/backups", server.url),
+        &cookie,
+    )
+    .await;
+    assert!(
+        listed["incoming"].is_null() || listed["incoming"]["received"] == 0,
+        "the next backup was on its way before the first was measured: {listed}"
+    );
+    let first = listed["backups"][0]["bytes"].as_u64().unwrap();
+    let resent: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kassa_hq_store_backup_bytes_total "))
+        .unwrap_or_else(|| panic!("no backup bytes counted: {metrics}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        resent > 0 && resent <= first - (2 << 20),
+        "HQ received {resent} of the first backup's {first} bytes after its restart: not resumed"
+    );
+
     let newest = {
         let after_sales = after_sales.clone();
         wait_for(
             "the backups taken while HQ was down never reached it",
             Box::new(move |s| {
-                s["sent"].as_u64().unwrap_or(0) > sent_before
-                    && s["last_error"].is_null()
+                s["last_error"].is_null()
                     && s["last_file"]
                         .as_str()
                         .is_some_and(|f| *f > *after_sales.as_str())
@@ -671,8 +731,6 @@ async fn backups_sent_to_hq_are_encrypted_wait_out_an_outage_and_restore_with_th
     }
 
     // Support fetches the newest from HQ.
-    let at_hq = common::hq_client(&hq);
-    let (cookie, _) = common::sign_in(&at_hq, &server.url, "sam").await;
     let listed = json_with(
         &at_hq,
         &format!("{}/v1/stores/{STORE}/backups", server.url),
