@@ -87,6 +87,16 @@ pub(crate) async fn put_piece(
 ) -> ApiResult<Json<Received>> {
     let store = authenticate_store(&hq, &headers).await?;
     let kept = hq.store_backups.clone().ok_or_else(off)?;
+    // The store's folder is named by its id: `.` and `..` are ids, but not folders of its own.
+    if store.starts_with('.') {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "store_id_unfit",
+            format!(
+                "store `{store}` has an id that starts with a dot, which cannot name its backups folder: HQ keeps no backups for it"
+            ),
+        ));
+    }
     protocol::backup::check(&name, &piece).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", e.reason).at(e.field)
     })?;

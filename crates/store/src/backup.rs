@@ -74,7 +74,7 @@ pub enum BackupError {
     NotEmpty(String),
     /// HQ holds a terminal further than the backup.
     #[error(
-        "HQ already holds till {terminal} up to sequence {at_hq}, and this backup ends at {in_backup}: restored, the till would write sequences HQ has from another history (a fork). Restore a newer backup (one taken after HQ's), or ask HQ's operator to recover the store; nothing was restored"
+        "HQ already holds till {terminal} up to sequence {at_hq}, and this backup ends at {in_backup}: restored, the till would write sequences HQ has from another history (a fork). Restore a newer backup (one taken after HQ's: HQ may keep one, see the fleet page); without one, set the PC up afresh with new till ids (`kassa hq store enrol --id STORE`, then `kassa store enrol CODE --terminal NEW-ID`): what the old tills sold is safe at HQ. Nothing was restored"
     )]
     OlderThanHq {
         /// The terminal.
