@@ -69,14 +69,14 @@ enum StoreCommand {
         #[arg(long, env = "KASSA_STORE_BACKUP_KEEP", default_value_t = 28,
               value_parser = clap::value_parser!(u32).range(1..=10_000), requires = "backup_dir")]
         backup_keep: u32,
-        /// Send each scheduled backup to HQ too, encrypted to the chain's recovery key
-        /// (`--backup-recipient`): HQ keeps it without being able to read it, and a dead PC
-        /// with a dead backup disk is restored from HQ's copy.
-        #[arg(long, env = "KASSA_STORE_BACKUP_TO_HQ", requires_all = ["backup_dir", "backup_recipient"])]
+        /// Send each scheduled backup (`--backup-dir`) to HQ too, encrypted to the chain's
+        /// recovery key (`--backup-recipient`): HQ keeps it without being able to read it, and
+        /// a dead PC with a dead backup disk is restored from HQ's copy.
+        #[arg(long, env = "KASSA_STORE_BACKUP_TO_HQ")]
         backup_to_hq: bool,
         /// The public half of the chain's recovery key (`age1…`, printed by `kassa store
         /// recovery-key`), the only key that can decrypt the backups sent to HQ.
-        #[arg(long, env = "KASSA_STORE_BACKUP_RECIPIENT", requires = "backup_to_hq")]
+        #[arg(long, env = "KASSA_STORE_BACKUP_RECIPIENT")]
         backup_recipient: Option<String>,
     },
     /// Make the chain's recovery key, which decrypts the backups store nodes send to HQ: writes
@@ -443,16 +443,23 @@ pub fn run(args: StoreArgs) -> anyhow::Result<()> {
                         bail!("--hq-url `{}` is not an http(s) URL", sync.hq_url);
                     }
                 }
+                // Checked here, not by the parser: `KASSA_STORE_BACKUP_TO_HQ=false` is no request.
                 let to_hq = match (backup_to_hq, backup_recipient, &sync) {
+                    (false, _, _) => None,
+                    (true, _, _) if backup_dir.is_none() => bail!(
+                        "--backup-to-hq sends the node's scheduled backups: give --backup-dir too"
+                    ),
+                    (true, None, _) => bail!(
+                        "--backup-to-hq needs --backup-recipient, the recovery key's public half (`kassa store recovery-key` printed it)"
+                    ),
+                    (true, Some(_), None) => bail!(
+                        "--backup-to-hq: this node has no link to HQ (enrol it with `kassa store enrol`, or give --hq-url)"
+                    ),
                     (true, Some(recipient), Some(link)) => Some(store::offsite::ToHq {
                         link: link.clone(),
                         recipient: store::offsite::parse_recipient(&recipient)
                             .map_err(|e| anyhow::anyhow!("--backup-recipient: {e}"))?,
                     }),
-                    (true, _, None) => bail!(
-                        "--backup-to-hq: this node has no link to HQ (enrol it with `kassa store enrol`, or give --hq-url)"
-                    ),
-                    _ => None,
                 };
                 let settings = store::Settings {
                     data_dir: data.clone(),

@@ -588,6 +588,17 @@ async fn backups_sent_to_hq_are_encrypted_resume_after_an_outage_and_restore_wit
     ])
     .unwrap_err();
     assert!(why.contains("--backup-recipient"), "{why}");
+    let why = run(&[
+        "store",
+        "--data",
+        &arg(&node),
+        "run",
+        "--backup-dir",
+        &arg(&path("backups")),
+        "--backup-to-hq",
+    ])
+    .unwrap_err();
+    assert!(why.contains("needs --backup-recipient"), "{why}");
 
     // A large file in the data directory: each backup goes to HQ in a dozen pieces.
     incompressible(&node.join("notes/big.bin"), 12 << 20);

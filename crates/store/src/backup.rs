@@ -341,6 +341,7 @@ pub async fn restore(
     if !crate::offsite::is_encrypted(file) {
         return restore_plain(file, data_dir, ask_hq).await;
     }
+    refuse_unless_empty(data_dir)?;
     let Some(identity) = identity else {
         return Err(BackupError::Node(format!(
             "{} is encrypted to the chain's recovery key (a backup HQ kept): pass --identity with the recovery key's file",
@@ -379,11 +380,8 @@ fn scratch_parent(data_dir: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-async fn restore_plain(
-    file: &Path,
-    data_dir: &Path,
-    ask_hq: bool,
-) -> Result<Manifest, BackupError> {
+/// Refuses a data directory that holds something: a restore goes onto a new or empty one.
+fn refuse_unless_empty(data_dir: &Path) -> Result<(), BackupError> {
     if data_dir.exists()
         && std::fs::read_dir(data_dir)
             .map_err(|e| file_error(data_dir, e))?
@@ -392,6 +390,15 @@ async fn restore_plain(
     {
         return Err(BackupError::NotEmpty(data_dir.display().to_string()));
     }
+    Ok(())
+}
+
+async fn restore_plain(
+    file: &Path,
+    data_dir: &Path,
+    ask_hq: bool,
+) -> Result<Manifest, BackupError> {
+    refuse_unless_empty(data_dir)?;
     let (manifest, entries) = unpack(file)?;
     let parent = scratch_parent(data_dir);
     std::fs::create_dir_all(parent).map_err(|e| file_error(parent, e))?;

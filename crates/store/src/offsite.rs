@@ -439,3 +439,67 @@ async fn send(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_encrypted_to_the_recovery_key_opens_with_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        let (key_file, recipient) = new_recovery_key(jiff::Timestamp::UNIX_EPOCH);
+        assert!(key_file.contains(&format!("# public key: {recipient}")));
+        std::fs::write(path("recovery.key"), &key_file).unwrap();
+        let (other_file, _) = new_recovery_key(jiff::Timestamp::UNIX_EPOCH);
+        std::fs::write(path("other.key"), &other_file).unwrap();
+
+        let plain: Vec<u8> = (0..200_000u32).map(|n| (n * 7 % 251) as u8).collect();
+        std::fs::write(path("plain"), &plain).unwrap();
+        encrypt(
+            &path("plain"),
+            &parse_recipient(&recipient).unwrap(),
+            &path("sealed"),
+        )
+        .unwrap();
+        assert!(is_encrypted(&path("sealed")));
+        assert!(!is_encrypted(&path("plain")));
+        let sealed = std::fs::read(path("sealed")).unwrap();
+        assert!(!sealed.windows(64).any(|w| w == &plain[..64]));
+
+        decrypt(
+            &path("sealed"),
+            &read_identity(&path("recovery.key")).unwrap(),
+            &path("opened"),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(path("opened")).unwrap(), plain);
+        let refused = decrypt(
+            &path("sealed"),
+            &read_identity(&path("other.key")).unwrap(),
+            &path("not-opened"),
+        )
+        .unwrap_err();
+        assert!(refused.to_string().contains("another key"), "{refused}");
+
+        // Cut short: refused as damaged, not taken for a backup.
+        std::fs::write(path("cut"), &sealed[..sealed.len() / 2]).unwrap();
+        let cut = decrypt(
+            &path("cut"),
+            &read_identity(&path("recovery.key")).unwrap(),
+            &path("cut-opened"),
+        )
+        .unwrap_err();
+        assert!(matches!(cut, BackupError::Damaged { .. }), "{cut}");
+
+        assert!(
+            parse_recipient("age1nope")
+                .unwrap_err()
+                .contains("age1nope")
+        );
+        std::fs::write(path("empty.key"), "# nothing here\n").unwrap();
+        assert!(read_identity(&path("empty.key")).is_err());
+        std::fs::write(path("bad.key"), "AGE-SECRET-KEY-1NOPE\n").unwrap();
+        assert!(read_identity(&path("bad.key")).is_err());
+    }
+}
