@@ -166,10 +166,15 @@ pub(crate) async fn put_piece(
             0
         }
     };
+    if !bytes.is_empty() && piece.offset != received {
+        return Err(mismatch(&name, received));
+    }
+    // The row's place is committed before the bytes are written, and the write lock released:
+    // the other stores' pushes never wait behind a piece's write to disk.
+    tx.commit().await?;
+    drop(guard);
+    remove_files(&dropped);
     if bytes.is_empty() {
-        tx.commit().await?;
-        drop(guard);
-        remove_files(&dropped);
         // Every byte arrived but HQ stopped before it checked them: it checks them now.
         if received == piece.size {
             return finish(&hq, &kept, &store, &name, &piece).await;
@@ -179,16 +184,6 @@ pub(crate) async fn put_piece(
             complete: false,
         }));
     }
-    if piece.offset != received {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "offset_mismatch",
-            format!(
-                "HQ holds the first {received} bytes of `{name}`: send the piece that starts there"
-            ),
-        )
-        .at("offset"));
-    }
     let (at, written, length) = (received, partial(&kept, &store, &name), bytes.len() as u64);
     tokio::task::spawn_blocking(move || append(&written, at, &bytes))
         .await
@@ -197,16 +192,31 @@ pub(crate) async fn put_piece(
     hq.metrics
         .backup_bytes
         .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
+    let before = received;
     let received = received + length;
-    sqlx::query("UPDATE store_backups SET received = $1 WHERE store = $2 AND name = $3")
-        .bind(i64::try_from(received).unwrap_or(i64::MAX))
-        .bind(&store)
-        .bind(&name)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    drop(guard);
-    remove_files(&dropped);
+    // Recorded only where the copy still ended where this piece began: a second request with
+    // the same piece (a retry whose first try arrived) wrote the same bytes and records nothing.
+    let lock = hq.db.write_guard().await;
+    let moved = sqlx::query(
+        "UPDATE store_backups SET received = $1
+         WHERE store = $2 AND name = $3 AND received = $4 AND completed_ms IS NULL",
+    )
+    .bind(i64::try_from(received).unwrap_or(i64::MAX))
+    .bind(&store)
+    .bind(&name)
+    .bind(i64::try_from(before).unwrap_or(i64::MAX))
+    .execute(&hq.db.pool)
+    .await?
+    .rows_affected();
+    drop(lock);
+    if moved == 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "offset_mismatch",
+            format!("another piece of `{name}` arrived first: ask where HQ's copy ends"),
+        )
+        .at("offset"));
+    }
     if received < piece.size {
         return Ok(Json(Received {
             received,
@@ -214,6 +224,17 @@ pub(crate) async fn put_piece(
         }));
     }
     finish(&hq, &kept, &store, &name, &piece).await
+}
+
+fn mismatch(name: &str, received: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "offset_mismatch",
+        format!(
+            "HQ holds the first {received} bytes of `{name}`: send the piece that starts there"
+        ),
+    )
+    .at("offset")
 }
 
 /// Makes a backup whose last byte arrived whole: its SHA-256 checked (read outside the write
@@ -226,14 +247,18 @@ async fn finish(
     name: &str,
     piece: &Piece,
 ) -> ApiResult<Json<Received>> {
-    let file = partial(kept, store, name);
+    let dir = store_dir(kept, store);
+    // An attempt that renamed the file and then failed to record it leaves it whole, not partial.
+    let file = Some(partial(kept, store, name))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| dir.join(name));
     let summed = file.clone();
     let (sum, _) = tokio::task::spawn_blocking(move || protocol::backup::sha256_of(&summed))
         .await
         .map_err(|e| io_error(std::io::Error::other(e)))?
         .map_err(io_error)?;
     let now = crate::now_ms();
-    let (_guard, mut tx) = hq.db.begin_write().await?;
+    let (guard, mut tx) = hq.db.begin_write().await?;
     let held: Option<(i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT received, completed_ms FROM store_backups WHERE store = $1 AND name = $2{}",
         hq.db.backend.for_update()
@@ -267,6 +292,7 @@ async fn finish(
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        drop(guard);
         remove_files(&[file]);
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -278,10 +304,11 @@ async fn finish(
         )
         .at("sha256"));
     }
-    let dir = store_dir(kept, store);
-    std::fs::rename(&file, dir.join(name)).map_err(io_error)?;
-    if let Ok(dir) = std::fs::File::open(&dir) {
-        let _ = dir.sync_all();
+    if file != dir.join(name) {
+        std::fs::rename(&file, dir.join(name)).map_err(io_error)?;
+        if let Ok(dir) = std::fs::File::open(&dir) {
+            let _ = dir.sync_all();
+        }
     }
     sqlx::query("UPDATE store_backups SET completed_ms = $1 WHERE store = $2 AND name = $3")
         .bind(now)
@@ -319,6 +346,7 @@ async fn finish(
     .append(&mut tx)
     .await?;
     tx.commit().await?;
+    drop(guard);
     remove_files(&dropped);
     Ok(Json(Received {
         received: piece.size,
@@ -336,6 +364,20 @@ fn remove_files(files: &[PathBuf]) {
     }
 }
 
+/// Lets a person with the support role or an API key with `support:write` through, naming
+/// them; not the read-API token (a store's backups are a support matter, not a report).
+async fn support(hq: &Hq, headers: &HeaderMap, store: &str) -> ApiResult<String> {
+    let actor = authorize(hq, headers, Scope::SupportWrite, Some(store), Access::Read).await?;
+    if actor == "token" {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+            "a store's backups are for a person with the support role or an API key with `support:write`, not the read-API token",
+        ));
+    }
+    Ok(actor)
+}
+
 /// `GET /v1/stores/{id}/backups` (`support:write`): the store's whole backups, newest first,
 /// and the one on its way.
 pub(crate) async fn list(
@@ -343,7 +385,7 @@ pub(crate) async fn list(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    authorize(&hq, &headers, Scope::SupportWrite, Some(&id), Access::Read).await?;
+    support(&hq, &headers, &id).await?;
     crate::support::known_store(&hq, &id).await?;
     let kept = hq.store_backups.clone().ok_or_else(off)?;
     Ok(Json(listing(&hq, &id, kept.keep).await?))
@@ -386,14 +428,7 @@ pub(crate) async fn download(
     headers: HeaderMap,
     Path((id, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let actor = authorize(&hq, &headers, Scope::SupportWrite, Some(&id), Access::Read).await?;
-    if actor == "token" {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "missing_scope",
-            "a store's backup is fetched by a person with the support role or an API key with `support:write`, not the read-API token",
-        ));
-    }
+    let actor = support(&hq, &headers, &id).await?;
     let kept = hq.store_backups.clone().ok_or_else(off)?;
     let not_found = || {
         ApiError::new(

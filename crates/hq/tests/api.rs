@@ -6487,6 +6487,15 @@ async fn store_backups_arrive_in_pieces_resume_are_checked_kept_to_the_newest_an
     )
     .await;
     assert_error(&answer, StatusCode::CONFLICT, "backup_differs", None);
+    // HQ stopped after it renamed the file whole but before it recorded it: the node's next
+    // probe finds every byte, and HQ checks the file and records it then.
+    sqlx::query("UPDATE store_backups SET completed_ms = NULL WHERE name = $1")
+        .bind(name)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let answer = send(&r, backup_piece(Some(&vienna), name, 0, &whole, vec![])).await;
+    assert_eq!(held(&answer), (whole.len() as u64, true));
 
     // Bytes that do not match the SHA-256 the node named: dropped whole.
     let liar = "vienna-01-20261206T030000.000Z.kassa-backup.age";
@@ -6601,6 +6610,8 @@ async fn store_backups_arrive_in_pieces_resume_are_checked_kept_to_the_newest_an
         StatusCode::FORBIDDEN,
         "the read-API token fetches no backup"
     );
+    let (status, _) = get(&r, "/v1/stores/vienna-01/backups", Some(READ_TOKEN)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "nor lists them");
     let (status, _) = get(&r, newest, Some(&vienna)).await;
     assert_eq!(
         status,
@@ -6646,7 +6657,7 @@ async fn store_backups_arrive_in_pieces_resume_are_checked_kept_to_the_newest_an
         .iter()
         .filter(|(actor, action)| actor == "store:vienna-01" && action == "store.backup_received")
         .count();
-    assert_eq!(received, 4, "{audit:?}");
+    assert_eq!(received, 5, "{audit:?}");
     assert_eq!(
         audit.last().unwrap(),
         &("user:sam".to_owned(), "store.backup_downloaded".to_owned())

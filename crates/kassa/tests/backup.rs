@@ -608,7 +608,7 @@ async fn backups_sent_to_hq_are_encrypted_resume_after_an_outage_and_restore_wit
             "--backup-dir",
             &arg(&path("backups")),
             "--backup-every",
-            "10s",
+            "15s",
             "--backup-keep",
             "3",
             "--backup-to-hq",

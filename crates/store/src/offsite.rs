@@ -33,6 +33,8 @@ const STAGING: &str = ".to-hq";
 const AGE_MAGIC: &[u8] = b"age-encryption.org/";
 /// The waits between attempts while HQ cannot be reached: doubling from the first to the last.
 const RETRY: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(600));
+/// How long one piece may take: a 1 MiB piece over a 32 kbit/s link.
+const PIECE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The chain's recovery key: the identity file's text (age's own format, which the `age` tool
 /// reads too) and the public recipient the nodes encrypt to.
@@ -197,7 +199,7 @@ pub fn start(node: Arc<Node>, dir: &Path, to_hq: ToHq) -> Result<Arc<Sender>, Ba
     })?;
     let http = to_hq
         .link
-        .client(crate::sync::TIMEOUT, crate::sync::CONNECT_TIMEOUT)
+        .client(PIECE_TIMEOUT, crate::sync::CONNECT_TIMEOUT)
         .map_err(|e| BackupError::Node(format!("the link to HQ: {e}")))?;
     let sender = Arc::new(Sender::default());
     node.update_backups(|s| s.to_hq = Some(ToHqState::default()));
@@ -249,10 +251,15 @@ async fn run(
 ) {
     let mut wait = RETRY.0;
     loop {
-        let next = match staged(&staging) {
-            Some(file) => file,
-            None => match sender.take() {
+        // A newer backup replaces a copy that could not be sent (HQ held it when a restore
+        // would need it only if it were the newest); a send under way is finished first.
+        let next = match (sender.take(), staged(&staging)) {
+            (None, Some(file)) => file,
+            (offered, waiting) => match offered {
                 Some(plain) => {
+                    if let Some(old) = waiting {
+                        let _ = std::fs::remove_file(old);
+                    }
                     let name = format!(
                         "{}.age",
                         plain.file_name().unwrap_or_default().to_string_lossy()
@@ -309,7 +316,6 @@ async fn run(
             Err(Failed::Unreachable(why)) => {
                 tracing::warn!(file = %name, error = %why, retry_s = wait.as_secs(), "the backup could not reach HQ; sending it again later");
                 record(&node, |s| s.last_error = Some(why));
-                // A newer backup does not cut the wait short: the copy waiting goes first.
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(RETRY.1);
             }
@@ -406,7 +412,7 @@ async fn send(
         Ok(held) => held,
         Err((status, message)) => return Err(refused(status, message)),
     };
-    let mut conflicts = 0;
+    let (mut conflicts, mut restarted) = (0, false);
     while !held.complete {
         record(node, |s| s.sending_received = held.received);
         piece.offset = held.received;
@@ -428,6 +434,16 @@ async fn send(
             // again where HQ's copy ends.
             Err((409, _)) if conflicts < 3 => {
                 conflicts += 1;
+                piece.offset = 0;
+                match put(http, link, name, &piece, Vec::new()).await? {
+                    Ok(held) => held,
+                    Err((status, message)) => return Err(refused(status, message)),
+                }
+            }
+            // HQ's copy did not match the file's SHA-256 and HQ dropped it: this file was
+            // summed just now, so it is sent once more from the start.
+            Err((422, _)) if !restarted => {
+                restarted = true;
                 piece.offset = 0;
                 match put(http, link, name, &piece, Vec::new()).await? {
                     Ok(held) => held,
