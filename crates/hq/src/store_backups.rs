@@ -30,6 +30,33 @@ pub struct StoreBackups {
     pub dir: PathBuf,
     /// How many of each store's newest whole backups are kept.
     pub keep: usize,
+    /// The bytes the directory's disk keeps free: a backup or a piece that would leave less is
+    /// refused (`507`), so that backups never fill a disk HQ's database may share.
+    pub min_free: u64,
+}
+
+/// Refuses `bytes` more when the disk of `dir` would keep less than `min_free` free; a disk
+/// whose free space cannot be read is not refused (and logged).
+fn room_for(kept: &StoreBackups, bytes: u64) -> ApiResult<()> {
+    let free = match rustix::fs::statvfs(&kept.dir) {
+        Ok(fs) => fs.f_bavail.saturating_mul(fs.f_frsize),
+        Err(e) => {
+            tracing::warn!(dir = %kept.dir.display(), error = %e, "store backups: the disk's free space cannot be read");
+            return Ok(());
+        }
+    };
+    if free < kept.min_free.saturating_add(bytes) {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            format!(
+                "HQ's store backups disk has {} MiB free and keeps {} MiB free: HQ takes no more backups until its operator makes room (--store-backups-min-free-mib)",
+                free >> 20,
+                kept.min_free >> 20
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn off() -> ApiError {
@@ -141,6 +168,7 @@ pub(crate) async fn put_piece(
             u64::try_from(row.get::<i64, _>("received")).unwrap_or(0)
         }
         None => {
+            room_for(&kept, piece.size)?;
             // One upload per store at a time: a new one replaces what was left incomplete.
             let stale: Vec<String> = sqlx::query_scalar(
                 "SELECT name FROM store_backups WHERE store = $1 AND completed_ms IS NULL",
@@ -184,6 +212,7 @@ pub(crate) async fn put_piece(
             complete: false,
         }));
     }
+    room_for(&kept, bytes.len() as u64)?;
     let (at, written, length) = (received, partial(&kept, &store, &name), bytes.len() as u64);
     tokio::task::spawn_blocking(move || append(&written, at, &bytes))
         .await

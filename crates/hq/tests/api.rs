@@ -6330,11 +6330,34 @@ async fn store_backups_arrive_in_pieces_resume_are_checked_kept_to_the_newest_an
     assert_error(&answer, StatusCode::NOT_FOUND, "store_backups_off", None);
 
     let kept = tempfile::tempdir().unwrap();
+    // A disk that would keep less free than HQ is told to keep: refused, nothing recorded.
+    let full = hq::api::router(Arc::new(
+        hq::api::Hq::new(db.clone(), Some(READ_TOKEN.into())).with_store_backups(Some(
+            hq::store_backups::StoreBackups {
+                dir: kept.path().to_path_buf(),
+                keep: 2,
+                min_free: u64::MAX / 2,
+            },
+        )),
+    ));
+    let answer = send(&full, backup_piece(Some(&vienna), name, 0, &whole, vec![])).await;
+    assert_error(
+        &answer,
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+        None,
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM store_backups")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
     let r = hq::api::router(Arc::new(
         hq::api::Hq::new(db.clone(), Some(READ_TOKEN.into())).with_store_backups(Some(
             hq::store_backups::StoreBackups {
                 dir: kept.path().to_path_buf(),
                 keep: 2,
+                min_free: 0,
             },
         )),
     ));

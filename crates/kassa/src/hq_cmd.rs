@@ -78,6 +78,16 @@ enum HqCommand {
         #[arg(long, env = "KASSA_HQ_STORE_BACKUPS_KEEP", default_value_t = 7,
               value_parser = clap::value_parser!(u32).range(1..=1000), requires = "store_backups")]
         store_backups_keep: u32,
+        /// The MiB the store backups' disk keeps free: a backup that would leave less is
+        /// refused (the node tries again later), so backups never fill a disk HQ's database may
+        /// share.
+        #[arg(
+            long,
+            env = "KASSA_HQ_STORE_BACKUPS_MIN_FREE_MIB",
+            default_value_t = 1024,
+            requires = "store_backups"
+        )]
+        store_backups_min_free_mib: u64,
     },
     /// The chain's certificate authority and HQ's HTTPS certificate.
     Tls {
@@ -566,6 +576,7 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                 insecure_http,
                 store_backups,
                 store_backups_keep,
+                store_backups_min_free_mib,
             } => {
                 let Https {
                     config: tls,
@@ -599,6 +610,7 @@ pub fn run(args: HqArgs) -> anyhow::Result<()> {
                             anyhow::Ok(hq::store_backups::StoreBackups {
                                 dir,
                                 keep: usize::try_from(store_backups_keep)?,
+                                min_free: store_backups_min_free_mib.saturating_mul(1 << 20),
                             })
                         })
                         .transpose()?,
