@@ -101,6 +101,41 @@ async fn sell_n(url: &str, prefix: &str, n: usize) {
     }
 }
 
+/// The newest migration applied to the SQLite database `file`.
+async fn schema_of(file: &Path) -> i64 {
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", file.display()))
+        .await
+        .unwrap();
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    db.close().await;
+    version.unwrap_or(0)
+}
+
+/// The newest migration this release has in `crates/<dir>` (`store/migrations`,
+/// `hq/migrations/sqlite`), by the number its file name starts with.
+fn newest_migration(dir: &str) -> i64 {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.split('_').next()?.parse::<i64>().ok()
+        })
+        .max()
+        .unwrap_or_else(|| panic!("no migrations in {}", dir.display()))
+}
+
+/// How many copies an upgrade of the database `file` to this release keeps before migrating:
+/// one when this release has a migration the database lacks, none when it has none to run.
+async fn copies_expected(file: &Path, migrations: &str) -> usize {
+    usize::from(schema_of(file).await < newest_migration(migrations))
+}
+
 /// A copy of the database the upgrade migrated, kept in `dir/pre-migration`.
 fn copies_before_migrating(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("pre-migration"))
@@ -154,12 +189,14 @@ async fn the_previous_store_node_syncs_with_this_hq_and_is_upgraded_in_place() {
         "{verified}"
     );
 
-    // The node upgraded in place: this release on the previous one's data directory.
+    // The node upgraded in place: this release on the previous one's data directory, a copy
+    // of the ledger kept first when the upgrade migrates it.
+    let expected = copies_expected(&node.join("ledger.sqlite"), "store/migrations").await;
     let new = node_process(&current, &node).await;
     assert_eq!(
         copies_before_migrating(&node),
-        1,
-        "no copy of the ledger before migrating"
+        expected,
+        "a copy of the ledger before migrating, and only then"
     );
     wait_for_shifts(&new.url, &[T1]).await;
     sell_n(&new.url, "new-node", 2).await;
@@ -196,11 +233,12 @@ async fn this_store_node_syncs_with_the_previous_hq_which_is_upgraded_in_place()
     // HQ upgraded in place; the node sells on through the restart.
     old.kill9().await.unwrap();
     sell_n(&running.url, "hq-down", 2).await;
+    let expected = copies_expected(&hq.join("hq.sqlite"), "hq/migrations/sqlite").await;
     let upgraded = hq_process(&current, &hq, &listen).await;
     assert_eq!(
         copies_before_migrating(&hq),
-        1,
-        "no copy of HQ's database before migrating"
+        expected,
+        "a copy of HQ's database before migrating, and only then"
     );
     sell_n(&running.url, "new-hq", 2).await;
     wait_synced(&http, &running.url, &at_hq, &upgraded.url, READ).await;
