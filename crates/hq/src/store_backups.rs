@@ -35,28 +35,55 @@ pub struct StoreBackups {
     pub min_free: u64,
 }
 
-/// Refuses `bytes` more when the disk of `dir` would keep less than `min_free` free; a disk
-/// whose free space cannot be read is not refused (and logged).
-fn room_for(kept: &StoreBackups, bytes: u64) -> ApiResult<()> {
-    let free = match rustix::fs::statvfs(&kept.dir) {
-        Ok(fs) => fs.f_bavail.saturating_mul(fs.f_frsize),
+/// The bytes the disk of the store backups directory has free beyond its floor; `None` when
+/// its free space cannot be read (then nothing is refused, and it is logged).
+fn room(kept: &StoreBackups) -> Option<u64> {
+    match rustix::fs::statvfs(&kept.dir) {
+        Ok(fs) => Some(
+            fs.f_bavail
+                .saturating_mul(fs.f_frsize)
+                .saturating_sub(kept.min_free),
+        ),
         Err(e) => {
             tracing::warn!(dir = %kept.dir.display(), error = %e, "store backups: the disk's free space cannot be read");
-            return Ok(());
+            None
         }
-    };
-    if free < kept.min_free.saturating_add(bytes) {
-        return Err(ApiError::new(
+    }
+}
+
+/// A new backup of `size` bytes that does not fit above the floor: not this one (`413`; the
+/// node drops its copy and sends its next backup).
+fn fits(kept: &StoreBackups, size: u64) -> ApiResult<()> {
+    match room(kept) {
+        Some(room) if room < size => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "backup_too_large",
+            format!(
+                "HQ's store backups disk has room for {} MiB above the {} MiB it keeps free; this backup has {} MiB: HQ's operator makes room (or lowers --store-backups-min-free-mib)",
+                room >> 20,
+                kept.min_free >> 20,
+                size >> 20
+            ),
+        )
+        .at("size")),
+        _ => Ok(()),
+    }
+}
+
+/// A piece that no longer fits (the disk filled up meanwhile): not now (`507`; the node keeps
+/// its copy and tries again later).
+fn room_for_piece(kept: &StoreBackups, bytes: u64) -> ApiResult<()> {
+    match room(kept) {
+        Some(room) if room < bytes => Err(ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "insufficient_storage",
             format!(
-                "HQ's store backups disk has {} MiB free and keeps {} MiB free: HQ takes no more backups until its operator makes room (--store-backups-min-free-mib)",
-                free >> 20,
+                "HQ's store backups disk is down to the {} MiB it keeps free: the node tries again later, HQ's operator makes room",
                 kept.min_free >> 20
             ),
-        ));
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn off() -> ApiError {
@@ -168,7 +195,7 @@ pub(crate) async fn put_piece(
             u64::try_from(row.get::<i64, _>("received")).unwrap_or(0)
         }
         None => {
-            room_for(&kept, piece.size)?;
+            fits(&kept, piece.size)?;
             // One upload per store at a time: a new one replaces what was left incomplete.
             let stale: Vec<String> = sqlx::query_scalar(
                 "SELECT name FROM store_backups WHERE store = $1 AND completed_ms IS NULL",
@@ -212,7 +239,7 @@ pub(crate) async fn put_piece(
             complete: false,
         }));
     }
-    room_for(&kept, bytes.len() as u64)?;
+    room_for_piece(&kept, bytes.len() as u64)?;
     let (at, written, length) = (received, partial(&kept, &store, &name), bytes.len() as u64);
     tokio::task::spawn_blocking(move || append(&written, at, &bytes))
         .await

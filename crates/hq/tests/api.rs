@@ -6343,9 +6343,9 @@ async fn store_backups_arrive_in_pieces_resume_are_checked_kept_to_the_newest_an
     let answer = send(&full, backup_piece(Some(&vienna), name, 0, &whole, vec![])).await;
     assert_error(
         &answer,
-        StatusCode::INSUFFICIENT_STORAGE,
-        "insufficient_storage",
-        None,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "backup_too_large",
+        Some("size"),
     );
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM store_backups")
         .fetch_one(&db.pool)
@@ -6368,6 +6368,24 @@ async fn store_backups_arrive_in_pieces_resume_are_checked_kept_to_the_newest_an
             answer.2["complete"].as_bool().unwrap(),
         )
     };
+    // Begun while there was room, a piece that finds the disk at its floor: not now (the node
+    // keeps its copy and tries again), nothing written.
+    let early = "vienna-01-20261206T000000.000Z.kassa-backup.age";
+    let answer = send(&r, backup_piece(Some(&vienna), early, 0, &whole, vec![])).await;
+    assert_eq!(held(&answer), (0, false));
+    let answer = send(
+        &full,
+        backup_piece(Some(&vienna), early, 0, &whole, whole[..1000].to_vec()),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient_storage",
+        None,
+    );
+    let answer = send(&r, backup_piece(Some(&vienna), early, 0, &whole, vec![])).await;
+    assert_eq!(held(&answer), (0, false));
 
     // Without the store's credential, with a name that is not a file name, a piece too large,
     // a checksum that is not one: refused, nothing kept.
